@@ -1,0 +1,109 @@
+import fs from "node:fs";
+import path from "node:path";
+import crypto from "node:crypto";
+import { z } from "zod";
+
+// The one place settings are read. Every setting is validated at start; a bad one stops
+// the process with a message naming it. Secrets missing from the environment are generated
+// once into GANTRY_HOME/secrets.json (mode 0600) so a fresh machine needs no set-up.
+
+const bool = z
+  .enum(["true", "false", "1", "0", "yes", "no"])
+  .transform((v) => v === "true" || v === "1" || v === "yes");
+
+const schema = z.object({
+  NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
+  GANTRY_HOME: z.string().min(1).default(".gantry"),
+  PORT: z.coerce.number().int().min(1).max(65535).default(3000),
+  PUBLIC_URL: z.url().optional(),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL")
+    .optional(),
+  EMBEDDED_PG_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
+  AUTH_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+  ENCRYPTION_KEY: z
+    .string()
+    .regex(/^[A-Za-z0-9+/]{43}=$/, "must be 32 bytes, base64-encoded (openssl rand -base64 32)")
+    .optional(),
+  ALLOW_SIGNUP: bool.default(true),
+  BLOB_DIR: z.string().min(1).optional(),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  WORKER_HEARTBEAT_MS: z.coerce.number().int().min(200).default(5000),
+  WORKER_STALE_AFTER_MS: z.coerce.number().int().min(1000).default(30000),
+  SSE_HEARTBEAT_MS: z.coerce.number().int().min(100).default(15000),
+  SSE_MAX_BUFFERED_EVENTS: z.coerce.number().int().min(10).default(1000),
+  FIREBASE_PROJECT_ID: z.string().min(1).optional(),
+  FIREBASE_API_KEY: z.string().min(1).optional(),
+  FIREBASE_AUTH_DOMAIN: z.string().min(1).optional(),
+  FIREBASE_AUTH_EMULATOR_HOST: z
+    .string()
+    .regex(/^[\w.-]+:\d+$/, "must be host:port, e.g. 127.0.0.1:9099")
+    .optional(),
+});
+
+export type Env = z.infer<typeof schema> & {
+  AUTH_SECRET: string;
+  ENCRYPTION_KEY: string;
+  BLOB_DIR: string;
+  PUBLIC_URL: string;
+  isFirebaseEnabled: boolean;
+};
+
+export class SettingsError extends Error {}
+
+export function parseEnv(source: Record<string, string | undefined>): Env {
+  const cleaned = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = schema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+    throw new SettingsError(`Invalid settings (see .env.example):\n${lines.join("\n")}`);
+  }
+  const env = parsed.data;
+  const home = path.resolve(env.GANTRY_HOME);
+  const secrets = env.AUTH_SECRET && env.ENCRYPTION_KEY ? null : loadOrCreateSecrets(home);
+  const firebaseKeys = [env.FIREBASE_PROJECT_ID, env.FIREBASE_API_KEY];
+  if (firebaseKeys.some(Boolean) && !firebaseKeys.every(Boolean)) {
+    throw new SettingsError("Invalid settings: FIREBASE_PROJECT_ID and FIREBASE_API_KEY must be set together");
+  }
+  return {
+    ...env,
+    GANTRY_HOME: home,
+    AUTH_SECRET: env.AUTH_SECRET ?? secrets!.authSecret,
+    ENCRYPTION_KEY: env.ENCRYPTION_KEY ?? secrets!.encryptionKey,
+    BLOB_DIR: path.resolve(env.BLOB_DIR ?? path.join(home, "blobs")),
+    PUBLIC_URL: env.PUBLIC_URL ?? `http://localhost:${env.PORT}`,
+    isFirebaseEnabled: Boolean(env.FIREBASE_PROJECT_ID && env.FIREBASE_API_KEY),
+  };
+}
+
+const secretsSchema = z.object({ authSecret: z.string().min(32), encryptionKey: z.string().length(44) });
+
+function loadOrCreateSecrets(home: string): z.infer<typeof secretsSchema> {
+  const file = path.join(home, "secrets.json");
+  if (fs.existsSync(file)) {
+    const parsed = secretsSchema.safeParse(JSON.parse(fs.readFileSync(file, "utf8")));
+    if (!parsed.success) throw new SettingsError(`${file} is damaged: remove it to generate new secrets (existing sessions end and encrypted credentials must be re-entered)`);
+    return parsed.data;
+  }
+  fs.mkdirSync(home, { recursive: true, mode: 0o700 });
+  const secrets = {
+    authSecret: crypto.randomBytes(32).toString("base64url"),
+    encryptionKey: crypto.randomBytes(32).toString("base64"),
+  };
+  // wx: two processes starting at once must not overwrite each other's secrets.
+  try {
+    fs.writeFileSync(file, JSON.stringify(secrets, null, 2) + "\n", { mode: 0o600, flag: "wx" });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    return secretsSchema.parse(JSON.parse(fs.readFileSync(file, "utf8")));
+  }
+  return secrets;
+}
+
+let cached: Env | undefined;
+
+export function env(): Env {
+  cached ??= parseEnv(process.env);
+  return cached;
+}

@@ -1,0 +1,16 @@
+import type { JobEvent } from "../generated/prisma/client";
+import type { JobEventDto } from "./jobs.schemas";
+
+export function toJobEventDto(row: JobEvent): JobEventDto {
+  return {
+    id: row.id.toString(),
+    jobId: row.jobId,
+    seq: row.seq,
+    at: row.at,
+    level: row.level,
+    step: row.step,
+    progress: row.progress,
+    status: row.status,
+    message: row.message,
+  };
+}

@@ -1,0 +1,133 @@
+import pg from "pg";
+import type { Db } from "../db";
+import { EVENTS_CHANNEL, eventNotificationSchema } from "./catalog";
+import type { JobEventDto } from "./jobs.schemas";
+import { toJobEventDto } from "./jobs.queries";
+
+export type RealtimeMessage = { kind: "event"; orgId: string; event: JobEventDto } | { kind: "resync" };
+type Listener = (message: RealtimeMessage) => void;
+
+/**
+ * One LISTEN connection per process. Notifications carry ids only; the hub reads each batch
+ * of new rows once and hands them to every subscriber of that job or organisation. After a
+ * reconnect it tells every subscriber to re-read from the database, so nothing is lost.
+ */
+export class RealtimeHub {
+  private client: pg.Client | null = null;
+  private readonly listeners = new Map<string, Set<Listener>>();
+  private pending: string[] = [];
+  private flushScheduled = false;
+  private isStopped = false;
+  private reconnectAttempt = 0;
+  private connecting: Promise<void> | null = null;
+
+  constructor(private readonly opts: { url: string; db: Db; log?: (m: string) => void }) {}
+
+  subscribe(key: `job:${string}` | `org:${string}`, listener: Listener): () => void {
+    void this.ensureConnected();
+    let set = this.listeners.get(key);
+    if (!set) this.listeners.set(key, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.listeners.delete(key);
+    };
+  }
+
+  get subscriberCount(): number {
+    let n = 0;
+    for (const s of this.listeners.values()) n += s.size;
+    return n;
+  }
+
+  /** Resolves once the LISTEN is in place (subscribers replay from the database anyway). */
+  ensureConnected(): Promise<void> {
+    if (this.client || this.isStopped) return Promise.resolve();
+    this.connecting ??= this.connect().finally(() => (this.connecting = null));
+    return this.connecting;
+  }
+
+  private async connect(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.opts.url });
+    client.on("notification", (n) => {
+      if (n.channel !== EVENTS_CHANNEL || !n.payload) return;
+      const parsed = eventNotificationSchema.safeParse(JSON.parse(n.payload));
+      if (parsed.success) this.enqueue(parsed.data.id);
+    });
+    client.on("error", (e) => this.handleDrop(client, e));
+    client.on("end", () => this.handleDrop(client));
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${EVENTS_CHANNEL}`);
+      this.client = client;
+      if (this.reconnectAttempt > 0) this.broadcast({ kind: "resync" });
+      this.reconnectAttempt = 0;
+    } catch (error) {
+      client.removeAllListeners("end");
+      await client.end().catch(() => {});
+      this.scheduleReconnect(error as Error);
+    }
+  }
+
+  private handleDrop(client: pg.Client, error?: Error): void {
+    if (this.client !== client) return;
+    this.client = null;
+    client.removeAllListeners();
+    client.on("error", () => {});
+    void client.end().catch(() => {});
+    if (!this.isStopped) this.scheduleReconnect(error);
+  }
+
+  private scheduleReconnect(error?: Error): void {
+    if (this.isStopped) return;
+    this.reconnectAttempt++;
+    // Jittered exponential backoff, so many web processes do not reconnect in lockstep.
+    const delay = Math.min(30_000, 250 * 2 ** Math.min(this.reconnectAttempt, 7)) * (0.5 + Math.random() / 2);
+    this.opts.log?.(`Realtime connection lost${error ? ` (${error.message})` : ""}; reconnecting in ${Math.round(delay)} ms`);
+    setTimeout(() => void this.ensureConnected(), delay).unref();
+  }
+
+  private enqueue(id: string): void {
+    this.pending.push(id);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => void this.flush());
+  }
+
+  private async flush(): Promise<void> {
+    this.flushScheduled = false;
+    const ids = this.pending;
+    this.pending = [];
+    if (this.listeners.size === 0) return;
+    try {
+      const rows = await this.opts.db.jobEvent.findMany({ where: { id: { in: ids.map(BigInt) } }, orderBy: { id: "asc" } });
+      for (const row of rows) {
+        const message: RealtimeMessage = { kind: "event", orgId: row.orgId, event: toJobEventDto(row) };
+        this.deliver(`job:${row.jobId}`, message);
+        this.deliver(`org:${row.orgId}`, message);
+      }
+    } catch (error) {
+      this.opts.log?.(`Could not read new job events: ${(error as Error).message}`);
+      this.broadcast({ kind: "resync" });
+    }
+  }
+
+  private deliver(key: string, message: RealtimeMessage): void {
+    for (const listener of this.listeners.get(key) ?? []) listener(message);
+  }
+
+  private broadcast(message: RealtimeMessage): void {
+    for (const set of this.listeners.values()) for (const listener of set) listener(message);
+  }
+
+  async stop(): Promise<void> {
+    this.isStopped = true;
+    const client = this.client;
+    this.client = null;
+    if (client) {
+      client.removeAllListeners();
+      client.on("error", () => {});
+      await client.end().catch(() => {});
+    }
+  }
+}

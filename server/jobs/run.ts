@@ -1,0 +1,79 @@
+import type { z } from "zod";
+import type { Db } from "../db";
+import { isAppError } from "../errors";
+import type { JobDef } from "./catalog";
+import { appendJobEvent, createProgressReporter, type ProgressReporter } from "./progress";
+import type { CancellationRegistry } from "./cancellation";
+
+export interface JobContext {
+  db: Db;
+  progress: ProgressReporter;
+  signal: AbortSignal;
+  job: { id: string; orgId: string; createdById: string | null; attempt: number };
+}
+
+export type JobHandler<S extends z.ZodType> = (payload: z.output<S>, ctx: JobContext) => Promise<unknown>;
+
+export interface RunJobOptions<S extends z.ZodType> {
+  db: Db;
+  def: JobDef<S>;
+  jobId: string;
+  /** The queue's attempt number, 1-based. */
+  attempt: number;
+  cancellations: CancellationRegistry;
+  handler: JobHandler<S>;
+}
+
+/**
+ * Runs one attempt of a job: marks it running, hands the service a progress reporter and an
+ * AbortSignal, and records how it ended. Throws only when the queue should try again.
+ */
+export async function runJob<S extends z.ZodType>({ db, def, jobId, attempt, cancellations, handler }: RunJobOptions<S>): Promise<void> {
+  const job = await db.job.findUnique({ where: { id: jobId } });
+  if (!job || job.status === "succeeded" || job.status === "cancelled" || job.status === "failed") return;
+  const record = (e: Parameters<typeof appendJobEvent>[1]) => db.$transaction((tx) => appendJobEvent(tx, e));
+  const base = { jobId, orgId: job.orgId };
+
+  if (job.cancelRequestedAt) {
+    await db.job.update({ where: { id: jobId }, data: { status: "cancelled", finishedAt: new Date() } });
+    await record({ ...base, message: "Cancelled before it started", status: "cancelled" });
+    return;
+  }
+
+  await db.job.update({ where: { id: jobId }, data: { status: "running", attempts: attempt, startedAt: job.startedAt ?? new Date(), error: null } });
+  await record({ ...base, message: attempt > 1 ? `Started, attempt ${attempt} of ${job.maxAttempts}` : "Started", status: "running" });
+
+  const controller = cancellations.register(jobId);
+  try {
+    const payload = def.payload.parse(job.payload);
+    const progress = createProgressReporter(db, { id: jobId, orgId: job.orgId }, () => controller.abort());
+    const result = await handler(payload, {
+      db,
+      progress,
+      signal: controller.signal,
+      job: { id: jobId, orgId: job.orgId, createdById: job.createdById, attempt },
+    });
+    if (controller.signal.aborted) throw controller.signal.reason ?? new Error("Cancelled");
+    await db.job.update({ where: { id: jobId }, data: { status: "succeeded", progress: 1, finishedAt: new Date(), result: (result ?? undefined) as object | undefined } });
+    await record({ ...base, message: "Finished", status: "succeeded", progress: 1 });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (controller.signal.aborted) {
+      await db.job.update({ where: { id: jobId }, data: { status: "cancelled", finishedAt: new Date() } });
+      await record({ ...base, message: "Cancelled", status: "cancelled", level: "warn" });
+      return;
+    }
+    // A bad request (bad input, missing thing) will fail the same way every time: stop now.
+    const isPermanent = isAppError(error) && error.code !== "INTERNAL" && error.code !== "RATE_LIMITED";
+    if (isPermanent || attempt >= job.maxAttempts) {
+      await db.job.update({ where: { id: jobId }, data: { status: "failed", error: message, finishedAt: new Date() } });
+      await record({ ...base, message: `Failed: ${message}`, status: "failed", level: "error" });
+      return;
+    }
+    await db.job.update({ where: { id: jobId }, data: { status: "queued", error: message } });
+    await record({ ...base, message: `Attempt ${attempt} failed: ${message}. Retrying with backoff.`, status: "queued", level: "warn" });
+    throw error;
+  } finally {
+    cancellations.unregister(jobId, controller);
+  }
+}

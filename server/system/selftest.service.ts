@@ -1,0 +1,46 @@
+import type { z } from "zod";
+import type { Db } from "../db";
+import { AppError } from "../errors";
+import type { OrgActor } from "../auth/roles";
+import { recordAudit } from "../audit/audit.service";
+import { selftestJob } from "../jobs/catalog";
+import { enqueue } from "../jobs/enqueue";
+import type { ProgressReporter } from "../jobs/progress";
+
+type SelftestPayload = z.output<typeof selftestJob.payload>;
+
+export async function startSelftest(db: Db, { actor, input }: { actor: OrgActor; input: z.input<typeof selftestJob.payload> }): Promise<{ jobId: string }> {
+  return db.$transaction(async (tx) => {
+    const job = await enqueue(selftestJob, input, { tx, orgId: actor.orgId, createdById: actor.userId });
+    await recordAudit(tx, { orgId: actor.orgId, actor, action: "job.start", target: job.jobId, data: { kind: selftestJob.name } });
+    return job;
+  });
+}
+
+/** A few timed steps that exercise the whole path: queue, progress, live stream, cancel. */
+export async function runSelftest(payload: SelftestPayload, { progress, signal }: { progress: ProgressReporter; signal: AbortSignal }): Promise<{ steps: number }> {
+  for (let i = 1; i <= payload.steps; i++) {
+    signal.throwIfAborted();
+    await progress.step(`Step ${i} of ${payload.steps}`, (i - 1) / payload.steps);
+    await sleep(payload.stepMs / 2, signal);
+    await progress.set((i - 0.5) / payload.steps, `Step ${i}: halfway`);
+    await sleep(payload.stepMs / 2, signal);
+    if (payload.failAtStep === i) throw new AppError("INTERNAL", `Self-test failed at step ${i} as asked`);
+  }
+  return { steps: payload.steps };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}

@@ -1,0 +1,29 @@
+import type { Task } from "graphile-worker";
+import type { z } from "zod";
+import type { Db } from "../server/db";
+import type { JobDef } from "../server/jobs/catalog";
+import { taskPayloadSchema } from "../server/jobs/catalog";
+import type { CancellationRegistry } from "../server/jobs/cancellation";
+import { runJob, type JobHandler } from "../server/jobs/run";
+
+export interface TaskDeps {
+  db: Db;
+  cancellations: CancellationRegistry;
+}
+
+export interface TaskModule {
+  def: JobDef;
+  handler: JobHandler<z.ZodType>;
+}
+
+export function defineTask<S extends z.ZodType>(def: JobDef<S>, handler: JobHandler<S>): TaskModule {
+  return { def, handler: handler as JobHandler<z.ZodType> };
+}
+
+/** Adapts a task module to graphile-worker: the queue entry only names the Job row. */
+export function toGraphileTask(mod: TaskModule, deps: TaskDeps): Task {
+  return async (rawPayload, helpers) => {
+    const { jobId } = taskPayloadSchema.parse(rawPayload);
+    await runJob({ ...deps, def: mod.def, jobId, attempt: helpers.job.attempts, handler: mod.handler });
+  };
+}

@@ -1,0 +1,5 @@
+import selftest from "./system/selftest";
+import type { TaskModule } from "../define-task";
+
+/** Every task this worker runs, one per job in the catalog. */
+export const taskModules: TaskModule[] = [selftest];

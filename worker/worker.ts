@@ -1,0 +1,101 @@
+import path from "node:path";
+import { EventEmitter } from "node:events";
+import { run, runMigrations, type Runner, type WorkerEvents } from "graphile-worker";
+import pg from "pg";
+import { createDb } from "../server/db";
+import { env } from "../server/env";
+import { CANCEL_CHANNEL, cancelNotificationSchema, jobCatalog } from "../server/jobs/catalog";
+import { CancellationRegistry } from "../server/jobs/cancellation";
+import { recordHeartbeat, releaseDeadWorkers, removeHeartbeats } from "../server/system/heartbeat.service";
+import { toGraphileTask } from "./define-task";
+import { taskModules } from "./tasks/index";
+
+export interface StartedWorker {
+  stop(): Promise<void>;
+}
+
+export async function prepareQueue(url: string): Promise<void> {
+  await runMigrations({ connectionString: url });
+}
+
+/** Starts the queue runner, the cancel listener and the heartbeat. */
+export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY, log = console.log }: { url: string; concurrency?: number; log?: (m: string) => void }): Promise<StartedWorker> {
+  const missing = jobCatalog.filter((def) => !taskModules.some((m) => m.def.name === def.name));
+  if (missing.length) throw new Error(`No worker task for job(s): ${missing.map((d) => d.name).join(", ")}`);
+
+  const settings = env();
+  const db = createDb(url, concurrency + 2);
+  const cancellations = new CancellationRegistry();
+  const taskList = Object.fromEntries(taskModules.map((m) => [m.def.name, toGraphileTask(m, { db, cancellations })]));
+
+  await prepareQueue(url);
+  const released = await releaseDeadWorkers(db, settings.WORKER_STALE_AFTER_MS);
+  if (released.length) log(`Released jobs held by ${released.length} worker(s) that stopped without shutting down`);
+
+  const workerIds = new Set<string>();
+  const events = new EventEmitter() as WorkerEvents;
+  events.on("worker:create", ({ worker }) => workerIds.add(worker.workerId));
+  const runner: Runner = await run({ connectionString: url, concurrency, taskList, noHandleSignals: true, pollInterval: 1000, events, crontabFile: path.resolve("worker/crontab") });
+  events.on("job:error", ({ job, error }) => log(`Job ${job.task_identifier} attempt ${job.attempts} failed: ${(error as Error)?.message ?? error}`));
+
+  const listener = await listenForCancels(url, cancellations, log);
+  const beat = async () => {
+    try {
+      if (workerIds.size) await recordHeartbeat(db, [...workerIds]);
+      await releaseDeadWorkers(db, settings.WORKER_STALE_AFTER_MS);
+    } catch (error) {
+      log(`Heartbeat failed: ${(error as Error).message}`);
+    }
+  };
+  // The pool creates its workers synchronously within run(); the first beat follows at once.
+  await beat();
+  const timer = setInterval(beat, settings.WORKER_HEARTBEAT_MS);
+
+  return {
+    async stop() {
+      clearInterval(timer);
+      await runner.stop();
+      await listener.stop();
+      await removeHeartbeats(db, [...workerIds]).catch(() => {});
+      await db.$disconnect();
+    },
+  };
+}
+
+async function listenForCancels(url: string, cancellations: CancellationRegistry, log: (m: string) => void): Promise<{ stop(): Promise<void> }> {
+  let client: pg.Client | null = null;
+  let isStopped = false;
+  const connect = async (attempt = 0): Promise<void> => {
+    if (isStopped) return;
+    const c = new pg.Client({ connectionString: url });
+    c.on("notification", (n) => {
+      const parsed = cancelNotificationSchema.safeParse(JSON.parse(n.payload ?? "null"));
+      if (parsed.success) cancellations.cancel(parsed.data.jobId);
+    });
+    const retry = () => {
+      if (isStopped || client !== c) return;
+      client = null;
+      // Missed cancels are still caught: every progress write sees the job's cancel flag.
+      setTimeout(() => void connect(attempt + 1), Math.min(30_000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2)).unref();
+    };
+    c.on("error", (e) => {
+      log(`Cancel listener: ${e.message}`);
+      retry();
+    });
+    c.on("end", retry);
+    client = c;
+    try {
+      await c.connect();
+      await c.query(`LISTEN ${CANCEL_CHANNEL}`);
+    } catch {
+      retry();
+    }
+  };
+  await connect();
+  return {
+    async stop() {
+      isStopped = true;
+      await client?.end().catch(() => {});
+    },
+  };
+}
