@@ -1,0 +1,20 @@
+import { auditRouter } from "./routers/audit";
+import { authRouter } from "./routers/auth";
+import { jobsRouter } from "./routers/jobs";
+import { invitesRouter, orgsRouter } from "./routers/orgs";
+import { systemRouter } from "./routers/system";
+import { tokensRouter } from "./routers/tokens";
+import { createCallerFactory, router } from "./trpc";
+
+export const appRouter = router({
+  auth: authRouter,
+  orgs: orgsRouter,
+  invites: invitesRouter,
+  tokens: tokensRouter,
+  audit: auditRouter,
+  jobs: jobsRouter,
+  system: systemRouter,
+});
+
+export type AppRouter = typeof appRouter;
+export const createCaller = createCallerFactory(appRouter);

@@ -1,0 +1,43 @@
+import { tracked } from "@trpc/server";
+import { z } from "zod";
+import { env } from "../../env";
+import { jobEventSchema, jobIdInput, jobSchema, listJobsInput } from "../../jobs/jobs.schemas";
+import { cancelJob, getJob, listJobEvents, listJobs, retryJob } from "../../jobs/jobs.service";
+import { streamJobEvents, streamOrgEvents } from "../../jobs/stream";
+import { orgProcedure, router } from "../trpc";
+
+const lastEventId = z.string().regex(/^\d+$/).nullish();
+
+export const jobsRouter = router({
+  list: orgProcedure("viewer")
+    .input(listJobsInput)
+    .output(z.object({ items: z.array(jobSchema), nextCursor: z.string().nullable() }))
+    .query(({ ctx, input }) => listJobs(ctx.db, { orgId: ctx.orgActor.orgId, input })),
+  get: orgProcedure("viewer").input(jobIdInput).output(jobSchema).query(({ ctx, input }) => getJob(ctx.db, { orgId: ctx.orgActor.orgId, jobId: input.jobId })),
+  events: orgProcedure("viewer").input(jobIdInput).output(z.array(jobEventSchema)).query(({ ctx, input }) => listJobEvents(ctx.db, { orgId: ctx.orgActor.orgId, jobId: input.jobId })),
+  cancel: orgProcedure("operator").input(jobIdInput).output(jobSchema).mutation(({ ctx, input }) => cancelJob(ctx.db, { actor: ctx.orgActor, jobId: input.jobId })),
+  retry: orgProcedure("operator").input(jobIdInput).output(jobSchema).mutation(({ ctx, input }) => retryJob(ctx.db, { actor: ctx.orgActor, jobId: input.jobId })),
+
+  /** One job's events, resumable: the client's last seen seq comes back as lastEventId. */
+  onJobEvents: orgProcedure("viewer")
+    .input(jobIdInput.extend({ lastEventId }))
+    .subscription(async function* ({ ctx, input, signal }) {
+      const events = streamJobEvents({ db: ctx.db, hub: ctx.hub, orgId: ctx.orgActor.orgId, jobId: input.jobId, afterSeq: Number(input.lastEventId ?? 0), signal: signal!, maxBuffered: env().SSE_MAX_BUFFERED_EVENTS });
+      for await (const event of events) yield tracked(String(event.seq), event);
+    }),
+
+  /** Every job event of the organisation, resumable by event id. */
+  onOrgEvents: orgProcedure("viewer")
+    .input(z.object({ lastEventId }).optional())
+    .subscription(async function* ({ ctx, input, signal }) {
+      const afterId = input?.lastEventId ? BigInt(input.lastEventId) : await latestEventId(ctx);
+      const events = streamOrgEvents({ db: ctx.db, hub: ctx.hub, orgId: ctx.orgActor.orgId, afterId, signal: signal!, maxBuffered: env().SSE_MAX_BUFFERED_EVENTS });
+      for await (const event of events) yield tracked(event.id, event);
+    }),
+});
+
+// A fresh org subscription starts from now; the page already loaded the current state.
+async function latestEventId(ctx: { db: import("../../db").Db; orgActor: { orgId: string } }): Promise<bigint> {
+  const last = await ctx.db.jobEvent.findFirst({ where: { orgId: ctx.orgActor.orgId }, orderBy: { id: "desc" }, select: { id: true } });
+  return last?.id ?? 0n;
+}

@@ -1,0 +1,89 @@
+import { initTRPC, TRPCError } from "@trpc/server";
+import superjson from "superjson";
+import { ZodError } from "zod";
+import type { Db } from "../db";
+import { AppError, isAppError, type ErrorCode } from "../errors";
+import { hasRole, type Actor, type OrgActor, type Role } from "../auth/roles";
+import type { RequestIdentity } from "../auth/request-actor";
+import type { RealtimeHub } from "../jobs/realtime";
+
+export interface Context extends RequestIdentity {
+  db: Db;
+  hub: RealtimeHub;
+  baseUrl: string;
+}
+
+/** Every procedure states who may call it; the authorization test reads this. */
+export interface Meta {
+  access: "public" | "authed" | Role;
+}
+
+const t = initTRPC
+  .context<Context>()
+  .meta<Meta>()
+  .create({
+    transformer: superjson,
+    errorFormatter({ shape, error }) {
+      const isInternal = error.code === "INTERNAL_SERVER_ERROR";
+      return {
+        ...shape,
+        message: isInternal ? "Something went wrong on the server; the details are in its log." : shape.message,
+        data: {
+          ...shape.data,
+          stack: undefined,
+          fieldErrors: error.cause instanceof ZodError ? error.cause.issues.map((i) => ({ path: i.path.join("."), message: i.message })) : undefined,
+        },
+      };
+    },
+  });
+
+const trpcCode: Record<ErrorCode, TRPCError["code"]> = {
+  NOT_FOUND: "NOT_FOUND",
+  FORBIDDEN: "FORBIDDEN",
+  UNAUTHORIZED: "UNAUTHORIZED",
+  CONFLICT: "CONFLICT",
+  BAD_REQUEST: "BAD_REQUEST",
+  RATE_LIMITED: "TOO_MANY_REQUESTS",
+  INTERNAL: "INTERNAL_SERVER_ERROR",
+};
+
+/** The one place AppError becomes a tRPC error. */
+export function toTRPCError(error: AppError): TRPCError {
+  return new TRPCError({ code: trpcCode[error.code], message: error.message, cause: error });
+}
+
+const mapErrors = t.middleware(async ({ next }) => {
+  const result = await next();
+  if (!result.ok && isAppError(result.error.cause)) throw toTRPCError(result.error.cause);
+  return result;
+});
+
+export const router = t.router;
+export const createCallerFactory = t.createCallerFactory;
+
+const base = t.procedure.use(mapErrors);
+
+export const publicProcedure = base.meta({ access: "public" });
+
+function requireActor(ctx: Context): Actor {
+  if (ctx.authError) throw toTRPCError(ctx.authError);
+  if (!ctx.actor) throw new TRPCError({ code: "UNAUTHORIZED", message: "Sign in to continue" });
+  return ctx.actor;
+}
+
+export const authedProcedure = base.meta({ access: "authed" }).use(({ ctx, next }) => next({ ctx: { actor: requireActor(ctx) } }));
+
+/** A procedure acting inside the caller's organisation, for members of at least `minRole`. */
+export function orgProcedure(minRole: Role) {
+  return base.meta({ access: minRole }).use(({ ctx, next }) => {
+    requireActor(ctx);
+    const orgActor: OrgActor | null = ctx.orgActor;
+    if (!orgActor) {
+      throw new TRPCError({ code: "FORBIDDEN", message: ctx.requestedOrgId ? "You are not a member of that organisation" : "You are not a member of any organisation yet; ask for an invite link" });
+    }
+    if (!hasRole(orgActor.role, minRole)) {
+      throw new TRPCError({ code: "FORBIDDEN", message: `This needs the ${minRole} role or higher; you are ${orgActor.role === "admin" || orgActor.role === "operator" ? "an" : "a"} ${orgActor.role} here` });
+    }
+    return next({ ctx: { actor: orgActor, orgActor } });
+  });
+}

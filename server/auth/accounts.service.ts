@@ -1,0 +1,101 @@
+import type { z } from "zod";
+import type { Db, Tx } from "../db";
+import { AppError } from "../errors";
+import { recordAudit } from "../audit/audit.service";
+import { acceptInviteInTx } from "../orgs/invites.service";
+import { createOrgInTx } from "../orgs/orgs.service";
+import { burnPasswordCheck, hashPassword, verifyPassword } from "./passwords";
+import type { signInInput, signUpInput } from "./auth.schemas";
+
+export interface SessionUser {
+  id: string;
+  email: string;
+  name: string;
+}
+
+/**
+ * Creates an account. The first account on a new install owns the first organisation; later
+ * ones join through an invite, or get an organisation of their own.
+ */
+export async function signUp(db: Db, { input, allowSignup }: { input: z.output<typeof signUpInput>; allowSignup: boolean }): Promise<SessionUser> {
+  const passwordHash = await hashPassword(input.password);
+  return db.$transaction(async (tx) => {
+    // Serialises concurrent first sign-ups so exactly one becomes the first owner.
+    await tx.$executeRaw`SELECT pg_advisory_xact_lock(7351002202)`;
+    if (!allowSignup && !input.inviteToken && (await tx.user.count()) > 0) {
+      throw new AppError("FORBIDDEN", "Sign-up is closed on this Gantry; ask an admin for an invite link");
+    }
+    if (await tx.user.findUnique({ where: { email: input.email } })) {
+      throw new AppError("CONFLICT", "An account with this email already exists; sign in instead");
+    }
+    const user = await tx.user.create({ data: { email: input.email, name: input.name, passwordHash } });
+    await finishNewAccount(tx, user, input.inviteToken);
+    return { id: user.id, email: user.email, name: user.name };
+  });
+}
+
+async function finishNewAccount(tx: Tx, user: { id: string; name: string; email: string }, inviteToken?: string): Promise<void> {
+  const actor = { userId: user.id, label: user.name };
+  let orgId: string;
+  if (inviteToken) {
+    orgId = (await acceptInviteInTx(tx, { token: inviteToken, actor })).orgId;
+  } else {
+    orgId = (await createOrgInTx(tx, { name: `${user.name}'s lab`, ownerId: user.id })).id;
+  }
+  await tx.user.update({ where: { id: user.id }, data: { lastOrgId: orgId } });
+  await recordAudit(tx, { orgId, actor, action: "auth.sign_up", target: user.email });
+}
+
+export async function signInWithPassword(db: Db, input: z.output<typeof signInInput>): Promise<SessionUser> {
+  const user = await db.user.findUnique({ where: { email: input.email } });
+  if (!user?.passwordHash) {
+    await burnPasswordCheck(input.password);
+    throw new AppError("UNAUTHORIZED", "Wrong email or password");
+  }
+  if (!(await verifyPassword(user.passwordHash, input.password))) {
+    await recordAudit(db, { orgId: user.lastOrgId, actor: { userId: user.id, label: user.name }, action: "auth.sign_in_failed", target: user.email, data: { method: "password" } });
+    throw new AppError("UNAUTHORIZED", "Wrong email or password");
+  }
+  await recordSignIn(db, user, "password");
+  return { id: user.id, email: user.email, name: user.name };
+}
+
+/**
+ * Maps a verified Firebase identity to a Gantry user by uid. A first sign-in links an
+ * existing account with the same email only when Firebase has verified that email.
+ */
+export async function signInWithFirebaseIdentity(
+  db: Db,
+  identity: { uid: string; email?: string; emailVerified: boolean; name?: string },
+  { allowSignup }: { allowSignup: boolean },
+): Promise<SessionUser> {
+  const existing = await db.user.findUnique({ where: { firebaseUid: identity.uid } });
+  if (existing) {
+    await recordSignIn(db, existing, "firebase");
+    return { id: existing.id, email: existing.email, name: existing.name };
+  }
+  if (!identity.email) throw new AppError("BAD_REQUEST", "This Firebase account has no email address; Gantry needs one to create your account");
+  const email = identity.email.toLowerCase();
+  const user = await db.$transaction(async (tx) => {
+    await tx.$executeRaw`SELECT pg_advisory_xact_lock(7351002202)`;
+    const byEmail = await tx.user.findUnique({ where: { email } });
+    if (byEmail) {
+      if (!identity.emailVerified) throw new AppError("CONFLICT", `An account for ${email} already exists; verify this email with Firebase, or sign in with your password`);
+      return tx.user.update({ where: { id: byEmail.id }, data: { firebaseUid: identity.uid } });
+    }
+    if (!allowSignup && (await tx.user.count()) > 0) throw new AppError("FORBIDDEN", "Sign-up is closed on this Gantry; ask an admin for an invite link");
+    const created = await tx.user.create({ data: { email, name: identity.name?.trim() || email.split("@")[0], firebaseUid: identity.uid } });
+    await finishNewAccount(tx, created);
+    return tx.user.findUniqueOrThrow({ where: { id: created.id } });
+  });
+  await recordSignIn(db, user, "firebase");
+  return { id: user.id, email: user.email, name: user.name };
+}
+
+async function recordSignIn(db: Db, user: { id: string; name: string; email: string; lastOrgId: string | null }, method: string): Promise<void> {
+  await recordAudit(db, { orgId: user.lastOrgId, actor: { userId: user.id, label: user.name }, action: "auth.sign_in", target: user.email, data: { method } });
+}
+
+export async function getSessionUser(db: Db, userId: string): Promise<SessionUser | null> {
+  return db.user.findUnique({ where: { id: userId }, select: { id: true, email: true, name: true } });
+}

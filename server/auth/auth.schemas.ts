@@ -1,0 +1,34 @@
+import { z } from "zod";
+
+export const emailSchema = z.string().trim().toLowerCase().pipe(z.email("Enter a valid email address")).pipe(z.string().max(254));
+export const passwordSchema = z.string().min(10, "Use at least 10 characters").max(200, "Use at most 200 characters");
+
+export const signUpInput = z.object({
+  email: emailSchema,
+  password: passwordSchema,
+  name: z.string().trim().min(1, "Enter your name").max(100),
+  inviteToken: z.string().max(200).optional(),
+});
+
+export const signInInput = z.object({ email: emailSchema, password: z.string().min(1).max(200) });
+
+export const tokenScopes = ["read", "write", "admin"] as const;
+export const tokenScopeSchema = z.enum(tokenScopes);
+
+export const createTokenInput = z.object({
+  name: z.string().trim().min(1, "Name the token after what will use it").max(80),
+  scopes: z.array(tokenScopeSchema).min(1).max(3),
+  expiresInDays: z.number().int().min(1).max(3650).optional(),
+});
+
+export const apiTokenSchema = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  prefix: z.string(),
+  scopes: z.array(z.string()),
+  createdAt: z.date(),
+  expiresAt: z.date().nullable(),
+  lastUsedAt: z.date().nullable(),
+  revokedAt: z.date().nullable(),
+  owner: z.string(),
+});

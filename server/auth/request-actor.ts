@@ -1,0 +1,48 @@
+import type { Db } from "../db";
+import { AppError } from "../errors";
+import { resolveMembership } from "../orgs/orgs.service";
+import type { Actor, OrgActor } from "./roles";
+import { readSessionUserId } from "./session";
+import { authenticateApiToken } from "./tokens.service";
+
+export interface RequestIdentity {
+  actor: Actor | null;
+  /** Set when the actor is a member of the organisation the request acts in. */
+  orgActor: OrgActor | null;
+  /** Why a presented credential was refused (a bad token is an error, not an anonymous call). */
+  authError: AppError | null;
+  /** The organisation the request asked for, when it named one. */
+  requestedOrgId: string | null;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Who is calling: an API token (`Authorization: Bearer`), else the session cookie. A session
+ * may name its organisation with the `x-gantry-org` header; otherwise the last one used.
+ */
+export async function resolveRequestIdentity(db: Db, headers: Headers): Promise<RequestIdentity> {
+  const requested = headers.get("x-gantry-org");
+  const requestedOrgId = requested && UUID.test(requested) ? requested.toLowerCase() : null;
+  const authorization = headers.get("authorization");
+  if (authorization) {
+    const match = /^Bearer\s+(\S+)$/i.exec(authorization);
+    if (!match) return { actor: null, orgActor: null, requestedOrgId, authError: new AppError("UNAUTHORIZED", "Send the API token as `Authorization: Bearer <token>`") };
+    try {
+      const orgActor = await authenticateApiToken(db, match[1]);
+      if (requestedOrgId && requestedOrgId !== orgActor.orgId) {
+        return { actor: orgActor, orgActor: null, requestedOrgId, authError: null };
+      }
+      return { actor: orgActor, orgActor, requestedOrgId, authError: null };
+    } catch (error) {
+      return { actor: null, orgActor: null, requestedOrgId, authError: error as AppError };
+    }
+  }
+  const userId = await readSessionUserId(headers);
+  if (!userId) return { actor: null, orgActor: null, requestedOrgId, authError: null };
+  const user = await db.user.findUnique({ where: { id: userId }, select: { id: true, name: true } });
+  if (!user) return { actor: null, orgActor: null, requestedOrgId, authError: null };
+  const actor: Actor = { userId: user.id, label: user.name };
+  const membership = await resolveMembership(db, { userId: user.id, orgId: requestedOrgId });
+  return { actor, orgActor: membership ? { ...actor, ...membership } : null, requestedOrgId, authError: null };
+}

@@ -1,0 +1,16 @@
+import { z } from "zod";
+
+export const healthSchema = z.object({
+  status: z.enum(["ok", "degraded"]),
+  database: z.object({ ok: z.boolean(), latencyMs: z.number().nullable(), error: z.string().optional() }),
+  worker: z.object({ ok: z.boolean(), lastSeen: z.date().nullable(), workers: z.number().int() }),
+  queue: z.object({ depth: z.number().int().nullable(), running: z.number().int().nullable() }),
+  checkedAt: z.date(),
+});
+export type Health = z.infer<typeof healthSchema>;
+
+export const startSelftestInput = z.object({
+  steps: z.number().int().min(1).max(50).default(5),
+  stepMs: z.number().int().min(0).max(60_000).default(1000),
+  failAtStep: z.number().int().min(1).max(50).optional(),
+});
