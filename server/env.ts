@@ -60,7 +60,7 @@ export function parseEnv(source: Record<string, string | undefined>): Env {
     throw new SettingsError(`Invalid settings (see .env.example):\n${lines.join("\n")}`);
   }
   const env = parsed.data;
-  const home = path.resolve(env.GANTRY_HOME);
+  const home = path.resolve(/*turbopackIgnore: true*/ env.GANTRY_HOME);
   const secrets = env.AUTH_SECRET && env.ENCRYPTION_KEY ? null : loadOrCreateSecrets(home);
   const firebaseKeys = [env.FIREBASE_PROJECT_ID, env.FIREBASE_API_KEY];
   if (firebaseKeys.some(Boolean) && !firebaseKeys.every(Boolean)) {
@@ -71,7 +71,7 @@ export function parseEnv(source: Record<string, string | undefined>): Env {
     GANTRY_HOME: home,
     AUTH_SECRET: env.AUTH_SECRET ?? secrets!.authSecret,
     ENCRYPTION_KEY: env.ENCRYPTION_KEY ?? secrets!.encryptionKey,
-    BLOB_DIR: path.resolve(env.BLOB_DIR ?? path.join(home, "blobs")),
+    BLOB_DIR: path.resolve(/*turbopackIgnore: true*/ env.BLOB_DIR ?? path.join(home, "blobs")),
     PUBLIC_URL: env.PUBLIC_URL ?? `http://localhost:${env.PORT}`,
     isFirebaseEnabled: Boolean(env.FIREBASE_PROJECT_ID && env.FIREBASE_API_KEY),
   };

@@ -103,3 +103,8 @@ export async function countJobsByStatus(db: Db, orgId: string): Promise<Record<J
   for (const g of groups) counts[g.status] = g._count._all;
   return counts;
 }
+
+export async function latestOrgEventId(db: Db, orgId: string): Promise<bigint> {
+  const last = await db.jobEvent.findFirst({ where: { orgId }, orderBy: { id: "desc" }, select: { id: true } });
+  return last?.id ?? 0n;
+}

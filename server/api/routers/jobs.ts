@@ -2,7 +2,7 @@ import { tracked } from "@trpc/server";
 import { z } from "zod";
 import { env } from "../../env";
 import { jobEventSchema, jobIdInput, jobSchema, listJobsInput } from "../../jobs/jobs.schemas";
-import { cancelJob, getJob, listJobEvents, listJobs, retryJob } from "../../jobs/jobs.service";
+import { cancelJob, getJob, latestOrgEventId, listJobEvents, listJobs, retryJob } from "../../jobs/jobs.service";
 import { streamJobEvents, streamOrgEvents } from "../../jobs/stream";
 import { orgProcedure, router } from "../trpc";
 
@@ -30,14 +30,9 @@ export const jobsRouter = router({
   onOrgEvents: orgProcedure("viewer")
     .input(z.object({ lastEventId }).optional())
     .subscription(async function* ({ ctx, input, signal }) {
-      const afterId = input?.lastEventId ? BigInt(input.lastEventId) : await latestEventId(ctx);
+      // A fresh subscription starts from now: the page has already loaded the current state.
+      const afterId = input?.lastEventId ? BigInt(input.lastEventId) : await latestOrgEventId(ctx.db, ctx.orgActor.orgId);
       const events = streamOrgEvents({ db: ctx.db, hub: ctx.hub, orgId: ctx.orgActor.orgId, afterId, signal: signal!, maxBuffered: env().SSE_MAX_BUFFERED_EVENTS });
       for await (const event of events) yield tracked(event.id, event);
     }),
 });
-
-// A fresh org subscription starts from now; the page already loaded the current state.
-async function latestEventId(ctx: { db: import("../../db").Db; orgActor: { orgId: string } }): Promise<bigint> {
-  const last = await ctx.db.jobEvent.findFirst({ where: { orgId: ctx.orgActor.orgId }, orderBy: { id: "desc" }, select: { id: true } });
-  return last?.id ?? 0n;
-}

@@ -1,0 +1,7 @@
+import { Overview } from "@/components/shell/overview";
+
+export const metadata = { title: "Overview" };
+
+export default function OverviewPage() {
+  return <Overview />;
+}

@@ -1,0 +1,13 @@
+import type { ReactNode } from "react";
+import { PageHeader } from "@/components/ui/page-header";
+import { SettingsTabs } from "@/components/settings/settings-tabs";
+
+export default function SettingsLayout({ children }: { children: ReactNode }) {
+  return (
+    <>
+      <PageHeader title="Settings" description="Members and roles, API tokens, the audit log, and this instance." />
+      <SettingsTabs />
+      {children}
+    </>
+  );
+}

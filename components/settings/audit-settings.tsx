@@ -1,0 +1,50 @@
+"use client";
+
+import { useQuery } from "@tanstack/react-query";
+import { useState } from "react";
+import { Alert } from "@/components/ui/alert";
+import { Card } from "@/components/ui/card";
+import { SelectField, TextField } from "@/components/ui/field";
+import { errorMessage, useTRPC } from "@/components/trpc";
+import { auditActions } from "@/server/audit/audit.schemas";
+import { useRole } from "./use-role";
+
+export function AuditSettings() {
+  const trpc = useTRPC();
+  const { can, role } = useRole();
+  const [action, setAction] = useState("");
+  const [actor, setActor] = useState("");
+  const audit = useQuery({ ...trpc.audit.list.queryOptions({ action: action || undefined, actor: actor || undefined, limit: 100 }), enabled: can("admin") });
+  if (role && !can("admin")) return <Alert tone="amber">The audit log is for admins and owners.</Alert>;
+  const groups = [...new Set(auditActions.map((a) => a.split(".")[0]))];
+
+  return (
+    <>
+      <div className="mb-4 flex flex-wrap gap-4">
+        <SelectField label="Action" className="w-56" value={action} onChange={(e) => setAction(e.target.value)} options={[{ value: "", label: "All actions" }, ...groups.map((g) => ({ value: `${g}.`, label: `${g}.*` })), ...auditActions.map((a) => ({ value: a, label: a }))]} />
+        <TextField label="Actor" className="w-56" value={actor} onChange={(e) => setActor(e.target.value)} placeholder="name contains…" />
+      </div>
+      {audit.error && <Alert className="mb-4">{errorMessage(audit.error)}</Alert>}
+      <Card className="overflow-x-auto">
+        <table className="w-full text-left text-sm">
+          <caption className="sr-only">Audit log</caption>
+          <thead className="border-b border-zinc-200 text-xs uppercase tracking-wide text-zinc-500 dark:border-zinc-800">
+            <tr><th scope="col" className="px-5 py-2">When</th><th scope="col" className="px-3 py-2">Who</th><th scope="col" className="px-3 py-2">Action</th><th scope="col" className="px-3 py-2">Target</th><th scope="col" className="px-5 py-2">Details</th></tr>
+          </thead>
+          <tbody className="divide-y divide-zinc-100 dark:divide-zinc-800">
+            {audit.data?.items.map((e) => (
+              <tr key={e.id} data-action={e.action}>
+                <td className="whitespace-nowrap px-5 py-2 text-zinc-500">{e.at.toLocaleString()}</td>
+                <td className="px-3 py-2">{e.actor}</td>
+                <td className="px-3 py-2 font-mono text-xs">{e.action}</td>
+                <td className="max-w-48 truncate px-3 py-2">{e.target ?? "—"}</td>
+                <td className="max-w-72 truncate px-5 py-2 font-mono text-xs text-zinc-500">{Object.keys(e.data).length ? JSON.stringify(e.data) : ""}</td>
+              </tr>
+            ))}
+            {audit.data?.items.length === 0 && <tr><td colSpan={5} className="px-5 py-8 text-center text-zinc-500">Nothing matches.</td></tr>}
+          </tbody>
+        </table>
+      </Card>
+    </>
+  );
+}
