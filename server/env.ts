@@ -86,7 +86,8 @@ function loadOrCreateSecrets(home: string): z.infer<typeof secretsSchema> {
     if (!parsed.success) throw new SettingsError(`${file} is damaged: remove it to generate new secrets (existing sessions end and encrypted credentials must be re-entered)`);
     return parsed.data;
   }
-  fs.mkdirSync(home, { recursive: true, mode: 0o700 });
+  // 0755: when running as root, the embedded Postgres runs as its own user and must reach pg/.
+  fs.mkdirSync(home, { recursive: true, mode: 0o755 });
   const secrets = {
     authSecret: crypto.randomBytes(32).toString("base64url"),
     encryptionKey: crypto.randomBytes(32).toString("base64"),

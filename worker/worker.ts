@@ -1,6 +1,6 @@
 import path from "node:path";
 import { EventEmitter } from "node:events";
-import { run, runMigrations, type Runner, type WorkerEvents } from "graphile-worker";
+import { Logger, run, runMigrations, type Runner, type WorkerEvents } from "graphile-worker";
 import pg from "pg";
 import { createDb } from "../server/db";
 import { env } from "../server/env";
@@ -35,7 +35,11 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
   const workerIds = new Set<string>();
   const events = new EventEmitter() as WorkerEvents;
   events.on("worker:create", ({ worker }) => workerIds.add(worker.workerId));
-  const runner: Runner = await run({ connectionString: url, concurrency, taskList, noHandleSignals: true, pollInterval: 1000, events, crontabFile: path.resolve("worker/crontab") });
+  // The queue's own chatter stays out of the log; its warnings and errors do not.
+  const logger = new Logger(() => (level, message) => {
+    if (level === "error" || level === "warning") log(`[queue] ${message}`);
+  });
+  const runner: Runner = await run({ connectionString: url, concurrency, taskList, noHandleSignals: true, pollInterval: 1000, events, logger, crontabFile: path.resolve("worker/crontab") });
   events.on("job:error", ({ job, error }) => log(`Job ${job.task_identifier} attempt ${job.attempts} failed: ${(error as Error)?.message ?? error}`));
 
   const listener = await listenForCancels(url, cancellations, log);

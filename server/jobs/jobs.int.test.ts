@@ -1,0 +1,142 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { testDb } from "../../tests/helpers/db";
+import { createOrgWithMember, waitFor } from "../../tests/helpers/factories";
+import { startWorker, type StartedWorker } from "../../worker/worker";
+import { selftestJob, type JobDef } from "./catalog";
+import { enqueue } from "./enqueue";
+import { cancelJob, getJob, listJobEvents, retryJob } from "./jobs.service";
+import { runJob } from "./run";
+import { CancellationRegistry } from "./cancellation";
+import { startSelftest } from "../system/selftest.service";
+
+const db = testDb();
+let worker: StartedWorker;
+
+beforeAll(async () => {
+  worker = await startWorker({ url: process.env.DATABASE_URL!, concurrency: 2, log: () => {} });
+});
+afterAll(async () => {
+  await worker.stop();
+});
+
+const finished = (orgId: string, jobId: string) =>
+  waitFor(async () => {
+    const job = await getJob(db, { orgId, jobId });
+    return ["succeeded", "failed", "cancelled"].includes(job.status) && job;
+  }, { what: `job ${jobId} to finish` });
+
+describe("jobs", () => {
+  it("runs the self-test through queue and worker, with a contiguous progress log", async () => {
+    const { actor } = await createOrgWithMember(db, "operator");
+    const { jobId } = await startSelftest(db, { actor, input: { steps: 3, stepMs: 20 } });
+    const job = await finished(actor.orgId, jobId);
+    expect(job.status).toBe("succeeded");
+    expect(job.progress).toBe(1);
+    const events = await listJobEvents(db, { orgId: actor.orgId, jobId });
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    expect(events.map((e) => e.status).filter(Boolean)).toEqual(["queued", "running", "succeeded"]);
+    const progress = events.map((e) => e.progress).filter((p): p is number => p !== null);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+    expect(events.some((e) => e.message === "Step 3 of 3")).toBe(true);
+  });
+
+  it("enqueues nothing when the surrounding transaction rolls back", async () => {
+    const { actor } = await createOrgWithMember(db);
+    const before = await db.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM graphile_worker.jobs`;
+    await expect(
+      db.$transaction(async (tx) => {
+        await enqueue(selftestJob, { steps: 1, stepMs: 0 }, { tx, orgId: actor.orgId, createdById: actor.userId });
+        throw new Error("the state change failed");
+      }),
+    ).rejects.toThrow("the state change failed");
+    expect(await db.job.count({ where: { orgId: actor.orgId } })).toBe(0);
+    const after = await db.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM graphile_worker.jobs`;
+    expect(after[0].n).toBeLessThanOrEqual(before[0].n);
+  });
+
+  it("refuses a payload that does not match the job's schema", async () => {
+    const { actor } = await createOrgWithMember(db);
+    await expect(
+      db.$transaction((tx) => enqueue(selftestJob, { steps: 0 } as never, { tx, orgId: actor.orgId })),
+    ).rejects.toMatchObject({ code: "BAD_REQUEST" });
+  });
+
+  it("cancels a running job through its AbortSignal", async () => {
+    const { actor } = await createOrgWithMember(db, "operator");
+    const { jobId } = await startSelftest(db, { actor, input: { steps: 20, stepMs: 500 } });
+    await waitFor(async () => (await getJob(db, { orgId: actor.orgId, jobId })).status === "running", { what: "job to start" });
+    const startedAt = Date.now();
+    await cancelJob(db, { actor, jobId });
+    const job = await finished(actor.orgId, jobId);
+    expect(job.status).toBe("cancelled");
+    // Aborted mid-step, not after all twenty.
+    expect(Date.now() - startedAt).toBeLessThan(5_000);
+    const events = await listJobEvents(db, { orgId: actor.orgId, jobId });
+    expect(events.at(-1)).toMatchObject({ status: "cancelled", message: "Cancelled" });
+    expect(await db.auditEvent.count({ where: { orgId: actor.orgId, action: "job.cancel", target: jobId } })).toBe(1);
+  });
+
+  it("cancels a queued job before it starts, and refuses to cancel a finished one", async () => {
+    const { actor } = await createOrgWithMember(db, "operator");
+    const { jobId } = await db.$transaction((tx) =>
+      enqueue(selftestJob, { steps: 1, stepMs: 0 }, { tx, orgId: actor.orgId, createdById: actor.userId, runAt: new Date(Date.now() + 60_000) }),
+    );
+    const cancelled = await cancelJob(db, { actor, jobId });
+    expect(cancelled.status).toBe("cancelled");
+    await expect(cancelJob(db, { actor, jobId })).rejects.toMatchObject({ code: "CONFLICT" });
+  });
+
+  it("retries a failed job from the start, keeping its history", async () => {
+    const { actor } = await createOrgWithMember(db, "operator");
+    const { jobId } = await startSelftest(db, { actor, input: { steps: 2, stepMs: 10, failAtStep: 1 } });
+    const failed = await finished(actor.orgId, jobId);
+    expect(failed.status).toBe("failed");
+    expect(failed.error).toContain("step 1");
+    await expect(retryJob(db, { actor: { ...actor }, jobId: crypto.randomUUID() })).rejects.toMatchObject({ code: "NOT_FOUND" });
+    const retried = await retryJob(db, { actor, jobId });
+    expect(retried.status).toBe("queued");
+    const again = await finished(actor.orgId, jobId);
+    expect(again.status).toBe("failed");
+    const events = await listJobEvents(db, { orgId: actor.orgId, jobId });
+    expect(events.filter((e) => e.message.startsWith("Retried by"))).toHaveLength(1);
+    expect(events.filter((e) => e.status === "failed")).toHaveLength(2);
+  });
+
+  it("hides another organisation's jobs", async () => {
+    const a = await createOrgWithMember(db, "operator");
+    const b = await createOrgWithMember(db, "operator");
+    const { jobId } = await startSelftest(db, { actor: a.actor, input: { steps: 1, stepMs: 0 } });
+    await expect(getJob(db, { orgId: b.orgId, jobId })).rejects.toMatchObject({ code: "NOT_FOUND" });
+    await expect(cancelJob(db, { actor: b.actor, jobId })).rejects.toMatchObject({ code: "NOT_FOUND" });
+    await expect(listJobEvents(db, { orgId: b.orgId, jobId })).rejects.toMatchObject({ code: "NOT_FOUND" });
+  });
+});
+
+describe("runJob", () => {
+  const flaky: JobDef<z.ZodObject<{ n: z.ZodNumber }>> = { name: "test.flaky", title: "Flaky", payload: z.object({ n: z.number() }), maxAttempts: 3 };
+
+  it("asks the queue to retry until the last attempt, then records the failure", async () => {
+    const { actor } = await createOrgWithMember(db);
+    const job = await db.job.create({ data: { orgId: actor.orgId, kind: flaky.name, payload: { n: 1 }, maxAttempts: 3 } });
+    const cancellations = new CancellationRegistry();
+    const handler = async () => {
+      throw new Error("the device did not answer");
+    };
+    await expect(runJob({ db, def: flaky, jobId: job.id, attempt: 1, cancellations, handler })).rejects.toThrow("did not answer");
+    expect((await db.job.findUniqueOrThrow({ where: { id: job.id } })).status).toBe("queued");
+    await expect(runJob({ db, def: flaky, jobId: job.id, attempt: 3, cancellations, handler })).resolves.toBeUndefined();
+    const after = await db.job.findUniqueOrThrow({ where: { id: job.id } });
+    expect(after).toMatchObject({ status: "failed", error: "the device did not answer", attempts: 3 });
+    const events = await listJobEvents(db, { orgId: actor.orgId, jobId: job.id });
+    expect(events.map((e) => e.message)).toContain("Attempt 1 failed: the device did not answer. Retrying with backoff.");
+  });
+
+  it("does not run a job twice once it has finished (a redelivered queue entry is harmless)", async () => {
+    const { actor } = await createOrgWithMember(db);
+    const job = await db.job.create({ data: { orgId: actor.orgId, kind: flaky.name, payload: { n: 1 }, status: "succeeded" } });
+    let calls = 0;
+    await runJob({ db, def: flaky, jobId: job.id, attempt: 2, cancellations: new CancellationRegistry(), handler: async () => void calls++ });
+    expect(calls).toBe(0);
+  });
+});
