@@ -52,9 +52,22 @@ export function toTRPCError(error: AppError): TRPCError {
   return new TRPCError({ code: trpcCode[error.code], message: error.message, cause: error });
 }
 
+async function* mapStreamErrors<T>(source: AsyncIterable<T>): AsyncGenerator<T> {
+  try {
+    yield* source;
+  } catch (error) {
+    throw isAppError(error) ? toTRPCError(error) : error;
+  }
+}
+
+const isAsyncIterable = (value: unknown): value is AsyncIterable<unknown> =>
+  value !== null && typeof value === "object" && Symbol.asyncIterator in value;
+
+/** AppErrors become tRPC errors, whether thrown by a call or later by a subscription's stream. */
 const mapErrors = t.middleware(async ({ next }) => {
   const result = await next();
   if (!result.ok && isAppError(result.error.cause)) throw toTRPCError(result.error.cause);
+  if (result.ok && isAsyncIterable(result.data)) return { ...result, data: mapStreamErrors(result.data) };
   return result;
 });
 

@@ -1,0 +1,227 @@
+import fs from "node:fs";
+import path from "node:path";
+import { TRPCError } from "@trpc/server";
+import { encode } from "next-auth/jwt";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testDb } from "../../tests/helpers/db";
+import { addMember, createOrgWithMember } from "../../tests/helpers/factories";
+import { resolveRequestIdentity } from "../auth/request-actor";
+import { roles, type OrgActor, type Role } from "../auth/roles";
+import { sessionCookieName } from "../auth/session";
+import { createApiToken } from "../auth/tokens.service";
+import { createInvite } from "../orgs/invites.service";
+import { startSelftest } from "../system/selftest.service";
+import { RealtimeHub } from "../jobs/realtime";
+import { env } from "../env";
+import { appRouter, createCaller } from "./root";
+import type { Context } from "./trpc";
+
+// Every tRPC procedure and every route handler, three ways: anonymous → UNAUTHORIZED,
+// a member of another organisation → FORBIDDEN or NOT_FOUND, too low a role → FORBIDDEN.
+// A new procedure or route fails this file until it is listed here with its access.
+
+const db = testDb();
+const hub = new RealtimeHub({ url: process.env.DATABASE_URL!, db });
+afterAll(() => hub.stop());
+
+/** Procedures anyone may call, and why. */
+const PUBLIC_PROCEDURES: Record<string, string> = {
+  "auth.signUp": "creating an account",
+  "auth.providers": "the sign-in page lists sign-in methods",
+  "invites.describe": "the invite page shows the organisation before sign-in; needs the secret token",
+};
+
+/** Route handlers that answer without a session, and why. */
+const PUBLIC_ROUTES: Record<string, string> = {
+  "api/auth/[...nextauth]": "next-auth's own sign-in and session endpoints",
+  "api/health": "load balancers and monitors; reports no secrets",
+  "api/trpc/[trpc]": "the tRPC transport; every procedure is checked above",
+};
+
+let orgA: { orgId: string; members: Record<Role, OrgActor> };
+let orgB: { orgId: string; owner: OrgActor };
+let jobA: string;
+let tokenA: string;
+let inviteA: string;
+
+async function sessionHeaders(actor: OrgActor | null, requestedOrgId?: string): Promise<Headers> {
+  const headers = new Headers();
+  if (actor) headers.set("cookie", `${sessionCookieName()}=${await encode({ token: { sub: actor.userId }, secret: env().AUTH_SECRET })}`);
+  if (requestedOrgId) headers.set("x-gantry-org", requestedOrgId);
+  return headers;
+}
+
+async function contextFor(actor: OrgActor | null, requestedOrgId?: string): Promise<Context> {
+  const identity = await resolveRequestIdentity(db, await sessionHeaders(actor, requestedOrgId));
+  return { ...identity, db, hub, baseUrl: "http://localhost" };
+}
+
+/** Inputs that name organisation A's things, for every procedure that takes input. */
+function sampleInputs(): Record<string, unknown> {
+  return {
+    "auth.signUp": undefined,
+    "orgs.create": { name: "Another lab" },
+    "orgs.switch": { orgId: orgA.orgId },
+    "orgs.rename": { name: "Renamed" },
+    "orgs.setRole": { userId: orgA.members.viewer.userId, role: "operator" },
+    "orgs.removeMember": { userId: orgA.members.viewer.userId },
+    "invites.create": { role: "viewer" },
+    "invites.revoke": { inviteId: inviteA },
+    "invites.accept": { token: "x".repeat(20) },
+    "tokens.create": { name: "probe", scopes: ["read"] },
+    "tokens.revoke": { tokenId: tokenA },
+    "audit.list": {},
+    "jobs.list": {},
+    "jobs.get": { jobId: jobA },
+    "jobs.events": { jobId: jobA },
+    "jobs.cancel": { jobId: jobA },
+    "jobs.retry": { jobId: jobA },
+    "jobs.onJobEvents": { jobId: jobA },
+    "jobs.onOrgEvents": undefined,
+    "system.startSelftest": { steps: 1, stepMs: 0 },
+  };
+}
+
+function sampleInput(procedure: string): unknown {
+  return sampleInputs()[procedure];
+}
+
+/** Procedures whose input names one of organisation A's things (the rest act on the caller's own org). */
+const NAMES_ORG_A_THING = new Set(["orgs.setRole", "orgs.removeMember", "invites.revoke", "tokens.revoke", "jobs.get", "jobs.events", "jobs.cancel", "jobs.retry", "jobs.onJobEvents"]);
+
+async function call(ctx: Context, procedure: string, input: unknown): Promise<unknown> {
+  const caller = createCaller(ctx) as unknown as Record<string, Record<string, (i: unknown) => Promise<unknown>>>;
+  const [group, name] = procedure.split(".");
+  const result = await caller[group][name](input);
+  // A subscription resolves to a stream; the first item (or its error) is what counts.
+  if (result && typeof (result as AsyncIterable<unknown>)[Symbol.asyncIterator] === "function") {
+    const iterator = (result as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+    try {
+      await iterator.next();
+    } finally {
+      await iterator.return?.();
+    }
+  }
+  return result;
+}
+
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+    return "OK";
+  } catch (error) {
+    return error instanceof TRPCError ? error.code : `unexpected ${String(error)}`;
+  }
+}
+
+const procedures = Object.entries(appRouter._def.procedures as Record<string, { _def: { meta?: { access?: string }; type: string } }>);
+
+beforeAll(async () => {
+  const a = await createOrgWithMember(db, "owner");
+  const members = { owner: a.owner } as Record<Role, OrgActor>;
+  for (const role of ["admin", "operator", "viewer"] as const) members[role] = await addMember(db, a.orgId, role);
+  orgA = { orgId: a.orgId, members };
+  const b = await createOrgWithMember(db, "owner");
+  orgB = { orgId: b.orgId, owner: b.owner };
+  jobA = (await startSelftest(db, { actor: members.operator, input: { steps: 1, stepMs: 0 } })).jobId;
+  tokenA = (await createApiToken(db, { actor: members.viewer, input: { name: "viewer token", scopes: ["read"] } })).id;
+  inviteA = (await createInvite(db, { actor: members.admin, role: "viewer", expiresInDays: 1, baseUrl: "http://localhost" })).id;
+});
+
+describe("tRPC authorization", () => {
+  it("knows every procedure's access, and only listed ones are public", () => {
+    expect(procedures.length).toBeGreaterThan(10);
+    for (const [name, proc] of procedures) {
+      const access = proc._def.meta?.access;
+      expect(access, `${name} has no access rule: build it from publicProcedure, authedProcedure or orgProcedure(role)`).toBeDefined();
+      expect(["public", "authed", ...roles], name).toContain(access);
+      if (access === "public") expect(PUBLIC_PROCEDURES[name], `${name} is public but not listed in PUBLIC_PROCEDURES`).toBeDefined();
+      const takesInput = ((proc._def as { inputs?: unknown[] }).inputs ?? []).length > 0;
+      if (takesInput && access !== "public") expect(name in sampleInputs(), `${name} takes input: add a sample input naming organisation A's things`).toBe(true);
+    }
+  });
+
+  it.each(procedures.filter(([, p]) => p._def.meta?.access !== "public").map(([n]) => n))("%s refuses anonymous callers", async (name) => {
+    expect(await codeOf(call(await contextFor(null), name, sampleInput(name)))).toBe("UNAUTHORIZED");
+  });
+
+  const orgScoped = procedures.filter(([, p]) => roles.includes(p._def.meta?.access as Role)).map(([n]) => n);
+
+  it.each(orgScoped)("%s refuses a member of another organisation who asks for this one", async (name) => {
+    expect(await codeOf(call(await contextFor(orgB.owner, orgA.orgId), name, sampleInput(name)))).toBe("FORBIDDEN");
+  });
+
+  it.each(orgScoped.filter((n) => NAMES_ORG_A_THING.has(n)))("%s does not reach another organisation's things", async (name) => {
+    expect(["FORBIDDEN", "NOT_FOUND"]).toContain(await codeOf(call(await contextFor(orgB.owner), name, sampleInput(name))));
+  });
+
+  it.each(orgScoped.filter((n) => n !== "orgs.members" && procedures.find(([p]) => p === n)![1]._def.meta!.access !== "viewer"))(
+    "%s refuses a member whose role is too low",
+    async (name) => {
+      const needed = procedures.find(([p]) => p === name)![1]._def.meta!.access as Role;
+      const below = roles[roles.indexOf(needed) - 1];
+      expect(await codeOf(call(await contextFor(orgA.members[below]), name, sampleInput(name)))).toBe("FORBIDDEN");
+    },
+  );
+
+  it("lets each role do what its role allows", async () => {
+    expect(await codeOf(call(await contextFor(orgA.members.viewer), "jobs.get", { jobId: jobA }))).toBe("OK");
+    expect(await codeOf(call(await contextFor(orgA.members.operator), "system.startSelftest", { steps: 1, stepMs: 0 }))).toBe("OK");
+    expect(await codeOf(call(await contextFor(orgA.members.admin), "invites.list", undefined))).toBe("OK");
+  });
+});
+
+describe("route handler authorization", () => {
+  const appDir = path.resolve("app");
+  const routeFiles = (function walk(dir: string): string[] {
+    return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : e.name === "route.ts" ? [path.join(dir, e.name)] : []));
+  })(appDir);
+  const routes = routeFiles.map((f) => path.relative(appDir, path.dirname(f)).split(path.sep).join("/"));
+
+  it("finds the route handlers", () => {
+    expect(routes).toContain("api/jobs/[id]/events");
+  });
+
+  const guarded = routes.filter((r) => !PUBLIC_ROUTES[r]);
+  const methods = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
+  type Handler = (req: Request, ctx: { params: Promise<Record<string, string>> }) => Promise<Response>;
+
+  async function invoke(route: string, headers: Headers) {
+    const mod = (await import(path.join(appDir, route, "route.ts"))) as Partial<Record<(typeof methods)[number], Handler>>;
+    const params: Record<string, string> = {};
+    for (const m of route.matchAll(/\[(\w+)\]/g)) params[m[1]] = jobA;
+    const url = `http://localhost/${route.replace(/\[(\w+)\]/g, jobA)}`;
+    const statuses: Record<string, number> = {};
+    for (const method of methods) {
+      const handler = mod[method];
+      if (!handler) continue;
+      const controller = new AbortController();
+      const response = await handler(new Request(url, { method, headers, signal: controller.signal, ...(method === "GET" ? {} : { body: "{}" }) }), { params: Promise.resolve(params) });
+      controller.abort();
+      await response.body?.cancel().catch(() => {});
+      statuses[method] = response.status;
+    }
+    return statuses;
+  }
+
+  it.each(guarded)("%s refuses anonymous callers with 401", async (route) => {
+    const statuses = await invoke(route, new Headers());
+    expect(Object.keys(statuses).length, `${route} exports no handler`).toBeGreaterThan(0);
+    for (const [method, status] of Object.entries(statuses)) expect(status, `${method} /${route}`).toBe(401);
+  });
+
+  it.each(guarded)("%s refuses another organisation with 403 or 404", async (route) => {
+    for (const [method, status] of Object.entries(await invoke(route, await sessionHeaders(orgB.owner)))) {
+      if (!route.includes("[")) continue; // org-wide routes serve the caller's own organisation
+      expect([403, 404], `${method} /${route}`).toContain(status);
+    }
+    for (const [method, status] of Object.entries(await invoke(route, await sessionHeaders(orgB.owner, orgA.orgId)))) {
+      expect(status, `${method} /${route} asking for org A`).toBe(403);
+    }
+  });
+
+  it("refuses a revoked or malformed bearer token", async () => {
+    const statuses = await invoke("api/events", new Headers({ authorization: "Bearer gty_nope" }));
+    expect(statuses.GET).toBe(401);
+  });
+});
