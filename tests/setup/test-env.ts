@@ -7,3 +7,4 @@ process.env.GANTRY_HOME ??= path.join(os.tmpdir(), `gantry-test-${process.pid}`)
 process.env.AUTH_SECRET ??= "test-secret-test-secret-test-secret-0123456789";
 process.env.ENCRYPTION_KEY ??= "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 process.env.WORKER_HEARTBEAT_MS ??= "500";
+process.env.SSE_HEARTBEAT_MS ??= "500";
