@@ -82,7 +82,7 @@ const secretsSchema = z.object({ authSecret: z.string().min(32), encryptionKey: 
 function loadOrCreateSecrets(home: string): z.infer<typeof secretsSchema> {
   const file = path.join(home, "secrets.json");
   if (fs.existsSync(file)) {
-    const parsed = secretsSchema.safeParse(JSON.parse(fs.readFileSync(file, "utf8")));
+    const parsed = secretsSchema.safeParse(parseJsonOrNull(fs.readFileSync(file, "utf8")));
     if (!parsed.success) throw new SettingsError(`${file} is damaged: remove it to generate new secrets (existing sessions end and encrypted credentials must be re-entered)`);
     return parsed.data;
   }
@@ -100,6 +100,15 @@ function loadOrCreateSecrets(home: string): z.infer<typeof secretsSchema> {
     return secretsSchema.parse(JSON.parse(fs.readFileSync(file, "utf8")));
   }
   return secrets;
+}
+
+// A file cut short (disk full, a crash mid-write) must get the same advice as one with the wrong fields.
+function parseJsonOrNull(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
 }
 
 let cached: Env | undefined;
