@@ -1,0 +1,121 @@
+import { expect, test } from "@playwright/test";
+import { percentOf, signUp, unique } from "./helpers";
+
+// The issue's story: sign up, invite a viewer, make an API token, watch a self-test move live
+// in two tabs, cancel another, and find all of it in the audit log.
+
+test("a team sets up Gantry and watches a job run live", async ({ browser, request }) => {
+  const owner = { name: "Olga Owner", email: `owner-${unique()}@example.test`, password: "correct horse battery" };
+  const ownerContext = await browser.newContext();
+  const page = await ownerContext.newPage();
+
+  await test.step("sign up and land on the overview", async () => {
+    await signUp(page, owner);
+    await expect(page.getByRole("heading", { level: 1 })).toHaveText("Olga Owner's lab");
+    await expect(page.getByText("Database")).toBeVisible();
+  });
+
+  let inviteUrl = "";
+  await test.step("invite a viewer by link", async () => {
+    await page.getByRole("link", { name: "Settings" }).click();
+    await expect(page.getByRole("heading", { name: "Members" })).toBeVisible();
+    await page.getByLabel("Role", { exact: true }).selectOption("viewer");
+    await page.getByRole("button", { name: "Create invite link" }).click();
+    inviteUrl = await page.getByLabel("Invite link").inputValue();
+    expect(inviteUrl).toMatch(/\/invite\/[\w-]{20,}$/);
+  });
+
+  const viewerContext = await browser.newContext();
+  const viewerPage = await viewerContext.newPage();
+  await test.step("the viewer accepts the invite and can only look", async () => {
+    await viewerPage.goto(inviteUrl);
+    await expect(viewerPage.getByText("as viewer")).toBeVisible();
+    await viewerPage.getByRole("link", { name: "Create an account to join" }).click();
+    await expect(viewerPage.getByText("You are joining")).toBeVisible();
+    await viewerPage.getByLabel("Name").fill("Vic Viewer");
+    await viewerPage.getByLabel("Email").fill(`viewer-${unique()}@example.test`);
+    await viewerPage.getByLabel("Password").fill("another good passphrase");
+    await viewerPage.getByRole("button", { name: "Create account" }).click();
+    await expect(viewerPage.getByRole("heading", { level: 1 })).toHaveText("Olga Owner's lab");
+    await expect(viewerPage.getByRole("combobox", { name: "Organisation" })).toContainText("(viewer)");
+    await expect(viewerPage.getByRole("button", { name: "Run self-test" })).toHaveCount(0);
+    await page.reload();
+    await expect(page.locator("[data-member]")).toHaveCount(2);
+  });
+
+  let token = "";
+  await test.step("create an API token, shown once", async () => {
+    await page.getByRole("link", { name: "API tokens" }).click();
+    await page.getByLabel("Name").fill("lab-laptop agent");
+    await page.getByLabel(/^write/).check();
+    await page.getByRole("button", { name: "Create token" }).click();
+    token = await page.getByLabel("New API token").inputValue();
+    expect(token).toMatch(/^gty_[0-9a-f]{8}_/);
+    await page.reload();
+    await expect(page.getByLabel("New API token")).toHaveCount(0);
+    await expect(page.locator('[data-token="lab-laptop agent"]')).toContainText(token.slice(0, 12));
+    const res = await request.get("/api/trpc/jobs.list?input=" + encodeURIComponent(JSON.stringify({ json: {} })), { headers: { authorization: `Bearer ${token}` } });
+    expect(res.status()).toBe(200);
+    const anonymous = await request.get("/api/trpc/jobs.list?input=" + encodeURIComponent(JSON.stringify({ json: {} })));
+    expect(anonymous.status()).toBe(401);
+  });
+
+  await test.step("start the self-test and watch it move live in two tabs", async () => {
+    await page.getByRole("link", { name: "Overview" }).click();
+    await page.getByRole("button", { name: "Run self-test" }).click();
+    await expect(page).toHaveURL(/\/jobs\/[0-9a-f-]{36}$/);
+    const secondTab = await ownerContext.newPage();
+    await secondTab.goto(page.url());
+    const seen = new Set<number>();
+    for (const tab of [page, secondTab]) {
+      await expect.poll(async () => {
+        const p = await percentOf(tab);
+        seen.add(p);
+        return p;
+      }, { timeout: 20_000 }).toBeGreaterThan(0);
+    }
+    for (const tab of [page, secondTab]) {
+      await expect(tab.getByText("succeeded", { exact: true })).toBeVisible({ timeout: 30_000 });
+      expect(await percentOf(tab)).toBe(100);
+    }
+    // Moved through intermediate values, not only 0 and 100.
+    expect([...seen].some((p) => p > 0 && p < 100)).toBe(true);
+    await secondTab.reload();
+    await expect(secondTab.getByRole("list", { name: "Job log" })).toContainText("Step 5 of 5");
+    await expect(secondTab.getByRole("list", { name: "Job log" })).toContainText("Finished");
+    await secondTab.close();
+  });
+
+  await test.step("the viewer sees the jobs list update live", async () => {
+    await viewerPage.getByRole("link", { name: "Jobs" }).click();
+    await expect(viewerPage.locator("[data-job-id]")).toHaveCount(1);
+  });
+
+  await test.step("cancel another self-test", async () => {
+    await page.getByRole("link", { name: "Jobs" }).click();
+    await page.getByRole("button", { name: "Run self-test" }).click();
+    await expect(viewerPage.locator("[data-job-id]")).toHaveCount(2);
+    await page.locator("[data-job-id] a").first().click();
+    await expect(page.getByText("running", { exact: true })).toBeVisible({ timeout: 15_000 });
+    await page.getByRole("button", { name: "Cancel job" }).click();
+    await expect(page.getByText("cancelled", { exact: true })).toBeVisible({ timeout: 15_000 });
+    await expect(page.getByRole("list", { name: "Job log" })).toContainText("Cancel requested by Olga Owner");
+  });
+
+  await test.step("find all of it in the audit log", async () => {
+    await page.getByRole("link", { name: "Settings" }).click();
+    await page.getByRole("link", { name: "Audit log" }).click();
+    for (const action of ["auth.sign_up", "invite.create", "invite.accept", "token.create", "job.start", "job.cancel"]) {
+      await expect(page.locator(`[data-action="${action}"]`).first()).toBeVisible();
+    }
+    await page.getByLabel("Action").selectOption("job.cancel");
+    await expect(page.locator("[data-action]")).toHaveCount(1);
+  });
+
+  await test.step("switch to dark mode", async () => {
+    await page.getByLabel("Colour theme").selectOption("dark");
+    await expect(page.locator("html")).toHaveClass(/dark/);
+    await page.reload();
+    await expect(page.locator("html")).toHaveClass(/dark/);
+  });
+});
