@@ -114,7 +114,7 @@ async function codeOf(promise: Promise<unknown>): Promise<string> {
   }
 }
 
-const procedures = Object.entries(appRouter._def.procedures as Record<string, { _def: { meta?: { access?: string }; type: string } }>);
+const procedures = Object.entries(appRouter._def.procedures as unknown as Record<string, { _def: { meta?: { access?: string }; type: string } }>);
 
 beforeAll(async () => {
   const a = await createOrgWithMember(db, "owner");
