@@ -3,13 +3,15 @@ import type { z } from "zod";
 import type { Db, Tx } from "../db";
 import { AppError } from "../errors";
 import { recordAudit } from "../audit/audit.service";
-import type { Actor, OrgActor, Role } from "../auth/roles";
+import { hasRole, type Actor, type OrgActor, type Role } from "../auth/roles";
 import type { inviteSchema } from "./orgs.schemas";
 
 const hashToken = (token: string) => crypto.createHash("sha256").update(token).digest("hex");
 
 /** Creates an invite link; the token is returned once and stored hashed. */
 export async function createInvite(db: Db, { actor, role, expiresInDays, baseUrl }: { actor: OrgActor; role: Role; expiresInDays: number; baseUrl: string }): Promise<{ id: string; url: string; expiresAt: Date }> {
+  // The same rule as changing a role: only owners grant admin.
+  if (hasRole(role, "admin") && actor.role !== "owner") throw new AppError("FORBIDDEN", "Only an owner can invite an admin; invite them as an operator, and an owner can promote them later");
   const token = crypto.randomBytes(24).toString("base64url");
   const expiresAt = new Date(Date.now() + expiresInDays * 86_400_000);
   return db.$transaction(async (tx) => {
