@@ -78,6 +78,10 @@ export async function signInWithFirebaseIdentity(
   const email = identity.email.toLowerCase();
   const user = await db.$transaction(async (tx) => {
     await tx.$executeRaw`SELECT pg_advisory_xact_lock(7351002202)`;
+    // A concurrent first sign-in of the same Firebase account (a double click, two tabs) may
+    // have created or linked the user while this one waited for the lock.
+    const linked = await tx.user.findUnique({ where: { firebaseUid: identity.uid } });
+    if (linked) return linked;
     const byEmail = await tx.user.findUnique({ where: { email } });
     if (byEmail) {
       if (!identity.emailVerified) throw new AppError("CONFLICT", `An account for ${email} already exists; verify this email with Firebase, or sign in with your password`);

@@ -29,8 +29,24 @@ export async function verifyFirebaseIdToken(idToken: string): Promise<FirebaseId
     const decoded = await getAuth(firebaseApp(settings.FIREBASE_PROJECT_ID)).verifyIdToken(idToken, true);
     return { uid: decoded.uid, email: decoded.email, emailVerified: decoded.email_verified === true, name: decoded.name as string | undefined };
   } catch (error) {
-    const code = (error as { code?: string }).code ?? "";
-    const reason = code.includes("expired") ? "has expired" : code.includes("revoked") ? "was revoked" : code.includes("disabled") ? "belongs to a disabled account" : "is not valid for this Gantry";
-    throw new AppError("UNAUTHORIZED", `The Firebase sign-in token ${reason}; sign in again`, { cause: error });
+    throw explainRefusal(error);
   }
+}
+
+// What firebase-admin's error codes say about the token. Anything else (no network, a bad
+// credential, Firebase failing) is Gantry's problem, not the user's, and must not read as one.
+const tokenProblems: Record<string, string> = {
+  "auth/id-token-expired": "has expired",
+  "auth/id-token-revoked": "was revoked",
+  "auth/user-disabled": "belongs to a disabled account",
+  "auth/user-not-found": "belongs to a Firebase account that no longer exists",
+  "auth/argument-error": "is not valid for this Gantry",
+  "auth/invalid-id-token": "is not valid for this Gantry",
+};
+
+function explainRefusal(error: unknown): AppError {
+  const code = (error as { code?: unknown }).code;
+  const reason = typeof code === "string" ? tokenProblems[code] : undefined;
+  if (reason) return new AppError("UNAUTHORIZED", `The Firebase sign-in token ${reason}; sign in again`, { cause: error });
+  return new AppError("INTERNAL", "Gantry could not check the sign-in with Firebase; try again in a moment, and tell an admin if it keeps failing", { cause: error });
 }
