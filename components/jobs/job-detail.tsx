@@ -84,7 +84,7 @@ export function JobDetail({ jobId }: { jobId: string }) {
       <Card className="mb-6">
         <CardBody className="space-y-4">
           <div className="flex flex-wrap items-center gap-3">
-            <JobStatusBadge status={j.status} cancelRequested={j.cancelRequested} />
+            <span data-testid="job-status"><JobStatusBadge status={j.status} cancelRequested={j.cancelRequested} /></span>
             <span className="text-sm font-medium" data-testid="job-step">{j.step ?? (j.status === "queued" ? "Waiting for a worker" : "—")}</span>
             <span className="ml-auto text-2xl font-semibold tabular-nums" data-testid="job-percent">{Math.round(j.progress * 100)}%</span>
           </div>

@@ -15,7 +15,10 @@ async function authorizeOrExplain<T>(fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (error) {
     // next-auth passes an Error's message to the sign-in page as `error`.
-    if (isAppError(error)) throw new Error(error.message);
+    if (isAppError(error)) {
+      if (error.status >= 500) console.error(error.cause ?? error);
+      throw new Error(error.message);
+    }
     console.error(error);
     throw new Error("Sign-in failed on the server; try again, and check the server log if it keeps failing");
   }
