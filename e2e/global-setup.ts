@@ -15,6 +15,7 @@ export default async function globalSetup() {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-e2e-"));
   const baseUrl = `http://localhost:${E2E_PORT}`;
   process.env.E2E_FIREBASE_HOST = firebase.host;
+  process.env.E2E_DATABASE_URL = database.url;
   // The browser test signs in with this account through the Firebase JS SDK.
   const firebaseUser = { email: "fb-user@example.test", password: "firebase-pass-123", displayName: "Firebase User", emailVerified: true };
   await firebase.addUser(firebaseUser);
