@@ -92,12 +92,17 @@ function loadOrCreateSecrets(home: string): z.infer<typeof secretsSchema> {
     authSecret: crypto.randomBytes(32).toString("base64url"),
     encryptionKey: crypto.randomBytes(32).toString("base64"),
   };
-  // wx: two processes starting at once must not overwrite each other's secrets.
+  // Written whole to a temp file, then linked into place: a process starting at the same
+  // moment sees either no file or the complete one, and the first link wins.
+  const temp = `${file}.${process.pid}.${crypto.randomBytes(4).toString("hex")}.tmp`;
+  fs.writeFileSync(temp, JSON.stringify(secrets, null, 2) + "\n", { mode: 0o600 });
   try {
-    fs.writeFileSync(file, JSON.stringify(secrets, null, 2) + "\n", { mode: 0o600, flag: "wx" });
+    fs.linkSync(temp, file);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     return secretsSchema.parse(JSON.parse(fs.readFileSync(file, "utf8")));
+  } finally {
+    fs.rmSync(temp, { force: true });
   }
   return secrets;
 }
