@@ -19,7 +19,7 @@ async function main() {
   if (!url) {
     embedded = await startEmbeddedPostgres({ home: settings.GANTRY_HOME, port: settings.EMBEDDED_PG_PORT, log });
     url = embedded.url;
-    log(`Embedded Postgres running on 127.0.0.1:${settings.EMBEDDED_PG_PORT} (data in ${path.relative(process.cwd(), settings.GANTRY_HOME) || "."}/pg)`);
+    log(`Embedded Postgres running on 127.0.0.1:${settings.EMBEDDED_PG_PORT} (data in ${path.join(settings.GANTRY_HOME, "pg")})`);
   } else {
     log(`Using the database at ${new URL(url).host}`);
   }
