@@ -79,7 +79,7 @@ export function AppShell({ children }: { children: ReactNode }) {
         )}
         <div className="flex items-center justify-between px-2">
           <ThemeToggle />
-          <Button variant="ghost" size="sm" onClick={() => signOut({ callbackUrl: "/sign-in" })}>Sign out</Button>
+          <Button variant="ghost" size="sm" className="whitespace-nowrap" onClick={() => signOut({ callbackUrl: "/sign-in" })}>Sign out</Button>
         </div>
       </div>
     </nav>
