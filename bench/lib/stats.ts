@@ -1,0 +1,37 @@
+// Shared by the benchmarks: percentiles, the ours-versus-reference row, and the output format
+// (a readable table, then one JSON line, always the last).
+
+export interface BenchResult {
+  name: string;
+  ours: number;
+  reference: number;
+  unit: string;
+  ratio: number | null;
+  goal?: string;
+}
+
+/** Nearest-rank percentile (`p` in 0..100) of the finite values; NaN when there are none. */
+export function percentile(values: ArrayLike<number>, p: number): number {
+  const sorted = Array.from(values).filter(Number.isFinite).sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))];
+}
+
+const round = (n: number, digits = 2) => (Number.isFinite(n) ? Number(n.toFixed(digits)) : n);
+
+export function compare(name: string, ours: number, reference: number, unit: string, goal?: string): BenchResult {
+  const ratio = reference > 0 && Number.isFinite(ours) ? round(ours / reference) : null;
+  return { name, ours: round(ours), reference: round(reference), unit, ratio, ...(goal ? { goal } : {}) };
+}
+
+/** Prints the table, then the JSON line that tools read: nothing may be printed after it. */
+export function printResults(bench: string, results: BenchResult[]): void {
+  const rows = [["metric", "ours", "reference", "ratio", "goal"], ...results.map((r) => [r.name, `${r.ours} ${r.unit}`, `${r.reference} ${r.unit}`, r.ratio === null ? "n/a" : `${r.ratio}×`, r.goal ?? ""])];
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  for (const [i, row] of rows.entries()) {
+    console.log(row.map((cell, j) => (j === 0 ? cell.padEnd(widths[j]) : cell.padStart(widths[j]))).join("  "));
+    if (i === 0) console.log(widths.map((w) => "-".repeat(w)).join("  "));
+  }
+  console.log(JSON.stringify({ bench, results }));
+}
