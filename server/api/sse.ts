@@ -2,6 +2,19 @@ import { env } from "../env";
 import { toHttpError } from "../errors";
 import type { JobEventDto } from "../jobs/jobs.schemas";
 
+// The hub hands the same event object to every subscriber: its frame is built and encoded
+// once, not once per connection (a thousand watchers of one job share each frame).
+const encoder = new TextEncoder();
+const frames = new WeakMap<JobEventDto, Map<string, Uint8Array>>();
+
+function frameOf(event: JobEventDto, id: string): Uint8Array {
+  let byId = frames.get(event);
+  if (!byId) frames.set(event, (byId = new Map()));
+  let frame = byId.get(id);
+  if (!frame) byId.set(id, (frame = encoder.encode(`id: ${id}\nevent: job\ndata: ${JSON.stringify(event)}\n\n`)));
+  return frame;
+}
+
 /**
  * Streams events as text/event-stream with heartbeats. Closes when the client goes away
  * (request.signal) or when the stream ends or fails; a failure is sent as an `error` event.
@@ -10,7 +23,6 @@ export function sseResponse(request: Request, source: (signal: AbortSignal) => A
   const controller = new AbortController();
   const abort = () => controller.abort();
   request.signal.addEventListener("abort", abort, { once: true });
-  const encoder = new TextEncoder();
   let heartbeat: ReturnType<typeof setInterval> | undefined;
 
   const stream = new ReadableStream<Uint8Array>({
@@ -22,7 +34,7 @@ export function sseResponse(request: Request, source: (signal: AbortSignal) => A
       heartbeat = setInterval(() => send(`: heartbeat ${Date.now()}\n\n`), env().SSE_HEARTBEAT_MS);
       try {
         for await (const event of source(controller.signal)) {
-          send(`id: ${eventId(event)}\nevent: job\ndata: ${JSON.stringify(event)}\n\n`);
+          if (!controller.signal.aborted) out.enqueue(frameOf(event, eventId(event)));
         }
       } catch (error) {
         if (!controller.signal.aborted) send(`event: error\ndata: ${JSON.stringify(toHttpError(error))}\n\n`);

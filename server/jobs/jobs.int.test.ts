@@ -43,16 +43,18 @@ describe("jobs", () => {
 
   it("enqueues nothing when the surrounding transaction rolls back", async () => {
     const { actor } = await createOrgWithMember(db);
-    const before = await db.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM graphile_worker.jobs`;
+    let jobId = "";
     await expect(
       db.$transaction(async (tx) => {
-        await enqueue(selftestJob, { steps: 1, stepMs: 0 }, { tx, orgId: actor.orgId, createdById: actor.userId });
+        jobId = (await enqueue(selftestJob, { steps: 1, stepMs: 0 }, { tx, orgId: actor.orgId, createdById: actor.userId })).jobId;
+        const queued = await tx.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM graphile_worker._private_jobs WHERE payload->>'jobId' = ${jobId}`;
+        expect(queued[0].n).toBe(1n);
         throw new Error("the state change failed");
       }),
     ).rejects.toThrow("the state change failed");
-    expect(await db.job.count({ where: { orgId: actor.orgId } })).toBe(0);
-    const after = await db.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM graphile_worker.jobs`;
-    expect(after[0].n).toBeLessThanOrEqual(before[0].n);
+    expect(await db.job.count({ where: { id: jobId } })).toBe(0);
+    const after = await db.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM graphile_worker._private_jobs WHERE payload->>'jobId' = ${jobId}`;
+    expect(after[0].n).toBe(0n);
   });
 
   it("refuses a payload that does not match the job's schema", async () => {

@@ -15,34 +15,31 @@ export interface JobEventInput {
 }
 
 /**
- * Appends one event to a job's durable log and updates the job's summary, then notifies
- * listeners with ids only. Run inside a transaction so the row and the hint commit together
- * (NOTIFY is delivered at commit).
+ * Appends one event to a job's durable log, updates the job's summary and notifies listeners
+ * with ids only — in one statement, so it is atomic without a transaction and costs one round
+ * trip. Inside a caller's transaction the NOTIFY is delivered at its commit.
  */
 export async function appendJobEvent(tx: Tx, e: JobEventInput): Promise<{ id: bigint; seq: number; isCancelRequested: boolean }> {
   const progress = e.progress == null ? null : Math.min(1, Math.max(0, e.progress));
-  const [job] = await tx.$queryRaw<{ lastSeq: number; cancelRequestedAt: Date | null }[]>`
-    UPDATE "Job" SET "lastSeq" = "lastSeq" + 1,
-      "progress" = COALESCE(${progress}::float8, "progress"),
-      "step" = COALESCE(${e.step ?? null}::text, "step")
-    WHERE id = ${e.jobId}::uuid RETURNING "lastSeq", "cancelRequestedAt"`;
-  if (!job) throw new Error(`Job ${e.jobId} does not exist`);
-  const event = await tx.jobEvent.create({
-    data: {
-      jobId: e.jobId,
-      orgId: e.orgId,
-      seq: job.lastSeq,
-      level: e.level ?? "info",
-      step: e.step ?? null,
-      progress,
-      status: e.status ?? null,
-      message: e.message.slice(0, 4000),
-    },
-    select: { id: true, seq: true },
-  });
-  const note = JSON.stringify({ jobId: e.jobId, orgId: e.orgId, id: event.id.toString() });
-  await tx.$executeRaw`SELECT pg_notify(${EVENTS_CHANNEL}, ${note})`;
-  return { ...event, isCancelRequested: job.cancelRequestedAt !== null };
+  const [row] = await tx.$queryRaw<{ id: bigint; seq: number; cancelRequestedAt: Date | null }[]>`
+    WITH job AS (
+      UPDATE "Job" SET "lastSeq" = "lastSeq" + 1,
+        "progress" = COALESCE(${progress}::float8, "progress"),
+        "step" = COALESCE(${e.step ?? null}::text, "step")
+      WHERE id = ${e.jobId}::uuid
+      RETURNING "lastSeq", "cancelRequestedAt"
+    ), event AS (
+      INSERT INTO "JobEvent" ("jobId", "orgId", "seq", "level", "step", "progress", "status", "message")
+      SELECT ${e.jobId}::uuid, ${e.orgId}::uuid, job."lastSeq", ${e.level ?? "info"}::"EventLevel", ${e.step ?? null}::text,
+        ${progress}::float8, ${e.status ?? null}::"JobStatus", ${e.message.slice(0, 4000)}::text
+      FROM job
+      RETURNING id, seq
+    )
+    SELECT event.id, event.seq, job."cancelRequestedAt",
+      pg_notify(${EVENTS_CHANNEL}, json_build_object('jobId', ${e.jobId}::text, 'orgId', ${e.orgId}::text, 'id', event.id::text)::text)::text AS notified
+    FROM event, job`;
+  if (!row) throw new Error(`Job ${e.jobId} does not exist`);
+  return { id: row.id, seq: row.seq, isCancelRequested: row.cancelRequestedAt !== null };
 }
 
 /** What a service is handed to report progress: it never sees the job machinery. */
@@ -61,7 +58,7 @@ export interface ProgressReporter {
 export function createProgressReporter(db: Db, job: { id: string; orgId: string }, onCancelRequested?: () => void): ProgressReporter {
   let currentStep: string | null = null;
   const write = async (e: Omit<JobEventInput, "jobId" | "orgId">) => {
-    const written = await db.$transaction((tx) => appendJobEvent(tx, { ...e, jobId: job.id, orgId: job.orgId }));
+    const written = await appendJobEvent(db, { ...e, jobId: job.id, orgId: job.orgId });
     if (written.isCancelRequested) onCancelRequested?.();
   };
   return {

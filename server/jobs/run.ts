@@ -31,7 +31,7 @@ export interface RunJobOptions<S extends z.ZodType> {
 export async function runJob<S extends z.ZodType>({ db, def, jobId, attempt, cancellations, handler }: RunJobOptions<S>): Promise<void> {
   const job = await db.job.findUnique({ where: { id: jobId } });
   if (!job || job.status === "succeeded" || job.status === "cancelled" || job.status === "failed") return;
-  const record = (e: Parameters<typeof appendJobEvent>[1]) => db.$transaction((tx) => appendJobEvent(tx, e));
+  const record = (e: Parameters<typeof appendJobEvent>[1]) => appendJobEvent(db, e);
   const base = { jobId, orgId: job.orgId };
 
   if (job.cancelRequestedAt) {
