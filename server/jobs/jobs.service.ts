@@ -3,7 +3,7 @@ import type { Db } from "../db";
 import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
 import { recordAudit } from "../audit/audit.service";
-import type { Job, User } from "../generated/prisma/client";
+import { Prisma, type Job, type User } from "../generated/prisma/client";
 import { CANCEL_CHANNEL, findJobDef } from "./catalog";
 import { addQueueEntry } from "./enqueue";
 import { appendJobEvent } from "./progress";
@@ -66,7 +66,7 @@ export async function cancelJob(db: Db, { actor, jobId }: { actor: OrgActor; job
     if (!job) throw new AppError("NOT_FOUND", "No such job in this organisation");
     if (job.status !== "queued" && job.status !== "running") throw new AppError("CONFLICT", `This job has already ${job.status === "succeeded" ? "finished" : job.status}; there is nothing to cancel`);
     if (job.status === "queued") {
-      await tx.job.update({ where: { id: jobId }, data: { status: "cancelled", cancelRequestedAt: new Date(), finishedAt: new Date() } });
+      await tx.job.update({ where: { id: jobId }, data: { cancelRequestedAt: new Date(), finishedAt: new Date() } });
       await appendJobEvent(tx, { jobId, orgId: actor.orgId, message: `Cancelled by ${actor.label}`, status: "cancelled", level: "warn" });
     } else {
       await tx.job.update({ where: { id: jobId }, data: { cancelRequestedAt: new Date() } });
@@ -88,7 +88,7 @@ export async function retryJob(db: Db, { actor, jobId }: { actor: OrgActor; jobI
     if (!def) throw new AppError("BAD_REQUEST", `Jobs of kind ${job.kind} can no longer be run by this version of Gantry`);
     await tx.job.update({
       where: { id: jobId },
-      data: { status: "queued", progress: 0, step: null, error: null, attempts: 0, cancelRequestedAt: null, startedAt: null, finishedAt: null, result: undefined },
+      data: { progress: 0, step: null, error: null, attempts: 0, cancelRequestedAt: null, startedAt: null, finishedAt: null, result: Prisma.DbNull },
     });
     await addQueueEntry(tx, def, jobId, {});
     await appendJobEvent(tx, { jobId, orgId: actor.orgId, message: `Retried by ${actor.label}`, status: "queued", progress: 0 });

@@ -15,7 +15,8 @@ export interface JobEventInput {
 }
 
 /**
- * Appends one event to a job's durable log, updates the job's summary and notifies listeners
+ * Appends one event to a job's durable log, updates the job's summary (progress, step and,
+ * when the event carries one, status — so a status is never seen before its event) and notifies listeners
  * with ids only — in one statement, so it is atomic without a transaction and costs one round
  * trip. Inside a caller's transaction the NOTIFY is delivered at its commit.
  */
@@ -25,7 +26,8 @@ export async function appendJobEvent(tx: Tx, e: JobEventInput): Promise<{ id: bi
     WITH job AS (
       UPDATE "Job" SET "lastSeq" = "lastSeq" + 1,
         "progress" = COALESCE(${progress}::float8, "progress"),
-        "step" = COALESCE(${e.step ?? null}::text, "step")
+        "step" = COALESCE(${e.step ?? null}::text, "step"),
+        "status" = COALESCE(${e.status ?? null}::"JobStatus", "status")
       WHERE id = ${e.jobId}::uuid
       RETURNING "lastSeq", "cancelRequestedAt"
     ), event AS (

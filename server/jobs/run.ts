@@ -34,13 +34,15 @@ export async function runJob<S extends z.ZodType>({ db, def, jobId, attempt, can
   const record = (e: Parameters<typeof appendJobEvent>[1]) => appendJobEvent(db, e);
   const base = { jobId, orgId: job.orgId };
 
+  // Each transition writes its details first, then its event, which flips the status: a
+  // reader never sees a new status without the event that explains it.
   if (job.cancelRequestedAt) {
-    await db.job.update({ where: { id: jobId }, data: { status: "cancelled", finishedAt: new Date() } });
+    await db.job.update({ where: { id: jobId }, data: { finishedAt: new Date() } });
     await record({ ...base, message: "Cancelled before it started", status: "cancelled" });
     return;
   }
 
-  await db.job.update({ where: { id: jobId }, data: { status: "running", attempts: attempt, startedAt: job.startedAt ?? new Date(), error: null } });
+  await db.job.update({ where: { id: jobId }, data: { attempts: attempt, startedAt: job.startedAt ?? new Date(), error: null } });
   await record({ ...base, message: attempt > 1 ? `Started, attempt ${attempt} of ${job.maxAttempts}` : "Started", status: "running" });
 
   const controller = cancellations.register(jobId);
@@ -54,23 +56,23 @@ export async function runJob<S extends z.ZodType>({ db, def, jobId, attempt, can
       job: { id: jobId, orgId: job.orgId, createdById: job.createdById, attempt },
     });
     if (controller.signal.aborted) throw controller.signal.reason ?? new Error("Cancelled");
-    await db.job.update({ where: { id: jobId }, data: { status: "succeeded", progress: 1, finishedAt: new Date(), result: (result ?? undefined) as object | undefined } });
+    await db.job.update({ where: { id: jobId }, data: { finishedAt: new Date(), result: (result ?? undefined) as object | undefined } });
     await record({ ...base, message: "Finished", status: "succeeded", progress: 1 });
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     if (controller.signal.aborted) {
-      await db.job.update({ where: { id: jobId }, data: { status: "cancelled", finishedAt: new Date() } });
+      await db.job.update({ where: { id: jobId }, data: { finishedAt: new Date() } });
       await record({ ...base, message: "Cancelled", status: "cancelled", level: "warn" });
       return;
     }
     // A bad request (bad input, missing thing) will fail the same way every time: stop now.
     const isPermanent = isAppError(error) && error.code !== "INTERNAL" && error.code !== "RATE_LIMITED";
     if (isPermanent || attempt >= job.maxAttempts) {
-      await db.job.update({ where: { id: jobId }, data: { status: "failed", error: message, finishedAt: new Date() } });
+      await db.job.update({ where: { id: jobId }, data: { error: message, finishedAt: new Date() } });
       await record({ ...base, message: `Failed: ${message}`, status: "failed", level: "error" });
       return;
     }
-    await db.job.update({ where: { id: jobId }, data: { status: "queued", error: message } });
+    await db.job.update({ where: { id: jobId }, data: { error: message } });
     await record({ ...base, message: `Attempt ${attempt} failed: ${message}. Retrying with backoff.`, status: "queued", level: "warn" });
     throw error;
   } finally {
