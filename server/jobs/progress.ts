@@ -1,5 +1,9 @@
 import type { Tx, Db } from "../db";
+import { Prisma } from "../generated/prisma/client";
 import { EVENTS_CHANNEL } from "./catalog";
+
+/** Prisma keeps DateTime columns as UTC wall-clock time; raw SQL must write them the same way. */
+export const UTC_NOW = Prisma.sql`(now() AT TIME ZONE 'UTC')`;
 
 type Level = "debug" | "info" | "warn" | "error";
 type Status = "queued" | "running" | "succeeded" | "failed" | "cancelled";
@@ -31,8 +35,8 @@ export async function appendJobEvent(tx: Tx, e: JobEventInput): Promise<{ id: bi
       WHERE id = ${e.jobId}::uuid
       RETURNING "lastSeq", "cancelRequestedAt"
     ), event AS (
-      INSERT INTO "JobEvent" ("jobId", "orgId", "seq", "level", "step", "progress", "status", "message")
-      SELECT ${e.jobId}::uuid, ${e.orgId}::uuid, job."lastSeq", ${e.level ?? "info"}::"EventLevel", ${e.step ?? null}::text,
+      INSERT INTO "JobEvent" ("jobId", "orgId", "seq", "at", "level", "step", "progress", "status", "message")
+      SELECT ${e.jobId}::uuid, ${e.orgId}::uuid, job."lastSeq", ${UTC_NOW}, ${e.level ?? "info"}::"EventLevel", ${e.step ?? null}::text,
         ${progress}::float8, ${e.status ?? null}::"JobStatus", ${e.message.slice(0, 4000)}::text
       FROM job
       RETURNING id, seq

@@ -2,7 +2,7 @@ import type { z } from "zod";
 import type { Db } from "../db";
 import { isAppError } from "../errors";
 import type { JobDef } from "./catalog";
-import { appendJobEvent, createProgressReporter, type ProgressReporter } from "./progress";
+import { appendJobEvent, createProgressReporter, UTC_NOW, type ProgressReporter } from "./progress";
 import type { CancellationRegistry } from "./cancellation";
 
 export interface JobContext {
@@ -29,20 +29,25 @@ export interface RunJobOptions<S extends z.ZodType> {
  * AbortSignal, and records how it ended. Throws only when the queue should try again.
  */
 export async function runJob<S extends z.ZodType>({ db, def, jobId, attempt, cancellations, handler }: RunJobOptions<S>): Promise<void> {
-  const job = await db.job.findUnique({ where: { id: jobId } });
-  if (!job || job.status === "succeeded" || job.status === "cancelled" || job.status === "failed") return;
+  // Claims the job in one statement: only a job still waiting (or interrupted while running)
+  // with no cancel request starts; a redelivered entry for a finished job does nothing.
+  const [job] = await db.$queryRaw<{ orgId: string; payload: unknown; maxAttempts: number; createdById: string | null }[]>`
+    UPDATE "Job" SET "attempts" = ${attempt}, "startedAt" = COALESCE("startedAt", ${UTC_NOW}), "error" = NULL
+    WHERE "id" = ${jobId}::uuid AND "status" IN ('queued', 'running') AND "cancelRequestedAt" IS NULL
+    RETURNING "orgId", "payload", "maxAttempts", "createdById"`;
   const record = (e: Parameters<typeof appendJobEvent>[1]) => appendJobEvent(db, e);
-  const base = { jobId, orgId: job.orgId };
-
+  const finish = (data: { error?: string; result?: object }) => db.job.update({ where: { id: jobId }, data: { finishedAt: new Date(), ...data } });
   // Each transition writes its details first, then its event, which flips the status: a
   // reader never sees a new status without the event that explains it.
-  if (job.cancelRequestedAt) {
-    await db.job.update({ where: { id: jobId }, data: { finishedAt: new Date() } });
-    await record({ ...base, message: "Cancelled before it started", status: "cancelled" });
+  if (!job) {
+    const waiting = await db.job.findFirst({ where: { id: jobId, status: { in: ["queued", "running"] }, cancelRequestedAt: { not: null } } });
+    if (waiting) {
+      await finish({});
+      await record({ jobId, orgId: waiting.orgId, message: "Cancelled before it started", status: "cancelled" });
+    }
     return;
   }
-
-  await db.job.update({ where: { id: jobId }, data: { attempts: attempt, startedAt: job.startedAt ?? new Date(), error: null } });
+  const base = { jobId, orgId: job.orgId };
   await record({ ...base, message: attempt > 1 ? `Started, attempt ${attempt} of ${job.maxAttempts}` : "Started", status: "running" });
 
   const controller = cancellations.register(jobId);
@@ -56,19 +61,19 @@ export async function runJob<S extends z.ZodType>({ db, def, jobId, attempt, can
       job: { id: jobId, orgId: job.orgId, createdById: job.createdById, attempt },
     });
     if (controller.signal.aborted) throw controller.signal.reason ?? new Error("Cancelled");
-    await db.job.update({ where: { id: jobId }, data: { finishedAt: new Date(), result: (result ?? undefined) as object | undefined } });
+    await finish({ result: (result ?? undefined) as object | undefined });
     await record({ ...base, message: "Finished", status: "succeeded", progress: 1 });
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     if (controller.signal.aborted) {
-      await db.job.update({ where: { id: jobId }, data: { finishedAt: new Date() } });
+      await finish({});
       await record({ ...base, message: "Cancelled", status: "cancelled", level: "warn" });
       return;
     }
     // A bad request (bad input, missing thing) will fail the same way every time: stop now.
     const isPermanent = isAppError(error) && error.code !== "INTERNAL" && error.code !== "RATE_LIMITED";
     if (isPermanent || attempt >= job.maxAttempts) {
-      await db.job.update({ where: { id: jobId }, data: { error: message, finishedAt: new Date() } });
+      await finish({ error: message });
       await record({ ...base, message: `Failed: ${message}`, status: "failed", level: "error" });
       return;
     }
