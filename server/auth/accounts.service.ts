@@ -85,6 +85,9 @@ export async function signInWithFirebaseIdentity(
     const byEmail = await tx.user.findUnique({ where: { email } });
     if (byEmail) {
       if (!identity.emailVerified) throw new AppError("CONFLICT", `An account for ${email} already exists; verify this email with Firebase, or sign in with your password`);
+      if (byEmail.firebaseUid && byEmail.firebaseUid !== identity.uid) {
+        throw new AppError("CONFLICT", `The Gantry account for ${email} is linked to a different Firebase account; sign in with that one, or with your password`);
+      }
       return tx.user.update({ where: { id: byEmail.id }, data: { firebaseUid: identity.uid } });
     }
     if (!allowSignup && (await tx.user.count()) > 0) throw new AppError("FORBIDDEN", "Sign-up is closed on this Gantry; ask an admin for an invite link");

@@ -148,6 +148,18 @@ describe("Firebase sign-in", () => {
     expect(await db.auditEvent.count({ where: { actorId: existing.id, action: "auth.sign_in" } })).toBe(0);
   });
 
+  it("refuses to re-link an account already linked to a different Firebase account", async () => {
+    const email = newEmail();
+    const existing = await signUp(db, { input: { email, name: "Linus", password: "a long enough password" }, allowSignup: true });
+    const first = await signInWithFirebaseIdentity(db, { uid: `uid-${crypto.randomUUID()}`, email, emailVerified: true }, { allowSignup: true });
+    expect(first.id).toBe(existing.id);
+    const linkedUid = (await db.user.findUniqueOrThrow({ where: { id: existing.id } })).firebaseUid;
+    await expect(signInWithFirebaseIdentity(db, { uid: `uid-${crypto.randomUUID()}`, email, emailVerified: true }, { allowSignup: true })).rejects.toMatchObject(
+      refused("CONFLICT", /linked to a different Firebase account/),
+    );
+    expect((await db.user.findUniqueOrThrow({ where: { id: existing.id } })).firebaseUid).toBe(linkedUid);
+  });
+
   it("makes one user when the same new Firebase account signs in twice at once", async () => {
     const email = newEmail();
     peer.addUser({ email, password: PASSWORD, emailVerified: false });

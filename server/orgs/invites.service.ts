@@ -10,6 +10,7 @@ const hashToken = (token: string) => crypto.createHash("sha256").update(token).d
 
 /** Creates an invite link; the token is returned once and stored hashed. */
 export async function createInvite(db: Db, { actor, role, expiresInDays, baseUrl }: { actor: OrgActor; role: Role; expiresInDays: number; baseUrl: string }): Promise<{ id: string; url: string; expiresAt: Date }> {
+  if (role === "owner") throw new AppError("BAD_REQUEST", "Invites cannot make owners; invite as admin, then make them owner from the members list");
   // The same rule as changing a role: only owners grant admin.
   if (hasRole(role, "admin") && actor.role !== "owner") throw new AppError("FORBIDDEN", "Only an owner can invite an admin; invite them as an operator, and an owner can promote them later");
   const token = crypto.randomBytes(24).toString("base64url");
