@@ -220,8 +220,29 @@ describe("route handler authorization", () => {
     }
   });
 
-  it("refuses a revoked or malformed bearer token", async () => {
-    const statuses = await invoke("api/events", new Headers({ authorization: "Bearer gty_nope" }));
-    expect(statuses.GET).toBe(401);
+  it("refuses a malformed, a revoked and an expired bearer token", async () => {
+    expect((await invoke("api/events", new Headers({ authorization: "Bearer gty_nope" }))).GET).toBe(401);
+    const { token, id } = await createApiToken(db, { actor: orgA.members.operator, input: { name: "soon revoked", scopes: ["read"] } });
+    expect((await invoke("api/events", new Headers({ authorization: `Bearer ${token}` }))).GET).toBe(200);
+    await db.apiToken.update({ where: { id }, data: { revokedAt: new Date() } });
+    expect((await invoke("api/events", new Headers({ authorization: `Bearer ${token}` }))).GET).toBe(401);
+    const expired = await createApiToken(db, { actor: orgA.members.operator, input: { name: "expired", scopes: ["read"] } });
+    await db.apiToken.update({ where: { id: expired.id }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    expect((await invoke("api/events", new Headers({ authorization: `Bearer ${expired.token}` }))).GET).toBe(401);
+  });
+});
+
+describe("API tokens", () => {
+  it.each(procedures.filter(([, p]) => p._def.meta?.access === "authed").map(([n]) => n))("%s refuses API tokens: they act only inside their organisation", async (name) => {
+    const { token } = await createApiToken(db, { actor: orgA.members.admin, input: { name: `probe ${name}`, scopes: ["admin"] } });
+    const identity = await resolveRequestIdentity(db, new Headers({ authorization: `Bearer ${token}` }));
+    expect(await codeOf(call({ ...identity, db, hub, baseUrl: "http://localhost" }, name, sampleInput(name)))).toBe("FORBIDDEN");
+  });
+
+  it("acts with the lower of its scopes and its owner's role", async () => {
+    const { token } = await createApiToken(db, { actor: orgA.members.admin, input: { name: "read only", scopes: ["read"] } });
+    const ctx = { ...(await resolveRequestIdentity(db, new Headers({ authorization: `Bearer ${token}` }))), db, hub, baseUrl: "http://localhost" };
+    expect(await codeOf(call(ctx, "jobs.list", {}))).toBe("OK");
+    expect(await codeOf(call(ctx, "system.startSelftest", { steps: 1, stepMs: 0 }))).toBe("FORBIDDEN");
   });
 });

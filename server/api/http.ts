@@ -1,6 +1,6 @@
 import { db } from "../db";
 import { AppError } from "../errors";
-import { hasRole, type OrgActor, type Role } from "../auth/roles";
+import { checkRole, type OrgActor, type Role } from "../auth/roles";
 import { resolveRequestIdentity } from "../auth/request-actor";
 
 /** The route-handler twin of orgProcedure: who is calling, in which organisation, allowed? */
@@ -10,6 +10,6 @@ export async function requireOrgActor(request: Request, minRole: Role): Promise<
   if (!identity.actor) throw new AppError("UNAUTHORIZED", "Sign in, or send an API token as `Authorization: Bearer <token>`");
   const actor = identity.orgActor;
   if (!actor) throw new AppError("FORBIDDEN", identity.requestedOrgId ? "You are not a member of that organisation" : "You are not a member of any organisation yet");
-  if (!hasRole(actor.role, minRole)) throw new AppError("FORBIDDEN", `This needs the ${minRole} role or higher; you are a ${actor.role} here`);
+  checkRole(actor, minRole);
   return actor;
 }

@@ -16,50 +16,69 @@ function frameOf(event: JobEventDto, id: string): Uint8Array {
 }
 
 /**
- * Streams events as text/event-stream with heartbeats. Closes when the client goes away
- * (request.signal) or when the stream ends or fails; a failure is sent as an `error` event.
+ * Streams events as text/event-stream with heartbeats. The next event is taken only when
+ * the client has read the last (pull), so a stalled client holds nothing but its position;
+ * the source catches it up from the database. Closes when the client goes away or the
+ * source ends; a failure is sent as an `error` event first.
  */
-export function sseResponse(request: Request, source: (signal: AbortSignal) => AsyncGenerator<JobEventDto>, eventId: (e: JobEventDto) => string): Response {
-  const controller = new AbortController();
+export function sseResponse(request: Request, events: AsyncGenerator<JobEventDto>, eventId: (e: JobEventDto) => string, controller: AbortController): Response {
   const abort = () => controller.abort();
   request.signal.addEventListener("abort", abort, { once: true });
   let heartbeat: ReturnType<typeof setInterval> | undefined;
+  let pending: Uint8Array[] = [encoder.encode("retry: 2000\n: connected\n\n")];
+  let done = false;
 
-  const stream = new ReadableStream<Uint8Array>({
-    async start(out) {
-      const send = (text: string) => {
-        if (!controller.signal.aborted) out.enqueue(encoder.encode(text));
-      };
-      send(`retry: 2000\n: connected\n\n`);
-      heartbeat = setInterval(() => send(`: heartbeat ${Date.now()}\n\n`), env().SSE_HEARTBEAT_MS);
-      try {
-        for await (const event of source(controller.signal)) {
-          if (!controller.signal.aborted) out.enqueue(frameOf(event, eventId(event)));
+  const finish = () => {
+    done = true;
+    clearInterval(heartbeat);
+    request.signal.removeEventListener("abort", abort);
+    controller.abort();
+    void events.return(undefined);
+  };
+
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      start(out) {
+        // Heartbeats go out even while the next event is awaited; they are tiny and bounded.
+        heartbeat = setInterval(() => {
+          if (!done && (out.desiredSize ?? 0) > 0) out.enqueue(encoder.encode(`: heartbeat ${Date.now()}\n\n`));
+        }, env().SSE_HEARTBEAT_MS);
+      },
+      async pull(out) {
+        if (pending.length) {
+          for (const chunk of pending) out.enqueue(chunk);
+          pending = [];
+          return;
         }
-      } catch (error) {
-        if (!controller.signal.aborted) send(`event: error\ndata: ${JSON.stringify(toHttpError(error))}\n\n`);
-      } finally {
-        clearInterval(heartbeat);
-        request.signal.removeEventListener("abort", abort);
         try {
+          const next = await events.next();
+          if (done) return;
+          if (next.done) {
+            finish();
+            out.close();
+            return;
+          }
+          out.enqueue(frameOf(next.value, eventId(next.value)));
+        } catch (error) {
+          if (done) return;
+          if (!controller.signal.aborted) out.enqueue(encoder.encode(`event: error\ndata: ${JSON.stringify(toHttpError(error))}\n\n`));
+          finish();
           out.close();
-        } catch {
-          // already closed by the client
         }
-      }
+      },
+      cancel() {
+        finish();
+      },
     },
-    cancel() {
-      controller.abort();
-      clearInterval(heartbeat);
-    },
-  });
+    { highWaterMark: 1 },
+  );
   return new Response(stream, {
     headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache, no-transform", connection: "keep-alive", "x-accel-buffering": "no" },
   });
 }
 
 /** Last-Event-ID from the header (browsers' EventSource) or the query (`?lastEventId=`). */
-export function lastEventId(request: Request): string | null {
+export function lastEventId(request: Request): number | null {
   const raw = request.headers.get("last-event-id") ?? new URL(request.url).searchParams.get("lastEventId");
-  return raw && /^\d{1,19}$/.test(raw) ? raw : null;
+  return raw && /^\d{1,15}$/.test(raw) ? Number(raw) : null;
 }

@@ -3,7 +3,7 @@ import superjson from "superjson";
 import { ZodError } from "zod";
 import type { Db } from "../db";
 import { AppError, isAppError, type ErrorCode } from "../errors";
-import { hasRole, type Actor, type OrgActor, type Role } from "../auth/roles";
+import { checkRole, type Actor, type OrgActor, type Role } from "../auth/roles";
 import type { RequestIdentity } from "../auth/request-actor";
 import type { RealtimeHub } from "../jobs/realtime";
 
@@ -84,7 +84,15 @@ function requireActor(ctx: Context): Actor {
   return ctx.actor;
 }
 
-export const authedProcedure = base.meta({ access: "authed" }).use(({ ctx, next }) => next({ ctx: { actor: requireActor(ctx) } }));
+/**
+ * For a signed-in person acting on their own account (making or joining organisations). API
+ * tokens act only inside their organisation, so they are refused here.
+ */
+export const authedProcedure = base.meta({ access: "authed" }).use(({ ctx, next }) => {
+  const actor = requireActor(ctx);
+  if (actor.tokenId) throw new TRPCError({ code: "FORBIDDEN", message: "API tokens act only inside their organisation; sign in to the portal to do this" });
+  return next({ ctx: { actor } });
+});
 
 /** A procedure acting inside the caller's organisation, for members of at least `minRole`. */
 export function orgProcedure(minRole: Role) {
@@ -94,9 +102,7 @@ export function orgProcedure(minRole: Role) {
     if (!orgActor) {
       throw new TRPCError({ code: "FORBIDDEN", message: ctx.requestedOrgId ? "You are not a member of that organisation" : "You are not a member of any organisation yet; ask for an invite link" });
     }
-    if (!hasRole(orgActor.role, minRole)) {
-      throw new TRPCError({ code: "FORBIDDEN", message: `This needs the ${minRole} role or higher; you are ${orgActor.role === "admin" || orgActor.role === "operator" ? "an" : "a"} ${orgActor.role} here` });
-    }
+    checkRole(orgActor, minRole);
     return next({ ctx: { actor: orgActor, orgActor } });
   });
 }

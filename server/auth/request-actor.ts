@@ -19,10 +19,12 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Who is calling: an API token (`Authorization: Bearer`), else the session cookie. A session
- * may name its organisation with the `x-gantry-org` header; otherwise the last one used.
+ * names the organisation it acts in with the `x-gantry-org` header (each browser tab sends its
+ * own; an EventSource, which cannot send headers, passes it as `orgId`); without one, the
+ * last organisation the user chose.
  */
-export async function resolveRequestIdentity(db: Db, headers: Headers): Promise<RequestIdentity> {
-  const requested = headers.get("x-gantry-org");
+export async function resolveRequestIdentity(db: Db, headers: Headers, orgIdParam?: string | null): Promise<RequestIdentity> {
+  const requested = headers.get("x-gantry-org") ?? orgIdParam ?? null;
   const requestedOrgId = requested && UUID.test(requested) ? requested.toLowerCase() : null;
   const authorization = headers.get("authorization");
   if (authorization) {
@@ -45,4 +47,13 @@ export async function resolveRequestIdentity(db: Db, headers: Headers): Promise<
   const actor: Actor = { userId: user.id, label: user.name };
   const membership = await resolveMembership(db, { userId: user.id, orgId: requestedOrgId });
   return { actor, orgActor: membership ? { ...actor, ...membership } : null, requestedOrgId, authError: null };
+}
+
+/** Whether an actor still has its place: a member of the organisation, with a live token if it used one. */
+export async function isStillMember(db: Db, actor: OrgActor): Promise<boolean> {
+  const membership = await db.membership.findUnique({ where: { orgId_userId: { orgId: actor.orgId, userId: actor.userId } }, select: { id: true } });
+  if (!membership) return false;
+  if (!actor.tokenId) return true;
+  const token = await db.apiToken.findUnique({ where: { id: actor.tokenId }, select: { revokedAt: true, expiresAt: true } });
+  return Boolean(token && !token.revokedAt && (!token.expiresAt || token.expiresAt > new Date()));
 }

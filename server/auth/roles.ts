@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { AppError } from "../errors";
 
 export const roles = ["viewer", "operator", "admin", "owner"] as const;
 export const roleSchema = z.enum(roles);
@@ -27,4 +28,12 @@ export interface Actor {
 export interface OrgActor extends Actor {
   orgId: string;
   role: Role;
+}
+
+/** The one role check of every transport: FORBIDDEN, saying which role is needed. */
+export function checkRole(actor: OrgActor, minimum: Role): void {
+  if (!hasRole(actor.role, minimum)) {
+    const article = (r: Role) => (r === "admin" || r === "operator" || r === "owner" ? "an" : "a");
+    throw new AppError("FORBIDDEN", `This needs the ${minimum} role or higher; you are ${article(actor.role)} ${actor.role} here`);
+  }
 }

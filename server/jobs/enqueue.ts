@@ -1,8 +1,9 @@
 import type { z } from "zod";
 import type { Tx } from "../db";
 import { AppError } from "../errors";
-import { EVENTS_CHANNEL, type JobDef } from "./catalog";
-import { UTC_NOW } from "./progress";
+import { Prisma } from "../generated/prisma/client";
+import type { JobDef } from "./catalog";
+import { UTC_NOW, writeJobEvent } from "./job-events.sql";
 
 export interface EnqueueOptions {
   /** The transaction that makes the state change this job belongs to. */
@@ -19,26 +20,37 @@ export async function enqueue<S extends z.ZodType>(def: JobDef<S>, payload: z.in
   const parsed = def.payload.safeParse(payload);
   if (!parsed.success) throw new AppError("BAD_REQUEST", `Invalid ${def.title} settings: ${parsed.error.issues.map((i) => `${i.path.join(".") || "payload"} ${i.message}`).join("; ")}`);
   // One statement: the Job row, its queue entry and its first event (one round trip).
-  const [row] = await opts.tx.$queryRaw<{ id: string }[]>`
-    WITH job AS (
+  const row = await writeJobEvent<{ jobId: string }>(
+    opts.tx,
+    Prisma.sql`
+      SELECT inserted."id" AS "jobId", inserted."orgId", 1 AS "seq",
+        (SELECT count(*) FROM (SELECT ${queueEntrySql(def, Prisma.sql`inserted."id"`, opts)} FROM inserted) AS q) AS "queued"
+      FROM inserted`,
+    { message: "Queued", status: "queued", progress: 0 },
+    Prisma.sql`inserted AS (
       INSERT INTO "Job" ("id", "orgId", "kind", "status", "payload", "maxAttempts", "createdById", "createdAt", "lastSeq")
       VALUES (gen_random_uuid(), ${opts.orgId}::uuid, ${def.name}, 'queued', ${JSON.stringify(parsed.data)}::jsonb, ${def.maxAttempts}, ${opts.createdById ?? null}::uuid, ${UTC_NOW}, 1)
-      RETURNING "id"
-    ), queued AS (
-      SELECT graphile_worker.add_job(${def.name}::text, json_build_object('jobId', job.id::text), queue_name => ${opts.queue ?? null}::text,
-        run_at => ${opts.runAt ?? null}::timestamptz, max_attempts => ${def.maxAttempts}::int) FROM job
-    ), event AS (
-      INSERT INTO "JobEvent" ("jobId", "orgId", "seq", "at", "level", "progress", "status", "message")
-      SELECT job.id, ${opts.orgId}::uuid, 1, ${UTC_NOW}, 'info', 0, 'queued', 'Queued' FROM job
-      RETURNING "id"
-    )
-    SELECT job.id::text AS id, (SELECT count(*) FROM queued)::int AS queued,
-      pg_notify(${EVENTS_CHANNEL}, json_build_object('jobId', job.id::text, 'orgId', ${opts.orgId}::text, 'id', event.id::text)::text)::text AS notified
-    FROM job, event`;
-  const job = { id: row.id };
+      RETURNING "id", "orgId"
+    )`,
+  );
+  const job = { id: row!.jobId };
   return { jobId: job.id };
 }
 
+/**
+ * The queue entry names only the Job row. Its job_key is the job's id, so a retry replaces
+ * a leftover entry instead of adding a second one, and a cancel can remove it.
+ */
+function queueEntrySql(def: JobDef, jobId: Prisma.Sql, opts: { queue?: string; runAt?: Date }): Prisma.Sql {
+  return Prisma.sql`graphile_worker.add_job(${def.name}::text, json_build_object('jobId', ${jobId}::text), queue_name => ${opts.queue ?? null}::text,
+    run_at => ${opts.runAt ?? null}::timestamptz, max_attempts => ${def.maxAttempts}::int, job_key => ${jobId}::text)`;
+}
+
 export async function addQueueEntry(tx: Tx, def: JobDef, jobId: string, opts: { queue?: string; runAt?: Date }): Promise<void> {
-  await tx.$executeRaw`SELECT graphile_worker.add_job(${def.name}::text, json_build_object('jobId', ${jobId}::text), queue_name => ${opts.queue ?? null}::text, run_at => ${opts.runAt ?? null}::timestamptz, max_attempts => ${def.maxAttempts}::int)`;
+  await tx.$executeRaw`SELECT ${queueEntrySql(def, Prisma.sql`${jobId}::uuid`, opts)}`;
+}
+
+/** Takes a job that has not started off the queue (a running one is stopped by its signal). */
+export async function removeQueueEntry(tx: Tx, jobId: string): Promise<void> {
+  await tx.$executeRaw`SELECT graphile_worker.remove_job(${jobId}::text)`;
 }

@@ -89,6 +89,23 @@ describe("jobs", () => {
     await expect(cancelJob(db, { actor, jobId })).rejects.toMatchObject({ code: "CONFLICT" });
   });
 
+  it("runs a job once when it is cancelled while queued and then retried", async () => {
+    const { actor } = await createOrgWithMember(db, "operator");
+    const { jobId } = await db.$transaction((tx) =>
+      enqueue(selftestJob, { steps: 2, stepMs: 50 }, { tx, orgId: actor.orgId, createdById: actor.userId, runAt: new Date(Date.now() + 1_500) }),
+    );
+    await cancelJob(db, { actor, jobId });
+    await retryJob(db, { actor, jobId });
+    const job = await finished(actor.orgId, jobId);
+    expect(job.status).toBe("succeeded");
+    // Give a leftover queue entry, had there been one, time to run too.
+    await new Promise((r) => setTimeout(r, 2_500));
+    const events = await listJobEvents(db, { orgId: actor.orgId, jobId });
+    expect(events.filter((e) => e.message === "Started")).toHaveLength(1);
+    const entries = await db.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM graphile_worker._private_jobs WHERE payload->>'jobId' = ${jobId}`;
+    expect(entries[0].n).toBe(0n);
+  });
+
   it("retries a failed job from the start, keeping its history", async () => {
     const { actor } = await createOrgWithMember(db, "operator");
     const { jobId } = await startSelftest(db, { actor, input: { steps: 2, stepMs: 10, failAtStep: 1 } });

@@ -6,6 +6,7 @@ export function toJobEventDto(row: JobEvent): JobEventDto {
     id: row.id.toString(),
     jobId: row.jobId,
     seq: row.seq,
+    orgSeq: row.orgSeq,
     at: row.at,
     level: row.level,
     step: row.step,

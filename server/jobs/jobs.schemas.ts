@@ -25,6 +25,8 @@ export const jobEventSchema = z.object({
   id: z.string(),
   jobId: z.uuid(),
   seq: z.number().int(),
+  /** The event's number within its organisation (the org-wide stream's event id). */
+  orgSeq: z.number().int(),
   at: z.date(),
   level: eventLevelSchema,
   step: z.string().nullable(),

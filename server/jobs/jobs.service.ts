@@ -5,7 +5,7 @@ import type { OrgActor } from "../auth/roles";
 import { recordAudit } from "../audit/audit.service";
 import { Prisma, type Job, type User } from "../generated/prisma/client";
 import { CANCEL_CHANNEL, findJobDef } from "./catalog";
-import { addQueueEntry } from "./enqueue";
+import { addQueueEntry, removeQueueEntry } from "./enqueue";
 import { appendJobEvent } from "./progress";
 import { toJobEventDto } from "./jobs.queries";
 import type { JobDto, JobEventDto, listJobsInput } from "./jobs.schemas";
@@ -67,6 +67,7 @@ export async function cancelJob(db: Db, { actor, jobId }: { actor: OrgActor; job
     if (job.status !== "queued" && job.status !== "running") throw new AppError("CONFLICT", `This job has already ${job.status === "succeeded" ? "finished" : job.status}; there is nothing to cancel`);
     if (job.status === "queued") {
       await tx.job.update({ where: { id: jobId }, data: { cancelRequestedAt: new Date(), finishedAt: new Date() } });
+      await removeQueueEntry(tx, jobId);
       await appendJobEvent(tx, { jobId, orgId: actor.orgId, message: `Cancelled by ${actor.label}`, status: "cancelled", level: "warn" });
     } else {
       await tx.job.update({ where: { id: jobId }, data: { cancelRequestedAt: new Date() } });
@@ -102,9 +103,4 @@ export async function countJobsByStatus(db: Db, orgId: string): Promise<Record<J
   const counts = { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
   for (const g of groups) counts[g.status] = g._count._all;
   return counts;
-}
-
-export async function latestOrgEventId(db: Db, orgId: string): Promise<bigint> {
-  const last = await db.jobEvent.findFirst({ where: { orgId }, orderBy: { id: "desc" }, select: { id: true } });
-  return last?.id ?? 0n;
 }

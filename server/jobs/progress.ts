@@ -1,51 +1,35 @@
 import type { Tx, Db } from "../db";
 import { Prisma } from "../generated/prisma/client";
-import { EVENTS_CHANNEL } from "./catalog";
+import { clampProgress, writeJobEvent, type EventFields, type EventLevel } from "./job-events.sql";
 
-/** Prisma keeps DateTime columns as UTC wall-clock time; raw SQL must write them the same way. */
-export const UTC_NOW = Prisma.sql`(now() AT TIME ZONE 'UTC')`;
+export { UTC_NOW } from "./job-events.sql";
 
-type Level = "debug" | "info" | "warn" | "error";
-type Status = "queued" | "running" | "succeeded" | "failed" | "cancelled";
-
-export interface JobEventInput {
+export interface JobEventInput extends EventFields {
   jobId: string;
   orgId: string;
   message: string;
-  level?: Level;
-  step?: string | null;
-  progress?: number | null;
-  status?: Status | null;
 }
 
 /**
- * Appends one event to a job's durable log, updates the job's summary (progress, step and,
- * when the event carries one, status — so a status is never seen before its event) and notifies listeners
- * with ids only — in one statement, so it is atomic without a transaction and costs one round
- * trip. Inside a caller's transaction the NOTIFY is delivered at its commit.
+ * Appends one event to a job's durable log and updates the job's summary (progress, step and,
+ * when the event carries one, status — so a status is never seen before its event), in one
+ * statement: atomic without a transaction, one round trip. Inside a caller's transaction the
+ * NOTIFY is delivered at its commit.
  */
 export async function appendJobEvent(tx: Tx, e: JobEventInput): Promise<{ id: bigint; seq: number; isCancelRequested: boolean }> {
-  const progress = e.progress == null ? null : Math.min(1, Math.max(0, e.progress));
-  const [row] = await tx.$queryRaw<{ id: bigint; seq: number; cancelRequestedAt: Date | null }[]>`
-    WITH job AS (
+  const row = await writeJobEvent<{ seq: number; isCancelRequested: boolean }>(
+    tx,
+    Prisma.sql`
       UPDATE "Job" SET "lastSeq" = "lastSeq" + 1,
-        "progress" = COALESCE(${progress}::float8, "progress"),
+        "progress" = COALESCE(${clampProgress(e.progress)}::float8, "progress"),
         "step" = COALESCE(${e.step ?? null}::text, "step"),
         "status" = COALESCE(${e.status ?? null}::"JobStatus", "status")
-      WHERE id = ${e.jobId}::uuid
-      RETURNING "lastSeq", "cancelRequestedAt"
-    ), event AS (
-      INSERT INTO "JobEvent" ("jobId", "orgId", "seq", "at", "level", "step", "progress", "status", "message")
-      SELECT ${e.jobId}::uuid, ${e.orgId}::uuid, job."lastSeq", ${UTC_NOW}, ${e.level ?? "info"}::"EventLevel", ${e.step ?? null}::text,
-        ${progress}::float8, ${e.status ?? null}::"JobStatus", ${e.message.slice(0, 4000)}::text
-      FROM job
-      RETURNING id, seq
-    )
-    SELECT event.id, event.seq, job."cancelRequestedAt",
-      pg_notify(${EVENTS_CHANNEL}, json_build_object('jobId', ${e.jobId}::text, 'orgId', ${e.orgId}::text, 'id', event.id::text)::text)::text AS notified
-    FROM event, job`;
+      WHERE "id" = ${e.jobId}::uuid AND "orgId" = ${e.orgId}::uuid
+      RETURNING "id" AS "jobId", "orgId", "lastSeq" AS "seq", ("cancelRequestedAt" IS NOT NULL) AS "isCancelRequested"`,
+    e,
+  );
   if (!row) throw new Error(`Job ${e.jobId} does not exist`);
-  return { id: row.id, seq: row.seq, isCancelRequested: row.cancelRequestedAt !== null };
+  return { id: row.eventId, seq: row.seq, isCancelRequested: row.isCancelRequested };
 }
 
 /** What a service is handed to report progress: it never sees the job machinery. */
@@ -54,7 +38,7 @@ export interface ProgressReporter {
   step(name: string, fraction?: number): Promise<void>;
   /** Moves the progress bar within the current step. */
   set(fraction: number, message?: string): Promise<void>;
-  log(message: string, level?: Level): Promise<void>;
+  log(message: string, level?: EventLevel): Promise<void>;
 }
 
 /**

@@ -87,11 +87,16 @@ export class RealtimeHub {
     setTimeout(() => void this.ensureConnected(), delay).unref();
   }
 
+  private flushing: Promise<void> = Promise.resolve();
+
   private enqueue(id: string): void {
     this.pending.push(id);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => void this.flush());
+    // One read at a time, in order: batch 2 is never delivered before batch 1.
+    setImmediate(() => {
+      this.flushing = this.flushing.then(() => this.flush());
+    });
   }
 
   private async flush(): Promise<void> {

@@ -2,7 +2,9 @@ import type { z } from "zod";
 import type { Db } from "../db";
 import { isAppError } from "../errors";
 import type { JobDef } from "./catalog";
-import { appendJobEvent, createProgressReporter, UTC_NOW, type ProgressReporter } from "./progress";
+import { Prisma } from "../generated/prisma/client";
+import { appendJobEvent, createProgressReporter, type ProgressReporter } from "./progress";
+import { UTC_NOW, writeJobEvent } from "./job-events.sql";
 import type { CancellationRegistry } from "./cancellation";
 
 export interface JobContext {
@@ -29,12 +31,18 @@ export interface RunJobOptions<S extends z.ZodType> {
  * AbortSignal, and records how it ended. Throws only when the queue should try again.
  */
 export async function runJob<S extends z.ZodType>({ db, def, jobId, attempt, cancellations, handler }: RunJobOptions<S>): Promise<void> {
-  // Claims the job in one statement: only a job still waiting (or interrupted while running)
-  // with no cancel request starts; a redelivered entry for a finished job does nothing.
-  const [job] = await db.$queryRaw<{ orgId: string; payload: unknown; maxAttempts: number; createdById: string | null }[]>`
-    UPDATE "Job" SET "attempts" = ${attempt}, "startedAt" = COALESCE("startedAt", ${UTC_NOW}), "error" = NULL
-    WHERE "id" = ${jobId}::uuid AND "status" IN ('queued', 'running') AND "cancelRequestedAt" IS NULL
-    RETURNING "orgId", "payload", "maxAttempts", "createdById"`;
+  // Claims the job and records "Started" in one statement: only a job still waiting (or
+  // interrupted while running) with no cancel request starts. Cancelling locks the same row,
+  // so a cancel and a claim never cross; a redelivered entry for a finished job does nothing.
+  const job = await writeJobEvent<{ orgId: string; payload: unknown; maxAttempts: number; createdById: string | null }>(
+    db,
+    Prisma.sql`
+      UPDATE "Job" SET "attempts" = ${attempt}, "startedAt" = COALESCE("startedAt", ${UTC_NOW}), "error" = NULL,
+        "status" = 'running', "lastSeq" = "lastSeq" + 1
+      WHERE "id" = ${jobId}::uuid AND "status" IN ('queued', 'running') AND "cancelRequestedAt" IS NULL
+      RETURNING "id" AS "jobId", "orgId", "lastSeq" AS "seq", "payload", "maxAttempts", "createdById"`,
+    { status: "running", message: attempt > 1 ? Prisma.sql`${`Started, attempt ${attempt} of `} || job."maxAttempts"::text` : "Started" },
+  );
   const record = (e: Parameters<typeof appendJobEvent>[1]) => appendJobEvent(db, e);
   const finish = (data: { error?: string; result?: object }) => db.job.update({ where: { id: jobId }, data: { finishedAt: new Date(), ...data } });
   // Each transition writes its details first, then its event, which flips the status: a
@@ -48,7 +56,6 @@ export async function runJob<S extends z.ZodType>({ db, def, jobId, attempt, can
     return;
   }
   const base = { jobId, orgId: job.orgId };
-  await record({ ...base, message: attempt > 1 ? `Started, attempt ${attempt} of ${job.maxAttempts}` : "Started", status: "running" });
 
   const controller = cancellations.register(jobId);
   try {

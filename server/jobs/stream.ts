@@ -5,105 +5,123 @@ import { toJobEventDto } from "./jobs.queries";
 import type { RealtimeHub, RealtimeMessage } from "./realtime";
 
 const PAGE = 500;
+const RECHECK_MS = 30_000;
 
 export interface StreamOptions {
   db: Db;
   hub: RealtimeHub;
   orgId: string;
   signal: AbortSignal;
-  /** Subscribers that fall this far behind are closed rather than buffered without limit. */
+  /**
+   * Live events a subscriber may have waiting; past this it stops buffering and catches up
+   * from the database instead, so a slow reader costs no memory and loses nothing.
+   */
   maxBuffered: number;
+  /** Asked every 30 s while the stream is open; a `false` ends it (e.g. the member was removed). */
+  isStillAllowed?: () => Promise<boolean>;
 }
 
 /**
- * A job's events after `afterSeq`: first replayed from the database, then live. A gap in the
- * sequence or a reconnect of the hub is filled from the database, so nothing is skipped.
+ * A job's events after `afterSeq`: replayed from the database, then live. Checks the job
+ * belongs to the organisation before the first event, so a caller can answer 404 up front.
  */
-export async function* streamJobEvents(opts: StreamOptions & { jobId: string; afterSeq: number }): AsyncGenerator<JobEventDto> {
-  const { db, jobId, orgId } = opts;
-  const job = await db.job.findFirst({ where: { id: jobId, orgId }, select: { id: true } });
+export async function openJobEventStream(opts: StreamOptions & { jobId: string; afterSeq: number }): Promise<AsyncGenerator<JobEventDto>> {
+  const job = await opts.db.job.findFirst({ where: { id: opts.jobId, orgId: opts.orgId }, select: { id: true } });
   if (!job) throw new AppError("NOT_FOUND", "No such job in this organisation");
-  let lastSeq = opts.afterSeq;
-  const readFromDb = async () => {
-    const rows = await db.jobEvent.findMany({ where: { jobId, seq: { gt: lastSeq } }, orderBy: { seq: "asc" }, take: PAGE });
-    return rows.map(toJobEventDto);
-  };
-  for await (const item of live(opts, `job:${jobId}`, readFromDb)) {
-    if (item.seq <= lastSeq) continue;
-    if (item.seq > lastSeq + 1) {
-      // A gap: the rows in between are in the database.
-      for (const row of await readFromDb()) {
-        if (row.seq > item.seq) break;
-        lastSeq = row.seq;
-        yield row;
-      }
-      if (item.seq <= lastSeq) continue;
-    }
-    lastSeq = item.seq;
-    yield item;
-  }
-}
-
-/** Every job event of an organisation after event id `afterId`, replayed then live. */
-export async function* streamOrgEvents(opts: StreamOptions & { afterId: bigint }): AsyncGenerator<JobEventDto> {
-  const { db, orgId } = opts;
-  let lastId = opts.afterId;
-  const readFromDb = async () => {
-    const rows = await db.jobEvent.findMany({ where: { orgId, id: { gt: lastId } }, orderBy: { id: "asc" }, take: PAGE });
-    return rows.map(toJobEventDto);
-  };
-  for await (const item of live(opts, `org:${orgId}`, readFromDb)) {
-    const id = BigInt(item.id);
-    if (id <= lastId) continue;
-    lastId = id;
-    yield item;
-  }
+  return follow(opts, `job:${opts.jobId}`, opts.afterSeq, (e) => e.seq, (after) => ({ jobId: opts.jobId, seq: { gt: after } }), { seq: "asc" });
 }
 
 /**
- * Subscribes before replaying so nothing falls between the two; yields replayed rows, then
- * live ones. `readFromDb` reads from the caller's current position and is used again after
- * a resync.
+ * Every job event of an organisation after its event number `afterOrgSeq`, replayed then
+ * live; without one, from now on (the caller has just loaded the current state).
  */
-async function* live(opts: StreamOptions, key: `job:${string}` | `org:${string}`, readFromDb: () => Promise<JobEventDto[]>): AsyncGenerator<JobEventDto> {
-  const queue: RealtimeMessage[] = [];
+export async function openOrgEventStream(opts: StreamOptions & { afterOrgSeq: number | null }): Promise<AsyncGenerator<JobEventDto>> {
+  const after = opts.afterOrgSeq ?? (await opts.db.org.findUnique({ where: { id: opts.orgId }, select: { lastEventSeq: true } }))?.lastEventSeq ?? 0;
+  return follow(opts, `org:${opts.orgId}`, after, (e) => e.orgSeq, (a) => ({ orgId: opts.orgId, orgSeq: { gt: a } }), { orgSeq: "asc" });
+}
+
+/**
+ * Yields events numbered contiguously by `position`, starting after `start`. Subscribes
+ * before the first read so nothing falls between replay and live; a gap in the numbers, a
+ * hub reconnect or an overflow is filled by reading the database from the last position.
+ */
+async function* follow(
+  opts: StreamOptions,
+  key: `job:${string}` | `org:${string}`,
+  start: number,
+  position: (e: JobEventDto) => number,
+  after: (position: number) => object,
+  orderBy: object,
+): AsyncGenerator<JobEventDto> {
+  const { db, hub, signal } = opts;
+  let last = start;
+  const queue: JobEventDto[] = [];
+  let needsRead = true;
   let wake: (() => void) | null = null;
-  let isOverflowed = false;
   const notify = () => {
     wake?.();
     wake = null;
   };
-  const unsubscribe = opts.hub.subscribe(key, (message) => {
-    if (queue.length >= opts.maxBuffered) isOverflowed = true;
-    else queue.push(message);
+  const unsubscribe = hub.subscribe(key, (message: RealtimeMessage) => {
+    if (message.kind === "resync" || queue.length >= opts.maxBuffered) {
+      queue.length = 0;
+      needsRead = true;
+    } else {
+      queue.push(message.event);
+    }
     notify();
   });
-  opts.signal.addEventListener("abort", notify, { once: true });
+  signal.addEventListener("abort", notify, { once: true });
+  let nextCheck = Date.now() + RECHECK_MS;
+  let hasJustRead = false;
   try {
-    await opts.hub.ensureConnected();
-    let needsRead = true;
-    while (!opts.signal.aborted) {
+    await hub.ensureConnected();
+    while (!signal.aborted) {
+      if (opts.isStillAllowed && Date.now() >= nextCheck) {
+        nextCheck = Date.now() + RECHECK_MS;
+        if (!(await opts.isStillAllowed())) throw new AppError("FORBIDDEN", "You no longer have access to these events");
+      }
       if (needsRead) {
         needsRead = false;
-        let page: JobEventDto[];
-        do {
-          page = await readFromDb();
-          for (const row of page) yield row;
-        } while (page.length === PAGE && !opts.signal.aborted);
-      }
-      while (queue.length > 0 && !opts.signal.aborted) {
-        const message = queue.shift()!;
-        if (message.kind === "resync") {
-          needsRead = true;
-          break;
+        hasJustRead = true;
+        for (;;) {
+          const rows = await db.jobEvent.findMany({ where: after(last), orderBy, take: PAGE });
+          for (const row of rows) {
+            const event = toJobEventDto(row);
+            last = position(event);
+            yield event;
+          }
+          if (rows.length < PAGE || signal.aborted) break;
         }
-        if (message.kind === "event") yield message.event;
+        continue;
       }
-      if (isOverflowed) throw new AppError("RATE_LIMITED", "This event stream fell too far behind and was closed; reconnect to resume from the last event received");
-      if (!needsRead && queue.length === 0 && !opts.signal.aborted) await new Promise<void>((resolve) => (wake = resolve));
+      const event = queue.shift();
+      if (event) {
+        const p = position(event);
+        if (p <= last) continue; // already replayed
+        // A gap: the events in between committed first, so they are in the database. A gap
+        // that a fresh read did not fill is a deleted job's events: move past it.
+        if (p > last + 1 && !hasJustRead) {
+          needsRead = true;
+          queue.unshift(event);
+          continue;
+        }
+        hasJustRead = false;
+        last = p;
+        yield event;
+        continue;
+      }
+      hasJustRead = false;
+      await new Promise<void>((resolve) => {
+        const timer = opts.isStillAllowed ? setTimeout(resolve, Math.max(0, nextCheck - Date.now())) : undefined;
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
     }
   } finally {
     unsubscribe();
-    opts.signal.removeEventListener("abort", notify);
+    signal.removeEventListener("abort", notify);
   }
 }

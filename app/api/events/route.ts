@@ -3,23 +3,25 @@ import { env } from "@/server/env";
 import { errorResponse } from "@/server/errors";
 import { requireOrgActor } from "@/server/api/http";
 import { lastEventId, sseResponse } from "@/server/api/sse";
+import { isStillMember } from "@/server/auth/request-actor";
 import { realtimeHub } from "@/server/jobs/hub";
-import { streamOrgEvents } from "@/server/jobs/stream";
-import { latestOrgEventId } from "@/server/jobs/jobs.service";
+import { openOrgEventStream } from "@/server/jobs/stream";
 
 export const dynamic = "force-dynamic";
 
-/** Every job event of the caller's organisation as server-sent events, resumable by event id. */
+/**
+ * Every job event of the caller's organisation as server-sent events. Event ids number the
+ * organisation's events in commit order; Last-Event-ID resumes after one without a gap.
+ */
 export async function GET(request: Request) {
   try {
     const actor = await requireOrgActor(request, "viewer");
-    const resumeFrom = lastEventId(request);
-    const afterId = resumeFrom ? BigInt(resumeFrom) : await latestOrgEventId(db(), actor.orgId);
-    return sseResponse(
-      request,
-      (signal) => streamOrgEvents({ db: db(), hub: realtimeHub(), orgId: actor.orgId, afterId, signal, maxBuffered: env().SSE_MAX_BUFFERED_EVENTS }),
-      (e) => e.id,
-    );
+    const controller = new AbortController();
+    const events = await openOrgEventStream({
+      db: db(), hub: realtimeHub(), orgId: actor.orgId, afterOrgSeq: lastEventId(request),
+      signal: controller.signal, maxBuffered: env().SSE_MAX_BUFFERED_EVENTS, isStillAllowed: () => isStillMember(db(), actor),
+    });
+    return sseResponse(request, events, (e) => String(e.orgSeq), controller);
   } catch (error) {
     return errorResponse(error);
   }

@@ -2,11 +2,15 @@ import { tracked } from "@trpc/server";
 import { z } from "zod";
 import { env } from "../../env";
 import { jobEventSchema, jobIdInput, jobSchema, listJobsInput } from "../../jobs/jobs.schemas";
-import { cancelJob, getJob, latestOrgEventId, listJobEvents, listJobs, retryJob } from "../../jobs/jobs.service";
-import { streamJobEvents, streamOrgEvents } from "../../jobs/stream";
+import { cancelJob, getJob, listJobEvents, listJobs, retryJob } from "../../jobs/jobs.service";
+import { openJobEventStream, openOrgEventStream } from "../../jobs/stream";
+import { isStillMember } from "../../auth/request-actor";
+import type { OrgActor } from "../../auth/roles";
+import type { Db } from "../../db";
+import type { RealtimeHub } from "../../jobs/realtime";
 import { orgProcedure, router } from "../trpc";
 
-const lastEventId = z.string().regex(/^\d+$/).nullish();
+const lastEventId = z.string().regex(/^\d{1,15}$/).nullish();
 
 export const jobsRouter = router({
   list: orgProcedure("viewer")
@@ -22,17 +26,19 @@ export const jobsRouter = router({
   onJobEvents: orgProcedure("viewer")
     .input(jobIdInput.extend({ lastEventId }))
     .subscription(async function* ({ ctx, input, signal }) {
-      const events = streamJobEvents({ db: ctx.db, hub: ctx.hub, orgId: ctx.orgActor.orgId, jobId: input.jobId, afterSeq: Number(input.lastEventId ?? 0), signal: signal!, maxBuffered: env().SSE_MAX_BUFFERED_EVENTS });
+      const events = await openJobEventStream({ ...streamOptions(ctx, signal!), jobId: input.jobId, afterSeq: Number(input.lastEventId ?? 0) });
       for await (const event of events) yield tracked(String(event.seq), event);
     }),
 
-  /** Every job event of the organisation, resumable by event id. */
+  /** Every job event of the organisation, resumable by the organisation's event number. */
   onOrgEvents: orgProcedure("viewer")
     .input(z.object({ lastEventId }).optional())
     .subscription(async function* ({ ctx, input, signal }) {
-      // A fresh subscription starts from now: the page has already loaded the current state.
-      const afterId = input?.lastEventId ? BigInt(input.lastEventId) : await latestOrgEventId(ctx.db, ctx.orgActor.orgId);
-      const events = streamOrgEvents({ db: ctx.db, hub: ctx.hub, orgId: ctx.orgActor.orgId, afterId, signal: signal!, maxBuffered: env().SSE_MAX_BUFFERED_EVENTS });
-      for await (const event of events) yield tracked(event.id, event);
+      const events = await openOrgEventStream({ ...streamOptions(ctx, signal!), afterOrgSeq: input?.lastEventId ? Number(input.lastEventId) : null });
+      for await (const event of events) yield tracked(String(event.orgSeq), event);
     }),
 });
+
+function streamOptions(ctx: { db: Db; hub: RealtimeHub; orgActor: OrgActor }, signal: AbortSignal) {
+  return { db: ctx.db, hub: ctx.hub, orgId: ctx.orgActor.orgId, signal, maxBuffered: env().SSE_MAX_BUFFERED_EVENTS, isStillAllowed: () => isStillMember(ctx.db, ctx.orgActor) };
+}

@@ -1,0 +1,48 @@
+import type { Tx } from "../db";
+import { Prisma } from "../generated/prisma/client";
+import { EVENTS_CHANNEL } from "./catalog";
+
+// Every job event is written by one statement: a leading CTE `job` that changes the Job row
+// and yields ("jobId", "orgId", "seq", ...), then this shared tail, which takes the next
+// per-organisation sequence number, inserts the event and sends the NOTIFY (ids only).
+// The Org row lock taken for the sequence orders an organisation's events by commit, so a
+// stream resuming "after event N" can never miss an event that committed late.
+
+/** Prisma keeps DateTime columns as UTC wall-clock time; raw SQL must write them the same way. */
+export const UTC_NOW = Prisma.sql`(now() AT TIME ZONE 'UTC')`;
+
+export type EventLevel = "debug" | "info" | "warn" | "error";
+export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+
+export interface EventFields {
+  message: string | Prisma.Sql;
+  level?: EventLevel;
+  step?: string | null;
+  progress?: number | null;
+  status?: JobStatus | null;
+}
+
+export const clampProgress = (p: number | null | undefined) => (p == null ? null : Math.min(1, Math.max(0, p)));
+
+/**
+ * Runs `WITH <before>, job AS (<jobCte>) <tail>` and returns the `job` row with the event's
+ * id; `before` holds any CTEs the job CTE reads from (data-modifying CTEs must be top level).
+ */
+export async function writeJobEvent<Row extends object>(tx: Tx, jobCte: Prisma.Sql, e: EventFields, before?: Prisma.Sql): Promise<(Row & { eventId: bigint; orgSeq: number }) | undefined> {
+  const message = typeof e.message === "string" ? Prisma.sql`${e.message.slice(0, 4000)}::text` : e.message;
+  const [row] = await tx.$queryRaw<(Row & { eventId: bigint; orgSeq: number })[]>`
+    WITH ${before ? Prisma.sql`${before},` : Prisma.empty} job AS (${jobCte}),
+    org AS (
+      UPDATE "Org" SET "lastEventSeq" = "lastEventSeq" + 1 WHERE "id" = (SELECT "orgId" FROM job) RETURNING "lastEventSeq"
+    ), event AS (
+      INSERT INTO "JobEvent" ("jobId", "orgId", "seq", "orgSeq", "at", "level", "step", "progress", "status", "message")
+      SELECT job."jobId", job."orgId", job."seq", org."lastEventSeq", ${UTC_NOW}, ${e.level ?? "info"}::"EventLevel",
+        ${e.step ?? null}::text, ${clampProgress(e.progress)}::float8, ${e.status ?? null}::"JobStatus", ${message}
+      FROM job, org
+      RETURNING "id", "orgSeq"
+    )
+    SELECT job.*, event."id" AS "eventId", event."orgSeq",
+      pg_notify(${EVENTS_CHANNEL}, json_build_object('jobId', job."jobId"::text, 'orgId', job."orgId"::text, 'id', event."id"::text)::text)::text AS "notified"
+    FROM job, event`;
+  return row;
+}
