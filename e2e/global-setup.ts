@@ -34,6 +34,7 @@ export default async function globalSetup() {
       FIREBASE_PROJECT_ID: "gantry-e2e",
       FIREBASE_API_KEY: "e2e-api-key",
       FIREBASE_AUTH_EMULATOR_HOST: firebase.host,
+      FIREBASE_ALLOW_EMULATOR: "true",
       NEXT_TELEMETRY_DISABLED: "1",
     },
     stdio: ["ignore", "pipe", "pipe"],
