@@ -133,3 +133,17 @@ describe("parseEnv", () => {
     expect(parseEnv({ GANTRY_HOME: home, FIREBASE_PROJECT_ID: "gantry-lab", FIREBASE_API_KEY: "key" }).isFirebaseEnabled).toBe(true);
   });
 });
+
+describe("safety checks", () => {
+  const firebase = { FIREBASE_PROJECT_ID: "p", FIREBASE_API_KEY: "k", FIREBASE_AUTH_EMULATOR_HOST: "127.0.0.1:9099" };
+
+  it("refuses the Firebase emulator in a production start unless asked for", () => {
+    expect(settingsError({ GANTRY_HOME: home, NODE_ENV: "production", ...firebase }).message).toMatch(/FIREBASE_AUTH_EMULATOR_HOST: turns off the signature check/);
+    expect(parseEnv({ GANTRY_HOME: home, NODE_ENV: "production", FIREBASE_ALLOW_EMULATOR: "true", ...firebase }).isFirebaseEnabled).toBe(true);
+    expect(parseEnv({ GANTRY_HOME: home, NODE_ENV: "development", ...firebase }).isFirebaseEnabled).toBe(true);
+  });
+
+  it("refuses a stale-worker limit that a busy worker would trip", () => {
+    expect(settingsError({ GANTRY_HOME: home, WORKER_HEARTBEAT_MS: "5000", WORKER_STALE_AFTER_MS: "6000" }).message).toMatch(/WORKER_STALE_AFTER_MS: must be at least three WORKER_HEARTBEAT_MS/);
+  });
+});

@@ -36,10 +36,20 @@ const schema = z.object({
   FIREBASE_PROJECT_ID: z.string().min(1).optional(),
   FIREBASE_API_KEY: z.string().min(1).optional(),
   FIREBASE_AUTH_DOMAIN: z.string().min(1).optional(),
+  /** The emulator accepts unsigned tokens: allowed in production only when asked for. */
+  FIREBASE_ALLOW_EMULATOR: bool.default(false),
   FIREBASE_AUTH_EMULATOR_HOST: z
     .string()
     .regex(/^[\w.-]+:\d+$/, "must be host:port, e.g. 127.0.0.1:9099")
     .optional(),
+});
+
+const checkedSchema = schema.refine((e) => !(e.FIREBASE_AUTH_EMULATOR_HOST && e.NODE_ENV === "production" && !e.FIREBASE_ALLOW_EMULATOR), {
+  path: ["FIREBASE_AUTH_EMULATOR_HOST"],
+  message: "turns off the signature check on Firebase tokens; set FIREBASE_ALLOW_EMULATOR=true as well if this really is a test or local install",
+}).refine((e) => e.WORKER_STALE_AFTER_MS >= 3 * e.WORKER_HEARTBEAT_MS, {
+  path: ["WORKER_STALE_AFTER_MS"],
+  message: "must be at least three WORKER_HEARTBEAT_MS, or a busy worker would be taken for dead",
 });
 
 export type Env = z.infer<typeof schema> & {
@@ -54,7 +64,7 @@ export class SettingsError extends Error {}
 
 export function parseEnv(source: Record<string, string | undefined>): Env {
   const cleaned = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ""));
-  const parsed = schema.safeParse(cleaned);
+  const parsed = checkedSchema.safeParse(cleaned);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
     throw new SettingsError(`Invalid settings (see .env.example):\n${lines.join("\n")}`);

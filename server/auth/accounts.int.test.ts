@@ -183,12 +183,13 @@ describe("Firebase sign-in", () => {
     expect(again.id).toBe(user.id);
   });
 
-  it("links an existing password account only when Firebase has verified the email", async () => {
+  it("never links a password account to a Firebase identity, verified or not", async () => {
     const input = newAccount();
     const user = await signUp(db, { input, allowSignup: true });
-    await expect(signInWithFirebaseIdentity(db, { uid: `uid-${unique()}`, email: input.email, emailVerified: false }, { allowSignup: true })).rejects.toMatchObject({ code: "CONFLICT" });
-    const linked = await signInWithFirebaseIdentity(db, { uid: `uid-${unique()}`, email: input.email, emailVerified: true }, { allowSignup: true });
-    expect(linked.id).toBe(user.id);
+    for (const emailVerified of [false, true]) {
+      await expect(signInWithFirebaseIdentity(db, { uid: `uid-${unique()}`, email: input.email, emailVerified }, { allowSignup: true })).rejects.toMatchObject({ code: "CONFLICT" });
+    }
+    expect((await db.user.findUniqueOrThrow({ where: { id: user.id } })).firebaseUid).toBeNull();
     expect(await membershipsOf(db, user.id)).toHaveLength(1);
   });
 

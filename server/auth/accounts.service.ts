@@ -85,6 +85,9 @@ export async function signInWithFirebaseIdentity(
     const byEmail = await tx.user.findUnique({ where: { email } });
     if (byEmail) {
       if (!identity.emailVerified) throw new AppError("CONFLICT", `An account for ${email} already exists; verify this email with Firebase, or sign in with your password`);
+      // Gantry never verified the email of a password account: linking it would hand an account
+      // made in someone else's name to whoever owns the address, or the reverse.
+      if (byEmail.passwordHash) throw new AppError("CONFLICT", `An account for ${email} already exists with a password; sign in with your password`);
       if (byEmail.firebaseUid && byEmail.firebaseUid !== identity.uid) {
         throw new AppError("CONFLICT", `The Gantry account for ${email} is linked to a different Firebase account; sign in with that one, or with your password`);
       }

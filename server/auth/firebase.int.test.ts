@@ -122,17 +122,17 @@ describe("Firebase sign-in", () => {
     expect(await db.user.count({ where: { email } })).toBe(0);
   });
 
-  it("links an existing password account when Firebase has verified the email", async () => {
+  it("does not link a password account, even when Firebase has verified the email", async () => {
     const email = newEmail();
     const existing = await signUp(db, { input: { email, name: "Grace Hopper", password: "a long enough password" }, allowSignup: true });
-    const { uid } = peer.addUser({ email: email.toUpperCase(), password: PASSWORD, emailVerified: true });
+    peer.addUser({ email: email.toUpperCase(), password: PASSWORD, emailVerified: true });
 
-    const session = await signInWithToken(await passwordSignInAtPeer(email));
-    expect(session.id).toBe(existing.id);
+    await expect(signInWithToken(await passwordSignInAtPeer(email))).rejects.toMatchObject(
+      refused("CONFLICT", `An account for ${email} already exists with a password; sign in with your password`),
+    );
     const user = await db.user.findUniqueOrThrow({ where: { id: existing.id } });
-    expect(user.firebaseUid).toBe(uid);
-    expect(user.passwordHash).not.toBeNull();
-    expect(await db.membership.count({ where: { userId: existing.id } })).toBe(1);
+    expect(user.firebaseUid).toBeNull();
+    expect(await db.user.count({ where: { email } })).toBe(1);
   });
 
   it("refuses to link an existing password account when the email is not verified", async () => {
@@ -150,14 +150,12 @@ describe("Firebase sign-in", () => {
 
   it("refuses to re-link an account already linked to a different Firebase account", async () => {
     const email = newEmail();
-    const existing = await signUp(db, { input: { email, name: "Linus", password: "a long enough password" }, allowSignup: true });
     const first = await signInWithFirebaseIdentity(db, { uid: `uid-${crypto.randomUUID()}`, email, emailVerified: true }, { allowSignup: true });
-    expect(first.id).toBe(existing.id);
-    const linkedUid = (await db.user.findUniqueOrThrow({ where: { id: existing.id } })).firebaseUid;
+    const linkedUid = (await db.user.findUniqueOrThrow({ where: { id: first.id } })).firebaseUid;
     await expect(signInWithFirebaseIdentity(db, { uid: `uid-${crypto.randomUUID()}`, email, emailVerified: true }, { allowSignup: true })).rejects.toMatchObject(
       refused("CONFLICT", /linked to a different Firebase account/),
     );
-    expect((await db.user.findUniqueOrThrow({ where: { id: existing.id } })).firebaseUid).toBe(linkedUid);
+    expect((await db.user.findUniqueOrThrow({ where: { id: first.id } })).firebaseUid).toBe(linkedUid);
   });
 
   it("makes one user when the same new Firebase account signs in twice at once", async () => {

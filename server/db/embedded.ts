@@ -94,12 +94,18 @@ export async function startEmbeddedPostgres({ home, port, log = () => {} }: { ho
   const dataDir = path.join(home, "pg");
   const ids = runAsIds(dataDir, log);
   const isNew = !fs.existsSync(path.join(dataDir, "PG_VERSION"));
-  const password = "gantry"; // the server listens on 127.0.0.1 only
+  // The superuser's password is made for this cluster and kept beside it, readable by the
+  // owner only: anyone else on the machine can reach 127.0.0.1 but cannot log in.
+  const passwordFile = path.join(home, "pg-password");
+  if (isNew) fs.writeFileSync(passwordFile, crypto.randomBytes(24).toString("base64url") + "\n", { mode: 0o600 });
+  if (!fs.existsSync(passwordFile)) throw new Error(`${passwordFile} is missing, so Gantry cannot log in to its embedded database; restore it, or move ${dataDir} away to start afresh`);
+  const password = fs.readFileSync(passwordFile, "utf8").trim();
 
   if (isNew) {
     log(`Creating the embedded Postgres cluster in ${dataDir}`);
     const pwfile = path.join(os.tmpdir(), `gantry-pg-${crypto.randomBytes(6).toString("hex")}`);
-    fs.writeFileSync(pwfile, `${password}\n`, { mode: 0o644 });
+    fs.writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
+    if (ids.uid !== undefined) fs.chownSync(pwfile, ids.uid, ids.gid!);
     try {
       await run(initdb, [`--pgdata=${dataDir}`, "--auth=scram-sha-256", "--username=gantry", `--pwfile=${pwfile}`, "--encoding=UTF8", "--locale=C"], ids);
     } finally {
@@ -133,9 +139,9 @@ export async function startEmbeddedPostgres({ home, port, log = () => {} }: { ho
     });
   });
 
-  const url = `postgresql://gantry:${password}@127.0.0.1:${port}/gantry`;
+  const url = `postgresql://gantry:${encodeURIComponent(password)}@127.0.0.1:${port}/gantry`;
   if (isNew) {
-    const admin = new pg.Client({ connectionString: `postgresql://gantry:${password}@127.0.0.1:${port}/postgres` });
+    const admin = new pg.Client({ connectionString: `postgresql://gantry:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres` });
     await admin.connect();
     await admin.query("CREATE DATABASE gantry");
     await admin.end();
