@@ -11,6 +11,8 @@ export interface Context extends RequestIdentity {
   db: Db;
   hub: RealtimeHub;
   baseUrl: string;
+  /** The caller's network address, for rate limits. */
+  address?: string;
 }
 
 /** Every procedure states who may call it; the authorization test reads this. */

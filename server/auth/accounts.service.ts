@@ -5,6 +5,7 @@ import { recordAudit } from "../audit/audit.service";
 import { acceptInviteInTx } from "../orgs/invites.service";
 import { createOrgInTx } from "../orgs/orgs.service";
 import { burnPasswordCheck, hashPassword, verifyPassword } from "./passwords";
+import { consumeAddressLimit, consumeRateLimit, rateLimits } from "./rate-limit";
 import type { signInInput, signUpInput } from "./auth.schemas";
 
 export interface SessionUser {
@@ -17,7 +18,15 @@ export interface SessionUser {
  * Creates an account. The first account on a new install owns the first organisation; later
  * ones join through an invite, or get an organisation of their own.
  */
-export async function signUp(db: Db, { input, allowSignup }: { input: z.output<typeof signUpInput>; allowSignup: boolean }): Promise<SessionUser> {
+export async function signUp(db: Db, { input, allowSignup, address }: { input: z.output<typeof signUpInput>; allowSignup: boolean; address?: string }): Promise<SessionUser> {
+  await consumeAddressLimit(db, "sign-up", address, rateLimits.signUpPerAddress);
+  // The cheap refusals come before the deliberately slow password hash.
+  if (!allowSignup && !input.inviteToken && (await db.user.count({ take: 1 })) > 0) {
+    throw new AppError("FORBIDDEN", "Sign-up is closed on this Gantry; ask an admin for an invite link");
+  }
+  if (await db.user.findUnique({ where: { email: input.email }, select: { id: true } })) {
+    throw new AppError("CONFLICT", "An account with this email already exists; sign in instead");
+  }
   const passwordHash = await hashPassword(input.password);
   return db.$transaction(async (tx) => {
     // Serialises concurrent first sign-ups so exactly one becomes the first owner.
@@ -46,7 +55,9 @@ async function finishNewAccount(tx: Tx, user: { id: string; name: string; email:
   await recordAudit(tx, { orgId, actor, action: "auth.sign_up", target: user.email });
 }
 
-export async function signInWithPassword(db: Db, input: z.output<typeof signInInput>): Promise<SessionUser> {
+export async function signInWithPassword(db: Db, input: z.output<typeof signInInput>, { address }: { address?: string } = {}): Promise<SessionUser> {
+  await consumeAddressLimit(db, "sign-in", address, rateLimits.signInPerAddress);
+  await consumeRateLimit(db, `sign-in:email:${input.email}`, rateLimits.signInPerEmail);
   const user = await db.user.findUnique({ where: { email: input.email } });
   if (!user?.passwordHash) {
     await burnPasswordCheck(input.password);

@@ -6,6 +6,7 @@ import { isAppError } from "../errors";
 import { signInInput } from "./auth.schemas";
 import { signInWithFirebaseIdentity, signInWithPassword } from "./accounts.service";
 import { verifyFirebaseIdToken } from "./firebase";
+import { clientAddress } from "./rate-limit";
 
 // next-auth v4 with JWT sessions: the cookie holds only the user id (sub); organisation and
 // role are read from the database on every request, so a role change applies at once.
@@ -24,6 +25,12 @@ async function authorizeOrExplain<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+function addressOf(req: { headers?: Record<string, unknown> } | undefined): string | undefined {
+  const headers = new Headers();
+  for (const [k, v] of Object.entries(req?.headers ?? {})) if (typeof v === "string") headers.set(k, v);
+  return clientAddress(headers);
+}
+
 export function authOptions(): NextAuthOptions {
   const settings = env();
   return {
@@ -35,11 +42,11 @@ export function authOptions(): NextAuthOptions {
         id: "password",
         name: "Email and password",
         credentials: { email: { label: "Email", type: "email" }, password: { label: "Password", type: "password" } },
-        authorize: (credentials) =>
+        authorize: (credentials, req) =>
           authorizeOrExplain(async () => {
             const parsed = signInInput.safeParse(credentials);
             if (!parsed.success) throw new Error("Enter your email address and password");
-            return signInWithPassword(db(), parsed.data);
+            return signInWithPassword(db(), parsed.data, { address: addressOf(req) });
           }),
       }),
       CredentialsProvider({

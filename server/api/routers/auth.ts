@@ -18,7 +18,7 @@ export const authRouter = router({
   signUp: publicProcedure
     .input(signUpInput)
     .output(z.object({ userId: z.uuid() }))
-    .mutation(async ({ ctx, input }) => ({ userId: (await signUp(ctx.db, { input, allowSignup: env().ALLOW_SIGNUP })).id })),
+    .mutation(async ({ ctx, input }) => ({ userId: (await signUp(ctx.db, { input, allowSignup: env().ALLOW_SIGNUP, address: ctx.address })).id })),
 
   providers: publicProcedure
     .output(z.object({ password: z.boolean(), firebase: z.object({ apiKey: z.string(), projectId: z.string(), authDomain: z.string().nullable(), emulatorHost: z.string().nullable() }).nullable(), allowSignup: z.boolean() }))
