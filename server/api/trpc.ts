@@ -25,6 +25,8 @@ const t = initTRPC
   .meta<Meta>()
   .create({
     transformer: superjson,
+    // Subscriptions ride on SSE: ping so proxies with idle timeouts keep live views open.
+    sse: { ping: { enabled: true, intervalMs: 15_000 }, client: { reconnectAfterInactivityMs: 40_000 } },
     errorFormatter({ shape, error }) {
       const isInternal = error.code === "INTERNAL_SERVER_ERROR";
       return {

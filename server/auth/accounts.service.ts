@@ -6,7 +6,9 @@ import { acceptInviteInTx } from "../orgs/invites.service";
 import { createOrgInTx } from "../orgs/orgs.service";
 import { burnPasswordCheck, hashPassword, verifyPassword } from "./passwords";
 import { consumeAddressLimit, consumeRateLimit, rateLimits } from "./rate-limit";
-import type { signInInput, signUpInput } from "./auth.schemas";
+import type { accountSchema, signInInput, signInMethodsSchema, signUpInput } from "./auth.schemas";
+import type { Env } from "../env";
+import { listMyOrgs } from "../orgs/orgs.service";
 
 export interface SessionUser {
   id: string;
@@ -119,4 +121,24 @@ async function recordSignIn(db: Db, user: { id: string; name: string; email: str
 
 export async function getSessionUser(db: Db, userId: string): Promise<SessionUser | null> {
   return db.user.findUnique({ where: { id: userId }, select: { id: true, email: true, name: true } });
+}
+
+/** The signed-in person, their organisations, and the one this request acts in. */
+export async function describeAccount(db: Db, { userId, orgActor }: { userId: string; orgActor: { orgId: string } | null }): Promise<z.infer<typeof accountSchema>> {
+  const user = await getSessionUser(db, userId);
+  if (!user) throw new AppError("UNAUTHORIZED", "Your account no longer exists");
+  const orgs = await listMyOrgs(db, user.id);
+  const current = orgActor ? orgs.find((o) => o.id === orgActor.orgId) : undefined;
+  return { user, orgs, currentOrg: current ? { id: current.id, name: current.name, role: current.role } : null };
+}
+
+/** What the sign-in page offers; only public Firebase web settings, never a secret. */
+export function signInMethods(settings: Env): z.infer<typeof signInMethodsSchema> {
+  return {
+    password: true,
+    allowSignup: settings.ALLOW_SIGNUP,
+    firebase: settings.isFirebaseEnabled
+      ? { apiKey: settings.FIREBASE_API_KEY!, projectId: settings.FIREBASE_PROJECT_ID!, authDomain: settings.FIREBASE_AUTH_DOMAIN ?? null, emulatorHost: settings.FIREBASE_AUTH_EMULATOR_HOST ?? null }
+      : null,
+  };
 }

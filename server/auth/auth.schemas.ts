@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { roleSchema } from "./roles";
 
 export const emailSchema = z.string().trim().toLowerCase().pipe(z.email("Enter a valid email address")).pipe(z.string().max(254));
 export const passwordSchema = z.string().min(10, "Use at least 10 characters").max(200, "Use at most 200 characters");
@@ -31,4 +32,16 @@ export const apiTokenSchema = z.object({
   lastUsedAt: z.date().nullable(),
   revokedAt: z.date().nullable(),
   owner: z.string(),
+});
+
+export const accountSchema = z.object({
+  user: z.object({ id: z.uuid(), email: z.string(), name: z.string() }),
+  orgs: z.array(z.object({ id: z.uuid(), name: z.string(), slug: z.string(), role: roleSchema })),
+  currentOrg: z.object({ id: z.uuid(), name: z.string(), role: roleSchema }).nullable(),
+});
+
+export const signInMethodsSchema = z.object({
+  password: z.boolean(),
+  allowSignup: z.boolean(),
+  firebase: z.object({ apiKey: z.string(), projectId: z.string(), authDomain: z.string().nullable(), emulatorHost: z.string().nullable() }).nullable(),
 });

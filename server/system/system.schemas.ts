@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { jobSchema } from "../jobs/jobs.schemas";
 
 export const healthSchema = z.object({
   status: z.enum(["ok", "degraded"]),
@@ -13,4 +14,22 @@ export const startSelftestInput = z.object({
   steps: z.number().int().min(1).max(50).default(5),
   stepMs: z.number().int().min(0).max(60_000).default(1000),
   failAtStep: z.number().int().min(1).max(50).optional(),
+});
+
+export const overviewSchema = z.object({
+  jobCounts: z.record(z.string(), z.number()),
+  members: z.number().int(),
+  recentJobs: z.array(jobSchema),
+  health: healthSchema,
+});
+
+export const instanceSchema = z.object({
+  version: z.string(),
+  node: z.string(),
+  host: z.string(),
+  publicUrl: z.string(),
+  database: z.string(),
+  blobDir: z.string(),
+  firebase: z.boolean(),
+  signup: z.boolean(),
 });
