@@ -11,10 +11,23 @@ import { Card, CardBody } from "@/components/ui/card";
 import { TextField } from "@/components/ui/field";
 import { useTRPC } from "@/components/trpc";
 import { FirebaseSignIn } from "./firebase-sign-in";
+import { safeCallback } from "./safe-callback";
 
-/** Only same-site paths: a callbackUrl must never send someone to another site. */
-export function safeCallback(raw: string | null): string {
-  return raw && raw.startsWith("/") && !raw.startsWith("//") ? raw : "/";
+/**
+ * next-auth sends people here with `?error=<code>`. Only its codes are shown, in our words: the
+ * URL is anyone's to write, so its text is never put on the page.
+ */
+const errorCodes: Record<string, string> = {
+  SessionRequired: "Sign in to continue",
+  CredentialsSignin: "Wrong email or password",
+  AccessDenied: "That account may not sign in here",
+  Callback: "Signing in did not finish; try again",
+  Configuration: "Signing in is not set up correctly on this server; tell its administrator",
+  Default: "Signing in did not work; try again",
+};
+
+function describeErrorCode(code: string | null): string | null {
+  return code && Object.hasOwn(errorCodes, code) ? errorCodes[code] : null;
 }
 
 export function SignInForm() {
@@ -23,7 +36,7 @@ export function SignInForm() {
   const params = useSearchParams();
   const callbackUrl = safeCallback(params.get("callbackUrl"));
   const providers = useQuery(trpc.auth.providers.queryOptions());
-  const [error, setError] = useState<string | null>(params.get("error") && params.get("error") !== "CredentialsSignin" ? params.get("error") : null);
+  const [error, setError] = useState<string | null>(() => describeErrorCode(params.get("error")));
   const [isBusy, setBusy] = useState(false);
 
   async function onSubmit(e: FormEvent<HTMLFormElement>) {

@@ -10,7 +10,7 @@ import { Button } from "@/components/ui/button";
 import { Card, CardBody } from "@/components/ui/card";
 import { TextField } from "@/components/ui/field";
 import { errorMessage, useTRPC } from "@/components/trpc";
-import { safeCallback } from "./sign-in-form";
+import { safeCallback } from "./safe-callback";
 
 export function SignUpForm() {
   const trpc = useTRPC();
