@@ -83,9 +83,10 @@ function Invites() {
           <Button onClick={() => { setCopied(false); create.mutate({ role, expiresInDays: 7 }); }} disabled={create.isPending}>Create invite link</Button>
         </div>
         {create.error && <Alert>{errorMessage(create.error)}</Alert>}
-        {create.data && (
+        {create.data && create.variables && (
           <div className="space-y-2 rounded-md border border-zinc-200 p-3 dark:border-zinc-800">
-            <p className="text-sm">Invite link ({role}); it is shown only now:</p>
+            {/* The role the link was made for, not the one selected since. */}
+            <p className="text-sm">Invite link ({create.variables.role}); it is shown only now:</p>
             <div className="flex gap-2">
               <input readOnly aria-label="Invite link" value={create.data.url} className="h-9 flex-1 rounded-md border border-zinc-300 bg-zinc-50 px-2 font-mono text-xs dark:border-zinc-700 dark:bg-zinc-950" onFocus={(e) => e.target.select()} />
               <Button size="sm" variant="secondary" onClick={() => navigator.clipboard?.writeText(create.data!.url).then(() => setCopied(true))}>{isCopied ? "Copied" : "Copy"}</Button>
