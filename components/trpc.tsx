@@ -3,11 +3,51 @@
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { createTRPCClient, httpBatchLink, httpSubscriptionLink, splitLink, TRPCClientError } from "@trpc/client";
 import { createTRPCContext } from "@trpc/tanstack-react-query";
-import { useState, type ReactNode } from "react";
+import { useState, useSyncExternalStore, type ReactNode } from "react";
 import superjson from "superjson";
 import type { AppRouter } from "@/server/api/root";
 
 export const { TRPCProvider, useTRPC } = createTRPCContext<AppRouter>();
+
+// The organisation this tab acts in. Each tab keeps its own (sessionStorage is per tab and
+// survives a reload) and names it on every request, so two tabs can work in two organisations.
+const TAB_ORG_KEY = "gantry-org";
+let tabOrgId: string | null | undefined; // undefined: not read from storage yet
+const tabOrgListeners = new Set<() => void>();
+
+export function getTabOrg(): string | null {
+  if (tabOrgId === undefined) {
+    if (typeof window === "undefined") return null; // the server renders for everyone: no tab
+    try {
+      tabOrgId = window.sessionStorage.getItem(TAB_ORG_KEY);
+    } catch {
+      tabOrgId = null; // storage disabled: the tab's choice lasts until a reload
+    }
+  }
+  return tabOrgId;
+}
+
+export function setTabOrg(orgId: string | null) {
+  if (typeof window === "undefined" || orgId === getTabOrg()) return;
+  tabOrgId = orgId;
+  try {
+    if (orgId) window.sessionStorage.setItem(TAB_ORG_KEY, orgId);
+    else window.sessionStorage.removeItem(TAB_ORG_KEY);
+  } catch {
+    // storage disabled: kept in memory only
+  }
+  for (const listener of tabOrgListeners) listener();
+}
+
+function subscribeTabOrg(listener: () => void) {
+  tabOrgListeners.add(listener);
+  return () => void tabOrgListeners.delete(listener);
+}
+
+/** The tab's organisation, re-rendering when it changes; null on the server and before one is chosen. */
+export function useTabOrg(): string | null {
+  return useSyncExternalStore(subscribeTabOrg, getTabOrg, () => null);
+}
 
 function makeQueryClient() {
   return new QueryClient({
@@ -20,6 +60,9 @@ function makeQueryClient() {
   });
 }
 
+const orgHeaders = (orgId: string | null): Record<string, string> => (orgId ? { "x-gantry-org": orgId } : {});
+const orgParams = (orgId: string | null) => (orgId ? { orgId } : null);
+
 export function ApiProvider({ children }: { children: ReactNode }) {
   const [queryClient] = useState(makeQueryClient);
   const [trpcClient] = useState(() =>
@@ -27,8 +70,9 @@ export function ApiProvider({ children }: { children: ReactNode }) {
       links: [
         splitLink({
           condition: (op) => op.type === "subscription",
-          true: httpSubscriptionLink({ url: "/api/trpc", transformer: superjson }),
-          false: httpBatchLink({ url: "/api/trpc", transformer: superjson }),
+          // An EventSource cannot send headers: the organisation goes in the URL instead.
+          true: httpSubscriptionLink({ url: "/api/trpc", transformer: superjson, connectionParams: () => orgParams(getTabOrg()) }),
+          false: httpBatchLink({ url: "/api/trpc", transformer: superjson, headers: () => orgHeaders(getTabOrg()) }),
         }),
       ],
     }),

@@ -2,19 +2,25 @@
 
 import { useMutation, useQuery } from "@tanstack/react-query";
 import Link from "next/link";
-import { useRouter } from "next/navigation";
 import { useSession } from "next-auth/react";
 import { Alert } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
 import { Card, CardBody } from "@/components/ui/card";
-import { errorMessage, useTRPC } from "@/components/trpc";
+import { errorMessage, setTabOrg, useTRPC } from "@/components/trpc";
 
 export function InviteView({ token }: { token: string }) {
   const trpc = useTRPC();
-  const router = useRouter();
   const session = useSession();
   const invite = useQuery(trpc.invites.describe.queryOptions({ token }));
-  const accept = useMutation(trpc.invites.accept.mutationOptions({ onSuccess: () => router.push("/") }));
+  const accept = useMutation(
+    trpc.invites.accept.mutationOptions({
+      // This tab goes on in the organisation just joined, from a fresh start.
+      onSuccess: ({ orgId }) => {
+        setTabOrg(orgId);
+        window.location.assign("/");
+      },
+    }),
+  );
   const here = `/invite/${encodeURIComponent(token)}`;
 
   return (

@@ -4,10 +4,10 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import Link from "next/link";
 import { usePathname } from "next/navigation";
 import { signOut } from "next-auth/react";
-import { useState, type ReactNode } from "react";
+import { useEffect, useState, type ReactNode } from "react";
 import { cn } from "@/components/ui/cn";
 import { Button } from "@/components/ui/button";
-import { useTRPC } from "@/components/trpc";
+import { setTabOrg, useTabOrg, useTRPC } from "@/components/trpc";
 import { useLiveJobs } from "@/components/jobs/use-live-jobs";
 import { HealthBanner } from "./health-banner";
 import { NoOrganisation } from "./no-organisation";
@@ -21,17 +21,26 @@ const nav = [
 
 function OrgSwitcher() {
   const trpc = useTRPC();
-  const queryClient = useQueryClient();
   const me = useQuery(trpc.auth.me.queryOptions());
-  const switchOrg = useMutation(trpc.orgs.switch.mutationOptions({ onSuccess: () => queryClient.invalidateQueries() }));
+  const switchOrg = useMutation(trpc.orgs.switch.mutationOptions());
+  const [isSwitching, setSwitching] = useState(false);
   if (!me.data) return <div className="h-9" />;
+
+  const onSwitch = (orgId: string) => {
+    setTabOrg(orgId);
+    setSwitching(true);
+    // The server remembers the choice for new tabs; this tab names its organisation itself, so
+    // it reloads either way, and every query and subscription starts over in the new one.
+    switchOrg.mutate({ orgId }, { onSettled: () => window.location.assign("/") });
+  };
   return (
     <label className="block">
       <span className="sr-only">Organisation</span>
       <select
         aria-label="Organisation"
         value={me.data.currentOrg?.id ?? ""}
-        onChange={(e) => switchOrg.mutate({ orgId: e.target.value })}
+        onChange={(e) => onSwitch(e.target.value)}
+        disabled={isSwitching}
         className="h-9 w-full rounded-md border border-zinc-300 bg-white px-2 text-sm dark:border-zinc-700 dark:bg-zinc-900"
       >
         {me.data.orgs.map((o) => <option key={o.id} value={o.id}>{o.name} ({o.role})</option>)}
@@ -45,10 +54,38 @@ function LiveJobs() {
   return null;
 }
 
+/**
+ * Settles which organisation this tab acts in: the one it chose before if the user still
+ * belongs to it, else the one the server falls back to (the last one chosen). True while that
+ * is still being settled.
+ */
+function useSettleTabOrg(): boolean {
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+  const me = useQuery(trpc.auth.me.queryOptions());
+  const tabOrg = useTabOrg();
+  const isTabOrgMine = tabOrg !== null && (me.data?.orgs.some((o) => o.id === tabOrg) ?? false);
+
+  useEffect(() => {
+    if (!me.data || isTabOrgMine) return;
+    if (me.data.currentOrg) {
+      setTabOrg(me.data.currentOrg.id);
+    } else if (tabOrg) {
+      // Named an organisation the user is not in (left it, or another account signed in in
+      // this tab): forget everything read so far and ask again without naming one.
+      setTabOrg(null);
+      void queryClient.resetQueries();
+    }
+  }, [me.data, isTabOrgMine, tabOrg, queryClient]);
+
+  return me.data ? (tabOrg === null ? me.data.currentOrg !== null : !isTabOrgMine) : false;
+}
+
 export function AppShell({ children }: { children: ReactNode }) {
   const trpc = useTRPC();
   const pathname = usePathname();
   const me = useQuery(trpc.auth.me.queryOptions());
+  const isSettlingOrg = useSettleTabOrg();
   const [isMenuOpen, setMenuOpen] = useState(false);
   const isActive = (href: string) => (href === "/" ? pathname === "/" : pathname.startsWith(href));
 
@@ -96,7 +133,7 @@ export function AppShell({ children }: { children: ReactNode }) {
       <div className="min-w-0 flex-1">
         {me.data?.currentOrg && <HealthBanner />}
         <main className="mx-auto max-w-6xl px-4 py-8 md:px-8">
-          {me.isLoading ? <p className="text-sm text-zinc-500">Loading…</p> : me.data && !me.data.currentOrg ? <NoOrganisation /> : (
+          {me.isLoading || isSettlingOrg ? <p className="text-sm text-zinc-500">Loading…</p> : me.data && !me.data.currentOrg ? <NoOrganisation /> : (
             <>
               <LiveJobs />
               {children}
