@@ -65,6 +65,11 @@ test("a team sets up Gantry and watches a job run live", async ({ browser, reque
     await page.getByRole("button", { name: "Run self-test" }).click();
     await expect(page).toHaveURL(/\/jobs\/[0-9a-f-]{36}$/);
     const secondTab = await ownerContext.newPage();
+    // Browsers allow six connections per host: a tab holds one event stream, whatever it shows.
+    const streams = new Set<string>();
+    secondTab.on("request", (r) => {
+      if (r.url().includes("/api/trpc/") && r.url().includes(".on")) streams.add(new URL(r.url()).pathname);
+    });
     await secondTab.goto(page.url());
     const seen = new Set<number>();
     for (const tab of [page, secondTab]) {
@@ -80,6 +85,7 @@ test("a team sets up Gantry and watches a job run live", async ({ browser, reque
     }
     // Moved through intermediate values, not only 0 and 100.
     expect([...seen].some((p) => p > 0 && p < 100)).toBe(true);
+    expect([...streams]).toEqual(["/api/trpc/jobs.onOrgEvents"]);
     await secondTab.reload();
     await expect(secondTab.getByRole("list", { name: "Job log" })).toContainText("Step 5 of 5");
     await expect(secondTab.getByRole("list", { name: "Job log" })).toContainText("Finished");

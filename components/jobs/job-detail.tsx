@@ -1,9 +1,8 @@
 "use client";
 
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useSubscription } from "@trpc/tanstack-react-query";
 import Link from "next/link";
-import { useEffect, useMemo, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { Alert } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
 import { Card, CardBody, CardHeader } from "@/components/ui/card";
@@ -15,6 +14,7 @@ import { errorMessage, useTRPC } from "@/components/trpc";
 import { hasRole } from "@/server/auth/roles";
 import type { JobEventDto } from "@/server/jobs/jobs.schemas";
 import { JobStatusBadge } from "./job-status";
+import { onLiveJobEvent, useLiveStatus } from "./use-live-jobs";
 
 const levelStyle: Record<JobEventDto["level"], string> = {
   debug: "text-zinc-400",
@@ -34,27 +34,51 @@ function Elapsed({ from, to }: { from: Date | null; to: Date | null }) {
   return <>{formatDuration((to?.getTime() ?? now) - from.getTime())}</>;
 }
 
+/** The seq of the first event that does not follow the one before it, starting after `lastSeq`. */
+function firstSeqAfterGap(lastSeq: number, sortedEvents: JobEventDto[]): number | null {
+  let previous = lastSeq;
+  for (const e of sortedEvents) {
+    if (e.seq > previous + 1) return e.seq;
+    previous = e.seq;
+  }
+  return null;
+}
+
 export function JobDetail({ jobId }: { jobId: string }) {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
   const me = useQuery(trpc.auth.me.queryOptions());
   const job = useQuery(trpc.jobs.get.queryOptions({ jobId }));
-  const history = useQuery({ ...trpc.jobs.events.queryOptions({ jobId }), staleTime: Infinity });
+  // Read on every visit: the organisation stream does not replay what happened while this page was closed.
+  const history = useQuery({ ...trpc.jobs.events.queryOptions({ jobId }), staleTime: Infinity, refetchOnMount: "always" });
+  const liveStatus = useLiveStatus();
   const [live, setLive] = useState<JobEventDto[]>([]);
-  // Fixed once the history is read: the link itself resumes from the last event it saw.
-  const startSeq = useMemo(() => String(Math.max(0, ...(history.data ?? []).map((e) => e.seq))), [history.data]);
+  const refetchedForSeq = useRef(0);
 
-  // The log is read once, then followed live from its last event; a reload does the same.
-  const subscription = useSubscription(
-    trpc.jobs.onJobEvents.subscriptionOptions(
-      { jobId, lastEventId: startSeq },
-      {
-        enabled: history.isSuccess,
-        onData: ({ data }) => setLive((prev) => (prev.some((e) => e.seq === data.seq) ? prev : [...prev, data])),
-      },
-    ),
-  );
-  const events = [...(history.data ?? []), ...live.filter((e) => !(history.data ?? []).some((h) => h.seq === e.seq))];
+  // The log is read once and then followed through the shell's organisation subscription.
+  // Listening starts on mount, while the history loads, so no event falls between the two.
+  useEffect(() => {
+    refetchedForSeq.current = 0;
+    return onLiveJobEvent((event) => {
+      if (event.jobId !== jobId) return;
+      setLive((prev) => (prev.some((e) => e.jobId === jobId && e.seq === event.seq) ? prev : [...prev, event]));
+    });
+  }, [jobId]);
+
+  // A job's seqs run 1, 2, 3, ... and the history is complete up to its last one.
+  const historyEvents = history.data ?? [];
+  const historyLastSeq = historyEvents.reduce((max, e) => Math.max(max, e.seq), 0);
+  const newer = live.filter((e) => e.jobId === jobId && e.seq > historyLastSeq).sort((a, b) => a.seq - b.seq);
+  const events = [...historyEvents, ...newer];
+  // Events went by before listening started (or while the stream was away): read the history again.
+  const gapSeq = history.isSuccess ? firstSeqAfterGap(historyLastSeq, newer) : null;
+  const { isFetching: isHistoryFetching, refetch: refetchHistory } = history;
+  useEffect(() => {
+    // Once per hole: a history cut short by its size limit would otherwise be read in a loop.
+    if (gapSeq === null || isHistoryFetching || gapSeq <= refetchedForSeq.current) return;
+    refetchedForSeq.current = gapSeq;
+    void refetchHistory();
+  }, [gapSeq, isHistoryFetching, refetchHistory]);
 
   const refresh = () => void queryClient.invalidateQueries({ queryKey: trpc.jobs.get.queryKey({ jobId }) });
   const cancel = useMutation(trpc.jobs.cancel.mutationOptions({ onSuccess: refresh }));
@@ -98,7 +122,7 @@ export function JobDetail({ jobId }: { jobId: string }) {
         </CardBody>
       </Card>
       <Card>
-        <CardHeader title="Log" description={subscription.status === "pending" ? "Following live" : subscription.status === "connecting" ? "Connecting…" : subscription.status === "error" ? "Live updates interrupted; reconnecting" : undefined} />
+        <CardHeader title="Log" description={liveStatus === "pending" ? "Following live" : liveStatus === "connecting" ? "Connecting…" : liveStatus === "error" ? "Live updates interrupted; reconnecting" : undefined} />
         <ol aria-live="polite" aria-label="Job log" className="max-h-[32rem] overflow-y-auto px-5 py-3 font-mono text-xs">
           {events.map((e) => (
             <li key={e.seq} className={cn("flex gap-3 py-0.5", levelStyle[e.level])}>

@@ -2,7 +2,7 @@
 
 import { useQueryClient } from "@tanstack/react-query";
 import { useSubscription } from "@trpc/tanstack-react-query";
-import { useRef } from "react";
+import { useEffect, useRef, useSyncExternalStore } from "react";
 import { useTRPC } from "@/components/trpc";
 import type { JobDto, JobEventDto } from "@/server/jobs/jobs.schemas";
 
@@ -17,9 +17,40 @@ function applyEvent(job: JobDto, e: JobEventDto): JobDto {
   };
 }
 
+type LiveStatus = "idle" | "connecting" | "pending" | "error";
+
+// One EventSource per tab: browsers allow six HTTP/1.1 connections per host, so views that
+// want live events listen here instead of opening subscriptions of their own.
+const jobEventListeners = new Set<(event: JobEventDto) => void>();
+let liveStatus: LiveStatus = "idle";
+const statusListeners = new Set<() => void>();
+
+/** Hears every job event of the organisation this tab acts in; returns the unsubscribe. */
+export function onLiveJobEvent(listener: (event: JobEventDto) => void): () => void {
+  jobEventListeners.add(listener);
+  return () => void jobEventListeners.delete(listener);
+}
+
+function setLiveStatus(status: LiveStatus) {
+  if (status === liveStatus) return;
+  liveStatus = status;
+  for (const listener of statusListeners) listener();
+}
+
+function subscribeLiveStatus(listener: () => void) {
+  statusListeners.add(listener);
+  return () => void statusListeners.delete(listener);
+}
+
+/** The org subscription's state: "pending" while it follows live, "connecting", "error". */
+export function useLiveStatus(): LiveStatus {
+  return useSyncExternalStore(subscribeLiveStatus, () => liveStatus, () => "idle" as const);
+}
+
 /**
- * One subscription per page to the organisation's job events; every cached job list and job
- * is patched in place, so progress bars move without refetching.
+ * The tab's one subscription to the organisation's job events; every cached job list and job
+ * is patched in place, so progress bars move without refetching, and every event is passed on
+ * to `onLiveJobEvent` listeners. Mount it once, in the shell.
  */
 export function useLiveJobs() {
   const trpc = useTRPC();
@@ -35,7 +66,7 @@ export function useLiveJobs() {
     }, 300);
   };
 
-  return useSubscription(
+  const subscription = useSubscription(
     trpc.jobs.onOrgEvents.subscriptionOptions(undefined, {
       onData: ({ data: event }) => {
         let isKnown = false;
@@ -51,7 +82,13 @@ export function useLiveJobs() {
         queryClient.setQueryData(trpc.jobs.get.queryKey({ jobId: event.jobId }), (old: JobDto | undefined) => (old ? applyEvent(old, event) : old));
         // A new job, or one that moved between filters: the lists are read again, debounced.
         if (!isKnown || event.status) refetchLists();
+        for (const listener of jobEventListeners) listener(event);
       },
     }),
   );
+  useEffect(() => {
+    setLiveStatus(subscription.status);
+    return () => setLiveStatus("idle");
+  }, [subscription.status]);
+  return subscription;
 }
