@@ -131,7 +131,7 @@ export function AppShell({ children }: { children: ReactNode }) {
       </div>
       {isMenuOpen && <div id="mobile-nav" className="border-b border-zinc-200 bg-white md:hidden dark:border-zinc-800 dark:bg-zinc-950">{sidebar}</div>}
       <div className="min-w-0 flex-1">
-        {me.data?.currentOrg && <HealthBanner />}
+        <HealthBanner />
         <main className="mx-auto max-w-6xl px-4 py-8 md:px-8">
           {me.isLoading || isSettlingOrg ? <p className="text-sm text-zinc-500">Loading…</p> : me.data && !me.data.currentOrg ? <NoOrganisation /> : (
             <>

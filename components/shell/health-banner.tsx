@@ -1,17 +1,43 @@
 "use client";
 
 import { useQuery } from "@tanstack/react-query";
-import { useTRPC } from "@/components/trpc";
 
-/** Says so at the top of every page when the worker is down or the database is unreachable. */
+/** What `GET /api/health` answers, as JSON (dates as strings). */
+interface HealthReport {
+  status: "ok" | "degraded";
+  database: { ok: boolean; error?: string };
+  worker: { ok: boolean; lastSeen: string | null };
+  queue: { depth: number | null };
+}
+
+/** The health report, or null when the portal could not be asked or did not answer with one. */
+async function fetchHealth(): Promise<HealthReport | null> {
+  try {
+    const res = await fetch("/api/health", { cache: "no-store" });
+    if (res.status !== 200 && res.status !== 503) return null;
+    return (await res.json()) as HealthReport;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Says so at the top of every page when the worker is down or the database is unreachable.
+ * Reads the public health route, not tRPC: every tRPC call needs the database, so it could
+ * never report the database gone.
+ */
 export function HealthBanner() {
-  const trpc = useTRPC();
-  const health = useQuery({ ...trpc.system.health.queryOptions(), refetchInterval: 10_000 });
-  if (!health.data || health.data.status === "ok") return null;
-  const { database, worker, queue } = health.data;
-  const message = !database.ok
-    ? database.error ?? "The database cannot be reached."
-    : `The worker is not running${worker.lastSeen ? ` (last seen ${worker.lastSeen.toLocaleTimeString()})` : ""}: jobs wait in the queue${queue.depth ? ` (${queue.depth} waiting)` : ""} until it is back. Start it with npm start.`;
+  const health = useQuery({ queryKey: ["health"], queryFn: fetchHealth, refetchInterval: 10_000, staleTime: 0, retry: false });
+  if (health.isPending) return null;
+  const report = health.data;
+  let message: string | null = null;
+  if (!report || !report.database.ok) {
+    message = "Gantry cannot reach its database: pages may fail to load until it is back.";
+  } else if (!report.worker.ok) {
+    const lastSeen = report.worker.lastSeen ? new Date(report.worker.lastSeen) : null;
+    message = `The worker is not running${lastSeen ? ` (last seen ${lastSeen.toLocaleTimeString()})` : ""}: jobs wait in the queue${report.queue.depth ? ` (${report.queue.depth} waiting)` : ""} until it is back. Start it with npm start.`;
+  }
+  if (!message) return null;
   return (
     <div role="alert" className="border-b border-amber-300 bg-amber-50 px-4 py-2 text-sm text-amber-900 dark:border-amber-800 dark:bg-amber-950 dark:text-amber-200">
       {message}
