@@ -13,7 +13,7 @@ export function InstanceSettings() {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
   const { can } = useRole();
-  const info = useQuery(trpc.system.instance.queryOptions());
+  const info = useQuery({ ...trpc.system.instance.queryOptions(), enabled: can("admin") });
   const me = useQuery(trpc.auth.me.queryOptions());
   const rename = useMutation(trpc.orgs.rename.mutationOptions({ onSuccess: () => queryClient.invalidateQueries({ queryKey: trpc.auth.me.queryKey() }) }));
   const [name, setName] = useState<string | null>(null);
@@ -45,7 +45,8 @@ export function InstanceSettings() {
           </CardBody>
         </Card>
       )}
-      <Card>
+      {!can("admin") && <Alert tone="blue">Where this instance runs and keeps its data is shown to admins and owners.</Alert>}
+      {can("admin") && <Card>
         <CardHeader title="This instance" />
         <CardBody>
           <dl className="grid gap-x-6 gap-y-3 text-sm sm:grid-cols-[12rem_1fr]">
@@ -57,7 +58,7 @@ export function InstanceSettings() {
             ))}
           </dl>
         </CardBody>
-      </Card>
+      </Card>}
     </div>
   );
 }
