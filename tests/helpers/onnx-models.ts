@@ -1,0 +1,201 @@
+import { encodeModel, type OnnxDim, type OnnxModel, type OnnxNode, type OnnxTensor, type OnnxValueInfo } from "../../server/models/onnx-proto";
+
+// Small ONNX models built in code, so tests never download one.
+
+const FLOAT = 1;
+const INT64 = 7;
+const BOOL = 9;
+const ATTR_INT = 2;
+const ATTR_INTS = 7;
+
+function valueInfo(name: string, elemType: number, shape: Array<number | string>): OnnxValueInfo {
+  const dim: OnnxDim[] = shape.map((d) => (typeof d === "number" ? { dim_value: d } : { dim_param: d }));
+  return { name, type: { tensor_type: { elem_type: elemType, shape: { dim } } } };
+}
+
+function floatTensor(name: string, dims: number[], values: number[]): OnnxTensor {
+  const raw = new Uint8Array(new Float32Array(values).buffer);
+  return { name, dims, data_type: FLOAT, raw_data: raw };
+}
+
+function model(graph: { nodes: OnnxNode[]; inputs: OnnxValueInfo[]; outputs: OnnxValueInfo[]; initializers?: OnnxTensor[] }, extraOpsets: Array<{ domain: string; version: number }> = []): OnnxModel {
+  return {
+    ir_version: 8,
+    producer_name: "gantry-tests",
+    producer_version: "1",
+    opset_import: [{ domain: "", version: 17 }, ...extraOpsets],
+    graph: { name: "test", node: graph.nodes, input: graph.inputs, output: graph.outputs, initializer: graph.initializers ?? [] },
+  };
+}
+
+/** Deterministic values in [-1, 1). */
+export function seededValues(count: number, seed: number): number[] {
+  let state = seed >>> 0;
+  const out: number[] = [];
+  for (let i = 0; i < count; i++) {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out.push((((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1);
+  }
+  // Round through float32 so a JS reference computes with the same weights the model holds.
+  return Array.from(new Float32Array(out));
+}
+
+/** Weights of the MLP: x[batch,4] → MatMul w1[4,8] + b1 → Relu → MatMul w2[8,3] + b2 → y[batch,3]. */
+export const mlpWeights = {
+  w1: seededValues(32, 1),
+  b1: seededValues(8, 2),
+  w2: seededValues(24, 3),
+  b2: seededValues(3, 4),
+};
+
+export function buildMlp(): Buffer {
+  const { w1, b1, w2, b2 } = mlpWeights;
+  return encodeModel(
+    model({
+      nodes: [
+        { op_type: "MatMul", input: ["x", "w1"], output: ["h0"] },
+        { op_type: "Add", input: ["h0", "b1"], output: ["h1"] },
+        { op_type: "Relu", input: ["h1"], output: ["h2"] },
+        { op_type: "MatMul", input: ["h2", "w2"], output: ["h3"] },
+        { op_type: "Add", input: ["h3", "b2"], output: ["y"] },
+      ],
+      inputs: [valueInfo("x", FLOAT, ["batch", 4])],
+      outputs: [valueInfo("y", FLOAT, ["batch", 3])],
+      initializers: [floatTensor("w1", [4, 8], w1), floatTensor("b1", [8], b1), floatTensor("w2", [8, 3], w2), floatTensor("b2", [3], b2)],
+    }),
+  );
+}
+
+/** The MLP computed in plain JS, in float64: the reference for test vectors. */
+export function runMlpInJs(x: number[][]): number[][] {
+  const { w1, b1, w2, b2 } = mlpWeights;
+  return x.map((row) => {
+    const hidden = Array.from({ length: 8 }, (_, j) => Math.max(0, row.reduce((sum, v, i) => sum + v * w1[i * 8 + j], 0) + b1[j]));
+    return Array.from({ length: 3 }, (_, k) => hidden.reduce((sum, v, j) => sum + v * w2[j * 3 + k], 0) + b2[k]);
+  });
+}
+
+/** y = (a + b) * scale, with a and b [batch, 3] and scale stored as float_data; the graph also lists scale as an input. */
+export function buildTwoInputModel(): Buffer {
+  return encodeModel(
+    model({
+      nodes: [
+        { op_type: "Add", input: ["a", "b"], output: ["sum"] },
+        { op_type: "Mul", input: ["sum", "scale"], output: ["y"] },
+      ],
+      // An initializer listed among the inputs (older exporters do this) is not a user input.
+      inputs: [valueInfo("a", FLOAT, ["batch", 3]), valueInfo("b", FLOAT, ["batch", 3]), valueInfo("scale", FLOAT, [3])],
+      outputs: [valueInfo("y", FLOAT, ["batch", 3])],
+      initializers: [{ name: "scale", dims: [3], data_type: FLOAT, float_data: [2, 3, 4] }],
+    }),
+  );
+}
+
+/** y = float(ids) * float(mask) over a symbolic length n: an int64 and a bool input. */
+export function buildMixedTypesModel(): Buffer {
+  const to = (type: number) => [{ name: "to", type: ATTR_INT, i: type }];
+  return encodeModel(
+    model({
+      nodes: [
+        { op_type: "Cast", input: ["ids"], output: ["ids_f"], attribute: to(FLOAT) },
+        { op_type: "Cast", input: ["mask"], output: ["mask_f"], attribute: to(FLOAT) },
+        { op_type: "Mul", input: ["ids_f", "mask_f"], output: ["y"] },
+      ],
+      inputs: [valueInfo("ids", INT64, ["n"]), valueInfo("mask", BOOL, ["n"])],
+      outputs: [valueInfo("y", FLOAT, ["n"])],
+    }),
+  );
+}
+
+/** Conv(3→4, 3x3, pad 1) + Relu + GlobalAveragePool + Flatten on x[batch,3,16,16] → y[batch,4]. */
+export function buildConvNet(): Buffer {
+  return encodeModel(
+    model({
+      nodes: [
+        {
+          op_type: "Conv",
+          input: ["x", "w", "b"],
+          output: ["c"],
+          attribute: [
+            { name: "kernel_shape", type: ATTR_INTS, ints: [3, 3] },
+            { name: "pads", type: ATTR_INTS, ints: [1, 1, 1, 1] },
+          ],
+        },
+        { op_type: "Relu", input: ["c"], output: ["r"] },
+        { op_type: "GlobalAveragePool", input: ["r"], output: ["p"] },
+        { op_type: "Flatten", input: ["p"], output: ["y"], attribute: [{ name: "axis", type: ATTR_INT, i: 1 }] },
+      ],
+      inputs: [valueInfo("x", FLOAT, ["batch", 3, 16, 16])],
+      outputs: [valueInfo("y", FLOAT, ["batch", 4])],
+      initializers: [floatTensor("w", [4, 3, 3, 3], seededValues(108, 5)), floatTensor("b", [4], seededValues(4, 6))],
+    }),
+  );
+}
+
+/** The first half of the MLP's bytes. */
+export function buildTruncatedModel(): Buffer {
+  const bytes = buildMlp();
+  return bytes.subarray(0, Math.floor(bytes.length / 2));
+}
+
+/** Bytes that are no protobuf at all (fixed seed, so every run sees the same file). */
+export function buildGarbage(): Buffer {
+  return Buffer.from(seededValues(4096, 7).map((v) => Math.floor((v + 1) * 128) & 0xff));
+}
+
+/** An input declaring a dimension of 2^40. */
+export function buildAbsurdDimModel(): Buffer {
+  return encodeModel(
+    model({
+      nodes: [{ op_type: "Relu", input: ["x"], output: ["y"] }],
+      inputs: [valueInfo("x", FLOAT, [1, 2 ** 40])],
+      outputs: [valueInfo("y", FLOAT, [1, 2 ** 40])],
+    }),
+  );
+}
+
+/** A node whose operator no runtime knows: com.example NoSuchOp. */
+export function buildUnsupportedOpModel(): Buffer {
+  return encodeModel(
+    model(
+      {
+        nodes: [{ op_type: "NoSuchOp", domain: "com.example", input: ["x"], output: ["y"] }],
+        inputs: [valueInfo("x", FLOAT, ["batch", 4])],
+        outputs: [valueInfo("y", FLOAT, ["batch", 4])],
+      },
+      [{ domain: "com.example", version: 1 }],
+    ),
+  );
+}
+
+/** An initializer whose data is said to live at ../../etc/passwd. */
+export function buildExternalDataEscapeModel(): Buffer {
+  return buildExternalDataModel("../../etc/passwd");
+}
+
+/** x[4,4] + w, with w's 64 bytes of data in the file at `location`. */
+export function buildExternalDataModel(location: string): Buffer {
+  return encodeModel(
+    model({
+      nodes: [{ op_type: "Add", input: ["x", "w"], output: ["y"] }],
+      inputs: [valueInfo("x", FLOAT, [4, 4])],
+      outputs: [valueInfo("y", FLOAT, [4, 4])],
+      initializers: [
+        {
+          name: "w",
+          dims: [4, 4],
+          data_type: FLOAT,
+          data_location: 1,
+          external_data: [
+            { key: "location", value: location },
+            { key: "offset", value: "0" },
+            { key: "length", value: "64" },
+          ],
+        },
+      ],
+    }),
+  );
+}
