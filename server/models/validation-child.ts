@@ -188,9 +188,10 @@ async function readStdin(): Promise<string> {
 }
 
 async function main(): Promise<void> {
-  const request = childRequestSchema.parse(JSON.parse(await readStdin()));
   try {
-    await validate(request);
+    const request = childRequestSchema.safeParse(JSON.parse(await readStdin()));
+    if (!request.success) throw new Error(`the validation request was malformed (${request.error.issues[0].message})`);
+    await validate(request.data);
   } catch (error) {
     send({ type: "failure", problem: error instanceof ProblemError ? error.message : `Validation failed: ${errorText(error)}`, peakRssBytes: peakRssBytes() });
   }

@@ -42,18 +42,89 @@ export type ValidationReport = z.infer<typeof validationReportSchema>;
 export type NestedNumbers = number | boolean | NestedNumbers[];
 const nestedNumbersSchema: z.ZodType<NestedNumbers> = z.lazy(() => z.union([z.number(), z.boolean(), z.array(nestedNumbersSchema)]));
 
-/** Inputs to feed and the outputs expected, by name, as nested arrays (JSON). */
+/** Row-major values and their shape: what either form of a test-vector array becomes. */
+export type FlatArray = { shape: number[]; data: number[] };
+
+function flattenNested(value: NestedNumbers): FlatArray | null {
+  const shape: number[] = [];
+  for (let v = value; Array.isArray(v); v = v[0]) shape.push(v.length);
+  const data: number[] = [];
+  const walk = (v: NestedNumbers, depth: number): boolean => {
+    if (depth === shape.length) {
+      if (Array.isArray(v)) return false;
+      data.push(Number(v));
+      return true;
+    }
+    return Array.isArray(v) && v.length === shape[depth] && v.every((item) => walk(item, depth + 1));
+  };
+  return walk(value, 0) ? { shape, data } : null;
+}
+
+const npyTypes: Record<string, (buffer: ArrayBuffer) => ArrayLike<number | bigint>> = {
+  f4: (b) => new Float32Array(b),
+  f8: (b) => new Float64Array(b),
+  i1: (b) => new Int8Array(b),
+  i2: (b) => new Int16Array(b),
+  i4: (b) => new Int32Array(b),
+  i8: (b) => new BigInt64Array(b),
+  u1: (b) => new Uint8Array(b),
+  u2: (b) => new Uint16Array(b),
+  u4: (b) => new Uint32Array(b),
+  u8: (b) => new BigUint64Array(b),
+  b1: (b) => new Uint8Array(b),
+};
+
+/** Reads one array saved with numpy.save; returns why not when it cannot. */
+export function decodeNpy(bytes: Uint8Array): FlatArray | string {
+  if (bytes.length < 10 || bytes[0] !== 0x93 || new TextDecoder().decode(bytes.subarray(1, 6)) !== "NUMPY") return "it does not start like a .npy file";
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const start = bytes[6] === 1 ? 10 : 12;
+  const headerLength = bytes[6] === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
+  const header = new TextDecoder().decode(bytes.subarray(start, start + headerLength));
+  const descr = /'descr':\s*'([<>|=])([a-z]\d+)'/.exec(header);
+  const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
+  if (!descr || shapeText === undefined) return "its header has no element type or shape";
+  if (/'fortran_order':\s*True/.test(header)) return "it is stored in Fortran order; save a C-ordered array (numpy.ascontiguousarray)";
+  if (descr[1] === ">") return "it is big-endian; save it little-endian";
+  const read = npyTypes[descr[2]];
+  if (!read) return `its element type ${descr[2]} is not supported (use float32/64, int8–64, uint8–64 or bool)`;
+  const shape = shapeText.split(",").map((d) => d.trim()).filter(Boolean).map(Number);
+  if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0)) return "its shape is not a list of whole numbers";
+  const byteCount = shape.reduce((a, b) => a * b, 1) * Number(descr[2].slice(1));
+  const dataStart = start + headerLength;
+  if (bytes.length - dataStart < byteCount) return "it holds fewer bytes than its shape needs — it looks truncated";
+  // Copied into a fresh, aligned buffer of its own: a Buffer may be a view into a shared pool.
+  return { shape, data: Array.from(read(new Uint8Array(bytes.subarray(dataStart, dataStart + byteCount)).buffer), Number) };
+}
+
+/** One test-vector array: nested JSON arrays, or the bytes of a .npy file. */
+const testArraySchema = z.unknown().transform((value, ctx): FlatArray => {
+  if (value instanceof Uint8Array) {
+    const decoded = decodeNpy(value);
+    if (typeof decoded === "string") ctx.addIssue({ code: "custom", message: `is not a readable .npy array: ${decoded}` });
+    else if (!decoded.data.every(Number.isFinite)) ctx.addIssue({ code: "custom", message: "holds NaN or infinite values, which cannot be compared" });
+    else return decoded;
+    return z.NEVER;
+  }
+  const nested = nestedNumbersSchema.safeParse(value);
+  const flat = nested.success ? flattenNested(nested.data) : null;
+  if (flat) return flat;
+  ctx.addIssue({ code: "custom", message: nested.success ? "is ragged: rows at one depth differ in length" : "is not a number or a nested array of numbers" });
+  return z.NEVER;
+});
+
+/** Inputs to feed and the outputs expected, by name. */
 export const testVectorSchema = z.object({
-  inputs: z.record(z.string(), nestedNumbersSchema),
-  outputs: z.record(z.string(), nestedNumbersSchema),
+  inputs: z.record(z.string(), testArraySchema),
+  outputs: z.record(z.string(), testArraySchema),
   /** When given, a larger maximum absolute difference fails the validation. */
   tolerance: z.number().min(0).optional(),
 });
-export type TestVector = z.infer<typeof testVectorSchema>;
+export type TestVector = z.input<typeof testVectorSchema>;
 
 // What the parent sends the validation child on stdin, and the JSON lines it answers with.
 
-const flatTensorSchema = z.object({ type: z.string(), shape: z.array(z.number().int().min(0)), data: z.array(z.number()) });
+const flatTensorSchema = z.object({ type: z.string(), shape: z.array(z.number().int().min(0)), data: z.array(z.number()) }) satisfies z.ZodType<FlatArray & { type: string }>;
 export type FlatTensor = z.infer<typeof flatTensorSchema>;
 
 export const childRequestSchema = z.object({
@@ -62,7 +133,7 @@ export const childRequestSchema = z.object({
   inputs: z.array(z.object({ name: z.string(), type: z.string(), shape: z.array(z.number().int().min(0)) })),
   runs: z.number().int().min(1),
   testVector: z
-    .object({ inputs: z.record(z.string(), flatTensorSchema), outputs: z.record(z.string(), flatTensorSchema) })
+    .object({ inputs: z.record(z.string(), flatTensorSchema), outputs: z.record(z.string(), flatTensorSchema), tolerance: z.number().optional() })
     .optional(),
 });
 export type ChildRequest = z.infer<typeof childRequestSchema>;

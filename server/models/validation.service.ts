@@ -10,8 +10,6 @@ import {
   testVectorSchema,
   type ChildMessage,
   type ChildRequest,
-  type FlatTensor,
-  type NestedNumbers,
   type TensorSpec,
   type ValidationReport,
 } from "./validation.schemas";
@@ -27,7 +25,7 @@ export type ValidateOnnxFileOptions = {
   dims?: Record<string, number>;
   /** Timed runs after the warm-up. */
   runs: number;
-  /** Parsed JSON: { inputs: { name: nested arrays }, outputs: { name: nested arrays }, tolerance? }. */
+  /** { inputs: { name: array }, outputs: { name: array }, tolerance? }, each array nested JSON or .npy bytes. */
   testVector?: unknown;
   timeoutMs: number;
   signal?: AbortSignal;
@@ -148,44 +146,24 @@ export async function inspectOnnxModel({ bytes, modelDir, dims = {}, maxInputEle
   return { report, inputs };
 }
 
-function flatten(value: NestedNumbers): { shape: number[]; data: number[] } | null {
-  const shape: number[] = [];
-  for (let v = value; Array.isArray(v); v = v[0]) shape.push(v.length);
-  const data: number[] = [];
-  const walk = (v: NestedNumbers, depth: number): boolean => {
-    if (depth === shape.length) {
-      if (Array.isArray(v)) return false;
-      data.push(typeof v === "boolean" ? Number(v) : v);
-      return true;
-    }
-    return Array.isArray(v) && v.length === shape[depth] && v.every((item) => walk(item, depth + 1));
-  };
-  return walk(value, 0) ? { shape, data } : null;
-}
-
-/** Checks a test vector against the signature and flattens it for the child. */
+/** Checks a test vector against the signature and gives the child its arrays with their types. */
 function prepareTestVector(raw: unknown, signature: NonNullable<ValidationReport["signature"]>, problems: string[]): ChildRequest["testVector"] {
   const parsed = testVectorSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    problems.push(`The test vector is not of the form { inputs: { name: array }, outputs: { name: array } }: ${issue.path.join(".") || "top level"}: ${issue.message}.`);
+    const where = issue.path.length ? `its ${issue.path.join(".")}` : "it";
+    problems.push(`The test vector cannot be used: ${where} ${issue.code === "custom" ? issue.message : `is not as expected (${issue.message})`}; give { inputs: { name: array }, outputs: { name: array } }.`);
     return undefined;
   }
-  const out: NonNullable<ChildRequest["testVector"]> = { inputs: {}, outputs: {} };
+  const out: NonNullable<ChildRequest["testVector"]> = { inputs: {}, outputs: {}, tolerance: parsed.data.tolerance };
   for (const [side, specs] of [["inputs", signature.inputs], ["outputs", signature.outputs]] as const) {
     const given = parsed.data[side];
     const names = specs.map((s) => s.name);
-    const kind = side.slice(0, -1);
-    for (const name of names) if (side === "inputs" && !(name in given)) problems.push(`The test vector gives no values for input "${name}".`);
-    for (const [name, value] of Object.entries(given)) {
+    if (side === "inputs") for (const name of names) if (!(name in given)) problems.push(`The test vector gives no values for input "${name}".`);
+    for (const [name, flat] of Object.entries(given)) {
       const spec = specs.find((s) => s.name === name);
-      if (!spec) {
-        problems.push(`The test vector names ${kind} "${name}", which the model does not have (its ${side}: ${names.join(", ")}).`);
-        continue;
-      }
-      const flat = flatten(value);
-      if (!flat) problems.push(`The test vector's ${kind} "${name}" is ragged: every row at one depth must have the same length.`);
-      else out[side][name] = { type: spec.type, ...flat } satisfies FlatTensor;
+      if (spec) out[side][name] = { type: spec.type, ...flat };
+      else problems.push(`The test vector names ${side.slice(0, -1)} "${name}", which the model does not have (its ${side}: ${names.join(", ")}).`);
     }
   }
   return out;
@@ -226,27 +204,26 @@ export async function validateOnnxFile({ file, dims = {}, runs, testVector, time
   if (!report.problems.length && testVector !== undefined && report.signature) {
     request.testVector = prepareTestVector(testVector, report.signature, report.problems);
   }
-  if (report.problems.length) {
-    await progressChain;
-    return report;
-  }
-  signal?.throwIfAborted();
-  progress("Starting onnxruntime", 0.05);
-  const outcome = await runChild(request, { timeoutMs, signal, progress });
-  await progressChain;
-  if (outcome.kind === "result") {
-    const { type: _type, problems, ...figures } = outcome.message;
-    Object.assign(report, figures);
-    report.problems.push(...problems);
-    const tolerance = (testVector as { tolerance?: unknown } | undefined)?.tolerance;
-    if (typeof tolerance === "number" && figures.maxAbsDiff !== null && figures.maxAbsDiff > tolerance) {
-      report.problems.push(`The outputs differ from the test vector by up to ${figures.maxAbsDiff}, more than the tolerance of ${tolerance}.`);
+  if (!report.problems.length) {
+    signal?.throwIfAborted();
+    progress("Starting onnxruntime", 0.05);
+    const outcome = await runChild(request, { timeoutMs, signal, progress });
+    if (outcome.kind === "result") {
+      const { type: _type, problems, ...figures } = outcome.message;
+      Object.assign(report, figures);
+      report.problems.push(...problems);
+      const tolerance = request.testVector?.tolerance;
+      if (tolerance !== undefined && figures.maxAbsDiff !== null && figures.maxAbsDiff > tolerance) {
+        report.problems.push(`The outputs differ from the test vector by up to ${figures.maxAbsDiff}, more than the tolerance of ${tolerance}.`);
+      }
+    } else {
+      report.peakRssBytes = outcome.peakRssBytes ?? null;
+      report.problems.push(outcome.problem);
     }
-  } else {
-    report.peakRssBytes = outcome.peakRssBytes ?? null;
-    report.problems.push(outcome.problem);
   }
   report.ok = report.problems.length === 0;
+  progress(report.ok ? "Validated" : "Validation found problems", 1);
+  await progressChain;
   return report;
 }
 

@@ -199,3 +199,16 @@ export function buildExternalDataModel(location: string): Buffer {
     }),
   );
 }
+
+/** The bytes numpy.save writes for one C-ordered little-endian array (format version 1.0). */
+export function encodeNpy(descr: string, shape: number[], data: ArrayBufferView, { fortranOrder = false } = {}): Buffer {
+  const dims = shape.length === 1 ? `${shape[0]},` : shape.join(", ");
+  let header = `{'descr': '${descr}', 'fortran_order': ${fortranOrder ? "True" : "False"}, 'shape': (${dims}), }`;
+  header = header.padEnd(Math.ceil((header.length + 11) / 64) * 64 - 11) + "\n";
+  const preamble = Buffer.alloc(10);
+  preamble.write("\x93NUMPY", 0, "latin1");
+  preamble[6] = 1;
+  preamble[7] = 0;
+  preamble.writeUInt16LE(header.length, 8);
+  return Buffer.concat([preamble, Buffer.from(header, "latin1"), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
+}
