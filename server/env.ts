@@ -33,6 +33,12 @@ const schema = z.object({
   WORKER_STALE_AFTER_MS: z.coerce.number().int().min(1000).default(30000),
   SSE_HEARTBEAT_MS: z.coerce.number().int().min(100).default(15000),
   SSE_MAX_BUFFERED_EVENTS: z.coerce.number().int().min(10).default(1000),
+  MODEL_MAX_UPLOAD_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 ** 3),
+  MAX_DOWNLOAD_TIMEOUT: z.coerce.number().int().min(1).max(86_400).default(1800),
+  MODEL_VALIDATION_TIMEOUT: z.coerce.number().int().min(1).max(3600).default(300),
+  MODEL_VALIDATION_RUNS: z.coerce.number().int().min(1).max(10_000).default(20),
+  HF_ENDPOINT: z.url().default("https://huggingface.co"),
+  HUGGINGFACE_CACHE_DIR: z.string().min(1).optional(),
   FIREBASE_PROJECT_ID: z.string().min(1).optional(),
   FIREBASE_API_KEY: z.string().min(1).optional(),
   FIREBASE_AUTH_DOMAIN: z.string().min(1).optional(),
@@ -56,6 +62,7 @@ export type Env = z.infer<typeof schema> & {
   AUTH_SECRET: string;
   ENCRYPTION_KEY: string;
   BLOB_DIR: string;
+  HUGGINGFACE_CACHE_DIR: string;
   PUBLIC_URL: string;
   isFirebaseEnabled: boolean;
 };
@@ -82,6 +89,7 @@ export function parseEnv(source: Record<string, string | undefined>): Env {
     AUTH_SECRET: env.AUTH_SECRET ?? secrets!.authSecret,
     ENCRYPTION_KEY: env.ENCRYPTION_KEY ?? secrets!.encryptionKey,
     BLOB_DIR: path.resolve(/*turbopackIgnore: true*/ env.BLOB_DIR ?? path.join(home, "blobs")),
+    HUGGINGFACE_CACHE_DIR: path.resolve(/*turbopackIgnore: true*/ env.HUGGINGFACE_CACHE_DIR ?? path.join(home, "hf-cache")),
     PUBLIC_URL: env.PUBLIC_URL ?? `http://localhost:${env.PORT}`,
     isFirebaseEnabled: Boolean(env.FIREBASE_PROJECT_ID && env.FIREBASE_API_KEY),
   };

@@ -11,6 +11,7 @@ import { sessionCookieName } from "../auth/session";
 import { createApiToken } from "../auth/tokens.service";
 import { createInvite } from "../orgs/invites.service";
 import { startSelftest } from "../system/selftest.service";
+import { addVersionFromUrl, createModel } from "../models/registry.service";
 import { RealtimeHub } from "../jobs/realtime";
 import { env } from "../env";
 import { appRouter, createCaller } from "./root";
@@ -43,6 +44,8 @@ let orgB: { orgId: string; owner: OrgActor };
 let jobA: string;
 let tokenA: string;
 let inviteA: string;
+let modelA: string;
+let modelVersionA: string;
 
 async function sessionHeaders(actor: OrgActor | null, requestedOrgId?: string): Promise<Headers> {
   const headers = new Headers();
@@ -79,6 +82,13 @@ function sampleInputs(): Record<string, unknown> {
     "jobs.onJobEvents": { jobId: jobA },
     "jobs.onOrgEvents": undefined,
     "system.startSelftest": { steps: 1, stepMs: 0 },
+    "models.get": { modelId: modelA },
+    "models.create": { name: "Probe model" },
+    "models.update": { modelId: modelA, description: "probed" },
+    "models.delete": { modelId: modelA },
+    "models.addVersionFromUrl": { modelId: modelA, url: "https://example.test/model.onnx" },
+    "models.addVersionFromHub": { modelId: modelA, repo: "lab/policy", filename: "model.onnx" },
+    "models.revalidate": { versionId: modelVersionA },
   };
 }
 
@@ -87,7 +97,8 @@ function sampleInput(procedure: string): unknown {
 }
 
 /** Procedures whose input names one of organisation A's things (the rest act on the caller's own org). */
-const NAMES_ORG_A_THING = new Set(["orgs.setRole", "orgs.removeMember", "invites.revoke", "tokens.revoke", "jobs.get", "jobs.events", "jobs.cancel", "jobs.retry", "jobs.onJobEvents"]);
+const NAMES_ORG_A_THING = new Set(["orgs.setRole", "orgs.removeMember", "invites.revoke", "tokens.revoke", "jobs.get", "jobs.events", "jobs.cancel", "jobs.retry", "jobs.onJobEvents",
+  "models.get", "models.update", "models.delete", "models.addVersionFromUrl", "models.addVersionFromHub", "models.revalidate"]);
 
 async function call(ctx: Context, procedure: string, input: unknown): Promise<unknown> {
   const caller = createCaller(ctx) as unknown as Record<string, Record<string, (i: unknown) => Promise<unknown>>>;
@@ -126,6 +137,8 @@ beforeAll(async () => {
   jobA = (await startSelftest(db, { actor: members.operator, input: { steps: 1, stepMs: 0 } })).jobId;
   tokenA = (await createApiToken(db, { actor: members.viewer, input: { name: "viewer token", scopes: ["read"] } })).id;
   inviteA = (await createInvite(db, { actor: members.admin, role: "viewer", expiresInDays: 1, baseUrl: "http://localhost" })).id;
+  modelA = (await createModel(db, { actor: members.operator, input: { name: "Org A policy", description: "" } })).id;
+  modelVersionA = (await addVersionFromUrl(db, { actor: members.operator, input: { modelId: modelA, url: "https://example.test/a.onnx", dims: {} } })).versionId;
 });
 
 describe("tRPC authorization", () => {

@@ -1,6 +1,7 @@
 import { auditRouter } from "./routers/audit";
 import { authRouter } from "./routers/auth";
 import { jobsRouter } from "./routers/jobs";
+import { modelsRouter } from "./routers/models";
 import { invitesRouter, orgsRouter } from "./routers/orgs";
 import { systemRouter } from "./routers/system";
 import { tokensRouter } from "./routers/tokens";
@@ -13,6 +14,7 @@ export const appRouter = router({
   tokens: tokensRouter,
   audit: auditRouter,
   jobs: jobsRouter,
+  models: modelsRouter,
   system: systemRouter,
 });
 

@@ -16,6 +16,11 @@ export const auditActions = [
   "job.start",
   "job.cancel",
   "job.retry",
+  "model.create",
+  "model.update",
+  "model.delete",
+  "model.version_add",
+  "model.revalidate",
 ] as const;
 export const auditActionSchema = z.enum(auditActions);
 export type AuditAction = z.infer<typeof auditActionSchema>;

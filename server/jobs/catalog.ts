@@ -26,7 +26,36 @@ export const selftestJob = defineJob({
   maxAttempts: 1,
 });
 
-export const jobCatalog = [selftestJob] as const;
+/** Brings a model version's file into the blob store (URL or hub), then validates it. */
+export const fetchModelJob = defineJob({
+  name: "models.fetch",
+  title: "Fetch model",
+  payload: z.object({
+    versionId: z.uuid(),
+    /** Passed on to the validation that follows. */
+    dims: z.record(z.string().max(100), z.number().int().min(1).max(65_536)).default({}),
+    /** A hub token sealed in the blob store (never the token itself); deleted after the fetch. */
+    credential: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  }),
+  maxAttempts: 3,
+});
+
+/** Loads a model version with onnxruntime, reads its signature and times it. */
+export const validateModelJob = defineJob({
+  name: "models.validate",
+  title: "Validate model",
+  payload: z.object({
+    versionId: z.uuid(),
+    /** Values for symbolic dimensions by name; the rest are 1. */
+    dims: z.record(z.string().max(100), z.number().int().min(1).max(65_536)).default({}),
+    runs: z.number().int().min(1).max(10_000).optional(),
+    /** A test vector already in the blob store: JSON { inputs, outputs } of name → nested arrays. */
+    testVectorSha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  }),
+  maxAttempts: 1,
+});
+
+export const jobCatalog = [selftestJob, fetchModelJob, validateModelJob] as const;
 
 export type JobName = (typeof jobCatalog)[number]["name"];
 

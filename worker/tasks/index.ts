@@ -1,5 +1,7 @@
+import fetchModel from "./models/fetch";
+import validateModel from "./models/validate";
 import selftest from "./system/selftest";
 import type { TaskModule } from "../define-task";
 
 /** Every task this worker runs, one per job in the catalog. */
-export const taskModules: TaskModule[] = [selftest];
+export const taskModules: TaskModule[] = [selftest, fetchModel, validateModel];

@@ -1,0 +1,375 @@
+import crypto from "node:crypto";
+import fs from "node:fs";
+import fsp from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { pipeline } from "node:stream/promises";
+import type { z } from "zod";
+import type { Db, Tx } from "../db";
+import { AppError } from "../errors";
+import type { OrgActor } from "../auth/roles";
+import { recordAudit } from "../audit/audit.service";
+import { fetchModelJob, validateModelJob } from "../jobs/catalog";
+import { enqueue } from "../jobs/enqueue";
+import type { ProgressReporter } from "../jobs/progress";
+import { Prisma, type ModelVersion } from "../generated/prisma/client";
+import { formatBytes, type BlobSource, type BlobStore } from "../storage/blob-store";
+import type {
+  addVersionFromHubInput,
+  addVersionFromUrlInput,
+  createModelInput,
+  modelDetailSchema,
+  modelSummarySchema,
+  revalidateInput,
+  updateModelInput,
+  VersionSource,
+  ModelVersionView,
+} from "./models.schemas";
+import { sealToken } from "./sources.service";
+
+// The model registry: models, and their numbered, immutable versions. Adding a version
+// creates it and enqueues the job that brings it in (fetch) or checks it (validate) in one
+// transaction, so a version never waits for a job that does not exist.
+
+type Input<S extends z.ZodType> = z.output<S>;
+type Actor = { actor: OrgActor };
+
+/** Refused by the upload route with 413. */
+export class UploadTooLargeError extends AppError {
+  constructor(maxBytes: number) {
+    super("BAD_REQUEST", `The model file is larger than the ${formatBytes(maxBytes)} MODEL_MAX_UPLOAD_BYTES allows; nothing was stored. Ask an administrator to raise MODEL_MAX_UPLOAD_BYTES, or fetch it from a URL or hub`);
+  }
+}
+
+/**
+ * Whether a deployment or serving endpoint uses this version. The fleet and serving work
+ * fills this in; until then no version is ever in use.
+ */
+export async function isVersionInUse(_db: Tx, _versionId: string): Promise<boolean> {
+  return false;
+}
+
+export function toVersionView(v: ModelVersion): ModelVersionView {
+  return {
+    id: v.id,
+    modelId: v.modelId,
+    number: v.number,
+    status: v.status,
+    source: v.source as VersionSource,
+    sha256: v.sha256,
+    bytes: v.bytes === null ? null : Number(v.bytes),
+    opset: v.opset,
+    producer: v.producer,
+    signature: v.signature ?? null,
+    validation: v.validation ?? null,
+    error: v.error,
+    jobId: v.jobId,
+    createdAt: v.createdAt,
+  };
+}
+
+const isUniqueViolation = (error: unknown) => error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002";
+const nameTaken = (name: string) => new AppError("CONFLICT", `This organisation already has a model named “${name}”; pick another name or add a version to that one`);
+
+export async function createModel(db: Db, { actor, input }: Actor & { input: Input<typeof createModelInput> }): Promise<{ id: string }> {
+  try {
+    return await db.$transaction(async (tx) => {
+      const model = await tx.model.create({ data: { orgId: actor.orgId, name: input.name, description: input.description, createdById: actor.userId } });
+      await recordAudit(tx, { orgId: actor.orgId, actor, action: "model.create", target: model.id, data: { name: input.name } });
+      return { id: model.id };
+    });
+  } catch (error) {
+    if (isUniqueViolation(error)) throw nameTaken(input.name);
+    throw error;
+  }
+}
+
+export async function listModels(db: Tx, { orgId }: { orgId: string }): Promise<z.infer<typeof modelSummarySchema>[]> {
+  const models = await db.model.findMany({
+    where: { orgId },
+    orderBy: { name: "asc" },
+    include: { versions: { orderBy: { number: "desc" }, take: 1 }, _count: { select: { versions: true } } },
+  });
+  return models.map(({ versions, _count, ...m }) => ({
+    id: m.id,
+    name: m.name,
+    description: m.description,
+    createdAt: m.createdAt,
+    updatedAt: m.updatedAt,
+    versionCount: _count.versions,
+    latestVersion: versions[0] ? toVersionView(versions[0]) : null,
+  }));
+}
+
+async function findModel(db: Tx, orgId: string, modelId: string) {
+  const model = await db.model.findFirst({ where: { id: modelId, orgId } });
+  if (!model) throw new AppError("NOT_FOUND", "There is no such model in this organisation; it may have been deleted");
+  return model;
+}
+
+async function findVersion(db: Tx, orgId: string, versionId: string) {
+  const version = await db.modelVersion.findFirst({ where: { id: versionId, orgId }, include: { model: true } });
+  if (!version) throw new AppError("NOT_FOUND", "There is no such model version in this organisation; it may have been deleted");
+  return version;
+}
+
+export async function getModel(db: Tx, { orgId, modelId }: { orgId: string; modelId: string }): Promise<z.infer<typeof modelDetailSchema>> {
+  const model = await findModel(db, orgId, modelId);
+  const versions = await db.modelVersion.findMany({ where: { modelId }, orderBy: { number: "desc" } });
+  return {
+    id: model.id,
+    name: model.name,
+    description: model.description,
+    createdAt: model.createdAt,
+    updatedAt: model.updatedAt,
+    versionCount: versions.length,
+    versions: versions.map(toVersionView),
+  };
+}
+
+export async function updateModel(db: Db, { actor, input }: Actor & { input: Input<typeof updateModelInput> }): Promise<{ id: string }> {
+  try {
+    return await db.$transaction(async (tx) => {
+      const model = await findModel(tx, actor.orgId, input.modelId);
+      await tx.model.update({ where: { id: model.id }, data: { name: input.name, description: input.description } });
+      await recordAudit(tx, { orgId: actor.orgId, actor, action: "model.update", target: model.id, data: { from: model.name, name: input.name, description: input.description !== undefined } });
+      return { id: model.id };
+    });
+  } catch (error) {
+    if (isUniqueViolation(error)) throw nameTaken(input.name ?? "");
+    throw error;
+  }
+}
+
+/** Deletes a model and its versions' records; the files stay in the blob store, which other versions may share. */
+export async function deleteModel(db: Db, { actor, modelId }: Actor & { modelId: string }): Promise<{ id: string }> {
+  return db.$transaction(async (tx) => {
+    const model = await findModel(tx, actor.orgId, modelId);
+    for (const v of await tx.modelVersion.findMany({ where: { modelId }, select: { id: true, number: true } })) {
+      if (await isVersionInUse(tx, v.id)) throw new AppError("CONFLICT", `Version ${v.number} of ${model.name} is deployed or served; take it out of use before deleting the model`);
+    }
+    await tx.model.delete({ where: { id: model.id } });
+    await recordAudit(tx, { orgId: actor.orgId, actor, action: "model.delete", target: model.id, data: { name: model.name } });
+    return { id: model.id };
+  });
+}
+
+interface NewVersion {
+  source: VersionSource;
+  status: "fetching" | "validating";
+  blob?: { sha256: string; bytes: number };
+  /** Enqueues the version's job once the version exists. */
+  job: (tx: Tx, versionId: string) => Promise<{ jobId: string }>;
+}
+
+/** Numbers the version under a lock on the model row, so two adds never take the same number. */
+async function createVersion(db: Db, actor: OrgActor, modelId: string, v: NewVersion): Promise<{ versionId: string; number: number; jobId: string }> {
+  return db.$transaction(async (tx) => {
+    const locked = await tx.$queryRaw<{ id: string; name: string }[]>`SELECT "id", "name" FROM "Model" WHERE "id" = ${modelId}::uuid AND "orgId" = ${actor.orgId}::uuid FOR UPDATE`;
+    if (!locked[0]) throw new AppError("NOT_FOUND", "There is no such model in this organisation; it may have been deleted");
+    const last = await tx.modelVersion.aggregate({ where: { modelId }, _max: { number: true } });
+    const number = (last._max.number ?? 0) + 1;
+    const version = await tx.modelVersion.create({
+      data: {
+        id: crypto.randomUUID(),
+        orgId: actor.orgId,
+        modelId,
+        number,
+        status: v.status,
+        source: v.source,
+        sha256: v.blob?.sha256,
+        bytes: v.blob ? BigInt(v.blob.bytes) : undefined,
+        createdById: actor.userId,
+      },
+    });
+    const { jobId } = await v.job(tx, version.id);
+    await tx.modelVersion.update({ where: { id: version.id }, data: { jobId } });
+    await tx.model.update({ where: { id: modelId }, data: { updatedAt: new Date() } });
+    await recordAudit(tx, { orgId: actor.orgId, actor, action: "model.version_add", target: version.id, data: { model: locked[0].name, number, source: v.source } });
+    return { versionId: version.id, number, jobId };
+  });
+}
+
+const jobOpts = (tx: Tx, actor: OrgActor) => ({ tx, orgId: actor.orgId, createdById: actor.userId });
+
+/**
+ * Streams an uploaded file into the blob store (never into memory), checks the sender's
+ * sha256 when given, and adds it as a version waiting for validation.
+ */
+export async function addVersionFromUpload(
+  db: Db,
+  { actor, modelId, body, blobs, maxBytes, sha256, filename, dims, signal }: Actor & { modelId: string; body: BlobSource; blobs: BlobStore; maxBytes: number; sha256?: string; filename?: string; dims: Record<string, number>; signal?: AbortSignal },
+): Promise<{ versionId: string; number: number; jobId: string }> {
+  await findModel(db, actor.orgId, modelId);
+  let received = 0;
+  async function* limited() {
+    for await (const chunk of body as AsyncIterable<Uint8Array>) {
+      received += chunk.length;
+      if (received > maxBytes) throw new UploadTooLargeError(maxBytes);
+      yield chunk;
+    }
+  }
+  const blob = await blobs.put(limited(), { expectedSha256: sha256, signal });
+  if (blob.bytes === 0) throw new AppError("BAD_REQUEST", "The upload was empty; send the ONNX file as the request body");
+  return createVersion(db, actor, modelId, {
+    source: { kind: "upload", ...(filename ? { filename } : {}) },
+    status: "validating",
+    blob,
+    job: (tx, versionId) => enqueue(validateModelJob, { versionId, dims }, jobOpts(tx, actor)),
+  });
+}
+
+export async function addVersionFromUrl(db: Db, { actor, input }: Actor & { input: Input<typeof addVersionFromUrlInput> }): Promise<{ versionId: string; number: number; jobId: string }> {
+  return createVersion(db, actor, input.modelId, {
+    source: { kind: "url", url: input.url },
+    status: "fetching",
+    job: (tx, versionId) => enqueue(fetchModelJob, { versionId, dims: input.dims }, jobOpts(tx, actor)),
+  });
+}
+
+/** The token, if any, is sealed in the blob store for the fetch job and never reaches the database. */
+export async function addVersionFromHub(
+  db: Db,
+  { actor, input, endpoint, blobs, secretKey }: Actor & { input: Input<typeof addVersionFromHubInput>; endpoint: string; blobs: BlobStore; secretKey: string },
+): Promise<{ versionId: string; number: number; jobId: string }> {
+  await findModel(db, actor.orgId, input.modelId);
+  const credential = input.token ? await sealToken(blobs, input.token, secretKey) : undefined;
+  try {
+    return await createVersion(db, actor, input.modelId, {
+      source: { kind: "hub", endpoint, repo: input.repo, revision: input.revision, filename: input.filename, isPrivate: Boolean(input.token) },
+      status: "fetching",
+      job: (tx, versionId) => enqueue(fetchModelJob, { versionId, dims: input.dims, credential }, jobOpts(tx, actor)),
+    });
+  } catch (error) {
+    if (credential) await blobs.delete(credential);
+    throw error;
+  }
+}
+
+/** Validates a version again (other dimensions, more runs); its file does not change. */
+export async function revalidateVersion(db: Db, { actor, input }: Actor & { input: Input<typeof revalidateInput> }): Promise<{ versionId: string; jobId: string }> {
+  return db.$transaction(async (tx) => {
+    const version = await findVersion(tx, actor.orgId, input.versionId);
+    if (!version.sha256) throw new AppError("CONFLICT", `Version ${version.number} of ${version.model.name} has no file yet; wait for its download to finish, or add it again`);
+    if (version.status === "validating" && version.jobId) {
+      const job = await tx.job.findUnique({ where: { id: version.jobId }, select: { status: true } });
+      if (job && (job.status === "queued" || job.status === "running")) throw new AppError("CONFLICT", `Version ${version.number} of ${version.model.name} is being validated already; wait for it to finish`);
+    }
+    const { jobId } = await enqueue(validateModelJob, { versionId: version.id, dims: input.dims, runs: input.runs }, jobOpts(tx, actor));
+    await tx.modelVersion.update({ where: { id: version.id }, data: { status: "validating", jobId, error: null } });
+    await recordAudit(tx, { orgId: actor.orgId, actor, action: "model.revalidate", target: version.id, data: { model: version.model.name, number: version.number, dims: input.dims } });
+    return { versionId: version.id, jobId };
+  });
+}
+
+// ---- Work done by the worker's tasks -----------------------------------------------------
+
+export interface ValidationReportLike {
+  ok: boolean;
+  opset: number | null;
+  producer: string | null;
+  signature: unknown;
+  problems: string[];
+}
+
+export type ValidateOnnxFile = (options: {
+  file: string;
+  dims: Record<string, number>;
+  runs: number;
+  testVector?: unknown;
+  timeoutMs: number;
+  signal?: AbortSignal;
+  onProgress?: (step: string, fraction: number) => void;
+}) => Promise<ValidationReportLike>;
+
+/**
+ * Materialises the version's file, runs the validator under MODEL_VALIDATION_TIMEOUT and
+ * stores what it found: ready when the report is ok, invalid with its problems otherwise.
+ */
+export async function validateModelVersion(
+  db: Db,
+  opts: {
+    versionId: string;
+    orgId: string;
+    dims: Record<string, number>;
+    runs: number;
+    testVectorSha256?: string;
+    timeoutMs: number;
+    blobs: BlobStore;
+    validate: ValidateOnnxFile;
+    progress: ProgressReporter;
+    signal: AbortSignal;
+  },
+): Promise<{ status: "ready" | "invalid" }> {
+  const version = await findVersion(db, opts.orgId, opts.versionId);
+  const label = `version ${version.number} of ${version.model.name}`;
+  const fail = async (message: string) => {
+    await db.modelVersion.update({ where: { id: version.id }, data: { status: "failed", error: message } });
+    return new AppError("BAD_REQUEST", message);
+  };
+  if (!version.sha256) throw await fail(`${label} has no file to validate`);
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "gantry-model-"));
+  const file = path.join(dir, "model.onnx");
+  const timeout = AbortSignal.timeout(opts.timeoutMs);
+  try {
+    await opts.progress.step("Reading the model file", 0.02);
+    await pipeline(await opts.blobs.get(version.sha256), fs.createWriteStream(file));
+    const testVector = opts.testVectorSha256 ? await readJsonBlob(opts.blobs, opts.testVectorSha256) : undefined;
+    await opts.progress.step("Validating", 0.1);
+    let lastStep = "";
+    const validation = opts.validate({
+      file,
+      dims: opts.dims,
+      runs: opts.runs,
+      testVector,
+      timeoutMs: opts.timeoutMs,
+      signal: AbortSignal.any([opts.signal, timeout]),
+      onProgress: (step, fraction) => {
+        if (step === lastStep) return;
+        lastStep = step;
+        void opts.progress.step(step, 0.1 + 0.85 * fraction).catch(() => {});
+      },
+    });
+    const timedOut = new Promise<never>((_, reject) => timeout.addEventListener("abort", () => reject(timeout.reason), { once: true }));
+    let report: ValidationReportLike;
+    try {
+      report = await Promise.race([validation, timedOut]);
+    } catch (error) {
+      if (timeout.aborted && !opts.signal.aborted) {
+        validation.catch(() => {});
+        throw await fail(`Validating ${label} took longer than MODEL_VALIDATION_TIMEOUT (${Math.round(opts.timeoutMs / 1000)} s); raise MODEL_VALIDATION_TIMEOUT or validate with fewer runs`);
+      }
+      if (opts.signal.aborted) throw error;
+      throw await fail(`Could not validate ${label}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    const status = report.ok ? "ready" : "invalid";
+    await db.modelVersion.update({
+      where: { id: version.id },
+      data: {
+        status,
+        opset: report.opset,
+        producer: report.producer,
+        signature: (report.signature ?? Prisma.DbNull) as object,
+        validation: report as object,
+        error: report.ok ? null : report.problems.join("; ") || "The model did not pass validation",
+      },
+    });
+    await opts.progress.log(report.ok ? `${label} is ready` : `${label} is invalid: ${report.problems.join("; ")}`, report.ok ? "info" : "warn");
+    return { status };
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function readJsonBlob(blobs: BlobStore, sha256: string): Promise<unknown> {
+  const stat = await blobs.stat(sha256);
+  if (!stat) throw new AppError("NOT_FOUND", `The test vector ${sha256} is not in the blob store; upload it again`);
+  if (stat.bytes > 256 * 1024 * 1024) throw new AppError("BAD_REQUEST", "The test vector is larger than 256 MiB; use a smaller one");
+  const chunks: Buffer[] = [];
+  for await (const chunk of await blobs.get(sha256)) chunks.push(chunk as Buffer);
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } catch {
+    throw new AppError("BAD_REQUEST", "The test vector is not valid JSON");
+  }
+}

@@ -1,0 +1,161 @@
+import crypto from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testDb } from "../../tests/helpers/db";
+import { createOrgWithMember } from "../../tests/helpers/factories";
+import { startHubStandIn, type HubStandIn } from "../../tests/helpers/hub-stand-in";
+import type { OrgActor } from "../auth/roles";
+import { createProgressReporter } from "../jobs/progress";
+import { createLocalBlobStore } from "../storage/local-blob-store";
+import { addVersionFromHub, addVersionFromUrl, createModel } from "./registry.service";
+import { addVersionFromHubInput } from "./models.schemas";
+import { downloadFromHub, downloadUrl, fetchModelVersion, openToken, sealToken } from "./sources.service";
+
+const db = testDb();
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-sources-"));
+const blobs = createLocalBlobStore({ root: path.join(root, "blobs") });
+const cacheDir = path.join(root, "hf-cache");
+const key = "test-key";
+const sha = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
+
+const publicFile = crypto.randomBytes(300_000);
+const privateFile = crypto.randomBytes(5_000);
+const slowFile = crypto.randomBytes(4_096);
+let hub: HubStandIn;
+let operator: OrgActor;
+
+beforeAll(async () => {
+  hub = await startHubStandIn([
+    { repo: "lerobot/act_so100", filename: "model.onnx", content: publicFile },
+    { repo: "lerobot/act_so100", revision: "v2", filename: "nested/policy.onnx", content: publicFile },
+    { repo: "lab/secret", filename: "model.onnx", content: privateFile, isPrivate: true },
+    { repo: "lab/slow", filename: "model.onnx", content: slowFile, slowMs: 50 },
+  ]);
+  operator = (await createOrgWithMember(db, "operator")).actor;
+});
+afterAll(async () => {
+  await hub.close();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+const hubFile = (repo: string, filename = "model.onnx", extra: { revision?: string; token?: string } = {}) => ({ endpoint: hub.url, repo, revision: extra.revision ?? "main", filename, token: extra.token });
+
+describe("downloadUrl", () => {
+  it("streams a URL into the blob store, reporting progress from Content-Length", async () => {
+    const seen: number[] = [];
+    const got = await downloadUrl(`${hub.url}/content/${sha(publicFile)}`, { blobs, timeoutMs: 10_000, onProgress: (f) => void seen.push(f) });
+    expect(got).toEqual({ sha256: sha(publicFile), bytes: publicFile.length });
+    expect(seen.length).toBeGreaterThanOrEqual(3);
+    expect(seen.at(-1)).toBeGreaterThan(0.9);
+  });
+
+  it("says when there is nothing at the address, and refuses a file over the limit", async () => {
+    await expect(downloadUrl(`${hub.url}/content/${"0".repeat(64)}`, { blobs, timeoutMs: 10_000 })).rejects.toMatchObject({ code: "NOT_FOUND" });
+    await expect(downloadUrl(`${hub.url}/content/${sha(publicFile)}`, { blobs, timeoutMs: 10_000, maxBytes: 1000 })).rejects.toThrow(/MODEL_MAX_UPLOAD_BYTES/);
+  });
+
+  it("stops at the download timeout and names MAX_DOWNLOAD_TIMEOUT", async () => {
+    await expect(downloadUrl(`${hub.url}/content/${sha(slowFile)}`, { blobs, timeoutMs: 300 })).rejects.toThrow(/MAX_DOWNLOAD_TIMEOUT/);
+  });
+});
+
+describe("downloadFromHub", () => {
+  it("follows the resolve redirect, caches by content, and does not download a cached file again", async () => {
+    const hitsBefore = hub.contentHits.get(sha(publicFile)) ?? 0;
+    const first = await downloadFromHub(hubFile("lerobot/act_so100"), { blobs, cacheDir, timeoutMs: 10_000 });
+    expect(first).toMatchObject({ sha256: sha(publicFile), bytes: publicFile.length, isCached: false });
+    expect(await blobs.has(sha(publicFile))).toBe(true);
+    expect(hub.contentHits.get(sha(publicFile))).toBe(hitsBefore + 1);
+    const again = await downloadFromHub(hubFile("lerobot/act_so100", "nested/policy.onnx", { revision: "v2" }), { blobs, cacheDir, timeoutMs: 10_000 });
+    expect(again).toMatchObject({ sha256: sha(publicFile), isCached: true });
+    expect(hub.contentHits.get(sha(publicFile))).toBe(hitsBefore + 1);
+    expect(fs.existsSync(path.join(cacheDir, "sha256", sha(publicFile).slice(0, 2)))).toBe(true);
+  });
+
+  it("needs the token for a private repository and sends it as a bearer token", async () => {
+    await expect(downloadFromHub(hubFile("lab/secret"), { blobs, cacheDir, timeoutMs: 10_000 })).rejects.toThrow(/refused access.*add a token/);
+    const got = await downloadFromHub(hubFile("lab/secret", "model.onnx", { token: hub.token }), { blobs, cacheDir, timeoutMs: 10_000 });
+    expect(got.sha256).toBe(sha(privateFile));
+  });
+
+  it("says when the hub has no such file", async () => {
+    await expect(downloadFromHub(hubFile("lerobot/act_so100", "missing.onnx"), { blobs, cacheDir, timeoutMs: 10_000 })).rejects.toMatchObject({ code: "NOT_FOUND" });
+  });
+
+  it("fails a slow download at MAX_DOWNLOAD_TIMEOUT", async () => {
+    await expect(downloadFromHub(hubFile("lab/slow"), { blobs, cacheDir, timeoutMs: 300 })).rejects.toThrow(/took longer than MAX_DOWNLOAD_TIMEOUT/);
+  });
+});
+
+describe("hub input", () => {
+  it("validates repository ids, revisions and file names", () => {
+    const base = { modelId: crypto.randomUUID(), repo: "lerobot/act", filename: "model.onnx" };
+    expect(addVersionFromHubInput.parse(base).revision).toBe("main");
+    for (const bad of [{ repo: "noslash" }, { repo: "a/b/c" }, { repo: "../x" }, { filename: "../model.onnx" }, { filename: "/etc/passwd" }, { filename: "a/../../b" }, { revision: "../main" }]) {
+      expect(addVersionFromHubInput.safeParse({ ...base, ...bad }).success, JSON.stringify(bad)).toBe(false);
+    }
+  });
+});
+
+describe("sealed tokens", () => {
+  it("open only with the same key", async () => {
+    const sealed = await sealToken(blobs, "hf_secret", key);
+    expect(await openToken(blobs, sealed, key)).toBe("hf_secret");
+    await expect(openToken(blobs, sealed, "another key")).rejects.toThrow();
+  });
+});
+
+describe("fetchModelVersion", () => {
+  async function fetchOf(versionId: string, jobId: string, credential?: string, extra: { timeoutMs?: number; isLastAttempt?: boolean } = {}) {
+    const progress = createProgressReporter(db, { id: jobId, orgId: operator.orgId });
+    return fetchModelVersion(db, {
+      versionId, orgId: operator.orgId, createdById: operator.userId, dims: { batch: 1 }, credential, blobs, secretKey: key, cacheDir,
+      timeoutMs: extra.timeoutMs ?? 10_000, maxBytes: 10_000_000, isLastAttempt: extra.isLastAttempt ?? true, progress, signal: new AbortController().signal,
+    });
+  }
+
+  it("downloads a private hub file with a token that is never stored, then queues validation", async () => {
+    const model = await createModel(db, { actor: operator, input: { name: `hub ${crypto.randomUUID().slice(0, 8)}`, description: "" } });
+    const input = addVersionFromHubInput.parse({ modelId: model.id, repo: "lab/secret", filename: "model.onnx", token: hub.token });
+    const added = await addVersionFromHub(db, { actor: operator, input, endpoint: hub.url, blobs, secretKey: key });
+    const job = await db.job.findUniqueOrThrow({ where: { id: added.jobId } });
+    expect(job.kind).toBe("models.fetch");
+    const credential = (job.payload as { credential?: string }).credential!;
+    // The token appears nowhere in the database.
+    const dump = JSON.stringify(await db.$queryRaw`SELECT (SELECT json_agg(j) FROM "Job" j WHERE j."orgId" = ${operator.orgId}::uuid) AS jobs,
+      (SELECT json_agg(v) FROM "ModelVersion" v WHERE v."orgId" = ${operator.orgId}::uuid) AS versions,
+      (SELECT json_agg(a) FROM "AuditEvent" a WHERE a."orgId" = ${operator.orgId}::uuid) AS audit,
+      (SELECT json_agg(e) FROM "JobEvent" e WHERE e."orgId" = ${operator.orgId}::uuid) AS events`);
+    expect(dump).not.toContain(hub.token);
+
+    const result = await fetchOf(added.versionId, added.jobId, credential);
+    expect(result).toMatchObject({ sha256: sha(privateFile), bytes: privateFile.length });
+    const version = await db.modelVersion.findUniqueOrThrow({ where: { id: added.versionId } });
+    expect(version).toMatchObject({ status: "validating", sha256: sha(privateFile), bytes: BigInt(privateFile.length) });
+    const validate = await db.job.findUniqueOrThrow({ where: { id: version.jobId! } });
+    expect(validate.kind).toBe("models.validate");
+    expect(validate.payload).toMatchObject({ versionId: added.versionId, dims: { batch: 1 } });
+    expect(await blobs.has(credential)).toBe(false);
+    expect(hub.requests.filter((r) => r.path.startsWith("/lab/secret/")).some((r) => r.hasToken)).toBe(true);
+    // A second delivery of the same job does nothing.
+    expect(await fetchOf(added.versionId, added.jobId)).toEqual({ skipped: true });
+  });
+
+  it("marks a version failed when its URL times out, naming MAX_DOWNLOAD_TIMEOUT", async () => {
+    const model = await createModel(db, { actor: operator, input: { name: `url ${crypto.randomUUID().slice(0, 8)}`, description: "" } });
+    const added = await addVersionFromUrl(db, { actor: operator, input: { modelId: model.id, url: `${hub.url}/content/${sha(slowFile)}`, dims: {} } });
+    await expect(fetchOf(added.versionId, added.jobId, undefined, { timeoutMs: 300 })).rejects.toThrow(/MAX_DOWNLOAD_TIMEOUT/);
+    const version = await db.modelVersion.findUniqueOrThrow({ where: { id: added.versionId } });
+    expect(version.status).toBe("failed");
+    expect(version.error).toMatch(/MAX_DOWNLOAD_TIMEOUT/);
+  });
+
+  it("leaves a version fetching for a retry when the attempt is not the last", async () => {
+    const model = await createModel(db, { actor: operator, input: { name: `retry ${crypto.randomUUID().slice(0, 8)}`, description: "" } });
+    const added = await addVersionFromUrl(db, { actor: operator, input: { modelId: model.id, url: `${hub.url}/content/${sha(slowFile)}`, dims: {} } });
+    await expect(fetchOf(added.versionId, added.jobId, undefined, { timeoutMs: 300, isLastAttempt: false })).rejects.toThrow(/MAX_DOWNLOAD_TIMEOUT/);
+    expect((await db.modelVersion.findUniqueOrThrow({ where: { id: added.versionId } })).status).toBe("fetching");
+  });
+});
