@@ -76,6 +76,16 @@ describe("validateOnnxFile on working models", () => {
     expect(report.dims).toEqual({ batch: 1 });
   });
 
+  it("shows an unnamed dynamic dimension as ? and runs it at 1, and a fixed one as its size", async () => {
+    const unnamed = await validateOnnxFile({ ...base, file: writeModel(buildMlp("")), dims: { batch: 9 } });
+    expect(unnamed.problems).toEqual([]);
+    expect(unnamed.signature?.inputs[0].shape).toEqual(["?", 4]);
+    expect(unnamed.dims).toEqual({});
+    const fixed = await validateOnnxFile({ ...base, file: writeModel(buildMlp(2)) });
+    expect(fixed.problems).toEqual([]);
+    expect(fixed.signature?.outputs[0].shape).toEqual([2, 3]);
+  });
+
   it("fills int64 and bool inputs", async () => {
     const report = await validateOnnxFile({ ...base, file: writeModel(buildMixedTypesModel()), dims: { n: 7 } });
     expect(report.problems).toEqual([]);

@@ -293,7 +293,8 @@ function runChild(request: ChildRequest, { timeoutMs, signal, progress }: { time
       }
       if (outcome) return resolve(outcome);
       const how = exitSignal ? `was killed by ${exitSignal}` : `exited with code ${code}`;
-      const detail = stderrTail.trim().split("\n").slice(-3).join(" ").slice(-600);
+      // onnxruntime colours its log lines; the report is plain text.
+      const detail = stderrTail.replace(/\x1b\[[0-9;]*m/g, "").trim().split("\n").slice(-3).join(" ").slice(-600);
       resolve({
         kind: "failure",
         problem: `The onnxruntime process ${how} while ${lastStep}${detail ? ` (${detail})` : ""} — the model crashes onnxruntime or needs more memory than this machine has; the worker itself is unaffected.`,

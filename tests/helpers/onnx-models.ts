@@ -51,7 +51,8 @@ export const mlpWeights = {
   b2: seededValues(3, 4),
 };
 
-export function buildMlp(): Buffer {
+/** `batch` names the first dimension: a symbol, "" for an unnamed one, or a fixed size. */
+export function buildMlp(batch: string | number = "batch"): Buffer {
   const { w1, b1, w2, b2 } = mlpWeights;
   return encodeModel(
     model({
@@ -62,8 +63,8 @@ export function buildMlp(): Buffer {
         { op_type: "MatMul", input: ["h2", "w2"], output: ["h3"] },
         { op_type: "Add", input: ["h3", "b2"], output: ["y"] },
       ],
-      inputs: [valueInfo("x", FLOAT, ["batch", 4])],
-      outputs: [valueInfo("y", FLOAT, ["batch", 3])],
+      inputs: [valueInfo("x", FLOAT, [batch, 4])],
+      outputs: [valueInfo("y", FLOAT, [batch, 3])],
       initializers: [floatTensor("w1", [4, 8], w1), floatTensor("b1", [8], b1), floatTensor("w2", [8, 3], w2), floatTensor("b2", [3], b2)],
     }),
   );
