@@ -32,7 +32,7 @@ export const validationReportSchema = z.object({
   runs: z.number().int(),
   p50Ms: z.number().nullable(),
   p95Ms: z.number().nullable(),
-  /** Peak resident memory of the process that ran the model. */
+  /** Peak resident memory of the process that ran the model, Node and onnxruntime themselves included. */
   peakRssBytes: z.number().nullable(),
   maxAbsDiff: z.number().nullable(),
   problems: z.array(z.string()),
