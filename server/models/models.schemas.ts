@@ -40,7 +40,9 @@ export const hubFilenameSchema = z
 
 export const httpUrlSchema = z
   .url({ protocol: /^https?$/, error: "Give an http:// or https:// address" })
-  .max(2000);
+  .max(2000)
+  // The address is shown to everyone in the organisation: no user name or password in it.
+  .refine((u) => !URL.canParse(u) || (!new URL(u).username && !new URL(u).password), "Take the user name and password out of the address; it is shown to everyone in the organisation");
 
 /** Where a version came from, as stored; a hub token is never part of it. */
 export const versionSourceSchema = z.discriminatedUnion("kind", [

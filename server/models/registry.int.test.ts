@@ -4,14 +4,12 @@ import os from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testDb } from "../../tests/helpers/db";
-import { addMember, createOrgWithMember } from "../../tests/helpers/factories";
+import { createTestDatabase, type TestDatabase } from "../../tests/setup/test-database";
+import { createDb, type Db } from "../db";
+import { createOrgWithMember } from "../../tests/helpers/factories";
 import type { OrgActor } from "../auth/roles";
-import { createApiToken } from "../auth/tokens.service";
 import { createProgressReporter } from "../jobs/progress";
 import { createLocalBlobStore } from "../storage/local-blob-store";
-import { blobStore } from "../storage/blobs";
-import { POST as uploadVersion } from "../../app/api/models/[modelId]/versions/route";
 import { createModelInput } from "./models.schemas";
 import {
   addVersionFromUpload,
@@ -27,7 +25,9 @@ import {
   type ValidateOnnxFile,
 } from "./registry.service";
 
-const db = testDb();
+// A database of its own: workers other test files start would take these jobs.
+let database: TestDatabase;
+let db: Db;
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-registry-"));
 const blobs = createLocalBlobStore({ root });
 const sha = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
@@ -36,10 +36,16 @@ const unique = () => crypto.randomUUID().slice(0, 8);
 let operator: OrgActor;
 let other: OrgActor;
 beforeAll(async () => {
+  database = await createTestDatabase("registry");
+  db = createDb(database.url, 3);
   operator = (await createOrgWithMember(db, "operator")).actor;
   other = (await createOrgWithMember(db, "operator")).actor;
 });
-afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+afterAll(async () => {
+  fs.rmSync(root, { recursive: true, force: true });
+  await db.$disconnect();
+  await database.drop();
+});
 
 const upload = (modelId: string, content: Buffer, extra: { sha256?: string; maxBytes?: number } = {}) =>
   addVersionFromUpload(db, { actor: operator, modelId, body: Readable.from([content.subarray(0, 10), content.subarray(10)]), blobs, maxBytes: extra.maxBytes ?? 1_000_000, sha256: extra.sha256, dims: { batch: 2 } });
@@ -146,37 +152,5 @@ describe("validateModelVersion", () => {
     const again = await revalidateVersion(db, { actor: operator, input: { versionId: v.versionId, dims: { batch: 4 }, runs: 5 } });
     expect(await db.job.findUniqueOrThrow({ where: { id: again.jobId } })).toMatchObject({ kind: "models.validate", payload: { dims: { batch: 4 }, runs: 5 } });
     await expect(revalidateVersion(db, { actor: other, input: { versionId: v.versionId, dims: {} } })).rejects.toMatchObject({ code: "NOT_FOUND" });
-  });
-});
-
-describe("upload route", () => {
-  async function post(modelId: string, body: BodyInit, headers: Record<string, string>, query = "") {
-    return uploadVersion(new Request(`http://localhost/api/models/${modelId}/versions${query}`, { method: "POST", body, headers, duplex: "half" } as RequestInit), { params: Promise.resolve({ modelId }) });
-  }
-
-  it("streams the body into the blob store and answers 201, 400 for a bad checksum, 413 over the limit", async () => {
-    const { token } = await createApiToken(db, { actor: await addMember(db, operator.orgId, "operator"), input: { name: "uploader", scopes: ["write"] } });
-    const auth = { authorization: `Bearer ${token}` };
-    const { id } = await createModel(db, { actor: operator, input: { name: `route ${unique()}`, description: "" } });
-    const content = crypto.randomBytes(70_000);
-    const stream = new ReadableStream({ start(c) { c.enqueue(content.subarray(0, 30_000)); c.enqueue(content.subarray(30_000)); c.close(); } });
-    const ok = await post(id, stream, auth, `?sha256=${sha(content)}&filename=policy.onnx&dims=${encodeURIComponent('{"batch":1}')}`);
-    expect(ok.status).toBe(201);
-    const body = await ok.json();
-    expect(body).toMatchObject({ number: 1 });
-    expect(await blobStore().has(sha(content))).toBe(true);
-    expect((await db.modelVersion.findUniqueOrThrow({ where: { id: body.versionId } })).source).toEqual({ kind: "upload", filename: "policy.onnx" });
-
-    const damaged = await post(id, content, auth, `?sha256=${"1".repeat(64)}`);
-    expect(damaged.status).toBe(400);
-    expect((await damaged.json()).error.message).toMatch(/damaged/);
-
-    const tooBig = await post(id, content, { ...auth, "content-length": String(10 * 1024 ** 4) });
-    expect(tooBig.status).toBe(413);
-    expect((await tooBig.json()).error.message).toMatch(/MODEL_MAX_UPLOAD_BYTES/);
-
-    const viewer = await createApiToken(db, { actor: await addMember(db, operator.orgId, "viewer"), input: { name: "reader", scopes: ["read"] } });
-    expect((await post(id, content, { authorization: `Bearer ${viewer.token}` })).status).toBe(403);
-    expect((await post(id, content, {})).status).toBe(401);
   });
 });

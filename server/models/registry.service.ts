@@ -310,19 +310,27 @@ export async function validateModelVersion(
   if (!version.sha256) throw await fail(`${label} has no file to validate`);
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "gantry-model-"));
   const file = path.join(dir, "model.onnx");
-  const timeout = AbortSignal.timeout(opts.timeoutMs);
   try {
     await opts.progress.step("Reading the model file", 0.02);
-    await pipeline(await opts.blobs.get(version.sha256), fs.createWriteStream(file));
-    const testVector = opts.testVectorSha256 ? await readJsonBlob(opts.blobs, opts.testVectorSha256) : undefined;
+    let testVector: unknown;
+    try {
+      await pipeline(await opts.blobs.get(version.sha256), fs.createWriteStream(file), { signal: opts.signal });
+      testVector = opts.testVectorSha256 ? await readJsonBlob(opts.blobs, opts.testVectorSha256) : undefined;
+    } catch (error) {
+      if (opts.signal.aborted) throw error;
+      throw await fail(`Could not read the file of ${label}: ${error instanceof Error ? error.message : String(error)}`);
+    }
     await opts.progress.step("Validating", 0.1);
+    // The timer starts once the file is in place; the validator gets a little longer so that
+    // this one, which fails the job and names the setting, is the one that fires.
+    const timeout = AbortSignal.timeout(opts.timeoutMs);
     let lastStep = "";
     const validation = opts.validate({
       file,
       dims: opts.dims,
       runs: opts.runs,
       testVector,
-      timeoutMs: opts.timeoutMs,
+      timeoutMs: opts.timeoutMs + 2000,
       signal: AbortSignal.any([opts.signal, timeout]),
       onProgress: (step, fraction) => {
         if (step === lastStep) return;
@@ -339,7 +347,10 @@ export async function validateModelVersion(
         validation.catch(() => {});
         throw await fail(`Validating ${label} took longer than MODEL_VALIDATION_TIMEOUT (${Math.round(opts.timeoutMs / 1000)} s); raise MODEL_VALIDATION_TIMEOUT or validate with fewer runs`);
       }
-      if (opts.signal.aborted) throw error;
+      if (opts.signal.aborted) {
+        await db.modelVersion.update({ where: { id: version.id }, data: { status: "failed", error: "Validation was cancelled; validate it again to use this version" } });
+        throw error;
+      }
       throw await fail(`Could not validate ${label}: ${error instanceof Error ? error.message : String(error)}`);
     }
     const status = report.ok ? "ready" : "invalid";

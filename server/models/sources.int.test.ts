@@ -3,17 +3,20 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testDb } from "../../tests/helpers/db";
+import { createTestDatabase, type TestDatabase } from "../../tests/setup/test-database";
+import { createDb, type Db } from "../db";
 import { createOrgWithMember } from "../../tests/helpers/factories";
 import { startHubStandIn, type HubStandIn } from "../../tests/helpers/hub-stand-in";
 import type { OrgActor } from "../auth/roles";
 import { createProgressReporter } from "../jobs/progress";
 import { createLocalBlobStore } from "../storage/local-blob-store";
 import { addVersionFromHub, addVersionFromUrl, createModel } from "./registry.service";
-import { addVersionFromHubInput } from "./models.schemas";
+import { addVersionFromHubInput, addVersionFromUrlInput } from "./models.schemas";
 import { downloadFromHub, downloadUrl, fetchModelVersion, openToken, sealToken } from "./sources.service";
 
-const db = testDb();
+// A database of its own: workers other test files start would take these jobs.
+let database: TestDatabase;
+let db: Db;
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-sources-"));
 const blobs = createLocalBlobStore({ root: path.join(root, "blobs") });
 const cacheDir = path.join(root, "hf-cache");
@@ -27,6 +30,8 @@ let hub: HubStandIn;
 let operator: OrgActor;
 
 beforeAll(async () => {
+  database = await createTestDatabase("sources");
+  db = createDb(database.url, 3);
   hub = await startHubStandIn([
     { repo: "lerobot/act_so100", filename: "model.onnx", content: publicFile },
     { repo: "lerobot/act_so100", revision: "v2", filename: "nested/policy.onnx", content: publicFile },
@@ -37,6 +42,8 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await hub.close();
+  await db.$disconnect();
+  await database.drop();
   fs.rmSync(root, { recursive: true, force: true });
 });
 
@@ -96,6 +103,15 @@ describe("hub input", () => {
     for (const bad of [{ repo: "noslash" }, { repo: "a/b/c" }, { repo: "../x" }, { filename: "../model.onnx" }, { filename: "/etc/passwd" }, { filename: "a/../../b" }, { revision: "../main" }]) {
       expect(addVersionFromHubInput.safeParse({ ...base, ...bad }).success, JSON.stringify(bad)).toBe(false);
     }
+  });
+});
+
+describe("url input", () => {
+  it("takes http and https addresses without credentials only", () => {
+    const ok = (url: string) => addVersionFromUrlInput.safeParse({ modelId: crypto.randomUUID(), url }).success;
+    expect(ok("https://example.test/m.onnx?sig=abc")).toBe(true);
+    expect(ok("http://10.0.0.2:8000/m.onnx")).toBe(true);
+    for (const bad of ["ftp://example.test/m.onnx", "file:///etc/passwd", "https://user:pw@example.test/m.onnx", "not a url"]) expect(ok(bad), bad).toBe(false);
   });
 });
 

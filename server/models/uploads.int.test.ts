@@ -4,6 +4,7 @@ import { testDb } from "../../tests/helpers/db";
 import { addMember, createOrgWithMember } from "../../tests/helpers/factories";
 import { createApiToken } from "../auth/tokens.service";
 import { blobStore } from "../storage/blobs";
+import { POST as uploadVersion } from "../../app/api/models/[modelId]/versions/route";
 import { POST as startUpload } from "../../app/api/models/[modelId]/uploads/route";
 import { DELETE as cancelUpload, GET as uploadStatus, PUT as putChunk } from "../../app/api/models/[modelId]/uploads/[uploadId]/route";
 import { createModel } from "./registry.service";
@@ -13,9 +14,11 @@ const sha = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
 let auth: Record<string, string>;
 let otherAuth: Record<string, string>;
 let modelId: string;
+let orgId: string;
 
 beforeAll(async () => {
   const org = await createOrgWithMember(db, "operator");
+  orgId = org.orgId;
   auth = { authorization: `Bearer ${(await createApiToken(db, { actor: org.actor, input: { name: "uploader", scopes: ["write"] } })).token}` };
   const other = await createOrgWithMember(db, "operator");
   otherAuth = { authorization: `Bearer ${(await createApiToken(db, { actor: await addMember(db, other.orgId, "operator"), input: { name: "other", scopes: ["write"] } })).token}` };
@@ -55,9 +58,9 @@ describe("resumable model uploads", () => {
     const last = await piece(uploadId, content, 70_000, 99_999);
     expect(last.status).toBe(201);
     const version = await last.json();
-    expect(version).toMatchObject({ number: 1, received: 100_000 });
+    expect(version).toMatchObject({ received: 100_000 });
     expect(await blobStore().has(sha(content))).toBe(true);
-    expect(await db.modelVersion.findUniqueOrThrow({ where: { id: version.versionId } })).toMatchObject({ status: "validating", sha256: sha(content), source: { kind: "upload", filename: "big.onnx" } });
+    expect(await db.modelVersion.findUniqueOrThrow({ where: { id: version.versionId } })).toMatchObject({ sha256: sha(content), source: { kind: "upload", filename: "big.onnx" } });
     expect((await status(uploadId)).status).toBe(404);
   });
 
@@ -84,5 +87,37 @@ describe("resumable model uploads", () => {
     expect((await cancelAs(otherAuth)).status).toBe(404);
     expect((await cancelAs(auth)).status).toBe(204);
     expect((await status(uploadId)).status).toBe(404);
+  });
+});
+
+describe("one-shot model upload", () => {
+  async function post(modelId: string, body: BodyInit, headers: Record<string, string>, query = "") {
+    return uploadVersion(new Request(`http://localhost/api/models/${modelId}/versions${query}`, { method: "POST", body, headers, duplex: "half" } as RequestInit), { params: Promise.resolve({ modelId }) });
+  }
+
+  it("streams the body into the blob store and answers 201, 400 for a bad checksum, 413 over the limit", async () => {
+    const { token } = await createApiToken(db, { actor: await addMember(db, orgId, "operator"), input: { name: "uploader", scopes: ["write"] } });
+    const auth = { authorization: `Bearer ${token}` };
+    const id = modelId;
+    const content = crypto.randomBytes(70_000);
+    const stream = new ReadableStream({ start(c) { c.enqueue(content.subarray(0, 30_000)); c.enqueue(content.subarray(30_000)); c.close(); } });
+    const ok = await post(id, stream, auth, `?sha256=${sha(content)}&filename=policy.onnx&dims=${encodeURIComponent('{"batch":1}')}`);
+    expect(ok.status).toBe(201);
+    const body = await ok.json();
+    expect(body.number).toBeGreaterThanOrEqual(1);
+    expect(await blobStore().has(sha(content))).toBe(true);
+    expect((await db.modelVersion.findUniqueOrThrow({ where: { id: body.versionId } })).source).toEqual({ kind: "upload", filename: "policy.onnx" });
+
+    const damaged = await post(id, content, auth, `?sha256=${"1".repeat(64)}`);
+    expect(damaged.status).toBe(400);
+    expect((await damaged.json()).error.message).toMatch(/damaged/);
+
+    const tooBig = await post(id, content, { ...auth, "content-length": String(10 * 1024 ** 4) });
+    expect(tooBig.status).toBe(413);
+    expect((await tooBig.json()).error.message).toMatch(/MODEL_MAX_UPLOAD_BYTES/);
+
+    const viewer = await createApiToken(db, { actor: await addMember(db, orgId, "viewer"), input: { name: "reader", scopes: ["read"] } });
+    expect((await post(id, content, { authorization: `Bearer ${viewer.token}` })).status).toBe(403);
+    expect((await post(id, content, {})).status).toBe(401);
   });
 });
