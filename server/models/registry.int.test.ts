@@ -21,9 +21,8 @@ import {
   revalidateVersion,
   updateModel,
   UploadTooLargeError,
-  validateModelVersion,
-  type ValidateOnnxFile,
 } from "./registry.service";
+import { validateModelVersion, type ValidateOnnxFile } from "./version-validation.service";
 
 // A database of its own: workers other test files start would take these jobs.
 let database: TestDatabase;

@@ -1,9 +1,4 @@
 import crypto from "node:crypto";
-import fs from "node:fs";
-import fsp from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
-import { pipeline } from "node:stream/promises";
 import type { z } from "zod";
 import type { Db, Tx } from "../db";
 import { AppError } from "../errors";
@@ -11,7 +6,6 @@ import type { OrgActor } from "../auth/roles";
 import { recordAudit } from "../audit/audit.service";
 import { fetchModelJob, validateModelJob } from "../jobs/catalog";
 import { enqueue } from "../jobs/enqueue";
-import type { ProgressReporter } from "../jobs/progress";
 import { Prisma, type ModelVersion } from "../generated/prisma/client";
 import { formatBytes, type BlobSource, type BlobStore } from "../storage/blob-store";
 import type {
@@ -107,7 +101,7 @@ async function findModel(db: Tx, orgId: string, modelId: string) {
   return model;
 }
 
-async function findVersion(db: Tx, orgId: string, versionId: string) {
+export async function findVersion(db: Tx, orgId: string, versionId: string) {
   const version = await db.modelVersion.findFirst({ where: { id: versionId, orgId }, include: { model: true } });
   if (!version) throw new AppError("NOT_FOUND", "There is no such model version in this organisation; it may have been deleted");
   return version;
@@ -260,127 +254,4 @@ export async function revalidateVersion(db: Db, { actor, input }: Actor & { inpu
     await recordAudit(tx, { orgId: actor.orgId, actor, action: "model.revalidate", target: version.id, data: { model: version.model.name, number: version.number, dims: input.dims } });
     return { versionId: version.id, jobId };
   });
-}
-
-// ---- Work done by the worker's tasks -----------------------------------------------------
-
-export interface ValidationReportLike {
-  ok: boolean;
-  opset: number | null;
-  producer: string | null;
-  signature: unknown;
-  problems: string[];
-}
-
-export type ValidateOnnxFile = (options: {
-  file: string;
-  dims: Record<string, number>;
-  runs: number;
-  testVector?: unknown;
-  timeoutMs: number;
-  signal?: AbortSignal;
-  onProgress?: (step: string, fraction: number) => void;
-}) => Promise<ValidationReportLike>;
-
-/**
- * Materialises the version's file, runs the validator under MODEL_VALIDATION_TIMEOUT and
- * stores what it found: ready when the report is ok, invalid with its problems otherwise.
- */
-export async function validateModelVersion(
-  db: Db,
-  opts: {
-    versionId: string;
-    orgId: string;
-    dims: Record<string, number>;
-    runs: number;
-    testVectorSha256?: string;
-    timeoutMs: number;
-    blobs: BlobStore;
-    validate: ValidateOnnxFile;
-    progress: ProgressReporter;
-    signal: AbortSignal;
-  },
-): Promise<{ status: "ready" | "invalid" }> {
-  const version = await findVersion(db, opts.orgId, opts.versionId);
-  const label = `version ${version.number} of ${version.model.name}`;
-  const fail = async (message: string) => {
-    await db.modelVersion.update({ where: { id: version.id }, data: { status: "failed", error: message } });
-    return new AppError("BAD_REQUEST", message);
-  };
-  if (!version.sha256) throw await fail(`${label} has no file to validate`);
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "gantry-model-"));
-  const file = path.join(dir, "model.onnx");
-  try {
-    await opts.progress.step("Reading the model file", 0.02);
-    let testVector: unknown;
-    try {
-      await pipeline(await opts.blobs.get(version.sha256), fs.createWriteStream(file), { signal: opts.signal });
-      testVector = opts.testVectorSha256 ? await readJsonBlob(opts.blobs, opts.testVectorSha256) : undefined;
-    } catch (error) {
-      if (opts.signal.aborted) throw error;
-      throw await fail(`Could not read the file of ${label}: ${error instanceof Error ? error.message : String(error)}`);
-    }
-    await opts.progress.step("Validating", 0.1);
-    // The timer starts once the file is in place; the validator gets a little longer so that
-    // this one, which fails the job and names the setting, is the one that fires.
-    const timeout = AbortSignal.timeout(opts.timeoutMs);
-    let lastStep = "";
-    const validation = opts.validate({
-      file,
-      dims: opts.dims,
-      runs: opts.runs,
-      testVector,
-      timeoutMs: opts.timeoutMs + 2000,
-      signal: AbortSignal.any([opts.signal, timeout]),
-      onProgress: (step, fraction) => {
-        if (step === lastStep) return;
-        lastStep = step;
-        void opts.progress.step(step, 0.1 + 0.85 * fraction).catch(() => {});
-      },
-    });
-    const timedOut = new Promise<never>((_, reject) => timeout.addEventListener("abort", () => reject(timeout.reason), { once: true }));
-    let report: ValidationReportLike;
-    try {
-      report = await Promise.race([validation, timedOut]);
-    } catch (error) {
-      if (timeout.aborted && !opts.signal.aborted) {
-        validation.catch(() => {});
-        throw await fail(`Validating ${label} took longer than MODEL_VALIDATION_TIMEOUT (${Math.round(opts.timeoutMs / 1000)} s); raise MODEL_VALIDATION_TIMEOUT or validate with fewer runs`);
-      }
-      if (opts.signal.aborted) {
-        await db.modelVersion.update({ where: { id: version.id }, data: { status: "failed", error: "Validation was cancelled; validate it again to use this version" } });
-        throw error;
-      }
-      throw await fail(`Could not validate ${label}: ${error instanceof Error ? error.message : String(error)}`);
-    }
-    const status = report.ok ? "ready" : "invalid";
-    await db.modelVersion.update({
-      where: { id: version.id },
-      data: {
-        status,
-        opset: report.opset,
-        producer: report.producer,
-        signature: (report.signature ?? Prisma.DbNull) as object,
-        validation: report as object,
-        error: report.ok ? null : report.problems.join("; ") || "The model did not pass validation",
-      },
-    });
-    await opts.progress.log(report.ok ? `${label} is ready` : `${label} is invalid: ${report.problems.join("; ")}`, report.ok ? "info" : "warn");
-    return { status };
-  } finally {
-    await fsp.rm(dir, { recursive: true, force: true });
-  }
-}
-
-async function readJsonBlob(blobs: BlobStore, sha256: string): Promise<unknown> {
-  const stat = await blobs.stat(sha256);
-  if (!stat) throw new AppError("NOT_FOUND", `The test vector ${sha256} is not in the blob store; upload it again`);
-  if (stat.bytes > 256 * 1024 * 1024) throw new AppError("BAD_REQUEST", "The test vector is larger than 256 MiB; use a smaller one");
-  const chunks: Buffer[] = [];
-  for await (const chunk of await blobs.get(sha256)) chunks.push(chunk as Buffer);
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
-  } catch {
-    throw new AppError("BAD_REQUEST", "The test vector is not valid JSON");
-  }
 }

@@ -168,6 +168,20 @@ describe("fetchModelVersion", () => {
     expect(version.error).toMatch(/MAX_DOWNLOAD_TIMEOUT/);
   });
 
+  it("fetches again when a failed fetch is retried, but not without the token it no longer keeps", async () => {
+    const model = await createModel(db, { actor: operator, input: { name: `again ${crypto.randomUUID().slice(0, 8)}`, description: "" } });
+    const added = await addVersionFromUrl(db, { actor: operator, input: { modelId: model.id, url: `${hub.url}/content/${sha(publicFile)}`, dims: {} } });
+    await db.modelVersion.update({ where: { id: added.versionId }, data: { status: "failed", error: "earlier failure" } });
+    expect(await fetchOf(added.versionId, added.jobId)).toMatchObject({ sha256: sha(publicFile) });
+    expect((await db.modelVersion.findUniqueOrThrow({ where: { id: added.versionId } })).status).toBe("validating");
+
+    const input = addVersionFromHubInput.parse({ modelId: model.id, repo: "lab/secret", filename: "model.onnx", token: hub.token });
+    const hubbed = await addVersionFromHub(db, { actor: operator, input, endpoint: hub.url, blobs, secretKey: key });
+    const credential = ((await db.job.findUniqueOrThrow({ where: { id: hubbed.jobId } })).payload as { credential: string }).credential;
+    await blobs.delete(credential);
+    await expect(fetchOf(hubbed.versionId, hubbed.jobId, credential)).rejects.toThrow(/add the version again with the token/);
+  });
+
   it("leaves a version fetching for a retry when the attempt is not the last", async () => {
     const model = await createModel(db, { actor: operator, input: { name: `retry ${crypto.randomUUID().slice(0, 8)}`, description: "" } });
     const added = await addVersionFromUrl(db, { actor: operator, input: { modelId: model.id, url: `${hub.url}/content/${sha(slowFile)}`, dims: {} } });

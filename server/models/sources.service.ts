@@ -222,7 +222,10 @@ export async function fetchModelVersion(
 ): Promise<{ sha256: string; bytes: number; validateJobId: string } | { skipped: true }> {
   const version = await db.modelVersion.findFirst({ where: { id: opts.versionId, orgId: opts.orgId }, include: { model: true } });
   if (!version) throw new AppError("NOT_FOUND", "The model version to fetch no longer exists; it was deleted");
-  if (version.status !== "fetching") return { skipped: true };
+  // A retry of a fetch that failed before any file arrived fetches again; anything else is done.
+  const isRetry = version.status === "failed" && !version.sha256;
+  if (version.status !== "fetching" && !isRetry) return { skipped: true };
+  if (isRetry) await db.modelVersion.update({ where: { id: version.id }, data: { status: "fetching", error: null } });
   const label = `version ${version.number} of ${version.model.name}`;
   const source = versionSourceSchema.parse(version.source);
   const onProgress = (fraction: number, message: string) => opts.progress.set(0.05 + 0.9 * fraction, message);
@@ -235,7 +238,7 @@ export async function fetchModelVersion(
       blob = await downloadUrl(source.url, download);
     } else if (source.kind === "hub") {
       await opts.progress.step(`Downloading ${source.filename} from ${source.repo}@${source.revision}`, 0.05);
-      const token = opts.credential ? await openToken(opts.blobs, opts.credential, opts.secretKey) : undefined;
+      const token = opts.credential ? await openCredential(opts.blobs, opts.credential, opts.secretKey) : undefined;
       const got = await downloadFromHub({ ...source, token }, { ...download, cacheDir: opts.cacheDir });
       if (got.isCached) await opts.progress.log(`Found ${source.filename} (${got.sha256.slice(0, 12)}…) in the hub cache; not downloaded again`);
       blob = got;
@@ -261,4 +264,11 @@ export async function fetchModelVersion(
   } finally {
     if (opts.credential && isFinished) await opts.blobs.delete(opts.credential);
   }
+}
+
+async function openCredential(blobs: BlobStore, sha256: string, key: string): Promise<string> {
+  if (!(await blobs.has(sha256))) {
+    throw new AppError("BAD_REQUEST", "The hub token for this download is no longer kept (it is deleted once a fetch ends); add the version again with the token");
+  }
+  return openToken(blobs, sha256, key);
 }

@@ -1,6 +1,6 @@
 import { env } from "../../../server/env";
 import { validateModelJob } from "../../../server/jobs/catalog";
-import { validateModelVersion } from "../../../server/models/registry.service";
+import { validateModelVersion } from "../../../server/models/version-validation.service";
 import { validateOnnxFile } from "../../../server/models/validation.service";
 import { blobStore } from "../../../server/storage/blobs";
 import { defineTask } from "../../define-task";
