@@ -90,6 +90,14 @@ describe("versions", () => {
     expect((await listModels(db, { orgId: operator.orgId })).find((m) => m.id === id)?.latestVersion?.number).toBe(3);
   });
 
+  it("shows a version whose job was cancelled before it ran as failed", async () => {
+    const { id } = await createModel(db, { actor: operator, input: { name: `cancelled ${unique()}`, description: "" } });
+    const added = await addVersionFromUrl(db, { actor: operator, input: { modelId: id, url: "https://example.test/model.onnx", dims: {} } });
+    await db.job.update({ where: { id: added.jobId }, data: { status: "cancelled" } });
+    expect((await getModel(db, { orgId: operator.orgId, modelId: id })).versions[0]).toMatchObject({ status: "failed", error: "The download was cancelled" });
+    expect((await listModels(db, { orgId: operator.orgId })).find((m) => m.id === id)?.latestVersion).toMatchObject({ status: "failed" });
+  });
+
   it("refuses a damaged upload, an empty one and one over the limit, storing nothing", async () => {
     const { id } = await createModel(db, { actor: operator, input: { name: `bad ${unique()}`, description: "" } });
     const content = crypto.randomBytes(5000);

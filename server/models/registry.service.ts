@@ -62,6 +62,24 @@ export function toVersionView(v: ModelVersion): ModelVersionView {
   };
 }
 
+/**
+ * A version still fetching or validating whose job ended without saying so (cancelled before
+ * it started, or a worker lost) is shown as failed with the job's reason, not as waiting forever.
+ */
+async function withJobOutcome(db: Tx, versions: ModelVersion[]): Promise<ModelVersionView[]> {
+  const pending = versions.filter((v) => (v.status === "fetching" || v.status === "validating") && v.jobId).map((v) => v.jobId!);
+  const ended = pending.length
+    ? await db.job.findMany({ where: { id: { in: pending }, status: { in: ["failed", "cancelled"] } }, select: { id: true, status: true, error: true } })
+    : [];
+  const byId = new Map(ended.map((j) => [j.id, j]));
+  return versions.map((v) => {
+    const job = v.jobId ? byId.get(v.jobId) : undefined;
+    if (!job || (v.status !== "fetching" && v.status !== "validating")) return toVersionView(v);
+    const error = job.status === "cancelled" ? `The ${v.status === "fetching" ? "download" : "validation"} was cancelled` : (job.error ?? "Its job failed");
+    return { ...toVersionView(v), status: "failed", error };
+  });
+}
+
 const isUniqueViolation = (error: unknown) => error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002";
 const nameTaken = (name: string) => new AppError("CONFLICT", `This organisation already has a model named “${name}”; pick another name or add a version to that one`);
 
@@ -84,14 +102,16 @@ export async function listModels(db: Tx, { orgId }: { orgId: string }): Promise<
     orderBy: { name: "asc" },
     include: { versions: { orderBy: { number: "desc" }, take: 1 }, _count: { select: { versions: true } } },
   });
-  return models.map(({ versions, _count, ...m }) => ({
+  const latest = await withJobOutcome(db, models.flatMap((m) => m.versions));
+  const latestByModel = new Map(latest.map((v) => [v.modelId, v]));
+  return models.map(({ _count, ...m }) => ({
     id: m.id,
     name: m.name,
     description: m.description,
     createdAt: m.createdAt,
     updatedAt: m.updatedAt,
     versionCount: _count.versions,
-    latestVersion: versions[0] ? toVersionView(versions[0]) : null,
+    latestVersion: latestByModel.get(m.id) ?? null,
   }));
 }
 
@@ -117,7 +137,7 @@ export async function getModel(db: Tx, { orgId, modelId }: { orgId: string; mode
     createdAt: model.createdAt,
     updatedAt: model.updatedAt,
     versionCount: versions.length,
-    versions: versions.map(toVersionView),
+    versions: await withJobOutcome(db, versions),
   };
 }
 
