@@ -181,6 +181,8 @@ describe("tRPC authorization", () => {
     expect(await codeOf(call(await contextFor(orgA.members.viewer), "jobs.get", { jobId: jobA }))).toBe("OK");
     expect(await codeOf(call(await contextFor(orgA.members.operator), "system.startSelftest", { steps: 1, stepMs: 0 }))).toBe("OK");
     expect(await codeOf(call(await contextFor(orgA.members.admin), "invites.list", undefined))).toBe("OK");
+    expect(await codeOf(call(await contextFor(orgA.members.viewer), "models.get", { modelId: modelA }))).toBe("OK");
+    expect(await codeOf(call(await contextFor(orgA.members.operator), "models.update", { modelId: modelA, description: "checked" }))).toBe("OK");
   });
 });
 
