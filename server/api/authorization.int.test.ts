@@ -88,7 +88,7 @@ function sampleInputs(): Record<string, unknown> {
     "models.delete": { modelId: modelA },
     "models.addVersionFromUrl": { modelId: modelA, url: "https://example.test/model.onnx" },
     "models.addVersionFromHub": { modelId: modelA, repo: "lab/policy", filename: "model.onnx" },
-    "models.revalidate": { versionId: modelVersionA },
+    "models.revalidate": { versionId: modelVersionA, testVector: { inputs: { x: [[1]] } } },
   };
 }
 

@@ -62,7 +62,16 @@ export const addVersionFromHubInput = z.object({
   token: z.string().trim().min(1).max(500).optional(),
   dims: dimsSchema,
 });
-export const revalidateInput = z.object({ versionId: z.uuid(), dims: dimsSchema, runs: z.number().int().min(1).max(10_000).optional() });
+export const revalidateInput = z.object({
+  versionId: z.uuid(),
+  dims: dimsSchema,
+  runs: z.number().int().min(1).max(10_000).optional(),
+  /** Known inputs and the outputs they should give: { inputs: { name: nested arrays }, outputs: {...}, tolerance? }. */
+  testVector: z
+    .json()
+    .optional()
+    .refine((v) => v === undefined || JSON.stringify(v).length <= 16 * 1024 * 1024, "A test vector is at most 16 MiB of JSON; use fewer or smaller arrays"),
+});
 
 export const uploadQuerySchema = z.object({
   sha256: sha256Schema.optional(),

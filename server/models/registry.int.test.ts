@@ -154,10 +154,20 @@ describe("validateModelVersion", () => {
 
   it("revalidates a version with its file, refusing while a validation is queued", async () => {
     const v = await uploaded();
-    await expect(revalidateVersion(db, { actor: operator, input: { versionId: v.versionId, dims: {} } })).rejects.toMatchObject({ code: "CONFLICT" });
+    await expect(revalidateVersion(db, { actor: operator, input: { versionId: v.versionId, dims: {} }, blobs })).rejects.toMatchObject({ code: "CONFLICT" });
     await db.job.update({ where: { id: v.jobId }, data: { status: "failed" } });
-    const again = await revalidateVersion(db, { actor: operator, input: { versionId: v.versionId, dims: { batch: 4 }, runs: 5 } });
-    expect(await db.job.findUniqueOrThrow({ where: { id: again.jobId } })).toMatchObject({ kind: "models.validate", payload: { dims: { batch: 4 }, runs: 5 } });
-    await expect(revalidateVersion(db, { actor: other, input: { versionId: v.versionId, dims: {} } })).rejects.toMatchObject({ code: "NOT_FOUND" });
+    const testVector = { inputs: { x: [[1, 2, 3, 4]] }, outputs: { y: [[0.5, 0.25, 0]] }, tolerance: 1e-4 };
+    const again = await revalidateVersion(db, { actor: operator, input: { versionId: v.versionId, dims: { batch: 4 }, runs: 5, testVector }, blobs });
+    const job = await db.job.findUniqueOrThrow({ where: { id: again.jobId } });
+    expect(job).toMatchObject({ kind: "models.validate", payload: { dims: { batch: 4 }, runs: 5 } });
+    // The validator is handed the vector the caller sent.
+    let handed: unknown;
+    await validateModelVersion(db, {
+      versionId: v.versionId, orgId: operator.orgId, dims: {}, runs: 1, timeoutMs: 5000, blobs, progress: v.progress, signal: new AbortController().signal,
+      testVectorSha256: (job.payload as { testVectorSha256: string }).testVectorSha256,
+      validate: async ({ testVector: given }) => ((handed = given), { ok: true, opset: 17, producer: null, signature: null, problems: [] }),
+    });
+    expect(handed).toEqual(testVector);
+    await expect(revalidateVersion(db, { actor: other, input: { versionId: v.versionId, dims: {} }, blobs })).rejects.toMatchObject({ code: "NOT_FOUND" });
   });
 });

@@ -1,4 +1,5 @@
 import crypto from "node:crypto";
+import { Readable } from "node:stream";
 import type { z } from "zod";
 import type { Db, Tx } from "../db";
 import { AppError } from "../errors";
@@ -261,7 +262,10 @@ export async function addVersionFromHub(
 }
 
 /** Validates a version again (other dimensions, more runs); its file does not change. */
-export async function revalidateVersion(db: Db, { actor, input }: Actor & { input: Input<typeof revalidateInput> }): Promise<{ versionId: string; jobId: string }> {
+export async function revalidateVersion(db: Db, { actor, input, blobs }: Actor & { input: Input<typeof revalidateInput>; blobs: BlobStore }): Promise<{ versionId: string; jobId: string }> {
+  await findVersion(db, actor.orgId, input.versionId);
+  // The vector goes to the blob store, not the job's payload: it may be megabytes.
+  const testVectorSha256 = input.testVector === undefined ? undefined : (await blobs.put(Readable.from([Buffer.from(JSON.stringify(input.testVector))]))).sha256;
   return db.$transaction(async (tx) => {
     const version = await findVersion(tx, actor.orgId, input.versionId);
     if (!version.sha256) throw new AppError("CONFLICT", `Version ${version.number} of ${version.model.name} has no file yet; wait for its download to finish, or add it again`);
@@ -269,9 +273,9 @@ export async function revalidateVersion(db: Db, { actor, input }: Actor & { inpu
       const job = await tx.job.findUnique({ where: { id: version.jobId }, select: { status: true } });
       if (job && (job.status === "queued" || job.status === "running")) throw new AppError("CONFLICT", `Version ${version.number} of ${version.model.name} is being validated already; wait for it to finish`);
     }
-    const { jobId } = await enqueue(validateModelJob, { versionId: version.id, dims: input.dims, runs: input.runs }, jobOpts(tx, actor));
+    const { jobId } = await enqueue(validateModelJob, { versionId: version.id, dims: input.dims, runs: input.runs, testVectorSha256 }, jobOpts(tx, actor));
     await tx.modelVersion.update({ where: { id: version.id }, data: { status: "validating", jobId, error: null } });
-    await recordAudit(tx, { orgId: actor.orgId, actor, action: "model.revalidate", target: version.id, data: { model: version.model.name, number: version.number, dims: input.dims } });
+    await recordAudit(tx, { orgId: actor.orgId, actor, action: "model.revalidate", target: version.id, data: { model: version.model.name, number: version.number, dims: input.dims, hasTestVector: testVectorSha256 !== undefined } });
     return { versionId: version.id, jobId };
   });
 }

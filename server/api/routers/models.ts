@@ -37,5 +37,5 @@ export const modelsRouter = router({
   revalidate: orgProcedure("operator")
     .input(revalidateInput)
     .output(z.object({ versionId: z.uuid(), jobId: z.uuid() }))
-    .mutation(({ ctx, input }) => revalidateVersion(ctx.db, { actor: ctx.orgActor, input })),
+    .mutation(({ ctx, input }) => revalidateVersion(ctx.db, { actor: ctx.orgActor, input, blobs: blobStore() })),
 });
