@@ -4,6 +4,8 @@ import os from "node:os";
 import path from "node:path";
 import { createTestDatabase } from "../tests/setup/test-database";
 import { startFirebaseEmulator } from "../tests/helpers/firebase-emulator";
+import { startHubStandIn } from "../tests/helpers/hub-stand-in";
+import { buildConvNet } from "../tests/helpers/onnx-models";
 import { E2E_PORT } from "../playwright.config";
 
 // Starts Gantry exactly as a person does (`scripts/start.ts`: migrations, build if needed,
@@ -13,6 +15,8 @@ export default async function globalSetup() {
   const database = await createTestDatabase("e2e");
   const firebase = await startFirebaseEmulator({ projectId: "gantry-e2e" });
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-e2e-"));
+  // A model hub stand-in serving one public ONNX file, for the models page.
+  const hub = await startHubStandIn([{ repo: "lerobot/so101-conv", filename: "model.onnx", content: buildConvNet() }]);
   const baseUrl = `http://localhost:${E2E_PORT}`;
   process.env.E2E_FIREBASE_HOST = firebase.host;
   process.env.E2E_DATABASE_URL = database.url;
@@ -35,6 +39,7 @@ export default async function globalSetup() {
       FIREBASE_API_KEY: "e2e-api-key",
       FIREBASE_AUTH_EMULATOR_HOST: firebase.host,
       FIREBASE_ALLOW_EMULATOR: "true",
+      HF_ENDPOINT: hub.url,
       NEXT_TELEMETRY_DISABLED: "1",
     },
     stdio: ["ignore", "pipe", "pipe"],
@@ -75,6 +80,7 @@ export default async function globalSetup() {
       }, 20_000).unref();
     });
     await firebase.stop();
+    await hub.close();
     await database.drop();
     fs.rmSync(home, { recursive: true, force: true });
   };

@@ -15,6 +15,7 @@ import { ThemeToggle } from "./theme-toggle";
 
 const nav = [
   { href: "/", label: "Overview" },
+  { href: "/models", label: "Models" },
   { href: "/jobs", label: "Jobs" },
   { href: "/settings", label: "Settings" },
 ];

@@ -1,0 +1,92 @@
+"use client";
+
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import Link from "next/link";
+import { useRouter } from "next/navigation";
+import { useState } from "react";
+import { Alert } from "@/components/ui/alert";
+import { Button } from "@/components/ui/button";
+import { Card, CardBody, CardHeader } from "@/components/ui/card";
+import { PageHeader } from "@/components/ui/page-header";
+import { RelativeTime } from "@/components/ui/time";
+import { errorMessage, useTRPC } from "@/components/trpc";
+import { useRole } from "@/components/settings/use-role";
+import type { ModelVersionView } from "@/server/models/models.schemas";
+import { AddVersion } from "./add-version";
+import { ValidationReportView } from "./validation-report";
+import { formatBytes, VersionStatus } from "./version-status";
+
+function describeSource(source: ModelVersionView["source"]): string {
+  if (source.kind === "upload") return `upload${source.filename ? ` · ${source.filename}` : ""}`;
+  if (source.kind === "url") return source.url;
+  return `${source.repo}@${source.revision} · ${source.filename}${source.isPrivate ? " (private)" : ""}`;
+}
+
+function VersionRow({ version, canOperate }: { version: ModelVersionView; canOperate: boolean }) {
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+  // Open by default once there is a report to read; the person's own choice wins after that.
+  const [openChoice, setOpenChoice] = useState<boolean | null>(null);
+  const isOpen = openChoice ?? (version.status === "ready" || version.status === "invalid");
+  const revalidate = useMutation(trpc.models.revalidate.mutationOptions({ onSuccess: () => queryClient.invalidateQueries({ queryKey: trpc.models.get.queryKey({ modelId: version.modelId }) }) }));
+  const isBusy = version.status === "fetching" || version.status === "validating";
+  return (
+    <li className="px-5 py-4" data-version={version.number}>
+      <div className="flex flex-wrap items-center gap-3">
+        <button type="button" onClick={() => setOpenChoice(!isOpen)} aria-expanded={isOpen} className="font-medium hover:underline">Version {version.number}</button>
+        <VersionStatus status={version.status} />
+        <span className="min-w-0 flex-1 truncate text-sm text-zinc-500" title={describeSource(version.source)}>{describeSource(version.source)}</span>
+        <span className="text-sm text-zinc-500">{formatBytes(version.bytes)}</span>
+        {version.sha256 && <span className="font-mono text-xs text-zinc-400" title={version.sha256}>{version.sha256.slice(0, 12)}</span>}
+        <span className="text-sm text-zinc-500"><RelativeTime date={version.createdAt} /></span>
+        {version.jobId && <Link href={`/jobs/${version.jobId}`} className="text-sm text-brand-600 hover:underline">{isBusy ? "Watch job" : "Job"}</Link>}
+        {canOperate && !isBusy && version.sha256 && (
+          <Button size="sm" variant="ghost" onClick={() => revalidate.mutate({ versionId: version.id, dims: {} })} disabled={revalidate.isPending}>Validate again</Button>
+        )}
+      </div>
+      {version.error && <Alert className="mt-3">{version.error}</Alert>}
+      {revalidate.error && <Alert className="mt-3">{errorMessage(revalidate.error)}</Alert>}
+      {isOpen && <div className="mt-4"><ValidationReportView report={version.validation} /></div>}
+    </li>
+  );
+}
+
+export function ModelDetail({ modelId }: { modelId: string }) {
+  const trpc = useTRPC();
+  const router = useRouter();
+  const { can } = useRole();
+  const model = useQuery({
+    ...trpc.models.get.queryOptions({ modelId }),
+    // While a version is being fetched or validated, its row follows along.
+    refetchInterval: (q) => (q.state.data?.versions.some((v) => v.status === "fetching" || v.status === "validating") ? 1500 : false),
+  });
+  const remove = useMutation(trpc.models.delete.mutationOptions({ onSuccess: () => router.push("/models") }));
+
+  if (model.error) return <Alert title="Cannot show this model">{errorMessage(model.error)}</Alert>;
+  if (!model.data) return <p className="text-sm text-zinc-500">Loading…</p>;
+  const m = model.data;
+  return (
+    <>
+      <nav aria-label="Breadcrumb" className="mb-2 text-sm text-zinc-500"><Link href="/models" className="hover:underline">Models</Link> / {m.name}</nav>
+      <PageHeader
+        title={m.name}
+        description={m.description || undefined}
+        actions={can("admin") && <Button variant="danger" onClick={() => confirm(`Delete ${m.name} and all its versions?`) && remove.mutate({ modelId })} disabled={remove.isPending}>Delete model</Button>}
+      />
+      {remove.error && <Alert className="mb-4">{errorMessage(remove.error)}</Alert>}
+      <div className="space-y-6">
+        <Card>
+          <CardHeader title="Versions" description={`${m.versions.length} version${m.versions.length === 1 ? "" : "s"}, newest first`} />
+          {m.versions.length === 0 ? (
+            <CardBody><p className="text-sm text-zinc-500">No versions yet.</p></CardBody>
+          ) : (
+            <ul className="divide-y divide-zinc-100 dark:divide-zinc-800">
+              {[...m.versions].sort((a, b) => b.number - a.number).map((v) => <VersionRow key={v.id} version={v} canOperate={can("operator")} />)}
+            </ul>
+          )}
+        </Card>
+        {can("operator") && <AddVersion modelId={modelId} />}
+      </div>
+    </>
+  );
+}
