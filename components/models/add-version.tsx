@@ -61,7 +61,8 @@ export function AddVersion({ modelId }: { modelId: string }) {
   async function onSubmit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
     setError(null);
-    const form = new FormData(e.currentTarget);
+    const formElement = e.currentTarget;
+    const form = new FormData(formElement);
     const dims = parseDims(String(form.get("dims") ?? ""));
     if (typeof dims === "string") return setError(dims);
     try {
@@ -77,7 +78,7 @@ export function AddVersion({ modelId }: { modelId: string }) {
         const token = String(form.get("token") ?? "").trim();
         await fromHub.mutateAsync({ modelId, repo: String(form.get("repo")), revision: String(form.get("revision") || "main"), filename: String(form.get("filename")), token: token || undefined, dims });
       }
-      e.currentTarget?.reset();
+      formElement.reset();
     } catch (err) {
       setError(errorMessage(err));
     } finally {
