@@ -7,7 +7,7 @@ import { migrate } from "../server/db/migrate";
 import { prepareQueue } from "../worker/worker";
 
 // `npm start`: the embedded database (unless DATABASE_URL is set), migrations, a production
-// build when the sources changed, then the portal and the worker. One Ctrl-C stops it all.
+// build when the sources changed, then the portal, the worker and the model server. One Ctrl-C stops it all.
 
 const log = (m: string) => console.log(`[gantry] ${m}`);
 const isDev = process.argv.includes("--dev");
@@ -64,6 +64,7 @@ async function main() {
   const bin = (name: string) => path.resolve("node_modules/.bin", name);
   run("web", bin("next"), [isDev ? "dev" : "start", "-p", String(settings.PORT)]);
   run("worker", bin("tsx"), ["worker/index.ts"]);
+  run("serve", bin("tsx"), ["serve/index.ts"]);
   log(`Portal on ${settings.PUBLIC_URL}`);
 }
 

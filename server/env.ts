@@ -37,6 +37,11 @@ const schema = z.object({
   MAX_DOWNLOAD_TIMEOUT: z.coerce.number().int().min(1).max(86_400).default(1800),
   MODEL_VALIDATION_TIMEOUT: z.coerce.number().int().min(1).max(3600).default(300),
   MODEL_VALIDATION_RUNS: z.coerce.number().int().min(1).max(10_000).default(20),
+  /** Seconds one inference request may take, queueing included, before the model server answers 504. */
+  MODEL_INFERENCE_TIMEOUT: z.coerce.number().min(0.001).max(3600).default(30),
+  SERVE_PORT: z.coerce.number().int().min(1).max(65535).default(8500),
+  /** The model server listens on loopback unless told otherwise. */
+  SERVE_HOST: z.string().min(1).default("127.0.0.1"),
   HF_ENDPOINT: z.url().default("https://huggingface.co"),
   HUGGINGFACE_CACHE_DIR: z.string().min(1).optional(),
   FIREBASE_PROJECT_ID: z.string().min(1).optional(),

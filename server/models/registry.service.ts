@@ -37,11 +37,13 @@ export class UploadTooLargeError extends AppError {
 }
 
 /**
- * Whether a deployment or serving endpoint uses this version. The fleet and serving work
- * fills this in; until then no version is ever in use.
+ * Whether a deployment or serving endpoint uses this version. Any endpoint row counts, a
+ * stopped one too: it keeps the version (the foreign key restricts deletes) so it can be
+ * deployed again, until the endpoint itself is deleted. (Fleet deployments add their check here.)
  */
-export async function isVersionInUse(_db: Tx, _versionId: string): Promise<boolean> {
-  return false;
+export async function isVersionInUse(db: Tx, versionId: string): Promise<boolean> {
+  const endpoint = await db.endpoint.findFirst({ where: { modelVersionId: versionId }, select: { id: true } });
+  return endpoint !== null;
 }
 
 export function toVersionView(v: ModelVersion): ModelVersionView {

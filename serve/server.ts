@@ -1,0 +1,205 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { z } from "zod";
+import type { Db } from "../server/db";
+import { AppError, toHttpError } from "../server/errors";
+import { checkRole, type OrgActor } from "../server/auth/roles";
+import { authenticateApiToken } from "../server/auth/tokens.service";
+import { listServableEndpoints, recordEndpointState } from "../server/serving/endpoints.service";
+import type { InferenceEngine, LoadedEndpoint } from "../server/serving/inference.service";
+import { fromNested, toNested, toOipDatatype, toOipShape } from "../server/serving/tensors";
+
+// The model server's HTTP face: the Open Inference Protocol v2 with JSON tensors, the older
+// `/predict/{name}`, health and Prometheus metrics. Thin: parse, authenticate, hand the
+// tensors to the engine.
+//
+// It learns which endpoints to serve by polling the Endpoint table (one indexed query every
+// `pollMs`, 2 s by default) rather than LISTEN: endpoint changes are rare and a few seconds
+// of delay is fine for a deploy, a poll needs no dedicated connection nor reconnect logic,
+// and it heals by itself after the database restarts or a notification is missed.
+
+export interface ModelServerOptions {
+  db: Db;
+  engine: InferenceEngine;
+  pollMs?: number;
+  /** Largest request body accepted; larger ones get 400. */
+  maxBodyBytes?: number;
+  log?: (message: string) => void;
+}
+
+const inferBody = z.object({
+  id: z.string().optional(),
+  inputs: z.array(z.object({ name: z.string(), shape: z.array(z.number()), datatype: z.string(), data: z.array(z.unknown()) })).min(1),
+  outputs: z.array(z.object({ name: z.string() })).optional(),
+});
+const predictBody = z.object({ inputs: z.record(z.string(), z.unknown()) });
+
+// A token is looked up once per few seconds, not on every request: a revoked token keeps
+// working for at most this long, and a busy client pays no database round trip per call.
+const TOKEN_CACHE_MS = 5_000;
+const TOKEN_CACHE_MAX = 1_000;
+
+export function createModelServer({ db, engine, pollMs = 2_000, maxBodyBytes = 16 * 1024 * 1024, log = () => {} }: ModelServerOptions) {
+  let hasSynced = false;
+  let syncing: Promise<void> | null = null;
+  const tokens = new Map<string, { actor: OrgActor; until: number }>();
+
+  const syncNow = () => {
+    syncing ??= (async () => {
+      try {
+        const changes = await engine.sync(await listServableEndpoints(db));
+        for (const c of changes) {
+          await recordEndpointState(db, c);
+          log(c.error ? `Endpoint ${c.endpointId}: ${c.error}` : `Endpoint ${c.endpointId} ready`);
+        }
+        hasSynced = true;
+      } catch (error) {
+        log(`Could not refresh the endpoints: ${error instanceof Error ? error.message : String(error)}`);
+      } finally {
+        syncing = null;
+      }
+    })();
+    return syncing;
+  };
+  const timer = setInterval(() => void syncNow(), pollMs);
+  timer.unref();
+
+  async function authenticate(req: http.IncomingMessage): Promise<OrgActor> {
+    const header = req.headers.authorization;
+    const match = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
+    if (!match) throw new AppError("UNAUTHORIZED", "Send an API token as `Authorization: Bearer <token>`; make one under Settings → API tokens");
+    const cached = tokens.get(match[1]);
+    if (cached && cached.until > Date.now()) return cached.actor;
+    const actor = await authenticateApiToken(db, match[1]);
+    if (tokens.size >= TOKEN_CACHE_MAX) tokens.clear();
+    tokens.set(match[1], { actor, until: Date.now() + TOKEN_CACHE_MS });
+    return actor;
+  }
+
+  async function readJson(req: http.IncomingMessage): Promise<unknown> {
+    const declared = Number(req.headers["content-length"] ?? 0);
+    const limit = `${Math.round(maxBodyBytes / 1024 / 1024)} MB`;
+    if (declared > maxBodyBytes) throw new AppError("BAD_REQUEST", `The request body is ${declared} bytes, over the ${limit} limit; send smaller batches`);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > maxBodyBytes) throw new AppError("BAD_REQUEST", `The request body is over the ${limit} limit; send smaller batches`);
+      chunks.push(chunk);
+    }
+    try {
+      return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+    } catch {
+      throw new AppError("BAD_REQUEST", "The request body is not valid JSON");
+    }
+  }
+
+  function parse<T>(schema: z.ZodType<T>, value: unknown, example: string): T {
+    const parsed = schema.safeParse(value);
+    if (parsed.success) return parsed.data;
+    const issue = parsed.error.issues[0];
+    const where = issue.path.length ? issue.path.join(".") : "the body";
+    throw new AppError("BAD_REQUEST", `The request body is not what this route takes: ${where}: ${issue.message} (expected ${example})`);
+  }
+
+  async function resolve(req: http.IncomingMessage, name: string, version: string | undefined): Promise<LoadedEndpoint> {
+    const actor = await authenticate(req);
+    checkRole(actor, "viewer");
+    const loaded = engine.find(actor.orgId, name);
+    if (version !== undefined && version !== String(loaded.spec.versionNumber)) {
+      throw new AppError("NOT_FOUND", `Endpoint ${name} serves version ${loaded.spec.versionNumber}, not version ${version}`);
+    }
+    return loaded;
+  }
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://serve");
+    const parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
+    const method = req.method ?? "GET";
+    const send = (status: number, body: unknown, type = "application/json") => {
+      const text = type === "application/json" ? JSON.stringify(body) : String(body);
+      res.writeHead(status, { "content-type": type, "content-length": Buffer.byteLength(text) });
+      res.end(text);
+    };
+
+    if (method === "GET" && url.pathname === "/metrics") {
+      const gauges = engine.servedEndpoints().map((l) => ({ orgId: l.spec.orgId, name: l.spec.name, active: l.active, queued: l.queue.length }));
+      return send(200, engine.metrics.render(gauges), "text/plain; version=0.0.4");
+    }
+    if (method === "GET" && url.pathname === "/v2/health/live") return send(200, { live: true });
+    if (method === "GET" && url.pathname === "/v2/health/ready") return hasSynced ? send(200, { ready: true }) : send(503, { ready: false, error: "The model server has not read its endpoints from the database yet" });
+    if (method === "GET" && url.pathname === "/v2") return send(200, { name: "gantry", version: "2", extensions: [] });
+
+    if (parts[0] === "v2" && parts[1] === "models" && parts[2]) {
+      const name = parts[2];
+      let rest = parts.slice(3);
+      let version: string | undefined;
+      if (rest[0] === "versions") {
+        if (!rest[1]) throw new AppError("NOT_FOUND", "Name a version: /v2/models/{name}/versions/{version}");
+        version = rest[1];
+        rest = rest.slice(2);
+      }
+      const action = rest.join("/");
+      if (action === "" && method === "GET") {
+        const { spec } = await resolve(req, name, version);
+        const io = (t: { name: string; type: string; shape: Array<number | string> }) => ({ name: t.name, datatype: toOipDatatype(t.type), shape: toOipShape(t.shape) });
+        return send(200, { name: spec.name, versions: [String(spec.versionNumber)], platform: "onnxruntime", inputs: spec.signature.inputs.map(io), outputs: spec.signature.outputs.map(io) });
+      }
+      if (action === "ready" && method === "GET") {
+        const actor = await authenticate(req);
+        const isReady = engine.isReady(actor.orgId, name) && (version === undefined || version === String(engine.find(actor.orgId, name).spec.versionNumber));
+        return send(isReady ? 200 : 503, { name, ready: isReady });
+      }
+      if (action === "infer" && method === "POST") {
+        const loaded = await resolve(req, name, version);
+        const body = parse(inferBody, await readJson(req), '{ "inputs": [{ "name", "shape", "datatype", "data" }] }');
+        const outputs = await engine.infer(loaded, body.inputs, body.outputs?.map((o) => o.name));
+        return send(200, { model_name: loaded.spec.name, model_version: String(loaded.spec.versionNumber), ...(body.id ? { id: body.id } : {}), outputs });
+      }
+    }
+    if (parts[0] === "predict" && parts.length === 2 && method === "POST") {
+      const loaded = await resolve(req, parts[1], undefined);
+      const body = parse(predictBody, await readJson(req), '{ "inputs": { "<name>": nested arrays } }');
+      const types = new Map(loaded.spec.signature.inputs.map((s) => [s.name, s.type]));
+      const inputs = Object.entries(body.inputs).map(([n, value]) => ({ name: n, datatype: toOipDatatype(types.get(n) ?? "float32"), ...fromNested(n, value) }));
+      const outputs = await engine.infer(loaded, inputs);
+      return send(200, { outputs: Object.fromEntries(outputs.map((o) => [o.name, toNested(o.shape, o.data)])) });
+    }
+    throw new AppError("NOT_FOUND", `There is no route ${method} ${url.pathname}; see /v2/models/{name}/infer and /predict/{name}`);
+  }
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      const { status, message } = toHttpError(error);
+      const code = error instanceof AppError ? error.status : status;
+      if (code >= 500 && code !== 503 && code !== 504) console.error(error);
+      if (res.headersSent) return res.destroy();
+      const text = JSON.stringify({ error: message });
+      res.writeHead(code, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...(code === 401 ? { "www-authenticate": "Bearer" } : {}) });
+      res.end(text);
+      // A body we refused may still be arriving: drop the rest instead of reading it.
+      if (!req.complete) req.resume();
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+
+  return {
+    server,
+    syncNow,
+    async listen(port: number, host = "127.0.0.1"): Promise<AddressInfo> {
+      await new Promise<void>((done, fail) => {
+        server.once("error", fail);
+        server.listen(port, host, () => done());
+      });
+      await syncNow();
+      return server.address() as AddressInfo;
+    },
+    async close(): Promise<void> {
+      clearInterval(timer);
+      await syncing;
+      server.closeAllConnections();
+      await new Promise<void>((done) => server.close(() => done()));
+      await engine.close();
+    },
+  };
+}

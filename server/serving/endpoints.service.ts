@@ -1,0 +1,131 @@
+import type { z } from "zod";
+import type { Db, Tx } from "../db";
+import { AppError } from "../errors";
+import { checkRole, type OrgActor } from "../auth/roles";
+import type { Prisma } from "../generated/prisma/client";
+import {
+  endpointSettingsSchema,
+  servableEndpointSchema,
+  type createEndpointInput,
+  type EndpointView,
+  type ServableEndpoint,
+  type updateEndpointVersionInput,
+} from "./endpoints.schemas";
+
+const withVersion = { modelVersion: { select: { number: true, model: { select: { name: true } } } } } as const;
+type EndpointRow = Prisma.EndpointGetPayload<{ include: typeof withVersion }>;
+
+function toView(e: EndpointRow): EndpointView {
+  return {
+    id: e.id,
+    name: e.name,
+    status: e.status,
+    modelVersionId: e.modelVersionId,
+    modelName: e.modelVersion.model.name,
+    versionNumber: e.modelVersion.number,
+    settings: endpointSettingsSchema.parse(e.settings),
+    error: e.error,
+    createdAt: e.createdAt,
+    updatedAt: e.updatedAt,
+  };
+}
+
+async function findReadyVersion(tx: Tx, orgId: string, versionId: string) {
+  const version = await tx.modelVersion.findFirst({ where: { id: versionId, orgId }, include: { model: { select: { name: true } } } });
+  if (!version) throw new AppError("NOT_FOUND", "There is no such model version in this organisation; it may have been deleted");
+  if (version.status !== "ready") {
+    throw new AppError("CONFLICT", `Version ${version.number} of ${version.model.name} is ${version.status}, not ready; only a version that passed validation can be served`);
+  }
+  return version;
+}
+
+/** Serves a ready version under a name; a stopped endpoint of the same name is taken over. */
+export async function createEndpoint(db: Db, { actor, input }: { actor: OrgActor; input: z.output<typeof createEndpointInput> }): Promise<EndpointView> {
+  checkRole(actor, "operator");
+  return db.$transaction(async (tx) => {
+    await findReadyVersion(tx, actor.orgId, input.modelVersionId);
+    const existing = await tx.endpoint.findUnique({ where: { orgId_name: { orgId: actor.orgId, name: input.name } } });
+    if (existing && existing.status !== "stopped") {
+      throw new AppError("CONFLICT", `An endpoint named ${input.name} is already ${existing.status}; undeploy it first or choose another name`);
+    }
+    const data = { modelVersionId: input.modelVersionId, settings: input.settings, status: "deploying" as const, error: null, createdById: actor.userId };
+    const row = existing
+      ? await tx.endpoint.update({ where: { id: existing.id }, data, include: withVersion })
+      : await tx.endpoint.create({ data: { ...data, orgId: actor.orgId, name: input.name }, include: withVersion });
+    return toView(row);
+  });
+}
+
+/** Points an endpoint at another ready version; the model server swaps once the new one loads. */
+export async function updateEndpointVersion(db: Db, { actor, input }: { actor: OrgActor; input: z.output<typeof updateEndpointVersionInput> }): Promise<EndpointView> {
+  checkRole(actor, "operator");
+  return db.$transaction(async (tx) => {
+    const endpoint = await findEndpoint(tx, actor.orgId, input.endpointId);
+    if (endpoint.status === "stopped") throw new AppError("CONFLICT", `Endpoint ${endpoint.name} is stopped; deploy it again instead`);
+    await findReadyVersion(tx, actor.orgId, input.modelVersionId);
+    return toView(await tx.endpoint.update({ where: { id: endpoint.id }, data: { modelVersionId: input.modelVersionId, error: null }, include: withVersion }));
+  });
+}
+
+export async function listEndpoints(db: Tx, actor: OrgActor): Promise<EndpointView[]> {
+  checkRole(actor, "viewer");
+  const rows = await db.endpoint.findMany({ where: { orgId: actor.orgId }, include: withVersion, orderBy: { name: "asc" } });
+  return rows.map(toView);
+}
+
+export async function getEndpoint(db: Tx, { actor, endpointId }: { actor: OrgActor; endpointId: string }): Promise<EndpointView> {
+  checkRole(actor, "viewer");
+  return toView(await findEndpoint(db, actor.orgId, endpointId));
+}
+
+/** Stops serving: the model server drops the session on its next look at the table. */
+export async function undeployEndpoint(db: Tx, { actor, endpointId }: { actor: OrgActor; endpointId: string }): Promise<EndpointView> {
+  checkRole(actor, "operator");
+  const endpoint = await findEndpoint(db, actor.orgId, endpointId);
+  return toView(await db.endpoint.update({ where: { id: endpoint.id }, data: { status: "stopped", error: null }, include: withVersion }));
+}
+
+/** Removes a stopped or failed endpoint, which releases its model version for deletion. */
+export async function deleteEndpoint(db: Tx, { actor, endpointId }: { actor: OrgActor; endpointId: string }): Promise<{ id: string }> {
+  checkRole(actor, "operator");
+  const endpoint = await findEndpoint(db, actor.orgId, endpointId);
+  if (endpoint.status === "deploying" || endpoint.status === "ready") {
+    throw new AppError("CONFLICT", `Endpoint ${endpoint.name} is ${endpoint.status}; undeploy it before deleting it`);
+  }
+  await db.endpoint.delete({ where: { id: endpoint.id } });
+  return { id: endpoint.id };
+}
+
+async function findEndpoint(db: Tx, orgId: string, endpointId: string): Promise<EndpointRow> {
+  const row = await db.endpoint.findFirst({ where: { id: endpointId, orgId }, include: withVersion });
+  if (!row) throw new AppError("NOT_FOUND", "There is no such endpoint in this organisation; it may have been removed");
+  return row;
+}
+
+/** Every endpoint that should be served, across organisations: what the model server loads. */
+export async function listServableEndpoints(db: Tx): Promise<ServableEndpoint[]> {
+  const rows = await db.endpoint.findMany({
+    where: { status: { in: ["deploying", "ready"] } },
+    include: { modelVersion: { select: { id: true, number: true, sha256: true, signature: true, model: { select: { name: true } } } } },
+  });
+  return rows.flatMap((e) => {
+    const parsed = servableEndpointSchema.safeParse({
+      id: e.id,
+      orgId: e.orgId,
+      name: e.name,
+      modelName: e.modelVersion.model.name,
+      versionId: e.modelVersion.id,
+      versionNumber: e.modelVersion.number,
+      sha256: e.modelVersion.sha256,
+      signature: e.modelVersion.signature,
+      settings: e.settings,
+    });
+    return parsed.success ? [parsed.data] : [];
+  });
+}
+
+/** Records what the model server made of an endpoint: ready, or why it could not load. */
+export async function recordEndpointState(db: Tx, { endpointId, status, error }: { endpointId: string; status: "ready" | "failed"; error: string | null }): Promise<void> {
+  // Only live endpoints: an undeploy that raced the load must stay stopped.
+  await db.endpoint.updateMany({ where: { id: endpointId, status: { in: ["deploying", "ready", "failed"] } }, data: { status, error } });
+}

@@ -1,0 +1,55 @@
+// Prometheus counters and a latency histogram per endpoint, rendered in the text format.
+
+export type Outcome = "success" | "bad_request" | "rate_limited" | "timeout" | "error";
+const outcomes: Outcome[] = ["success", "bad_request", "rate_limited", "timeout", "error"];
+const buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+interface Series {
+  orgId: string;
+  name: string;
+  counts: Record<Outcome, number>;
+  bucketCounts: number[];
+  sum: number;
+  count: number;
+}
+
+const escape = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+
+export class ServingMetrics {
+  private readonly series = new Map<string, Series>();
+
+  observe(orgId: string, name: string, outcome: Outcome, seconds: number): void {
+    const key = `${orgId}/${name}`;
+    let s = this.series.get(key);
+    if (!s) {
+      s = { orgId, name, counts: { success: 0, bad_request: 0, rate_limited: 0, timeout: 0, error: 0 }, bucketCounts: buckets.map(() => 0), sum: 0, count: 0 };
+      this.series.set(key, s);
+    }
+    s.counts[outcome]++;
+    s.sum += seconds;
+    s.count++;
+    buckets.forEach((b, i) => {
+      if (seconds <= b) s.bucketCounts[i]++;
+    });
+  }
+
+  /** The exposition text; `gauges` adds the live figures (in flight, queued) per endpoint. */
+  render(gauges: Array<{ orgId: string; name: string; active: number; queued: number }>): string {
+    const lines: string[] = [];
+    const labels = (s: { orgId: string; name: string }) => `org="${escape(s.orgId)}",endpoint="${escape(s.name)}"`;
+    lines.push("# HELP gantry_serve_requests_total Inference requests by endpoint and outcome.", "# TYPE gantry_serve_requests_total counter");
+    for (const s of this.series.values()) for (const o of outcomes) lines.push(`gantry_serve_requests_total{${labels(s)},outcome="${o}"} ${s.counts[o]}`);
+    lines.push("# HELP gantry_serve_request_duration_seconds Inference request latency, queueing included.", "# TYPE gantry_serve_request_duration_seconds histogram");
+    for (const s of this.series.values()) {
+      buckets.forEach((b, i) => lines.push(`gantry_serve_request_duration_seconds_bucket{${labels(s)},le="${b}"} ${s.bucketCounts[i]}`));
+      lines.push(`gantry_serve_request_duration_seconds_bucket{${labels(s)},le="+Inf"} ${s.count}`);
+      lines.push(`gantry_serve_request_duration_seconds_sum{${labels(s)}} ${s.sum}`);
+      lines.push(`gantry_serve_request_duration_seconds_count{${labels(s)}} ${s.count}`);
+    }
+    lines.push("# HELP gantry_serve_requests_in_flight Requests running now.", "# TYPE gantry_serve_requests_in_flight gauge");
+    for (const g of gauges) lines.push(`gantry_serve_requests_in_flight{${labels(g)}} ${g.active}`);
+    lines.push("# HELP gantry_serve_requests_queued Requests waiting for a slot.", "# TYPE gantry_serve_requests_queued gauge");
+    for (const g of gauges) lines.push(`gantry_serve_requests_queued{${labels(g)}} ${g.queued}`);
+    return lines.join("\n") + "\n";
+  }
+}

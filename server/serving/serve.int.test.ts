@@ -1,0 +1,242 @@
+import crypto from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Readable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDatabase, type TestDatabase } from "../../tests/setup/test-database";
+import { createOrgWithMember } from "../../tests/helpers/factories";
+import { buildGarbage, buildMlp, buildTwoInputModel, runMlpInJs, seededValues } from "../../tests/helpers/onnx-models";
+import { buildSlowModel } from "../../tests/helpers/slow-model";
+import { createModelServer } from "../../serve/server";
+import { createDb, type Db } from "../db";
+import type { OrgActor } from "../auth/roles";
+import { createApiToken } from "../auth/tokens.service";
+import { createLocalBlobStore } from "../storage/local-blob-store";
+import { isVersionInUse } from "../models/registry.service";
+import type { Signature } from "../models/validation.schemas";
+import { createEndpointInput } from "./endpoints.schemas";
+import { createEndpoint, undeployEndpoint, updateEndpointVersion } from "./endpoints.service";
+import { InferenceEngine } from "./inference.service";
+import { readBlob } from "./model-files";
+
+// The model server end to end: real onnxruntime sessions, real HTTP on loopback, a database of its own.
+
+let database: TestDatabase;
+let db: Db;
+let model: ReturnType<typeof createModelServer>;
+let base: string;
+let owner: OrgActor;
+let token: string;
+let otherToken: string;
+const blobs = createLocalBlobStore({ root: fs.mkdtempSync(path.join(os.tmpdir(), "gantry-serve-")) });
+
+const mlpSignature: Signature = { inputs: [{ name: "x", type: "float32", shape: ["batch", 4] }], outputs: [{ name: "y", type: "float32", shape: ["batch", 3] }] };
+const twoInputSignature: Signature = {
+  inputs: [
+    { name: "a", type: "float32", shape: ["batch", 3] },
+    { name: "b", type: "float32", shape: ["batch", 3] },
+  ],
+  outputs: [{ name: "y", type: "float32", shape: ["batch", 3] }],
+};
+const slowSignature: Signature = { inputs: [{ name: "x", type: "float32", shape: [1] }], outputs: [{ name: "y", type: "float32", shape: [] }] };
+
+async function addReadyVersion(actor: OrgActor, bytes: Buffer, signature: Signature, modelId?: string): Promise<{ modelId: string; versionId: string }> {
+  const blob = await blobs.put(Readable.from([bytes]));
+  const id = modelId ?? (await db.model.create({ data: { orgId: actor.orgId, name: `model-${crypto.randomUUID().slice(0, 8)}` } })).id;
+  const count = await db.modelVersion.count({ where: { modelId: id } });
+  const version = await db.modelVersion.create({
+    data: { orgId: actor.orgId, modelId: id, number: count + 1, status: "ready", source: { kind: "upload", filename: "m.onnx" }, sha256: blob.sha256, bytes: blob.bytes, signature },
+  });
+  return { modelId: id, versionId: version.id };
+}
+
+async function deploy(actor: OrgActor, name: string, versionId: string, settings: Record<string, unknown> = {}) {
+  const endpoint = await createEndpoint(db, { actor, input: createEndpointInput.parse({ name, modelVersionId: versionId, settings }) });
+  await model.syncNow();
+  return endpoint;
+}
+
+async function call(method: string, route: string, body?: unknown, bearer: string | null = token) {
+  const res = await fetch(base + route, {
+    method,
+    headers: { ...(bearer ? { authorization: `Bearer ${bearer}` } : {}), ...(body === undefined ? {} : { "content-type": "application/json" }) },
+    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json: any = null;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
+  return { status: res.status, body: json };
+}
+
+const rows = (n: number, seed: number) => Array.from({ length: n }, (_, i) => seededValues(4, seed + i));
+
+beforeAll(async () => {
+  database = await createTestDatabase("serving");
+  db = createDb(database.url, 4);
+  owner = (await createOrgWithMember(db, "owner")).actor;
+  const other = (await createOrgWithMember(db, "owner")).actor;
+  token = (await createApiToken(db, { actor: owner, input: { name: "serve", scopes: ["read"] } })).token;
+  otherToken = (await createApiToken(db, { actor: other, input: { name: "serve", scopes: ["read"] } })).token;
+  const engine = new InferenceEngine({ readModel: (sha) => readBlob(blobs, sha), defaultTimeoutMs: 30_000 });
+  model = createModelServer({ db, engine, pollMs: 60_000, maxBodyBytes: 64 * 1024 });
+  const address = await model.listen(0, "127.0.0.1");
+  base = `http://127.0.0.1:${address.port}`;
+  const mlp = await addReadyVersion(owner, buildMlp(), mlpSignature);
+  await deploy(owner, "mlp", mlp.versionId);
+  await deploy(owner, "two", (await addReadyVersion(owner, buildTwoInputModel(), twoInputSignature)).versionId);
+});
+
+afterAll(async () => {
+  await model?.close();
+  await db?.$disconnect();
+  await database?.drop();
+});
+
+describe("model server", () => {
+  it("answers health without a token and marks the endpoint ready in the database", async () => {
+    expect((await call("GET", "/v2/health/live", undefined, null)).status).toBe(200);
+    expect((await call("GET", "/v2/health/ready", undefined, null)).status).toBe(200);
+    const row = await db.endpoint.findFirstOrThrow({ where: { orgId: owner.orgId, name: "mlp" } });
+    expect(row.status).toBe("ready");
+    expect(await isVersionInUse(db, row.modelVersionId)).toBe(true);
+  });
+
+  it("describes the model with -1 for symbolic dimensions", async () => {
+    const { status, body } = await call("GET", "/v2/models/mlp");
+    expect(status).toBe(200);
+    expect(body).toEqual({ name: "mlp", versions: ["1"], platform: "onnxruntime", inputs: [{ name: "x", datatype: "FP32", shape: [-1, 4] }], outputs: [{ name: "y", datatype: "FP32", shape: [-1, 3] }] });
+    expect((await call("GET", "/v2/models/mlp/versions/1")).status).toBe(200);
+    expect((await call("GET", "/v2/models/mlp/versions/1/ready")).status).toBe(200);
+    expect((await call("GET", "/v2/models/mlp/versions/7")).status).toBe(404);
+  });
+
+  it("infers over OIP and /predict with the numbers the JS reference gives", async () => {
+    const x = rows(5, 100);
+    const expected = runMlpInJs(x);
+    const oip = await call("POST", "/v2/models/mlp/infer", { id: "r1", inputs: [{ name: "x", shape: [5, 4], datatype: "FP32", data: x.flat() }] });
+    expect(oip.status).toBe(200);
+    expect(oip.body.model_name).toBe("mlp");
+    expect(oip.body.model_version).toBe("1");
+    expect(oip.body.id).toBe("r1");
+    expect(oip.body.outputs[0]).toMatchObject({ name: "y", shape: [5, 3], datatype: "FP32" });
+    oip.body.outputs[0].data.forEach((v: number, i: number) => expect(Math.abs(v - expected[Math.floor(i / 3)][i % 3])).toBeLessThan(1e-5));
+
+    const predict = await call("POST", "/predict/mlp", { inputs: { x } });
+    expect(predict.status).toBe(200);
+    const y = predict.body.outputs.y as number[][];
+    expect(y).toHaveLength(5);
+    y.forEach((row, i) => row.forEach((v, j) => expect(Math.abs(v - expected[i][j])).toBeLessThan(1e-5)));
+  });
+
+  it("takes two inputs", async () => {
+    const { status, body } = await call("POST", "/v2/models/two/infer", {
+      inputs: [
+        { name: "a", shape: [1, 3], datatype: "FP32", data: [1, 2, 3] },
+        { name: "b", shape: [1, 3], datatype: "FP32", data: [1, 1, 1] },
+      ],
+    });
+    expect(status).toBe(200);
+    expect(body.outputs[0].data).toEqual([4, 9, 16]);
+  });
+
+  it("needs a token, and names resolve inside the token's organisation", async () => {
+    const none = await call("POST", "/v2/models/mlp/infer", { inputs: [] }, null);
+    expect(none.status).toBe(401);
+    expect(none.body.error).toMatch(/Bearer/);
+    expect((await call("GET", "/v2/models/mlp", undefined, "gty_nope")).status).toBe(401);
+    const other = await call("POST", "/v2/models/mlp/infer", { inputs: [{ name: "x", shape: [1, 4], datatype: "FP32", data: [0, 0, 0, 0] }] }, otherToken);
+    expect(other.status).toBe(404);
+    expect(other.body.error).toMatch(/no endpoint named mlp/);
+  });
+
+  it("refuses bad requests with a sentence naming what is wrong", async () => {
+    const infer = (inputs: unknown) => call("POST", "/v2/models/mlp/infer", { inputs });
+    const cases: Array<[unknown, RegExp]> = [
+      [[{ name: "z", shape: [1, 4], datatype: "FP32", data: [0, 0, 0, 0] }], /"z" is not an input of endpoint mlp; it takes x/],
+      [[{ name: "x", shape: [1, 5], datatype: "FP32", data: [0, 0, 0, 0, 0] }], /size 4 in dimension 1/],
+      [[{ name: "x", shape: [1, 4], datatype: "INT64", data: [0, 0, 0, 0] }], /must have datatype FP32, not INT64/],
+      [[{ name: "x", shape: [2, 4], datatype: "FP32", data: [0, 0, 0, 0] }], /has 4 values, but shape \[2, 4\] needs 8/],
+      [[{ name: "x", shape: [1, 4], datatype: "FP32", data: [0, "a", 0, 0] }], /not a finite number at position 1/],
+    ];
+    for (const [inputs, message] of cases) {
+      const { status, body } = await infer(inputs);
+      expect(status).toBe(400);
+      expect(body.error).toMatch(message);
+    }
+    const missing = await call("POST", "/v2/models/two/infer", { inputs: [{ name: "a", shape: [1, 3], datatype: "FP32", data: [1, 2, 3] }] });
+    expect(missing.status).toBe(400);
+    expect(missing.body.error).toMatch(/"b" is missing/);
+    const notJson = await call("POST", "/v2/models/mlp/infer", "{nope");
+    expect(notJson.body.error).toMatch(/not valid JSON/);
+    const huge = await call("POST", "/v2/models/mlp/infer", { inputs: [{ name: "x", shape: [20_000, 4], datatype: "FP32", data: new Array(80_000).fill(0.5) }] });
+    expect(huge.status).toBe(400);
+    expect(huge.body.error).toMatch(/limit/);
+    const ragged = await call("POST", "/predict/mlp", { inputs: { x: [[1, 2, 3, 4], [1, 2]] } });
+    expect(ragged.status).toBe(400);
+    expect(ragged.body.error).toMatch(/ragged/);
+    const badOutput = await call("POST", "/v2/models/mlp/infer", { inputs: [{ name: "x", shape: [1, 4], datatype: "FP32", data: [0, 0, 0, 0] }], outputs: [{ name: "q" }] });
+    expect(badOutput.body.error).toMatch(/"q" is not an output/);
+  });
+
+  it("queues beyond the concurrency limit, refuses beyond the queue, and times out", async () => {
+    await deploy(owner, "slow", (await addReadyVersion(owner, buildSlowModel(), slowSignature)).versionId, { concurrency: 1, maxQueue: 1 });
+    const body = { inputs: [{ name: "x", shape: [1], datatype: "FP32", data: [0.001] }] };
+    const results = await Promise.all([0, 1, 2].map(() => call("POST", "/v2/models/slow/infer", body)));
+    const statuses = results.map((r) => r.status).sort();
+    expect(statuses).toEqual([200, 200, 429]);
+    expect(results.find((r) => r.status === 429)!.body.error).toMatch(/busy.*concurrency and maxQueue/);
+
+    await deploy(owner, "slow-timeout", (await addReadyVersion(owner, buildSlowModel(), slowSignature)).versionId, { timeoutMs: 20 });
+    const late = await call("POST", "/v2/models/slow-timeout/infer", body);
+    expect(late.status).toBe(504);
+    expect(late.body.error).toMatch(/MODEL_INFERENCE_TIMEOUT/);
+  });
+
+  it("keeps serving the old version when the new one fails to load, and swaps to one that loads", async () => {
+    const first = await addReadyVersion(owner, buildMlp(), mlpSignature);
+    const endpoint = await deploy(owner, "swap", first.versionId);
+    const broken = await addReadyVersion(owner, buildGarbage(), mlpSignature, first.modelId);
+    await updateEndpointVersion(db, { actor: owner, input: { endpointId: endpoint.id, modelVersionId: broken.versionId } });
+    await model.syncNow();
+    const x = rows(1, 7);
+    const still = await call("POST", "/v2/models/swap/infer", { inputs: [{ name: "x", shape: [1, 4], datatype: "FP32", data: x.flat() }] });
+    expect(still.status).toBe(200);
+    expect(still.body.model_version).toBe("1");
+    const row = await db.endpoint.findUniqueOrThrow({ where: { id: endpoint.id } });
+    expect(row.status).toBe("ready");
+    expect(row.error).toMatch(/Version 2 .* could not be loaded.*still serving version 1/);
+
+    const good = await addReadyVersion(owner, buildMlp(), mlpSignature, first.modelId);
+    await updateEndpointVersion(db, { actor: owner, input: { endpointId: endpoint.id, modelVersionId: good.versionId } });
+    await model.syncNow();
+    expect((await call("GET", "/v2/models/swap")).body.versions).toEqual(["3"]);
+  });
+
+  it("frees an undeployed endpoint: later requests get 404", async () => {
+    const endpoint = await deploy(owner, "gone", (await addReadyVersion(owner, buildMlp(), mlpSignature)).versionId);
+    const body = { inputs: [{ name: "x", shape: [1, 4], datatype: "FP32", data: [0, 0, 0, 0] }] };
+    expect((await call("POST", "/v2/models/gone/infer", body)).status).toBe(200);
+    await undeployEndpoint(db, { actor: owner, endpointId: endpoint.id });
+    await model.syncNow();
+    const after = await call("POST", "/v2/models/gone/infer", body);
+    expect(after.status).toBe(404);
+    expect((await call("GET", "/v2/models/gone/ready")).status).toBe(503);
+  });
+
+  it("counts requests in /metrics", async () => {
+    const before = await call("GET", "/metrics", undefined, null);
+    const line = (text: string, outcome: string) => Number(new RegExp(`gantry_serve_requests_total\\{org="${owner.orgId}",endpoint="mlp",outcome="${outcome}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+    await call("POST", "/predict/mlp", { inputs: { x: rows(2, 1) } });
+    await call("POST", "/predict/mlp", { inputs: { y: rows(2, 1) } });
+    const after = await call("GET", "/metrics", undefined, null);
+    expect(after.status).toBe(200);
+    expect(line(after.body, "success") - line(before.body, "success")).toBe(1);
+    expect(line(after.body, "bad_request") - line(before.body, "bad_request")).toBe(1);
+    expect(after.body).toMatch(/gantry_serve_request_duration_seconds_bucket\{org="[^"]+",endpoint="mlp",le="\+Inf"\} \d+/);
+  });
+});

@@ -1,0 +1,139 @@
+import { AppError } from "../errors";
+import type { TensorSpec } from "../models/validation.schemas";
+import type { EndpointSettings } from "./endpoints.schemas";
+import type { RawTensor } from "./session-pool";
+
+// Conversion between JSON tensors (Open Inference Protocol datatypes, row-major data) and
+// onnxruntime tensors, with every check a caller's mistake deserves a sentence for.
+
+const oipToOrt = {
+  FP32: "float32",
+  FP64: "float64",
+  INT8: "int8",
+  INT16: "int16",
+  INT32: "int32",
+  INT64: "int64",
+  UINT8: "uint8",
+  UINT16: "uint16",
+  UINT32: "uint32",
+  UINT64: "uint64",
+  BOOL: "bool",
+} as const;
+type OipDatatype = keyof typeof oipToOrt;
+type OrtType = (typeof oipToOrt)[OipDatatype];
+const ortToOip = Object.fromEntries(Object.entries(oipToOrt).map(([k, v]) => [v, k])) as Record<string, OipDatatype>;
+
+/** The OIP datatype of an onnxruntime element type ("float32" → "FP32"); unknown ones upper-cased. */
+export function toOipDatatype(ortType: string): string {
+  return ortToOip[ortType] ?? ortType.toUpperCase();
+}
+
+/** OIP metadata shape: symbolic dimensions are -1. */
+export function toOipShape(shape: TensorSpec["shape"]): number[] {
+  return shape.map((d) => (typeof d === "number" && d >= 0 ? d : -1));
+}
+
+export interface JsonTensor {
+  name: string;
+  shape: number[];
+  datatype: string;
+  data: unknown[];
+}
+
+const isBig = (t: OrtType) => t === "int64" || t === "uint64";
+
+/** Checks a request's tensors against the model's signature and builds the feeds. */
+export function buildFeeds(endpointName: string, signature: { inputs: TensorSpec[] }, settings: EndpointSettings, inputs: JsonTensor[]): Record<string, RawTensor> {
+  const specs = new Map(signature.inputs.map((s) => [s.name, s]));
+  const names = signature.inputs.map((s) => s.name).join(", ");
+  const feeds: Record<string, RawTensor> = {};
+  for (const input of inputs) {
+    const spec = specs.get(input.name);
+    if (!spec) throw bad(`Input "${input.name}" is not an input of endpoint ${endpointName}; it takes ${names}`);
+    if (feeds[input.name]) throw bad(`Input "${input.name}" is given twice`);
+    const ortType = oipToOrt[input.datatype as OipDatatype];
+    if (!ortType) throw bad(`Input "${input.name}" has datatype "${input.datatype}", which is not one of ${Object.keys(oipToOrt).join(", ")}`);
+    if (ortType !== spec.type) throw bad(`Input "${input.name}" must have datatype ${toOipDatatype(spec.type)}, not ${input.datatype}`);
+    checkShape(input, spec, settings);
+    const count = input.shape.reduce((a, b) => a * b, 1);
+    const flat = input.data.flat(Infinity as 1) as unknown[];
+    if (flat.length !== count) throw bad(`Input "${input.name}" has ${flat.length} values, but shape [${input.shape.join(", ")}] needs ${count}`);
+    feeds[input.name] = { type: ortType, data: toTypedArray(input.name, ortType, flat, settings.preprocessing?.[input.name], input.shape), dims: input.shape };
+  }
+  const missing = signature.inputs.filter((s) => !feeds[s.name]).map((s) => s.name);
+  if (missing.length) throw bad(`Input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `"${m}"`).join(", ")} ${missing.length > 1 ? "are" : "is"} missing; endpoint ${endpointName} takes ${names}`);
+  return feeds;
+}
+
+function checkShape(input: JsonTensor, spec: TensorSpec, settings: EndpointSettings) {
+  const shape = input.shape;
+  if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) throw bad(`Input "${input.name}" needs a shape of non-negative whole numbers`);
+  const expected = toOipShape(spec.shape);
+  if (shape.length !== expected.length) throw bad(`Input "${input.name}" must have ${expected.length} dimensions [${expected.join(", ")}], not ${shape.length} [${shape.join(", ")}]`);
+  expected.forEach((d, i) => {
+    if (d !== -1 && shape[i] !== d) throw bad(`Input "${input.name}" must have size ${d} in dimension ${i}, not ${shape[i]} (expected [${expected.join(", ")}])`);
+  });
+  if (expected[0] === -1 && shape[0] > settings.maxBatch) throw bad(`Input "${input.name}" has a batch of ${shape[0]}; this endpoint takes at most ${settings.maxBatch} (its maxBatch setting)`);
+}
+
+function toTypedArray(name: string, type: OrtType, flat: unknown[], norm: EndpointSettings["preprocessing"] extends Record<string, infer N> | undefined ? N | undefined : never, shape: number[]) {
+  if (type === "bool") {
+    if (!flat.every((v) => typeof v === "boolean")) throw bad(`Input "${name}" is BOOL, so its data must be true or false values`);
+    return Uint8Array.from(flat as boolean[], (v) => (v ? 1 : 0));
+  }
+  const bad_ = flat.findIndex((v) => typeof v !== "number" || !Number.isFinite(v));
+  if (bad_ !== -1) throw bad(`Input "${name}" has a value that is not a finite number at position ${bad_}`);
+  const nums = flat as number[];
+  if (isBig(type)) {
+    if (!nums.every(Number.isSafeInteger)) throw bad(`Input "${name}" is ${toOipDatatype(type)}, so its data must be whole numbers`);
+    return type === "int64" ? BigInt64Array.from(nums, BigInt) : BigUint64Array.from(nums, BigInt);
+  }
+  const Ctor = { float32: Float32Array, float64: Float64Array, int8: Int8Array, int16: Int16Array, int32: Int32Array, uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array }[type];
+  if (!norm) return new Ctor(nums);
+  const channels = shape.at(-1) ?? 1;
+  const pick = (v: number | number[], i: number) => (typeof v === "number" ? v : v[i % channels] ?? v[0]);
+  return new Ctor(nums.map((v, i) => (v - pick(norm.mean, i)) / pick(norm.std, i)));
+}
+
+/** onnxruntime output → JSON tensor (64-bit integers become numbers). */
+export function toJsonTensor(name: string, tensor: RawTensor): JsonTensor {
+  const data = tensor.data as ArrayLike<number | bigint | boolean>;
+  const values = tensor.type === "bool" ? Array.from(data as Uint8Array, Boolean) : Array.from(data, (v) => (typeof v === "bigint" ? Number(v) : v));
+  return { name, shape: tensor.dims.map(Number), datatype: toOipDatatype(tensor.type), data: values };
+}
+
+/** Nested arrays → shape and row-major data; ragged arrays are refused. */
+export function fromNested(name: string, value: unknown): { shape: number[]; data: unknown[] } {
+  const shape: number[] = [];
+  let level: unknown = value;
+  while (Array.isArray(level)) {
+    shape.push(level.length);
+    level = level[0];
+  }
+  const data: unknown[] = [];
+  const walk = (v: unknown, depth: number) => {
+    if (depth === shape.length) {
+      if (Array.isArray(v)) throw bad(`Input "${name}" is ragged: its nested arrays do not all have the same lengths`);
+      data.push(v);
+      return;
+    }
+    if (!Array.isArray(v) || v.length !== shape[depth]) throw bad(`Input "${name}" is ragged: its nested arrays do not all have the same lengths`);
+    for (const item of v) walk(item, depth + 1);
+  };
+  walk(value, 0);
+  return { shape, data };
+}
+
+/** Row-major data → nested arrays of the given shape. */
+export function toNested(shape: number[], data: unknown[]): unknown {
+  if (shape.length === 0) return data[0];
+  const build = (depth: number, offset: number): unknown[] => {
+    const stride = shape.slice(depth + 1).reduce((a, b) => a * b, 1);
+    return Array.from({ length: shape[depth] }, (_, i) => (depth === shape.length - 1 ? data[offset + i] : build(depth + 1, offset + i * stride)));
+  };
+  return build(0, 0);
+}
+
+function bad(message: string) {
+  return new AppError("BAD_REQUEST", message);
+}
