@@ -1,0 +1,183 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { Readable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import * as ort from "onnxruntime-node";
+import { createTestDatabase } from "../tests/setup/test-database";
+import { createOrgWithMember } from "../tests/helpers/factories";
+import { buildConvNet, buildMlp, seededValues } from "../tests/helpers/onnx-models";
+import { createDb } from "../server/db";
+import { createApiToken } from "../server/auth/tokens.service";
+import { createLocalBlobStore } from "../server/storage/local-blob-store";
+import { createEndpointInput } from "../server/serving/endpoints.schemas";
+import { createEndpoint } from "../server/serving/endpoints.service";
+import type { Signature } from "../server/models/validation.schemas";
+import { compare, percentile, printResults, type BenchResult } from "./lib/stats";
+
+// `npx tsx bench/serve.ts` — the model server against the runtime it wraps, in one run:
+//   reference: onnxruntime-node `session.run` in this process (one session, one thread; at
+//              c=8 eight loops share it, which is what a process calling it directly gets);
+//   ours:      the same model behind `tsx serve/index.ts` (a child process on 127.0.0.1, its own
+//              database and blob dir), over OIP JSON `/v2/models/{name}/infer` and `/predict/{name}`,
+//              with keep-alive connections, the token checked, JSON encoded and decoded client-side.
+// Each scenario runs for a fixed time after a warm-up; latencies are per request.
+
+const SCENARIO_MS = 1_500;
+const WARMUP = 50;
+const CONCURRENCY = [1, 8];
+const now = () => performance.now();
+
+interface Figures {
+  p50: number;
+  p99: number;
+  rps: number;
+}
+
+async function measure(concurrency: number, once: () => Promise<unknown>): Promise<Figures> {
+  for (let i = 0; i < WARMUP; i++) await once();
+  const latencies: number[] = [];
+  const start = now();
+  const deadline = start + SCENARIO_MS;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (now() < deadline) {
+        const t = now();
+        await once();
+        latencies.push(now() - t);
+      }
+    }),
+  );
+  const seconds = (now() - start) / 1000;
+  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), rps: latencies.length / seconds };
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+
+function post(port: number, route: string, token: string, body: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: "127.0.0.1", port, path: route, method: "POST", agent, headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const parsed = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+        if (res.statusCode !== 200) reject(new Error(`${route}: ${res.statusCode} ${JSON.stringify(parsed)}`));
+        else resolve(parsed);
+      });
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+interface BenchModel {
+  name: string;
+  bytes: Buffer;
+  signature: Signature;
+  shape: number[];
+}
+
+const models: BenchModel[] = [
+  { name: "mlp", bytes: buildMlp(), shape: [1, 4], signature: { inputs: [{ name: "x", type: "float32", shape: ["batch", 4] }], outputs: [{ name: "y", type: "float32", shape: ["batch", 3] }] } },
+  { name: "convnet", bytes: buildConvNet(), shape: [1, 3, 16, 16], signature: { inputs: [{ name: "x", type: "float32", shape: ["batch", 3, 16, 16] }], outputs: [{ name: "y", type: "float32", shape: ["batch", 4] }] } },
+];
+
+function nest(shape: number[], data: number[]): unknown {
+  if (shape.length === 1) return data;
+  const stride = data.length / shape[0];
+  return Array.from({ length: shape[0] }, (_, i) => nest(shape.slice(1), data.slice(i * stride, (i + 1) * stride)));
+}
+
+async function main() {
+  const database = await createTestDatabase("bench_serve");
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-bench-serve-"));
+  const blobDir = path.join(home, "blobs");
+  const db = createDb(database.url, 2);
+  let child: ChildProcess | null = null;
+  const timer = setTimeout(() => {
+    console.error("The benchmark ran past 5 minutes; stopping");
+    child?.kill("SIGKILL");
+    process.exit(1);
+  }, 300_000);
+  try {
+    const blobs = createLocalBlobStore({ root: blobDir });
+    const { actor } = await createOrgWithMember(db, "owner");
+    const { token } = await createApiToken(db, { actor, input: { name: "bench", scopes: ["read"] } });
+    for (const m of models) {
+      const blob = await blobs.put(Readable.from([m.bytes]));
+      const model = await db.model.create({ data: { orgId: actor.orgId, name: m.name } });
+      const version = await db.modelVersion.create({ data: { orgId: actor.orgId, modelId: model.id, number: 1, status: "ready", source: { kind: "upload", filename: `${m.name}.onnx` }, sha256: blob.sha256, bytes: blob.bytes, signature: m.signature } });
+      await createEndpoint(db, { actor, input: createEndpointInput.parse({ name: m.name, modelVersionId: version.id, settings: { threads: 1, concurrency: 8, maxQueue: 1000 } }) });
+    }
+
+    const port = await freePort();
+    child = spawn(path.resolve("node_modules/.bin/tsx"), ["serve/index.ts"], {
+      env: { ...process.env, NODE_ENV: "production", DATABASE_URL: database.url, BLOB_DIR: blobDir, GANTRY_HOME: home, SERVE_PORT: String(port), SERVE_HOST: "127.0.0.1" },
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+    for (let ready = false; !ready; ) {
+      if (child.exitCode !== null) throw new Error("The model server exited while starting");
+      ready = await fetch(`http://127.0.0.1:${port}/v2/models/convnet/ready`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.ok, () => false);
+      if (!ready) await sleep(100);
+    }
+
+    const results: BenchResult[] = [];
+    for (const m of models) {
+      const count = m.shape.reduce((a, b) => a * b, 1);
+      const data = seededValues(count, 11);
+      const session = await ort.InferenceSession.create(m.bytes, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: "sequential", graphOptimizationLevel: "all" });
+      const raw = () => session.run({ x: new ort.Tensor("float32", Float32Array.from(data), m.shape) });
+      const oipBody = JSON.stringify({ inputs: [{ name: "x", shape: m.shape, datatype: "FP32", data }] });
+      const predictBody = JSON.stringify({ inputs: { x: nest(m.shape, data) } });
+      const oip = () => post(port, `/v2/models/${m.name}/infer`, token, oipBody);
+      const predict = () => post(port, `/predict/${m.name}`, token, predictBody);
+      for (const c of CONCURRENCY) {
+        const r = await measure(c, raw);
+        const o = await measure(c, oip);
+        const p = await measure(c, predict);
+        const isFirst = c === 1;
+        results.push(
+          compare(`${m.name} OIP p50 c=${c}`, o.p50, r.p50, "ms"),
+          compare(`${m.name} OIP p99 c=${c}`, o.p99, r.p99, "ms"),
+          compare(`${m.name} /predict p50 c=${c}`, p.p50, r.p50, "ms"),
+          compare(`${m.name} OIP throughput c=${c}`, o.rps, r.rps, "req/s", isFirst ? undefined : "throughput at c=8 ≥ 0.8× raw"),
+          compare(`${m.name} /predict throughput c=${c}`, p.rps, r.rps, "req/s"),
+        );
+        if (isFirst) results.push(compare(`${m.name} OIP p50 overhead over raw c=1`, o.p50 - r.p50, 0.5, "ms", "OIP p50 overhead over raw ≤ 0.5 ms (ratio ≤ 1)"));
+      }
+      await session.release();
+    }
+    printResults("serve", results);
+  } finally {
+    clearTimeout(timer);
+    agent.destroy();
+    if (child && child.exitCode === null) {
+      const exited = new Promise((r) => child!.once("exit", r));
+      child.kill("SIGTERM");
+      await Promise.race([exited, sleep(5_000)]);
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+    await db.$disconnect();
+    await database.drop();
+    fs.rmSync(home, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
