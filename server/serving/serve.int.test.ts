@@ -228,6 +228,23 @@ describe("model server", () => {
     expect((await call("GET", "/v2/models/gone/ready")).status).toBe(503);
   });
 
+  it("keeps a served version from being deleted, yet lets its organisation go", async () => {
+    const org = (await createOrgWithMember(db, "owner")).actor;
+    const v = await addReadyVersion(org, buildMlp(), mlpSignature);
+    await createEndpoint(db, { actor: org, input: createEndpointInput.parse({ name: "held", modelVersionId: v.versionId }) });
+    await expect(db.modelVersion.delete({ where: { id: v.versionId } })).rejects.toThrow();
+    await db.org.delete({ where: { id: org.orgId } });
+    expect(await db.endpoint.count({ where: { orgId: org.orgId } })).toBe(0);
+  });
+
+  it("serves only ready versions, under a name not already serving", async () => {
+    const v = await addReadyVersion(owner, buildMlp(), mlpSignature);
+    await db.modelVersion.update({ where: { id: v.versionId }, data: { status: "invalid" } });
+    await expect(createEndpoint(db, { actor: owner, input: createEndpointInput.parse({ name: "nope", modelVersionId: v.versionId }) })).rejects.toThrow(/is invalid, not ready/);
+    const ready = await addReadyVersion(owner, buildMlp(), mlpSignature);
+    await expect(createEndpoint(db, { actor: owner, input: createEndpointInput.parse({ name: "mlp", modelVersionId: ready.versionId }) })).rejects.toThrow(/already ready/);
+  });
+
   it("counts requests in /metrics", async () => {
     const before = await call("GET", "/metrics", undefined, null);
     const line = (text: string, outcome: string) => Number(new RegExp(`gantry_serve_requests_total\\{org="${owner.orgId}",endpoint="mlp",outcome="${outcome}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
