@@ -56,11 +56,18 @@ export function useLiveJobs() {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
   const refetchTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  const changedJobs = useRef(new Set<string>());
 
-  const refetchLists = () => {
+  // A read that started before a status change can answer after its event was applied and
+  // undo it; reading again after the change (in-flight reads are cancelled) settles it.
+  const refetchLists = (jobId: string) => {
+    changedJobs.current.add(jobId);
     if (refetchTimer.current) return;
     refetchTimer.current = setTimeout(() => {
       refetchTimer.current = null;
+      const jobIds = [...changedJobs.current];
+      changedJobs.current.clear();
+      for (const id of jobIds) void queryClient.invalidateQueries({ queryKey: trpc.jobs.get.queryKey({ jobId: id }) });
       void queryClient.invalidateQueries({ queryKey: trpc.jobs.list.pathKey() });
       void queryClient.invalidateQueries({ queryKey: trpc.system.overview.queryKey() });
     }, 300);
@@ -81,7 +88,7 @@ export function useLiveJobs() {
         });
         queryClient.setQueryData(trpc.jobs.get.queryKey({ jobId: event.jobId }), (old: JobDto | undefined) => (old ? applyEvent(old, event) : old));
         // A new job, or one that moved between filters: the lists are read again, debounced.
-        if (!isKnown || event.status) refetchLists();
+        if (!isKnown || event.status) refetchLists(event.jobId);
         for (const listener of jobEventListeners) listener(event);
       },
     }),
