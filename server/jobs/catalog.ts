@@ -55,7 +55,15 @@ export const validateModelJob = defineJob({
   maxAttempts: 1,
 });
 
-export const jobCatalog = [selftestJob, fetchModelJob, validateModelJob] as const;
+/** Proves an endpoint's model loads and runs, then waits for the model server to serve it. */
+export const deployEndpointJob = defineJob({
+  name: "serving.deploy",
+  title: "Deploy endpoint",
+  payload: z.object({ endpointId: z.uuid() }),
+  maxAttempts: 1,
+});
+
+export const jobCatalog = [selftestJob, fetchModelJob, validateModelJob, deployEndpointJob] as const;
 
 export type JobName = (typeof jobCatalog)[number]["name"];
 

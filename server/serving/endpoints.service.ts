@@ -3,6 +3,8 @@ import type { Db, Tx } from "../db";
 import { AppError } from "../errors";
 import { checkRole, type OrgActor } from "../auth/roles";
 import type { Prisma } from "../generated/prisma/client";
+import { deployEndpointJob } from "../jobs/catalog";
+import { enqueue } from "../jobs/enqueue";
 import {
   endpointSettingsSchema,
   servableEndpointSchema,
@@ -39,8 +41,11 @@ async function findReadyVersion(tx: Tx, orgId: string, versionId: string) {
   return version;
 }
 
-/** Serves a ready version under a name; a stopped endpoint of the same name is taken over. */
-export async function createEndpoint(db: Db, { actor, input }: { actor: OrgActor; input: z.output<typeof createEndpointInput> }): Promise<EndpointView> {
+/**
+ * Serves a ready version under a name; a stopped endpoint of the same name is taken over.
+ * The deploy job (serving.deploy) is queued in the same transaction; its id comes back.
+ */
+export async function createEndpoint(db: Db, { actor, input }: { actor: OrgActor; input: z.output<typeof createEndpointInput> }): Promise<EndpointView & { jobId: string }> {
   checkRole(actor, "operator");
   return db.$transaction(async (tx) => {
     await findReadyVersion(tx, actor.orgId, input.modelVersionId);
@@ -52,7 +57,8 @@ export async function createEndpoint(db: Db, { actor, input }: { actor: OrgActor
     const row = existing
       ? await tx.endpoint.update({ where: { id: existing.id }, data, include: withVersion })
       : await tx.endpoint.create({ data: { ...data, orgId: actor.orgId, name: input.name }, include: withVersion });
-    return toView(row);
+    const { jobId } = await enqueue(deployEndpointJob, { endpointId: row.id }, { tx, orgId: actor.orgId, createdById: actor.userId });
+    return { ...toView(row), jobId };
   });
 }
 

@@ -19,6 +19,8 @@ import { createEndpointInput } from "./endpoints.schemas";
 import { createEndpoint, undeployEndpoint, updateEndpointVersion } from "./endpoints.service";
 import { InferenceEngine } from "./inference.service";
 import { readBlob } from "./model-files";
+import { deployEndpoint } from "./deploy.service";
+import { silentProgress } from "../jobs/progress";
 
 // The model server end to end: real onnxruntime sessions, real HTTP on loopback, a database of its own.
 
@@ -243,6 +245,28 @@ describe("model server", () => {
     await expect(createEndpoint(db, { actor: owner, input: createEndpointInput.parse({ name: "nope", modelVersionId: v.versionId }) })).rejects.toThrow(/is invalid, not ready/);
     const ready = await addReadyVersion(owner, buildMlp(), mlpSignature);
     await expect(createEndpoint(db, { actor: owner, input: createEndpointInput.parse({ name: "mlp", modelVersionId: ready.versionId }) })).rejects.toThrow(/already ready/);
+  });
+
+  it("deploys through the six steps, and fails a model that cannot load with its reason", async () => {
+    const steps: string[] = [];
+    const progress = { ...silentProgress, step: async (name: string) => void steps.push(name) };
+    const endpoint = await createEndpoint(db, { actor: owner, input: createEndpointInput.parse({ name: "deployed", modelVersionId: (await addReadyVersion(owner, buildMlp(), mlpSignature)).versionId }) });
+    const job = await db.job.findUniqueOrThrow({ where: { id: endpoint.jobId } });
+    expect(job.kind).toBe("serving.deploy");
+    const serving = setInterval(() => void model.syncNow(), 100);
+    try {
+      await deployEndpoint(db, { orgId: owner.orgId, endpointId: endpoint.id, blobs, progress, serveWaitMs: 10_000 });
+    } finally {
+      clearInterval(serving);
+    }
+    expect(steps).toEqual(["Validating", "Fetching the model file", "Loading with onnxruntime", "Warming up", "Starting to serve", "Ready"]);
+    expect((await call("GET", "/v2/models/deployed/ready")).status).toBe(200);
+
+    const broken = await createEndpoint(db, { actor: owner, input: createEndpointInput.parse({ name: "broken", modelVersionId: (await addReadyVersion(owner, buildGarbage(), mlpSignature)).versionId }) });
+    await expect(deployEndpoint(db, { orgId: owner.orgId, endpointId: broken.id, blobs, progress: silentProgress, serveWaitMs: 1_000 })).rejects.toThrow(/could not be loaded/);
+    const row = await db.endpoint.findUniqueOrThrow({ where: { id: broken.id } });
+    expect(row.status).toBe("failed");
+    expect(row.error).toMatch(/could not be loaded/);
   });
 
   it("counts requests in /metrics", async () => {

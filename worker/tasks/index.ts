@@ -1,7 +1,8 @@
 import fetchModel from "./models/fetch";
+import deployEndpoint from "./serving/deploy";
 import validateModel from "./models/validate";
 import selftest from "./system/selftest";
 import type { TaskModule } from "../define-task";
 
 /** Every task this worker runs, one per job in the catalog. */
-export const taskModules: TaskModule[] = [selftest, fetchModel, validateModel];
+export const taskModules: TaskModule[] = [selftest, fetchModel, validateModel, deployEndpoint];
