@@ -1,3 +1,4 @@
+import { z } from "zod";
 import { db } from "../db";
 import { AppError } from "../errors";
 import { checkRole, type OrgActor, type Role } from "../auth/roles";
@@ -12,4 +13,18 @@ export async function requireOrgActor(request: Request, minRole: Role): Promise<
   if (!actor) throw new AppError("FORBIDDEN", identity.requestedOrgId ? "You are not a member of that organisation" : "You are not a member of any organisation yet");
   checkRole(actor, minRole);
   return actor;
+}
+
+/** A path segment that must be an id, or a 400 saying which one is wrong. */
+export function parseIdParam(value: string, what: string): string {
+  const parsed = z.uuid().safeParse(value);
+  if (!parsed.success) throw new AppError("BAD_REQUEST", `The ${what} id in the URL is not a valid id`);
+  return parsed.data;
+}
+
+/** The query string parsed with a zod schema, or a 400 naming each bad parameter. */
+export function parseQuery<S extends z.ZodType>(request: Request, schema: S, what: string): z.output<S> {
+  const parsed = schema.safeParse(Object.fromEntries(new URL(request.url).searchParams));
+  if (!parsed.success) throw new AppError("BAD_REQUEST", `The ${what}'s query is not valid: ${parsed.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}`);
+  return parsed.data;
 }

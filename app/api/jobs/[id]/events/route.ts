@@ -1,8 +1,7 @@
-import { z } from "zod";
 import { db } from "@/server/db";
 import { env } from "@/server/env";
-import { AppError, errorResponse } from "@/server/errors";
-import { requireOrgActor } from "@/server/api/http";
+import { errorResponse } from "@/server/errors";
+import { parseIdParam, requireOrgActor } from "@/server/api/http";
 import { lastEventId, sseResponse } from "@/server/api/sse";
 import { isStillMember } from "@/server/auth/request-actor";
 import { realtimeHub } from "@/server/jobs/hub";
@@ -14,11 +13,10 @@ export const dynamic = "force-dynamic";
 export async function GET(request: Request, { params }: { params: Promise<{ id: string }> }) {
   try {
     const actor = await requireOrgActor(request, "viewer");
-    const jobId = z.uuid().safeParse((await params).id);
-    if (!jobId.success) throw new AppError("BAD_REQUEST", "The job id in the URL is not a valid id");
+    const jobId = parseIdParam((await params).id, "job");
     const controller = new AbortController();
     const events = await openJobEventStream({
-      db: db(), hub: realtimeHub(), orgId: actor.orgId, jobId: jobId.data, afterSeq: lastEventId(request) ?? 0,
+      db: db(), hub: realtimeHub(), orgId: actor.orgId, jobId, afterSeq: lastEventId(request) ?? 0,
       signal: controller.signal, maxBuffered: env().SSE_MAX_BUFFERED_EVENTS, isStillAllowed: () => isStillMember(db(), actor),
     });
     return sseResponse(request, events, (e) => String(e.seq), controller);

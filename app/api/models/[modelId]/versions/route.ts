@@ -1,9 +1,8 @@
 import { Readable } from "node:stream";
-import { z } from "zod";
 import { db } from "@/server/db";
 import { env } from "@/server/env";
 import { AppError, errorResponse } from "@/server/errors";
-import { requireOrgActor } from "@/server/api/http";
+import { parseIdParam, parseQuery, requireOrgActor } from "@/server/api/http";
 import { uploadQuerySchema } from "@/server/models/models.schemas";
 import { addVersionFromUpload, UploadTooLargeError } from "@/server/models/registry.service";
 import { blobStore } from "@/server/storage/blobs";
@@ -17,20 +16,18 @@ export const dynamic = "force-dynamic";
 export async function POST(request: Request, { params }: { params: Promise<{ modelId: string }> }) {
   try {
     const actor = await requireOrgActor(request, "operator");
-    const modelId = z.uuid().safeParse((await params).modelId);
-    if (!modelId.success) throw new AppError("BAD_REQUEST", "The model id in the URL is not a valid id");
-    const query = uploadQuerySchema.safeParse(Object.fromEntries(new URL(request.url).searchParams));
-    if (!query.success) throw new AppError("BAD_REQUEST", `The upload's query is not valid: ${query.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}`);
+    const modelId = parseIdParam((await params).modelId, "model");
+    const query = parseQuery(request, uploadQuerySchema, "upload");
     const maxBytes = env().MODEL_MAX_UPLOAD_BYTES;
     if (Number(request.headers.get("content-length")) > maxBytes) throw new UploadTooLargeError(maxBytes);
     if (!request.body) throw new AppError("BAD_REQUEST", "Send the ONNX file as the request body");
     const version = await addVersionFromUpload(db(), {
       actor,
-      modelId: modelId.data,
+      modelId,
       body: Readable.fromWeb(request.body as never),
       blobs: blobStore(),
       maxBytes,
-      ...query.data,
+      ...query,
       signal: request.signal,
     });
     return Response.json(version, { status: 201 });
