@@ -1,4 +1,4 @@
-export const errorCodes = ["NOT_FOUND", "FORBIDDEN", "UNAUTHORIZED", "CONFLICT", "BAD_REQUEST", "RATE_LIMITED", "INTERNAL"] as const;
+export const errorCodes = ["NOT_FOUND", "FORBIDDEN", "UNAUTHORIZED", "CONFLICT", "BAD_REQUEST", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "INTERNAL"] as const;
 export type ErrorCode = (typeof errorCodes)[number];
 
 const httpStatus: Record<ErrorCode, number> = {
@@ -7,6 +7,7 @@ const httpStatus: Record<ErrorCode, number> = {
   UNAUTHORIZED: 401,
   CONFLICT: 409,
   BAD_REQUEST: 400,
+  PAYLOAD_TOO_LARGE: 413,
   RATE_LIMITED: 429,
   INTERNAL: 500,
 };

@@ -32,7 +32,7 @@ type Actor = { actor: OrgActor };
 /** Refused by the upload route with 413. */
 export class UploadTooLargeError extends AppError {
   constructor(maxBytes: number) {
-    super("BAD_REQUEST", `The model file is larger than the ${formatBytes(maxBytes)} MODEL_MAX_UPLOAD_BYTES allows; nothing was stored. Ask an administrator to raise MODEL_MAX_UPLOAD_BYTES, or fetch it from a URL or hub`);
+    super("PAYLOAD_TOO_LARGE", `The model file is larger than the ${formatBytes(maxBytes)} MODEL_MAX_UPLOAD_BYTES allows; nothing was stored. Ask an administrator to raise MODEL_MAX_UPLOAD_BYTES, or fetch it from a URL or hub`);
   }
 }
 

@@ -4,7 +4,6 @@ import { env } from "@/server/env";
 import { errorResponse } from "@/server/errors";
 import { parseIdParam, parseQuery, requireOrgActor } from "@/server/api/http";
 import { uploadQuerySchema } from "@/server/models/models.schemas";
-import { UploadTooLargeError } from "@/server/models/registry.service";
 import { startUpload } from "@/server/models/uploads.service";
 import { blobStore } from "@/server/storage/blobs";
 
@@ -25,7 +24,6 @@ export async function POST(request: Request, { params }: { params: Promise<{ mod
     const url = `/api/models/${modelId}/uploads/${status.uploadId}`;
     return Response.json({ ...status, url }, { status: 201, headers: { location: url } });
   } catch (error) {
-    if (error instanceof UploadTooLargeError) return Response.json({ error: { code: "PAYLOAD_TOO_LARGE", message: error.message } }, { status: 413 });
     return errorResponse(error);
   }
 }

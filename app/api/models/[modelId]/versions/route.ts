@@ -32,7 +32,6 @@ export async function POST(request: Request, { params }: { params: Promise<{ mod
     });
     return Response.json(version, { status: 201 });
   } catch (error) {
-    if (error instanceof UploadTooLargeError) return Response.json({ error: { code: "PAYLOAD_TOO_LARGE", message: error.message } }, { status: 413 });
     return errorResponse(error);
   }
 }

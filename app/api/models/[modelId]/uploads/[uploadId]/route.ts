@@ -6,7 +6,6 @@ import { env } from "@/server/env";
 import { AppError, errorResponse } from "@/server/errors";
 import { requireOrgActor } from "@/server/api/http";
 import { cancelUpload, getUploadStatus, putUploadChunk } from "@/server/models/uploads.service";
-import { UploadTooLargeError } from "@/server/models/registry.service";
 import { blobStore } from "@/server/storage/blobs";
 
 export const dynamic = "force-dynamic";
@@ -46,7 +45,6 @@ export async function PUT(request: Request, { params }: Params) {
     if (result.version) return Response.json({ ...result.status, ...result.version }, { status: 201 });
     return Response.json(result.status, { headers: rangeHeader(result.status.received) });
   } catch (error) {
-    if (error instanceof UploadTooLargeError) return Response.json({ error: { code: "PAYLOAD_TOO_LARGE", message: error.message } }, { status: 413 });
     return errorResponse(error);
   }
 }
