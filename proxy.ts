@@ -24,6 +24,7 @@ export function proxy(request: NextRequest) {
 }
 
 export const config = {
-  // Every page but the public ones (sign-in, sign-up, invites), the API and static files.
-  matcher: ["/((?!api/|api$|_next/|sign-in/|sign-in$|sign-up/|sign-up$|invite/|.*\\.[^/]+$).*)"],
+  // Every page but the public ones (sign-in, sign-up, invites), the API (compatibility
+  // endpoints included) and static files.
+  matcher: ["/((?!api/|api$|edge/|deployment/|_next/|sign-in/|sign-in$|sign-up/|sign-up$|invite/|.*\\.[^/]+$).*)"],
 };

@@ -15,7 +15,10 @@ import { ThemeToggle } from "./theme-toggle";
 
 const nav = [
   { href: "/", label: "Overview" },
+  { href: "/datasets", label: "Datasets" },
   { href: "/models", label: "Models" },
+  { href: "/endpoints", label: "Endpoints" },
+  { href: "/fleet", label: "Fleet" },
   { href: "/jobs", label: "Jobs" },
   { href: "/settings", label: "Settings" },
 ];
