@@ -8,6 +8,7 @@ import { authenticateApiToken } from "../server/auth/tokens.service";
 import { listServableEndpoints, recordEndpointState } from "../server/serving/endpoints.service";
 import type { InferenceEngine, LoadedEndpoint } from "../server/serving/inference.service";
 import { fromNested, toNested, toOipDatatype, toOipShape } from "../server/serving/tensors";
+import { RequestStatsRecorder } from "../server/serving/request-stats.recorder";
 
 // The model server's HTTP face: the Open Inference Protocol v2 with JSON tensors, the older
 // `/predict/{name}`, health and Prometheus metrics. Thin: parse, authenticate, hand the
@@ -22,6 +23,8 @@ export interface ModelServerOptions {
   db: Db;
   engine: InferenceEngine;
   pollMs?: number;
+  /** How often the per-minute request statistics are written to the database. */
+  statsFlushMs?: number;
   /** Largest request body accepted; larger ones get 400. */
   maxBodyBytes?: number;
   log?: (message: string) => void;
@@ -39,8 +42,12 @@ const predictBody = z.object({ inputs: z.record(z.string(), z.unknown()) });
 const TOKEN_CACHE_MS = 5_000;
 const TOKEN_CACHE_MAX = 1_000;
 
-export function createModelServer({ db, engine, pollMs = 2_000, maxBodyBytes = 16 * 1024 * 1024, log = () => {} }: ModelServerOptions) {
+export function createModelServer({ db, engine, pollMs = 2_000, statsFlushMs = 5_000, maxBodyBytes = 16 * 1024 * 1024, log = () => {} }: ModelServerOptions) {
   let hasSynced = false;
+  const stats = new RequestStatsRecorder(db, log);
+  engine.onRequest = (endpointId, outcome, seconds) => stats.record(endpointId, outcome, seconds);
+  const statsTimer = setInterval(() => void stats.flush(), statsFlushMs);
+  statsTimer.unref();
   let syncing: Promise<void> | null = null;
   const tokens = new Map<string, { actor: OrgActor; until: number }>();
 
@@ -186,6 +193,8 @@ export function createModelServer({ db, engine, pollMs = 2_000, maxBodyBytes = 1
   return {
     server,
     syncNow,
+    /** Writes the request statistics counted so far (the timer does it every `statsFlushMs`). */
+    flushStats: () => stats.flush(),
     async listen(port: number, host = "127.0.0.1"): Promise<AddressInfo> {
       await new Promise<void>((done, fail) => {
         server.once("error", fail);
@@ -196,10 +205,12 @@ export function createModelServer({ db, engine, pollMs = 2_000, maxBodyBytes = 1
     },
     async close(): Promise<void> {
       clearInterval(timer);
+      clearInterval(statsTimer);
       await syncing;
       server.closeAllConnections();
       await new Promise<void>((done) => server.close(() => done()));
       await engine.close();
+      await stats.flush();
     },
   };
 }

@@ -42,6 +42,8 @@ const schema = z.object({
   SERVE_PORT: z.coerce.number().int().min(1).max(65535).default(8500),
   /** The model server listens on loopback unless told otherwise. */
   SERVE_HOST: z.string().min(1).default("127.0.0.1"),
+  /** The model server's address as callers reach it, used in the examples the portal shows. */
+  SERVE_PUBLIC_URL: z.url().optional(),
   HF_ENDPOINT: z.url().default("https://huggingface.co"),
   HUGGINGFACE_CACHE_DIR: z.string().min(1).optional(),
   FIREBASE_PROJECT_ID: z.string().min(1).optional(),
@@ -69,6 +71,7 @@ export type Env = z.infer<typeof schema> & {
   BLOB_DIR: string;
   HUGGINGFACE_CACHE_DIR: string;
   PUBLIC_URL: string;
+  SERVE_PUBLIC_URL: string;
   isFirebaseEnabled: boolean;
 };
 
@@ -96,6 +99,7 @@ export function parseEnv(source: Record<string, string | undefined>): Env {
     BLOB_DIR: path.resolve(/*turbopackIgnore: true*/ env.BLOB_DIR ?? path.join(home, "blobs")),
     HUGGINGFACE_CACHE_DIR: path.resolve(/*turbopackIgnore: true*/ env.HUGGINGFACE_CACHE_DIR ?? path.join(home, "hf-cache")),
     PUBLIC_URL: env.PUBLIC_URL ?? `http://localhost:${env.PORT}`,
+    SERVE_PUBLIC_URL: (env.SERVE_PUBLIC_URL ?? `http://localhost:${env.SERVE_PORT}`).replace(/\/+$/, ""),
     isFirebaseEnabled: Boolean(env.FIREBASE_PROJECT_ID && env.FIREBASE_API_KEY),
   };
 }

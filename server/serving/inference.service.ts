@@ -56,6 +56,8 @@ const keyOf = (orgId: string, name: string) => `${orgId}/${name}`;
 
 export class InferenceEngine {
   readonly metrics = new ServingMetrics();
+  /** Told of every finished request (the model server counts them for the endpoint page). */
+  onRequest: ((endpointId: string, outcome: Outcome, seconds: number) => void) | null = null;
   private readonly served = new Map<string, LoadedEndpoint>();
   /** endpointId → the version that failed to load, so a poll does not retry it forever. */
   private readonly failedVersions = new Map<string, string>();
@@ -145,7 +147,9 @@ export class InferenceEngine {
       outcome = error instanceof InferenceTimeoutError ? "timeout" : error instanceof AppError && error.code === "RATE_LIMITED" ? "rate_limited" : error instanceof AppError && error.code === "BAD_REQUEST" ? "bad_request" : "error";
       throw error;
     } finally {
-      this.metrics.observe(spec.orgId, spec.name, outcome, (performance.now() - started) / 1000);
+      const seconds = (performance.now() - started) / 1000;
+      this.metrics.observe(spec.orgId, spec.name, outcome, seconds);
+      this.onRequest?.(spec.id, outcome, seconds);
     }
   }
 

@@ -2,7 +2,9 @@
 
 export type Outcome = "success" | "bad_request" | "rate_limited" | "timeout" | "error";
 const outcomes: Outcome[] = ["success", "bad_request", "rate_limited", "timeout", "error"];
-const buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+/** Upper bounds (seconds) of the latency histogram; the request statistics use the same ones. */
+export const latencyBuckets: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const buckets = latencyBuckets;
 
 interface Series {
   orgId: string;
@@ -52,4 +54,33 @@ export class ServingMetrics {
     for (const g of gauges) lines.push(`gantry_serve_requests_queued{${labels(g)}} ${g.queued}`);
     return lines.join("\n") + "\n";
   }
+}
+
+/** Index into a histogram of `latencyBuckets.length + 1` counts: the first bound at or above `seconds`, or the last (overflow) slot. */
+export function latencyBucketIndex(seconds: number): number {
+  for (let i = 0; i < buckets.length; i++) if (seconds <= buckets[i]) return i;
+  return buckets.length;
+}
+
+/**
+ * The `p`th percentile (0..100) in milliseconds estimated from histogram counts (one per bound,
+ * then the overflow), interpolating linearly inside the bucket as Prometheus does; null when empty.
+ * Past the top bound it can only say "at least the top bound".
+ */
+export function estimatePercentileMs(counts: readonly number[], p: number): number | null {
+  const total = counts.reduce((a, b) => a + b, 0);
+  if (total === 0) return null;
+  const rank = (p / 100) * total;
+  let below = 0;
+  for (let i = 0; i < counts.length; i++) {
+    const count = counts[i] ?? 0;
+    if (count > 0 && below + count >= rank) {
+      if (i >= buckets.length) return buckets[buckets.length - 1] * 1000;
+      const lower = i === 0 ? 0 : buckets[i - 1];
+      const seconds = lower + (buckets[i] - lower) * Math.max(0, rank - below) / count;
+      return Math.round(seconds * 1e6) / 1e3;
+    }
+    below += count;
+  }
+  return buckets[buckets.length - 1] * 1000;
 }

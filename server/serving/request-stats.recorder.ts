@@ -1,0 +1,101 @@
+import type { Db } from "../db";
+import { Prisma } from "../generated/prisma/client";
+import { latencyBucketIndex, latencyBuckets, type Outcome } from "./metrics";
+
+// The model server's side of the request statistics: each request is counted in memory, per
+// endpoint per UTC minute (a map lookup and a few additions, nothing else on the request's
+// path), and a timer flushes the counts every few seconds with one upsert that ADDS to the
+// stored row, so several model-server processes serving the same endpoint sum up correctly.
+
+const MINUTE_MS = 60_000;
+/** Counts a flush could not write are retried, but not kept past this age. */
+const KEEP_UNWRITTEN_MS = 60 * MINUTE_MS;
+/** Rows older than this are deleted (the endpoint page asks for a day at most). */
+const RETENTION_MS = 2 * 24 * 60 * MINUTE_MS;
+const PRUNE_EVERY_MS = 60 * MINUTE_MS;
+
+interface Pending {
+  endpointId: string;
+  minute: number;
+  requests: number;
+  errors: number;
+  buckets: number[];
+  sumSeconds: number;
+}
+
+export class RequestStatsRecorder {
+  private pending = new Map<string, Pending>();
+  private flushing: Promise<void> | null = null;
+  private lastPrune = 0;
+
+  constructor(
+    private readonly db: Db,
+    private readonly log: (message: string) => void = () => {},
+  ) {}
+
+  record(endpointId: string, outcome: Outcome, seconds: number, now = Date.now()): void {
+    const minute = now - (now % MINUTE_MS);
+    const key = `${endpointId}/${minute}`;
+    let p = this.pending.get(key);
+    if (!p) {
+      p = { endpointId, minute, requests: 0, errors: 0, buckets: new Array<number>(latencyBuckets.length + 1).fill(0), sumSeconds: 0 };
+      this.pending.set(key, p);
+    }
+    p.requests++;
+    if (outcome !== "success") p.errors++;
+    p.buckets[latencyBucketIndex(seconds)]++;
+    p.sumSeconds += seconds;
+  }
+
+  /** Writes what was counted since the last flush; one flush at a time, failures kept for the next. */
+  flush(): Promise<void> {
+    this.flushing ??= this.write().finally(() => {
+      this.flushing = null;
+    });
+    return this.flushing;
+  }
+
+  private async write(): Promise<void> {
+    const batch = [...this.pending.values()];
+    this.pending = new Map();
+    if (batch.length > 0) {
+      // A fixed order, so two processes upserting the same rows cannot deadlock.
+      batch.sort((a, b) => (a.endpointId === b.endpointId ? a.minute - b.minute : a.endpointId < b.endpointId ? -1 : 1));
+      const values = Prisma.join(batch.map((p) => Prisma.sql`(${p.endpointId}, ${new Date(p.minute).toISOString()}, ${p.requests}, ${p.errors}, ${`{${p.buckets.join(",")}}`}, ${p.sumSeconds})`));
+      try {
+        // Joined with Endpoint: counts of an endpoint deleted meanwhile are dropped, not an error.
+        await this.db.$executeRaw`
+          INSERT INTO "EndpointRequestMinute" ("endpointId", "minute", "requests", "errors", "buckets", "sumSeconds")
+          SELECT v.id::uuid, v.minute::timestamp(3), v.requests::int, v.errors::int, v.buckets::int[], v.seconds::float8
+          FROM (VALUES ${values}) AS v(id, minute, requests, errors, buckets, seconds)
+          JOIN "Endpoint" e ON e."id" = v.id::uuid
+          ON CONFLICT ("endpointId", "minute") DO UPDATE SET
+            "requests" = "EndpointRequestMinute"."requests" + EXCLUDED."requests",
+            "errors" = "EndpointRequestMinute"."errors" + EXCLUDED."errors",
+            "buckets" = ARRAY(
+              SELECT COALESCE(a, 0) + COALESCE(b, 0)
+              FROM unnest("EndpointRequestMinute"."buckets", EXCLUDED."buckets") WITH ORDINALITY AS u(a, b, i)
+              ORDER BY i),
+            "sumSeconds" = "EndpointRequestMinute"."sumSeconds" + EXCLUDED."sumSeconds"`;
+      } catch (error) {
+        const keepFrom = Date.now() - KEEP_UNWRITTEN_MS;
+        for (const p of batch) if (p.minute >= keepFrom) this.merge(p);
+        this.log(`Could not write request statistics (will retry): ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`);
+      }
+    }
+    if (Date.now() - this.lastPrune >= PRUNE_EVERY_MS) {
+      this.lastPrune = Date.now();
+      await this.db.endpointRequestMinute.deleteMany({ where: { minute: { lt: new Date(Date.now() - RETENTION_MS) } } }).catch(() => {});
+    }
+  }
+
+  private merge(p: Pending) {
+    const key = `${p.endpointId}/${p.minute}`;
+    const current = this.pending.get(key);
+    if (!current) return void this.pending.set(key, p);
+    current.requests += p.requests;
+    current.errors += p.errors;
+    current.sumSeconds += p.sumSeconds;
+    p.buckets.forEach((c, i) => (current.buckets[i] += c));
+  }
+}
