@@ -46,6 +46,7 @@ let tokenA: string;
 let inviteA: string;
 let modelA: string;
 let modelVersionA: string;
+let endpointA: string;
 
 async function sessionHeaders(actor: OrgActor | null, requestedOrgId?: string): Promise<Headers> {
   const headers = new Headers();
@@ -89,6 +90,11 @@ function sampleInputs(): Record<string, unknown> {
     "models.addVersionFromUrl": { modelId: modelA, url: "https://example.test/model.onnx" },
     "models.addVersionFromHub": { modelId: modelA, repo: "lab/policy", filename: "model.onnx" },
     "models.revalidate": { versionId: modelVersionA, testVector: { inputs: { x: [[1]] } } },
+    "endpoints.get": { endpointId: endpointA },
+    "endpoints.create": { name: "probe-endpoint", modelVersionId: modelVersionA },
+    "endpoints.changeVersion": { endpointId: endpointA, modelVersionId: modelVersionA },
+    "endpoints.undeploy": { endpointId: endpointA },
+    "endpoints.delete": { endpointId: endpointA },
   };
 }
 
@@ -98,7 +104,8 @@ function sampleInput(procedure: string): unknown {
 
 /** Procedures whose input names one of organisation A's things (the rest act on the caller's own org). */
 const NAMES_ORG_A_THING = new Set(["orgs.setRole", "orgs.removeMember", "invites.revoke", "tokens.revoke", "jobs.get", "jobs.events", "jobs.cancel", "jobs.retry", "jobs.onJobEvents",
-  "models.get", "models.update", "models.delete", "models.addVersionFromUrl", "models.addVersionFromHub", "models.revalidate"]);
+  "models.get", "models.update", "models.delete", "models.addVersionFromUrl", "models.addVersionFromHub", "models.revalidate",
+  "endpoints.get", "endpoints.create", "endpoints.changeVersion", "endpoints.undeploy", "endpoints.delete"]);
 
 async function call(ctx: Context, procedure: string, input: unknown): Promise<unknown> {
   const caller = createCaller(ctx) as unknown as Record<string, Record<string, (i: unknown) => Promise<unknown>>>;
@@ -139,6 +146,8 @@ beforeAll(async () => {
   inviteA = (await createInvite(db, { actor: members.admin, role: "viewer", expiresInDays: 1, baseUrl: "http://localhost" })).id;
   modelA = (await createModel(db, { actor: members.operator, input: { name: "Org A policy", description: "" } })).id;
   modelVersionA = (await addVersionFromUrl(db, { actor: members.operator, input: { modelId: modelA, url: "https://example.test/a.onnx", dims: {} } })).versionId;
+  // A stopped endpoint: probes may try to change, undeploy or delete it.
+  endpointA = (await db.endpoint.create({ data: { orgId: orgA.orgId, name: "org-a-endpoint", modelVersionId: modelVersionA, status: "stopped", settings: {} } })).id;
 });
 
 describe("tRPC authorization", () => {

@@ -1,4 +1,5 @@
 import { auditRouter } from "./routers/audit";
+import { endpointsRouter } from "./routers/endpoints";
 import { authRouter } from "./routers/auth";
 import { jobsRouter } from "./routers/jobs";
 import { modelsRouter } from "./routers/models";
@@ -15,6 +16,7 @@ export const appRouter = router({
   audit: auditRouter,
   jobs: jobsRouter,
   models: modelsRouter,
+  endpoints: endpointsRouter,
   system: systemRouter,
 });
 

@@ -21,6 +21,11 @@ export const auditActions = [
   "model.delete",
   "model.version_add",
   "model.revalidate",
+  "endpoint.create",
+  "endpoint.redeploy",
+  "endpoint.change_version",
+  "endpoint.undeploy",
+  "endpoint.delete",
 ] as const;
 export const auditActionSchema = z.enum(auditActions);
 export type AuditAction = z.infer<typeof auditActionSchema>;

@@ -1,6 +1,15 @@
 import { z } from "zod";
 import { signatureSchema } from "../models/validation.schemas";
 
+/** What the model is, for people and for the examples the endpoint page writes. */
+export const modelTypeSchema = z.enum(["policy", "vision", "generic"]);
+
+/**
+ * Where the endpoint's sessions run. The model server's onnxruntime build runs on the CPU;
+ * the wizard lists the other providers onnxruntime reports, as not available here.
+ */
+export const executionProviderSchema = z.enum(["cpu"]);
+
 /** Names go into URLs (`/v2/models/{name}`): lowercase letters, digits and dashes, 1–63. */
 export const endpointNameSchema = z
   .string()
@@ -12,6 +21,8 @@ const normalisation = z.object({
 });
 
 export const endpointSettingsSchema = z.object({
+  modelType: modelTypeSchema.default("generic"),
+  executionProvider: executionProviderSchema.default("cpu"),
   /** Intra-op threads of the endpoint's onnxruntime session. */
   threads: z.number().int().min(1).max(64).default(1),
   /** Largest first dimension one request may send. */
@@ -45,10 +56,32 @@ export const endpointViewSchema = z.object({
   versionNumber: z.number().int(),
   settings: endpointSettingsSchema,
   error: z.string().nullable(),
+  /** The job that last deployed it. */
+  jobId: z.string().nullable(),
   createdAt: z.date(),
   updatedAt: z.date(),
 });
 export type EndpointView = z.infer<typeof endpointViewSchema>;
+
+export const endpointIdInput = z.object({ endpointId: z.uuid() });
+
+/** One endpoint with what its page needs: the signature and the URLs to call it at. */
+export const endpointDetailSchema = endpointViewSchema.extend({
+  signature: signatureSchema,
+  urls: z.object({ infer: z.string(), predict: z.string(), metadata: z.string(), base: z.string() }),
+});
+export type EndpointDetail = z.infer<typeof endpointDetailSchema>;
+
+/** What the wizard's hardware step offers. */
+export const servingHardwareSchema = z.object({
+  cpus: z.number().int().min(1),
+  providers: z.array(z.object({ name: z.string(), available: z.boolean(), note: z.string() })),
+});
+export type ServingHardware = z.infer<typeof servingHardwareSchema>;
+
+/** The try-it form: inputs by name as nested arrays, as `/predict/{name}` takes them. */
+export const tryEndpointInput = z.object({ endpointId: z.uuid(), inputs: z.record(z.string().max(200), z.unknown()) });
+export const tryEndpointResultSchema = z.object({ status: z.number().int(), ms: z.number(), body: z.unknown() });
 
 /** What the model server needs to serve one endpoint. */
 export const servableEndpointSchema = z.object({

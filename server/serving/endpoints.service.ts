@@ -2,6 +2,8 @@ import type { z } from "zod";
 import type { Db, Tx } from "../db";
 import { AppError } from "../errors";
 import { checkRole, type OrgActor } from "../auth/roles";
+import { recordAudit } from "../audit/audit.service";
+import { signatureSchema } from "../models/validation.schemas";
 import type { Prisma } from "../generated/prisma/client";
 import { deployEndpointJob } from "../jobs/catalog";
 import { enqueue } from "../jobs/enqueue";
@@ -9,6 +11,7 @@ import {
   endpointSettingsSchema,
   servableEndpointSchema,
   type createEndpointInput,
+  type EndpointDetail,
   type EndpointView,
   type ServableEndpoint,
   type updateEndpointVersionInput,
@@ -27,6 +30,7 @@ function toView(e: EndpointRow): EndpointView {
     versionNumber: e.modelVersion.number,
     settings: endpointSettingsSchema.parse(e.settings),
     error: e.error,
+    jobId: e.jobId,
     createdAt: e.createdAt,
     updatedAt: e.updatedAt,
   };
@@ -58,7 +62,9 @@ export async function createEndpoint(db: Db, { actor, input }: { actor: OrgActor
       ? await tx.endpoint.update({ where: { id: existing.id }, data, include: withVersion })
       : await tx.endpoint.create({ data: { ...data, orgId: actor.orgId, name: input.name }, include: withVersion });
     const { jobId } = await enqueue(deployEndpointJob, { endpointId: row.id }, { tx, orgId: actor.orgId, createdById: actor.userId });
-    return { ...toView(row), jobId };
+    await tx.endpoint.update({ where: { id: row.id }, data: { jobId } });
+    await recordAudit(tx, { orgId: actor.orgId, actor, action: existing ? "endpoint.redeploy" : "endpoint.create", target: row.id, data: { name: input.name, modelVersionId: input.modelVersionId } });
+    return { ...toView({ ...row, jobId }), jobId };
   });
 }
 
@@ -69,6 +75,7 @@ export async function updateEndpointVersion(db: Db, { actor, input }: { actor: O
     const endpoint = await findEndpoint(tx, actor.orgId, input.endpointId);
     if (endpoint.status === "stopped") throw new AppError("CONFLICT", `Endpoint ${endpoint.name} is stopped; deploy it again instead`);
     await findReadyVersion(tx, actor.orgId, input.modelVersionId);
+    await recordAudit(tx, { orgId: actor.orgId, actor, action: "endpoint.change_version", target: endpoint.id, data: { name: endpoint.name, from: endpoint.modelVersionId, to: input.modelVersionId } });
     return toView(await tx.endpoint.update({ where: { id: endpoint.id }, data: { modelVersionId: input.modelVersionId, error: null }, include: withVersion }));
   });
 }
@@ -85,21 +92,42 @@ export async function getEndpoint(db: Tx, { actor, endpointId }: { actor: OrgAct
 }
 
 /** Stops serving: the model server drops the session on its next look at the table. */
-export async function undeployEndpoint(db: Tx, { actor, endpointId }: { actor: OrgActor; endpointId: string }): Promise<EndpointView> {
+export async function undeployEndpoint(db: Db, { actor, endpointId }: { actor: OrgActor; endpointId: string }): Promise<EndpointView> {
   checkRole(actor, "operator");
-  const endpoint = await findEndpoint(db, actor.orgId, endpointId);
-  return toView(await db.endpoint.update({ where: { id: endpoint.id }, data: { status: "stopped", error: null }, include: withVersion }));
+  return db.$transaction(async (tx) => {
+    const endpoint = await findEndpoint(tx, actor.orgId, endpointId);
+    await recordAudit(tx, { orgId: actor.orgId, actor, action: "endpoint.undeploy", target: endpoint.id, data: { name: endpoint.name } });
+    return toView(await tx.endpoint.update({ where: { id: endpoint.id }, data: { status: "stopped", error: null }, include: withVersion }));
+  });
 }
 
 /** Removes a stopped or failed endpoint, which releases its model version for deletion. */
-export async function deleteEndpoint(db: Tx, { actor, endpointId }: { actor: OrgActor; endpointId: string }): Promise<{ id: string }> {
+export async function deleteEndpoint(db: Db, { actor, endpointId }: { actor: OrgActor; endpointId: string }): Promise<{ id: string }> {
   checkRole(actor, "operator");
-  const endpoint = await findEndpoint(db, actor.orgId, endpointId);
-  if (endpoint.status === "deploying" || endpoint.status === "ready") {
-    throw new AppError("CONFLICT", `Endpoint ${endpoint.name} is ${endpoint.status}; undeploy it before deleting it`);
-  }
-  await db.endpoint.delete({ where: { id: endpoint.id } });
-  return { id: endpoint.id };
+  return db.$transaction(async (tx) => {
+    const endpoint = await findEndpoint(tx, actor.orgId, endpointId);
+    if (endpoint.status === "deploying" || endpoint.status === "ready") {
+      throw new AppError("CONFLICT", `Endpoint ${endpoint.name} is ${endpoint.status}; undeploy it before deleting it`);
+    }
+    await tx.endpoint.delete({ where: { id: endpoint.id } });
+    await recordAudit(tx, { orgId: actor.orgId, actor, action: "endpoint.delete", target: endpoint.id, data: { name: endpoint.name } });
+    return { id: endpoint.id };
+  });
+}
+
+/** One endpoint with its model's signature and the URLs it answers at (`serveUrl`: as callers reach the model server). */
+export async function getEndpointDetail(db: Tx, { actor, endpointId, serveUrl }: { actor: OrgActor; endpointId: string; serveUrl: string }): Promise<EndpointDetail> {
+  checkRole(actor, "viewer");
+  const row = await findEndpoint(db, actor.orgId, endpointId);
+  const version = await db.modelVersion.findUniqueOrThrow({ where: { id: row.modelVersionId }, select: { signature: true } });
+  const signature = signatureSchema.safeParse(version.signature);
+  const base = serveUrl.replace(/\/+$/, "");
+  const name = encodeURIComponent(row.name);
+  return {
+    ...toView(row),
+    signature: signature.success ? signature.data : { inputs: [], outputs: [] },
+    urls: { base, infer: `${base}/v2/models/${name}/infer`, predict: `${base}/predict/${name}`, metadata: `${base}/v2/models/${name}` },
+  };
 }
 
 async function findEndpoint(db: Tx, orgId: string, endpointId: string): Promise<EndpointRow> {

@@ -1,0 +1,33 @@
+import { z } from "zod";
+import { env } from "../../env";
+import {
+  createEndpointInput,
+  endpointDetailSchema,
+  endpointIdInput,
+  endpointViewSchema,
+  servingHardwareSchema,
+  updateEndpointVersionInput,
+} from "../../serving/endpoints.schemas";
+import { createEndpoint, deleteEndpoint, getEndpointDetail, listEndpoints, undeployEndpoint, updateEndpointVersion } from "../../serving/endpoints.service";
+import { servingHardware } from "../../serving/hardware.service";
+import { orgProcedure, router } from "../trpc";
+
+export const endpointsRouter = router({
+  list: orgProcedure("viewer").output(z.array(endpointViewSchema)).query(({ ctx }) => listEndpoints(ctx.db, ctx.orgActor)),
+  get: orgProcedure("viewer")
+    .input(endpointIdInput)
+    .output(endpointDetailSchema)
+    .query(({ ctx, input }) => getEndpointDetail(ctx.db, { actor: ctx.orgActor, endpointId: input.endpointId, serveUrl: env().SERVE_PUBLIC_URL })),
+  hardware: orgProcedure("viewer").output(servingHardwareSchema).query(() => servingHardware()),
+  /** The wizard's last step: records the endpoint and queues its deploy job. */
+  create: orgProcedure("operator")
+    .input(createEndpointInput)
+    .output(endpointViewSchema.extend({ jobId: z.uuid() }))
+    .mutation(({ ctx, input }) => createEndpoint(ctx.db, { actor: ctx.orgActor, input })),
+  changeVersion: orgProcedure("operator")
+    .input(updateEndpointVersionInput)
+    .output(endpointViewSchema)
+    .mutation(({ ctx, input }) => updateEndpointVersion(ctx.db, { actor: ctx.orgActor, input })),
+  undeploy: orgProcedure("operator").input(endpointIdInput).output(endpointViewSchema).mutation(({ ctx, input }) => undeployEndpoint(ctx.db, { actor: ctx.orgActor, endpointId: input.endpointId })),
+  delete: orgProcedure("operator").input(endpointIdInput).output(z.object({ id: z.uuid() })).mutation(({ ctx, input }) => deleteEndpoint(ctx.db, { actor: ctx.orgActor, endpointId: input.endpointId })),
+});
