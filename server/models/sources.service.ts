@@ -1,4 +1,3 @@
-import crypto from "node:crypto";
 import { Readable } from "node:stream";
 import type { BlobStore, StoredBlob } from "../storage/blob-store";
 import { formatBytes, parseSha256 } from "../storage/blob-store";
@@ -8,6 +7,7 @@ import type { Db } from "../db";
 import { validateModelJob } from "../jobs/catalog";
 import { enqueue } from "../jobs/enqueue";
 import type { ProgressReporter } from "../jobs/progress";
+import { openBytes, sealBytes } from "../security/secret-box";
 import { versionSourceSchema } from "./models.schemas";
 
 // Downloads of model files: a plain http(s) URL, or a file in a Hugging Face–compatible hub.
@@ -176,23 +176,13 @@ export function describeUrl(url: string): string {
 // database and the job's payload hold only the sealed blob's digest.
 
 export async function sealToken(blobs: BlobStore, token: string, key: string): Promise<string> {
-  const iv = crypto.randomBytes(12);
-  const cipher = crypto.createCipheriv("aes-256-gcm", keyBytes(key), iv);
-  const sealed = Buffer.concat([iv, cipher.update(token, "utf8"), cipher.final(), cipher.getAuthTag()]);
-  return (await blobs.put(Readable.from([sealed]))).sha256;
+  return (await blobs.put(Readable.from([sealBytes(token, key)]))).sha256;
 }
 
 export async function openToken(blobs: BlobStore, sha256: string, key: string): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of await blobs.get(parseSha256(sha256))) chunks.push(chunk as Buffer);
-  const sealed = Buffer.concat(chunks);
-  const decipher = crypto.createDecipheriv("aes-256-gcm", keyBytes(key), sealed.subarray(0, 12));
-  decipher.setAuthTag(sealed.subarray(sealed.length - 16));
-  return Buffer.concat([decipher.update(sealed.subarray(12, sealed.length - 16)), decipher.final()]).toString("utf8");
-}
-
-function keyBytes(key: string): Buffer {
-  return crypto.createHash("sha256").update(key).digest();
+  return openBytes(Buffer.concat(chunks), key).toString("utf8");
 }
 
 // ---- The fetch job -----------------------------------------------------------------------
