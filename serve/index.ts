@@ -14,7 +14,8 @@ async function main() {
   const db = createDb(undefined, 4);
   const blobs = blobStore();
   const engine = new InferenceEngine({ readModel: (sha) => readBlob(blobs, sha), defaultTimeoutMs: settings.MODEL_INFERENCE_TIMEOUT * 1000 });
-  const model = createModelServer({ db, engine, log });
+  // The portal signs its "try it" calls with a key derived from the same AUTH_SECRET.
+  const model = createModelServer({ db, engine, log, internalSecret: settings.AUTH_SECRET });
   const address = await model.listen(settings.SERVE_PORT, settings.SERVE_HOST);
   log(`Model server on http://${address.address}:${address.port} (Open Inference Protocol v2 under /v2, metrics at /metrics)`);
   const stop = async () => {

@@ -9,6 +9,7 @@ import { listServableEndpoints, recordEndpointState } from "../server/serving/en
 import type { InferenceEngine, LoadedEndpoint } from "../server/serving/inference.service";
 import { fromNested, toNested, toOipDatatype, toOipShape } from "../server/serving/tensors";
 import { RequestStatsRecorder } from "../server/serving/request-stats.recorder";
+import { INTERNAL_TOKEN_PREFIX, verifyInternalToken } from "../server/serving/internal-token";
 
 // The model server's HTTP face: the Open Inference Protocol v2 with JSON tensors, the older
 // `/predict/{name}`, health and Prometheus metrics. Thin: parse, authenticate, hand the
@@ -23,6 +24,8 @@ export interface ModelServerOptions {
   db: Db;
   engine: InferenceEngine;
   pollMs?: number;
+  /** AUTH_SECRET: lets the portal's short-lived `gti_` tokens in (the endpoint page's "try it" form). */
+  internalSecret?: string;
   /** How often the per-minute request statistics are written to the database. */
   statsFlushMs?: number;
   /** Largest request body accepted; larger ones get 400. */
@@ -42,7 +45,7 @@ const predictBody = z.object({ inputs: z.record(z.string(), z.unknown()) });
 const TOKEN_CACHE_MS = 5_000;
 const TOKEN_CACHE_MAX = 1_000;
 
-export function createModelServer({ db, engine, pollMs = 2_000, statsFlushMs = 5_000, maxBodyBytes = 16 * 1024 * 1024, log = () => {} }: ModelServerOptions) {
+export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, statsFlushMs = 5_000, maxBodyBytes = 16 * 1024 * 1024, log = () => {} }: ModelServerOptions) {
   let hasSynced = false;
   const stats = new RequestStatsRecorder(db, log);
   engine.onRequest = (endpointId, outcome, seconds) => stats.record(endpointId, outcome, seconds);
@@ -75,6 +78,11 @@ export function createModelServer({ db, engine, pollMs = 2_000, statsFlushMs = 5
     const header = req.headers.authorization;
     const match = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
     if (!match) throw new AppError("UNAUTHORIZED", "Send an API token as `Authorization: Bearer <token>`; make one under Settings → API tokens");
+    if (match[1].startsWith(INTERNAL_TOKEN_PREFIX)) {
+      const actor = internalSecret ? verifyInternalToken(internalSecret, match[1]) : null;
+      if (!actor) throw new AppError("UNAUTHORIZED", "This portal token is invalid or has expired; send the request again from the endpoint page, or use an API token");
+      return actor;
+    }
     const cached = tokens.get(match[1]);
     if (cached && cached.until > Date.now()) return cached.actor;
     const actor = await authenticateApiToken(db, match[1]);

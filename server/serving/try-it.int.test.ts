@@ -1,0 +1,135 @@
+import crypto from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Readable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDatabase, type TestDatabase } from "../../tests/setup/test-database";
+import { addMember, createOrgWithMember } from "../../tests/helpers/factories";
+import { buildMlp, runMlpInJs, seededValues } from "../../tests/helpers/onnx-models";
+import { createModelServer } from "../../serve/server";
+import { createDb, type Db } from "../db";
+import type { OrgActor } from "../auth/roles";
+import { createLocalBlobStore } from "../storage/local-blob-store";
+import type { Signature } from "../models/validation.schemas";
+import { createEndpointInput } from "./endpoints.schemas";
+import { createEndpoint } from "./endpoints.service";
+import { InferenceEngine } from "./inference.service";
+import { readBlob } from "./model-files";
+import { mintInternalToken, verifyInternalToken } from "./internal-token";
+import { getEndpointRequestStats } from "./request-stats.service";
+import { serveInternalUrl, tryEndpoint } from "./try-it.service";
+
+// The "try it" form's path: the portal signs a short-lived token and calls the real model
+// server over HTTP; the model server lets it in as a viewer of that organisation only.
+
+let database: TestDatabase;
+let db: Db;
+let model: ReturnType<typeof createModelServer>;
+let serveUrl: string;
+let owner: OrgActor;
+let endpointId: string;
+const secret = crypto.randomBytes(32).toString("base64url");
+const blobs = createLocalBlobStore({ root: fs.mkdtempSync(path.join(os.tmpdir(), "gantry-try-")) });
+const signature: Signature = { inputs: [{ name: "x", type: "float32", shape: ["batch", 4] }], outputs: [{ name: "y", type: "float32", shape: ["batch", 3] }] };
+
+async function deployMlp(actor: OrgActor, name: string) {
+  const blob = await blobs.put(Readable.from([buildMlp()]));
+  const m = await db.model.create({ data: { orgId: actor.orgId, name: `model-${crypto.randomUUID().slice(0, 8)}` } });
+  const version = await db.modelVersion.create({ data: { orgId: actor.orgId, modelId: m.id, number: 1, status: "ready", source: { kind: "upload", filename: "m.onnx" }, sha256: blob.sha256, bytes: blob.bytes, signature } });
+  const endpoint = await createEndpoint(db, { actor, input: createEndpointInput.parse({ name, modelVersionId: version.id }) });
+  await model.syncNow();
+  return endpoint;
+}
+
+const predict = (bearer: string, name = "mlp") =>
+  fetch(`${serveUrl}/predict/${name}`, { method: "POST", headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json" }, body: JSON.stringify({ inputs: { x: [[0, 0, 0, 0]] } }) });
+
+beforeAll(async () => {
+  database = await createTestDatabase("try_it");
+  db = createDb(database.url, 4);
+  owner = (await createOrgWithMember(db, "owner")).actor;
+  const engine = new InferenceEngine({ readModel: (sha) => readBlob(blobs, sha), defaultTimeoutMs: 30_000 });
+  model = createModelServer({ db, engine, internalSecret: secret, pollMs: 60_000, statsFlushMs: 600_000 });
+  serveUrl = `http://127.0.0.1:${(await model.listen(0, "127.0.0.1")).port}`;
+  endpointId = (await deployMlp(owner, "mlp")).id;
+});
+
+afterAll(async () => {
+  await model?.close();
+  await db?.$disconnect();
+  await database?.drop();
+});
+
+describe("try it", () => {
+  it("calls the real model server as a viewer and returns its answer, counted like any request", async () => {
+    const viewer = await addMember(db, owner.orgId, "viewer");
+    const x = [seededValues(4, 3), seededValues(4, 4)];
+    const result = await tryEndpoint(db, { actor: viewer, endpointId, inputs: { x }, secret, serveUrl });
+    expect(result.status).toBe(200);
+    expect(result.ms).toBeGreaterThan(0);
+    const y = (result.body as { outputs: { y: number[][] } }).outputs.y;
+    const expected = runMlpInJs(x);
+    y.forEach((row, i) => row.forEach((v, j) => expect(Math.abs(v - expected[i][j])).toBeLessThan(1e-5)));
+
+    // The model server's own refusals come back as they are, for the form to show.
+    const wrong = await tryEndpoint(db, { actor: viewer, endpointId, inputs: { q: [[1]] }, secret, serveUrl });
+    expect(wrong.status).toBe(400);
+    expect((wrong.body as { error: string }).error).toMatch(/"q" is not an input of endpoint mlp/);
+
+    const metrics = await (await fetch(`${serveUrl}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`gantry_serve_requests_total\\{org="${owner.orgId}",endpoint="mlp",outcome="success"\\} [1-9]`));
+    await model.flushStats();
+    expect((await getEndpointRequestStats(db, { actor: viewer, endpointId })).totals).toMatchObject({ requests: 2, errors: 1 });
+  });
+
+  it("finds endpoints only in the actor's organisation", async () => {
+    const other = (await createOrgWithMember(db, "owner")).actor;
+    await expect(tryEndpoint(db, { actor: other, endpointId, inputs: { x: [[0, 0, 0, 0]] }, secret, serveUrl })).rejects.toMatchObject({ code: "NOT_FOUND" });
+  });
+
+  it("lets a good portal token in, and refuses forged, tampered, expired and long-lived ones", async () => {
+    expect((await predict(mintInternalToken(secret, owner))).status).toBe(200);
+
+    const forged = mintInternalToken(crypto.randomBytes(32).toString("base64url"), owner);
+    const refused = await predict(forged);
+    expect(refused.status).toBe(401);
+    expect(((await refused.json()) as { error: string }).error).toMatch(/portal token is invalid or has expired/);
+
+    const good = mintInternalToken(secret, owner);
+    const [payload, sig] = good.slice(4).split(".");
+    const claims = JSON.parse(Buffer.from(payload, "base64url").toString());
+    const otherUser = Buffer.from(JSON.stringify({ ...claims, o: crypto.randomUUID() })).toString("base64url");
+    expect((await predict(`gti_${otherUser}.${sig}`)).status).toBe(401);
+
+    expect((await predict(mintInternalToken(secret, owner, { now: Date.now() - 31_000 }))).status).toBe(401);
+    expect((await predict(mintInternalToken(secret, owner, { ttlMs: 10 * 60_000 }))).status).toBe(401);
+    expect(verifyInternalToken(secret, mintInternalToken(secret, owner, { ttlMs: 60_000 }))).toMatchObject({ orgId: owner.orgId, userId: owner.userId, role: "viewer" });
+  });
+
+  it("keeps a genuine token of another organisation to that organisation's endpoints", async () => {
+    const other = (await createOrgWithMember(db, "owner")).actor;
+    const res = await predict(mintInternalToken(secret, other));
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as { error: string }).error).toMatch(/no endpoint named mlp/);
+  });
+
+  it("signs with a key of its own, not the session secret", () => {
+    const token = mintInternalToken(secret, owner);
+    const [payload, sig] = token.slice(4).split(".");
+    expect(sig).not.toBe(crypto.createHmac("sha256", secret).update(`gti.${payload}`).digest("base64url"));
+    expect(sig).not.toBe(crypto.createHmac("sha256", secret).update(payload).digest("base64url"));
+  });
+
+  it("reaches the model server on loopback when it listens on every address", () => {
+    expect(serveInternalUrl({ SERVE_HOST: "0.0.0.0", SERVE_PORT: 8500 })).toBe("http://127.0.0.1:8500");
+    expect(serveInternalUrl({ SERVE_HOST: "::", SERVE_PORT: 8500 })).toBe("http://127.0.0.1:8500");
+    expect(serveInternalUrl({ SERVE_HOST: "127.0.0.1", SERVE_PORT: 9000 })).toBe("http://127.0.0.1:9000");
+    expect(serveInternalUrl({ SERVE_HOST: "::1", SERVE_PORT: 9000 })).toBe("http://[::1]:9000");
+    expect(serveInternalUrl({ SERVE_HOST: "models.internal", SERVE_PORT: 9000 })).toBe("http://models.internal:9000");
+  });
+
+  it("says so when the model server does not answer", async () => {
+    await expect(tryEndpoint(db, { actor: owner, endpointId, inputs: { x: [[0, 0, 0, 0]] }, secret, serveUrl: "http://127.0.0.1:1" })).rejects.toThrow(/did not answer.*running/);
+  });
+});
