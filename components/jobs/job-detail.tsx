@@ -2,7 +2,7 @@
 
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import Link from "next/link";
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useState } from "react";
 import { Alert } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
 import { Card, CardBody, CardHeader } from "@/components/ui/card";
@@ -14,7 +14,8 @@ import { errorMessage, useTRPC } from "@/components/trpc";
 import { hasRole } from "@/server/auth/roles";
 import type { JobEventDto } from "@/server/jobs/jobs.schemas";
 import { JobStatusBadge } from "./job-status";
-import { onLiveJobEvent, useLiveStatus } from "./use-live-jobs";
+import { useJobLog } from "./use-job-log";
+import { useLiveStatus } from "./use-live-jobs";
 
 const levelStyle: Record<JobEventDto["level"], string> = {
   debug: "text-zinc-400",
@@ -23,7 +24,7 @@ const levelStyle: Record<JobEventDto["level"], string> = {
   error: "text-red-700 dark:text-red-400",
 };
 
-function Elapsed({ from, to }: { from: Date | null; to: Date | null }) {
+export function Elapsed({ from, to }: { from: Date | null; to: Date | null }) {
   const [now, setNow] = useState(() => Date.now());
   useEffect(() => {
     if (to) return;
@@ -34,51 +35,12 @@ function Elapsed({ from, to }: { from: Date | null; to: Date | null }) {
   return <>{formatDuration((to?.getTime() ?? now) - from.getTime())}</>;
 }
 
-/** The seq of the first event that does not follow the one before it, starting after `lastSeq`. */
-function firstSeqAfterGap(lastSeq: number, sortedEvents: JobEventDto[]): number | null {
-  let previous = lastSeq;
-  for (const e of sortedEvents) {
-    if (e.seq > previous + 1) return e.seq;
-    previous = e.seq;
-  }
-  return null;
-}
-
 export function JobDetail({ jobId }: { jobId: string }) {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
   const me = useQuery(trpc.auth.me.queryOptions());
-  const job = useQuery(trpc.jobs.get.queryOptions({ jobId }));
-  // Read on every visit: the organisation stream does not replay what happened while this page was closed.
-  const history = useQuery({ ...trpc.jobs.events.queryOptions({ jobId }), staleTime: Infinity, refetchOnMount: "always" });
+  const { job, events } = useJobLog(jobId);
   const liveStatus = useLiveStatus();
-  const [live, setLive] = useState<JobEventDto[]>([]);
-  const refetchedForSeq = useRef(0);
-
-  // The log is read once and then followed through the shell's organisation subscription.
-  // Listening starts on mount, while the history loads, so no event falls between the two.
-  useEffect(() => {
-    refetchedForSeq.current = 0;
-    return onLiveJobEvent((event) => {
-      if (event.jobId !== jobId) return;
-      setLive((prev) => (prev.some((e) => e.jobId === jobId && e.seq === event.seq) ? prev : [...prev, event]));
-    });
-  }, [jobId]);
-
-  // A job's seqs run 1, 2, 3, ... and the history is complete up to its last one.
-  const historyEvents = history.data ?? [];
-  const historyLastSeq = historyEvents.reduce((max, e) => Math.max(max, e.seq), 0);
-  const newer = live.filter((e) => e.jobId === jobId && e.seq > historyLastSeq).sort((a, b) => a.seq - b.seq);
-  const events = [...historyEvents, ...newer];
-  // Events went by before listening started (or while the stream was away): read the history again.
-  const gapSeq = history.isSuccess ? firstSeqAfterGap(historyLastSeq, newer) : null;
-  const { isFetching: isHistoryFetching, refetch: refetchHistory } = history;
-  useEffect(() => {
-    // Once per hole: a history cut short by its size limit would otherwise be read in a loop.
-    if (gapSeq === null || isHistoryFetching || gapSeq <= refetchedForSeq.current) return;
-    refetchedForSeq.current = gapSeq;
-    void refetchHistory();
-  }, [gapSeq, isHistoryFetching, refetchHistory]);
 
   const refresh = () => void queryClient.invalidateQueries({ queryKey: trpc.jobs.get.queryKey({ jobId }) });
   const cancel = useMutation(trpc.jobs.cancel.mutationOptions({ onSuccess: refresh }));

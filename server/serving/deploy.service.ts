@@ -2,10 +2,13 @@ import type { Db } from "../db";
 import { AppError } from "../errors";
 import type { ProgressReporter } from "../jobs/progress";
 import type { BlobStore } from "../storage/blob-store";
+import { DEPLOY_STEPS } from "./deploy.steps";
 import { servableEndpointSchema } from "./endpoints.schemas";
 import { recordEndpointState } from "./endpoints.service";
 import { readBlob } from "./model-files";
 import { SessionPool, type RawTensor } from "./session-pool";
+
+const [VALIDATE, FETCH, LOAD, WARM_UP, START, READY] = DEPLOY_STEPS;
 
 // The deploy job's six steps. The worker proves the model loads and runs before the model
 // server is asked to hold it, so a bad file fails here with a reason, not in the serve log.
@@ -21,7 +24,7 @@ export interface DeployEndpointOptions {
 }
 
 export async function deployEndpoint(db: Db, { orgId, endpointId, blobs, progress, signal, serveWaitMs = 60_000 }: DeployEndpointOptions): Promise<void> {
-  await progress.step("Validating", 0.05);
+  await progress.step(VALIDATE.label, VALIDATE.at);
   const row = await db.endpoint.findFirst({ where: { id: endpointId, orgId }, include: { modelVersion: { include: { model: { select: { name: true } } } } } });
   if (!row) throw new AppError("NOT_FOUND", "The endpoint was removed before it could be deployed");
   if (row.status === "stopped") throw new AppError("CONFLICT", `Endpoint ${row.name} was undeployed before its deploy ran`);
@@ -29,12 +32,12 @@ export async function deployEndpoint(db: Db, { orgId, endpointId, blobs, progres
   if (version.status !== "ready" || !version.sha256) throw await fail(db, endpointId, `Version ${version.number} of ${version.model.name} is ${version.status}, not ready`);
   const spec = servableEndpointSchema.parse({ id: row.id, orgId, name: row.name, modelName: version.model.name, versionId: version.id, versionNumber: version.number, sha256: version.sha256, signature: version.signature, settings: row.settings });
 
-  await progress.step("Fetching the model file", 0.2);
+  await progress.step(FETCH.label, FETCH.at);
   if (!(await blobs.has(spec.sha256))) throw await fail(db, endpointId, `The file of version ${spec.versionNumber} of ${spec.modelName} is missing from the blob store`);
   const bytes = await readBlob(blobs, spec.sha256);
   signal?.throwIfAborted();
 
-  await progress.step("Loading with onnxruntime", 0.4);
+  await progress.step(LOAD.label, LOAD.at);
   let pool: SessionPool;
   try {
     pool = await SessionPool.create(bytes, { size: 1, threads: spec.settings.threads });
@@ -42,7 +45,7 @@ export async function deployEndpoint(db: Db, { orgId, endpointId, blobs, progres
     throw await fail(db, endpointId, `Version ${spec.versionNumber} of ${spec.modelName} could not be loaded: ${(error as Error).message}`);
   }
   try {
-    await progress.step("Warming up", 0.6);
+    await progress.step(WARM_UP.label, WARM_UP.at);
     const feeds = Object.fromEntries(spec.signature.inputs.map((input) => [input.name, zeros(input.type, input.shape)]));
     await pool.run(feeds, spec.signature.outputs.map((o) => o.name)).catch(async (error: Error) => {
       throw await fail(db, endpointId, `Version ${spec.versionNumber} of ${spec.modelName} failed its warm-up run: ${error.message}`);
@@ -52,7 +55,7 @@ export async function deployEndpoint(db: Db, { orgId, endpointId, blobs, progres
   }
   signal?.throwIfAborted();
 
-  await progress.step("Starting to serve", 0.8);
+  await progress.step(START.label, START.at);
   const deadline = Date.now() + serveWaitMs;
   for (;;) {
     const current = await db.endpoint.findUnique({ where: { id: endpointId }, select: { status: true, error: true, modelVersionId: true } });
@@ -63,7 +66,7 @@ export async function deployEndpoint(db: Db, { orgId, endpointId, blobs, progres
     signal?.throwIfAborted();
     await new Promise((r) => setTimeout(r, 250));
   }
-  await progress.step("Ready", 1);
+  await progress.step(READY.label, READY.at);
 }
 
 async function fail(db: Db, endpointId: string, message: string): Promise<AppError> {

@@ -10,6 +10,8 @@ import {
 } from "../../serving/endpoints.schemas";
 import { createEndpoint, deleteEndpoint, getEndpointDetail, listEndpoints, undeployEndpoint, updateEndpointVersion } from "../../serving/endpoints.service";
 import { servingHardware } from "../../serving/hardware.service";
+import { endpointRequestStatsInput, endpointRequestStatsSchema } from "../../serving/request-stats.schemas";
+import { getEndpointRequestStats } from "../../serving/request-stats.service";
 import { orgProcedure, router } from "../trpc";
 
 export const endpointsRouter = router({
@@ -18,6 +20,11 @@ export const endpointsRouter = router({
     .input(endpointIdInput)
     .output(endpointDetailSchema)
     .query(({ ctx, input }) => getEndpointDetail(ctx.db, { actor: ctx.orgActor, endpointId: input.endpointId, serveUrl: env().SERVE_PUBLIC_URL })),
+  /** Requests per minute, errors and latency percentiles, from what the model server recorded. */
+  stats: orgProcedure("viewer")
+    .input(endpointRequestStatsInput)
+    .output(endpointRequestStatsSchema)
+    .query(({ ctx, input }) => getEndpointRequestStats(ctx.db, { actor: ctx.orgActor, endpointId: input.endpointId, minutes: input.minutes })),
   hardware: orgProcedure("viewer").output(servingHardwareSchema).query(() => servingHardware()),
   /** The wizard's last step: records the endpoint and queues its deploy job. */
   create: orgProcedure("operator")
