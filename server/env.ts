@@ -46,6 +46,20 @@ const schema = z.object({
   SERVE_PUBLIC_URL: z.url().optional(),
   HF_ENDPOINT: z.url().default("https://huggingface.co"),
   HUGGINGFACE_CACHE_DIR: z.string().min(1).optional(),
+  /** Where agents put raw episodes (frames, videos, per-frame data), one folder per repo id. */
+  EDGE_UPLOAD_DIR: z.string().min(1).optional(),
+  /** Where datasets are built, in LeRobot v3.0's layout, one folder per repo id. */
+  DATASETS_DIR: z.string().min(1).optional(),
+  /** Folders a dataset may be imported from on this server (path-separated list). */
+  DATASET_IMPORT_ROOTS: z.string().min(1).optional(),
+  /** Largest dataset archive an import may upload, in bytes (unpacked size counts too). */
+  DATASET_MAX_IMPORT_BYTES: z.coerce.number().int().min(1024).default(20 * 1024 ** 3),
+  /** ffmpeg and ffprobe to use; default: the system's on PATH (ffmpeg falls back to the bundled one). */
+  FFMPEG_PATH: z.string().min(1).optional(),
+  FFPROBE_PATH: z.string().min(1).optional(),
+  EDGE_ENCODE_CODEC: z.enum(["h264", "av1"]).default("h264"),
+  EDGE_ENCODE_PRESET: z.enum(["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]).default("veryfast"),
+  EDGE_ENCODE_CRF: z.coerce.number().int().min(0).max(51).default(23),
   FIREBASE_PROJECT_ID: z.string().min(1).optional(),
   FIREBASE_API_KEY: z.string().min(1).optional(),
   FIREBASE_AUTH_DOMAIN: z.string().min(1).optional(),
@@ -70,6 +84,9 @@ export type Env = z.infer<typeof schema> & {
   ENCRYPTION_KEY: string;
   BLOB_DIR: string;
   HUGGINGFACE_CACHE_DIR: string;
+  EDGE_UPLOAD_DIR: string;
+  DATASETS_DIR: string;
+  datasetImportRoots: string[];
   PUBLIC_URL: string;
   SERVE_PUBLIC_URL: string;
   isFirebaseEnabled: boolean;
@@ -98,6 +115,9 @@ export function parseEnv(source: Record<string, string | undefined>): Env {
     ENCRYPTION_KEY: env.ENCRYPTION_KEY ?? secrets!.encryptionKey,
     BLOB_DIR: path.resolve(/*turbopackIgnore: true*/ env.BLOB_DIR ?? path.join(home, "blobs")),
     HUGGINGFACE_CACHE_DIR: path.resolve(/*turbopackIgnore: true*/ env.HUGGINGFACE_CACHE_DIR ?? path.join(home, "hf-cache")),
+    EDGE_UPLOAD_DIR: path.resolve(/*turbopackIgnore: true*/ env.EDGE_UPLOAD_DIR ?? path.join(home, "edge-uploads")),
+    DATASETS_DIR: path.resolve(/*turbopackIgnore: true*/ env.DATASETS_DIR ?? path.join(home, "datasets")),
+    datasetImportRoots: (env.DATASET_IMPORT_ROOTS ?? path.join(home, "imports")).split(path.delimiter).filter(Boolean).map((p) => path.resolve(/*turbopackIgnore: true*/ p)),
     PUBLIC_URL: env.PUBLIC_URL ?? `http://localhost:${env.PORT}`,
     SERVE_PUBLIC_URL: (env.SERVE_PUBLIC_URL ?? `http://localhost:${env.SERVE_PORT}`).replace(/\/+$/, ""),
     isFirebaseEnabled: Boolean(env.FIREBASE_PROJECT_ID && env.FIREBASE_API_KEY),

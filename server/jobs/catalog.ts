@@ -63,7 +63,15 @@ export const deployEndpointJob = defineJob({
   maxAttempts: 1,
 });
 
-export const jobCatalog = [selftestJob, fetchModelJob, validateModelJob, deployEndpointJob] as const;
+/** Encodes one recorded episode's cameras to MP4 and adds the episode to its dataset. */
+export const encodeEpisodeJob = defineJob({
+  name: "datasets.encode-episode",
+  title: "Encode episode",
+  payload: z.object({ episodeId: z.uuid() }),
+  maxAttempts: 3,
+});
+
+export const jobCatalog = [selftestJob, fetchModelJob, validateModelJob, deployEndpointJob, encodeEpisodeJob] as const;
 
 export type JobName = (typeof jobCatalog)[number]["name"];
 

@@ -2,7 +2,8 @@ import fetchModel from "./models/fetch";
 import deployEndpoint from "./serving/deploy";
 import validateModel from "./models/validate";
 import selftest from "./system/selftest";
+import encodeEpisode from "./datasets/encode-episode";
 import type { TaskModule } from "../define-task";
 
 /** Every task this worker runs, one per job in the catalog. */
-export const taskModules: TaskModule[] = [selftest, fetchModel, validateModel, deployEndpoint];
+export const taskModules: TaskModule[] = [selftest, fetchModel, validateModel, deployEndpoint, encodeEpisode];

@@ -1,0 +1,219 @@
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import type { Db } from "../db";
+import { AppError, isAppError } from "../errors";
+import type { ProgressReporter } from "../jobs/progress";
+import { codecOptions, encodeFrames, mediaTools, probeVideo, type EncodeSettings, type MediaTools, type VideoProbe } from "../media/ffmpeg";
+import { checkPngFile } from "../media/png";
+import { rawEpisodeDir } from "./datasets.schemas";
+import { episodeStoreDir, storedVideoPath, tempPath, writeStoredEpisode, type StoredEpisode } from "./episode-store";
+import { findRawEpisode, fpsFromRows, listFrames, readFrameRows, type RawEpisode } from "./raw-episode";
+
+export interface EncodeEnv {
+  EDGE_UPLOAD_DIR: string;
+  DATASETS_DIR: string;
+  FFMPEG_PATH?: string;
+  FFPROBE_PATH?: string;
+  EDGE_ENCODE_CODEC: "h264" | "av1";
+  EDGE_ENCODE_PRESET: string;
+  EDGE_ENCODE_CRF: number;
+}
+
+export interface EncodeCameraInput {
+  tools: MediaTools;
+  camera: string;
+  frames: string[];
+  fps: number;
+  output: string;
+  settings: EncodeSettings;
+  signal?: AbortSignal;
+  onFrames?: (frames: number) => void;
+}
+
+/**
+ * One camera's PNG frames → MP4, checked with ffprobe. Frames are linked under sequential
+ * names so any zero padding works; the MP4 is written to a temporary name and renamed only
+ * once it has every frame, so a killed worker never leaves a half file under the real name.
+ */
+export async function encodeCamera({ tools, camera, frames, fps, output, settings, signal, onFrames }: EncodeCameraInput): Promise<VideoProbe> {
+  const linkDir = await fs.mkdtemp(path.join(path.dirname(output), `.frames-${camera}-`));
+  const temp = tempPath(output);
+  try {
+    await Promise.all(frames.map((f, i) => fs.symlink(f, path.join(linkDir, `${String(i).padStart(7, "0")}.png`))));
+    const { options } = await codecOptions(tools, settings);
+    // The cheap check runs beside ffmpeg: a truncated or corrupted frame is named, and ffmpeg stopped.
+    const check = new AbortController();
+    const onAbort = () => check.abort(signal?.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const checking = (async () => {
+      for (const [i, f] of frames.entries()) {
+        if (check.signal.aborted) return;
+        const problem = await checkPngFile(f);
+        if (problem) {
+          const error = new AppError("BAD_REQUEST", `Camera ${camera}: frame ${i} (${path.basename(f)}) ${problem}`);
+          check.abort(error);
+          throw error;
+        }
+      }
+    })();
+    checking.catch(() => {});
+    try {
+      await encodeFrames({ tools, pattern: path.join(linkDir, "%07d.png"), fps, output: temp, options, signal: check.signal, onFrames });
+    } catch (error) {
+      if (check.signal.reason instanceof AppError) throw check.signal.reason;
+      if (signal?.aborted) throw error;
+      // ffmpeg failed on a frame the cheap check passed: decode each to name it.
+      for (const [i, f] of frames.entries()) {
+        const problem = await checkPngFile(f, { inflate: true });
+        if (problem) throw new AppError("BAD_REQUEST", `Camera ${camera}: frame ${i} (${path.basename(f)}) ${problem}`);
+      }
+      throw error;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+    await checking;
+    const probe = await probeVideo(tools, temp);
+    verifyProbe(camera, probe, frames.length, fps);
+    await fs.rename(temp, output);
+    return probe;
+  } finally {
+    await fs.rm(linkDir, { recursive: true, force: true });
+    await fs.rm(temp, { force: true });
+  }
+}
+
+/** The video must hold every frame at the episode's rate. */
+function verifyProbe(camera: string, probe: VideoProbe, frames: number, fps: number): void {
+  if (probe.frames !== frames) throw new AppError("INTERNAL", `Camera ${camera}: the encoded video has ${probe.frames} frames, expected ${frames}`);
+  const expected = frames / fps;
+  if (Math.abs(probe.durationS - expected) > 1.5 / fps) throw new AppError("INTERNAL", `Camera ${camera}: the encoded video lasts ${probe.durationS.toFixed(3)} s, expected ${expected.toFixed(3)} s`);
+}
+
+/** Runs `work` over `items`, at most `limit` at a time; the first failure stops the rest. */
+async function inParallel<T, R>(items: T[], limit: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        results[i] = await work(items[i], i);
+      }
+    }),
+  );
+  return results;
+}
+
+export interface EncodeEpisodeInput {
+  episodeId: string;
+  settings: EncodeEnv;
+  progress: ProgressReporter;
+  signal?: AbortSignal;
+  /** The episode is marked failed when this attempt fails and no retry follows. */
+  isLastAttempt: boolean;
+  /** Adds the encoded episode to its dataset (the builder); returns its episode_index. */
+  commit: (db: Db, episodeId: string, signal?: AbortSignal) => Promise<void>;
+}
+
+/**
+ * The encoding job: checks the raw episode, encodes each camera (in parallel up to the core
+ * count), stores the result, commits it to the dataset and only then deletes the raw files.
+ * Running it again after a crash picks up where it stood: a committed episode only has its
+ * raw files cleaned up.
+ */
+export async function encodeEpisode(db: Db, input: EncodeEpisodeInput): Promise<{ frames: number; cameras: string[] }> {
+  const { episodeId, settings, progress, signal } = input;
+  const episode = await db.episode.findUnique({ where: { id: episodeId }, include: { dataset: true } });
+  if (!episode) throw new AppError("NOT_FOUND", "The episode was deleted before it was encoded");
+  const raw = () => findRawEpisode(rawEpisodeDir(settings, episode.dataset.repoId), episode.number, episode.mode as "edge" | "local");
+  if (episode.status === "ready") {
+    await progress.step("Already in the dataset; removing the raw files", 0.95);
+    await removeRaw(await raw().catch(() => null));
+    return { frames: episode.length ?? 0, cameras: episode.cameras };
+  }
+  try {
+    await progress.step("Checking the raw episode", 0.01);
+    const found = await raw();
+    const rows = await readFrameRows(found.dataFile);
+    const fps = episode.fps ?? fpsFromRows(rows) ?? episode.dataset.fps ?? 30;
+    if (episode.dataset.fps && episode.dataset.fps !== fps) throw new AppError("BAD_REQUEST", `Episode ${episode.number} was recorded at ${fps} fps but ${episode.dataset.repoId} is at ${episode.dataset.fps} fps`);
+    const tools = mediaTools(settings);
+    const codec = await codecOptions(tools, { codec: settings.EDGE_ENCODE_CODEC, preset: settings.EDGE_ENCODE_PRESET, crf: settings.EDGE_ENCODE_CRF });
+    if (settings.EDGE_ENCODE_CODEC === "av1" && codec.codec !== "av1") await progress.log("This ffmpeg has no libsvtav1: encoding H.264 instead", "warn");
+
+    const dir = episodeStoreDir(settings, episode.datasetId, episode.id);
+    await fs.mkdir(dir, { recursive: true });
+    const videos: StoredEpisode["videos"] = {};
+    if (episode.mode === "edge") {
+      const cameraFrames = await Promise.all(found.cameras.map(async (c) => ({ camera: c.name, frames: await listFrames(c.framesDir!, c.name) })));
+      for (const c of cameraFrames) {
+        if (c.frames.length !== rows.length) throw new AppError("BAD_REQUEST", `Camera ${c.camera} has ${c.frames.length} frames but the data file has ${rows.length} rows${c.frames.length < rows.length ? `: frame ${c.frames.length} is missing` : ""}`);
+      }
+      const total = rows.length * cameraFrames.length;
+      const done = new Array<number>(cameraFrames.length).fill(0);
+      let lastReport = 0;
+      await progress.step(`Encoding ${cameraFrames.length} camera${cameraFrames.length === 1 ? "" : "s"} (${codec.encoder}, ${rows.length} frames at ${fps} fps)`, 0.02);
+      const probes = await inParallel(cameraFrames, Math.max(1, os.availableParallelism()), (c, i) =>
+        encodeCamera({
+          tools,
+          camera: c.camera,
+          frames: c.frames,
+          fps,
+          output: storedVideoPath(dir, c.camera),
+          settings: { codec: settings.EDGE_ENCODE_CODEC, preset: settings.EDGE_ENCODE_PRESET, crf: settings.EDGE_ENCODE_CRF },
+          signal,
+          onFrames: (n) => {
+            done[i] = n;
+            const now = Date.now();
+            if (now - lastReport < 500) return;
+            lastReport = now;
+            const encoded = done.reduce((a, b) => a + b, 0);
+            void progress.set(0.02 + 0.88 * (encoded / total), `${encoded} of ${total} frames encoded`).catch(() => {});
+          },
+        }),
+      );
+      cameraFrames.forEach((c, i) => (videos[c.camera] = probes[i]));
+    } else {
+      await progress.step("Checking the agent's videos", 0.3);
+      for (const c of found.cameras) {
+        const probe = await probeVideo(tools, c.video!);
+        if (probe.frames !== rows.length) throw new AppError("BAD_REQUEST", `Camera ${c.name}: ${path.basename(c.video!)} has ${probe.frames} frames but the data file has ${rows.length} rows`);
+        const target = storedVideoPath(dir, c.name);
+        const temp = tempPath(target);
+        await fs.copyFile(c.video!, temp);
+        await fs.rename(temp, target);
+        videos[c.name] = probe;
+      }
+    }
+    await writeStoredEpisode(dir, { fps, rows, videos });
+    await db.episode.update({ where: { id: episode.id }, data: { fps, length: rows.length, cameras: Object.keys(videos).sort() } });
+
+    await progress.step("Adding the episode to the dataset", 0.92);
+    await input.commit(db, episode.id, signal);
+    await progress.step("Removing the raw files", 0.98);
+    await removeRaw(found);
+    return { frames: rows.length, cameras: Object.keys(videos) };
+  } catch (error) {
+    const permanent = isAppError(error) && error.code !== "INTERNAL";
+    if ((permanent || input.isLastAttempt) && !signal?.aborted) {
+      const message = error instanceof Error ? error.message : String(error);
+      await db.episode.updateMany({ where: { id: episode.id, status: "encoding" }, data: { status: "failed", error: message } });
+    }
+    throw error;
+  }
+}
+
+/** Deletes an episode's raw files (and the folders they leave empty). */
+async function removeRaw(raw: RawEpisode | null): Promise<void> {
+  if (!raw) return;
+  for (const c of raw.cameras) {
+    if (c.framesDir) await fs.rm(c.framesDir, { recursive: true, force: true });
+    if (c.video) await fs.rm(c.video, { force: true });
+  }
+  await fs.rm(raw.dataFile, { force: true });
+}
+
+export function encodeSettingsFrom(settings: EncodeEnv): EncodeSettings {
+  return { codec: settings.EDGE_ENCODE_CODEC, preset: settings.EDGE_ENCODE_PRESET, crf: settings.EDGE_ENCODE_CRF };
+}

@@ -1,0 +1,125 @@
+import type { Db, Tx } from "../db";
+import { env } from "../env";
+import { AppError } from "../errors";
+import { encodeEpisodeJob } from "../jobs/catalog";
+import { enqueue } from "../jobs/enqueue";
+import { episodeNumberSchema, parseRepoId, rawEpisodeDir, taskTextSchema } from "./datasets.schemas";
+import { findRawEpisode, type IngestMode } from "./raw-episode";
+
+// The two calls the upload paths make (tus, rsync's upload-complete): register a raw episode
+// that has fully arrived, and read how a dataset's episodes are doing.
+
+export interface RegisterRawEpisodeInput {
+  orgId: string;
+  createdById: string | null;
+  repoId: string;
+  episodeIndex: number;
+  task?: string;
+  fps?: number;
+  mode: IngestMode;
+}
+
+/** Finds the dataset for a repo id, creating it for this organisation when there is none. */
+async function datasetForRepo(tx: Tx, { orgId, repoId, createdById }: { orgId: string; repoId: string; createdById: string | null }) {
+  // ON CONFLICT: two agents registering the first episodes of a new dataset at once get one dataset.
+  await tx.$executeRaw`INSERT INTO "Dataset" ("id", "orgId", "repoId", "source", "createdById", "updatedAt")
+    VALUES (gen_random_uuid(), ${orgId}::uuid, ${repoId}, 'edge', ${createdById}::uuid, now()) ON CONFLICT ("repoId") DO NOTHING`;
+  const dataset = await tx.dataset.findUniqueOrThrow({ where: { repoId } });
+  // Repo ids are one namespace on the instance (the folders are shared): another team's is not ours to add to.
+  if (dataset.orgId !== orgId) throw new AppError("CONFLICT", `The repo id ${repoId} is taken on this Gantry by another organisation; choose another name`);
+  if (dataset.source !== "edge") throw new AppError("CONFLICT", `${repoId} is an imported dataset; upload new episodes to a new repo id`);
+  return dataset;
+}
+
+/**
+ * Records an uploaded episode and queues its encoding, in one transaction. Registering the
+ * same episode again does nothing (alreadyRegistered) unless its encoding failed, which
+ * queues it again.
+ */
+export async function registerRawEpisode(db: Db, input: RegisterRawEpisodeInput): Promise<{ episodeId: string; jobId: string | null; alreadyRegistered: boolean }> {
+  const repoId = parseRepoId(input.repoId);
+  const number = episodeNumberSchema.parse(input.episodeIndex);
+  const task = taskTextSchema.parse(input.task ?? "");
+  if (input.fps !== undefined && !(Number.isInteger(input.fps) && input.fps >= 1 && input.fps <= 1000)) throw new AppError("BAD_REQUEST", `fps must be a whole number from 1 to 1000, not ${input.fps}`);
+  const raw = await findRawEpisode(rawEpisodeDir(env(), repoId), number, input.mode);
+  const cameras = raw.cameras.map((c) => c.name);
+
+  return db.$transaction(async (tx) => {
+    const dataset = await datasetForRepo(tx, { orgId: input.orgId, repoId, createdById: input.createdById });
+    // Serialises registrations of one dataset, so the same episode twice makes one row and one job.
+    await tx.$executeRaw`SELECT 1 FROM "Dataset" WHERE "id" = ${dataset.id}::uuid FOR UPDATE`;
+    const existing = await tx.episode.findUnique({ where: { datasetId_number: { datasetId: dataset.id, number } } });
+    if (existing) {
+      const job = existing.jobId ? await tx.job.findUnique({ where: { id: existing.jobId } }) : null;
+      const jobGaveUp = job && (job.status === "failed" || job.status === "cancelled");
+      if (existing.status !== "failed" && !(existing.status === "encoding" && jobGaveUp) && !(existing.status === "ready" && existing.deletedAt)) {
+        return { episodeId: existing.id, jobId: existing.jobId, alreadyRegistered: true };
+      }
+      // A failed episode uploaded again (or a deleted one recorded again) is encoded afresh.
+      const { jobId } = await enqueue(encodeEpisodeJob, { episodeId: existing.id }, { tx, orgId: input.orgId, createdById: input.createdById });
+      await tx.episode.update({
+        where: { id: existing.id },
+        data: { status: "encoding", error: null, jobId, mode: input.mode, cameras, task: task || existing.task, fps: input.fps ?? existing.fps, deletedAt: null, datasetIndex: null },
+      });
+      return { episodeId: existing.id, jobId, alreadyRegistered: false };
+    }
+    const episode = await tx.episode.create({
+      data: { orgId: input.orgId, datasetId: dataset.id, number, mode: input.mode, task, fps: input.fps ?? null, cameras, createdById: input.createdById },
+    });
+    const { jobId } = await enqueue(encodeEpisodeJob, { episodeId: episode.id }, { tx, orgId: input.orgId, createdById: input.createdById });
+    await tx.episode.update({ where: { id: episode.id }, data: { jobId } });
+    return { episodeId: episode.id, jobId, alreadyRegistered: false };
+  });
+}
+
+export interface IngestStatus {
+  status: "UPLOADING" | "ENCODING" | "COMPLETED" | "FAILED";
+  progress: number;
+  episodes: { total: number; encoded: number; failed: number };
+  message: string;
+}
+
+/**
+ * Where a dataset's episodes stand. UPLOADING: the dataset exists but no episode has been
+ * registered yet; ENCODING while any episode is queued or encoding; FAILED when encoding is
+ * over and some episode failed; COMPLETED otherwise. Progress is over the episodes not deleted.
+ */
+export async function getIngestStatus(db: Db, { orgId, repoId }: { orgId: string; repoId: string }): Promise<IngestStatus> {
+  const dataset = await db.dataset.findFirst({ where: { repoId: parseRepoId(repoId), orgId } });
+  if (!dataset) throw new AppError("NOT_FOUND", `No dataset ${repoId} in this organisation`);
+  const episodes = await db.episode.findMany({ where: { datasetId: dataset.id, deletedAt: null }, select: { number: true, status: true, error: true, jobId: true } });
+  const jobs = await db.job.findMany({ where: { id: { in: episodes.flatMap((e) => (e.jobId ? [e.jobId] : [])) } }, select: { id: true, status: true, progress: true, error: true } });
+  const jobById = new Map(jobs.map((j) => [j.id, j]));
+  let encoded = 0;
+  let failed = 0;
+  let progressSum = 0;
+  let lastFailure: { number: number; error: string } | null = null;
+  for (const e of episodes) {
+    const job = e.jobId ? jobById.get(e.jobId) : undefined;
+    const status = effectiveEpisodeStatus(e.status, job?.status);
+    if (status === "ready") {
+      encoded++;
+      progressSum += 1;
+    } else if (status === "failed") {
+      failed++;
+      progressSum += 1;
+      if (!lastFailure || e.number > lastFailure.number) lastFailure = { number: e.number, error: e.error ?? job?.error ?? "encoding failed" };
+    } else {
+      progressSum += job?.progress ?? 0;
+    }
+  }
+  const total = episodes.length;
+  const pending = total - encoded - failed;
+  const counts = { total, encoded, failed };
+  if (total === 0) return { status: "UPLOADING", progress: 0, episodes: counts, message: `Waiting for the first episode of ${dataset.repoId}` };
+  const progress = Math.round((progressSum / total) * 1000) / 1000;
+  if (pending > 0) return { status: "ENCODING", progress, episodes: counts, message: `Encoding ${pending} episode${pending === 1 ? "" : "s"}; ${encoded} of ${total} in the dataset` };
+  if (failed > 0) return { status: "FAILED", progress: 1, episodes: counts, message: `${failed} episode${failed === 1 ? "" : "s"} failed (episode ${lastFailure!.number}: ${lastFailure!.error}); retry from the dataset page or upload again` };
+  return { status: "COMPLETED", progress: 1, episodes: counts, message: `All ${total} episode${total === 1 ? "" : "s"} are in the dataset` };
+}
+
+/** An episode whose job has given up (failed, cancelled) counts as failed even before the task said so. */
+export function effectiveEpisodeStatus(status: "encoding" | "ready" | "failed", jobStatus?: string): "encoding" | "ready" | "failed" {
+  if (status === "encoding" && (jobStatus === "failed" || jobStatus === "cancelled")) return "failed";
+  return status;
+}

@@ -1,0 +1,197 @@
+import { execFile } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { createRequire } from "node:module";
+import { promisify } from "node:util";
+import ffmpeg from "fluent-ffmpeg";
+import { AppError } from "../errors";
+
+// ffmpeg through fluent-ffmpeg. The system's ffmpeg comes first (FFMPEG_PATH, else the one on
+// PATH): it is usually newer and has libsvtav1. The npm-shipped build is the fallback so a
+// machine without ffmpeg still encodes (H.264 only). ffprobe always comes from the system.
+
+const run = promisify(execFile);
+
+export interface MediaTools {
+  ffmpeg: string;
+  ffprobe: string;
+}
+
+function onPath(name: string): string | null {
+  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
+    if (!dir) continue;
+    const candidate = path.join(dir, name);
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      return candidate;
+    } catch {
+      // next
+    }
+  }
+  return null;
+}
+
+function bundledFfmpeg(): string | null {
+  try {
+    const require = createRequire(import.meta.url);
+    const found = (require("@ffmpeg-installer/ffmpeg") as { path: string }).path;
+    return fs.existsSync(found) ? found : null;
+  } catch {
+    return null;
+  }
+}
+
+export function mediaTools(settings: { FFMPEG_PATH?: string; FFPROBE_PATH?: string }): MediaTools {
+  const ff = settings.FFMPEG_PATH ?? onPath("ffmpeg") ?? bundledFfmpeg();
+  if (!ff) throw new AppError("INTERNAL", "No ffmpeg found: install ffmpeg or set FFMPEG_PATH");
+  const probe = settings.FFPROBE_PATH ?? onPath("ffprobe");
+  if (!probe) throw new AppError("INTERNAL", "No ffprobe found: install ffmpeg (it ships ffprobe) or set FFPROBE_PATH");
+  return { ffmpeg: ff, ffprobe: probe };
+}
+
+const encoderCache = new Map<string, Promise<Set<string>>>();
+
+/** The encoders this ffmpeg was built with (e.g. libx264, libsvtav1). */
+export function listEncoders(ffmpegPath: string): Promise<Set<string>> {
+  let cached = encoderCache.get(ffmpegPath);
+  if (!cached) {
+    cached = run(ffmpegPath, ["-hide_banner", "-encoders"], { maxBuffer: 4 * 1024 * 1024 }).then(({ stdout }) => {
+      const names = new Set<string>();
+      for (const line of stdout.split("\n")) {
+        const m = /^\s*[VAS][.A-Z]{5}\s+(\S+)/.exec(line);
+        if (m) names.add(m[1]);
+      }
+      return names;
+    });
+    encoderCache.set(ffmpegPath, cached);
+    cached.catch(() => encoderCache.delete(ffmpegPath));
+  }
+  return cached;
+}
+
+export type VideoCodec = "h264" | "av1";
+
+export interface EncodeSettings {
+  codec: VideoCodec;
+  /** libx264 only. */
+  preset: string;
+  /** libx264 only (libsvtav1 uses LeRobot's 30). */
+  crf: number;
+}
+
+/** The output options for a codec; av1 uses LeRobot's settings (libsvtav1, g=2, crf=30, yuv420p). */
+export async function codecOptions(tools: MediaTools, settings: EncodeSettings): Promise<{ codec: VideoCodec; encoder: string; options: string[] }> {
+  if (settings.codec === "av1") {
+    if ((await listEncoders(tools.ffmpeg)).has("libsvtav1")) {
+      return { codec: "av1", encoder: "libsvtav1", options: ["-c:v", "libsvtav1", "-g", "2", "-crf", "30", "-pix_fmt", "yuv420p"] };
+    }
+    // Said once per encode in the job's log by the caller; H.264 keeps the episode playable.
+  }
+  return { codec: "h264", encoder: "libx264", options: ["-c:v", "libx264", "-preset", settings.preset, "-crf", String(settings.crf), "-pix_fmt", "yuv420p"] };
+}
+
+export interface EncodeFramesInput {
+  tools: MediaTools;
+  /** An image2 pattern with a %0Nd counter starting at 0, e.g. /tmp/x/%06d.png. */
+  pattern: string;
+  fps: number;
+  output: string;
+  options: string[];
+  signal?: AbortSignal;
+  /** Called with the number of frames ffmpeg has encoded so far. */
+  onFrames?: (frames: number) => void;
+}
+
+/** Encodes numbered PNG frames into an MP4 (fast start, so it plays while loading). */
+export function encodeFrames({ tools, pattern, fps, output, options, signal, onFrames }: EncodeFramesInput): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason ?? new Error("Cancelled"));
+    const stderr: string[] = [];
+    const command = ffmpeg({ stdoutLines: 0 })
+      .setFfmpegPath(tools.ffmpeg)
+      .input(pattern)
+      .inputOptions(["-framerate", String(fps), "-start_number", "0", "-f", "image2"])
+      .outputOptions([...options, "-r", String(fps), "-an", "-movflags", "+faststart", "-f", "mp4"])
+      .output(output)
+      .on("stderr", (line: string) => {
+        const m = /frame=\s*(\d+)/.exec(line);
+        if (m) onFrames?.(Number(m[1]));
+        else if (line.trim()) stderr.push(line);
+        if (stderr.length > 40) stderr.shift();
+      })
+      .on("error", (error: Error) => {
+        signal?.removeEventListener("abort", abort);
+        if (signal?.aborted) return reject(signal.reason ?? new Error("Cancelled"));
+        const detail = stderr.filter((l) => /error|invalid|could not|no such/i.test(l)).slice(-3).join("; ");
+        reject(new AppError("BAD_REQUEST", `ffmpeg could not encode ${path.basename(output)}: ${detail || error.message}`));
+      })
+      .on("end", () => {
+        signal?.removeEventListener("abort", abort);
+        resolve();
+      });
+    const abort = () => command.kill("SIGKILL");
+    signal?.addEventListener("abort", abort, { once: true });
+    command.run();
+  });
+}
+
+export interface VideoProbe {
+  codec: string;
+  width: number;
+  height: number;
+  pixFmt: string;
+  fps: number;
+  frames: number;
+  durationS: number;
+}
+
+/** Reads a video's first stream with ffprobe; frames are counted from the packets (no decoding). */
+export async function probeVideo(tools: MediaTools, file: string): Promise<VideoProbe> {
+  let stdout: string;
+  try {
+    ({ stdout } = await run(tools.ffprobe, ["-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries", "stream=codec_name,width,height,pix_fmt,r_frame_rate,nb_read_packets,duration:format=duration", "-of", "json", file], { maxBuffer: 1024 * 1024 }));
+  } catch (error) {
+    const message = ((error as { stderr?: string }).stderr ?? (error as Error).message).trim().split("\n").slice(-1)[0];
+    throw new AppError("BAD_REQUEST", `${path.basename(file)} is not a readable video: ${message}`);
+  }
+  const parsed = JSON.parse(stdout) as { streams?: Record<string, string | number>[]; format?: { duration?: string } };
+  const s = parsed.streams?.[0];
+  if (!s) throw new AppError("BAD_REQUEST", `${path.basename(file)} has no video stream`);
+  const [num, den] = String(s.r_frame_rate ?? "0/1").split("/").map(Number);
+  return {
+    codec: String(s.codec_name),
+    width: Number(s.width),
+    height: Number(s.height),
+    pixFmt: String(s.pix_fmt),
+    fps: den ? num / den : 0,
+    frames: Number(s.nb_read_packets ?? 0),
+    durationS: Number(s.duration ?? parsed.format?.duration ?? 0),
+  };
+}
+
+/** Joins MP4s of the same codec and size end to end without re-encoding. */
+export async function concatVideos(tools: MediaTools, inputs: string[], output: string, signal?: AbortSignal): Promise<void> {
+  const list = `${output}.txt`;
+  await fs.promises.writeFile(list, inputs.map((f) => `file '${f.replace(/'/g, "'\\''")}'\n`).join(""));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const stderr: string[] = [];
+      const command = ffmpeg()
+        .setFfmpegPath(tools.ffmpeg)
+        .input(list)
+        .inputOptions(["-f", "concat", "-safe", "0"])
+        .outputOptions(["-c", "copy", "-movflags", "+faststart", "-f", "mp4"])
+        .output(output)
+        .on("stderr", (line: string) => {
+          stderr.push(line);
+          if (stderr.length > 20) stderr.shift();
+        })
+        .on("error", (error: Error) => reject(signal?.aborted ? (signal.reason ?? error) : new AppError("INTERNAL", `ffmpeg could not join videos into ${path.basename(output)}: ${stderr.slice(-2).join("; ") || error.message}`)))
+        .on("end", () => resolve());
+      signal?.addEventListener("abort", () => command.kill("SIGKILL"), { once: true });
+      command.run();
+    });
+  } finally {
+    await fs.promises.rm(list, { force: true });
+  }
+}
