@@ -92,6 +92,7 @@ function sampleInputs(): Record<string, unknown> {
     "models.revalidate": { versionId: modelVersionA, testVector: { inputs: { x: [[1]] } } },
     "endpoints.get": { endpointId: endpointA },
     "endpoints.stats": { endpointId: endpointA },
+    "endpoints.tryIt": { endpointId: endpointA, inputs: { x: [[1]] } },
     "endpoints.create": { name: "probe-endpoint", modelVersionId: modelVersionA },
     "endpoints.changeVersion": { endpointId: endpointA, modelVersionId: modelVersionA },
     "endpoints.undeploy": { endpointId: endpointA },
@@ -106,7 +107,7 @@ function sampleInput(procedure: string): unknown {
 /** Procedures whose input names one of organisation A's things (the rest act on the caller's own org). */
 const NAMES_ORG_A_THING = new Set(["orgs.setRole", "orgs.removeMember", "invites.revoke", "tokens.revoke", "jobs.get", "jobs.events", "jobs.cancel", "jobs.retry", "jobs.onJobEvents",
   "models.get", "models.update", "models.delete", "models.addVersionFromUrl", "models.addVersionFromHub", "models.revalidate",
-  "endpoints.get", "endpoints.stats", "endpoints.create", "endpoints.changeVersion", "endpoints.undeploy", "endpoints.delete"]);
+  "endpoints.get", "endpoints.stats", "endpoints.tryIt", "endpoints.create", "endpoints.changeVersion", "endpoints.undeploy", "endpoints.delete"]);
 
 async function call(ctx: Context, procedure: string, input: unknown): Promise<unknown> {
   const caller = createCaller(ctx) as unknown as Record<string, Record<string, (i: unknown) => Promise<unknown>>>;

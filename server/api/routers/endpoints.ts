@@ -6,10 +6,13 @@ import {
   endpointIdInput,
   endpointViewSchema,
   servingHardwareSchema,
+  tryEndpointInput,
+  tryEndpointResultSchema,
   updateEndpointVersionInput,
 } from "../../serving/endpoints.schemas";
 import { createEndpoint, deleteEndpoint, getEndpointDetail, listEndpoints, undeployEndpoint, updateEndpointVersion } from "../../serving/endpoints.service";
 import { servingHardware } from "../../serving/hardware.service";
+import { serveInternalUrl, tryEndpoint } from "../../serving/try-it.service";
 import { endpointRequestStatsInput, endpointRequestStatsSchema } from "../../serving/request-stats.schemas";
 import { getEndpointRequestStats } from "../../serving/request-stats.service";
 import { orgProcedure, router } from "../trpc";
@@ -25,6 +28,13 @@ export const endpointsRouter = router({
     .input(endpointRequestStatsInput)
     .output(endpointRequestStatsSchema)
     .query(({ ctx, input }) => getEndpointRequestStats(ctx.db, { actor: ctx.orgActor, endpointId: input.endpointId, minutes: input.minutes })),
+  /** The try-it form: one request through the real model server, as the signed-in person. */
+  tryIt: orgProcedure("viewer")
+    .input(tryEndpointInput)
+    .output(tryEndpointResultSchema)
+    .mutation(({ ctx, input }) =>
+      tryEndpoint(ctx.db, { actor: ctx.orgActor, endpointId: input.endpointId, inputs: input.inputs, secret: env().AUTH_SECRET, serveUrl: serveInternalUrl(env()) }),
+    ),
   hardware: orgProcedure("viewer").output(servingHardwareSchema).query(() => servingHardware()),
   /** The wizard's last step: records the endpoint and queues its deploy job. */
   create: orgProcedure("operator")
