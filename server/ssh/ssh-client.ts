@@ -1,0 +1,235 @@
+import crypto from "node:crypto";
+import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from "ssh2";
+import { AppError } from "../errors";
+
+// SSH connections to devices and hosts. The host key is pinned: on first contact the caller
+// gets the key's SHA256 fingerprint to store, afterwards a different key is refused before
+// any credential is sent (ssh2 checks the host key before authenticating).
+
+export interface SshTarget {
+  /** For messages: "jetson-3". */
+  name: string;
+  host: string;
+  port: number;
+  username: string;
+  privateKey?: string;
+  passphrase?: string;
+  password?: string;
+  /** "SHA256:…"; null on first contact, when whatever key the host offers is accepted and reported. */
+  pinnedFingerprint: string | null;
+  timeoutMs?: number;
+  /** e.g. { cipher: ["aes128-gcm@openssh.com"] } for benchmarks against OpenSSH. */
+  algorithms?: ConnectConfig["algorithms"];
+}
+
+export interface ExecResult {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface ExecOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Output as it arrives, for live logs. */
+  onOutput?: (text: string, stream: "stdout" | "stderr") => void;
+  /** Most output kept per stream (the tail is kept). */
+  maxBytes?: number;
+}
+
+/** "SHA256:" and the unpadded base64 of the key blob's digest, as ssh-keygen -l prints it. */
+export function fingerprintOf(key: Buffer): string {
+  return `SHA256:${crypto.createHash("sha256").update(key).digest("base64").replace(/=+$/, "")}`;
+}
+
+export class HostKeyChangedError extends AppError {
+  constructor(
+    readonly target: string,
+    readonly pinned: string,
+    readonly offered: string,
+  ) {
+    super(
+      "CONFLICT",
+      `The host key of ${target} has changed: Gantry pinned ${pinned}, the host now offers ${offered}. ` +
+        "Nothing was sent to it. If the device was reinstalled, check the new fingerprint on the device (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub) and have an admin re-pin it; otherwise someone may be in the middle.",
+    );
+  }
+}
+
+export class SshSession {
+  private closed = false;
+  private sftpChannel: Promise<SFTPWrapper> | null = null;
+
+  constructor(
+    readonly client: Client,
+    readonly target: SshTarget,
+    readonly fingerprint: string,
+  ) {
+    const markClosed = () => {
+      this.closed = true;
+      this.sftpChannel = null;
+    };
+    client.on("close", markClosed);
+    client.on("end", markClosed);
+    // A dropped connection after the handshake surfaces in the calls that were using it.
+    client.on("error", markClosed);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Runs a command through the login shell; resolves with its exit code (non-zero is not an error). */
+  exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    const { timeoutMs = 60_000, maxBytes = 256 * 1024 } = opts;
+    const what = `on ${this.target.name}`;
+    return new Promise<ExecResult>((resolve, reject) => {
+      if (this.closed) return reject(connectionLost(this.target));
+      let channel: ClientChannel | null = null;
+      let isDone = false;
+      const out = { stdout: "", stderr: "" };
+      let code: number | null = null;
+      let sig: string | null = null;
+      const finish = (error: Error | null) => {
+        if (isDone) return;
+        isDone = true;
+        clearTimeout(timer);
+        opts.signal?.removeEventListener("abort", onAbort);
+        this.client.removeListener("close", onClose);
+        if (error) {
+          channel?.close();
+          reject(error);
+        } else resolve({ code, signal: sig, ...out });
+      };
+      const timer = setTimeout(() => finish(new AppError("INTERNAL", `A command ${what} did not finish within ${Math.round(timeoutMs / 1000)} s and was stopped`)), timeoutMs);
+      const onAbort = () => finish(opts.signal!.reason instanceof Error ? opts.signal!.reason : new Error("Cancelled"));
+      const onClose = () => finish(connectionLost(this.target));
+      opts.signal?.addEventListener("abort", onAbort, { once: true });
+      this.client.once("close", onClose);
+      try {
+        this.client.exec(command, (error, stream) => {
+          if (error) return finish(new AppError("INTERNAL", `Could not run a command ${what}: ${error.message}`, { cause: error }));
+          channel = stream;
+          const take = (key: "stdout" | "stderr") => (chunk: Buffer) => {
+            const text = chunk.toString("utf8");
+            out[key] = (out[key] + text).slice(-maxBytes);
+            opts.onOutput?.(text, key);
+          };
+          stream.on("data", take("stdout"));
+          stream.stderr.on("data", take("stderr"));
+          stream.on("exit", (c: number | null, s?: string) => {
+            code = c;
+            sig = s ?? null;
+          });
+          stream.on("close", () => finish(null));
+        });
+      } catch (error) {
+        finish(connectionLost(this.target, error));
+      }
+    });
+  }
+
+  /** One SFTP channel per connection, opened on first use. */
+  sftp(): Promise<SFTPWrapper> {
+    if (this.closed) return Promise.reject(connectionLost(this.target));
+    this.sftpChannel ??= new Promise<SFTPWrapper>((resolve, reject) =>
+      this.client.sftp((error, sftp) => {
+        if (error) {
+          this.sftpChannel = null;
+          reject(new AppError("INTERNAL", `${this.target.name} refused an SFTP session: ${error.message}; check that its sshd has an sftp Subsystem`, { cause: error }));
+        } else {
+          sftp.on("close", () => (this.sftpChannel = null));
+          resolve(sftp);
+        }
+      }),
+    );
+    return this.sftpChannel;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.client.end();
+  }
+}
+
+export function connectionLost(target: SshTarget, cause?: unknown): AppError {
+  return new AppError("INTERNAL", `The SSH connection to ${target.name} (${target.host}:${target.port}) was lost`, { cause });
+}
+
+/** Connects and authenticates; refuses a host key other than the pinned one. */
+export function connectSsh(target: SshTarget, { signal }: { signal?: AbortSignal } = {}): Promise<SshSession> {
+  const timeoutMs = target.timeoutMs ?? 15_000;
+  return new Promise<SshSession>((resolve, reject) => {
+    const client = new Client();
+    let offered: string | null = null;
+    let isDone = false;
+    const fail = (error: Error) => {
+      if (isDone) return;
+      isDone = true;
+      signal?.removeEventListener("abort", onAbort);
+      client.end();
+      client.destroy?.();
+      reject(error);
+    };
+    const onAbort = () => fail(signal!.reason instanceof Error ? signal!.reason : new Error("Cancelled"));
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    client.once("ready", () => {
+      if (isDone) return client.end();
+      isDone = true;
+      signal?.removeEventListener("abort", onAbort);
+      resolve(new SshSession(client, target, offered!));
+    });
+    client.on("error", (error: Error & { level?: string; code?: string }) => {
+      if (offered && target.pinnedFingerprint && offered !== target.pinnedFingerprint) return fail(new HostKeyChangedError(target.name, target.pinnedFingerprint, offered));
+      fail(describeConnectError(target, error, timeoutMs));
+    });
+    client.on("close", () => fail(connectionLost(target)));
+    try {
+      client.connect({
+        host: target.host,
+        port: target.port,
+        username: target.username,
+        privateKey: target.privateKey,
+        passphrase: target.passphrase,
+        password: target.password,
+        readyTimeout: timeoutMs,
+        keepaliveInterval: 10_000,
+        keepaliveCountMax: 3,
+        algorithms: target.algorithms,
+        hostVerifier: (key: Buffer) => {
+          offered = fingerprintOf(key);
+          return target.pinnedFingerprint === null || offered === target.pinnedFingerprint;
+        },
+      });
+    } catch (error) {
+      // ssh2 throws synchronously for a key it cannot parse.
+      fail(new AppError("BAD_REQUEST", `The private key for ${target.name} could not be read: ${(error as Error).message}`, { cause: error }));
+    }
+  });
+}
+
+function describeConnectError(target: SshTarget, error: Error & { level?: string; code?: string }, timeoutMs: number): AppError {
+  const where = `${target.name} (${target.host}:${target.port})`;
+  if (error.level === "client-authentication") {
+    return new AppError(
+      "BAD_REQUEST",
+      target.password
+        ? `${where} refused the password for user ${target.username}; check the user and password`
+        : `${where} refused the SSH key for user ${target.username}; check its authorized_keys`,
+      { cause: error },
+    );
+  }
+  if (error.level === "client-timeout" || error.message.includes("Timed out")) {
+    return new AppError("INTERNAL", `${where} did not complete the SSH handshake within ${Math.round(timeoutMs / 1000)} s; check that it is on and reachable`, { cause: error });
+  }
+  const code = error.code ?? "";
+  if (code === "ECONNREFUSED") return new AppError("INTERNAL", `${where} refused the connection; check that sshd runs and the port is right`, { cause: error });
+  if (code === "EHOSTUNREACH" || code === "ENETUNREACH" || code === "ETIMEDOUT") return new AppError("INTERNAL", `${where} cannot be reached (${code}); check that it is on and on the network`, { cause: error });
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return new AppError("BAD_REQUEST", `The host name of ${where} does not resolve; check the address`, { cause: error });
+  if (error.message.includes("parse privateKey") || error.message.includes("Cannot parse")) {
+    return new AppError("BAD_REQUEST", `The private key for ${target.name} could not be read: ${error.message}`, { cause: error });
+  }
+  return new AppError("INTERNAL", `SSH to ${where} failed: ${error.message}`, { cause: error });
+}
