@@ -7,7 +7,7 @@ import { checkRole, type OrgActor } from "../server/auth/roles";
 import { authenticateApiToken } from "../server/auth/tokens.service";
 import { listServableEndpoints, recordEndpointState } from "../server/serving/endpoints.service";
 import type { InferenceEngine, LoadedEndpoint } from "../server/serving/inference.service";
-import { fromNested, toNested, toOipDatatype, toOipShape } from "../server/serving/tensors";
+import { fromNested, toNested, toOipDatatype, toOipShape, type JsonTensor } from "../server/serving/tensors";
 import { RequestStatsRecorder } from "../server/serving/request-stats.recorder";
 import { INTERNAL_TOKEN_PREFIX, verifyInternalToken } from "../server/serving/internal-token";
 
@@ -33,11 +33,39 @@ export interface ModelServerOptions {
   log?: (message: string) => void;
 }
 
-const inferBody = z.object({
-  id: z.string().optional(),
-  inputs: z.array(z.object({ name: z.string(), shape: z.array(z.number()), datatype: z.string(), data: z.array(z.unknown()) })).min(1),
-  outputs: z.array(z.object({ name: z.string() })).optional(),
-});
+interface InferBody {
+  id?: string;
+  inputs: JsonTensor[];
+  outputs?: Array<{ name: string }>;
+}
+const INFER_EXAMPLE = '{ "inputs": [{ "name", "shape", "datatype", "data" }] }';
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * The OIP infer body's structure, checked by hand rather than with zod: this runs on every
+ * request, and the tensor values (checked one by one while they are copied, in tensors.ts)
+ * would otherwise be walked twice.
+ */
+function parseInferBody(value: unknown): InferBody {
+  const refuse = (where: string, message: string): never => {
+    throw new AppError("BAD_REQUEST", `The request body is not what this route takes: ${where}: ${message} (expected ${INFER_EXAMPLE})`);
+  };
+  if (!isObject(value)) return refuse("the body", "must be an object");
+  if (value.id !== undefined && typeof value.id !== "string") refuse("id", "must be a string");
+  const inputs = value.inputs;
+  if (!Array.isArray(inputs) || inputs.length === 0) return refuse("inputs", "must be a list of at least one tensor");
+  for (let i = 0; i < inputs.length; i++) {
+    const t: unknown = inputs[i];
+    if (!isObject(t)) return refuse(`inputs.${i}`, "must be an object");
+    if (typeof t.name !== "string") refuse(`inputs.${i}.name`, "must be a string");
+    if (!Array.isArray(t.shape) || !t.shape.every((d) => typeof d === "number")) refuse(`inputs.${i}.shape`, "must be a list of numbers");
+    if (typeof t.datatype !== "string") refuse(`inputs.${i}.datatype`, "must be a string");
+    if (!Array.isArray(t.data)) refuse(`inputs.${i}.data`, "must be a list");
+  }
+  const outputs = value.outputs;
+  if (outputs !== undefined && (!Array.isArray(outputs) || !outputs.every((o) => isObject(o) && typeof o.name === "string"))) refuse("outputs", 'must be a list of { "name" }');
+  return value as unknown as InferBody;
+}
 const predictBody = z.object({ inputs: z.record(z.string(), z.unknown()) });
 
 // A token is looked up once per few seconds, not on every request: a revoked token keeps
@@ -103,7 +131,7 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
       chunks.push(chunk);
     }
     try {
-      return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+      return JSON.parse((chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString("utf8"));
     } catch {
       throw new AppError("BAD_REQUEST", "The request body is not valid JSON");
     }
@@ -128,8 +156,15 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://serve");
-    const parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
+    const target = req.url ?? "/";
+    const query = target.indexOf("?");
+    const url = { pathname: query === -1 ? target : target.slice(0, query) };
+    let parts: string[];
+    try {
+      parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
+    } catch {
+      throw new AppError("BAD_REQUEST", `The path ${url.pathname} is not validly percent-encoded`);
+    }
     const method = req.method ?? "GET";
     const send = (status: number, body: unknown, type = "application/json") => {
       const text = type === "application/json" ? JSON.stringify(body) : String(body);
@@ -167,7 +202,7 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
       }
       if (action === "infer" && method === "POST") {
         const loaded = await resolve(req, name, version);
-        const body = parse(inferBody, await readJson(req), '{ "inputs": [{ "name", "shape", "datatype", "data" }] }');
+        const body = parseInferBody(await readJson(req));
         const outputs = await engine.infer(loaded, body.inputs, body.outputs?.map((o) => o.name));
         return send(200, { model_name: loaded.spec.name, model_version: String(loaded.spec.versionNumber), ...(body.id ? { id: body.id } : {}), outputs });
       }

@@ -3,9 +3,11 @@ import type { ServableEndpoint } from "./endpoints.schemas";
 import { buildFeeds, toJsonTensor, type JsonTensor } from "./tensors";
 import { ServingMetrics, type Outcome } from "./metrics";
 import { SessionPool, type RawTensor } from "./session-pool";
+import { InlineSession } from "./inline-session";
 
 // The inference engine of the model server: per endpoint, a pool of `concurrency` onnxruntime
-// sessions on worker threads (session-worker.mjs says why), a bounded queue in front of it, a
+// sessions on worker threads (session-worker.mjs says why), plus one on the main thread for
+// small requests to quick models (inline-session.ts says when), a bounded queue in front, a
 // deadline per request, and hot swaps that replace a pool only once its successor has loaded.
 // A request past its deadline is answered at once; its run finishes on its worker, which
 // stays busy until then (onnxruntime cannot interrupt a run).
@@ -33,6 +35,8 @@ export class InferenceTimeoutError extends AppError {
 export interface LoadedEndpoint {
   spec: ServableEndpoint;
   pool: SessionPool;
+  /** The same model on the main thread when it is quick enough (inline-session.ts); small requests run there. */
+  inline: InlineSession | null;
   active: number;
   queue: Array<() => void>;
   isRetired: boolean;
@@ -50,6 +54,8 @@ export interface InferenceEngineOptions {
   readModel: (sha256: string) => Promise<Uint8Array>;
   /** MODEL_INFERENCE_TIMEOUT in milliseconds; an endpoint's timeoutMs setting overrides it. */
   defaultTimeoutMs: number;
+  /** false: never run a quick model on the main thread (every request goes to a worker). */
+  inline?: boolean;
 }
 
 const keyOf = (orgId: string, name: string) => `${orgId}/${name}`;
@@ -85,13 +91,13 @@ export class InferenceEngine {
       }
       if (this.failedVersions.get(spec.id) === spec.versionId) continue;
       try {
-        const pool = await this.load(spec);
+        const { pool, inline } = await this.load(spec);
         if (this.desired.get(key)?.versionId !== spec.versionId) {
-          await pool.release(); // undeployed or changed again while loading
+          await Promise.all([pool.release(), inline?.release()]); // undeployed or changed again while loading
           continue;
         }
         if (current) this.retire(current);
-        this.served.set(key, { spec, pool, active: 0, queue: [], isRetired: false, isReleased: false });
+        this.served.set(key, { spec, pool, inline, active: 0, queue: [], isRetired: false, isReleased: false });
         this.failedVersions.delete(spec.id);
         changes.push({ endpointId: spec.id, status: "ready", error: null });
       } catch (error) {
@@ -107,9 +113,12 @@ export class InferenceEngine {
     return changes;
   }
 
-  private async load(spec: ServableEndpoint): Promise<SessionPool> {
+  private async load(spec: ServableEndpoint): Promise<{ pool: SessionPool; inline: InlineSession | null }> {
     const bytes = await this.options.readModel(spec.sha256);
-    return SessionPool.create(bytes, { size: spec.settings.concurrency, threads: spec.settings.threads });
+    const pool = await SessionPool.create(bytes, { size: spec.settings.concurrency, threads: spec.settings.threads });
+    if (this.options.inline === false) return { pool, inline: null };
+    const inline = await InlineSession.createIfQuick(bytes, spec.signature, spec.settings.threads, pool).catch(() => null);
+    return { pool, inline };
   }
 
   /** The endpoint served under this name in this organisation, or NOT_FOUND (503 while it loads or failed). */
@@ -169,7 +178,8 @@ export class InferenceEngine {
       }, timeoutMs);
       const run = () => {
         loaded.active++;
-        loaded.pool
+        const runner = loaded.inline?.takes(feeds) ? loaded.inline : loaded.pool;
+        runner
           .run(feeds, outputs)
           .then((r) => !isSettled && resolve(r), (e: unknown) => !isSettled && reject(new AppError("BAD_REQUEST", `The model rejected the request: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`)))
           .finally(() => {
@@ -208,7 +218,7 @@ export class InferenceEngine {
   private async release(loaded: LoadedEndpoint) {
     if (loaded.isReleased) return;
     loaded.isReleased = true;
-    await loaded.pool.release().catch(() => {});
+    await Promise.all([loaded.pool.release().catch(() => {}), loaded.inline?.release().catch(() => {})]);
   }
 
   /** Endpoints currently served, for metrics and the readiness check. */

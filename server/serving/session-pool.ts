@@ -9,11 +9,29 @@ export interface RawTensor {
   dims: readonly number[];
 }
 
-type Reply = { type: "ready" } | { type: "load-failed"; message: string } | { type: "result"; id: number; outputs: Record<string, RawTensor> } | { type: "failed"; id: number; message: string } | { type: "released" };
+type Reply =
+  | { type: "ready" }
+  | { type: "load-failed"; message: string }
+  | { type: "result"; id: number; outputs: Record<string, RawTensor> }
+  | { type: "timed"; id: number; ms: number }
+  | { type: "failed"; id: number; message: string }
+  | { type: "released" };
 
 interface Slot {
   worker: Worker;
-  pending: Map<number, { resolve: (o: Record<string, RawTensor>) => void; reject: (e: Error) => void }>;
+  pending: Map<number, { resolve: (o: never) => void; reject: (e: Error) => void }>;
+}
+
+/** The buffers of these tensors, when they can be handed over whole (not views into a larger or shared one). */
+function transferable(feeds: Record<string, RawTensor>): ArrayBuffer[] {
+  const buffers: ArrayBuffer[] = [];
+  for (const name in feeds) {
+    const data = feeds[name].data;
+    if (!ArrayBuffer.isView(data) || !(data.buffer instanceof ArrayBuffer)) continue;
+    if (data.byteOffset !== 0 || data.byteLength !== data.buffer.byteLength || buffers.includes(data.buffer)) continue;
+    buffers.push(data.buffer);
+  }
+  return buffers;
 }
 
 const workerUrl = new URL("./session-worker.mjs", import.meta.url);
@@ -42,19 +60,35 @@ export class SessionPool {
     return this.idle.length > 0;
   }
 
-  /** Runs on an idle worker; the caller keeps to `size` at once. */
+  /**
+   * Runs on an idle worker; the caller keeps to `size` at once. The feeds' buffers are
+   * transferred to the worker: the caller must not use them afterwards.
+   */
   async run(feeds: Record<string, RawTensor>, outputs: string[]): Promise<Record<string, RawTensor>> {
     const slot = this.idle.pop();
     if (!slot) throw new Error("No idle session");
     const id = this.nextId++;
     try {
-      return await new Promise((resolve, reject) => {
+      return await new Promise<Record<string, RawTensor>>((resolve, reject) => {
         slot.pending.set(id, { resolve, reject });
-        slot.worker.postMessage({ type: "run", id, feeds, outputs });
+        slot.worker.postMessage({ type: "run", id, feeds, outputs }, transferable(feeds));
       });
     } finally {
       this.idle.push(slot);
     }
+  }
+
+  /**
+   * Median milliseconds of up to `runs` runs of these feeds on one worker after a warm-up run
+   * (the pool must be idle); a run over `stopAboveMs` ends it early, returning at least that.
+   */
+  async time(feeds: Record<string, RawTensor>, outputs: string[], { runs, stopAboveMs }: { runs: number; stopAboveMs: number }): Promise<number> {
+    const slot = this.slots[0];
+    const id = this.nextId++;
+    return new Promise<number>((resolve, reject) => {
+      slot.pending.set(id, { resolve, reject });
+      slot.worker.postMessage({ type: "time", id, feeds, outputs, runs, stopAboveMs });
+    });
   }
 
   /** Releases every session (`session.release()`) and stops the workers. */
@@ -82,10 +116,11 @@ function startSlot(bytes: Uint8Array, threads: number): Promise<Slot> {
       else if (m.type === "load-failed") {
         reject(new Error(m.message));
         void worker.terminate();
-      } else if (m.type === "result" || m.type === "failed") {
+      } else if (m.type === "result" || m.type === "timed" || m.type === "failed") {
         const waiter = slot.pending.get(m.id);
         slot.pending.delete(m.id);
-        if (m.type === "result") waiter?.resolve(m.outputs);
+        if (m.type === "result") waiter?.resolve(m.outputs as never);
+        else if (m.type === "timed") waiter?.resolve(m.ms as never);
         else waiter?.reject(new Error(m.message));
       }
     });

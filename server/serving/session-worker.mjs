@@ -1,6 +1,7 @@
 // One onnxruntime session in a worker thread. onnxruntime-node's `run` is synchronous under
 // its promise, so sessions live off the main thread: the HTTP server keeps answering, timers
-// fire on time, and an endpoint's concurrency is real.
+// fire on time, and an endpoint's concurrency is real. Tensors cross in both directions by
+// transfer, not copy, when their buffers allow it.
 import { parentPort, workerData } from "node:worker_threads";
 import * as ort from "onnxruntime-node";
 
@@ -17,6 +18,12 @@ try {
   parentPort.postMessage({ type: "load-failed", message: String(error?.message ?? error).split("\n")[0] });
 }
 
+const tensorsOf = (feeds) => {
+  const tensors = {};
+  for (const name in feeds) tensors[name] = new ort.Tensor(feeds[name].type, feeds[name].data, feeds[name].dims);
+  return tensors;
+};
+
 parentPort.on("message", async (m) => {
   if (m.type === "release") {
     await session?.release().catch(() => {});
@@ -24,12 +31,38 @@ parentPort.on("message", async (m) => {
     return;
   }
   try {
-    const feeds = {};
-    for (const [name, t] of Object.entries(m.feeds)) feeds[name] = new ort.Tensor(t.type, t.data, t.dims);
-    const result = await session.run(feeds, m.outputs);
+    if (m.type === "time") {
+      // Warm-up runs timed here, off the main thread, to tell whether the model is quick.
+      // The first run (allocations) does not count; a run over `stopAboveMs` ends the timing early.
+      const feeds = tensorsOf(m.feeds);
+      await session.run(feeds, m.outputs);
+      const times = [];
+      for (let i = 0; i < m.runs; i++) {
+        const started = performance.now();
+        await session.run(feeds, m.outputs);
+        times.push(performance.now() - started);
+        if (times[i] > m.stopAboveMs) {
+          parentPort.postMessage({ type: "timed", id: m.id, ms: times[i] });
+          return;
+        }
+      }
+      times.sort((a, b) => a - b);
+      parentPort.postMessage({ type: "timed", id: m.id, ms: times[times.length >> 1] });
+      return;
+    }
+    const result = await session.run(tensorsOf(m.feeds), m.outputs);
     const outputs = {};
-    for (const name of m.outputs) outputs[name] = { type: result[name].type, data: result[name].data, dims: result[name].dims };
-    parentPort.postMessage({ type: "result", id: m.id, outputs });
+    const transfer = [];
+    for (const name of m.outputs) {
+      const data = result[name].data;
+      outputs[name] = { type: result[name].type, data, dims: result[name].dims };
+      if (ArrayBuffer.isView(data) && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && !transfer.includes(data.buffer)) transfer.push(data.buffer);
+    }
+    try {
+      parentPort.postMessage({ type: "result", id: m.id, outputs }, transfer);
+    } catch {
+      parentPort.postMessage({ type: "result", id: m.id, outputs }); // a buffer that cannot move is copied
+    }
   } catch (error) {
     parentPort.postMessage({ type: "failed", id: m.id, message: String(error?.message ?? error).split("\n")[0] });
   }

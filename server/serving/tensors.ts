@@ -44,24 +44,27 @@ const isBig = (t: OrtType) => t === "int64" || t === "uint64";
 
 /** Checks a request's tensors against the model's signature and builds the feeds. */
 export function buildFeeds(endpointName: string, signature: { inputs: TensorSpec[] }, settings: EndpointSettings, inputs: JsonTensor[]): Record<string, RawTensor> {
-  const specs = new Map(signature.inputs.map((s) => [s.name, s]));
-  const names = signature.inputs.map((s) => s.name).join(", ");
   const feeds: Record<string, RawTensor> = {};
+  const names = () => signature.inputs.map((s) => s.name).join(", ");
   for (const input of inputs) {
-    const spec = specs.get(input.name);
-    if (!spec) throw bad(`Input "${input.name}" is not an input of endpoint ${endpointName}; it takes ${names}`);
+    const spec = signature.inputs.find((s) => s.name === input.name);
+    if (!spec) throw bad(`Input "${input.name}" is not an input of endpoint ${endpointName}; it takes ${names()}`);
     if (feeds[input.name]) throw bad(`Input "${input.name}" is given twice`);
     const ortType = oipToOrt[input.datatype as OipDatatype];
     if (!ortType) throw bad(`Input "${input.name}" has datatype "${input.datatype}", which is not one of ${Object.keys(oipToOrt).join(", ")}`);
     if (ortType !== spec.type) throw bad(`Input "${input.name}" must have datatype ${toOipDatatype(spec.type)}, not ${input.datatype}`);
     checkShape(input, spec, settings);
-    const count = input.shape.reduce((a, b) => a * b, 1);
-    const flat = input.data.flat(Infinity as 1) as unknown[];
+    let count = 1;
+    for (const d of input.shape) count *= d;
+    // Row-major data is flat by the protocol; some clients nest it, which costs a flatten.
+    const flat = input.data.length > 0 && Array.isArray(input.data[0]) ? (input.data.flat(Infinity as 1) as unknown[]) : input.data;
     if (flat.length !== count) throw bad(`Input "${input.name}" has ${flat.length} values, but shape [${input.shape.join(", ")}] needs ${count}`);
     feeds[input.name] = { type: ortType, data: toTypedArray(input.name, ortType, flat, settings.preprocessing?.[input.name], input.shape), dims: input.shape };
   }
-  const missing = signature.inputs.filter((s) => !feeds[s.name]).map((s) => s.name);
-  if (missing.length) throw bad(`Input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `"${m}"`).join(", ")} ${missing.length > 1 ? "are" : "is"} missing; endpoint ${endpointName} takes ${names}`);
+  if (inputs.length < signature.inputs.length || signature.inputs.some((s) => !feeds[s.name])) {
+    const missing = signature.inputs.filter((s) => !feeds[s.name]).map((s) => s.name);
+    throw bad(`Input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `"${m}"`).join(", ")} ${missing.length > 1 ? "are" : "is"} missing; endpoint ${endpointName} takes ${names()}`);
+  }
   return feeds;
 }
 
@@ -76,29 +79,56 @@ function checkShape(input: JsonTensor, spec: TensorSpec, settings: EndpointSetti
   if (expected[0] === -1 && shape[0] > settings.maxBatch) throw bad(`Input "${input.name}" has a batch of ${shape[0]}; this endpoint takes at most ${settings.maxBatch} (its maxBatch setting)`);
 }
 
-function toTypedArray(name: string, type: OrtType, flat: unknown[], norm: EndpointSettings["preprocessing"] extends Record<string, infer N> | undefined ? N | undefined : never, shape: number[]) {
+type Normalisation = NonNullable<EndpointSettings["preprocessing"]>[string];
+const numberArrays = { float32: Float32Array, float64: Float64Array, int8: Int8Array, int16: Int16Array, int32: Int32Array, uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array };
+
+/** One pass over the values: checks each and writes it into a fresh typed array (one the pool may transfer). */
+function toTypedArray(name: string, type: OrtType, flat: unknown[], norm: Normalisation | undefined, shape: number[]): RawTensor["data"] {
+  const n = flat.length;
   if (type === "bool") {
-    if (!flat.every((v) => typeof v === "boolean")) throw bad(`Input "${name}" is BOOL, so its data must be true or false values`);
-    return Uint8Array.from(flat as boolean[], (v) => (v ? 1 : 0));
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const v = flat[i];
+      if (typeof v !== "boolean") throw bad(`Input "${name}" is BOOL, so its data must be true or false values`);
+      out[i] = v ? 1 : 0;
+    }
+    return out;
   }
-  const bad_ = flat.findIndex((v) => typeof v !== "number" || !Number.isFinite(v));
-  if (bad_ !== -1) throw bad(`Input "${name}" has a value that is not a finite number at position ${bad_}`);
-  const nums = flat as number[];
   if (isBig(type)) {
-    if (!nums.every(Number.isSafeInteger)) throw bad(`Input "${name}" is ${toOipDatatype(type)}, so its data must be whole numbers`);
-    return type === "int64" ? BigInt64Array.from(nums, BigInt) : BigUint64Array.from(nums, BigInt);
+    const out = type === "int64" ? new BigInt64Array(n) : new BigUint64Array(n);
+    for (let i = 0; i < n; i++) {
+      const v = flat[i];
+      if (typeof v !== "number" || !Number.isFinite(v)) throw notNumber(name, i);
+      if (!Number.isSafeInteger(v)) throw bad(`Input "${name}" is ${toOipDatatype(type)}, so its data must be whole numbers`);
+      out[i] = BigInt(v);
+    }
+    return out;
   }
-  const Ctor = { float32: Float32Array, float64: Float64Array, int8: Int8Array, int16: Int16Array, int32: Int32Array, uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array }[type];
-  if (!norm) return new Ctor(nums);
+  const out = new numberArrays[type as keyof typeof numberArrays](n);
+  if (!norm) {
+    for (let i = 0; i < n; i++) {
+      const v = flat[i];
+      if (typeof v !== "number" || !Number.isFinite(v)) throw notNumber(name, i);
+      out[i] = v;
+    }
+    return out;
+  }
   const channels = shape.at(-1) ?? 1;
-  const pick = (v: number | number[], i: number) => (typeof v === "number" ? v : v[i % channels] ?? v[0]);
-  return new Ctor(nums.map((v, i) => (v - pick(norm.mean, i)) / pick(norm.std, i)));
+  const pick = (v: number | number[], i: number) => (typeof v === "number" ? v : (v[i % channels] ?? v[0]));
+  for (let i = 0; i < n; i++) {
+    const v = flat[i];
+    if (typeof v !== "number" || !Number.isFinite(v)) throw notNumber(name, i);
+    out[i] = (v - pick(norm.mean, i)) / pick(norm.std, i);
+  }
+  return out;
 }
+
+const notNumber = (name: string, i: number) => bad(`Input "${name}" has a value that is not a finite number at position ${i}`);
 
 /** onnxruntime output → JSON tensor (64-bit integers become numbers). */
 export function toJsonTensor(name: string, tensor: RawTensor): JsonTensor {
   const data = tensor.data as ArrayLike<number | bigint | boolean>;
-  const values = tensor.type === "bool" ? Array.from(data as Uint8Array, Boolean) : Array.from(data, (v) => (typeof v === "bigint" ? Number(v) : v));
+  const values = tensor.type === "bool" ? Array.from(data as Uint8Array, Boolean) : isBig(tensor.type as OrtType) ? Array.from(data as BigInt64Array, Number) : Array.from(data as Float32Array);
   return { name, shape: tensor.dims.map(Number), datatype: toOipDatatype(tensor.type), data: values };
 }
 

@@ -1,0 +1,69 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { buildMlp, runMlpInJs, seededValues } from "../../tests/helpers/onnx-models";
+import { buildSlowModel } from "../../tests/helpers/slow-model";
+import { endpointSettingsSchema, type ServableEndpoint } from "./endpoints.schemas";
+import { InferenceEngine } from "./inference.service";
+import { buildFeeds } from "./tensors";
+
+// Quick models also run on the main thread for small requests; large requests and slow
+// models stay on the worker threads. Both paths give the same numbers.
+
+const models = new Map<string, Buffer>([
+  ["mlp", buildMlp()],
+  ["slow", buildSlowModel()],
+]);
+const engines: InferenceEngine[] = [];
+
+function spec(name: string, settings: Record<string, unknown> = {}): ServableEndpoint {
+  const signature =
+    name === "slow"
+      ? { inputs: [{ name: "x", type: "float32", shape: [1] }], outputs: [{ name: "y", type: "float32", shape: [] }] }
+      : { inputs: [{ name: "x", type: "float32", shape: ["batch", 4] }], outputs: [{ name: "y", type: "float32", shape: ["batch", 3] }] };
+  return { id: crypto.randomUUID(), orgId: "org", name, modelName: name, versionId: `${name}-v1`, versionNumber: 1, sha256: name, signature, settings: endpointSettingsSchema.parse({ maxBatch: 65_536, ...settings }) };
+}
+
+async function engineWith(specs: ServableEndpoint[], options: { inline?: boolean } = {}) {
+  const engine = new InferenceEngine({ readModel: async (sha) => models.get(sha)!, defaultTimeoutMs: 30_000, ...options });
+  engines.push(engine);
+  const changes = await engine.sync(specs);
+  expect(changes.every((c) => c.status === "ready")).toBe(true);
+  return engine;
+}
+
+const rows = (n: number) => Array.from({ length: n }, (_, i) => seededValues(4, 500 + i));
+
+afterAll(async () => {
+  await Promise.all(engines.map((e) => e.close()));
+});
+
+describe("main-thread sessions for quick models", () => {
+  it("runs small requests of a quick model on the main thread and large ones on workers, with the same numbers", async () => {
+    const engine = await engineWith([spec("mlp")]);
+    const loaded = engine.find("org", "mlp");
+    expect(loaded.inline).not.toBeNull();
+    expect(loaded.inline!.calibrationMs).toBeLessThanOrEqual(0.5);
+
+    const small = rows(2);
+    const large = rows(20_000);
+    const tensor = (x: number[][]) => [{ name: "x", shape: [x.length, 4], datatype: "FP32", data: x.flat() }];
+    expect(loaded.inline!.takes(buildFeeds("mlp", loaded.spec.signature, loaded.spec.settings, tensor(small)))).toBe(true);
+    expect(loaded.inline!.takes(buildFeeds("mlp", loaded.spec.signature, loaded.spec.settings, tensor(large)))).toBe(false);
+
+    for (const x of [small, large]) {
+      const [y] = await engine.infer(loaded, tensor(x));
+      const expected = runMlpInJs(x);
+      expect(y.shape).toEqual([x.length, 3]);
+      (y.data as number[]).forEach((v, i) => expect(Math.abs(v - expected[Math.floor(i / 3)][i % 3])).toBeLessThan(1e-5));
+    }
+  });
+
+  it("keeps a slow model on workers only, and can be turned off", async () => {
+    const engine = await engineWith([spec("slow")]);
+    expect(engine.find("org", "slow").inline).toBeNull();
+    const off = await engineWith([spec("mlp")], { inline: false });
+    const loaded = off.find("org", "mlp");
+    expect(loaded.inline).toBeNull();
+    const [y] = await off.infer(loaded, [{ name: "x", shape: [1, 4], datatype: "FP32", data: rows(1)[0] }]);
+    expect(Math.abs((y.data as number[])[0] - runMlpInJs(rows(1))[0][0])).toBeLessThan(1e-5);
+  });
+});
