@@ -60,6 +60,10 @@ const schema = z.object({
   EDGE_ENCODE_CODEC: z.enum(["h264", "av1"]).default("h264"),
   EDGE_ENCODE_PRESET: z.enum(["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]).default("veryfast"),
   EDGE_ENCODE_CRF: z.coerce.number().int().min(0).max(51).default(23),
+  /** Largest episode an agent may upload in one go, in bytes (its archive: frames or videos plus data). */
+  EDGE_MAX_UPLOAD_BYTES: z.coerce.number().int().min(1024).default(20 * 1024 ** 3),
+  /** New edge uploads are refused (507) when they would leave less free disk than this under EDGE_UPLOAD_DIR. */
+  EDGE_MIN_FREE_DISK_BYTES: z.coerce.number().int().min(0).default(5 * 1024 ** 3),
   FIREBASE_PROJECT_ID: z.string().min(1).optional(),
   FIREBASE_API_KEY: z.string().min(1).optional(),
   FIREBASE_AUTH_DOMAIN: z.string().min(1).optional(),

@@ -1,0 +1,329 @@
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testDb } from "../tests/helpers/db";
+import { createOrgWithMember, waitFor } from "../tests/helpers/factories";
+import { createApiToken } from "../server/auth/tokens.service";
+import { buildEpisodeArchive } from "./archive";
+import type { EpisodeFile } from "./layout";
+import { buildAgent, recordEpisode, runAgent, startRelay, startTestPortal, tempDir, type TestPortal } from "./test-helpers";
+
+// The bundled agent, run as a user would, against the real edge route handlers and Postgres.
+
+const db = testDb();
+let portal: TestPortal;
+let uploadDir: string;
+let token: string;
+let viewerToken: string;
+let orgId: string;
+
+const sha = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+const unique = () => crypto.randomBytes(4).toString("hex");
+
+async function loggedInHome(url = portal.url, withToken = token): Promise<string> {
+  const home = tempDir("agent-home");
+  const login = await runAgent(["login", "--portal", url, "--token", withToken], { home });
+  expect(login.code, login.stderr).toBe(0);
+  return home;
+}
+
+beforeAll(async () => {
+  buildAgent();
+  const { actor, orgId: org } = await createOrgWithMember(db, "operator");
+  orgId = org;
+  token = (await createApiToken(db, { actor, input: { name: "agent", scopes: ["write"] } })).token;
+  viewerToken = (await createApiToken(db, { actor, input: { name: "reader", scopes: ["read"] } })).token;
+  uploadDir = tempDir("edge-uploads");
+  portal = await startTestPortal({ GANTRY_HOME: tempDir("portal-home"), EDGE_UPLOAD_DIR: uploadDir, EDGE_MIN_FREE_DISK_BYTES: "0" });
+}, 120_000);
+
+afterAll(async () => {
+  await portal?.stop();
+});
+
+describe("gantry-agent login", () => {
+  it("checks the token with the portal and keeps it in a file only its owner can read", async () => {
+    const home = await loggedInHome();
+    const file = path.join(home, "agent.json");
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(fs.readFileSync(file, "utf8"))).toMatchObject({ portal: portal.url, token });
+  });
+
+  it("refuses a bad token and saves nothing", async () => {
+    const home = tempDir("agent-home");
+    const run = await runAgent(["login", "--portal", portal.url, "--token", "gty_00000000_" + "a".repeat(43)], { home });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/HTTP 401.*not valid or has been revoked/);
+    expect(fs.existsSync(path.join(home, "agent.json"))).toBe(false);
+  });
+
+  it("says so when the portal cannot be reached, and when a command needs a login first", async () => {
+    const home = tempDir("agent-home");
+    const run = await runAgent(["login", "--portal", "http://127.0.0.1:9", "--token", token], { home });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/Cannot reach the portal at http:\/\/127\.0\.0\.1:9/);
+    const upload = await runAgent(["upload", home, "--dataset", "lab/x"], { home });
+    expect(upload.code).toBe(2);
+    expect(upload.stderr).toMatch(/Not logged in/);
+  });
+});
+
+describe("gantry-agent upload", () => {
+  it("uploads an episode's frames and data, checked by sha256, and queues its encoding; again is harmless", async () => {
+    const home = await loggedInHome();
+    const recording = tempDir("recording");
+    // LeRobot names camera folders by feature key; the portal calls the camera by its last part.
+    recordEpisode(recording, { episode: 3, frames: 12, cameraFolder: (c) => `observation.images.${c}` });
+    const repoId = `lab/pick-${unique()}`;
+    const first = await runAgent(["upload", recording, "--dataset", repoId, "--task", "pick the cube"], { home });
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).toMatch(/episode 3: uploading: 25 files/);
+    expect(first.stderr).toMatch(/queued for encoding/);
+
+    const raw = path.join(uploadDir, "lab", repoId.split("/")[1]);
+    for (const camera of ["front", "wrist"]) {
+      for (let i = 0; i < 12; i++) {
+        const name = `frame-${String(i).padStart(6, "0")}.png`;
+        expect(sha(path.join(raw, "images", camera, "episode-000003", name))).toBe(sha(path.join(recording, "images", `observation.images.${camera}`, "episode-000003", name)));
+      }
+    }
+    expect(sha(path.join(raw, "data", "episode-000003.jsonl"))).toBe(sha(path.join(recording, "data", "episode-000003.jsonl")));
+    const leftovers = fs.readdirSync(path.join(raw, "images", "front", "episode-000003")).filter((n) => n.includes(".part-"));
+    expect(leftovers).toEqual([]);
+
+    const episode = await db.episode.findFirstOrThrow({ where: { orgId, number: 3, dataset: { repoId } } });
+    expect(episode).toMatchObject({ mode: "edge", task: "pick the cube", fps: 30, cameras: ["front", "wrist"] });
+    expect(episode.jobId).not.toBeNull();
+
+    const again = await runAgent(["upload", recording, "--dataset", repoId], { home });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(/already registered/);
+    expect(await db.episode.count({ where: { dataset: { repoId } } })).toBe(1);
+    expect(await db.job.count({ where: { id: episode.jobId! } })).toBe(1);
+
+    const status = await runAgent(["status", repoId, "--json"], { home });
+    expect(status.code, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({ repo_id: repoId, status: "ENCODING", episodes: { total: 1, encoded: 0, failed: 0 } });
+  });
+
+  it("resumes after the connection is cut mid-upload, from the last byte the portal stored", async () => {
+    const home = tempDir("agent-home");
+    let hasCut = false;
+    const relay = await startRelay(portal.port, (total, cut) => {
+      if (!hasCut && total > 4_000_000) {
+        hasCut = true;
+        cut();
+      }
+    });
+    try {
+      const login = await runAgent(["login", "--portal", `http://127.0.0.1:${relay.port}`, "--token", token], { home });
+      expect(login.code, login.stderr).toBe(0);
+      const recording = tempDir("recording");
+      recordEpisode(recording, { episode: 0, frames: 60, size: "320x240", noise: true });
+      const archiveBytes = fs.readdirSync(path.join(recording, "images", "front", "episode-000000")).length * 2 * 230_400;
+      const repoId = `lab/cut-${unique()}`;
+      const run = await runAgent(["upload", recording, "--dataset", repoId], { home });
+      expect(run.code, run.stderr).toBe(0);
+      expect(hasCut).toBe(true);
+      const resumedAt = Number(/resumed at ([\d.]+) MB/.exec(run.stderr)?.[1] ?? 0) * 1e6;
+      expect(resumedAt, run.stderr).toBeGreaterThan(0);
+      // Resuming sent the rest, not the whole archive again.
+      expect(relay.total()).toBeLessThan(archiveBytes * 1.3);
+      expect(sha(path.join(uploadDir, "lab", repoId.split("/")[1], "images", "wrist", "episode-000000", "frame-000059.png"))).toBe(sha(path.join(recording, "images", "wrist", "episode-000000", "frame-000059.png")));
+    } finally {
+      relay.close();
+    }
+  });
+
+  it("resumes after the agent itself is killed mid-upload, from where the portal got to", async () => {
+    const recording = tempDir("recording");
+    recordEpisode(recording, { episode: 1, frames: 60, size: "320x240", noise: true });
+    const repoId = `lab/kill-${unique()}`;
+    const home = tempDir("agent-home");
+    let killed = false;
+    let agent: import("node:child_process").ChildProcess | null = null;
+    const relay = await startRelay(portal.port, (total) => {
+      if (!killed && total > 6_000_000 && agent) {
+        killed = true;
+        agent.kill("SIGKILL");
+      }
+    });
+    try {
+      const relayed = `http://127.0.0.1:${relay.port}`;
+      expect((await runAgent(["login", "--portal", relayed, "--token", token], { home })).code).toBe(0);
+      const first = await runAgent(["upload", recording, "--dataset", repoId], { home, onSpawn: (c) => (agent = c) });
+      expect(first.code).toBeNull(); // killed
+      expect(killed).toBe(true);
+      const second = await runAgent(["upload", recording, "--dataset", repoId], { home });
+      expect(second.code, second.stderr).toBe(0);
+      const resumedAt = Number(/resumed at ([\d.]+) MB/.exec(second.stderr)?.[1] ?? 0) * 1e6;
+      expect(resumedAt, second.stderr).toBeGreaterThan(1_000_000);
+      expect(await db.episode.count({ where: { dataset: { repoId }, number: 1 } })).toBe(1);
+      // The finished upload is forgotten: nothing left to resume.
+      expect(JSON.parse(fs.readFileSync(path.join(home, "uploads.json"), "utf8"))).toEqual({});
+    } finally {
+      relay.close();
+    }
+  });
+
+  it("encodes locally with ffmpeg and uploads MP4s in mode 0 (CLOUD_OFFLOAD=0)", async () => {
+    const home = await loggedInHome();
+    const recording = tempDir("recording");
+    recordEpisode(recording, { episode: 2, frames: 15 });
+    const repoId = `lab/local-${unique()}`;
+    const run = await runAgent(["upload", recording, "--dataset", repoId], { home, env: { CLOUD_OFFLOAD: "0" } });
+    expect(run.code, run.stderr).toBe(0);
+    const raw = path.join(uploadDir, "lab", repoId.split("/")[1]);
+    expect(fs.statSync(path.join(raw, "videos", "front", "episode-000002.mp4")).size).toBeGreaterThan(1000);
+    expect(fs.existsSync(path.join(raw, "images"))).toBe(false);
+    expect(await db.episode.findFirstOrThrow({ where: { dataset: { repoId } } })).toMatchObject({ mode: "local", cameras: ["front", "wrist"] });
+  });
+
+  it("refuses what it cannot do with a clear message and a non-zero exit", async () => {
+    const home = await loggedInHome();
+    const empty = tempDir("recording");
+    const none = await runAgent(["upload", empty, "--dataset", "lab/empty"], { home });
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/No episodes in/);
+    const badMode = await runAgent(["upload", empty, "--dataset", "lab/empty", "--mode", "1"], { home });
+    expect(badMode.code).toBe(2);
+    expect(badMode.stderr).toMatch(/--mode must be 2 .* or 0/);
+    const badRepo = await runAgent(["upload", empty, "--dataset", "../etc"], { home });
+    expect(badRepo.code).toBe(2);
+
+    const viewerHome = await loggedInHome(portal.url, viewerToken);
+    const recording = tempDir("recording");
+    recordEpisode(recording, { episode: 0, frames: 3 });
+    const viewer = await runAgent(["upload", recording, "--dataset", `lab/viewer-${unique()}`], { home: viewerHome });
+    expect(viewer.code).toBe(1);
+    expect(viewer.stderr).toMatch(/HTTP 403.*operator role/);
+  });
+});
+
+/** A hand-made tus upload of an archive, as a misbehaving client would send it. */
+async function tusUpload(body: Buffer, metadata: Record<string, string>): Promise<Response> {
+  const encoded = Object.entries(metadata).map(([k, v]) => `${k} ${Buffer.from(v).toString("base64")}`).join(",");
+  const created = await fetch(`${portal.url}/api/edge/uploads`, { method: "POST", headers: { authorization: `Bearer ${token}`, "tus-resumable": "1.0.0", "upload-length": String(body.length), "upload-metadata": encoded } });
+  expect(created.status, await created.clone().text()).toBe(201);
+  const location = new URL(created.headers.get("location")!, portal.url);
+  return fetch(location, { method: "PATCH", headers: { authorization: `Bearer ${token}`, "tus-resumable": "1.0.0", "upload-offset": "0", "content-type": "application/offset+octet-stream" }, body });
+}
+
+async function archiveOf(files: EpisodeFile[], repoId: string, episodeIndex = 0) {
+  const archive = await buildEpisodeArchive({ repoId, episodeIndex, mode: "edge", files });
+  const chunks: Buffer[] = [];
+  for await (const c of archive.range(0, archive.size)) chunks.push(c as Buffer);
+  return { archive, body: Buffer.concat(chunks) };
+}
+
+describe("the portal's upload checks", () => {
+  const fileAt = (dir: string, rel: string, content: string): EpisodeFile => {
+    const abs = path.join(dir, `f-${unique()}`);
+    fs.writeFileSync(abs, content);
+    return { rel, abs, size: content.length, mtimeMs: 0 };
+  };
+  const meta = (repoId: string, manifestSha256: string, episodeIndex = 0) => ({ format: "gantry-episode-tar/1", repoId, episodeIndex: String(episodeIndex), mode: "edge", manifestSha256 });
+
+  it("refuses names that could leave the episode's folder or land in another episode, and writes nothing", async () => {
+    const dir = tempDir("bad");
+    const repoId = `lab/bad-${unique()}`;
+    for (const rel of ["images/front/episode-000000/../../../../escape.png", "../escape.png", "images/../data/episode-0.jsonl", "images/front/episode-000001/frame-000000.png", "/etc/passwd", "images/.hidden/episode-0/frame-0.png", "notes.txt"]) {
+      const { archive, body } = await archiveOf([fileAt(dir, rel, "x"), fileAt(dir, "data/episode-000000.jsonl", "{}\n")], repoId);
+      const response = await tusUpload(body, meta(repoId, archive.manifestSha256));
+      expect(response.status, rel).toBe(400);
+      expect(await response.text()).toMatch(/is not a file an episode may contain|belongs to episode 1/);
+    }
+    expect(fs.existsSync(path.join(uploadDir, "lab", repoId.split("/")[1]))).toBe(false);
+    expect(fs.existsSync(path.join(uploadDir, "escape.png"))).toBe(false);
+  });
+
+  it("refuses a file whose bytes do not match its sha256, naming it, and keeps none of the episode", async () => {
+    const dir = tempDir("damaged");
+    const repoId = `lab/damaged-${unique()}`;
+    const good = fileAt(dir, "images/front/episode-000000/frame-000000.png", "good frame");
+    const bad = fileAt(dir, "images/front/episode-000000/frame-000001.png", "frame one");
+    const { archive, body } = await archiveOf([good, bad, fileAt(dir, "data/episode-000000.jsonl", "{}\n")], repoId);
+    // Flip one byte of frame 1 in transit.
+    const at = body.indexOf("frame one");
+    body[at] = "F".charCodeAt(0);
+    const response = await tusUpload(body, meta(repoId, archive.manifestSha256));
+    expect(response.status).toBe(400);
+    expect(await response.text()).toMatch(/"images\/front\/episode-000000\/frame-000001.png" arrived damaged/);
+    const raw = path.join(uploadDir, "lab", repoId.split("/")[1], "images", "front", "episode-000000");
+    expect(fs.existsSync(raw) ? fs.readdirSync(raw) : []).toEqual([]);
+  });
+
+  it("refuses an archive whose manifest is not the one announced", async () => {
+    const dir = tempDir("manifest");
+    const repoId = `lab/manifest-${unique()}`;
+    const { body } = await archiveOf([fileAt(dir, "data/episode-000000.jsonl", "{}\n")], repoId);
+    const response = await tusUpload(body, meta(repoId, "0".repeat(64)));
+    expect(response.status).toBe(400);
+    expect(await response.text()).toMatch(/manifest does not match the sha256/);
+  });
+
+  it("refuses uploads without a token, and other organisations' uploads are not found", async () => {
+    const anonymous = await fetch(`${portal.url}/api/edge/uploads`, { method: "POST", headers: { "tus-resumable": "1.0.0", "upload-length": "10" } });
+    expect(anonymous.status).toBe(401);
+    const created = await fetch(`${portal.url}/api/edge/uploads`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "tus-resumable": "1.0.0", "upload-length": "4096", "upload-metadata": Object.entries(meta("lab/other", "a".repeat(64))).map(([k, v]) => `${k} ${Buffer.from(v).toString("base64")}`).join(",") },
+    });
+    expect(created.status).toBe(201);
+    const other = await createOrgWithMember(db, "operator");
+    const otherToken = (await createApiToken(db, { actor: other.actor, input: { name: "other", scopes: ["write"] } })).token;
+    const head = await fetch(new URL(created.headers.get("location")!, portal.url), { method: "HEAD", headers: { authorization: `Bearer ${otherToken}`, "tus-resumable": "1.0.0" } });
+    expect(head.status).toBe(404);
+    const own = await fetch(new URL(created.headers.get("location")!, portal.url), { method: "HEAD", headers: { authorization: `Bearer ${token}`, "tus-resumable": "1.0.0" } });
+    expect(own.status).toBe(200);
+    expect(own.headers.get("upload-offset")).toBe("0");
+  });
+});
+
+describe("gantry-agent watch", () => {
+  it("uploads each episode once its recording has finished, and not before", async () => {
+    const home = await loggedInHome();
+    const recording = tempDir("recording");
+    const repoId = `lab/watch-${unique()}`;
+    let watcher: import("node:child_process").ChildProcess | null = null;
+    const done = runAgent(["watch", recording, "--dataset", repoId, "--quiet", "1"], { home, onSpawn: (c) => (watcher = c) });
+    try {
+      // Frames without a data file: still recording, nothing is sent.
+      recordEpisode(recording, { episode: 0, frames: 5 });
+      fs.rmSync(path.join(recording, "data", "episode-000000.jsonl"));
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(await db.episode.count({ where: { dataset: { repoId } } })).toBe(0);
+      recordEpisode(recording, { episode: 0, frames: 5 });
+      await waitFor(() => db.episode.findFirst({ where: { dataset: { repoId }, number: 0 } }), { timeoutMs: 20_000, what: "episode 0" });
+      recordEpisode(recording, { episode: 1, frames: 5 });
+      await waitFor(() => db.episode.findFirst({ where: { dataset: { repoId }, number: 1 } }), { timeoutMs: 20_000, what: "episode 1" });
+    } finally {
+      watcher!.kill("SIGTERM");
+    }
+    const run = await done;
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr.match(/queued for encoding/g)).toHaveLength(2);
+  });
+});
+
+describe("a nearly full disk", () => {
+  it("refuses new uploads with a message that says so, and alerts the organisation", async () => {
+    const full = await startTestPortal({ GANTRY_HOME: tempDir("portal-home"), EDGE_UPLOAD_DIR: tempDir("edge-uploads"), EDGE_MIN_FREE_DISK_BYTES: String(1e15) });
+    try {
+      const home = await loggedInHome(full.url);
+      const recording = tempDir("recording");
+      recordEpisode(recording, { episode: 0, frames: 3 });
+      const run = await runAgent(["upload", recording, "--dataset", `lab/full-${unique()}`], { home });
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(/HTTP 507.*disk is nearly full.*EDGE_MIN_FREE_DISK_BYTES/);
+      const again = await runAgent(["upload", recording, "--dataset", `lab/full-${unique()}`], { home });
+      expect(again.code).toBe(1);
+      const alerts = await db.alert.findMany({ where: { orgId, kind: "edge.disk_low" } });
+      expect(alerts).toHaveLength(1);
+      expect(alerts[0]).toMatchObject({ severity: "critical" });
+    } finally {
+      await full.stop();
+    }
+  });
+});

@@ -1,0 +1,48 @@
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { AgentError } from "./config";
+import type { EpisodeFile, EpisodeOnDisk } from "./layout";
+
+// Mode 0 ("local"): the agent encodes each camera's frames with the machine's own ffmpeg and
+// uploads MP4s. The videos are written under the agent's folder, not into the recording.
+
+const ffmpegPath = () => process.env.FFMPEG_PATH || "ffmpeg";
+
+function run(args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(ffmpegPath(), args, { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-4000);
+    });
+    child.on("error", (error: NodeJS.ErrnoException) =>
+      reject(new AgentError(error.code === "ENOENT" ? `Mode 0 encodes here, but there is no ffmpeg at "${ffmpegPath()}": install ffmpeg or set FFMPEG_PATH, or upload raw frames with --mode 2` : `ffmpeg could not start: ${error.message}`)),
+    );
+    child.on("close", (code) => (code === 0 ? resolve() : reject(new AgentError(`ffmpeg failed (exit ${code}): ${stderr.trim().split("\n").slice(-3).join(" | ")}`))));
+  });
+}
+
+/** Encodes every camera of the episode that has frames but no video, into `outRoot`/videos/...; returns the episode with its videos. */
+export async function encodeEpisodeLocally(e: EpisodeOnDisk, opts: { outRoot: string; fps: number; onCamera?: (camera: string) => void }): Promise<EpisodeOnDisk> {
+  const videos = new Map(e.videos);
+  for (const [camera, frames] of e.frames) {
+    if (videos.has(camera) || frames.length === 0) continue;
+    opts.onCamera?.(camera);
+    const dir = path.dirname(frames[0].abs);
+    const names = frames.map((f) => path.basename(f.abs));
+    const width = names[0].length;
+    if (names.some((n) => n.length !== width)) throw new AgentError(`The frames of ${camera} in episode ${e.index} are not numbered with the same number of digits; ffmpeg would take them out of order`);
+    const episodeDir = path.basename(dir);
+    const rel = `videos/${camera}/${episodeDir}.mp4`;
+    const out = path.join(opts.outRoot, "videos", camera, `${episodeDir}.mp4`);
+    fs.mkdirSync(path.dirname(out), { recursive: true });
+    const temp = `${out}.tmp.mp4`;
+    await run(["-y", "-loglevel", "error", "-framerate", String(opts.fps), "-pattern_type", "glob", "-i", path.join(dir, "frame[-_]*.png"), "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p", "-g", "2", temp]);
+    fs.renameSync(temp, out);
+    const st = fs.statSync(out);
+    const file: EpisodeFile = { rel, abs: out, size: st.size, mtimeMs: st.mtimeMs };
+    videos.set(camera, file);
+  }
+  return { ...e, videos };
+}

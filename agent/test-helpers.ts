@@ -1,0 +1,125 @@
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+
+// Shared by the agent's tests and the ingest benchmark: a recording folder made with ffmpeg,
+// the edge routes served by server/edge/test-portal.ts, the bundled agent run as a child.
+
+export const AGENT_BUNDLE = path.resolve("agent/dist/gantry-agent.cjs");
+
+/** Builds the agent bundle (the file users run), once per process. */
+let built = false;
+export function buildAgent(): string {
+  if (!built) execFileSync(process.execPath, [path.resolve("agent/build.mjs")], { stdio: "pipe" });
+  built = true;
+  return AGENT_BUNDLE;
+}
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `gantry-${prefix}-`));
+}
+
+/**
+ * A LeRobot-style recording of one episode: PNG frames per camera and a JSONL data file.
+ * `noise` frames are incompressible (large files); testsrc frames are small, like real ones.
+ */
+export function recordEpisode(root: string, { episode, cameras = ["front", "wrist"], frames = 10, size = "160x120", fps = 30, noise = false, cameraFolder = (c: string) => c }: { episode: number; cameras?: string[]; frames?: number; size?: string; fps?: number; noise?: boolean; cameraFolder?: (camera: string) => string }): void {
+  const ep = String(episode).padStart(6, "0");
+  for (const [i, camera] of cameras.entries()) {
+    const dir = path.join(root, "images", cameraFolder(camera), `episode-${ep}`);
+    fs.mkdirSync(dir, { recursive: true });
+    const source = noise ? `nullsrc=s=${size}:r=${fps},geq=random(1)*255:random(1)*255:random(1)*255` : `testsrc=size=${size}:rate=${fps}`;
+    execFileSync("ffmpeg", ["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", source, "-frames:v", String(frames), "-vf", `hue=h=${i * 90}`, "-start_number", "0", path.join(dir, "frame-%06d.png")]);
+  }
+  fs.mkdirSync(path.join(root, "data"), { recursive: true });
+  const rows = Array.from({ length: frames }, (_, i) => JSON.stringify({ frame_index: i, timestamp: i / fps, "observation.state": [Math.sin(i / 10), Math.cos(i / 10)], action: [Math.sin(i / 10 + 0.1), Math.cos(i / 10 + 0.1)] }));
+  fs.writeFileSync(path.join(root, "data", `episode-${ep}.jsonl`), rows.join("\n") + "\n");
+}
+
+export interface TestPortal {
+  url: string;
+  port: number;
+  child: ChildProcess;
+  log: () => string;
+  stop(): Promise<void>;
+}
+
+/** Starts the edge routes on 127.0.0.1 with the given settings (on top of this process's). */
+export async function startTestPortal(env: Record<string, string>): Promise<TestPortal> {
+  const child = spawn(process.execPath, ["--import", "tsx", path.resolve("server/edge/test-portal.ts")], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.on("data", (d: Buffer) => {
+      output += d.toString();
+      const m = /listening (\d+)/.exec(output);
+      if (m) resolve(Number(m[1]));
+    });
+    child.on("exit", (code) => reject(new Error(`The test portal exited with ${code}: ${output}`)));
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    child,
+    log: () => output,
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
+}
+
+export interface AgentRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runAgent(args: string[], { home, env = {}, onSpawn }: { home: string; env?: Record<string, string>; onSpawn?: (child: ChildProcess) => void }): Promise<AgentRun> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [AGENT_BUNDLE, ...args], { env: { ...process.env, GANTRY_AGENT_HOME: home, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    onSpawn?.(child);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/**
+ * A TCP relay in front of a port that counts the bytes sent to it; `onBytes` may cut every
+ * connection (as a network failure would).
+ */
+export async function startRelay(targetPort: number, onBytes: (total: number, cut: () => void) => void): Promise<{ port: number; total: () => number; close(): void }> {
+  let total = 0;
+  const sockets = new Set<net.Socket>();
+  const cut = () => {
+    for (const s of sockets) s.destroy();
+  };
+  const server = net.createServer((client) => {
+    const upstream = net.connect(targetPort, "127.0.0.1");
+    sockets.add(client).add(upstream);
+    client.on("data", (d: Buffer) => {
+      total += d.length;
+      upstream.write(d);
+      onBytes(total, cut);
+    });
+    upstream.on("data", (d: Buffer) => client.write(d));
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on("close", end).on("error", end);
+    upstream.on("close", end).on("error", end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address() as net.AddressInfo;
+  return { port: address.port, total: () => total, close: () => (cut(), server.close()) };
+}

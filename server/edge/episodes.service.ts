@@ -1,0 +1,37 @@
+import type { z } from "zod";
+import type { Db } from "../db";
+import { AppError } from "../errors";
+import type { OrgActor } from "../auth/roles";
+import { hasRole } from "../auth/roles";
+import { getIngestStatus, registerRawEpisode } from "../datasets/ingest.service";
+import type { agentSessionSchema, compatStatusSchema, compatUploadCompleteInput, completeEpisodeInput, completeEpisodeOutput } from "./edge.schemas";
+
+// What the agent and the earlier edge clients call once files are in place: register the
+// episode (which queues its encoding), and read where a dataset stands.
+
+/** Who an agent's token acts as, for `gantry-agent login`. */
+export async function describeAgentSession(db: Db, { actor, maxUploadBytes }: { actor: OrgActor; maxUploadBytes: number }): Promise<z.infer<typeof agentSessionSchema>> {
+  const org = await db.org.findUnique({ where: { id: actor.orgId }, select: { name: true } });
+  if (!org) throw new AppError("NOT_FOUND", "The token's organisation no longer exists");
+  return { orgId: actor.orgId, orgName: org.name, user: actor.label, role: actor.role, canUpload: hasRole(actor.role, "operator"), maxUploadBytes };
+}
+
+/** `POST /api/edge/episodes`: every file of an episode has arrived. */
+export async function completeEpisode(db: Db, { actor, input }: { actor: OrgActor; input: z.output<typeof completeEpisodeInput> }): Promise<z.infer<typeof completeEpisodeOutput>> {
+  return registerRawEpisode(db, { orgId: actor.orgId, createdById: actor.userId, repoId: input.repoId, episodeIndex: input.episodeIndex, task: input.task, fps: input.fps, mode: input.mode });
+}
+
+/** The earlier clients' `POST /edge/upload-complete`, after rsync put the frames in place. */
+export async function completeCompatUpload(db: Db, { actor, input }: { actor: OrgActor; input: z.output<typeof compatUploadCompleteInput> }): Promise<{ status: "encoding"; message: string; job_id: string | null }> {
+  const result = await registerRawEpisode(db, { orgId: actor.orgId, createdById: actor.userId, repoId: input.repo_id, episodeIndex: input.episode_index, task: input.task, fps: input.fps, mode: "edge" });
+  const message = result.alreadyRegistered
+    ? `Episode ${input.episode_index} of ${input.repo_id} was already registered; nothing new to encode`
+    : `Episode ${input.episode_index} of ${input.repo_id} is queued for encoding`;
+  return { status: "encoding", message, job_id: result.jobId };
+}
+
+/** `GET /edge/status/{repo_id}` in the earlier shape. It carries no credential of any kind. */
+export async function readCompatStatus(db: Db, { actor, repoId }: { actor: OrgActor; repoId: string }): Promise<z.infer<typeof compatStatusSchema>> {
+  const status = await getIngestStatus(db, { orgId: actor.orgId, repoId });
+  return { repo_id: repoId, status: status.status, progress: status.progress, message: status.message, episodes: status.episodes };
+}

@@ -1,0 +1,59 @@
+import http from "node:http";
+import { Readable } from "node:stream";
+import * as uploads from "@/app/api/edge/uploads/route";
+import * as upload from "@/app/api/edge/uploads/[uploadId]/route";
+import * as episodes from "@/app/api/edge/episodes/route";
+import * as session from "@/app/api/edge/session/route";
+import * as uploadComplete from "@/app/api/compat/edge/upload-complete/route";
+import * as status from "@/app/api/compat/edge/status/[...repoId]/route";
+
+// The edge routes served by a plain Node HTTP server, for tests and the ingest benchmark: the
+// real route handlers, without building the whole portal. Prints "listening <port>" when ready.
+// Settings come from the environment, as for the portal.
+
+type Handler = (request: Request, ctx: { params: Promise<Record<string, unknown>> }) => Promise<Response>;
+
+function route(method: string, pathname: string): { handler: Handler; params: Record<string, unknown> } | null {
+  const table: [string, RegExp, Record<string, Handler | undefined>, (m: RegExpExecArray) => Record<string, unknown>][] = [
+    ["uploads", /^\/api\/edge\/uploads\/?$/, uploads as unknown as Record<string, Handler>, () => ({})],
+    ["upload", /^\/api\/edge\/uploads\/([^/]+)$/, upload as unknown as Record<string, Handler>, (m) => ({ uploadId: decodeURIComponent(m[1]) })],
+    ["episodes", /^\/api\/edge\/episodes$/, episodes as unknown as Record<string, Handler>, () => ({})],
+    ["session", /^\/api\/edge\/session$/, session as unknown as Record<string, Handler>, () => ({})],
+    // next.config.ts rewrites /edge/* to /api/compat/edge/*.
+    ["upload-complete", /^\/edge\/upload-complete$/, uploadComplete as unknown as Record<string, Handler>, () => ({})],
+    ["status", /^\/edge\/status\/(.+)$/, status as unknown as Record<string, Handler>, (m) => ({ repoId: m[1].split("/").map(decodeURIComponent) })],
+  ];
+  for (const [, re, mod, params] of table) {
+    const m = re.exec(pathname);
+    if (m && mod[method]) return { handler: mod[method]!, params: params(m) };
+  }
+  return null;
+}
+
+const server = http.createServer(async (req, res) => {
+  try {
+    const url = new URL(req.url ?? "/", `http://${req.headers.host ?? "127.0.0.1"}`);
+    const found = route(req.method ?? "GET", url.pathname);
+    if (!found) {
+      res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: { code: "NOT_FOUND", message: `No route ${req.method} ${url.pathname}` } }));
+      return;
+    }
+    const hasBody = req.method !== "GET" && req.method !== "HEAD";
+    const headers = new Headers();
+    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(", ") : v);
+    const request = new Request(url, { method: req.method, headers, ...(hasBody ? { body: Readable.toWeb(req) as ReadableStream, duplex: "half" } : {}) } as RequestInit);
+    const response = await found.handler(request, { params: Promise.resolve(found.params) });
+    res.writeHead(response.status, Object.fromEntries(response.headers));
+    if (response.body && req.method !== "HEAD") Readable.fromWeb(response.body as never).pipe(res);
+    else res.end();
+  } catch (error) {
+    console.error(error);
+    if (!res.headersSent) res.writeHead(500);
+    res.end();
+  }
+});
+
+server.listen(Number(process.env.TEST_PORTAL_PORT ?? 0), "127.0.0.1", () => {
+  const address = server.address();
+  console.log(`listening ${typeof address === "object" && address ? address.port : 0}`);
+});

@@ -1,0 +1,20 @@
+import path from "node:path";
+import { db } from "../db";
+import { env } from "../env";
+import { rawEpisodeDir } from "../datasets/datasets.schemas";
+import { createEdgeUploadServer, type EdgeUploadServer } from "./uploads.service";
+
+const globalForEdge = globalThis as unknown as { gantryEdgeUploads?: EdgeUploadServer };
+
+/** The process-wide tus server for agents' episode uploads, configured from settings. */
+export function edgeUploadServer(): EdgeUploadServer {
+  globalForEdge.gantryEdgeUploads ??= createEdgeUploadServer({
+    db: db(),
+    tusDir: path.join(env().GANTRY_HOME, "uploads", "edge"),
+    uploadRoot: env().EDGE_UPLOAD_DIR,
+    rawDir: (repoId) => rawEpisodeDir(env(), repoId),
+    maxBytes: env().EDGE_MAX_UPLOAD_BYTES,
+    minFreeBytes: env().EDGE_MIN_FREE_DISK_BYTES,
+  });
+  return globalForEdge.gantryEdgeUploads;
+}

@@ -1,0 +1,111 @@
+import crypto from "node:crypto";
+import { Server } from "@tus/server";
+import { FileStore } from "@tus/file-store";
+import type { Db } from "../db";
+import type { OrgActor } from "../auth/roles";
+import { isAppError } from "../errors";
+import { uploadMetadataSchema } from "./edge.schemas";
+import { extractEpisodeArchive } from "./episode-archive";
+import { alertDiskLow, checkUploadDisk } from "./disk.service";
+
+// Episodes arrive over tus (resumable uploads): one upload per episode, carrying its archive
+// (episode-archive.ts). The bytes land in `tusDir` as they come, so a cut connection resumes at
+// the last byte received; when the last byte is in, the archive is checked and unpacked into the
+// repo's raw folder, and the upload is removed.
+
+export const EDGE_UPLOADS_PATH = "/api/edge/uploads";
+
+export interface EdgeUploadDeps {
+  db: Db;
+  /** Where partial uploads are kept. */
+  tusDir: string;
+  /** EDGE_UPLOAD_DIR: its free space decides whether new uploads are taken. */
+  uploadRoot: string;
+  /** The raw folder of a repo (EDGE_UPLOAD_DIR/<repo_id>). */
+  rawDir: (repoId: string) => string;
+  maxBytes: number;
+  minFreeBytes: number;
+}
+
+type TusError = { status_code: number; body: string };
+const tusError = (status: number, message: string): TusError => ({ status_code: status, body: `${message}\n` });
+
+export interface EdgeUploadServer {
+  /** Answers one tus request from an authenticated caller. */
+  handle(request: Request, actor: OrgActor): Promise<Response>;
+  /** Whether an upload id names an upload of the caller's organisation (else it is not found). */
+  isOwnUpload(uploadId: string, actor: OrgActor): Promise<boolean>;
+}
+
+const UPLOAD_ID = /^[0-9a-f]{32}$/;
+
+export function createEdgeUploadServer(deps: EdgeUploadDeps): EdgeUploadServer {
+  const store = new FileStore({ directory: deps.tusDir });
+  // The hooks get the request, not who sent it; the route has already checked the caller.
+  const actors = new WeakMap<object, OrgActor>();
+  const actorOf = (req: object): OrgActor => {
+    const actor = actors.get(req);
+    if (!actor) throw tusError(401, "Send an API token as `Authorization: Bearer <token>`");
+    return actor;
+  };
+
+  // Another organisation's upload is as absent as one that never existed.
+  async function isOwnUpload(uploadId: string, actor: OrgActor): Promise<boolean> {
+    if (!UPLOAD_ID.test(uploadId)) return false;
+    const upload = await store.getUpload(uploadId).catch(() => null);
+    return upload?.metadata?.orgId === actor.orgId;
+  }
+
+  const server = new Server({
+    path: EDGE_UPLOADS_PATH,
+    datastore: store,
+    relativeLocation: true,
+    maxSize: deps.maxBytes,
+    namingFunction: () => crypto.randomBytes(16).toString("hex"),
+    async onIncomingRequest(req, uploadId) {
+      if (req.method === "POST") return;
+      if (!(await isOwnUpload(uploadId, actorOf(req)))) throw tusError(404, "No such upload in this organisation; start the upload again");
+    },
+    async onUploadCreate(req, upload) {
+      const actor = actorOf(req);
+      const parsed = uploadMetadataSchema.safeParse(upload.metadata ?? {});
+      if (!parsed.success) throw tusError(400, `The upload's metadata is not valid: ${parsed.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}`);
+      if (upload.size === undefined) throw tusError(400, "Send the archive's length with Upload-Length; deferred lengths are not accepted");
+      const disk = await checkUploadDisk({ dir: deps.uploadRoot, minFreeBytes: deps.minFreeBytes, incomingBytes: upload.size });
+      if (disk.isRefused) {
+        await alertDiskLow(deps.db, { orgId: actor.orgId, message: disk.message }).catch((error) => console.error("Could not raise the low-disk alert", error));
+        throw tusError(507, disk.message);
+      }
+      // Who sent it is recorded by the portal, whatever the client claimed.
+      return { metadata: { ...upload.metadata, orgId: actor.orgId, userId: actor.userId } };
+    },
+    async onUploadFinish(_req, upload) {
+      const meta = uploadMetadataSchema.parse(upload.metadata);
+      try {
+        await extractEpisodeArchive(store.read(upload.id), {
+          root: deps.rawDir(meta.repoId),
+          repoId: meta.repoId,
+          episodeIndex: meta.episodeIndex,
+          manifestSha256: meta.manifestSha256,
+          maxBytes: deps.maxBytes,
+          tag: upload.id,
+        });
+        return {};
+      } catch (error) {
+        if (!isAppError(error)) console.error(`Unpacking upload ${upload.id} failed`, error);
+        throw isAppError(error) ? tusError(error.status, error.message) : tusError(500, "The episode could not be unpacked on the portal; its log has the details");
+      } finally {
+        // Unpacked, or found bad: either way the archive has served. A retry starts afresh.
+        await store.remove(upload.id).catch(() => {});
+      }
+    },
+  });
+
+  return {
+    async handle(request, actor) {
+      actors.set(request, actor);
+      return server.handleWeb(request);
+    },
+    isOwnUpload,
+  };
+}
