@@ -207,7 +207,7 @@ async function tusUpload(body: Buffer, metadata: Record<string, string>): Promis
   const created = await fetch(`${portal.url}/api/edge/uploads`, { method: "POST", headers: { authorization: `Bearer ${token}`, "tus-resumable": "1.0.0", "upload-length": String(body.length), "upload-metadata": encoded } });
   expect(created.status, await created.clone().text()).toBe(201);
   const location = new URL(created.headers.get("location")!, portal.url);
-  return fetch(location, { method: "PATCH", headers: { authorization: `Bearer ${token}`, "tus-resumable": "1.0.0", "upload-offset": "0", "content-type": "application/offset+octet-stream" }, body });
+  return fetch(location, { method: "PATCH", headers: { authorization: `Bearer ${token}`, "tus-resumable": "1.0.0", "upload-offset": "0", "content-type": "application/offset+octet-stream" }, body: new Uint8Array(body) });
 }
 
 async function archiveOf(files: EpisodeFile[], repoId: string, episodeIndex = 0) {
