@@ -31,6 +31,8 @@ export default async function globalSetup() {
       ...process.env,
       DATABASE_URL: database.url,
       PORT: String(E2E_PORT),
+      // The model server beside it, on a port of its own; endpoint pages show this address.
+      SERVE_PORT: String(E2E_PORT + 1),
       PUBLIC_URL: baseUrl,
       GANTRY_HOME: home,
       WORKER_HEARTBEAT_MS: "1000",

@@ -40,6 +40,7 @@ function VersionRow({ version, canOperate }: { version: ModelVersionView; canOpe
         {version.sha256 && <span className="font-mono text-xs text-zinc-400" title={version.sha256}>{version.sha256.slice(0, 12)}</span>}
         <span className="text-sm text-zinc-500"><RelativeTime date={version.createdAt} /></span>
         {version.jobId && <Link href={`/jobs/${version.jobId}`} className="text-sm text-brand-600 hover:underline">{isBusy ? "Watch job" : "Job"}</Link>}
+        {canOperate && version.status === "ready" && <Link href={`/endpoints/new?model=${version.modelId}&version=${version.id}`} className="text-sm font-medium text-brand-600 hover:underline">Deploy</Link>}
         {canOperate && !isBusy && version.sha256 && (
           <Button size="sm" variant="ghost" onClick={() => revalidate.mutate({ versionId: version.id, dims: {} })} disabled={revalidate.isPending}>Validate again</Button>
         )}

@@ -46,7 +46,7 @@ async function findReadyVersion(tx: Tx, orgId: string, versionId: string) {
 }
 
 /**
- * Serves a ready version under a name; a stopped endpoint of the same name is taken over.
+ * Serves a ready version under a name; a stopped or failed endpoint of the same name is taken over.
  * The deploy job (serving.deploy) is queued in the same transaction; its id comes back.
  */
 export async function createEndpoint(db: Db, { actor, input }: { actor: OrgActor; input: z.output<typeof createEndpointInput> }): Promise<EndpointView & { jobId: string }> {
@@ -54,7 +54,7 @@ export async function createEndpoint(db: Db, { actor, input }: { actor: OrgActor
   return db.$transaction(async (tx) => {
     await findReadyVersion(tx, actor.orgId, input.modelVersionId);
     const existing = await tx.endpoint.findUnique({ where: { orgId_name: { orgId: actor.orgId, name: input.name } } });
-    if (existing && existing.status !== "stopped") {
+    if (existing && (existing.status === "deploying" || existing.status === "ready")) {
       throw new AppError("CONFLICT", `An endpoint named ${input.name} is already ${existing.status}; undeploy it first or choose another name`);
     }
     const data = { modelVersionId: input.modelVersionId, settings: input.settings, status: "deploying" as const, error: null, createdById: actor.userId };

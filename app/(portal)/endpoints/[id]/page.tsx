@@ -1,0 +1,8 @@
+import { EndpointDetail } from "@/components/endpoints/endpoint-detail";
+
+export const metadata = { title: "Endpoint" };
+
+export default async function Page({ params }: { params: Promise<{ id: string }> }) {
+  const { id } = await params;
+  return <EndpointDetail endpointId={id} />;
+}
