@@ -42,6 +42,10 @@ const schema = z.object({
   SERVE_PORT: z.coerce.number().int().min(1).max(65535).default(8500),
   /** The model server listens on loopback unless told otherwise. */
   SERVE_HOST: z.string().min(1).default("127.0.0.1"),
+  /** Seconds between health checks of each device (checks run from a once-a-minute schedule). */
+  DEVICE_HEALTH_INTERVAL: z.coerce.number().int().min(5).max(86_400).default(60),
+  /** The model directory of a device whose own setting does not name one. */
+  MODEL_DIR: z.string().regex(/^\/[^\0\n]*$/, "must be an absolute path").default("/opt/gantry"),
   /** The model server's address as callers reach it, used in the examples the portal shows. */
   SERVE_PUBLIC_URL: z.url().optional(),
   HF_ENDPOINT: z.url().default("https://huggingface.co"),

@@ -12,7 +12,7 @@ import { errorMessage, getTabOrg, useTRPC } from "@/components/trpc";
 
 type Source = "upload" | "url" | "hub";
 
-function parseDims(raw: string): Record<string, number> | string {
+export function parseDims(raw: string): Record<string, number> | string {
   if (!raw.trim()) return {};
   const dims: Record<string, number> = {};
   for (const part of raw.split(",")) {

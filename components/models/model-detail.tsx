@@ -1,6 +1,6 @@
 "use client";
 
-import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useMutation, useQuery } from "@tanstack/react-query";
 import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useState } from "react";
@@ -13,6 +13,7 @@ import { errorMessage, useTRPC } from "@/components/trpc";
 import { useRole } from "@/components/settings/use-role";
 import type { ModelVersionView } from "@/server/models/models.schemas";
 import { AddVersion } from "./add-version";
+import { RevalidateForm } from "./revalidate-form";
 import { ValidationReportView } from "./validation-report";
 import { formatBytes, VersionStatus } from "./version-status";
 
@@ -23,12 +24,10 @@ function describeSource(source: ModelVersionView["source"]): string {
 }
 
 function VersionRow({ version, canOperate }: { version: ModelVersionView; canOperate: boolean }) {
-  const trpc = useTRPC();
-  const queryClient = useQueryClient();
   // Open by default once there is a report to read; the person's own choice wins after that.
   const [openChoice, setOpenChoice] = useState<boolean | null>(null);
   const isOpen = openChoice ?? (version.status === "ready" || version.status === "invalid");
-  const revalidate = useMutation(trpc.models.revalidate.mutationOptions({ onSuccess: () => queryClient.invalidateQueries({ queryKey: trpc.models.get.queryKey({ modelId: version.modelId }) }) }));
+  const [isRevalidating, setRevalidating] = useState(false);
   const isBusy = version.status === "fetching" || version.status === "validating";
   return (
     <li className="px-5 py-4" data-version={version.number}>
@@ -42,11 +41,11 @@ function VersionRow({ version, canOperate }: { version: ModelVersionView; canOpe
         {version.jobId && <Link href={`/jobs/${version.jobId}`} className="text-sm text-brand-600 hover:underline">{isBusy ? "Watch job" : "Job"}</Link>}
         {canOperate && version.status === "ready" && <Link href={`/endpoints/new?model=${version.modelId}&version=${version.id}`} className="text-sm font-medium text-brand-600 hover:underline">Deploy</Link>}
         {canOperate && !isBusy && version.sha256 && (
-          <Button size="sm" variant="ghost" onClick={() => revalidate.mutate({ versionId: version.id, dims: {} })} disabled={revalidate.isPending}>Validate again</Button>
+          <Button size="sm" variant="ghost" onClick={() => setRevalidating(!isRevalidating)} aria-expanded={isRevalidating}>Validate again</Button>
         )}
       </div>
       {version.error && <Alert className="mt-3">{version.error}</Alert>}
-      {revalidate.error && <Alert className="mt-3">{errorMessage(revalidate.error)}</Alert>}
+      {isRevalidating && <RevalidateForm version={version} onDone={() => setRevalidating(false)} />}
       {isOpen && <div className="mt-4"><ValidationReportView report={version.validation} /></div>}
     </li>
   );

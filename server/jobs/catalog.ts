@@ -71,7 +71,17 @@ export const encodeEpisodeJob = defineJob({
   maxAttempts: 3,
 });
 
-export const jobCatalog = [selftestJob, fetchModelJob, validateModelJob, deployEndpointJob, encodeEpisodeJob] as const;
+/** One device's part of a rollout: disk, upload, verify, swap, restart, health, rollback when needed. */
+export const deployDeviceJob = defineJob({
+  name: "fleet.deploy-device",
+  title: "Deploy to device",
+  payload: z.object({ targetId: z.uuid() }),
+  // The service retries what can be retried (a dropped upload resumes); a second attempt
+  // after a failed health check would undo the rollback it already did.
+  maxAttempts: 1,
+});
+
+export const jobCatalog = [selftestJob, fetchModelJob, validateModelJob, deployEndpointJob, encodeEpisodeJob, deployDeviceJob] as const;
 
 export type JobName = (typeof jobCatalog)[number]["name"];
 

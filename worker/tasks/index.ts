@@ -3,7 +3,8 @@ import deployEndpoint from "./serving/deploy";
 import validateModel from "./models/validate";
 import selftest from "./system/selftest";
 import encodeEpisode from "./datasets/encode-episode";
+import deployDevice from "./fleet/deploy-device";
 import type { TaskModule } from "../define-task";
 
 /** Every task this worker runs, one per job in the catalog. */
-export const taskModules: TaskModule[] = [selftest, fetchModel, validateModel, deployEndpoint, encodeEpisode];
+export const taskModules: TaskModule[] = [selftest, fetchModel, validateModel, deployEndpoint, encodeEpisode, deployDevice];
