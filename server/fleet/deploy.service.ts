@@ -1,0 +1,251 @@
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { pipeline } from "node:stream/promises";
+import type { Db } from "../db";
+import { env } from "../env";
+import { AppError } from "../errors";
+import type { ProgressReporter } from "../jobs/progress";
+import type { BlobStore } from "../storage/blob-store";
+import { formatBytes } from "../storage/blob-store";
+import { quoteShell } from "../ssh/shell-quote";
+import { connectSsh, type SshSession } from "../ssh/ssh-client";
+import { uploadResumable } from "../ssh/sftp-upload";
+import { modelPaths, sha256OfTarget, sshTargetOf } from "./device-probe";
+import { advanceRollout } from "./rollouts.service";
+
+// One device's part of a rollout, run as its own job (one at a time per device):
+//   1 check free disk   2 upload models/<sha256>.onnx unless there, verify with sha256sum
+//   3 swap current_model.onnx atomically (a new link renamed over it)   4 restart   5 health
+//   6 when 3–5 fail: swap back to the previous target, restart, check again.
+// Every step is written to the target's record before and after it runs, so the record
+// tells the truth even when the worker dies half-way.
+
+const LOG_MAX = 20_000;
+const DISK_MARGIN_BYTES = 16 * 1024 * 1024;
+
+export interface DeployOptions {
+  orgId: string;
+  targetId: string;
+  blobs: BlobStore;
+  progress: ProgressReporter;
+  signal?: AbortSignal;
+  /** Health check attempts and the pause between them. */
+  healthAttempts?: number;
+  healthDelayMs?: number;
+  restartTimeoutMs?: number;
+  healthTimeoutMs?: number;
+}
+
+export type DeployOutcome = "succeeded" | "failed" | "rolled_back" | "skipped";
+
+export async function deployToDevice(db: Db, opts: DeployOptions): Promise<{ state: DeployOutcome }> {
+  const target = await db.deploymentTarget.findFirst({
+    where: { id: opts.targetId, orgId: opts.orgId },
+    include: { device: true, modelVersion: { select: { id: true, sha256: true, bytes: true, status: true, number: true, model: { select: { name: true } } } }, deployment: { select: { id: true, status: true } } },
+  });
+  if (!target) throw new AppError("NOT_FOUND", "That deployment target no longer exists");
+  if (target.state !== "queued" && target.state !== "running") return { state: target.state === "rolled_back" ? "rolled_back" : target.state === "succeeded" ? "succeeded" : "skipped" };
+  const { device, modelVersion: version } = target;
+  if (!version.sha256 || version.bytes === null) throw new AppError("BAD_REQUEST", `Version ${version.number} of ${version.model.name} has no file yet`);
+  const sha256 = version.sha256;
+  const bytes = Number(version.bytes);
+  const p = modelPaths(device.modelDir, sha256);
+
+  let log = target.log;
+  const record = async (data: { step?: string; state?: "running" | "succeeded" | "failed" | "rolled_back"; previousTarget?: string | null; previousVersionId?: string | null; rollback?: string; error?: string | null; finishedAt?: Date; startedAt?: Date }, line?: string) => {
+    if (line) log = `${log}${new Date().toISOString().slice(11, 19)} ${line}\n`.slice(-LOG_MAX);
+    await db.deploymentTarget.update({ where: { id: target.id }, data: { ...data, log } });
+    if (line) await opts.progress.log(line);
+  };
+  const step = async (name: string, fraction: number) => {
+    await opts.progress.step(name, fraction);
+    await record({ step: name }, name);
+  };
+
+  await record({ state: "running", startedAt: new Date() });
+  await db.deployment.updateMany({ where: { id: target.deploymentId, status: "scheduled" }, data: { status: "running" } });
+
+  let session: SshSession | null = null;
+  const connect = async () => {
+    if (session && !session.isClosed) return session;
+    if (!device.pinnedHostKey) throw new AppError("BAD_REQUEST", `${device.name} has no pinned host key yet; run Test connection once before deploying to it`);
+    session = await connectSsh(sshTargetOf(device), { signal: opts.signal });
+    return session;
+  };
+  const run = async (command: string, what: string, timeoutMs = 60_000) => {
+    const s = await connect();
+    const r = await s.exec(command, { timeoutMs, signal: opts.signal });
+    if (r.code !== 0) throw new AppError("INTERNAL", `${what} failed on ${device.name} (exit ${r.code ?? r.signal}): ${(r.stderr || r.stdout).trim().slice(-500) || "no output"}`);
+    return r.stdout.trim();
+  };
+
+  let phase: "before-swap" | "after-swap" = "before-swap";
+  let previousTarget: string | null = null;
+  try {
+    // 1. Free disk, unless the file is already there.
+    await step("Check free disk", 0.05);
+    await run(`mkdir -p ${quoteShell(p.models)}`, "Creating the model directory");
+    const present = await run(`if [ -f ${quoteShell(p.file)} ]; then sha256sum < ${quoteShell(p.file)} | cut -d' ' -f1; fi`, "Looking for the model file");
+    const isPresent = present === sha256;
+    if (!isPresent) {
+      const freeKb = Number(await run(`df -Pk ${quoteShell(p.models)} | awk 'NR==2 {print $4}'`, "Reading free disk"));
+      const free = freeKb * 1024;
+      if (!Number.isFinite(free)) throw new AppError("INTERNAL", `Could not read the free disk of ${device.name}`);
+      await record({}, `Free disk in ${p.models}: ${formatBytes(free)}; the model needs ${formatBytes(bytes)}`);
+      if (free < bytes + DISK_MARGIN_BYTES) {
+        throw new AppError("BAD_REQUEST", `Not enough free disk on ${device.name}: ${formatBytes(free)} free in ${p.models}, the model needs ${formatBytes(bytes)} and a margin of ${formatBytes(DISK_MARGIN_BYTES)}; free some space and deploy again`);
+      }
+    }
+
+    // 2. Upload and verify.
+    if (isPresent) {
+      await step("Upload (already on the device)", 0.5);
+    } else {
+      await step("Upload", 0.1);
+      const local = await localCopy(opts.blobs, sha256);
+      let lastReport = 0;
+      const result = await uploadResumable({
+        connect,
+        localPath: local,
+        remotePath: p.file,
+        signal: opts.signal,
+        onResume: (offset, attempt) => void record({}, `Connection dropped; attempt ${attempt} resumes from ${formatBytes(offset)}`),
+        onProgress: (sent, total) => {
+          if (Date.now() - lastReport < 500 && sent < total) return;
+          lastReport = Date.now();
+          void opts.progress.set(0.1 + 0.4 * (sent / total), `Uploaded ${formatBytes(sent)} of ${formatBytes(total)}`);
+        },
+      });
+      await record({}, `Uploaded ${formatBytes(result.bytes)} in ${result.attempts} attempt(s)`);
+      await step("Verify sha256", 0.5);
+      const onDevice = await run(`sha256sum < ${quoteShell(p.file)} | cut -d' ' -f1`, "Verifying the upload");
+      if (onDevice !== sha256) {
+        await run(`rm -f ${quoteShell(p.file)}`, "Removing a damaged upload").catch(() => {});
+        throw new AppError("INTERNAL", `The file on ${device.name} has sha256 ${onDevice.slice(0, 12)}…, not ${sha256.slice(0, 12)}…; it was removed, deploy again`);
+      }
+      await record({}, "sha256 matches the registry");
+    }
+
+    // 3. Swap.
+    await step("Swap", 0.6);
+    previousTarget = (await run(`readlink ${quoteShell(p.current)} || true`, "Reading the current model")) || null;
+    const previousVersion = await db.modelVersion.findFirst({ where: { orgId: opts.orgId, sha256: sha256OfTarget(previousTarget) ?? "-" }, select: { id: true } });
+    await record({ previousTarget, previousVersionId: previousVersion?.id ?? null }, `Previous model: ${previousTarget ?? "none"}`);
+    phase = "after-swap";
+    await swapLink(run, p.dir, p.linkValue);
+    await record({}, `current_model.onnx → ${p.linkValue}`);
+
+    // 4. Restart, 5. health.
+    await step("Restart", 0.7);
+    await run(device.restartCommand, "Restarting the policy service", opts.restartTimeoutMs ?? 60_000);
+    await step("Health check", 0.85);
+    await checkHealth(run, device.healthCommand, opts, (line) => record({}, line));
+
+    await db.device.update({ where: { id: device.id }, data: { currentSha256: sha256, currentVersionId: version.id, state: "online", lastSeenAt: new Date(), lastError: null } });
+    await record({ state: "succeeded", step: "Done", finishedAt: new Date(), error: null }, `Running version ${version.number} of ${version.model.name}`);
+    await opts.progress.step("Done", 1);
+    return await finish(db, opts, target.deploymentId, "succeeded");
+  } catch (error) {
+    if (!(error instanceof AppError) && !(error instanceof Error)) throw error;
+    const message = error.message;
+    await record({ error: message }, `Failed: ${message}`);
+    if (phase === "before-swap") {
+      await record({ state: "failed", finishedAt: new Date() });
+      return await finish(db, opts, target.deploymentId, "failed", message);
+    }
+    // 6. Roll back by itself.
+    await opts.progress.step("Roll back", 0.9);
+    const rollback = await rollBackDevice(run, p.dir, previousTarget, device, opts, (line) => record({ step: "Roll back" }, line));
+    const isBack = rollback === "succeeded";
+    await record({ state: isBack ? "rolled_back" : "failed", rollback, finishedAt: new Date() }, isBack ? "Rolled back to the previous model, healthy again" : `Rollback ${rollback}`);
+    await db.device.update({
+      where: { id: device.id },
+      data: isBack ? { currentSha256: sha256OfTarget(previousTarget), currentVersionId: target.previousVersionId ?? (await versionId(db, opts.orgId, previousTarget)), lastError: message } : { state: "degraded", lastError: `Rollback ${rollback}` },
+    });
+    return await finish(db, opts, target.deploymentId, isBack ? "rolled_back" : "failed", message);
+  } finally {
+    (session as SshSession | null)?.close();
+  }
+}
+
+async function versionId(db: Db, orgId: string, target: string | null): Promise<string | null> {
+  const sha = sha256OfTarget(target);
+  if (!sha) return null;
+  return (await db.modelVersion.findFirst({ where: { orgId, sha256: sha }, select: { id: true } }))?.id ?? null;
+}
+
+type Run = (command: string, what: string, timeoutMs?: number) => Promise<string>;
+
+/** A new link under a temporary name, renamed over current_model.onnx: never a moment without one. */
+async function swapLink(run: Run, dir: string, linkValue: string): Promise<void> {
+  const temp = `.current_model.onnx.${crypto.randomBytes(4).toString("hex")}`;
+  await run(`cd ${quoteShell(dir)} && ln -sfn ${quoteShell(linkValue)} ${quoteShell(temp)} && mv -T ${quoteShell(temp)} current_model.onnx`, "Swapping current_model.onnx");
+}
+
+async function checkHealth(run: Run, command: string, opts: DeployOptions, log: (line: string) => Promise<void>): Promise<void> {
+  const attempts = opts.healthAttempts ?? 3;
+  let last: unknown;
+  for (let i = 1; i <= attempts; i++) {
+    try {
+      await run(command, "The health check", opts.healthTimeoutMs ?? 30_000);
+      await log(`Health check passed (attempt ${i} of ${attempts})`);
+      return;
+    } catch (error) {
+      last = error;
+      await log(`Health check attempt ${i} of ${attempts}: ${(error as Error).message}`);
+      if (i < attempts) await new Promise((r) => setTimeout(r, opts.healthDelayMs ?? 2000));
+    }
+  }
+  throw last;
+}
+
+async function rollBackDevice(run: Run, dir: string, previousTarget: string | null, device: { restartCommand: string; healthCommand: string }, opts: DeployOptions, log: (line: string) => Promise<void>): Promise<string> {
+  try {
+    if (previousTarget) {
+      await swapLink(run, dir, previousTarget);
+      await log(`current_model.onnx → ${previousTarget}`);
+    } else {
+      // There was no model before: going back means no link, as it was.
+      await run(`rm -f ${quoteShell(path.posix.join(dir, "current_model.onnx"))}`, "Removing current_model.onnx");
+      await log("There was no model before; current_model.onnx removed");
+    }
+    await run(device.restartCommand, "Restarting the policy service", opts.restartTimeoutMs ?? 60_000);
+    await log("Restarted");
+    if (previousTarget) await checkHealth(run, device.healthCommand, opts, log);
+    return "succeeded";
+  } catch (error) {
+    return `failed: ${(error as Error).message}`;
+  }
+}
+
+async function finish(db: Db, opts: DeployOptions, deploymentId: string, state: DeployOutcome, error?: string): Promise<{ state: DeployOutcome }> {
+  await advanceRollout(db, { orgId: opts.orgId, deploymentId });
+  if (state === "failed" || state === "rolled_back") throw new AppError("INTERNAL", state === "rolled_back" ? `Rolled back: ${error}` : error ?? "Failed");
+  return { state };
+}
+
+/** The model file on local disk (SFTP resumes need random access), copied once from the blob store. */
+async function localCopy(blobs: BlobStore, sha256: string): Promise<string> {
+  const dir = path.join(env().GANTRY_HOME, "fleet-cache");
+  const file = path.join(dir, `${sha256}.onnx`);
+  const expected = (await blobs.stat(sha256))?.bytes;
+  if (expected === undefined) throw new AppError("NOT_FOUND", `The model file ${sha256.slice(0, 12)}… is missing from the blob store`);
+  const existing = await fs.promises.stat(file).catch(() => null);
+  if (existing?.size === expected) return file;
+  await fs.promises.mkdir(dir, { recursive: true });
+  const temp = `${file}.${process.pid}.${crypto.randomBytes(4).toString("hex")}.tmp`;
+  const hash = crypto.createHash("sha256");
+  await pipeline(await blobs.get(sha256), async function* (source) {
+    for await (const chunk of source) {
+      hash.update(chunk as Buffer);
+      yield chunk;
+    }
+  }, fs.createWriteStream(temp));
+  if (hash.digest("hex") !== sha256) {
+    await fs.promises.rm(temp, { force: true });
+    throw new AppError("INTERNAL", `The blob store's copy of ${sha256.slice(0, 12)}… is damaged`);
+  }
+  await fs.promises.rename(temp, file);
+  return file;
+}
