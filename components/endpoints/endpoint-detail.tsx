@@ -83,7 +83,11 @@ const PREFILL_LIMIT = 200_000;
 function TryIt({ endpoint }: { endpoint: Detail }) {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
-  const sample = useMemo(() => JSON.stringify(sampleInputs(endpoint.signature), null, 1), [endpoint.signature]);
+  // One line per input: readable for small tensors, and still valid JSON for large ones.
+  const sample = useMemo(() => {
+    const entries = Object.entries(sampleInputs(endpoint.signature)).map(([k, v]) => `  ${JSON.stringify(k)}: ${JSON.stringify(v)}`);
+    return `{\n${entries.join(",\n")}\n}`;
+  }, [endpoint.signature]);
   const [text, setText] = useState(() => (sample.length <= PREFILL_LIMIT ? sample : "{}"));
   const [parseError, setParseError] = useState<string | null>(null);
   const tryIt = useMutation(trpc.endpoints.tryIt.mutationOptions({ onSettled: () => void queryClient.invalidateQueries({ queryKey: trpc.endpoints.stats.queryKey() }) }));
