@@ -47,6 +47,9 @@ let inviteA: string;
 let modelA: string;
 let modelVersionA: string;
 let endpointA: string;
+let deviceA: string;
+let deploymentA: string;
+let alertA: string;
 
 async function sessionHeaders(actor: OrgActor | null, requestedOrgId?: string): Promise<Headers> {
   const headers = new Headers();
@@ -90,6 +93,20 @@ function sampleInputs(): Record<string, unknown> {
     "models.addVersionFromUrl": { modelId: modelA, url: "https://example.test/model.onnx" },
     "models.addVersionFromHub": { modelId: modelA, repo: "lab/policy", filename: "model.onnx" },
     "models.revalidate": { versionId: modelVersionA, testVector: { inputs: { x: [[1]] } } },
+    "fleet.device": { deviceId: deviceA },
+    "fleet.createDevice": { name: "probe-device", host: "192.0.2.1", username: "robot", credential: { kind: "password", password: "probe" } },
+    "fleet.updateDevice": { deviceId: deviceA, tags: ["probed"] },
+    "fleet.deleteDevice": { deviceId: deviceA },
+    "fleet.testConnection": { deviceId: deviceA },
+    "fleet.repin": { deviceId: deviceA, fingerprint: `SHA256:${"A".repeat(43)}` },
+    "fleet.discover": { range: "127.0.0.1", port: 1, timeoutMs: 100 },
+    "fleet.rollout": { deploymentId: deploymentA },
+    "fleet.createRollout": { modelVersionId: modelVersionA, selector: { deviceIds: [deviceA] } },
+    "fleet.rollbackRollout": { deploymentId: deploymentA },
+    "fleet.rollbackDevice": { deviceId: deviceA, modelVersionId: modelVersionA },
+    "fleet.alerts": {},
+    "fleet.acknowledgeAlert": { alertId: alertA },
+    "fleet.setAlertSettings": { webhookUrl: null },
     "endpoints.get": { endpointId: endpointA },
     "endpoints.stats": { endpointId: endpointA },
     "endpoints.tryIt": { endpointId: endpointA, inputs: { x: [[1]] } },
@@ -107,6 +124,7 @@ function sampleInput(procedure: string): unknown {
 /** Procedures whose input names one of organisation A's things (the rest act on the caller's own org). */
 const NAMES_ORG_A_THING = new Set(["orgs.setRole", "orgs.removeMember", "invites.revoke", "tokens.revoke", "jobs.get", "jobs.events", "jobs.cancel", "jobs.retry", "jobs.onJobEvents",
   "models.get", "models.update", "models.delete", "models.addVersionFromUrl", "models.addVersionFromHub", "models.revalidate",
+  "fleet.device", "fleet.updateDevice", "fleet.deleteDevice", "fleet.testConnection", "fleet.repin", "fleet.rollout", "fleet.createRollout", "fleet.rollbackRollout", "fleet.rollbackDevice", "fleet.acknowledgeAlert",
   "endpoints.get", "endpoints.stats", "endpoints.tryIt", "endpoints.create", "endpoints.changeVersion", "endpoints.undeploy", "endpoints.delete"]);
 
 async function call(ctx: Context, procedure: string, input: unknown): Promise<unknown> {
@@ -150,6 +168,10 @@ beforeAll(async () => {
   modelVersionA = (await addVersionFromUrl(db, { actor: members.operator, input: { modelId: modelA, url: "https://example.test/a.onnx", dims: {} } })).versionId;
   // A stopped endpoint: probes may try to change, undeploy or delete it.
   endpointA = (await db.endpoint.create({ data: { orgId: orgA.orgId, name: "org-a-endpoint", modelVersionId: modelVersionA, status: "stopped", settings: {} } })).id;
+  // A device that cannot be reached and a finished rollout to it: probes may read, change or roll them back.
+  deviceA = (await db.device.create({ data: { orgId: orgA.orgId, name: "org-a-device", host: "192.0.2.1", username: "robot", authKind: "password", credential: "v1:", modelDir: "/opt/gantry", restartCommand: "true", healthCommand: "true" } })).id;
+  deploymentA = (await db.deployment.create({ data: { orgId: orgA.orgId, modelVersionId: modelVersionA, strategy: { kind: "all" }, selector: { deviceIds: [deviceA] }, status: "failed", targets: { create: [{ orgId: orgA.orgId, deviceId: deviceA, modelVersionId: modelVersionA, phase: 0, state: "failed" }] } } })).id;
+  alertA = (await db.alert.create({ data: { orgId: orgA.orgId, kind: "probe", severity: "warning", title: "probe", message: "probe" } })).id;
 });
 
 describe("tRPC authorization", () => {

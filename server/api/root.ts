@@ -3,6 +3,7 @@ import { endpointsRouter } from "./routers/endpoints";
 import { authRouter } from "./routers/auth";
 import { jobsRouter } from "./routers/jobs";
 import { modelsRouter } from "./routers/models";
+import { fleetRouter } from "./routers/fleet";
 import { invitesRouter, orgsRouter } from "./routers/orgs";
 import { systemRouter } from "./routers/system";
 import { tokensRouter } from "./routers/tokens";
@@ -16,6 +17,7 @@ export const appRouter = router({
   audit: auditRouter,
   jobs: jobsRouter,
   models: modelsRouter,
+  fleet: fleetRouter,
   endpoints: endpointsRouter,
   system: systemRouter,
 });
