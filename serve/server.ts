@@ -7,7 +7,8 @@ import { checkRole, type OrgActor } from "../server/auth/roles";
 import { authenticateApiToken } from "../server/auth/tokens.service";
 import { listServableEndpoints, recordEndpointState } from "../server/serving/endpoints.service";
 import type { InferenceEngine, LoadedEndpoint } from "../server/serving/inference.service";
-import { fromNested, toNested, toOipDatatype, toOipShape, type JsonTensor } from "../server/serving/tensors";
+import { fromNested, toJsonTensor, toNested, toOipDatatype, toOipShape } from "../server/serving/tensors";
+import { BINARY_HEADER, buildInferResponse, parseInferRequest } from "../server/serving/oip";
 import { RequestStatsRecorder } from "../server/serving/request-stats.recorder";
 import { INTERNAL_TOKEN_PREFIX, verifyInternalToken } from "../server/serving/internal-token";
 
@@ -33,39 +34,6 @@ export interface ModelServerOptions {
   log?: (message: string) => void;
 }
 
-interface InferBody {
-  id?: string;
-  inputs: JsonTensor[];
-  outputs?: Array<{ name: string }>;
-}
-const INFER_EXAMPLE = '{ "inputs": [{ "name", "shape", "datatype", "data" }] }';
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-
-/**
- * The OIP infer body's structure, checked by hand rather than with zod: this runs on every
- * request, and the tensor values (checked one by one while they are copied, in tensors.ts)
- * would otherwise be walked twice.
- */
-function parseInferBody(value: unknown): InferBody {
-  const refuse = (where: string, message: string): never => {
-    throw new AppError("BAD_REQUEST", `The request body is not what this route takes: ${where}: ${message} (expected ${INFER_EXAMPLE})`);
-  };
-  if (!isObject(value)) return refuse("the body", "must be an object");
-  if (value.id !== undefined && typeof value.id !== "string") refuse("id", "must be a string");
-  const inputs = value.inputs;
-  if (!Array.isArray(inputs) || inputs.length === 0) return refuse("inputs", "must be a list of at least one tensor");
-  for (let i = 0; i < inputs.length; i++) {
-    const t: unknown = inputs[i];
-    if (!isObject(t)) return refuse(`inputs.${i}`, "must be an object");
-    if (typeof t.name !== "string") refuse(`inputs.${i}.name`, "must be a string");
-    if (!Array.isArray(t.shape) || !t.shape.every((d) => typeof d === "number")) refuse(`inputs.${i}.shape`, "must be a list of numbers");
-    if (typeof t.datatype !== "string") refuse(`inputs.${i}.datatype`, "must be a string");
-    if (!Array.isArray(t.data)) refuse(`inputs.${i}.data`, "must be a list");
-  }
-  const outputs = value.outputs;
-  if (outputs !== undefined && (!Array.isArray(outputs) || !outputs.every((o) => isObject(o) && typeof o.name === "string"))) refuse("outputs", 'must be a list of { "name" }');
-  return value as unknown as InferBody;
-}
 const predictBody = z.object({ inputs: z.record(z.string(), z.unknown()) });
 
 // A token is looked up once per few seconds, not on every request: a revoked token keeps
@@ -119,7 +87,7 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
     return actor;
   }
 
-  async function readJson(req: http.IncomingMessage): Promise<unknown> {
+  async function readBody(req: http.IncomingMessage): Promise<Buffer> {
     const declared = Number(req.headers["content-length"] ?? 0);
     const limit = `${Math.round(maxBodyBytes / 1024 / 1024)} MB`;
     if (declared > maxBodyBytes) throw new AppError("BAD_REQUEST", `The request body is ${declared} bytes, over the ${limit} limit; send smaller batches`);
@@ -130,8 +98,13 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
       if (size > maxBodyBytes) throw new AppError("BAD_REQUEST", `The request body is over the ${limit} limit; send smaller batches`);
       chunks.push(chunk);
     }
+    return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+  }
+
+  async function readJson(req: http.IncomingMessage): Promise<unknown> {
+    const body = await readBody(req);
     try {
-      return JSON.parse((chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString("utf8"));
+      return JSON.parse(body.toString("utf8"));
     } catch {
       throw new AppError("BAD_REQUEST", "The request body is not valid JSON");
     }
@@ -178,7 +151,7 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
     }
     if (method === "GET" && url.pathname === "/v2/health/live") return send(200, { live: true });
     if (method === "GET" && url.pathname === "/v2/health/ready") return hasSynced ? send(200, { ready: true }) : send(503, { ready: false, error: "The model server has not read its endpoints from the database yet" });
-    if (method === "GET" && url.pathname === "/v2") return send(200, { name: "gantry", version: "2", extensions: [] });
+    if (method === "GET" && url.pathname === "/v2") return send(200, { name: "gantry", version: "2", extensions: ["binary_tensor_data"] });
 
     if (parts[0] === "v2" && parts[1] === "models" && parts[2]) {
       const name = parts[2];
@@ -202,9 +175,12 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
       }
       if (action === "infer" && method === "POST") {
         const loaded = await resolve(req, name, version);
-        const body = parseInferBody(await readJson(req));
-        const outputs = await engine.infer(loaded, body.inputs, body.outputs?.map((o) => o.name));
-        return send(200, { model_name: loaded.spec.name, model_version: String(loaded.spec.versionNumber), ...(body.id ? { id: body.id } : {}), outputs });
+        const request = parseInferRequest(await readBody(req), req.headers[BINARY_HEADER]);
+        const outputs = await engine.infer(loaded, request.inputs, request.outputs?.map((o) => o.name));
+        const { headers, body } = buildInferResponse(request, { name: loaded.spec.name, version: String(loaded.spec.versionNumber) }, outputs);
+        res.writeHead(200, headers);
+        res.end(body);
+        return;
       }
     }
     if (parts[0] === "predict" && parts.length === 2 && method === "POST") {
@@ -213,7 +189,7 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
       const types = new Map(loaded.spec.signature.inputs.map((s) => [s.name, s.type]));
       const inputs = Object.entries(body.inputs).map(([n, value]) => ({ name: n, datatype: toOipDatatype(types.get(n) ?? "float32"), ...fromNested(n, value) }));
       const outputs = await engine.infer(loaded, inputs);
-      return send(200, { outputs: Object.fromEntries(outputs.map((o) => [o.name, toNested(o.shape, o.data)])) });
+      return send(200, { outputs: Object.fromEntries(outputs.map((o) => [o.name, toNested(o.tensor.dims.map(Number), toJsonTensor(o.name, o.tensor).data)])) });
     }
     throw new AppError("NOT_FOUND", `There is no route ${method} ${url.pathname}; see /v2/models/{name}/infer and /predict/{name}`);
   }

@@ -1,6 +1,6 @@
 import { AppError } from "../errors";
 import type { ServableEndpoint } from "./endpoints.schemas";
-import { buildFeeds, toJsonTensor, type JsonTensor } from "./tensors";
+import { buildFeeds, type InputTensor } from "./tensors";
 import { ServingMetrics, type Outcome } from "./metrics";
 import { SessionPool, type RawTensor } from "./session-pool";
 import { InlineSession } from "./inline-session";
@@ -138,7 +138,7 @@ export class InferenceEngine {
   }
 
   /** Runs one request: validates the tensors, waits for a slot, runs within the deadline. */
-  async infer(loaded: LoadedEndpoint, inputs: JsonTensor[], outputNames?: string[]): Promise<JsonTensor[]> {
+  async infer(loaded: LoadedEndpoint, inputs: InputTensor[], outputNames?: string[]): Promise<Array<{ name: string; tensor: RawTensor }>> {
     const started = performance.now();
     const { spec } = loaded;
     let outcome: Outcome = "error";
@@ -151,7 +151,7 @@ export class InferenceEngine {
       const timeoutMs = spec.settings.timeoutMs ?? this.options.defaultTimeoutMs;
       const result = await this.runWithinLimits(loaded, feeds, wanted, timeoutMs);
       outcome = "success";
-      return wanted.map((n) => toJsonTensor(n, result[n]));
+      return wanted.map((n) => ({ name: n, tensor: result[n] }));
     } catch (error) {
       outcome = error instanceof InferenceTimeoutError ? "timeout" : error instanceof AppError && error.code === "RATE_LIMITED" ? "rate_limited" : error instanceof AppError && error.code === "BAD_REQUEST" ? "bad_request" : "error";
       throw error;

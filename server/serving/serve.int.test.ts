@@ -269,6 +269,56 @@ describe("model server", () => {
     expect(row.error).toMatch(/could not be loaded/);
   });
 
+  it("speaks the binary tensor extension: raw bytes in, raw bytes out when asked, JSON otherwise", async () => {
+    expect((await call("GET", "/v2", undefined, null)).body.extensions).toContain("binary_tensor_data");
+    const x = rows(3, 40);
+    const expected = runMlpInJs(x);
+    const raw = Buffer.from(Float32Array.from(x.flat()).buffer);
+    const send = async (header: object, binary: Buffer, headerLength?: number) => {
+      const json = Buffer.from(JSON.stringify(header));
+      const res = await fetch(`${base}/v2/models/mlp/infer`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/octet-stream", "inference-header-content-length": String(headerLength ?? json.length) },
+        body: Buffer.concat([json, binary]),
+      });
+      return { status: res.status, headers: res.headers, bytes: Buffer.from(await res.arrayBuffer()) };
+    };
+    const input = { name: "x", shape: [3, 4], datatype: "FP32", parameters: { binary_data_size: raw.length } };
+
+    const both = await send({ id: "b1", inputs: [input], parameters: { binary_data_output: true } }, raw);
+    expect(both.status).toBe(200);
+    expect(both.headers.get("content-type")).toBe("application/octet-stream");
+    const jsonLength = Number(both.headers.get("inference-header-content-length"));
+    const head = JSON.parse(both.bytes.subarray(0, jsonLength).toString());
+    expect(head).toMatchObject({ model_name: "mlp", id: "b1", outputs: [{ name: "y", shape: [3, 3], datatype: "FP32", parameters: { binary_data_size: 36 } }] });
+    expect(head.outputs[0].data).toBeUndefined();
+    const y = new Float32Array(both.bytes.buffer.slice(both.bytes.byteOffset + jsonLength, both.bytes.byteOffset + jsonLength + 36));
+    Array.from(y).forEach((v, i) => expect(Math.abs(v - expected[Math.floor(i / 3)][i % 3])).toBeLessThan(1e-5));
+
+    // Binary in, JSON out (the output's own binary_data: false wins over the request's).
+    const jsonOut = await send({ inputs: [input], outputs: [{ name: "y", parameters: { binary_data: false } }], parameters: { binary_data_output: true } }, raw);
+    expect(jsonOut.headers.get("content-type")).toBe("application/json");
+    const body = JSON.parse(jsonOut.bytes.toString());
+    expect(body.outputs[0].data).toEqual(Array.from(y));
+
+    // JSON in, binary out, without any binary input.
+    const jsonIn = await call("POST", "/v2/models/mlp/infer", { inputs: [{ name: "x", shape: [3, 4], datatype: "FP32", data: x.flat() }], outputs: [{ name: "y", parameters: { binary_data: true } }] });
+    expect(jsonIn.status).toBe(200);
+
+    const refusals: Array<[Promise<{ status: number; bytes: Buffer }>, RegExp]> = [
+      [send({ inputs: [input] }, raw.subarray(0, 40)), /declares 48 bytes of binary data, but only 40 remain/],
+      [send({ inputs: [input] }, Buffer.concat([raw, Buffer.alloc(4)])), /52 bytes of binary data after its JSON header, but its inputs declare 48/],
+      [send({ inputs: [{ ...input, shape: [2, 4] }] }, raw), /has 48 bytes of binary data, but FP32 of shape \[2, 4\] needs 32/],
+      [send({ inputs: [input] }, raw, 10_000), /Inference-Header-Content-Length is 10000/],
+      [call("POST", "/v2/models/mlp/infer", { inputs: [input] }) as never, /no Inference-Header-Content-Length header/],
+    ];
+    for (const [response, message] of refusals) {
+      const r = (await response) as { status: number; bytes?: Buffer; body?: { error: string } };
+      expect(r.status).toBe(400);
+      expect(r.body?.error ?? JSON.parse(r.bytes!.toString()).error).toMatch(message);
+    }
+  });
+
   it("counts requests in /metrics", async () => {
     const before = await call("GET", "/metrics", undefined, null);
     const line = (text: string, outcome: string) => Number(new RegExp(`gantry_serve_requests_total\\{org="${owner.orgId}",endpoint="mlp",outcome="${outcome}"\\} (\\d+)`).exec(text)?.[1] ?? 0);

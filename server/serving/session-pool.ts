@@ -80,7 +80,7 @@ export class SessionPool {
 
   /**
    * Median milliseconds of up to `runs` runs of these feeds on one worker after a warm-up run
-   * (the pool must be idle); a run over `stopAboveMs` ends it early, returning at least that.
+   * (the pool must be idle); three runs over `stopAboveMs` end it early, returning at least that.
    */
   async time(feeds: Record<string, RawTensor>, outputs: string[], { runs, stopAboveMs }: { runs: number; stopAboveMs: number }): Promise<number> {
     const slot = this.slots[0];

@@ -40,10 +40,19 @@ export interface JsonTensor {
   data: unknown[];
 }
 
+/** A request's tensor: JSON values in `data`, or raw little-endian bytes in `binary` (the binary extension). */
+export interface InputTensor {
+  name: string;
+  shape: number[];
+  datatype: string;
+  data?: unknown[];
+  binary?: Uint8Array;
+}
+
 const isBig = (t: OrtType) => t === "int64" || t === "uint64";
 
 /** Checks a request's tensors against the model's signature and builds the feeds. */
-export function buildFeeds(endpointName: string, signature: { inputs: TensorSpec[] }, settings: EndpointSettings, inputs: JsonTensor[]): Record<string, RawTensor> {
+export function buildFeeds(endpointName: string, signature: { inputs: TensorSpec[] }, settings: EndpointSettings, inputs: InputTensor[]): Record<string, RawTensor> {
   const feeds: Record<string, RawTensor> = {};
   const names = () => signature.inputs.map((s) => s.name).join(", ");
   for (const input of inputs) {
@@ -56,8 +65,13 @@ export function buildFeeds(endpointName: string, signature: { inputs: TensorSpec
     checkShape(input, spec, settings);
     let count = 1;
     for (const d of input.shape) count *= d;
+    if (input.binary) {
+      feeds[input.name] = { type: ortType, data: fromBinary(input.name, ortType, input.binary, count, settings.preprocessing?.[input.name], input.shape), dims: input.shape };
+      continue;
+    }
+    const data = input.data ?? [];
     // Row-major data is flat by the protocol; some clients nest it, which costs a flatten.
-    const flat = input.data.length > 0 && Array.isArray(input.data[0]) ? (input.data.flat(Infinity as 1) as unknown[]) : input.data;
+    const flat = data.length > 0 && Array.isArray(data[0]) ? (data.flat(Infinity as 1) as unknown[]) : data;
     if (flat.length !== count) throw bad(`Input "${input.name}" has ${flat.length} values, but shape [${input.shape.join(", ")}] needs ${count}`);
     feeds[input.name] = { type: ortType, data: toTypedArray(input.name, ortType, flat, settings.preprocessing?.[input.name], input.shape), dims: input.shape };
   }
@@ -68,7 +82,7 @@ export function buildFeeds(endpointName: string, signature: { inputs: TensorSpec
   return feeds;
 }
 
-function checkShape(input: JsonTensor, spec: TensorSpec, settings: EndpointSettings) {
+function checkShape(input: InputTensor, spec: TensorSpec, settings: EndpointSettings) {
   const shape = input.shape;
   if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) throw bad(`Input "${input.name}" needs a shape of non-negative whole numbers`);
   const expected = toOipShape(spec.shape);
@@ -119,6 +133,32 @@ function toTypedArray(name: string, type: OrtType, flat: unknown[], norm: Normal
     const v = flat[i];
     if (typeof v !== "number" || !Number.isFinite(v)) throw notNumber(name, i);
     out[i] = (v - pick(norm.mean, i)) / pick(norm.std, i);
+  }
+  return out;
+}
+
+const bytesPer: Record<OrtType, number> = { float32: 4, float64: 8, int8: 1, int16: 2, int32: 4, int64: 8, uint8: 1, uint16: 2, uint32: 4, uint64: 8, bool: 1 };
+
+/** Raw little-endian bytes → a fresh, aligned typed array (normalised when the endpoint says so). */
+function fromBinary(name: string, type: OrtType, bytes: Uint8Array, count: number, norm: Normalisation | undefined, shape: number[]): RawTensor["data"] {
+  const needed = count * bytesPer[type];
+  if (bytes.length !== needed) throw bad(`Input "${name}" has ${bytes.length} bytes of binary data, but ${toOipDatatype(type)} of shape [${shape.join(", ")}] needs ${needed}`);
+  const copy = new Uint8Array(needed);
+  copy.set(bytes);
+  if (type === "bool") {
+    for (let i = 0; i < count; i++) if (copy[i] > 1) throw bad(`Input "${name}" is BOOL, so each of its bytes must be 0 or 1`);
+    return copy;
+  }
+  const Ctor = type === "int64" ? BigInt64Array : type === "uint64" ? BigUint64Array : numberArrays[type as keyof typeof numberArrays];
+  const out = new Ctor(copy.buffer);
+  if (norm && !isBig(type)) {
+    const values = out as Exclude<RawTensor["data"], BigInt64Array | BigUint64Array | string[]>;
+    const channels = shape.at(-1) ?? 1;
+    const pick = (v: number | number[], i: number) => (typeof v === "number" ? v : (v[i % channels] ?? v[0]));
+    for (let i = 0; i < count; i++) {
+      if (!Number.isFinite(values[i] as number)) throw notNumber(name, i);
+      values[i] = ((values[i] as number) - pick(norm.mean, i)) / pick(norm.std, i);
+    }
   }
   return out;
 }
