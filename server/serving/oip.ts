@@ -9,6 +9,7 @@ import { toJsonTensor, toOipDatatype, type InputTensor } from "./tensors";
 // `parameters.binary_data_size`. Clients ask for binary outputs with the request parameter
 // `binary_data_output: true` or an output's `binary_data: true` (which wins for that output).
 
+/** As Node gives request headers: lower-cased. */
 export const BINARY_HEADER = "inference-header-content-length";
 
 export interface InferRequest {
@@ -106,5 +107,6 @@ export function buildInferResponse(
   if (binaries.length === 0) return { headers: { "content-type": "application/json", "content-length": Buffer.byteLength(json) }, body: json };
   const header = Buffer.from(json, "utf8");
   const body = Buffer.concat([header, ...binaries]);
-  return { headers: { "content-type": "application/octet-stream", "content-length": body.length, [BINARY_HEADER]: header.length }, body };
+  // Spelled as Triton spells it: some clients read response headers case-sensitively.
+  return { headers: { "content-type": "application/octet-stream", "content-length": body.length, "Inference-Header-Content-Length": header.length }, body };
 }
