@@ -8,7 +8,7 @@ import { CANCEL_CHANNEL, cancelNotificationSchema, jobCatalog } from "../server/
 import { CancellationRegistry } from "../server/jobs/cancellation";
 import { recordHeartbeat, releaseDeadWorkers, removeHeartbeats } from "../server/system/heartbeat.service";
 import { toGraphileTask } from "./define-task";
-import { taskModules } from "./tasks/index";
+import { scheduledTasks, taskModules } from "./tasks/index";
 
 export interface StartedWorker {
   stop(): Promise<void>;
@@ -26,7 +26,10 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
   const settings = env();
   const db = createDb(url, concurrency + 2);
   const cancellations = new CancellationRegistry();
-  const taskList = Object.fromEntries(taskModules.map((m) => [m.def.name, toGraphileTask(m, { db, cancellations })]));
+  const taskList = {
+    ...Object.fromEntries(taskModules.map((m) => [m.def.name, toGraphileTask(m, { db, cancellations })])),
+    ...Object.fromEntries(Object.entries(scheduledTasks).map(([name, make]) => [name, make({ db })])),
+  };
 
   await prepareQueue(url);
   const released = await releaseDeadWorkers(db, settings.WORKER_STALE_AFTER_MS);

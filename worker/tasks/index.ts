@@ -4,7 +4,11 @@ import validateModel from "./models/validate";
 import selftest from "./system/selftest";
 import encodeEpisode from "./datasets/encode-episode";
 import deployDevice from "./fleet/deploy-device";
+import { healthCheckTask } from "./fleet/health-check";
 import type { TaskModule } from "../define-task";
 
 /** Every task this worker runs, one per job in the catalog. */
 export const taskModules: TaskModule[] = [selftest, fetchModel, validateModel, deployEndpoint, encodeEpisode, deployDevice];
+
+/** Tasks the crontab starts (not jobs: they keep no Job record). */
+export const scheduledTasks = { "fleet:health-check": healthCheckTask };

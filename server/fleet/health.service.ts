@@ -1,0 +1,84 @@
+import type { Db } from "../db";
+import { env } from "../env";
+import { AppError } from "../errors";
+import { raiseAlert } from "../alerts/alerts.service";
+import { HostKeyChangedError } from "../ssh/ssh-client";
+import type { SshPool } from "../ssh/ssh-pool";
+import { probeDevice, sshTargetOf, versionOfSha } from "./device-probe";
+import type { DeviceFacts } from "./fleet.schemas";
+
+// The scheduled health check: every device whose last check is older than
+// DEVICE_HEALTH_INTERVAL is probed over a kept-open connection and gets a sample:
+//   online    reachable, and the policy service is active (or there is none to run)
+//   degraded  reachable but the service is not active, the disk is nearly full, or the
+//             host key no longer matches (reachable, but not trusted)
+//   offline   no SSH connection
+// A device that goes offline raises an alert once, not on every check.
+
+const CONCURRENCY = 8;
+const LOW_DISK_BYTES = 200 * 1024 * 1024;
+const SAMPLES_KEPT_DAYS = 14;
+
+export async function checkDueDevices(db: Db, { pool, intervalSec = env().DEVICE_HEALTH_INTERVAL, now = new Date() }: { pool: SshPool; intervalSec?: number; now?: Date }): Promise<{ checked: number }> {
+  // A little slack so a check scheduled on the minute is not skipped for being a second early.
+  const cutoff = new Date(now.getTime() - intervalSec * 1000 + 2000);
+  const due = await db.device.findMany({ where: { OR: [{ lastCheckAt: null }, { lastCheckAt: { lt: cutoff } }] }, orderBy: { lastCheckAt: { sort: "asc", nulls: "first" } }, take: 500 });
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(CONCURRENCY, due.length) }, async () => {
+      while (next < due.length) await checkDevice(db, due[next++], pool).catch((error) => console.error(`Health check of a device failed: ${(error as Error).message}`));
+    }),
+  );
+  await db.deviceHealthSample.deleteMany({ where: { at: { lt: new Date(now.getTime() - SAMPLES_KEPT_DAYS * 86_400_000) } } });
+  return { checked: due.length };
+}
+
+type DeviceRow = Awaited<ReturnType<Db["device"]["findFirstOrThrow"]>>;
+
+export async function checkDevice(db: Db, device: DeviceRow, pool: SshPool): Promise<"online" | "degraded" | "offline" | "unknown"> {
+  const started = Date.now();
+  const now = new Date();
+  let state: "online" | "degraded" | "offline" | "unknown";
+  let error: string | null = null;
+  let facts: DeviceFacts | null = null;
+  let sha: string | null = null;
+  if (!device.pinnedHostKey) {
+    state = "unknown";
+    error = "Not checked: run Test connection once to pin the host key";
+  } else {
+    try {
+      const session = await pool.get(device.id, sshTargetOf(device));
+      const probe = await probeDevice(session, device.modelDir, { timeoutMs: 20_000 });
+      facts = probe.facts;
+      sha = probe.currentSha256;
+      const isServiceOk = !facts.isServicePresent || facts.serviceState === "active";
+      const isDiskOk = facts.diskFreeBytes === null || facts.diskFreeBytes === undefined || facts.diskFreeBytes >= LOW_DISK_BYTES;
+      state = isServiceOk && isDiskOk ? "online" : "degraded";
+      if (!isServiceOk) error = `The policy service is ${facts.serviceState || "not running"}`;
+      else if (!isDiskOk) error = `Only ${Math.round((facts.diskFreeBytes ?? 0) / 1024 / 1024)} MB free in ${device.modelDir}`;
+    } catch (e) {
+      pool.drop(device.id);
+      if (!(e instanceof AppError)) throw e;
+      state = e instanceof HostKeyChangedError ? "degraded" : "offline";
+      error = e.message;
+    }
+  }
+  const latencyMs = state === "offline" || state === "unknown" ? null : Date.now() - started;
+  const version = facts ? await versionOfSha(db, device.orgId, sha) : null;
+  await db.deviceHealthSample.create({
+    data: { orgId: device.orgId, deviceId: device.id, at: now, state, load1: facts?.load1 ?? null, diskFreeBytes: facts?.diskFreeBytes != null ? BigInt(Math.round(facts.diskFreeBytes)) : null, serviceState: facts?.serviceState ?? null, sha256: sha, versionId: version?.id ?? null, latencyMs, error },
+  });
+  await db.device.update({
+    where: { id: device.id },
+    data: {
+      state,
+      lastCheckAt: now,
+      lastError: error,
+      ...(facts ? { lastSeenAt: now, facts: { ...(device.facts as object), ...facts, currentVersion: version } as object, currentSha256: sha, currentVersionId: version?.id ?? null } : {}),
+    },
+  });
+  if (state === "offline" && device.state !== "offline") {
+    await raiseAlert(db, { orgId: device.orgId, kind: "device.offline", severity: "critical", title: `${device.name} is offline`, message: error ?? "No SSH connection", target: `device:${device.id}` });
+  }
+  return state;
+}

@@ -1,0 +1,24 @@
+import type { Task } from "graphile-worker";
+import { env } from "../../../server/env";
+import { checkDueDevices } from "../../../server/fleet/health.service";
+import { SshPool } from "../../../server/ssh/ssh-pool";
+import type { TaskDeps } from "../../define-task";
+
+// Scheduled once a minute (worker/crontab). Within the minute it checks as often as
+// DEVICE_HEALTH_INTERVAL asks; a longer interval skips devices checked recently. The pool
+// keeps each device's connection open from one check to the next.
+
+const pool = new SshPool({ idleMs: 10 * 60_000 });
+
+export function healthCheckTask({ db }: Pick<TaskDeps, "db">): Task {
+  return async () => {
+    const interval = env().DEVICE_HEALTH_INTERVAL;
+    const started = Date.now();
+    for (let round = 0; ; round++) {
+      await checkDueDevices(db, { pool, intervalSec: interval });
+      const nextAt = started + (round + 1) * interval * 1000;
+      if (nextAt - started >= 60_000) return;
+      await new Promise((r) => setTimeout(r, Math.max(0, nextAt - Date.now())));
+    }
+  };
+}
