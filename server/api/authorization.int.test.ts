@@ -47,6 +47,8 @@ let inviteA: string;
 let modelA: string;
 let modelVersionA: string;
 let endpointA: string;
+let datasetA: string;
+let episodeA: string;
 let deviceA: string;
 let deploymentA: string;
 let alertA: string;
@@ -114,6 +116,13 @@ function sampleInputs(): Record<string, unknown> {
     "endpoints.changeVersion": { endpointId: endpointA, modelVersionId: modelVersionA },
     "endpoints.undeploy": { endpointId: endpointA },
     "endpoints.delete": { endpointId: endpointA },
+    "datasets.get": { datasetId: datasetA },
+    "datasets.episode": { episodeId: episodeA },
+    "datasets.deleteEpisode": { episodeId: episodeA },
+    "datasets.restoreEpisode": { episodeId: episodeA },
+    "datasets.renameTask": { datasetId: datasetA, from: "probe", to: "probed" },
+    "datasets.retryEpisode": { episodeId: episodeA },
+    "datasets.importFolder": { path: "/nonexistent/dataset", repoId: "probe/import" },
   };
 }
 
@@ -125,7 +134,8 @@ function sampleInput(procedure: string): unknown {
 const NAMES_ORG_A_THING = new Set(["orgs.setRole", "orgs.removeMember", "invites.revoke", "tokens.revoke", "jobs.get", "jobs.events", "jobs.cancel", "jobs.retry", "jobs.onJobEvents",
   "models.get", "models.update", "models.delete", "models.addVersionFromUrl", "models.addVersionFromHub", "models.revalidate",
   "fleet.device", "fleet.updateDevice", "fleet.deleteDevice", "fleet.testConnection", "fleet.repin", "fleet.rollout", "fleet.createRollout", "fleet.rollbackRollout", "fleet.rollbackDevice", "fleet.acknowledgeAlert",
-  "endpoints.get", "endpoints.stats", "endpoints.tryIt", "endpoints.create", "endpoints.changeVersion", "endpoints.undeploy", "endpoints.delete"]);
+  "endpoints.get", "endpoints.stats", "endpoints.tryIt", "endpoints.create", "endpoints.changeVersion", "endpoints.undeploy", "endpoints.delete",
+  "datasets.get", "datasets.episode", "datasets.deleteEpisode", "datasets.restoreEpisode", "datasets.renameTask", "datasets.retryEpisode"]);
 
 async function call(ctx: Context, procedure: string, input: unknown): Promise<unknown> {
   const caller = createCaller(ctx) as unknown as Record<string, Record<string, (i: unknown) => Promise<unknown>>>;
@@ -168,6 +178,9 @@ beforeAll(async () => {
   modelVersionA = (await addVersionFromUrl(db, { actor: members.operator, input: { modelId: modelA, url: "https://example.test/a.onnx", dims: {} } })).versionId;
   // A stopped endpoint: probes may try to change, undeploy or delete it.
   endpointA = (await db.endpoint.create({ data: { orgId: orgA.orgId, name: "org-a-endpoint", modelVersionId: modelVersionA, status: "stopped", settings: {} } })).id;
+  // A dataset with one failed episode: probes may read, delete, restore, rename or retry it.
+  datasetA = (await db.dataset.create({ data: { orgId: orgA.orgId, repoId: `org-a/probe-${orgA.orgId.slice(0, 8)}` } })).id;
+  episodeA = (await db.episode.create({ data: { orgId: orgA.orgId, datasetId: datasetA, number: 0, mode: "edge", status: "failed", task: "probe", error: "probe" } })).id;
   // A device that cannot be reached and a finished rollout to it: probes may read, change or roll them back.
   deviceA = (await db.device.create({ data: { orgId: orgA.orgId, name: "org-a-device", host: "192.0.2.1", username: "robot", authKind: "password", credential: "v1:", modelDir: "/opt/gantry", restartCommand: "true", healthCommand: "true" } })).id;
   deploymentA = (await db.deployment.create({ data: { orgId: orgA.orgId, modelVersionId: modelVersionA, strategy: { kind: "all" }, selector: { deviceIds: [deviceA] }, status: "failed", targets: { create: [{ orgId: orgA.orgId, deviceId: deviceA, modelVersionId: modelVersionA, phase: 0, state: "failed" }] } } })).id;

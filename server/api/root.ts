@@ -3,6 +3,7 @@ import { endpointsRouter } from "./routers/endpoints";
 import { authRouter } from "./routers/auth";
 import { jobsRouter } from "./routers/jobs";
 import { modelsRouter } from "./routers/models";
+import { datasetsRouter } from "./routers/datasets";
 import { fleetRouter } from "./routers/fleet";
 import { invitesRouter, orgsRouter } from "./routers/orgs";
 import { systemRouter } from "./routers/system";
@@ -17,6 +18,7 @@ export const appRouter = router({
   audit: auditRouter,
   jobs: jobsRouter,
   models: modelsRouter,
+  datasets: datasetsRouter,
   fleet: fleetRouter,
   endpoints: endpointsRouter,
   system: systemRouter,

@@ -35,6 +35,11 @@ export const auditActions = [
   "endpoint.change_version",
   "endpoint.undeploy",
   "endpoint.delete",
+  "dataset.import",
+  "dataset.episode_delete",
+  "dataset.episode_restore",
+  "dataset.episode_retry",
+  "dataset.task_rename",
 ] as const;
 export const auditActionSchema = z.enum(auditActions);
 export type AuditAction = z.infer<typeof auditActionSchema>;

@@ -1,18 +1,135 @@
-import type { Db } from "../db";
+import crypto from "node:crypto";
+import fs from "node:fs/promises";
+import path from "node:path";
+import type { Db, Tx } from "../db";
 import { AppError } from "../errors";
+import { Prisma } from "../generated/prisma/client";
+import { mediaTools } from "../media/ffmpeg";
+import { datasetDir, datasetStoreDir, featuresFromJson, featuresToJson } from "./datasets.schemas";
+import { episodeStoreDir, readStoredEpisode } from "./episode-store";
+import { buildLeRobotDataset, type BuildInput } from "./lerobot/build";
+
+// The dataset folder DATASETS_DIR/<repo_id> is a symbolic link to its current build under
+// DATASETS_DIR/.store/<dataset id>/builds/. A change (an episode added, deleted, restored, a task
+// renamed) writes a complete new build beside the old one and then swaps the link in one
+// rename: a reader sees the old dataset or the new one, never half of either. The change and the
+// swap happen under the dataset's row lock, in the transaction that records the change, so a
+// build that fails leaves the database as it was too.
+
+export interface BuilderEnv {
+  DATASETS_DIR: string;
+  FFMPEG_PATH?: string;
+  FFPROBE_PATH?: string;
+}
+
+/** Dataset-level settings a build carries over (joint names, robot type), kept in features. */
+interface DatasetMeta {
+  robotType: string | null;
+  names: BuildInput["names"];
+  missingCameras: string[];
+  cameras: string[] | null;
+  features: Record<string, unknown>;
+}
+
+function metaFromFeatures(dataset: { robotType: string | null; features: unknown; missingVideos: string[] }): DatasetMeta {
+  const f = featuresFromJson(dataset.features);
+  const names = (k: string) => (Array.isArray(f[k]?.names) ? (f[k].names as string[]) : null);
+  const cameras = Object.keys(f).filter((k) => f[k]?.dtype === "video" && k.startsWith("observation.images.")).map((k) => k.slice("observation.images.".length));
+  return {
+    robotType: dataset.robotType,
+    names: { action: names("action"), state: names("observation.state") },
+    missingCameras: dataset.missingVideos.map((k) => k.replace(/^observation\.images\./, "")),
+    cameras: cameras.length ? cameras : null,
+    features: f,
+  };
+}
+
+const TX_OPTIONS = { maxWait: 10 * 60_000, timeout: 60 * 60_000 };
 
 /**
- * Adds an encoded episode to its dataset: it takes the next episode_index. Runs under the
- * dataset's row lock, so two episodes finishing together are numbered one after the other.
+ * Applies `change` and rebuilds the dataset's folder from its episodes, atomically. Episodes
+ * in the dataset are the ready ones not deleted, in datasetIndex order (renumbered 0..n-1).
  */
-export async function commitEpisode(db: Db, episodeId: string): Promise<void> {
-  await db.$transaction(async (tx) => {
-    const episode = await tx.episode.findUnique({ where: { id: episodeId } });
-    if (!episode) throw new AppError("NOT_FOUND", "The episode was deleted while it was encoded");
-    await tx.$executeRaw`SELECT 1 FROM "Dataset" WHERE "id" = ${episode.datasetId}::uuid FOR UPDATE`;
-    if (episode.status === "ready") return;
-    const count = await tx.episode.count({ where: { datasetId: episode.datasetId, status: "ready", deletedAt: null } });
-    await tx.episode.update({ where: { id: episodeId }, data: { status: "ready", error: null, datasetIndex: count } });
-    await tx.dataset.update({ where: { id: episode.datasetId }, data: { fps: episode.fps } });
+export async function rebuildDataset(db: Db, { datasetId, settings, change, signal }: { datasetId: string; settings: BuilderEnv; change?: (tx: Tx) => Promise<void>; signal?: AbortSignal }): Promise<{ buildId: string | null; episodes: number }> {
+  return db.$transaction(async (tx) => {
+    const [locked] = await tx.$queryRaw<{ id: string }[]>`SELECT "id" FROM "Dataset" WHERE "id" = ${datasetId}::uuid FOR UPDATE`;
+    if (!locked) throw new AppError("NOT_FOUND", "The dataset was deleted");
+    await change?.(tx);
+    const dataset = await tx.dataset.findUniqueOrThrow({ where: { id: datasetId } });
+    const episodes = await tx.episode.findMany({
+      where: { datasetId, status: "ready", deletedAt: null },
+      orderBy: [{ datasetIndex: { sort: "asc", nulls: "last" } }, { number: "asc" }],
+    });
+    for (const [i, e] of episodes.entries()) if (e.datasetIndex !== i) await tx.episode.update({ where: { id: e.id }, data: { datasetIndex: i } });
+    const link = datasetDir(settings, dataset.repoId);
+    if (episodes.length === 0) {
+      await fs.rm(link, { force: true });
+      await removeOtherBuilds(settings, datasetId, null);
+      await tx.dataset.update({ where: { id: datasetId }, data: { buildId: null, builtAt: new Date() } });
+      return { buildId: null, episodes: 0 };
+    }
+    const stored = await Promise.all(episodes.map(async (e) => ({ e, dir: episodeStoreDir(settings, datasetId, e.id) })).map(async (p) => ({ ...(await p), stored: await readStoredEpisode((await p).dir) })));
+    const meta = metaFromFeatures(dataset);
+    const fps = dataset.fps ?? stored[0].stored.fps;
+    const cameras = meta.cameras ?? [...new Set(stored.flatMap((s) => Object.keys(s.stored.videos)))].sort();
+    const buildId = `${new Date().toISOString().replace(/[-:.TZ]/g, "").slice(0, 14)}-${crypto.randomBytes(4).toString("hex")}`;
+    const buildsDir = path.join(datasetStoreDir(settings, datasetId), "builds");
+    const outDir = path.join(buildsDir, buildId);
+    await fs.mkdir(outDir, { recursive: true });
+    try {
+      const built = await buildLeRobotDataset({
+        outDir,
+        fps,
+        robotType: meta.robotType,
+        names: meta.names,
+        cameras,
+        missingCameras: meta.missingCameras,
+        priorFeatures: meta.features,
+        episodes: stored.map((s) => ({ task: s.e.task, dir: s.dir, stored: s.stored })),
+        tools: mediaTools(settings),
+        signal,
+      });
+      // The swap: a new link beside the old, renamed over it.
+      await fs.mkdir(path.dirname(link), { recursive: true });
+      const tempLink = `${link}.${crypto.randomBytes(4).toString("hex")}.link`;
+      await fs.symlink(path.relative(path.dirname(link), outDir), tempLink);
+      await fs.rename(tempLink, link);
+      await tx.dataset.update({ where: { id: datasetId }, data: { buildId, builtAt: new Date(), fps, features: featuresToJson(built.features) as Prisma.InputJsonValue } });
+      // Still under the lock, so no other build is being written; open files stay readable.
+      await removeOtherBuilds(settings, datasetId, buildId);
+      return { buildId, episodes: episodes.length };
+    } catch (error) {
+      await fs.rm(outDir, { recursive: true, force: true });
+      throw error;
+    }
+  }, TX_OPTIONS);
+}
+
+/** Removes builds that are no longer linked (the one just replaced, and any a crash left). */
+async function removeOtherBuilds(settings: BuilderEnv, datasetId: string, current: string | null): Promise<void> {
+  const buildsDir = path.join(datasetStoreDir(settings, datasetId), "builds");
+  const entries = await fs.readdir(buildsDir).catch(() => [] as string[]);
+  await Promise.all(entries.filter((name) => name !== current).map((name) => fs.rm(path.join(buildsDir, name), { recursive: true, force: true })));
+}
+
+/**
+ * Adds an encoded episode to its dataset: it takes the next episode_index and the folder is
+ * rebuilt. Committing an episode that is already in is a no-op.
+ */
+export async function commitEpisode(db: Db, { episodeId, settings, signal }: { episodeId: string; settings: BuilderEnv; signal?: AbortSignal }): Promise<void> {
+  const episode = await db.episode.findUnique({ where: { id: episodeId } });
+  if (!episode) throw new AppError("NOT_FOUND", "The episode was deleted while it was encoded");
+  await rebuildDataset(db, {
+    datasetId: episode.datasetId,
+    settings,
+    signal,
+    change: async (tx) => {
+      const current = await tx.episode.findUniqueOrThrow({ where: { id: episodeId } });
+      if (current.status === "ready") return;
+      const count = await tx.episode.count({ where: { datasetId: episode.datasetId, status: "ready", deletedAt: null } });
+      await tx.episode.update({ where: { id: episodeId }, data: { status: "ready", error: null, datasetIndex: count, deletedAt: null } });
+      const dataset = await tx.dataset.findUniqueOrThrow({ where: { id: episode.datasetId } });
+      if (!dataset.fps && current.fps) await tx.dataset.update({ where: { id: dataset.id }, data: { fps: current.fps } });
+    },
   });
 }

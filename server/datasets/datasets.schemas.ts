@@ -61,3 +61,104 @@ export function datasetStoreDir(env: { DATASETS_DIR: string }, datasetId: string
   z.uuid().parse(datasetId);
   return resolveInside(env.DATASETS_DIR, ".store", datasetId);
 }
+
+// --- API inputs and outputs
+
+export const datasetIdInput = z.object({ datasetId: z.uuid() });
+export const episodeIdInput = z.object({ episodeId: z.uuid() });
+export const renameTaskInput = z.object({
+  datasetId: z.uuid(),
+  /** The task's current text, exactly. */
+  from: z.string().max(2000),
+  to: taskTextSchema.pipe(z.string().min(1, "is empty")),
+});
+export const importFolderInput = z.object({
+  /** A folder on the server, inside one of DATASET_IMPORT_ROOTS, holding a LeRobot v2.1 or v3.0 dataset. */
+  path: z.string().min(1).max(4096),
+  repoId: repoIdSchema,
+});
+
+const episodeStatus = z.enum(["encoding", "ready", "failed"]);
+
+export const datasetSummarySchema = z.object({
+  id: z.uuid(),
+  repoId: z.string(),
+  source: z.string(),
+  importedVersion: z.string().nullable(),
+  fps: z.number().nullable(),
+  robotType: z.string().nullable(),
+  cameras: z.array(z.string()),
+  missingVideos: z.array(z.string()),
+  episodes: z.object({ ready: z.number(), encoding: z.number(), failed: z.number(), deleted: z.number() }),
+  totalFrames: z.number(),
+  builtAt: z.date().nullable(),
+  createdAt: z.date(),
+});
+export type DatasetSummary = z.infer<typeof datasetSummarySchema>;
+
+export const episodeSummarySchema = z.object({
+  id: z.uuid(),
+  number: z.number(),
+  datasetIndex: z.number().nullable(),
+  status: episodeStatus,
+  mode: z.string(),
+  task: z.string(),
+  length: z.number().nullable(),
+  durationS: z.number().nullable(),
+  cameras: z.array(z.string()),
+  error: z.string().nullable(),
+  jobId: z.uuid().nullable(),
+  jobProgress: z.number().nullable(),
+  deletedAt: z.date().nullable(),
+  createdAt: z.date(),
+});
+export type EpisodeSummary = z.infer<typeof episodeSummarySchema>;
+
+export const datasetDetailSchema = datasetSummarySchema.extend({
+  description: z.string(),
+  jointNames: z.object({ action: z.array(z.string()), state: z.array(z.string()) }),
+  tasks: z.array(z.object({ text: z.string(), episodes: z.number() })),
+  episodeList: z.array(episodeSummarySchema),
+});
+export type DatasetDetail = z.infer<typeof datasetDetailSchema>;
+
+export const episodeDetailSchema = z.object({
+  episode: episodeSummarySchema,
+  dataset: z.object({ id: z.uuid(), repoId: z.string(), fps: z.number().nullable(), missingVideos: z.array(z.string()) }),
+  jointNames: z.object({ action: z.array(z.string()), state: z.array(z.string()) }),
+  /** Per frame, for the plots; null until the episode is encoded. */
+  frames: z
+    .object({
+      timestamp: z.array(z.number()),
+      state: z.array(z.array(z.number())),
+      action: z.array(z.array(z.number())),
+    })
+    .nullable(),
+  videos: z.array(z.object({ camera: z.string(), url: z.string().nullable(), width: z.number().nullable(), height: z.number().nullable() })),
+});
+export type EpisodeDetail = z.infer<typeof episodeDetailSchema>;
+
+// --- Features as stored: Postgres jsonb does not keep key order, and LeRobot's features are
+// ordered (cameras, columns), so the database holds them as a list of { key, ...feature }.
+
+export interface StoredFeature {
+  dtype?: string;
+  shape?: number[];
+  names?: unknown;
+  info?: unknown;
+}
+
+export function featuresToJson(features: Record<string, unknown>): { key: string }[] {
+  return Object.entries(features).map(([key, f]) => ({ key, ...(f as object) }));
+}
+
+export function featuresFromJson(json: unknown): Record<string, StoredFeature> {
+  const out: Record<string, StoredFeature> = {};
+  if (!Array.isArray(json)) return out;
+  for (const item of json as ({ key?: unknown } & StoredFeature)[]) {
+    if (typeof item?.key !== "string") continue;
+    const { key, ...feature } = item;
+    out[key as string] = feature;
+  }
+  return out;
+}

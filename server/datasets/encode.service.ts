@@ -4,10 +4,11 @@ import path from "node:path";
 import type { Db } from "../db";
 import { AppError, isAppError } from "../errors";
 import type { ProgressReporter } from "../jobs/progress";
-import { codecOptions, encodeFrames, mediaTools, probeVideo, type EncodeSettings, type MediaTools, type VideoProbe } from "../media/ffmpeg";
+import { codecOptions, encodeFrames, mediaTools, probeVideo, sampleFramesRgb, type EncodeSettings, type MediaTools, type VideoProbe } from "../media/ffmpeg";
 import { checkPngFile } from "../media/png";
 import { rawEpisodeDir } from "./datasets.schemas";
 import { episodeStoreDir, storedVideoPath, tempPath, writeStoredEpisode, type StoredEpisode } from "./episode-store";
+import { imageStats, sampleIndices } from "./lerobot/stats";
 import { findRawEpisode, fpsFromRows, listFrames, readFrameRows, type RawEpisode } from "./raw-episode";
 
 export interface EncodeEnv {
@@ -90,18 +91,36 @@ function verifyProbe(camera: string, probe: VideoProbe, frames: number, fps: num
   if (Math.abs(probe.durationS - expected) > 1.5 / fps) throw new AppError("INTERNAL", `Camera ${camera}: the encoded video lasts ${probe.durationS.toFixed(3)} s, expected ${expected.toFixed(3)} s`);
 }
 
-/** Runs `work` over `items`, at most `limit` at a time; the first failure stops the rest. */
-async function inParallel<T, R>(items: T[], limit: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+/**
+ * Runs `work` over `items`, at most `limit` at a time. The first failure aborts the others
+ * (through the signal handed to `work`) and is thrown once every one has stopped, so nothing
+ * is left running or half-cleaned behind it.
+ */
+async function inParallel<T, R>(items: T[], limit: number, signal: AbortSignal | undefined, work: (item: T, index: number, signal: AbortSignal) => Promise<R>): Promise<R[]> {
   const results: R[] = new Array(items.length);
+  const stop = new AbortController();
+  const onAbort = () => stop.abort(signal?.reason);
+  signal?.addEventListener("abort", onAbort, { once: true });
   let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        results[i] = await work(items[i], i);
-      }
-    }),
-  );
+  let failure: { error: unknown } | null = null;
+  try {
+    await Promise.all(
+      Array.from({ length: Math.min(limit, items.length) }, async () => {
+        while (next < items.length && !failure) {
+          const i = next++;
+          try {
+            results[i] = await work(items[i], i, stop.signal);
+          } catch (error) {
+            failure ??= { error };
+            stop.abort(error);
+          }
+        }
+      }),
+    );
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+  }
+  if (failure) throw (failure as { error: unknown }).error;
   return results;
 }
 
@@ -112,7 +131,7 @@ export interface EncodeEpisodeInput {
   signal?: AbortSignal;
   /** The episode is marked failed when this attempt fails and no retry follows. */
   isLastAttempt: boolean;
-  /** Adds the encoded episode to its dataset (the builder); returns its episode_index. */
+  /** Adds the encoded episode to its dataset (the builder). */
   commit: (db: Db, episodeId: string, signal?: AbortSignal) => Promise<void>;
 }
 
@@ -154,7 +173,7 @@ export async function encodeEpisode(db: Db, input: EncodeEpisodeInput): Promise<
       const done = new Array<number>(cameraFrames.length).fill(0);
       let lastReport = 0;
       await progress.step(`Encoding ${cameraFrames.length} camera${cameraFrames.length === 1 ? "" : "s"} (${codec.encoder}, ${rows.length} frames at ${fps} fps)`, 0.02);
-      const probes = await inParallel(cameraFrames, Math.max(1, os.availableParallelism()), (c, i) =>
+      const probes = await inParallel(cameraFrames, Math.max(1, os.availableParallelism()), signal, (c, i, cameraSignal) =>
         encodeCamera({
           tools,
           camera: c.camera,
@@ -162,7 +181,7 @@ export async function encodeEpisode(db: Db, input: EncodeEpisodeInput): Promise<
           fps,
           output: storedVideoPath(dir, c.camera),
           settings: { codec: settings.EDGE_ENCODE_CODEC, preset: settings.EDGE_ENCODE_PRESET, crf: settings.EDGE_ENCODE_CRF },
-          signal,
+          signal: cameraSignal,
           onFrames: (n) => {
             done[i] = n;
             const now = Date.now();
@@ -186,7 +205,13 @@ export async function encodeEpisode(db: Db, input: EncodeEpisodeInput): Promise<
         videos[c.name] = probe;
       }
     }
-    await writeStoredEpisode(dir, { fps, rows, videos });
+    await progress.step("Computing image statistics", 0.9);
+    const stats: NonNullable<StoredEpisode["imageStats"]> = {};
+    await inParallel(Object.entries(videos), Math.max(1, os.availableParallelism()), signal, async ([camera, v]) => {
+      const sampled = await sampleFramesRgb(tools, storedVideoPath(dir, camera), { width: v.width, height: v.height, indices: sampleIndices(rows.length) });
+      stats[camera] = imageStats(sampled.pixels, sampled.frames);
+    });
+    await writeStoredEpisode(dir, { fps, rows, videos, imageStats: stats });
     await db.episode.update({ where: { id: episode.id }, data: { fps, length: rows.length, cameras: Object.keys(videos).sort() } });
 
     await progress.step("Adding the episode to the dataset", 0.92);

@@ -2,6 +2,7 @@ import crypto from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { cameraNameSchema, datasetStoreDir, resolveInside } from "./datasets.schemas";
+import type { FeatureStats } from "./lerobot/stats";
 import type { FrameRow } from "./raw-episode";
 
 // Each episode's own files, kept beside the built dataset: its per-frame rows and one MP4 per
@@ -13,6 +14,8 @@ export interface StoredEpisode {
   rows: FrameRow[];
   /** camera → what ffprobe read from its MP4. */
   videos: Record<string, { codec: string; width: number; height: number; pixFmt: string; frames: number; durationS: number }>;
+  /** camera → stats of its sampled frames (LeRobot's image stats). */
+  imageStats?: Record<string, FeatureStats>;
 }
 
 export function episodeStoreDir(settings: { DATASETS_DIR: string }, datasetId: string, episodeId: string): string {

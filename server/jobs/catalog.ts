@@ -81,7 +81,21 @@ export const deployDeviceJob = defineJob({
   maxAttempts: 1,
 });
 
-export const jobCatalog = [selftestJob, fetchModelJob, validateModelJob, deployEndpointJob, encodeEpisodeJob, deployDeviceJob] as const;
+/** Copies a LeRobot v2.1 or v3.0 dataset (a server folder or an unpacked upload) into Gantry. */
+export const importDatasetJob = defineJob({
+  name: "datasets.import",
+  title: "Import dataset",
+  payload: z.object({
+    datasetId: z.uuid(),
+    /** The dataset's root folder: checked to be inside an allowed root when the import was asked for. */
+    sourceDir: z.string().min(1).max(4096),
+    /** An unpacked upload, removed once imported. */
+    removeSource: z.boolean().default(false),
+  }),
+  maxAttempts: 2,
+});
+
+export const jobCatalog = [selftestJob, fetchModelJob, validateModelJob, deployEndpointJob, encodeEpisodeJob, deployDeviceJob, importDatasetJob] as const;
 
 export type JobName = (typeof jobCatalog)[number]["name"];
 

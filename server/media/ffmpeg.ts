@@ -195,3 +195,65 @@ export async function concatVideos(tools: MediaTools, inputs: string[], output: 
     await fs.promises.rm(list, { force: true });
   }
 }
+
+/**
+ * Decodes a video to small RGB frames and hands back only the frames asked for (packed RGB,
+ * one buffer). Used for image statistics, which LeRobot also takes from downscaled frames.
+ */
+export async function sampleFramesRgb(tools: MediaTools, file: string, { width, height, indices, maxSide = 150 }: { width: number; height: number; indices: number[]; maxSide?: number }): Promise<{ pixels: Uint8Array; frames: number }> {
+  const scale = Math.min(1, maxSide / Math.max(width, height));
+  const w = Math.max(2, Math.round((width * scale) / 2) * 2);
+  const h = Math.max(2, Math.round((height * scale) / 2) * 2);
+  const frameBytes = w * h * 3;
+  const wanted = new Set(indices);
+  const out = new Uint8Array(frameBytes * wanted.size);
+  const { spawn } = await import("node:child_process");
+  return new Promise((resolve, reject) => {
+    const child = spawn(tools.ffmpeg, ["-v", "error", "-i", file, "-vf", `scale=${w}:${h}`, "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"], { stdio: ["ignore", "pipe", "pipe"] });
+    let frame = 0;
+    let within = 0;
+    let kept = 0;
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      let offset = 0;
+      while (offset < chunk.length) {
+        const take = Math.min(frameBytes - within, chunk.length - offset);
+        if (wanted.has(frame)) out.set(chunk.subarray(offset, offset + take), kept * frameBytes + within);
+        within += take;
+        offset += take;
+        if (within === frameBytes) {
+          if (wanted.has(frame)) kept++;
+          frame++;
+          within = 0;
+        }
+      }
+    });
+    child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code !== 0) return reject(new AppError("INTERNAL", `ffmpeg could not decode ${path.basename(file)}: ${stderr.trim().split("\n").slice(-1)[0] ?? `exit ${code}`}`));
+      resolve({ pixels: out.subarray(0, kept * frameBytes), frames: kept });
+    });
+  });
+}
+
+/** Re-encodes `frames` frames of a video starting at `fromS` seconds (frame-exact: decoded, not copied). */
+export function encodeSegment({ tools, input, fromS, frames, fps, output, options, signal }: { tools: MediaTools; input: string; fromS: number; frames: number; fps: number; output: string; options: string[]; signal?: AbortSignal }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const stderr: string[] = [];
+    const command = ffmpeg()
+      .setFfmpegPath(tools.ffmpeg)
+      .input(input)
+      .inputOptions(["-ss", fromS.toFixed(6)])
+      .outputOptions([...options, "-frames:v", String(frames), "-r", String(fps), "-an", "-movflags", "+faststart", "-f", "mp4"])
+      .output(output)
+      .on("stderr", (line: string) => {
+        stderr.push(line);
+        if (stderr.length > 20) stderr.shift();
+      })
+      .on("error", (error: Error) => reject(signal?.aborted ? (signal.reason ?? error) : new AppError("BAD_REQUEST", `ffmpeg could not cut ${path.basename(input)} at ${fromS.toFixed(3)} s: ${stderr.slice(-2).join("; ") || error.message}`)))
+      .on("end", () => resolve());
+    signal?.addEventListener("abort", () => command.kill("SIGKILL"), { once: true });
+    command.run();
+  });
+}

@@ -5,10 +5,11 @@ import selftest from "./system/selftest";
 import encodeEpisode from "./datasets/encode-episode";
 import deployDevice from "./fleet/deploy-device";
 import { healthCheckTask } from "./fleet/health-check";
+import importDataset from "./datasets/import";
 import type { TaskModule } from "../define-task";
 
 /** Every task this worker runs, one per job in the catalog. */
-export const taskModules: TaskModule[] = [selftest, fetchModel, validateModel, deployEndpoint, encodeEpisode, deployDevice];
+export const taskModules: TaskModule[] = [selftest, fetchModel, validateModel, deployEndpoint, encodeEpisode, deployDevice, importDataset];
 
 /** Tasks the crontab starts (not jobs: they keep no Job record). */
 export const scheduledTasks = { "fleet:health-check": healthCheckTask };

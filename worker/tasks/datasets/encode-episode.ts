@@ -11,6 +11,6 @@ export default defineTask(encodeEpisodeJob, (payload, { db, progress, signal, jo
     progress,
     signal,
     isLastAttempt: job.attempt >= encodeEpisodeJob.maxAttempts,
-    commit: (db, episodeId) => commitEpisode(db, episodeId),
+    commit: (db, episodeId, signal) => commitEpisode(db, { episodeId, settings: env(), signal }),
   }),
 );

@@ -1,0 +1,35 @@
+import { z } from "zod";
+import {
+  datasetDetailSchema,
+  datasetIdInput,
+  datasetSummarySchema,
+  episodeDetailSchema,
+  episodeIdInput,
+  importFolderInput,
+  renameTaskInput,
+} from "../../datasets/datasets.schemas";
+import { deleteEpisode, getDataset, getEpisode, listDatasets, renameTask, restoreEpisode, retryEpisode } from "../../datasets/datasets.service";
+import { importDatasetFromFolder } from "../../datasets/import.service";
+import { env } from "../../env";
+import { orgProcedure, router } from "../trpc";
+
+const idOutput = z.object({ id: z.uuid() });
+
+export const datasetsRouter = router({
+  list: orgProcedure("viewer").output(z.array(datasetSummarySchema)).query(({ ctx }) => listDatasets(ctx.db, { orgId: ctx.orgActor.orgId })),
+  get: orgProcedure("viewer").input(datasetIdInput).output(datasetDetailSchema).query(({ ctx, input }) => getDataset(ctx.db, { orgId: ctx.orgActor.orgId, datasetId: input.datasetId })),
+  /** One episode with its per-frame state and action (for the plots) and its video links. */
+  episode: orgProcedure("viewer").input(episodeIdInput).output(episodeDetailSchema).query(({ ctx, input }) => getEpisode(ctx.db, { orgId: ctx.orgActor.orgId, episodeId: input.episodeId, settings: env() })),
+  deleteEpisode: orgProcedure("operator").input(episodeIdInput).output(idOutput).mutation(({ ctx, input }) => deleteEpisode(ctx.db, { actor: ctx.orgActor, episodeId: input.episodeId, settings: env() })),
+  restoreEpisode: orgProcedure("operator").input(episodeIdInput).output(idOutput).mutation(({ ctx, input }) => restoreEpisode(ctx.db, { actor: ctx.orgActor, episodeId: input.episodeId, settings: env() })),
+  renameTask: orgProcedure("operator").input(renameTaskInput).output(z.object({ episodes: z.number() })).mutation(({ ctx, input }) => renameTask(ctx.db, { actor: ctx.orgActor, input, settings: env() })),
+  retryEpisode: orgProcedure("operator")
+    .input(episodeIdInput)
+    .output(z.object({ episodeId: z.uuid(), jobId: z.uuid() }))
+    .mutation(({ ctx, input }) => retryEpisode(ctx.db, { actor: ctx.orgActor, episodeId: input.episodeId, settings: env() })),
+  /** Imports a LeRobot v2.1 or v3.0 dataset from a folder on the server (inside DATASET_IMPORT_ROOTS). */
+  importFolder: orgProcedure("operator")
+    .input(importFolderInput)
+    .output(z.object({ datasetId: z.uuid(), jobId: z.uuid() }))
+    .mutation(({ ctx, input }) => importDatasetFromFolder(ctx.db, { actor: ctx.orgActor, input, settings: env() })),
+});

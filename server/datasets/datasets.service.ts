@@ -1,0 +1,227 @@
+import fs from "node:fs/promises";
+import { recordAudit } from "../audit/audit.service";
+import type { OrgActor } from "../auth/roles";
+import type { Db } from "../db";
+import { AppError } from "../errors";
+import type { Dataset, Episode } from "../generated/prisma/client";
+import { encodeEpisodeJob } from "../jobs/catalog";
+import { enqueue } from "../jobs/enqueue";
+import { rebuildDataset, type BuilderEnv } from "./builder.service";
+import { featuresFromJson, rawEpisodeDir, type DatasetDetail, type DatasetSummary, type EpisodeDetail, type EpisodeSummary } from "./datasets.schemas";
+import { episodeStoreDir, readStoredEpisode, storedVideoPath } from "./episode-store";
+import { effectiveEpisodeStatus } from "./ingest.service";
+import { findRawEpisode } from "./raw-episode";
+
+// Reading datasets for the pages, and the edits people make: delete and restore an episode,
+// rename a task, retry a failed encoding. Every edit that changes the dataset's files goes
+// through rebuildDataset, which swaps in a complete new build.
+
+type JobInfo = { status: string; progress: number; error: string | null };
+
+function featureNames(features: unknown, key: string): string[] {
+  const f = featuresFromJson(features);
+  const names = f[key]?.names;
+  return Array.isArray(names) ? names.map(String) : [];
+}
+
+function cameraList(dataset: Dataset, episodes: Pick<Episode, "cameras">[]): string[] {
+  const f = featuresFromJson(dataset.features);
+  const fromFeatures = Object.keys(f).filter((k) => f[k]?.dtype === "video" && k.startsWith("observation.images.")).map((k) => k.slice("observation.images.".length));
+  return fromFeatures.length ? fromFeatures : [...new Set(episodes.flatMap((e) => e.cameras))].sort();
+}
+
+function toEpisodeSummary(e: Episode, job: JobInfo | undefined, fps: number | null): EpisodeSummary {
+  const rate = e.fps ?? fps;
+  return {
+    id: e.id,
+    number: e.number,
+    datasetIndex: e.deletedAt ? null : e.datasetIndex,
+    status: effectiveEpisodeStatus(e.status, job?.status),
+    mode: e.mode,
+    task: e.task,
+    length: e.length,
+    durationS: e.length !== null && rate ? e.length / rate : null,
+    cameras: e.cameras,
+    error: e.error ?? (job && (job.status === "failed" || job.status === "cancelled") ? (job.error ?? `The encoding job was ${job.status}`) : null),
+    jobId: e.jobId,
+    jobProgress: job ? job.progress : null,
+    deletedAt: e.deletedAt,
+    createdAt: e.createdAt,
+  };
+}
+
+async function jobsFor(db: Db, episodes: Pick<Episode, "jobId">[]): Promise<Map<string, JobInfo>> {
+  const ids = episodes.flatMap((e) => (e.jobId ? [e.jobId] : []));
+  const jobs = ids.length ? await db.job.findMany({ where: { id: { in: ids } }, select: { id: true, status: true, progress: true, error: true } }) : [];
+  return new Map(jobs.map((j) => [j.id, j]));
+}
+
+function summarize(dataset: Dataset, episodes: Episode[], jobs: Map<string, JobInfo>): DatasetSummary {
+  const counts = { ready: 0, encoding: 0, failed: 0, deleted: 0 };
+  let totalFrames = 0;
+  for (const e of episodes) {
+    if (e.deletedAt) {
+      counts.deleted++;
+      continue;
+    }
+    const status = effectiveEpisodeStatus(e.status, e.jobId ? jobs.get(e.jobId)?.status : undefined);
+    counts[status]++;
+    if (status === "ready") totalFrames += e.length ?? 0;
+  }
+  return {
+    id: dataset.id,
+    repoId: dataset.repoId,
+    source: dataset.source,
+    importedVersion: dataset.importedVersion,
+    fps: dataset.fps,
+    robotType: dataset.robotType,
+    cameras: cameraList(dataset, episodes),
+    missingVideos: dataset.missingVideos,
+    episodes: counts,
+    totalFrames,
+    builtAt: dataset.builtAt,
+    createdAt: dataset.createdAt,
+  };
+}
+
+export async function listDatasets(db: Db, { orgId }: { orgId: string }): Promise<DatasetSummary[]> {
+  const datasets = await db.dataset.findMany({ where: { orgId }, orderBy: { createdAt: "desc" }, include: { episodes: true } });
+  const jobs = await jobsFor(db, datasets.flatMap((d) => d.episodes));
+  return datasets.map((d) => summarize(d, d.episodes, jobs));
+}
+
+async function findDataset(db: Db, orgId: string, datasetId: string): Promise<Dataset> {
+  const dataset = await db.dataset.findFirst({ where: { id: datasetId, orgId } });
+  if (!dataset) throw new AppError("NOT_FOUND", "No such dataset in this organisation");
+  return dataset;
+}
+
+async function findEpisode(db: Db, orgId: string, episodeId: string): Promise<Episode & { dataset: Dataset }> {
+  const episode = await db.episode.findFirst({ where: { id: episodeId, orgId }, include: { dataset: true } });
+  if (!episode) throw new AppError("NOT_FOUND", "No such episode in this organisation");
+  return episode;
+}
+
+export async function getDataset(db: Db, { orgId, datasetId }: { orgId: string; datasetId: string }): Promise<DatasetDetail> {
+  const dataset = await findDataset(db, orgId, datasetId);
+  const episodes = await db.episode.findMany({ where: { datasetId }, orderBy: [{ deletedAt: { sort: "desc", nulls: "first" } }, { datasetIndex: { sort: "asc", nulls: "last" } }, { number: "asc" }] });
+  const jobs = await jobsFor(db, episodes);
+  const tasks = new Map<string, number>();
+  for (const e of episodes) if (!e.deletedAt) tasks.set(e.task, (tasks.get(e.task) ?? 0) + 1);
+  return {
+    ...summarize(dataset, episodes, jobs),
+    description: dataset.description,
+    jointNames: { action: featureNames(dataset.features, "action"), state: featureNames(dataset.features, "observation.state") },
+    tasks: [...tasks].map(([text, count]) => ({ text, episodes: count })),
+    episodeList: episodes.map((e) => toEpisodeSummary(e, e.jobId ? jobs.get(e.jobId) : undefined, dataset.fps)),
+  };
+}
+
+export async function getEpisode(db: Db, { orgId, episodeId, settings }: { orgId: string; episodeId: string; settings: { DATASETS_DIR: string } }): Promise<EpisodeDetail> {
+  const episode = await findEpisode(db, orgId, episodeId);
+  const jobs = await jobsFor(db, [episode]);
+  const summary = toEpisodeSummary(episode, episode.jobId ? jobs.get(episode.jobId) : undefined, episode.dataset.fps);
+  const dir = episodeStoreDir(settings, episode.datasetId, episode.id);
+  const stored = episode.status === "ready" ? await readStoredEpisode(dir).catch(() => null) : null;
+  const cameras = episode.cameras.length ? episode.cameras : cameraList(episode.dataset, [episode]);
+  const videos = await Promise.all(
+    cameras.map(async (camera) => {
+      const v = stored?.videos[camera];
+      const exists = v ? await fs.stat(storedVideoPath(dir, camera)).then(() => true, () => false) : false;
+      return { camera, url: exists ? `/api/datasets/${episode.datasetId}/episodes/${episode.id}/video/${camera}` : null, width: v?.width ?? null, height: v?.height ?? null };
+    }),
+  );
+  const width = (rows: number[][]) => rows[0]?.length ?? 0;
+  const names = (key: string, n: number) => {
+    const given = featureNames(episode.dataset.features, key);
+    return given.length === n ? given : Array.from({ length: n }, (_, i) => `motor_${i}`);
+  };
+  const state = stored?.rows.map((r) => r["observation.state"]) ?? [];
+  const action = stored?.rows.map((r) => r.action) ?? [];
+  const fps = stored?.fps ?? episode.fps ?? episode.dataset.fps ?? 30;
+  return {
+    episode: summary,
+    dataset: { id: episode.dataset.id, repoId: episode.dataset.repoId, fps: episode.dataset.fps, missingVideos: episode.dataset.missingVideos },
+    jointNames: { action: names("action", width(action)), state: names("observation.state", width(state)) },
+    frames: stored ? { timestamp: stored.rows.map((_, i) => i / fps), state, action } : null,
+    videos,
+  };
+}
+
+/** Takes an episode out of the dataset (the folder is rebuilt without it); it can be restored. */
+export async function deleteEpisode(db: Db, { actor, episodeId, settings }: { actor: OrgActor; episodeId: string; settings: BuilderEnv }): Promise<{ id: string }> {
+  const episode = await findEpisode(db, actor.orgId, episodeId);
+  if (episode.deletedAt) return { id: episode.id };
+  if (episode.status === "encoding") throw new AppError("CONFLICT", `Episode ${episode.number} is still encoding; delete it once it is done`);
+  await rebuildDataset(db, {
+    datasetId: episode.datasetId,
+    settings,
+    change: async (tx) => {
+      await tx.episode.update({ where: { id: episode.id }, data: { deletedAt: new Date() } });
+      await recordAudit(tx, { orgId: actor.orgId, actor, action: "dataset.episode_delete", target: episode.id, data: { repoId: episode.dataset.repoId, number: episode.number } });
+    },
+  });
+  return { id: episode.id };
+}
+
+/** Puts a deleted episode back where it was. */
+export async function restoreEpisode(db: Db, { actor, episodeId, settings }: { actor: OrgActor; episodeId: string; settings: BuilderEnv }): Promise<{ id: string }> {
+  const episode = await findEpisode(db, actor.orgId, episodeId);
+  if (!episode.deletedAt) return { id: episode.id };
+  await rebuildDataset(db, {
+    datasetId: episode.datasetId,
+    settings,
+    change: async (tx) => {
+      await tx.episode.update({ where: { id: episode.id }, data: { deletedAt: null } });
+      await recordAudit(tx, { orgId: actor.orgId, actor, action: "dataset.episode_restore", target: episode.id, data: { repoId: episode.dataset.repoId, number: episode.number } });
+    },
+  });
+  return { id: episode.id };
+}
+
+/** Changes a task's text in every episode that has it (meta/tasks.parquet and meta/episodes). */
+export async function renameTask(db: Db, { actor, input, settings }: { actor: OrgActor; input: { datasetId: string; from: string; to: string }; settings: BuilderEnv }): Promise<{ episodes: number }> {
+  const dataset = await findDataset(db, actor.orgId, input.datasetId);
+  let changed = 0;
+  await rebuildDataset(db, {
+    datasetId: dataset.id,
+    settings,
+    change: async (tx) => {
+      changed = (await tx.episode.updateMany({ where: { datasetId: dataset.id, task: input.from }, data: { task: input.to } })).count;
+      if (!changed) throw new AppError("NOT_FOUND", `No episode of ${dataset.repoId} has the task ${JSON.stringify(input.from).slice(0, 200)}`);
+      await recordAudit(tx, { orgId: actor.orgId, actor, action: "dataset.task_rename", target: dataset.id, data: { repoId: dataset.repoId, from: input.from, to: input.to } });
+    },
+  });
+  return { episodes: changed };
+}
+
+/** Encodes a failed episode again from its raw files (still there: they go only once it is in). */
+export async function retryEpisode(db: Db, { actor, episodeId, settings }: { actor: OrgActor; episodeId: string; settings: { EDGE_UPLOAD_DIR: string } }): Promise<{ episodeId: string; jobId: string }> {
+  const episode = await findEpisode(db, actor.orgId, episodeId);
+  const jobs = await jobsFor(db, [episode]);
+  if (effectiveEpisodeStatus(episode.status, episode.jobId ? jobs.get(episode.jobId)?.status : undefined) !== "failed") throw new AppError("CONFLICT", `Episode ${episode.number} has not failed; there is nothing to retry`);
+  if (episode.mode === "import") throw new AppError("CONFLICT", "An imported episode is not encoded here; import the dataset again");
+  await findRawEpisode(rawEpisodeDir(settings, episode.dataset.repoId), episode.number, episode.mode as "edge" | "local").catch((error: unknown) => {
+    throw new AppError("CONFLICT", `${(error as Error).message}. Upload the episode again; it is encoded on arrival`);
+  });
+  return db.$transaction(async (tx) => {
+    await tx.$executeRaw`SELECT 1 FROM "Dataset" WHERE "id" = ${episode.datasetId}::uuid FOR UPDATE`;
+    const { jobId } = await enqueue(encodeEpisodeJob, { episodeId: episode.id }, { tx, orgId: actor.orgId, createdById: actor.userId });
+    await tx.episode.update({ where: { id: episode.id }, data: { status: "encoding", error: null, jobId } });
+    await recordAudit(tx, { orgId: actor.orgId, actor, action: "dataset.episode_retry", target: episode.id, data: { repoId: episode.dataset.repoId, number: episode.number } });
+    return { episodeId: episode.id, jobId };
+  });
+}
+
+/** The stored MP4 of one camera of a ready episode, for streaming. */
+export async function episodeVideoFile(db: Db, { orgId, datasetId, episodeId, camera, settings }: { orgId: string; datasetId: string; episodeId: string; camera: string; settings: { DATASETS_DIR: string } }): Promise<string> {
+  const episode = await findEpisode(db, orgId, episodeId);
+  if (episode.datasetId !== datasetId) throw new AppError("NOT_FOUND", "No such episode in this dataset");
+  if (episode.status !== "ready") throw new AppError("NOT_FOUND", `Episode ${episode.number} has no video yet`);
+  if (!episode.cameras.includes(camera)) throw new AppError("NOT_FOUND", `Episode ${episode.number} has no camera ${camera}`);
+  const file = storedVideoPath(episodeStoreDir(settings, datasetId, episodeId), camera);
+  await fs.stat(file).catch(() => {
+    throw new AppError("NOT_FOUND", `The ${camera} video of episode ${episode.number} is missing`);
+  });
+  return file;
+}
