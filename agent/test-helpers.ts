@@ -123,3 +123,60 @@ export async function startRelay(targetPort: number, onBytes: (total: number, cu
   const address = server.address() as net.AddressInfo;
   return { port: address.port, total: () => total, close: () => (cut(), server.close()) };
 }
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+export interface TestSshd {
+  port: number;
+  /** The `-e` argument for rsync: ssh with the client key, trusting the fresh host key. */
+  sshCommand: string;
+  stop(): void;
+}
+
+/** OpenSSH's sshd on 127.0.0.1 with a fresh host key, taking one generated client key (as the user running it). */
+export async function startTestSshd(): Promise<TestSshd> {
+  const dir = tempDir("sshd");
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(dir, "host_key")]);
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(dir, "client_key")]);
+  fs.copyFileSync(path.join(dir, "client_key.pub"), path.join(dir, "authorized_keys"));
+  const port = await freePort();
+  const config = [
+    `Port ${port}`,
+    "ListenAddress 127.0.0.1",
+    `HostKey ${path.join(dir, "host_key")}`,
+    `PidFile ${path.join(dir, "sshd.pid")}`,
+    `AuthorizedKeysFile ${path.join(dir, "authorized_keys")}`,
+    "PermitRootLogin yes",
+    "StrictModes no",
+    "UsePAM no",
+    "PasswordAuthentication no",
+    "KbdInteractiveAuthentication no",
+    "PubkeyAuthentication yes",
+  ];
+  fs.writeFileSync(path.join(dir, "sshd_config"), config.join("\n") + "\n");
+  const sshd = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", path.join(dir, "sshd_config")], { stdio: ["ignore", "ignore", "pipe"] });
+  await new Promise<void>((resolve, reject) => {
+    let log = "";
+    sshd.stderr!.on("data", (d: Buffer) => {
+      log += d.toString();
+      if (log.includes("Server listening")) resolve();
+    });
+    sshd.on("exit", (code) => reject(new Error(`sshd exited with ${code}: ${log}`)));
+  });
+  return {
+    port,
+    sshCommand: `ssh -p ${port} -i ${path.join(dir, "client_key")} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR`,
+    stop: () => sshd.kill("SIGTERM"),
+  };
+}
+
+/** rsync of a folder's contents over the test sshd, as the earlier edge clients sent frames. */
+export function rsyncOverSsh(sshd: TestSshd, from: string, to: string): void {
+  execFileSync("rsync", ["-a", "--mkpath", "-e", sshd.sshCommand, `${from}/`, `${os.userInfo().username}@127.0.0.1:${to}/`], { stdio: "pipe" });
+}

@@ -1,65 +1,23 @@
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testDb } from "../../tests/helpers/db";
 import { createOrgWithMember } from "../../tests/helpers/factories";
 import { createApiToken } from "../auth/tokens.service";
-import { recordEpisode, startTestPortal, tempDir, type TestPortal } from "../../agent/test-helpers";
+import { recordEpisode, rsyncOverSsh, startTestPortal, startTestSshd, tempDir, type TestPortal, type TestSshd } from "../../agent/test-helpers";
 
 // The earlier edge clients: frames rsync'ed over SSH into EDGE_UPLOAD_DIR/<repo_id>/, then
 // POST /edge/upload-complete and GET /edge/status/{repo_id}. Real rsync, real OpenSSH sshd.
 
 const db = testDb();
-let sshd: ChildProcess;
-let sshPort: number;
-let sshDir: string;
+let sshd: TestSshd;
 let portal: TestPortal;
 let uploadDir: string;
 let token: string;
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 beforeAll(async () => {
-  sshDir = tempDir("sshd");
-  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(sshDir, "host_key")]);
-  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(sshDir, "client_key")]);
-  fs.copyFileSync(path.join(sshDir, "client_key.pub"), path.join(sshDir, "authorized_keys"));
-  sshPort = await freePort();
-  fs.writeFileSync(
-    path.join(sshDir, "sshd_config"),
-    [
-      `Port ${sshPort}`,
-      "ListenAddress 127.0.0.1",
-      `HostKey ${path.join(sshDir, "host_key")}`,
-      `PidFile ${path.join(sshDir, "sshd.pid")}`,
-      `AuthorizedKeysFile ${path.join(sshDir, "authorized_keys")}`,
-      "PermitRootLogin yes",
-      "StrictModes no",
-      "UsePAM no",
-      "PasswordAuthentication no",
-      "KbdInteractiveAuthentication no",
-      "PubkeyAuthentication yes",
-    ].join("\n") + "\n",
-  );
-  sshd = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", path.join(sshDir, "sshd_config")], { stdio: ["ignore", "ignore", "pipe"] });
-  await new Promise<void>((resolve, reject) => {
-    let log = "";
-    sshd.stderr!.on("data", (d: Buffer) => {
-      log += d.toString();
-      if (log.includes("Server listening")) resolve();
-    });
-    sshd.on("exit", (code) => reject(new Error(`sshd exited with ${code}: ${log}`)));
-  });
-
+  sshd = await startTestSshd();
   const { actor } = await createOrgWithMember(db, "operator");
   token = (await createApiToken(db, { actor, input: { name: "edge client", scopes: ["write"] } })).token;
   uploadDir = tempDir("edge-uploads");
@@ -67,14 +25,11 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  sshd?.kill("SIGTERM");
+  sshd?.stop();
   await portal?.stop();
 });
 
-function rsync(from: string, to: string) {
-  const ssh = `ssh -p ${sshPort} -i ${path.join(sshDir, "client_key")} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR`;
-  execFileSync("rsync", ["-a", "--mkpath", "-e", ssh, `${from}/`, `root@127.0.0.1:${to}/`], { stdio: "pipe" });
-}
+const rsync = (from: string, to: string) => rsyncOverSsh(sshd, from, to);
 
 const call = (method: string, pathname: string, body?: unknown, bearer = token) =>
   fetch(`${portal.url}${pathname}`, { method, headers: { authorization: `Bearer ${bearer}`, ...(body ? { "content-type": "application/json" } : {}) }, body: body ? JSON.stringify(body) : undefined });

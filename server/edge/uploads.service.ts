@@ -1,17 +1,16 @@
 import crypto from "node:crypto";
 import { Server } from "@tus/server";
-import { FileStore } from "@tus/file-store";
 import type { Db } from "../db";
 import type { OrgActor } from "../auth/roles";
 import { isAppError } from "../errors";
 import { uploadMetadataSchema } from "./edge.schemas";
-import { extractEpisodeArchive } from "./episode-archive";
+import { EpisodeUploadStore, tusRefusal } from "./episode-upload-store";
 import { alertDiskLow, checkUploadDisk } from "./disk.service";
 
 // Episodes arrive over tus (resumable uploads): one upload per episode, carrying its archive
-// (episode-archive.ts). The bytes land in `tusDir` as they come, so a cut connection resumes at
-// the last byte received; when the last byte is in, the archive is checked and unpacked into the
-// repo's raw folder, and the upload is removed.
+// (archive-layout.ts). The store unpacks and checks the bytes as they come (episode-upload-store.ts),
+// so a cut connection resumes at the last byte received; when the last byte is in, the checked
+// files are moved into the repo's raw folder.
 
 export const EDGE_UPLOADS_PATH = "/api/edge/uploads";
 
@@ -27,8 +26,7 @@ export interface EdgeUploadDeps {
   minFreeBytes: number;
 }
 
-type TusError = { status_code: number; body: string };
-const tusError = (status: number, message: string): TusError => ({ status_code: status, body: `${message}\n` });
+const tusError = tusRefusal;
 
 export interface EdgeUploadServer {
   /** Answers one tus request from an authenticated caller. */
@@ -38,9 +36,13 @@ export interface EdgeUploadServer {
 }
 
 const UPLOAD_ID = /^[0-9a-f]{32}$/;
+/** An upload left unfinished this long is removed (a new upload sweeps, at most hourly). */
+const EXPIRE_AFTER_MS = 24 * 60 * 60 * 1000;
+const SWEEP_EVERY_MS = 60 * 60 * 1000;
 
 export function createEdgeUploadServer(deps: EdgeUploadDeps): EdgeUploadServer {
-  const store = new FileStore({ directory: deps.tusDir });
+  const store = new EpisodeUploadStore({ dir: deps.tusDir, rawDir: deps.rawDir, maxBytes: deps.maxBytes, expireAfterMs: EXPIRE_AFTER_MS });
+  let lastSweep = 0;
   // The hooks get the request, not who sent it; the route has already checked the caller.
   const actors = new WeakMap<object, OrgActor>();
   const actorOf = (req: object): OrgActor => {
@@ -80,23 +82,12 @@ export function createEdgeUploadServer(deps: EdgeUploadDeps): EdgeUploadServer {
       return { metadata: { ...upload.metadata, orgId: actor.orgId, userId: actor.userId } };
     },
     async onUploadFinish(_req, upload) {
-      const meta = uploadMetadataSchema.parse(upload.metadata);
       try {
-        await extractEpisodeArchive(store.read(upload.id), {
-          root: deps.rawDir(meta.repoId),
-          repoId: meta.repoId,
-          episodeIndex: meta.episodeIndex,
-          manifestSha256: meta.manifestSha256,
-          maxBytes: deps.maxBytes,
-          tag: upload.id,
-        });
+        await store.commit(upload.id);
         return {};
       } catch (error) {
-        if (!isAppError(error)) console.error(`Unpacking upload ${upload.id} failed`, error);
-        throw isAppError(error) ? tusError(error.status, error.message) : tusError(500, "The episode could not be unpacked on the portal; its log has the details");
-      } finally {
-        // Unpacked, or found bad: either way the archive has served. A retry starts afresh.
-        await store.remove(upload.id).catch(() => {});
+        if (!isAppError(error)) console.error(`Placing the files of upload ${upload.id} failed`, error);
+        throw isAppError(error) ? tusError(error.status, error.message) : tusError(500, "The episode's files could not be put in place on the portal; its log has the details");
       }
     },
   });
@@ -104,6 +95,10 @@ export function createEdgeUploadServer(deps: EdgeUploadDeps): EdgeUploadServer {
   return {
     async handle(request, actor) {
       actors.set(request, actor);
+      if (request.method === "POST" && Date.now() - lastSweep > SWEEP_EVERY_MS) {
+        lastSweep = Date.now();
+        store.deleteExpired().catch((error) => console.error("Sweeping expired edge uploads failed", error));
+      }
       return server.handleWeb(request);
     },
     isOwnUpload,

@@ -1,0 +1,53 @@
+import crypto from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import tar from "tar-stream";
+import { describe, expect, it } from "vitest";
+import { MANIFEST_NAME } from "../server/edge/edge.schemas";
+import { buildEpisodeArchive } from "./archive";
+import type { EpisodeFile } from "./layout";
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-archive-"));
+function file(rel: string, size: number): EpisodeFile {
+  const abs = path.join(dir, crypto.randomBytes(4).toString("hex"));
+  fs.writeFileSync(abs, crypto.randomBytes(size));
+  return { rel, abs, size, mtimeMs: 0 };
+}
+
+async function collect(stream: AsyncIterable<unknown>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+describe("episode archive", () => {
+  const files = [file("images/front/episode-000000/frame-000000.png", 1000), file("images/front/episode-000000/frame-000001.png", 512), file("images/a_camera_with_a_rather_long_name_to_need_the_ustar_prefix-xxxxxxxxxxxxxxx/episode-000000/frame-000000.png", 0), file("data/episode-000000.jsonl", 77)];
+
+  it("is a tar any reader unpacks: the manifest, then every file byte for byte", async () => {
+    const archive = await buildEpisodeArchive({ repoId: "lab/x", episodeIndex: 0, mode: "edge", files });
+    const bytes = await collect(archive.range(0, archive.size));
+    expect(bytes.length).toBe(archive.size);
+    const extract = tar.extract();
+    const seen: [string, Buffer][] = [];
+    const done = (async () => {
+      for await (const entry of extract) seen.push([entry.header.name, await collect(entry)]);
+    })();
+    extract.end(bytes);
+    await done;
+    expect(seen.map(([name]) => name)).toEqual([MANIFEST_NAME, ...files.map((f) => f.rel)]);
+    expect(JSON.parse(seen[0][1].toString())).toEqual(archive.manifest);
+    for (const [i, f] of files.entries()) expect(seen[i + 1][1].equals(fs.readFileSync(f.abs))).toBe(true);
+    expect(archive.manifest.files[0].sha256).toBe(crypto.createHash("sha256").update(fs.readFileSync(files[0].abs)).digest("hex"));
+  });
+
+  it("gives the same bytes for any range, again and again (what resuming relies on)", async () => {
+    const a = await buildEpisodeArchive({ repoId: "lab/x", episodeIndex: 0, mode: "edge", files });
+    const b = await buildEpisodeArchive({ repoId: "lab/x", episodeIndex: 0, mode: "edge", files });
+    const whole = await collect(a.range(0, a.size));
+    expect((await collect(b.range(0, b.size))).equals(whole)).toBe(true);
+    for (const [start, end] of [[0, 1], [511, 1513], [1600, 2100], [a.size - 700, a.size], [1234, a.size + 100]]) {
+      expect((await collect(a.range(start, end))).equals(whole.subarray(start, end))).toBe(true);
+    }
+  });
+});

@@ -1,0 +1,262 @@
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import type { Readable } from "node:stream";
+import { DataStore, ERRORS, Upload } from "@tus/server";
+import { AppError } from "../errors";
+import { archiveLayout, BLOCK, segmentAt, tarHeaderName, tarHeaderSize, type ArchiveLayout } from "./archive-layout";
+import { MANIFEST_NAME, episodeManifestSchema, parseEntryPath, uploadMetadataSchema, type EpisodeManifest } from "./edge.schemas";
+
+// A tus data store that unpacks an episode archive as its bytes arrive. The archive's layout is
+// fixed by its manifest (archive-layout.ts), so once the manifest is in, every later byte has
+// one place: a header or padding (checked to be exactly what the manifest implies), or a
+// position in one file, written there at once beside its final name (`<name>.part-<upload id>`)
+// and hashed on the way. A file whose sha256 differs from the manifest fails the upload there,
+// naming it. Nothing is stored twice and nothing is read back, except the part of a file
+// already written when an upload resumes in its middle. When the last byte is in, `commit`
+// moves the checked files into place.
+//
+// Per upload, in `dir`: <id>.json (size, metadata, bytes received) and <id>.head (the manifest's
+// header and the manifest). The offset is saved after each PATCH; bytes after a crash that
+// were written but not counted are simply written again.
+
+const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
+
+type Info = { id: string; size?: number; offset: number; metadata?: Record<string, string | null>; creation_date?: string };
+
+/** A refusal tus sends as the response (status and body). */
+export type TusRefusal = { status_code: number; body: string };
+export const tusRefusal = (status: number, message: string): TusRefusal => ({ status_code: status, body: `${message}\n` });
+const refusalFrom = (error: unknown): TusRefusal => (error instanceof AppError ? tusRefusal(error.status, error.message) : tusRefusal(400, (error as Error).message));
+
+/** Checks a manifest against the upload it came with: same episode, allowed names, no repeats, within the limit. */
+export function checkManifest(manifest: EpisodeManifest, expected: { repoId: string; episodeIndex: number; maxBytes: number }): void {
+  if (manifest.repoId !== expected.repoId || manifest.episodeIndex !== expected.episodeIndex) {
+    throw new AppError("BAD_REQUEST", `The archive's manifest is for ${manifest.repoId} episode ${manifest.episodeIndex}, but the upload said ${expected.repoId} episode ${expected.episodeIndex}`);
+  }
+  const seen = new Set<string>();
+  let total = 0;
+  let hasData = false;
+  for (const file of manifest.files) {
+    const entry = parseEntryPath(file.path);
+    if (!entry) throw new AppError("BAD_REQUEST", `"${file.path}" is not a file an episode may contain: expected images/<camera>/episode-<n>/frame-<i>.png, videos/<camera>/episode-<n>.mp4 or data/episode-<n>.jsonl|parquet`);
+    if (entry.episodeIndex !== expected.episodeIndex) throw new AppError("BAD_REQUEST", `"${file.path}" belongs to episode ${entry.episodeIndex}, not to episode ${expected.episodeIndex} being uploaded`);
+    if (seen.has(file.path)) throw new AppError("BAD_REQUEST", `"${file.path}" is listed twice in the manifest`);
+    seen.add(file.path);
+    hasData ||= entry.kind === "data";
+    total += file.size;
+  }
+  if (!hasData) throw new AppError("BAD_REQUEST", `Episode ${expected.episodeIndex} has no data/episode-<n>.jsonl or .parquet file with its per-frame timestamps, state and action`);
+  if (total > expected.maxBytes) throw new AppError("PAYLOAD_TOO_LARGE", `Episode ${expected.episodeIndex} holds ${total} bytes, more than the ${expected.maxBytes} an upload may (EDGE_MAX_UPLOAD_BYTES)`);
+}
+
+/** `name` inside `root`, or an error: defence in depth behind the name patterns. */
+function inside(root: string, name: string): string {
+  const target = path.resolve(root, name);
+  if (!target.startsWith(root + path.sep)) throw new AppError("BAD_REQUEST", `"${name}" would be written outside the episode's folder`);
+  return target;
+}
+
+interface Unpacking {
+  manifest: EpisodeManifest;
+  layout: ArchiveLayout;
+  /** Final path of each manifest file, in manifest order. */
+  targets: string[];
+}
+
+export class EpisodeUploadStore extends DataStore {
+  private readonly unpacking = new Map<string, Unpacking>();
+
+  constructor(
+    private readonly opts: { dir: string; rawDir: (repoId: string) => string; maxBytes: number; expireAfterMs: number },
+  ) {
+    super();
+    this.extensions = ["creation", "creation-with-upload", "termination", "expiration"];
+    fs.mkdirSync(opts.dir, { recursive: true });
+  }
+
+  private infoPath = (id: string) => path.join(this.opts.dir, `${id}.json`);
+  private headPath = (id: string) => path.join(this.opts.dir, `${id}.head`);
+  private partOf = (target: string, id: string) => `${target}.part-${id}`;
+
+  private async readInfo(id: string): Promise<Info> {
+    try {
+      return JSON.parse(await fs.promises.readFile(this.infoPath(id), "utf8")) as Info;
+    } catch {
+      throw ERRORS.FILE_NOT_FOUND;
+    }
+  }
+
+  private async writeInfo(info: Info): Promise<void> {
+    const temp = `${this.infoPath(info.id)}.tmp`;
+    await fs.promises.writeFile(temp, JSON.stringify(info));
+    await fs.promises.rename(temp, this.infoPath(info.id));
+  }
+
+  async create(upload: Upload): Promise<Upload> {
+    await fs.promises.writeFile(this.headPath(upload.id), "");
+    await this.writeInfo({ id: upload.id, size: upload.size, offset: 0, metadata: upload.metadata, creation_date: upload.creation_date ?? new Date().toISOString() });
+    return upload;
+  }
+
+  async getUpload(id: string): Promise<Upload> {
+    const info = await this.readInfo(id);
+    return new Upload({ id, size: info.size, offset: info.offset, metadata: info.metadata, creation_date: info.creation_date });
+  }
+
+  async declareUploadLength(): Promise<void> {
+    throw tusRefusal(400, "Send the archive's length with Upload-Length; deferred lengths are not accepted");
+  }
+
+  getExpiration(): number {
+    return this.opts.expireAfterMs;
+  }
+
+  async remove(id: string): Promise<void> {
+    const info = await this.readInfo(id);
+    const unpacking = await this.unpackingOf(info).catch(() => null);
+    for (const target of unpacking?.targets ?? []) await fs.promises.rm(this.partOf(target, id), { force: true });
+    await fs.promises.rm(this.headPath(id), { force: true });
+    await fs.promises.rm(this.infoPath(id), { force: true });
+    this.unpacking.delete(id);
+  }
+
+  async deleteExpired(): Promise<number> {
+    let removed = 0;
+    for (const name of await fs.promises.readdir(this.opts.dir)) {
+      if (!name.endsWith(".json")) continue;
+      const info = await this.readInfo(name.slice(0, -5)).catch(() => null);
+      if (!info || info.offset === info.size || !info.creation_date) continue;
+      if (Date.now() - new Date(info.creation_date).getTime() < this.opts.expireAfterMs) continue;
+      await this.remove(info.id).catch(() => {});
+      removed++;
+    }
+    return removed;
+  }
+
+  /** The manifest and layout of an upload, once its head has arrived (null before). */
+  private async unpackingOf(info: Info): Promise<Unpacking | null> {
+    const cached = this.unpacking.get(info.id);
+    if (cached) return cached;
+    const head = await fs.promises.readFile(this.headPath(info.id)).catch(() => Buffer.alloc(0));
+    const usable = head.subarray(0, info.offset);
+    if (usable.length < BLOCK) return null;
+    const manifestSize = tarHeaderSize(usable);
+    if (usable.length < BLOCK + manifestSize) return null;
+    return this.readManifest(info, usable.subarray(0, BLOCK + manifestSize));
+  }
+
+  private readManifest(info: Info, head: Buffer): Unpacking {
+    const meta = uploadMetadataSchema.parse(info.metadata);
+    const manifestBytes = head.subarray(BLOCK);
+    if (crypto.createHash("sha256").update(manifestBytes).digest("hex") !== meta.manifestSha256) throw new AppError("BAD_REQUEST", "The archive's manifest does not match the sha256 the upload announced; upload the episode again");
+    let json: unknown = null;
+    try {
+      json = JSON.parse(manifestBytes.toString("utf8"));
+    } catch {
+      /* reported below */
+    }
+    const parsed = episodeManifestSchema.safeParse(json);
+    if (!parsed.success) throw new AppError("BAD_REQUEST", `The archive's manifest is not valid: ${parsed.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}`);
+    const manifest = parsed.data;
+    checkManifest(manifest, { repoId: meta.repoId, episodeIndex: meta.episodeIndex, maxBytes: this.opts.maxBytes });
+    const layout = archiveLayout(manifestBytes, manifest.files);
+    if (layout.size !== info.size) throw new AppError("BAD_REQUEST", `The upload is ${info.size} bytes, but its manifest makes an archive of ${layout.size}; upload the episode again`);
+    const root = path.resolve(this.opts.rawDir(meta.repoId));
+    const unpacking = { manifest, layout, targets: manifest.files.map((f) => inside(root, f.path)) };
+    this.unpacking.set(info.id, unpacking);
+    return unpacking;
+  }
+
+  async write(readable: Readable, id: string, offset: number): Promise<number> {
+    const info = await this.readInfo(id);
+    let pos = offset;
+    let unpacking = await this.unpackingOf(info);
+    // The file being written: its handle, and its hash so far.
+    let current: { fileIndex: number; handle: fs.promises.FileHandle; hash: crypto.Hash } | null = null;
+    const closeCurrent = async () => {
+      await current?.handle.close().catch(() => {});
+      current = null;
+    };
+    try {
+      if (!unpacking) {
+        // Bytes saved past the counted offset (a crash mid-write) are sent again.
+        await fs.promises.truncate(this.headPath(id), pos);
+      }
+      for await (const chunk of readable) {
+        let rest = chunk as Buffer;
+        while (rest.length) {
+          if (!unpacking) {
+            // The manifest's header tells how long the head is; then the manifest itself.
+            const known = pos >= BLOCK ? await fs.promises.readFile(this.headPath(id)) : null;
+            if (known && tarHeaderName(known) !== MANIFEST_NAME) throw new AppError("BAD_REQUEST", `The archive must start with ${MANIFEST_NAME}`);
+            const manifestSize = known ? tarHeaderSize(known) : 0;
+            if (manifestSize > MAX_MANIFEST_BYTES) throw new AppError("BAD_REQUEST", `The archive's manifest is ${manifestSize} bytes, more than ${MAX_MANIFEST_BYTES}`);
+            const headEnd = known ? BLOCK + manifestSize : BLOCK;
+            const take = rest.subarray(0, headEnd - pos);
+            await fs.promises.appendFile(this.headPath(id), take);
+            pos += take.length;
+            rest = rest.subarray(take.length);
+            if (known && pos === headEnd) unpacking = this.readManifest({ ...info, offset: pos }, await fs.promises.readFile(this.headPath(id)));
+            continue;
+          }
+          const index = segmentAt(unpacking.layout, pos);
+          const segment = unpacking.layout.segments[index];
+          if (!segment || segment.start > pos) throw new AppError("BAD_REQUEST", "The upload sent more bytes than its archive holds");
+          const within = pos - segment.start;
+          const piece = rest.subarray(0, segment.length - within);
+          if (segment.kind === "bytes") {
+            if (!piece.equals(segment.bytes.subarray(within, within + piece.length))) {
+              throw new AppError("BAD_REQUEST", `The archive is not laid out as its manifest says (at byte ${pos}); upload it with gantry-agent`);
+            }
+          } else {
+            const file = unpacking.manifest.files[segment.fileIndex];
+            if (!current || current.fileIndex !== segment.fileIndex) {
+              await closeCurrent();
+              const part = this.partOf(unpacking.targets[segment.fileIndex], id);
+              await fs.promises.mkdir(path.dirname(part), { recursive: true });
+              const hash = crypto.createHash("sha256");
+              // Resuming inside this file: what it already holds goes into the hash first.
+              if (within > 0) hash.update((await fs.promises.readFile(part)).subarray(0, within));
+              current = { fileIndex: segment.fileIndex, handle: await fs.promises.open(part, within > 0 ? "r+" : "w"), hash };
+            }
+            await current.handle.write(piece, 0, piece.length, within);
+            current.hash.update(piece);
+            if (within + piece.length === segment.length) {
+              const digest = current.hash.digest("hex");
+              await closeCurrent();
+              if (digest !== file.sha256) throw new AppError("BAD_REQUEST", `"${file.path}" arrived damaged: its sha256 does not match the manifest; upload the episode again`);
+            }
+          }
+          pos += piece.length;
+          rest = rest.subarray(piece.length);
+        }
+      }
+    } catch (error) {
+      await closeCurrent();
+      if (error instanceof AppError) {
+        // The archive itself is bad: resuming cannot mend it. The client starts a new upload.
+        await this.remove(id).catch(() => {});
+        throw refusalFrom(error);
+      }
+      // The connection broke: keep what arrived, and say how far it got.
+      await this.writeInfo({ ...info, offset: pos });
+      throw ERRORS.FILE_WRITE_ERROR;
+    }
+    await closeCurrent();
+    await this.writeInfo({ ...info, offset: pos });
+    return pos;
+  }
+
+  /** After the last byte: moves every checked file into place and forgets the upload. */
+  async commit(id: string): Promise<{ manifest: EpisodeManifest; files: number }> {
+    const info = await this.readInfo(id);
+    const unpacking = await this.unpackingOf(info);
+    if (!unpacking || info.offset !== info.size) throw new AppError("CONFLICT", "The upload is not complete yet");
+    for (const target of unpacking.targets) await fs.promises.rename(this.partOf(target, id), target);
+    await fs.promises.rm(this.headPath(id), { force: true });
+    await fs.promises.rm(this.infoPath(id), { force: true });
+    this.unpacking.delete(id);
+    return { manifest: unpacking.manifest, files: unpacking.targets.length };
+  }
+}
