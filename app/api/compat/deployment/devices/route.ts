@@ -1,0 +1,28 @@
+import { db } from "@/server/db";
+import { AppError, errorResponse } from "@/server/errors";
+import { requireOrgActor } from "@/server/api/http";
+import { compatAddDevice, compatDeviceInput, compatListDevices } from "@/server/fleet/compat.service";
+
+export const dynamic = "force-dynamic";
+
+/** `GET /deployment/devices`: the organisation's devices, never a credential. */
+export async function GET(request: Request) {
+  try {
+    const actor = await requireOrgActor(request, "viewer");
+    return Response.json(await compatListDevices(db(), { orgId: actor.orgId }));
+  } catch (error) {
+    return errorResponse(error);
+  }
+}
+
+/** `POST /deployment/devices`: adds a device; the password is stored encrypted and not echoed. */
+export async function POST(request: Request) {
+  try {
+    const actor = await requireOrgActor(request, "admin");
+    const parsed = compatDeviceInput.safeParse(await request.json().catch(() => null));
+    if (!parsed.success) throw new AppError("BAD_REQUEST", `Send {"name", "host", "port", "username", "password" or "private_key"}: ${parsed.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}`);
+    return Response.json(await compatAddDevice(db(), { actor, input: parsed.data }), { status: 201 });
+  } catch (error) {
+    return errorResponse(error);
+  }
+}
