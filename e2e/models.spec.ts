@@ -85,7 +85,17 @@ test("registers models and shows their validation reports", async ({ page }) => 
     await expect(v3.getByRole("alert").first()).toContainText(/not an ONNX model/i);
   });
 
+  await test.step("rename the model and describe it; its versions stay as they were", async () => {
+    await page.getByRole("button", { name: "Edit" }).click();
+    await page.getByLabel("Model name").fill("so101 pick-cube v2");
+    await page.getByLabel("Description").fill("Picks the red cube");
+    await page.getByRole("button", { name: "Save" }).click();
+    await expect(page.getByRole("heading", { level: 1 })).toHaveText("so101 pick-cube v2");
+    await expect(page.getByText("Picks the red cube")).toBeVisible();
+    await expect(page.locator('[data-version="1"]').getByText("ready", { exact: true })).toBeVisible();
+  });
+
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Models", exact: true }).click();
-  await expect(page.locator('[data-model="so101 pick-cube"]')).toContainText("3 versions");
+  await expect(page.locator('[data-model="so101 pick-cube v2"]')).toContainText("3 versions");
   fs.rmSync(dir, { recursive: true, force: true });
 });

@@ -1,12 +1,13 @@
 "use client";
 
-import { useMutation, useQuery } from "@tanstack/react-query";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import Link from "next/link";
 import { useRouter } from "next/navigation";
-import { useState } from "react";
+import { useState, type FormEvent } from "react";
 import { Alert } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
 import { Card, CardBody, CardHeader } from "@/components/ui/card";
+import { TextField } from "@/components/ui/field";
 import { PageHeader } from "@/components/ui/page-header";
 import { RelativeTime } from "@/components/ui/time";
 import { errorMessage, useTRPC } from "@/components/trpc";
@@ -61,6 +62,22 @@ export function ModelDetail({ modelId }: { modelId: string }) {
     refetchInterval: (q) => (q.state.data?.versions.some((v) => v.status === "fetching" || v.status === "validating") ? 1500 : false),
   });
   const remove = useMutation(trpc.models.delete.mutationOptions({ onSuccess: () => router.push("/models") }));
+  const queryClient = useQueryClient();
+  const [isEditing, setEditing] = useState(false);
+  const update = useMutation(
+    trpc.models.update.mutationOptions({
+      onSuccess: () => {
+        setEditing(false);
+        void queryClient.invalidateQueries({ queryKey: trpc.models.get.queryKey({ modelId }) });
+        void queryClient.invalidateQueries({ queryKey: trpc.models.list.queryKey() });
+      },
+    }),
+  );
+  const onEdit = (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault();
+    const form = new FormData(e.currentTarget);
+    update.mutate({ modelId, name: String(form.get("name")), description: String(form.get("description") ?? "") });
+  };
 
   if (model.error) return <Alert title="Cannot show this model">{errorMessage(model.error)}</Alert>;
   if (!model.data) return <p className="text-sm text-zinc-500">Loading…</p>;
@@ -71,8 +88,29 @@ export function ModelDetail({ modelId }: { modelId: string }) {
       <PageHeader
         title={m.name}
         description={m.description || undefined}
-        actions={can("admin") && <Button variant="danger" onClick={() => confirm(`Delete ${m.name} and all its versions?`) && remove.mutate({ modelId })} disabled={remove.isPending}>Delete model</Button>}
+        actions={
+          <>
+            {can("operator") && <Button variant="secondary" onClick={() => setEditing(!isEditing)} aria-expanded={isEditing}>Edit</Button>}
+            {can("admin") && <Button variant="danger" onClick={() => confirm(`Delete ${m.name} and all its versions?`) && remove.mutate({ modelId })} disabled={remove.isPending}>Delete model</Button>}
+          </>
+        }
       />
+      {isEditing && (
+        <Card className="mb-6">
+          <CardHeader title="Name and description" description="Versions never change; the name and description can." />
+          <CardBody>
+            <form onSubmit={onEdit} className="grid gap-4 sm:grid-cols-2">
+              <TextField label="Model name" name="name" required maxLength={80} defaultValue={m.name} />
+              <TextField label="Description" name="description" maxLength={2000} defaultValue={m.description} />
+              {update.error && <Alert className="sm:col-span-2">{errorMessage(update.error)}</Alert>}
+              <div className="flex gap-3 sm:col-span-2">
+                <Button type="submit" disabled={update.isPending}>{update.isPending ? "Saving…" : "Save"}</Button>
+                <Button type="button" variant="ghost" onClick={() => setEditing(false)}>Cancel</Button>
+              </div>
+            </form>
+          </CardBody>
+        </Card>
+      )}
       {remove.error && <Alert className="mb-4">{errorMessage(remove.error)}</Alert>}
       <div className="space-y-6">
         <Card>
