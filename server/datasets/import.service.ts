@@ -301,7 +301,10 @@ export async function runImport(db: Db, { datasetId, sourceDir, removeSource, se
     },
   });
   if (missing.length) await progress.log(`The dataset has no videos for ${missing.map((c) => IMAGE_PREFIX + c).join(", ")}: its joints are imported, its videos are missing`, "warn");
-  if (removeSource) await fs.rm(sourceDir, { recursive: true, force: true });
+  if (removeSource) {
+    await fs.rm(sourceDir, { recursive: true, force: true });
+    await fs.rmdir(path.dirname(sourceDir)).catch(() => {}); // the upload's staging folder, when empty
+  }
   return { episodes: source.length, missingVideos: missing };
 }
 
