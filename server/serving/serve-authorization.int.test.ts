@@ -1,0 +1,117 @@
+import crypto from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Readable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDatabase, type TestDatabase } from "../../tests/setup/test-database";
+import { addMember, createOrgWithMember } from "../../tests/helpers/factories";
+import { buildMlp } from "../../tests/helpers/onnx-models";
+import { createModelServer } from "../../serve/server";
+import { createDb, type Db } from "../db";
+import { createApiToken, revokeApiToken } from "../auth/tokens.service";
+import { createLocalBlobStore } from "../storage/local-blob-store";
+import { createEndpointInput } from "./endpoints.schemas";
+import { createEndpoint } from "./endpoints.service";
+import { InferenceEngine } from "./inference.service";
+import { readBlob } from "./model-files";
+import { mintInternalToken } from "./internal-token";
+
+// Every route of the model server against every kind of caller: none, a token that is not
+// one, a forged portal token, another organisation's token, and a read-only token of the
+// endpoint's own organisation. Only the last gets an answer about the endpoint.
+
+let database: TestDatabase;
+let db: Db;
+let model: ReturnType<typeof createModelServer>;
+let base: string;
+const secret = crypto.randomBytes(32).toString("base64url");
+const bearers: Record<string, string | null> = {};
+const blobs = createLocalBlobStore({ root: fs.mkdtempSync(path.join(os.tmpdir(), "gantry-serve-auth-")) });
+
+const x = { inputs: [{ name: "x", shape: [1, 4], datatype: "FP32", data: [0, 0, 0, 0] }] };
+const routes: Array<{ method: "GET" | "POST"; path: string; body?: unknown }> = [
+  { method: "GET", path: "/v2/models/mlp" },
+  { method: "GET", path: "/v2/models/mlp/versions/1" },
+  { method: "GET", path: "/v2/models/mlp/ready" },
+  { method: "GET", path: "/v2/models/mlp/versions/1/ready" },
+  { method: "POST", path: "/v2/models/mlp/infer", body: x },
+  { method: "POST", path: "/v2/models/mlp/versions/1/infer", body: x },
+  { method: "POST", path: "/predict/mlp", body: { inputs: { x: [[0, 0, 0, 0]] } } },
+];
+const publicRoutes = ["/v2/health/live", "/v2/health/ready", "/v2", "/metrics"];
+
+beforeAll(async () => {
+  database = await createTestDatabase("serve_auth");
+  db = createDb(database.url, 4);
+  const { actor: owner } = await createOrgWithMember(db, "owner");
+  const viewer = await addMember(db, owner.orgId, "viewer");
+  const other = (await createOrgWithMember(db, "owner")).actor;
+  const engine = new InferenceEngine({ readModel: (sha) => readBlob(blobs, sha), defaultTimeoutMs: 30_000 });
+  model = createModelServer({ db, engine, internalSecret: secret, pollMs: 60_000, statsFlushMs: 600_000 });
+  base = `http://127.0.0.1:${(await model.listen(0, "127.0.0.1")).port}`;
+  const blob = await blobs.put(Readable.from([buildMlp()]));
+  const m = await db.model.create({ data: { orgId: owner.orgId, name: "m" } });
+  const signature = { inputs: [{ name: "x", type: "float32", shape: ["batch", 4] }], outputs: [{ name: "y", type: "float32", shape: ["batch", 3] }] };
+  const version = await db.modelVersion.create({ data: { orgId: owner.orgId, modelId: m.id, number: 1, status: "ready", source: { kind: "upload", filename: "m.onnx" }, sha256: blob.sha256, bytes: blob.bytes, signature } });
+  await createEndpoint(db, { actor: owner, input: createEndpointInput.parse({ name: "mlp", modelVersionId: version.id }) });
+  await model.syncNow();
+
+  const revoked = await createApiToken(db, { actor: viewer, input: { name: "revoked", scopes: ["read"] } });
+  await revokeApiToken(db, { actor: viewer, tokenId: revoked.id });
+  Object.assign(bearers, {
+    none: null,
+    "not a token": "hello",
+    "unknown token": `gty_${crypto.randomBytes(4).toString("hex")}_${crypto.randomBytes(32).toString("base64url")}`,
+    "revoked token": revoked.token,
+    "forged portal token": mintInternalToken(crypto.randomBytes(32).toString("base64url"), viewer),
+    "another organisation's token": (await createApiToken(db, { actor: other, input: { name: "other", scopes: ["read"] } })).token,
+    "another organisation's portal token": mintInternalToken(secret, other),
+    "own read-only token": (await createApiToken(db, { actor: viewer, input: { name: "mine", scopes: ["read"] } })).token,
+    "own portal token": mintInternalToken(secret, viewer),
+  });
+});
+
+afterAll(async () => {
+  await model?.close();
+  await db?.$disconnect();
+  await database?.drop();
+});
+
+async function call(method: string, route: string, bearer: string | null, body?: unknown) {
+  const res = await fetch(base + route, {
+    method,
+    headers: { ...(bearer ? { authorization: `Bearer ${bearer}` } : {}), ...(body ? { "content-type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: res.status, text: await res.text() };
+}
+
+describe("model server authorization", () => {
+  it("answers each endpoint route only to its own organisation", async () => {
+    const expected: Record<string, number[]> = {
+      none: [401],
+      "not a token": [401],
+      "unknown token": [401],
+      "revoked token": [401],
+      "forged portal token": [401],
+      // Names resolve inside the caller's organisation: to another one the endpoint does not exist.
+      "another organisation's token": [404, 503],
+      "another organisation's portal token": [404, 503],
+      "own read-only token": [200],
+      "own portal token": [200],
+    };
+    for (const route of routes) {
+      for (const [who, bearer] of Object.entries(bearers)) {
+        const { status, text } = await call(route.method, route.path, bearer, route.body);
+        expect({ route: `${route.method} ${route.path}`, who, status }).toEqual({ route: `${route.method} ${route.path}`, who, status: expect.toBeOneOf(expected[who]) });
+        if (status !== 200) expect(text).not.toMatch(/"outputs"|"inputs"|"versions"/);
+      }
+    }
+  });
+
+  it("keeps health and metrics open, without naming anything on the health routes", async () => {
+    for (const route of publicRoutes) expect((await call("GET", route, null)).status).toBe(200);
+    expect((await call("GET", "/v2/health/ready", null)).text).not.toMatch(/mlp/);
+  });
+});
