@@ -67,18 +67,23 @@ export async function deployToDevice(db: Db, opts: DeployOptions): Promise<{ sta
   await db.deployment.updateMany({ where: { id: target.deploymentId, status: "scheduled" }, data: { status: "running" } });
 
   let session: SshSession | null = null;
-  const connect = async () => {
+  const connectWith = async (signal: AbortSignal | undefined) => {
     if (session && !session.isClosed) return session;
     if (!device.pinnedHostKey) throw new AppError("BAD_REQUEST", `${device.name} has no pinned host key yet; run Test connection once before deploying to it`);
-    session = await connectSsh(sshTargetOf(device), { signal: opts.signal });
+    session = await connectSsh(sshTargetOf(device), { signal });
     return session;
   };
-  const run = async (command: string, what: string, timeoutMs = 60_000) => {
-    const s = await connect();
-    const r = await s.exec(command, { timeoutMs, signal: opts.signal });
-    if (r.code !== 0) throw new AppError("INTERNAL", `${what} failed on ${device.name} (exit ${r.code ?? r.signal}): ${(r.stderr || r.stdout).trim().slice(-500) || "no output"}`);
-    return r.stdout.trim();
-  };
+  const connect = () => connectWith(opts.signal);
+  // The rollback runs even when the job was cancelled mid-way: a device must not be left half-swapped.
+  const runWith =
+    (signal: AbortSignal | undefined): Run =>
+    async (command, what, timeoutMs = 60_000) => {
+      const s = await connectWith(signal);
+      const r = await s.exec(command, { timeoutMs, signal });
+      if (r.code !== 0) throw new AppError("INTERNAL", `${what} failed on ${device.name} (exit ${r.code ?? r.signal}): ${(r.stderr || r.stdout).trim().slice(-500) || "no output"}`);
+      return r.stdout.trim();
+    };
+  const run = runWith(opts.signal);
 
   let phase: "before-swap" | "after-swap" = "before-swap";
   let previousTarget: string | null = null;
@@ -145,7 +150,6 @@ export async function deployToDevice(db: Db, opts: DeployOptions): Promise<{ sta
     await db.device.update({ where: { id: device.id }, data: { currentSha256: sha256, currentVersionId: version.id, state: "online", lastSeenAt: new Date(), lastError: null } });
     await record({ state: "succeeded", step: "Done", finishedAt: new Date(), error: null }, `Running version ${version.number} of ${version.model.name}`);
     await opts.progress.step("Done", 1);
-    return await finish(db, opts, target.deploymentId, "succeeded");
   } catch (error) {
     if (!(error instanceof AppError) && !(error instanceof Error)) throw error;
     const message = error.message;
@@ -156,7 +160,7 @@ export async function deployToDevice(db: Db, opts: DeployOptions): Promise<{ sta
     }
     // 6. Roll back by itself.
     await opts.progress.step("Roll back", 0.9);
-    const rollback = await rollBackDevice(run, p.dir, previousTarget, device, opts, (line) => record({ step: "Roll back" }, line));
+    const rollback = await rollBackDevice(runWith(undefined), p.dir, previousTarget, device, opts, (line) => record({ step: "Roll back" }, line));
     const isBack = rollback === "succeeded";
     await record({ state: isBack ? "rolled_back" : "failed", rollback, finishedAt: new Date() }, isBack ? "Rolled back to the previous model, healthy again" : `Rollback ${rollback}`);
     await db.device.update({
@@ -167,6 +171,8 @@ export async function deployToDevice(db: Db, opts: DeployOptions): Promise<{ sta
   } finally {
     (session as SshSession | null)?.close();
   }
+  // Outside the try: a failure to move the rollout on must not roll a healthy device back.
+  return finish(db, opts, target.deploymentId, "succeeded");
 }
 
 async function versionId(db: Db, orgId: string, target: string | null): Promise<string | null> {
