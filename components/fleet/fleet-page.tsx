@@ -12,6 +12,7 @@ import { RelativeTime } from "@/components/ui/time";
 import { errorMessage, useTRPC } from "@/components/trpc";
 import { useRole } from "@/components/settings/use-role";
 import { AddDeviceForm } from "./add-device-form";
+import { AlertWebhookCard } from "./alert-webhook";
 import { DeviceStateBadge, RolloutStatusBadge, StateStrip } from "./fleet-badges";
 
 export function FleetPage() {
@@ -86,6 +87,7 @@ export function FleetPage() {
           ))}
         </ul>
       </Card>
+      {can("admin") && <AlertWebhookCard />}
     </>
   );
 }
