@@ -96,9 +96,15 @@ describe("gantry-agent upload", () => {
     expect(episode).toMatchObject({ mode: "edge", task: "pick the cube", fps: 30, cameras: ["front", "wrist"] });
     expect(episode.jobId).not.toBeNull();
 
+    // Again: the portal has it, so nothing is sent; forced, it is sent but not queued twice.
     const again = await runAgent(["upload", recording, "--dataset", repoId], { home });
     expect(again.code, again.stderr).toBe(0);
-    expect(again.stderr).toMatch(/already registered/);
+    expect(again.stderr).toMatch(/already has it \(encoding\); skipped/);
+    expect(again.stderr).not.toMatch(/uploading/);
+    const forced = await runAgent(["upload", recording, "--dataset", repoId, "--force"], { home });
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(forced.stderr).toMatch(/uploading: 25 files/);
+    expect(forced.stderr).toMatch(/already registered/);
     expect(await db.episode.count({ where: { dataset: { repoId } } })).toBe(1);
     expect(await db.job.count({ where: { id: episode.jobId! } })).toBe(1);
 

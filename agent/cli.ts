@@ -66,8 +66,9 @@ program
   .option("--episode <n...>", "only these episode numbers (default: every episode with a data file)")
   .option("--task <text>", "what the robot was doing, stored with each episode")
   .option("--fps <n>", "frames per second (default: from the data file's timestamps)")
+  .option("--force", "send episodes the portal already has (their raw files are replaced; they are not encoded again)")
   .addOption(modeOption())
-  .action(async (dir: string, opts: { dataset: string; episode?: string[]; task?: string; fps?: string; mode?: string }) => {
+  .action(async (dir: string, opts: { dataset: string; episode?: string[]; task?: string; fps?: string; mode?: string; force?: boolean }) => {
     const config = loadConfig();
     const repoId = parseRepoId(opts.dataset);
     const mode = opts.mode !== undefined ? parseMode(opts.mode, "--mode") : parseMode(process.env.CLOUD_OFFLOAD, "CLOUD_OFFLOAD");
@@ -84,7 +85,7 @@ program
       try {
         if (!episode) throw new AgentError(`There is no episode ${index} in ${root}`);
         if (!isEpisodeFinished(episode, episodes, Date.now(), 0)) throw new AgentError(`Episode ${index} has no data file yet; is it still recording?`);
-        await uploadEpisode({ config, root, episode, repoId, mode, task: opts.task, fps, progress });
+        await uploadEpisode({ config, root, episode, repoId, mode, task: opts.task, fps, progress, force: opts.force });
       } catch (error) {
         if (!(error instanceof AgentError)) throw error;
         failed++;

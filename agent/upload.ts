@@ -2,7 +2,7 @@ import crypto from "node:crypto";
 import path from "node:path";
 import * as tus from "tus-js-client";
 import { Upload, type DetailedError, type UrlStorage } from "tus-js-client";
-import { completeEpisodeOutput, type UploadMode } from "../server/edge/edge.schemas";
+import { completeEpisodeOutput, episodeStateSchema, type UploadMode } from "../server/edge/edge.schemas";
 import { AgentError, agentHome, type AgentConfig } from "./config";
 import { buildEpisodeArchive } from "./archive";
 import { encodeEpisodeLocally } from "./encode";
@@ -29,6 +29,8 @@ export interface UploadOptions {
   task?: string;
   fps?: number;
   progress: Progress;
+  /** Send it even if the portal already has it (its files are replaced, it is not encoded again). */
+  force?: boolean;
 }
 
 export interface UploadResult {
@@ -38,7 +40,8 @@ export interface UploadResult {
   seconds: number;
   resumedAt: number;
   alreadyRegistered: boolean;
-  manifestSha256: string;
+  manifestSha256: string | null;
+  skipped: boolean;
 }
 
 const statusOf = (error: unknown) => (error as DetailedError).originalResponse?.getStatus?.() ?? 0;
@@ -49,6 +52,13 @@ export async function uploadEpisode(opts: UploadOptions): Promise<UploadResult> 
   const { episode, repoId, mode, progress } = opts;
   const label = `${repoId} episode ${episode.index}`;
   if (!episode.data) throw new AgentError(`Episode ${episode.index} has no data/episode-<n>.jsonl or .parquet file (timestamps, state, action) yet; is it still recording?`);
+  if (!opts.force) {
+    const { status } = episodeStateSchema.parse(await portalFetch(opts.config, `api/edge/episodes?${new URLSearchParams({ repoId, episodeIndex: String(episode.index) })}`));
+    if (status === "encoding" || status === "ready") {
+      progress.log(`${label}: the portal already has it (${status === "ready" ? "in the dataset" : "encoding"}); skipped. To replace it, delete it in the portal first or use --force`);
+      return { episodeIndex: episode.index, files: 0, bytes: 0, seconds: 0, resumedAt: 0, alreadyRegistered: true, manifestSha256: null, skipped: true };
+    }
+  }
   const fps = opts.fps ?? inferFps(episode);
   let source = episode;
   if (mode === "local") {
@@ -128,5 +138,5 @@ export async function uploadEpisode(opts: UploadOptions): Promise<UploadResult> 
 
   const done = completeEpisodeOutput.parse(await portalFetch(opts.config, "api/edge/episodes", { method: "POST", body: { repoId, episodeIndex: episode.index, task: opts.task, fps, mode } }));
   progress.log(`${label}: ${done.alreadyRegistered ? "was already registered; nothing new to encode" : "queued for encoding"}`);
-  return { episodeIndex: episode.index, files: files.length, bytes: archive.size, seconds, resumedAt, alreadyRegistered: done.alreadyRegistered, manifestSha256: archive.manifestSha256 };
+  return { episodeIndex: episode.index, files: files.length, bytes: archive.size, seconds, resumedAt, alreadyRegistered: done.alreadyRegistered, manifestSha256: archive.manifestSha256, skipped: false };
 }

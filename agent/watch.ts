@@ -28,7 +28,7 @@ export interface WatchOptions {
 const NEXT_EPISODE_QUIET_MS = 1000;
 const RETRY_AFTER_MS = [2000, 5000, 15_000, 30_000, 60_000];
 
-type Done = Record<string, { manifestSha256: string; at: string }>;
+type Done = Record<string, { manifestSha256: string | null; at: string }>;
 const donePath = () => path.join(agentHome(), "watched.json");
 
 function readDone(): Done {

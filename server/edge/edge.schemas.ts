@@ -70,6 +70,10 @@ export const completeEpisodeInput = z.object({
   mode: uploadModeSchema.default("edge"),
 });
 
+/** `GET /api/edge/episodes?repoId&episodeIndex`: whether the portal already has an episode (so the agent can skip it). */
+export const episodeStateQuery = z.object({ repoId: edgeRepoIdSchema, episodeIndex: episodeIndexSchema });
+export const episodeStateSchema = z.object({ status: z.enum(["absent", "encoding", "ready", "failed", "deleted"]) });
+
 export const completeEpisodeOutput = z.object({ episodeId: z.string(), jobId: z.string().nullable(), alreadyRegistered: z.boolean() });
 
 /** `GET /api/edge/session`: who the agent's token acts as. */

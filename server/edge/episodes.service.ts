@@ -3,8 +3,8 @@ import type { Db } from "../db";
 import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
 import { hasRole } from "../auth/roles";
-import { getIngestStatus, registerRawEpisode } from "../datasets/ingest.service";
-import type { agentSessionSchema, compatStatusSchema, compatUploadCompleteInput, completeEpisodeInput, completeEpisodeOutput } from "./edge.schemas";
+import { effectiveEpisodeStatus, getIngestStatus, registerRawEpisode } from "../datasets/ingest.service";
+import type { agentSessionSchema, compatStatusSchema, compatUploadCompleteInput, completeEpisodeInput, completeEpisodeOutput, episodeStateQuery, episodeStateSchema } from "./edge.schemas";
 
 // What the agent and the earlier edge clients call once files are in place: register the
 // episode (which queues its encoding), and read where a dataset stands.
@@ -14,6 +14,18 @@ export async function describeAgentSession(db: Db, { actor, maxUploadBytes }: { 
   const org = await db.org.findUnique({ where: { id: actor.orgId }, select: { name: true } });
   if (!org) throw new AppError("NOT_FOUND", "The token's organisation no longer exists");
   return { orgId: actor.orgId, orgName: org.name, user: actor.label, role: actor.role, canUpload: hasRole(actor.role, "operator"), maxUploadBytes };
+}
+
+/**
+ * Where the portal stands with one episode. The agent skips an episode that is encoding or in
+ * the dataset: sending it again would only put raw frames back that nothing will clear.
+ */
+export async function readEpisodeState(db: Db, { actor, query }: { actor: OrgActor; query: z.output<typeof episodeStateQuery> }): Promise<z.infer<typeof episodeStateSchema>> {
+  const episode = await db.episode.findFirst({ where: { orgId: actor.orgId, number: query.episodeIndex, dataset: { repoId: query.repoId, orgId: actor.orgId } }, select: { status: true, deletedAt: true, jobId: true } });
+  if (!episode) return { status: "absent" };
+  if (episode.deletedAt) return { status: "deleted" };
+  const job = episode.jobId ? await db.job.findUnique({ where: { id: episode.jobId }, select: { status: true } }) : null;
+  return { status: effectiveEpisodeStatus(episode.status, job?.status) };
 }
 
 /** `POST /api/edge/episodes`: every file of an episode has arrived. */

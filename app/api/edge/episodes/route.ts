@@ -1,10 +1,20 @@
 import { db } from "@/server/db";
 import { AppError, errorResponse } from "@/server/errors";
-import { requireOrgActor } from "@/server/api/http";
-import { completeEpisodeInput } from "@/server/edge/edge.schemas";
-import { completeEpisode } from "@/server/edge/episodes.service";
+import { parseQuery, requireOrgActor } from "@/server/api/http";
+import { completeEpisodeInput, episodeStateQuery } from "@/server/edge/edge.schemas";
+import { completeEpisode, readEpisodeState } from "@/server/edge/episodes.service";
 
 export const dynamic = "force-dynamic";
+
+/** `?repoId&episodeIndex` → `{status: absent | encoding | ready | failed | deleted}`: whether to send it. */
+export async function GET(request: Request) {
+  try {
+    const actor = await requireOrgActor(request, "viewer");
+    return Response.json(await readEpisodeState(db(), { actor, query: parseQuery(request, episodeStateQuery, "episode lookup") }));
+  } catch (error) {
+    return errorResponse(error);
+  }
+}
 
 /** Every file of an episode has arrived: `{repoId, episodeIndex, task?, fps?, mode}` → its encoding is queued. */
 export async function POST(request: Request) {
