@@ -116,6 +116,8 @@ export type EpisodeSummary = z.infer<typeof episodeSummarySchema>;
 
 export const datasetDetailSchema = datasetSummarySchema.extend({
   description: z.string(),
+  /** The latest import of an imported dataset, for its progress and errors. */
+  importJob: z.object({ id: z.uuid(), status: z.string(), progress: z.number(), step: z.string().nullable(), error: z.string().nullable() }).nullable(),
   jointNames: z.object({ action: z.array(z.string()), state: z.array(z.string()) }),
   tasks: z.array(z.object({ text: z.string(), episodes: z.number() })),
   episodeList: z.array(episodeSummarySchema),

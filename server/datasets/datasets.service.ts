@@ -4,7 +4,7 @@ import type { OrgActor } from "../auth/roles";
 import type { Db } from "../db";
 import { AppError } from "../errors";
 import type { Dataset, Episode } from "../generated/prisma/client";
-import { encodeEpisodeJob } from "../jobs/catalog";
+import { encodeEpisodeJob, importDatasetJob } from "../jobs/catalog";
 import { enqueue } from "../jobs/enqueue";
 import { rebuildDataset, type BuilderEnv } from "./builder.service";
 import { featuresFromJson, rawEpisodeDir, type DatasetDetail, type DatasetSummary, type EpisodeDetail, type EpisodeSummary } from "./datasets.schemas";
@@ -108,9 +108,14 @@ export async function getDataset(db: Db, { orgId, datasetId }: { orgId: string; 
   const jobs = await jobsFor(db, episodes);
   const tasks = new Map<string, number>();
   for (const e of episodes) if (!e.deletedAt) tasks.set(e.task, (tasks.get(e.task) ?? 0) + 1);
+  const importJob =
+    dataset.source === "import"
+      ? await db.job.findFirst({ where: { orgId, kind: importDatasetJob.name, payload: { path: ["datasetId"], equals: dataset.id } }, orderBy: { createdAt: "desc" }, select: { id: true, status: true, progress: true, step: true, error: true } })
+      : null;
   return {
     ...summarize(dataset, episodes, jobs),
     description: dataset.description,
+    importJob,
     jointNames: { action: featureNames(dataset.features, "action"), state: featureNames(dataset.features, "observation.state") },
     tasks: [...tasks].map(([text, count]) => ({ text, episodes: count })),
     episodeList: episodes.map((e) => toEpisodeSummary(e, e.jobId ? jobs.get(e.jobId) : undefined, dataset.fps)),

@@ -85,11 +85,12 @@ describe("registerRawEpisode", () => {
     await expect(getIngestStatus(db, { orgId: other.orgId, repoId: shared })).rejects.toMatchObject({ code: "NOT_FOUND" });
   });
 
-  it("accepts LeRobot's episode_000000/frame_000000.png spelling", async () => {
+  it("accepts LeRobot's images/observation.images.<camera>/episode_000000/frame_000000.png spelling", async () => {
     const repoId = `padded-${unique()}`;
     const root = rawEpisodeDir(env(), repoId);
     await writeRawEpisode(root, { number: 7, frames: 2, cameras: ["front"], pad: 6 });
-    await fs.rename(path.join(root, "images/front/episode-000007"), path.join(root, "images/front/episode_000007"));
+    await fs.mkdir(path.join(root, "images/observation.images.front"));
+    await fs.rename(path.join(root, "images/front/episode-000007"), path.join(root, "images/observation.images.front/episode_000007"));
     const r = await registerRawEpisode(db, { orgId: actor.orgId, createdById: null, repoId, episodeIndex: 7, mode: "edge" });
     expect((await db.episode.findUniqueOrThrow({ where: { id: r.episodeId } })).cameras).toEqual(["front"]);
     const empty = `empty-${unique()}`;

@@ -12,6 +12,7 @@ import { cameraNameSchema } from "./datasets.schemas";
 const EPISODE_NAME = /^episode[-_](\d{1,9})$/;
 const FRAME_NAME = /^frame[-_](\d{1,9})\.png$/;
 const VIDEO_NAME = /^episode[-_](\d{1,9})\.mp4$/;
+const IMAGE_PREFIX = "observation.images.";
 const DATA_NAME = /^episode[-_](\d{1,9})\.(jsonl|parquet)$/;
 
 export type IngestMode = "edge" | "local";
@@ -50,14 +51,17 @@ export async function findRawEpisode(root: string, number: number, mode: IngestM
   const cameras: RawCamera[] = [];
   const kindDir = mode === "edge" ? "images" : "videos";
   for (const cam of await listDir(path.join(root, kindDir))) {
-    if (!cam.isDir || !cameraNameSchema.safeParse(cam.name).success) continue;
+    // LeRobot's recorder names the folder after the feature (observation.images.front); a bare camera name works too.
+    const name = cam.name.startsWith(IMAGE_PREFIX) ? cam.name.slice(IMAGE_PREFIX.length) : cam.name;
+    if (!cam.isDir || !cameraNameSchema.safeParse(name).success) continue;
+    if (cameras.some((c) => c.name === name)) throw new AppError("BAD_REQUEST", `Camera ${name} appears twice in ${kindDir}/ (as ${name} and ${IMAGE_PREFIX}${name})`);
     const entries = await listDir(path.join(root, kindDir, cam.name));
     if (mode === "edge") {
       const dir = entries.find((e) => e.isDir && Number(EPISODE_NAME.exec(e.name)?.[1] ?? -1) === number);
-      if (dir) cameras.push({ name: cam.name, framesDir: path.join(root, kindDir, cam.name, dir.name) });
+      if (dir) cameras.push({ name, framesDir: path.join(root, kindDir, cam.name, dir.name) });
     } else {
       const file = entries.find((e) => !e.isDir && Number(VIDEO_NAME.exec(e.name)?.[1] ?? -1) === number);
-      if (file) cameras.push({ name: cam.name, video: path.join(root, kindDir, cam.name, file.name) });
+      if (file) cameras.push({ name, video: path.join(root, kindDir, cam.name, file.name) });
     }
   }
   if (cameras.length === 0) {

@@ -1,0 +1,158 @@
+"use client";
+
+import { useQuery } from "@tanstack/react-query";
+import Link from "next/link";
+import { useCallback, useEffect, useRef, useState } from "react";
+import { Alert } from "@/components/ui/alert";
+import { Button } from "@/components/ui/button";
+import { Card, CardBody, CardHeader } from "@/components/ui/card";
+import { PageHeader } from "@/components/ui/page-header";
+import { errorMessage, useTRPC } from "@/components/trpc";
+import { EpisodeStatus, formatSeconds } from "./episode-status";
+import { JointPlot } from "./joint-plot";
+
+/**
+ * Every camera of an episode playing in sync, with action-vs-state plots per joint. The first
+ * video is the clock; the others follow it within a frame. Without videos (an import that
+ * lacked them) a timer is the clock, so the plots still play and scrub.
+ */
+export function EpisodeView({ datasetId, episodeId }: { datasetId: string; episodeId: string }) {
+  const trpc = useTRPC();
+  const episode = useQuery(trpc.datasets.episode.queryOptions({ episodeId }));
+  const videoRefs = useRef<(HTMLVideoElement | null)[]>([]);
+  const [time, setTime] = useState(0);
+  const [isPlaying, setPlaying] = useState(false);
+  const timerStart = useRef<{ wall: number; t: number } | null>(null);
+
+  const data = episode.data;
+  const fps = data?.dataset.fps ?? 30;
+  const frameCount = data?.frames?.timestamp.length ?? 0;
+  const duration = frameCount / fps;
+  const playable = data?.videos.filter((v) => v.url) ?? [];
+  const videos = () => videoRefs.current.filter((v): v is HTMLVideoElement => Boolean(v));
+
+  const seek = useCallback(
+    (t: number) => {
+      const clamped = Math.min(Math.max(0, t), Math.max(0, duration - 1 / fps / 2));
+      for (const v of videoRefs.current) if (v) v.currentTime = clamped;
+      if (timerStart.current) timerStart.current = { wall: performance.now(), t: clamped };
+      setTime(clamped);
+    },
+    [duration, fps],
+  );
+
+  // The clock: follows the first video (or the timer) and keeps the others within a frame.
+  useEffect(() => {
+    if (!isPlaying) return;
+    let raf = 0;
+    const tick = () => {
+      const [master, ...rest] = videos();
+      let t: number;
+      if (master) {
+        t = master.currentTime;
+        for (const v of rest) if (Math.abs(v.currentTime - t) > 1.5 / fps) v.currentTime = t;
+        if (master.ended) setPlaying(false);
+      } else {
+        const start = (timerStart.current ??= { wall: performance.now(), t: time });
+        t = start.t + (performance.now() - start.wall) / 1000;
+        if (t >= duration) {
+          t = duration;
+          setPlaying(false);
+        }
+      }
+      setTime(t);
+      raf = requestAnimationFrame(tick);
+    };
+    raf = requestAnimationFrame(tick);
+    return () => cancelAnimationFrame(raf);
+    // `time` is read once, when playing starts; the clock owns it from then on.
+  }, [isPlaying, fps, duration]);
+
+  const play = async () => {
+    if (time >= duration - 1 / fps) seek(0);
+    timerStart.current = videos().length ? null : { wall: performance.now(), t: time >= duration - 1 / fps ? 0 : time };
+    await Promise.all(videos().map((v) => v.play().catch(() => {})));
+    setPlaying(true);
+  };
+  const pause = () => {
+    for (const v of videos()) v.pause();
+    timerStart.current = null;
+    setPlaying(false);
+  };
+
+  if (episode.error) return <Alert>{errorMessage(episode.error)}</Alert>;
+  if (!data) return <p className="text-sm text-zinc-500">Loading…</p>;
+  const e = data.episode;
+  const frame = Math.min(frameCount - 1, Math.floor(time * fps + 1e-6));
+  const joints = data.jointNames.state.map((name, j) => ({ name, state: data.frames?.state.map((r) => r[j]) ?? [], action: data.frames?.action.map((r) => r[j]) ?? [] }));
+
+  return (
+    <>
+      <PageHeader
+        title={`${data.dataset.repoId} · episode ${e.datasetIndex !== null ? `#${e.datasetIndex}` : `recorded ${e.number}`}`}
+        description={<>{e.task || "no task"} · {e.length ?? "—"} frames · {formatSeconds(e.durationS)} · <Link href={`/datasets/${datasetId}`} className="text-brand-600 hover:underline dark:text-brand-500">all episodes</Link></>}
+        actions={<EpisodeStatus status={e.status} progress={e.jobProgress} isDeleted={Boolean(e.deletedAt)} />}
+      />
+      {e.status === "failed" && e.error && <Alert className="mb-4" title="Encoding failed">{e.error}</Alert>}
+      {data.videos.some((v) => !v.url) && e.status === "ready" && (
+        <Alert tone="amber" className="mb-4" title="Videos missing">
+          {data.videos.filter((v) => !v.url).map((v) => v.camera).join(", ")}: this dataset came without {data.videos.every((v) => !v.url) ? "its" : "these"} videos. The joints below still play and scrub.
+        </Alert>
+      )}
+      {!data.frames && e.status !== "failed" && <Alert tone="blue" className="mb-4">This episode is still being encoded; it appears here once it is in the dataset.</Alert>}
+
+      {data.frames && (
+        <>
+          {playable.length > 0 && (
+            <div className={`mb-4 grid gap-4 ${playable.length > 1 ? "md:grid-cols-2" : ""}`}>
+              {playable.map((v, i) => (
+                <Card key={v.camera}>
+                  <video
+                    ref={(el) => void (videoRefs.current[i] = el)}
+                    src={v.url!}
+                    data-testid="episode-video"
+                    data-camera={v.camera}
+                    muted
+                    playsInline
+                    preload="auto"
+                    className="aspect-video w-full rounded-t-lg bg-black object-contain"
+                    onLoadedMetadata={(ev) => (ev.currentTarget.currentTime = time)}
+                  />
+                  <p className="px-4 py-2 text-sm font-medium">{v.camera}{v.width ? <span className="ml-2 text-xs font-normal text-zinc-500">{v.width}×{v.height}</span> : null}</p>
+                </Card>
+              ))}
+            </div>
+          )}
+          <Card className="mb-4">
+            <CardBody className="flex flex-wrap items-center gap-4">
+              {isPlaying ? <Button variant="secondary" onClick={pause}>Pause</Button> : <Button onClick={() => void play()}>Play</Button>}
+              <input
+                type="range"
+                aria-label="Position in the episode"
+                min={0}
+                max={Math.max(0, frameCount - 1)}
+                value={Math.max(0, frame)}
+                onChange={(ev) => seek(Number(ev.currentTarget.value) / fps)}
+                className="min-w-48 flex-1"
+              />
+              <span className="text-sm tabular-nums text-zinc-500" data-testid="episode-clock">
+                frame {Math.max(0, frame)} / {frameCount} · {time.toFixed(2)} s
+              </span>
+            </CardBody>
+          </Card>
+          <Card>
+            <CardHeader
+              title="Joints"
+              description={<><span className="text-sky-600">━ state</span> (what the joint did) against <span className="text-amber-500">╍ action</span> (what was commanded). Press or drag on a plot to seek.</>}
+            />
+            <CardBody className="grid gap-4 md:grid-cols-2">
+              {joints.map((j) => (
+                <JointPlot key={j.name} name={j.name} state={j.state} action={j.action} position={duration ? time / duration : 0} onSeek={(f) => seek(f * duration)} />
+              ))}
+            </CardBody>
+          </Card>
+        </>
+      )}
+    </>
+  );
+}
