@@ -27,12 +27,12 @@ export interface DiskVerdict {
 }
 
 /**
- * Whether an upload of `incomingBytes` may start: it needs room twice (the archive as it arrives,
- * then its files unpacked) and must still leave `minFreeBytes` free.
+ * Whether an upload of `incomingBytes` may start: its files (unpacked as they arrive, never stored
+ * twice) must still leave `minFreeBytes` free.
  */
 export async function checkUploadDisk({ dir, minFreeBytes, incomingBytes }: { dir: string; minFreeBytes: number; incomingBytes: number }): Promise<DiskVerdict> {
   const freeBytes = await freeDiskBytes(dir);
-  const after = freeBytes - 2 * incomingBytes;
+  const after = freeBytes - incomingBytes;
   if (after >= minFreeBytes) return { isRefused: false, freeBytes, message: "" };
   return {
     isRefused: true,
