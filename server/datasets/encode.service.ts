@@ -28,6 +28,8 @@ export interface EncodeCameraInput {
   fps: number;
   output: string;
   settings: EncodeSettings;
+  /** ffmpeg threads; default: ffmpeg's own choice (all cores). */
+  threads?: number;
   signal?: AbortSignal;
   onFrames?: (frames: number) => void;
 }
@@ -37,7 +39,7 @@ export interface EncodeCameraInput {
  * names so any zero padding works; the MP4 is written to a temporary name and renamed only
  * once it has every frame, so a killed worker never leaves a half file under the real name.
  */
-export async function encodeCamera({ tools, camera, frames, fps, output, settings, signal, onFrames }: EncodeCameraInput): Promise<VideoProbe> {
+export async function encodeCamera({ tools, camera, frames, fps, output, settings, threads, signal, onFrames }: EncodeCameraInput): Promise<VideoProbe> {
   const linkDir = await fs.mkdtemp(path.join(path.dirname(output), `.frames-${camera}-`));
   const temp = tempPath(output);
   try {
@@ -60,7 +62,7 @@ export async function encodeCamera({ tools, camera, frames, fps, output, setting
     })();
     checking.catch(() => {});
     try {
-      await encodeFrames({ tools, pattern: path.join(linkDir, "%07d.png"), fps, output: temp, options, signal: check.signal, onFrames });
+      await encodeFrames({ tools, pattern: path.join(linkDir, "%07d.png"), fps, output: temp, options: threads ? [...options, "-threads", String(threads)] : options, signal: check.signal, onFrames });
     } catch (error) {
       if (check.signal.reason instanceof AppError) throw check.signal.reason;
       if (signal?.aborted) throw error;
@@ -124,6 +126,32 @@ async function inParallel<T, R>(items: T[], limit: number, signal: AbortSignal |
   return results;
 }
 
+/**
+ * Encodes several cameras' frames into `dir`/<camera>.mp4, in parallel up to the core count
+ * (each ffmpeg gets its share of the cores as threads, so they do not fight over them).
+ * `onFrames` gets the frames encoded so far over all cameras.
+ */
+export async function encodeCameras({ tools, cameras, fps, dir, settings, signal, onFrames }: { tools: MediaTools; cameras: { camera: string; frames: string[] }[]; fps: number; dir: string; settings: EncodeSettings; signal?: AbortSignal; onFrames?: (frames: number) => void }): Promise<VideoProbe[]> {
+  const cores = Math.max(1, os.availableParallelism());
+  const done = new Array<number>(cameras.length).fill(0);
+  return inParallel(cameras, cores, signal, (c, i, cameraSignal) =>
+    encodeCamera({
+      tools,
+      camera: c.camera,
+      frames: c.frames,
+      fps,
+      output: storedVideoPath(dir, c.camera),
+      settings,
+      threads: cameras.length > 1 ? Math.max(1, Math.floor(cores / Math.min(cameras.length, cores))) : undefined,
+      signal: cameraSignal,
+      onFrames: (n) => {
+        done[i] = n;
+        onFrames?.(done.reduce((a, b) => a + b, 0));
+      },
+    }),
+  );
+}
+
 export interface EncodeEpisodeInput {
   episodeId: string;
   settings: EncodeEnv;
@@ -170,28 +198,22 @@ export async function encodeEpisode(db: Db, input: EncodeEpisodeInput): Promise<
         if (c.frames.length !== rows.length) throw new AppError("BAD_REQUEST", `Camera ${c.camera} has ${c.frames.length} frames but the data file has ${rows.length} rows${c.frames.length < rows.length ? `: frame ${c.frames.length} is missing` : ""}`);
       }
       const total = rows.length * cameraFrames.length;
-      const done = new Array<number>(cameraFrames.length).fill(0);
       let lastReport = 0;
       await progress.step(`Encoding ${cameraFrames.length} camera${cameraFrames.length === 1 ? "" : "s"} (${codec.encoder}, ${rows.length} frames at ${fps} fps)`, 0.02);
-      const probes = await inParallel(cameraFrames, Math.max(1, os.availableParallelism()), signal, (c, i, cameraSignal) =>
-        encodeCamera({
-          tools,
-          camera: c.camera,
-          frames: c.frames,
-          fps,
-          output: storedVideoPath(dir, c.camera),
-          settings: { codec: settings.EDGE_ENCODE_CODEC, preset: settings.EDGE_ENCODE_PRESET, crf: settings.EDGE_ENCODE_CRF },
-          signal: cameraSignal,
-          onFrames: (n) => {
-            done[i] = n;
-            const now = Date.now();
-            if (now - lastReport < 500) return;
-            lastReport = now;
-            const encoded = done.reduce((a, b) => a + b, 0);
-            void progress.set(0.02 + 0.88 * (encoded / total), `${encoded} of ${total} frames encoded`).catch(() => {});
-          },
-        }),
-      );
+      const probes = await encodeCameras({
+        tools,
+        cameras: cameraFrames,
+        fps,
+        dir,
+        settings: encodeSettingsFrom(settings),
+        signal,
+        onFrames: (encoded) => {
+          const now = Date.now();
+          if (now - lastReport < 500) return;
+          lastReport = now;
+          void progress.set(0.02 + 0.88 * (encoded / total), `${encoded} of ${total} frames encoded`).catch(() => {});
+        },
+      });
       cameraFrames.forEach((c, i) => (videos[c.camera] = probes[i]));
     } else {
       await progress.step("Checking the agent's videos", 0.3);
