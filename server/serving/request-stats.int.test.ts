@@ -122,6 +122,19 @@ describe("endpoint request statistics", () => {
     expect(stats.totals.p95Ms).toBe(30_000);
   });
 
+  it("writes counts made while a flush is running with the next flush asked for", async () => {
+    const endpoint = await deployMlp(owner, "overlap");
+    const recorder = new RequestStatsRecorder(db);
+    const at = Date.now();
+    recorder.record(endpoint.id, "success", 0.001, at);
+    const first = recorder.flush();
+    recorder.record(endpoint.id, "success", 0.001, at);
+    await Promise.all([first, recorder.flush()]);
+    expect(recorder.isFlushing).toBe(false);
+    const row = await db.endpointRequestMinute.findUniqueOrThrow({ where: { endpointId_minute: { endpointId: endpoint.id, minute: new Date(at - (at % 60_000)) } } });
+    expect(row.requests).toBe(2);
+  });
+
   it("drops the counts of an endpoint deleted before the flush, and keeps writing the others", async () => {
     const kept = await deployMlp(owner, "kept");
     const gone = await deployMlp(owner, "deleted");

@@ -47,12 +47,24 @@ export class RequestStatsRecorder {
     p.sumSeconds += seconds;
   }
 
-  /** Writes what was counted since the last flush; one flush at a time, failures kept for the next. */
+  get isFlushing(): boolean {
+    return this.flushing !== null;
+  }
+
+  /**
+   * Writes what was counted up to now; a flush called during another runs after it, so
+   * nothing counted before the call is left behind. Failures are kept for the next flush.
+   */
   flush(): Promise<void> {
-    this.flushing ??= this.write().finally(() => {
-      this.flushing = null;
+    const next = (this.flushing ?? Promise.resolve()).then(() => this.write());
+    const settled: Promise<void> = next.then(
+      () => {},
+      () => {},
+    ).finally(() => {
+      if (this.flushing === settled) this.flushing = null;
     });
-    return this.flushing;
+    this.flushing = settled;
+    return next;
   }
 
   private async write(): Promise<void> {
