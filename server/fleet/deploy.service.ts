@@ -90,12 +90,15 @@ export async function deployToDevice(db: Db, opts: DeployOptions): Promise<{ sta
   try {
     // 1. Free disk, unless the file is already there.
     await step("Check free disk", 0.05);
-    await run(`mkdir -p ${quoteShell(p.models)}`, "Creating the model directory");
-    const present = await run(`if [ -f ${quoteShell(p.file)} ]; then sha256sum < ${quoteShell(p.file)} | cut -d' ' -f1; fi`, "Looking for the model file");
-    const isPresent = present === sha256;
+    // One round trip: make the directory, hash a file already there, read the free space.
+    const q = { models: quoteShell(p.models), file: quoteShell(p.file) };
+    const found = await run(
+      `mkdir -p ${q.models} && { if [ -f ${q.file} ]; then echo "sha=$(sha256sum < ${q.file} | cut -d' ' -f1)"; fi; echo "free=$(df -Pk ${q.models} | awk 'NR==2 {print $4}')"; }`,
+      "Checking the model directory",
+    );
+    const isPresent = /^sha=([0-9a-f]{64})$/m.exec(found)?.[1] === sha256;
     if (!isPresent) {
-      const freeKb = Number(await run(`df -Pk ${quoteShell(p.models)} | awk 'NR==2 {print $4}'`, "Reading free disk"));
-      const free = freeKb * 1024;
+      const free = Number(/^free=(\d+)$/m.exec(found)?.[1]) * 1024;
       if (!Number.isFinite(free)) throw new AppError("INTERNAL", `Could not read the free disk of ${device.name}`);
       await record({}, `Free disk in ${p.models}: ${formatBytes(free)}; the model needs ${formatBytes(bytes)}`);
       if (free < bytes + DISK_MARGIN_BYTES) {
@@ -134,6 +137,8 @@ export async function deployToDevice(db: Db, opts: DeployOptions): Promise<{ sta
 
     // 3. Swap.
     await step("Swap", 0.6);
+    // The previous target is read and recorded before the swap, so a swap whose answer is lost
+    // (the connection dropped after the rename) still knows where to go back to.
     previousTarget = (await run(`readlink ${quoteShell(p.current)} || true`, "Reading the current model")) || null;
     const previousVersion = await db.modelVersion.findFirst({ where: { orgId: opts.orgId, sha256: sha256OfTarget(previousTarget) ?? "-" }, select: { id: true } });
     await record({ previousTarget, previousVersionId: previousVersion?.id ?? null }, `Previous model: ${previousTarget ?? "none"}`);
@@ -231,8 +236,20 @@ async function finish(db: Db, opts: DeployOptions, deploymentId: string, state: 
   return { state };
 }
 
+const copies = new Map<string, Promise<string>>();
+
 /** The model file on local disk (SFTP resumes need random access), copied once from the blob store. */
-async function localCopy(blobs: BlobStore, sha256: string): Promise<string> {
+function localCopy(blobs: BlobStore, sha256: string): Promise<string> {
+  // Every device of a rollout wants the same file at the same moment: one copy serves them all.
+  let copy = copies.get(sha256);
+  if (!copy) {
+    copy = copyOnce(blobs, sha256).finally(() => copies.delete(sha256));
+    copies.set(sha256, copy);
+  }
+  return copy;
+}
+
+async function copyOnce(blobs: BlobStore, sha256: string): Promise<string> {
   const dir = path.join(env().GANTRY_HOME, "fleet-cache");
   const file = path.join(dir, `${sha256}.onnx`);
   const expected = (await blobs.stat(sha256))?.bytes;

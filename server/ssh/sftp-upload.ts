@@ -11,6 +11,7 @@ import { connectionLost, type SshSession } from "./ssh-client";
 
 const CHUNK = 32 * 1024;
 const IN_FLIGHT = 64;
+const READ_BLOCK = 1024 * 1024;
 
 export interface UploadOptions {
   /** Opens (or reuses) a connection; called again after one drops. */
@@ -21,6 +22,9 @@ export interface UploadOptions {
   /** Attempts in all, counting the first; a connection lost mid-way uses one. */
   maxAttempts?: number;
   onProgress?: (sent: number, total: number) => void;
+  /** Bytes per SFTP write request, and requests in flight (tuning; the defaults suit OpenSSH). */
+  chunkBytes?: number;
+  inFlight?: number;
   /** Told when an attempt resumes from bytes already on the device. */
   onResume?: (offset: number, attempt: number) => void;
 }
@@ -99,27 +103,34 @@ async function writeFrom(session: SshSession, sftp: SFTPWrapper, opts: UploadOpt
     };
     session.client.once("close", onClose);
     sftp.once("close", onClose);
-    for (let position = offset; position < total; ) {
-      while (inFlight >= IN_FLIGHT && !failure) await new Promise<void>((r) => (wake = r));
-      if (failure) break;
-      opts.signal?.throwIfAborted();
-      const length = Math.min(CHUNK, total - position);
-      const buffer = Buffer.allocUnsafe(length);
-      const { bytesRead } = await local.read(buffer, 0, length, position);
-      if (bytesRead !== length) throw new AppError("INTERNAL", `${opts.localPath} changed while it was being uploaded`);
-      inFlight++;
-      if (session.isClosed) failure ??= connectionLost(session.target);
-      if (failure) break;
-      sftp.write(handle, buffer, 0, length, position, (error) => {
-        inFlight--;
-        if (error) failure ??= error;
-        else {
-          written += length;
-          opts.onProgress?.(written, total);
-        }
-        settle();
-      });
-      position += length;
+    const chunk = opts.chunkBytes ?? CHUNK;
+    const inFlightMax = opts.inFlight ?? IN_FLIGHT;
+    // Local reads in large blocks (one thread-pool round trip each), sent as chunk-sized requests.
+    const blockBytes = Math.max(chunk, READ_BLOCK);
+    outer: for (let blockAt = offset; blockAt < total; ) {
+      const blockLength = Math.min(blockBytes, total - blockAt);
+      const block = Buffer.allocUnsafe(blockLength);
+      const { bytesRead } = await local.read(block, 0, blockLength, blockAt);
+      if (bytesRead !== blockLength) throw new AppError("INTERNAL", `${opts.localPath} changed while it was being uploaded`);
+      for (let at = 0; at < blockLength; ) {
+        while (inFlight >= inFlightMax && !failure) await new Promise<void>((r) => (wake = r));
+        opts.signal?.throwIfAborted();
+        if (session.isClosed) failure ??= connectionLost(session.target);
+        if (failure) break outer;
+        const length = Math.min(chunk, blockLength - at);
+        inFlight++;
+        sftp.write(handle, block, at, length, blockAt + at, (error) => {
+          inFlight--;
+          if (error) failure ??= error;
+          else {
+            written += length;
+            opts.onProgress?.(written, total);
+          }
+          settle();
+        });
+        at += length;
+      }
+      blockAt += blockLength;
     }
     while (inFlight > 0 && !failure) await new Promise<void>((r) => (wake = r));
     session.client.removeListener("close", onClose);
