@@ -79,25 +79,34 @@ function post(port: number, route: string, token: string, body: string | Buffer,
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => {
-        const bytes = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
-        const binaryAt = res.headers["inference-header-content-length"];
-        const jsonLength = binaryAt === undefined ? bytes.length : Number(binaryAt);
-        const parsed = JSON.parse(bytes.subarray(0, jsonLength).toString("utf8")) as { outputs?: Array<{ parameters?: { binary_data_size?: number }; data?: unknown }> };
-        if (res.statusCode !== 200) return reject(new Error(`${route}: ${res.statusCode} ${JSON.stringify(parsed)}`));
-        // A binary response's tensors are read out as a client would (copied: they need not be aligned).
-        let offset = jsonLength;
-        for (const o of Array.isArray(parsed.outputs) ? parsed.outputs : []) {
-          const size = o.parameters?.binary_data_size;
-          if (size === undefined) continue;
-          o.data = new Float32Array(bytes.buffer.slice(bytes.byteOffset + offset, bytes.byteOffset + offset + size));
-          offset += size;
+        try {
+          resolve(readResponse(route, res, chunks));
+        } catch (error) {
+          reject(error); // so main() still stops the model server it started
         }
-        resolve(parsed);
       });
     });
     req.on("error", reject);
     req.end(body);
   });
+}
+
+/** The response as a client reads it: JSON, or a JSON header and binary tensors; a non-200 answer throws. */
+function readResponse(route: string, res: http.IncomingMessage, chunks: Buffer[]): unknown {
+  const bytes = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+  const binaryAt = res.headers["inference-header-content-length"];
+  const jsonLength = binaryAt === undefined ? bytes.length : Number(binaryAt);
+  const parsed = JSON.parse(bytes.subarray(0, jsonLength).toString("utf8")) as { outputs?: Array<{ parameters?: { binary_data_size?: number }; data?: unknown }> };
+  if (res.statusCode !== 200) throw new Error(`${route}: ${res.statusCode} ${JSON.stringify(parsed)}`);
+  // A binary response's tensors are read out as a client would (copied: they need not be aligned).
+  let offset = jsonLength;
+  for (const o of Array.isArray(parsed.outputs) ? parsed.outputs : []) {
+    const size = o.parameters?.binary_data_size;
+    if (size === undefined) continue;
+    o.data = new Float32Array(bytes.buffer.slice(bytes.byteOffset + offset, bytes.byteOffset + offset + size));
+    offset += size;
+  }
+  return parsed;
 }
 
 async function freePort(): Promise<number> {
