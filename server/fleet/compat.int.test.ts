@@ -18,6 +18,12 @@ afterAll(() => rig?.stop());
 
 const post = (token: string, body: unknown) => new Request("http://localhost/deployment", { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify(body) });
 
+/** Takes this file's device jobs off the shared queue, so no other test file's worker runs them. */
+async function dropQueuedDeployJobs(db: ReturnType<typeof testDb>, orgId: string) {
+  const jobs = await db.job.findMany({ where: { orgId, kind: "fleet.deploy-device" }, select: { id: true } });
+  await db.$executeRaw`SELECT graphile_worker.remove_job(key) FROM graphile_worker.jobs WHERE key = ANY(${jobs.map((j) => j.id)}::text[])`;
+}
+
 describe("deployment compatibility endpoints", () => {
   it("adds a device without echoing its secret, lists it, tests it and deploys to it", async () => {
     const db = testDb();
@@ -54,6 +60,7 @@ describe("deployment compatibility endpoints", () => {
     expect(byId.task_id).not.toBe(byPath.task_id);
     const unknown = await deploy(post(token, { model_path: "/etc/passwd", device_id: body.id }));
     expect(unknown.status).toBe(400);
+    await dropQueuedDeployJobs(db, orgId);
   });
 
   it("refuses a viewer's token to add devices or deploy", async () => {

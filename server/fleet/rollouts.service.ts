@@ -242,3 +242,32 @@ export async function getRollout(tx: Tx, { orgId, deploymentId }: { orgId: strin
     })),
   };
 }
+
+/**
+ * Targets whose job ended without the deployment finishing them — cancelled before it ran,
+ * or lost with a worker that died — are marked failed with the job's reason, and their rollout
+ * moves on. Run from the health schedule.
+ */
+export async function settleStrandedTargets(db: Db): Promise<number> {
+  const stranded = await db.deploymentTarget.findMany({
+    where: { state: { in: ["queued", "running"] }, jobId: { not: null } },
+    select: { id: true, orgId: true, deploymentId: true, jobId: true, state: true },
+    take: 500,
+  });
+  if (stranded.length === 0) return 0;
+  const jobs = await db.job.findMany({ where: { id: { in: stranded.map((t) => t.jobId!) }, status: { in: ["failed", "cancelled"] } }, select: { id: true, status: true, error: true } });
+  let settled = 0;
+  for (const job of jobs) {
+    const target = stranded.find((t) => t.jobId === job.id)!;
+    const reason = job.status === "cancelled" ? "The deployment job was cancelled" : `The deployment job stopped: ${job.error ?? "no reason recorded"}`;
+    const { count } = await db.deploymentTarget.updateMany({
+      where: { id: target.id, state: target.state },
+      data: { state: "failed", error: target.state === "running" ? `${reason}; the device may need Test connection and a new rollout` : reason, finishedAt: new Date() },
+    });
+    if (count) {
+      settled++;
+      await advanceRollout(db, { orgId: target.orgId, deploymentId: target.deploymentId });
+    }
+  }
+  return settled;
+}

@@ -1,6 +1,7 @@
 import type { Task } from "graphile-worker";
 import { env } from "../../../server/env";
 import { checkDueDevices } from "../../../server/fleet/health.service";
+import { settleStrandedTargets } from "../../../server/fleet/rollouts.service";
 import { SshPool } from "../../../server/ssh/ssh-pool";
 import type { TaskDeps } from "../../define-task";
 
@@ -14,6 +15,7 @@ export function healthCheckTask({ db }: Pick<TaskDeps, "db">): Task {
   return async () => {
     const interval = env().DEVICE_HEALTH_INTERVAL;
     const started = Date.now();
+    await settleStrandedTargets(db);
     for (let round = 0; ; round++) {
       await checkDueDevices(db, { pool, intervalSec: interval });
       const nextAt = started + (round + 1) * interval * 1000;
