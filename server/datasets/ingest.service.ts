@@ -3,6 +3,7 @@ import { env } from "../env";
 import { AppError } from "../errors";
 import { encodeEpisodeJob } from "../jobs/catalog";
 import { enqueue } from "../jobs/enqueue";
+import { UTC_NOW } from "../jobs/progress";
 import { episodeNumberSchema, parseRepoId, rawEpisodeDir, taskTextSchema } from "./datasets.schemas";
 import { findRawEpisode, type IngestMode } from "./raw-episode";
 
@@ -22,8 +23,8 @@ export interface RegisterRawEpisodeInput {
 /** Finds the dataset for a repo id, creating it for this organisation when there is none. */
 async function datasetForRepo(tx: Tx, { orgId, repoId, createdById }: { orgId: string; repoId: string; createdById: string | null }) {
   // ON CONFLICT: two agents registering the first episodes of a new dataset at once get one dataset.
-  await tx.$executeRaw`INSERT INTO "Dataset" ("id", "orgId", "repoId", "source", "createdById", "updatedAt")
-    VALUES (gen_random_uuid(), ${orgId}::uuid, ${repoId}, 'edge', ${createdById}::uuid, now()) ON CONFLICT ("repoId") DO NOTHING`;
+  await tx.$executeRaw`INSERT INTO "Dataset" ("id", "orgId", "repoId", "source", "createdById", "createdAt", "updatedAt")
+    VALUES (gen_random_uuid(), ${orgId}::uuid, ${repoId}, 'edge', ${createdById}::uuid, ${UTC_NOW}, ${UTC_NOW}) ON CONFLICT ("repoId") DO NOTHING`;
   const dataset = await tx.dataset.findUniqueOrThrow({ where: { repoId } });
   // Repo ids are one namespace on the instance (the folders are shared): another team's is not ours to add to.
   if (dataset.orgId !== orgId) throw new AppError("CONFLICT", `The repo id ${repoId} is taken on this Gantry by another organisation; choose another name`);
