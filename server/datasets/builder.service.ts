@@ -76,6 +76,7 @@ export async function rebuildDataset(db: Db, { datasetId, settings, change, sign
     const buildsDir = path.join(datasetStoreDir(settings, datasetId), "builds");
     const outDir = path.join(buildsDir, buildId);
     await fs.mkdir(outDir, { recursive: true });
+    const previous = dataset.buildId ? await readManifest(buildsDir, dataset.buildId) : null;
     try {
       const built = await buildLeRobotDataset({
         outDir,
@@ -85,10 +86,12 @@ export async function rebuildDataset(db: Db, { datasetId, settings, change, sign
         cameras,
         missingCameras: meta.missingCameras,
         priorFeatures: meta.features,
+        previous: previous ?? undefined,
         episodes: stored.map((s) => ({ task: s.e.task, dir: s.dir, stored: s.stored })),
         tools: mediaTools(settings),
         signal,
       });
+      await fs.writeFile(path.join(buildsDir, `${buildId}.manifest.json`), JSON.stringify(built.manifest));
       // The swap: a new link beside the old, renamed over it.
       await fs.mkdir(path.dirname(link), { recursive: true });
       const tempLink = `${link}.${crypto.randomBytes(4).toString("hex")}.link`;
@@ -105,11 +108,20 @@ export async function rebuildDataset(db: Db, { datasetId, settings, change, sign
   }, TX_OPTIONS);
 }
 
+async function readManifest(buildsDir: string, buildId: string): Promise<{ dir: string; manifest: Record<string, string> } | null> {
+  try {
+    return { dir: path.join(buildsDir, buildId), manifest: JSON.parse(await fs.readFile(path.join(buildsDir, `${buildId}.manifest.json`), "utf8")) };
+  } catch {
+    return null;
+  }
+}
+
 /** Removes builds that are no longer linked (the one just replaced, and any a crash left). */
 async function removeOtherBuilds(settings: BuilderEnv, datasetId: string, current: string | null): Promise<void> {
   const buildsDir = path.join(datasetStoreDir(settings, datasetId), "builds");
   const entries = await fs.readdir(buildsDir).catch(() => [] as string[]);
-  await Promise.all(entries.filter((name) => name !== current).map((name) => fs.rm(path.join(buildsDir, name), { recursive: true, force: true })));
+  const keep = current ? [current, `${current}.manifest.json`] : [];
+  await Promise.all(entries.filter((name) => !keep.includes(name)).map((name) => fs.rm(path.join(buildsDir, name), { recursive: true, force: true })));
 }
 
 /**

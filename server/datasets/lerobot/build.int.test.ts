@@ -81,4 +81,26 @@ describe("building a dataset", () => {
     const infoTogether = JSON.parse(await fs.readFile(path.join(together, "meta/info.json"), "utf8"));
     expect(infoTogether.features.action.names).toEqual(["motor_0", "motor_1"]);
   });
+
+  it("links an earlier build's video file when the same episodes make it again", async () => {
+    const tools = mediaTools(env());
+    const episodes = [];
+    for (const i of [0, 1, 2, 3]) {
+      const dir = path.join(tmp, `reuse${i}`);
+      await fs.mkdir(dir);
+      await run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-frames:v", "10", "-c:v", "libx264", "-pix_fmt", "yuv420p", path.join(dir, "cam.mp4")]);
+      episodes.push({ task: "t", dir, stored: { fps: 10, rows: Array.from({ length: 10 }, (_, f) => ({ frame_index: f, timestamp: f / 10, "observation.state": [f], action: [f], extra: {} })), videos: { cam: await probeVideo(tools, path.join(dir, "cam.mp4")) } } });
+    }
+    // Two episodes fill a file.
+    const size = (await fs.stat(path.join(tmp, "reuse0/cam.mp4"))).size;
+    const limits = { videoFileMb: (1.5 * size) / 1024 / 1024 };
+    const common = { fps: 10, robotType: null, names: { action: null, state: null }, cameras: ["cam"], missingCameras: [], tools, limits };
+    const first = await buildLeRobotDataset({ ...common, outDir: path.join(tmp, "b1"), episodes: episodes.slice(0, 3) });
+    const second = await buildLeRobotDataset({ ...common, outDir: path.join(tmp, "b2"), episodes, previous: { dir: path.join(tmp, "b1"), manifest: first.manifest } });
+    const file = (b: string, n: number) => path.join(tmp, b, `videos/observation.images.cam/chunk-000/file-00${n}.mp4`);
+    expect(Object.keys(second.manifest)).toEqual(["videos/observation.images.cam/chunk-000/file-000.mp4", "videos/observation.images.cam/chunk-000/file-001.mp4"]);
+    expect((await fs.stat(file("b2", 0))).ino).toBe((await fs.stat(file("b1", 0))).ino);
+    expect((await fs.stat(file("b2", 1))).ino).not.toBe((await fs.stat(file("b1", 1))).ino);
+    expect((await probeVideo(tools, file("b2", 1))).frames).toBe(20);
+  });
 });

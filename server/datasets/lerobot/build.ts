@@ -39,6 +39,8 @@ export interface BuildInput {
   episodes: BuildEpisode[];
   tools: MediaTools;
   signal?: AbortSignal;
+  /** The build this one replaces and what its video files were made of, to reuse unchanged ones. */
+  previous?: { dir: string; manifest: Record<string, string> };
   /** Test hook: smaller file limits to exercise chunking. */
   limits?: { dataFileMb?: number; videoFileMb?: number };
 }
@@ -84,6 +86,8 @@ function groupBySlot<T>(items: T[], slots: FileSlot[]): { slot: FileSlot; items:
 export interface BuildResult {
   totalFrames: number;
   features: Record<string, unknown>;
+  /** Each video file → what it was made of (see `previous`). */
+  manifest: Record<string, string>;
 }
 
 export async function buildLeRobotDataset(input: BuildInput): Promise<BuildResult> {
@@ -189,6 +193,7 @@ export async function buildLeRobotDataset(input: BuildInput): Promise<BuildResul
   // --- videos: each camera's episodes end to end; a file holding one episode is a hard link to it
   const videoLimit = (input.limits?.videoFileMb ?? VIDEO_FILES_SIZE_IN_MB) * 1024 * 1024;
   const videoSlots: Record<string, FileSlot[]> = {};
+  const manifest: Record<string, string> = {};
   const videoFrom: Record<string, number[]> = {};
   for (const camera of input.cameras) {
     const key = videoKey(camera);
@@ -205,6 +210,16 @@ export async function buildLeRobotDataset(input: BuildInput): Promise<BuildResul
       const file = path.join(outDir, videoFile(key, group.slot));
       await fs.mkdir(path.dirname(file), { recursive: true });
       const inputs = group.items.map(({ item }) => storedVideoPath(item.dir, camera));
+      // What the file is made of: the same episodes' same MP4s make the same file, so an earlier
+      // build's copy is linked instead of joined again (appending touches only the last file).
+      const made = (await Promise.all(inputs.map(async (f) => {
+        const st = await fs.stat(f);
+        return `${f}:${st.ino}:${st.size}:${st.mtimeMs}`;
+      }))).join("|");
+      const rel = videoFile(key, group.slot);
+      manifest[rel] = made;
+      const earlier = input.previous && input.previous.manifest[rel] === made ? path.join(input.previous.dir, rel) : null;
+      if (earlier && (await fs.link(earlier, file).then(() => true, () => false))) continue;
       if (inputs.length === 1) await fs.link(inputs[0], file);
       else await concatVideos(input.tools, inputs, file, input.signal);
     }
@@ -300,5 +315,5 @@ export async function buildLeRobotDataset(input: BuildInput): Promise<BuildResul
     features,
   };
   await writeFileAtomic(path.join(outDir, "meta/info.json"), JSON.stringify(info, null, 4));
-  return { totalFrames, features };
+  return { totalFrames, features, manifest };
 }
