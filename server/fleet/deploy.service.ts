@@ -1,5 +1,6 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { Db } from "../db";
@@ -113,6 +114,7 @@ export async function deployToDevice(db: Db, opts: DeployOptions): Promise<{ sta
       await step("Upload", 0.1);
       const local = await localCopy(opts.blobs, sha256);
       let lastReport = 0;
+      const release = await uploadSlot(() => record({}, "Waiting for an upload slot"));
       const result = await uploadResumable({
         connect,
         localPath: local,
@@ -124,7 +126,7 @@ export async function deployToDevice(db: Db, opts: DeployOptions): Promise<{ sta
           lastReport = Date.now();
           void opts.progress.set(0.1 + 0.4 * (sent / total), `Uploaded ${formatBytes(sent)} of ${formatBytes(total)}`);
         },
-      });
+      }).finally(release);
       await record({}, `Uploaded ${formatBytes(result.bytes)} in ${result.attempts} attempt(s)`);
       await step("Verify sha256", 0.5);
       const onDevice = await run(`sha256sum < ${quoteShell(p.file)} | cut -d' ' -f1`, "Verifying the upload");
@@ -234,6 +236,28 @@ async function finish(db: Db, opts: DeployOptions, deploymentId: string, state: 
   await advanceRollout(db, { orgId: opts.orgId, deploymentId });
   if (state === "failed" || state === "rolled_back") throw new AppError("INTERNAL", state === "rolled_back" ? `Rolled back: ${error}` : error ?? "Failed");
   return { state };
+}
+
+// Encrypting SFTP traffic costs this process CPU: on a fast network more uploads at once than
+// cores only share the same CPU and finish later all together. Devices on slow links
+// finish their turn quickly enough that the queue rarely matters.
+const UPLOAD_SLOTS = Math.max(2, os.availableParallelism());
+let uploadsRunning = 0;
+const uploadQueue: (() => void)[] = [];
+
+async function uploadSlot(onWait: () => Promise<void>): Promise<() => void> {
+  if (uploadsRunning >= UPLOAD_SLOTS) {
+    await onWait();
+    await new Promise<void>((resolve) => uploadQueue.push(resolve));
+  } else uploadsRunning++;
+  let isReleased = false;
+  return () => {
+    if (isReleased) return;
+    isReleased = true;
+    const next = uploadQueue.shift();
+    if (next) next();
+    else uploadsRunning--;
+  };
 }
 
 const copies = new Map<string, Promise<string>>();
