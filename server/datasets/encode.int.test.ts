@@ -14,7 +14,8 @@ import { env } from "../env";
 import { silentProgress } from "../jobs/progress";
 import { commitEpisode } from "./builder.service";
 import { datasetDir, rawEpisodeDir } from "./datasets.schemas";
-import { encodeEpisode } from "./encode.service";
+import { mediaTools } from "../media/ffmpeg";
+import { encodeCamera, encodeEpisode, encodeSettingsFrom } from "./encode.service";
 import { getIngestStatus, registerRawEpisode } from "./ingest.service";
 
 // The encoding job through a real worker and real ffmpeg/ffprobe, on a database of its own so
@@ -182,8 +183,16 @@ describe("encoding episodes into a LeRobot v3.0 dataset", () => {
     expect(left.filter((f) => !/^(front|wrist)\.mp4$/.test(f))).toEqual([]);
     for (const f of left) expect((await probeFrames(path.join(store, f))).frames).toBe(240);
 
-    // The retry encodes again; a crash after the commit but before cleaning up only cleans up.
-    await encodeEpisode(db, { episodeId: r.episodeId, settings, progress: silentProgress, isLastAttempt: false, commit });
+    // The retry encodes again, keeping a camera the stopped attempt had finished; a crash after
+    // the commit but before cleaning up only cleans up.
+    const finished = path.join(store, "front.mp4");
+    const frames = (await fs.readdir(path.join(raw, "images/front/episode-0"))).map((f) => path.join(raw, "images/front/episode-0", f)).sort((a, b) => Number(/(\d+)\.png$/.exec(a)![1]) - Number(/(\d+)\.png$/.exec(b)![1]));
+    await encodeCamera({ tools: mediaTools(settings), camera: "front", frames, fps: 30, output: finished, settings: encodeSettingsFrom(settings) });
+    const inode = (await fs.stat(finished)).ino;
+    const logged: string[] = [];
+    await encodeEpisode(db, { episodeId: r.episodeId, settings, progress: { ...silentProgress, log: async (m) => void logged.push(m) }, isLastAttempt: false, commit });
+    expect(logged).toContain("Keeping the front video an earlier attempt finished");
+    expect((await fs.stat(finished)).ino).toBe(inode);
     await encodeEpisode(db, { episodeId: r.episodeId, settings, progress: silentProgress, isLastAttempt: false, commit });
     expect(commits).toBe(1);
     const episodes = await db.episode.findMany({ where: { dataset: { repoId } } });

@@ -197,12 +197,24 @@ export async function encodeEpisode(db: Db, input: EncodeEpisodeInput): Promise<
       for (const c of cameraFrames) {
         if (c.frames.length !== rows.length) throw new AppError("BAD_REQUEST", `Camera ${c.camera} has ${c.frames.length} frames but the data file has ${rows.length} rows${c.frames.length < rows.length ? `: frame ${c.frames.length} is missing` : ""}`);
       }
-      const total = rows.length * cameraFrames.length;
+      // A camera an earlier attempt of this registration finished (checked, complete, renamed
+      // into place after the episode was last changed) is not encoded again.
+      const reused = new Map<string, VideoProbe>();
+      for (const c of cameraFrames) {
+        const file = storedVideoPath(dir, c.camera);
+        const stat = await fs.stat(file).catch(() => null);
+        if (!stat || stat.mtime < episode.updatedAt) continue;
+        const probe = await probeVideo(tools, file).catch(() => null);
+        if (probe && probe.frames === rows.length) reused.set(c.camera, probe);
+      }
+      if (reused.size) await progress.log(`Keeping the ${[...reused.keys()].join(", ")} video${reused.size === 1 ? "" : "s"} an earlier attempt finished`);
+      const toEncode = cameraFrames.filter((c) => !reused.has(c.camera));
+      const total = rows.length * toEncode.length;
       let lastReport = 0;
-      await progress.step(`Encoding ${cameraFrames.length} camera${cameraFrames.length === 1 ? "" : "s"} (${codec.encoder}, ${rows.length} frames at ${fps} fps)`, 0.02);
-      const probes = await encodeCameras({
+      await progress.step(`Encoding ${toEncode.length} camera${toEncode.length === 1 ? "" : "s"} (${codec.encoder}, ${rows.length} frames at ${fps} fps)`, 0.02);
+      const encoded = await encodeCameras({
         tools,
-        cameras: cameraFrames,
+        cameras: toEncode,
         fps,
         dir,
         settings: encodeSettingsFrom(settings),
@@ -214,7 +226,8 @@ export async function encodeEpisode(db: Db, input: EncodeEpisodeInput): Promise<
           void progress.set(0.02 + 0.88 * (encoded / total), `${encoded} of ${total} frames encoded`).catch(() => {});
         },
       });
-      cameraFrames.forEach((c, i) => (videos[c.camera] = probes[i]));
+      toEncode.forEach((c, i) => (videos[c.camera] = encoded[i]));
+      for (const [camera, probe] of reused) videos[camera] = probe;
     } else {
       await progress.step("Checking the agent's videos", 0.3);
       for (const c of found.cameras) {
