@@ -80,8 +80,9 @@ export async function watchRecording(opts: WatchOptions): Promise<void> {
       }
     }
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, opts.pollMs);
-      opts.signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+      const stop = () => (clearTimeout(timer), resolve());
+      const timer = setTimeout(() => (opts.signal.removeEventListener("abort", stop), resolve()), opts.pollMs);
+      opts.signal.addEventListener("abort", stop, { once: true });
     });
   }
 }
