@@ -128,3 +128,19 @@ describe("sftp uploads", () => {
     expect(fs.existsSync(`${remote}.part`)).toBe(false);
   });
 });
+
+describe("password sign-in", () => {
+  it("signs in with a password and says when it is refused", async () => {
+    const { startPasswordSshd } = await import("../../tests/helpers/fleet-password-sshd");
+    const sshd = await startPasswordSshd();
+    try {
+      const base = { name: "pw-device", host: "127.0.0.1", port: sshd.port, username: sshd.username, pinnedFingerprint: null, timeoutMs: 5000 };
+      const session = await connectSsh({ ...base, password: sshd.password });
+      expect((await session.exec("echo signed-in")).stdout).toBe("signed-in\n");
+      session.close();
+      await expect(connectSsh({ ...base, password: "wrong" })).rejects.toThrow(/refused the password for user robot/);
+    } finally {
+      await sshd.close();
+    }
+  });
+});
