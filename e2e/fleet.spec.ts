@@ -75,6 +75,13 @@ test("adds devices, rolls out canary-first, rolls a failing device back by itsel
       await expect(page.locator('[data-fact="Free disk"]')).toHaveText(/\d+(\.\d)? [KMGT]?B/);
       await expect(page.locator('[data-fact="Host key"]')).toContainText(d.fingerprint());
       expect(await facts.count()).toBeGreaterThan(5);
+      if (i === 0) {
+        await page.getByRole("button", { name: "Edit" }).click();
+        const edit = page.getByRole("form", { name: "Edit device" });
+        await edit.getByLabel("Tags").fill("canary-first");
+        await edit.getByRole("button", { name: "Save" }).click();
+        await expect(page.locator('[data-fact="Tags / group"]')).toHaveText(`canary-first, group bench-${run}`);
+      }
     }
     await page.goto("/fleet");
     // Reachable, but its policy service has nothing to run yet.
@@ -137,7 +144,7 @@ test("adds devices, rolls out canary-first, rolls a failing device back by itsel
 
   await test.step("find every step in the audit log", async () => {
     await page.goto("/settings/audit");
-    for (const action of ["device.create", "device.test", "rollout.create", "rollout.rollback"]) {
+    for (const action of ["device.create", "device.update", "device.test", "rollout.create", "rollout.rollback"]) {
       await expect(page.locator(`tr[data-action="${action}"]`).first()).toBeVisible();
     }
     await expect(page.locator('tr[data-action="device.create"]')).toHaveCount(3);

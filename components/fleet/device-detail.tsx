@@ -13,6 +13,7 @@ import { errorMessage, useTRPC } from "@/components/trpc";
 import { useRole } from "@/components/settings/use-role";
 import type { DeviceFacts } from "@/server/fleet/fleet.schemas";
 import { DeviceStateBadge, formatBytes, StateStrip, TargetStateBadge } from "./fleet-badges";
+import { EditDeviceForm } from "./edit-device-form";
 import { VersionPicker } from "./version-picker";
 
 export function DeviceDetail({ deviceId }: { deviceId: string }) {
@@ -27,6 +28,7 @@ export function DeviceDetail({ deviceId }: { deviceId: string }) {
   const remove = useMutation(trpc.fleet.deleteDevice.mutationOptions({ onSuccess: () => router.push("/fleet") }));
   const rollback = useMutation(trpc.fleet.rollbackDevice.mutationOptions({ onSuccess: ({ id }) => router.push(`/fleet/rollouts/${id}`) }));
   const [versionId, setVersionId] = useState<string | null>(null);
+  const [isEditing, setEditing] = useState(false);
 
   if (device.error) return <Alert>{errorMessage(device.error)}</Alert>;
   const d = device.data;
@@ -42,10 +44,19 @@ export function DeviceDetail({ deviceId }: { deviceId: string }) {
           <>
             <DeviceStateBadge state={d.state} />
             {can("admin") && <Button onClick={() => test.mutate({ deviceId })} disabled={test.isPending}>{test.isPending ? "Connecting…" : "Test connection"}</Button>}
+            {can("admin") && <Button variant="secondary" onClick={() => setEditing((v) => !v)} aria-expanded={isEditing}>Edit</Button>}
             {can("admin") && <Button variant="danger" onClick={() => confirm(`Remove ${d.name} from the fleet?`) && remove.mutate({ deviceId })}>Remove</Button>}
           </>
         }
       />
+      {isEditing && (
+        <Card className="mb-6">
+          <CardHeader title="Edit device" />
+          <CardBody>
+            <EditDeviceForm device={d} onDone={() => setEditing(false)} />
+          </CardBody>
+        </Card>
+      )}
       {test.data?.isOk && <Alert tone="green" className="mb-4" title="Connected">{test.data.isNewlyPinned ? "Host key pinned: " : "Host key matches: "}<code data-field="fingerprint">{test.data.fingerprint}</code> · {test.data.latencyMs} ms</Alert>}
       {test.data && !test.data.isOk && (
         <Alert className="mb-4" title="Connection failed">
