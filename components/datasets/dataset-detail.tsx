@@ -95,7 +95,7 @@ export function DatasetDetail({ datasetId }: { datasetId: string }) {
         description={
           <>
             LeRobot v3.0{d.source === "import" ? `, imported from ${d.importedVersion ?? "a dataset"}` : ", from edge episodes"}
-            {d.fps ? ` · ${d.fps} fps` : ""}{d.robotType ? ` · ${d.robotType}` : ""} · {d.episodes.ready} episodes · {d.totalFrames} frames
+            {d.fps ? ` · ${d.fps} fps` : ""}{d.robotType ? ` · ${d.robotType}` : ""} · {d.episodes.ready} episode{d.episodes.ready === 1 ? "" : "s"} · {d.totalFrames} frames
           </>
         }
         actions={d.builtAt && d.episodes.ready > 0 && <a href={`/api/datasets/${d.id}/export`} download className="inline-flex h-10 items-center rounded-md border border-zinc-300 bg-white px-4 text-sm font-medium hover:bg-zinc-100 dark:border-zinc-700 dark:bg-zinc-900 dark:hover:bg-zinc-800">Export .tar.gz</a>}
@@ -117,8 +117,8 @@ export function DatasetDetail({ datasetId }: { datasetId: string }) {
       )}
       {actionError && <Alert className="mb-4">{errorMessage(actionError)}</Alert>}
 
-      <div className="grid gap-6 lg:grid-cols-3">
-        <Card className="lg:col-span-2">
+      <div className="space-y-6">
+        <Card>
           <CardHeader title="Episodes" description={`${d.episodes.ready} in the dataset${d.episodes.encoding ? `, ${d.episodes.encoding} encoding` : ""}${d.episodes.failed ? `, ${d.episodes.failed} failed` : ""}${d.episodes.deleted ? `, ${d.episodes.deleted} deleted` : ""}`} />
           {d.episodeList.length === 0 && <p className="px-5 py-8 text-center text-sm text-zinc-500">No episodes yet.</p>}
           {d.episodeList.length > 0 && (
@@ -145,10 +145,10 @@ export function DatasetDetail({ datasetId }: { datasetId: string }) {
                           </Link>
                         ) : `recorded ${e.number}`}
                       </td>
-                      <td className="max-w-56 truncate px-3 py-2" title={e.task}>{e.task || "—"}</td>
+                      <td className="max-w-72 truncate px-3 py-2" title={e.task}>{e.task || "—"}</td>
                       <td className="px-3 py-2 text-right tabular-nums">{e.length ?? "—"}</td>
                       <td className="px-3 py-2 text-right tabular-nums">{formatSeconds(e.durationS)}</td>
-                      <td className="px-3 py-2">{e.cameras.join(", ") || "—"}</td>
+                      <td className="px-3 py-2">{e.cameras.join(", ") || (d.missingVideos.length ? <span className="text-amber-700 dark:text-amber-400">videos missing</span> : "—")}</td>
                       <td className="px-3 py-2">
                         <EpisodeStatus status={e.status} progress={e.jobId ? (live[e.jobId] ?? e.jobProgress) : null} isDeleted={Boolean(e.deletedAt)} />
                         {e.status === "failed" && e.error && <p className="mt-1 max-w-72 text-xs text-red-600 dark:text-red-400" data-field="episode-error">{e.error}</p>}
@@ -167,7 +167,7 @@ export function DatasetDetail({ datasetId }: { datasetId: string }) {
             </div>
           )}
         </Card>
-        <div className="space-y-6">
+        <div className="grid gap-6 lg:grid-cols-2">
           <Card>
             <CardHeader title="Tasks" description="What each episode shows; editing rewrites the dataset." />
             <CardBody>

@@ -2,9 +2,9 @@ import { Badge } from "@/components/ui/badge";
 import { ProgressBar } from "@/components/ui/progress-bar";
 
 export function EpisodeStatus({ status, progress, isDeleted }: { status: "encoding" | "ready" | "failed"; progress?: number | null; isDeleted?: boolean }) {
-  if (isDeleted) return <Badge>deleted</Badge>;
-  if (status === "ready") return <Badge tone="green">in dataset</Badge>;
-  if (status === "failed") return <Badge tone="red">failed</Badge>;
+  if (isDeleted) return <Badge className="whitespace-nowrap">deleted</Badge>;
+  if (status === "ready") return <Badge tone="green" className="whitespace-nowrap">in dataset</Badge>;
+  if (status === "failed") return <Badge tone="red" className="whitespace-nowrap">failed</Badge>;
   return (
     <span className="flex min-w-32 items-center gap-2">
       <Badge tone="blue">encoding</Badge>
