@@ -117,6 +117,7 @@ function sampleInputs(): Record<string, unknown> {
     "endpoints.undeploy": { endpointId: endpointA },
     "endpoints.delete": { endpointId: endpointA },
     "datasets.get": { datasetId: datasetA },
+    "datasets.episodes": { datasetId: datasetA },
     "datasets.episode": { episodeId: episodeA },
     "datasets.deleteEpisode": { episodeId: episodeA },
     "datasets.restoreEpisode": { episodeId: episodeA },
@@ -135,7 +136,7 @@ const NAMES_ORG_A_THING = new Set(["orgs.setRole", "orgs.removeMember", "invites
   "models.get", "models.update", "models.delete", "models.addVersionFromUrl", "models.addVersionFromHub", "models.revalidate",
   "fleet.device", "fleet.updateDevice", "fleet.deleteDevice", "fleet.testConnection", "fleet.repin", "fleet.rollout", "fleet.createRollout", "fleet.rollbackRollout", "fleet.rollbackDevice", "fleet.acknowledgeAlert",
   "endpoints.get", "endpoints.stats", "endpoints.tryIt", "endpoints.create", "endpoints.changeVersion", "endpoints.undeploy", "endpoints.delete",
-  "datasets.get", "datasets.episode", "datasets.deleteEpisode", "datasets.restoreEpisode", "datasets.renameTask", "datasets.retryEpisode"]);
+  "datasets.get", "datasets.episodes", "datasets.episode", "datasets.deleteEpisode", "datasets.restoreEpisode", "datasets.renameTask", "datasets.retryEpisode"]);
 
 async function call(ctx: Context, procedure: string, input: unknown): Promise<unknown> {
   const caller = createCaller(ctx) as unknown as Record<string, Record<string, (i: unknown) => Promise<unknown>>>;

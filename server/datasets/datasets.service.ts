@@ -122,6 +122,10 @@ export async function getDataset(db: Db, { orgId, datasetId }: { orgId: string; 
   };
 }
 
+export async function listEpisodes(db: Db, { orgId, datasetId }: { orgId: string; datasetId: string }): Promise<EpisodeSummary[]> {
+  return (await getDataset(db, { orgId, datasetId })).episodeList;
+}
+
 export async function getEpisode(db: Db, { orgId, episodeId, settings }: { orgId: string; episodeId: string; settings: { DATASETS_DIR: string } }): Promise<EpisodeDetail> {
   const episode = await findEpisode(db, orgId, episodeId);
   const jobs = await jobsFor(db, [episode]);

@@ -5,10 +5,11 @@ import {
   datasetSummarySchema,
   episodeDetailSchema,
   episodeIdInput,
+  episodeSummarySchema,
   importFolderInput,
   renameTaskInput,
 } from "../../datasets/datasets.schemas";
-import { deleteEpisode, getDataset, getEpisode, listDatasets, renameTask, restoreEpisode, retryEpisode } from "../../datasets/datasets.service";
+import { deleteEpisode, getDataset, getEpisode, listDatasets, listEpisodes, renameTask, restoreEpisode, retryEpisode } from "../../datasets/datasets.service";
 import { importDatasetFromFolder } from "../../datasets/import.service";
 import { env } from "../../env";
 import { orgProcedure, router } from "../trpc";
@@ -18,6 +19,8 @@ const idOutput = z.object({ id: z.uuid() });
 export const datasetsRouter = router({
   list: orgProcedure("viewer").output(z.array(datasetSummarySchema)).query(({ ctx }) => listDatasets(ctx.db, { orgId: ctx.orgActor.orgId })),
   get: orgProcedure("viewer").input(datasetIdInput).output(datasetDetailSchema).query(({ ctx, input }) => getDataset(ctx.db, { orgId: ctx.orgActor.orgId, datasetId: input.datasetId })),
+  /** A dataset's episodes (deleted ones last), with their encoding status and progress. */
+  episodes: orgProcedure("viewer").input(datasetIdInput).output(z.array(episodeSummarySchema)).query(({ ctx, input }) => listEpisodes(ctx.db, { orgId: ctx.orgActor.orgId, datasetId: input.datasetId })),
   /** One episode with its per-frame state and action (for the plots) and its video links. */
   episode: orgProcedure("viewer").input(episodeIdInput).output(episodeDetailSchema).query(({ ctx, input }) => getEpisode(ctx.db, { orgId: ctx.orgActor.orgId, episodeId: input.episodeId, settings: env() })),
   deleteEpisode: orgProcedure("operator").input(episodeIdInput).output(idOutput).mutation(({ ctx, input }) => deleteEpisode(ctx.db, { actor: ctx.orgActor, episodeId: input.episodeId, settings: env() })),
