@@ -20,7 +20,7 @@ const { encodeCamera, encodeCameras, encodeSettingsFrom } = await import("../ser
 const { compare, printResults } = await import("./lib/stats");
 
 const run = promisify(execFile);
-const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const FRAMES = Number(process.env.BENCH_FRAMES ?? 450);
 const SIZE = process.env.BENCH_SIZE ?? "640x480";
 const FPS = 30;

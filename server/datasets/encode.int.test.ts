@@ -138,15 +138,22 @@ describe("encoding episodes into a LeRobot v3.0 dataset", () => {
     const bytes = await fs.readFile(frame);
     await fs.writeFile(frame, bytes.subarray(0, bytes.length - 30));
     await fs.rm(path.join(raw, "images/front/episode-1/frame-4.png"));
-    const [bad, gap, good] = await Promise.all([register(repoId, 0), register(repoId, 1), register(repoId, 2)]);
-    const [badDone, gapDone, goodDone] = await Promise.all([settled(bad.episodeId), settled(gap.episodeId), settled(good.episodeId)]);
+    // A flipped byte inside a frame, which ffmpeg would otherwise conceal.
+    await writeRawEpisode(raw, { number: 3, frames: 12, cameras: ["front"] });
+    const flipped = path.join(raw, "images/front/episode-3/frame-5.png");
+    const flip = await fs.readFile(flipped);
+    flip[Math.floor(flip.length / 2)] ^= 0x55;
+    await fs.writeFile(flipped, flip);
+    const [bad, gap, good, damaged] = await Promise.all([register(repoId, 0), register(repoId, 1), register(repoId, 2), register(repoId, 3)]);
+    const [badDone, gapDone, goodDone, damagedDone] = await Promise.all([settled(bad.episodeId), settled(gap.episodeId), settled(good.episodeId), settled(damaged.episodeId)]);
+    expect(damagedDone.e.error).toMatch(/Camera front: frame 5 \(frame-5\.png\) is corrupt \(bad checksum in its IDAT chunk\)/);
     expect(badDone.e).toMatchObject({ status: "failed" });
     expect(badDone.e.error).toMatch(/Camera wrist: frame 7 \(frame-7\.png\) is cut short/);
     expect(gapDone.e.error).toMatch(/Camera front: frame 4 is missing/);
     expect(badDone.job).toMatchObject({ status: "failed", attempts: 1 });
     expect(goodDone.e).toMatchObject({ status: "ready", datasetIndex: 0 });
     const status = await getIngestStatus(db, { orgId: actor.orgId, repoId });
-    expect(status).toMatchObject({ status: "FAILED", episodes: { total: 3, encoded: 1, failed: 2 } });
+    expect(status).toMatchObject({ status: "FAILED", episodes: { total: 4, encoded: 1, failed: 3 } });
     // The raw frames of a failed episode stay, so it can be fixed and retried.
     await expect(fs.stat(path.join(raw, "images/front/episode-0/frame-0.png"))).resolves.toBeTruthy();
   }, 120_000);

@@ -5,7 +5,7 @@ import type { Db } from "../db";
 import { AppError, isAppError } from "../errors";
 import type { ProgressReporter } from "../jobs/progress";
 import { codecOptions, encodeFrames, mediaTools, probeVideo, sampleFramesRgb, type EncodeSettings, type MediaTools, type VideoProbe } from "../media/ffmpeg";
-import { checkPngFile } from "../media/png";
+import { checkPngEnds, checkPngFile } from "../media/png";
 import { rawEpisodeDir } from "./datasets.schemas";
 import { episodeStoreDir, storedVideoPath, tempPath, writeStoredEpisode, type StoredEpisode } from "./episode-store";
 import { imageStats, sampleIndices } from "./lerobot/stats";
@@ -52,7 +52,7 @@ export async function encodeCamera({ tools, camera, frames, fps, output, setting
     const checking = (async () => {
       for (const [i, f] of frames.entries()) {
         if (check.signal.aborted) return;
-        const problem = await checkPngFile(f);
+        const problem = await checkPngEnds(f);
         if (problem) {
           const error = new AppError("BAD_REQUEST", `Camera ${camera}: frame ${i} (${path.basename(f)}) ${problem}`);
           check.abort(error);
@@ -66,7 +66,7 @@ export async function encodeCamera({ tools, camera, frames, fps, output, setting
     } catch (error) {
       if (check.signal.reason instanceof AppError) throw check.signal.reason;
       if (signal?.aborted) throw error;
-      // ffmpeg failed on a frame the cheap check passed: decode each to name it.
+      // ffmpeg failed on a frame the quick check passed: check every chunk and decode each to name it.
       for (const [i, f] of frames.entries()) {
         const problem = await checkPngFile(f, { inflate: true });
         if (problem) throw new AppError("BAD_REQUEST", `Camera ${camera}: frame ${i} (${path.basename(f)}) ${problem}`);

@@ -110,7 +110,9 @@ export function encodeFrames({ tools, pattern, fps, output, options, signal, onF
     const command = ffmpeg({ stdoutLines: 0 })
       .setFfmpegPath(tools.ffmpeg)
       .input(pattern)
-      .inputOptions(["-framerate", String(fps), "-start_number", "0", "-f", "image2"])
+      // A damaged frame must stop the encode, not be concealed: chunk CRCs are checked and the first error is fatal.
+      .inputOptions(["-framerate", String(fps), "-start_number", "0", "-f", "image2", "-err_detect", "crccheck+explode"])
+      .outputOptions(["-xerror"])
       .outputOptions([...options, "-r", String(fps), "-an", "-movflags", "+faststart", "-f", "mp4"])
       .output(output)
       .on("stderr", (line: string) => {

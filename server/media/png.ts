@@ -40,3 +40,27 @@ export function checkPng(buf: Buffer, { inflate = false } = {}): string | null {
 export async function checkPngFile(file: string, options?: { inflate?: boolean }): Promise<string | null> {
   return checkPng(await fs.readFile(file), options);
 }
+
+/**
+ * The quick check run beside ffmpeg: the signature, the IHDR header and the closing IEND chunk,
+ * from two small reads. It names a frame cut short (an interrupted copy) before ffmpeg gets to
+ * it; damage inside a file makes ffmpeg fail (it checks chunk CRCs and stops on the first
+ * error), and `checkPngFile` then names the frame.
+ */
+export async function checkPngEnds(file: string): Promise<string | null> {
+  const handle = await fs.open(file, "r");
+  try {
+    const { size } = await handle.stat();
+    if (size < 8 + 25 + 12) return size < 8 ? "is not a PNG (too short)" : "is cut short";
+    const head = Buffer.alloc(16);
+    await handle.read(head, 0, 16, 0);
+    if (!head.subarray(0, 8).equals(SIGNATURE)) return "is not a PNG (bad signature)";
+    if (head.toString("latin1", 12, 16) !== "IHDR") return "is corrupt (no IHDR header)";
+    const tail = Buffer.alloc(12);
+    await handle.read(tail, 0, 12, size - 12);
+    if (tail.readUInt32BE(0) !== 0 || tail.toString("latin1", 4, 8) !== "IEND") return "is cut short (no IEND chunk)";
+    return null;
+  } finally {
+    await handle.close();
+  }
+}
