@@ -100,7 +100,7 @@ test("an encoded episode plays every camera in sync with its joint plots; an imp
     await expect(page.locator('[data-task="Pick the orange cube and place it in the box"]')).toContainText("4 episodes");
 
     await page.locator('[data-episode="2"]').getByRole("link", { name: "#2" }).click();
-    await expect(page.getByText("Videos missing")).toBeVisible();
+    await expect(page.getByText("Videos missing", { exact: true })).toBeVisible();
     await expect(page.getByTestId("episode-video")).toHaveCount(0);
     await expect(page.locator("[data-joint]")).toHaveCount(6);
     await expect(page.locator('[data-joint="gripper.pos"]')).toBeVisible();

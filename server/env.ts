@@ -27,6 +27,8 @@ const schema = z.object({
     .regex(/^[A-Za-z0-9+/]{43}=$/, "must be 32 bytes, base64-encoded (openssl rand -base64 32)")
     .optional(),
   ALLOW_SIGNUP: bool.default(true),
+  /** New accounts one network address may make per hour. */
+  SIGNUPS_PER_HOUR: z.coerce.number().int().min(1).max(100_000).default(10),
   BLOB_DIR: z.string().min(1).optional(),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   WORKER_HEARTBEAT_MS: z.coerce.number().int().min(200).default(5000),

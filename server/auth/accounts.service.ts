@@ -20,8 +20,12 @@ export interface SessionUser {
  * Creates an account. The first account on a new install owns the first organisation; later
  * ones join through an invite, or get an organisation of their own.
  */
-export async function signUp(db: Db, { input, allowSignup, address }: { input: z.output<typeof signUpInput>; allowSignup: boolean; address?: string }): Promise<SessionUser> {
-  await consumeAddressLimit(db, "sign-up", address, rateLimits.signUpPerAddress);
+export async function signUp(
+  db: Db,
+  { input, allowSignup, address, signUpsPerHour }: { input: z.output<typeof signUpInput>; allowSignup: boolean; address?: string; signUpsPerHour?: number },
+): Promise<SessionUser> {
+  const rule = signUpsPerHour === undefined ? rateLimits.signUpPerAddress : { ...rateLimits.signUpPerAddress, limit: signUpsPerHour };
+  await consumeAddressLimit(db, "sign-up", address, rule);
   // The cheap refusals come before the deliberately slow password hash.
   if (!allowSignup && !input.inviteToken && (await db.user.count({ take: 1 })) > 0) {
     throw new AppError("FORBIDDEN", "Sign-up is closed on this Gantry; ask an admin for an invite link");

@@ -29,4 +29,11 @@ describe("rate limits", () => {
     for (let i = 0; i < 10; i++) await signUp(db, { input: { email: `n${i}-${unique()}@example.test`, name: "N", password: "a long enough password" }, allowSignup: true, address });
     await expect(signUp(db, { input: { email: `over-${unique()}@example.test`, name: "N", password: "a long enough password" }, allowSignup: true, address })).rejects.toMatchObject({ code: "RATE_LIMITED" });
   });
+
+  it("takes the per-address sign-up limit from settings", async () => {
+    const address = `203.0.113.${Math.floor(Math.random() * 250)}-${unique()}`;
+    const account = () => ({ email: `s-${unique()}@example.test`, name: "S", password: "a long enough password" });
+    for (let i = 0; i < 2; i++) await signUp(db, { input: account(), allowSignup: true, address, signUpsPerHour: 2 });
+    await expect(signUp(db, { input: account(), allowSignup: true, address, signUpsPerHour: 2 })).rejects.toMatchObject({ code: "RATE_LIMITED" });
+  });
 });

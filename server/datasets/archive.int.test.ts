@@ -20,6 +20,8 @@ const db = testDb();
 const FIXTURE = path.resolve("../shared/fixtures/so101-record-v3");
 let actor: OrgActor;
 let tmp: string;
+// A datasets folder of this file's own: other test files stage imports in the shared one at the same time.
+const settings = () => ({ ...env(), DATASETS_DIR: path.join(tmp, "datasets") });
 
 beforeAll(async () => {
   actor = (await createOrgWithMember(db, "operator")).actor;
@@ -52,24 +54,24 @@ describe("dataset archives", () => {
   it("unpacks a .tar.gz and a .zip of the fixture and imports the upload", async () => {
     const archive = path.join(tmp, "so101.tar.gz");
     await run("tar", ["-czf", archive, "-C", path.dirname(FIXTURE), path.basename(FIXTURE)]);
-    const staging = await unpackUpload(Readable.from(await fs.readFile(archive)), env(), 50 * 1024 ** 2);
+    const staging = await unpackUpload(Readable.from(await fs.readFile(archive)), settings(), 50 * 1024 ** 2);
     const { root, version } = await findDatasetRoot(path.join(staging, "content"));
     expect(version).toBe("v3.0");
     expect(await listTree(root)).toEqual(await listTree(FIXTURE));
     const started = await startImport(db, { actor, repoId: `upload-${Date.now().toString(36)}`, sourceDir: path.join(staging, "content"), removeSource: true, from: "so101.tar.gz" });
     await db.$executeRaw`SELECT graphile_worker.remove_job(${started.jobId}::text)`;
-    expect(await runImport(db, { datasetId: started.datasetId, sourceDir: path.join(staging, "content"), removeSource: true, settings: env(), progress: silentProgress })).toEqual({ episodes: 4, missingVideos: ["front", "top"] });
+    expect(await runImport(db, { datasetId: started.datasetId, sourceDir: path.join(staging, "content"), removeSource: true, settings: settings(), progress: silentProgress })).toEqual({ episodes: 4, missingVideos: ["front", "top"] });
     await expect(fs.stat(staging)).rejects.toThrow();
 
     const zip = path.join(tmp, "so101.zip");
     await run("python3", ["-c", "import shutil,sys; shutil.make_archive(sys.argv[1], 'zip', sys.argv[2], sys.argv[3])", zip.replace(/\.zip$/, ""), path.dirname(FIXTURE), path.basename(FIXTURE)]);
-    const zipStaging = await unpackUpload(Readable.from(await fs.readFile(zip)), env(), 50 * 1024 ** 2);
+    const zipStaging = await unpackUpload(Readable.from(await fs.readFile(zip)), settings(), 50 * 1024 ** 2);
     expect(await listTree(path.join(zipStaging, "content", path.basename(FIXTURE)))).toEqual(await listTree(FIXTURE));
     expect(await fs.readFile(path.join(zipStaging, "content", path.basename(FIXTURE), "meta/info.json"), "utf8")).toBe(await fs.readFile(path.join(FIXTURE, "meta/info.json"), "utf8"));
     await fs.rm(zipStaging, { recursive: true });
 
     // Exported: the same files, under the dataset's name, as a .tar.gz.
-    const { stream, filename } = await exportDataset(db, { orgId: actor.orgId, datasetId: started.datasetId, settings: env() });
+    const { stream, filename } = await exportDataset(db, { orgId: actor.orgId, datasetId: started.datasetId, settings: settings() });
     expect(filename).toMatch(/^upload-.*\.tar\.gz$/);
     const chunks: Buffer[] = [];
     for await (const c of stream) chunks.push(c as Buffer);
@@ -81,17 +83,17 @@ describe("dataset archives", () => {
     expect(await listTree(path.join(out, name))).toEqual(["data/chunk-000/file-000.parquet", "meta/episodes/chunk-000/file-000.parquet", "meta/info.json", "meta/stats.json", "meta/tasks.parquet"]);
     expect(JSON.parse(await fs.readFile(path.join(out, name, "meta/info.json"), "utf8"))).toMatchObject({ codebase_version: "v3.0", total_episodes: 4 });
     // The export's snapshot is gone once the stream ended.
-    expect((await fs.readdir(path.join(env().DATASETS_DIR, ".imports"))).length).toBe(0);
+    expect((await fs.readdir(path.join(settings().DATASETS_DIR, ".imports"))).length).toBe(0);
   });
 
   it("refuses entries that leave the folder, links, other formats and archives over the limit", async () => {
-    const bad = async (entries: Parameters<typeof tarGz>[0], limit = 1024 ** 2) => unpackUpload(Readable.from(await tarGz(entries)), env(), limit);
+    const bad = async (entries: Parameters<typeof tarGz>[0], limit = 1024 ** 2) => unpackUpload(Readable.from(await tarGz(entries)), settings(), limit);
     await expect(bad([{ name: "../evil.txt", body: "x" }])).rejects.toThrow(/climbs out of its folder/);
     await expect(bad([{ name: "/etc/evil", body: "x" }])).rejects.toThrow(/absolute path/);
     await expect(bad([{ name: "ds/link", type: "symlink", linkname: "/etc/passwd" }])).rejects.toThrow(/is a symlink; only files and folders/);
     await expect(bad([{ name: "big.bin", body: "y".repeat(5000) }], 4096)).rejects.toMatchObject({ code: "PAYLOAD_TOO_LARGE" });
-    await expect(unpackUpload(Readable.from(Buffer.from("not an archive")), env(), 1024)).rejects.toThrow(/\.tar\.gz or \.zip/);
+    await expect(unpackUpload(Readable.from(Buffer.from("not an archive")), settings(), 1024)).rejects.toThrow(/\.tar\.gz or \.zip/);
     await fs.stat(path.join(os.tmpdir(), "evil.txt")).then(() => expect.fail("escaped"), () => {});
-    expect((await fs.readdir(path.join(env().DATASETS_DIR, ".imports"))).length).toBe(0);
+    expect((await fs.readdir(path.join(settings().DATASETS_DIR, ".imports"))).length).toBe(0);
   });
 });

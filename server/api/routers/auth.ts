@@ -8,7 +8,7 @@ export const authRouter = router({
   signUp: publicProcedure
     .input(signUpInput)
     .output(z.object({ userId: z.uuid() }))
-    .mutation(async ({ ctx, input }) => ({ userId: (await signUp(ctx.db, { input, allowSignup: env().ALLOW_SIGNUP, address: ctx.address })).id })),
+    .mutation(async ({ ctx, input }) => ({ userId: (await signUp(ctx.db, { input, allowSignup: env().ALLOW_SIGNUP, address: ctx.address, signUpsPerHour: env().SIGNUPS_PER_HOUR })).id })),
 
   providers: publicProcedure.output(signInMethodsSchema).query(() => signInMethods(env())),
 
