@@ -10,7 +10,7 @@ import { signUp, unique } from "./helpers";
 // plays with its joints in the portal; the real LeRobot v3.0 fixture (its videos left out) is
 // imported as an archive and shows its episodes and joints, saying its videos are missing.
 
-const FIXTURE = path.resolve("../shared/fixtures/so101-record-v3");
+const FIXTURE = path.resolve("tests/fixtures/so101-record-v3");
 
 async function videoState(page: Page) {
   return page.getByTestId("episode-video").evaluateAll((videos) => (videos as HTMLVideoElement[]).map((v) => ({ t: v.currentTime, duration: v.duration, ready: v.readyState })));

@@ -17,7 +17,7 @@ import { findDatasetRoot, runImport, startImport } from "./import.service";
 
 const run = promisify(execFile);
 const db = testDb();
-const FIXTURE = path.resolve("../shared/fixtures/so101-record-v3");
+const FIXTURE = path.resolve("tests/fixtures/so101-record-v3");
 let actor: OrgActor;
 let tmp: string;
 // A datasets folder of this file's own: other test files stage imports in the shared one at the same time.

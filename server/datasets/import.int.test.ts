@@ -23,7 +23,7 @@ import { importDatasetFromFolder, runImport } from "./import.service";
 
 const run = promisify(execFile);
 const db = testDb();
-const FIXTURE = path.resolve("../shared/fixtures/so101-record-v3");
+const FIXTURE = path.resolve("tests/fixtures/so101-record-v3");
 let actor: OrgActor;
 let importRoot: string;
 const unique = () => Math.random().toString(36).slice(2, 8);
