@@ -1,9 +1,7 @@
 import { execFile } from "node:child_process";
-import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Readable } from "node:stream";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createModelServer } from "@/serve/server";
@@ -11,8 +9,7 @@ import type { OrgActor } from "@/server/auth/roles";
 import { createApiToken } from "@/server/auth/tokens.service";
 import { createDb, type Db } from "@/server/db";
 import type { Signature } from "@/server/models/validation.schemas";
-import { createEndpointInput } from "@/server/serving/endpoints.schemas";
-import { createEndpoint, getEndpointDetail } from "@/server/serving/endpoints.service";
+import { getEndpointDetail } from "@/server/serving/endpoints.service";
 import { InferenceEngine } from "@/server/serving/inference.service";
 import { readBlob } from "@/server/serving/model-files";
 import { createLocalBlobStore } from "@/server/storage/local-blob-store";
@@ -20,6 +17,7 @@ import { createOrgWithMember } from "@/tests/helpers/factories";
 import { buildConvNet, buildMixedTypesModel, buildMlp, runMlpInJs } from "@/tests/helpers/onnx-models";
 import { createTestDatabase, type TestDatabase } from "@/tests/setup/test-database";
 import { curlExample, pythonExample, sampleInputs, typescriptExample } from "./examples";
+import { addReadyVersion, deployOn } from "@/tests/helpers/serving";
 
 // The examples the endpoint page shows are run as they are shown: curl in a shell, the Python
 // with python3, the TypeScript with tsx, against a real model server.
@@ -35,11 +33,8 @@ const blobs = createLocalBlobStore({ root: fs.mkdtempSync(path.join(os.tmpdir(),
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-examples-run-"));
 
 async function deploy(name: string, bytes: Buffer, signature: Signature) {
-  const blob = await blobs.put(Readable.from([bytes]));
-  const model = await db.model.create({ data: { orgId: owner.orgId, name: `m-${crypto.randomUUID().slice(0, 8)}` } });
-  const version = await db.modelVersion.create({ data: { orgId: owner.orgId, modelId: model.id, number: 1, status: "ready", source: { kind: "upload" }, sha256: blob.sha256, bytes: blob.bytes, signature } });
-  const endpoint = await createEndpoint(db, { actor: owner, input: createEndpointInput.parse({ name, modelVersionId: version.id }) });
-  await server.syncNow();
+  const { versionId } = await addReadyVersion(db, blobs, { actor: owner, bytes, signature });
+  const endpoint = await deployOn(db, server, { actor: owner, name, versionId });
   return getEndpointDetail(db, { actor: owner, endpointId: endpoint.id, serveUrl: base });
 }
 

@@ -1,10 +1,7 @@
 import { spawn } from "node:child_process";
-import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Readable } from "node:stream";
-import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../tests/setup/test-database";
 import { createOrgWithMember } from "../../tests/helpers/factories";
@@ -19,6 +16,8 @@ import { createEndpointInput } from "./endpoints.schemas";
 import { createEndpoint } from "./endpoints.service";
 import { InferenceEngine } from "./inference.service";
 import { readBlob } from "./model-files";
+import * as ort from "onnxruntime-node";
+import { addReadyVersion } from "../../tests/helpers/serving";
 
 // A Python client of the kind KServe and Triton users write (docs/examples/oip_client.py, the
 // script the docs show: numpy + requests, OIP v2 JSON or binary tensors) against the real model
@@ -51,11 +50,8 @@ const models: Record<string, { bytes: Buffer; signature: Signature }> = {
 };
 
 async function deploy(actor: OrgActor, name: string) {
-  const { bytes, signature } = models[name];
-  const blob = await blobs.put(Readable.from([bytes]));
-  const m = await db.model.create({ data: { orgId: actor.orgId, name: `model-${crypto.randomUUID().slice(0, 8)}` } });
-  const version = await db.modelVersion.create({ data: { orgId: actor.orgId, modelId: m.id, number: 1, status: "ready", source: { kind: "upload", filename: `${name}.onnx` }, sha256: blob.sha256, bytes: blob.bytes, signature } });
-  await createEndpoint(db, { actor, input: createEndpointInput.parse({ name, modelVersionId: version.id }) });
+  const { versionId } = await addReadyVersion(db, blobs, { actor, ...models[name], filename: `${name}.onnx` });
+  await createEndpoint(db, { actor, input: createEndpointInput.parse({ name, modelVersionId: versionId }) });
 }
 
 function python(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {

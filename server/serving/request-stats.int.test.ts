@@ -2,7 +2,6 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../tests/setup/test-database";
 import { addMember, createOrgWithMember } from "../../tests/helpers/factories";
@@ -12,15 +11,13 @@ import { createDb, type Db } from "../db";
 import type { OrgActor } from "../auth/roles";
 import { createApiToken } from "../auth/tokens.service";
 import { createLocalBlobStore } from "../storage/local-blob-store";
-import type { Signature } from "../models/validation.schemas";
-import { createEndpointInput } from "./endpoints.schemas";
-import { createEndpoint } from "./endpoints.service";
 import { InferenceEngine } from "./inference.service";
 import { readBlob } from "./model-files";
 import { estimatePercentileMs, latencyBuckets } from "./metrics";
 import { RequestStatsRecorder } from "./request-stats.recorder";
 import { endpointRequestStatsSchema } from "./request-stats.schemas";
 import { getEndpointRequestStats } from "./request-stats.service";
+import { addReadyVersion, deployOn, mlpSignature } from "../../tests/helpers/serving";
 
 // Request statistics end to end: real requests through the model server, flushed to Postgres,
 // read back as the endpoint page reads them.
@@ -32,15 +29,10 @@ let base: string;
 let owner: OrgActor;
 let token: string;
 const blobs = createLocalBlobStore({ root: fs.mkdtempSync(path.join(os.tmpdir(), "gantry-stats-")) });
-const signature: Signature = { inputs: [{ name: "x", type: "float32", shape: ["batch", 4] }], outputs: [{ name: "y", type: "float32", shape: ["batch", 3] }] };
 
 async function deployMlp(actor: OrgActor, name: string) {
-  const blob = await blobs.put(Readable.from([buildMlp()]));
-  const m = await db.model.create({ data: { orgId: actor.orgId, name: `model-${crypto.randomUUID().slice(0, 8)}` } });
-  const version = await db.modelVersion.create({ data: { orgId: actor.orgId, modelId: m.id, number: 1, status: "ready", source: { kind: "upload", filename: "m.onnx" }, sha256: blob.sha256, bytes: blob.bytes, signature } });
-  const endpoint = await createEndpoint(db, { actor, input: createEndpointInput.parse({ name, modelVersionId: version.id }) });
-  await model.syncNow();
-  return endpoint;
+  const { versionId } = await addReadyVersion(db, blobs, { actor, bytes: buildMlp(), signature: mlpSignature });
+  return deployOn(db, model, { actor, name, versionId });
 }
 
 const infer = (name: string, data: unknown) =>

@@ -2,7 +2,6 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../tests/setup/test-database";
 import { addMember, createOrgWithMember } from "../../tests/helpers/factories";
@@ -11,11 +10,10 @@ import { createModelServer } from "../../serve/server";
 import { createDb, type Db } from "../db";
 import { createApiToken, revokeApiToken } from "../auth/tokens.service";
 import { createLocalBlobStore } from "../storage/local-blob-store";
-import { createEndpointInput } from "./endpoints.schemas";
-import { createEndpoint } from "./endpoints.service";
 import { InferenceEngine } from "./inference.service";
 import { readBlob } from "./model-files";
 import { mintInternalToken } from "./internal-token";
+import { addReadyVersion, deployOn, mlpSignature } from "../../tests/helpers/serving";
 
 // Every route of the model server against every kind of caller: none, a token that is not
 // one, a forged portal token, another organisation's token, and a read-only token of the
@@ -50,12 +48,8 @@ beforeAll(async () => {
   const engine = new InferenceEngine({ readModel: (sha) => readBlob(blobs, sha), defaultTimeoutMs: 30_000 });
   model = createModelServer({ db, engine, internalSecret: secret, pollMs: 60_000, statsFlushMs: 600_000 });
   base = `http://127.0.0.1:${(await model.listen(0, "127.0.0.1")).port}`;
-  const blob = await blobs.put(Readable.from([buildMlp()]));
-  const m = await db.model.create({ data: { orgId: owner.orgId, name: "m" } });
-  const signature = { inputs: [{ name: "x", type: "float32", shape: ["batch", 4] }], outputs: [{ name: "y", type: "float32", shape: ["batch", 3] }] };
-  const version = await db.modelVersion.create({ data: { orgId: owner.orgId, modelId: m.id, number: 1, status: "ready", source: { kind: "upload", filename: "m.onnx" }, sha256: blob.sha256, bytes: blob.bytes, signature } });
-  await createEndpoint(db, { actor: owner, input: createEndpointInput.parse({ name: "mlp", modelVersionId: version.id }) });
-  await model.syncNow();
+  const { versionId } = await addReadyVersion(db, blobs, { actor: owner, bytes: buildMlp(), signature: mlpSignature });
+  await deployOn(db, model, { actor: owner, name: "mlp", versionId });
 
   const revoked = await createApiToken(db, { actor: viewer, input: { name: "revoked", scopes: ["read"] } });
   await revokeApiToken(db, { actor: viewer, tokenId: revoked.id });

@@ -1,8 +1,6 @@
-import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../tests/setup/test-database";
 import { createOrgWithMember } from "../../tests/helpers/factories";
@@ -21,6 +19,7 @@ import { InferenceEngine } from "./inference.service";
 import { readBlob } from "./model-files";
 import { deployEndpoint } from "./deploy.service";
 import { silentProgress } from "../jobs/progress";
+import { addReadyVersion as addVersion, deployOn, mlpSignature } from "../../tests/helpers/serving";
 
 // The model server end to end: real onnxruntime sessions, real HTTP on loopback, a database of its own.
 
@@ -33,7 +32,6 @@ let token: string;
 let otherToken: string;
 const blobs = createLocalBlobStore({ root: fs.mkdtempSync(path.join(os.tmpdir(), "gantry-serve-")) });
 
-const mlpSignature: Signature = { inputs: [{ name: "x", type: "float32", shape: ["batch", 4] }], outputs: [{ name: "y", type: "float32", shape: ["batch", 3] }] };
 const twoInputSignature: Signature = {
   inputs: [
     { name: "a", type: "float32", shape: ["batch", 3] },
@@ -43,21 +41,8 @@ const twoInputSignature: Signature = {
 };
 const slowSignature: Signature = { inputs: [{ name: "x", type: "float32", shape: [1] }], outputs: [{ name: "y", type: "float32", shape: [] }] };
 
-async function addReadyVersion(actor: OrgActor, bytes: Buffer, signature: Signature, modelId?: string): Promise<{ modelId: string; versionId: string }> {
-  const blob = await blobs.put(Readable.from([bytes]));
-  const id = modelId ?? (await db.model.create({ data: { orgId: actor.orgId, name: `model-${crypto.randomUUID().slice(0, 8)}` } })).id;
-  const count = await db.modelVersion.count({ where: { modelId: id } });
-  const version = await db.modelVersion.create({
-    data: { orgId: actor.orgId, modelId: id, number: count + 1, status: "ready", source: { kind: "upload", filename: "m.onnx" }, sha256: blob.sha256, bytes: blob.bytes, signature },
-  });
-  return { modelId: id, versionId: version.id };
-}
-
-async function deploy(actor: OrgActor, name: string, versionId: string, settings: Record<string, unknown> = {}) {
-  const endpoint = await createEndpoint(db, { actor, input: createEndpointInput.parse({ name, modelVersionId: versionId, settings }) });
-  await model.syncNow();
-  return endpoint;
-}
+const addReadyVersion = (actor: OrgActor, bytes: Buffer, signature: Signature, modelId?: string) => addVersion(db, blobs, { actor, bytes, signature, modelId });
+const deploy = (actor: OrgActor, name: string, versionId: string, settings: Record<string, unknown> = {}) => deployOn(db, model, { actor, name, versionId, settings });
 
 async function call(method: string, route: string, body?: unknown, bearer: string | null = token) {
   const res = await fetch(base + route, {
