@@ -12,6 +12,8 @@ import type { EpisodeFile } from "./layout";
 // last stored, without a temporary copy on the robot's disk.
 
 const SMALL_FILE = 8 * 1024 * 1024;
+// Segments (headers, padding and files alternate) whose files are read ahead of the one sent.
+const READ_AHEAD_SEGMENTS = 24;
 
 export interface EpisodeArchive {
   manifest: EpisodeManifest;
@@ -65,8 +67,25 @@ export async function buildEpisodeArchive(opts: { repoId: string; episodeIndex: 
 
   function range(start: number, end: number): Readable {
     end = Math.min(end, layout.size);
+    const first = segmentAt(layout, start);
+    let last = first;
+    while (last + 1 < layout.segments.length && layout.segments[last + 1].start < end) last++;
+    // Small files are read a few ahead of the one being sent, so the disk and the network
+    // work at the same time instead of taking turns.
+    const reads = new Map<number, Promise<Buffer>>();
+    let readAhead = first;
+    const startReads = (upTo: number) => {
+      for (; readAhead <= Math.min(upTo, last); readAhead++) {
+        const s = layout.segments[readAhead];
+        if (s.kind !== "file" || s.length > SMALL_FILE) continue;
+        const file = opts.files[s.fileIndex];
+        const read = fs.promises.readFile(file.abs);
+        read.catch(() => {}); // awaited in turn below
+        reads.set(readAhead, read);
+      }
+    };
     async function* generate() {
-      for (let i = segmentAt(layout, start); i < layout.segments.length && layout.segments[i].start < end; i++) {
+      for (let i = first; i <= last; i++) {
         const s = layout.segments[i];
         const from = Math.max(start, s.start) - s.start;
         const to = Math.min(end, s.start + s.length) - s.start;
@@ -76,7 +95,9 @@ export async function buildEpisodeArchive(opts: { repoId: string; episodeIndex: 
         }
         const file = opts.files[s.fileIndex];
         if (s.length <= SMALL_FILE) {
-          const data = await fs.promises.readFile(file.abs);
+          startReads(i + READ_AHEAD_SEGMENTS);
+          const data = await reads.get(i)!;
+          reads.delete(i);
           if (data.length !== file.size) throw new AgentError(`${file.rel} changed after it was checked; upload the episode again`);
           yield data.subarray(from, to);
         } else {

@@ -21,6 +21,7 @@ import { MANIFEST_NAME, episodeManifestSchema, parseEntryPath, uploadMetadataSch
 // were written but not counted are simply written again.
 
 const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
+const WRITE_BEHIND_BYTES = 32 * 1024 * 1024;
 
 type Info = { id: string; size?: number; offset: number; metadata?: Record<string, string | null>; creation_date?: string };
 
@@ -172,12 +173,47 @@ export class EpisodeUploadStore extends DataStore {
     const info = await this.readInfo(id);
     let pos = offset;
     let unpacking = await this.unpackingOf(info);
-    // The file being written: its handle, and its hash so far.
-    let current: { fileIndex: number; handle: fs.promises.FileHandle; hash: crypto.Hash } | null = null;
-    const closeCurrent = async () => {
-      await current?.handle.close().catch(() => {});
-      current = null;
+    // Disk writes are not awaited one by one: up to WRITE_BEHIND_BYTES of them may be on their
+    // way while the next bytes are read from the network. A write that fails marks where the
+    // stored bytes end (the offset saved is never past it), and the upload stops there.
+    const pending: { done: Promise<void>; bytes: number }[] = [];
+    let pendingBytes = 0;
+    let failedAt = Infinity;
+    let writeError: unknown = null;
+    const track = (done: Promise<unknown>, bytes: number, at: number) => {
+      pending.push({
+        done: done.then(
+          () => {},
+          (error) => {
+            failedAt = Math.min(failedAt, at);
+            writeError ??= error;
+          },
+        ),
+        bytes,
+      });
+      pendingBytes += bytes;
     };
+    const drainTo = async (limit: number) => {
+      while (pending.length && (pendingBytes > limit || limit === 0)) {
+        const next = pending.shift()!;
+        await next.done;
+        pendingBytes -= next.bytes;
+      }
+      if (writeError) throw writeError;
+    };
+    // The file being written: its handle (once open), its writes so far, and its hash so far.
+    let current: { fileIndex: number; handle: Promise<fs.promises.FileHandle>; writes: Promise<unknown>[]; hash: crypto.Hash } | null = null;
+    const closeCurrent = () => {
+      if (!current) return;
+      const { handle, writes } = current;
+      current = null;
+      track(
+        Promise.allSettled(writes).then(() => handle.then((h) => h.close())),
+        0,
+        Infinity,
+      );
+    };
+    const madeDirs = new Set<string>();
     try {
       if (!unpacking) {
         // Bytes saved past the counted offset (a crash mid-write) are sent again.
@@ -212,38 +248,49 @@ export class EpisodeUploadStore extends DataStore {
           } else {
             const file = unpacking.manifest.files[segment.fileIndex];
             if (!current || current.fileIndex !== segment.fileIndex) {
-              await closeCurrent();
+              closeCurrent();
               const part = this.partOf(unpacking.targets[segment.fileIndex], id);
-              await fs.promises.mkdir(path.dirname(part), { recursive: true });
+              const dir = path.dirname(part);
+              if (!madeDirs.has(dir)) {
+                await fs.promises.mkdir(dir, { recursive: true });
+                madeDirs.add(dir);
+              }
               const hash = crypto.createHash("sha256");
               // Resuming inside this file: what it already holds goes into the hash first.
               if (within > 0) hash.update((await fs.promises.readFile(part)).subarray(0, within));
-              current = { fileIndex: segment.fileIndex, handle: await fs.promises.open(part, within > 0 ? "r+" : "w"), hash };
+              const handle = fs.promises.open(part, within > 0 ? "r+" : "w");
+              handle.catch(() => {}); // reported through the writes that use it
+              current = { fileIndex: segment.fileIndex, handle, writes: [], hash };
             }
-            await current.handle.write(piece, 0, piece.length, within);
+            const write = current.handle.then((h) => h.write(piece, 0, piece.length, within));
+            current.writes.push(write);
+            track(write, piece.length, pos);
             current.hash.update(piece);
             if (within + piece.length === segment.length) {
               const digest = current.hash.digest("hex");
-              await closeCurrent();
+              closeCurrent();
               if (digest !== file.sha256) throw new AppError("BAD_REQUEST", `"${file.path}" arrived damaged: its sha256 does not match the manifest; upload the episode again`);
             }
+            if (pendingBytes > WRITE_BEHIND_BYTES) await drainTo(WRITE_BEHIND_BYTES / 2);
           }
           pos += piece.length;
           rest = rest.subarray(piece.length);
         }
       }
+      closeCurrent();
+      await drainTo(0);
     } catch (error) {
-      await closeCurrent();
+      closeCurrent();
+      await drainTo(0).catch(() => {});
       if (error instanceof AppError) {
         // The archive itself is bad: resuming cannot mend it. The client starts a new upload.
         await this.remove(id).catch(() => {});
         throw refusalFrom(error);
       }
-      // The connection broke: keep what arrived, and say how far it got.
-      await this.writeInfo({ ...info, offset: pos });
+      // The connection broke (or the disk refused a write): keep what arrived, and say how far it got.
+      await this.writeInfo({ ...info, offset: Math.min(pos, failedAt) });
       throw ERRORS.FILE_WRITE_ERROR;
     }
-    await closeCurrent();
     await this.writeInfo({ ...info, offset: pos });
     return pos;
   }
