@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testDb } from "../tests/helpers/db";
 import { createOrgWithMember, waitFor } from "../tests/helpers/factories";
 import { createApiToken } from "../server/auth/tokens.service";
+import { ARCHIVE_FORMAT } from "../server/edge/edge.schemas";
 import { buildEpisodeArchive } from "./archive";
 import type { EpisodeFile } from "./layout";
 import { buildAgent, recordEpisode, runAgent, startRelay, startTestPortal, tempDir, type TestPortal } from "./test-helpers";
@@ -229,7 +230,7 @@ describe("the portal's upload checks", () => {
     fs.writeFileSync(abs, content);
     return { rel, abs, size: content.length, mtimeMs: 0 };
   };
-  const meta = (repoId: string, manifestSha256: string, episodeIndex = 0) => ({ format: "gantry-episode-tar/1", repoId, episodeIndex: String(episodeIndex), mode: "edge", manifestSha256 });
+  const meta = (repoId: string, manifestSha256: string, episodeIndex = 0) => ({ format: ARCHIVE_FORMAT, repoId, episodeIndex: String(episodeIndex), mode: "edge", manifestSha256 });
 
   it("refuses names that could leave the episode's folder or land in another episode, and writes nothing", async () => {
     const dir = tempDir("bad");
@@ -267,6 +268,14 @@ describe("the portal's upload checks", () => {
     const response = await tusUpload(body, meta(repoId, "0".repeat(64)));
     expect(response.status).toBe(400);
     expect(await response.text()).toMatch(/manifest does not match the sha256/);
+  });
+
+  it("refuses an archive of an earlier format, saying to update the agent", async () => {
+    const repoId = `lab/old-${unique()}`;
+    const encoded = Object.entries({ ...meta(repoId, "0".repeat(64)), format: "gantry-episode-tar/1" }).map(([k, v]) => `${k} ${Buffer.from(v).toString("base64")}`).join(",");
+    const created = await fetch(`${portal.url}/api/edge/uploads`, { method: "POST", headers: { authorization: `Bearer ${token}`, "tus-resumable": "1.0.0", "upload-length": "2048", "upload-metadata": encoded } });
+    expect(created.status).toBe(400);
+    expect(await created.text()).toMatch(/update gantry-agent/);
   });
 
   it("refuses uploads without a token, and other organisations' uploads are not found", async () => {

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import tar from "tar-stream";
 import { describe, expect, it } from "vitest";
-import { MANIFEST_NAME } from "../server/edge/edge.schemas";
+import { CHECKSUMS_NAME, MANIFEST_NAME } from "../server/edge/edge.schemas";
 import { buildEpisodeArchive } from "./archive";
 import type { EpisodeFile } from "./layout";
 
@@ -24,7 +24,7 @@ async function collect(stream: AsyncIterable<unknown>): Promise<Buffer> {
 describe("episode archive", () => {
   const files = [file("images/front/episode-000000/frame-000000.png", 1000), file("images/front/episode-000000/frame-000001.png", 512), file("images/a_camera_with_a_rather_long_name_to_need_the_ustar_prefix-xxxxxxxxxxxxxxx/episode-000000/frame-000000.png", 0), file("data/episode-000000.jsonl", 77)];
 
-  it("is a tar any reader unpacks: the manifest, then every file byte for byte", async () => {
+  it("is a tar any reader unpacks: the manifest, every file byte for byte, then their sha256 sums", async () => {
     const archive = await buildEpisodeArchive({ repoId: "lab/x", episodeIndex: 0, mode: "edge", files });
     const bytes = await collect(archive.range(0, archive.size));
     expect(bytes.length).toBe(archive.size);
@@ -35,13 +35,15 @@ describe("episode archive", () => {
     })();
     extract.end(bytes);
     await done;
-    expect(seen.map(([name]) => name)).toEqual([MANIFEST_NAME, ...files.map((f) => f.rel)]);
+    expect(seen.map(([name]) => name)).toEqual([MANIFEST_NAME, ...files.map((f) => f.rel), CHECKSUMS_NAME]);
     expect(JSON.parse(seen[0][1].toString())).toEqual(archive.manifest);
     for (const [i, f] of files.entries()) expect(seen[i + 1][1].equals(fs.readFileSync(f.abs))).toBe(true);
-    expect(archive.manifest.files[0].sha256).toBe(crypto.createHash("sha256").update(fs.readFileSync(files[0].abs)).digest("hex"));
+    // As `sha256sum` prints them, so `sha256sum -c` checks an unpacked archive.
+    const sha = (f: EpisodeFile) => crypto.createHash("sha256").update(fs.readFileSync(f.abs)).digest("hex");
+    expect(seen.at(-1)![1].toString()).toBe(files.map((f) => `${sha(f)}  ${f.rel}\n`).join(""));
   });
 
-  it("gives the same bytes for any range, again and again (what resuming relies on)", async () => {
+  it("gives the same bytes for any range, again and again, a resumed range hashing what it did not send (what resuming relies on)", async () => {
     const a = await buildEpisodeArchive({ repoId: "lab/x", episodeIndex: 0, mode: "edge", files });
     const b = await buildEpisodeArchive({ repoId: "lab/x", episodeIndex: 0, mode: "edge", files });
     const whole = await collect(a.range(0, a.size));
@@ -49,5 +51,8 @@ describe("episode archive", () => {
     for (const [start, end] of [[0, 1], [511, 1513], [1600, 2100], [a.size - 700, a.size], [1234, a.size + 100]]) {
       expect((await collect(a.range(start, end))).equals(whole.subarray(start, end))).toBe(true);
     }
+    // A fresh archive asked only for its end (an agent restarted after sending the files).
+    const c = await buildEpisodeArchive({ repoId: "lab/x", episodeIndex: 0, mode: "edge", files });
+    expect((await collect(c.range(c.size - 600, c.size))).equals(whole.subarray(c.size - 600))).toBe(true);
   });
 });

@@ -2,14 +2,16 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import { Readable } from "node:stream";
 import { ARCHIVE_FORMAT, type EpisodeManifest, type UploadMode } from "../server/edge/edge.schemas";
-import { archiveLayout, segmentAt } from "../server/edge/archive-layout";
+import { archiveLayout, checksumsText, segmentAt } from "../server/edge/archive-layout";
 import { AgentError } from "./config";
 import type { EpisodeFile } from "./layout";
 
 // An episode travels as one archive (server/edge/archive-layout.ts): the manifest (every file
-// with its size and sha256), then the files. Its bytes are fixed by the manifest, so any range
-// can be produced again at will: an interrupted upload resumes at the exact byte the portal
-// last stored, without a temporary copy on the robot's disk.
+// with its size), the files, then every file's sha256. Its layout is fixed by the manifest, so
+// any range can be produced again at will: an interrupted upload resumes at the exact byte the
+// portal last stored, without a temporary copy on the robot's disk. Each file is hashed as it is
+// read for sending, so the episode is read once; only a resumed upload reads again the files
+// it had sent before, to hash them.
 
 const SMALL_FILE = 8 * 1024 * 1024;
 // Segments (headers, padding and files alternate) whose files are read ahead of the one sent.
@@ -18,52 +20,46 @@ const READ_AHEAD_SEGMENTS = 24;
 export interface EpisodeArchive {
   manifest: EpisodeManifest;
   manifestBytes: Buffer;
+  /** sha256 of the manifest: names this upload (paths and sizes). */
   manifestSha256: string;
+  /** Changes when any file's size or modification time does: resuming needs it unchanged. */
+  contentKey: string;
   size: number;
   /** The bytes [start, end) of the archive. */
   range(start: number, end: number): Readable;
 }
 
-/** sha256 of every file, several reads at once (they are small and many). */
-export async function hashFiles(files: EpisodeFile[], onFile?: (bytes: number) => void): Promise<string[]> {
-  const hashes = new Array<string>(files.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < files.length) {
-      const i = next++;
-      const f = files[i];
-      const hash = crypto.createHash("sha256");
-      let size = 0;
-      if (f.size <= SMALL_FILE) {
-        const data = await fs.promises.readFile(f.abs);
-        hash.update(data);
-        size = data.length;
-      } else {
-        for await (const chunk of fs.createReadStream(f.abs)) {
-          hash.update(chunk as Buffer);
-          size += (chunk as Buffer).length;
-        }
-      }
-      if (size !== f.size) throw new AgentError(`${f.rel} changed while it was being read (it is still being written?); try again when the recording has finished`);
-      hashes[i] = hash.digest("hex");
-      onFile?.(size);
-    }
-  };
-  await Promise.all(Array.from({ length: 8 }, worker));
-  return hashes;
+async function hashFile(file: EpisodeFile): Promise<string> {
+  const hash = crypto.createHash("sha256");
+  let size = 0;
+  for await (const chunk of fs.createReadStream(file.abs, { highWaterMark: 1024 * 1024 })) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  if (size !== file.size) throw changed(file);
+  return hash.digest("hex");
 }
 
-export async function buildEpisodeArchive(opts: { repoId: string; episodeIndex: number; mode: UploadMode; files: EpisodeFile[]; onHashed?: (bytes: number) => void }): Promise<EpisodeArchive> {
-  const hashes = await hashFiles(opts.files, opts.onHashed);
+const changed = (file: EpisodeFile) => new AgentError(`${file.rel} changed while it was being uploaded (is it still being written?); upload the episode again when the recording has finished`);
+
+export async function buildEpisodeArchive(opts: { repoId: string; episodeIndex: number; mode: UploadMode; files: EpisodeFile[] }): Promise<EpisodeArchive> {
   const manifest: EpisodeManifest = {
     format: ARCHIVE_FORMAT,
     repoId: opts.repoId,
     episodeIndex: opts.episodeIndex,
     mode: opts.mode,
-    files: opts.files.map((f, i) => ({ path: f.rel, size: f.size, sha256: hashes[i] })),
+    files: opts.files.map((f) => ({ path: f.rel, size: f.size })),
   };
   const manifestBytes = Buffer.from(JSON.stringify(manifest));
   const layout = archiveLayout(manifestBytes, manifest.files);
+  // sha256 of each file, filled in as files are read whole for sending.
+  const digests = new Array<string | undefined>(opts.files.length);
+  const sha256 = (data: Buffer) => crypto.createHash("sha256").update(data).digest("hex");
+
+  async function checksums(): Promise<Buffer> {
+    for (const [i, file] of opts.files.entries()) digests[i] ??= await hashFile(file);
+    return checksumsText(manifest.files, digests as string[]);
+  }
 
   function range(start: number, end: number): Readable {
     end = Math.min(end, layout.size);
@@ -78,8 +74,7 @@ export async function buildEpisodeArchive(opts: { repoId: string; episodeIndex: 
       for (; readAhead <= Math.min(upTo, last); readAhead++) {
         const s = layout.segments[readAhead];
         if (s.kind !== "file" || s.length > SMALL_FILE) continue;
-        const file = opts.files[s.fileIndex];
-        const read = fs.promises.readFile(file.abs);
+        const read = fs.promises.readFile(opts.files[s.fileIndex].abs);
         read.catch(() => {}); // awaited in turn below
         reads.set(readAhead, read);
       }
@@ -91,17 +86,28 @@ export async function buildEpisodeArchive(opts: { repoId: string; episodeIndex: 
         const to = Math.min(end, s.start + s.length) - s.start;
         if (s.kind === "bytes") {
           yield s.bytes.subarray(from, to);
-          continue;
-        }
-        const file = opts.files[s.fileIndex];
-        if (s.length <= SMALL_FILE) {
+        } else if (s.kind === "checksums") {
+          yield (await checksums()).subarray(from, to);
+        } else if (s.length <= SMALL_FILE) {
           startReads(i + READ_AHEAD_SEGMENTS);
           const data = await reads.get(i)!;
           reads.delete(i);
-          if (data.length !== file.size) throw new AgentError(`${file.rel} changed after it was checked; upload the episode again`);
+          const file = opts.files[s.fileIndex];
+          if (data.length !== file.size) throw changed(file);
+          digests[s.fileIndex] ??= sha256(data);
           yield data.subarray(from, to);
         } else {
-          yield* fs.createReadStream(file.abs, { start: from, end: to - 1, highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>;
+          // Large files (videos) stream; one sent whole is hashed on the way.
+          const whole = from === 0 && to === s.length;
+          const hash = whole && digests[s.fileIndex] === undefined ? crypto.createHash("sha256") : null;
+          let size = 0;
+          for await (const chunk of fs.createReadStream(opts.files[s.fileIndex].abs, { start: from, end: to - 1, highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>) {
+            hash?.update(chunk);
+            size += chunk.length;
+            yield chunk;
+          }
+          if (size !== to - from) throw changed(opts.files[s.fileIndex]);
+          if (hash) digests[s.fileIndex] = hash.digest("hex");
         }
       }
     }
@@ -109,5 +115,9 @@ export async function buildEpisodeArchive(opts: { repoId: string; episodeIndex: 
     return Object.assign(Readable.from(generate(), { objectMode: false }), { size: end - start });
   }
 
-  return { manifest, manifestBytes, manifestSha256: crypto.createHash("sha256").update(manifestBytes).digest("hex"), size: layout.size, range };
+  const contentKey = crypto
+    .createHash("sha256")
+    .update(opts.files.map((f) => `${f.rel}\0${f.size}\0${f.mtimeMs}`).join("\n"))
+    .digest("hex");
+  return { manifest, manifestBytes, manifestSha256: sha256(manifestBytes), contentKey, size: layout.size, range };
 }

@@ -69,15 +69,11 @@ export async function uploadEpisode(opts: UploadOptions): Promise<UploadResult> 
     throw new AgentError(`Episode ${episode.index} has no frames under images/<camera>/episode-<n>/ to upload (mode 2 sends raw PNG frames; use --mode 0 for videos)`);
   }
   const files = episodeFiles(source, mode);
-  const totalBytes = files.reduce((n, f) => n + f.size, 0);
 
-  progress.start(`${label}: checking`, totalBytes, "bytes");
-  let hashed = 0;
-  const archive = await buildEpisodeArchive({ repoId, episodeIndex: episode.index, mode, files, onHashed: (b) => progress.update((hashed += b)) });
-  progress.stop();
+  const archive = await buildEpisodeArchive({ repoId, episodeIndex: episode.index, mode, files });
 
   const storage = new FileUrlStorage(path.join(agentHome(), "uploads.json"));
-  const fingerprint = `gantry-episode:${opts.config.portal}:${repoId}:${episode.index}:${archive.manifestSha256}`;
+  const fingerprint = `gantry-episode:${opts.config.portal}:${repoId}:${episode.index}:${archive.contentKey}`;
   let resumedAt = 0;
 
   await new Promise<void>((resolve, reject) => {

@@ -1,10 +1,13 @@
-import { MANIFEST_NAME } from "./edge.schemas";
+import { CHECKSUMS_NAME, MANIFEST_NAME } from "./edge.schemas";
 
 // The byte layout of an episode archive, shared by the agent (which produces it) and the portal
-// (which places every byte as it arrives). It is a plain ustar tar — the manifest, then the
-// files in manifest order — with fixed times, owners and modes, so the same manifest always
-// gives the same bytes: any offset maps to one place in one file, which is what lets an upload
-// resume at any byte and lets the portal write each byte straight to where it belongs.
+// (which places every byte as it arrives). It is a plain ustar tar — the manifest (every file's
+// path and size), the files in manifest order, then their sha256 sums in `sha256sum`'s format —
+// with fixed times, owners and modes, so the same manifest always gives the same layout: any
+// offset maps to one place in one file, which is what lets an upload resume at any byte and lets
+// the portal write each byte straight to where it belongs. The sums come last so the agent
+// hashes each file as it sends it, reading the episode once; their length is known up front
+// (64 hex digits, two spaces, the path, a newline per file).
 
 export const BLOCK = 512;
 export const padTo = (n: number) => (BLOCK - (n % BLOCK)) % BLOCK;
@@ -55,8 +58,15 @@ export function tarHeaderName(header: Buffer): string {
   return prefix ? `${prefix}/${field(0, 100)}` : field(0, 100);
 }
 
-/** One stretch of the archive: fixed bytes (headers, padding, the manifest), or part of a file. */
-export type Segment = { start: number; length: number } & ({ kind: "bytes"; bytes: Buffer } | { kind: "file"; fileIndex: number });
+/** One stretch of the archive: fixed bytes (headers, padding, the manifest), a file, or the sums. */
+export type Segment = { start: number; length: number } & ({ kind: "bytes"; bytes: Buffer } | { kind: "file"; fileIndex: number } | { kind: "checksums" });
+
+/** The checksums entry: one `<sha256>  <path>` line per file, in manifest order. */
+export function checksumsText(files: { path: string }[], digests: string[]): Buffer {
+  return Buffer.from(files.map((f, i) => `${digests[i]}  ${f.path}\n`).join(""), "utf8");
+}
+
+export const checksumsLength = (files: { path: string }[]) => files.reduce((n, f) => n + 64 + 2 + Buffer.byteLength(f.path) + 1, 0);
 
 export interface ArchiveLayout {
   segments: Segment[];
@@ -84,6 +94,11 @@ export function archiveLayout(manifestBytes: Buffer, files: { path: string; size
     offset += file.size;
     bytes(ZEROS.subarray(0, padTo(file.size)));
   }
+  const sums = checksumsLength(files);
+  bytes(tarHeader(CHECKSUMS_NAME, sums));
+  segments.push({ kind: "checksums", start: offset, length: sums });
+  offset += sums;
+  bytes(ZEROS.subarray(0, padTo(sums)));
   bytes(ZEROS);
   return { segments, size: offset, headEnd };
 }

@@ -36,16 +36,17 @@ export function parseEntryPath(name: string): { kind: "frame" | "video" | "data"
 export const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, "must be a sha256 in lowercase hex");
 
 export const MANIFEST_NAME = "gantry-manifest.json";
-export const ARCHIVE_FORMAT = "gantry-episode-tar/1";
+export const CHECKSUMS_NAME = "gantry-sha256sums.txt";
+export const ARCHIVE_FORMAT = "gantry-episode-tar/2";
 
-/** The first entry of an episode archive: every other entry, with its size and sha256. */
+/** The first entry of an episode archive: every file after it, with its size (their sha256 sums come last). */
 export const episodeManifestSchema = z.object({
   format: z.literal(ARCHIVE_FORMAT),
   repoId: edgeRepoIdSchema,
   episodeIndex: episodeIndexSchema,
   mode: uploadModeSchema,
   files: z
-    .array(z.object({ path: z.string().min(1).max(255), size: z.number().int().min(0), sha256: sha256Schema }))
+    .array(z.object({ path: z.string().min(1).max(255), size: z.number().int().min(0) }))
     .min(1)
     .max(200_000),
 });
@@ -53,7 +54,7 @@ export type EpisodeManifest = z.infer<typeof episodeManifestSchema>;
 
 /** What the agent puts in the tus Upload-Metadata header; the portal adds who sent it. */
 export const uploadMetadataSchema = z.object({
-  format: z.literal(ARCHIVE_FORMAT),
+  format: z.literal(ARCHIVE_FORMAT, { error: `the archive format must be ${ARCHIVE_FORMAT}; update gantry-agent to the version this portal serves` }),
   repoId: edgeRepoIdSchema,
   episodeIndex: episodeIndexSchema,
   mode: uploadModeSchema,

@@ -9,16 +9,18 @@ import { MANIFEST_NAME, episodeManifestSchema, parseEntryPath, uploadMetadataSch
 
 // A tus data store that unpacks an episode archive as its bytes arrive. The archive's layout is
 // fixed by its manifest (archive-layout.ts), so once the manifest is in, every later byte has
-// one place: a header or padding (checked to be exactly what the manifest implies), or a
-// position in one file, written there at once beside its final name (`<name>.part-<upload id>`)
-// and hashed on the way. A file whose sha256 differs from the manifest fails the upload there,
-// naming it. Nothing is stored twice and nothing is read back, except the part of a file
-// already written when an upload resumes in its middle. When the last byte is in, `commit`
-// moves the checked files into place.
+// one place: a header or padding (checked to be exactly what the manifest implies), a position
+// in one file, written there at once beside its final name (`<name>.part-<upload id>`) and
+// hashed on the way, or the sha256 sums that close the archive. When the sums are in, every
+// file's hash is checked against its line; a file that differs fails the upload, naming it.
+// Nothing is stored twice and nothing is read back, except the part of a file already written
+// when an upload resumes in its middle (and the files of an upload begun before the portal
+// restarted, hashed again from disk). When the last byte is in, `commit` moves the checked
+// files into place.
 //
-// Per upload, in `dir`: <id>.json (size, metadata, bytes received) and <id>.head (the manifest's
-// header and the manifest). The offset is saved after each PATCH; bytes after a crash that
-// were written but not counted are simply written again.
+// Per upload, in `dir`: <id>.json (size, metadata, bytes received), <id>.head (the manifest's
+// header and the manifest) and <id>.sums (the sums as they arrive). The offset is saved after
+// each PATCH; bytes after a crash that were written but not counted are simply written again.
 
 const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
 const WRITE_BEHIND_BYTES = 32 * 1024 * 1024;
@@ -63,6 +65,8 @@ interface Unpacking {
   layout: ArchiveLayout;
   /** Final path of each manifest file, in manifest order. */
   targets: string[];
+  /** sha256 of each file this process received whole (the others are hashed from disk). */
+  digests: (string | undefined)[];
 }
 
 export class EpisodeUploadStore extends DataStore {
@@ -78,6 +82,7 @@ export class EpisodeUploadStore extends DataStore {
 
   private infoPath = (id: string) => path.join(this.opts.dir, `${id}.json`);
   private headPath = (id: string) => path.join(this.opts.dir, `${id}.head`);
+  private sumsPath = (id: string) => path.join(this.opts.dir, `${id}.sums`);
   private partOf = (target: string, id: string) => `${target}.part-${id}`;
 
   private async readInfo(id: string): Promise<Info> {
@@ -118,6 +123,7 @@ export class EpisodeUploadStore extends DataStore {
     const unpacking = await this.unpackingOf(info).catch(() => null);
     for (const target of unpacking?.targets ?? []) await fs.promises.rm(this.partOf(target, id), { force: true });
     await fs.promises.rm(this.headPath(id), { force: true });
+    await fs.promises.rm(this.sumsPath(id), { force: true });
     await fs.promises.rm(this.infoPath(id), { force: true });
     this.unpacking.delete(id);
   }
@@ -164,7 +170,7 @@ export class EpisodeUploadStore extends DataStore {
     const layout = archiveLayout(manifestBytes, manifest.files);
     if (layout.size !== info.size) throw new AppError("BAD_REQUEST", `The upload is ${info.size} bytes, but its manifest makes an archive of ${layout.size}; upload the episode again`);
     const root = path.resolve(this.opts.rawDir(meta.repoId));
-    const unpacking = { manifest, layout, targets: manifest.files.map((f) => inside(root, f.path)) };
+    const unpacking: Unpacking = { manifest, layout, targets: manifest.files.map((f) => inside(root, f.path)), digests: new Array(manifest.files.length) };
     this.unpacking.set(info.id, unpacking);
     return unpacking;
   }
@@ -245,8 +251,17 @@ export class EpisodeUploadStore extends DataStore {
             if (!piece.equals(segment.bytes.subarray(within, within + piece.length))) {
               throw new AppError("BAD_REQUEST", `The archive is not laid out as its manifest says (at byte ${pos}); upload it with gantry-agent`);
             }
+          } else if (segment.kind === "checksums") {
+            closeCurrent();
+            await drainTo(0);
+            const sums = await fs.promises.open(this.sumsPath(id), within > 0 ? "r+" : "w");
+            try {
+              await sums.write(piece, 0, piece.length, within);
+            } finally {
+              await sums.close();
+            }
+            if (within + piece.length === segment.length) await this.checkSums(id, unpacking, await fs.promises.readFile(this.sumsPath(id)));
           } else {
-            const file = unpacking.manifest.files[segment.fileIndex];
             if (!current || current.fileIndex !== segment.fileIndex) {
               closeCurrent();
               const part = this.partOf(unpacking.targets[segment.fileIndex], id);
@@ -267,9 +282,8 @@ export class EpisodeUploadStore extends DataStore {
             track(write, piece.length, pos);
             current.hash.update(piece);
             if (within + piece.length === segment.length) {
-              const digest = current.hash.digest("hex");
+              unpacking.digests[segment.fileIndex] = current.hash.digest("hex");
               closeCurrent();
-              if (digest !== file.sha256) throw new AppError("BAD_REQUEST", `"${file.path}" arrived damaged: its sha256 does not match the manifest; upload the episode again`);
             }
             if (pendingBytes > WRITE_BEHIND_BYTES) await drainTo(WRITE_BEHIND_BYTES / 2);
           }
@@ -295,6 +309,17 @@ export class EpisodeUploadStore extends DataStore {
     return pos;
   }
 
+  /** Every file's sha256 against its line in the sums; the first that differs fails the upload. */
+  private async checkSums(id: string, unpacking: Unpacking, text: Buffer): Promise<void> {
+    const lines = text.toString("utf8").split("\n");
+    for (const [i, file] of unpacking.manifest.files.entries()) {
+      const m = /^([0-9a-f]{64}) {2}(.*)$/.exec(lines[i] ?? "");
+      if (!m || m[2] !== file.path) throw new AppError("BAD_REQUEST", `The archive's sha256 sums do not list "${file.path}" where the manifest does (line ${i + 1}); upload it with gantry-agent`);
+      unpacking.digests[i] ??= await sha256OfFile(this.partOf(unpacking.targets[i], id));
+      if (unpacking.digests[i] !== m[1]) throw new AppError("BAD_REQUEST", `"${file.path}" arrived damaged (or changed on the robot while it was sent): its sha256 does not match the agent's; upload the episode again`);
+    }
+  }
+
   /** After the last byte: moves every checked file into place and forgets the upload. */
   async commit(id: string): Promise<{ manifest: EpisodeManifest; files: number }> {
     const info = await this.readInfo(id);
@@ -302,8 +327,15 @@ export class EpisodeUploadStore extends DataStore {
     if (!unpacking || info.offset !== info.size) throw new AppError("CONFLICT", "The upload is not complete yet");
     for (const target of unpacking.targets) await fs.promises.rename(this.partOf(target, id), target);
     await fs.promises.rm(this.headPath(id), { force: true });
+    await fs.promises.rm(this.sumsPath(id), { force: true });
     await fs.promises.rm(this.infoPath(id), { force: true });
     this.unpacking.delete(id);
     return { manifest: unpacking.manifest, files: unpacking.targets.length };
   }
+}
+
+async function sha256OfFile(file: string): Promise<string> {
+  const hash = crypto.createHash("sha256");
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
+  return hash.digest("hex");
 }
