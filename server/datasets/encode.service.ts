@@ -4,7 +4,7 @@ import path from "node:path";
 import type { Db } from "../db";
 import { AppError, isAppError } from "../errors";
 import type { ProgressReporter } from "../jobs/progress";
-import { codecOptions, encodeFrames, mediaTools, probeVideo, sampleFramesRgb, type EncodeSettings, type MediaTools, type VideoProbe } from "../media/ffmpeg";
+import { codecOptions, encodeFrames, mediaTools, probeVideo, sampleFramesRgb, startVideoProbe, type EncodeSettings, type MediaTools, type VideoProbe } from "../media/ffmpeg";
 import { checkPngEnds, checkPngFile } from "../media/png";
 import { rawEpisodeDir } from "./datasets.schemas";
 import { episodeStoreDir, storedVideoPath, tempPath, writeStoredEpisode, type StoredEpisode } from "./episode-store";
@@ -35,15 +35,33 @@ export interface EncodeCameraInput {
 }
 
 /**
- * One camera's PNG frames → MP4, checked with ffprobe. Frames are linked under sequential
- * names so any zero padding works; the MP4 is written to a temporary name and renamed only
- * once it has every frame, so a killed worker never leaves a half file under the real name.
+ * The image2 pattern (`%d` or `%0Nd`) that names exactly `frames`, in order from 0, or null
+ * when their names follow no one pattern (mixed zero padding, other folders).
+ */
+export function framePattern(frames: string[]): string | null {
+  const first = /^(.*?)(\d+)\.png$/.exec(frames[0] ?? "");
+  if (!first || Number(first[2]) !== 0) return null;
+  const [, prefix, digits] = first;
+  const width = digits.length;
+  for (const [i, f] of frames.entries()) {
+    if (f !== `${prefix}${String(i).padStart(width, "0")}.png`) return null;
+  }
+  return `${prefix.replaceAll("%", "%%")}${width > 1 ? `%0${width}d` : "%d"}.png`;
+}
+
+/**
+ * One camera's PNG frames → MP4, checked with ffprobe. ffmpeg reads the frames where they are
+ * when one numbered pattern names them all (the usual case); otherwise they are linked under
+ * sequential names first. The MP4 is written to a temporary name and renamed only once it has
+ * every frame, so a killed worker never leaves a half file under the real name.
  */
 export async function encodeCamera({ tools, camera, frames, fps, output, settings, threads, signal, onFrames }: EncodeCameraInput): Promise<VideoProbe> {
-  const linkDir = await fs.mkdtemp(path.join(path.dirname(output), `.frames-${camera}-`));
+  const direct = framePattern(frames);
+  const linkDir = direct ? null : await fs.mkdtemp(path.join(path.dirname(output), `.frames-${camera}-`));
   const temp = tempPath(output);
+  const probing = startVideoProbe(tools);
   try {
-    await Promise.all(frames.map((f, i) => fs.symlink(f, path.join(linkDir, `${String(i).padStart(7, "0")}.png`))));
+    if (linkDir) await Promise.all(frames.map((f, i) => fs.symlink(f, path.join(linkDir, `${String(i).padStart(7, "0")}.png`))));
     const { options } = await codecOptions(tools, settings);
     // The cheap check runs beside ffmpeg: a truncated or corrupted frame is named, and ffmpeg stopped.
     const check = new AbortController();
@@ -62,7 +80,7 @@ export async function encodeCamera({ tools, camera, frames, fps, output, setting
     })();
     checking.catch(() => {});
     try {
-      await encodeFrames({ tools, pattern: path.join(linkDir, "%07d.png"), fps, output: temp, options: threads ? [...options, "-threads", String(threads)] : options, signal: check.signal, onFrames });
+      await encodeFrames({ tools, pattern: direct ?? path.join(linkDir!, "%07d.png"), fps, output: temp, options: threads ? [...options, "-threads", String(threads)] : options, signal: check.signal, onFrames });
     } catch (error) {
       if (check.signal.reason instanceof AppError) throw check.signal.reason;
       if (signal?.aborted) throw error;
@@ -76,12 +94,13 @@ export async function encodeCamera({ tools, camera, frames, fps, output, setting
       signal?.removeEventListener("abort", onAbort);
     }
     await checking;
-    const probe = await probeVideo(tools, temp);
+    const probe = await probing.read(temp);
     verifyProbe(camera, probe, frames.length, fps);
     await fs.rename(temp, output);
     return probe;
   } finally {
-    await fs.rm(linkDir, { recursive: true, force: true });
+    probing.cancel();
+    if (linkDir) await fs.rm(linkDir, { recursive: true, force: true });
     await fs.rm(temp, { force: true });
   }
 }

@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
@@ -147,15 +147,11 @@ export interface VideoProbe {
   durationS: number;
 }
 
-/** Reads a video's first stream with ffprobe; frames are counted from the packets (no decoding). */
-export async function probeVideo(tools: MediaTools, file: string): Promise<VideoProbe> {
-  let stdout: string;
-  try {
-    ({ stdout } = await run(tools.ffprobe, ["-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries", "stream=codec_name,width,height,pix_fmt,r_frame_rate,nb_read_packets,duration:format=duration", "-of", "json", file], { maxBuffer: 1024 * 1024 }));
-  } catch (error) {
-    const message = ((error as { stderr?: string }).stderr ?? (error as Error).message).trim().split("\n").slice(-1)[0];
-    throw new AppError("BAD_REQUEST", `${path.basename(file)} is not a readable video: ${message}`);
-  }
+const PROBE_ARGS = ["-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries", "stream=codec_name,width,height,pix_fmt,r_frame_rate,nb_read_packets,duration:format=duration", "-of", "json"];
+
+const probeFailed = (file: string, stderr: string) => new AppError("BAD_REQUEST", `${path.basename(file)} is not a readable video: ${stderr.trim().split("\n").slice(-1)[0]}`);
+
+function parseProbe(file: string, stdout: string): VideoProbe {
   const parsed = JSON.parse(stdout) as { streams?: Record<string, string | number>[]; format?: { duration?: string } };
   const s = parsed.streams?.[0];
   if (!s) throw new AppError("BAD_REQUEST", `${path.basename(file)} has no video stream`);
@@ -168,6 +164,56 @@ export async function probeVideo(tools: MediaTools, file: string): Promise<Video
     fps: den ? num / den : 0,
     frames: Number(s.nb_read_packets ?? 0),
     durationS: Number(s.duration ?? parsed.format?.duration ?? 0),
+  };
+}
+
+/** Reads a video's first stream with ffprobe; frames are counted from the packets (no decoding). */
+export async function probeVideo(tools: MediaTools, file: string): Promise<VideoProbe> {
+  let stdout: string;
+  try {
+    ({ stdout } = await run(tools.ffprobe, [...PROBE_ARGS, file], { maxBuffer: 1024 * 1024 }));
+  } catch (error) {
+    throw probeFailed(file, (error as { stderr?: string }).stderr ?? (error as Error).message);
+  }
+  return parseProbe(file, stdout);
+}
+
+export interface PendingProbe {
+  /** Streams `file` (an MP4 with its index first, as encodeFrames writes) to the waiting ffprobe. */
+  read(file: string): Promise<VideoProbe>;
+  /** Stops the waiting ffprobe when there is nothing to read. */
+  cancel(): void;
+}
+
+/**
+ * An ffprobe started before the video it will read exists: loading ffprobe and its libraries
+ * takes about a tenth of a second, which then overlaps the encode instead of following it.
+ * It reads the file from a pipe, which works for a fast-start MP4.
+ */
+export function startVideoProbe(tools: MediaTools): PendingProbe {
+  const child = spawn(tools.ffprobe, [...PROBE_ARGS, "pipe:0"], { stdio: ["pipe", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+  child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr = (stderr + d).slice(-4000)));
+  child.stdin.on("error", () => {}); // ffprobe may stop reading early; its exit says how it went
+  const exited = new Promise<{ code: number | null; error?: Error }>((resolve) => {
+    child.once("error", (error) => resolve({ code: null, error }));
+    child.once("close", (code) => resolve({ code }));
+  });
+  return {
+    async read(file) {
+      const source = fs.createReadStream(file);
+      source.on("error", () => child.kill("SIGKILL"));
+      source.pipe(child.stdin);
+      const { code, error } = await exited;
+      if (error) throw probeFailed(file, error.message);
+      if (code !== 0) throw probeFailed(file, stderr || `ffprobe exited with ${code}`);
+      return parseProbe(file, stdout);
+    },
+    cancel() {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    },
   };
 }
 
