@@ -46,7 +46,13 @@ export async function deployToDevice(db: Db, opts: DeployOptions): Promise<{ sta
     include: { device: true, modelVersion: { select: { id: true, sha256: true, bytes: true, status: true, number: true, model: { select: { name: true } } } }, deployment: { select: { id: true, status: true } } },
   });
   if (!target) throw new AppError("NOT_FOUND", "That deployment target no longer exists");
-  if (target.state !== "queued" && target.state !== "running") return { state: target.state === "rolled_back" ? "rolled_back" : target.state === "succeeded" ? "succeeded" : "skipped" };
+  // A run after the end (a worker that died after recording it, or a redelivered entry) only
+  // moves the rollout on: it never deploys again, and never turns a failure into a success.
+  if (target.state === "succeeded" || target.state === "skipped" || target.state === "pending") {
+    await advanceRollout(db, { orgId: opts.orgId, deploymentId: target.deploymentId });
+    return { state: target.state === "succeeded" ? "succeeded" : "skipped" };
+  }
+  if (target.state === "failed" || target.state === "rolled_back") return finish(db, opts, target.deploymentId, target.state, target.error ?? "no reason recorded");
   const { device, modelVersion: version } = target;
   if (!version.sha256 || version.bytes === null) throw new AppError("BAD_REQUEST", `Version ${version.number} of ${version.model.name} has no file yet`);
   const sha256 = version.sha256;
@@ -54,8 +60,10 @@ export async function deployToDevice(db: Db, opts: DeployOptions): Promise<{ sta
   const p = modelPaths(device.modelDir, sha256);
 
   let log = target.log;
+  let currentStep = target.step;
   const record = async (data: { step?: string; state?: "running" | "succeeded" | "failed" | "rolled_back"; previousTarget?: string | null; previousVersionId?: string | null; rollback?: string; error?: string | null; finishedAt?: Date; startedAt?: Date }, line?: string) => {
     if (line) log = `${log}${new Date().toISOString().slice(11, 19)} ${line}\n`.slice(-LOG_MAX);
+    if (data.step) currentStep = data.step;
     await db.deploymentTarget.update({ where: { id: target.id }, data: { ...data, log } });
     if (line) await opts.progress.log(line);
   };
@@ -64,7 +72,11 @@ export async function deployToDevice(db: Db, opts: DeployOptions): Promise<{ sta
     await record({ step: name }, name);
   };
 
-  await record({ state: "running", startedAt: new Date() });
+  // "running" here means an earlier run stopped half-way (its worker died). Its record says
+  // how far it got; the device is checked again rather than trusted.
+  const isResumed = target.state === "running";
+  const isSwapRecorded = isResumed && target.step !== null && AFTER_SWAP_STEPS.includes(target.step);
+  await record({ state: "running", startedAt: target.startedAt ?? new Date() }, isResumed ? `Resuming after an interruption at step "${target.step ?? "start"}"` : undefined);
   await db.deployment.updateMany({ where: { id: target.deploymentId, status: "scheduled" }, data: { status: "running" } });
 
   let session: SshSession | null = null;
@@ -86,9 +98,53 @@ export async function deployToDevice(db: Db, opts: DeployOptions): Promise<{ sta
     };
   const run = runWith(opts.signal);
 
-  let phase: "before-swap" | "after-swap" = "before-swap";
-  let previousTarget: string | null = null;
+  // Once the previous target is recorded the device may hold the new link: from then on any
+  // failure goes back to the recorded previous target, never to what the link says now.
+  let phase: "before-swap" | "after-swap" = isSwapRecorded ? "after-swap" : "before-swap";
+  let previousTarget: string | null = isSwapRecorded ? target.previousTarget : null;
+  let failure: string | null = null;
   try {
+    try {
+      if (isResumed && target.step === "Roll back") {
+        // It had failed and was going back when it stopped: finish going back, nothing else.
+        failure = target.error ?? "The deployment failed before an interruption";
+      } else {
+        await deploySteps();
+        await db.device.update({ where: { id: device.id }, data: { currentSha256: sha256, currentVersionId: version.id, state: "online", lastSeenAt: new Date(), lastError: null } });
+        await record({ state: "succeeded", step: "Done", finishedAt: new Date(), error: null }, `Running version ${version.number} of ${version.model.name}`);
+        await opts.progress.step("Done", 1);
+      }
+    } catch (error) {
+      if (!(error instanceof AppError) && !(error instanceof Error)) throw error;
+      failure = opts.signal?.aborted ? `Cancelled during step "${currentStep ?? "start"}"` : error.message;
+      // After the swap the step becomes "Roll back" at once: a run after a crash goes on going back.
+      await record({ error: failure, ...(phase === "after-swap" ? { step: "Roll back" } : {}) }, `Failed: ${failure}`);
+      if (phase === "before-swap") {
+        // A cancelled upload leaves no part behind (a failed one keeps it, to resume from).
+        if (opts.signal?.aborted) await runWith(undefined)(`rm -f ${quoteShell(`${p.file}.part`)}`, "Removing a partial upload").catch(() => {});
+        await record({ state: "failed", finishedAt: new Date() }, opts.signal?.aborted ? "Nothing on the device was changed" : undefined);
+        return await finish(db, opts, target.deploymentId, "failed", failure);
+      }
+    }
+    if (failure !== null) {
+      // 6. Roll back by itself, to the target recorded before the swap.
+      await opts.progress.step("Roll back", 0.9);
+      const rollback = await rollBackDevice(runWith(undefined), p.dir, previousTarget, device, opts, (line) => record({ step: "Roll back" }, line));
+      const isBack = rollback === "succeeded";
+      await record({ state: isBack ? "rolled_back" : "failed", rollback, finishedAt: new Date() }, isBack ? "Rolled back to the previous model, healthy again" : `Rollback ${rollback}`);
+      await db.device.update({
+        where: { id: device.id },
+        data: isBack ? { currentSha256: sha256OfTarget(previousTarget), currentVersionId: target.previousVersionId ?? (await versionId(db, opts.orgId, previousTarget)), lastError: failure } : { state: "degraded", lastError: `Rollback ${rollback}` },
+      });
+      return await finish(db, opts, target.deploymentId, isBack ? "rolled_back" : "failed", failure);
+    }
+  } finally {
+    (session as SshSession | null)?.close();
+  }
+  // Outside the try: a failure to move the rollout on must not roll a healthy device back.
+  return finish(db, opts, target.deploymentId, "succeeded");
+
+  async function deploySteps(): Promise<void> {
     // 1. Free disk, unless the file is already there.
     await step("Check free disk", 0.05);
     // One round trip: make the directory, hash a file already there, read the free space.
@@ -120,14 +176,15 @@ export async function deployToDevice(db: Db, opts: DeployOptions): Promise<{ sta
         localPath: local,
         remotePath: p.file,
         signal: opts.signal,
-        onResume: (offset, attempt) => void record({}, `Connection dropped; attempt ${attempt} resumes from ${formatBytes(offset)}`),
+        onResume: (offset, attempt) =>
+          void record({}, attempt === 1 ? `${formatBytes(offset)} of an earlier run's upload are on the device; going on from there` : `Connection dropped; attempt ${attempt} resumes from ${formatBytes(offset)}`),
         onProgress: (sent, total) => {
           if (Date.now() - lastReport < 500 && sent < total) return;
           lastReport = Date.now();
           void opts.progress.set(0.1 + 0.4 * (sent / total), `Uploaded ${formatBytes(sent)} of ${formatBytes(total)}`);
         },
       }).finally(release);
-      await record({}, `Uploaded ${formatBytes(result.bytes)} in ${result.attempts} attempt(s)`);
+      await record({}, result.resumedFrom > 0 && result.attempts === 1 ? `Uploaded the last ${formatBytes(result.bytes - result.resumedFrom)} (${formatBytes(result.resumedFrom)} were already on the device)` : `Uploaded ${formatBytes(result.bytes)} in ${result.attempts} attempt(s)`);
       await step("Verify sha256", 0.5);
       const onDevice = await run(`sha256sum < ${quoteShell(p.file)} | cut -d' ' -f1`, "Verifying the upload");
       if (onDevice !== sha256) {
@@ -138,13 +195,19 @@ export async function deployToDevice(db: Db, opts: DeployOptions): Promise<{ sta
     }
 
     // 3. Swap.
-    await step("Swap", 0.6);
-    // The previous target is read and recorded before the swap, so a swap whose answer is lost
-    // (the connection dropped after the rename) still knows where to go back to.
-    previousTarget = (await run(`readlink ${quoteShell(p.current)} || true`, "Reading the current model")) || null;
-    const previousVersion = await db.modelVersion.findFirst({ where: { orgId: opts.orgId, sha256: sha256OfTarget(previousTarget) ?? "-" }, select: { id: true } });
-    await record({ previousTarget, previousVersionId: previousVersion?.id ?? null }, `Previous model: ${previousTarget ?? "none"}`);
-    phase = "after-swap";
+    await opts.progress.step("Swap", 0.6);
+    const current = (await run(`readlink ${quoteShell(p.current)} || true`, "Reading the current model")) || null;
+    if (phase === "after-swap") {
+      // The previous target was recorded before an interrupted swap; the link may already be the new one.
+      await record({ step: "Swap" }, `Swap: current_model.onnx → ${current ?? "nothing"}; the previous model, recorded before the interruption: ${previousTarget ?? "none"}`);
+    } else {
+      // Read and recorded (with the step, in one write) before the swap, so a swap whose answer
+      // is lost — the connection or the worker gone after the rename — still knows where to go back to.
+      previousTarget = current;
+      const previousVersion = await db.modelVersion.findFirst({ where: { orgId: opts.orgId, sha256: sha256OfTarget(previousTarget) ?? "-" }, select: { id: true } });
+      await record({ step: "Swap", previousTarget, previousVersionId: previousVersion?.id ?? null }, `Swap: the previous model is ${previousTarget ?? "none"}`);
+      phase = "after-swap";
+    }
     await swapLink(run, p.dir, p.linkValue);
     await record({}, `current_model.onnx → ${p.linkValue}`);
 
@@ -153,34 +216,11 @@ export async function deployToDevice(db: Db, opts: DeployOptions): Promise<{ sta
     await run(device.restartCommand, "Restarting the policy service", opts.restartTimeoutMs ?? 60_000);
     await step("Health check", 0.85);
     await checkHealth(run, device.healthCommand, opts, (line) => record({}, line));
-
-    await db.device.update({ where: { id: device.id }, data: { currentSha256: sha256, currentVersionId: version.id, state: "online", lastSeenAt: new Date(), lastError: null } });
-    await record({ state: "succeeded", step: "Done", finishedAt: new Date(), error: null }, `Running version ${version.number} of ${version.model.name}`);
-    await opts.progress.step("Done", 1);
-  } catch (error) {
-    if (!(error instanceof AppError) && !(error instanceof Error)) throw error;
-    const message = error.message;
-    await record({ error: message }, `Failed: ${message}`);
-    if (phase === "before-swap") {
-      await record({ state: "failed", finishedAt: new Date() });
-      return await finish(db, opts, target.deploymentId, "failed", message);
-    }
-    // 6. Roll back by itself.
-    await opts.progress.step("Roll back", 0.9);
-    const rollback = await rollBackDevice(runWith(undefined), p.dir, previousTarget, device, opts, (line) => record({ step: "Roll back" }, line));
-    const isBack = rollback === "succeeded";
-    await record({ state: isBack ? "rolled_back" : "failed", rollback, finishedAt: new Date() }, isBack ? "Rolled back to the previous model, healthy again" : `Rollback ${rollback}`);
-    await db.device.update({
-      where: { id: device.id },
-      data: isBack ? { currentSha256: sha256OfTarget(previousTarget), currentVersionId: target.previousVersionId ?? (await versionId(db, opts.orgId, previousTarget)), lastError: message } : { state: "degraded", lastError: `Rollback ${rollback}` },
-    });
-    return await finish(db, opts, target.deploymentId, isBack ? "rolled_back" : "failed", message);
-  } finally {
-    (session as SshSession | null)?.close();
   }
-  // Outside the try: a failure to move the rollout on must not roll a healthy device back.
-  return finish(db, opts, target.deploymentId, "succeeded");
 }
+
+/** Steps recorded only after the previous target was: the device may hold the new link. */
+const AFTER_SWAP_STEPS = ["Swap", "Restart", "Health check", "Roll back"];
 
 async function versionId(db: Db, orgId: string, target: string | null): Promise<string | null> {
   const sha = sha256OfTarget(target);
@@ -234,7 +274,9 @@ async function rollBackDevice(run: Run, dir: string, previousTarget: string | nu
 
 async function finish(db: Db, opts: DeployOptions, deploymentId: string, state: DeployOutcome, error?: string): Promise<{ state: DeployOutcome }> {
   await advanceRollout(db, { orgId: opts.orgId, deploymentId });
-  if (state === "failed" || state === "rolled_back") throw new AppError("INTERNAL", state === "rolled_back" ? `Rolled back: ${error}` : error ?? "Failed");
+  // Not INTERNAL: the outcome is final and recorded, so the queue must not try again (a second
+  // attempt after a failed health check would undo the rollback that already happened).
+  if (state === "failed" || state === "rolled_back") throw new AppError("CONFLICT", state === "rolled_back" ? `Rolled back: ${error}` : error ?? "Failed");
   return { state };
 }
 

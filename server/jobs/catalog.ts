@@ -76,9 +76,10 @@ export const deployDeviceJob = defineJob({
   name: "fleet.deploy-device",
   title: "Deploy to device",
   payload: z.object({ targetId: z.uuid() }),
-  // The service retries what can be retried (a dropped upload resumes); a second attempt
-  // after a failed health check would undo the rollback it already did.
-  maxAttempts: 1,
+  // Further attempts are for a worker that died mid-deploy: the next run picks up from the
+  // target's record. Every outcome the service reaches itself (succeeded, failed, rolled back)
+  // is final and never retried: it ends with a non-INTERNAL error or none.
+  maxAttempts: 3,
 });
 
 /** Copies a LeRobot v2.1 or v3.0 dataset (a server folder or an unpacked upload) into Gantry. */
