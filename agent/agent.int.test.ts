@@ -143,6 +143,30 @@ describe("gantry-agent upload", () => {
     }
   });
 
+  it("stops with a clear message, not a crash, when a frame changes while it is being sent", async () => {
+    const recording = tempDir("recording");
+    recordEpisode(recording, { episode: 0, frames: 60, size: "320x240", noise: true });
+    const last = path.join(recording, "images", "wrist", "episode-000000", "frame-000059.png");
+    const home = tempDir("agent-home");
+    let changed = false;
+    const relay = await startRelay(portal.port, (total) => {
+      if (!changed && total > 2_000_000) {
+        changed = true;
+        fs.truncateSync(last, 100);
+      }
+    });
+    try {
+      expect((await runAgent(["login", "--portal", `http://127.0.0.1:${relay.port}`, "--token", token], { home })).code).toBe(0);
+      const run = await runAgent(["upload", recording, "--dataset", `lab/changed-${unique()}`], { home });
+      expect(changed).toBe(true);
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stderr).toMatch(/frame-000059\.png changed while it was being uploaded/);
+      expect(run.stderr).not.toMatch(/^\s+at /m); // a message, not a stack trace
+    } finally {
+      relay.close();
+    }
+  });
+
   it("resumes after the agent itself is killed mid-upload, from where the portal got to", async () => {
     const recording = tempDir("recording");
     recordEpisode(recording, { episode: 1, frames: 60, size: "320x240", noise: true });

@@ -22,7 +22,7 @@ export interface EpisodeArchive {
   manifestBytes: Buffer;
   /** sha256 of the manifest: names this upload (paths and sizes). */
   manifestSha256: string;
-  /** Changes when any file's size or modification time does: resuming needs it unchanged. */
+  /** Changes when any file's size or modification time does (or the archive format): resuming needs it unchanged. */
   contentKey: string;
   size: number;
   /** The bytes [start, end) of the archive. */
@@ -117,7 +117,7 @@ export async function buildEpisodeArchive(opts: { repoId: string; episodeIndex: 
 
   const contentKey = crypto
     .createHash("sha256")
-    .update(opts.files.map((f) => `${f.rel}\0${f.size}\0${f.mtimeMs}`).join("\n"))
+    .update(`${ARCHIVE_FORMAT}\n${opts.files.map((f) => `${f.rel}\0${f.size}\0${f.mtimeMs}`).join("\n")}`)
     .digest("hex");
   return { manifest, manifestBytes, manifestSha256: sha256(manifestBytes), contentKey, size: layout.size, range };
 }

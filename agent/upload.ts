@@ -1,5 +1,6 @@
 import crypto from "node:crypto";
 import path from "node:path";
+import type { Readable } from "node:stream";
 import * as tus from "tus-js-client";
 import { Upload, type DetailedError, type UrlStorage } from "tus-js-client";
 import { completeEpisodeOutput, episodeStateSchema, type UploadMode } from "../server/edge/edge.schemas";
@@ -76,8 +77,9 @@ export async function uploadEpisode(opts: UploadOptions): Promise<UploadResult> 
   const fingerprint = `gantry-episode:${opts.config.portal}:${repoId}:${episode.index}:${archive.contentKey}`;
   let resumedAt = 0;
 
+  let sending: Readable | null = null;
   await new Promise<void>((resolve, reject) => {
-    const upload = new Upload(Buffer.alloc(0), {
+    const upload: Upload = new Upload(Buffer.alloc(0), {
       endpoint: portalUrl(opts.config, "api/edge/uploads"),
       headers: { authorization: `Bearer ${opts.config.token}` },
       metadata: { format: archive.manifest.format, repoId, episodeIndex: String(episode.index), mode, manifestSha256: archive.manifestSha256, filename: `episode-${episode.index}.tar` },
@@ -95,8 +97,19 @@ export async function uploadEpisode(opts: UploadOptions): Promise<UploadResult> 
       fileReader: {
         openFile: async () => ({
           size: archive.size,
-          slice: async (start: number, end: number) => ({ value: archive.range(start, end), done: end >= archive.size }),
-          close: () => {},
+          slice: async (start: number, end: number) => {
+            // A request cut short leaves its stream behind: it is closed when the next one starts.
+            sending?.destroy();
+            sending = archive.range(start, end);
+            // The request only pipes the stream, which drops its errors (a file that changed or
+            // vanished): they end the upload here instead.
+            sending.once("error", (error) => {
+              void upload.abort();
+              reject(error);
+            });
+            return { value: sending, done: end >= archive.size };
+          },
+          close: () => sending?.destroy(),
         }),
       },
       onUploadUrlAvailable: () => {
@@ -121,6 +134,7 @@ export async function uploadEpisode(opts: UploadOptions): Promise<UploadResult> 
       .catch(reject);
   }).catch(async (error: unknown) => {
     progress.stop();
+    if (error instanceof AgentError) throw error;
     const status = statusOf(error);
     if (status >= 400 && status < 500 && status !== 409 && status !== 423) {
       // The portal rejected this upload: the next try must start a new one, not resume it.

@@ -24,6 +24,8 @@ import { MANIFEST_NAME, episodeManifestSchema, parseEntryPath, uploadMetadataSch
 
 const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
 const WRITE_BEHIND_BYTES = 32 * 1024 * 1024;
+// Writes (and so open files) on their way at once: many tiny files must not use up descriptors.
+const WRITE_BEHIND_COUNT = 64;
 
 type Info = { id: string; size?: number; offset: number; metadata?: Record<string, string | null>; creation_date?: string };
 
@@ -154,7 +156,10 @@ export class EpisodeUploadStore extends DataStore {
   }
 
   private readManifest(info: Info, head: Buffer): Unpacking {
-    const meta = uploadMetadataSchema.parse(info.metadata);
+    const parsedMeta = uploadMetadataSchema.safeParse(info.metadata);
+    // An upload begun by an agent of another version, say: it cannot be finished, only begun again.
+    if (!parsedMeta.success) throw new AppError("BAD_REQUEST", `The upload's metadata is not valid: ${parsedMeta.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}`);
+    const meta = parsedMeta.data;
     const manifestBytes = head.subarray(BLOCK);
     if (crypto.createHash("sha256").update(manifestBytes).digest("hex") !== meta.manifestSha256) throw new AppError("BAD_REQUEST", "The archive's manifest does not match the sha256 the upload announced; upload the episode again");
     let json: unknown = null;
@@ -178,7 +183,7 @@ export class EpisodeUploadStore extends DataStore {
   async write(readable: Readable, id: string, offset: number): Promise<number> {
     const info = await this.readInfo(id);
     let pos = offset;
-    let unpacking = await this.unpackingOf(info);
+    let unpacking: Unpacking | null = null;
     // Disk writes are not awaited one by one: up to WRITE_BEHIND_BYTES of them may be on their
     // way while the next bytes are read from the network. A write that fails marks where the
     // stored bytes end (the offset saved is never past it), and the upload stops there.
@@ -199,8 +204,8 @@ export class EpisodeUploadStore extends DataStore {
       });
       pendingBytes += bytes;
     };
-    const drainTo = async (limit: number) => {
-      while (pending.length && (pendingBytes > limit || limit === 0)) {
+    const drainTo = async (limit: number, count = 0) => {
+      while (pending.length && (pendingBytes > limit || pending.length > count || limit === 0)) {
         const next = pending.shift()!;
         await next.done;
         pendingBytes -= next.bytes;
@@ -221,6 +226,7 @@ export class EpisodeUploadStore extends DataStore {
     };
     const madeDirs = new Set<string>();
     try {
+      unpacking = await this.unpackingOf(info);
       if (!unpacking) {
         // Bytes saved past the counted offset (a crash mid-write) are sent again.
         await fs.promises.truncate(this.headPath(id), pos);
@@ -272,7 +278,7 @@ export class EpisodeUploadStore extends DataStore {
               }
               const hash = crypto.createHash("sha256");
               // Resuming inside this file: what it already holds goes into the hash first.
-              if (within > 0) hash.update((await fs.promises.readFile(part)).subarray(0, within));
+              if (within > 0) await hashPrefix(hash, part, within);
               const handle = fs.promises.open(part, within > 0 ? "r+" : "w");
               handle.catch(() => {}); // reported through the writes that use it
               current = { fileIndex: segment.fileIndex, handle, writes: [], hash };
@@ -285,7 +291,7 @@ export class EpisodeUploadStore extends DataStore {
               unpacking.digests[segment.fileIndex] = current.hash.digest("hex");
               closeCurrent();
             }
-            if (pendingBytes > WRITE_BEHIND_BYTES) await drainTo(WRITE_BEHIND_BYTES / 2);
+            if (pendingBytes > WRITE_BEHIND_BYTES || pending.length > WRITE_BEHIND_COUNT) await drainTo(WRITE_BEHIND_BYTES / 2, WRITE_BEHIND_COUNT / 2);
           }
           pos += piece.length;
           rest = rest.subarray(piece.length);
@@ -315,6 +321,8 @@ export class EpisodeUploadStore extends DataStore {
     for (const [i, file] of unpacking.manifest.files.entries()) {
       const m = /^([0-9a-f]{64}) {2}(.*)$/.exec(lines[i] ?? "");
       if (!m || m[2] !== file.path) throw new AppError("BAD_REQUEST", `The archive's sha256 sums do not list "${file.path}" where the manifest does (line ${i + 1}); upload it with gantry-agent`);
+      // An empty file has no bytes in the archive, so nothing wrote its part: it is made here.
+      if (file.size === 0) await fs.promises.writeFile(this.partOf(unpacking.targets[i], id), "");
       unpacking.digests[i] ??= await sha256OfFile(this.partOf(unpacking.targets[i], id));
       if (unpacking.digests[i] !== m[1]) throw new AppError("BAD_REQUEST", `"${file.path}" arrived damaged (or changed on the robot while it was sent): its sha256 does not match the agent's; upload the episode again`);
     }
@@ -338,4 +346,14 @@ async function sha256OfFile(file: string): Promise<string> {
   const hash = crypto.createHash("sha256");
   for await (const chunk of fs.createReadStream(file, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
   return hash.digest("hex");
+}
+
+/** Adds the first `bytes` of `file` to `hash`, reading it in pieces (a part may be gigabytes). */
+async function hashPrefix(hash: crypto.Hash, file: string, bytes: number): Promise<void> {
+  let read = 0;
+  for await (const chunk of fs.createReadStream(file, { start: 0, end: bytes - 1, highWaterMark: 1024 * 1024 })) {
+    hash.update(chunk as Buffer);
+    read += (chunk as Buffer).length;
+  }
+  if (read !== bytes) throw new AppError("BAD_REQUEST", `${path.basename(file)} holds ${read} bytes where ${bytes} were stored; upload the episode again`);
 }
