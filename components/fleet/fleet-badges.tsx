@@ -26,7 +26,7 @@ export function TargetStateBadge({ state }: { state: string }) {
   return <Badge tone={targetTones[state] ?? "neutral"}>{state.replace("_", " ")}</Badge>;
 }
 
-const rolloutTones: Record<string, Tone> = { scheduled: "neutral", running: "blue", succeeded: "green", failed: "red", aborted: "red" };
+const rolloutTones: Record<string, Tone> = { scheduled: "neutral", running: "blue", succeeded: "green", failed: "red", aborted: "red", cancelled: "amber" };
 export function RolloutStatusBadge({ status }: { status: string }) {
   return <Badge tone={rolloutTones[status] ?? "neutral"}>{status}</Badge>;
 }

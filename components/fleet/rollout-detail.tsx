@@ -22,7 +22,7 @@ export function RolloutDetail({ deploymentId }: { deploymentId: string }) {
   const rollout = useQuery({
     ...trpc.fleet.rollout.queryOptions({ deploymentId }),
     // The live job events below are the fast path; this catches anything they miss.
-    refetchInterval: (q) => (q.state.data && ["succeeded", "failed", "aborted"].includes(q.state.data.status) ? false : 3000),
+    refetchInterval: (q) => (q.state.data && isFinished(q.state.data) ? false : 3000),
   });
   const jobIds = useRef(new Set<string>());
   useEffect(() => {
@@ -39,11 +39,13 @@ export function RolloutDetail({ deploymentId }: { deploymentId: string }) {
     });
   }, [queryClient, trpc, deploymentId]);
   const rollback = useMutation(trpc.fleet.rollbackRollout.mutationOptions({ onSuccess: ({ id }) => router.push(`/fleet/rollouts/${id}`) }));
+  const cancel = useMutation(trpc.fleet.cancelRollout.mutationOptions({ onSuccess: () => queryClient.invalidateQueries({ queryKey: trpc.fleet.rollout.queryKey({ deploymentId }) }) }));
 
   if (rollout.error) return <Alert>{errorMessage(rollout.error)}</Alert>;
   const r = rollout.data;
   if (!r) return <p className="text-sm text-zinc-500">Loading…</p>;
-  const isDone = ["succeeded", "failed", "aborted"].includes(r.status);
+  const isDone = isFinished(r);
+  const isCancellable = r.status === "scheduled" || r.status === "running";
   const strategy = r.strategy.kind === "all" ? "all at once" : `canary ${r.strategy.canary}, then batches of ${r.strategy.batchSize}, stop above ${r.strategy.maxFailurePercent}% failed`;
 
   return (
@@ -54,6 +56,15 @@ export function RolloutDetail({ deploymentId }: { deploymentId: string }) {
         actions={
           <>
             <span data-field="rollout-status"><RolloutStatusBadge status={r.status} /></span>
+            {can("operator") && isCancellable && (
+              <Button
+                variant="secondary"
+                disabled={cancel.isPending}
+                onClick={() => confirm("Cancel this rollout? Devices not started are skipped; a device being deployed stops, and goes back to its previous model if it was already swapped.") && cancel.mutate({ deploymentId })}
+              >
+                Cancel rollout
+              </Button>
+            )}
             {can("operator") && isDone && r.kind === "rollout" && (
               <Button variant="secondary" disabled={rollback.isPending} onClick={() => confirm("Roll every device of this rollout back to the version it ran before?") && rollback.mutate({ deploymentId })}>Roll back rollout</Button>
             )}
@@ -62,6 +73,7 @@ export function RolloutDetail({ deploymentId }: { deploymentId: string }) {
       />
       {r.error && <Alert tone="amber" className="mb-4">{r.error}</Alert>}
       {rollback.error && <Alert className="mb-4">{errorMessage(rollback.error)}</Alert>}
+      {cancel.error && <Alert className="mb-4">{errorMessage(cancel.error)}</Alert>}
       <div className="grid gap-4 md:grid-cols-2 xl:grid-cols-3" aria-label="Devices">
         {r.targets.map((t) => (
           <Card key={t.id} data-target={t.deviceName} data-state={t.state}>
@@ -78,4 +90,9 @@ export function RolloutDetail({ deploymentId }: { deploymentId: string }) {
       </div>
     </>
   );
+}
+
+/** Ended, with every device settled (a cancelled rollout's running devices may still be going back). */
+function isFinished(r: { status: string; targets: { state: string }[] }): boolean {
+  return ["succeeded", "failed", "aborted", "cancelled"].includes(r.status) && r.targets.every((t) => t.state !== "queued" && t.state !== "running");
 }

@@ -104,6 +104,7 @@ function sampleInputs(): Record<string, unknown> {
     "fleet.discover": { range: "127.0.0.1", port: 1, timeoutMs: 100 },
     "fleet.rollout": { deploymentId: deploymentA },
     "fleet.createRollout": { modelVersionId: modelVersionA, selector: { deviceIds: [deviceA] } },
+    "fleet.cancelRollout": { deploymentId: deploymentA },
     "fleet.rollbackRollout": { deploymentId: deploymentA },
     "fleet.rollbackDevice": { deviceId: deviceA, modelVersionId: modelVersionA },
     "fleet.alerts": {},
@@ -134,7 +135,7 @@ function sampleInput(procedure: string): unknown {
 /** Procedures whose input names one of organisation A's things (the rest act on the caller's own org). */
 const NAMES_ORG_A_THING = new Set(["orgs.setRole", "orgs.removeMember", "invites.revoke", "tokens.revoke", "jobs.get", "jobs.events", "jobs.cancel", "jobs.retry", "jobs.onJobEvents",
   "models.get", "models.update", "models.delete", "models.addVersionFromUrl", "models.addVersionFromHub", "models.revalidate",
-  "fleet.device", "fleet.updateDevice", "fleet.deleteDevice", "fleet.testConnection", "fleet.repin", "fleet.rollout", "fleet.createRollout", "fleet.rollbackRollout", "fleet.rollbackDevice", "fleet.acknowledgeAlert",
+  "fleet.device", "fleet.updateDevice", "fleet.deleteDevice", "fleet.testConnection", "fleet.repin", "fleet.rollout", "fleet.createRollout", "fleet.cancelRollout", "fleet.rollbackRollout", "fleet.rollbackDevice", "fleet.acknowledgeAlert",
   "endpoints.get", "endpoints.stats", "endpoints.tryIt", "endpoints.create", "endpoints.changeVersion", "endpoints.undeploy", "endpoints.delete",
   "datasets.get", "datasets.episodes", "datasets.episode", "datasets.deleteEpisode", "datasets.restoreEpisode", "datasets.renameTask", "datasets.retryEpisode"]);
 

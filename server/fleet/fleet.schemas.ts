@@ -9,7 +9,7 @@ export const DEFAULT_HEALTH_COMMAND = "systemctl is-active --quiet gantry-policy
 export const POLICY_SERVICE = "gantry-policy";
 
 export const deviceStateSchema = z.enum(["online", "degraded", "offline", "unknown"]);
-export const deploymentStatusSchema = z.enum(["scheduled", "running", "succeeded", "failed", "aborted"]);
+export const deploymentStatusSchema = z.enum(["scheduled", "running", "succeeded", "failed", "aborted", "cancelled"]);
 export const targetStateSchema = z.enum(["pending", "queued", "running", "succeeded", "failed", "rolled_back", "skipped"]);
 
 const nameSchema = z

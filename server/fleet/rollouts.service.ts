@@ -1,11 +1,12 @@
 import type { z } from "zod";
 import type { Db, Tx } from "../db";
-import { AppError } from "../errors";
+import { AppError, isAppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
 import { recordAudit } from "../audit/audit.service";
 import { raiseAlert } from "../alerts/alerts.service";
 import { deployDeviceJob } from "../jobs/catalog";
 import { enqueue } from "../jobs/enqueue";
+import { cancelJob } from "../jobs/jobs.service";
 import { Prisma } from "../generated/prisma/client";
 import type {
   createRolloutInput,
@@ -138,6 +139,52 @@ export async function rollbackDevice(db: Db, { actor, input }: { actor: OrgActor
   return { id };
 }
 
+const NOT_STARTED = "Not started: the rollout was cancelled";
+
+/**
+ * Stops a scheduled or running rollout. Devices not started are skipped; running device jobs
+ * are cancelled through the jobs service, and each stops as its deployment does on a cancel:
+ * before the swap nothing on the device changes, after it the device goes back.
+ */
+export async function cancelRollout(db: Db, { actor, deploymentId }: { actor: OrgActor; deploymentId: string }): Promise<{ id: string }> {
+  const { kind, skipped, active } = await db.$transaction(async (tx) => {
+    // The row lock keeps advanceRollout from starting another phase while this runs.
+    const [d] = await tx.$queryRaw<{ id: string; status: string; kind: string }[]>`
+      SELECT "id", "status"::text AS "status", "kind" FROM "Deployment" WHERE "id" = ${deploymentId}::uuid AND "orgId" = ${actor.orgId}::uuid FOR UPDATE`;
+    if (!d) throw new AppError("NOT_FOUND", "That rollout does not exist in this organisation");
+    // Who cancelled is on the rollout, in its alert, and in the audit log's job.cancel entries below.
+    if (d.status !== "scheduled" && d.status !== "running") throw new AppError("CONFLICT", `This ${d.kind} has already ${d.status === "succeeded" || d.status === "failed" ? "finished" : `been ${d.status}`}; there is nothing to cancel`);
+    const { count } = await tx.deploymentTarget.updateMany({ where: { deploymentId, state: "pending" }, data: { state: "skipped", step: NOT_STARTED, finishedAt: new Date() } });
+    const active = await tx.deploymentTarget.findMany({ where: { deploymentId, state: { in: ["queued", "running"] } }, select: { id: true, jobId: true, device: { select: { name: true } } } });
+    await tx.deployment.update({ where: { id: deploymentId }, data: { status: "cancelled", error: `Cancelled by ${actor.label}`, finishedAt: new Date() } });
+    return { kind: d.kind, skipped: count, active };
+  });
+  for (const t of active) {
+    if (!t.jobId) continue;
+    await cancelJob(db, { actor, jobId: t.jobId }).catch((error) => {
+      // The job ended meanwhile: its target is settled by the job, or below.
+      if (!(isAppError(error) && error.code === "CONFLICT")) throw error;
+    });
+  }
+  // A job cancelled before it started never touches its target: that device was not started either.
+  const jobIds = active.map((t) => t.jobId).filter((id): id is string => id !== null);
+  const unstarted = await db.job.findMany({ where: { id: { in: jobIds }, status: "cancelled", startedAt: null }, select: { id: true } });
+  const { count: unstartedCount } = await db.deploymentTarget.updateMany({
+    where: { deploymentId, state: "queued", jobId: { in: unstarted.map((j) => j.id) } },
+    data: { state: "skipped", step: NOT_STARTED, finishedAt: new Date() },
+  });
+  const stopping = active.length - unstartedCount;
+  await raiseAlert(db, {
+    orgId: actor.orgId,
+    kind: "rollout.cancelled",
+    severity: "warning",
+    title: `A ${kind} was cancelled`,
+    message: `${actor.label} cancelled it: ${skipped + unstartedCount} device(s) not started were skipped${stopping ? `, ${stopping} running were stopped (a device already swapped goes back to its previous model)` : ""}`,
+    target: `deployment:${deploymentId}`,
+  });
+  return { id: deploymentId };
+}
+
 /** Moves a rollout on after a device finished (its own transaction, the rollout's row locked). */
 export async function advanceRollout(db: Db, { orgId, deploymentId }: { orgId: string; deploymentId: string }): Promise<void> {
   const alert = await db.$transaction((tx) => advanceIn(tx, orgId, deploymentId, null));
@@ -149,7 +196,7 @@ type AlertArgs = Parameters<typeof raiseAlert>[1];
 async function advanceIn(tx: Tx, orgId: string, deploymentId: string, userId: string | null): Promise<AlertArgs | null> {
   const [deployment] = await tx.$queryRaw<{ id: string; status: string; startAt: Date | null; strategy: Strategy; kind: string }[]>`
     SELECT "id", "status"::text AS "status", "startAt", "strategy", "kind" FROM "Deployment" WHERE "id" = ${deploymentId}::uuid AND "orgId" = ${orgId}::uuid FOR UPDATE`;
-  if (!deployment || ["succeeded", "failed", "aborted"].includes(deployment.status)) return null;
+  if (!deployment || ["succeeded", "failed", "aborted", "cancelled"].includes(deployment.status)) return null;
   const targets = await tx.deploymentTarget.findMany({ where: { deploymentId }, select: { id: true, deviceId: true, phase: true, state: true, device: { select: { name: true } } } });
   if (targets.some((t) => t.state === "queued" || t.state === "running")) return null;
   const finished = targets.filter((t) => t.state !== "pending");

@@ -21,7 +21,7 @@ import {
   testConnectionResultSchema,
   updateDeviceInput,
 } from "../../fleet/fleet.schemas";
-import { createRollout, getRollout, listRollouts, rollbackDevice, rollbackRollout } from "../../fleet/rollouts.service";
+import { cancelRollout, createRollout, getRollout, listRollouts, rollbackDevice, rollbackRollout } from "../../fleet/rollouts.service";
 import { orgProcedure, router } from "../trpc";
 
 const idOutput = z.object({ id: z.uuid() });
@@ -50,6 +50,8 @@ export const fleetRouter = router({
   rollouts: orgProcedure("viewer").output(z.array(rolloutSummarySchema)).query(({ ctx }) => listRollouts(ctx.db, { orgId: ctx.orgActor.orgId })),
   rollout: orgProcedure("viewer").input(rolloutIdInput).output(rolloutDetailSchema).query(({ ctx, input }) => getRollout(ctx.db, { orgId: ctx.orgActor.orgId, deploymentId: input.deploymentId })),
   createRollout: orgProcedure("operator").input(createRolloutInput).output(idOutput).mutation(({ ctx, input }) => createRollout(ctx.db, { actor: ctx.orgActor, input })),
+  /** Skips the devices not started and stops the running ones (a swapped device goes back). */
+  cancelRollout: orgProcedure("operator").input(rolloutIdInput).output(idOutput).mutation(({ ctx, input }) => cancelRollout(ctx.db, { actor: ctx.orgActor, deploymentId: input.deploymentId })),
   rollbackRollout: orgProcedure("operator").input(rollbackRolloutInput).output(idOutput).mutation(({ ctx, input }) => rollbackRollout(ctx.db, { actor: ctx.orgActor, input })),
   rollbackDevice: orgProcedure("operator").input(rollbackDeviceInput).output(idOutput).mutation(({ ctx, input }) => rollbackDevice(ctx.db, { actor: ctx.orgActor, input })),
 
