@@ -96,6 +96,35 @@ describe("episode upload store", () => {
     expect(source.length).toBe(4);
   });
 
+  it("takes thousands of tiny files in one request without holding a file open for each", async () => {
+    const dir = path.join(root, "source", "tiny");
+    fs.mkdirSync(dir, { recursive: true });
+    const tiny: EpisodeFile[] = Array.from({ length: 3000 }, (_, i) => {
+      const abs = path.join(dir, `f${i}`);
+      fs.writeFileSync(abs, `frame ${i}`);
+      return { rel: `images/front/episode-000000/frame-${String(i).padStart(6, "0")}.png`, abs, size: fs.statSync(abs).size, mtimeMs: 0 };
+    });
+    tiny.push({ rel: "data/episode-000000.jsonl", abs: tiny[0].abs, size: tiny[0].size, mtimeMs: 0 });
+    const archive = await buildEpisodeArchive({ repoId: "lab/tiny", episodeIndex: 0, mode: "edge", files: tiny });
+    const body = await bytesOf(archive.range(0, archive.size));
+    const raw = path.join(root, "raw", "tiny");
+    const store = new EpisodeUploadStore({ dir: path.join(root, "tus"), rawDir: () => raw, maxBytes: 1e9, expireAfterMs: 86_400_000 });
+    const id = crypto.randomBytes(16).toString("hex");
+    await store.create(new Upload({ id, size: archive.size, offset: 0, metadata: { format: ARCHIVE_FORMAT, repoId: "lab/tiny", episodeIndex: "0", mode: "edge", manifestSha256: archive.manifestSha256 } }));
+    const openFds = () => fs.readdirSync("/proc/self/fd").length;
+    const before = openFds();
+    let most = 0;
+    const watch = setInterval(() => (most = Math.max(most, openFds())), 1);
+    try {
+      expect(await patch(store, id, body, 0, archive.size, 65_536)).toBe(archive.size);
+    } finally {
+      clearInterval(watch);
+    }
+    expect(most - before).toBeLessThan(100);
+    await store.commit(id);
+    expect(fs.readFileSync(path.join(raw, "images", "front", "episode-000000", "frame-002999.png"), "utf8")).toBe("frame 2999");
+  });
+
   it("refuses sums that do not list the manifest's files in its order", async () => {
     const { archive, body, options, id } = await setUp("sums");
     const sumsAt = body.lastIndexOf(Buffer.from("images/front/episode-000000/frame-000001.png\n"));

@@ -24,8 +24,9 @@ import { MANIFEST_NAME, episodeManifestSchema, parseEntryPath, uploadMetadataSch
 
 const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
 const WRITE_BEHIND_BYTES = 32 * 1024 * 1024;
-// Writes (and so open files) on their way at once: many tiny files must not use up descriptors.
-const WRITE_BEHIND_COUNT = 64;
+// Files open at once for writes on their way: many tiny files must not use up descriptors (nor
+// keep many network chunks alive through their small pieces).
+const WRITE_BEHIND_FILES = 32;
 
 type Info = { id: string; size?: number; offset: number; metadata?: Record<string, string | null>; creation_date?: string };
 
@@ -190,6 +191,7 @@ export class EpisodeUploadStore extends DataStore {
     const pending: { done: Promise<void>; bytes: number }[] = [];
     let pendingBytes = 0;
     let failedAt = Infinity;
+    let openFiles = 0;
     let writeError: unknown = null;
     const track = (done: Promise<unknown>, bytes: number, at: number) => {
       pending.push({
@@ -204,8 +206,8 @@ export class EpisodeUploadStore extends DataStore {
       });
       pendingBytes += bytes;
     };
-    const drainTo = async (limit: number, count = 0) => {
-      while (pending.length && (pendingBytes > limit || pending.length > count || limit === 0)) {
+    const drainTo = async (limit: number, files = 0) => {
+      while (pending.length && (pendingBytes > limit || openFiles > files || limit === 0)) {
         const next = pending.shift()!;
         await next.done;
         pendingBytes -= next.bytes;
@@ -219,7 +221,9 @@ export class EpisodeUploadStore extends DataStore {
       const { handle, writes } = current;
       current = null;
       track(
-        Promise.allSettled(writes).then(() => handle.then((h) => h.close())),
+        Promise.allSettled(writes)
+          .then(() => handle.then((h) => h.close()))
+          .finally(() => openFiles--),
         0,
         Infinity,
       );
@@ -280,6 +284,7 @@ export class EpisodeUploadStore extends DataStore {
               // Resuming inside this file: what it already holds goes into the hash first.
               if (within > 0) await hashPrefix(hash, part, within);
               const handle = fs.promises.open(part, within > 0 ? "r+" : "w");
+              openFiles++;
               handle.catch(() => {}); // reported through the writes that use it
               current = { fileIndex: segment.fileIndex, handle, writes: [], hash };
             }
@@ -291,7 +296,7 @@ export class EpisodeUploadStore extends DataStore {
               unpacking.digests[segment.fileIndex] = current.hash.digest("hex");
               closeCurrent();
             }
-            if (pendingBytes > WRITE_BEHIND_BYTES || pending.length > WRITE_BEHIND_COUNT) await drainTo(WRITE_BEHIND_BYTES / 2, WRITE_BEHIND_COUNT / 2);
+            if (pendingBytes > WRITE_BEHIND_BYTES || openFiles > WRITE_BEHIND_FILES) await drainTo(WRITE_BEHIND_BYTES / 2, WRITE_BEHIND_FILES / 2);
           }
           pos += piece.length;
           rest = rest.subarray(piece.length);
