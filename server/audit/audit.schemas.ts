@@ -40,6 +40,7 @@ export const auditActions = [
   "dataset.episode_restore",
   "dataset.episode_retry",
   "dataset.task_rename",
+  "dataset.delete",
 ] as const;
 export const auditActionSchema = z.enum(auditActions);
 export type AuditAction = z.infer<typeof auditActionSchema>;

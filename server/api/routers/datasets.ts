@@ -9,6 +9,7 @@ import {
   importFolderInput,
   renameTaskInput,
 } from "../../datasets/datasets.schemas";
+import { deleteDataset } from "../../datasets/delete.service";
 import { deleteEpisode, getDataset, getEpisode, listDatasets, listEpisodes, renameTask, restoreEpisode, retryEpisode } from "../../datasets/datasets.service";
 import { importDatasetFromFolder } from "../../datasets/import.service";
 import { env } from "../../env";
@@ -30,6 +31,11 @@ export const datasetsRouter = router({
     .input(episodeIdInput)
     .output(z.object({ episodeId: z.uuid(), jobId: z.uuid() }))
     .mutation(({ ctx, input }) => retryEpisode(ctx.db, { actor: ctx.orgActor, episodeId: input.episodeId, settings: env() })),
+  /** Deletes the dataset, its episodes and its files (refused while it is encoding or importing). */
+  delete: orgProcedure("admin")
+    .input(datasetIdInput)
+    .output(z.object({ id: z.uuid(), repoId: z.string(), episodes: z.number(), left: z.array(z.string()) }))
+    .mutation(({ ctx, input }) => deleteDataset(ctx.db, { actor: ctx.orgActor, datasetId: input.datasetId, settings: env() })),
   /** Imports a LeRobot v2.1 or v3.0 dataset from a folder on the server (inside DATASET_IMPORT_ROOTS). */
   importFolder: orgProcedure("operator")
     .input(importFolderInput)
