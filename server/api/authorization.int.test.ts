@@ -125,6 +125,7 @@ function sampleInputs(): Record<string, unknown> {
     "datasets.renameTask": { datasetId: datasetA, from: "probe", to: "probed" },
     "datasets.retryEpisode": { episodeId: episodeA },
     "datasets.importFolder": { path: "/nonexistent/dataset", repoId: "probe/import" },
+    "datasets.delete": { datasetId: datasetA },
   };
 }
 
@@ -137,7 +138,7 @@ const NAMES_ORG_A_THING = new Set(["orgs.setRole", "orgs.removeMember", "invites
   "models.get", "models.update", "models.delete", "models.addVersionFromUrl", "models.addVersionFromHub", "models.revalidate",
   "fleet.device", "fleet.updateDevice", "fleet.deleteDevice", "fleet.testConnection", "fleet.repin", "fleet.rollout", "fleet.createRollout", "fleet.cancelRollout", "fleet.rollbackRollout", "fleet.rollbackDevice", "fleet.acknowledgeAlert",
   "endpoints.get", "endpoints.stats", "endpoints.tryIt", "endpoints.create", "endpoints.changeVersion", "endpoints.undeploy", "endpoints.delete",
-  "datasets.get", "datasets.episodes", "datasets.episode", "datasets.deleteEpisode", "datasets.restoreEpisode", "datasets.renameTask", "datasets.retryEpisode"]);
+  "datasets.get", "datasets.episodes", "datasets.episode", "datasets.deleteEpisode", "datasets.restoreEpisode", "datasets.renameTask", "datasets.retryEpisode", "datasets.delete"]);
 
 async function call(ctx: Context, procedure: string, input: unknown): Promise<unknown> {
   const caller = createCaller(ctx) as unknown as Record<string, Record<string, (i: unknown) => Promise<unknown>>>;
