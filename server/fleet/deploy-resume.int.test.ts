@@ -14,10 +14,11 @@ import { deployDeviceJob } from "../jobs/catalog";
 import { silentProgress, type ProgressReporter } from "../jobs/progress";
 import { runJob } from "../jobs/run";
 import { blobStore } from "../storage/blobs";
-import { deployToDevice } from "./deploy.service";
+import { cancelJob } from "../jobs/jobs.service";
+import { deployToDevice, finishCancelledDeployments } from "./deploy.service";
 import { createDevice, testConnection } from "./devices.service";
 import { createDeviceInput, createRolloutInput } from "./fleet.schemas";
-import { createRollout } from "./rollouts.service";
+import { createRollout, settleStrandedTargets } from "./rollouts.service";
 
 // A device deployment whose worker dies half-way runs again (the job has attempts left) and
 // picks up from the target's record: the device is checked again, the previous target is the
@@ -178,6 +179,24 @@ describe("deployment after a crash", () => {
     await expect(deployToDevice(db, { orgId: actor.orgId, targetId: target.id, blobs: blobStore(), progress: silentProgress })).resolves.toEqual({ state: "succeeded" });
     expect(device.rig.systemctlCalls().length).toBe(restarts);
     expectIntact(device.rig, versions[3].sha256);
+  });
+
+  it("sends a device back when its job is cancelled while no worker holds it, after the swap", async () => {
+    const target = await newTarget(versions[0]);
+    await deployAndDieAt(target, "Restart");
+    expect(device.rig.currentTarget()).toBe(linkTo(versions[0]));
+    // The job is left running by the dead worker; cancelled then, it never runs again.
+    await db.job.update({ where: { id: target.jobId! }, data: { status: "running", attempts: 1 } });
+    await cancelJob(db, { actor, jobId: target.jobId! });
+    await runAttempt(target.jobId!, 2);
+    expect((await db.job.findUniqueOrThrow({ where: { id: target.jobId! } })).status).toBe("cancelled");
+
+    expect(await finishCancelledDeployments(db, { blobs: blobStore() })).toBe(1);
+    const after = await db.deploymentTarget.findUniqueOrThrow({ where: { id: target.id } });
+    expect(after).toMatchObject({ state: "rolled_back", rollback: "succeeded", previousTarget: linkTo(versions[3]), error: 'Cancelled during step "Swap"' });
+    expectIntact(device.rig, versions[3].sha256);
+    expect(await finishCancelledDeployments(db, { blobs: blobStore() })).toBe(0);
+    expect(await settleStrandedTargets(db)).toBe(0);
   });
 });
 

@@ -6,7 +6,7 @@ import { pipeline } from "node:stream/promises";
 import type { Db } from "../db";
 import { env } from "../env";
 import { AppError } from "../errors";
-import type { ProgressReporter } from "../jobs/progress";
+import { silentProgress, type ProgressReporter } from "../jobs/progress";
 import type { BlobStore } from "../storage/blob-store";
 import { formatBytes } from "../storage/blob-store";
 import { quoteShell } from "../ssh/shell-quote";
@@ -109,6 +109,8 @@ export async function deployToDevice(db: Db, opts: DeployOptions): Promise<{ sta
         // It had failed and was going back when it stopped: finish going back, nothing else.
         failure = target.error ?? "The deployment failed before an interruption";
       } else {
+        // Cancelled while no worker held it: go no further (see finishCancelledDeployments).
+        opts.signal?.throwIfAborted();
         await deploySteps();
         await db.device.update({ where: { id: device.id }, data: { currentSha256: sha256, currentVersionId: version.id, state: "online", lastSeenAt: new Date(), lastError: null } });
         await record({ state: "succeeded", step: "Done", finishedAt: new Date(), error: null }, `Running version ${version.number} of ${version.model.name}`);
@@ -221,6 +223,26 @@ export async function deployToDevice(db: Db, opts: DeployOptions): Promise<{ sta
 
 /** Steps recorded only after the previous target was: the device may hold the new link. */
 const AFTER_SWAP_STEPS = ["Swap", "Restart", "Health check", "Roll back"];
+
+/**
+ * A device job cancelled while no worker held it (its worker had died mid-deploy) is never run
+ * again, so the cancel never reached the device, and its target still says "running". This
+ * finishes the cancel as the job would have: nothing to undo before the swap (a partial upload
+ * is removed), back to the previous target recorded before it after. Runs from the health
+ * schedule, before settleStrandedTargets.
+ */
+export async function finishCancelledDeployments(db: Db, { blobs }: { blobs: BlobStore }): Promise<number> {
+  const running = await db.deploymentTarget.findMany({ where: { state: "running", jobId: { not: null } }, select: { id: true, orgId: true, jobId: true }, take: 100 });
+  if (running.length === 0) return 0;
+  const cancelled = new Set((await db.job.findMany({ where: { id: { in: running.map((t) => t.jobId!) }, status: "cancelled" }, select: { id: true } })).map((j) => j.id));
+  let finished = 0;
+  for (const t of running.filter((t) => cancelled.has(t.jobId!))) {
+    // It ends failed or rolled back, which deployToDevice reports by throwing; the record says which.
+    await deployToDevice(db, { orgId: t.orgId, targetId: t.id, blobs, progress: silentProgress, signal: AbortSignal.abort(new Error("Cancelled")) }).catch(() => {});
+    finished++;
+  }
+  return finished;
+}
 
 async function versionId(db: Db, orgId: string, target: string | null): Promise<string | null> {
   const sha = sha256OfTarget(target);

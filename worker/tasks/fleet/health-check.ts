@@ -1,8 +1,10 @@
 import type { Task } from "graphile-worker";
 import { env } from "../../../server/env";
+import { finishCancelledDeployments } from "../../../server/fleet/deploy.service";
 import { checkDueDevices } from "../../../server/fleet/health.service";
 import { settleStrandedTargets } from "../../../server/fleet/rollouts.service";
 import { SshPool } from "../../../server/ssh/ssh-pool";
+import { blobStore } from "../../../server/storage/blobs";
 import type { TaskDeps } from "../../define-task";
 
 // Scheduled once a minute (worker/crontab). Within the minute it checks as often as
@@ -15,6 +17,7 @@ export function healthCheckTask({ db }: Pick<TaskDeps, "db">): Task {
   return async () => {
     const interval = env().DEVICE_HEALTH_INTERVAL;
     const started = Date.now();
+    await finishCancelledDeployments(db, { blobs: blobStore() });
     await settleStrandedTargets(db);
     for (let round = 0; ; round++) {
       await checkDueDevices(db, { pool, intervalSec: interval });
