@@ -12,6 +12,7 @@ import { PageHeader } from "@/components/ui/page-header";
 import { ProgressBar } from "@/components/ui/progress-bar";
 import { errorMessage, useTRPC } from "@/components/trpc";
 import { useRole } from "@/components/settings/use-role";
+import { DeleteDatasetButton } from "./delete-dataset-dialog";
 import { EpisodeStatus, formatSeconds } from "./episode-status";
 
 function TaskRow({ datasetId, text, episodes, canEdit }: { datasetId: string; text: string; episodes: number; canEdit: boolean }) {
@@ -98,7 +99,12 @@ export function DatasetDetail({ datasetId }: { datasetId: string }) {
             {d.fps ? ` · ${d.fps} fps` : ""}{d.robotType ? ` · ${d.robotType}` : ""} · {d.episodes.ready} episode{d.episodes.ready === 1 ? "" : "s"} · {d.totalFrames} frames
           </>
         }
-        actions={d.builtAt && d.episodes.ready > 0 && <a href={`/api/datasets/${d.id}/export`} download className="inline-flex h-10 items-center rounded-md border border-zinc-300 bg-white px-4 text-sm font-medium hover:bg-zinc-100 dark:border-zinc-700 dark:bg-zinc-900 dark:hover:bg-zinc-800">Export .tar.gz</a>}
+        actions={
+          <>
+            {d.builtAt && d.episodes.ready > 0 && <a href={`/api/datasets/${d.id}/export`} download className="inline-flex h-10 items-center rounded-md border border-zinc-300 bg-white px-4 text-sm font-medium hover:bg-zinc-100 dark:border-zinc-700 dark:bg-zinc-900 dark:hover:bg-zinc-800">Export .tar.gz</a>}
+            {can("admin") && <DeleteDatasetButton datasetId={d.id} repoId={d.repoId} episodes={d.episodeList.length} isBusy={d.episodes.encoding > 0 || Boolean(importing)} />}
+          </>
+        }
       />
       {d.missingVideos.length > 0 && (
         <Alert tone="amber" className="mb-4" title="This dataset's videos are missing">

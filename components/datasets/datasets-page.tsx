@@ -94,7 +94,23 @@ function ImportForm({ onDone }: { onDone: (datasetId: string) => void }) {
   );
 }
 
-export function DatasetsPage() {
+/** What a deletion just did, from the page's address (?deleted=<repo id>&left=<n>). */
+function DeletedNotice({ repoId, left }: { repoId: string; left: number }) {
+  const router = useRouter();
+  return (
+    <Alert tone="green" className="mb-4" title={`Deleted ${repoId}`}>
+      <div className="flex flex-wrap items-center justify-between gap-2">
+        <span>
+          Its episodes, its folder and its raw episodes are gone.
+          {left > 0 && ` ${left} of its folders ${left === 1 ? "is" : "are"} a link out of Gantry's own folders and ${left === 1 ? "was" : "were"} left in place; the audit log names ${left === 1 ? "it" : "them"}.`}
+        </span>
+        <Button size="sm" variant="ghost" onClick={() => router.replace("/datasets")}>Dismiss</Button>
+      </div>
+    </Alert>
+  );
+}
+
+export function DatasetsPage({ deleted }: { deleted?: { repoId: string; left: number } }) {
   const trpc = useTRPC();
   const router = useRouter();
   const { can } = useRole();
@@ -116,6 +132,7 @@ export function DatasetsPage() {
           </CardBody>
         </Card>
       )}
+      {deleted && <DeletedNotice repoId={deleted.repoId} left={deleted.left} />}
       {datasets.error && <Alert className="mb-4">{errorMessage(datasets.error)}</Alert>}
       <Card>
         {datasets.data?.length === 0 && (
