@@ -173,6 +173,24 @@ describe("deployment after a crash", () => {
     expectIntact(device.rig, v.sha256);
   });
 
+  it("finishes going back when a crash stopped the rollback, and ends rolled back, not succeeded", async () => {
+    const v = versions[2];
+    const target = await newTarget(v);
+    // The new version failed its health check and the rollback had begun when the worker died.
+    fs.symlinkSync(linkTo(v), path.join(device.rig.modelDir, ".swap-tmp"));
+    fs.renameSync(path.join(device.rig.modelDir, ".swap-tmp"), path.join(device.rig.modelDir, "current_model.onnx"));
+    const reason = "The health check failed on arm-r (exit 3): failed";
+    await db.deploymentTarget.update({ where: { id: target.id }, data: { state: "running", step: "Roll back", previousTarget: linkTo(versions[3]), previousVersionId: versions[3].id, error: reason, startedAt: new Date() } });
+    await db.job.update({ where: { id: target.jobId! }, data: { status: "running", attempts: 1 } });
+
+    await runAttempt(target.jobId!, 2);
+    const after = await db.deploymentTarget.findUniqueOrThrow({ where: { id: target.id } });
+    expect(after).toMatchObject({ state: "rolled_back", rollback: "succeeded", error: reason, previousTarget: linkTo(versions[3]) });
+    expect(after.log.slice(after.log.indexOf("Resuming"))).not.toMatch(/Check free disk|Upload|Restarting the policy service failed/);
+    expectIntact(device.rig, versions[3].sha256);
+    expect(await db.job.findUniqueOrThrow({ where: { id: target.jobId! } })).toMatchObject({ status: "failed", error: `Rolled back: ${reason}` });
+  });
+
   it("never deploys again a target that already succeeded", async () => {
     const target = await db.deploymentTarget.findFirstOrThrow({ where: { modelVersionId: versions[3].id, state: "succeeded" } });
     const restarts = device.rig.systemctlCalls().length;
