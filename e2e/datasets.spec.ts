@@ -8,7 +8,8 @@ import { signUp, unique } from "./helpers";
 
 // Datasets as a lab uses them: an episode uploaded by the agent is encoded by the real job and
 // plays with its joints in the portal; the real LeRobot v3.0 fixture (its videos left out) is
-// imported as an archive and shows its episodes and joints, saying its videos are missing.
+// imported as an archive and shows its episodes and joints, saying its videos are missing, and
+// is then deleted.
 
 const FIXTURE = path.resolve("tests/fixtures/so101-record-v3");
 
@@ -16,7 +17,7 @@ async function videoState(page: Page) {
   return page.getByTestId("episode-video").evaluateAll((videos) => (videos as HTMLVideoElement[]).map((v) => ({ t: v.currentTime, duration: v.duration, ready: v.readyState })));
 }
 
-test("an encoded episode plays every camera in sync with its joint plots; an imported dataset shows its joints", async ({ page, baseURL }) => {
+test("an encoded episode plays every camera in sync with its joint plots; an imported dataset shows its joints and is deleted", async ({ page, baseURL }) => {
   test.setTimeout(240_000);
   buildAgent();
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-e2e-datasets-agent-"));
@@ -82,13 +83,13 @@ test("an encoded episode plays every camera in sync with its joint plots; an imp
     expect(listing).toEqual([`${name}/data/chunk-000/file-000.parquet`, `${name}/meta/episodes/chunk-000/file-000.parquet`, `${name}/meta/info.json`, `${name}/meta/stats.json`, `${name}/meta/tasks.parquet`, `${name}/videos/observation.images.front/chunk-000/file-000.mp4`, `${name}/videos/observation.images.wrist/chunk-000/file-000.mp4`]);
   });
 
+  const importedId = `lab/so101-${unique()}`;
   await test.step("import the LeRobot v3.0 fixture as an archive: 4 episodes, joints, videos missing", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-e2e-fixture-"));
     const archive = path.join(dir, "so101-record-v3.tar.gz");
     execFileSync("tar", ["-czf", archive, "-C", path.dirname(FIXTURE), path.basename(FIXTURE)]);
     await page.goto("/datasets");
     await page.getByRole("button", { name: "Import dataset" }).click();
-    const importedId = `lab/so101-${unique()}`;
     await page.getByLabel("Repo id").fill(importedId);
     await page.getByLabel("Archive").setInputFiles(archive);
     await page.getByRole("button", { name: "Import dataset" }).last().click();
@@ -107,5 +108,19 @@ test("an encoded episode plays every camera in sync with its joint plots; an imp
     await expect(page.getByTestId("episode-clock")).toContainText("frame 0 / 372");
     await page.getByRole("button", { name: "Play" }).click();
     await expect.poll(async () => (await page.getByTestId("episode-clock").textContent()) ?? "", { timeout: 5000 }).not.toContain("frame 0 /");
+  });
+
+  await test.step("the owner deletes the imported dataset, typing its repo id to confirm", async () => {
+    await page.goto(new URL(page.url()).pathname.split("/episodes/")[0]);
+    await expect(page.getByTestId("import-job")).toHaveCount(0, { timeout: 60_000 });
+    await page.getByRole("button", { name: "Delete dataset" }).click();
+    const dialog = page.getByRole("dialog", { name: `Delete ${importedId}?` });
+    await expect(dialog.getByRole("button", { name: "Delete dataset" })).toBeDisabled();
+    await dialog.getByLabel(`Type ${importedId} to confirm`).fill(importedId);
+    await dialog.getByRole("button", { name: "Delete dataset" }).click();
+    await expect(page.getByText(`Deleted ${importedId}`)).toBeVisible();
+    await expect(page).toHaveURL(/\/datasets\?deleted=/);
+    await expect(page.locator(`[data-dataset="${importedId}"]`)).toHaveCount(0);
+    await expect(page.locator(`[data-dataset="${repoId}"]`)).toBeVisible();
   });
 });
