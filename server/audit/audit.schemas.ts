@@ -29,6 +29,7 @@ export const auditActions = [
   "device.rollback",
   "rollout.create",
   "rollout.rollback",
+  "rollout.cancel",
   "alert.settings",
   "endpoint.create",
   "endpoint.redeploy",

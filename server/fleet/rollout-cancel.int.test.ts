@@ -87,6 +87,7 @@ describe("cancelling a rollout", () => {
     expect(alert.message).toBe(`${operator.label} cancelled it: 2 device(s) not started were skipped`);
     const audit = await db.auditEvent.findMany({ where: { orgId: admin.orgId, action: "job.cancel", actorId: operator.userId } });
     expect(audit.map((a) => a.target).sort()).toEqual([...jobIds].sort());
+    expect(await db.auditEvent.count({ where: { orgId: admin.orgId, action: "rollout.cancel", actorId: operator.userId, target: `deployment:${id}` } })).toBe(1);
     // Once cancelled, it stays so.
     await expect(cancelRollout(db, { actor: operator, deploymentId: id })).rejects.toMatchObject({ code: "CONFLICT" });
     for (const d of devices) expectIntact(d.rig, versions[0].sha256);

@@ -152,11 +152,12 @@ export async function cancelRollout(db: Db, { actor, deploymentId }: { actor: Or
     const [d] = await tx.$queryRaw<{ id: string; status: string; kind: string }[]>`
       SELECT "id", "status"::text AS "status", "kind" FROM "Deployment" WHERE "id" = ${deploymentId}::uuid AND "orgId" = ${actor.orgId}::uuid FOR UPDATE`;
     if (!d) throw new AppError("NOT_FOUND", "That rollout does not exist in this organisation");
-    // Who cancelled is on the rollout, in its alert, and in the audit log's job.cancel entries below.
+    // Who cancelled is on the rollout, in its alert and in the audit log (with a job.cancel entry per running device below).
     if (d.status !== "scheduled" && d.status !== "running") throw new AppError("CONFLICT", `This ${d.kind} has already ${d.status === "succeeded" || d.status === "failed" ? "finished" : `been ${d.status}`}; there is nothing to cancel`);
     const { count } = await tx.deploymentTarget.updateMany({ where: { deploymentId, state: "pending" }, data: { state: "skipped", step: NOT_STARTED, finishedAt: new Date() } });
     const active = await tx.deploymentTarget.findMany({ where: { deploymentId, state: { in: ["queued", "running"] } }, select: { id: true, jobId: true, device: { select: { name: true } } } });
     await tx.deployment.update({ where: { id: deploymentId }, data: { status: "cancelled", error: `Cancelled by ${actor.label}`, finishedAt: new Date() } });
+    await recordAudit(tx, { orgId: actor.orgId, actor, action: "rollout.cancel", target: `deployment:${deploymentId}`, data: { kind: d.kind, skipped: count, stopping: active.map((t) => t.device.name) } });
     return { kind: d.kind, skipped: count, active };
   });
   for (const t of active) {
