@@ -251,9 +251,16 @@ export async function exportDataset(db: Db, { orgId, datasetId, settings, signal
     }
     pack.finalize();
   })().catch((error: unknown) => pack.destroy(error as Error));
-  pipeline(pack, zlib.createGzip({ level: 1 }), output).then(cleanup, (error: unknown) => {
-    output.destroy(error as Error);
-    return cleanup();
-  });
+  // The download ends once the snapshot is gone, so nothing of it outlives a finished export.
+  pipeline(pack, zlib.createGzip({ level: 1 }), output, { end: false }).then(
+    async () => {
+      await cleanup().catch(() => {});
+      output.end();
+    },
+    (error: unknown) => {
+      output.destroy(error as Error);
+      return cleanup();
+    },
+  );
   return { stream: output, filename: `${name}.tar.gz` };
 }

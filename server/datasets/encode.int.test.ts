@@ -175,12 +175,20 @@ describe("encoding episodes into a LeRobot v3.0 dataset", () => {
     const first = encodeEpisode(db, {
       episodeId: r.episodeId,
       settings,
-      progress: { ...silentProgress, set: async (fraction) => void (fraction > 0.1 && stop.abort(new Error("worker killed"))) },
+      progress: silentProgress,
       signal: stop.signal,
       isLastAttempt: false,
       commit,
     });
-    await expect(first).rejects.toThrow(/worker killed/);
+    // Stopped as soon as ffmpeg has begun writing a camera's video (its temporary file appears).
+    const storeOf = path.join(settings.DATASETS_DIR, ".store", dataset.id, "episodes", r.episodeId);
+    const watching = setInterval(() => {
+      fs.readdir(storeOf).then(
+        (names) => names.some((n) => n.endsWith(".tmp")) && stop.abort(new Error("worker killed")),
+        () => {},
+      );
+    }, 2);
+    await expect(first.finally(() => clearInterval(watching))).rejects.toThrow(/worker killed/);
     expect(commits).toBe(0);
     expect((await db.episode.findUniqueOrThrow({ where: { id: r.episodeId } })).status).toBe("encoding");
     // Nothing half-written under a real name.
