@@ -55,8 +55,8 @@ test("an episode recorded at the edge goes from the agent into a dataset", async
     let watcher: ChildProcess | null = null;
     const done = runAgent(["watch", watched, "--dataset", watchRepo, "--task", "stack the cubes", "--quiet", "1"], { home, onSpawn: (c) => (watcher = c) });
     try {
-      // A longer episode first, so its encoding can be seen on the page (a camera keeps its frame size).
-      recordEpisode(watched, { episode: 0, frames: 120, size: "640x480" });
+      // A longer episode first (30 s), so its encoding can be seen on the page (a camera keeps its frame size).
+      recordEpisode(watched, { episode: 0, frames: 900, size: "640x480" });
       // (A kept-alive connection may have been closed while the frames were written: ask again.)
       await expect.poll(async () => (await request.get(`/edge/status/${watchRepo}`, { headers: { authorization: `Bearer ${token}` } }).catch(() => null))?.status(), { timeout: 60_000 }).toBe(200);
       await page.goto("/datasets");

@@ -48,7 +48,9 @@ const TX_OPTIONS = { maxWait: 10 * 60_000, timeout: 60 * 60_000 };
 
 /**
  * Applies `change` and rebuilds the dataset's folder from its episodes, atomically. Episodes
- * in the dataset are the ready ones not deleted, in datasetIndex order (renumbered 0..n-1).
+ * in the dataset are the ready ones not deleted, in the order the recorder numbered them
+ * (datasetIndex 0..n-1 follows): an episode whose encoding finished after a later one's still
+ * takes its place before it, and a restored episode goes back where it was.
  */
 export async function rebuildDataset(db: Db, { datasetId, settings, change, signal }: { datasetId: string; settings: BuilderEnv; change?: (tx: Tx) => Promise<void>; signal?: AbortSignal }): Promise<{ buildId: string | null; episodes: number }> {
   return db.$transaction(async (tx) => {
@@ -58,7 +60,7 @@ export async function rebuildDataset(db: Db, { datasetId, settings, change, sign
     const dataset = await tx.dataset.findUniqueOrThrow({ where: { id: datasetId } });
     const episodes = await tx.episode.findMany({
       where: { datasetId, status: "ready", deletedAt: null },
-      orderBy: [{ datasetIndex: { sort: "asc", nulls: "last" } }, { number: "asc" }],
+      orderBy: { number: "asc" },
     });
     for (const [i, e] of episodes.entries()) if (e.datasetIndex !== i) await tx.episode.update({ where: { id: e.id }, data: { datasetIndex: i } });
     const link = datasetDir(settings, dataset.repoId);

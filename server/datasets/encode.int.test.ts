@@ -158,6 +158,27 @@ describe("encoding episodes into a LeRobot v3.0 dataset", () => {
     await expect(fs.stat(path.join(raw, "images/front/episode-0/frame-0.png"))).resolves.toBeTruthy();
   }, 120_000);
 
+  it("keeps the recorder's order when a later episode finishes encoding first", async () => {
+    const repoId = `lab/order-${unique()}`;
+    const raw = rawEpisodeDir(env(), repoId);
+    await writeRawEpisode(raw, { number: 0, frames: 25, fps: 30 });
+    await writeRawEpisode(raw, { number: 1, frames: 15, fps: 30 });
+    const later = await register(repoId, 1);
+    expect((await settled(later.episodeId)).e.datasetIndex).toBe(0);
+    const earlier = await register(repoId, 0);
+    await settled(earlier.episodeId);
+    const episodes = await db.episode.findMany({ where: { dataset: { repoId } }, orderBy: { number: "asc" } });
+    expect(episodes.map((e) => [e.number, e.datasetIndex, e.length])).toEqual([
+      [0, 0, 25],
+      [1, 1, 15],
+    ]);
+    const { rows } = await readParquet(path.join(datasetDir(env(), repoId), "meta/episodes/chunk-000/file-000.parquet"));
+    expect(rows.map((r) => [Number(r.episode_index), Number(r.length)])).toEqual([
+      [0, 25],
+      [1, 15],
+    ]);
+  }, 120_000);
+
   it("survives being stopped mid-encode and after encoding: one episode, nothing lost", async () => {
     const repoId = `crash-${unique()}`;
     const raw = rawEpisodeDir(env(), repoId);
