@@ -1,9 +1,8 @@
-import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createOrgWithMember } from "../../tests/helpers/factories";
+import { addPolicyVersion, expectIntact } from "../../tests/helpers/fleet";
 import { startSshdRig, type RigDevice, type SshdRig } from "../../tests/helpers/sshd-rig";
 import { createTestDatabase, type TestDatabase } from "../../tests/setup/test-database";
 import deployDeviceTask from "../../worker/tasks/fleet/deploy-device";
@@ -33,14 +32,6 @@ let actor: OrgActor;
 let device: { rig: RigDevice; id: string };
 const versions: { id: string; sha256: string; bytes: number }[] = [];
 
-async function addVersion(orgId: string, bytes: number, number: number) {
-  const content = crypto.randomBytes(bytes);
-  const stored = await blobStore().put(Readable.from([content]));
-  const model = await db.model.upsert({ where: { orgId_name: { orgId, name: "policy" } }, create: { orgId, name: "policy" }, update: {} });
-  const v = await db.modelVersion.create({ data: { orgId, modelId: model.id, number, status: "ready", source: { kind: "upload" }, sha256: stored.sha256, bytes: BigInt(bytes) } });
-  return { id: v.id, sha256: stored.sha256, bytes };
-}
-
 beforeAll(async () => {
   database = await createTestDatabase("fleet-resume");
   db = createDb(database.url, 4);
@@ -50,7 +41,7 @@ beforeAll(async () => {
   const input = createDeviceInput.parse({ name: d.name, host: d.host, port: d.port, username: d.user, credential: { kind: "key", privateKey: rig.privateKey }, modelDir: d.modelDir });
   device = { rig: d, id: (await createDevice(db, { actor, input })).id };
   await testConnection(db, { actor, orgId: actor.orgId, deviceId: device.id });
-  versions.push(await addVersion(actor.orgId, 2 * 1024 * 1024, 1), await addVersion(actor.orgId, 2 * 1024 * 1024 + 3, 2), await addVersion(actor.orgId, 4 * 1024 * 1024, 3), await addVersion(actor.orgId, 3 * 1024 * 1024, 4));
+  versions.push(await addPolicyVersion(db, actor.orgId, 2 * 1024 * 1024, 1), await addPolicyVersion(db, actor.orgId, 2 * 1024 * 1024 + 3, 2), await addPolicyVersion(db, actor.orgId, 4 * 1024 * 1024, 3), await addPolicyVersion(db, actor.orgId, 3 * 1024 * 1024, 4));
 }, 120_000);
 afterAll(async () => {
   await rig?.stop();
@@ -61,12 +52,6 @@ afterAll(async () => {
 const linkTo = (v: { sha256: string }) => `models/${v.sha256}.onnx`;
 
 /** The invariant: the link points at a complete file with the registry's digest, and no part is left. */
-function expectIntact(d: RigDevice, sha256: string) {
-  expect(d.currentTarget()).toBe(`models/${sha256}.onnx`);
-  expect(crypto.createHash("sha256").update(fs.readFileSync(path.join(d.modelDir, "current_model.onnx"))).digest("hex")).toBe(sha256);
-  expect(fs.readdirSync(path.join(d.modelDir, "models")).filter((f) => f.endsWith(".part"))).toEqual([]);
-}
-
 /** A rollout of one version to the device; its job is queued on a queue no worker serves. */
 async function newTarget(version: { id: string }) {
   const { id } = await createRollout(db, { actor, input: createRolloutInput.parse({ modelVersionId: version.id, selector: { deviceIds: [device.id] } }) });

@@ -1,15 +1,13 @@
-import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createOrgWithMember, waitFor } from "../../tests/helpers/factories";
+import { addPolicyVersion, expectIntact } from "../../tests/helpers/fleet";
 import { startSshdRig, type RigDevice, type SshdRig } from "../../tests/helpers/sshd-rig";
 import { createTestDatabase, type TestDatabase } from "../../tests/setup/test-database";
 import { startWorker, type StartedWorker } from "../../worker/worker";
 import type { OrgActor } from "../auth/roles";
 import { createDb, type Db } from "../db";
-import { blobStore } from "../storage/blobs";
 import { createDeviceInput, createRolloutInput } from "./fleet.schemas";
 import { createDevice, getDevice, listDevices, repinHostKey, testConnection, updateDevice } from "./devices.service";
 import { createRollout, getRollout, planPhases, rollbackRollout } from "./rollouts.service";
@@ -26,14 +24,6 @@ let admin: OrgActor;
 let devices: { rig: RigDevice; id: string }[];
 const versions: { id: string; sha256: string }[] = [];
 
-async function addVersion(orgId: string, bytes: number, number: number): Promise<{ id: string; sha256: string }> {
-  const content = crypto.randomBytes(bytes);
-  const stored = await blobStore().put(Readable.from([content]));
-  const model = await db.model.upsert({ where: { orgId_name: { orgId, name: "policy" } }, create: { orgId, name: "policy" }, update: {} });
-  const v = await db.modelVersion.create({ data: { orgId, modelId: model.id, number, status: "ready", source: { kind: "upload" }, sha256: stored.sha256, bytes: BigInt(bytes) } });
-  return { id: v.id, sha256: stored.sha256 };
-}
-
 beforeAll(async () => {
   database = await createTestDatabase("fleet");
   db = createDb(database.url, 4);
@@ -45,7 +35,7 @@ beforeAll(async () => {
     const input = createDeviceInput.parse({ name: d.name, host: d.host, port: d.port, username: d.user, credential: { kind: "key", privateKey: rig.privateKey }, tags: ["lab"], group: "bench", modelDir: d.modelDir });
     devices.push({ rig: d, id: (await createDevice(db, { actor: admin, input })).id });
   }
-  versions.push(await addVersion(admin.orgId, 3 * 1024 * 1024, 1), await addVersion(admin.orgId, 3 * 1024 * 1024 + 7, 2), await addVersion(admin.orgId, 1024 * 1024, 3));
+  versions.push(await addPolicyVersion(db, admin.orgId, 3 * 1024 * 1024, 1), await addPolicyVersion(db, admin.orgId, 3 * 1024 * 1024 + 7, 2), await addPolicyVersion(db, admin.orgId, 1024 * 1024, 3));
 }, 120_000);
 afterAll(async () => {
   await worker?.stop();
@@ -62,14 +52,6 @@ const settled = (deploymentId: string) =>
     },
     { timeoutMs: 90_000, what: "the rollout to finish" },
   );
-
-/** The invariant after every scenario: the link points at a complete file with the registry's digest. */
-function expectIntact(d: RigDevice, sha256: string) {
-  expect(d.currentTarget()).toBe(`models/${sha256}.onnx`);
-  const file = path.join(d.modelDir, "current_model.onnx");
-  expect(crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex")).toBe(sha256);
-  expect(fs.readdirSync(path.join(d.modelDir, "models")).filter((f) => f.endsWith(".part"))).toEqual([]);
-}
 
 async function rollOut(versionIndex: number, deviceIndexes: number[], strategy: unknown = { kind: "all" }) {
   const input = createRolloutInput.parse({ modelVersionId: versions[versionIndex].id, selector: { deviceIds: deviceIndexes.map((i) => devices[i].id) }, strategy });

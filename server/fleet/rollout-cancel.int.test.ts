@@ -1,15 +1,11 @@
-import crypto from "node:crypto";
-import fs from "node:fs";
-import path from "node:path";
-import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addMember, createOrgWithMember, waitFor } from "../../tests/helpers/factories";
+import { addPolicyVersion, expectIntact } from "../../tests/helpers/fleet";
 import { startSshdRig, type RigDevice, type SshdRig } from "../../tests/helpers/sshd-rig";
 import { createTestDatabase, type TestDatabase } from "../../tests/setup/test-database";
 import { startWorker, type StartedWorker } from "../../worker/worker";
 import type { OrgActor } from "../auth/roles";
 import { createDb, type Db } from "../db";
-import { blobStore } from "../storage/blobs";
 import { createDevice, testConnection, updateDevice } from "./devices.service";
 import { createDeviceInput, createRolloutInput } from "./fleet.schemas";
 import { cancelRollout, createRollout, getRollout } from "./rollouts.service";
@@ -27,13 +23,6 @@ let operator: OrgActor;
 let devices: { rig: RigDevice; id: string }[];
 const versions: { id: string; sha256: string }[] = [];
 
-async function addVersion(orgId: string, bytes: number, number: number) {
-  const stored = await blobStore().put(Readable.from([crypto.randomBytes(bytes)]));
-  const model = await db.model.upsert({ where: { orgId_name: { orgId, name: "policy" } }, create: { orgId, name: "policy" }, update: {} });
-  const v = await db.modelVersion.create({ data: { orgId, modelId: model.id, number, status: "ready", source: { kind: "upload" }, sha256: stored.sha256, bytes: BigInt(bytes) } });
-  return { id: v.id, sha256: stored.sha256 };
-}
-
 beforeAll(async () => {
   database = await createTestDatabase("fleet-cancel");
   db = createDb(database.url, 4);
@@ -48,7 +37,7 @@ beforeAll(async () => {
     await testConnection(db, { actor: admin, orgId: admin.orgId, deviceId: id });
     devices.push({ rig: d, id });
   }
-  versions.push(await addVersion(admin.orgId, 1024 * 1024, 1), await addVersion(admin.orgId, 1024 * 1024 + 5, 2));
+  versions.push(await addPolicyVersion(db, admin.orgId, 1024 * 1024, 1), await addPolicyVersion(db, admin.orgId, 1024 * 1024 + 5, 2));
 }, 120_000);
 afterAll(async () => {
   await worker?.stop();
@@ -56,12 +45,6 @@ afterAll(async () => {
   await db?.$disconnect();
   await database?.drop();
 });
-
-function expectIntact(d: RigDevice, sha256: string) {
-  expect(d.currentTarget()).toBe(`models/${sha256}.onnx`);
-  expect(crypto.createHash("sha256").update(fs.readFileSync(path.join(d.modelDir, "current_model.onnx"))).digest("hex")).toBe(sha256);
-  expect(fs.readdirSync(path.join(d.modelDir, "models")).filter((f) => f.endsWith(".part"))).toEqual([]);
-}
 
 const rollout = (deploymentId: string) => getRollout(db, { orgId: admin.orgId, deploymentId });
 const isSettled = (r: Awaited<ReturnType<typeof rollout>>) => r.targets.every((t) => t.state !== "queued" && t.state !== "running");
