@@ -3,6 +3,7 @@ import fs from "node:fs";
 import { Readable } from "node:stream";
 import { ARCHIVE_FORMAT, type EpisodeManifest, type UploadMode } from "../server/edge/edge.schemas";
 import { archiveLayout, checksumsText, segmentAt } from "../server/edge/archive-layout";
+import { hashFileInto } from "../server/edge/file-hash";
 import { AgentError } from "./config";
 import type { EpisodeFile } from "./layout";
 
@@ -31,12 +32,7 @@ export interface EpisodeArchive {
 
 async function hashFile(file: EpisodeFile): Promise<string> {
   const hash = crypto.createHash("sha256");
-  let size = 0;
-  for await (const chunk of fs.createReadStream(file.abs, { highWaterMark: 1024 * 1024 })) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  if (size !== file.size) throw changed(file);
+  if ((await hashFileInto(hash, file.abs)) !== file.size) throw changed(file);
   return hash.digest("hex");
 }
 

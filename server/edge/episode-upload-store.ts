@@ -5,6 +5,7 @@ import type { Readable } from "node:stream";
 import { DataStore, ERRORS, Upload } from "@tus/server";
 import { AppError } from "../errors";
 import { archiveLayout, BLOCK, segmentAt, tarHeaderName, tarHeaderSize, type ArchiveLayout } from "./archive-layout";
+import { hashFileInto } from "./file-hash";
 import { MANIFEST_NAME, episodeManifestSchema, parseEntryPath, uploadMetadataSchema, type EpisodeManifest } from "./edge.schemas";
 
 // A tus data store that unpacks an episode archive as its bytes arrive. The archive's layout is
@@ -282,7 +283,9 @@ export class EpisodeUploadStore extends DataStore {
               }
               const hash = crypto.createHash("sha256");
               // Resuming inside this file: what it already holds goes into the hash first.
-              if (within > 0) await hashPrefix(hash, part, within);
+              if (within > 0 && (await hashFileInto(hash, part, within)) !== within) {
+                throw new AppError("BAD_REQUEST", `${path.basename(part)} holds fewer bytes than were stored; upload the episode again`);
+              }
               const handle = fs.promises.open(part, within > 0 ? "r+" : "w");
               openFiles++;
               handle.catch(() => {}); // reported through the writes that use it
@@ -328,7 +331,11 @@ export class EpisodeUploadStore extends DataStore {
       if (!m || m[2] !== file.path) throw new AppError("BAD_REQUEST", `The archive's sha256 sums do not list "${file.path}" where the manifest does (line ${i + 1}); upload it with gantry-agent`);
       // An empty file has no bytes in the archive, so nothing wrote its part: it is made here.
       if (file.size === 0) await fs.promises.writeFile(this.partOf(unpacking.targets[i], id), "");
-      unpacking.digests[i] ??= await sha256OfFile(this.partOf(unpacking.targets[i], id));
+      if (unpacking.digests[i] === undefined) {
+        const hash = crypto.createHash("sha256");
+        await hashFileInto(hash, this.partOf(unpacking.targets[i], id));
+        unpacking.digests[i] = hash.digest("hex");
+      }
       if (unpacking.digests[i] !== m[1]) throw new AppError("BAD_REQUEST", `"${file.path}" arrived damaged (or changed on the robot while it was sent): its sha256 does not match the agent's; upload the episode again`);
     }
   }
@@ -345,20 +352,4 @@ export class EpisodeUploadStore extends DataStore {
     this.unpacking.delete(id);
     return { manifest: unpacking.manifest, files: unpacking.targets.length };
   }
-}
-
-async function sha256OfFile(file: string): Promise<string> {
-  const hash = crypto.createHash("sha256");
-  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
-  return hash.digest("hex");
-}
-
-/** Adds the first `bytes` of `file` to `hash`, reading it in pieces (a part may be gigabytes). */
-async function hashPrefix(hash: crypto.Hash, file: string, bytes: number): Promise<void> {
-  let read = 0;
-  for await (const chunk of fs.createReadStream(file, { start: 0, end: bytes - 1, highWaterMark: 1024 * 1024 })) {
-    hash.update(chunk as Buffer);
-    read += (chunk as Buffer).length;
-  }
-  if (read !== bytes) throw new AppError("BAD_REQUEST", `${path.basename(file)} holds ${read} bytes where ${bytes} were stored; upload the episode again`);
 }
