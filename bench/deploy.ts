@@ -21,7 +21,7 @@ process.env.WORKER_HEARTBEAT_MS ??= "1000";
 const { startSshdRig } = await import("../tests/helpers/sshd-rig");
 const { connectSsh } = await import("../server/ssh/ssh-client");
 const { uploadResumable } = await import("../server/ssh/sftp-upload");
-const { compare, printResults } = await import("./lib/stats");
+const { busyCpuSeconds, compare, printResults } = await import("./lib/stats");
 
 const run = promisify(execFile);
 const CIPHER = "aes128-gcm@openssh.com";
@@ -29,13 +29,6 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 2);
 const UPLOAD_MB = Number(process.env.BENCH_UPLOAD_MB ?? 200);
 const ROLLOUT_MB = Number(process.env.BENCH_ROLLOUT_MB ?? 100);
 const DEVICES = 8;
-
-/** CPU seconds the whole machine spent busy so far (all cores) — /proc/stat. */
-function busyCpuSeconds(): number {
-  const [, ...fields] = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/);
-  const [user, nice, system, , , irq, softirq, steal] = fields.map(Number);
-  return (user + nice + system + irq + softirq + steal) / 100;
-}
 
 function writeRandom(file: string, mb: number): void {
   const fd = fs.openSync(file, "w");

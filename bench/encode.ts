@@ -19,7 +19,7 @@ process.env.GANTRY_HOME ??= path.join(tmp, "home");
 const { env } = await import("../server/env");
 const { mediaTools, codecOptions } = await import("../server/media/ffmpeg");
 const { encodeCamera, encodeCameras, encodeSettingsFrom } = await import("../server/datasets/encode.service");
-const { compare, printResults } = await import("./lib/stats");
+const { busyCpuSeconds, compare, printResults } = await import("./lib/stats");
 
 const run = promisify(execFile);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -37,13 +37,6 @@ async function makeFrames(camera: string, hue: number): Promise<string[]> {
   fs.mkdirSync(dir, { recursive: true });
   await run(tools.ffmpeg, ["-v", "error", "-f", "lavfi", "-i", `testsrc2=size=${SIZE}:rate=${FPS}`, "-frames:v", String(FRAMES), "-vf", `hue=h=${hue}`, "-start_number", "0", path.join(dir, "frame-%d.png")]);
   return Array.from({ length: FRAMES }, (_, i) => path.join(dir, `frame-${i}.png`));
-}
-
-/** CPU seconds spent by the whole machine (all cores, busy time) — /proc/stat. */
-function busyCpuSeconds(): number {
-  const [, ...fields] = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/);
-  const [user, nice, system, , , irq, softirq, steal] = fields.map(Number);
-  return (user + nice + system + irq + softirq + steal) / 100;
 }
 
 const timed = async (fn: () => Promise<unknown>) => {

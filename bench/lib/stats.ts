@@ -1,4 +1,6 @@
-// Shared by the benchmarks: percentiles, the ours-versus-reference row, and the output format
+import fs from "node:fs";
+
+// Shared by the benchmarks: percentiles, the machine's busy CPU time, the ours-versus-reference row, and the output format
 // (a readable table, then one JSON line, always the last).
 
 export interface BenchResult {
@@ -16,6 +18,13 @@ export function percentile(values: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) return NaN;
   const rank = Math.ceil((p / 100) * sorted.length);
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))];
+}
+
+/** CPU seconds the whole machine has spent busy (all cores), from /proc/stat: a difference of two readings is what a run cost. */
+export function busyCpuSeconds(): number {
+  const [, ...fields] = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/);
+  const [user, nice, system, , , irq, softirq, steal] = fields.map(Number);
+  return (user + nice + system + irq + softirq + steal) / 100;
 }
 
 const round = (n: number, digits = 2) => (Number.isFinite(n) ? Number(n.toFixed(digits)) : n);
