@@ -82,7 +82,7 @@ describe("gantry-agent upload", () => {
     expect(first.stderr).toMatch(/episode 3: uploading: 25 files/);
     expect(first.stderr).toMatch(/queued for encoding/);
 
-    const raw = path.join(uploadDir, "lab", repoId.split("/")[1]);
+    const raw = path.join(uploadDir, orgId, "lab", repoId.split("/")[1]);
     for (const camera of ["front", "wrist"]) {
       for (let i = 0; i < 12; i++) {
         const name = `frame-${String(i).padStart(6, "0")}.png`;
@@ -137,7 +137,7 @@ describe("gantry-agent upload", () => {
       expect(resumedAt, run.stderr).toBeGreaterThan(0);
       // Resuming sent the rest, not the whole archive again.
       expect(relay.total()).toBeLessThan(archiveBytes * 1.3);
-      expect(sha(path.join(uploadDir, "lab", repoId.split("/")[1], "images", "wrist", "episode-000000", "frame-000059.png"))).toBe(sha(path.join(recording, "images", "wrist", "episode-000000", "frame-000059.png")));
+      expect(sha(path.join(uploadDir, orgId, "lab", repoId.split("/")[1], "images", "wrist", "episode-000000", "frame-000059.png"))).toBe(sha(path.join(recording, "images", "wrist", "episode-000000", "frame-000059.png")));
     } finally {
       relay.close();
     }
@@ -205,7 +205,7 @@ describe("gantry-agent upload", () => {
     const repoId = `lab/local-${unique()}`;
     const run = await runAgent(["upload", recording, "--dataset", repoId], { home, env: { CLOUD_OFFLOAD: "0" } });
     expect(run.code, run.stderr).toBe(0);
-    const raw = path.join(uploadDir, "lab", repoId.split("/")[1]);
+    const raw = path.join(uploadDir, orgId, "lab", repoId.split("/")[1]);
     expect(fs.statSync(path.join(raw, "videos", "front", "episode-000002.mp4")).size).toBeGreaterThan(1000);
     expect(fs.existsSync(path.join(raw, "images"))).toBe(false);
     expect(await db.episode.findFirstOrThrow({ where: { dataset: { repoId } } })).toMatchObject({ mode: "local", cameras: ["front", "wrist"] });
@@ -233,12 +233,12 @@ describe("gantry-agent upload", () => {
 });
 
 /** A hand-made tus upload of an archive, as a misbehaving client would send it. */
-async function tusUpload(body: Buffer, metadata: Record<string, string>): Promise<Response> {
+async function tusUpload(body: Buffer, metadata: Record<string, string>, bearer = token): Promise<Response> {
   const encoded = Object.entries(metadata).map(([k, v]) => `${k} ${Buffer.from(v).toString("base64")}`).join(",");
-  const created = await fetch(`${portal.url}/api/edge/uploads`, { method: "POST", headers: { authorization: `Bearer ${token}`, "tus-resumable": "1.0.0", "upload-length": String(body.length), "upload-metadata": encoded } });
+  const created = await fetch(`${portal.url}/api/edge/uploads`, { method: "POST", headers: { authorization: `Bearer ${bearer}`, "tus-resumable": "1.0.0", "upload-length": String(body.length), "upload-metadata": encoded } });
   expect(created.status, await created.clone().text()).toBe(201);
   const location = new URL(created.headers.get("location")!, portal.url);
-  return fetch(location, { method: "PATCH", headers: { authorization: `Bearer ${token}`, "tus-resumable": "1.0.0", "upload-offset": "0", "content-type": "application/offset+octet-stream" }, body: new Uint8Array(body) });
+  return fetch(location, { method: "PATCH", headers: { authorization: `Bearer ${bearer}`, "tus-resumable": "1.0.0", "upload-offset": "0", "content-type": "application/offset+octet-stream" }, body: new Uint8Array(body) });
 }
 
 async function archiveOf(files: EpisodeFile[], repoId: string, episodeIndex = 0) {
@@ -265,7 +265,7 @@ describe("the portal's upload checks", () => {
       expect(response.status, rel).toBe(400);
       expect(await response.text()).toMatch(/is not a file an episode may contain|belongs to episode 1/);
     }
-    expect(fs.existsSync(path.join(uploadDir, "lab", repoId.split("/")[1]))).toBe(false);
+    expect(fs.existsSync(path.join(uploadDir, orgId, "lab", repoId.split("/")[1]))).toBe(false);
     expect(fs.existsSync(path.join(uploadDir, "escape.png"))).toBe(false);
   });
 
@@ -281,7 +281,7 @@ describe("the portal's upload checks", () => {
     const response = await tusUpload(body, meta(repoId, archive.manifestSha256));
     expect(response.status).toBe(400);
     expect(await response.text()).toMatch(/"images\/front\/episode-000000\/frame-000001.png" arrived damaged/);
-    const raw = path.join(uploadDir, "lab", repoId.split("/")[1], "images", "front", "episode-000000");
+    const raw = path.join(uploadDir, orgId, "lab", repoId.split("/")[1], "images", "front", "episode-000000");
     expect(fs.existsSync(raw) ? fs.readdirSync(raw) : []).toEqual([]);
   });
 
@@ -300,6 +300,53 @@ describe("the portal's upload checks", () => {
     const created = await fetch(`${portal.url}/api/edge/uploads`, { method: "POST", headers: { authorization: `Bearer ${token}`, "tus-resumable": "1.0.0", "upload-length": "2048", "upload-metadata": encoded } });
     expect(created.status).toBe(400);
     expect(await created.text()).toMatch(/update gantry-agent/);
+  });
+
+  it("keeps another organisation's upload to the same repo id out of ours, however it is named", async () => {
+    // Organisation A records episode 0 of a dataset with the agent.
+    const home = await loggedInHome();
+    const recording = tempDir("recording");
+    recordEpisode(recording, { episode: 0, frames: 4 });
+    const repoId = `lab/pick-cube-${unique()}`;
+    const ours = await runAgent(["upload", recording, "--dataset", repoId], { home });
+    expect(ours.code, ours.stderr).toBe(0);
+    const ourRaw = path.join(uploadDir, orgId, ...repoId.split("/"));
+    const ourData = fs.readFileSync(path.join(ourRaw, "data", "episode-000000.jsonl"), "utf8");
+
+    // An operator of organisation B names A's repo id in a tus upload, with forged frames, an
+    // extra camera and an orgId of A's in the metadata.
+    const b = await createOrgWithMember(db, "operator");
+    const bToken = (await createApiToken(db, { actor: b.actor, input: { name: "intruder", scopes: ["write"] } })).token;
+    const dir = tempDir("intruder");
+    const forged = [
+      fileAt(dir, "images/front/episode-000000/frame-000000.png", "forged frame"),
+      fileAt(dir, "images/evilcam/episode-000000/frame-000000.png", "planted camera"),
+      fileAt(dir, "data/episode-000000.jsonl", JSON.stringify({ "observation.state": [999, 999, 999, 999, 999, 999] }) + "\n"),
+    ];
+    const { archive, body } = await archiveOf(forged, repoId);
+    const patched = await tusUpload(body, { ...meta(repoId, archive.manifestSha256), orgId }, bToken);
+    expect(patched.status, await patched.clone().text()).toBe(204);
+
+    // Nothing of B's reached A's folder; A's frames and data are as A sent them.
+    expect(fs.existsSync(path.join(ourRaw, "images", "evilcam"))).toBe(false);
+    expect(fs.readFileSync(path.join(ourRaw, "data", "episode-000000.jsonl"), "utf8")).toBe(ourData);
+    expect(sha(path.join(ourRaw, "images", "front", "episode-000000", "frame-000000.png"))).toBe(sha(path.join(recording, "images", "front", "episode-000000", "frame-000000.png")));
+    // B's bytes are in B's own folder, a dataset of its own when registered, and no answer of
+    // B's tells it that A has this repo id.
+    const theirRaw = path.join(uploadDir, b.orgId, ...repoId.split("/"));
+    expect(fs.readFileSync(path.join(theirRaw, "images", "evilcam", "episode-000000", "frame-000000.png"), "utf8")).toBe("planted camera");
+    const registered = await fetch(`${portal.url}/api/edge/episodes`, { method: "POST", headers: { authorization: `Bearer ${bToken}`, "content-type": "application/json" }, body: JSON.stringify({ repoId, episodeIndex: 0 }) });
+    expect(registered.status, await registered.clone().text()).toBe(200);
+    const theirs = await db.dataset.findUniqueOrThrow({ where: { orgId_repoId: { orgId: b.orgId, repoId } }, include: { episodes: true } });
+    expect(theirs.episodes[0].cameras).toEqual(["evilcam", "front"]);
+
+    // A uploads the same episode again later: it gets its own frames, and no evilcam.
+    const again = await runAgent(["upload", recording, "--dataset", repoId, "--force"], { home });
+    expect(again.code, again.stderr).toBe(0);
+    const episode = await db.episode.findFirstOrThrow({ where: { orgId, number: 0, dataset: { repoId } } });
+    expect(episode.cameras).toEqual(["front", "wrist"]);
+    expect(fs.existsSync(path.join(ourRaw, "images", "evilcam"))).toBe(false);
+    expect(fs.readFileSync(path.join(ourRaw, "data", "episode-000000.jsonl"), "utf8")).toBe(ourData);
   });
 
   it("refuses uploads without a token, and other organisations' uploads are not found", async () => {

@@ -160,6 +160,8 @@ export async function startTestSshd(): Promise<TestSshd> {
     "PubkeyAuthentication yes",
   ];
   fs.writeFileSync(path.join(dir, "sshd_config"), config.join("\n") + "\n");
+  // sshd as root wants its privilege-separation folder, which only a running service makes.
+  if (process.getuid?.() === 0) fs.mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
   const sshd = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", path.join(dir, "sshd_config")], { stdio: ["ignore", "ignore", "pipe"] });
   await new Promise<void>((resolve, reject) => {
     let log = "";

@@ -7,6 +7,7 @@ import { env } from "../server/env";
 import { CANCEL_CHANNEL, cancelNotificationSchema, jobCatalog } from "../server/jobs/catalog";
 import { CancellationRegistry } from "../server/jobs/cancellation";
 import { recordHeartbeat, releaseDeadWorkers, removeHeartbeats } from "../server/system/heartbeat.service";
+import { moveFoldersUnderOrgs } from "../server/datasets/org-folders.service";
 import { toGraphileTask } from "./define-task";
 import { scheduledTasks, taskModules } from "./tasks/index";
 
@@ -32,6 +33,7 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
   };
 
   await prepareQueue(url);
+  await moveFoldersUnderOrgs(db, settings, log).catch((error: Error) => log(`Could not move dataset folders under their organisations: ${error.message}`));
   const released = await releaseDeadWorkers(db, settings.WORKER_STALE_AFTER_MS);
   if (released.length) log(`Released jobs held by ${released.length} worker(s) that stopped without shutting down`);
 

@@ -15,7 +15,7 @@ import { useRole } from "./use-role";
 export function MembersSettings() {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
-  const { can, role: myRole, userId } = useRole();
+  const { can, role: myRole, userId, orgId } = useRole();
   const members = useQuery(trpc.orgs.members.queryOptions());
   const invalidate = () => queryClient.invalidateQueries({ queryKey: trpc.orgs.members.queryKey() });
   const setRole = useMutation(trpc.orgs.setRole.mutationOptions({ onSettled: invalidate }));
@@ -27,6 +27,11 @@ export function MembersSettings() {
     <div className="space-y-6">
       <Card>
         <CardHeader title="Members" description="Owners manage everything; admins manage members, devices and credentials; operators run jobs and rollouts; viewers read." />
+        {orgId && (
+          <p className="px-5 pt-3 text-xs text-zinc-500">
+            Organisation id <code data-testid="org-id" className="font-mono">{orgId}</code> — earlier edge clients rsync episodes into <code className="font-mono">EDGE_UPLOAD_DIR/{orgId}/&lt;repo_id&gt;/</code>.
+          </p>
+        )}
         {error && <Alert className="mx-5 mt-4">{errorMessage(error)}</Alert>}
         <ul className="divide-y divide-zinc-100 dark:divide-zinc-800">
           {members.data?.map((m) => {

@@ -9,5 +9,5 @@ export function useRole() {
   const trpc = useTRPC();
   const me = useQuery(trpc.auth.me.queryOptions());
   const role = me.data?.currentOrg?.role;
-  return { role, userId: me.data?.user.id, can: (min: Role) => (role ? hasRole(role, min) : false) };
+  return { role, userId: me.data?.user.id, orgId: me.data?.currentOrg?.id, can: (min: Role) => (role ? hasRole(role, min) : false) };
 }

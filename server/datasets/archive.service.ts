@@ -228,7 +228,7 @@ export async function exportDataset(db: Db, { orgId, datasetId, settings, signal
   const dataset = await db.dataset.findFirst({ where: { id: datasetId, orgId } });
   if (!dataset) throw new AppError("NOT_FOUND", "No such dataset in this organisation");
   if (!dataset.buildId) throw new AppError("CONFLICT", `${dataset.repoId} has no episodes yet; there is nothing to export`);
-  const build = await fsp.realpath(datasetDir(settings, dataset.repoId)).catch(() => {
+  const build = await fsp.realpath(datasetDir(settings, dataset.orgId, dataset.repoId)).catch(() => {
     throw new AppError("NOT_FOUND", `The files of ${dataset.repoId} are missing on the server`);
   });
   const snapshot = path.join(await stagingDir(settings), "export");

@@ -63,7 +63,7 @@ export async function rebuildDataset(db: Db, { datasetId, settings, change, sign
       orderBy: { number: "asc" },
     });
     for (const [i, e] of episodes.entries()) if (e.datasetIndex !== i) await tx.episode.update({ where: { id: e.id }, data: { datasetIndex: i } });
-    const link = datasetDir(settings, dataset.repoId);
+    const link = datasetDir(settings, dataset.orgId, dataset.repoId);
     if (episodes.length === 0) {
       await fs.rm(link, { force: true });
       await removeOtherBuilds(settings, datasetId, null);

@@ -43,14 +43,22 @@ export function parseRepoId(value: string): string {
   return parsed.data;
 }
 
-/** EDGE_UPLOAD_DIR/<repo_id>: where an agent puts a dataset's raw episodes. */
-export function rawEpisodeDir(env: { EDGE_UPLOAD_DIR: string }, repoId: string): string {
-  return resolveInside(env.EDGE_UPLOAD_DIR, ...parseRepoId(repoId).split("/"));
+// Repo ids belong to an organisation, and so do their folders: two organisations may each have
+// `lab/pick-cube`, and one can never write into the other's.
+
+/** EDGE_UPLOAD_DIR/<org id>: every raw folder of one organisation. */
+export function orgRawRoot(env: { EDGE_UPLOAD_DIR: string }, orgId: string): string {
+  return resolveInside(env.EDGE_UPLOAD_DIR, z.uuid().parse(orgId));
 }
 
-/** DATASETS_DIR/<repo_id>: the built dataset (a link to its current build). */
-export function datasetDir(env: { DATASETS_DIR: string }, repoId: string): string {
-  return resolveInside(env.DATASETS_DIR, ...parseRepoId(repoId).split("/"));
+/** EDGE_UPLOAD_DIR/<org id>/<repo_id>: where an agent puts a dataset's raw episodes. */
+export function rawEpisodeDir(env: { EDGE_UPLOAD_DIR: string }, orgId: string, repoId: string): string {
+  return resolveInside(orgRawRoot(env, orgId), ...parseRepoId(repoId).split("/"));
+}
+
+/** DATASETS_DIR/<org id>/<repo_id>: the built dataset (a link to its current build). */
+export function datasetDir(env: { DATASETS_DIR: string }, orgId: string, repoId: string): string {
+  return resolveInside(env.DATASETS_DIR, z.uuid().parse(orgId), ...parseRepoId(repoId).split("/"));
 }
 
 /**

@@ -210,7 +210,7 @@ export async function retryEpisode(db: Db, { actor, episodeId, settings }: { act
   const jobs = await jobsFor(db, [episode]);
   if (effectiveEpisodeStatus(episode.status, episode.jobId ? jobs.get(episode.jobId)?.status : undefined) !== "failed") throw new AppError("CONFLICT", `Episode ${episode.number} has not failed; there is nothing to retry`);
   if (episode.mode === "import") throw new AppError("CONFLICT", "An imported episode is not encoded here; import the dataset again");
-  await findRawEpisode(rawEpisodeDir(settings, episode.dataset.repoId), episode.number, episode.mode as "edge" | "local").catch((error: unknown) => {
+  await findRawEpisode(rawEpisodeDir(settings, episode.dataset.orgId, episode.dataset.repoId), episode.number, episode.mode as "edge" | "local").catch((error: unknown) => {
     throw new AppError("CONFLICT", `${(error as Error).message}. Upload the episode again; it is encoded on arrival`);
   });
   return db.$transaction(async (tx) => {

@@ -40,14 +40,14 @@ afterAll(async () => {
 
 /** A dataset with one episode in it (encoded, built) and one that failed, its raw files still waiting. */
 async function makeDataset(repoId: string, { frames = 3 } = {}) {
-  const raw = rawEpisodeDir(env(), repoId);
+  const raw = rawEpisodeDir(env(), admin.orgId, repoId);
   const dataset = await db.dataset.create({ data: { orgId: admin.orgId, repoId } });
   await writeRawEpisode(raw, { number: 0, frames, cameras: ["front"] });
   const ready = await db.episode.create({ data: { orgId: admin.orgId, datasetId: dataset.id, number: 0, mode: "edge", task: "pick" } });
   await encodeEpisode(db, { episodeId: ready.id, settings: env(), progress: silentProgress, isLastAttempt: true, commit: (d, episodeId) => commitEpisode(d, { episodeId, settings: env() }) });
   await writeRawEpisode(raw, { number: 1, frames: 2, cameras: ["front"] });
   await db.episode.create({ data: { orgId: admin.orgId, datasetId: dataset.id, number: 1, mode: "edge", status: "failed", error: "Camera front: frame 1 is cut short" } });
-  return { id: dataset.id, repoId, raw, link: datasetDir(env(), repoId), store: datasetStoreDir(env(), dataset.id), readyEpisodeId: ready.id };
+  return { id: dataset.id, repoId, raw, link: datasetDir(env(), admin.orgId, repoId), store: datasetStoreDir(env(), dataset.id), readyEpisodeId: ready.id };
 }
 
 /** Files that must all exist while the dataset does. */
@@ -129,29 +129,29 @@ describe("deleteDataset", () => {
     expect(await exists(old.raw)).toBe(false);
 
     // A new recording under the same name: registered, encoded and built on its own.
-    await writeRawEpisode(rawEpisodeDir(env(), repoId), { number: 0, frames: 2, cameras: ["wrist"] });
+    await writeRawEpisode(rawEpisodeDir(env(), admin.orgId, repoId), { number: 0, frames: 2, cameras: ["wrist"] });
     const registered = await registerRawEpisode(db, { orgId: admin.orgId, createdById: admin.userId, repoId, episodeIndex: 0, mode: "edge" });
     await db.$executeRaw`SELECT graphile_worker.remove_job(${registered.jobId}::text)`;
     await encodeEpisode(db, { episodeId: registered.episodeId, settings: env(), progress: silentProgress, isLastAttempt: true, commit: (d, episodeId) => commitEpisode(d, { episodeId, settings: env() }) });
     await db.job.update({ where: { id: registered.jobId! }, data: { status: "succeeded", finishedAt: new Date() } });
-    const fresh = await db.dataset.findUniqueOrThrow({ where: { repoId } });
+    const fresh = await db.dataset.findUniqueOrThrow({ where: { orgId_repoId: { orgId: admin.orgId, repoId } } });
     expect(fresh.id).not.toBe(old.id);
     const detail = await getDataset(db, { orgId: admin.orgId, datasetId: fresh.id });
     expect(detail.episodes).toMatchObject({ ready: 1, failed: 0, encoding: 0 });
     expect(detail.totalFrames).toBe(2);
     expect(detail.cameras).toEqual(["wrist"]);
-    const info = JSON.parse(await fs.readFile(path.join(datasetDir(env(), repoId), "meta/info.json"), "utf8"));
+    const info = JSON.parse(await fs.readFile(path.join(datasetDir(env(), admin.orgId, repoId), "meta/info.json"), "utf8"));
     expect(info).toMatchObject({ total_episodes: 1, total_frames: 2 });
-    expect(await fs.realpath(datasetDir(env(), repoId))).toContain(fresh.id);
+    expect(await fs.realpath(datasetDir(env(), admin.orgId, repoId))).toContain(fresh.id);
 
     // Any later delete finishes the interrupted one's removal, and only that.
     const other = await makeDataset(`sweep-${unique()}`);
     await deleteDataset(db, { actor: admin, datasetId: other.id, settings: env() });
     for (const t of trashOf(old.id)) expect(await exists(t), t).toBe(false);
-    expect(await exists(path.join(datasetDir(env(), repoId), "meta/info.json"))).toBe(true);
+    expect(await exists(path.join(datasetDir(env(), admin.orgId, repoId), "meta/info.json"))).toBe(true);
 
     await deleteDataset(db, { actor: admin, datasetId: fresh.id, settings: env() });
-    expect(await exists(datasetDir(env(), repoId))).toBe(false);
+    expect(await exists(datasetDir(env(), admin.orgId, repoId))).toBe(false);
   });
 
   it("never removes anything whose real place is outside DATASETS_DIR and EDGE_UPLOAD_DIR", async () => {
@@ -179,7 +179,8 @@ describe("deleteDataset", () => {
     // An owner folder under EDGE_UPLOAD_DIR that is a link to another disk: its raw files are not Gantry's to remove.
     const owner = `far-${unique()}`;
     const farOwner = await precious(`${owner}-owner`);
-    await fs.symlink(farOwner, path.join(env().EDGE_UPLOAD_DIR, owner));
+    await fs.mkdir(path.join(env().EDGE_UPLOAD_DIR, admin.orgId), { recursive: true });
+    await fs.symlink(farOwner, path.join(env().EDGE_UPLOAD_DIR, admin.orgId, owner));
     const far = await makeDataset(`${owner}/arm`);
     const result = await deleteDataset(db, { actor: admin, datasetId: far.id, settings: env() });
     expect(result.left).toEqual([far.raw]);
@@ -187,7 +188,7 @@ describe("deleteDataset", () => {
     expect(await kept(farOwner)).toBe("keep");
     expect(await exists(far.store)).toBe(false);
     expect(await db.dataset.findUnique({ where: { id: far.id } })).toBeNull();
-    await fs.rm(path.join(env().EDGE_UPLOAD_DIR, owner));
+    await fs.rm(path.join(env().EDGE_UPLOAD_DIR, admin.orgId, owner));
 
     // The trash itself made a link out of the root: nothing is removed, nothing is written there, and what was moved comes back.
     const trapped = await makeDataset(`trap-${unique()}`);

@@ -71,12 +71,12 @@ interface Move {
 }
 
 /** The dataset's paths, each with its root and its name in the trash. */
-function datasetPaths(settings: DeleteDatasetEnv, dataset: { id: string; repoId: string }, importSources: string[]) {
+function datasetPaths(settings: DeleteDatasetEnv, dataset: { id: string; orgId: string; repoId: string }, importSources: string[]) {
   const staging = resolveInside(settings.DATASETS_DIR, ".imports");
   return [
-    { root: settings.DATASETS_DIR, from: datasetDir(settings, dataset.repoId), name: "folder" },
+    { root: settings.DATASETS_DIR, from: datasetDir(settings, dataset.orgId, dataset.repoId), name: "folder" },
     { root: settings.DATASETS_DIR, from: datasetStoreDir(settings, dataset.id), name: "store" },
-    { root: settings.EDGE_UPLOAD_DIR, from: rawEpisodeDir(settings, dataset.repoId), name: "raw" },
+    { root: settings.EDGE_UPLOAD_DIR, from: rawEpisodeDir(settings, dataset.orgId, dataset.repoId), name: "raw" },
     // An uploaded archive whose import failed is kept for a retry; it goes with the dataset.
     ...[...new Set(importSources.map((dir) => path.resolve(dir)).filter((dir) => dir.startsWith(staging + path.sep)).map((dir) => path.join(staging, path.relative(staging, dir).split(path.sep)[0])))]
       .map((from, i) => ({ root: settings.DATASETS_DIR, from, name: `import-upload-${i}` })),
@@ -84,7 +84,7 @@ function datasetPaths(settings: DeleteDatasetEnv, dataset: { id: string; repoId:
 }
 
 /** Moves the dataset's paths into the trash; those whose real place is outside their root are left, and named. */
-async function moveToTrash(settings: DeleteDatasetEnv, dataset: { id: string; repoId: string }, importSources: string[], moves: Move[]): Promise<string[]> {
+async function moveToTrash(settings: DeleteDatasetEnv, dataset: { id: string; orgId: string; repoId: string }, importSources: string[], moves: Move[]): Promise<string[]> {
   const left: string[] = [];
   for (const { root, from, name } of datasetPaths(settings, dataset, importSources)) {
     if (!(await exists(from))) continue;

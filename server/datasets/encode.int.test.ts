@@ -69,7 +69,7 @@ const register = (repoId: string, episodeIndex: number, task = "Pick the cube") 
 describe("encoding episodes into a LeRobot v3.0 dataset", () => {
   it("encodes two episodes of two cameras, appends them, and writes LeRobot's layout", async () => {
     const repoId = `lab/so101-${unique()}`;
-    const raw = rawEpisodeDir(env(), repoId);
+    const raw = rawEpisodeDir(env(), actor.orgId, repoId);
     await writeRawEpisode(raw, { number: 0, frames: 30, fps: 30 });
     await writeRawEpisode(raw, { number: 1, frames: 21, fps: 30, pad: 6 });
     const a = await register(repoId, 0);
@@ -89,7 +89,7 @@ describe("encoding episodes into a LeRobot v3.0 dataset", () => {
     await expect(fs.stat(path.join(raw, "data/episode-0.jsonl"))).rejects.toThrow();
     expect(await getIngestStatus(db, { orgId: actor.orgId, repoId })).toMatchObject({ status: "COMPLETED", progress: 1, episodes: { total: 2, encoded: 2, failed: 0 } });
 
-    const root = datasetDir(env(), repoId);
+    const root = datasetDir(env(), actor.orgId, repoId);
     const info = JSON.parse(await fs.readFile(path.join(root, "meta/info.json"), "utf8"));
     expect(Object.keys(info)).toEqual(["codebase_version", "robot_type", "total_episodes", "total_frames", "total_tasks", "chunks_size", "data_files_size_in_mb", "video_files_size_in_mb", "fps", "splits", "data_path", "video_path", "features"]);
     expect(info).toMatchObject({ codebase_version: "v3.0", total_episodes: 2, total_frames: 51, total_tasks: 2, chunks_size: 1000, fps: 30, splits: { train: "0:2" } });
@@ -130,7 +130,7 @@ describe("encoding episodes into a LeRobot v3.0 dataset", () => {
 
   it("fails an episode with a corrupt or missing frame, naming it, and leaves the others alone", async () => {
     const repoId = `broken-${unique()}`;
-    const raw = rawEpisodeDir(env(), repoId);
+    const raw = rawEpisodeDir(env(), actor.orgId, repoId);
     await writeRawEpisode(raw, { number: 0, frames: 12 });
     await writeRawEpisode(raw, { number: 1, frames: 12 });
     await writeRawEpisode(raw, { number: 2, frames: 12 });
@@ -160,7 +160,7 @@ describe("encoding episodes into a LeRobot v3.0 dataset", () => {
 
   it("keeps the recorder's order when a later episode finishes encoding first", async () => {
     const repoId = `lab/order-${unique()}`;
-    const raw = rawEpisodeDir(env(), repoId);
+    const raw = rawEpisodeDir(env(), actor.orgId, repoId);
     await writeRawEpisode(raw, { number: 0, frames: 25, fps: 30 });
     await writeRawEpisode(raw, { number: 1, frames: 15, fps: 30 });
     const later = await register(repoId, 1);
@@ -172,7 +172,7 @@ describe("encoding episodes into a LeRobot v3.0 dataset", () => {
       [0, 0, 25],
       [1, 1, 15],
     ]);
-    const { rows } = await readParquet(path.join(datasetDir(env(), repoId), "meta/episodes/chunk-000/file-000.parquet"));
+    const { rows } = await readParquet(path.join(datasetDir(env(), actor.orgId, repoId), "meta/episodes/chunk-000/file-000.parquet"));
     expect(rows.map((r) => [Number(r.episode_index), Number(r.length)])).toEqual([
       [0, 25],
       [1, 15],
@@ -181,7 +181,7 @@ describe("encoding episodes into a LeRobot v3.0 dataset", () => {
 
   it("survives being stopped mid-encode and after encoding: one episode, nothing lost", async () => {
     const repoId = `crash-${unique()}`;
-    const raw = rawEpisodeDir(env(), repoId);
+    const raw = rawEpisodeDir(env(), actor.orgId, repoId);
     await writeRawEpisode(raw, { number: 0, frames: 240, size: "320x240" });
     // Recorded without a job, so only this test runs the encoding (as a worker would, twice).
     const dataset = await db.dataset.create({ data: { orgId: actor.orgId, repoId } });
@@ -233,7 +233,7 @@ describe("encoding episodes into a LeRobot v3.0 dataset", () => {
     expect(commits).toBe(1);
     const episodes = await db.episode.findMany({ where: { dataset: { repoId } } });
     expect(episodes.map((e) => [e.status, e.datasetIndex])).toEqual([["ready", 0]]);
-    const info = JSON.parse(await fs.readFile(path.join(datasetDir(settings, repoId), "meta/info.json"), "utf8"));
+    const info = JSON.parse(await fs.readFile(path.join(datasetDir(settings, actor.orgId, repoId), "meta/info.json"), "utf8"));
     expect(info).toMatchObject({ total_episodes: 1, total_frames: 240 });
   }, 120_000);
 });

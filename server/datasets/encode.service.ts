@@ -192,7 +192,7 @@ export async function encodeEpisode(db: Db, input: EncodeEpisodeInput): Promise<
   const { episodeId, settings, progress, signal } = input;
   const episode = await db.episode.findUnique({ where: { id: episodeId }, include: { dataset: true } });
   if (!episode) throw new AppError("NOT_FOUND", "The episode was deleted before it was encoded");
-  const raw = () => findRawEpisode(rawEpisodeDir(settings, episode.dataset.repoId), episode.number, episode.mode as "edge" | "local");
+  const raw = () => findRawEpisode(rawEpisodeDir(settings, episode.dataset.orgId, episode.dataset.repoId), episode.number, episode.mode as "edge" | "local");
   if (episode.status === "ready") {
     await progress.step("Already in the dataset; removing the raw files", 0.95);
     await removeRaw(await raw().catch(() => null));

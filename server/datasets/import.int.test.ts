@@ -77,7 +77,7 @@ describe("importing LeRobot datasets", () => {
     expect(episode.frames!.action[0]).toEqual(source[0].action);
 
     // The rewritten dataset keeps LeRobot's layout, its features and the imported image stats.
-    const root = datasetDir(env(), repoId);
+    const root = datasetDir(env(), actor.orgId, repoId);
     const info = JSON.parse(await fs.readFile(path.join(root, "meta/info.json"), "utf8"));
     const original = JSON.parse(await fs.readFile(path.join(FIXTURE, "meta/info.json"), "utf8"));
     expect(Object.keys(info.features)).toEqual(Object.keys(original.features));
@@ -114,19 +114,19 @@ describe("importing LeRobot datasets", () => {
     const repoId = `edge-${unique()}`;
     const dataset = await db.dataset.create({ data: { orgId: actor.orgId, repoId } });
     for (const [number, frames] of [[0, 15], [1, 10]]) {
-      await writeRawEpisode(rawEpisodeDir(env(), repoId), { number, frames });
+      await writeRawEpisode(rawEpisodeDir(env(), actor.orgId, repoId), { number, frames });
       const e = await db.episode.create({ data: { orgId: actor.orgId, datasetId: dataset.id, number, mode: "edge", task: `task ${number}` } });
       await encodeEpisode(db, { episodeId: e.id, settings: env(), progress: silentProgress, isLastAttempt: true, commit: (d, episodeId) => commitEpisode(d, { episodeId, settings: env() }) });
     }
     const copy = path.join(importRoot, `edge-copy-${unique()}`);
-    await fs.cp(datasetDir(env(), repoId), copy, { recursive: true, dereference: true });
+    await fs.cp(datasetDir(env(), actor.orgId, repoId), copy, { recursive: true, dereference: true });
     const imported = await importFolder(copy, `reimport-${unique()}`);
     expect(imported.result).toEqual({ episodes: 2, missingVideos: [] });
     const detail = await getDataset(db, { orgId: actor.orgId, datasetId: imported.datasetId });
     expect(detail.episodeList.map((e) => [e.length, e.task, e.cameras])).toEqual([[15, "task 0", ["front", "wrist"]], [10, "task 1", ["front", "wrist"]]]);
     const second = await getEpisode(db, { orgId: actor.orgId, episodeId: detail.episodeList[1].id, settings: env() });
     expect(second.videos[0].url).toMatch(/\/video\/front$/);
-    const importedRoot = datasetDir(env(), `${detail.repoId}`);
+    const importedRoot = datasetDir(env(), actor.orgId, `${detail.repoId}`);
     expect(await probeFrames(path.join(importedRoot, "videos/observation.images.wrist/chunk-000/file-000.mp4"))).toBe(25);
 
     // v2.1: one parquet and one MP4 per episode, tasks and episodes in JSON lines.
@@ -168,7 +168,7 @@ describe("importing LeRobot datasets", () => {
     expect(old.result).toEqual({ episodes: 2, missingVideos: [] });
     const oldDetail = await getDataset(db, { orgId: actor.orgId, datasetId: old.datasetId });
     expect(oldDetail).toMatchObject({ importedVersion: "v2.1", fps: 10, cameras: ["cam"], totalFrames: 16, jointNames: { action: ["a", "b"] } });
-    const oldRoot = datasetDir(env(), oldDetail.repoId);
+    const oldRoot = datasetDir(env(), actor.orgId, oldDetail.repoId);
     const info = JSON.parse(await fs.readFile(path.join(oldRoot, "meta/info.json"), "utf8"));
     expect(info).toMatchObject({ codebase_version: "v3.0", total_episodes: 2, total_frames: 16 });
     expect(await probeFrames(path.join(oldRoot, "videos/observation.images.cam/chunk-000/file-000.mp4"))).toBe(16);
@@ -179,7 +179,7 @@ describe("importing LeRobot datasets", () => {
     await fs.cp(FIXTURE, folder, { recursive: true });
     const repoId = `edit-${unique()}`;
     const { datasetId } = await importFolder(folder, repoId);
-    const root = datasetDir(env(), repoId);
+    const root = datasetDir(env(), actor.orgId, repoId);
     const readInfo = async () => JSON.parse(await fs.readFile(path.join(root, "meta/info.json"), "utf8"));
     const before = await getDataset(db, { orgId: actor.orgId, datasetId });
     const second = before.episodeList[1];

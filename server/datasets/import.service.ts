@@ -80,7 +80,7 @@ export async function startImport(db: Db, { actor, repoId, sourceDir, removeSour
       return { datasetId: dataset.id, jobId };
     });
   } catch (error) {
-    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") throw new AppError("CONFLICT", `A dataset named ${id} already exists on this Gantry; choose another repo id`);
+    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") throw new AppError("CONFLICT", `Your organisation already has a dataset named ${id}; choose another repo id`);
     throw error;
   }
 }

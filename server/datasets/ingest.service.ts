@@ -20,16 +20,24 @@ export interface RegisterRawEpisodeInput {
   mode: IngestMode;
 }
 
-/** Finds the dataset for a repo id, creating it for this organisation when there is none. */
+/**
+ * Whether episodes may arrive for a repo id of this organisation: a new one, or a dataset of
+ * its own that takes episodes from the edge. Checked when an upload starts and again when the
+ * episode is registered. Another organisation's repo ids are a namespace apart, so nothing here
+ * can tell one organisation what another holds.
+ */
+export async function checkRepoTakesEpisodes(db: Db | Tx, { orgId, repoId }: { orgId: string; repoId: string }): Promise<void> {
+  const dataset = await db.dataset.findUnique({ where: { orgId_repoId: { orgId, repoId: parseRepoId(repoId) } }, select: { source: true } });
+  if (dataset && dataset.source !== "edge") throw new AppError("CONFLICT", `${repoId} is an imported dataset; upload new episodes to a new repo id`);
+}
+
+/** Finds the organisation's dataset for a repo id, creating it when there is none. */
 async function datasetForRepo(tx: Tx, { orgId, repoId, createdById }: { orgId: string; repoId: string; createdById: string | null }) {
   // ON CONFLICT: two agents registering the first episodes of a new dataset at once get one dataset.
   await tx.$executeRaw`INSERT INTO "Dataset" ("id", "orgId", "repoId", "source", "createdById", "createdAt", "updatedAt")
-    VALUES (gen_random_uuid(), ${orgId}::uuid, ${repoId}, 'edge', ${createdById}::uuid, ${UTC_NOW}, ${UTC_NOW}) ON CONFLICT ("repoId") DO NOTHING`;
-  const dataset = await tx.dataset.findUniqueOrThrow({ where: { repoId } });
-  // Repo ids are one namespace on the instance (the folders are shared): another team's is not ours to add to.
-  if (dataset.orgId !== orgId) throw new AppError("CONFLICT", `The repo id ${repoId} is taken on this Gantry by another organisation; choose another name`);
-  if (dataset.source !== "edge") throw new AppError("CONFLICT", `${repoId} is an imported dataset; upload new episodes to a new repo id`);
-  return dataset;
+    VALUES (gen_random_uuid(), ${orgId}::uuid, ${repoId}, 'edge', ${createdById}::uuid, ${UTC_NOW}, ${UTC_NOW}) ON CONFLICT ("orgId", "repoId") DO NOTHING`;
+  await checkRepoTakesEpisodes(tx, { orgId, repoId });
+  return tx.dataset.findUniqueOrThrow({ where: { orgId_repoId: { orgId, repoId } } });
 }
 
 /**
@@ -42,7 +50,7 @@ export async function registerRawEpisode(db: Db, input: RegisterRawEpisodeInput)
   const number = episodeNumberSchema.parse(input.episodeIndex);
   const task = taskTextSchema.parse(input.task ?? "");
   if (input.fps !== undefined && !(Number.isInteger(input.fps) && input.fps >= 1 && input.fps <= 1000)) throw new AppError("BAD_REQUEST", `fps must be a whole number from 1 to 1000, not ${input.fps}`);
-  const raw = await findRawEpisode(rawEpisodeDir(env(), repoId), number, input.mode);
+  const raw = await findRawEpisode(rawEpisodeDir(env(), input.orgId, repoId), number, input.mode);
   const cameras = raw.cameras.map((c) => c.name);
 
   return db.$transaction(async (tx) => {

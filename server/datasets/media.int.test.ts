@@ -51,7 +51,7 @@ describe("media", () => {
   it("serves an episode's video with Range, to members of its organisation only", async () => {
     const repoId = `range-${Math.random().toString(36).slice(2, 8)}`;
     const dataset = await db.dataset.create({ data: { orgId: actor.orgId, repoId } });
-    await writeRawEpisode(rawEpisodeDir(env(), repoId), { number: 0, frames: 30, cameras: ["front"] });
+    await writeRawEpisode(rawEpisodeDir(env(), actor.orgId, repoId), { number: 0, frames: 30, cameras: ["front"] });
     const e = await db.episode.create({ data: { orgId: actor.orgId, datasetId: dataset.id, number: 0, mode: "edge" } });
     await encodeEpisode(db, { episodeId: e.id, settings: env(), progress: silentProgress, isLastAttempt: true, commit: (d, episodeId) => commitEpisode(d, { episodeId, settings: env() }) });
     const cookie = `${sessionCookieName()}=${await encode({ token: { sub: actor.userId }, secret: env().AUTH_SECRET })}`;

@@ -4,7 +4,7 @@ import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
 import { AppError } from "../errors";
 import { cameraNameSchema } from "./datasets.schemas";
 
-// The raw episode layout agents upload (LeRobot's recorder layout), under EDGE_UPLOAD_DIR/<repo_id>/:
+// The raw episode layout agents upload (LeRobot's recorder layout), under EDGE_UPLOAD_DIR/<org id>/<repo_id>/:
 //   images/<camera>/episode-<n>/frame-<i>.png   raw frames (mode "edge"); LeRobot's episode_000000/frame_000000.png too
 //   videos/<camera>/episode-<n>.mp4             already encoded (mode "local")
 //   data/episode-<n>.jsonl | .parquet           one row per frame: frame_index, timestamp, observation.state, action

@@ -58,7 +58,7 @@ async function setUp(name: string) {
   const raw = path.join(root, "raw", name);
   const options = { dir: path.join(root, "tus"), rawDir: () => raw, maxBytes: 1e9, expireAfterMs: 86_400_000 };
   const id = crypto.randomBytes(16).toString("hex");
-  const metadata = { format: ARCHIVE_FORMAT, repoId, episodeIndex: "0", mode: "edge", manifestSha256: archive.manifestSha256 };
+  const metadata = { format: ARCHIVE_FORMAT, repoId, episodeIndex: "0", mode: "edge", manifestSha256: archive.manifestSha256, orgId: crypto.randomUUID() };
   await new EpisodeUploadStore(options).create(new Upload({ id, size: archive.size, offset: 0, metadata }));
   // Where the sums' tar header starts, and their text after it.
   const sumsHeader = body.lastIndexOf(Buffer.from(CHECKSUMS_NAME));
@@ -110,7 +110,7 @@ describe("episode upload store", () => {
     const raw = path.join(root, "raw", "tiny");
     const store = new EpisodeUploadStore({ dir: path.join(root, "tus"), rawDir: () => raw, maxBytes: 1e9, expireAfterMs: 86_400_000 });
     const id = crypto.randomBytes(16).toString("hex");
-    await store.create(new Upload({ id, size: archive.size, offset: 0, metadata: { format: ARCHIVE_FORMAT, repoId: "lab/tiny", episodeIndex: "0", mode: "edge", manifestSha256: archive.manifestSha256 } }));
+    await store.create(new Upload({ id, size: archive.size, offset: 0, metadata: { format: ARCHIVE_FORMAT, repoId: "lab/tiny", episodeIndex: "0", mode: "edge", manifestSha256: archive.manifestSha256, orgId: crypto.randomUUID() } }));
     const openFds = () => fs.readdirSync("/proc/self/fd").length;
     const before = openFds();
     let most = 0;

@@ -77,7 +77,7 @@ export class EpisodeUploadStore extends DataStore {
   private readonly unpacking = new Map<string, Unpacking>();
 
   constructor(
-    private readonly opts: { dir: string; rawDir: (repoId: string) => string; maxBytes: number; expireAfterMs: number },
+    private readonly opts: { dir: string; rawDir: (orgId: string, repoId: string) => string; maxBytes: number; expireAfterMs: number },
   ) {
     super();
     this.extensions = ["creation", "creation-with-upload", "termination", "expiration"];
@@ -176,7 +176,10 @@ export class EpisodeUploadStore extends DataStore {
     checkManifest(manifest, { repoId: meta.repoId, episodeIndex: meta.episodeIndex, maxBytes: this.opts.maxBytes });
     const layout = archiveLayout(manifestBytes, manifest.files);
     if (layout.size !== info.size) throw new AppError("BAD_REQUEST", `The upload is ${info.size} bytes, but its manifest makes an archive of ${layout.size}; upload the episode again`);
-    const root = path.resolve(this.opts.rawDir(meta.repoId));
+    // The organisation was recorded by the portal when the upload began, never taken from the client.
+    const orgId = info.metadata?.orgId;
+    if (!orgId) throw new AppError("BAD_REQUEST", "The upload does not say which organisation began it; upload the episode again");
+    const root = path.resolve(this.opts.rawDir(orgId, meta.repoId));
     const unpacking: Unpacking = { manifest, layout, targets: manifest.files.map((f) => inside(root, f.path)), digests: new Array(manifest.files.length) };
     this.unpacking.set(info.id, unpacking);
     return unpacking;

@@ -7,7 +7,7 @@ import { createOrgWithMember } from "../../tests/helpers/factories";
 import { createApiToken } from "../auth/tokens.service";
 import { recordEpisode, rsyncOverSsh, startTestPortal, startTestSshd, tempDir, type TestPortal, type TestSshd } from "../../agent/test-helpers";
 
-// The earlier edge clients: frames rsync'ed over SSH into EDGE_UPLOAD_DIR/<repo_id>/, then
+// The earlier edge clients: frames rsync'ed over SSH into EDGE_UPLOAD_DIR/<org id>/<repo_id>/, then
 // POST /edge/upload-complete and GET /edge/status/{repo_id}. Real rsync, real OpenSSH sshd.
 
 const db = testDb();
@@ -15,10 +15,12 @@ let sshd: TestSshd;
 let portal: TestPortal;
 let uploadDir: string;
 let token: string;
+let orgId: string;
 
 beforeAll(async () => {
   sshd = await startTestSshd();
   const { actor } = await createOrgWithMember(db, "operator");
+  orgId = actor.orgId;
   token = (await createApiToken(db, { actor, input: { name: "edge client", scopes: ["write"] } })).token;
   uploadDir = tempDir("edge-uploads");
   portal = await startTestPortal({ GANTRY_HOME: tempDir("portal-home"), EDGE_UPLOAD_DIR: uploadDir, EDGE_MIN_FREE_DISK_BYTES: "0" });
@@ -39,8 +41,8 @@ describe("the earlier rsync upload path", () => {
     const recording = tempDir("recording");
     recordEpisode(recording, { episode: 0, frames: 20 });
     const repoId = `lab/rsync-${crypto.randomBytes(4).toString("hex")}`;
-    rsync(recording, path.join(uploadDir, ...repoId.split("/")));
-    expect(fs.readdirSync(path.join(uploadDir, ...repoId.split("/"), "images", "front", "episode-000000"))).toHaveLength(20);
+    rsync(recording, path.join(uploadDir, orgId, ...repoId.split("/")));
+    expect(fs.readdirSync(path.join(uploadDir, orgId, ...repoId.split("/"), "images", "front", "episode-000000"))).toHaveLength(20);
 
     const complete = await call("POST", "/edge/upload-complete", { repo_id: repoId, episode_index: 0 });
     expect(complete.status).toBe(200);
@@ -66,7 +68,7 @@ describe("the earlier rsync upload path", () => {
     recordEpisode(recording, { episode: 4, frames: 3 });
     fs.rmSync(path.join(recording, "data"), { recursive: true });
     const repoId = `lab/partial-${crypto.randomBytes(4).toString("hex")}`;
-    rsync(recording, path.join(uploadDir, ...repoId.split("/")));
+    rsync(recording, path.join(uploadDir, orgId, ...repoId.split("/")));
     const incomplete = await call("POST", "/edge/upload-complete", { repo_id: repoId, episode_index: 4 });
     expect(incomplete.status).toBe(400);
     expect((await incomplete.json()).error.message).toMatch(/Episode 4 is incomplete.*data\/episode-4\.jsonl/);
@@ -79,9 +81,12 @@ describe("the earlier rsync upload path", () => {
     const other = await createOrgWithMember(db, "operator");
     const otherToken = (await createApiToken(db, { actor: other.actor, input: { name: "other", scopes: ["write"] } })).token;
     recordEpisode(recording, { episode: 4, frames: 3 });
-    rsync(recording, path.join(uploadDir, ...repoId.split("/")));
+    rsync(recording, path.join(uploadDir, orgId, ...repoId.split("/")));
     expect((await call("POST", "/edge/upload-complete", { repo_id: repoId, episode_index: 4 })).status).toBe(200);
     expect((await call("GET", `/edge/status/${repoId}`, undefined, otherToken)).status).toBe(404);
-    expect((await call("POST", "/edge/upload-complete", { repo_id: repoId, episode_index: 4 }, otherToken)).status).toBe(409);
+    // The other organisation's repo id of that name is its own, with nothing in its folder yet.
+    const theirs = await call("POST", "/edge/upload-complete", { repo_id: repoId, episode_index: 4 }, otherToken);
+    expect(theirs.status).toBe(400);
+    expect((await theirs.json()).error.message).toMatch(/Episode 4 is incomplete/);
   });
 });

@@ -12,7 +12,7 @@ export function edgeUploadServer(): EdgeUploadServer {
     db: db(),
     tusDir: path.join(env().GANTRY_HOME, "uploads", "edge"),
     uploadRoot: env().EDGE_UPLOAD_DIR,
-    rawDir: (repoId) => rawEpisodeDir(env(), repoId),
+    rawDir: (orgId, repoId) => rawEpisodeDir(env(), orgId, repoId),
     maxBytes: env().EDGE_MAX_UPLOAD_BYTES,
     minFreeBytes: env().EDGE_MIN_FREE_DISK_BYTES,
   });

@@ -6,6 +6,7 @@ import { isAppError } from "../errors";
 import { uploadMetadataSchema } from "./edge.schemas";
 import { EpisodeUploadStore, tusRefusal } from "./episode-upload-store";
 import { alertDiskLow, checkUploadDisk } from "./disk.service";
+import { checkRepoTakesEpisodes } from "../datasets/ingest.service";
 
 // Episodes arrive over tus (resumable uploads): one upload per episode, carrying its archive
 // (archive-layout.ts). The store unpacks and checks the bytes as they come (episode-upload-store.ts),
@@ -20,8 +21,8 @@ export interface EdgeUploadDeps {
   tusDir: string;
   /** EDGE_UPLOAD_DIR: its free space decides whether new uploads are taken. */
   uploadRoot: string;
-  /** The raw folder of a repo (EDGE_UPLOAD_DIR/<repo_id>). */
-  rawDir: (repoId: string) => string;
+  /** The raw folder of an organisation's repo (EDGE_UPLOAD_DIR/<org id>/<repo_id>). */
+  rawDir: (orgId: string, repoId: string) => string;
   maxBytes: number;
   minFreeBytes: number;
 }
@@ -73,6 +74,9 @@ export function createEdgeUploadServer(deps: EdgeUploadDeps): EdgeUploadServer {
       const parsed = uploadMetadataSchema.safeParse(upload.metadata ?? {});
       if (!parsed.success) throw tusError(400, `The upload's metadata is not valid: ${parsed.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}`);
       if (upload.size === undefined) throw tusError(400, "Send the archive's length with Upload-Length; deferred lengths are not accepted");
+      await checkRepoTakesEpisodes(deps.db, { orgId: actor.orgId, repoId: parsed.data.repoId }).catch((error: unknown) => {
+        throw isAppError(error) ? tusError(error.status, error.message) : error;
+      });
       const disk = await checkUploadDisk({ dir: deps.uploadRoot, minFreeBytes: deps.minFreeBytes, incomingBytes: upload.size });
       if (disk.isRefused) {
         await alertDiskLow(deps.db, { orgId: actor.orgId, message: disk.message }).catch((error) => console.error("Could not raise the low-disk alert", error));
@@ -81,11 +85,16 @@ export function createEdgeUploadServer(deps: EdgeUploadDeps): EdgeUploadServer {
       // Who sent it is recorded by the portal, whatever the client claimed.
       return { metadata: { ...upload.metadata, orgId: actor.orgId, userId: actor.userId } };
     },
-    async onUploadFinish(_req, upload) {
+    async onUploadFinish(req, upload) {
       try {
+        // Checked again: the repo may have become an imported dataset while the bytes came.
+        const actor = actorOf(req);
+        if (upload.metadata?.orgId !== actor.orgId) throw tusError(404, "No such upload in this organisation; start the upload again");
+        await checkRepoTakesEpisodes(deps.db, { orgId: actor.orgId, repoId: String(upload.metadata?.repoId ?? "") });
         await store.commit(upload.id);
         return {};
       } catch (error) {
+        if (error && typeof error === "object" && "status_code" in error) throw error;
         if (!isAppError(error)) console.error(`Placing the files of upload ${upload.id} failed`, error);
         throw isAppError(error) ? tusError(error.status, error.message) : tusError(500, "The episode's files could not be put in place on the portal; its log has the details");
       }

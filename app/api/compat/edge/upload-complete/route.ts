@@ -8,7 +8,7 @@ export const dynamic = "force-dynamic";
 
 /**
  * `POST /edge/upload-complete` (the earlier edge clients): the frames of `{repo_id,
- * episode_index}` were rsync'ed into EDGE_UPLOAD_DIR/<repo_id>/; answers
+ * episode_index}` were rsync'ed into EDGE_UPLOAD_DIR/<org id>/<repo_id>/; answers
  * `{"status": "encoding", "message": ...}`.
  */
 export async function POST(request: Request) {
