@@ -34,12 +34,17 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
 
   await prepareQueue(url);
   await moveFoldersUnderOrgs(db, settings, log).catch((error: Error) => log(`Could not move dataset folders under their organisations: ${error.message}`));
-  const released = await releaseDeadWorkers(db, settings.WORKER_STALE_AFTER_MS);
-  if (released.length) log(`Released jobs held by ${released.length} worker(s) that stopped without shutting down`);
+  const release = async () => {
+    for (const w of await releaseDeadWorkers(db, settings.WORKER_STALE_AFTER_MS)) {
+      log(`Worker ${w.id} (${w.host}, pid ${w.pid}) stopped without shutting down: ${w.resumed.length} job(s) handed on${w.ended.length ? `, ${w.ended.length} ended after their worker died under them repeatedly` : ""}`);
+    }
+  };
+  await release();
 
-  const workerIds = new Set<string>();
+  // graphile-worker locks jobs and queues under its pool's id: that is what beats.
+  const poolIds = new Set<string>();
   const events = new EventEmitter() as WorkerEvents;
-  events.on("worker:create", ({ worker }) => workerIds.add(worker.workerId));
+  events.on("pool:create", ({ workerPool }) => poolIds.add(workerPool.id));
   // The queue's own chatter stays out of the log; its warnings and errors do not.
   const logger = new Logger(() => (level, message) => {
     if (level === "error" || level === "warning") log(`[queue] ${message}`);
@@ -50,13 +55,13 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
   const listener = await listenForCancels(url, cancellations, log);
   const beat = async () => {
     try {
-      if (workerIds.size) await recordHeartbeat(db, [...workerIds]);
-      await releaseDeadWorkers(db, settings.WORKER_STALE_AFTER_MS);
+      if (poolIds.size) await recordHeartbeat(db, [...poolIds]);
+      await release();
     } catch (error) {
       log(`Heartbeat failed: ${(error as Error).message}`);
     }
   };
-  // The pool creates its workers synchronously within run(); the first beat follows at once.
+  // The pool is created synchronously within run(); the first beat follows at once.
   await beat();
   const timer = setInterval(beat, settings.WORKER_HEARTBEAT_MS);
 
@@ -65,7 +70,7 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
       clearInterval(timer);
       await runner.stop();
       await listener.stop();
-      await removeHeartbeats(db, [...workerIds]).catch(() => {});
+      await removeHeartbeats(db, [...poolIds]).catch(() => {});
       await db.$disconnect();
     },
   };

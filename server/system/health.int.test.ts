@@ -33,7 +33,7 @@ describe("health", () => {
     await recordHeartbeat(db, ["live-worker"]);
     await db.$executeRaw`SELECT graphile_worker.add_job('system.selftest', '{}'::json)`;
     await db.$executeRaw`UPDATE graphile_worker._private_jobs SET locked_by = 'dead-worker', locked_at = now()`;
-    expect(await releaseDeadWorkers(db, 30_000)).toEqual(["dead-worker"]);
+    expect((await releaseDeadWorkers(db, 30_000)).map((w) => w.id)).toEqual(["dead-worker"]);
     const [job] = await db.$queryRaw<{ locked_by: string | null }[]>`SELECT locked_by FROM graphile_worker._private_jobs`;
     expect(job.locked_by).toBeNull();
     expect((await db.workerHeartbeat.findMany()).map((w) => w.id)).toEqual(["live-worker"]);
