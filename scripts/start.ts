@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { env, SettingsError } from "../server/env";
-import { startEmbeddedPostgres, type EmbeddedDatabase } from "../server/db/embedded";
+import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedDatabase } from "../server/db/embedded";
 import { migrate } from "../server/db/migrate";
 import { prepareQueue } from "../worker/worker";
 
@@ -11,21 +11,23 @@ import { prepareQueue } from "../worker/worker";
 
 const log = (m: string) => console.log(`[gantry] ${m}`);
 const isDev = process.argv.includes("--dev");
+const isDatabaseOnly = process.argv.includes("--database-only");
 
 async function main() {
   const settings = env();
   let embedded: EmbeddedDatabase | null = null;
   let url = settings.DATABASE_URL;
   if (!url) {
-    embedded = await startEmbeddedPostgres({ home: settings.GANTRY_HOME, port: settings.EMBEDDED_PG_PORT, log });
+    embedded = await startEmbeddedPostgres({ home: settings.GANTRY_HOME, port: settings.EMBEDDED_PG_PORT, systemDir: settings.EMBEDDED_PG_SYSTEM_DIR, log });
     url = embedded.url;
-    log(`Embedded Postgres running on 127.0.0.1:${settings.EMBEDDED_PG_PORT} (data in ${path.join(settings.GANTRY_HOME, "pg")})`);
+    log(`Embedded Postgres running on 127.0.0.1:${settings.EMBEDDED_PG_PORT} (data in ${embedded.dataDir})`);
   } else {
     log(`Using the database at ${new URL(url).host}`);
   }
   const applied = await migrate({ url, log });
   if (applied.length) log(`Applied ${applied.length} migration(s)`);
   await prepareQueue(url);
+  if (isDatabaseOnly) return holdDatabase(embedded, url);
 
   const childEnv = { ...process.env, DATABASE_URL: url, NEXTAUTH_URL: settings.PUBLIC_URL, GANTRY_HOME: settings.GANTRY_HOME, PORT: String(settings.PORT) };
   if (!isDev) buildIfNeeded(childEnv);
@@ -68,6 +70,20 @@ async function main() {
   log(`Portal on ${settings.PUBLIC_URL}`);
 }
 
+/** `npm start -- --database-only`: the database, migrated, until Ctrl-C (for psql, or a portal run elsewhere). */
+function holdDatabase(embedded: EmbeddedDatabase | null, url: string) {
+  const shown = new URL(url);
+  shown.password = "";
+  log(`Database ready at ${shown.toString()}${embedded ? ` (password in ${path.join(env().GANTRY_HOME, "pg-password")})` : ""}; Ctrl-C stops it`);
+  const stop = async () => {
+    await embedded?.stop().catch((e) => log(`Could not stop Postgres cleanly: ${e.message}`));
+    log("Stopped");
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void stop());
+  process.on("SIGTERM", () => void stop());
+}
+
 /** Builds the portal when no build exists or a source file is newer than it. */
 function buildIfNeeded(childEnv: NodeJS.ProcessEnv) {
   const buildId = path.resolve(".next/BUILD_ID");
@@ -92,6 +108,6 @@ function newestMtime(p: string): number {
 }
 
 main().catch((error) => {
-  console.error(error instanceof SettingsError ? error.message : error);
+  console.error(error instanceof SettingsError || error instanceof EmbeddedPostgresError ? `[gantry] ${error.message}` : error);
   process.exit(1);
 });

