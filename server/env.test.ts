@@ -57,6 +57,11 @@ describe("parseEnv", () => {
     expect(parseEnv({ GANTRY_HOME: home, ALLOW_SIGNUP: "1" }).ALLOW_SIGNUP).toBe(true);
   });
 
+  it("reads the outbound allowances: none by default, a list of addresses and ranges when given", () => {
+    expect(parseEnv({ GANTRY_HOME: home })).toMatchObject({ OUTBOUND_ALLOW_LOOPBACK: false, OUTBOUND_ALLOW_PRIVATE: false, OUTBOUND_ALLOW_CIDRS: [] });
+    expect(parseEnv({ GANTRY_HOME: home, OUTBOUND_ALLOW_CIDRS: "10.20.0.0/16, 192.0.2.7 fd00::/8" }).OUTBOUND_ALLOW_CIDRS).toEqual(["10.20.0.0/16", "192.0.2.7", "fd00::/8"]);
+  });
+
   it("treats empty settings as unset", () => {
     const env = parseEnv({ GANTRY_HOME: home, PORT: "", DATABASE_URL: "", AUTH_SECRET: "" });
     expect(env.PORT).toBe(3000);
@@ -75,6 +80,9 @@ describe("parseEnv", () => {
     ["PUBLIC_URL", "gantry.local", /PUBLIC_URL: /],
     ["FIREBASE_AUTH_EMULATOR_HOST", "localhost", /FIREBASE_AUTH_EMULATOR_HOST: must be host:port/],
     ["WORKER_CONCURRENCY", "0", /WORKER_CONCURRENCY: /],
+    ["OUTBOUND_ALLOW_LOOPBACK", "sometimes", /OUTBOUND_ALLOW_LOOPBACK: /],
+    ["OUTBOUND_ALLOW_CIDRS", "10.0.0.0/8, lab.example", /OUTBOUND_ALLOW_CIDRS: "lab.example" is not an address or a range/],
+    ["OUTBOUND_ALLOW_CIDRS", "10.0.0.0/33", /OUTBOUND_ALLOW_CIDRS: "10.0.0.0\/33" is not/],
   ])("names %s when it is %j", (name, value, message) => {
     const error = settingsError({ GANTRY_HOME: home, [name]: value });
     expect(error.message).toMatch(message);

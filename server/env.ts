@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
+import net from "node:net";
 import { z } from "zod";
 
 // The one place settings are read. Every setting is validated at start; a bad one stops
@@ -10,6 +11,18 @@ import { z } from "zod";
 const bool = z
   .enum(["true", "false", "1", "0", "yes", "no"])
   .transform((v) => v === "true" || v === "1" || v === "yes");
+
+/** "10.1.2.0/24, fd00::/8, 192.0.2.7": addresses or CIDR ranges, separated by commas or spaces. */
+const cidrList = z.string().transform((text, ctx) => {
+  const items = text.split(/[\s,]+/).filter(Boolean);
+  for (const item of items) {
+    const [address, bits, extra] = item.split("/");
+    const family = net.isIP(address);
+    const isValid = family !== 0 && extra === undefined && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)));
+    if (!isValid) ctx.addIssue({ code: "custom", message: `"${item}" is not an address or a range such as 10.1.2.0/24 or fd00::/8` });
+  }
+  return items;
+});
 
 const schema = z.object({
   NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
@@ -72,6 +85,12 @@ const schema = z.object({
   EDGE_MAX_UPLOAD_BYTES: z.coerce.number().int().min(1024).default(20 * 1024 ** 3),
   /** New edge uploads are refused (507) when they would leave less free disk than this under EDGE_UPLOAD_DIR. */
   EDGE_MIN_FREE_DISK_BYTES: z.coerce.number().int().min(0).default(5 * 1024 ** 3),
+  /** Outbound connections may reach this machine's own loopback addresses (127.0.0.0/8, ::1). */
+  OUTBOUND_ALLOW_LOOPBACK: bool.default(false),
+  /** Model downloads and webhooks may reach private networks (devices and GPU hosts always may). */
+  OUTBOUND_ALLOW_PRIVATE: bool.default(false),
+  /** Addresses and ranges every outbound connection may reach, whatever kind they are. */
+  OUTBOUND_ALLOW_CIDRS: cidrList.default([]),
   FIREBASE_PROJECT_ID: z.string().min(1).optional(),
   FIREBASE_API_KEY: z.string().min(1).optional(),
   FIREBASE_AUTH_DOMAIN: z.string().min(1).optional(),

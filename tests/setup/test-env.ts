@@ -8,3 +8,6 @@ process.env.AUTH_SECRET ??= "test-secret-test-secret-test-secret-0123456789";
 process.env.ENCRYPTION_KEY ??= "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 process.env.WORKER_HEARTBEAT_MS ??= "500";
 process.env.SSE_HEARTBEAT_MS ??= "500";
+// The test rigs (sshd, hub stand-in, webhook receivers) listen on loopback; the outbound
+// policy's own tests turn this off for themselves.
+process.env.OUTBOUND_ALLOW_LOOPBACK ??= "true";
