@@ -1,11 +1,13 @@
 import type { z } from "zod";
 import type { Db, Tx } from "../db";
 import { AppError } from "../errors";
+import { checkUrl, OutboundConnectError, OutboundRefusedError, safeFetch } from "../security/outbound";
 import { raiseAlertInput, type alertSchema, type alertSettingsSchema, type listAlertsInput, type webhookBodySchema } from "./alerts.schemas";
 
 // Alerts are rows people read in the app; an organisation may also name a webhook that gets
 // each one as JSON. The webhook is best effort: a slow or failing one is recorded on the
-// alert and never fails the caller (a health check or a rollout must not stop over it).
+// alert and never fails the caller (a health check or a rollout must not stop over it). It
+// goes through the outbound policy and does not follow redirects.
 
 const WEBHOOK_TIMEOUT_MS = 5000;
 
@@ -23,20 +25,23 @@ export async function raiseAlert(
 }
 
 async function postWebhook(url: string, body: unknown): Promise<string> {
+  const signal = AbortSignal.timeout(WEBHOOK_TIMEOUT_MS);
   try {
-    const response = await fetch(url, {
+    const response = await safeFetch(url, {
+      purpose: "webhook",
       method: "POST",
       headers: { "content-type": "application/json", "user-agent": "gantry-alerts" },
       body: JSON.stringify(body),
-      signal: AbortSignal.timeout(WEBHOOK_TIMEOUT_MS),
+      signal,
       redirect: "manual",
     });
     await response.body?.cancel();
     return response.ok ? "sent" : `failed: HTTP ${response.status}`;
   } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause;
-    const reason = (error as Error).name === "TimeoutError" ? `no answer in ${WEBHOOK_TIMEOUT_MS / 1000} s` : (cause?.code ?? (error as Error).message);
-    return `failed: ${reason}`.slice(0, 300);
+    // A refused, reset, silent or non-HTTP endpoint all read the same, so the status cannot be
+    // used to tell open ports from closed ones.
+    if (signal.aborted || error instanceof OutboundConnectError) return `failed: no HTTP answer (the connection failed, or timed out after ${WEBHOOK_TIMEOUT_MS / 1000} s, or what answered was not HTTP)`;
+    return `failed: ${error instanceof AppError ? error.message : "the request could not be sent"}`.slice(0, 300);
   }
 }
 
@@ -62,6 +67,13 @@ export async function getAlertSettings(tx: Tx, orgId: string): Promise<z.infer<t
 }
 
 export async function setAlertSettings(tx: Tx, orgId: string, settings: z.infer<typeof alertSettingsSchema>): Promise<void> {
+  // An address Gantry will not post to is refused now rather than on the first alert; a name
+  // that does not resolve yet is accepted (each post checks again).
+  if (settings.webhookUrl) {
+    await checkUrl(settings.webhookUrl, "webhook").catch((error) => {
+      if (error instanceof OutboundRefusedError) throw error;
+    });
+  }
   await tx.alertSettings.upsert({
     where: { orgId },
     create: { orgId, webhookUrl: settings.webhookUrl, updatedAt: new Date() },

@@ -8,6 +8,7 @@ import { recordAudit } from "../audit/audit.service";
 import { fetchModelJob, validateModelJob } from "../jobs/catalog";
 import { enqueue } from "../jobs/enqueue";
 import { Prisma, type ModelVersion } from "../generated/prisma/client";
+import { checkUrl, OutboundRefusedError } from "../security/outbound";
 import { formatBytes, type BlobSource, type BlobStore } from "../storage/blob-store";
 import type {
   addVersionFromHubInput,
@@ -237,6 +238,11 @@ export async function addVersionFromUpload(
 }
 
 export async function addVersionFromUrl(db: Db, { actor, input }: Actor & { input: Input<typeof addVersionFromUrlInput> }): Promise<{ versionId: string; number: number; jobId: string }> {
+  // Refused at once when the address is one Gantry does not fetch from; the fetch checks again
+  // (and reports a name that does not resolve, which may be passing).
+  await checkUrl(input.url, "model-source").catch((error) => {
+    if (error instanceof OutboundRefusedError) throw error;
+  });
   return createVersion(db, actor, input.modelId, {
     source: { kind: "url", url: input.url },
     status: "fetching",

@@ -7,12 +7,14 @@ import type { Db } from "../db";
 import { validateModelJob } from "../jobs/catalog";
 import { enqueue } from "../jobs/enqueue";
 import type { ProgressReporter } from "../jobs/progress";
+import { OutboundConnectError, safeFetch } from "../security/outbound";
 import { openBytes, sealBytes } from "../security/secret-box";
 import { versionSourceSchema } from "./models.schemas";
 
 // Downloads of model files: a plain http(s) URL, or a file in a Hugging Face–compatible hub.
 // Both stream straight into the blob store, report progress from Content-Length, stop at
-// MAX_DOWNLOAD_TIMEOUT and never hold a file in memory.
+// MAX_DOWNLOAD_TIMEOUT and never hold a file in memory. Every request, and every redirect,
+// goes through the outbound policy (server/security/outbound.ts).
 
 export interface DownloadOptions {
   blobs: BlobStore;
@@ -91,13 +93,17 @@ function linkedSha256(response: Response): string | null {
   return /^[0-9a-f]{64}$/.test(tag) ? tag : null;
 }
 
-async function request(url: string, init: RequestInit, where: string): Promise<Response> {
+async function request(url: string, init: { signal: AbortSignal; redirect: "follow" | "manual"; headers?: Record<string, string> }, where: string): Promise<Response> {
   try {
-    return await fetch(url, init);
+    return await safeFetch(url, { ...init, purpose: "model-source" });
   } catch (error) {
-    if (init.signal?.aborted) throw init.signal.reason;
-    const reason = (error as { cause?: { code?: string; message?: string } }).cause;
-    throw new AppError("INTERNAL", `Could not reach ${new URL(url).host} to download ${where}: ${reason?.code ?? reason?.message ?? String(error)}`, { cause: error });
+    if (init.signal.aborted) throw init.signal.reason;
+    // One message for a refused, reset, timed-out or non-HTTP connection: the reason would tell
+    // an open port from a closed one.
+    if (error instanceof OutboundConnectError) {
+      throw new AppError("INTERNAL", `Could not download ${where}: ${error.host} did not answer with the file (the connection failed or timed out, or what answered was not HTTP); check the address and that the server is up`, { cause: error });
+    }
+    throw error;
   }
 }
 
