@@ -1,24 +1,51 @@
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { env, SettingsError } from "../server/env";
 import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedDatabase } from "../server/db/embedded";
 import { migrate } from "../server/db/migrate";
 import { prepareQueue } from "../worker/worker";
+import { startChild, Supervisor, type Unit } from "./supervisor";
 
 // `npm start`: the embedded database (unless DATABASE_URL is set), migrations, a production
-// build when the sources changed, then the portal, the worker and the model server. One Ctrl-C stops it all.
+// build when the sources changed, then the portal, the worker and the model server, each
+// started again if it dies. One Ctrl-C stops it all.
 
 const log = (m: string) => console.log(`[gantry] ${m}`);
 const isDev = process.argv.includes("--dev");
 const isDatabaseOnly = process.argv.includes("--database-only");
 
+const PROCESS_NAMES = ["web", "worker", "serve"] as const;
+type ProcessName = (typeof PROCESS_NAMES)[number];
+
+/** `--only worker,serve`: the processes to run here (a second machine may run only workers). */
+function chosenProcesses(): ProcessName[] {
+  const at = process.argv.findIndex((a) => a === "--only" || a.startsWith("--only="));
+  if (at === -1) return [...PROCESS_NAMES];
+  const arg = process.argv[at].startsWith("--only=") ? process.argv[at].slice("--only=".length) : (process.argv[at + 1] ?? "");
+  const names = arg.split(",").map((n) => n.trim()).filter(Boolean);
+  const unknown = names.filter((n) => !PROCESS_NAMES.includes(n as ProcessName));
+  if (!names.length || unknown.length) throw new SettingsError(`--only takes a comma-separated list of ${PROCESS_NAMES.join(", ")}${unknown.length ? `; ${unknown.join(", ")} is not one` : ""}`);
+  return names as ProcessName[];
+}
+
 async function main() {
   const settings = env();
-  let embedded: EmbeddedDatabase | null = null;
+  const only = chosenProcesses();
+  let database: Supervisor<EmbeddedDatabase & Unit> | null = null;
   let url = settings.DATABASE_URL;
   if (!url) {
-    embedded = await startEmbeddedPostgres({ home: settings.GANTRY_HOME, port: settings.EMBEDDED_PG_PORT, systemDir: settings.EMBEDDED_PG_SYSTEM_DIR, log });
+    // The embedded server is supervised like the rest: if it dies, it is started again on the
+    // same port and data, and the processes using it reconnect.
+    database = new Supervisor<EmbeddedDatabase & Unit>({
+      name: "postgres",
+      log,
+      start: async () => {
+        const db = await startEmbeddedPostgres({ home: settings.GANTRY_HOME, port: settings.EMBEDDED_PG_PORT, systemDir: settings.EMBEDDED_PG_SYSTEM_DIR, log });
+        return { ...db, description: `pid ${db.pid}`, stop: () => db.stop().catch((e: Error) => log(`Could not stop Postgres cleanly: ${e.message}`)) };
+      },
+    });
+    const embedded: EmbeddedDatabase = await database.start();
     url = embedded.url;
     log(`Embedded Postgres running on 127.0.0.1:${settings.EMBEDDED_PG_PORT} (data in ${embedded.dataDir})`);
   } else {
@@ -27,56 +54,46 @@ async function main() {
   const applied = await migrate({ url, log });
   if (applied.length) log(`Applied ${applied.length} migration(s)`);
   await prepareQueue(url);
-  if (isDatabaseOnly) return holdDatabase(embedded, url);
+  if (isDatabaseOnly) return holdDatabase(database, url);
 
   const childEnv = { ...process.env, DATABASE_URL: url, NEXTAUTH_URL: settings.PUBLIC_URL, GANTRY_HOME: settings.GANTRY_HOME, PORT: String(settings.PORT) };
-  if (!isDev) buildIfNeeded(childEnv);
+  if (!isDev && only.includes("web")) buildIfNeeded(childEnv);
 
-  const children: ChildProcess[] = [];
+  // Each process is started again when it dies (with a growing pause if it keeps dying);
+  // everything stops only on Ctrl-C or SIGTERM, the database last.
+  const bin = (name: string) => path.resolve("node_modules/.bin", name);
+  // tsx is loaded into node itself, so the pid the supervisor watches is the process itself.
+  const tsx = (file: string) => ({ command: process.execPath, args: ["--import", "tsx", file] });
+  const commands: Record<ProcessName, { command: string; args: string[] }> = {
+    web: { command: bin("next"), args: [isDev ? "dev" : "start", "-p", String(settings.PORT)] },
+    worker: tsx("worker/index.ts"),
+    serve: tsx("serve/index.ts"),
+  };
+  const children = only.map((name) => new Supervisor({ name, log, start: () => startChild({ name, ...commands[name], env: childEnv }) }));
+
   let isStopping = false;
-  const stop = async (code: number) => {
+  const stop = async () => {
     if (isStopping) return;
     isStopping = true;
     log("Stopping…");
-    await Promise.all(children.map((c) => new Promise<void>((resolve) => {
-      if (c.exitCode !== null || c.signalCode !== null) return resolve();
-      c.once("exit", () => resolve());
-      c.kill("SIGTERM");
-      setTimeout(() => c.kill("SIGKILL"), 15_000).unref();
-    })));
-    if (embedded) await embedded.stop().catch((e) => log(`Could not stop Postgres cleanly: ${e.message}`));
+    await Promise.all(children.map((c) => c.stop()));
+    await database?.stop();
     log("Stopped");
-    process.exit(code);
+    process.exit(0);
   };
-  process.on("SIGINT", () => void stop(0));
-  process.on("SIGTERM", () => void stop(0));
-
-  const run = (name: string, cmd: string, args: string[]) => {
-    const child = spawn(cmd, args, { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
-    const prefix = (chunk: Buffer) => chunk.toString().split("\n").filter(Boolean).map((l) => `[${name}] ${l}`).join("\n") + "\n";
-    child.stdout!.on("data", (c: Buffer) => process.stdout.write(prefix(c)));
-    child.stderr!.on("data", (c: Buffer) => process.stderr.write(prefix(c)));
-    child.on("exit", (code, signal) => {
-      if (isStopping) return;
-      log(`${name} exited (${signal ?? code}); stopping everything`);
-      void stop(code || 1);
-    });
-    children.push(child);
-  };
-  const bin = (name: string) => path.resolve("node_modules/.bin", name);
-  run("web", bin("next"), [isDev ? "dev" : "start", "-p", String(settings.PORT)]);
-  run("worker", bin("tsx"), ["worker/index.ts"]);
-  run("serve", bin("tsx"), ["serve/index.ts"]);
-  log(`Portal on ${settings.PUBLIC_URL}`);
+  process.on("SIGINT", () => void stop());
+  process.on("SIGTERM", () => void stop());
+  for (const child of children) await child.start();
+  if (only.includes("web")) log(`Portal on ${settings.PUBLIC_URL}`);
 }
 
 /** `npm start -- --database-only`: the database, migrated, until Ctrl-C (for psql, or a portal run elsewhere). */
-function holdDatabase(embedded: EmbeddedDatabase | null, url: string) {
+function holdDatabase(database: { stop(): Promise<void> } | null, url: string) {
   const shown = new URL(url);
   shown.password = "";
-  log(`Database ready at ${shown.toString()}${embedded ? ` (password in ${path.join(env().GANTRY_HOME, "pg-password")})` : ""}; Ctrl-C stops it`);
+  log(`Database ready at ${shown.toString()}${database ? ` (password in ${path.join(env().GANTRY_HOME, "pg-password")})` : ""}; Ctrl-C stops it`);
   const stop = async () => {
-    await embedded?.stop().catch((e) => log(`Could not stop Postgres cleanly: ${e.message}`));
+    await database?.stop();
     log("Stopped");
     process.exit(0);
   };

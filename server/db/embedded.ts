@@ -14,6 +14,10 @@ export interface EmbeddedDatabase {
   url: string;
   /** Where the cluster's files are. */
   dataDir: string;
+  /** The server's pid. */
+  pid: number;
+  /** Resolves when the server process ends, whether stopped or crashed. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stop(): Promise<void>;
 }
 
@@ -176,6 +180,7 @@ export async function startEmbeddedPostgres({ home, port, log = () => {}, system
     stdio: ["ignore", "ignore", "pipe"],
     detached: true,
   });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => server.once("exit", (code, signal) => resolve({ code, signal })));
   await new Promise<void>((resolve, reject) => {
     let output = "";
     const onData = (chunk: Buffer) => {
@@ -204,6 +209,8 @@ export async function startEmbeddedPostgres({ home, port, log = () => {}, system
   return {
     url,
     dataDir,
+    pid: server.pid!,
+    exited,
     async stop() {
       if (server.exitCode !== null || !server.pid) return;
       server.stderr!.removeAllListeners("data").resume(); // sessions it ends on the way out are not news
