@@ -35,6 +35,7 @@ export function sshTargetOf(device: DeviceRow, opts: { pinned?: string | null; t
     ...credential,
     pinnedFingerprint: opts.pinned === undefined ? device.pinnedHostKey : opts.pinned,
     timeoutMs: opts.timeoutMs ?? 10_000,
+    purpose: "device",
   };
 }
 

@@ -2,11 +2,14 @@ import net from "node:net";
 import type { z } from "zod";
 import type { Tx } from "../db";
 import { AppError } from "../errors";
+import { checkAddress, outboundSettings } from "../security/outbound";
 import type { discoveredHostSchema, discoverInput } from "./fleet.schemas";
 
 // Finds SSH servers in a range a person typed: IPv4 only, at most MAX_ADDRESSES addresses,
 // CONCURRENCY connections at a time, each given up after the timeout. An address counts when
-// it answers with an SSH banner; nothing is sent to it and no credential is tried.
+// it answers with an SSH banner; nothing is sent to it and no credential is tried. A range
+// that holds an address the outbound policy refuses (loopback, link-local, metadata) is
+// refused whole, before anything is scanned.
 
 export const MAX_ADDRESSES = 1024;
 const CONCURRENCY = 64;
@@ -63,6 +66,10 @@ export function readSshBanner(host: string, port: number, timeoutMs: number): Pr
 
 export async function discoverSshHosts(tx: Tx, { orgId, input }: { orgId: string; input: z.infer<typeof discoverInput> }): Promise<z.infer<typeof discoveredHostSchema>[]> {
   const addresses = parseRange(input.range);
+  const settings = outboundSettings();
+  for (const address of addresses) {
+    checkAddress(address, "discovery", { settings, lead: addresses.length === 1 ? `${address} is` : `The range ${input.range} includes ${address},` });
+  }
   const found: { host: string; banner: string }[] = [];
   let next = 0;
   await Promise.all(

@@ -174,7 +174,7 @@ describe("fleet", () => {
     expect(r.status).toBe("aborted");
     expect(r.error).toMatch(/Stopped: 1 of 1 devices failed/);
     expect(r.targets.map((t) => [t.deviceName, t.state])).toEqual([["arm-a", "failed"], ["arm-b", "skipped"], ["arm-c", "skipped"]]);
-    expect(r.targets[0].error).toMatch(/refused the connection/);
+    expect(r.targets[0].error).toMatch(/Could not open an SSH session with arm-a/);
     expectIntact(devices[0].rig, versions[2].sha256);
     expectIntact(devices[1].rig, versions[0].sha256);
   });

@@ -1,10 +1,12 @@
 import crypto from "node:crypto";
 import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from "ssh2";
 import { AppError } from "../errors";
+import { checkHost, type OutboundPurpose } from "../security/outbound";
 
 // SSH connections to devices and hosts. The host key is pinned: on first contact the caller
 // gets the key's SHA256 fingerprint to store, afterwards a different key is refused before
-// any credential is sent (ssh2 checks the host key before authenticating).
+// any credential is sent (ssh2 checks the host key before authenticating). The host goes
+// through the outbound policy first, and the connection goes to the address it checked.
 
 export interface SshTarget {
   /** For messages: "jetson-3". */
@@ -20,6 +22,8 @@ export interface SshTarget {
   timeoutMs?: number;
   /** e.g. { cipher: ["aes128-gcm@openssh.com"] } for benchmarks against OpenSSH. */
   algorithms?: ConnectConfig["algorithms"];
+  /** What the outbound policy judges the host as; default "device". */
+  purpose?: OutboundPurpose;
 }
 
 export interface ExecResult {
@@ -157,8 +161,13 @@ export function connectionLost(target: SshTarget, cause?: unknown): AppError {
   return new AppError("INTERNAL", `The SSH connection to ${target.name} (${target.host}:${target.port}) was lost`, { cause });
 }
 
-/** Connects and authenticates; refuses a host key other than the pinned one. */
-export function connectSsh(target: SshTarget, { signal }: { signal?: AbortSignal } = {}): Promise<SshSession> {
+/** Connects and authenticates; refuses a host the outbound policy refuses, and a host key other than the pinned one. */
+export async function connectSsh(target: SshTarget, { signal }: { signal?: AbortSignal } = {}): Promise<SshSession> {
+  const { address } = await checkHost(target.host, target.purpose ?? "device");
+  return openSession(target, address, { signal });
+}
+
+function openSession(target: SshTarget, address: string, { signal }: { signal?: AbortSignal }): Promise<SshSession> {
   const timeoutMs = target.timeoutMs ?? 15_000;
   return new Promise<SshSession>((resolve, reject) => {
     const client = new Client();
@@ -183,12 +192,13 @@ export function connectSsh(target: SshTarget, { signal }: { signal?: AbortSignal
     });
     client.on("error", (error: Error & { level?: string; code?: string }) => {
       if (offered && target.pinnedFingerprint && offered !== target.pinnedFingerprint) return fail(new HostKeyChangedError(target.name, target.pinnedFingerprint, offered));
-      fail(describeConnectError(target, error, timeoutMs));
+      fail(describeConnectError(target, error));
     });
-    client.on("close", () => fail(connectionLost(target)));
+    // Closed before the handshake finished: whatever listens there is not an SSH server we can use.
+    client.on("close", () => fail(noSshAnswer(target)));
     try {
       client.connect({
-        host: target.host,
+        host: address,
         port: target.port,
         username: target.username,
         privateKey: target.privateKey,
@@ -210,7 +220,7 @@ export function connectSsh(target: SshTarget, { signal }: { signal?: AbortSignal
   });
 }
 
-function describeConnectError(target: SshTarget, error: Error & { level?: string; code?: string }, timeoutMs: number): AppError {
+function describeConnectError(target: SshTarget, error: Error & { level?: string; code?: string }): AppError {
   const where = `${target.name} (${target.host}:${target.port})`;
   if (error.level === "client-authentication") {
     return new AppError(
@@ -221,15 +231,18 @@ function describeConnectError(target: SshTarget, error: Error & { level?: string
       { cause: error },
     );
   }
-  if (error.level === "client-timeout" || error.message.includes("Timed out")) {
-    return new AppError("INTERNAL", `${where} did not complete the SSH handshake within ${Math.round(timeoutMs / 1000)} s; check that it is on and reachable`, { cause: error });
-  }
-  const code = error.code ?? "";
-  if (code === "ECONNREFUSED") return new AppError("INTERNAL", `${where} refused the connection; check that sshd runs and the port is right`, { cause: error });
-  if (code === "EHOSTUNREACH" || code === "ENETUNREACH" || code === "ETIMEDOUT") return new AppError("INTERNAL", `${where} cannot be reached (${code}); check that it is on and on the network`, { cause: error });
-  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return new AppError("BAD_REQUEST", `The host name of ${where} does not resolve; check the address`, { cause: error });
   if (error.message.includes("parse privateKey") || error.message.includes("Cannot parse")) {
     return new AppError("BAD_REQUEST", `The private key for ${target.name} could not be read: ${error.message}`, { cause: error });
   }
-  return new AppError("INTERNAL", `SSH to ${where} failed: ${error.message}`, { cause: error });
+  // Refused, unreachable, timed out, or something other than sshd answered: one message for all,
+  // so Test connection cannot be used to tell open ports from closed ones.
+  return noSshAnswer(target, error);
+}
+
+function noSshAnswer(target: SshTarget, cause?: unknown): AppError {
+  return new AppError(
+    "INTERNAL",
+    `Could not open an SSH session with ${target.name} (${target.host}:${target.port}): the connection failed or timed out, or what answered was not an SSH server. Check that it is on and on the network, and that sshd listens on port ${target.port}`,
+    { cause },
+  );
 }
