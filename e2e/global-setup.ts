@@ -38,6 +38,9 @@ export default async function globalSetup() {
       WORKER_HEARTBEAT_MS: "1000",
       // Every spec signs up people of its own, all from this machine's address.
       SIGNUPS_PER_HOUR: "1000",
+      ALLOW_SIGNUP: "true",
+      // The hub stand-in and the sshd devices listen on this machine.
+      OUTBOUND_ALLOW_LOOPBACK: "true",
       WORKER_STALE_AFTER_MS: "10000",
       FIREBASE_PROJECT_ID: "gantry-e2e",
       FIREBASE_API_KEY: "e2e-api-key",

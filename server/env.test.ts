@@ -35,7 +35,7 @@ describe("parseEnv", () => {
       NODE_ENV: "development",
       GANTRY_HOME: home,
       PORT: 3000,
-      ALLOW_SIGNUP: true,
+      ALLOW_SIGNUP: false,
       BLOB_DIR: path.join(home, "blobs"),
       PUBLIC_URL: "http://localhost:3000",
       WORKER_CONCURRENCY: 4,

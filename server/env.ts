@@ -41,7 +41,8 @@ const schema = z.object({
     .string()
     .regex(/^[A-Za-z0-9+/]{43}=$/, "must be 32 bytes, base64-encoded (openssl rand -base64 32)")
     .optional(),
-  ALLOW_SIGNUP: bool.default(true),
+  /** After the first account, new accounts need an invite unless an instance admin opens sign-up. */
+  ALLOW_SIGNUP: bool.default(false),
   /** New accounts one network address may make per hour. */
   SIGNUPS_PER_HOUR: z.coerce.number().int().min(1).max(100_000).default(10),
   BLOB_DIR: z.string().min(1).optional(),

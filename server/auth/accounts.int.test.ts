@@ -6,7 +6,8 @@ import { createOrgWithMember } from "../../tests/helpers/factories";
 import { createDb, type Db } from "../db";
 import { migrate } from "../db/migrate";
 import { createInvite } from "../orgs/invites.service";
-import { signInWithFirebaseIdentity, signInWithPassword, signUp } from "./accounts.service";
+import { env } from "../env";
+import { signInMethods, signInWithFirebaseIdentity, signInWithPassword, signUp } from "./accounts.service";
 import { signInInput, signUpInput } from "./auth.schemas";
 
 const db = testDb();
@@ -62,6 +63,8 @@ describe("sign-up on a new install", () => {
   });
 
   it("makes the first account owner of the first organisation, even with sign-up closed, then closes the door", async () => {
+    const closedSettings = { ...env(), ALLOW_SIGNUP: false };
+    expect((await signInMethods(fresh.db, closedSettings)).allowSignup).toBe(true);
     const first = await signUp(fresh.db, { input: newAccount({ name: "Ada" }), allowSignup: false });
     const [membership] = await membershipsOf(fresh.db, first.id);
     expect(membership).toMatchObject({ role: "owner", org: { name: "Ada's lab" } });
@@ -75,6 +78,9 @@ describe("sign-up on a new install", () => {
     });
     expect(await fresh.db.user.findUnique({ where: { email: closed.email } })).toBeNull();
     expect(await fresh.db.org.count()).toBe(1);
+    // The sign-in page stops offering sign-up, unless an instance admin opened it.
+    expect((await signInMethods(fresh.db, closedSettings)).allowSignup).toBe(false);
+    expect((await signInMethods(fresh.db, { ...env(), ALLOW_SIGNUP: true })).allowSignup).toBe(true);
   });
 });
 

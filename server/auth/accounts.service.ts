@@ -136,11 +136,14 @@ export async function describeAccount(db: Db, { userId, orgActor }: { userId: st
   return { user, orgs, currentOrg: current ? { id: current.id, name: current.name, role: current.role } : null };
 }
 
-/** What the sign-in page offers; only public Firebase web settings, never a secret. */
-export function signInMethods(settings: Env): z.infer<typeof signInMethodsSchema> {
+/**
+ * What the sign-in page offers; only public Firebase web settings, never a secret. Sign-up is
+ * offered while no account exists (the first owner makes theirs), then only when ALLOW_SIGNUP.
+ */
+export async function signInMethods(db: Db, settings: Env): Promise<z.infer<typeof signInMethodsSchema>> {
   return {
     password: true,
-    allowSignup: settings.ALLOW_SIGNUP,
+    allowSignup: settings.ALLOW_SIGNUP || (await db.user.count({ take: 1 })) === 0,
     firebase: settings.isFirebaseEnabled
       ? { apiKey: settings.FIREBASE_API_KEY!, projectId: settings.FIREBASE_PROJECT_ID!, authDomain: settings.FIREBASE_AUTH_DOMAIN ?? null, emulatorHost: settings.FIREBASE_AUTH_EMULATOR_HOST ?? null }
       : null,

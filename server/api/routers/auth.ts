@@ -10,7 +10,7 @@ export const authRouter = router({
     .output(z.object({ userId: z.uuid() }))
     .mutation(async ({ ctx, input }) => ({ userId: (await signUp(ctx.db, { input, allowSignup: env().ALLOW_SIGNUP, address: ctx.address, signUpsPerHour: env().SIGNUPS_PER_HOUR })).id })),
 
-  providers: publicProcedure.output(signInMethodsSchema).query(() => signInMethods(env())),
+  providers: publicProcedure.output(signInMethodsSchema).query(({ ctx }) => signInMethods(ctx.db, env())),
 
   me: authedProcedure.output(accountSchema).query(({ ctx }) => describeAccount(ctx.db, { userId: ctx.actor.userId, orgActor: ctx.orgActor })),
 });
