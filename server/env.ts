@@ -51,6 +51,8 @@ const schema = z.object({
   WORKER_STALE_AFTER_MS: z.coerce.number().int().min(1000).default(30000),
   SSE_HEARTBEAT_MS: z.coerce.number().int().min(100).default(15000),
   SSE_MAX_BUFFERED_EVENTS: z.coerce.number().int().min(10).default(1000),
+  /** Largest JSON body a signed-in caller may send to /api/trpc and the JSON route handlers (a test vector may be 16 MiB); uploads have their own limits. */
+  API_MAX_BODY_BYTES: z.coerce.number().int().min(64 * 1024).default(20 * 1024 ** 2),
   MODEL_MAX_UPLOAD_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 ** 3),
   MAX_DOWNLOAD_TIMEOUT: z.coerce.number().int().min(1).max(86_400).default(1800),
   MODEL_VALIDATION_TIMEOUT: z.coerce.number().int().min(1).max(3600).default(300),
@@ -60,8 +62,18 @@ const schema = z.object({
   SERVE_PORT: z.coerce.number().int().min(1).max(65535).default(8500),
   /** The model server listens on loopback unless told otherwise. */
   SERVE_HOST: z.string().min(1).default("127.0.0.1"),
+  /** Bearer token that lets a scraper read every organisation's series on the model server's /metrics; an API token sees its own organisation's only. */
+  SERVE_METRICS_TOKEN: z.string().min(32, "must be at least 32 characters (openssl rand -base64 32)").optional(),
   /** Seconds between health checks of each device (checks run from a once-a-minute schedule). */
   DEVICE_HEALTH_INTERVAL: z.coerce.number().int().min(5).max(86_400).default(60),
+  /** How often a running training run's host is asked for its log and state. */
+  TRAINING_POLL_MS: z.coerce.number().int().min(100).max(60_000).default(1000),
+  /** A host that does not answer this long makes its run "lost" (until then it is "unreachable"). */
+  TRAINING_LOST_AFTER_MS: z.coerce.number().int().min(1000).default(600_000),
+  /** Seconds between TERM and KILL when a run is cancelled. */
+  TRAINING_CANCEL_GRACE_S: z.coerce.number().int().min(1).max(600).default(30),
+  /** The most of one attempt's log that is stored; past it a note says the log was cut. */
+  TRAINING_LOG_MAX_BYTES: z.coerce.number().int().min(4096).default(64 * 1024 * 1024),
   /** The model directory of a device whose own setting does not name one. */
   MODEL_DIR: z.string().regex(/^\/[^\0\n]*$/, "must be an absolute path").default("/opt/gantry"),
   /** The model server's address as callers reach it, used in the examples the portal shows. */

@@ -21,6 +21,7 @@ import { formatBytes, VersionStatus } from "./version-status";
 function describeSource(source: ModelVersionView["source"]): string {
   if (source.kind === "upload") return `upload${source.filename ? ` · ${source.filename}` : ""}`;
   if (source.kind === "url") return source.url;
+  if (source.kind === "training") return `LeRobot checkpoint · run ${source.runName} on ${source.repoId}, step ${source.step} (${source.target})`;
   return `${source.repo}@${source.revision} · ${source.filename}${source.isPrivate ? " (private)" : ""}`;
 }
 

@@ -4,6 +4,8 @@ export const auditActions = [
   "auth.sign_up",
   "auth.sign_in",
   "auth.sign_in_failed",
+  "auth.sign_out_everywhere",
+  "auth.password_change",
   "org.create",
   "org.rename",
   "member.role_change",
@@ -42,6 +44,13 @@ export const auditActions = [
   "dataset.episode_retry",
   "dataset.task_rename",
   "dataset.delete",
+  "training.target.create",
+  "training.target.delete",
+  "training.target.test",
+  "training.run.start",
+  "training.run.cancel",
+  "training.run.resume",
+  "training.run.retry",
 ] as const;
 export const auditActionSchema = z.enum(auditActions);
 export type AuditAction = z.infer<typeof auditActionSchema>;

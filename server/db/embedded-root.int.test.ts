@@ -37,9 +37,9 @@ describe.skipIf(!isRoot)("the start as root in a private folder", () => {
     const systemDir = path.join(scratch, "system");
     fs.chmodSync(scratch, 0o755);
     const port = 55000 + Math.floor(Math.random() * 900);
-    const env = { ...process.env, DATABASE_URL: "", GANTRY_HOME: "", EMBEDDED_PG_PORT: String(port), EMBEDDED_PG_SYSTEM_DIR: systemDir };
-    delete env.DATABASE_URL;
-    delete env.GANTRY_HOME;
+    // No DATABASE_URL and no GANTRY_HOME: the embedded default, under the checkout's .gantry/.
+    const { DATABASE_URL: _url, GANTRY_HOME: _home, ...inherited } = process.env;
+    const env = { ...inherited, EMBEDDED_PG_PORT: String(port), EMBEDDED_PG_SYSTEM_DIR: systemDir };
 
     const startOnce = async () => {
       const child = spawn(path.join(checkout, "node_modules/.bin/tsx"), ["scripts/start.ts", "--database-only"], { cwd: checkout, env, stdio: ["ignore", "pipe", "pipe"] });

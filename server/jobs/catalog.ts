@@ -96,7 +96,21 @@ export const importDatasetJob = defineJob({
   maxAttempts: 2,
 });
 
-export const jobCatalog = [selftestJob, fetchModelJob, validateModelJob, deployEndpointJob, encodeEpisodeJob, deployDeviceJob, importDatasetJob] as const;
+/**
+ * Drives one training run from start to end: sync the dataset, launch on the host, follow the
+ * log and checkpoints, bring the checkpoint home and register it. The run's folder on the host
+ * says where it stands, so a worker that died is followed by one that re-attaches.
+ */
+export const trainingRunJob = defineJob({
+  name: "training.run",
+  title: "Training run",
+  payload: z.object({ runId: z.uuid() }),
+  // Outcomes the service reaches itself are final; further attempts are for lost connections
+  // and dead workers, which re-attach to the run where it stands.
+  maxAttempts: 5,
+});
+
+export const jobCatalog = [selftestJob, fetchModelJob, validateModelJob, deployEndpointJob, encodeEpisodeJob, deployDeviceJob, importDatasetJob, trainingRunJob] as const;
 
 export type JobName = (typeof jobCatalog)[number]["name"];
 

@@ -49,6 +49,8 @@ export const versionSourceSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("upload"), filename: z.string().max(500).optional() }),
   z.object({ kind: z.literal("url"), url: z.string() }),
   z.object({ kind: z.literal("hub"), endpoint: z.string(), repo: z.string(), revision: z.string(), filename: z.string(), isPrivate: z.boolean() }),
+  /** The checkpoint a training run brought home. */
+  z.object({ kind: z.literal("training"), runId: z.uuid(), runName: z.string(), datasetId: z.uuid(), repoId: z.string(), step: z.number().int(), target: z.string() }),
 ]);
 export type VersionSource = z.infer<typeof versionSourceSchema>;
 

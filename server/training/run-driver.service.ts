@@ -1,0 +1,266 @@
+import path from "node:path";
+import type { Db } from "../db";
+import { AppError, isAppError } from "../errors";
+import type { ProgressReporter } from "../jobs/progress";
+import type { BlobStore } from "../storage/blob-store";
+import type { SshSession } from "../ssh/ssh-client";
+import { quoteShell } from "../ssh/shell-quote";
+import { datasetDir } from "../datasets/datasets.schemas";
+import { renderCommand } from "./command";
+import { connectTrainingHost, resolveWorkDir, run, writeHostFile } from "./host";
+import { syncDataset, listDatasetFiles } from "./dataset-sync";
+import { launchCommand, parsePoll, pollCommand, runPaths, stopCommand, trainScript, wrapperScript, type PollResult, type RunPaths } from "./run-host";
+import { appendLog, recordGpuSample } from "./run-log";
+import { fetchCheckpoint, listCheckpoint, registerCheckpoint } from "./checkpoint.service";
+import type { RunStatus } from "./training.schemas";
+
+// The training job: sync → launch → follow → fetch → register. Each step reads where the run
+// stands first (in Postgres and in the run's folder on the host), so a worker that died, an
+// SSH connection that dropped or a portal restart is followed by a run that re-attaches and
+// goes on, never by a second launch or a repeated log line.
+
+export interface DriverSettings {
+  DATASETS_DIR: string;
+  TRAINING_POLL_MS: number;
+  TRAINING_LOST_AFTER_MS: number;
+  TRAINING_CANCEL_GRACE_S: number;
+  TRAINING_LOG_MAX_BYTES: number;
+}
+
+type RunRow = NonNullable<Awaited<ReturnType<typeof loadRun>>>;
+
+function loadRun(db: Db, runId: string) {
+  return db.trainingRun.findUnique({ where: { id: runId }, include: { target: true, dataset: true } });
+}
+
+async function setStatus(db: Db, runId: string, status: RunStatus, data: Record<string, unknown> = {}) {
+  await db.trainingRun.update({ where: { id: runId }, data: { status, ...data } });
+}
+
+/** A final outcome the service reached itself: recorded on the run, and never retried. */
+class RunEnded extends AppError {
+  constructor(message: string) {
+    super("CONFLICT", message);
+  }
+}
+
+export function commandOf(r: RunRow, paths: RunPaths, datasetRoot: string, resumeFrom: boolean): string {
+  const values = {
+    repo_id: r.dataset.repoId,
+    dataset: datasetRoot,
+    policy: r.policyType,
+    output: paths.outputDir,
+    name: r.name,
+    steps: String(r.steps),
+    save_freq: String(r.saveFreq),
+    log_freq: String(r.logFreq),
+  };
+  const line = renderCommand(r.target.commandTemplate, values, r.extraArgs);
+  return resumeFrom ? `${line} --resume=true --config_path=${quoteShell(path.posix.join(paths.outputDir, "checkpoints", "last", "pretrained_model", "train_config.json"))}` : line;
+}
+
+export async function driveTrainingRun(db: Db, { runId, settings, blobs, progress, signal }: { runId: string; settings: DriverSettings; blobs: BlobStore; progress: ProgressReporter; signal: AbortSignal }): Promise<{ status: RunStatus }> {
+  const r = await loadRun(db, runId);
+  if (!r) throw new AppError("NOT_FOUND", "The training run was deleted");
+  if (["succeeded", "failed", "cancelled", "lost"].includes(r.status)) return { status: r.status as RunStatus };
+  let session: SshSession | null = null;
+  const connect = async () => {
+    if (session && !session.isClosed) return session;
+    session = await connectTrainingHost(r.target, { signal });
+    return session;
+  };
+  try {
+    return await drive(db, r, { connect, settings, blobs, progress, signal, dropSession: () => ((session as SshSession | null)?.close(), (session = null)) });
+  } catch (error) {
+    if (signal.aborted) {
+      await cancelOnHost(db, runId, settings).catch(async (e: Error) => {
+        await setStatus(db, runId, "cancelled", { error: `Cancelled, but stopping it on the host failed: ${e.message}`, finishedAt: new Date() });
+      });
+      throw error;
+    }
+    if (error instanceof RunEnded) {
+      await progress.log(error.message, "error");
+      throw error;
+    }
+    // Anything else (a lost connection, a dead worker) is retried: the run re-attaches.
+    await db.trainingRun.update({ where: { id: runId }, data: { error: (error as Error).message } });
+    throw isAppError(error) && error.code !== "INTERNAL" ? new AppError("INTERNAL", error.message, { cause: error }) : error;
+  } finally {
+    (session as SshSession | null)?.close();
+  }
+}
+
+interface DriveCtx {
+  connect: () => Promise<SshSession>;
+  dropSession: () => void;
+  settings: DriverSettings;
+  blobs: BlobStore;
+  progress: ProgressReporter;
+  signal: AbortSignal;
+}
+
+async function drive(db: Db, r: RunRow, ctx: DriveCtx): Promise<{ status: RunStatus }> {
+  const { connect, settings, progress, signal } = ctx;
+  let workDir = r.runDir ? path.posix.dirname(path.posix.dirname(r.runDir)) : null;
+  if (!workDir) workDir = await resolveWorkDir(await connect(), r.target.workDir, signal);
+  const paths = runPaths(workDir, r.id, r.attempt, r.outputDir);
+  if (!r.runDir) await db.trainingRun.update({ where: { id: r.id }, data: { runDir: paths.runDir, outputDir: paths.outputDir } });
+
+  // 1. Launch, unless this attempt is already running (or ran) on the host.
+  if (["queued", "syncing", "launching"].includes(r.status)) {
+    const session = await connect();
+    const launched = (await run(session, `test -s ${quoteShell(path.posix.join(paths.attemptDir, "pid"))} && echo yes || echo no`, { what: "Looking for the run on the host", signal })).trim() === "yes";
+    if (!launched) {
+      await setStatus(db, r.id, "syncing", { startedAt: r.startedAt ?? new Date() });
+      const build = await listDatasetFiles(datasetDir(settings, r.dataset.orgId, r.dataset.repoId));
+      const synced = await syncDataset({ connect, workDir, orgId: r.orgId, repoId: r.dataset.repoId, buildId: r.dataset.buildId ?? "current", files: build, progress, signal, span: [0.02, 0.2] });
+      await setStatus(db, r.id, "launching");
+      await progress.step("Launching on the host", 0.2);
+      const command = commandOf(r, paths, synced.remoteRoot, r.attempt > 1 && r.outputDir === paths.outputDir && (await hasCheckpoint(session, paths, signal)));
+      await run(session, `mkdir -p ${quoteShell(paths.attemptDir)}`, { what: "Making the run's folder", signal });
+      await writeHostFile(session, path.posix.join(paths.attemptDir, "train.sh"), trainScript({ activate: r.target.activate, command }), { mode: "755", signal });
+      await writeHostFile(session, path.posix.join(paths.attemptDir, "wrapper.sh"), wrapperScript(), { mode: "755", signal });
+      await run(session, launchCommand(paths), { what: "Starting the run", signal });
+    }
+    await setStatus(db, r.id, "running", { logOffset: launched ? undefined : 0 });
+  }
+
+  // 2. Follow: the log by byte offset, the state, GPU samples, until the run ends.
+  await progress.step("Training", 0.22);
+  const end = await follow(db, r, paths, ctx);
+
+  // 3. The outcome, honestly: exit 0 and the last checkpoint at the final step.
+  if (end.kind === "lost") {
+    await setStatus(db, r.id, "lost", { error: end.reason, finishedAt: new Date(), pid: null });
+    throw new RunEnded(end.reason);
+  }
+  const { poll } = end;
+  if (poll.exitCode !== 0) {
+    const tail = await lastLines(db, r.id, r.attempt);
+    const reason = `Training exited with code ${poll.exitCode}${tail ? `; the log ends:\n${tail}` : ""}`;
+    await setStatus(db, r.id, "failed", { exitCode: poll.exitCode, error: reason, finishedAt: new Date() });
+    throw new RunEnded(reason);
+  }
+  if (poll.checkpointStep !== r.steps) {
+    const reason = poll.checkpointStep === null
+      ? `Training exited 0 but wrote no checkpoint (checkpoints/last is missing); it is not called complete`
+      : `Training exited 0 but its last checkpoint is at step ${poll.checkpointStep} of ${r.steps}; it is not called complete. Resume it to go on from there`;
+    await setStatus(db, r.id, "failed", { exitCode: 0, error: reason, finishedAt: new Date(), lastStep: poll.checkpointStep ?? undefined });
+    throw new RunEnded(reason);
+  }
+
+  // 4. The checkpoint comes home and is registered.
+  await setStatus(db, r.id, "fetching", { exitCode: 0, lastStep: r.steps });
+  await progress.step("Fetching the checkpoint", 0.9);
+  const session = await connect();
+  const checkpoint = await listCheckpoint(session, path.posix.join(paths.outputDir, "checkpoints", "last"), signal);
+  await fetchCheckpoint(session, { ...checkpoint, blobs: ctx.blobs, progress, signal, span: [0.9, 0.98] });
+  await progress.step("Registering the checkpoint", 0.98);
+  const version = await registerCheckpoint(db, { run: r, files: checkpoint.files, step: r.steps, targetName: r.target.name, repoId: r.dataset.repoId });
+  await setStatus(db, r.id, "succeeded", { checkpointVersionId: version.versionId, finishedAt: new Date(), error: null });
+  await progress.log(`Registered as version ${version.number} of the model ${r.name}`);
+  return { status: "succeeded" };
+}
+
+async function hasCheckpoint(session: SshSession, paths: RunPaths, signal: AbortSignal): Promise<boolean> {
+  const out = await run(session, `test -e ${quoteShell(path.posix.join(paths.outputDir, "checkpoints", "last", "pretrained_model", "train_config.json"))} && echo yes || echo no`, { what: "Looking for a checkpoint", signal });
+  return out.trim() === "yes";
+}
+
+async function lastLines(db: Db, runId: string, attempt: number): Promise<string> {
+  const chunks = await db.trainingLogChunk.findMany({ where: { runId, attempt }, orderBy: { offset: "desc" }, take: 5 });
+  const text = chunks.reverse().map((c) => c.text).join("");
+  return text.split(/\r?\n|\r/).filter((l) => l.trim()).slice(-8).join("\n");
+}
+
+type FollowEnd = { kind: "ended"; poll: PollResult } | { kind: "lost"; reason: string };
+
+async function follow(db: Db, r: RunRow, paths: RunPaths, ctx: DriveCtx): Promise<FollowEnd> {
+  const { settings, progress, signal } = ctx;
+  let lastGpuAt = 0;
+  let delay = settings.TRAINING_POLL_MS;
+  for (;;) {
+    signal.throwIfAborted();
+    const state = await db.trainingRun.findUniqueOrThrow({ where: { id: r.id }, select: { logOffset: true, logTruncated: true, unreachableSince: true, status: true, lastStep: true } });
+    let poll: PollResult;
+    try {
+      const session = await ctx.connect();
+      const result = await session.exec(pollCommand(paths, Number(state.logOffset)), { timeoutMs: 60_000, signal, maxBytes: 2 * 1024 * 1024 });
+      if (result.code !== 0) throw new AppError("INTERNAL", `Reading the run's state failed (exit ${result.code}): ${result.stderr.trim().slice(0, 300)}`);
+      poll = parsePoll(result.stdout);
+    } catch (error) {
+      if (signal.aborted) throw error;
+      if (isAppError(error) && error.code === "CONFLICT") throw error; // a changed host key: never re-attach blindly
+      ctx.dropSession();
+      const since = state.unreachableSince ?? new Date();
+      if (!state.unreachableSince) {
+        await setStatus(db, r.id, "unreachable", { unreachableSince: since });
+        await progress.log(`${r.target.name} does not answer (${(error as Error).message}); the run is marked unreachable, and training goes on there if the host is up`, "warn");
+      }
+      if (Date.now() - since.getTime() > settings.TRAINING_LOST_AFTER_MS) {
+        return { kind: "lost", reason: `${r.target.name} did not answer for ${Math.round(settings.TRAINING_LOST_AFTER_MS / 60_000)} min; the run is declared lost. If the host comes back and the run finished, start it again with Resume` };
+      }
+      delay = Math.min(delay * 2, 10_000);
+      await sleep(delay, signal);
+      continue;
+    }
+    delay = settings.TRAINING_POLL_MS;
+    if (state.unreachableSince || state.status !== "running") {
+      await setStatus(db, r.id, "running", { unreachableSince: null });
+      if (state.unreachableSince) await progress.log(`${r.target.name} answers again; following the run`);
+    }
+    if (poll.isMissing) return { kind: "lost", reason: `The run's folder ${paths.attemptDir} is gone from ${r.target.name}` };
+
+    const isDone = !poll.isAlive;
+    const stored = await appendLog(db, { run: r, attempt: r.attempt, offset: Number(state.logOffset), bytes: poll.log, logSize: poll.logSize, isFinal: isDone && poll.log.length >= poll.logSize - Number(state.logOffset), maxBytes: settings.TRAINING_LOG_MAX_BYTES, truncated: state.logTruncated, lastStep: state.lastStep });
+    if (stored.lastStep !== null && stored.lastStep !== state.lastStep) await progress.set(0.22 + 0.66 * Math.min(1, stored.lastStep / r.steps), `Step ${stored.lastStep} of ${r.steps}`);
+    if (poll.gpu && Date.now() - lastGpuAt > 10_000) {
+      lastGpuAt = Date.now();
+      await recordGpuSample(db, r.id, stored.lastStep ?? state.lastStep ?? 0, poll.gpu);
+    }
+    // More of the log to read: go on at once.
+    if (stored.hasMore) continue;
+    if (isDone) {
+      if (poll.exitCode !== null) return { kind: "ended", poll };
+      if (poll.runBootId && poll.bootId && poll.runBootId !== poll.bootId) return { kind: "lost", reason: `${r.target.name} restarted while the run was training (its boot id changed), and the run left no exit code` };
+      return { kind: "lost", reason: `The run's process on ${r.target.name} is gone and left no exit code: it was killed outright (out of memory, kill -9) or the host restarted` };
+    }
+    await sleep(delay, signal);
+  }
+}
+
+/** Stops the run on its host: TERM to its process group, the grace period, then KILL. */
+export async function cancelOnHost(db: Db, runId: string, settings: Pick<DriverSettings, "TRAINING_CANCEL_GRACE_S">): Promise<void> {
+  const r = await loadRun(db, runId);
+  if (!r) return;
+  if (r.runDir) {
+    const paths = runPaths(path.posix.dirname(path.posix.dirname(r.runDir)), r.id, r.attempt, r.outputDir);
+    const session = await connectTrainingHost(r.target);
+    try {
+      const poll = parsePoll((await session.exec(pollCommand(paths, 0, 0), { timeoutMs: 30_000 })).stdout);
+      if (poll.isAlive && poll.pid) {
+        const out = await session.exec(stopCommand(poll.pid, settings.TRAINING_CANCEL_GRACE_S), { timeoutMs: (settings.TRAINING_CANCEL_GRACE_S + 30) * 1000 });
+        const left = /left:(.*)/.exec(out.stdout)?.[1].trim();
+        if (left) throw new AppError("INTERNAL", `Processes ${left} of the run are still running on ${r.target.name} after KILL`);
+      }
+    } finally {
+      session.close();
+    }
+  }
+  await setStatus(db, runId, "cancelled", { finishedAt: new Date(), error: null });
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}

@@ -1,0 +1,117 @@
+import path from "node:path";
+import { quoteShell } from "../ssh/shell-quote";
+
+// What a run is on its host: a folder that describes itself, so the portal, the worker and the
+// SSH connection can come and go while training goes on.
+//
+//   <workDir>/runs/<run id>/attempt-<n>/
+//     train.sh     the environment activation and the rendered command
+//     wrapper.sh   started with setsid nohup; records pid, boot_id and, at the end, exit_code
+//     train.log    stdout and stderr, followed by byte offset
+//   <workDir>/runs/<run id>/output[-<n>]/   LeRobot's output_dir (checkpoints/<step>/, last)
+//
+// The wrapper is started with a marker argument (gantry-run-<id>-<attempt>) that is looked for
+// in /proc/<pid>/cmdline: a pid reused by another process after a reboot is never taken for
+// the run.
+
+export interface RunPaths {
+  runDir: string;
+  attemptDir: string;
+  outputDir: string;
+  marker: string;
+}
+
+export function runPaths(workDir: string, runId: string, attempt: number, outputDir?: string | null): RunPaths {
+  const runDir = path.posix.join(workDir, "runs", runId);
+  return { runDir, attemptDir: path.posix.join(runDir, `attempt-${attempt}`), outputDir: outputDir ?? path.posix.join(runDir, "output"), marker: `gantry-run-${runId}-${attempt}` };
+}
+
+export function trainScript({ activate, command }: { activate: string; command: string }): string {
+  return ["#!/bin/bash", "# The training command of a Gantry run.", activate ? `${activate} || exit 97` : "", `exec ${command}`, ""].filter((l, i, a) => l !== "" || i === a.length - 1).join("\n");
+}
+
+export function wrapperScript(): string {
+  return `#!/bin/bash
+# Runs train.sh detached from any SSH session and records how it ended. $1 is the run marker.
+cd -- "$(dirname -- "$0")" || exit 1
+echo $$ > pid.tmp && mv -f pid.tmp pid
+cat /proc/sys/kernel/random/boot_id > boot_id 2>/dev/null
+bash ./train.sh >> train.log 2>&1 < /dev/null &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null' TERM INT HUP
+wait "$child"; code=$?
+# A trap ends the first wait early: wait until the trainer itself has ended.
+while kill -0 "$child" 2>/dev/null; do wait "$child"; code=$?; done
+echo "$code" > exit_code.tmp && mv -f exit_code.tmp exit_code
+`;
+}
+
+/** Starts the wrapper in a session of its own (its pid is the process group), detached. */
+export function launchCommand(p: RunPaths): string {
+  const wrapper = path.posix.join(p.attemptDir, "wrapper.sh");
+  return `cd ${quoteShell(p.attemptDir)} && setsid nohup bash ${quoteShell(wrapper)} ${quoteShell(p.marker)} > /dev/null 2>&1 < /dev/null & sleep 0.2; for i in $(seq 50); do [ -s ${quoteShell(path.posix.join(p.attemptDir, "pid"))} ] && exit 0; sleep 0.1; done; echo "the run did not start" >&2; exit 1`;
+}
+
+/** The most log bytes read in one poll. */
+export const POLL_LOG_BYTES = 512 * 1024;
+
+/** One command that says where the run stands and returns the log bytes after `offset`. */
+export function pollCommand(p: RunPaths, offset: number, maxBytes = POLL_LOG_BYTES): string {
+  const q = quoteShell;
+  const last = path.posix.join(p.outputDir, "checkpoints", "last", "training_state", "training_step.json");
+  return [
+    `cd ${q(p.attemptDir)} 2>/dev/null || { echo "missing:1"; exit 0; }`,
+    `pid=$(cat pid 2>/dev/null)`,
+    `alive=0; if [ -n "$pid" ] && tr '\\0' ' ' < /proc/"$pid"/cmdline 2>/dev/null | grep -qF -- ${q(p.marker)}; then alive=1; fi`,
+    `echo "alive:$alive"; echo "pid:$pid"`,
+    `echo "exit:$(cat exit_code 2>/dev/null)"`,
+    `echo "boot:$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"; echo "runboot:$(cat boot_id 2>/dev/null)"`,
+    `echo "size:$(stat -c %s train.log 2>/dev/null || echo 0)"`,
+    `echo "ckpt:$(tr -d '\\n' < ${q(last)} 2>/dev/null)"`,
+    `echo "gpu:$(nvidia-smi --query-gpu=utilization.gpu,memory.used,memory.total --format=csv,noheader,nounits 2>/dev/null | head -n1)"`,
+    `echo "log:$(tail -c +${offset + 1} train.log 2>/dev/null | head -c ${maxBytes} | base64 -w0)"`,
+  ].join("\n");
+}
+
+export interface PollResult {
+  isMissing: boolean;
+  isAlive: boolean;
+  pid: number | null;
+  exitCode: number | null;
+  bootId: string;
+  runBootId: string;
+  logSize: number;
+  checkpointStep: number | null;
+  gpu: { util: number; memUsedMiB: number; memTotalMiB: number } | null;
+  log: Buffer;
+}
+
+export function parsePoll(output: string): PollResult {
+  const get = (key: string) => output.split("\n").find((l) => l.startsWith(`${key}:`))?.slice(key.length + 1).trim() ?? "";
+  const int = (v: string) => (/^-?\d+$/.test(v) ? Number(v) : null);
+  let checkpointStep: number | null = null;
+  try {
+    const parsed = JSON.parse(get("ckpt") || "null") as { step?: unknown } | null;
+    if (parsed && Number.isInteger(parsed.step)) checkpointStep = parsed.step as number;
+  } catch {
+    /* a checkpoint being written: read again next time */
+  }
+  const gpuParts = get("gpu").split(",").map((x) => Number(x.trim()));
+  return {
+    isMissing: get("missing") === "1",
+    isAlive: get("alive") === "1",
+    pid: int(get("pid")),
+    exitCode: int(get("exit")),
+    bootId: get("boot"),
+    runBootId: get("runboot"),
+    logSize: int(get("size")) ?? 0,
+    checkpointStep,
+    gpu: gpuParts.length === 3 && gpuParts.every(Number.isFinite) ? { util: gpuParts[0], memUsedMiB: gpuParts[1], memTotalMiB: gpuParts[2] } : null,
+    log: Buffer.from(get("log"), "base64"),
+  };
+}
+
+/** Stops the run's process group: TERM, up to `graceS` seconds, then KILL; prints what is left. */
+export function stopCommand(pid: number, graceS: number): string {
+  return `kill -TERM -- -${pid} 2>/dev/null; for i in $(seq ${graceS * 5}); do kill -0 -- -${pid} 2>/dev/null || break; sleep 0.2; done; if kill -0 -- -${pid} 2>/dev/null; then echo killed; kill -KILL -- -${pid} 2>/dev/null; sleep 0.5; fi; echo "left:$(pgrep -g ${pid} | tr '\\n' ' ')"`;
+}

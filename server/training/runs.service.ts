@@ -1,0 +1,140 @@
+import type { z } from "zod";
+import type { Db } from "../db";
+import { AppError } from "../errors";
+import type { OrgActor } from "../auth/roles";
+import { recordAudit } from "../audit/audit.service";
+import { trainingRunJob } from "../jobs/catalog";
+import { enqueue } from "../jobs/enqueue";
+import { cancelJob } from "../jobs/jobs.service";
+import { Prisma } from "../generated/prisma/client";
+import { renderCommand } from "./command";
+import { FINAL_STATUSES, type CreateRunInput, type runDetailSchema, type runLogInput, type runLogSchema, type runMetricsSchema, type RunStatus, type RunSummary } from "./training.schemas";
+
+// Training runs as people see them: start one from a dataset, follow it, cancel, resume from
+// its last checkpoint (a new attempt in the same output folder) or retry afresh (a new attempt
+// in a new output folder). Runs on one target queue behind each other (one at a time per
+// target: its GPU), through the job queue's named queue.
+
+const summaryInclude = {
+  dataset: { select: { id: true, repoId: true } },
+  target: { select: { id: true, name: true } },
+} satisfies Prisma.TrainingRunInclude;
+type SummaryRow = Prisma.TrainingRunGetPayload<{ include: typeof summaryInclude }>;
+
+async function checkpointsOf(db: Db, ids: (string | null)[]) {
+  const wanted = ids.filter((x): x is string => !!x);
+  if (!wanted.length) return new Map<string, RunSummary["checkpointVersion"]>();
+  const rows = await db.modelVersion.findMany({ where: { id: { in: wanted } }, select: { id: true, modelId: true, number: true, model: { select: { name: true } } } });
+  return new Map(rows.map((v) => [v.id, { id: v.id, modelId: v.modelId, modelName: v.model.name, number: v.number }]));
+}
+
+function toSummary(r: SummaryRow, versions: Map<string, RunSummary["checkpointVersion"]>): RunSummary {
+  return {
+    id: r.id, name: r.name, status: r.status, policyType: r.policyType, steps: r.steps, lastStep: r.lastStep, attempt: r.attempt,
+    dataset: r.dataset, target: r.target, error: r.error, createdAt: r.createdAt, startedAt: r.startedAt, finishedAt: r.finishedAt, jobId: r.jobId,
+    checkpointVersion: r.checkpointVersionId ? (versions.get(r.checkpointVersionId) ?? null) : null,
+  };
+}
+
+export async function listRuns(db: Db, { orgId, datasetId }: { orgId: string; datasetId?: string }): Promise<RunSummary[]> {
+  const rows = await db.trainingRun.findMany({ where: { orgId, ...(datasetId ? { datasetId } : {}) }, orderBy: { createdAt: "desc" }, take: 200, include: summaryInclude });
+  const versions = await checkpointsOf(db, rows.map((r) => r.checkpointVersionId));
+  return rows.map((r) => toSummary(r, versions));
+}
+
+async function findRun(db: Db, orgId: string, runId: string) {
+  const run = await db.trainingRun.findFirst({ where: { id: runId, orgId }, include: { ...summaryInclude, target: true } });
+  if (!run) throw new AppError("NOT_FOUND", "That training run does not exist in this organisation");
+  return run;
+}
+
+export async function getRun(db: Db, { orgId, runId }: { orgId: string; runId: string }): Promise<z.infer<typeof runDetailSchema>> {
+  const r = await findRun(db, orgId, runId);
+  const versions = await checkpointsOf(db, [r.checkpointVersionId]);
+  const output = r.outputDir ?? "<output>";
+  const command = (() => {
+    try {
+      return renderCommand(r.target.commandTemplate, { repo_id: r.dataset.repoId, dataset: "<dataset>", policy: r.policyType, output, name: r.name, steps: String(r.steps), save_freq: String(r.saveFreq), log_freq: String(r.logFreq) }, r.extraArgs);
+    } catch (error) {
+      return `(${(error as Error).message})`;
+    }
+  })();
+  return {
+    ...toSummary({ ...r, target: { id: r.target.id, name: r.target.name } }, versions),
+    saveFreq: r.saveFreq, logFreq: r.logFreq, extraArgs: r.extraArgs, runDir: r.runDir, outputDir: r.outputDir, exitCode: r.exitCode,
+    logTruncated: r.logTruncated, lastMetrics: (r.lastMetrics as Record<string, number> | null) ?? null, unreachableSince: r.unreachableSince, command,
+  };
+}
+
+export async function readRunLog(db: Db, { orgId, input }: { orgId: string; input: z.infer<typeof runLogInput> }): Promise<z.infer<typeof runLogSchema>> {
+  const r = await findRun(db, orgId, input.runId);
+  const attempt = input.attempt ?? r.attempt;
+  const chunks = await db.trainingLogChunk.findMany({ where: { runId: r.id, attempt, offset: { gt: BigInt(input.after) } }, orderBy: { offset: "asc" }, take: input.limit });
+  return { attempt, chunks: chunks.map((c) => ({ offset: Number(c.offset), text: c.text })), truncated: r.logTruncated };
+}
+
+export async function readRunMetrics(db: Db, { orgId, runId }: { orgId: string; runId: string }): Promise<z.infer<typeof runMetricsSchema>> {
+  await findRun(db, orgId, runId);
+  const rows = await db.trainingMetric.findMany({ where: { runId }, orderBy: [{ step: "asc" }, { id: "asc" }], take: 20_000 });
+  const numbers = (v: unknown) => Object.fromEntries(Object.entries(v as Record<string, unknown>).filter(([, x]) => typeof x === "number")) as Record<string, number>;
+  return {
+    train: rows.filter((m) => m.kind === "train").map((m) => ({ step: m.step, values: numbers(m.values) })),
+    gpu: rows.filter((m) => m.kind === "gpu").map((m) => ({ at: m.at, step: m.step, values: numbers(m.values) })),
+  };
+}
+
+const queueOf = (targetId: string) => `training-target:${targetId}`;
+
+export async function startRun(db: Db, { actor, input }: { actor: OrgActor; input: CreateRunInput }): Promise<{ runId: string; jobId: string }> {
+  const dataset = await db.dataset.findFirst({ where: { id: input.datasetId, orgId: actor.orgId } });
+  if (!dataset) throw new AppError("NOT_FOUND", "That dataset does not exist in this organisation");
+  if (!dataset.buildId) throw new AppError("CONFLICT", `${dataset.repoId} has no episodes in it yet; there is nothing to train on`);
+  const target = input.targetId
+    ? await db.trainingTarget.findFirst({ where: { id: input.targetId, orgId: actor.orgId } })
+    : ((await db.trainingTarget.findFirst({ where: { orgId: actor.orgId, isDefault: true } })) ?? (await db.trainingTarget.findFirst({ where: { orgId: actor.orgId }, orderBy: { createdAt: "asc" } })));
+  if (!target) throw new AppError(input.targetId ? "NOT_FOUND" : "CONFLICT", input.targetId ? "That training target does not exist in this organisation" : "This organisation has no training target yet; an admin adds one under Training → Targets");
+  if (!target.pinnedHostKey) throw new AppError("CONFLICT", `${target.name} has not been tested yet; an admin runs "Test target" once so its host key is pinned`);
+  if (target.kind !== "ssh") throw new AppError("BAD_REQUEST", `${target.name} is a ${target.kind} target; runs on it are not supported yet — use an SSH target`);
+  const name = input.name ?? `${dataset.repoId.split("/").pop()}-${input.policyType}`;
+  return db.$transaction(async (tx) => {
+    const run = await tx.trainingRun.create({
+      data: { orgId: actor.orgId, targetId: target.id, datasetId: dataset.id, name, policyType: input.policyType, steps: input.steps, saveFreq: input.saveFreq, logFreq: input.logFreq, extraArgs: input.extraArgs, createdById: actor.userId },
+    });
+    const { jobId } = await enqueue(trainingRunJob, { runId: run.id }, { tx, orgId: actor.orgId, createdById: actor.userId, queue: queueOf(target.id) });
+    await tx.trainingRun.update({ where: { id: run.id }, data: { jobId } });
+    await recordAudit(tx, { orgId: actor.orgId, actor, action: "training.run.start", target: `training-run:${run.id}`, data: { name, dataset: dataset.repoId, target: target.name, policy: input.policyType, steps: input.steps } });
+    return { runId: run.id, jobId };
+  });
+}
+
+/** Cancels a run: its job stops the process group on the host (TERM, grace, KILL). */
+export async function cancelRun(db: Db, { actor, runId }: { actor: OrgActor; runId: string }): Promise<{ runId: string }> {
+  const r = await findRun(db, actor.orgId, runId);
+  if ((FINAL_STATUSES as string[]).includes(r.status)) throw new AppError("CONFLICT", `This run has already ${r.status === "succeeded" ? "finished" : `ended (${r.status})`}; there is nothing to cancel`);
+  await db.trainingRun.update({ where: { id: runId }, data: { cancelRequestedAt: new Date() } });
+  if (r.jobId) await cancelJob(db, { actor, jobId: r.jobId }).catch((error) => {
+    if (!(error instanceof AppError && error.code === "CONFLICT")) throw error;
+  });
+  // A run whose job never started is simply over.
+  await db.trainingRun.updateMany({ where: { id: runId, status: "queued", runDir: null }, data: { status: "cancelled", finishedAt: new Date() } });
+  await recordAudit(db, { orgId: actor.orgId, actor, action: "training.run.cancel", target: `training-run:${runId}`, data: { name: r.name } });
+  return { runId };
+}
+
+/** Resume (same output folder, from checkpoints/last) or retry (a fresh output folder): a new attempt of the same run. */
+export async function restartRun(db: Db, { actor, runId, mode }: { actor: OrgActor; runId: string; mode: "resume" | "retry" }): Promise<{ runId: string; jobId: string }> {
+  const r = await findRun(db, actor.orgId, runId);
+  if (!(["failed", "cancelled", "lost"] as RunStatus[]).includes(r.status as RunStatus)) throw new AppError("CONFLICT", `Only a run that failed, was cancelled or was lost can be ${mode === "resume" ? "resumed" : "retried"}; this one is ${r.status}`);
+  if (mode === "resume" && r.lastStep === null) throw new AppError("CONFLICT", "This run saved no checkpoint to resume from; retry it instead");
+  const attempt = r.attempt + 1;
+  const outputDir = mode === "retry" && r.runDir ? `${r.runDir}/output-${attempt}` : r.outputDir;
+  return db.$transaction(async (tx) => {
+    const { jobId } = await enqueue(trainingRunJob, { runId }, { tx, orgId: actor.orgId, createdById: actor.userId, queue: queueOf(r.targetId) });
+    await tx.trainingRun.update({
+      where: { id: runId },
+      data: { attempt, outputDir, status: "queued", jobId, logOffset: 0, logTruncated: false, exitCode: null, error: null, pid: null, unreachableSince: null, finishedAt: null, cancelRequestedAt: null, ...(mode === "retry" ? { lastStep: null, lastMetrics: Prisma.JsonNull } : {}) },
+    });
+    await recordAudit(tx, { orgId: actor.orgId, actor, action: mode === "resume" ? "training.run.resume" : "training.run.retry", target: `training-run:${runId}`, data: { name: r.name, attempt } });
+    return { runId, jobId };
+  });
+}

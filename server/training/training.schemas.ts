@@ -1,0 +1,159 @@
+import { z } from "zod";
+import { credentialInput, hostSchema } from "../fleet/fleet.schemas";
+
+// Training targets (GPU hosts the team owns) and runs: inputs, outputs, and the values a
+// command template may name.
+
+const nameSchema = z.string().trim().min(1, "is required").max(80).regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/, "may hold letters, digits, spaces, dots, dashes and underscores");
+const usernameSchema = z.string().trim().min(1, "is required").max(64).regex(/^[a-z_][a-z0-9_.-]*\$?$/i, "must be a Unix user name");
+/** An absolute path on the host, or one under the user's home (~/…); no NUL or newline. */
+export const hostPathSchema = z
+  .string()
+  .trim()
+  .min(1, "is required")
+  .max(1024)
+  .regex(/^(\/|~\/)[^\0\n\r]*$/, "must be an absolute path (/…) or under the home folder (~/…)")
+  .refine((p) => !p.split("/").includes(".."), "must not contain ..");
+const shellLineSchema = z.string().max(2000).refine((s) => !/[\0\n\r]/.test(s), "must be one line");
+
+export const PLACEHOLDERS = ["repo_id", "dataset", "policy", "output", "name", "steps", "save_freq", "log_freq"] as const;
+export const DEFAULT_TEMPLATE =
+  "lerobot-train --dataset.repo_id={repo_id} --dataset.root={dataset} --policy.type={policy} --output_dir={output} --job_name={name} --policy.device=cuda --policy.push_to_hub=false --steps={steps} --save_freq={save_freq} --log_freq={log_freq}";
+
+export const commandTemplateSchema = z
+  .string()
+  .trim()
+  .min(1, "is required")
+  .max(4000)
+  .refine((s) => !/[\0\n\r]/.test(s), "must be one line")
+  .superRefine((s, ctx) => {
+    for (const m of s.matchAll(/\{([^}]*)\}/g)) {
+      if (!(PLACEHOLDERS as readonly string[]).includes(m[1])) ctx.addIssue({ code: "custom", message: `names {${m[1]}}, which is not a placeholder; use ${PLACEHOLDERS.map((p) => `{${p}}`).join(", ")}` });
+    }
+    if (!s.includes("{output}")) ctx.addIssue({ code: "custom", message: "must pass {output}: Gantry reads the checkpoints from there" });
+  });
+
+export const createTargetInput = z.object({
+  name: nameSchema,
+  kind: z.enum(["ssh", "slurm"]).default("ssh"),
+  host: hostSchema,
+  port: z.number().int().min(1).max(65535).default(22),
+  username: usernameSchema,
+  credential: credentialInput,
+  workDir: hostPathSchema.default("~/gantry"),
+  activate: shellLineSchema.default(""),
+  commandTemplate: commandTemplateSchema.default(DEFAULT_TEMPLATE),
+  concurrency: z.number().int().min(1).max(16).default(1),
+  isDefault: z.boolean().default(false),
+  slurm: z
+    .object({
+      partition: z.string().trim().max(100).regex(/^[A-Za-z0-9_.-]*$/).default(""),
+      account: z.string().trim().max(100).regex(/^[A-Za-z0-9_.-]*$/).default(""),
+      /** Extra `#SBATCH` options, one per line, e.g. `--gres=gpu:1`. */
+      options: z.array(z.string().trim().max(200).regex(/^--[A-Za-z0-9-]+(=[^\0\n\r]*)?$/, "must be one sbatch option like --gres=gpu:1")).max(20).default([]),
+    })
+    .nullable()
+    .default(null),
+});
+export type CreateTargetInput = z.infer<typeof createTargetInput>;
+
+export const targetIdInput = z.object({ targetId: z.uuid() });
+
+export const targetFactsSchema = z.object({
+  gpus: z.array(z.object({ name: z.string(), memoryMiB: z.number().nullable(), driver: z.string() })),
+  diskFreeBytes: z.number().nullable(),
+  python: z.string().nullable(),
+  lerobot: z.string().nullable(),
+  sbatch: z.string().nullable(),
+  /** Plain sentences: what is missing or wrong. Empty when the target is ready. */
+  problems: z.array(z.string()),
+  fingerprint: z.string(),
+});
+export type TargetFacts = z.infer<typeof targetFactsSchema>;
+
+export const targetSummarySchema = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  kind: z.string(),
+  host: z.string(),
+  port: z.number(),
+  username: z.string(),
+  authKind: z.string(),
+  pinnedHostKey: z.string().nullable(),
+  workDir: z.string(),
+  activate: z.string(),
+  commandTemplate: z.string(),
+  concurrency: z.number(),
+  isDefault: z.boolean(),
+  facts: targetFactsSchema.nullable(),
+  lastTestAt: z.date().nullable(),
+  activeRuns: z.number(),
+});
+export type TargetSummary = z.infer<typeof targetSummarySchema>;
+
+export const POLICY_PRESETS = ["act", "diffusion", "smolvla", "pi0", "pi05", "vqbet", "tdmpc"] as const;
+
+export const createRunInput = z
+  .object({
+    datasetId: z.uuid(),
+    targetId: z.uuid().optional(),
+    name: nameSchema.optional(),
+    policyType: z.string().trim().min(1, "is required").max(64).regex(/^[a-z0-9_.-]+$/, "must be a LeRobot policy type such as act or diffusion"),
+    steps: z.number().int().min(1).max(10_000_000).default(100_000),
+    saveFreq: z.number().int().min(1).max(10_000_000).default(20_000),
+    logFreq: z.number().int().min(1).max(1_000_000).default(200),
+    /** Further arguments, split like a shell would (quotes allowed), each quoted again on the host. */
+    extraArgs: z.string().max(4000).refine((s) => !/[\0\n\r]/.test(s), "must be one line").default(""),
+  })
+  .refine((r) => r.saveFreq <= r.steps, { path: ["saveFreq"], message: "must not be more than steps, or no checkpoint is ever saved" });
+export type CreateRunInput = z.infer<typeof createRunInput>;
+
+export const runIdInput = z.object({ runId: z.uuid() });
+
+export const RUN_STATUSES = ["queued", "syncing", "launching", "running", "unreachable", "fetching", "succeeded", "failed", "cancelled", "lost"] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+export const FINAL_STATUSES: readonly RunStatus[] = ["succeeded", "failed", "cancelled", "lost"];
+
+export const runSummarySchema = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  status: z.string(),
+  policyType: z.string(),
+  steps: z.number(),
+  lastStep: z.number().nullable(),
+  attempt: z.number(),
+  dataset: z.object({ id: z.uuid(), repoId: z.string() }),
+  target: z.object({ id: z.uuid(), name: z.string() }),
+  error: z.string().nullable(),
+  createdAt: z.date(),
+  startedAt: z.date().nullable(),
+  finishedAt: z.date().nullable(),
+  jobId: z.uuid().nullable(),
+  checkpointVersion: z.object({ id: z.uuid(), modelId: z.uuid(), modelName: z.string(), number: z.number() }).nullable(),
+});
+export type RunSummary = z.infer<typeof runSummarySchema>;
+
+export const runDetailSchema = runSummarySchema.extend({
+  saveFreq: z.number(),
+  logFreq: z.number(),
+  extraArgs: z.string(),
+  runDir: z.string().nullable(),
+  outputDir: z.string().nullable(),
+  exitCode: z.number().nullable(),
+  logTruncated: z.boolean(),
+  lastMetrics: z.record(z.string(), z.union([z.number(), z.string()])).nullable(),
+  unreachableSince: z.date().nullable(),
+  command: z.string(),
+});
+
+export const runLogInput = z.object({ runId: z.uuid(), attempt: z.number().int().min(1).optional(), after: z.number().int().min(-1).default(-1), limit: z.number().int().min(1).max(2000).default(500) });
+export const runLogSchema = z.object({
+  attempt: z.number(),
+  chunks: z.array(z.object({ offset: z.number(), text: z.string() })),
+  truncated: z.boolean(),
+});
+
+export const runMetricsSchema = z.object({
+  train: z.array(z.object({ step: z.number(), values: z.record(z.string(), z.number()) })),
+  gpu: z.array(z.object({ at: z.date(), step: z.number(), values: z.record(z.string(), z.number()) })),
+});
