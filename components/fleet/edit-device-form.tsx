@@ -43,7 +43,7 @@ export function EditDeviceForm({ device, onDone }: { device: DeviceSummary; onDo
   return (
     <form onSubmit={onSubmit} className="grid gap-4 sm:grid-cols-3" aria-label="Edit device">
       <TextField label="Name" name="name" required defaultValue={device.name} />
-      <TextField label="Host" name="host" required defaultValue={device.host} hint="a new address unpins the host key" />
+      <TextField label="Host" name="host" required defaultValue={device.host} hint="a new address unpins the host key and needs the key or password again" />
       <TextField label="Port" name="port" type="number" min={1} max={65535} defaultValue={device.port} />
       <TextField label="User" name="username" required defaultValue={device.username} />
       <TextField label="Tags" name="tags" defaultValue={device.tags.join(", ")} />

@@ -121,10 +121,15 @@ export async function createDevice(db: Db, { actor, input }: { actor: OrgActor; 
 export async function updateDevice(db: Db, { actor, input }: { actor: OrgActor; input: z.infer<typeof updateDeviceInput> }): Promise<{ id: string }> {
   const { deviceId, credential, ...changes } = input;
   return db.$transaction(async (tx) => {
-    const existing = await tx.device.findFirst({ where: { id: deviceId, orgId: actor.orgId }, select: { id: true, host: true, port: true } });
+    const existing = await tx.device.findFirst({ where: { id: deviceId, orgId: actor.orgId }, select: { id: true, name: true, host: true, port: true, authKind: true } });
     if (!existing) throw new AppError("NOT_FOUND", "That device does not exist in this organisation");
-    // Another address is another machine: its host key is pinned again on the next test.
+    // Another address is another machine: its host key is pinned again on the next test, and the
+    // stored password or key is not offered to it unless the person moving it enters it again.
     const isMoved = (changes.host !== undefined && changes.host !== existing.host) || (changes.port !== undefined && changes.port !== existing.port);
+    if (isMoved && !credential) {
+      const secret = existing.authKind === "key" ? "SSH key" : "password";
+      throw new AppError("BAD_REQUEST", `Enter ${existing.name}'s ${secret} again to move it to ${changes.host ?? existing.host}:${changes.port ?? existing.port}: the stored one is only ever sent to ${existing.host}:${existing.port}`);
+    }
     await tx.device
       .update({ where: { id: deviceId }, data: { ...changes, ...(credential ? sealCredential(credential) : {}), ...(isMoved ? { pinnedHostKey: null, state: "unknown" as const } : {}) } })
       .catch((error) => uniqueName(error, changes.name));

@@ -13,15 +13,19 @@ export interface PasswordSshd {
   port: number;
   username: string;
   password: string;
+  /** Every password a client offered, right or wrong. */
+  passwordsOffered: string[];
   close(): Promise<void>;
 }
 
 export async function startPasswordSshd({ username = "robot", password = "correct horse" } = {}): Promise<PasswordSshd> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-password-sshd-"));
   const keyFile = path.join(dir, "host_ed25519");
+  const passwordsOffered: string[] = [];
   execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", keyFile], { stdio: "ignore" });
   const server = new Server({ hostKeys: [fs.readFileSync(keyFile)] }, (client) => {
     client.on("authentication", (ctx) => {
+      if (ctx.method === "password") passwordsOffered.push(ctx.password);
       if (ctx.method === "password" && ctx.username === username && ctx.password === password) ctx.accept();
       else ctx.reject(["password"]);
     });
@@ -43,6 +47,7 @@ export async function startPasswordSshd({ username = "robot", password = "correc
     port: (server.address() as net.AddressInfo).port,
     username,
     password,
+    passwordsOffered,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
