@@ -15,7 +15,7 @@ async function main() {
   const blobs = blobStore();
   const engine = new InferenceEngine({ readModel: (sha) => readBlob(blobs, sha), defaultTimeoutMs: settings.MODEL_INFERENCE_TIMEOUT * 1000 });
   // The portal signs its "try it" calls with a key derived from the same AUTH_SECRET.
-  const model = createModelServer({ db, engine, log, internalSecret: settings.AUTH_SECRET });
+  const model = createModelServer({ db, engine, log, internalSecret: settings.AUTH_SECRET, metricsToken: settings.SERVE_METRICS_TOKEN });
   const address = await model.listen(settings.SERVE_PORT, settings.SERVE_HOST);
   log(`Model server on http://${address.address}:${address.port} (Open Inference Protocol v2 under /v2, metrics at /metrics)`);
   const stop = async () => {

@@ -1,3 +1,4 @@
+import crypto from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { z } from "zod";
@@ -31,6 +32,8 @@ export interface ModelServerOptions {
   statsFlushMs?: number;
   /** Largest request body accepted; larger ones get 400. */
   maxBodyBytes?: number;
+  /** SERVE_METRICS_TOKEN: a scraper sending it reads every organisation's series on /metrics. */
+  metricsToken?: string;
   log?: (message: string) => void;
 }
 
@@ -41,7 +44,7 @@ const predictBody = z.object({ inputs: z.record(z.string(), z.unknown()) });
 const TOKEN_CACHE_MS = 5_000;
 const TOKEN_CACHE_MAX = 1_000;
 
-export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, statsFlushMs = 5_000, maxBodyBytes = 16 * 1024 * 1024, log = () => {} }: ModelServerOptions) {
+export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, statsFlushMs = 5_000, maxBodyBytes = 16 * 1024 * 1024, metricsToken, log = () => {} }: ModelServerOptions) {
   let hasSynced = false;
   const stats = new RequestStatsRecorder(db, log);
   engine.onRequest = (endpointId, outcome, seconds) => stats.record(endpointId, outcome, seconds);
@@ -87,6 +90,19 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
     if (tokens.size >= TOKEN_CACHE_MAX) tokens.clear();
     tokens.set(match[1], { actor, until: Date.now() + TOKEN_CACHE_MS });
     return actor;
+  }
+
+  /**
+   * Whose series /metrics may show: every organisation's to the metrics token, only its own
+   * organisation's to an API token (endpoint names and traffic are the organisation's business).
+   */
+  async function metricsScope(req: http.IncomingMessage): Promise<{ orgId?: string }> {
+    const match = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "");
+    if (!match) throw new AppError("UNAUTHORIZED", "Send the metrics token (SERVE_METRICS_TOKEN) or an API token as `Authorization: Bearer <token>`; an API token shows its own organisation's endpoints only");
+    if (metricsToken && isSameSecret(match[1], metricsToken)) return {};
+    const actor = await authenticate(req);
+    checkRole(actor, "viewer");
+    return { orgId: actor.orgId };
   }
 
   /** The whole body, within `maxBodyBytes`; events rather than an async iterator, which costs more per request. */
@@ -159,8 +175,9 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
     };
 
     if (method === "GET" && url.pathname === "/metrics") {
+      const { orgId } = await metricsScope(req);
       const gauges = engine.servedEndpoints().map((l) => ({ orgId: l.spec.orgId, name: l.spec.name, active: l.active, queued: l.queue.length }));
-      return send(200, engine.metrics.render(gauges), "text/plain; version=0.0.4");
+      return send(200, engine.metrics.render(gauges, orgId), "text/plain; version=0.0.4");
     }
     if (method === "GET" && url.pathname === "/v2/health/live") return send(200, { live: true });
     if (method === "GET" && url.pathname === "/v2/health/ready") return hasSynced ? send(200, { ready: true }) : send(503, { ready: false, error: "The model server has not read its endpoints from the database yet" });
@@ -245,4 +262,10 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
       await stats.flush();
     },
   };
+}
+
+/** Compares two secrets in time that does not depend on where they differ. */
+function isSameSecret(given: string, expected: string): boolean {
+  const digest = (s: string) => crypto.createHash("sha256").update(s).digest();
+  return crypto.timingSafeEqual(digest(given), digest(expected));
 }

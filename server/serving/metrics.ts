@@ -35,23 +35,28 @@ export class ServingMetrics {
     });
   }
 
-  /** The exposition text; `gauges` adds the live figures (in flight, queued) per endpoint. */
-  render(gauges: Array<{ orgId: string; name: string; active: number; queued: number }>): string {
+  /**
+   * The exposition text; `gauges` adds the live figures (in flight, queued) per endpoint. With
+   * `orgId`, only that organisation's series: one organisation never sees another's endpoints.
+   */
+  render(gauges: Array<{ orgId: string; name: string; active: number; queued: number }>, orgId?: string): string {
+    const series = [...this.series.values()].filter((s) => orgId === undefined || s.orgId === orgId);
+    const live = gauges.filter((g) => orgId === undefined || g.orgId === orgId);
     const lines: string[] = [];
     const labels = (s: { orgId: string; name: string }) => `org="${escape(s.orgId)}",endpoint="${escape(s.name)}"`;
     lines.push("# HELP gantry_serve_requests_total Inference requests by endpoint and outcome.", "# TYPE gantry_serve_requests_total counter");
-    for (const s of this.series.values()) for (const o of outcomes) lines.push(`gantry_serve_requests_total{${labels(s)},outcome="${o}"} ${s.counts[o]}`);
+    for (const s of series) for (const o of outcomes) lines.push(`gantry_serve_requests_total{${labels(s)},outcome="${o}"} ${s.counts[o]}`);
     lines.push("# HELP gantry_serve_request_duration_seconds Inference request latency, queueing included.", "# TYPE gantry_serve_request_duration_seconds histogram");
-    for (const s of this.series.values()) {
+    for (const s of series) {
       buckets.forEach((b, i) => lines.push(`gantry_serve_request_duration_seconds_bucket{${labels(s)},le="${b}"} ${s.bucketCounts[i]}`));
       lines.push(`gantry_serve_request_duration_seconds_bucket{${labels(s)},le="+Inf"} ${s.count}`);
       lines.push(`gantry_serve_request_duration_seconds_sum{${labels(s)}} ${s.sum}`);
       lines.push(`gantry_serve_request_duration_seconds_count{${labels(s)}} ${s.count}`);
     }
     lines.push("# HELP gantry_serve_requests_in_flight Requests running now.", "# TYPE gantry_serve_requests_in_flight gauge");
-    for (const g of gauges) lines.push(`gantry_serve_requests_in_flight{${labels(g)}} ${g.active}`);
+    for (const g of live) lines.push(`gantry_serve_requests_in_flight{${labels(g)}} ${g.active}`);
     lines.push("# HELP gantry_serve_requests_queued Requests waiting for a slot.", "# TYPE gantry_serve_requests_queued gauge");
-    for (const g of gauges) lines.push(`gantry_serve_requests_queued{${labels(g)}} ${g.queued}`);
+    for (const g of live) lines.push(`gantry_serve_requests_queued{${labels(g)}} ${g.queued}`);
     return lines.join("\n") + "\n";
   }
 }

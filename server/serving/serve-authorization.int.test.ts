@@ -37,7 +37,10 @@ const routes: Array<{ method: "GET" | "POST"; path: string; body?: unknown }> = 
   { method: "POST", path: "/v2/models/mlp/versions/1/infer", body: x },
   { method: "POST", path: "/predict/mlp", body: { inputs: { x: [[0, 0, 0, 0]] } } },
 ];
-const publicRoutes = ["/v2/health/live", "/v2/health/ready", "/v2", "/metrics"];
+const publicRoutes = ["/v2/health/live", "/v2/health/ready", "/v2"];
+const metricsToken = crypto.randomBytes(32).toString("base64url");
+let ownOrgId: string;
+let otherOrgId: string;
 
 beforeAll(async () => {
   database = await createTestDatabase("serve_auth");
@@ -46,10 +49,15 @@ beforeAll(async () => {
   const viewer = await addMember(db, owner.orgId, "viewer");
   const other = (await createOrgWithMember(db, "owner")).actor;
   const engine = new InferenceEngine({ readModel: (sha) => readBlob(blobs, sha), defaultTimeoutMs: 30_000 });
-  model = createModelServer({ db, engine, internalSecret: secret, pollMs: 60_000, statsFlushMs: 600_000 });
+  model = createModelServer({ db, engine, internalSecret: secret, metricsToken, pollMs: 60_000, statsFlushMs: 600_000 });
   base = `http://127.0.0.1:${(await model.listen(0, "127.0.0.1")).port}`;
   const { versionId } = await addReadyVersion(db, blobs, { actor: owner, bytes: buildMlp(), signature: mlpSignature });
   await deployOn(db, model, { actor: owner, name: "mlp", versionId });
+  // Another organisation serves an endpoint of its own, whose name and traffic are its business.
+  const other2 = await addReadyVersion(db, blobs, { actor: other, bytes: buildMlp(), signature: mlpSignature });
+  await deployOn(db, model, { actor: other, name: "other-secret-policy", versionId: other2.versionId });
+  ownOrgId = owner.orgId;
+  otherOrgId = other.orgId;
 
   const revoked = await createApiToken(db, { actor: viewer, input: { name: "revoked", scopes: ["read"] } });
   await revokeApiToken(db, { actor: viewer, tokenId: revoked.id });
@@ -104,7 +112,37 @@ describe("model server authorization", () => {
     }
   });
 
-  it("keeps health and metrics open, without naming anything on the health routes", async () => {
+  it("shows /metrics to the metrics token whole, and to an API token only for its own organisation", async () => {
+    // Traffic on both organisations' endpoints, so both have series to show.
+    expect((await call("POST", "/predict/mlp", bearers["own read-only token"], { inputs: { x: [[0, 0, 0, 0]] } })).status).toBe(200);
+    expect((await call("POST", "/predict/other-secret-policy", bearers["another organisation's token"], { inputs: { x: [[0, 0, 0, 0]] } })).status).toBe(200);
+    const series = (text: string, orgId: string, endpoint: string) => new RegExp(`gantry_serve_requests_total\\{org="${orgId}",endpoint="${endpoint}",outcome="success"\\} [1-9]`).test(text);
+
+    for (const who of ["none", "not a token", "unknown token", "revoked token", "forged portal token"]) {
+      const { status, text } = await call("GET", "/metrics", bearers[who]);
+      expect({ who, status }).toEqual({ who, status: 401 });
+      expect(text).not.toMatch(/mlp|other-secret-policy|gantry_serve/);
+    }
+    expect((await call("GET", "/metrics", crypto.randomBytes(32).toString("base64url"))).status).toBe(401);
+
+    const whole = await call("GET", "/metrics", metricsToken);
+    expect(whole.status).toBe(200);
+    expect(series(whole.text, ownOrgId, "mlp") && series(whole.text, otherOrgId, "other-secret-policy")).toBe(true);
+
+    for (const who of ["own read-only token", "own portal token"]) {
+      const own = await call("GET", "/metrics", bearers[who]);
+      expect({ who, status: own.status }).toEqual({ who, status: 200 });
+      expect(series(own.text, ownOrgId, "mlp")).toBe(true);
+      expect(own.text).not.toContain("other-secret-policy");
+      expect(own.text).not.toContain(otherOrgId);
+    }
+    const theirs = await call("GET", "/metrics", bearers["another organisation's token"]);
+    expect(series(theirs.text, otherOrgId, "other-secret-policy")).toBe(true);
+    expect(theirs.text).not.toContain(ownOrgId);
+    expect(theirs.text).not.toMatch(/endpoint="mlp"/);
+  });
+
+  it("keeps health open, without naming anything on the health routes", async () => {
     for (const route of publicRoutes) expect((await call("GET", route, null)).status).toBe(200);
     expect((await call("GET", "/v2/health/ready", null)).text).not.toMatch(/mlp/);
   });

@@ -305,11 +305,11 @@ describe("model server", () => {
   });
 
   it("counts requests in /metrics", async () => {
-    const before = await call("GET", "/metrics", undefined, null);
+    const before = await call("GET", "/metrics");
     const line = (text: string, outcome: string) => Number(new RegExp(`gantry_serve_requests_total\\{org="${owner.orgId}",endpoint="mlp",outcome="${outcome}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
     await call("POST", "/predict/mlp", { inputs: { x: rows(2, 1) } });
     await call("POST", "/predict/mlp", { inputs: { y: rows(2, 1) } });
-    const after = await call("GET", "/metrics", undefined, null);
+    const after = await call("GET", "/metrics");
     expect(after.status).toBe(200);
     expect(line(after.body, "success") - line(before.body, "success")).toBe(1);
     expect(line(after.body, "bad_request") - line(before.body, "bad_request")).toBe(1);

@@ -69,7 +69,7 @@ describe("try it", () => {
     expect(wrong.status).toBe(400);
     expect((wrong.body as { error: string }).error).toMatch(/"q" is not an input of endpoint mlp/);
 
-    const metrics = await (await fetch(`${serveUrl}/metrics`)).text();
+    const metrics = await (await fetch(`${serveUrl}/metrics`, { headers: { authorization: `Bearer ${mintInternalToken(secret, viewer)}` } })).text();
     expect(metrics).toMatch(new RegExp(`gantry_serve_requests_total\\{org="${owner.orgId}",endpoint="mlp",outcome="success"\\} [1-9]`));
     await model.flushStats();
     expect((await getEndpointRequestStats(db, { actor: viewer, endpointId })).totals).toMatchObject({ requests: 2, errors: 1 });
