@@ -44,10 +44,14 @@ export const httpUrlSchema = z
   // The address is shown to everyone in the organisation: no user name or password in it.
   .refine((u) => !URL.canParse(u) || (!new URL(u).username && !new URL(u).password), "Take the user name and password out of the address; it is shown to everyone in the organisation");
 
-/** Where a version came from, as stored; a hub token is never part of it. */
+/**
+ * Where a version came from, as stored; a hub token is never part of it. A URL is kept with its
+ * query's values redacted (signed URLs carry secrets there) and, when that hid anything, sealed
+ * whole for the fetch (source-url.ts); the sealed form never leaves the server.
+ */
 export const versionSourceSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("upload"), filename: z.string().max(500).optional() }),
-  z.object({ kind: z.literal("url"), url: z.string() }),
+  z.object({ kind: z.literal("url"), url: z.string(), sealedUrl: z.string().optional() }),
   z.object({ kind: z.literal("hub"), endpoint: z.string(), repo: z.string(), revision: z.string(), filename: z.string(), isPrivate: z.boolean() }),
   /** The checkpoint a training run brought home. */
   z.object({ kind: z.literal("training"), runId: z.uuid(), runName: z.string(), datasetId: z.uuid(), repoId: z.string(), step: z.number().int(), target: z.string() }),

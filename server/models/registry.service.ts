@@ -22,6 +22,7 @@ import type {
   ModelVersionView,
 } from "./models.schemas";
 import { sealToken } from "./sources.service";
+import { toPublicSource, toUrlSource } from "./source-url";
 
 // The model registry: models, and their numbered, immutable versions. Adding a version
 // creates it and enqueues the job that brings it in (fetch) or checks it (validate) in one
@@ -53,7 +54,7 @@ export function toVersionView(v: ModelVersion): ModelVersionView {
     modelId: v.modelId,
     number: v.number,
     status: v.status,
-    source: v.source as VersionSource,
+    source: toPublicSource(v.source as VersionSource),
     sha256: v.sha256,
     bytes: v.bytes === null ? null : Number(v.bytes),
     opset: v.opset,
@@ -203,7 +204,7 @@ async function createVersion(db: Db, actor: OrgActor, modelId: string, v: NewVer
     const { jobId } = await v.job(tx, version.id);
     await tx.modelVersion.update({ where: { id: version.id }, data: { jobId } });
     await tx.model.update({ where: { id: modelId }, data: { updatedAt: new Date() } });
-    await recordAudit(tx, { orgId: actor.orgId, actor, action: "model.version_add", target: version.id, data: { model: locked[0].name, number, source: v.source } });
+    await recordAudit(tx, { orgId: actor.orgId, actor, action: "model.version_add", target: version.id, data: { model: locked[0].name, number, source: toPublicSource(v.source) } });
     return { versionId: version.id, number, jobId };
   });
 }
@@ -244,7 +245,7 @@ export async function addVersionFromUrl(db: Db, { actor, input }: Actor & { inpu
     if (error instanceof OutboundRefusedError) throw error;
   });
   return createVersion(db, actor, input.modelId, {
-    source: { kind: "url", url: input.url },
+    source: toUrlSource(input.url),
     status: "fetching",
     job: (tx, versionId) => enqueue(fetchModelJob, { versionId, dims: input.dims }, jobOpts(tx, actor)),
   });

@@ -5,7 +5,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../tests/setup/test-database";
 import { createDb, type Db } from "../db";
-import { createOrgWithMember } from "../../tests/helpers/factories";
+import { addMember, createOrgWithMember } from "../../tests/helpers/factories";
 import { startHubStandIn, type HubStandIn } from "../../tests/helpers/hub-stand-in";
 import type { OrgActor } from "../auth/roles";
 import { createProgressReporter } from "../jobs/progress";
@@ -13,6 +13,10 @@ import { createLocalBlobStore } from "../storage/local-blob-store";
 import { addVersionFromHub, addVersionFromUrl, createModel } from "./registry.service";
 import { addVersionFromHubInput, addVersionFromUrlInput } from "./models.schemas";
 import { downloadFromHub, downloadUrl, fetchModelVersion, openToken, sealToken } from "./sources.service";
+import { createCaller } from "../api/root";
+import { resolveRequestIdentity } from "../auth/request-actor";
+import { createApiToken } from "../auth/tokens.service";
+import { env } from "../env";
 
 // A database of its own: workers other test files start would take these jobs.
 let database: TestDatabase;
@@ -157,6 +161,47 @@ describe("fetchModelVersion", () => {
     expect(hub.requests.filter((r) => r.path.startsWith("/lab/secret/")).some((r) => r.hasToken)).toBe(true);
     // A second delivery of the same job does nothing.
     expect(await fetchOf(added.versionId, added.jobId)).toEqual({ skipped: true });
+  });
+
+  it("keeps a signed URL's query sealed: redacted for viewers and in the audit log, fetched whole", async () => {
+    const signature = crypto.randomBytes(32).toString("hex");
+    const accessKey = `AKIA${crypto.randomBytes(8).toString("hex").toUpperCase()}`;
+    const url = `${hub.url}/content/${sha(publicFile)}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=${accessKey}%2F20261203%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Expires=3600&X-Amz-Signature=${signature}`;
+    const redacted = `${hub.url}/content/${sha(publicFile)}?X-Amz-Algorithm=redacted&X-Amz-Credential=redacted&X-Amz-Expires=redacted&X-Amz-Signature=redacted`;
+    const model = await createModel(db, { actor: operator, input: { name: `signed ${crypto.randomUUID().slice(0, 8)}`, description: "" } });
+    const added = await addVersionFromUrl(db, { actor: operator, input: addVersionFromUrlInput.parse({ modelId: model.id, url }) });
+    const readable = async () =>
+      JSON.stringify(await db.$queryRaw`SELECT (SELECT json_agg(j) FROM "Job" j WHERE j."orgId" = ${operator.orgId}::uuid) AS jobs,
+        (SELECT json_agg(v) FROM "ModelVersion" v WHERE v."orgId" = ${operator.orgId}::uuid) AS versions,
+        (SELECT json_agg(a) FROM "AuditEvent" a WHERE a."orgId" = ${operator.orgId}::uuid) AS audit,
+        (SELECT json_agg(e) FROM "JobEvent" e WHERE e."orgId" = ${operator.orgId}::uuid) AS events`);
+    expect(await readable()).not.toMatch(new RegExp(`${signature}|${accessKey}`));
+
+    // As the portal answers a viewer (the version) and an admin (the audit log).
+    const as = async (role: "viewer" | "admin") => {
+      const member = await addMember(db, operator.orgId, role);
+      const { token } = await createApiToken(db, { actor: member, input: { name: role, scopes: [role === "admin" ? "admin" : "read"] } });
+      return createCaller({ ...(await resolveRequestIdentity(db, new Headers({ authorization: `Bearer ${token}` }))), db, hub: {} as never, baseUrl: "http://localhost" });
+    };
+    const shown = (await (await as("viewer")).models.get({ modelId: model.id })).versions.find((v) => v.id === added.versionId)!;
+    expect(shown.source).toEqual({ kind: "url", url: redacted });
+    const audit = (await (await as("admin")).audit.list({ action: "model.version_add" })).items.find((a) => a.target === added.versionId)!;
+    expect(audit.data).toEqual({ model: expect.stringMatching(/^signed /), number: 1, source: { kind: "url", url: redacted } });
+
+    // The fetch asks for the whole address, signature and all.
+    const progress = createProgressReporter(db, { id: added.jobId, orgId: operator.orgId });
+    const result = await fetchModelVersion(db, {
+      versionId: added.versionId, orgId: operator.orgId, createdById: operator.userId, dims: {}, blobs, secretKey: env().ENCRYPTION_KEY, cacheDir,
+      timeoutMs: 10_000, maxBytes: 10_000_000, isLastAttempt: true, progress, signal: new AbortController().signal,
+    });
+    expect(result).toMatchObject({ sha256: sha(publicFile) });
+    expect(hub.requests.some((r) => r.query.includes(`X-Amz-Signature=${signature}`))).toBe(true);
+    expect(await readable()).not.toMatch(new RegExp(`${signature}|${accessKey}`));
+
+    // A version recorded before URLs were sealed is shown redacted too.
+    const older = await db.modelVersion.create({ data: { orgId: operator.orgId, modelId: model.id, number: 99, status: "failed", source: { kind: "url", url } } });
+    const olderShown = (await (await as("viewer")).models.get({ modelId: model.id })).versions.find((v) => v.id === older.id)!;
+    expect(olderShown.source).toEqual({ kind: "url", url: redacted });
   });
 
   it("marks a version failed when its URL times out, naming MAX_DOWNLOAD_TIMEOUT", async () => {

@@ -10,6 +10,7 @@ import type { ProgressReporter } from "../jobs/progress";
 import { OutboundConnectError, safeFetch } from "../security/outbound";
 import { openBytes, sealBytes } from "../security/secret-box";
 import { versionSourceSchema } from "./models.schemas";
+import { urlToFetch } from "./source-url";
 
 // Downloads of model files: a plain http(s) URL, or a file in a Hugging Face–compatible hub.
 // Both stream straight into the blob store, report progress from Content-Length, stop at
@@ -231,7 +232,7 @@ export async function fetchModelVersion(
     let blob: StoredBlob;
     if (source.kind === "url") {
       await opts.progress.step(`Downloading ${describeUrl(source.url)}`, 0.05);
-      blob = await downloadUrl(source.url, download);
+      blob = await downloadUrl(urlToFetch(source, opts.secretKey), download);
     } else if (source.kind === "hub") {
       await opts.progress.step(`Downloading ${source.filename} from ${source.repo}@${source.revision}`, 0.05);
       const token = opts.credential ? await openCredential(opts.blobs, opts.credential, opts.secretKey) : undefined;

@@ -21,7 +21,7 @@ export interface HubStandIn {
   url: string;
   token: string;
   /** Requests seen, with whether they carried the token. */
-  requests: { path: string; hasToken: boolean; authorization: string | null }[];
+  requests: { path: string; query: string; hasToken: boolean; authorization: string | null }[];
   /** How many times each content was sent. */
   contentHits: Map<string, number>;
   add(file: HubStandInFile): void;
@@ -43,9 +43,10 @@ export async function startHubStandIn(files: HubStandInFile[] = []): Promise<Hub
   files.forEach(add);
 
   const server = http.createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
+    const target = new URL(req.url ?? "/", "http://x");
+    const path = decodeURIComponent(target.pathname);
     const authorization = req.headers.authorization ?? null;
-    requests.push({ path, hasToken: authorization === `Bearer ${token}`, authorization });
+    requests.push({ path, query: target.search, hasToken: authorization === `Bearer ${token}`, authorization });
     const content = /^\/content\/([0-9a-f]{64})$/.exec(path);
     if (content) {
       const file = byDigest.get(content[1]);
