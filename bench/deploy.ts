@@ -17,6 +17,8 @@ import { promisify } from "node:util";
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-bench-deploy-"));
 process.env.GANTRY_HOME ??= path.join(tmp, "home");
 process.env.WORKER_HEARTBEAT_MS ??= "1000";
+// The devices are sshd processes on this machine, which the outbound policy refuses by default.
+process.env.OUTBOUND_ALLOW_LOOPBACK ??= "true";
 
 const { startSshdRig } = await import("../tests/helpers/sshd-rig");
 const { connectSsh } = await import("../server/ssh/ssh-client");
