@@ -1,4 +1,4 @@
-export const errorCodes = ["NOT_FOUND", "FORBIDDEN", "UNAUTHORIZED", "CONFLICT", "BAD_REQUEST", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "INTERNAL"] as const;
+export const errorCodes = ["NOT_FOUND", "FORBIDDEN", "UNAUTHORIZED", "CONFLICT", "BAD_REQUEST", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE", "RATE_LIMITED", "INTERNAL"] as const;
 export type ErrorCode = (typeof errorCodes)[number];
 
 const httpStatus: Record<ErrorCode, number> = {
@@ -8,6 +8,7 @@ const httpStatus: Record<ErrorCode, number> = {
   CONFLICT: 409,
   BAD_REQUEST: 400,
   PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
   RATE_LIMITED: 429,
   INTERNAL: 500,
 };

@@ -3,9 +3,15 @@ import { db } from "../db";
 import { AppError } from "../errors";
 import { checkRole, type OrgActor, type Role } from "../auth/roles";
 import { resolveRequestIdentity } from "../auth/request-actor";
+import { checkCrossSite } from "./cross-site";
+import { readJsonBody } from "./json-body";
 
-/** The route-handler twin of orgProcedure: who is calling, in which organisation, allowed? */
+/**
+ * The route-handler twin of orgProcedure: who is calling, in which organisation, allowed?
+ * A state change signed in by the session cookie must come from the portal's own pages.
+ */
 export async function requireOrgActor(request: Request, minRole: Role): Promise<OrgActor> {
+  checkCrossSite(request);
   const identity = await resolveRequestIdentity(db(), request.headers);
   if (identity.authError) throw identity.authError;
   if (!identity.actor) throw new AppError("UNAUTHORIZED", "Sign in, or send an API token as `Authorization: Bearer <token>`");
@@ -26,5 +32,19 @@ export function parseIdParam(value: string, what: string): string {
 export function parseQuery<S extends z.ZodType>(request: Request, schema: S, what: string): z.output<S> {
   const parsed = schema.safeParse(Object.fromEntries(new URL(request.url).searchParams));
   if (!parsed.success) throw new AppError("BAD_REQUEST", `The ${what}'s query is not valid: ${parsed.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}`);
+  return parsed.data;
+}
+
+/**
+ * The JSON body parsed with a zod schema (at most API_MAX_BODY_BYTES), or a 400 that starts
+ * with `hint` (what to send) and names each bad field.
+ */
+export async function parseJsonBody<S extends z.ZodType>(request: Request, schema: S, hint: string): Promise<z.output<S>> {
+  const body = await readJsonBody(request).catch((error: unknown) => {
+    if (error instanceof AppError && error.code === "BAD_REQUEST") throw new AppError("BAD_REQUEST", `${hint}: ${error.message.charAt(0).toLowerCase()}${error.message.slice(1)}`);
+    throw error;
+  });
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) throw new AppError("BAD_REQUEST", `${hint}: ${parsed.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}`);
   return parsed.data;
 }

@@ -1,6 +1,6 @@
 import { db } from "@/server/db";
-import { AppError, errorResponse } from "@/server/errors";
-import { parseQuery, requireOrgActor } from "@/server/api/http";
+import { errorResponse } from "@/server/errors";
+import { parseJsonBody, parseQuery, requireOrgActor } from "@/server/api/http";
 import { completeEpisodeInput, episodeStateQuery } from "@/server/edge/edge.schemas";
 import { completeEpisode, readEpisodeState } from "@/server/edge/episodes.service";
 
@@ -20,9 +20,8 @@ export async function GET(request: Request) {
 export async function POST(request: Request) {
   try {
     const actor = await requireOrgActor(request, "operator");
-    const parsed = completeEpisodeInput.safeParse(await request.json().catch(() => null));
-    if (!parsed.success) throw new AppError("BAD_REQUEST", `The episode is not described right: ${parsed.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}`);
-    return Response.json(await completeEpisode(db(), { actor, input: parsed.data }));
+    const input = await parseJsonBody(request, completeEpisodeInput, "The episode is not described right");
+    return Response.json(await completeEpisode(db(), { actor, input }));
   } catch (error) {
     return errorResponse(error);
   }

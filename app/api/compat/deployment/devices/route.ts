@@ -1,6 +1,6 @@
 import { db } from "@/server/db";
-import { AppError, errorResponse } from "@/server/errors";
-import { requireOrgActor } from "@/server/api/http";
+import { errorResponse } from "@/server/errors";
+import { parseJsonBody, requireOrgActor } from "@/server/api/http";
 import { compatAddDevice, compatDeviceInput, compatListDevices } from "@/server/fleet/compat.service";
 
 export const dynamic = "force-dynamic";
@@ -19,9 +19,8 @@ export async function GET(request: Request) {
 export async function POST(request: Request) {
   try {
     const actor = await requireOrgActor(request, "admin");
-    const parsed = compatDeviceInput.safeParse(await request.json().catch(() => null));
-    if (!parsed.success) throw new AppError("BAD_REQUEST", `Send {"name", "host", "port", "username", "password" or "private_key"}: ${parsed.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}`);
-    return Response.json(await compatAddDevice(db(), { actor, input: parsed.data }), { status: 201 });
+    const input = await parseJsonBody(request, compatDeviceInput, 'Send {"name", "host", "port", "username", "password" or "private_key"}');
+    return Response.json(await compatAddDevice(db(), { actor, input }), { status: 201 });
   } catch (error) {
     return errorResponse(error);
   }

@@ -1,6 +1,6 @@
 import { db } from "@/server/db";
-import { AppError, errorResponse } from "@/server/errors";
-import { requireOrgActor } from "@/server/api/http";
+import { errorResponse } from "@/server/errors";
+import { parseJsonBody, requireOrgActor } from "@/server/api/http";
 import { compatUploadCompleteInput } from "@/server/edge/edge.schemas";
 import { completeCompatUpload } from "@/server/edge/episodes.service";
 
@@ -14,9 +14,8 @@ export const dynamic = "force-dynamic";
 export async function POST(request: Request) {
   try {
     const actor = await requireOrgActor(request, "operator");
-    const parsed = compatUploadCompleteInput.safeParse(await request.json().catch(() => null));
-    if (!parsed.success) throw new AppError("BAD_REQUEST", `Send {"repo_id": ..., "episode_index": ...}: ${parsed.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}`);
-    return Response.json(await completeCompatUpload(db(), { actor, input: parsed.data }));
+    const input = await parseJsonBody(request, compatUploadCompleteInput, 'Send {"repo_id": ..., "episode_index": ...}');
+    return Response.json(await completeCompatUpload(db(), { actor, input }));
   } catch (error) {
     return errorResponse(error);
   }
