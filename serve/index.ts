@@ -1,5 +1,6 @@
 import { env, SettingsError } from "../server/env";
-import { createDb } from "../server/db";
+import { createDb, databaseUrl } from "../server/db";
+import { RealtimeHub } from "../server/jobs/realtime";
 import { blobStore } from "../server/storage/blobs";
 import { InferenceEngine } from "../server/serving/inference.service";
 import { readBlob } from "../server/serving/model-files";
@@ -15,11 +16,14 @@ async function main() {
   const blobs = blobStore();
   const engine = new InferenceEngine({ readModel: (sha) => readBlob(blobs, sha), defaultTimeoutMs: settings.MODEL_INFERENCE_TIMEOUT * 1000 });
   // The portal signs its "try it" calls with a key derived from the same AUTH_SECRET.
-  const model = createModelServer({ db, engine, log, internalSecret: settings.AUTH_SECRET, metricsToken: settings.SERVE_METRICS_TOKEN });
+  // Its own LISTEN connection, for the database's news of revoked tokens and removed members.
+  const accessEvents = new RealtimeHub({ url: databaseUrl(), db, log, jobEvents: false });
+  const model = createModelServer({ db, engine, log, internalSecret: settings.AUTH_SECRET, accessEvents, metricsToken: settings.SERVE_METRICS_TOKEN });
   const address = await model.listen(settings.SERVE_PORT, settings.SERVE_HOST);
   log(`Model server on http://${address.address}:${address.port} (Open Inference Protocol v2 under /v2, metrics at /metrics)`);
   const stop = async () => {
     await model.close();
+    await accessEvents.stop();
     await db.$disconnect();
     process.exit(0);
   };

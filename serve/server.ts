@@ -6,6 +6,8 @@ import type { Db } from "../server/db";
 import { AppError, toHttpError } from "../server/errors";
 import { checkRole, type OrgActor } from "../server/auth/roles";
 import { authenticateApiToken } from "../server/auth/tokens.service";
+import { onAccessChange } from "../server/auth/access-changes";
+import type { RealtimeHub } from "../server/jobs/realtime";
 import { listServableEndpoints, recordEndpointState } from "../server/serving/endpoints.service";
 import type { InferenceEngine, LoadedEndpoint } from "../server/serving/inference.service";
 import { fromNested, toJsonTensor, toNested, toOipDatatype, toOipShape } from "../server/serving/tensors";
@@ -34,17 +36,25 @@ export interface ModelServerOptions {
   maxBodyBytes?: number;
   /** SERVE_METRICS_TOKEN: a scraper sending it reads every organisation's series on /metrics. */
   metricsToken?: string;
+  /**
+   * The database's access announcements (a LISTEN connection): API tokens are cached only while
+   * it is listening, and forgotten the moment one is revoked or its owner removed.
+   */
+  accessEvents?: RealtimeHub;
+  /** How long a token lookup is reused at most, in case an announcement is lost unnoticed. */
+  tokenCacheMs?: number;
   log?: (message: string) => void;
 }
 
 const predictBody = z.object({ inputs: z.record(z.string(), z.unknown()) });
 
-// A token is looked up once per few seconds, not on every request: a revoked token keeps
-// working for at most this long, and a busy client pays no database round trip per call.
+// A token is looked up once per few seconds, not on every request, so a busy client pays no
+// database round trip per call. A revoked token is forgotten at once: the database announces
+// it (accessEvents); the time limit only covers an announcement lost without a disconnect.
 const TOKEN_CACHE_MS = 5_000;
 const TOKEN_CACHE_MAX = 1_000;
 
-export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, statsFlushMs = 5_000, maxBodyBytes = 16 * 1024 * 1024, metricsToken, log = () => {} }: ModelServerOptions) {
+export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, statsFlushMs = 5_000, maxBodyBytes = 16 * 1024 * 1024, metricsToken, accessEvents, tokenCacheMs = TOKEN_CACHE_MS, log = () => {} }: ModelServerOptions) {
   let hasSynced = false;
   const stats = new RequestStatsRecorder(db, log);
   engine.onRequest = (endpointId, outcome, seconds) => stats.record(endpointId, outcome, seconds);
@@ -54,6 +64,15 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
   statsTimer.unref();
   let syncing: Promise<void> | null = null;
   const tokens = new Map<string, { actor: OrgActor; until: number }>();
+  // Counts announcements, so a lookup that raced one is not cached.
+  let accessChanges = 0;
+  const stopWatchingAccess = accessEvents
+    ? onAccessChange(accessEvents, (change) => {
+        accessChanges++;
+        if (!change) return tokens.clear(); // reconnected: changes may have been missed
+        for (const [bearer, { actor }] of tokens) if (actor.userId === change.userId) tokens.delete(bearer);
+      })
+    : null;
 
   const syncNow = () => {
     syncing ??= (async () => {
@@ -84,11 +103,16 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
       if (!actor) throw new AppError("UNAUTHORIZED", "This portal token is invalid or has expired; send the request again from the endpoint page, or use an API token");
       return actor;
     }
-    const cached = tokens.get(match[1]);
+    // Without news of revocations arriving, every request asks the database.
+    const canCache = accessEvents?.isListening === true;
+    const cached = canCache ? tokens.get(match[1]) : undefined;
     if (cached && cached.until > Date.now()) return cached.actor;
+    const changesBefore = accessChanges;
     const actor = await authenticateApiToken(db, match[1]);
+    // Not cached when the connection dropped, or access changed, while the database was asked.
+    if (!canCache || !accessEvents.isListening || accessChanges !== changesBefore) return actor;
     if (tokens.size >= TOKEN_CACHE_MAX) tokens.clear();
-    tokens.set(match[1], { actor, until: Date.now() + TOKEN_CACHE_MS });
+    tokens.set(match[1], { actor, until: Date.now() + tokenCacheMs });
     return actor;
   }
 
@@ -255,6 +279,7 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
     async close(): Promise<void> {
       clearInterval(timer);
       clearInterval(statsTimer);
+      stopWatchingAccess?.();
       await syncing;
       server.closeAllConnections();
       await new Promise<void>((done) => server.close(() => done()));

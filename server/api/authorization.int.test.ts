@@ -1,19 +1,17 @@
 import fs from "node:fs";
 import path from "node:path";
 import { TRPCError } from "@trpc/server";
-import { encode } from "next-auth/jwt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testDb } from "../../tests/helpers/db";
 import { addMember, createOrgWithMember } from "../../tests/helpers/factories";
 import { resolveRequestIdentity } from "../auth/request-actor";
 import { roles, type OrgActor, type Role } from "../auth/roles";
-import { sessionCookieName } from "../auth/session";
+import { sessionCookie } from "../../tests/helpers/session";
 import { createApiToken } from "../auth/tokens.service";
 import { createInvite } from "../orgs/invites.service";
 import { startSelftest } from "../system/selftest.service";
 import { addVersionFromUrl, createModel } from "../models/registry.service";
 import { RealtimeHub } from "../jobs/realtime";
-import { env } from "../env";
 import { appRouter, createCaller } from "./root";
 import type { Context } from "./trpc";
 
@@ -55,7 +53,7 @@ let alertA: string;
 
 async function sessionHeaders(actor: OrgActor | null, requestedOrgId?: string): Promise<Headers> {
   const headers = new Headers();
-  if (actor) headers.set("cookie", `${sessionCookieName()}=${await encode({ token: { sub: actor.userId }, secret: env().AUTH_SECRET })}`);
+  if (actor) headers.set("cookie", await sessionCookie(db, actor.userId));
   if (requestedOrgId) headers.set("x-gantry-org", requestedOrgId);
   return headers;
 }
@@ -69,6 +67,7 @@ async function contextFor(actor: OrgActor | null, requestedOrgId?: string): Prom
 function sampleInputs(): Record<string, unknown> {
   return {
     "auth.signUp": undefined,
+    "auth.changePassword": { currentPassword: "probe", newPassword: "a probing passphrase" },
     "orgs.create": { name: "Another lab" },
     "orgs.switch": { orgId: orgA.orgId },
     "orgs.rename": { name: "Renamed" },

@@ -7,9 +7,11 @@ import { signInInput } from "./auth.schemas";
 import { signInWithFirebaseIdentity, signInWithPassword } from "./accounts.service";
 import { verifyFirebaseIdToken } from "./firebase";
 import { clientAddress } from "./rate-limit";
+import { endSession, findSessionUser, SESSION_MAX_AGE_S, startSession } from "./sessions.service";
 
-// next-auth v4 with JWT sessions: the cookie holds only the user id (sub); organisation and
-// role are read from the database on every request, so a role change applies at once.
+// next-auth v4 with JWT sessions: the cookie holds only the user id (sub) and the session it
+// names (sid, an AuthSession row); the session, organisation and role are read from the
+// database on every request, so a sign-out or a role change applies at once.
 
 async function authorizeOrExplain<T>(fn: () => Promise<T>): Promise<T> {
   try {
@@ -25,6 +27,8 @@ async function authorizeOrExplain<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+const SESSION_ENDED = "This session has ended; sign in again";
+
 function addressOf(req: { headers?: Record<string, unknown> } | undefined): string | undefined {
   const headers = new Headers();
   for (const [k, v] of Object.entries(req?.headers ?? {})) if (typeof v === "string") headers.set(k, v);
@@ -35,8 +39,15 @@ export function authOptions(): NextAuthOptions {
   const settings = env();
   return {
     secret: settings.AUTH_SECRET,
-    session: { strategy: "jwt", maxAge: 30 * 24 * 3600 },
+    session: { strategy: "jwt", maxAge: SESSION_MAX_AGE_S },
     pages: { signIn: "/sign-in", error: "/sign-in" },
+    logger: {
+      error(code, metadata) {
+        // A browser still holding an ended session is no fault: next-auth clears its cookie.
+        if (code === "JWT_SESSION_ERROR" && (metadata as { message?: unknown } | undefined)?.message === SESSION_ENDED) return;
+        console.error(`[next-auth][error][${code}]`, metadata);
+      },
+    },
     providers: [
       CredentialsProvider({
         id: "password",
@@ -60,9 +71,19 @@ export function authOptions(): NextAuthOptions {
           }),
       }),
     ],
+    events: {
+      // Signing out deletes the session, so a copy of the old cookie is worth nothing.
+      async signOut({ token }) {
+        if (typeof token?.sid === "string") await endSession(db(), token.sid);
+      },
+    },
     callbacks: {
-      jwt({ token, user }) {
-        if (user) token.sub = user.id;
+      async jwt({ token, user }) {
+        if (user) return { ...token, sub: user.id, sid: (await startSession(db(), user.id)).id };
+        // next-auth's own session endpoint: a session ended elsewhere (sign out everywhere, a
+        // password change) signs this browser out too; next-auth clears the cookie on a throw.
+        const claims = typeof token.sub === "string" && typeof token.sid === "string" ? { userId: token.sub, sessionId: token.sid } : null;
+        if (!claims || !(await findSessionUser(db(), claims))) throw new Error(SESSION_ENDED);
         return token;
       },
       session({ session, token }) {

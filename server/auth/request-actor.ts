@@ -1,8 +1,11 @@
 import type { Db } from "../db";
+import type { RealtimeHub } from "../jobs/realtime";
+import { watchAccessOf } from "./access-changes";
 import { AppError } from "../errors";
 import { resolveMembership } from "../orgs/orgs.service";
 import type { Actor, OrgActor } from "./roles";
-import { readSessionUserId } from "./session";
+import { resolveSessionUser } from "./session";
+import { isSessionLive } from "./sessions.service";
 import { authenticateApiToken } from "./tokens.service";
 
 export interface RequestIdentity {
@@ -40,20 +43,34 @@ export async function resolveRequestIdentity(db: Db, headers: Headers, orgIdPara
       return { actor: null, orgActor: null, requestedOrgId, authError: error as AppError };
     }
   }
-  const userId = await readSessionUserId(headers);
-  if (!userId) return { actor: null, orgActor: null, requestedOrgId, authError: null };
-  const user = await db.user.findUnique({ where: { id: userId }, select: { id: true, name: true } });
+  // A signed-out, ended or expired session is no session: the caller is anonymous.
+  const user = await resolveSessionUser(db, headers);
   if (!user) return { actor: null, orgActor: null, requestedOrgId, authError: null };
-  const actor: Actor = { userId: user.id, label: user.name };
+  const actor: Actor = { userId: user.id, label: user.name, sessionId: user.sessionId };
   const membership = await resolveMembership(db, { userId: user.id, orgId: requestedOrgId });
   return { actor, orgActor: membership ? { ...actor, ...membership } : null, requestedOrgId, authError: null };
 }
 
-/** Whether an actor still has its place: a member of the organisation, with a live token if it used one. */
+/**
+ * Whether an actor still has its place: a member of the organisation, with a live session or
+ * token, whichever it came with.
+ */
 export async function isStillMember(db: Db, actor: OrgActor): Promise<boolean> {
   const membership = await db.membership.findUnique({ where: { orgId_userId: { orgId: actor.orgId, userId: actor.userId } }, select: { id: true } });
   if (!membership) return false;
+  if (actor.sessionId && !(await isSessionLive(db, actor.sessionId))) return false;
   if (!actor.tokenId) return true;
   const token = await db.apiToken.findUnique({ where: { id: actor.tokenId }, select: { revokedAt: true, expiresAt: true } });
   return Boolean(token && !token.revokedAt && (!token.expiresAt || token.expiresAt > new Date()));
+}
+
+/**
+ * For an open event stream: whether its caller may still read it, asked every 30 s and at once
+ * whenever their access changes (sign-out, revoked token, removal), so the stream ends promptly.
+ */
+export function streamAccessCheck(db: Db, hub: RealtimeHub, actor: OrgActor) {
+  return {
+    isStillAllowed: () => isStillMember(db, actor),
+    watchAccess: (changed: () => void) => watchAccessOf(hub, actor.userId, changed),
+  };
 }

@@ -22,6 +22,8 @@ export interface Actor {
   userId: string;
   label: string;
   tokenId?: string;
+  /** The browser session (AuthSession) a signed-in person acts through. */
+  sessionId?: string;
 }
 
 /** An actor acting inside one organisation with an effective role. */

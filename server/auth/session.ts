@@ -1,5 +1,7 @@
 import { decode } from "next-auth/jwt";
+import type { Db } from "../db";
 import { env } from "../env";
+import { findSessionUser } from "./sessions.service";
 
 /** next-auth's session cookie, as it names it (secure cookies when served over https). */
 export function sessionCookieName(): string {
@@ -22,14 +24,31 @@ function readCookie(header: string | null, name: string): string | undefined {
   return chunks.length ? chunks.map((c) => c.v).join("") : undefined;
 }
 
-/** The signed-in user's id from the session cookie, or null. */
-export async function readSessionUserId(headers: Headers): Promise<string | null> {
+/** What the session cookie says: whose it is and which session (AuthSession) it names. */
+export interface SessionClaims {
+  userId: string;
+  sessionId: string;
+}
+
+/**
+ * The claims of a validly signed session cookie, or null. A cookie without a session id (made
+ * before sessions were kept in the database) counts as none: its holder signs in again.
+ */
+export async function readSessionClaims(headers: Headers): Promise<SessionClaims | null> {
   const token = readCookie(headers.get("cookie"), sessionCookieName());
   if (!token) return null;
   try {
     const payload = await decode({ token, secret: env().AUTH_SECRET });
-    return typeof payload?.sub === "string" ? payload.sub : null;
+    return typeof payload?.sub === "string" && typeof payload.sid === "string" ? { userId: payload.sub, sessionId: payload.sid } : null;
   } catch {
     return null;
   }
+}
+
+/** The signed-in person, when the cookie names a session that has not been ended. */
+export async function resolveSessionUser(db: Db, headers: Headers): Promise<{ id: string; name: string; sessionId: string } | null> {
+  const claims = await readSessionClaims(headers);
+  if (!claims) return null;
+  const user = await findSessionUser(db, claims);
+  return user ? { ...user, sessionId: claims.sessionId } : null;
 }

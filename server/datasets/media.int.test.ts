@@ -3,14 +3,13 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { encode } from "next-auth/jwt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GET as videoRoute } from "../../app/api/datasets/[id]/episodes/[episodeId]/video/[camera]/route";
 import { testDb } from "../../tests/helpers/db";
 import { writeRawEpisode } from "../../tests/helpers/edge-episodes";
 import { createOrgWithMember } from "../../tests/helpers/factories";
 import type { OrgActor } from "../auth/roles";
-import { sessionCookieName } from "../auth/session";
+import { sessionCookie } from "../../tests/helpers/session";
 import { env } from "../env";
 import { silentProgress } from "../jobs/progress";
 import { listEncoders, mediaTools, probeVideo } from "../media/ffmpeg";
@@ -54,7 +53,7 @@ describe("media", () => {
     await writeRawEpisode(rawEpisodeDir(env(), actor.orgId, repoId), { number: 0, frames: 30, cameras: ["front"] });
     const e = await db.episode.create({ data: { orgId: actor.orgId, datasetId: dataset.id, number: 0, mode: "edge" } });
     await encodeEpisode(db, { episodeId: e.id, settings: env(), progress: silentProgress, isLastAttempt: true, commit: (d, episodeId) => commitEpisode(d, { episodeId, settings: env() }) });
-    const cookie = `${sessionCookieName()}=${await encode({ token: { sub: actor.userId }, secret: env().AUTH_SECRET })}`;
+    const cookie = await sessionCookie(db, actor.userId);
     const call = (headers: Record<string, string>, camera = "front") =>
       videoRoute(new Request(`http://localhost/api/datasets/${dataset.id}/episodes/${e.id}/video/${camera}`, { headers: { cookie, ...headers } }), { params: Promise.resolve({ id: dataset.id, episodeId: e.id, camera }) });
     const whole = await call({});
@@ -74,7 +73,7 @@ describe("media", () => {
     await fs.writeFile(file, bytes);
     expect((await probeVideo(mediaTools(env()), file)).frames).toBe(30);
     const other = (await createOrgWithMember(db, "owner")).owner;
-    const otherCookie = `${sessionCookieName()}=${await encode({ token: { sub: other.userId }, secret: env().AUTH_SECRET })}`;
+    const otherCookie = await sessionCookie(db, other.userId);
     expect((await call({ cookie: otherCookie })).status).toBe(404);
   });
 });

@@ -6,6 +6,8 @@ import { toJobEventDto } from "./jobs.queries";
 
 export type RealtimeMessage = { kind: "event"; orgId: string; event: JobEventDto } | { kind: "resync" };
 type Listener = (message: RealtimeMessage) => void;
+/** A notification's payload on another channel; null after a reconnect, when some may have been missed. */
+type ChannelListener = (payload: string | null) => void;
 
 /**
  * One LISTEN connection per process. Notifications carry ids only; the hub reads each batch
@@ -15,13 +17,15 @@ type Listener = (message: RealtimeMessage) => void;
 export class RealtimeHub {
   private client: pg.Client | null = null;
   private readonly listeners = new Map<string, Set<Listener>>();
+  private readonly channels = new Map<string, Set<ChannelListener>>();
   private pending: string[] = [];
   private flushScheduled = false;
   private isStopped = false;
   private reconnectAttempt = 0;
   private connecting: Promise<void> | null = null;
 
-  constructor(private readonly opts: { url: string; db: Db; log?: (m: string) => void }) {}
+  /** `jobEvents: false` for a process that only wants other channels (the model server). */
+  constructor(private readonly opts: { url: string; db: Db; log?: (m: string) => void; jobEvents?: boolean }) {}
 
   subscribe(key: `job:${string}` | `org:${string}`, listener: Listener): () => void {
     void this.ensureConnected();
@@ -32,6 +36,28 @@ export class RealtimeHub {
       set.delete(listener);
       if (set.size === 0) this.listeners.delete(key);
     };
+  }
+
+  /**
+   * Notifications on another channel, over the same connection. The listener gets each payload,
+   * and null after a reconnect: notifications sent while the connection was down are lost.
+   */
+  listen(channel: string, listener: ChannelListener): () => void {
+    if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error(`Not a channel name: ${channel}`);
+    let set = this.channels.get(channel);
+    if (!set) {
+      this.channels.set(channel, (set = new Set()));
+      const client = this.client;
+      if (client) client.query(`LISTEN ${channel}`).catch((error: Error) => this.handleDrop(client, error));
+    }
+    set.add(listener);
+    void this.ensureConnected();
+    return () => set.delete(listener);
+  }
+
+  /** Whether notifications are arriving now; while not, a listener cannot trust what it cached. */
+  get isListening(): boolean {
+    return this.client !== null;
   }
 
   get subscriberCount(): number {
@@ -50,6 +76,8 @@ export class RealtimeHub {
   private async connect(): Promise<void> {
     const client = new pg.Client({ connectionString: this.opts.url });
     client.on("notification", (n) => {
+      const others = this.channels.get(n.channel);
+      if (others) for (const listener of others) listener(n.payload ?? "");
       if (n.channel !== EVENTS_CHANNEL || !n.payload) return;
       const parsed = eventNotificationSchema.safeParse(JSON.parse(n.payload));
       if (parsed.success) this.enqueue(parsed.data.id);
@@ -58,9 +86,13 @@ export class RealtimeHub {
     client.on("end", () => this.handleDrop(client));
     try {
       await client.connect();
-      await client.query(`LISTEN ${EVENTS_CHANNEL}`);
+      if (this.opts.jobEvents !== false) await client.query(`LISTEN ${EVENTS_CHANNEL}`);
+      for (const channel of this.channels.keys()) await client.query(`LISTEN ${channel}`);
       this.client = client;
-      if (this.reconnectAttempt > 0) this.broadcast({ kind: "resync" });
+      if (this.reconnectAttempt > 0) {
+        this.broadcast({ kind: "resync" });
+        for (const set of this.channels.values()) for (const listener of set) listener(null);
+      }
       this.reconnectAttempt = 0;
     } catch (error) {
       client.removeAllListeners("end");

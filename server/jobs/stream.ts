@@ -19,6 +19,11 @@ export interface StreamOptions {
   maxBuffered: number;
   /** Asked every 30 s while the stream is open; a `false` ends it (e.g. the member was removed). */
   isStillAllowed?: () => Promise<boolean>;
+  /**
+   * Subscribes to "the caller's access may have changed" (a sign-out, a revoked token, a removed
+   * member), so `isStillAllowed` is asked at once rather than at the next 30 s check.
+   */
+  watchAccess?: (changed: () => void) => () => void;
 }
 
 /**
@@ -73,6 +78,10 @@ async function* follow(
   });
   signal.addEventListener("abort", notify, { once: true });
   let nextCheck = Date.now() + RECHECK_MS;
+  const stopWatching = opts.watchAccess?.(() => {
+    nextCheck = 0;
+    notify();
+  });
   let hasJustRead = false;
   try {
     await hub.ensureConnected();
@@ -122,6 +131,7 @@ async function* follow(
     }
   } finally {
     unsubscribe();
+    stopWatching?.();
     signal.removeEventListener("abort", notify);
   }
 }

@@ -3,6 +3,7 @@ import type { Db, Tx } from "../db";
 import { AppError } from "../errors";
 import { recordAudit } from "../audit/audit.service";
 import { hasRole, type Actor, type OrgActor, type Role } from "../auth/roles";
+import { endSessionsOf } from "../auth/sessions.service";
 import type { memberSchema, orgSummarySchema } from "./orgs.schemas";
 
 function slugify(name: string): string {
@@ -91,8 +92,10 @@ export async function removeMember(db: Db, { actor, userId }: { actor: OrgActor;
     await tx.$executeRaw`SELECT 1 FROM "Membership" WHERE "orgId" = ${actor.orgId}::uuid FOR UPDATE`;
     const target = await checkCanManage(tx, actor, userId);
     await tx.membership.delete({ where: { id: target.id } });
-    // Their tokens in this organisation stop working with them.
+    // Their tokens in this organisation stop working with them, and their browsers are signed
+    // out (a page left open here must not keep showing it); open streams end at once.
     await tx.apiToken.updateMany({ where: { orgId: actor.orgId, userId, revokedAt: null }, data: { revokedAt: new Date() } });
+    await endSessionsOf(tx, { userId });
     await recordAudit(tx, { orgId: actor.orgId, actor, action: "member.remove", target: target.user.email, data: { role: target.role } });
   });
 }

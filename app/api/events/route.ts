@@ -3,7 +3,7 @@ import { env } from "@/server/env";
 import { errorResponse } from "@/server/errors";
 import { requireOrgActor } from "@/server/api/http";
 import { lastEventId, sseResponse } from "@/server/api/sse";
-import { isStillMember } from "@/server/auth/request-actor";
+import { streamAccessCheck } from "@/server/auth/request-actor";
 import { realtimeHub } from "@/server/jobs/hub";
 import { openOrgEventStream } from "@/server/jobs/stream";
 
@@ -19,7 +19,7 @@ export async function GET(request: Request) {
     const controller = new AbortController();
     const events = await openOrgEventStream({
       db: db(), hub: realtimeHub(), orgId: actor.orgId, afterOrgSeq: lastEventId(request),
-      signal: controller.signal, maxBuffered: env().SSE_MAX_BUFFERED_EVENTS, isStillAllowed: () => isStillMember(db(), actor),
+      signal: controller.signal, maxBuffered: env().SSE_MAX_BUFFERED_EVENTS, ...streamAccessCheck(db(), realtimeHub(), actor),
     });
     return sseResponse(request, events, (e) => String(e.orgSeq), controller);
   } catch (error) {

@@ -4,7 +4,7 @@ import { env } from "../../env";
 import { jobEventSchema, jobIdInput, jobSchema, listJobsInput } from "../../jobs/jobs.schemas";
 import { cancelJob, getJob, listJobEvents, listJobs, retryJob } from "../../jobs/jobs.service";
 import { openJobEventStream, openOrgEventStream } from "../../jobs/stream";
-import { isStillMember } from "../../auth/request-actor";
+import { streamAccessCheck } from "../../auth/request-actor";
 import type { OrgActor } from "../../auth/roles";
 import type { Db } from "../../db";
 import type { RealtimeHub } from "../../jobs/realtime";
@@ -40,5 +40,5 @@ export const jobsRouter = router({
 });
 
 function streamOptions(ctx: { db: Db; hub: RealtimeHub; orgActor: OrgActor }, signal: AbortSignal) {
-  return { db: ctx.db, hub: ctx.hub, orgId: ctx.orgActor.orgId, signal, maxBuffered: env().SSE_MAX_BUFFERED_EVENTS, isStillAllowed: () => isStillMember(ctx.db, ctx.orgActor) };
+  return { db: ctx.db, hub: ctx.hub, orgId: ctx.orgActor.orgId, signal, maxBuffered: env().SSE_MAX_BUFFERED_EVENTS, ...streamAccessCheck(ctx.db, ctx.hub, ctx.orgActor) };
 }

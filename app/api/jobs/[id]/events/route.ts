@@ -3,7 +3,7 @@ import { env } from "@/server/env";
 import { errorResponse } from "@/server/errors";
 import { parseIdParam, requireOrgActor } from "@/server/api/http";
 import { lastEventId, sseResponse } from "@/server/api/sse";
-import { isStillMember } from "@/server/auth/request-actor";
+import { streamAccessCheck } from "@/server/auth/request-actor";
 import { realtimeHub } from "@/server/jobs/hub";
 import { openJobEventStream } from "@/server/jobs/stream";
 
@@ -17,7 +17,7 @@ export async function GET(request: Request, { params }: { params: Promise<{ id: 
     const controller = new AbortController();
     const events = await openJobEventStream({
       db: db(), hub: realtimeHub(), orgId: actor.orgId, jobId, afterSeq: lastEventId(request) ?? 0,
-      signal: controller.signal, maxBuffered: env().SSE_MAX_BUFFERED_EVENTS, isStillAllowed: () => isStillMember(db(), actor),
+      signal: controller.signal, maxBuffered: env().SSE_MAX_BUFFERED_EVENTS, ...streamAccessCheck(db(), realtimeHub(), actor),
     });
     return sseResponse(request, events, (e) => String(e.seq), controller);
   } catch (error) {
