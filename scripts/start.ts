@@ -61,11 +61,11 @@ async function main() {
 
   // Each process is started again when it dies (with a growing pause if it keeps dying);
   // everything stops only on Ctrl-C or SIGTERM, the database last.
-  const bin = (name: string) => path.resolve("node_modules/.bin", name);
   // tsx is loaded into node itself, so the pid the supervisor watches is the process itself.
   const tsx = (file: string) => ({ command: process.execPath, args: ["--import", "tsx", file] });
   const commands: Record<ProcessName, { command: string; args: string[] }> = {
-    web: { command: bin("next"), args: [isDev ? "dev" : "start", "-p", String(settings.PORT)] },
+    // Next behind a server that records each caller's address for the sign-in limits.
+    web: { command: process.execPath, args: ["--import", "tsx", "scripts/web.ts", ...(isDev ? ["--dev"] : [])] },
     worker: tsx("worker/index.ts"),
     serve: tsx("serve/index.ts"),
   };

@@ -62,6 +62,12 @@ describe("parseEnv", () => {
     expect(parseEnv({ GANTRY_HOME: home, OUTBOUND_ALLOW_CIDRS: "10.20.0.0/16, 192.0.2.7 fd00::/8" }).OUTBOUND_ALLOW_CIDRS).toEqual(["10.20.0.0/16", "192.0.2.7", "fd00::/8"]);
   });
 
+  it("reads trusted proxies and instance admins: none by default, lists when given", () => {
+    expect(parseEnv({ GANTRY_HOME: home })).toMatchObject({ TRUSTED_PROXIES: [], INSTANCE_ADMINS: [] });
+    expect(parseEnv({ GANTRY_HOME: home, TRUSTED_PROXIES: "127.0.0.1, ::1 10.0.0.0/8" }).TRUSTED_PROXIES).toEqual(["127.0.0.1", "::1", "10.0.0.0/8"]);
+    expect(parseEnv({ GANTRY_HOME: home, INSTANCE_ADMINS: "Ops@Lab.example, root@lab.example" }).INSTANCE_ADMINS).toEqual(["ops@lab.example", "root@lab.example"]);
+  });
+
   it("treats empty settings as unset", () => {
     const env = parseEnv({ GANTRY_HOME: home, PORT: "", DATABASE_URL: "", AUTH_SECRET: "" });
     expect(env.PORT).toBe(3000);
@@ -83,6 +89,8 @@ describe("parseEnv", () => {
     ["OUTBOUND_ALLOW_LOOPBACK", "sometimes", /OUTBOUND_ALLOW_LOOPBACK: /],
     ["OUTBOUND_ALLOW_CIDRS", "10.0.0.0/8, lab.example", /OUTBOUND_ALLOW_CIDRS: "lab.example" is not an address or a range/],
     ["OUTBOUND_ALLOW_CIDRS", "10.0.0.0/33", /OUTBOUND_ALLOW_CIDRS: "10.0.0.0\/33" is not/],
+    ["TRUSTED_PROXIES", "proxy.lab.example", /TRUSTED_PROXIES: "proxy.lab.example" is not an address or a range/],
+    ["INSTANCE_ADMINS", "ops@lab.example, ops", /INSTANCE_ADMINS: "ops" is not an email address/],
   ])("names %s when it is %j", (name, value, message) => {
     const error = settingsError({ GANTRY_HOME: home, [name]: value });
     expect(error.message).toMatch(message);

@@ -45,6 +45,20 @@ const schema = z.object({
   ALLOW_SIGNUP: bool.default(false),
   /** New accounts one network address may make per hour. */
   SIGNUPS_PER_HOUR: z.coerce.number().int().min(1).max(100_000).default(10),
+  /**
+   * Proxies in front of the portal whose X-Forwarded-For is believed. Without any, a caller's
+   * address is the one that connected, whatever the headers say.
+   */
+  TRUSTED_PROXIES: cidrList.default([]),
+  /** Emails of the people who, besides the first account, may see how this instance is installed. */
+  INSTANCE_ADMINS: z
+    .string()
+    .default("")
+    .transform((text, ctx) => {
+      const emails = text.split(/[\s,]+/).filter(Boolean).map((e) => e.toLowerCase());
+      for (const email of emails) if (!z.email().safeParse(email).success) ctx.addIssue({ code: "custom", message: `"${email}" is not an email address` });
+      return emails;
+    }),
   BLOB_DIR: z.string().min(1).optional(),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   WORKER_HEARTBEAT_MS: z.coerce.number().int().min(200).default(5000),

@@ -5,7 +5,7 @@ import { recordAudit } from "../audit/audit.service";
 import { acceptInviteInTx } from "../orgs/invites.service";
 import { createOrgInTx } from "../orgs/orgs.service";
 import { burnPasswordCheck, hashPassword, verifyPassword } from "./passwords";
-import { consumeAddressLimit, consumeRateLimit, rateLimits } from "./rate-limit";
+import { clearSignInFailures, consumeAddressLimit, rateLimits, recordSignInFailure, slowDownSignIn } from "./rate-limit";
 import type { accountSchema, signInInput, signInMethodsSchema, signUpInput } from "./auth.schemas";
 import type { Env } from "../env";
 import { listMyOrgs } from "../orgs/orgs.service";
@@ -61,18 +61,26 @@ async function finishNewAccount(tx: Tx, user: { id: string; name: string; email:
   await recordAudit(tx, { orgId, actor, action: "auth.sign_up", target: user.email });
 }
 
+/**
+ * Guessing is limited per network address and per (address, account); guesses at one account
+ * from many addresses slow it down rather than lock its owner out.
+ */
 export async function signInWithPassword(db: Db, input: z.output<typeof signInInput>, { address }: { address?: string } = {}): Promise<SessionUser> {
   await consumeAddressLimit(db, "sign-in", address, rateLimits.signInPerAddress);
-  await consumeRateLimit(db, `sign-in:email:${input.email}`, rateLimits.signInPerEmail);
+  await consumeAddressLimit(db, `sign-in:${input.email}`, address, rateLimits.signInPerAddressAndEmail);
+  await slowDownSignIn(db, input.email);
   const user = await db.user.findUnique({ where: { email: input.email } });
   if (!user?.passwordHash) {
     await burnPasswordCheck(input.password);
+    await recordSignInFailure(db, input.email);
     throw new AppError("UNAUTHORIZED", "Wrong email or password");
   }
   if (!(await verifyPassword(user.passwordHash, input.password))) {
+    await recordSignInFailure(db, input.email);
     await recordAudit(db, { orgId: user.lastOrgId, actor: { userId: user.id, label: user.name }, action: "auth.sign_in_failed", target: user.email, data: { method: "password" } });
     throw new AppError("UNAUTHORIZED", "Wrong email or password");
   }
+  await clearSignInFailures(db, input.email);
   await recordSignIn(db, user, "password");
   return { id: user.id, email: user.email, name: user.name };
 }
