@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { roleSchema } from "./roles";
+import { roleSchema, type Role } from "./roles";
 
 export const emailSchema = z.string().trim().toLowerCase().pipe(z.email("Enter a valid email address")).pipe(z.string().max(254));
 export const passwordSchema = z.string().min(10, "Use at least 10 characters").max(200, "Use at most 200 characters");
@@ -15,6 +15,8 @@ export const signInInput = z.object({ email: emailSchema, password: z.string().m
 
 export const tokenScopes = ["read", "write", "admin"] as const;
 export const tokenScopeSchema = z.enum(tokenScopes);
+/** The role each scope needs: a token never has more rights than the person who makes it. */
+export const tokenScopeRole: Record<(typeof tokenScopes)[number], Role> = { read: "viewer", write: "operator", admin: "admin" };
 
 export const createTokenInput = z.object({
   name: z.string().trim().min(1, "Name the token after what will use it").max(80),

@@ -30,6 +30,7 @@ describe("API tokens", () => {
     expect(JSON.stringify(audit, (_, v: unknown) => (typeof v === "bigint" ? v.toString() : v))).not.toContain(secret);
   });
 
+  // A token is made within its maker's role; a role lowered later lowers what the token can do.
   it.each<[Role, string[], Role]>([
     ["owner", ["read"], "viewer"],
     ["owner", ["write"], "operator"],
@@ -40,9 +41,29 @@ describe("API tokens", () => {
     ["viewer", ["write"], "viewer"],
     ["viewer", ["read", "write", "admin"], "viewer"],
   ])("authenticates a %s's token with scopes %j as %s", async (membershipRole, scopes, expected) => {
-    const { actor } = await createOrgWithMember(db, membershipRole);
+    const { actor } = await createOrgWithMember(db, "owner");
     const { id, token } = await makeToken(actor, scopes);
+    await db.membership.update({ where: { orgId_userId: { orgId: actor.orgId, userId: actor.userId } }, data: { role: membershipRole } });
     expect(await authenticateApiToken(db, token)).toEqual({ userId: actor.userId, label: actor.label, tokenId: id, orgId: actor.orgId, role: expected });
+  });
+
+  it.each<[Role, string[], RegExp]>([
+    ["viewer", ["write"], /write needs the operator role, and you are a viewer here\. Choose read$/],
+    ["viewer", ["read", "admin"], /admin needs the admin role, and you are a viewer here/],
+    ["operator", ["admin"], /admin needs the admin role, and you are an operator here\. Choose read or write$/],
+  ])("refuses a %s a token with scopes %j, above their role", async (role, scopes, message) => {
+    const { actor } = await createOrgWithMember(db, role);
+    await expect(makeToken(actor, scopes)).rejects.toMatchObject({ code: "FORBIDDEN", message: expect.stringMatching(message) });
+    expect(await db.apiToken.count({ where: { orgId: actor.orgId } })).toBe(0);
+  });
+
+  it("lets each role make tokens up to its own rights", async () => {
+    const { orgId, actor: admin } = await createOrgWithMember(db, "admin");
+    const operator = await addMember(db, orgId, "operator");
+    const viewer = await addMember(db, orgId, "viewer");
+    await expect(makeToken(admin, ["read", "write", "admin"])).resolves.toMatchObject({ token: expect.any(String) });
+    await expect(makeToken(operator, ["read", "write"])).resolves.toMatchObject({ token: expect.any(String) });
+    await expect(makeToken(viewer, ["read"])).resolves.toMatchObject({ token: expect.any(String) });
   });
 
   it("follows the member's role down when it is lowered", async () => {

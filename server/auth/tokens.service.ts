@@ -3,26 +3,30 @@ import type { z } from "zod";
 import type { Db } from "../db";
 import { AppError } from "../errors";
 import { recordAudit } from "../audit/audit.service";
-import { lowerRole, type OrgActor, type Role } from "./roles";
-import type { apiTokenSchema, createTokenInput, tokenScopes } from "./auth.schemas";
+import { hasRole, lowerRole, type OrgActor, type Role } from "./roles";
+import { tokenScopeRole, tokenScopes, type apiTokenSchema, type createTokenInput } from "./auth.schemas";
 
 // Tokens look like `gty_<8 hex prefix>_<43 base64url secret>`: the prefix identifies a token
 // in lists, the whole string is stored only as a sha256 (it has 256 bits of entropy).
 const TOKEN_RE = /^gty_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$/;
 const hashToken = (token: string) => crypto.createHash("sha256").update(token).digest("hex");
 
-const scopeRole: Record<(typeof tokenScopes)[number], Role> = { read: "viewer", write: "operator", admin: "admin" };
-
 /** The highest role a token's scopes allow. */
 export function scopeCeiling(scopes: string[]): Role {
   return scopes.reduce<Role>((best, s) => {
-    const r = scopeRole[s as keyof typeof scopeRole];
+    const r = tokenScopeRole[s as keyof typeof tokenScopeRole];
     return r && lowerRole(best, r) === best ? r : best;
   }, "viewer");
 }
 
 export async function createApiToken(db: Db, { actor, input }: { actor: OrgActor; input: z.output<typeof createTokenInput> }): Promise<{ id: string; token: string }> {
   if (actor.tokenId) throw new AppError("FORBIDDEN", "API tokens cannot create other tokens; sign in to the portal to make one");
+  const tooHigh = input.scopes.filter((scope) => !hasRole(actor.role, tokenScopeRole[scope]));
+  if (tooHigh.length) {
+    const allowed = tokenScopes.filter((scope) => hasRole(actor.role, tokenScopeRole[scope]));
+    const needs = tooHigh.map((scope) => `${scope} needs the ${tokenScopeRole[scope]} role`).join(", ");
+    throw new AppError("FORBIDDEN", `A token cannot have more rights than you: ${needs}, and you are ${actor.role === "operator" || actor.role === "admin" ? "an" : "a"} ${actor.role} here. Choose ${allowed.join(" or ")}`);
+  }
   const prefix = crypto.randomBytes(4).toString("hex");
   const token = `gty_${prefix}_${crypto.randomBytes(32).toString("base64url")}`;
   const expiresAt = input.expiresInDays ? new Date(Date.now() + input.expiresInDays * 86_400_000) : null;
