@@ -24,7 +24,10 @@ import { sessionCookieName } from "./session";
 // next-auth's request handler without Next's request scope: the function /api/auth/* hands
 // every request to (the package does not export its path, so it is loaded by file).
 const require = createRequire(import.meta.url);
-const { AuthHandler } = require(path.join(path.dirname(require.resolve("next-auth")), "core/index.js")) as typeof import("next-auth/core");
+type AuthResponse = { body?: unknown; cookies?: Array<{ name: string; value: string; options: Record<string, unknown> }> };
+const { AuthHandler } = require(path.join(path.dirname(require.resolve("next-auth")), "core/index.js")) as {
+  AuthHandler: (params: { options: ReturnType<typeof authOptions>; req: Record<string, unknown> }) => Promise<AuthResponse>;
+};
 
 const db = testDb();
 const unique = () => crypto.randomBytes(5).toString("hex");
