@@ -49,7 +49,7 @@ export function SignUpForm() {
         <form onSubmit={onSubmit} className="space-y-4">
           <TextField label="Name" name="name" autoComplete="name" required maxLength={100} />
           <TextField label="Email" name="email" type="email" autoComplete="email" required />
-          <TextField label="Password" name="password" type="password" autoComplete="new-password" required minLength={10} hint="At least 10 characters" />
+          <TextField label="Password" name="password" type="password" autoComplete="new-password" required minLength={12} hint="At least 12 characters; a few uncommon words make a strong password" />
           <Button type="submit" className="w-full" disabled={signUp.isPending}>{signUp.isPending ? "Creating account…" : "Create account"}</Button>
         </form>
         <p className="text-center text-sm text-zinc-500">

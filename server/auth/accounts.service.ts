@@ -4,7 +4,7 @@ import { AppError } from "../errors";
 import { recordAudit } from "../audit/audit.service";
 import { acceptInviteInTx } from "../orgs/invites.service";
 import { createOrgInTx } from "../orgs/orgs.service";
-import { burnPasswordCheck, hashPassword, verifyPassword } from "./passwords";
+import { burnPasswordCheck, checkPasswordStrength, hashPassword, verifyPassword } from "./passwords";
 import { clearSignInFailures, consumeAddressLimit, rateLimits, recordSignInFailure, slowDownSignIn } from "./rate-limit";
 import type { accountSchema, signInInput, signInMethodsSchema, signUpInput } from "./auth.schemas";
 import type { Env } from "../env";
@@ -33,6 +33,7 @@ export async function signUp(
   if (await db.user.findUnique({ where: { email: input.email }, select: { id: true } })) {
     throw new AppError("CONFLICT", "An account with this email already exists; sign in instead");
   }
+  checkPasswordStrength(input.password, { userInputs: [input.email, input.name] });
   const passwordHash = await hashPassword(input.password);
   return db.$transaction(async (tx) => {
     // Serialises concurrent first sign-ups so exactly one becomes the first owner.

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { roleSchema, type Role } from "./roles";
 
 export const emailSchema = z.string().trim().toLowerCase().pipe(z.email("Enter a valid email address")).pipe(z.string().max(254));
-export const passwordSchema = z.string().min(10, "Use at least 10 characters").max(200, "Use at most 200 characters");
+export const passwordSchema = z.string().min(12, "Use at least 12 characters").max(200, "Use at most 200 characters");
 
 export const signUpInput = z.object({
   email: emailSchema,
