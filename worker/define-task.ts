@@ -3,12 +3,14 @@ import type { z } from "zod";
 import type { Db } from "../server/db";
 import type { JobDef } from "../server/jobs/catalog";
 import { taskPayloadSchema } from "../server/jobs/catalog";
-import type { CancellationRegistry } from "../server/jobs/cancellation";
+import { JobInterruptedError, type CancellationRegistry } from "../server/jobs/cancellation";
 import { runJob, type JobHandler } from "../server/jobs/run";
 
 export interface TaskDeps {
   db: Db;
   cancellations: CancellationRegistry;
+  /** Queue entry ids of the jobs a shutdown interrupted, for the worker to put back. */
+  interrupted?: Set<string>;
 }
 
 export interface TaskModule {
@@ -24,6 +26,11 @@ export function defineTask<S extends z.ZodType>(def: JobDef<S>, handler: JobHand
 export function toGraphileTask(mod: TaskModule, deps: TaskDeps): Task {
   return async (rawPayload, helpers) => {
     const { jobId } = taskPayloadSchema.parse(rawPayload);
-    await runJob({ ...deps, def: mod.def, jobId, attempt: helpers.job.attempts, handler: mod.handler });
+    try {
+      await runJob({ ...deps, def: mod.def, jobId, attempt: helpers.job.attempts, handler: mod.handler });
+    } catch (error) {
+      if (error instanceof JobInterruptedError) deps.interrupted?.add(String(helpers.job.id));
+      throw error;
+    }
   };
 }

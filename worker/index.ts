@@ -10,7 +10,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {
     if (isStopping) return;
     isStopping = true;
-    console.log("Worker stopping: finishing running jobs");
+    console.log("Worker stopping: running jobs are interrupted and go back to the queue");
     worker.stop().then(
       () => process.exit(0),
       (error) => {

@@ -5,7 +5,8 @@ import pg from "pg";
 import { createDb } from "../server/db";
 import { env } from "../server/env";
 import { CANCEL_CHANNEL, cancelNotificationSchema, jobCatalog } from "../server/jobs/catalog";
-import { CancellationRegistry } from "../server/jobs/cancellation";
+import { CancellationRegistry, JobInterruptedError } from "../server/jobs/cancellation";
+import { releaseStoppedPool } from "../server/jobs/enqueue";
 import { recordHeartbeat, releaseDeadWorkers, removeHeartbeats } from "../server/system/heartbeat.service";
 import { moveFoldersUnderOrgs } from "../server/datasets/org-folders.service";
 import { toGraphileTask } from "./define-task";
@@ -27,8 +28,9 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
   const settings = env();
   const db = createDb(url, concurrency + 2);
   const cancellations = new CancellationRegistry();
+  const interrupted = new Set<string>();
   const taskList = {
-    ...Object.fromEntries(taskModules.map((m) => [m.def.name, toGraphileTask(m, { db, cancellations })])),
+    ...Object.fromEntries(taskModules.map((m) => [m.def.name, toGraphileTask(m, { db, cancellations, interrupted })])),
     ...Object.fromEntries(Object.entries(scheduledTasks).map(([name, make]) => [name, make({ db })])),
   };
 
@@ -47,10 +49,12 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
   events.on("pool:create", ({ workerPool }) => poolIds.add(workerPool.id));
   // The queue's own chatter stays out of the log; its warnings and errors do not.
   const logger = new Logger(() => (level, message) => {
+    // A job interrupted by shutdown is not a failure; its own log says what happened.
+    if (message.includes(JobInterruptedError.MESSAGE)) return;
     if (level === "error" || level === "warning") log(`[queue] ${message}`);
   });
   const runner: Runner = await run({ connectionString: url, concurrency, taskList, noHandleSignals: true, pollInterval: 1000, events, logger, crontabFile: path.resolve("worker/crontab") });
-  events.on("job:error", ({ job, error }) => log(`Job ${job.task_identifier} attempt ${job.attempts} failed: ${(error as Error)?.message ?? error}`));
+  events.on("job:error", ({ job, error }) => error instanceof JobInterruptedError || log(`Job ${job.task_identifier} attempt ${job.attempts} failed: ${(error as Error)?.message ?? error}`));
 
   const listener = await listenForCancels(url, cancellations, log);
   const beat = async () => {
@@ -68,9 +72,19 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
   return {
     async stop() {
       clearInterval(timer);
+      // Running jobs are interrupted rather than waited for: each goes back to the queue with
+      // its attempt given back, and a worker goes on with it where it stood.
+      const running = cancellations.interruptAll();
       await runner.stop();
       await listener.stop();
-      await removeHeartbeats(db, [...poolIds]).catch(() => {});
+      try {
+        await releaseStoppedPool(db, [...poolIds], [...interrupted]);
+        await removeHeartbeats(db, [...poolIds]);
+        if (running) log(`${interrupted.size} running job(s) interrupted; they go on when a worker runs them again`);
+      } catch (error) {
+        // Its heartbeat stays, so the pool is taken for dead and its jobs handed on.
+        log(`Could not hand back this worker's jobs (another worker will once this one is seen to be gone): ${(error as Error).message}`);
+      }
       await db.$disconnect();
     },
   };

@@ -210,6 +210,7 @@ export async function encodeEpisode(db: Db, input: EncodeEpisodeInput): Promise<
 
     const dir = episodeStoreDir(settings, episode.datasetId, episode.id);
     await fs.mkdir(dir, { recursive: true });
+    await removeLeftovers(dir);
     const videos: StoredEpisode["videos"] = {};
     if (episode.mode === "edge") {
       const cameraFrames = await Promise.all(found.cameras.map(async (c) => ({ camera: c.name, frames: await listFrames(c.framesDir!, c.name) })));
@@ -280,6 +281,16 @@ export async function encodeEpisode(db: Db, input: EncodeEpisodeInput): Promise<
       await db.episode.updateMany({ where: { id: episode.id, status: "encoding" }, data: { status: "failed", error: message } });
     }
     throw error;
+  }
+}
+
+/**
+ * Half-written videos and frame-link folders an earlier attempt left when its worker was
+ * killed outright (only one attempt of an episode runs at a time, so none is in use).
+ */
+async function removeLeftovers(dir: string): Promise<void> {
+  for (const name of await fs.readdir(dir)) {
+    if (name.endsWith(".tmp") || name.startsWith(".frames-")) await fs.rm(path.join(dir, name), { recursive: true, force: true });
   }
 }
 

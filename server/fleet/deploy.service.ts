@@ -6,6 +6,7 @@ import { pipeline } from "node:stream/promises";
 import type { Db } from "../db";
 import { env } from "../env";
 import { AppError } from "../errors";
+import { isInterrupted } from "../jobs/cancellation";
 import { silentProgress, type ProgressReporter } from "../jobs/progress";
 import type { BlobStore } from "../storage/blob-store";
 import { formatBytes } from "../storage/blob-store";
@@ -118,6 +119,9 @@ export async function deployToDevice(db: Db, opts: DeployOptions): Promise<{ sta
       }
     } catch (error) {
       if (!(error instanceof AppError) && !(error instanceof Error)) throw error;
+      // Its worker is stopping: leave the record as it stands, as a crash would, for the next
+      // run to resume from (after the swap it checks the device and goes on).
+      if (isInterrupted(opts.signal)) throw error;
       failure = opts.signal?.aborted ? `Cancelled during step "${currentStep ?? "start"}"` : error.message;
       // After the swap the step becomes "Roll back" at once: a run after a crash goes on going back.
       await record({ error: failure, ...(phase === "after-swap" ? { step: "Roll back" } : {}) }, `Failed: ${failure}`);

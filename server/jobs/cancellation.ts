@@ -1,3 +1,22 @@
+/**
+ * Why a running job was stopped when its worker shut down: not a failure and not a cancel.
+ * The job goes back to the queue with the attempt given back, and goes on from where it
+ * stood when a worker runs it again. Its message is what the queue records as the entry's
+ * last error, and how an interrupted entry is found again.
+ */
+export class JobInterruptedError extends Error {
+  static readonly MESSAGE = "Interrupted: its worker was stopped; it goes on when a worker runs it again";
+  constructor() {
+    super(JobInterruptedError.MESSAGE);
+    this.name = "JobInterruptedError";
+  }
+}
+
+/** Whether a job's signal aborted because its worker is shutting down (not a cancel). */
+export function isInterrupted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true && signal.reason instanceof JobInterruptedError;
+}
+
 /** The AbortControllers of the jobs running in this process, by job id. */
 export class CancellationRegistry {
   private readonly running = new Map<string, AbortController>();
@@ -16,5 +35,11 @@ export class CancellationRegistry {
     const controller = this.running.get(jobId);
     controller?.abort(new Error("Cancelled"));
     return controller !== undefined;
+  }
+
+  /** Stops every running job for a shutdown; returns how many were running. */
+  interruptAll(): number {
+    for (const controller of this.running.values()) controller.abort(new JobInterruptedError());
+    return this.running.size;
   }
 }

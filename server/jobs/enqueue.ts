@@ -54,3 +54,18 @@ export async function addQueueEntry(tx: Tx, def: JobDef, jobId: string, opts: { 
 export async function removeQueueEntry(tx: Tx, jobId: string): Promise<void> {
   await tx.$executeRaw`SELECT graphile_worker.remove_job(${jobId}::text)`;
 }
+
+/**
+ * Lets go of what a worker pool that has just stopped still holds. The entries of jobs its
+ * shutdown interrupted run again at once with the attempt the interruption used given back;
+ * anything else still locked under the pool (a finish the queue had not yet written) is
+ * unlocked, and runs again only to find its job finished. Done here rather than left to the
+ * queue, which writes a job's end without waiting for it while it shuts down.
+ */
+export async function releaseStoppedPool(tx: Tx, poolIds: string[], interruptedEntryIds: string[]): Promise<void> {
+  if (!poolIds.length) return;
+  await tx.$executeRaw`
+    UPDATE graphile_worker._private_jobs SET attempts = GREATEST(attempts - 1, 0), run_at = now(), last_error = NULL, locked_by = NULL, locked_at = NULL
+    WHERE id = ANY(${interruptedEntryIds}::bigint[]) AND (locked_by IS NULL OR locked_by = ANY(${poolIds}::text[]))`;
+  await tx.$executeRaw`SELECT graphile_worker.force_unlock_workers(${poolIds}::text[])`;
+}

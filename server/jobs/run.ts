@@ -5,7 +5,7 @@ import type { JobDef } from "./catalog";
 import { Prisma } from "../generated/prisma/client";
 import { appendJobEvent, createProgressReporter, type ProgressReporter } from "./progress";
 import { UTC_NOW, writeJobEvent } from "./job-events.sql";
-import type { CancellationRegistry } from "./cancellation";
+import { isInterrupted, type CancellationRegistry } from "./cancellation";
 
 export interface JobContext {
   db: Db;
@@ -28,7 +28,8 @@ export interface RunJobOptions<S extends z.ZodType> {
 
 /**
  * Runs one attempt of a job: marks it running, hands the service a progress reporter and an
- * AbortSignal, and records how it ended. Throws only when the queue should try again.
+ * AbortSignal, and records how it ended. Throws only when the queue should try again (or,
+ * with a JobInterruptedError, run it again once a worker is back).
  */
 export async function runJob<S extends z.ZodType>({ db, def, jobId, attempt, cancellations, handler }: RunJobOptions<S>): Promise<void> {
   // Claims the job and records "Started" in one statement: only a job still waiting (or
@@ -67,11 +68,18 @@ export async function runJob<S extends z.ZodType>({ db, def, jobId, attempt, can
       signal: controller.signal,
       job: { id: jobId, orgId: job.orgId, createdById: job.createdById, attempt },
     });
-    if (controller.signal.aborted) throw controller.signal.reason ?? new Error("Cancelled");
+    // Work that finished as its worker began to stop has finished: only a cancel undoes it.
+    if (controller.signal.aborted && !isInterrupted(controller.signal)) throw controller.signal.reason ?? new Error("Cancelled");
     await finish({ result: (result ?? undefined) as object | undefined });
     await record({ ...base, message: "Finished", status: "succeeded", progress: 1 });
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
+    if (isInterrupted(controller.signal)) {
+      // Its worker is shutting down: back to the queue, the attempt given back (by the worker,
+      // once the queue has let go of the entry), to go on where it stood.
+      await record({ ...base, message: "Interrupted: its worker was stopped; it goes on from where it stood when a worker runs it again", status: "queued", level: "warn" });
+      throw controller.signal.reason;
+    }
     if (controller.signal.aborted) {
       await finish({});
       await record({ ...base, message: "Cancelled", status: "cancelled", level: "warn" });

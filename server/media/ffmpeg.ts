@@ -1,16 +1,13 @@
-import { execFile, spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
-import { promisify } from "node:util";
-import ffmpeg from "fluent-ffmpeg";
 import { AppError } from "../errors";
+import { killOwned, runOwned, spawnOwned } from "../process/owned-child";
 
-// ffmpeg through fluent-ffmpeg. The system's ffmpeg comes first (FFMPEG_PATH, else the one on
-// PATH): it is usually newer and has libsvtav1. The npm-shipped build is the fallback so a
-// machine without ffmpeg still encodes (H.264 only). ffprobe always comes from the system.
-
-const run = promisify(execFile);
+// ffmpeg and ffprobe, each run in a process group of its own that dies with the worker (see
+// owned-child.ts). The system's ffmpeg comes first (FFMPEG_PATH, else the one on PATH): it is
+// usually newer and has libsvtav1. The npm-shipped build is the fallback so a machine without
+// ffmpeg still encodes (H.264 only). ffprobe always comes from the system.
 
 export interface MediaTools {
   ffmpeg: string;
@@ -55,7 +52,7 @@ const encoderCache = new Map<string, Promise<Set<string>>>();
 export function listEncoders(ffmpegPath: string): Promise<Set<string>> {
   let cached = encoderCache.get(ffmpegPath);
   if (!cached) {
-    cached = run(ffmpegPath, ["-hide_banner", "-encoders"], { maxBuffer: 4 * 1024 * 1024 }).then(({ stdout }) => {
+    cached = runOwned(ffmpegPath, ["-hide_banner", "-encoders"]).then(({ stdout }) => {
       const names = new Set<string>();
       for (const line of stdout.split("\n")) {
         const m = /^\s*[VAS][.A-Z]{5}\s+(\S+)/.exec(line);
@@ -102,39 +99,64 @@ export interface EncodeFramesInput {
   onFrames?: (frames: number) => void;
 }
 
-/** Encodes numbered PNG frames into an MP4 (fast start, so it plays while loading). */
-export function encodeFrames({ tools, pattern, fps, output, options, signal, onFrames }: EncodeFramesInput): Promise<void> {
+/**
+ * Runs ffmpeg (which never reads stdin) to its end. Each line of its log goes to `onLine`; its
+ * progress lines end in a carriage return, so lines are split on both. When `signal` aborts,
+ * its process group is killed and the promise rejects with the abort's reason; a failure
+ * rejects with `fail(the last lines of its log, how it ended)`.
+ */
+function runFfmpeg(tools: MediaTools, args: string[], { signal, onLine, fail }: { signal?: AbortSignal; onLine?: (line: string) => void; fail: (lines: string[], how: string) => Error }): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason ?? new Error("Cancelled"));
-    const stderr: string[] = [];
-    const command = ffmpeg({ stdoutLines: 0 })
-      .setFfmpegPath(tools.ffmpeg)
-      .input(pattern)
+    const child = spawnOwned(tools.ffmpeg, ["-nostdin", "-y", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+    const tail: string[] = [];
+    let partial = "";
+    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+      const lines = (partial + chunk).split(/\r\n|\r|\n/);
+      partial = lines.pop() ?? "";
+      for (const line of lines) {
+        onLine?.(line);
+        if (!line.trim() || /^\s*frame=/.test(line)) continue;
+        tail.push(line);
+        if (tail.length > 40) tail.shift();
+      }
+    });
+    const abort = () => killOwned(child);
+    signal?.addEventListener("abort", abort, { once: true });
+    child.once("error", (error) => {
+      signal?.removeEventListener("abort", abort);
+      reject(new AppError("INTERNAL", `Could not run ffmpeg (${tools.ffmpeg}): ${error.message}`, { cause: error }));
+    });
+    child.once("close", (code, exitSignal) => {
+      signal?.removeEventListener("abort", abort);
+      if (signal?.aborted) return reject(signal.reason ?? new Error("Cancelled"));
+      if (code === 0) return resolve();
+      reject(fail(tail, exitSignal ? `ffmpeg was killed by ${exitSignal}` : `ffmpeg exited with code ${code}`));
+    });
+  });
+}
+
+/** Encodes numbered PNG frames into an MP4 (fast start, so it plays while loading). */
+export function encodeFrames({ tools, pattern, fps, output, options, signal, onFrames }: EncodeFramesInput): Promise<void> {
+  return runFfmpeg(
+    tools,
+    [
       // A damaged frame must stop the encode, not be concealed: chunk CRCs are checked and the first error is fatal.
-      .inputOptions(["-framerate", String(fps), "-start_number", "0", "-f", "image2", "-err_detect", "crccheck+explode"])
-      .outputOptions(["-xerror"])
-      .outputOptions([...options, "-r", String(fps), "-an", "-movflags", "+faststart", "-f", "mp4"])
-      .output(output)
-      .on("stderr", (line: string) => {
+      ...["-framerate", String(fps), "-start_number", "0", "-f", "image2", "-err_detect", "crccheck+explode", "-i", pattern],
+      ...["-xerror", ...options, "-r", String(fps), "-an", "-movflags", "+faststart", "-f", "mp4", output],
+    ],
+    {
+      signal,
+      onLine: (line) => {
         const m = /frame=\s*(\d+)/.exec(line);
         if (m) onFrames?.(Number(m[1]));
-        else if (line.trim()) stderr.push(line);
-        if (stderr.length > 40) stderr.shift();
-      })
-      .on("error", (error: Error) => {
-        signal?.removeEventListener("abort", abort);
-        if (signal?.aborted) return reject(signal.reason ?? new Error("Cancelled"));
-        const detail = stderr.filter((l) => /error|invalid|could not|no such/i.test(l)).slice(-3).join("; ");
-        reject(new AppError("BAD_REQUEST", `ffmpeg could not encode ${path.basename(output)}: ${detail || error.message}`));
-      })
-      .on("end", () => {
-        signal?.removeEventListener("abort", abort);
-        resolve();
-      });
-    const abort = () => command.kill("SIGKILL");
-    signal?.addEventListener("abort", abort, { once: true });
-    command.run();
-  });
+      },
+      fail: (lines, how) => {
+        const detail = lines.filter((l) => /error|invalid|could not|no such/i.test(l)).slice(-3).join("; ");
+        return new AppError("BAD_REQUEST", `ffmpeg could not encode ${path.basename(output)}: ${detail || `${how}${lines.length ? `: ${lines.at(-1)}` : ""}`}`);
+      },
+    },
+  );
 }
 
 export interface VideoProbe {
@@ -171,7 +193,7 @@ function parseProbe(file: string, stdout: string): VideoProbe {
 export async function probeVideo(tools: MediaTools, file: string): Promise<VideoProbe> {
   let stdout: string;
   try {
-    ({ stdout } = await run(tools.ffprobe, [...PROBE_ARGS, file], { maxBuffer: 1024 * 1024 }));
+    ({ stdout } = await runOwned(tools.ffprobe, [...PROBE_ARGS, file], { maxBuffer: 1024 * 1024 }));
   } catch (error) {
     throw probeFailed(file, (error as { stderr?: string }).stderr ?? (error as Error).message);
   }
@@ -191,12 +213,12 @@ export interface PendingProbe {
  * It reads the file from a pipe, which works for a fast-start MP4.
  */
 export function startVideoProbe(tools: MediaTools): PendingProbe {
-  const child = spawn(tools.ffprobe, [...PROBE_ARGS, "pipe:0"], { stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawnOwned(tools.ffprobe, [...PROBE_ARGS, "pipe:0"], { stdio: ["pipe", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-  child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr = (stderr + d).slice(-4000)));
-  child.stdin.on("error", () => {}); // ffprobe may stop reading early; its exit says how it went
+  child.stdout!.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr = (stderr + d).slice(-4000)));
+  child.stdin!.on("error", () => {}); // ffprobe may stop reading early; its exit says how it went
   const exited = new Promise<{ code: number | null; error?: Error }>((resolve) => {
     child.once("error", (error) => resolve({ code: null, error }));
     child.once("close", (code) => resolve({ code }));
@@ -204,15 +226,15 @@ export function startVideoProbe(tools: MediaTools): PendingProbe {
   return {
     async read(file) {
       const source = fs.createReadStream(file);
-      source.on("error", () => child.kill("SIGKILL"));
-      source.pipe(child.stdin);
+      source.on("error", () => killOwned(child));
+      source.pipe(child.stdin!);
       const { code, error } = await exited;
       if (error) throw probeFailed(file, error.message);
       if (code !== 0) throw probeFailed(file, stderr || `ffprobe exited with ${code}`);
       return parseProbe(file, stdout);
     },
     cancel() {
-      if (child.exitCode === null) child.kill("SIGKILL");
+      killOwned(child);
     },
   };
 }
@@ -222,22 +244,9 @@ export async function concatVideos(tools: MediaTools, inputs: string[], output: 
   const list = `${output}.txt`;
   await fs.promises.writeFile(list, inputs.map((f) => `file '${f.replace(/'/g, "'\\''")}'\n`).join(""));
   try {
-    await new Promise<void>((resolve, reject) => {
-      const stderr: string[] = [];
-      const command = ffmpeg()
-        .setFfmpegPath(tools.ffmpeg)
-        .input(list)
-        .inputOptions(["-f", "concat", "-safe", "0"])
-        .outputOptions(["-c", "copy", "-movflags", "+faststart", "-f", "mp4"])
-        .output(output)
-        .on("stderr", (line: string) => {
-          stderr.push(line);
-          if (stderr.length > 20) stderr.shift();
-        })
-        .on("error", (error: Error) => reject(signal?.aborted ? (signal.reason ?? error) : new AppError("INTERNAL", `ffmpeg could not join videos into ${path.basename(output)}: ${stderr.slice(-2).join("; ") || error.message}`)))
-        .on("end", () => resolve());
-      signal?.addEventListener("abort", () => command.kill("SIGKILL"), { once: true });
-      command.run();
+    await runFfmpeg(tools, ["-f", "concat", "-safe", "0", "-i", list, "-c", "copy", "-movflags", "+faststart", "-f", "mp4", output], {
+      signal,
+      fail: (lines, how) => new AppError("INTERNAL", `ffmpeg could not join videos into ${path.basename(output)}: ${lines.slice(-2).join("; ") || how}`),
     });
   } finally {
     await fs.promises.rm(list, { force: true });
@@ -255,14 +264,13 @@ export async function sampleFramesRgb(tools: MediaTools, file: string, { width, 
   const frameBytes = w * h * 3;
   const wanted = new Set(indices);
   const out = new Uint8Array(frameBytes * wanted.size);
-  const { spawn } = await import("node:child_process");
   return new Promise((resolve, reject) => {
-    const child = spawn(tools.ffmpeg, ["-v", "error", "-i", file, "-vf", `scale=${w}:${h}`, "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawnOwned(tools.ffmpeg, ["-nostdin", "-v", "error", "-i", file, "-vf", `scale=${w}:${h}`, "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"], { stdio: ["ignore", "pipe", "pipe"] });
     let frame = 0;
     let within = 0;
     let kept = 0;
     let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => {
+    child.stdout!.on("data", (chunk: Buffer) => {
       let offset = 0;
       while (offset < chunk.length) {
         const take = Math.min(frameBytes - within, chunk.length - offset);
@@ -276,7 +284,7 @@ export async function sampleFramesRgb(tools: MediaTools, file: string, { width, 
         }
       }
     });
-    child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+    child.stderr!.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
     child.on("error", reject);
     child.on("close", (code) => {
       if (code !== 0) return reject(new AppError("INTERNAL", `ffmpeg could not decode ${path.basename(file)}: ${stderr.trim().split("\n").slice(-1)[0] ?? `exit ${code}`}`));
@@ -287,21 +295,8 @@ export async function sampleFramesRgb(tools: MediaTools, file: string, { width, 
 
 /** Re-encodes `frames` frames of a video starting at `fromS` seconds (frame-exact: decoded, not copied). */
 export function encodeSegment({ tools, input, fromS, frames, fps, output, options, signal }: { tools: MediaTools; input: string; fromS: number; frames: number; fps: number; output: string; options: string[]; signal?: AbortSignal }): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const stderr: string[] = [];
-    const command = ffmpeg()
-      .setFfmpegPath(tools.ffmpeg)
-      .input(input)
-      .inputOptions(["-ss", fromS.toFixed(6)])
-      .outputOptions([...options, "-frames:v", String(frames), "-r", String(fps), "-an", "-movflags", "+faststart", "-f", "mp4"])
-      .output(output)
-      .on("stderr", (line: string) => {
-        stderr.push(line);
-        if (stderr.length > 20) stderr.shift();
-      })
-      .on("error", (error: Error) => reject(signal?.aborted ? (signal.reason ?? error) : new AppError("BAD_REQUEST", `ffmpeg could not cut ${path.basename(input)} at ${fromS.toFixed(3)} s: ${stderr.slice(-2).join("; ") || error.message}`)))
-      .on("end", () => resolve());
-    signal?.addEventListener("abort", () => command.kill("SIGKILL"), { once: true });
-    command.run();
+  return runFfmpeg(tools, ["-ss", fromS.toFixed(6), "-i", input, ...options, "-frames:v", String(frames), "-r", String(fps), "-an", "-movflags", "+faststart", "-f", "mp4", output], {
+    signal,
+    fail: (lines, how) => new AppError("BAD_REQUEST", `ffmpeg could not cut ${path.basename(input)} at ${fromS.toFixed(3)} s: ${lines.slice(-2).join("; ") || how}`),
   });
 }

@@ -5,6 +5,7 @@ import { createLocalBlobStore } from "../storage/local-blob-store";
 import { AppError, isAppError } from "../errors";
 import type { Db } from "../db";
 import { validateModelJob } from "../jobs/catalog";
+import { isInterrupted } from "../jobs/cancellation";
 import { enqueue } from "../jobs/enqueue";
 import type { ProgressReporter } from "../jobs/progress";
 import { OutboundConnectError, safeFetch } from "../security/outbound";
@@ -251,6 +252,8 @@ export async function fetchModelVersion(
     isFinished = true;
     return result;
   } catch (error) {
+    // Its worker is stopping: the download starts again when the job resumes.
+    if (isInterrupted(opts.signal)) throw error;
     const isPermanent = isAppError(error) && error.code !== "INTERNAL" && error.code !== "RATE_LIMITED";
     if (opts.signal.aborted || isPermanent || opts.isLastAttempt) {
       isFinished = true;

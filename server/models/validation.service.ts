@@ -1,9 +1,9 @@
-import { spawn } from "node:child_process";
 import fs from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { AppError } from "../errors";
+import { killOwned, spawnOwned } from "../process/owned-child";
 import { decodeModel, onnxElementTypes, type OnnxGraph, type OnnxModel, type OnnxTensor, type OnnxValueInfo } from "./onnx-proto";
 import {
   childMessageSchema,
@@ -234,7 +234,9 @@ type ChildOutcome =
 function runChild(request: ChildRequest, { timeoutMs, signal, progress }: { timeoutMs: number; signal?: AbortSignal; progress: (step: string, fraction: number) => void }): Promise<ChildOutcome> {
   return new Promise((resolve, reject) => {
     const { command, args } = childCommand();
-    const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"] });
+    // Its own process group, dying with this process: a Ctrl-C at the terminal or a killed
+    // worker never leaves it running on, nor kills it under a validation that should resume.
+    const child = spawnOwned(command, args, { stdio: ["pipe", "pipe", "pipe"] });
     let outcome: ChildOutcome | null = null;
     let lastStep = "starting";
     let stopped: "timeout" | "abort" | null = null;
@@ -243,14 +245,14 @@ function runChild(request: ChildRequest, { timeoutMs, signal, progress }: { time
 
     const stop = (why: "timeout" | "abort") => {
       stopped ??= why;
-      child.kill("SIGKILL");
+      killOwned(child);
     };
     const timer = setTimeout(() => stop("timeout"), timeoutMs);
     const onAbort = () => stop("abort");
     signal?.addEventListener("abort", onAbort, { once: true });
 
-    child.stdout.setEncoding("utf8");
-    child.stdout.on("data", (chunk: string) => {
+    child.stdout!.setEncoding("utf8");
+    child.stdout!.on("data", (chunk: string) => {
       pending += chunk;
       const lines = pending.split("\n");
       pending = lines.pop() ?? "";
@@ -272,12 +274,12 @@ function runChild(request: ChildRequest, { timeoutMs, signal, progress }: { time
         else outcome = { kind: "failure", problem: message.problem, peakRssBytes: message.peakRssBytes };
       }
     });
-    child.stderr.setEncoding("utf8");
-    child.stderr.on("data", (chunk: string) => {
+    child.stderr!.setEncoding("utf8");
+    child.stderr!.on("data", (chunk: string) => {
       stderrTail = (stderrTail + chunk).slice(-2000);
     });
-    child.stdin.on("error", () => undefined); // the child may die before reading its request
-    child.stdin.end(JSON.stringify(request));
+    child.stdin!.on("error", () => undefined); // the child may die before reading its request
+    child.stdin!.end(JSON.stringify(request));
 
     child.on("error", (error) => {
       clearTimeout(timer);

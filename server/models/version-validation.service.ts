@@ -5,6 +5,7 @@ import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { Db } from "../db";
 import { AppError } from "../errors";
+import { isInterrupted } from "../jobs/cancellation";
 import type { ProgressReporter } from "../jobs/progress";
 import { Prisma } from "../generated/prisma/client";
 import type { BlobStore } from "../storage/blob-store";
@@ -98,7 +99,8 @@ export async function validateModelVersion(
         throw await fail(`Validating ${label} took longer than MODEL_VALIDATION_TIMEOUT (${Math.round(opts.timeoutMs / 1000)} s); raise MODEL_VALIDATION_TIMEOUT or validate with fewer runs`);
       }
       if (opts.signal.aborted) {
-        await db.modelVersion.update({ where: { id: version.id }, data: { status: "failed", error: "Validation was cancelled; validate it again to use this version" } });
+        // Interrupted by its worker stopping, it stays "validating": the job runs it again.
+        if (!isInterrupted(opts.signal)) await db.modelVersion.update({ where: { id: version.id }, data: { status: "failed", error: "Validation was cancelled; validate it again to use this version" } });
         throw error;
       }
       throw await fail(`Could not validate ${label}: ${error instanceof Error ? error.message : String(error)}`);
