@@ -13,8 +13,9 @@ export function InstanceSettings() {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
   const { can } = useRole();
-  const info = useQuery({ ...trpc.system.instance.queryOptions(), enabled: can("admin") });
   const me = useQuery(trpc.auth.me.queryOptions());
+  const isInstanceAdmin = me.data?.user.isInstanceAdmin === true;
+  const info = useQuery({ ...trpc.system.instance.queryOptions(), enabled: isInstanceAdmin });
   const rename = useMutation(trpc.orgs.rename.mutationOptions({ onSuccess: () => queryClient.invalidateQueries({ queryKey: trpc.auth.me.queryKey() }) }));
   const [name, setName] = useState<string | null>(null);
   const onSubmit = (e: FormEvent) => {
@@ -45,8 +46,8 @@ export function InstanceSettings() {
           </CardBody>
         </Card>
       )}
-      {!can("admin") && <Alert tone="blue">Where this instance runs and keeps its data is shown to admins and owners.</Alert>}
-      {can("admin") && <Card>
+      {me.data && !isInstanceAdmin && <Alert tone="blue">Where this instance runs and keeps its data is shown to instance admins: the first account made on it, and the people listed in its INSTANCE_ADMINS setting.</Alert>}
+      {isInstanceAdmin && <Card>
         <CardHeader title="This instance" />
         <CardBody>
           <dl className="grid gap-x-6 gap-y-3 text-sm sm:grid-cols-[12rem_1fr]">

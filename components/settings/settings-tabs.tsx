@@ -9,6 +9,7 @@ const tabs = [
   { href: "/settings/tokens", label: "API tokens" },
   { href: "/settings/audit", label: "Audit log" },
   { href: "/settings/instance", label: "Instance" },
+  { href: "/settings/account", label: "Your account" },
 ];
 
 export function SettingsTabs() {

@@ -9,7 +9,8 @@ import { Card, CardBody, CardHeader } from "@/components/ui/card";
 import { TextField } from "@/components/ui/field";
 import { RelativeTime } from "@/components/ui/time";
 import { errorMessage, useTRPC } from "@/components/trpc";
-import { tokenScopes } from "@/server/auth/auth.schemas";
+import { tokenScopeRole, tokenScopes } from "@/server/auth/auth.schemas";
+import { useRole } from "./use-role";
 
 const scopeHelp: Record<(typeof tokenScopes)[number], string> = {
   read: "read everything you can see",
@@ -25,6 +26,7 @@ export function TokensSettings() {
   const create = useMutation(trpc.tokens.create.mutationOptions({ onSuccess: invalidate }));
   const revoke = useMutation(trpc.tokens.revoke.mutationOptions({ onSuccess: invalidate }));
   const [scopes, setScopes] = useState<string[]>(["read"]);
+  const { can } = useRole();
   const [isCopied, setCopied] = useState(false);
 
   const onSubmit = (e: FormEvent<HTMLFormElement>) => {
@@ -48,12 +50,16 @@ export function TokensSettings() {
             <fieldset>
               <legend className="text-sm font-medium">Scopes</legend>
               <div className="mt-2 flex flex-wrap gap-4">
-                {tokenScopes.map((s) => (
-                  <label key={s} className="flex items-center gap-2 text-sm">
-                    <input type="checkbox" checked={scopes.includes(s)} onChange={(e) => setScopes((prev) => (e.target.checked ? [...prev, s] : prev.filter((x) => x !== s)))} />
-                    <span><strong>{s}</strong> <span className="text-zinc-500">— {scopeHelp[s]}</span></span>
-                  </label>
-                ))}
+                {tokenScopes.map((s) => {
+                  // A token never has more rights than its maker: scopes above your role are off.
+                  const isAllowed = can(tokenScopeRole[s]);
+                  return (
+                    <label key={s} className="flex items-center gap-2 text-sm">
+                      <input type="checkbox" disabled={!isAllowed} checked={isAllowed && scopes.includes(s)} onChange={(e) => setScopes((prev) => (e.target.checked ? [...prev, s] : prev.filter((x) => x !== s)))} />
+                      <span className={isAllowed ? undefined : "text-zinc-400"}><strong>{s}</strong> <span className="text-zinc-500">— {isAllowed ? scopeHelp[s] : `needs the ${tokenScopeRole[s]} role`}</span></span>
+                    </label>
+                  );
+                })}
               </div>
             </fieldset>
             {create.error && <Alert>{errorMessage(create.error)}</Alert>}

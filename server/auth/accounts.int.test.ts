@@ -70,6 +70,8 @@ describe("sign-up on a new install", () => {
     expect(membership).toMatchObject({ role: "owner", org: { name: "Ada's lab" } });
     expect(await fresh.db.org.count()).toBe(1);
     expect((await fresh.db.user.findUniqueOrThrow({ where: { id: first.id } })).lastOrgId).toBe(membership.orgId);
+    // The first account is the instance's admin; no later one is.
+    expect((await fresh.db.user.findUniqueOrThrow({ where: { id: first.id } })).isInstanceAdmin).toBe(true);
 
     const closed = newAccount();
     await expect(signUp(fresh.db, { input: closed, allowSignup: false })).rejects.toMatchObject({
@@ -78,6 +80,8 @@ describe("sign-up on a new install", () => {
     });
     expect(await fresh.db.user.findUnique({ where: { email: closed.email } })).toBeNull();
     expect(await fresh.db.org.count()).toBe(1);
+    const invited = await signUp(fresh.db, { input: newAccount(), allowSignup: true });
+    expect((await fresh.db.user.findUniqueOrThrow({ where: { id: invited.id } })).isInstanceAdmin).toBe(false);
     // The sign-in page stops offering sign-up, unless an instance admin opened it.
     expect((await signInMethods(fresh.db, closedSettings)).allowSignup).toBe(false);
     expect((await signInMethods(fresh.db, { ...env(), ALLOW_SIGNUP: true })).allowSignup).toBe(true);

@@ -4,6 +4,7 @@ import { AppError } from "../errors";
 import { recordAudit } from "../audit/audit.service";
 import { acceptInviteInTx } from "../orgs/invites.service";
 import { createOrgInTx } from "../orgs/orgs.service";
+import { isInstanceAdmin, makeFirstAccountInstanceAdmin } from "./instance-admins.service";
 import { burnPasswordCheck, checkPasswordStrength, hashPassword, verifyPassword } from "./passwords";
 import { clearSignInFailures, consumeAddressLimit, rateLimits, recordSignInFailure, slowDownSignIn } from "./rate-limit";
 import type { accountSchema, signInInput, signInMethodsSchema, signUpInput } from "./auth.schemas";
@@ -59,6 +60,7 @@ async function finishNewAccount(tx: Tx, user: { id: string; name: string; email:
     orgId = (await createOrgInTx(tx, { name: `${user.name}'s lab`, ownerId: user.id })).id;
   }
   await tx.user.update({ where: { id: user.id }, data: { lastOrgId: orgId } });
+  await makeFirstAccountInstanceAdmin(tx, user.id);
   await recordAudit(tx, { orgId, actor, action: "auth.sign_up", target: user.email });
 }
 
@@ -137,12 +139,16 @@ export async function getSessionUser(db: Db, userId: string): Promise<SessionUse
 }
 
 /** The signed-in person, their organisations, and the one this request acts in. */
-export async function describeAccount(db: Db, { userId, orgActor }: { userId: string; orgActor: { orgId: string } | null }): Promise<z.infer<typeof accountSchema>> {
+export async function describeAccount(
+  db: Db,
+  { userId, orgActor, instanceAdmins }: { userId: string; orgActor: { orgId: string } | null; instanceAdmins: string[] },
+): Promise<z.infer<typeof accountSchema>> {
   const user = await getSessionUser(db, userId);
   if (!user) throw new AppError("UNAUTHORIZED", "Your account no longer exists");
   const orgs = await listMyOrgs(db, user.id);
   const current = orgActor ? orgs.find((o) => o.id === orgActor.orgId) : undefined;
-  return { user, orgs, currentOrg: current ? { id: current.id, name: current.name, role: current.role } : null };
+  const isAdmin = await isInstanceAdmin(db, { userId, instanceAdmins });
+  return { user: { ...user, isInstanceAdmin: isAdmin }, orgs, currentOrg: current ? { id: current.id, name: current.name, role: current.role } : null };
 }
 
 /**

@@ -13,6 +13,11 @@ export const signUpInput = z.object({
 
 export const signInInput = z.object({ email: emailSchema, password: z.string().min(1).max(200) });
 
+export const changePasswordInput = z.object({
+  currentPassword: z.string().min(1, "Enter your current password").max(200),
+  newPassword: passwordSchema,
+});
+
 export const tokenScopes = ["read", "write", "admin"] as const;
 export const tokenScopeSchema = z.enum(tokenScopes);
 /** The role each scope needs: a token never has more rights than the person who makes it. */
@@ -37,7 +42,7 @@ export const apiTokenSchema = z.object({
 });
 
 export const accountSchema = z.object({
-  user: z.object({ id: z.uuid(), email: z.string(), name: z.string() }),
+  user: z.object({ id: z.uuid(), email: z.string(), name: z.string(), isInstanceAdmin: z.boolean() }),
   orgs: z.array(z.object({ id: z.uuid(), name: z.string(), slug: z.string(), role: roleSchema })),
   currentOrg: z.object({ id: z.uuid(), name: z.string(), role: roleSchema }).nullable(),
 });

@@ -13,7 +13,7 @@ import { createCaller } from "../api/root";
 import { env } from "../env";
 import { realtimeHub } from "../jobs/hub";
 import { removeMember } from "../orgs/orgs.service";
-import { signUp } from "./accounts.service";
+import { signInWithPassword, signUp } from "./accounts.service";
 import { authOptions } from "./next-auth";
 import { sessionCookieName } from "./session";
 
@@ -143,5 +143,56 @@ describe("sessions", () => {
     const cookie = await sessionCookie(db, owner.userId);
     await db.authSession.updateMany({ where: { userId: owner.userId }, data: { expiresAt: new Date(Date.now() - 1000) } });
     expect(await whoAmI(cookie)).toBe("UNAUTHORIZED");
+  });
+
+  it("signs a person out everywhere: every browser of theirs, this one included, and nobody else's", async () => {
+    const { orgId, owner } = await createOrgWithMember(db, "owner");
+    const colleague = await addMember(db, orgId, "viewer");
+    const [laptop, phone, theirs] = [await sessionCookie(db, owner.userId), await sessionCookie(db, owner.userId), await sessionCookie(db, colleague.userId)];
+    const caller = createCaller(await createContext(new Headers({ cookie: laptop })));
+    expect(await caller.auth.signOutEverywhere()).toEqual({ ended: 2 });
+    expect(await whoAmI(laptop)).toBe("UNAUTHORIZED");
+    expect(await whoAmI(phone)).toBe("UNAUTHORIZED");
+    expect(await whoAmI(theirs)).not.toBe("UNAUTHORIZED");
+    expect(await db.auditEvent.count({ where: { orgId, action: "auth.sign_out_everywhere", actorId: owner.userId } })).toBe(1);
+  });
+
+  it("changing the password ends the other sessions and keeps this one", async () => {
+    const email = `changer-${unique()}@example.test`;
+    const { id: userId } = await signUp(db, { input: { email, name: "Cai Changer", password }, allowSignup: true });
+    const [here, elsewhere] = [await sessionCookie(db, userId), await sessionCookie(db, userId)];
+    const caller = createCaller(await createContext(new Headers({ cookie: here })));
+    const newPassword = "an entirely new passphrase";
+    expect(await caller.auth.changePassword({ currentPassword: password, newPassword })).toEqual({ endedSessions: 1 });
+    expect(await whoAmI(here)).toBe(email);
+    expect(await whoAmI(elsewhere)).toBe("UNAUTHORIZED");
+    await expect(signInWithPassword(db, { email, password })).rejects.toMatchObject({ code: "UNAUTHORIZED" });
+    await expect(signInWithPassword(db, { email, password: newPassword })).resolves.toMatchObject({ email });
+  });
+
+  it("refuses a password change with the wrong current password, or to a weak one, changing nothing", async () => {
+    const email = `careful-${unique()}@example.test`;
+    const { id: userId } = await signUp(db, { input: { email, name: "Cy Careful", password }, allowSignup: true });
+    const other = await sessionCookie(db, userId);
+    const caller = createCaller(await createContext(new Headers({ cookie: await sessionCookie(db, userId) })));
+    await expect(caller.auth.changePassword({ currentPassword: "not my password", newPassword: "an entirely new passphrase" })).rejects.toMatchObject({
+      code: "BAD_REQUEST",
+      message: "Your current password is not right, so the password was not changed",
+    });
+    await expect(caller.auth.changePassword({ currentPassword: password, newPassword: "password1234" })).rejects.toMatchObject({
+      code: "BAD_REQUEST",
+      message: expect.stringMatching(/^Choose a password that is harder to guess\. This is similar to a commonly used password/),
+    });
+    expect(await whoAmI(other)).toBe(email);
+    await expect(signInWithPassword(db, { email, password })).resolves.toMatchObject({ email });
+  });
+
+  it("tells a Firebase account it has no password here", async () => {
+    const { owner } = await createOrgWithMember(db, "owner");
+    const caller = createCaller(await createContext(new Headers({ cookie: await sessionCookie(db, owner.userId) })));
+    await expect(caller.auth.changePassword({ currentPassword: "anything", newPassword: "an entirely new passphrase" })).rejects.toMatchObject({
+      code: "BAD_REQUEST",
+      message: expect.stringMatching(/You sign in with Firebase/),
+    });
   });
 });

@@ -2,6 +2,7 @@ import os from "node:os";
 import type { z } from "zod";
 import type { Db } from "../db";
 import type { Env } from "../env";
+import { checkInstanceAdmin } from "../auth/instance-admins.service";
 import { countJobsByStatus, listJobs } from "../jobs/jobs.service";
 import { checkHealth } from "./health.service";
 import type { instanceSchema, overviewSchema } from "./system.schemas";
@@ -17,8 +18,9 @@ export async function getOverview(db: Db, { orgId, staleAfterMs }: { orgId: stri
   return { jobCounts, members, recentJobs: recent.items, health };
 }
 
-/** Where this instance runs and keeps things; never a credential. */
-export function describeInstance(settings: Env): z.infer<typeof instanceSchema> {
+/** Where this instance runs and keeps things, for instance admins; never a credential. */
+export async function describeInstance(db: Db, { userId, settings }: { userId: string; settings: Env }): Promise<z.infer<typeof instanceSchema>> {
+  await checkInstanceAdmin(db, { userId, instanceAdmins: settings.INSTANCE_ADMINS });
   const database = settings.DATABASE_URL ? new URL(settings.DATABASE_URL) : null;
   return {
     version: process.env.npm_package_version ?? "0.1.0",

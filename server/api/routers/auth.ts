@@ -1,6 +1,8 @@
 import { z } from "zod";
-import { accountSchema, signInMethodsSchema, signUpInput } from "../../auth/auth.schemas";
+import { accountSchema, changePasswordInput, signInMethodsSchema, signUpInput } from "../../auth/auth.schemas";
 import { describeAccount, signInMethods, signUp } from "../../auth/accounts.service";
+import { changePassword } from "../../auth/password-change.service";
+import { signOutEverywhere } from "../../auth/sessions.service";
 import { env } from "../../env";
 import { authedProcedure, publicProcedure, router } from "../trpc";
 
@@ -12,5 +14,16 @@ export const authRouter = router({
 
   providers: publicProcedure.output(signInMethodsSchema).query(({ ctx }) => signInMethods(ctx.db, env())),
 
-  me: authedProcedure.output(accountSchema).query(({ ctx }) => describeAccount(ctx.db, { userId: ctx.actor.userId, orgActor: ctx.orgActor })),
+  me: authedProcedure.output(accountSchema).query(({ ctx }) => describeAccount(ctx.db, { userId: ctx.actor.userId, orgActor: ctx.orgActor, instanceAdmins: env().INSTANCE_ADMINS })),
+
+  /** Ends every session of the caller, this browser's included. */
+  signOutEverywhere: authedProcedure
+    .output(z.object({ ended: z.number().int() }))
+    .mutation(({ ctx }) => signOutEverywhere(ctx.db, { actor: ctx.actor, orgId: ctx.orgActor?.orgId ?? null })),
+
+  /** Other sessions end; this one stays signed in. */
+  changePassword: authedProcedure
+    .input(changePasswordInput)
+    .output(z.object({ endedSessions: z.number().int() }))
+    .mutation(({ ctx, input }) => changePassword(ctx.db, { actor: ctx.actor, input })),
 });

@@ -4,12 +4,12 @@ import { checkHealth } from "../../system/health.service";
 import { healthSchema, instanceSchema, overviewSchema, startSelftestInput } from "../../system/system.schemas";
 import { startSelftest } from "../../system/selftest.service";
 import { describeInstance, getOverview } from "../../system/system.service";
-import { orgProcedure, router } from "../trpc";
+import { authedProcedure, orgProcedure, router } from "../trpc";
 
 export const systemRouter = router({
   health: orgProcedure("viewer").output(healthSchema).query(({ ctx }) => checkHealth(ctx.db, { staleAfterMs: env().WORKER_STALE_AFTER_MS })),
   overview: orgProcedure("viewer").output(overviewSchema).query(({ ctx }) => getOverview(ctx.db, { orgId: ctx.orgActor.orgId, staleAfterMs: env().WORKER_STALE_AFTER_MS })),
-  /** Host names and paths are for admins. */
-  instance: orgProcedure("admin").output(instanceSchema).query(() => describeInstance(env())),
+  /** Host names and paths are for instance admins, not every organisation's owner. */
+  instance: authedProcedure.output(instanceSchema).query(({ ctx }) => describeInstance(ctx.db, { userId: ctx.actor.userId, settings: env() })),
   startSelftest: orgProcedure("operator").input(startSelftestInput).output(z.object({ jobId: z.uuid() })).mutation(({ ctx, input }) => startSelftest(ctx.db, { actor: ctx.orgActor, input })),
 });
