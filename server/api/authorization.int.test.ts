@@ -259,7 +259,14 @@ describe("route handler authorization", () => {
       const handler = mod[method];
       if (!handler) continue;
       const controller = new AbortController();
-      const response = await handler(new Request(url, { method, headers, signal: controller.signal, ...(method === "GET" ? {} : { body: "{}" }) }), { params: Promise.resolve(params) });
+      // A change is sent as the portal's own pages send it (JSON, from its origin), so the
+      // answer is about who may make it, not about where it came from.
+      const sent = new Headers(headers);
+      if (method !== "GET") {
+        sent.set("origin", "http://localhost");
+        sent.set("content-type", "application/json");
+      }
+      const response = await handler(new Request(url, { method, headers: sent, signal: controller.signal, ...(method === "GET" ? {} : { body: "{}" }) }), { params: Promise.resolve(params) });
       controller.abort();
       await response.body?.cancel().catch(() => {});
       statuses[method] = response.status;
