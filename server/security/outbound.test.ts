@@ -124,6 +124,8 @@ describe("checkHost", () => {
     await expect(checkHost("0x7f000001", "device", { settings: { ...strict, allowLoopback: true } })).resolves.toMatchObject({ address: "127.0.0.1", family: 4 });
     await expect(checkHost("[::1]", "device", { settings: { ...strict, allowLoopback: true } })).resolves.toMatchObject({ address: "::1", family: 6 });
     await expect(checkHost("192.168.7.7", "device", { settings: strict })).resolves.toMatchObject({ address: "192.168.7.7" });
+    // A link-local device, once its range is allowed, keeps its interface.
+    await expect(checkHost("fe80::1%lo", "device", { settings: { ...strict, allowedCidrs: [parseCidr("fe80::/10")!] } })).resolves.toMatchObject({ address: "fe80::1%lo", family: 6 });
   });
 
   it("says so when a name does not resolve", async () => {

@@ -110,7 +110,7 @@ export async function checkHost(host: string, purpose: OutboundPurpose, { settin
   const literal = parseIp(bare);
   let addresses: { address: string; family: 4 | 6 }[];
   if (literal) {
-    addresses = [{ address: bare.replace(/%.*$/, ""), family: literal.family }];
+    addresses = [{ address: bare, family: literal.family }];
   } else {
     try {
       addresses = (await dns.promises.lookup(bare, { all: true, verbatim: true })).map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
