@@ -18,7 +18,7 @@ async function main() {
   // The portal signs its "try it" calls with a key derived from the same AUTH_SECRET.
   // Its own LISTEN connection, for the database's news of revoked tokens and removed members.
   const accessEvents = new RealtimeHub({ url: databaseUrl(), db, log, jobEvents: false });
-  const model = createModelServer({ db, engine, log, internalSecret: settings.AUTH_SECRET, accessEvents, metricsToken: settings.SERVE_METRICS_TOKEN });
+  const model = createModelServer({ db, engine, log, internalSecret: settings.AUTH_SECRET, accessEvents, metricsToken: settings.SERVE_METRICS_TOKEN, instanceAdmins: settings.INSTANCE_ADMINS });
   const address = await model.listen(settings.SERVE_PORT, settings.SERVE_HOST);
   log(`Model server on http://${address.address}:${address.port} (Open Inference Protocol v2 under /v2, metrics at /metrics)`);
   const stop = async () => {

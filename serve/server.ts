@@ -6,6 +6,7 @@ import type { Db } from "../server/db";
 import { AppError, toHttpError } from "../server/errors";
 import { checkRole, type OrgActor } from "../server/auth/roles";
 import { authenticateApiToken } from "../server/auth/tokens.service";
+import { isInstanceAdmin } from "../server/auth/instance-admins.service";
 import { onAccessChange } from "../server/auth/access-changes";
 import type { RealtimeHub } from "../server/jobs/realtime";
 import { listServableEndpoints, recordEndpointState } from "../server/serving/endpoints.service";
@@ -36,6 +37,8 @@ export interface ModelServerOptions {
   maxBodyBytes?: number;
   /** SERVE_METRICS_TOKEN: a scraper sending it reads every organisation's series on /metrics. */
   metricsToken?: string;
+  /** INSTANCE_ADMINS: their API tokens read every organisation's series on /metrics too. */
+  instanceAdmins?: string[];
   /**
    * The database's access announcements (a LISTEN connection): API tokens are cached only while
    * it is listening, and forgotten the moment one is revoked or its owner removed.
@@ -54,7 +57,7 @@ const predictBody = z.object({ inputs: z.record(z.string(), z.unknown()) });
 const TOKEN_CACHE_MS = 5_000;
 const TOKEN_CACHE_MAX = 1_000;
 
-export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, statsFlushMs = 5_000, maxBodyBytes = 16 * 1024 * 1024, metricsToken, accessEvents, tokenCacheMs = TOKEN_CACHE_MS, log = () => {} }: ModelServerOptions) {
+export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, statsFlushMs = 5_000, maxBodyBytes = 16 * 1024 * 1024, metricsToken, instanceAdmins = [], accessEvents, tokenCacheMs = TOKEN_CACHE_MS, log = () => {} }: ModelServerOptions) {
   let hasSynced = false;
   const stats = new RequestStatsRecorder(db, log);
   engine.onRequest = (endpointId, outcome, seconds) => stats.record(endpointId, outcome, seconds);
@@ -117,8 +120,9 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
   }
 
   /**
-   * Whose series /metrics may show: every organisation's to the metrics token, only its own
-   * organisation's to an API token (endpoint names and traffic are the organisation's business).
+   * Whose series /metrics may show: every organisation's to the metrics token and to an instance
+   * admin's token, only its own organisation's to any other API token (endpoint names and
+   * traffic are the organisation's business).
    */
   async function metricsScope(req: http.IncomingMessage): Promise<{ orgId?: string }> {
     const match = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "");
@@ -126,6 +130,7 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
     if (metricsToken && isSameSecret(match[1], metricsToken)) return {};
     const actor = await authenticate(req);
     checkRole(actor, "viewer");
+    if (await isInstanceAdmin(db, { userId: actor.userId, instanceAdmins })) return {};
     return { orgId: actor.orgId };
   }
 

@@ -41,6 +41,9 @@ const publicRoutes = ["/v2/health/live", "/v2/health/ready", "/v2"];
 const metricsToken = crypto.randomBytes(32).toString("base64url");
 let ownOrgId: string;
 let otherOrgId: string;
+/** API tokens of instance admins (the flag the first account gets, and an INSTANCE_ADMINS email), each in an organisation of its own. */
+const instanceAdminTokens: string[] = [];
+const listedAdminEmail = `ops-${crypto.randomBytes(4).toString("hex")}@example.test`;
 
 beforeAll(async () => {
   database = await createTestDatabase("serve_auth");
@@ -49,7 +52,7 @@ beforeAll(async () => {
   const viewer = await addMember(db, owner.orgId, "viewer");
   const other = (await createOrgWithMember(db, "owner")).actor;
   const engine = new InferenceEngine({ readModel: (sha) => readBlob(blobs, sha), defaultTimeoutMs: 30_000 });
-  model = createModelServer({ db, engine, internalSecret: secret, metricsToken, pollMs: 60_000, statsFlushMs: 600_000 });
+  model = createModelServer({ db, engine, internalSecret: secret, metricsToken, instanceAdmins: [listedAdminEmail], pollMs: 60_000, statsFlushMs: 600_000 });
   base = `http://127.0.0.1:${(await model.listen(0, "127.0.0.1")).port}`;
   const { versionId } = await addReadyVersion(db, blobs, { actor: owner, bytes: buildMlp(), signature: mlpSignature });
   await deployOn(db, model, { actor: owner, name: "mlp", versionId });
@@ -58,6 +61,11 @@ beforeAll(async () => {
   await deployOn(db, model, { actor: other, name: "other-secret-policy", versionId: other2.versionId });
   ownOrgId = owner.orgId;
   otherOrgId = other.orgId;
+  for (const data of [{ isInstanceAdmin: true }, { email: listedAdminEmail }]) {
+    const admin = (await createOrgWithMember(db, "owner")).actor;
+    await db.user.update({ where: { id: admin.userId }, data });
+    instanceAdminTokens.push((await createApiToken(db, { actor: admin, input: { name: "prometheus", scopes: ["read"] } })).token);
+  }
 
   const revoked = await createApiToken(db, { actor: viewer, input: { name: "revoked", scopes: ["read"] } });
   await revokeApiToken(db, { actor: viewer, tokenId: revoked.id });
@@ -112,7 +120,7 @@ describe("model server authorization", () => {
     }
   });
 
-  it("shows /metrics to the metrics token whole, and to an API token only for its own organisation", async () => {
+  it("shows /metrics whole to the metrics token and instance admins, and to any other API token only for its own organisation", async () => {
     // Traffic on both organisations' endpoints, so both have series to show.
     expect((await call("POST", "/predict/mlp", bearers["own read-only token"], { inputs: { x: [[0, 0, 0, 0]] } })).status).toBe(200);
     expect((await call("POST", "/predict/other-secret-policy", bearers["another organisation's token"], { inputs: { x: [[0, 0, 0, 0]] } })).status).toBe(200);
@@ -125,9 +133,11 @@ describe("model server authorization", () => {
     }
     expect((await call("GET", "/metrics", crypto.randomBytes(32).toString("base64url"))).status).toBe(401);
 
-    const whole = await call("GET", "/metrics", metricsToken);
-    expect(whole.status).toBe(200);
-    expect(series(whole.text, ownOrgId, "mlp") && series(whole.text, otherOrgId, "other-secret-policy")).toBe(true);
+    for (const bearer of [metricsToken, ...instanceAdminTokens]) {
+      const whole = await call("GET", "/metrics", bearer);
+      expect(whole.status).toBe(200);
+      expect(series(whole.text, ownOrgId, "mlp") && series(whole.text, otherOrgId, "other-secret-policy")).toBe(true);
+    }
 
     for (const who of ["own read-only token", "own portal token"]) {
       const own = await call("GET", "/metrics", bearers[who]);
