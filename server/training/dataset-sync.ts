@@ -77,10 +77,12 @@ export async function syncDataset(opts: {
   const totalBytes = files.reduce((n, f) => n + f.bytes, 0);
   const session = await opts.connect();
   const done = (await run(session, `test -f ${q(path.posix.join(remoteRoot, ".gantry-complete"))} && echo yes || echo no`, { what: "Checking the dataset on the host", signal })).trim();
-  if (done === "yes") return { remoteRoot, sentFiles: 0, sentBytes: 0, totalBytes };
+  if (done === "yes") {
+    await progress.step(`Dataset already on the host: 0 of ${files.length} files to send`, to);
+    return { remoteRoot, sentFiles: 0, sentBytes: 0, totalBytes };
+  }
 
-  await run(session, `mkdir -p ${q(cache)}`, { what: "Making the dataset cache", signal });
-  const present = new Set((await run(session, `cd ${q(cache)} && ls -1`, { what: "Listing the dataset cache", signal, timeoutMs: 120_000 })).split("\n").filter((n) => /^[0-9a-f]{64}$/.test(n)));
+  const present = new Set((await run(session, `mkdir -p ${q(cache)} && cd ${q(cache)} && ls -1`, { what: "Listing the dataset cache", signal, timeoutMs: 120_000 })).split("\n").filter((n) => /^[0-9a-f]{64}$/.test(n)));
   const missing = [...new Map(files.filter((f) => !present.has(f.sha256)).map((f) => [f.sha256, f])).values()];
   const missingBytes = missing.reduce((n, f) => n + f.bytes, 0);
   await progress.step(`Syncing the dataset: ${missing.length} of ${files.length} files to send (${(missingBytes / 1e6).toFixed(1)} MB of ${(totalBytes / 1e6).toFixed(1)} MB)`, from);

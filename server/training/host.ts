@@ -29,6 +29,7 @@ export function sshTargetOfTrainingHost(target: TargetRow, opts: { pinned?: stri
     ...credential,
     pinnedFingerprint: opts.pinned === undefined ? target.pinnedHostKey : opts.pinned,
     timeoutMs: opts.timeoutMs ?? 15_000,
+    purpose: "training-host",
   };
 }
 

@@ -7,7 +7,7 @@ import type { SshSession } from "../ssh/ssh-client";
 import { quoteShell } from "../ssh/shell-quote";
 import { datasetDir } from "../datasets/datasets.schemas";
 import { renderCommand } from "./command";
-import { connectTrainingHost, resolveWorkDir, run, writeHostFile } from "./host";
+import { connectTrainingHost, resolveWorkDir, run } from "./host";
 import { syncDataset, listDatasetFiles } from "./dataset-sync";
 import { launchCommand, parsePoll, pollCommand, runPaths, stopCommand, trainScript, wrapperScript, type PollResult, type RunPaths } from "./run-host";
 import { appendLog, recordGpuSample } from "./run-log";
@@ -117,10 +117,7 @@ async function drive(db: Db, r: RunRow, ctx: DriveCtx): Promise<{ status: RunSta
       await setStatus(db, r.id, "launching");
       await progress.step("Launching on the host", 0.2);
       const command = commandOf(r, paths, synced.remoteRoot, r.attempt > 1 && r.outputDir === paths.outputDir && (await hasCheckpoint(session, paths, signal)));
-      await run(session, `mkdir -p ${quoteShell(paths.attemptDir)}`, { what: "Making the run's folder", signal });
-      await writeHostFile(session, path.posix.join(paths.attemptDir, "train.sh"), trainScript({ activate: r.target.activate, command }), { mode: "755", signal });
-      await writeHostFile(session, path.posix.join(paths.attemptDir, "wrapper.sh"), wrapperScript(), { mode: "755", signal });
-      await run(session, launchCommand(paths), { what: "Starting the run", signal });
+      await run(session, launchCommand(paths, { train: trainScript({ activate: r.target.activate, command }), wrapper: wrapperScript() }), { what: "Starting the run", signal });
     }
     await setStatus(db, r.id, "running", { logOffset: launched ? undefined : 0 });
   }

@@ -46,10 +46,16 @@ echo "$code" > exit_code.tmp && mv -f exit_code.tmp exit_code
 `;
 }
 
-/** Starts the wrapper in a session of its own (its pid is the process group), detached. */
-export function launchCommand(p: RunPaths): string {
+/**
+ * Writes the attempt's scripts and starts the wrapper in a session of its own (its pid is the
+ * process group), detached — one command, so a launch costs one round trip.
+ */
+export function launchCommand(p: RunPaths, scripts: { train: string; wrapper: string }): string {
   const wrapper = path.posix.join(p.attemptDir, "wrapper.sh");
-  return `cd ${quoteShell(p.attemptDir)} && setsid nohup bash ${quoteShell(wrapper)} ${quoteShell(p.marker)} > /dev/null 2>&1 < /dev/null & sleep 0.2; for i in $(seq 50); do [ -s ${quoteShell(path.posix.join(p.attemptDir, "pid"))} ] && exit 0; sleep 0.1; done; echo "the run did not start" >&2; exit 1`;
+  const b64 = (text: string) => Buffer.from(text).toString("base64");
+  // Only the wrapper goes to the background: were the whole && list backgrounded, it would hold
+  // the SSH channel open for as long as training runs.
+  return `mkdir -p ${quoteShell(p.attemptDir)} && cd ${quoteShell(p.attemptDir)} && echo ${b64(scripts.train)} | base64 -d > train.sh && echo ${b64(scripts.wrapper)} | base64 -d > wrapper.sh && chmod 755 train.sh wrapper.sh || exit 1; setsid nohup bash ${quoteShell(wrapper)} ${quoteShell(p.marker)} > /dev/null 2>&1 < /dev/null & sleep 0.2; for i in $(seq 50); do [ -s ${quoteShell(path.posix.join(p.attemptDir, "pid"))} ] && exit 0; sleep 0.1; done; echo "the run did not start" >&2; exit 1`;
 }
 
 /** The most log bytes read in one poll. */

@@ -8,7 +8,7 @@ import { enqueue } from "../jobs/enqueue";
 import { cancelJob } from "../jobs/jobs.service";
 import { Prisma } from "../generated/prisma/client";
 import { renderCommand } from "./command";
-import { FINAL_STATUSES, type CreateRunInput, type runDetailSchema, type runLogInput, type runLogSchema, type runMetricsSchema, type RunStatus, type RunSummary } from "./training.schemas";
+import { FINAL_STATUSES, createRunInput, type CreateRunInput, type runDetailSchema, type runLogInput, type runLogSchema, type runMetricsSchema, type RunStatus, type RunSummary } from "./training.schemas";
 
 // Training runs as people see them: start one from a dataset, follow it, cancel, resume from
 // its last checkpoint (a new attempt in the same output folder) or retry afresh (a new attempt
@@ -85,7 +85,10 @@ export async function readRunMetrics(db: Db, { orgId, runId }: { orgId: string; 
 
 const queueOf = (targetId: string) => `training-target:${targetId}`;
 
-export async function startRun(db: Db, { actor, input }: { actor: OrgActor; input: CreateRunInput }): Promise<{ runId: string; jobId: string }> {
+export async function startRun(db: Db, { actor, input: raw }: { actor: OrgActor; input: z.input<typeof createRunInput> }): Promise<{ runId: string; jobId: string }> {
+  const parsed = createRunInput.safeParse(raw);
+  if (!parsed.success) throw new AppError("BAD_REQUEST", `The run's settings are not valid: ${parsed.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}`);
+  const input: CreateRunInput = parsed.data;
   const dataset = await db.dataset.findFirst({ where: { id: input.datasetId, orgId: actor.orgId } });
   if (!dataset) throw new AppError("NOT_FOUND", "That dataset does not exist in this organisation");
   if (!dataset.buildId) throw new AppError("CONFLICT", `${dataset.repoId} has no episodes in it yet; there is nothing to train on`);

@@ -104,7 +104,7 @@ export async function testTarget(db: Db, { actor, targetId }: { actor: OrgActor;
     const workDir = await resolveWorkDir(session, target.workDir);
     const activate = target.activate ? `${target.activate} >/dev/null 2>&1; ` : "";
     const script = `mkdir -p ${quoteShell(workDir)} && echo "disk:$(df -Pk ${quoteShell(workDir)} | awk 'NR==2 {print $4 * 1024}')"; ${activate}${FACTS_SCRIPT}`;
-    const result = await session.exec(`bash -lc ${quoteShell(script)}`, { timeoutMs: 60_000 });
+    const result = await session.exec(script, { timeoutMs: 60_000 });
     facts = parseFacts(result.stdout, session.fingerprint, { kind: target.kind, workDir });
   } finally {
     session.close();

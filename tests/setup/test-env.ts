@@ -11,3 +11,8 @@ process.env.SSE_HEARTBEAT_MS ??= "500";
 // The test rigs (sshd, hub stand-in, webhook receivers) listen on loopback; the outbound
 // policy's own tests turn this off for themselves.
 process.env.OUTBOUND_ALLOW_LOOPBACK ??= "true";
+// Training runs are followed closely and cancelled quickly in tests.
+process.env.TRAINING_POLL_MS ??= "250";
+process.env.TRAINING_CANCEL_GRACE_S ??= "3";
+process.env.TRAINING_LOST_AFTER_MS ??= "30000";
+process.env.TRAINING_LOG_MAX_BYTES ??= "1048576";
