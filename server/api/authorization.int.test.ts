@@ -47,6 +47,8 @@ let modelVersionA: string;
 let endpointA: string;
 let datasetA: string;
 let episodeA: string;
+let targetA: string;
+let runA: string;
 let deviceA: string;
 let deploymentA: string;
 let alertA: string;
@@ -125,6 +127,17 @@ function sampleInputs(): Record<string, unknown> {
     "datasets.retryEpisode": { episodeId: episodeA },
     "datasets.importFolder": { path: "/nonexistent/dataset", repoId: "probe/import" },
     "datasets.delete": { datasetId: datasetA },
+    "training.createTarget": { name: "probe-gpu", host: "192.0.2.1", username: "robot", credential: { kind: "password", password: "probe" } },
+    "training.deleteTarget": { targetId: targetA },
+    "training.testTarget": { targetId: targetA },
+    "training.runs": {},
+    "training.run": { runId: runA },
+    "training.log": { runId: runA },
+    "training.metrics": { runId: runA },
+    "training.startRun": { datasetId: datasetA, targetId: targetA, policyType: "act" },
+    "training.cancelRun": { runId: runA },
+    "training.resumeRun": { runId: runA },
+    "training.retryRun": { runId: runA },
   };
 }
 
@@ -137,7 +150,8 @@ const NAMES_ORG_A_THING = new Set(["orgs.setRole", "orgs.removeMember", "invites
   "models.get", "models.update", "models.delete", "models.addVersionFromUrl", "models.addVersionFromHub", "models.revalidate",
   "fleet.device", "fleet.updateDevice", "fleet.deleteDevice", "fleet.testConnection", "fleet.repin", "fleet.rollout", "fleet.createRollout", "fleet.cancelRollout", "fleet.rollbackRollout", "fleet.rollbackDevice", "fleet.acknowledgeAlert",
   "endpoints.get", "endpoints.stats", "endpoints.tryIt", "endpoints.create", "endpoints.changeVersion", "endpoints.undeploy", "endpoints.delete",
-  "datasets.get", "datasets.episodes", "datasets.episode", "datasets.deleteEpisode", "datasets.restoreEpisode", "datasets.renameTask", "datasets.retryEpisode", "datasets.delete"]);
+  "datasets.get", "datasets.episodes", "datasets.episode", "datasets.deleteEpisode", "datasets.restoreEpisode", "datasets.renameTask", "datasets.retryEpisode", "datasets.delete",
+  "training.deleteTarget", "training.testTarget", "training.run", "training.log", "training.metrics", "training.startRun", "training.cancelRun", "training.resumeRun", "training.retryRun"]);
 
 async function call(ctx: Context, procedure: string, input: unknown): Promise<unknown> {
   const caller = createCaller(ctx) as unknown as Record<string, Record<string, (i: unknown) => Promise<unknown>>>;
@@ -186,6 +200,9 @@ beforeAll(async () => {
   // A device that cannot be reached and a finished rollout to it: probes may read, change or roll them back.
   deviceA = (await db.device.create({ data: { orgId: orgA.orgId, name: "org-a-device", host: "192.0.2.1", username: "robot", authKind: "password", credential: "v1:", modelDir: "/opt/gantry", restartCommand: "true", healthCommand: "true" } })).id;
   deploymentA = (await db.deployment.create({ data: { orgId: orgA.orgId, modelVersionId: modelVersionA, strategy: { kind: "all" }, selector: { deviceIds: [deviceA] }, status: "failed", targets: { create: [{ orgId: orgA.orgId, deviceId: deviceA, modelVersionId: modelVersionA, phase: 0, state: "failed" }] } } })).id;
+  // A training target that cannot be reached and a failed run on it: probes may read, test, cancel, resume or retry them.
+  targetA = (await db.trainingTarget.create({ data: { orgId: orgA.orgId, name: "org-a-gpu", host: "192.0.2.1", username: "robot", authKind: "password", credential: "v1:", workDir: "~/gantry", commandTemplate: "lerobot-train --output_dir={output}" } })).id;
+  runA = (await db.trainingRun.create({ data: { orgId: orgA.orgId, targetId: targetA, datasetId: datasetA, name: "org-a-run", policyType: "act", steps: 10, saveFreq: 10, logFreq: 10, status: "failed", lastStep: 5 } })).id;
   alertA = (await db.alert.create({ data: { orgId: orgA.orgId, kind: "probe", severity: "warning", title: "probe", message: "probe" } })).id;
 });
 

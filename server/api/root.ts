@@ -8,6 +8,7 @@ import { fleetRouter } from "./routers/fleet";
 import { invitesRouter, orgsRouter } from "./routers/orgs";
 import { systemRouter } from "./routers/system";
 import { tokensRouter } from "./routers/tokens";
+import { trainingRouter } from "./routers/training";
 import { createCallerFactory, router } from "./trpc";
 
 export const appRouter = router({
@@ -22,6 +23,7 @@ export const appRouter = router({
   fleet: fleetRouter,
   endpoints: endpointsRouter,
   system: systemRouter,
+  training: trainingRouter,
 });
 
 export type AppRouter = typeof appRouter;
