@@ -101,6 +101,7 @@ export function DatasetDetail({ datasetId }: { datasetId: string }) {
         }
         actions={
           <>
+            {can("operator") && d.builtAt && d.episodes.ready > 0 && <Link href={`/training/new?dataset=${d.id}`} className="inline-flex h-10 items-center rounded-md bg-brand-600 px-4 text-sm font-medium text-white hover:bg-brand-700">Train</Link>}
             {d.builtAt && d.episodes.ready > 0 && <a href={`/api/datasets/${d.id}/export`} download className="inline-flex h-10 items-center rounded-md border border-zinc-300 bg-white px-4 text-sm font-medium hover:bg-zinc-100 dark:border-zinc-700 dark:bg-zinc-900 dark:hover:bg-zinc-800">Export .tar.gz</a>}
             {can("admin") && <DeleteDatasetButton datasetId={d.id} repoId={d.repoId} episodes={d.episodeList.length} isBusy={d.episodes.encoding > 0 || Boolean(importing)} />}
           </>

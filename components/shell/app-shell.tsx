@@ -18,6 +18,7 @@ const nav = [
   { href: "/datasets", label: "Datasets" },
   { href: "/models", label: "Models" },
   { href: "/endpoints", label: "Endpoints" },
+  { href: "/training", label: "Training" },
   { href: "/fleet", label: "Fleet" },
   { href: "/jobs", label: "Jobs" },
   { href: "/settings", label: "Settings" },

@@ -30,8 +30,9 @@ type Summary = z.infer<typeof rolloutSummarySchema>;
 export const deviceQueue = (deviceId: string) => `fleet-device:${deviceId}`;
 
 async function readyVersion(tx: Tx, orgId: string, modelVersionId: string) {
-  const v = await tx.modelVersion.findFirst({ where: { id: modelVersionId, orgId }, select: { id: true, status: true, sha256: true, number: true, model: { select: { name: true } } } });
+  const v = await tx.modelVersion.findFirst({ where: { id: modelVersionId, orgId }, select: { id: true, status: true, kind: true, sha256: true, number: true, model: { select: { name: true } } } });
   if (!v) throw new AppError("NOT_FOUND", "That model version does not exist in this organisation");
+  if (v.kind !== "onnx") throw new AppError("CONFLICT", `Version ${v.number} of ${v.model.name} is a LeRobot checkpoint, not an ONNX model; export it to ONNX and add that as a version to serve or deploy it`);
   if (v.status !== "ready" || !v.sha256) throw new AppError("BAD_REQUEST", `Version ${v.number} of ${v.model.name} is ${v.status}; only a ready version can be rolled out`);
   return v;
 }

@@ -39,6 +39,7 @@ function toView(e: EndpointRow): EndpointView {
 async function findReadyVersion(tx: Tx, orgId: string, versionId: string) {
   const version = await tx.modelVersion.findFirst({ where: { id: versionId, orgId }, include: { model: { select: { name: true } } } });
   if (!version) throw new AppError("NOT_FOUND", "There is no such model version in this organisation; it may have been deleted");
+  if (version.kind !== "onnx") throw new AppError("CONFLICT", `Version ${version.number} of ${version.model.name} is a LeRobot checkpoint, not an ONNX model; export it to ONNX and add that as a version to serve or deploy it`);
   if (version.status !== "ready") {
     throw new AppError("CONFLICT", `Version ${version.number} of ${version.model.name} is ${version.status}, not ready; only a version that passed validation can be served`);
   }
