@@ -36,7 +36,7 @@ const isAlive = (pid: number) => {
   }
 };
 
-function runStart(args: string[], env: NodeJS.ProcessEnv) {
+function runStart(args: string[], env: Record<string, string>) {
   const child = spawn(process.execPath, ["--import", "tsx", path.resolve("scripts/start.ts"), ...args], {
     env: { ...process.env, GANTRY_HOME: home, WORKER_HEARTBEAT_MS: "300", WORKER_STALE_AFTER_MS: "1500", ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -80,6 +80,48 @@ describe("npm start", () => {
     expect(isAlive(second)).toBe(false);
     expect(start.output()).not.toMatch(/worker stopped unexpectedly \(exit/);
   }, 120_000);
+
+  it("starts the embedded Postgres again when it dies, and the worker carries on with the job it was running", async () => {
+    // A home the `postgres` user can reach, so the cluster lives inside it.
+    const pgHome = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-start-pg-"));
+    fs.chmodSync(pgHome, 0o755);
+    const port = 55000 + Math.floor(Math.random() * 900);
+    const start = runStart(["--only", "worker"], { DATABASE_URL: "", GANTRY_HOME: pgHome, EMBEDDED_PG_PORT: String(port) });
+    try {
+      await start.waitForOutput((o) => o.includes("[worker] Worker ready"), "the database and the worker to start");
+      const password = fs.readFileSync(path.join(pgHome, "pg-password"), "utf8").trim();
+      const embedded = createDb(`postgresql://gantry:${encodeURIComponent(password)}@127.0.0.1:${port}/gantry`, 2);
+      try {
+        const { actor } = await createOrgWithMember(embedded, "operator");
+        const { jobId } = await startSelftest(embedded, { actor, input: { steps: 30, stepMs: 300 } });
+        await waitFor(async () => (await embedded.job.findUniqueOrThrow({ where: { id: jobId } })).step === "Step 3 of 30", { timeoutMs: 30_000, what: "the job to reach step 3" });
+
+        const postgres = Number(/\[gantry\] postgres started \(pid (\d+)\)/.exec(start.output())![1]);
+        process.kill(postgres, "SIGKILL");
+        await start.waitForOutput((o) => /\[gantry\] postgres restarted \(pid \d+\)/.test(o), "Postgres to be started again");
+        expect(start.output()).toContain("[gantry] postgres stopped unexpectedly (killed by SIGKILL); restarting it in 1 s");
+
+        // The job goes on to the end on the same worker, its attempt not used up.
+        const job = await waitFor(async () => {
+          const j = await embedded.job.findUnique({ where: { id: jobId } }).catch(() => null);
+          return j && ["succeeded", "failed", "cancelled"].includes(j.status) && j;
+        }, { timeoutMs: 60_000, what: "the job to finish" });
+        expect(job).toMatchObject({ status: "succeeded", progress: 1, error: null });
+        const output = start.output();
+        expect(output).not.toMatch(/worker stopped unexpectedly|Unhandled|ECONNREFUSED\n\s+at /);
+        // One line when the database went, one when it came back.
+        expect(output.match(/\[worker\] Worker: cannot reach the database/g)).toHaveLength(1);
+        expect(output.match(/\[worker\] Worker: the database is reachable again after \d+ s/g)).toHaveLength(1);
+      } finally {
+        await embedded.$disconnect();
+      }
+      start.child.kill("SIGTERM");
+      expect(await start.exited).toBe(0);
+    } finally {
+      if (start.child.exitCode === null) start.child.kill("SIGKILL");
+      fs.rmSync(pgHome, { recursive: true, force: true });
+    }
+  }, 180_000);
 
   it("refuses an --only it does not know, saying what it takes", async () => {
     const start = runStart(["--only", "worker,portal"], { DATABASE_URL: database.url });

@@ -1,6 +1,7 @@
 import type { Task } from "graphile-worker";
 import type { z } from "zod";
 import type { Db } from "../server/db";
+import { isDatabaseUnavailable } from "../server/db/availability";
 import type { JobDef } from "../server/jobs/catalog";
 import { taskPayloadSchema } from "../server/jobs/catalog";
 import { JobInterruptedError, type CancellationRegistry } from "../server/jobs/cancellation";
@@ -9,8 +10,11 @@ import { runJob, type JobHandler } from "../server/jobs/run";
 export interface TaskDeps {
   db: Db;
   cancellations: CancellationRegistry;
-  /** Queue entry ids of the jobs a shutdown interrupted, for the worker to put back. */
-  interrupted?: Set<string>;
+  /**
+   * Queue entry ids whose attempt the worker gives back: jobs its shutdown interrupted, and
+   * runs the database went away under.
+   */
+  giveBack?: Set<string>;
 }
 
 export interface TaskModule {
@@ -29,7 +33,7 @@ export function toGraphileTask(mod: TaskModule, deps: TaskDeps): Task {
     try {
       await runJob({ ...deps, def: mod.def, jobId, attempt: helpers.job.attempts, handler: mod.handler });
     } catch (error) {
-      if (error instanceof JobInterruptedError) deps.interrupted?.add(String(helpers.job.id));
+      if (error instanceof JobInterruptedError || isDatabaseUnavailable(error)) deps.giveBack?.add(String(helpers.job.id));
       throw error;
     }
   };

@@ -6,7 +6,8 @@ import { createDb } from "../server/db";
 import { env } from "../server/env";
 import { CANCEL_CHANNEL, cancelNotificationSchema, jobCatalog } from "../server/jobs/catalog";
 import { CancellationRegistry, JobInterruptedError } from "../server/jobs/cancellation";
-import { releaseStoppedPool } from "../server/jobs/enqueue";
+import { giveBackAttempts, releaseStoppedPool } from "../server/jobs/enqueue";
+import { isDatabaseUnavailable, OutageLog, PatientPool } from "../server/db/availability";
 import { recordHeartbeat, releaseDeadWorkers, removeHeartbeats } from "../server/system/heartbeat.service";
 import { moveFoldersUnderOrgs } from "../server/datasets/org-folders.service";
 import { toGraphileTask } from "./define-task";
@@ -14,6 +15,8 @@ import { scheduledTasks, taskModules } from "./tasks/index";
 
 export interface StartedWorker {
   stop(): Promise<void>;
+  /** Settles if the queue runner stops by itself (not through stop()): the worker can do no more work. */
+  stopped: Promise<void>;
 }
 
 export async function prepareQueue(url: string): Promise<void> {
@@ -28,59 +31,99 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
   const settings = env();
   const db = createDb(url, concurrency + 2);
   const cancellations = new CancellationRegistry();
-  const interrupted = new Set<string>();
+  // Entries whose attempt is given back: interrupted by a shutdown, or by losing the database.
+  const giveBack = new Set<string>();
   const taskList = {
-    ...Object.fromEntries(taskModules.map((m) => [m.def.name, toGraphileTask(m, { db, cancellations, interrupted })])),
+    ...Object.fromEntries(taskModules.map((m) => [m.def.name, toGraphileTask(m, { db, cancellations, giveBack })])),
     ...Object.fromEntries(Object.entries(scheduledTasks).map(([name, make]) => [name, make({ db })])),
   };
 
-  await prepareQueue(url);
-  await moveFoldersUnderOrgs(db, settings, log).catch((error: Error) => log(`Could not move dataset folders under their organisations: ${error.message}`));
   const release = async () => {
     for (const w of await releaseDeadWorkers(db, settings.WORKER_STALE_AFTER_MS)) {
       log(`Worker ${w.id} (${w.host}, pid ${w.pid}) stopped without shutting down: ${w.resumed.length} job(s) handed on${w.ended.length ? `, ${w.ended.length} ended after their worker died under them repeatedly` : ""}`);
     }
   };
-  await release();
+  try {
+    await prepareQueue(url);
+    await moveFoldersUnderOrgs(db, settings, log).catch((error: Error) => log(`Could not move dataset folders under their organisations: ${error.message}`));
+    await release();
+  } catch (error) {
+    await db.$disconnect().catch(() => {});
+    throw error;
+  }
 
   // graphile-worker locks jobs and queues under its pool's id: that is what beats.
   const poolIds = new Set<string>();
   const events = new EventEmitter() as WorkerEvents;
   events.on("pool:create", ({ workerPool }) => poolIds.add(workerPool.id));
+  // While the database is away, one line says so, not one per connection, retry and job.
+  const outage = new OutageLog("Worker", log);
   // The queue's own chatter stays out of the log; its warnings and errors do not.
-  const logger = new Logger(() => (level, message) => {
+  const logger = new Logger(() => (level, message, meta) => {
     // A job interrupted by shutdown is not a failure; its own log says what happened.
     if (message.includes(JobInterruptedError.MESSAGE)) return;
-    if (level === "error" || level === "warning") log(`[queue] ${message}`);
+    if (level !== "error" && level !== "warning") return;
+    if (isDatabaseUnavailable((meta as { error?: unknown } | undefined)?.error) || isDatabaseUnavailable({ message })) return outage.failed({ message });
+    log(`[queue] ${message}`);
   });
-  const runner: Runner = await run({ connectionString: url, concurrency, taskList, noHandleSignals: true, pollInterval: 1000, events, logger, crontabFile: path.resolve("worker/crontab") });
-  events.on("job:error", ({ job, error }) => error instanceof JobInterruptedError || log(`Job ${job.task_identifier} attempt ${job.attempts} failed: ${(error as Error)?.message ?? error}`));
+  // The queue's connections wait out a database that is restarting: a job's end is written
+  // once it is back, rather than failing at once (which the queue does not catch, ending the process).
+  const queuePool = new PatientPool({ connectionString: url, max: concurrency + 4 }, { onUnavailable: (error) => outage.failed(error) });
+  // A connection the database drops is removed by pg; these say so, once per outage.
+  const onPoolError = (error: Error) => (isDatabaseUnavailable(error) ? outage.failed(error) : log(`[queue] PostgreSQL connection error: ${error.message}`));
+  queuePool.on("error", onPoolError);
+  queuePool.on("connect", (client) => client.on("error", onPoolError));
+  const runner: Runner = await run({ pgPool: queuePool, concurrency, taskList, noHandleSignals: true, pollInterval: 1000, events, logger, crontabFile: path.resolve("worker/crontab") });
+  events.on("job:error", ({ job, error }) => {
+    if (error instanceof JobInterruptedError) return;
+    if (isDatabaseUnavailable(error)) return outage.failed(error);
+    log(`Job ${job.task_identifier} attempt ${job.attempts} failed: ${(error as Error)?.message ?? error}`);
+  });
 
-  const listener = await listenForCancels(url, cancellations, log);
+  const listener = await listenForCancels(url, cancellations, log, outage);
   const beat = async () => {
     try {
       if (poolIds.size) await recordHeartbeat(db, [...poolIds]);
+      outage.recovered();
+      for (const id of await giveBackAttempts(db, [...giveBack], [...poolIds])) giveBack.delete(id);
       await release();
     } catch (error) {
-      log(`Heartbeat failed: ${(error as Error).message}`);
+      if (isDatabaseUnavailable(error)) outage.failed(error);
+      else log(`Heartbeat failed: ${(error as Error).message}`);
     }
   };
   // The pool is created synchronously within run(); the first beat follows at once.
   await beat();
   const timer = setInterval(beat, settings.WORKER_HEARTBEAT_MS);
 
+  let isStopping = false;
+  const stopped = runner.promise.then(
+    () => {
+      if (!isStopping) log("The job queue stopped by itself");
+    },
+    (error: Error) => {
+      if (!isStopping) log(`The job queue stopped: ${error.message}`);
+    },
+  );
   return {
+    stopped: stopped.then(() => (isStopping ? new Promise<void>(() => {}) : undefined)),
     async stop() {
+      isStopping = true;
       clearInterval(timer);
       // Running jobs are interrupted rather than waited for: each goes back to the queue with
       // its attempt given back, and a worker goes on with it where it stood.
       const running = cancellations.interruptAll();
+      // With the database away, the queue's last writes are not waited for: a worker that
+      // finds this one's heartbeat gone stale hands its jobs on.
+      if (outage.isDown) queuePool.stop();
       await runner.stop();
+      await queuePool.end().catch(() => {});
       await listener.stop();
       try {
-        await releaseStoppedPool(db, [...poolIds], [...interrupted]);
+        const interrupted = [...giveBack];
+        await releaseStoppedPool(db, [...poolIds], interrupted);
         await removeHeartbeats(db, [...poolIds]);
-        if (running) log(`${interrupted.size} running job(s) interrupted; they go on when a worker runs them again`);
+        if (running) log(`${interrupted.length} running job(s) interrupted; they go on when a worker runs them again`);
       } catch (error) {
         // Its heartbeat stays, so the pool is taken for dead and its jobs handed on.
         log(`Could not hand back this worker's jobs (another worker will once this one is seen to be gone): ${(error as Error).message}`);
@@ -90,7 +133,7 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
   };
 }
 
-async function listenForCancels(url: string, cancellations: CancellationRegistry, log: (m: string) => void): Promise<{ stop(): Promise<void> }> {
+async function listenForCancels(url: string, cancellations: CancellationRegistry, log: (m: string) => void, outage: OutageLog): Promise<{ stop(): Promise<void> }> {
   let client: pg.Client | null = null;
   let isStopped = false;
   const connect = async (attempt = 0): Promise<void> => {
@@ -107,7 +150,8 @@ async function listenForCancels(url: string, cancellations: CancellationRegistry
       setTimeout(() => void connect(attempt + 1), Math.min(30_000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2)).unref();
     };
     c.on("error", (e) => {
-      log(`Cancel listener: ${e.message}`);
+      if (isDatabaseUnavailable(e)) outage.failed(e);
+      else log(`Cancel listener: ${e.message}`);
       retry();
     });
     c.on("end", retry);

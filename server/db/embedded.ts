@@ -188,7 +188,11 @@ export async function startEmbeddedPostgres({ home, port, log = () => {}, system
       if (output.includes("ready to accept connections")) {
         server.stderr!.off("data", onData);
         // Keep draining so the server never blocks on a full pipe; only errors are shown.
-        server.stderr!.on("data", (c: Buffer) => /FATAL|PANIC/.test(String(c)) && log(String(c).trim()));
+        // A crash's sessions each report the postmaster gone: the supervisor's one line says it.
+        server.stderr!.on("data", (c: Buffer) => {
+          const shown = String(c).split("\n").filter((l) => /FATAL|PANIC/.test(l) && !l.includes("unexpected postmaster exit"));
+          if (shown.length) log(shown.join("\n"));
+        });
         resolve();
       }
     };

@@ -69,3 +69,22 @@ export async function releaseStoppedPool(tx: Tx, poolIds: string[], interruptedE
     WHERE id = ANY(${interruptedEntryIds}::bigint[]) AND (locked_by IS NULL OR locked_by = ANY(${poolIds}::text[]))`;
   await tx.$executeRaw`SELECT graphile_worker.force_unlock_workers(${poolIds}::text[])`;
 }
+
+/**
+ * Gives back the attempt of entries whose run ended because the database went away under it
+ * (not the work's failure), once the queue has let go of them. Returns the ids settled: given
+ * back, gone, or taken meanwhile by another worker.
+ */
+export async function giveBackAttempts(tx: Tx, entryIds: string[], poolIds: string[]): Promise<string[]> {
+  if (!entryIds.length) return [];
+  const rows = await tx.$queryRaw<{ id: string }[]>`
+    WITH given AS (
+      UPDATE graphile_worker._private_jobs SET attempts = GREATEST(attempts - 1, 0), run_at = now()
+      WHERE id = ANY(${entryIds}::bigint[]) AND locked_by IS NULL RETURNING id
+    )
+    SELECT id::text AS id FROM given
+    UNION ALL
+    SELECT x::text FROM unnest(${entryIds}::bigint[]) AS x
+    WHERE NOT EXISTS (SELECT 1 FROM graphile_worker._private_jobs j WHERE j.id = x AND (j.locked_by IS NULL OR j.locked_by = ANY(${poolIds}::text[])))`;
+  return rows.map((r) => r.id);
+}

@@ -6,6 +6,7 @@ import { Prisma } from "../generated/prisma/client";
 import { appendJobEvent, createProgressReporter, type ProgressReporter } from "./progress";
 import { UTC_NOW, writeJobEvent } from "./job-events.sql";
 import { isInterrupted, type CancellationRegistry } from "./cancellation";
+import { isDatabaseUnavailable } from "../db/availability";
 
 export interface JobContext {
   db: Db;
@@ -74,6 +75,12 @@ export async function runJob<S extends z.ZodType>({ db, def, jobId, attempt, can
     await record({ ...base, message: "Finished", status: "succeeded", progress: 1 });
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
+    if (isDatabaseUnavailable(error)) {
+      // The database went away under it: not the work's failure. Said if the database is back
+      // already; the worker gives the attempt back once it is, and the job goes on.
+      await record({ ...base, message: "Interrupted: the database could not be reached; it goes on once the database is back", status: "queued", level: "warn" }).catch(() => {});
+      throw error;
+    }
     if (isInterrupted(controller.signal)) {
       // Its worker is shutting down: back to the queue, the attempt given back (by the worker,
       // once the queue has let go of the entry), to go on where it stood.

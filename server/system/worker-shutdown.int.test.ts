@@ -56,18 +56,27 @@ function startWorkerProcess(extraEnv: Record<string, string> = {}) {
 /** What a Ctrl-C at the terminal does: SIGINT to every process of the foreground group. */
 const pressCtrlC = (child: ChildProcess) => process.kill(-child.pid!, "SIGINT");
 
-/** Processes whose command line mentions `text` (e.g. an ffmpeg writing into a folder). */
-function processesMentioning(text: string): number[] {
+/** Live processes whose command line mentions `text` (e.g. an ffmpeg writing into a folder), of one parent if given. */
+function processesMentioning(text: string, parent?: number): number[] {
   const found: number[] = [];
   for (const pid of fs.readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
     try {
-      if (fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(text)) found.push(Number(pid));
+      if (!fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(text)) continue;
+      const ppid = Number(fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ")[1]);
+      if (parent === undefined || ppid === parent) found.push(Number(pid));
     } catch {
       // gone meanwhile
     }
   }
   return found;
 }
+const isAlive = (pid: number) => {
+  try {
+    return fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1][0] !== "Z";
+  } catch {
+    return false;
+  }
+};
 
 const jobOf = (id: string) => db.job.findUniqueOrThrow({ where: { id } });
 const queueEntry = async (jobId: string) => (await db.$queryRaw<{ attempts: number; run_at: Date; locked_by: string | null }[]>`SELECT attempts, run_at, locked_by FROM graphile_worker._private_jobs WHERE payload->>'jobId' = ${jobId}`)[0];
@@ -124,12 +133,14 @@ describe("a worker stopped with Ctrl-C", () => {
     const { id } = await createModel(db, { actor, input: { name: `slow ${unique()}`, description: "" } });
     const added = await addVersionFromUpload(db, { actor, modelId: id, body: Readable.from([buildSlowModel(256, 20)]), blobs: blobStore(), maxBytes: 10_000_000, dims: {} });
     await waitFor(async () => /^Timing run/.test((await jobOf(added.jobId)).step ?? ""), { timeoutMs: 60_000, intervalMs: 20, what: "the timing runs to start" });
+    const validators = processesMentioning("validation-child", first.child.pid);
+    expect(validators).toHaveLength(1);
     pressCtrlC(first.child);
     expect(await first.exited).toEqual({ code: 0, signal: null });
 
     expect(await jobOf(added.jobId)).toMatchObject({ status: "queued", error: null });
     expect(await db.modelVersion.findUniqueOrThrow({ where: { id: added.versionId } })).toMatchObject({ status: "validating", error: null });
-    expect(processesMentioning("validation-child")).toEqual([]);
+    expect(validators.filter(isAlive)).toEqual([]);
 
     const second = startWorkerProcess({ MODEL_VALIDATION_RUNS: "3" });
     const job = await finished(added.jobId);
