@@ -12,7 +12,7 @@ import type { RealtimeHub } from "../server/jobs/realtime";
 import { listServableEndpoints, recordEndpointState } from "../server/serving/endpoints.service";
 import type { InferenceEngine, LoadedEndpoint } from "../server/serving/inference.service";
 import { fromNested, toJsonTensor, toNested, toOipDatatype, toOipShape } from "../server/serving/tensors";
-import { BINARY_HEADER, buildInferResponse, parseInferRequest } from "../server/serving/oip";
+import { BINARY_HEADER, binaryOutputNames, buildInferResponse, parseInferRequest } from "../server/serving/oip";
 import { RequestStatsRecorder } from "../server/serving/request-stats.recorder";
 import { INTERNAL_TOKEN_PREFIX, verifyInternalToken } from "../server/serving/internal-token";
 
@@ -33,7 +33,7 @@ export interface ModelServerOptions {
   internalSecret?: string;
   /** How often the per-minute request statistics are written to the database. */
   statsFlushMs?: number;
-  /** Largest request body accepted; larger ones get 400. */
+  /** Largest request body accepted; larger ones get 413. */
   maxBodyBytes?: number;
   /** SERVE_METRICS_TOKEN: a scraper sending it reads every organisation's series on /metrics. */
   metricsToken?: string;
@@ -137,8 +137,8 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
   /** The whole body, within `maxBodyBytes`; events rather than an async iterator, which costs more per request. */
   function readBody(req: http.IncomingMessage): Promise<Buffer> {
     const declared = Number(req.headers["content-length"] ?? 0);
-    const limit = `${Math.round(maxBodyBytes / 1024 / 1024)} MB`;
-    if (declared > maxBodyBytes) return Promise.reject(new AppError("BAD_REQUEST", `The request body is ${declared} bytes, over the ${limit} limit; send smaller batches`));
+    const limit = maxBodyBytes >= 1024 * 1024 ? `${Math.round(maxBodyBytes / 1024 / 1024)} MB` : `${Math.round(maxBodyBytes / 1024)} KB`;
+    if (declared > maxBodyBytes) return Promise.reject(new AppError("PAYLOAD_TOO_LARGE", `The request body is ${declared} bytes, over the ${limit} limit; send smaller batches`));
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -147,7 +147,7 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
         if (size > maxBodyBytes) {
           req.off("data", onData);
           req.off("end", onEnd);
-          reject(new AppError("BAD_REQUEST", `The request body is over the ${limit} limit; send smaller batches`));
+          reject(new AppError("PAYLOAD_TOO_LARGE", `The request body is over the ${limit} limit; send smaller batches`));
           return;
         }
         chunks.push(chunk);
@@ -229,13 +229,14 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
       }
       if (action === "ready" && method === "GET") {
         const actor = await authenticate(req);
-        const isReady = engine.isReady(actor.orgId, name) && (version === undefined || version === String(engine.find(actor.orgId, name).spec.versionNumber));
+        const isReady = engine.readiness(actor.orgId, name, version);
         return send(isReady ? 200 : 503, { name, ready: isReady });
       }
       if (action === "infer" && method === "POST") {
         const loaded = await resolve(req, name, version);
         const request = parseInferRequest(await readBody(req), req.headers[BINARY_HEADER]);
-        const outputs = await engine.infer(loaded, request.inputs, request.outputs?.map((o) => o.name));
+        const binaryOutputs = binaryOutputNames(request, loaded.spec.signature.outputs.map((o) => o.name));
+        const outputs = await engine.infer(loaded, request.inputs, request.outputs?.map((o) => o.name), { binaryOutputs });
         const { headers, body } = buildInferResponse(request, { name: loaded.spec.name, version: String(loaded.spec.versionNumber) }, outputs);
         res.writeHead(200, headers);
         res.end(body);

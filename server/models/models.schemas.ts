@@ -14,8 +14,15 @@ export const versionIdInput = z.object({ versionId: z.uuid() });
 export const createModelInput = z.object({ name: modelNameSchema, description: z.string().max(2000).default("") });
 export const updateModelInput = z.object({ modelId: z.uuid(), name: modelNameSchema.optional(), description: z.string().max(2000).optional() });
 
+const MAX_DIM_VALUE = 65_536;
+const dimValueSchema = z
+  .number({ error: "must be a whole number" })
+  .int("must be a whole number")
+  .min(1, "must be at least 1")
+  .max(MAX_DIM_VALUE, `must be at most ${MAX_DIM_VALUE}, the largest value a dimension may be given`);
+
 /** Values for symbolic input dimensions, by name, used when validating. */
-export const dimsSchema = z.record(z.string().max(100), z.number().int().min(1).max(65_536)).default({});
+export const dimsSchema = z.record(z.string().max(100, "A dimension name is at most 100 characters"), dimValueSchema).default({});
 
 export const hubRepoSchema = z
   .string()
@@ -89,12 +96,19 @@ export const uploadQuerySchema = z.object({
     .optional()
     .transform((s, ctx) => {
       if (!s) return {};
+      let value: unknown;
       try {
-        return dimsSchema.parse(JSON.parse(s));
+        value = JSON.parse(s);
       } catch {
-        ctx.addIssue({ code: "custom", message: 'dims must be a JSON object of dimension names to whole numbers, e.g. {"batch":1}' });
-        return z.NEVER;
+        value = undefined;
       }
+      const parsed = value !== null && typeof value === "object" && !Array.isArray(value) ? dimsSchema.safeParse(value) : null;
+      if (parsed?.success) return parsed.data;
+      // Read after the field's name ("dims …"): say which dimension is wrong and how.
+      const issue = parsed?.error.issues[0];
+      const message = issue?.path.length ? `"${String(issue.path[0])}" ${issue.message}` : 'must be a JSON object of dimension names to whole numbers, e.g. {"batch":1}';
+      ctx.addIssue({ code: "custom", message });
+      return z.NEVER;
     }),
 });
 

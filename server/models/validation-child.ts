@@ -4,6 +4,7 @@
 // being "result" or "failure".
 import { performance } from "node:perf_hooks";
 import * as ort from "onnxruntime-node";
+import { describeOrtError } from "./ort-errors";
 import { childRequestSchema, type ChildMessage, type ChildRequest, type FlatTensor } from "./validation.schemas";
 
 function send(message: ChildMessage): void {
@@ -103,7 +104,7 @@ async function compareWithTestVector(session: ort.InferenceSession, vector: NonN
   try {
     results = await session.run(feeds);
   } catch (error) {
-    problems.push(`onnxruntime could not run the test vector's inputs: ${errorText(error)}`);
+    problems.push(`onnxruntime could not run the test vector's inputs: ${describeOrtError(error)}`);
     return null;
   }
   let maxAbsDiff = 0;
@@ -137,7 +138,7 @@ async function validate(request: ChildRequest): Promise<void> {
   try {
     session = await ort.InferenceSession.create(request.modelPath, { logSeverityLevel: 3 });
   } catch (error) {
-    send({ type: "failure", problem: `onnxruntime could not load the model: ${errorText(error)}`, peakRssBytes: peakRssBytes() });
+    send({ type: "failure", problem: `onnxruntime could not load the model: ${describeOrtError(error)}`, peakRssBytes: peakRssBytes() });
     return;
   }
   const feeds = generatedInputs(request);
@@ -147,7 +148,7 @@ async function validate(request: ChildRequest): Promise<void> {
   try {
     await session.run(feeds);
   } catch (error) {
-    send({ type: "failure", problem: `onnxruntime could not run the model: ${errorText(error)}`, peakRssBytes: peakRssBytes() });
+    send({ type: "failure", problem: `onnxruntime could not run the model: ${describeOrtError(error)}`, peakRssBytes: peakRssBytes() });
     return;
   }
   const warmupMs = performance.now() - warmupStart;

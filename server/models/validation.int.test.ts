@@ -7,6 +7,7 @@ import {
   buildConvNet,
   buildExternalDataEscapeModel,
   buildExternalDataModel,
+  buildFutureModel,
   buildGarbage,
   buildMixedTypesModel,
   buildMlp,
@@ -188,10 +189,14 @@ describe("validateOnnxFile on broken and hostile files", () => {
     ["an absurd dimension", buildAbsurdDimModel, /^Input "x" declares dimension 1099511627776 at axis 1, outside 0 to 2\^31/],
     ["external data outside its folder", buildExternalDataEscapeModel, /^Tensor "w" points its external data at "\.\.\/\.\.\/etc\/passwd", outside the model's folder/],
     ["an unsupported operator", buildUnsupportedOpModel, /^onnxruntime could not load the model: .*com\.example:NoSuchOp/],
+    // onnxruntime words these with its C++ source line, function signature and the file's temporary path.
+    ["a future opset", () => buildFutureModel("opset"), /^onnxruntime could not load the model: the model uses opset 99 of ai\.onnx, newer than this onnxruntime supports \(up to \d+\) — export it with opset \d+ or lower$/],
+    ["a future IR version", () => buildFutureModel("ir"), /^onnxruntime could not load the model: the model's IR version is 99, newer than this onnxruntime reads \(up to \d+\)/],
   ])("fails %s with a clear reason", async (_name, build, reason) => {
     const report = await validateOnnxFile({ ...base, file: writeModel(build()) });
     expect(report.ok).toBe(false);
     expect(report.problems[0]).toMatch(reason);
+    expect(report.problems[0]).not.toMatch(/onnxruntime::|onnxruntime_src|std::|\/tmp\/|gantry-onnx-/);
     expect(report.p50Ms).toBeNull();
   });
 

@@ -1,6 +1,7 @@
 import { AppError } from "../errors";
 import type { ServableEndpoint } from "./endpoints.schemas";
-import { buildFeeds, type InputTensor } from "./tensors";
+import { describeOrtError } from "../models/ort-errors";
+import { buildFeeds, findNonFinite, type InputTensor } from "./tensors";
 import { ServingMetrics, type Outcome } from "./metrics";
 import { SessionPool, type RawTensor } from "./session-pool";
 import { InlineSession } from "./inline-session";
@@ -30,6 +31,27 @@ export class InferenceTimeoutError extends AppError {
   override get status() {
     return 504;
   }
+}
+
+/**
+ * The model answered NaN or ±Infinity where the client takes JSON, which cannot carry them
+ * (JSON.stringify would write null, read as 0: a diverged policy would send zero actions): 422.
+ */
+export class NonFiniteOutputError extends AppError {
+  constructor(message: string) {
+    super("INTERNAL", message);
+  }
+  override get status() {
+    return 422;
+  }
+}
+
+export interface InferOptions {
+  /**
+   * The outputs the client receives as raw bytes (the binary tensor extension), which may hold
+   * any value; every other output must be finite. Null when the route has no binary form.
+   */
+  binaryOutputs?: ReadonlySet<string> | null;
 }
 
 export interface LoadedEndpoint {
@@ -102,7 +124,7 @@ export class InferenceEngine {
         changes.push({ endpointId: spec.id, status: "ready", error: null });
       } catch (error) {
         this.failedVersions.set(spec.id, spec.versionId);
-        const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
+        const reason = describeOrtError(error);
         changes.push(
           current
             ? { endpointId: spec.id, status: "ready", error: `Version ${spec.versionNumber} of ${spec.modelName} could not be loaded (${reason}); still serving version ${current.spec.versionNumber}` }
@@ -133,12 +155,20 @@ export class InferenceEngine {
     throw new AppError("NOT_FOUND", `There is no endpoint named ${name} in this organisation, or it has been undeployed`);
   }
 
-  isReady(orgId: string, name: string): boolean {
-    return this.served.has(keyOf(orgId, name));
+  /**
+   * Whether the endpoint answers now (a loading or failed one does not); NOT_FOUND, as for its
+   * metadata and infer, when there is no such endpoint or it does not serve `version`.
+   */
+  readiness(orgId: string, name: string, version?: string): boolean {
+    const served = this.served.get(keyOf(orgId, name));
+    const spec = served?.spec ?? this.desired.get(keyOf(orgId, name));
+    if (!spec) throw new AppError("NOT_FOUND", `There is no endpoint named ${name} in this organisation, or it has been undeployed`);
+    if (version !== undefined && version !== String(spec.versionNumber)) throw new AppError("NOT_FOUND", `Endpoint ${name} serves version ${spec.versionNumber}, not version ${version}`);
+    return served !== undefined;
   }
 
   /** Runs one request: validates the tensors, waits for a slot, runs within the deadline. */
-  async infer(loaded: LoadedEndpoint, inputs: InputTensor[], outputNames?: string[]): Promise<Array<{ name: string; tensor: RawTensor }>> {
+  async infer(loaded: LoadedEndpoint, inputs: InputTensor[], outputNames?: string[], { binaryOutputs = null }: InferOptions = {}): Promise<Array<{ name: string; tensor: RawTensor }>> {
     const started = performance.now();
     const { spec } = loaded;
     let outcome: Outcome = "error";
@@ -150,6 +180,7 @@ export class InferenceEngine {
       if (unknown) throw new AppError("BAD_REQUEST", `Output "${unknown}" is not an output of endpoint ${spec.name}; it gives ${known.join(", ")}`);
       const timeoutMs = spec.settings.timeoutMs ?? this.options.defaultTimeoutMs;
       const result = await this.runWithinLimits(loaded, feeds, wanted, timeoutMs);
+      for (const n of wanted) if (!binaryOutputs?.has(n)) refuseNonFinite(spec.name, n, result[n], binaryOutputs !== null);
       outcome = "success";
       return wanted.map((n) => ({ name: n, tensor: result[n] }));
     } catch (error) {
@@ -181,7 +212,7 @@ export class InferenceEngine {
         const runner = loaded.inline?.takes(feeds) ? loaded.inline : loaded.pool;
         runner
           .run(feeds, outputs)
-          .then((r) => !isSettled && resolve(r), (e: unknown) => !isSettled && reject(new AppError("BAD_REQUEST", `The model rejected the request: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`)))
+          .then((r) => !isSettled && resolve(r), (e: unknown) => !isSettled && reject(new AppError("BAD_REQUEST", `The model rejected the request: ${describeOrtError(e)}`)))
           .finally(() => {
             isSettled = true;
             clearTimeout(timer);
@@ -229,4 +260,16 @@ export class InferenceEngine {
   async close(): Promise<void> {
     for (const key of [...this.served.keys()]) this.unload(key);
   }
+}
+
+function refuseNonFinite(endpointName: string, output: string, tensor: RawTensor, canAskBinary: boolean) {
+  const found = findNonFinite(tensor);
+  if (!found) return;
+  const values = found.count === 1 ? "a value" : `${found.count} values`;
+  const remedy = canAskBinary
+    ? ` Ask for it in binary to receive the values as they are: "outputs": [{ "name": "${output}", "parameters": { "binary_data": true } }].`
+    : " Use the Open Inference Protocol route (/v2/models/{name}/infer) with binary outputs to receive the values as they are.";
+  throw new NonFiniteOutputError(
+    `Output "${output}" of endpoint ${endpointName} holds ${values} that ${found.count === 1 ? "is" : "are"} not a finite number (NaN or ±Infinity, first at position ${found.first}), which JSON cannot carry — the model overflowed or diverged on this input.${remedy}`,
+  );
 }

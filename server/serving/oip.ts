@@ -85,19 +85,26 @@ export function parseInferRequest(body: Buffer, headerLength: string | string[] 
   return value as unknown as InferRequest;
 }
 
+/** Whether the client asked for this output as raw bytes (its own binary_data wins over the request's). */
+export function isBinaryOutput(request: InferRequest, name: string): boolean {
+  const perOutput = request.outputs?.find((o) => o.name === name)?.parameters?.binary_data;
+  return typeof perOutput === "boolean" ? perOutput : request.parameters?.binary_data_output === true;
+}
+
+/** Of these outputs, the ones the client takes as raw bytes. */
+export function binaryOutputNames(request: InferRequest, names: string[]): Set<string> {
+  return new Set(names.filter((n) => isBinaryOutput(request, n)));
+}
+
 /** The infer response: JSON, or a JSON header and raw tensors when any output is asked in binary. */
 export function buildInferResponse(
   request: InferRequest,
   model: { name: string; version: string },
   outputs: Array<{ name: string; tensor: RawTensor }>,
 ): { headers: Record<string, string | number>; body: Buffer | string } {
-  const wantsAll = request.parameters?.binary_data_output === true;
-  const asked = new Map((request.outputs ?? []).map((o) => [o.name, o.parameters?.binary_data]));
   const binaries: Buffer[] = [];
   const described = outputs.map(({ name, tensor }) => {
-    const perOutput = asked.get(name);
-    const isBinary = typeof perOutput === "boolean" ? perOutput : wantsAll;
-    if (!isBinary) return toJsonTensor(name, tensor);
+    if (!isBinaryOutput(request, name)) return toJsonTensor(name, tensor);
     const data = tensor.data as ArrayBufferView;
     const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     binaries.push(bytes);

@@ -161,8 +161,8 @@ describe("model server", () => {
     const notJson = await call("POST", "/v2/models/mlp/infer", "{nope");
     expect(notJson.body.error).toMatch(/not valid JSON/);
     const huge = await call("POST", "/v2/models/mlp/infer", { inputs: [{ name: "x", shape: [20_000, 4], datatype: "FP32", data: new Array(80_000).fill(0.5) }] });
-    expect(huge.status).toBe(400);
-    expect(huge.body.error).toMatch(/limit/);
+    expect(huge.status).toBe(413);
+    expect(huge.body.error).toMatch(/over the 64 KB limit/);
     const ragged = await call("POST", "/predict/mlp", { inputs: { x: [[1, 2, 3, 4], [1, 2]] } });
     expect(ragged.status).toBe(400);
     expect(ragged.body.error).toMatch(/ragged/);
@@ -212,7 +212,7 @@ describe("model server", () => {
     await model.syncNow();
     const after = await call("POST", "/v2/models/gone/infer", body);
     expect(after.status).toBe(404);
-    expect((await call("GET", "/v2/models/gone/ready")).status).toBe(503);
+    expect((await call("GET", "/v2/models/gone/ready")).status).toBe(404);
   });
 
   it("keeps a served version from being deleted, yet lets its organisation go", async () => {

@@ -55,6 +55,9 @@ const isBig = (t: OrtType) => t === "int64" || t === "uint64";
 export function buildFeeds(endpointName: string, signature: { inputs: TensorSpec[] }, settings: EndpointSettings, inputs: InputTensor[]): Record<string, RawTensor> {
   const feeds: Record<string, RawTensor> = {};
   const names = () => signature.inputs.map((s) => s.name).join(", ");
+  // A symbolic dimension has one size per request, whichever inputs declare it: onnxruntime
+  // would otherwise broadcast a size of 1 against it and answer as if nothing were wrong.
+  const symbols = new Map<string, { input: string; axis: number; size: number }>();
   for (const input of inputs) {
     const spec = signature.inputs.find((s) => s.name === input.name);
     if (!spec) throw bad(`Input "${input.name}" is not an input of endpoint ${endpointName}; it takes ${names()}`);
@@ -63,6 +66,7 @@ export function buildFeeds(endpointName: string, signature: { inputs: TensorSpec
     if (!ortType) throw bad(`Input "${input.name}" has datatype "${input.datatype}", which is not one of ${Object.keys(oipToOrt).join(", ")}`);
     if (ortType !== spec.type) throw bad(`Input "${input.name}" must have datatype ${toOipDatatype(spec.type)}, not ${input.datatype}`);
     checkShape(input, spec, settings);
+    bindSymbols(input, spec, symbols);
     let count = 1;
     for (const d of input.shape) count *= d;
     if (input.binary) {
@@ -93,6 +97,18 @@ function checkShape(input: InputTensor, spec: TensorSpec, settings: EndpointSett
   if (expected[0] === -1 && shape[0] > settings.maxBatch) throw bad(`Input "${input.name}" has a batch of ${shape[0]}; this endpoint takes at most ${settings.maxBatch} (its maxBatch setting)`);
 }
 
+function bindSymbols(input: InputTensor, spec: TensorSpec, symbols: Map<string, { input: string; axis: number; size: number }>) {
+  spec.shape.forEach((d, axis) => {
+    if (typeof d !== "string" || d === "?" || d === "") return;
+    const size = input.shape[axis];
+    const bound = symbols.get(d);
+    if (!bound) return void symbols.set(d, { input: input.name, axis, size });
+    if (bound.size === size) return;
+    const first = bound.input === input.name ? `dimension ${bound.axis}` : `input "${bound.input}" (dimension ${bound.axis})`;
+    throw bad(`Input "${input.name}" gives dimension "${d}" (dimension ${axis}) size ${size}, but ${first} gives it ${bound.size}; every input declaring "${d}" must use the same size`);
+  });
+}
+
 type Normalisation = NonNullable<EndpointSettings["preprocessing"]>[string];
 const numberArrays = { float32: Float32Array, float64: Float64Array, int8: Int8Array, int16: Int16Array, int32: Int32Array, uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array };
 
@@ -119,11 +135,13 @@ function toTypedArray(name: string, type: OrtType, flat: unknown[], norm: Normal
     return out;
   }
   const out = new numberArrays[type as keyof typeof numberArrays](n);
+  const isFloat = type === "float32" || type === "float64";
   if (!norm) {
     for (let i = 0; i < n; i++) {
       const v = flat[i];
       if (typeof v !== "number" || !Number.isFinite(v)) throw notNumber(name, i);
       out[i] = v;
+      if (isFloat && !Number.isFinite(out[i])) throw outOfRange(name, type, i, v);
     }
     return out;
   }
@@ -133,6 +151,7 @@ function toTypedArray(name: string, type: OrtType, flat: unknown[], norm: Normal
     const v = flat[i];
     if (typeof v !== "number" || !Number.isFinite(v)) throw notNumber(name, i);
     out[i] = (v - pick(norm.mean, i)) / pick(norm.std, i);
+    if (isFloat && !Number.isFinite(out[i])) throw notNormalisable(name, i, v);
   }
   return out;
 }
@@ -151,19 +170,42 @@ function fromBinary(name: string, type: OrtType, bytes: Uint8Array, count: numbe
   }
   const Ctor = type === "int64" ? BigInt64Array : type === "uint64" ? BigUint64Array : numberArrays[type as keyof typeof numberArrays];
   const out = new Ctor(copy.buffer);
+  const isFloat = type === "float32" || type === "float64";
+  if (isFloat) {
+    // Raw bytes can hold NaN and ±Infinity, which JSON cannot: refused alike either way.
+    const values = out as Float32Array | Float64Array;
+    for (let i = 0; i < count; i++) if (!Number.isFinite(values[i])) throw notNumber(name, i);
+  }
   if (norm && !isBig(type)) {
     const values = out as Exclude<RawTensor["data"], BigInt64Array | BigUint64Array | string[]>;
     const channels = shape.at(-1) ?? 1;
     const pick = (v: number | number[], i: number) => (typeof v === "number" ? v : (v[i % channels] ?? v[0]));
     for (let i = 0; i < count; i++) {
-      if (!Number.isFinite(values[i] as number)) throw notNumber(name, i);
-      values[i] = ((values[i] as number) - pick(norm.mean, i)) / pick(norm.std, i);
+      const v = values[i] as number;
+      values[i] = (v - pick(norm.mean, i)) / pick(norm.std, i);
+      if (isFloat && !Number.isFinite(values[i] as number)) throw notNormalisable(name, i, v);
     }
   }
   return out;
 }
 
 const notNumber = (name: string, i: number) => bad(`Input "${name}" has a value that is not a finite number at position ${i}`);
+const outOfRange = (name: string, type: OrtType, i: number, v: number) => bad(`Input "${name}" has ${v} at position ${i}, beyond the range of ${toOipDatatype(type)} (it would become Infinity); send values within ±3.4e38`);
+const notNormalisable = (name: string, i: number, v: number) =>
+  bad(`Input "${name}" has ${v} at position ${i}, which the endpoint's preprocessing (mean and std) turns into a value that is not a finite number; check that setting's std has no zero`);
+
+/** Where a float tensor holds NaN or ±Infinity: how many, and the first position. Null for other types or none. */
+export function findNonFinite(tensor: RawTensor): { count: number; first: number } | null {
+  if (tensor.type !== "float32" && tensor.type !== "float64") return null;
+  const data = tensor.data as ArrayLike<number>;
+  let count = 0;
+  let first = -1;
+  for (let i = 0; i < data.length; i++) {
+    if (Number.isFinite(data[i])) continue;
+    if (count++ === 0) first = i;
+  }
+  return count ? { count, first } : null;
+}
 
 /** onnxruntime output → JSON tensor (64-bit integers become numbers). */
 export function toJsonTensor(name: string, tensor: RawTensor): JsonTensor {

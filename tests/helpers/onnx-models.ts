@@ -18,12 +18,16 @@ function floatTensor(name: string, dims: number[], values: number[]): OnnxTensor
   return { name, dims, data_type: FLOAT, raw_data: raw };
 }
 
-function model(graph: { nodes: OnnxNode[]; inputs: OnnxValueInfo[]; outputs: OnnxValueInfo[]; initializers?: OnnxTensor[] }, extraOpsets: Array<{ domain: string; version: number }> = []): OnnxModel {
+function model(
+  graph: { nodes: OnnxNode[]; inputs: OnnxValueInfo[]; outputs: OnnxValueInfo[]; initializers?: OnnxTensor[] },
+  extraOpsets: Array<{ domain: string; version: number }> = [],
+  { irVersion = 8, opset = 17 }: { irVersion?: number; opset?: number } = {},
+): OnnxModel {
   return {
-    ir_version: 8,
+    ir_version: irVersion,
     producer_name: "gantry-tests",
     producer_version: "1",
-    opset_import: [{ domain: "", version: 17 }, ...extraOpsets],
+    opset_import: [{ domain: "", version: opset }, ...extraOpsets],
     graph: { name: "test", node: graph.nodes, input: graph.inputs, output: graph.outputs, initializer: graph.initializers ?? [] },
   };
 }
@@ -168,6 +172,32 @@ export function buildUnsupportedOpModel(): Buffer {
         outputs: [valueInfo("y", FLOAT, ["batch", 4])],
       },
       [{ domain: "com.example", version: 1 }],
+    ),
+  );
+}
+
+/** y = x * 3e38 and z = y - y over x[batch, 2]: any |x| > 1.2 overflows FP32 to ±Infinity in y and NaN in z. */
+export function buildOverflowModel(): Buffer {
+  return encodeModel(
+    model({
+      nodes: [
+        { op_type: "Mul", input: ["x", "big"], output: ["y"] },
+        { op_type: "Sub", input: ["y", "y"], output: ["z"] },
+      ],
+      inputs: [valueInfo("x", FLOAT, ["batch", 2])],
+      outputs: [valueInfo("y", FLOAT, ["batch", 2]), valueInfo("z", FLOAT, ["batch", 2])],
+      initializers: [floatTensor("big", [1], [3e38])],
+    }),
+  );
+}
+
+/** A Relu stamped with an opset or IR version newer than any onnxruntime release reads. */
+export function buildFutureModel(which: "opset" | "ir"): Buffer {
+  return encodeModel(
+    model(
+      { nodes: [{ op_type: "Relu", input: ["x"], output: ["y"] }], inputs: [valueInfo("x", FLOAT, [1, 4])], outputs: [valueInfo("y", FLOAT, [1, 4])] },
+      [],
+      which === "opset" ? { opset: 99 } : { irVersion: 99 },
     ),
   );
 }
