@@ -99,5 +99,9 @@ export const compatStatusSchema = z.object({
   progress: z.number(),
   message: z.string(),
   episodes: z.object({ total: z.number(), encoded: z.number(), failed: z.number() }),
+  /** The latest training run, when there is one (the earlier clients' transaction). */
+  transaction_id: z.string().optional(),
+  model_path: z.string().optional(),
+  model_version_id: z.string().optional(),
 });
 export type CompatStatus = z.infer<typeof compatStatusSchema>;

@@ -3,6 +3,7 @@ import type { Db } from "../db";
 import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
 import { hasRole } from "../auth/roles";
+import { compatTrainingStatus } from "../training/compat.service";
 import { effectiveEpisodeStatus, getIngestStatus, registerRawEpisode } from "../datasets/ingest.service";
 import type { agentSessionSchema, compatStatusSchema, compatUploadCompleteInput, completeEpisodeInput, completeEpisodeOutput, episodeStateQuery, episodeStateSchema } from "./edge.schemas";
 
@@ -45,5 +46,8 @@ export async function completeCompatUpload(db: Db, { actor, input }: { actor: Or
 /** `GET /edge/status/{repo_id}` in the earlier shape. It carries no credential of any kind. */
 export async function readCompatStatus(db: Db, { actor, repoId }: { actor: OrgActor; repoId: string }): Promise<z.infer<typeof compatStatusSchema>> {
   const status = await getIngestStatus(db, { orgId: actor.orgId, repoId });
-  return { repo_id: repoId, status: status.status, progress: status.progress, message: status.message, episodes: status.episodes };
+  const base = { repo_id: repoId, status: status.status, progress: status.progress, message: status.message, episodes: status.episodes };
+  // Once episodes are in, the dataset's latest training run is what the earlier clients wait on.
+  const training = status.status === "COMPLETED" ? await compatTrainingStatus(db, { orgId: actor.orgId, repoId }) : null;
+  return training ? { ...base, ...training } : base;
 }

@@ -16,6 +16,8 @@ import { cancelRun, getRun, readRunLog, readRunMetrics, restartRun, startRun } f
 import { testTarget } from "./targets.service";
 import { connectTrainingHost } from "./host";
 import { listCheckpoint } from "./checkpoint.service";
+import { startCompatTraining } from "./compat.service";
+import { readCompatStatus } from "../edge/episodes.service";
 
 // Training against a simulated GPU host: a real OpenSSH sshd on 127.0.0.1 whose PATH holds the
 // stand-in lerobot-train (LeRobot's log lines and checkpoint layout) and nvidia-smi. A database
@@ -240,6 +242,24 @@ describe("a training run", () => {
     expect(resumed, resumed.error ?? "").toMatchObject({ status: "succeeded", attempt: 2, lastStep: 100 });
     expect(await hostLog(runId, 2)).toMatch(/Resuming from step [2-9]0/);
   }, 120_000);
+});
+
+describe("the earlier edge clients", () => {
+  it("start training with POST /edge/train and read TRAINING, then COMPLETED with the checkpoint, never a credential", { timeout: 120_000 }, async () => {
+    resetControls();
+    await inProcessWorker();
+    const dataset = await datasetWithBuild(db, env(), actor.orgId);
+    await db.episode.create({ data: { orgId: actor.orgId, datasetId: dataset.id, number: 0, mode: "edge", status: "ready", task: "pick", length: 10 } });
+    const started = await startCompatTraining(db, { actor, repoId: dataset.repoId, input: { policy_type: "act", steps: 20, save_freq: 10, log_freq: 10 } });
+    expect(started).toMatchObject({ status: "TRAINING", transaction_id: expect.any(String) });
+    const during = await readCompatStatus(db, { actor, repoId: dataset.repoId });
+    expect(during).toMatchObject({ status: "TRAINING", transaction_id: started.transaction_id });
+    expect((await ended(started.transaction_id)).status).toBe("succeeded");
+    const done = await readCompatStatus(db, { actor, repoId: dataset.repoId });
+    expect(done).toMatchObject({ status: "COMPLETED", transaction_id: started.transaction_id, progress: 1, model_path: expect.stringMatching(/\/v1$/) });
+    expect(JSON.stringify(done)).not.toMatch(/password|ssh_|BEGIN|credential/i);
+    await expect(startCompatTraining(db, { actor, repoId: "lab/none-such", input: {} })).rejects.toMatchObject({ code: "NOT_FOUND" });
+  });
 });
 
 describe("bad input on the host", () => {
