@@ -8,6 +8,7 @@ interface HealthReport {
   database: { ok: boolean; error?: string };
   worker: { ok: boolean; lastSeen: string | null };
   queue: { depth: number | null };
+  jobs?: { ok: boolean; problems: string[] };
 }
 
 /** The health report, or null when the portal could not be asked or did not answer with one. */
@@ -22,7 +23,8 @@ async function fetchHealth(): Promise<HealthReport | null> {
 }
 
 /**
- * Says so at the top of every page when the worker is down or the database is unreachable.
+ * Says so at the top of every page when the worker is down, the database is unreachable, or
+ * jobs are stuck.
  * Reads the public health route, not tRPC: every tRPC call needs the database, so it could
  * never report the database gone.
  */
@@ -36,6 +38,8 @@ export function HealthBanner() {
   } else if (!report.worker.ok) {
     const lastSeen = report.worker.lastSeen ? new Date(report.worker.lastSeen) : null;
     message = `The worker is not running${lastSeen ? ` (last seen ${lastSeen.toLocaleTimeString()})` : ""}: jobs wait in the queue${report.queue.depth ? ` (${report.queue.depth} waiting)` : ""} until it is back. Start it with npm start.`;
+  } else if (report.jobs && !report.jobs.ok && report.jobs.problems.length) {
+    message = `Some jobs are stuck: ${report.jobs.problems.join("; ")}.`;
   }
   if (!message) return null;
   return (

@@ -63,6 +63,13 @@ export function Overview() {
                   <dt>Queue depth</dt>
                   <dd className="tabular-nums">{d.health.queue.depth ?? "–"}</dd>
                 </div>
+                <div className="flex items-center justify-between">
+                  <dt>Stuck jobs</dt>
+                  <dd>{d.health.jobs.ok ? <Badge tone="green">none</Badge> : <Badge tone="red">{(d.health.jobs.overdue ?? 0) + (d.health.jobs.silent ?? 0) + (d.health.jobs.stranded ?? 0)}</Badge>}</dd>
+                </div>
+                {d.health.jobs.problems.map((p) => (
+                  <p key={p} className="text-xs text-red-700 dark:text-red-300">{p}</p>
+                ))}
               </dl>
             )}
           </CardBody>

@@ -6,6 +6,18 @@ export const healthSchema = z.object({
   database: z.object({ ok: z.boolean(), latencyMs: z.number().nullable(), error: z.string().optional() }),
   worker: z.object({ ok: z.boolean(), lastSeen: z.date().nullable(), workers: z.number().int() }),
   queue: z.object({ depth: z.number().int().nullable(), running: z.number().int().nullable() }),
+  /** Jobs that are stuck: nulls when the database could not be asked. */
+  jobs: z.object({
+    ok: z.boolean(),
+    /** Queue entries free to run that have waited past the limit for a worker to take them. */
+    overdue: z.number().int().nullable(),
+    /** Running jobs that have reported nothing past the limit. */
+    silent: z.number().int().nullable(),
+    /** Queued or running jobs no worker will ever take: their queue entry is gone or used up. */
+    stranded: z.number().int().nullable(),
+    /** What is wrong and what to do, one sentence each. */
+    problems: z.array(z.string()),
+  }),
   checkedAt: z.date(),
 });
 export type Health = z.infer<typeof healthSchema>;
