@@ -24,7 +24,7 @@ async function dropQueuedDeployJobs(db: ReturnType<typeof testDb>, orgId: string
   await db.$executeRaw`SELECT graphile_worker.remove_job(key) FROM graphile_worker.jobs WHERE key = ANY(${jobs.map((j) => j.id)}::text[])`;
 }
 
-describe("deployment compatibility endpoints", () => {
+describe("deployment compatibility endpoints", { timeout: 180_000 }, () => {
   it("adds a device without echoing its secret, lists it, tests it and deploys to it", async () => {
     const db = testDb();
     const { owner, orgId } = await createOrgWithMember(db, "owner");

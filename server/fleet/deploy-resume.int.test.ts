@@ -82,7 +82,7 @@ async function deployAndDieAt(target: { id: string }, step: string) {
   await isReached;
 }
 
-describe("deployment after a crash", () => {
+describe("deployment after a crash", { timeout: 180_000 }, () => {
   it("installs the first version", async () => {
     const target = await newTarget(versions[0]);
     await runAttempt(target.jobId!, 1);

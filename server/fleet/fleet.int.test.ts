@@ -59,7 +59,7 @@ async function rollOut(versionIndex: number, deviceIndexes: number[], strategy: 
   return settled(id);
 }
 
-describe("fleet", () => {
+describe("fleet", { timeout: 180_000 }, () => {
   it("plans the canary and its batches", () => {
     expect(planPhases(7, { kind: "canary", canary: 2, batchSize: 2, maxFailurePercent: 0 })).toEqual([0, 0, 1, 1, 2, 2, 3]);
     expect(planPhases(3, { kind: "all" })).toEqual([0, 0, 0]);

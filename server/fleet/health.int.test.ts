@@ -17,7 +17,7 @@ afterAll(async () => {
   await rig?.stop();
 });
 
-describe("health checks", () => {
+describe("health checks", { timeout: 180_000 }, () => {
   it("records online, degraded and offline, reuses the connection, and alerts once when a device goes offline", async () => {
     const db = testDb();
     const { actor, orgId } = await createOrgWithMember(db, "admin");

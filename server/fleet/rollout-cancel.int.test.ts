@@ -49,7 +49,7 @@ afterAll(async () => {
 const rollout = (deploymentId: string) => getRollout(db, { orgId: admin.orgId, deploymentId });
 const isSettled = (r: Awaited<ReturnType<typeof rollout>>) => r.targets.every((t) => t.state !== "queued" && t.state !== "running");
 
-describe("cancelling a rollout", () => {
+describe("cancelling a rollout", { timeout: 180_000 }, () => {
   it("installs version 1 everywhere first", async () => {
     const { id } = await createRollout(db, { actor: operator, input: createRolloutInput.parse({ modelVersionId: versions[0].id, selector: { deviceIds: devices.map((d) => d.id) } }) });
     const r = await waitFor(async () => ((await rollout(id)).status === "succeeded" ? rollout(id) : null), { timeoutMs: 60_000, what: "version 1 to be installed" });

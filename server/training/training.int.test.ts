@@ -95,7 +95,7 @@ describe("training targets", () => {
   });
 });
 
-describe("a training run", () => {
+describe("a training run", { timeout: 180_000 }, () => {
   it("syncs the dataset, trains detached, follows the log and metrics, and registers the final checkpoint", { timeout: 120_000 }, async () => {
     resetControls();
     await inProcessWorker();
@@ -262,7 +262,7 @@ describe("the earlier edge clients", () => {
   });
 });
 
-describe("bad input on the host", () => {
+describe("bad input on the host", { timeout: 120_000 }, () => {
   it("refuses a checkpoint folder with a link that leads out of it", async () => {
     const dir = path.join(device().dir, "work", "evil-checkpoint");
     fs.mkdirSync(path.join(dir, "pretrained_model"), { recursive: true });
