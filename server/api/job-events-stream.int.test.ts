@@ -6,7 +6,7 @@ import { createOrgWithMember } from "../../tests/helpers/factories";
 import { createApiToken } from "../auth/tokens.service";
 import { selftestJob } from "../jobs/catalog";
 import { enqueue } from "../jobs/enqueue";
-import { createProgressReporter } from "../jobs/progress";
+import { appendJobEvent, createProgressReporter } from "../jobs/progress";
 import { realtimeHub } from "../jobs/hub";
 import type { OrgActor } from "../auth/roles";
 
@@ -122,6 +122,44 @@ describe("GET /api/jobs/{id}/events", () => {
     const deadline = Date.now() + 5000;
     while (!text.includes(": heartbeat") && Date.now() < deadline) text += (await reader.read()).value ?? "";
     expect(text).toContain(": heartbeat");
+    controller.abort();
+  });
+
+  it("ends after the job's final event, so `curl -N` returns once the job has finished", async () => {
+    const { jobId } = await makeJob();
+    const { controller, response } = open(jobId);
+    const events = readEvents(await response);
+    await take(events, 1);
+    const progress = createProgressReporter(db, { id: jobId, orgId: actor.orgId });
+    await progress.step("Encoding camera top", 0.4);
+    await appendJobEvent(db, { jobId, orgId: actor.orgId, message: "Finished", status: "succeeded", progress: 1 });
+    const rest: SseEvent[] = [];
+    for await (const e of events) rest.push(e);
+    expect(rest.map((e) => [e.event, e.id])).toEqual([["job", "2"], ["job", "3"], ["end", undefined]]);
+    expect(JSON.parse(rest[1].data)).toMatchObject({ status: "succeeded", message: "Finished" });
+    controller.abort();
+  });
+
+  it("replays a finished job to its end and closes; asked again after its last event, closes at once", async () => {
+    const { jobId } = await makeJob();
+    await appendJobEvent(db, { jobId, orgId: actor.orgId, message: "Failed: no camera", status: "failed", level: "error" });
+    const all: SseEvent[] = [];
+    for await (const e of readEvents(await open(jobId).response)) all.push(e);
+    expect(all.map((e) => e.event)).toEqual(["job", "job", "end"]);
+    const again: SseEvent[] = [];
+    for await (const e of readEvents(await open(jobId, { "last-event-id": "2" }).response)) again.push(e);
+    expect(again.map((e) => e.event)).toEqual(["end"]);
+  });
+
+  it("does not end at a failure that a retry followed", async () => {
+    const { jobId } = await makeJob();
+    await appendJobEvent(db, { jobId, orgId: actor.orgId, message: "Failed: no camera", status: "failed", level: "error" });
+    await appendJobEvent(db, { jobId, orgId: actor.orgId, message: "Retried", status: "queued", progress: 0, reopens: true });
+    const { controller, response } = open(jobId);
+    const events = readEvents(await response);
+    expect((await take(events, 3)).map((e) => JSON.parse(e.data).message)).toEqual(["Queued", "Failed: no camera", "Retried"]);
+    await appendJobEvent(db, { jobId, orgId: actor.orgId, message: "Finished", status: "succeeded", progress: 1 });
+    expect((await take(events, 2)).map((e) => e.event)).toEqual(["job", "end"]);
     controller.abort();
   });
 

@@ -19,7 +19,7 @@ function frameOf(event: JobEventDto, id: string): Uint8Array {
  * Streams events as text/event-stream with heartbeats. The next event is taken only when
  * the client has read the last (pull), so a stalled client holds nothing but its position;
  * the source catches it up from the database. Closes when the client goes away or the
- * source ends; a failure is sent as an `error` event first.
+ * source ends (saying so with an `end` event); a failure is sent as an `error` event first.
  */
 export function sseResponse(request: Request, events: AsyncGenerator<JobEventDto>, eventId: (e: JobEventDto) => string, controller: AbortController): Response {
   const abort = () => controller.abort();
@@ -54,6 +54,9 @@ export function sseResponse(request: Request, events: AsyncGenerator<JobEventDto
           const next = await events.next();
           if (done) return;
           if (next.done) {
+            // The source has nothing more, ever (a job's stream after its final event): an
+            // EventSource should close rather than reconnect.
+            if (!controller.signal.aborted) out.enqueue(encoder.encode("event: end\ndata: {}\n\n"));
             finish();
             out.close();
             return;

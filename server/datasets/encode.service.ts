@@ -231,6 +231,8 @@ export async function encodeEpisode(db: Db, input: EncodeEpisodeInput): Promise<
       const toEncode = cameraFrames.filter((c) => !reused.has(c.camera));
       const total = rows.length * toEncode.length;
       let lastReport = 0;
+      // Written in order, and all before the next step: none lands after a later report.
+      let reports: Promise<unknown> = Promise.resolve();
       await progress.step(`Encoding ${toEncode.length} camera${toEncode.length === 1 ? "" : "s"} (${codec.encoder}, ${rows.length} frames at ${fps} fps)`, 0.02);
       const encoded = await encodeCameras({
         tools,
@@ -243,9 +245,9 @@ export async function encodeEpisode(db: Db, input: EncodeEpisodeInput): Promise<
           const now = Date.now();
           if (now - lastReport < 500) return;
           lastReport = now;
-          void progress.set(0.02 + 0.88 * (encoded / total), `${encoded} of ${total} frames encoded`).catch(() => {});
+          reports = reports.then(() => progress.set(0.02 + 0.88 * (encoded / total), `${encoded} of ${total} frames encoded`)).catch(() => {});
         },
-      });
+      }).finally(() => reports);
       toEncode.forEach((c, i) => (videos[c.camera] = encoded[i]));
       for (const [camera, probe] of reused) videos[camera] = probe;
     } else {

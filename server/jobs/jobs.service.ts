@@ -92,7 +92,7 @@ export async function retryJob(db: Db, { actor, jobId }: { actor: OrgActor; jobI
       data: { progress: 0, step: null, error: null, attempts: 0, cancelRequestedAt: null, startedAt: null, finishedAt: null, result: Prisma.DbNull },
     });
     await addQueueEntry(tx, def, jobId, {});
-    await appendJobEvent(tx, { jobId, orgId: actor.orgId, message: `Retried by ${actor.label}`, status: "queued", progress: 0 });
+    await appendJobEvent(tx, { jobId, orgId: actor.orgId, message: `Retried by ${actor.label}`, status: "queued", progress: 0, reopens: true });
     await recordAudit(tx, { orgId: actor.orgId, actor, action: "job.retry", target: jobId, data: { kind: job.kind } });
   });
   return getJob(db, { orgId: actor.orgId, jobId });

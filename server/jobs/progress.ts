@@ -8,6 +8,8 @@ export interface JobEventInput extends EventFields {
   jobId: string;
   orgId: string;
   message: string;
+  /** Written even though the job has ended: only for the event that starts it again (a retry). */
+  reopens?: boolean;
 }
 
 /**
@@ -15,8 +17,12 @@ export interface JobEventInput extends EventFields {
  * when the event carries one, status — so a status is never seen before its event), in one
  * statement: atomic without a transaction, one round trip. Inside a caller's transaction the
  * NOTIFY is delivered at its commit.
+ *
+ * Once a job has ended (succeeded, failed, cancelled) its final event stays its last: a late
+ * report from its work (a progress write that was still on its way) is dropped, so the job
+ * never shows "succeeded · 45 %". `written` says whether the event was recorded.
  */
-export async function appendJobEvent(tx: Tx, e: JobEventInput): Promise<{ id: bigint; seq: number; isCancelRequested: boolean }> {
+export async function appendJobEvent(tx: Tx, e: JobEventInput): Promise<{ id: bigint | null; seq: number; isCancelRequested: boolean; written: boolean }> {
   const row = await writeJobEvent<{ seq: number; isCancelRequested: boolean }>(
     tx,
     Prisma.sql`
@@ -25,11 +31,14 @@ export async function appendJobEvent(tx: Tx, e: JobEventInput): Promise<{ id: bi
         "step" = COALESCE(${e.step ?? null}::text, "step"),
         "status" = COALESCE(${e.status ?? null}::"JobStatus", "status")
       WHERE "id" = ${e.jobId}::uuid AND "orgId" = ${e.orgId}::uuid
+        AND (${e.reopens === true} OR "status" NOT IN ('succeeded', 'failed', 'cancelled'))
       RETURNING "id" AS "jobId", "orgId", "lastSeq" AS "seq", ("cancelRequestedAt" IS NOT NULL) AS "isCancelRequested"`,
     e,
   );
-  if (!row) throw new Error(`Job ${e.jobId} does not exist`);
-  return { id: row.eventId, seq: row.seq, isCancelRequested: row.isCancelRequested };
+  if (row) return { id: row.eventId, seq: row.seq, isCancelRequested: row.isCancelRequested, written: true };
+  const ended = await tx.job.findFirst({ where: { id: e.jobId, orgId: e.orgId }, select: { lastSeq: true, cancelRequestedAt: true } });
+  if (!ended) throw new Error(`Job ${e.jobId} does not exist`);
+  return { id: null, seq: ended.lastSeq, isCancelRequested: ended.cancelRequestedAt !== null, written: false };
 }
 
 /** What a service is handed to report progress: it never sees the job machinery. */

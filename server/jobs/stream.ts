@@ -26,14 +26,35 @@ export interface StreamOptions {
   watchAccess?: (changed: () => void) => () => void;
 }
 
+const ENDED = new Set(["succeeded", "failed", "cancelled"]);
+
 /**
- * A job's events after `afterSeq`: replayed from the database, then live. Checks the job
+ * A job's events after `afterSeq`: replayed from the database, then live, ending with the
+ * job's final event (at once when the job had ended before `afterSeq`). Checks the job
  * belongs to the organisation before the first event, so a caller can answer 404 up front.
  */
 export async function openJobEventStream(opts: StreamOptions & { jobId: string; afterSeq: number }): Promise<AsyncGenerator<JobEventDto>> {
-  const job = await opts.db.job.findFirst({ where: { id: opts.jobId, orgId: opts.orgId }, select: { id: true } });
+  const job = await opts.db.job.findFirst({ where: { id: opts.jobId, orgId: opts.orgId }, select: { id: true, status: true, lastSeq: true } });
   if (!job) throw new AppError("NOT_FOUND", "No such job in this organisation");
-  return follow(opts, `job:${opts.jobId}`, opts.afterSeq, (e) => e.seq, (after) => ({ jobId: opts.jobId, seq: { gt: after } }), { seq: "asc" });
+  if (ENDED.has(job.status) && job.lastSeq <= opts.afterSeq) return (async function* () {})();
+  return untilEnded(opts, follow(opts, `job:${opts.jobId}`, opts.afterSeq, (e) => e.seq, (after) => ({ jobId: opts.jobId, seq: { gt: after } }), { seq: "asc" }));
+}
+
+/** Passes a job's events on and stops after the one that ends it (unless a retry followed it). */
+async function* untilEnded(opts: StreamOptions & { jobId: string }, events: AsyncGenerator<JobEventDto>): AsyncGenerator<JobEventDto> {
+  try {
+    for (;;) {
+      const next = await events.next();
+      if (next.done) return;
+      yield next.value;
+      if (next.value.status && ENDED.has(next.value.status)) {
+        const job = await opts.db.job.findUnique({ where: { id: opts.jobId }, select: { lastSeq: true } });
+        if (!job || job.lastSeq <= next.value.seq) return;
+      }
+    }
+  } finally {
+    await events.return(undefined);
+  }
 }
 
 /**

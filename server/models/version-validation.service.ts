@@ -76,6 +76,9 @@ export async function validateModelVersion(
     // this one, which fails the job and names the setting, is the one that fires.
     const timeout = AbortSignal.timeout(opts.timeoutMs);
     let lastStep = "";
+    // The validator's reports are written one after another, and all of them before this
+    // returns: a report still on its way when the job finishes would land after "Finished".
+    let reports: Promise<unknown> = Promise.resolve();
     const validation = opts.validate({
       file,
       dims: opts.dims,
@@ -86,14 +89,16 @@ export async function validateModelVersion(
       onProgress: (step, fraction) => {
         if (step === lastStep) return;
         lastStep = step;
-        void opts.progress.step(step, 0.1 + 0.85 * fraction).catch(() => {});
+        reports = reports.then(() => opts.progress.step(step, 0.1 + 0.85 * fraction)).catch(() => {});
       },
     });
     const timedOut = new Promise<never>((_, reject) => timeout.addEventListener("abort", () => reject(timeout.reason), { once: true }));
     let report: ValidationReportLike;
     try {
       report = await Promise.race([validation, timedOut]);
+      await reports;
     } catch (error) {
+      await reports;
       if (timeout.aborted && !opts.signal.aborted) {
         validation.catch(() => {});
         throw await fail(`Validating ${label} took longer than MODEL_VALIDATION_TIMEOUT (${Math.round(opts.timeoutMs / 1000)} s); raise MODEL_VALIDATION_TIMEOUT or validate with fewer runs`);
