@@ -56,7 +56,7 @@ export function JobDetail({ jobId }: { jobId: string }) {
     <>
       <nav aria-label="Breadcrumb" className="mb-2 text-sm text-zinc-500"><Link href="/jobs" className="hover:underline">Jobs</Link> / {j.id.slice(0, 8)}</nav>
       <PageHeader
-        title={j.title}
+        title={j.subject ? `${j.title} · ${j.subject}` : j.title}
         description={<span className="font-mono text-xs">{j.kind} · {j.id}</span>}
         actions={canOperate && (
           <>

@@ -26,7 +26,7 @@ export function JobTable({ jobs, caption }: { jobs: JobDto[]; caption: string })
             <tr key={job.id} data-job-id={job.id} className="hover:bg-zinc-50 dark:hover:bg-zinc-800/40">
               <td className="px-5 py-3">
                 <Link href={`/jobs/${job.id}`} className="font-medium text-brand-600 hover:underline dark:text-brand-500">{job.title}</Link>
-                <p className="font-mono text-xs text-zinc-400">{job.id.slice(0, 8)}</p>
+                <p className="text-xs text-zinc-500" data-field="subject">{job.subject ?? <span className="font-mono text-zinc-400">{job.id.slice(0, 8)}</span>}</p>
               </td>
               <td className="px-3 py-3"><JobStatusBadge status={job.status} cancelRequested={job.cancelRequested} /></td>
               <td className="px-3 py-3"><JobProgress job={job} /></td>

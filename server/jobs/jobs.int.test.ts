@@ -41,6 +41,16 @@ describe("jobs", () => {
     expect(events.some((e) => e.message === "Step 3 of 3")).toBe(true);
   });
 
+  it("names what each job is about, so rows of one kind can be told apart", async () => {
+    const { actor } = await createOrgWithMember(db, "operator");
+    const dataset = await db.dataset.create({ data: { orgId: actor.orgId, repoId: `lab/subject-${actor.orgId.slice(0, 6)}` } });
+    const episode = await db.episode.create({ data: { orgId: actor.orgId, datasetId: dataset.id, number: 7, mode: "edge", task: "t" } });
+    const job = await db.job.create({ data: { orgId: actor.orgId, kind: "datasets.encode-episode", payload: { episodeId: episode.id } } });
+    const { jobId: selftest } = await startSelftest(db, { actor, input: { steps: 1, stepMs: 0 } });
+    expect((await getJob(db, { orgId: actor.orgId, jobId: job.id })).subject).toBe(`${dataset.repoId} episode 7`);
+    expect((await getJob(db, { orgId: actor.orgId, jobId: selftest })).subject).toBeNull();
+  });
+
   it("enqueues nothing when the surrounding transaction rolls back", async () => {
     const { actor } = await createOrgWithMember(db);
     let jobId = "";

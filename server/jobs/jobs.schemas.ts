@@ -7,6 +7,8 @@ export const jobSchema = z.object({
   id: z.uuid(),
   kind: z.string(),
   title: z.string(),
+  /** What it is about: a model version, an episode, a device… (null when it names nothing). */
+  subject: z.string().nullable(),
   status: jobStatusSchema,
   progress: z.number(),
   step: z.string().nullable(),

@@ -8,13 +8,15 @@ import { CANCEL_CHANNEL, findJobDef } from "./catalog";
 import { addQueueEntry, removeQueueEntry } from "./enqueue";
 import { appendJobEvent } from "./progress";
 import { toJobEventDto } from "./jobs.queries";
+import { describeJobSubjects } from "./job-subjects";
 import type { JobDto, JobEventDto, listJobsInput } from "./jobs.schemas";
 
-function toJobDto(job: Job & { createdBy: Pick<User, "name"> | null }): JobDto {
+function toJobDto(job: Job & { createdBy: Pick<User, "name"> | null }, subject: string | null = null): JobDto {
   return {
     id: job.id,
     kind: job.kind,
     title: findJobDef(job.kind)?.title ?? job.kind,
+    subject,
     status: job.status,
     progress: job.progress,
     step: job.step,
@@ -39,7 +41,9 @@ export async function listJobs(db: Db, { orgId, input }: { orgId: string; input:
     ...(input.cursor ? { cursor: { id: input.cursor }, skip: 1 } : {}),
     include: withCreator,
   });
-  const items = rows.slice(0, input.limit).map(toJobDto);
+  const page = rows.slice(0, input.limit);
+  const subjects = await describeJobSubjects(db, page);
+  const items = page.map((job) => toJobDto(job, subjects.get(job.id) ?? null));
   return { items, nextCursor: rows.length > input.limit ? items[items.length - 1].id : null };
 }
 
@@ -50,7 +54,8 @@ async function findJob(db: Db, orgId: string, jobId: string) {
 }
 
 export async function getJob(db: Db, { orgId, jobId }: { orgId: string; jobId: string }): Promise<JobDto> {
-  return toJobDto(await findJob(db, orgId, jobId));
+  const job = await findJob(db, orgId, jobId);
+  return toJobDto(job, (await describeJobSubjects(db, [job])).get(job.id) ?? null);
 }
 
 export async function listJobEvents(db: Db, { orgId, jobId, afterSeq = 0 }: { orgId: string; jobId: string; afterSeq?: number }): Promise<JobEventDto[]> {

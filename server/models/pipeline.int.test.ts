@@ -65,6 +65,12 @@ describe("model versions through the worker", () => {
     const version = await settled(added.versionId);
     expect(version.status).toBe("invalid");
     expect(version.error).toBeTruthy();
-    await waitFor(async () => (await db.job.findUniqueOrThrow({ where: { id: added.jobId } })).status === "succeeded", { what: "the validate job to succeed" });
+    // The job says so too: it failed, naming the version, rather than showing a green "succeeded".
+    const job = await waitFor(async () => {
+      const j = await db.job.findUniqueOrThrow({ where: { id: added.jobId } });
+      return ["succeeded", "failed"].includes(j.status) && j;
+    }, { what: "the validate job to end" });
+    expect(job.status).toBe("failed");
+    expect(job.error).toMatch(/garbage.* is invalid/);
   });
 });

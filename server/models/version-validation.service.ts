@@ -123,6 +123,9 @@ export async function validateModelVersion(
       },
     });
     await opts.progress.log(report.ok ? `${label} is ready` : `${label} is invalid: ${report.problems.join("; ")}`, report.ok ? "info" : "warn");
+    // A model that did not pass is the job's outcome, not a success: the job ends failed,
+    // saying why, so no list shows a green "succeeded" for it.
+    if (!report.ok) throw new AppError("BAD_REQUEST", `${label} is invalid: ${report.problems.join("; ") || "it did not pass validation"}`);
     return { status };
   } finally {
     await fsp.rm(dir, { recursive: true, force: true });
