@@ -6,6 +6,7 @@ import { recordAudit } from "../audit/audit.service";
 import { selftestJob } from "../jobs/catalog";
 import { enqueue } from "../jobs/enqueue";
 import type { ProgressReporter } from "../jobs/progress";
+import { runSystemChecks, type CheckSettings, type SystemCheckResult } from "./selftest-checks";
 
 type SelftestPayload = z.output<typeof selftestJob.payload>;
 
@@ -17,13 +18,32 @@ export async function startSelftest(db: Db, { actor, input }: { actor: OrgActor;
   });
 }
 
-/** A few timed steps that exercise the whole path: queue, progress, live stream, cancel. */
-export async function runSelftest(payload: SelftestPayload, { progress, signal }: { progress: ProgressReporter; signal: AbortSignal }): Promise<{ steps: number }> {
+/**
+ * Without `steps`, checks what Gantry needs (database, worker, ffmpeg, onnxruntime, model
+ * server, disk, SSH client), one pass or fail line each, and fails naming any that failed.
+ * With `steps`, runs that many timed steps instead: a job of known shape for exercising the
+ * queue, progress, live stream and cancel.
+ */
+export async function runSelftest(
+  payload: SelftestPayload,
+  { db, settings, progress, signal }: { db: Db; settings: CheckSettings; progress: ProgressReporter; signal: AbortSignal },
+): Promise<{ steps: number } | { checks: SystemCheckResult[] }> {
+  if (payload.steps !== undefined) return runTimedSteps({ ...payload, steps: payload.steps }, { progress, signal });
+  const checks = await runSystemChecks({ db, settings, progress, signal });
+  const failed = checks.filter((c) => !c.ok);
+  if (failed.length) {
+    throw new AppError("INTERNAL", `${failed.length} of ${checks.length} checks failed: ${failed.map((c) => c.name).join(", ")} — the log says what each found and what to do`);
+  }
+  await progress.set(1, `All ${checks.length} checks passed`);
+  return { checks };
+}
+
+async function runTimedSteps(payload: SelftestPayload & { steps: number }, { progress, signal }: { progress: ProgressReporter; signal: AbortSignal }): Promise<{ steps: number }> {
   for (let i = 1; i <= payload.steps; i++) {
     signal.throwIfAborted();
     await progress.step(`Step ${i} of ${payload.steps}`, (i - 1) / payload.steps);
     await sleep(payload.stepMs / 2, signal);
-    await progress.set((i - 0.5) / payload.steps, `Step ${i}: halfway`);
+    await progress.set((i - 0.5) / payload.steps, `Step ${i} of ${payload.steps}: halfway`);
     await sleep(payload.stepMs / 2, signal);
     if (payload.failAtStep === i) throw new AppError("INTERNAL", `Self-test failed at step ${i} as asked`);
   }
