@@ -58,7 +58,7 @@ export function sha256OfTarget(target: string | null | undefined): string | null
   return m ? m[1] : null;
 }
 
-function probeScript(modelDir: string, { isHashing }: { isHashing: boolean }): string {
+function probeScript(modelDir: string, { isHashing, healthCommand }: { isHashing: boolean; healthCommand?: string }): string {
   const m = quoteShell(modelDir);
   const c = quoteShell(path.posix.join(modelDir, CURRENT_LINK));
   return [
@@ -78,17 +78,21 @@ function probeScript(modelDir: string, { isHashing }: { isHashing: boolean }): s
     `echo "serviceState=$(systemctl is-active ${POLICY_SERVICE} 2>/dev/null)"`,
     `t=$(readlink ${c} 2>/dev/null); echo "target=$t"`,
     isHashing ? `[ -n "$t" ] && [ -e ${c} ] && echo "sha=$(sha256sum < ${c} | cut -d' ' -f1)"` : "true",
+    // The device's own health command (an admin's), bounded in time; its exit code decides.
+    healthCommand ? `out=$(timeout 15 sh -c ${quoteShell(healthCommand)} 2>&1 < /dev/null); echo "health=$?"; echo "healthOut=$(printf %s "$out" | tail -c 300 | tr '\n' ' ')"` : "true",
   ].join("\n");
 }
 
 export interface Probe {
   facts: DeviceFacts;
   currentSha256: string | null;
+  /** The health command's exit code and output tail, when one was run. */
+  health: { code: number | null; output: string } | null;
 }
 
 /** Runs the probe; with isHashing the current model is hashed on the device, else its name is trusted. */
-export async function probeDevice(session: SshSession, modelDir: string, { isHashing = false, timeoutMs = 30_000 } = {}): Promise<Probe> {
-  const result = await session.exec(probeScript(modelDir, { isHashing }), { timeoutMs });
+export async function probeDevice(session: SshSession, modelDir: string, { isHashing = false, timeoutMs = 30_000, healthCommand }: { isHashing?: boolean; timeoutMs?: number; healthCommand?: string } = {}): Promise<Probe> {
+  const result = await session.exec(probeScript(modelDir, { isHashing, healthCommand }), { timeoutMs });
   const v = Object.fromEntries(
     result.stdout
       .split("\n")
@@ -103,6 +107,7 @@ export async function probeDevice(session: SshSession, modelDir: string, { isHas
   const serviceStatus = num(v.serviceStatus);
   return {
     currentSha256,
+    health: healthCommand ? { code: num(v.health), output: v.healthOut ?? "" } : null,
     facts: {
       os: v.os || null,
       kernel: v.kernel || null,
@@ -115,9 +120,10 @@ export async function probeDevice(session: SshSession, modelDir: string, { isHas
       memoryAvailableBytes: kb(v.memAvailKb),
       load1: num(v.load),
       diskFreeBytes: kb(v.diskFreeKb),
-      // systemctl status: 0 active, 3 not running, 4 no such unit.
-      isServicePresent: serviceStatus !== null && serviceStatus !== 4,
-      serviceState: v.serviceState || null,
+      // systemctl status: 0 active, 1–3 not running, 4 no such unit; anything else (127: no
+      // systemctl at all) says nothing about the service, so nothing is claimed.
+      isServicePresent: serviceStatus !== null && serviceStatus >= 0 && serviceStatus <= 3,
+      serviceState: serviceStatus !== null && serviceStatus >= 0 && serviceStatus <= 4 ? v.serviceState || null : null,
       currentTarget: target,
       currentSha256,
       checkedAt: new Date().toISOString(),

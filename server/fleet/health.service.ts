@@ -1,4 +1,6 @@
+import net from "node:net";
 import type { Db } from "../db";
+import { checkHost } from "../security/outbound";
 import { env } from "../env";
 import { AppError } from "../errors";
 import { raiseAlert } from "../alerts/alerts.service";
@@ -9,9 +11,9 @@ import type { DeviceFacts } from "./fleet.schemas";
 
 // The scheduled health check: every device whose last check is older than
 // DEVICE_HEALTH_INTERVAL is probed over a kept-open connection and gets a sample:
-//   online    reachable, and the policy service is active (or there is none to run)
-//   degraded  reachable but the service is not active, the disk is nearly full, or the
-//             host key no longer matches (reachable, but not trusted)
+//   online    reachable, and the device's health command exits 0
+//   degraded  reachable but the health command fails, the disk is nearly full, or the
+//             host key no longer matches (reachable, but not trusted) — always with the reason
 //   offline   no SSH connection
 // A device that goes offline raises an alert once, not on every check.
 
@@ -33,6 +35,23 @@ export async function checkDueDevices(db: Db, { pool, intervalSec = env().DEVICE
   return { checked: due.length };
 }
 
+/** Connects to the SSH port and waits for the server's banner; AppError when none comes. */
+async function expectSshBanner(host: string, port: number, name: string, timeoutMs = 5000): Promise<void> {
+  const { address } = await checkHost(host, "device");
+  const ok = await new Promise<boolean>((resolve) => {
+    const socket = net.connect({ host: address, port });
+    const done = (value: boolean) => {
+      socket.destroy();
+      resolve(value);
+    };
+    socket.once("data", (d: Buffer) => done(d.toString("latin1").startsWith("SSH-")));
+    socket.once("error", () => done(false));
+    socket.once("close", () => done(false));
+    socket.setTimeout(timeoutMs, () => done(false));
+  });
+  if (!ok) throw new AppError("INTERNAL", `${name} (${host}:${port}) did not answer as an SSH server; check that it is on and its sshd runs`);
+}
+
 type DeviceRow = Awaited<ReturnType<Db["device"]["findFirstOrThrow"]>>;
 
 export async function checkDevice(db: Db, device: DeviceRow, pool: SshPool): Promise<"online" | "degraded" | "offline" | "unknown"> {
@@ -47,14 +66,19 @@ export async function checkDevice(db: Db, device: DeviceRow, pool: SshPool): Pro
     error = "Not checked: run Test connection once to pin the host key";
   } else {
     try {
+      // A kept-open session outlives a stopped sshd (its per-connection process stays): the
+      // listener is asked for its banner first, so a device that stopped answering is offline
+      // within one round.
+      await expectSshBanner(device.host, device.port, device.name);
       const session = await pool.get(device.id, sshTargetOf(device));
-      const probe = await probeDevice(session, device.modelDir, { timeoutMs: 20_000 });
+      const probe = await probeDevice(session, device.modelDir, { timeoutMs: 20_000, healthCommand: device.healthCommand });
       facts = probe.facts;
       sha = probe.currentSha256;
-      const isServiceOk = !facts.isServicePresent || facts.serviceState === "active";
       const isDiskOk = facts.diskFreeBytes === null || facts.diskFreeBytes === undefined || facts.diskFreeBytes >= LOW_DISK_BYTES;
-      state = isServiceOk && isDiskOk ? "online" : "degraded";
-      if (!isServiceOk) error = `The policy service is ${facts.serviceState || "not running"}`;
+      const isHealthy = probe.health ? probe.health.code === 0 : !facts.isServicePresent || facts.serviceState === "active";
+      state = isHealthy && isDiskOk ? "online" : "degraded";
+      if (!isHealthy && probe.health) error = `The health command (${device.healthCommand}) ${probe.health.code === 124 ? "did not finish within 15 s" : `exited ${probe.health.code}`}${probe.health.output.trim() ? `: ${probe.health.output.trim()}` : ""}`;
+      else if (!isHealthy) error = `The policy service is ${facts.serviceState || "not running"}`;
       else if (!isDiskOk) error = `Only ${Math.round((facts.diskFreeBytes ?? 0) / 1024 / 1024)} MB free in ${device.modelDir}`;
     } catch (e) {
       pool.drop(device.id);

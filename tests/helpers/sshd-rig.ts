@@ -46,6 +46,8 @@ export interface RigDevice {
   bytesIn(): number;
   /** The relay stops answering (connection refused) and sshd stops. */
   down(): Promise<void>;
+  /** New connections are refused, but connections already open stay (as when sshd is stopped: its sessions live on). */
+  stopListening(): Promise<void>;
   up(): Promise<void>;
   /** Restarts sshd with a freshly generated host key. */
   changeHostKey(): Promise<void>;
@@ -222,7 +224,9 @@ async function startDevice(root: string, name: string, user: string, publicKey: 
     for (const s of sockets) s.destroy();
     sockets.clear();
   };
+  let isRefusing = false;
   const relay = net.createServer((client) => {
+    if (isRefusing) return void client.destroy();
     const upstream = net.connect(sshdPort, "127.0.0.1");
     sockets.add(client);
     sockets.add(upstream);
@@ -274,8 +278,12 @@ async function startDevice(root: string, name: string, user: string, publicKey: 
       await new Promise((r) => relay.close(r));
       await stopSshd();
     },
+    async stopListening() {
+      isRefusing = true;
+    },
     async up() {
-      await startSshd();
+      isRefusing = false;
+      if (!sshd) await startSshd();
       if (!relay.listening) await listen();
     },
     async changeHostKey() {
