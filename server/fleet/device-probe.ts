@@ -1,6 +1,6 @@
 import path from "node:path";
 import type { Tx } from "../db";
-import { openSecret } from "../security/secret-box";
+import { sshTargetOfSealed } from "../ssh/sealed-target";
 import { quoteShell } from "../ssh/shell-quote";
 import type { SshSession, SshTarget } from "../ssh/ssh-client";
 import { POLICY_SERVICE, type DeviceFacts } from "./fleet.schemas";
@@ -23,20 +23,9 @@ export interface DeviceRow {
   modelDir: string;
 }
 
-/** How to reach a device: the credential is opened here, in the worker or web process, and nowhere else. */
+/** How to reach a device (its sealed credential opened in server/ssh/sealed-target.ts). */
 export function sshTargetOf(device: DeviceRow, opts: { pinned?: string | null; timeoutMs?: number } = {}): SshTarget {
-  const secret = openSecret(device.credential);
-  const credential = device.authKind === "password" ? { password: secret } : (JSON.parse(secret) as { privateKey: string; passphrase?: string });
-  return {
-    name: device.name,
-    host: device.host,
-    port: device.port,
-    username: device.username,
-    ...credential,
-    pinnedFingerprint: opts.pinned === undefined ? device.pinnedHostKey : opts.pinned,
-    timeoutMs: opts.timeoutMs ?? 10_000,
-    purpose: "device",
-  };
+  return sshTargetOfSealed(device, { pinned: opts.pinned, timeoutMs: opts.timeoutMs ?? 10_000, purpose: "device" });
 }
 
 export const CURRENT_LINK = "current_model.onnx";

@@ -5,7 +5,7 @@ import type { OrgActor } from "../auth/roles";
 import { recordAudit } from "../audit/audit.service";
 import { env } from "../env";
 import { Prisma } from "../generated/prisma/client";
-import { sealSecret } from "../security/secret-box";
+import { sealCredential } from "../ssh/sealed-target";
 import { connectSsh, HostKeyChangedError } from "../ssh/ssh-client";
 import { probeDevice, sshTargetOf, versionOfSha } from "./device-probe";
 import type {
@@ -23,11 +23,6 @@ import type {
 // module's writes), and what Test connection finds there.
 
 const RECENT_SAMPLES = 20;
-
-function sealCredential(credential: CredentialInput): { authKind: "key" | "password"; credential: string } {
-  if (credential.kind === "password") return { authKind: "password", credential: sealSecret(credential.password) };
-  return { authKind: "key", credential: sealSecret(JSON.stringify({ privateKey: credential.privateKey, passphrase: credential.passphrase })) };
-}
 
 const summarySelect = {
   id: true,

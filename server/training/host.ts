@@ -1,5 +1,5 @@
 import { AppError } from "../errors";
-import { openSecret } from "../security/secret-box";
+import { sshTargetOfSealed } from "../ssh/sealed-target";
 import { connectSsh, type SshSession, type SshTarget } from "../ssh/ssh-client";
 import { quoteShell } from "../ssh/shell-quote";
 
@@ -19,18 +19,7 @@ export interface TargetRow {
 }
 
 export function sshTargetOfTrainingHost(target: TargetRow, opts: { pinned?: string | null; timeoutMs?: number } = {}): SshTarget {
-  const secret = openSecret(target.credential);
-  const credential = target.authKind === "password" ? { password: secret } : (JSON.parse(secret) as { privateKey: string; passphrase?: string });
-  return {
-    name: target.name,
-    host: target.host,
-    port: target.port,
-    username: target.username,
-    ...credential,
-    pinnedFingerprint: opts.pinned === undefined ? target.pinnedHostKey : opts.pinned,
-    timeoutMs: opts.timeoutMs ?? 15_000,
-    purpose: "training-host",
-  };
+  return sshTargetOfSealed(target, { pinned: opts.pinned, timeoutMs: opts.timeoutMs ?? 15_000, purpose: "training-host" });
 }
 
 export async function connectTrainingHost(target: TargetRow, opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<SshSession> {

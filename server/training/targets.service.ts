@@ -4,10 +4,9 @@ import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
 import { recordAudit } from "../audit/audit.service";
 import { Prisma } from "../generated/prisma/client";
-import { sealSecret } from "../security/secret-box";
+import { sealCredential } from "../ssh/sealed-target";
 import { connectSsh } from "../ssh/ssh-client";
 import { quoteShell } from "../ssh/shell-quote";
-import type { CredentialInput } from "../fleet/fleet.schemas";
 import { resolveWorkDir, sshTargetOfTrainingHost } from "./host";
 import { targetFactsSchema, type CreateTargetInput, type TargetFacts, type TargetSummary } from "./training.schemas";
 
@@ -16,11 +15,6 @@ import { targetFactsSchema, type CreateTargetInput, type TargetFacts, type Targe
 // what is missing. The credential is sealed and never leaves this module's writes.
 
 const ACTIVE = ["queued", "syncing", "launching", "running", "unreachable", "fetching"];
-
-function sealCredential(credential: CredentialInput): { authKind: "key" | "password"; credential: string } {
-  if (credential.kind === "password") return { authKind: "password", credential: sealSecret(credential.password) };
-  return { authKind: "key", credential: sealSecret(JSON.stringify({ privateKey: credential.privateKey, passphrase: credential.passphrase })) };
-}
 
 const summarySelect = {
   id: true, name: true, kind: true, host: true, port: true, username: true, authKind: true, pinnedHostKey: true,
