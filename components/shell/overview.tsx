@@ -10,6 +10,7 @@ import { errorMessage, useTRPC } from "@/components/trpc";
 import { JobTable } from "@/components/jobs/job-table";
 import { StartSelftestButton } from "@/components/jobs/start-selftest-button";
 import { Alert } from "@/components/ui/alert";
+import { GettingStarted } from "./getting-started";
 
 function Stat({ label, value }: { label: string; value: number | string }) {
   return (
@@ -31,6 +32,7 @@ export function Overview() {
     <>
       <PageHeader title={me.data?.currentOrg?.name ?? "Overview"} description="What is running, what ran, and whether Gantry is healthy." actions={<StartSelftestButton openDetail />} />
       {overview.error && <Alert className="mb-6">{errorMessage(overview.error)}</Alert>}
+      <GettingStarted />
       <div className="grid grid-cols-2 gap-4 md:grid-cols-4">
         <Stat label="Running" value={d?.jobCounts.running ?? "–"} />
         <Stat label="Queued" value={d?.jobCounts.queued ?? "–"} />
@@ -38,11 +40,11 @@ export function Overview() {
         <Stat label="Members" value={d?.members ?? "–"} />
       </div>
       <div className="mt-6 grid gap-6 lg:grid-cols-3">
-        <Card className="lg:col-span-2">
+        <Card className="min-w-0 lg:col-span-2">
           <CardHeader title="Recent jobs" actions={<Link href="/jobs" className="text-sm font-medium text-brand-600 hover:underline">All jobs</Link>} />
           {d ? <JobTable jobs={d.recentJobs} caption="Recent jobs" /> : <p className="px-5 py-10 text-sm text-zinc-500">Loading…</p>}
         </Card>
-        <Card>
+        <Card className="min-w-0">
           <CardHeader title="Health" />
           <CardBody className="space-y-3 text-sm">
             {d && (

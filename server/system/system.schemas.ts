@@ -36,6 +36,17 @@ export const overviewSchema = z.object({
   health: healthSchema,
 });
 
+/** How many of each first thing the organisation has: the Overview's getting-started checklist. */
+export const gettingStartedSchema = z.object({
+  tokens: z.number().int(),
+  /** Tokens that have been used, plus episodes that came from an agent. */
+  agentsConnected: z.number().int(),
+  datasets: z.number().int(),
+  models: z.number().int(),
+  endpoints: z.number().int(),
+  devices: z.number().int(),
+});
+
 export const instanceSchema = z.object({
   version: z.string(),
   node: z.string(),
