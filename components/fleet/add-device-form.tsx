@@ -3,15 +3,16 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { Alert } from "@/components/ui/alert";
+import { CredentialFields, credentialFromForm, type AuthKind } from "@/components/ui/credential-fields";
 import { Button } from "@/components/ui/button";
-import { SelectField, TextField } from "@/components/ui/field";
+import { TextField } from "@/components/ui/field";
 import { errorMessage, useTRPC } from "@/components/trpc";
 
 /** Adds a device; the key or password goes to the server once and is never shown again. */
 export function AddDeviceForm({ initialHost, initialPort, onDone }: { initialHost?: string; initialPort?: number; onDone: () => void }) {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
-  const [authKind, setAuthKind] = useState<"key" | "password">("key");
+  const [authKind, setAuthKind] = useState<AuthKind>("key");
   const create = useMutation(
     trpc.fleet.createDevice.mutationOptions({
       onSuccess: async () => {
@@ -29,7 +30,7 @@ export function AddDeviceForm({ initialHost, initialPort, onDone }: { initialHos
       host: s("host"),
       port: Number(s("port") || 22),
       username: s("username"),
-      credential: authKind === "key" ? { kind: "key", privateKey: String(f.get("privateKey") ?? ""), ...(s("passphrase") ? { passphrase: s("passphrase") } : {}) } : { kind: "password", password: String(f.get("password") ?? "") },
+      credential: credentialFromForm(f, authKind),
       tags: s("tags") ? s("tags").split(/[\s,]+/).filter(Boolean) : [],
       group: s("group") || null,
       ...(s("modelDir") ? { modelDir: s("modelDir") } : {}),
@@ -43,19 +44,7 @@ export function AddDeviceForm({ initialHost, initialPort, onDone }: { initialHos
       <TextField label="Host" name="host" required defaultValue={initialHost} placeholder="192.168.1.20" />
       <TextField label="Port" name="port" type="number" min={1} max={65535} defaultValue={initialPort ?? 22} />
       <TextField label="User" name="username" required placeholder="robot" />
-      <SelectField label="Sign in with" name="authKind" value={authKind} onChange={(e) => setAuthKind(e.target.value as "key" | "password")} options={[{ value: "key", label: "SSH key" }, { value: "password", label: "Password" }]} />
-      {authKind === "password" ? (
-        <TextField label="Password" name="password" type="password" required autoComplete="new-password" />
-      ) : (
-        <TextField label="Key passphrase" name="passphrase" type="password" autoComplete="new-password" hint="only when the key has one" />
-      )}
-      {authKind === "key" && (
-        <div className="space-y-1.5 sm:col-span-3">
-          <label htmlFor="device-private-key" className="block text-sm font-medium">Private key</label>
-          <textarea id="device-private-key" name="privateKey" required rows={4} className="w-full rounded-md border border-zinc-300 bg-white px-3 py-2 font-mono text-xs dark:border-zinc-700 dark:bg-zinc-950" placeholder="-----BEGIN OPENSSH PRIVATE KEY-----" />
-          <p className="text-xs text-zinc-500">Stored encrypted; no page or API shows it again.</p>
-        </div>
-      )}
+      <CredentialFields authKind={authKind} onAuthKind={setAuthKind} idPrefix="device" />
       <TextField label="Tags" name="tags" placeholder="lab, so101" hint="comma or space separated" />
       <TextField label="Group" name="group" placeholder="bench" />
       <TextField label="Model directory" name="modelDir" placeholder="default from settings (MODEL_DIR)" />

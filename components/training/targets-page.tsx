@@ -4,10 +4,11 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import Link from "next/link";
 import { useState, type FormEvent } from "react";
 import { Alert } from "@/components/ui/alert";
+import { CredentialFields, credentialFromForm, type AuthKind } from "@/components/ui/credential-fields";
 import { Badge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
 import { Card, CardBody, CardHeader } from "@/components/ui/card";
-import { SelectField, TextField } from "@/components/ui/field";
+import { TextField } from "@/components/ui/field";
 import { PageHeader } from "@/components/ui/page-header";
 import { RelativeTime } from "@/components/ui/time";
 import { errorMessage, useTRPC } from "@/components/trpc";
@@ -89,7 +90,7 @@ export function TargetsPage() {
 function AddTargetForm({ onDone }: { onDone: () => void }) {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
-  const [authKind, setAuthKind] = useState<"key" | "password">("key");
+  const [authKind, setAuthKind] = useState<AuthKind>("key");
   const create = useMutation(
     trpc.training.createTarget.mutationOptions({
       onSuccess: async () => {
@@ -107,7 +108,7 @@ function AddTargetForm({ onDone }: { onDone: () => void }) {
       host: s("host"),
       port: Number(s("port") || 22),
       username: s("username"),
-      credential: authKind === "key" ? { kind: "key", privateKey: String(f.get("privateKey") ?? ""), ...(s("passphrase") ? { passphrase: s("passphrase") } : {}) } : { kind: "password", password: String(f.get("password") ?? "") },
+      credential: credentialFromForm(f, authKind),
       workDir: s("workDir") || "~/gantry",
       activate: s("activate"),
       commandTemplate: s("commandTemplate") || DEFAULT_TEMPLATE,
@@ -121,15 +122,7 @@ function AddTargetForm({ onDone }: { onDone: () => void }) {
       <TextField label="Host" name="host" required placeholder="gpu.lab.lan" />
       <TextField label="Port" name="port" type="number" min={1} max={65535} defaultValue={22} />
       <TextField label="User" name="username" required placeholder="robot" />
-      <SelectField label="Sign in with" name="authKind" value={authKind} onChange={(e) => setAuthKind(e.target.value as "key" | "password")} options={[{ value: "key", label: "SSH key" }, { value: "password", label: "Password" }]} />
-      {authKind === "password" ? <TextField label="Password" name="password" type="password" required autoComplete="new-password" /> : <TextField label="Key passphrase" name="passphrase" type="password" autoComplete="new-password" hint="only when the key has one" />}
-      {authKind === "key" && (
-        <div className="space-y-1.5 sm:col-span-3">
-          <label htmlFor="target-private-key" className="block text-sm font-medium">Private key</label>
-          <textarea id="target-private-key" name="privateKey" required rows={4} className="w-full rounded-md border border-zinc-300 bg-white px-3 py-2 font-mono text-xs dark:border-zinc-700 dark:bg-zinc-950" placeholder="-----BEGIN OPENSSH PRIVATE KEY-----" />
-          <p className="text-xs text-zinc-500">Stored encrypted; no page or API shows it again.</p>
-        </div>
-      )}
+      <CredentialFields authKind={authKind} onAuthKind={setAuthKind} idPrefix="target" />
       <TextField label="Work directory" name="workDir" defaultValue="~/gantry" hint="runs, the dataset cache and checkpoints go here" />
       <TextField label="Environment activation" name="activate" placeholder="source ~/lerobot/.venv/bin/activate" className="sm:col-span-2" />
       <div className="space-y-1.5 sm:col-span-3">
