@@ -88,6 +88,8 @@ export function DatasetDetail({ datasetId }: { datasetId: string }) {
   const d = dataset.data;
   if (!d) return <p className="text-sm text-zinc-500">Loading…</p>;
   const importing = d.importJob && ["queued", "running"].includes(d.importJob.status);
+  const keyOf = (camera: string) => d.featureMap?.cameras.find((c) => c.camera === camera)?.key ?? `observation.images.${camera}`;
+  const numbers = (list: number[]) => (list.length <= 1 ? list.join("") : `${list.slice(0, -1).join(", ")} and ${list.at(-1)}`);
 
   return (
     <>
@@ -110,12 +112,19 @@ export function DatasetDetail({ datasetId }: { datasetId: string }) {
       {d.missingVideos.length > 0 && (
         <Alert tone="amber" className="mb-4" title="This dataset's videos are missing">
           The imported dataset came without {d.missingVideos.join(" and ")}. Its joints are here and plot; its cameras cannot play, and training needs the videos.
+          The dataset&apos;s files (export, training) leave {d.missingVideos.length === 1 ? "this camera" : "these cameras"} out rather than name videos they do not hold.
+        </Alert>
+      )}
+      {d.episodesWithoutVideo.length > 0 && (
+        <Alert tone="amber" className="mb-4" title={`${d.episodesWithoutVideo.length} episode${d.episodesWithoutVideo.length === 1 ? " has" : "s have"} no video`}>
+          Recorded episode{d.episodesWithoutVideo.length === 1 ? "" : "s"} {numbers(d.episodesWithoutVideo)} came without the video of a camera the other episodes have.
+          {d.episodesWithoutVideo.length === 1 ? " It is" : " They are"} kept here with {d.episodesWithoutVideo.length === 1 ? "its" : "their"} joints, but left out of the dataset&apos;s files (export and training), which need every camera&apos;s video for every episode.
         </Alert>
       )}
       {d.importJob && (importing || d.importJob.status === "failed") && (
         <Card className="mb-4" data-testid="import-job">
           <CardBody className="space-y-2">
-            <p className="text-sm font-medium">{importing ? `Importing… ${d.importJob.step ?? ""}` : "The import failed"}</p>
+            <p className="text-sm font-medium">{importing ? `Importing… ${d.importJob.step ?? ""}` : "The import failed: nothing of it was kept. Import the dataset again under the same repo id, or delete this one."}</p>
             {importing && <ProgressBar value={live[d.importJob.id] ?? d.importJob.progress} label="Import progress" />}
             {d.importJob.error && <Alert>{d.importJob.error}</Alert>}
             <Link href={`/jobs/${d.importJob.id}`} className="text-sm text-brand-600 hover:underline dark:text-brand-500">Job log</Link>
@@ -155,7 +164,10 @@ export function DatasetDetail({ datasetId }: { datasetId: string }) {
                       <td className="max-w-72 truncate px-3 py-2" title={e.task}>{e.task || "—"}</td>
                       <td className="px-3 py-2 text-right tabular-nums">{e.length ?? "—"}</td>
                       <td className="px-3 py-2 text-right tabular-nums">{formatSeconds(e.durationS)}</td>
-                      <td className="px-3 py-2">{e.cameras.join(", ") || (d.missingVideos.length ? <span className="text-amber-700 dark:text-amber-400">videos missing</span> : "—")}</td>
+                      <td className="px-3 py-2">
+                        {e.cameras.join(", ") || (!e.missingVideos.length && d.missingVideos.length ? <span className="text-amber-700 dark:text-amber-400">videos missing</span> : e.missingVideos.length ? "" : "—")}
+                        {e.missingVideos.length > 0 && <span className="text-amber-700 dark:text-amber-400" data-field="missing-video">{e.cameras.length ? "; " : ""}no video: {e.missingVideos.join(", ")}</span>}
+                      </td>
                       <td className="px-3 py-2">
                         <EpisodeStatus status={e.status} progress={e.jobId ? (live[e.jobId] ?? e.jobProgress) : null} isDeleted={Boolean(e.deletedAt)} />
                         {e.status === "failed" && e.error && <p className="mt-1 max-w-72 text-xs text-red-600 dark:text-red-400" data-field="episode-error">{e.error}</p>}
@@ -186,8 +198,17 @@ export function DatasetDetail({ datasetId }: { datasetId: string }) {
           <Card>
             <CardHeader title="Features" />
             <CardBody className="space-y-2 text-sm">
-              <p><span className="text-zinc-500">Cameras:</span> {d.cameras.map((c) => <Badge key={c} className="mr-1" tone={d.missingVideos.includes(`observation.images.${c}`) ? "amber" : "neutral"}>{c}</Badge>)}</p>
+              <p><span className="text-zinc-500">Cameras:</span> {d.cameras.map((c) => <Badge key={c} className="mr-1" tone={d.missingVideos.includes(keyOf(c)) ? "amber" : "neutral"}>{c}{keyOf(c) !== c && keyOf(c) !== `observation.images.${c}` ? ` (${keyOf(c)})` : ""}</Badge>)}</p>
               <p><span className="text-zinc-500">Joints:</span> {d.jointNames.state.join(", ") || "—"}</p>
+              {d.featureMap && (d.featureMap.action !== "action" || d.featureMap.state !== "observation.state") && (
+                <p><span className="text-zinc-500">Named in this dataset:</span> action <code>{d.featureMap.action}</code>, state <code>{d.featureMap.state}</code></p>
+              )}
+              {d.featureMap && d.featureMap.dropped.length > 0 && (
+                <div data-testid="dropped-features">
+                  <p className="text-zinc-500">Left out at import:</p>
+                  <ul className="list-disc pl-5">{d.featureMap.dropped.map((f) => <li key={f.key}><code>{f.key}</code>: {f.reason}</li>)}</ul>
+                </div>
+              )}
             </CardBody>
           </Card>
         </div>

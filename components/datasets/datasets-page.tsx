@@ -1,98 +1,18 @@
 "use client";
 
-import { useMutation, useQuery } from "@tanstack/react-query";
+import { useQuery } from "@tanstack/react-query";
 import Link from "next/link";
 import { useRouter } from "next/navigation";
-import { useState, type FormEvent } from "react";
+import { useState } from "react";
 import { Alert } from "@/components/ui/alert";
 import { Badge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
 import { Card, CardBody, CardHeader } from "@/components/ui/card";
-import { cn } from "@/components/ui/cn";
-import { TextField } from "@/components/ui/field";
 import { PageHeader } from "@/components/ui/page-header";
-import { ProgressBar } from "@/components/ui/progress-bar";
 import { RelativeTime } from "@/components/ui/time";
-import { errorMessage, getTabOrg, useTRPC } from "@/components/trpc";
+import { errorMessage, useTRPC } from "@/components/trpc";
 import { useRole } from "@/components/settings/use-role";
-
-/** Streams the archive as the request body, with upload progress (fetch cannot report it). */
-function uploadArchive(repoId: string, file: File, onProgress: (f: number) => void): Promise<{ datasetId: string }> {
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", `/api/datasets/import?${new URLSearchParams({ repoId, filename: file.name })}`);
-    const org = getTabOrg();
-    if (org) xhr.setRequestHeader("x-gantry-org", org);
-    xhr.setRequestHeader("content-type", "application/octet-stream");
-    xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
-    xhr.onload = () => {
-      try {
-        const body = JSON.parse(xhr.responseText);
-        if (xhr.status >= 200 && xhr.status < 300) return resolve(body);
-        reject(new Error(body.error?.message ?? `The upload failed (${xhr.status})`));
-      } catch {
-        reject(new Error(`The upload failed (${xhr.status})`));
-      }
-    };
-    xhr.onerror = () => reject(new Error("The upload was interrupted; check the connection and try again"));
-    xhr.send(file);
-  });
-}
-
-function ImportForm({ onDone }: { onDone: (datasetId: string) => void }) {
-  const trpc = useTRPC();
-  const [source, setSource] = useState<"archive" | "folder">("archive");
-  const [progress, setProgress] = useState<number | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const importFolder = useMutation(trpc.datasets.importFolder.mutationOptions({ onSuccess: ({ datasetId }) => onDone(datasetId) }));
-
-  const onSubmit = async (e: FormEvent<HTMLFormElement>) => {
-    e.preventDefault();
-    setError(null);
-    const form = new FormData(e.currentTarget);
-    const repoId = String(form.get("repoId")).trim();
-    if (source === "folder") return importFolder.mutate({ repoId, path: String(form.get("path")) });
-    const file = form.get("archive");
-    if (!(file instanceof File) || !file.size) return setError("Choose a .tar.gz or .zip of the dataset folder");
-    setProgress(0);
-    try {
-      const { datasetId } = await uploadArchive(repoId, file, setProgress);
-      onDone(datasetId);
-    } catch (err) {
-      setError((err as Error).message);
-    } finally {
-      setProgress(null);
-    }
-  };
-
-  return (
-    <form onSubmit={onSubmit} className="grid gap-4 sm:grid-cols-2">
-      <div className="flex gap-2 sm:col-span-2" role="radiogroup" aria-label="Import from">
-        {(["archive", "folder"] as const).map((s) => (
-          <button key={s} type="button" role="radio" aria-checked={source === s} onClick={() => setSource(s)}
-            className={cn("rounded-md border px-3 py-1.5 text-sm", source === s ? "border-brand-500 bg-brand-50 text-brand-700 dark:bg-brand-700/20 dark:text-brand-500" : "border-zinc-300 dark:border-zinc-700")}>
-            {s === "archive" ? "Upload an archive" : "Folder on the server"}
-          </button>
-        ))}
-      </div>
-      <TextField label="Repo id" name="repoId" required maxLength={193} placeholder="e.g. lab/so101-pick-cube" hint="name or owner/name, as on the hub" />
-      {source === "archive" ? (
-        <div className="space-y-1.5">
-          <label htmlFor="dataset-archive" className="block text-sm font-medium">Archive</label>
-          <input id="dataset-archive" name="archive" type="file" accept=".tar.gz,.tgz,.zip,application/gzip,application/zip" className="block w-full text-sm" />
-          <p className="text-xs text-zinc-500">A .tar.gz or .zip of a LeRobot v2.1 or v3.0 dataset folder.</p>
-        </div>
-      ) : (
-        <TextField label="Folder" name="path" required placeholder="/srv/datasets/so101" hint="Must be inside DATASET_IMPORT_ROOTS" />
-      )}
-      {progress !== null && <ProgressBar value={progress} label="Upload progress" className="sm:col-span-2" />}
-      {(error || importFolder.error) && <Alert className="sm:col-span-2">{error ?? errorMessage(importFolder.error)}</Alert>}
-      <div className="sm:col-span-2">
-        <Button type="submit" disabled={progress !== null || importFolder.isPending}>{progress !== null ? `Uploading… ${Math.round(progress * 100)}%` : "Import dataset"}</Button>
-      </div>
-    </form>
-  );
-}
+import { ImportForm } from "./import-form";
 
 /** What a deletion just did, from the page's address (?deleted=<repo id>&left=<n>). */
 function DeletedNotice({ repoId, left }: { repoId: string; left: number }) {
@@ -149,8 +69,9 @@ export function DatasetsPage({ deleted }: { deleted?: { repoId: string; left: nu
                   {d.robotType ? ` · ${d.robotType}` : ""}
                 </p>
               </div>
-              {d.source === "import" && <Badge>imported {d.importedVersion}</Badge>}
+              {d.importStatus === "failed" ? <Badge tone="red">import failed</Badge> : d.importStatus === "importing" ? <Badge tone="blue">importing</Badge> : d.source === "import" && <Badge>imported {d.importedVersion}</Badge>}
               {d.missingVideos.length > 0 && <Badge tone="amber">videos missing</Badge>}
+              {d.episodesWithoutVideo.length > 0 && <Badge tone="amber">{d.episodesWithoutVideo.length} episode{d.episodesWithoutVideo.length === 1 ? "" : "s"} without video</Badge>}
               <span className="text-sm text-zinc-500">{d.episodes.ready} episode{d.episodes.ready === 1 ? "" : "s"} · {d.totalFrames} frames</span>
               {d.episodes.encoding > 0 && <Badge tone="blue">{d.episodes.encoding} encoding</Badge>}
               {d.episodes.failed > 0 && <Badge tone="red">{d.episodes.failed} failed</Badge>}

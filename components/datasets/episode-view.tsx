@@ -94,9 +94,14 @@ export function EpisodeView({ datasetId, episodeId }: { datasetId: string; episo
         actions={<EpisodeStatus status={e.status} progress={e.jobProgress} isDeleted={Boolean(e.deletedAt)} />}
       />
       {e.status === "failed" && e.error && <Alert className="mb-4" title="Encoding failed">{e.error}</Alert>}
-      {data.videos.some((v) => !v.url) && e.status === "ready" && (
+      {e.missingVideos.length > 0 && e.status === "ready" && (
+        <Alert tone="amber" className="mb-4" title="This episode has no video">
+          {e.missingVideos.join(", ")}: recorded episode {e.number} came without {e.missingVideos.length === 1 ? "this camera's video" : "these cameras' videos"}, which the other episodes have. It is kept with its joints, which still play and scrub, but left out of the dataset&apos;s files (export and training).
+        </Alert>
+      )}
+      {data.videos.some((v) => !v.url && !e.missingVideos.includes(v.camera)) && e.status === "ready" && (
         <Alert tone="amber" className="mb-4" title="Videos missing">
-          {data.videos.filter((v) => !v.url).map((v) => v.camera).join(", ")}: this dataset came without {data.videos.every((v) => !v.url) ? "its" : "these"} videos. The joints below still play and scrub.
+          {data.videos.filter((v) => !v.url && !e.missingVideos.includes(v.camera)).map((v) => v.camera).join(", ")}: this dataset came without {data.videos.every((v) => !v.url) ? "its" : "these"} videos. The joints below still play and scrub.
         </Alert>
       )}
       {!data.frames && e.status !== "failed" && <Alert tone="blue" className="mb-4">This episode is still being encoded; it appears here once it is in the dataset.</Alert>}

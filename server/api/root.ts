@@ -4,6 +4,7 @@ import { authRouter } from "./routers/auth";
 import { jobsRouter } from "./routers/jobs";
 import { modelsRouter } from "./routers/models";
 import { datasetsRouter } from "./routers/datasets";
+import { datasetImportsRouter } from "./routers/dataset-imports";
 import { fleetRouter } from "./routers/fleet";
 import { invitesRouter, orgsRouter } from "./routers/orgs";
 import { systemRouter } from "./routers/system";
@@ -20,6 +21,7 @@ export const appRouter = router({
   jobs: jobsRouter,
   models: modelsRouter,
   datasets: datasetsRouter,
+  datasetImports: datasetImportsRouter,
   fleet: fleetRouter,
   endpoints: endpointsRouter,
   system: systemRouter,

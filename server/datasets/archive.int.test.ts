@@ -13,7 +13,8 @@ import type { OrgActor } from "../auth/roles";
 import { env } from "../env";
 import { silentProgress } from "../jobs/progress";
 import { exportDataset, unpackUpload } from "./archive.service";
-import { findDatasetRoot, runImport, startImport } from "./import.service";
+import { runImport, startImport } from "./import.service";
+import { findDatasetRoot } from "./lerobot/source";
 
 const run = promisify(execFile);
 const db = testDb();
@@ -58,9 +59,9 @@ describe("dataset archives", () => {
     const { root, version } = await findDatasetRoot(path.join(staging, "content"));
     expect(version).toBe("v3.0");
     expect(await listTree(root)).toEqual(await listTree(FIXTURE));
-    const started = await startImport(db, { actor, repoId: `upload-${Date.now().toString(36)}`, sourceDir: path.join(staging, "content"), removeSource: true, from: "so101.tar.gz" });
+    const started = await startImport(db, { actor, repoId: `upload-${Date.now().toString(36)}`, sourceDir: path.join(staging, "content"), removeSource: true, from: "so101.tar.gz", settings: settings() });
     await db.$executeRaw`SELECT graphile_worker.remove_job(${started.jobId}::text)`;
-    expect(await runImport(db, { datasetId: started.datasetId, sourceDir: path.join(staging, "content"), removeSource: true, settings: settings(), progress: silentProgress })).toEqual({ episodes: 4, missingVideos: ["front", "top"] });
+    expect(await runImport(db, { datasetId: started.datasetId, sourceDir: path.join(staging, "content"), removeSource: true, settings: settings(), progress: silentProgress })).toEqual({ episodes: 4, missingVideos: ["front", "top"], episodesWithoutVideo: [] });
     await expect(fs.stat(staging)).rejects.toThrow();
 
     const zip = path.join(tmp, "so101.zip");

@@ -7,6 +7,7 @@ import { Prisma } from "../generated/prisma/client";
 import { mediaTools } from "../media/ffmpeg";
 import { datasetDir, datasetStoreDir, featuresFromJson, featuresToJson } from "./datasets.schemas";
 import { episodeStoreDir, readStoredEpisode } from "./episode-store";
+import { datasetKeys, flatNames } from "./feature-map";
 import { buildLeRobotDataset, type BuildInput } from "./lerobot/build";
 
 // The dataset folder DATASETS_DIR/<repo_id> is a symbolic link to its current build under
@@ -22,25 +23,25 @@ export interface BuilderEnv {
   FFPROBE_PATH?: string;
 }
 
-/** Dataset-level settings a build carries over (joint names, robot type), kept in features. */
+/** Dataset-level settings a build carries over (joint names, robot type, an import's own feature names). */
 interface DatasetMeta {
   robotType: string | null;
   names: BuildInput["names"];
-  missingCameras: string[];
+  /** Cameras whose videos the dataset has; null to take them from the episodes (nothing recorded yet). */
   cameras: string[] | null;
-  features: Record<string, unknown>;
+  keys: NonNullable<BuildInput["keys"]>;
 }
 
-function metaFromFeatures(dataset: { robotType: string | null; features: unknown; missingVideos: string[] }): DatasetMeta {
+function metaFromFeatures(dataset: { robotType: string | null; features: unknown; featureMap: unknown; missingVideos: string[] }): DatasetMeta {
   const f = featuresFromJson(dataset.features);
-  const names = (k: string) => (Array.isArray(f[k]?.names) ? (f[k].names as string[]) : null);
-  const cameras = Object.keys(f).filter((k) => f[k]?.dtype === "video" && k.startsWith("observation.images.")).map((k) => k.slice("observation.images.".length));
+  const keys = datasetKeys(dataset);
+  // Cameras whose videos no episode has are left out of the files (build.ts says why).
+  const present = keys.cameras.filter((c) => !dataset.missingVideos.includes(c.key));
   return {
     robotType: dataset.robotType,
-    names: { action: names("action"), state: names("observation.state") },
-    missingCameras: dataset.missingVideos.map((k) => k.replace(/^observation\.images\./, "")),
-    cameras: cameras.length ? cameras : null,
-    features: f,
+    names: { action: flatNames(f[keys.action]?.names), state: flatNames(f[keys.state]?.names) },
+    cameras: present.length || dataset.featureMap ? present.map((c) => c.camera) : null,
+    keys: { action: keys.action, state: keys.state, video: Object.fromEntries(keys.cameras.map((c) => [c.camera, c.key])) },
   };
 }
 
@@ -58,8 +59,11 @@ export async function rebuildDataset(db: Db, { datasetId, settings, change, sign
     if (!locked) throw new AppError("NOT_FOUND", "The dataset was deleted");
     await change?.(tx);
     const dataset = await tx.dataset.findUniqueOrThrow({ where: { id: datasetId } });
+    // An episode missing a camera's video is kept and shown, but a LeRobot dataset needs every
+    // camera's video for every episode: it stays out of the files.
+    await tx.episode.updateMany({ where: { datasetId, missingVideos: { isEmpty: false }, datasetIndex: { not: null } }, data: { datasetIndex: null } });
     const episodes = await tx.episode.findMany({
-      where: { datasetId, status: "ready", deletedAt: null },
+      where: { datasetId, status: "ready", deletedAt: null, missingVideos: { isEmpty: true } },
       orderBy: { number: "asc" },
     });
     for (const [i, e] of episodes.entries()) if (e.datasetIndex !== i) await tx.episode.update({ where: { id: e.id }, data: { datasetIndex: i } });
@@ -86,8 +90,7 @@ export async function rebuildDataset(db: Db, { datasetId, settings, change, sign
         robotType: meta.robotType,
         names: meta.names,
         cameras,
-        missingCameras: meta.missingCameras,
-        priorFeatures: meta.features,
+        keys: meta.keys,
         previous: previous ?? undefined,
         episodes: stored.map((s) => ({ task: s.e.task, dir: s.dir, stored: s.stored })),
         tools: mediaTools(settings),

@@ -70,6 +70,45 @@ export function datasetStoreDir(env: { DATASETS_DIR: string }, datasetId: string
   return resolveInside(env.DATASETS_DIR, ".store", datasetId);
 }
 
+// --- An imported dataset's own feature names (feature-map.ts)
+
+export const featureKeySchema = z.string().min(1).max(200);
+
+/** What the person chose (or the API was sent): feature keys as the dataset names them. */
+export const importMappingSchema = z.object({
+  action: featureKeySchema,
+  state: featureKeySchema,
+  /** The video features to import as cameras; all of them when left out. */
+  cameras: z.array(featureKeySchema).max(32).optional(),
+});
+export type ImportMapping = z.infer<typeof importMappingSchema>;
+
+export const featureMapSchema = z.object({
+  action: featureKeySchema,
+  state: featureKeySchema,
+  /** Every video feature imported, in the dataset's order, with the camera name Gantry shows. */
+  cameras: z.array(z.object({ camera: cameraNameSchema, key: featureKeySchema })),
+  /** Features the import left out, and why: the dataset page lists them. */
+  dropped: z.array(z.object({ key: z.string(), reason: z.string() })).default([]),
+});
+export type FeatureMap = z.infer<typeof featureMapSchema>;
+
+export const featureSummarySchema = z.object({ key: z.string(), dtype: z.string(), shape: z.array(z.number()), names: z.array(z.string()).nullable() });
+export type FeatureSummary = z.infer<typeof featureSummarySchema>;
+
+export const featureDetectionSchema = z.object({
+  features: z.array(featureSummarySchema),
+  /** Float vectors, best first, for the action and for the state; the person picks among these. */
+  candidates: z.object({ action: z.array(z.string()), state: z.array(z.string()) }),
+  /** The mapping proposed, with null for a role no feature is clearly for; every video feature is a camera. */
+  proposed: z.object({ action: z.string().nullable(), state: z.string().nullable(), cameras: z.array(z.string()) }),
+  /** True unless the dataset uses LeRobot's usual names throughout and nothing is ambiguous. */
+  needsConfirmation: z.boolean(),
+  /** What the proposed mapping would leave out, and why. */
+  dropped: featureMapSchema.shape.dropped,
+});
+export type FeatureDetection = z.infer<typeof featureDetectionSchema>;
+
 // --- API inputs and outputs
 
 export const datasetIdInput = z.object({ datasetId: z.uuid() });
@@ -84,7 +123,23 @@ export const importFolderInput = z.object({
   /** A folder on the server, inside one of DATASET_IMPORT_ROOTS, holding a LeRobot v2.1 or v3.0 dataset. */
   path: z.string().min(1).max(4096),
   repoId: repoIdSchema,
+  /** Which features are the action, the state and the cameras; proposed from their names when left out. */
+  mapping: importMappingSchema.optional(),
 });
+export const inspectFolderInput = importFolderInput.pick({ path: true });
+
+export const importInspectionSchema = featureDetectionSchema.extend({
+  version: z.enum(["v2.1", "v3.0"]),
+  fps: z.number().nullable(),
+  robotType: z.string().nullable(),
+  episodes: z.number().nullable(),
+});
+export type ImportInspection = z.infer<typeof importInspectionSchema>;
+
+/** An uploaded archive unpacked and waiting for the person to confirm its mapping. */
+export const stagedImportSchema = z.object({ stagingId: z.string().regex(/^[0-9a-f]{16}$/), expiresAt: z.date(), inspection: importInspectionSchema });
+export const importStagedInput = z.object({ stagingId: stagedImportSchema.shape.stagingId, repoId: repoIdSchema, mapping: importMappingSchema });
+export const discardStagedInput = importStagedInput.pick({ stagingId: true });
 
 const episodeStatus = z.enum(["encoding", "ready", "failed"]);
 
@@ -96,7 +151,13 @@ export const datasetSummarySchema = z.object({
   fps: z.number().nullable(),
   robotType: z.string().nullable(),
   cameras: z.array(z.string()),
+  /** Video features of which no episode has a video. */
   missingVideos: z.array(z.string()),
+  /** Numbers of episodes missing a video that other episodes have (kept out of the dataset's files). */
+  episodesWithoutVideo: z.array(z.number()),
+  /** An imported dataset's import: still running, failed (nothing was kept), or done; null for recorded ones. */
+  importStatus: z.enum(["importing", "failed", "imported"]).nullable(),
+  importError: z.string().nullable(),
   episodes: z.object({ ready: z.number(), encoding: z.number(), failed: z.number(), deleted: z.number() }),
   totalFrames: z.number(),
   builtAt: z.date().nullable(),
@@ -114,6 +175,8 @@ export const episodeSummarySchema = z.object({
   length: z.number().nullable(),
   durationS: z.number().nullable(),
   cameras: z.array(z.string()),
+  /** Cameras of the dataset this episode has no video for. */
+  missingVideos: z.array(z.string()),
   error: z.string().nullable(),
   jobId: z.uuid().nullable(),
   jobProgress: z.number().nullable(),
@@ -127,6 +190,8 @@ export const datasetDetailSchema = datasetSummarySchema.extend({
   /** The latest import of an imported dataset, for its progress and errors. */
   importJob: z.object({ id: z.uuid(), status: z.string(), progress: z.number(), step: z.string().nullable(), error: z.string().nullable() }).nullable(),
   jointNames: z.object({ action: z.array(z.string()), state: z.array(z.string()) }),
+  /** The dataset's own feature names (an import's), and what its import left out. */
+  featureMap: featureMapSchema.nullable(),
   tasks: z.array(z.object({ text: z.string(), episodes: z.number() })),
   episodeList: z.array(episodeSummarySchema),
 });

@@ -7,8 +7,9 @@ import type { Dataset, Episode } from "../generated/prisma/client";
 import { encodeEpisodeJob, importDatasetJob } from "../jobs/catalog";
 import { enqueue } from "../jobs/enqueue";
 import { rebuildDataset, type BuilderEnv } from "./builder.service";
-import { featuresFromJson, rawEpisodeDir, type DatasetDetail, type DatasetSummary, type EpisodeDetail, type EpisodeSummary } from "./datasets.schemas";
+import { featureMapSchema, featuresFromJson, rawEpisodeDir, type DatasetDetail, type DatasetSummary, type EpisodeDetail, type EpisodeSummary } from "./datasets.schemas";
 import { episodeStoreDir, readStoredEpisode, storedVideoPath } from "./episode-store";
+import { datasetKeys } from "./feature-map";
 import { effectiveEpisodeStatus } from "./ingest.service";
 import { findRawEpisode } from "./raw-episode";
 
@@ -24,10 +25,18 @@ function featureNames(features: unknown, key: string): string[] {
   return Array.isArray(names) ? names.map(String) : [];
 }
 
+/** Every camera the dataset has, videos or not: an import's feature map, else its features, else its episodes'. */
 function cameraList(dataset: Dataset, episodes: Pick<Episode, "cameras">[]): string[] {
-  const f = featuresFromJson(dataset.features);
-  const fromFeatures = Object.keys(f).filter((k) => f[k]?.dtype === "video" && k.startsWith("observation.images.")).map((k) => k.slice("observation.images.".length));
-  return fromFeatures.length ? fromFeatures : [...new Set(episodes.flatMap((e) => e.cameras))].sort();
+  const fromFeatures = datasetKeys(dataset).cameras.map((c) => c.camera);
+  return fromFeatures.length || dataset.featureMap ? fromFeatures : [...new Set(episodes.flatMap((e) => e.cameras))].sort();
+}
+
+type ImportJob = { status: string; error: string | null } | null | undefined;
+
+function importStatus(dataset: Dataset, job: ImportJob): Pick<DatasetSummary, "importStatus" | "importError"> {
+  if (dataset.source !== "import") return { importStatus: null, importError: null };
+  if (job && (job.status === "failed" || job.status === "cancelled")) return { importStatus: "failed", importError: job.error ?? `The import was ${job.status}` };
+  return { importStatus: dataset.importedVersion ? "imported" : "importing", importError: null };
 }
 
 function toEpisodeSummary(e: Episode, job: JobInfo | undefined, fps: number | null): EpisodeSummary {
@@ -42,6 +51,7 @@ function toEpisodeSummary(e: Episode, job: JobInfo | undefined, fps: number | nu
     length: e.length,
     durationS: e.length !== null && rate ? e.length / rate : null,
     cameras: e.cameras,
+    missingVideos: e.missingVideos,
     error: e.error ?? (job && (job.status === "failed" || job.status === "cancelled") ? (job.error ?? `The encoding job was ${job.status}`) : null),
     jobId: e.jobId,
     jobProgress: job ? job.progress : null,
@@ -56,7 +66,7 @@ async function jobsFor(db: Db, episodes: Pick<Episode, "jobId">[]): Promise<Map<
   return new Map(jobs.map((j) => [j.id, j]));
 }
 
-function summarize(dataset: Dataset, episodes: Episode[], jobs: Map<string, JobInfo>): DatasetSummary {
+function summarize(dataset: Dataset, episodes: Episode[], jobs: Map<string, JobInfo>, importJob: ImportJob): DatasetSummary {
   const counts = { ready: 0, encoding: 0, failed: 0, deleted: 0 };
   let totalFrames = 0;
   for (const e of episodes) {
@@ -77,6 +87,8 @@ function summarize(dataset: Dataset, episodes: Episode[], jobs: Map<string, JobI
     robotType: dataset.robotType,
     cameras: cameraList(dataset, episodes),
     missingVideos: dataset.missingVideos,
+    episodesWithoutVideo: episodes.filter((e) => !e.deletedAt && e.missingVideos.length).map((e) => e.number).sort((a, b) => a - b),
+    ...importStatus(dataset, importJob),
     episodes: counts,
     totalFrames,
     builtAt: dataset.builtAt,
@@ -84,10 +96,21 @@ function summarize(dataset: Dataset, episodes: Episode[], jobs: Map<string, JobI
   };
 }
 
+/** The latest import job of each imported dataset. */
+async function importJobsFor(db: Db, orgId: string, datasets: Dataset[]): Promise<Map<string, { status: string; error: string | null }>> {
+  const ids = datasets.filter((d) => d.source === "import").map((d) => d.id);
+  if (!ids.length) return new Map();
+  const rows = await db.$queryRaw<{ datasetId: string; status: string; error: string | null }[]>`
+    SELECT DISTINCT ON ("payload"->>'datasetId') "payload"->>'datasetId' AS "datasetId", "status"::text AS "status", "error"
+    FROM "Job" WHERE "orgId" = ${orgId}::uuid AND "kind" = ${importDatasetJob.name} AND "payload"->>'datasetId' = ANY(${ids}::text[])
+    ORDER BY "payload"->>'datasetId', "createdAt" DESC`;
+  return new Map(rows.map((r) => [r.datasetId, r]));
+}
+
 export async function listDatasets(db: Db, { orgId }: { orgId: string }): Promise<DatasetSummary[]> {
   const datasets = await db.dataset.findMany({ where: { orgId }, orderBy: { createdAt: "desc" }, include: { episodes: true } });
-  const jobs = await jobsFor(db, datasets.flatMap((d) => d.episodes));
-  return datasets.map((d) => summarize(d, d.episodes, jobs));
+  const [jobs, imports] = await Promise.all([jobsFor(db, datasets.flatMap((d) => d.episodes)), importJobsFor(db, orgId, datasets)]);
+  return datasets.map((d) => summarize(d, d.episodes, jobs, imports.get(d.id)));
 }
 
 async function findDataset(db: Db, orgId: string, datasetId: string): Promise<Dataset> {
@@ -112,11 +135,14 @@ export async function getDataset(db: Db, { orgId, datasetId }: { orgId: string; 
     dataset.source === "import"
       ? await db.job.findFirst({ where: { orgId, kind: importDatasetJob.name, payload: { path: ["datasetId"], equals: dataset.id } }, orderBy: { createdAt: "desc" }, select: { id: true, status: true, progress: true, step: true, error: true } })
       : null;
+  const keys = datasetKeys(dataset);
+  const featureMap = featureMapSchema.safeParse(dataset.featureMap);
   return {
-    ...summarize(dataset, episodes, jobs),
+    ...summarize(dataset, episodes, jobs, importJob),
     description: dataset.description,
     importJob,
-    jointNames: { action: featureNames(dataset.features, "action"), state: featureNames(dataset.features, "observation.state") },
+    jointNames: { action: featureNames(dataset.features, keys.action), state: featureNames(dataset.features, keys.state) },
+    featureMap: featureMap.success ? featureMap.data : null,
     tasks: [...tasks].map(([text, count]) => ({ text, episodes: count })),
     episodeList: episodes.map((e) => toEpisodeSummary(e, e.jobId ? jobs.get(e.jobId) : undefined, dataset.fps)),
   };
@@ -132,7 +158,8 @@ export async function getEpisode(db: Db, { orgId, episodeId, settings }: { orgId
   const summary = toEpisodeSummary(episode, episode.jobId ? jobs.get(episode.jobId) : undefined, episode.dataset.fps);
   const dir = episodeStoreDir(settings, episode.datasetId, episode.id);
   const stored = episode.status === "ready" ? await readStoredEpisode(dir).catch(() => null) : null;
-  const cameras = episode.cameras.length ? episode.cameras : cameraList(episode.dataset, [episode]);
+  const all = cameraList(episode.dataset, [episode]);
+  const cameras = episode.dataset.featureMap ? all : episode.cameras.length ? episode.cameras : all;
   const videos = await Promise.all(
     cameras.map(async (camera) => {
       const v = stored?.videos[camera];
@@ -141,6 +168,7 @@ export async function getEpisode(db: Db, { orgId, episodeId, settings }: { orgId
     }),
   );
   const width = (rows: number[][]) => rows[0]?.length ?? 0;
+  const keys = datasetKeys(episode.dataset);
   const names = (key: string, n: number) => {
     const given = featureNames(episode.dataset.features, key);
     return given.length === n ? given : Array.from({ length: n }, (_, i) => `motor_${i}`);
@@ -151,7 +179,7 @@ export async function getEpisode(db: Db, { orgId, episodeId, settings }: { orgId
   return {
     episode: summary,
     dataset: { id: episode.dataset.id, repoId: episode.dataset.repoId, fps: episode.dataset.fps, missingVideos: episode.dataset.missingVideos },
-    jointNames: { action: names("action", width(action)), state: names("observation.state", width(state)) },
+    jointNames: { action: names(keys.action, width(action)), state: names(keys.state, width(state)) },
     frames: stored ? { timestamp: stored.rows.map((_, i) => i / fps), state, action } : null,
     videos,
   };

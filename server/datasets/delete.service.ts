@@ -1,7 +1,7 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import { recordAudit } from "../audit/audit.service";
-import { hasRole, type OrgActor } from "../auth/roles";
+import { hasRole, type OrgActor, type Role } from "../auth/roles";
 import type { Db } from "../db";
 import { AppError } from "../errors";
 import { encodeEpisodeJob, importDatasetJob } from "../jobs/catalog";
@@ -143,7 +143,7 @@ export interface DeletedDataset {
  * its episodes is encoding or it is being imported: a job that is cancelled stops only when it
  * next looks, and could still write into the dataset's folders after they were removed.
  */
-export async function deleteDataset(db: Db, input: { actor: OrgActor; datasetId: string; settings: DeleteDatasetEnv }): Promise<DeletedDataset> {
+export async function deleteDataset(db: Db, input: { actor: OrgActor; datasetId: string; settings: DeleteDatasetEnv; minRole?: Role }): Promise<DeletedDataset> {
   const deleted = await deleteDatasetRows(db, input);
   // The dataset is gone either way; what is not removed now is swept by the next delete.
   await emptyTrash(db, input.settings, deleted.id).catch((error: unknown) => console.error(`Could not remove the files of the deleted dataset ${deleted.repoId}`, error));
@@ -158,9 +158,10 @@ export async function deleteDataset(db: Db, input: { actor: OrgActor; datasetId:
  */
 export async function deleteDatasetRows(
   db: Db,
-  { actor, datasetId, settings }: { actor: OrgActor; datasetId: string; settings: DeleteDatasetEnv },
+  { actor, datasetId, settings, minRole = "admin" }: { actor: OrgActor; datasetId: string; settings: DeleteDatasetEnv; minRole?: Role },
 ): Promise<DeletedDataset> {
-  if (!hasRole(actor.role, "admin")) throw new AppError("FORBIDDEN", `Only admins and owners can delete a dataset; you are ${actor.role === "operator" ? "an" : "a"} ${actor.role} here`);
+  // An import that replaces a failed one of the same name lowers this to operator (import.service.ts).
+  if (!hasRole(actor.role, minRole)) throw new AppError("FORBIDDEN", `Only admins and owners can delete a dataset; you are ${actor.role === "operator" ? "an" : "a"} ${actor.role} here`);
   const dataset = await db.dataset.findFirst({ where: { id: datasetId, orgId: actor.orgId } });
   if (!dataset) throw new AppError("NOT_FOUND", "No such dataset in this organisation");
 

@@ -1,6 +1,5 @@
 import fs from "node:fs/promises";
 import path from "node:path";
-import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
 import { recordAudit } from "../audit/audit.service";
 import type { OrgActor } from "../auth/roles";
 import type { Db } from "../db";
@@ -11,21 +10,23 @@ import { enqueue } from "../jobs/enqueue";
 import type { ProgressReporter } from "../jobs/progress";
 import { codecOptions, encodeSegment, mediaTools, probeVideo, sampleFramesRgb, type MediaTools } from "../media/ffmpeg";
 import { rebuildDataset } from "./builder.service";
-import { cameraNameSchema, featuresToJson, parseRepoId, resolveInside } from "./datasets.schemas";
+import { featuresToJson, parseRepoId, type FeatureMap, type ImportInspection, type ImportMapping, type StoredFeature } from "./datasets.schemas";
+import { deleteDataset, type DeleteDatasetEnv } from "./delete.service";
 import type { EncodeEnv } from "./encode.service";
 import { episodeStoreDir, storedVideoPath, tempPath, writeStoredEpisode, type StoredEpisode } from "./episode-store";
-import { imageStats, sampleIndices, type FeatureStats } from "./lerobot/stats";
-import type { FrameRow } from "./raw-episode";
+import { detectFeatures, extraKeys, flatNames, resolveFeatureMap } from "./feature-map";
+import { declaredEpisodes, findDatasetRoot, readSourceEpisodes } from "./lerobot/source";
+import { imageStats, sampleIndices } from "./lerobot/stats";
 
-// Imports an existing LeRobot dataset, v3.0 (meta/episodes/*.parquet, concatenated videos) or
-// v2.1 (meta/episodes.jsonl, one parquet and one MP4 per episode). Each episode becomes an
-// episode of a Gantry dataset with its own rows and videos, and the dataset is then written
-// in v3.0's layout like any other. Videos that are missing are recorded as such: the joints
-// still import and show.
+// Imports an existing LeRobot dataset, v3.0 or v2.1 (lerobot/source.ts reads both). Each
+// episode becomes an episode of a Gantry dataset with its own rows and videos, and the dataset
+// is then written in v3.0's layout like any other, under its own feature names (feature-map.ts).
+// Nothing is dropped unsaid: features left out are listed on the dataset, cameras whose videos
+// are all missing are recorded as such, and an episode missing a video that others have is
+// imported and flagged (and kept out of the dataset's files, which must hold every video they
+// declare). A failed import leaves no half-made episodes, and its repo id can be imported again.
 
-const IMAGE_PREFIX = "observation.images.";
-
-export interface ImportSettings extends EncodeEnv {
+export interface ImportSettings extends EncodeEnv, DeleteDatasetEnv {
   datasetImportRoots: string[];
 }
 
@@ -44,39 +45,79 @@ export async function resolveImportFolder(settings: { datasetImportRoots: string
   return real;
 }
 
-/** Finds the dataset root: the folder itself or its only subfolder, holding meta/info.json. */
-export async function findDatasetRoot(dir: string): Promise<{ root: string; version: "v2.1" | "v3.0"; info: Record<string, unknown> }> {
-  for (const candidate of [dir, ...(await fs.readdir(dir, { withFileTypes: true }).catch(() => [])).filter((d) => d.isDirectory()).map((d) => path.join(dir, d.name))]) {
-    const text = await fs.readFile(path.join(candidate, "meta/info.json"), "utf8").catch(() => null);
-    if (text === null) continue;
-    let info: Record<string, unknown>;
-    try {
-      info = JSON.parse(text);
-    } catch {
-      throw new AppError("BAD_REQUEST", "meta/info.json is not JSON");
-    }
-    const version = String(info.codebase_version ?? "");
-    if (version !== "v2.1" && version !== "v3.0") throw new AppError("BAD_REQUEST", `This is a LeRobot ${version || "(unversioned)"} dataset; Gantry imports v2.1 and v3.0 (convert older ones with LeRobot first)`);
-    return { root: candidate, version, info };
-  }
-  throw new AppError("BAD_REQUEST", "No meta/info.json found: this is not a LeRobot dataset folder");
+/** What an import of the dataset under `dir` would take: its features and the mapping proposed. */
+export async function inspectDataset(dir: string): Promise<ImportInspection> {
+  const { version, info } = await findDatasetRoot(dir);
+  const fps = Number(info.fps);
+  return {
+    version,
+    fps: Number.isInteger(fps) && fps > 0 ? fps : null,
+    robotType: typeof info.robot_type === "string" ? info.robot_type : null,
+    episodes: declaredEpisodes(info),
+    ...detectFeatures(sourceFeatures(info)),
+  };
+}
+
+function sourceFeatures(info: Record<string, unknown>): Record<string, StoredFeature> {
+  const features = info.features;
+  if (!features || typeof features !== "object" || Array.isArray(features)) throw new AppError("BAD_REQUEST", "meta/info.json has no features: this is not a LeRobot dataset, or its info.json is damaged");
+  return features as Record<string, StoredFeature>;
+}
+
+/** Checks a mapping (or the proposal) against the dataset before anything is created: a 400 names the features found. */
+export async function checkImportMapping(dir: string, mapping: ImportMapping | null | undefined): Promise<FeatureMap> {
+  const { info } = await findDatasetRoot(dir);
+  return resolveFeatureMap(sourceFeatures(info), mapping);
+}
+
+/** What an import from a server folder would take, for the person to confirm. */
+export async function inspectImportFolder({ input, settings }: { input: { path: string }; settings: { datasetImportRoots: string[] } }): Promise<ImportInspection> {
+  return inspectDataset(await resolveImportFolder(settings, input.path));
 }
 
 /** Starts an import from a folder on the server. */
-export async function importDatasetFromFolder(db: Db, { actor, input, settings }: { actor: OrgActor; input: { path: string; repoId: string }; settings: ImportSettings }): Promise<{ datasetId: string; jobId: string }> {
+export async function importDatasetFromFolder(db: Db, { actor, input, settings }: { actor: OrgActor; input: { path: string; repoId: string; mapping?: ImportMapping }; settings: ImportSettings }): Promise<{ datasetId: string; jobId: string }> {
   const folder = await resolveImportFolder(settings, input.path);
   const { root } = await findDatasetRoot(folder);
-  return startImport(db, { actor, repoId: input.repoId, sourceDir: root, removeSource: false, from: input.path });
+  await checkImportMapping(root, input.mapping);
+  return startImport(db, { actor, repoId: input.repoId, sourceDir: root, removeSource: false, from: input.path, mapping: input.mapping, settings });
 }
 
-/** Creates the dataset and queues its import, in one transaction. */
-export async function startImport(db: Db, { actor, repoId, sourceDir, removeSource, from }: { actor: OrgActor; repoId: string; sourceDir: string; removeSource: boolean; from: string }): Promise<{ datasetId: string; jobId: string }> {
+type ImportJobRow = { status: string; error: string | null };
+
+/** A dataset's latest import job (null when it was not imported). */
+export async function latestImportJob(db: Db, datasetId: string): Promise<(ImportJobRow & { id: string; progress: number; step: string | null }) | null> {
+  return db.job.findFirst({ where: { kind: importDatasetJob.name, payload: { path: ["datasetId"], equals: datasetId } }, orderBy: { createdAt: "desc" }, select: { id: true, status: true, progress: true, step: true, error: true } });
+}
+
+const hasFailed = (job: ImportJobRow | null) => job !== null && (job.status === "failed" || job.status === "cancelled");
+
+/**
+ * Refuses a repo id the organisation already uses, before an upload is read. A dataset whose
+ * import failed and that holds no episode does not keep its name: a new import replaces it.
+ */
+export async function checkRepoIdFree(db: Db, { orgId, repoId }: { orgId: string; repoId: string }): Promise<{ replaces: string | null }> {
   const id = parseRepoId(repoId);
+  const existing = await db.dataset.findFirst({ where: { orgId, repoId: id }, select: { id: true, source: true, _count: { select: { episodes: { where: { status: "ready" } } } } } });
+  if (!existing) return { replaces: null };
+  if (existing.source === "import" && existing._count.episodes === 0 && hasFailed(await latestImportJob(db, existing.id))) return { replaces: existing.id };
+  throw new AppError("CONFLICT", `Your organisation already has a dataset named ${id}; choose another repo id`);
+}
+
+/** Creates the dataset and queues its import, in one transaction (replacing a failed import of the same name first). */
+export async function startImport(
+  db: Db,
+  { actor, repoId, sourceDir, removeSource, from, mapping, settings }: { actor: OrgActor; repoId: string; sourceDir: string; removeSource: boolean; from: string; mapping?: ImportMapping; settings: DeleteDatasetEnv },
+): Promise<{ datasetId: string; jobId: string }> {
+  const id = parseRepoId(repoId);
+  const { replaces } = await checkRepoIdFree(db, { orgId: actor.orgId, repoId: id });
+  // Only an operator's right is needed: what goes is a failed import with nothing in it.
+  if (replaces) await deleteDataset(db, { actor, datasetId: replaces, settings, minRole: "operator" });
   try {
     return await db.$transaction(async (tx) => {
       const dataset = await tx.dataset.create({ data: { orgId: actor.orgId, repoId: id, source: "import", createdById: actor.userId } });
-      const { jobId } = await enqueue(importDatasetJob, { datasetId: dataset.id, sourceDir, removeSource }, { tx, orgId: actor.orgId, createdById: actor.userId });
-      await recordAudit(tx, { orgId: actor.orgId, actor, action: "dataset.import", target: dataset.id, data: { repoId: id, from } });
+      const { jobId } = await enqueue(importDatasetJob, { datasetId: dataset.id, sourceDir, removeSource, ...(mapping ? { mapping } : {}) }, { tx, orgId: actor.orgId, createdById: actor.userId });
+      await recordAudit(tx, { orgId: actor.orgId, actor, action: "dataset.import", target: dataset.id, data: { repoId: id, from, ...(mapping ? { mapping } : {}), ...(replaces ? { replaces } : {}) } });
       return { datasetId: dataset.id, jobId };
     });
   } catch (error) {
@@ -85,190 +126,73 @@ export async function startImport(db: Db, { actor, repoId, sourceDir, removeSour
   }
 }
 
-interface SourceEpisode {
-  index: number;
-  task: string;
-  length: number;
-  rows: FrameRow[];
-  /** camera → where its frames are. */
-  videos: Record<string, { file: string; from: number } | null>;
-  importedStats: Record<string, FeatureStats>;
-}
-
-const num = (v: unknown) => (typeof v === "bigint" ? Number(v) : Number(v));
-
-function flatNames(names: unknown): string[] | null {
-  if (Array.isArray(names)) return names.map(String);
-  if (names && typeof names === "object") {
-    const first = Object.values(names as Record<string, unknown>).find(Array.isArray);
-    return first ? (first as unknown[]).map(String) : null;
-  }
-  return null;
-}
-
-function toRows(raw: Record<string, unknown>[], extras: string[]): FrameRow[] {
-  return raw.map((r, i) => {
-    const vector = (v: unknown) => Array.from((v ?? []) as ArrayLike<unknown>, num);
-    const extra: Record<string, number> = {};
-    for (const k of extras) {
-      const v = r[k];
-      extra[k] = Array.isArray(v) || ArrayBuffer.isView(v) ? num((v as ArrayLike<unknown>)[0]) : num(v);
-    }
-    return { frame_index: i, timestamp: num(r.timestamp ?? i), "observation.state": vector(r["observation.state"]), action: vector(r.action), extra };
-  });
-}
-
-async function readParquetRows(file: string): Promise<Record<string, unknown>[]> {
-  return (await parquetReadObjects({ file: await asyncBufferFromFile(file) })) as Record<string, unknown>[];
-}
-
-const fill = (pattern: string, values: Record<string, string | number>) =>
-  pattern.replace(/\{(\w+)(?::0?(\d+)d)?\}/g, (_, key: string, width?: string) => {
-    const v = values[key];
-    return typeof v === "number" && width ? String(v).padStart(Number(width), "0") : String(v);
-  });
-
-async function exists(file: string): Promise<boolean> {
-  return fs.stat(file).then(() => true, () => false);
-}
-
-function statsFrom(row: Record<string, unknown>, key: string): FeatureStats | null {
-  const get = (stat: string) => row[`stats/${key}/${stat}`];
-  if (get("mean") === undefined) return null;
-  const flat = (v: unknown): number[] => (Array.isArray(v) ? (v as unknown[]).flat(3).map(num) : []);
-  return { min: flat(get("min")), max: flat(get("max")), mean: flat(get("mean")), std: flat(get("std")), count: [num(flat(get("count"))[0] ?? 0)], q01: flat(get("q01")), q10: flat(get("q10")), q50: flat(get("q50")), q90: flat(get("q90")), q99: flat(get("q99")) };
-}
-
-/** Reads every episode of a v3.0 or v2.1 dataset. */
-async function readSourceEpisodes(root: string, version: "v2.1" | "v3.0", info: Record<string, unknown>, cameras: string[], extras: string[]): Promise<SourceEpisode[]> {
-  const videoPath = typeof info.video_path === "string" ? info.video_path : null;
-  const dataPath = String(info.data_path ?? "");
-  const inside = (rel: string) => resolveInside(root, rel);
-  const episodes: SourceEpisode[] = [];
-  if (version === "v3.0") {
-    const metaDir = inside("meta/episodes");
-    const metaFiles: string[] = [];
-    for (const chunk of (await fs.readdir(metaDir).catch(() => [])).sort()) for (const f of (await fs.readdir(path.join(metaDir, chunk)).catch(() => [])).sort()) if (f.endsWith(".parquet")) metaFiles.push(path.join(metaDir, chunk, f));
-    if (!metaFiles.length) throw new AppError("BAD_REQUEST", "meta/episodes/ has no parquet files");
-    const metaRows = (await Promise.all(metaFiles.map(readParquetRows))).flat().sort((a, b) => num(a.episode_index) - num(b.episode_index));
-    const dataCache = new Map<string, Map<number, Record<string, unknown>[]>>();
-    for (const m of metaRows) {
-      const index = num(m.episode_index);
-      const rel = fill(dataPath, { chunk_index: num(m["data/chunk_index"]), file_index: num(m["data/file_index"]) });
-      let byEpisode = dataCache.get(rel);
-      if (!byEpisode) {
-        byEpisode = new Map();
-        const file = inside(rel);
-        if (!(await exists(file))) throw new AppError("BAD_REQUEST", `${rel} is missing: the dataset's frames are needed to import it`);
-        for (const r of await readParquetRows(file)) {
-          const e = num(r.episode_index);
-          if (!byEpisode.has(e)) byEpisode.set(e, []);
-          byEpisode.get(e)!.push(r);
-        }
-        dataCache.set(rel, byEpisode);
-      }
-      const raw = (byEpisode.get(index) ?? []).sort((a, b) => num(a.frame_index) - num(b.frame_index));
-      if (raw.length !== num(m.length)) throw new AppError("BAD_REQUEST", `Episode ${index}: ${rel} has ${raw.length} frames, meta/episodes says ${num(m.length)}`);
-      const videos: SourceEpisode["videos"] = {};
-      for (const camera of cameras) {
-        const key = IMAGE_PREFIX + camera;
-        const chunk = m[`videos/${key}/chunk_index`];
-        if (!videoPath || chunk === undefined) {
-          videos[camera] = null;
-          continue;
-        }
-        const file = inside(fill(videoPath, { video_key: key, chunk_index: num(chunk), file_index: num(m[`videos/${key}/file_index`]) }));
-        videos[camera] = (await exists(file)) ? { file, from: num(m[`videos/${key}/from_timestamp`]) } : null;
-      }
-      const importedStats: Record<string, FeatureStats> = {};
-      for (const camera of cameras) {
-        const s = statsFrom(m, IMAGE_PREFIX + camera);
-        if (s) importedStats[camera] = s;
-      }
-      const tasks = Array.isArray(m.tasks) ? (m.tasks as unknown[]).map(String) : [];
-      episodes.push({ index, task: tasks[0] ?? "", length: raw.length, rows: toRows(raw, extras), videos, importedStats });
-    }
-    return episodes;
-  }
-  // v2.1
-  const lines = async (rel: string) =>
-    (await fs.readFile(inside(rel), "utf8").catch(() => {
-      throw new AppError("BAD_REQUEST", `${rel} is missing`);
-    }))
-      .split("\n")
-      .filter((l) => l.trim())
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  const metaRows = (await lines("meta/episodes.jsonl")).sort((a, b) => num(a.episode_index) - num(b.episode_index));
-  const chunksSize = num(info.chunks_size ?? 1000) || 1000;
-  for (const m of metaRows) {
-    const index = num(m.episode_index);
-    const chunk = Math.floor(index / chunksSize);
-    const rel = fill(dataPath, { episode_chunk: chunk, episode_index: index });
-    const file = inside(rel);
-    if (!(await exists(file))) throw new AppError("BAD_REQUEST", `${rel} is missing: the dataset's frames are needed to import it`);
-    const raw = (await readParquetRows(file)).sort((a, b) => num(a.frame_index) - num(b.frame_index));
-    const videos: SourceEpisode["videos"] = {};
-    for (const camera of cameras) {
-      const video = videoPath ? inside(fill(videoPath, { episode_chunk: chunk, video_key: IMAGE_PREFIX + camera, episode_index: index })) : null;
-      videos[camera] = video && (await exists(video)) ? { file: video, from: 0 } : null;
-    }
-    const tasks = Array.isArray(m.tasks) ? (m.tasks as unknown[]).map(String) : [];
-    episodes.push({ index, task: tasks[0] ?? "", length: raw.length, rows: toRows(raw, extras), videos, importedStats: {} });
-  }
-  return episodes;
-}
-
 export interface ImportJobInput {
   datasetId: string;
   sourceDir: string;
   removeSource: boolean;
+  /** The person's mapping; the proposal when left out. */
+  mapping?: ImportMapping;
   settings: ImportSettings;
   progress: ProgressReporter;
   signal?: AbortSignal;
 }
 
+export interface ImportResult {
+  episodes: number;
+  /** Cameras with no video in any episode. */
+  missingVideos: string[];
+  /** Episode numbers missing a video that other episodes have: imported, flagged, kept out of the files. */
+  episodesWithoutVideo: number[];
+}
+
+const list = (items: Array<string | number>) => (items.length <= 1 ? items.join("") : `${items.slice(0, -1).join(", ")} and ${items.at(-1)}`);
+
 /** The import job: reads the source, stores each episode, writes the v3.0 dataset. Safe to run again. */
-export async function runImport(db: Db, { datasetId, sourceDir, removeSource, settings, progress, signal }: ImportJobInput): Promise<{ episodes: number; missingVideos: string[] }> {
+export async function runImport(db: Db, { datasetId, sourceDir, removeSource, mapping, settings, progress, signal }: ImportJobInput): Promise<ImportResult> {
   const dataset = await db.dataset.findUnique({ where: { id: datasetId } });
   if (!dataset) throw new AppError("NOT_FOUND", "The dataset was deleted before it was imported");
   await progress.step("Reading the dataset", 0.02);
   const { root, version, info } = await findDatasetRoot(sourceDir);
-  const features = (info.features ?? {}) as Record<string, { dtype?: string; shape?: number[]; names?: unknown }>;
-  if (!features.action || !features["observation.state"]) throw new AppError("BAD_REQUEST", "The dataset has no action or observation.state feature; Gantry needs both");
-  const fps = num(info.fps);
+  const features = sourceFeatures(info);
+  const map = resolveFeatureMap(features, mapping);
+  const fps = Number(info.fps);
   if (!Number.isInteger(fps) || fps < 1) throw new AppError("BAD_REQUEST", "meta/info.json has no valid fps");
-  const videoKeys = Object.keys(features).filter((k) => features[k].dtype === "video");
-  const skipped = videoKeys.filter((k) => !k.startsWith(IMAGE_PREFIX) || !cameraNameSchema.safeParse(k.slice(IMAGE_PREFIX.length)).success);
-  if (skipped.length) await progress.log(`Skipping video features Gantry cannot name as cameras: ${skipped.join(", ")}`, "warn");
-  const cameras = videoKeys.filter((k) => !skipped.includes(k)).map((k) => k.slice(IMAGE_PREFIX.length));
-  const builtIn = new Set(["action", "observation.state", "timestamp", "frame_index", "episode_index", "index", "task_index"]);
-  const extras = Object.keys(features).filter((k) => !builtIn.has(k) && ["float32", "float64", "int64", "int32", "bool"].includes(String(features[k].dtype)) && (features[k].shape ?? [1]).reduce((a, b) => a * b, 1) === 1);
+  await progress.log(`Action ${map.action}, state ${map.state}, cameras ${map.cameras.map((c) => c.key).join(", ") || "none"}`);
+  if (map.dropped.length) await progress.log(`Left out: ${map.dropped.map((d) => `${d.key} (${d.reason})`).join("; ")}`, "warn");
+  const cameras = map.cameras.map((c) => c.camera);
 
-  const source = await readSourceEpisodes(root, version, info, cameras, extras);
+  const source = await readSourceEpisodes(root, version, info, map, extraKeys(features, map));
   if (!source.length) throw new AppError("BAD_REQUEST", "The dataset has no episodes");
   const missing = cameras.filter((c) => source.every((e) => !e.videos[c]));
-  const partial = cameras.filter((c) => !missing.includes(c) && source.some((e) => !e.videos[c]));
-  if (partial.length) throw new AppError("BAD_REQUEST", `Some episodes lack their ${partial.join(", ")} video; import needs each camera's videos for every episode or for none`);
-  const tools = cameras.length > missing.length ? mediaTools(settings) : null;
+  const present = cameras.filter((c) => !missing.includes(c));
+  const tools = present.length ? mediaTools(settings) : null;
+  const episodeStore = path.join(settings.DATASETS_DIR, ".store", datasetId, "episodes");
 
   // A run after a crash starts over: the episodes of an earlier attempt go first.
-  await db.episode.deleteMany({ where: { datasetId } });
-  await fs.rm(path.join(settings.DATASETS_DIR, ".store", datasetId, "episodes"), { recursive: true, force: true });
+  const clear = async () => {
+    await db.episode.deleteMany({ where: { datasetId } });
+    await fs.rm(episodeStore, { recursive: true, force: true });
+  };
+  await clear();
   const created: string[] = [];
-  for (const [i, e] of source.entries()) {
-    if (signal?.aborted) throw signal.reason ?? new Error("Cancelled");
-    await progress.set(0.05 + 0.85 * (i / source.length), `Episode ${e.index}: ${e.length} frames`);
-    const episode = await db.episode.create({
-      data: { orgId: dataset.orgId, datasetId, number: e.index, status: "encoding", mode: "import", task: e.task, fps, length: e.length, cameras: cameras.filter((c) => !missing.includes(c)), datasetIndex: i },
-    });
-    created.push(episode.id);
-    const dir = episodeStoreDir(settings, datasetId, episode.id);
-    await fs.mkdir(dir, { recursive: true });
-    const videos: StoredEpisode["videos"] = {};
-    const stats: NonNullable<StoredEpisode["imageStats"]> = {};
-    for (const camera of cameras) {
-      const v = e.videos[camera];
-      if (v && tools) {
+  const withoutVideo: number[] = [];
+  try {
+    for (const [i, e] of source.entries()) {
+      if (signal?.aborted) throw signal.reason ?? new Error("Cancelled");
+      await progress.set(0.05 + 0.85 * (i / source.length), `Episode ${e.index}: ${e.length} frames`);
+      const lacking = present.filter((c) => !e.videos[c]);
+      if (lacking.length) withoutVideo.push(e.index);
+      const episode = await db.episode.create({
+        data: { orgId: dataset.orgId, datasetId, number: e.index, status: "encoding", mode: "import", task: e.task, fps, length: e.length, cameras: present.filter((c) => !lacking.includes(c)), missingVideos: lacking, datasetIndex: null },
+      });
+      created.push(episode.id);
+      const dir = episodeStoreDir(settings, datasetId, episode.id);
+      await fs.mkdir(dir, { recursive: true });
+      const videos: StoredEpisode["videos"] = {};
+      const stats: NonNullable<StoredEpisode["imageStats"]> = {};
+      for (const camera of present) {
+        const v = e.videos[camera];
+        if (!v || !tools) continue;
         const target = storedVideoPath(dir, camera);
         await copyEpisodeVideo(tools, settings, v, e.length, fps, target, version, signal);
         const probe = await probeVideo(tools, target);
@@ -276,36 +200,43 @@ export async function runImport(db: Db, { datasetId, sourceDir, removeSource, se
         videos[camera] = probe;
         const sampled = await sampleFramesRgb(tools, target, { width: probe.width, height: probe.height, indices: sampleIndices(e.length) });
         stats[camera] = imageStats(sampled.pixels, sampled.frames);
-      } else if (e.importedStats[camera]) {
-        stats[camera] = e.importedStats[camera];
       }
+      await writeStoredEpisode(dir, { fps, rows: e.rows, videos, imageStats: stats });
     }
-    await writeStoredEpisode(dir, { fps, rows: e.rows, videos, imageStats: stats });
-  }
+    if (withoutVideo.length) await progress.log(`Episode${withoutVideo.length === 1 ? "" : "s"} ${list(withoutVideo)} ha${withoutVideo.length === 1 ? "s" : "ve"} no video for a camera the others have: imported and flagged, and kept out of the dataset's files`, "warn");
 
-  await progress.step("Writing the dataset", 0.92);
-  const actionNames = flatNames(features.action.names);
-  const stateNames = flatNames(features["observation.state"].names);
-  const keptFeatures: Record<string, unknown> = { action: { ...features.action, names: actionNames }, "observation.state": { ...features["observation.state"], names: stateNames } };
-  for (const c of cameras) keptFeatures[IMAGE_PREFIX + c] = features[IMAGE_PREFIX + c];
-  await rebuildDataset(db, {
-    datasetId,
-    settings,
-    signal,
-    change: async (tx) => {
-      await tx.dataset.update({
-        where: { id: datasetId },
-        data: { fps, robotType: typeof info.robot_type === "string" ? info.robot_type : null, importedVersion: version, missingVideos: missing.map((c) => IMAGE_PREFIX + c), features: featuresToJson(keptFeatures) as Prisma.InputJsonValue },
-      });
-      await tx.episode.updateMany({ where: { id: { in: created } }, data: { status: "ready" } });
-    },
-  });
-  if (missing.length) await progress.log(`The dataset has no videos for ${missing.map((c) => IMAGE_PREFIX + c).join(", ")}: its joints are imported, its videos are missing`, "warn");
+    await progress.step("Writing the dataset", 0.92);
+    const kept: Record<string, unknown> = { [map.action]: { ...features[map.action], names: flatNames(features[map.action].names) }, [map.state]: { ...features[map.state], names: flatNames(features[map.state].names) } };
+    await rebuildDataset(db, {
+      datasetId,
+      settings,
+      signal,
+      change: async (tx) => {
+        await tx.dataset.update({
+          where: { id: datasetId },
+          data: {
+            fps,
+            robotType: typeof info.robot_type === "string" ? info.robot_type : null,
+            importedVersion: version,
+            missingVideos: map.cameras.filter((c) => missing.includes(c.camera)).map((c) => c.key),
+            featureMap: map as Prisma.InputJsonValue,
+            features: featuresToJson(kept) as Prisma.InputJsonValue,
+          },
+        });
+        await tx.episode.updateMany({ where: { id: { in: created } }, data: { status: "ready" } });
+      },
+    });
+  } catch (error) {
+    // Nothing half-imported stays behind: the dataset shows the import failed, with no episodes.
+    await clear().catch(() => {});
+    throw error;
+  }
+  if (missing.length) await progress.log(`The dataset has no videos for ${list(map.cameras.filter((c) => missing.includes(c.camera)).map((c) => c.key))}: its joints are imported, its videos are missing`, "warn");
   if (removeSource) {
     await fs.rm(sourceDir, { recursive: true, force: true });
     await fs.rmdir(path.dirname(sourceDir)).catch(() => {}); // the upload's staging folder, when empty
   }
-  return { episodes: source.length, missingVideos: missing };
+  return { episodes: source.length, missingVideos: missing, episodesWithoutVideo: withoutVideo };
 }
 
 /**

@@ -93,6 +93,8 @@ export const importDatasetJob = defineJob({
     sourceDir: z.string().min(1).max(4096),
     /** An unpacked upload, removed once imported. */
     removeSource: z.boolean().default(false),
+    /** Which features are the action, the state and the cameras, as the person confirmed them. */
+    mapping: z.object({ action: z.string().max(200), state: z.string().max(200), cameras: z.array(z.string().max(200)).max(32).optional() }).optional(),
   }),
   maxAttempts: 2,
 });

@@ -6,12 +6,10 @@ import {
   episodeDetailSchema,
   episodeIdInput,
   episodeSummarySchema,
-  importFolderInput,
   renameTaskInput,
 } from "../../datasets/datasets.schemas";
 import { deleteDataset } from "../../datasets/delete.service";
 import { deleteEpisode, getDataset, getEpisode, listDatasets, listEpisodes, renameTask, restoreEpisode, retryEpisode } from "../../datasets/datasets.service";
-import { importDatasetFromFolder } from "../../datasets/import.service";
 import { env } from "../../env";
 import { orgProcedure, router } from "../trpc";
 
@@ -36,9 +34,4 @@ export const datasetsRouter = router({
     .input(datasetIdInput)
     .output(z.object({ id: z.uuid(), repoId: z.string(), episodes: z.number(), left: z.array(z.string()) }))
     .mutation(({ ctx, input }) => deleteDataset(ctx.db, { actor: ctx.orgActor, datasetId: input.datasetId, settings: env() })),
-  /** Imports a LeRobot v2.1 or v3.0 dataset from a folder on the server (inside DATASET_IMPORT_ROOTS). */
-  importFolder: orgProcedure("operator")
-    .input(importFolderInput)
-    .output(z.object({ datasetId: z.uuid(), jobId: z.uuid() }))
-    .mutation(({ ctx, input }) => importDatasetFromFolder(ctx.db, { actor: ctx.orgActor, input, settings: env() })),
 });

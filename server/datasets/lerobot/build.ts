@@ -30,12 +30,15 @@ export interface BuildInput {
   robotType: string | null;
   /** Per-dimension names of action and observation.state (LeRobot shows them as joints). */
   names: { action: string[] | null; state: string[] | null };
-  /** Cameras, in order; the feature key is observation.images.<camera>. */
+  /** Cameras, in order; the feature key is observation.images.<camera> unless `keys` says otherwise. */
   cameras: string[];
-  /** Cameras listed in the features whose videos are absent (an import without its videos). */
-  missingCameras: string[];
-  /** The features the dataset had (an import's): kept for cameras whose videos are absent. */
-  priorFeatures?: Record<string, unknown>;
+  /**
+   * Cameras whose videos are absent (an import without its videos): not written at all, since
+   * a dataset must not declare video files it does not hold.
+   */
+  missingCameras?: string[];
+  /** The dataset's own feature names (an import's), where they are not LeRobot's usual ones. */
+  keys?: { action: string; state: string; video?: Record<string, string> };
   episodes: BuildEpisode[];
   tools: MediaTools;
   signal?: AbortSignal;
@@ -104,7 +107,10 @@ export async function buildLeRobotDataset(input: BuildInput): Promise<BuildResul
       throw new AppError("BAD_REQUEST", `Episode ${i} has ${r["observation.state"].length} state and ${r.action.length} action values; the dataset has ${stateWidth} and ${actionWidth}`);
     }
   }
-  const videoCameras = input.cameras.filter((c) => !input.missingCameras.includes(c));
+  const videoCameras = input.cameras.filter((c) => !input.missingCameras?.includes(c));
+  const actionKey = input.keys?.action ?? "action";
+  const stateKey = input.keys?.state ?? "observation.state";
+  const keyOf = (camera: string) => input.keys?.video?.[camera] ?? videoKey(camera);
   const videoInfo: Record<string, StoredEpisode["videos"][string]> = {};
   for (const camera of videoCameras) {
     for (const [i, e] of episodes.entries()) {
@@ -127,18 +133,13 @@ export async function buildLeRobotDataset(input: BuildInput): Promise<BuildResul
 
   // --- features, in LeRobot's order
   const features: Record<string, { dtype: string; shape: number[]; names: unknown; info?: unknown }> = {
-    action: { dtype: "float32", shape: [actionWidth], names: input.names.action ?? Array.from({ length: actionWidth }, (_, i) => `motor_${i}`) },
-    "observation.state": { dtype: "float32", shape: [stateWidth], names: input.names.state ?? Array.from({ length: stateWidth }, (_, i) => `motor_${i}`) },
+    [actionKey]: { dtype: "float32", shape: [actionWidth], names: input.names.action ?? Array.from({ length: actionWidth }, (_, i) => `motor_${i}`) },
+    [stateKey]: { dtype: "float32", shape: [stateWidth], names: input.names.state ?? Array.from({ length: stateWidth }, (_, i) => `motor_${i}`) },
   };
   for (const k of extras) features[k] = { dtype: "float32", shape: [1], names: null };
-  for (const camera of input.cameras) {
+  for (const camera of videoCameras) {
     const v = videoInfo[camera];
-    const prior = input.priorFeatures?.[videoKey(camera)] as (typeof features)[string] | undefined;
-    if (!v && prior) {
-      features[videoKey(camera)] = prior;
-      continue;
-    }
-    features[videoKey(camera)] = {
+    features[keyOf(camera)] = {
       dtype: "video",
       shape: v ? [v.height, v.width, 3] : [0, 0, 3],
       names: ["height", "width", "channels"],
@@ -160,12 +161,12 @@ export async function buildLeRobotDataset(input: BuildInput): Promise<BuildResul
     totalFrames += e.stored.rows.length;
   }
   for (const group of groupBySlot(episodes, dataSlots)) {
-    const cols: Record<string, unknown[]> = { action: [], "observation.state": [], timestamp: [], frame_index: [], episode_index: [], index: [], task_index: [] };
+    const cols: Record<string, unknown[]> = { action: [], state: [], timestamp: [], frame_index: [], episode_index: [], index: [], task_index: [] };
     for (const k of extras) cols[k] = [];
     for (const { item, index } of group.items) {
       item.stored.rows.forEach((r, i) => {
         cols.action.push(r.action.map(f32));
-        cols["observation.state"].push(r["observation.state"].map(f32));
+        cols.state.push(r["observation.state"].map(f32));
         for (const k of extras) cols[k].push(f32(r.extra[k]));
         // LeRobot's recorder stamps frame i at i / fps, which is where the video has it.
         cols.timestamp.push(f32(i / fps));
@@ -176,8 +177,8 @@ export async function buildLeRobotDataset(input: BuildInput): Promise<BuildResul
       });
     }
     const columns: Column[] = [
-      { name: "action", leaf: "FLOAT", depth: 1, data: cols.action },
-      { name: "observation.state", leaf: "FLOAT", depth: 1, data: cols["observation.state"] },
+      { name: actionKey, leaf: "FLOAT", depth: 1, data: cols.action },
+      { name: stateKey, leaf: "FLOAT", depth: 1, data: cols.state },
       ...extras.map((k): Column => ({ name: k, leaf: "FLOAT", depth: 0, data: cols[k] })),
       { name: "timestamp", leaf: "FLOAT", depth: 0, data: cols.timestamp },
       { name: "frame_index", leaf: "INT64", depth: 0, data: cols.frame_index },
@@ -187,7 +188,7 @@ export async function buildLeRobotDataset(input: BuildInput): Promise<BuildResul
     ];
     const file = path.join(outDir, dataFile(group.slot));
     await fs.mkdir(path.dirname(file), { recursive: true });
-    await fs.writeFile(file, parquetBytes(columns, { rowGroupSize: group.items.map((x) => x.item.stored.rows.length), kvMetadata: [huggingfaceMetadata(features)] }));
+    await fs.writeFile(file, parquetBytes(columns, { rowGroupSize: group.items.map((x) => x.item.stored.rows.length), kvMetadata: [huggingfaceMetadata(features, [actionKey, stateKey])] }));
   }
 
   // --- videos: each camera's episodes end to end; a file holding one episode is a hard link to it
@@ -195,9 +196,9 @@ export async function buildLeRobotDataset(input: BuildInput): Promise<BuildResul
   const videoSlots: Record<string, FileSlot[]> = {};
   const manifest: Record<string, string> = {};
   const videoFrom: Record<string, number[]> = {};
-  for (const camera of input.cameras) {
-    const key = videoKey(camera);
-    const sizes = await Promise.all(episodes.map(async (e) => (videoCameras.includes(camera) ? (await fs.stat(storedVideoPath(e.dir, camera))).size : 0)));
+  for (const camera of videoCameras) {
+    const key = keyOf(camera);
+    const sizes = await Promise.all(episodes.map(async (e) => (await fs.stat(storedVideoPath(e.dir, camera))).size));
     const slots = (videoSlots[camera] = assignFiles(sizes, videoLimit));
     videoFrom[camera] = [];
     for (const group of groupBySlot(episodes, slots)) {
@@ -206,7 +207,6 @@ export async function buildLeRobotDataset(input: BuildInput): Promise<BuildResul
         videoFrom[camera].push(t);
         t += item.stored.rows.length / fps;
       }
-      if (!videoCameras.includes(camera)) continue;
       const file = path.join(outDir, videoFile(key, group.slot));
       await fs.mkdir(path.dirname(file), { recursive: true });
       const inputs = group.items.map(({ item }) => storedVideoPath(item.dir, camera));
@@ -229,13 +229,13 @@ export async function buildLeRobotDataset(input: BuildInput): Promise<BuildResul
   const episodeStats: Record<string, FeatureStats>[] = episodes.map((e, index) => {
     const rows = e.stored.rows;
     const stats: Record<string, FeatureStats> = {
-      action: vectorStats(rows.map((r) => r.action.map(f32))),
-      "observation.state": vectorStats(rows.map((r) => r["observation.state"].map(f32))),
+      [actionKey]: vectorStats(rows.map((r) => r.action.map(f32))),
+      [stateKey]: vectorStats(rows.map((r) => r["observation.state"].map(f32))),
     };
     for (const k of extras) stats[k] = scalarStats(rows.map((r) => f32(r.extra[k])));
-    for (const camera of input.cameras) {
+    for (const camera of videoCameras) {
       const s = e.stored.imageStats?.[camera];
-      if (s) stats[videoKey(camera)] = s;
+      if (s) stats[keyOf(camera)] = s;
     }
     stats.timestamp = scalarStats(rows.map((_, i) => f32(i / fps)));
     stats.frame_index = scalarStats(rows.map((_, i) => i));
@@ -257,8 +257,8 @@ export async function buildLeRobotDataset(input: BuildInput): Promise<BuildResul
     { name: "dataset_from_index", leaf: "INT64", depth: 0, data: fromIndex },
     { name: "dataset_to_index", leaf: "INT64", depth: 0, data: episodes.map((e, i) => fromIndex[i] + e.stored.rows.length) },
   ];
-  for (const camera of input.cameras) {
-    const key = videoKey(camera);
+  for (const camera of videoCameras) {
+    const key = keyOf(camera);
     meta.push(
       { name: `videos/${key}/chunk_index`, leaf: "INT64", depth: 0, data: videoSlots[camera].map((s) => s.chunk) },
       { name: `videos/${key}/file_index`, leaf: "INT64", depth: 0, data: videoSlots[camera].map((s) => s.file) },
@@ -311,7 +311,7 @@ export async function buildLeRobotDataset(input: BuildInput): Promise<BuildResul
     fps,
     splits: { train: `0:${episodes.length}` },
     data_path: DATA_PATH,
-    video_path: input.cameras.length ? VIDEO_PATH : null,
+    video_path: videoCameras.length ? VIDEO_PATH : null,
     features,
   };
   await writeFileAtomic(path.join(outDir, "meta/info.json"), JSON.stringify(info, null, 4));

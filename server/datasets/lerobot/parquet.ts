@@ -42,11 +42,11 @@ export function parquetBytes(columns: Column[], { rowGroupSize, kvMetadata }: { 
 }
 
 /** The `huggingface` metadata the datasets library writes beside the data, from LeRobot features. */
-export function huggingfaceMetadata(features: Record<string, { dtype: string; shape: number[] }>): KeyValue {
+export function huggingfaceMetadata(features: Record<string, { dtype: string; shape: number[] }>, vectorKeys: string[] = ["action", "observation.state"]): KeyValue {
   const hf: Record<string, unknown> = {};
   for (const [key, f] of Object.entries(features)) {
     if (f.dtype === "video" || f.dtype === "image") continue;
-    hf[key] = key === "timestamp" || key.endsWith("_index") || key === "index" ? { dtype: f.dtype, _type: "Value" } : f.shape[0] === 1 && !["action", "observation.state"].includes(key) ? { dtype: f.dtype, _type: "Value" } : { feature: { dtype: f.dtype, _type: "Value" }, length: f.shape[0], _type: "List" };
+    hf[key] = key === "timestamp" || key.endsWith("_index") || key === "index" ? { dtype: f.dtype, _type: "Value" } : f.shape[0] === 1 && !vectorKeys.includes(key) ? { dtype: f.dtype, _type: "Value" } : { feature: { dtype: f.dtype, _type: "Value" }, length: f.shape[0], _type: "List" };
   }
   return { key: "huggingface", value: JSON.stringify({ info: { features: hf } }) };
 }

@@ -6,30 +6,50 @@ import { env } from "@/server/env";
 import { AppError, errorResponse } from "@/server/errors";
 import { parseQuery, requireOrgActor } from "@/server/api/http";
 import { ArchiveTooLargeError, unpackUpload } from "@/server/datasets/archive.service";
-import { repoIdSchema } from "@/server/datasets/datasets.schemas";
-import { findDatasetRoot, startImport } from "@/server/datasets/import.service";
+import { featureKeySchema, repoIdSchema } from "@/server/datasets/datasets.schemas";
+import { checkRepoIdFree } from "@/server/datasets/import.service";
+import { importUploadedArchive, sweepStagedUploads } from "@/server/datasets/upload-import.service";
 
 export const dynamic = "force-dynamic";
 
-const querySchema = z.object({ repoId: repoIdSchema, filename: z.string().max(300).optional() });
+const querySchema = z
+  .object({
+    repoId: repoIdSchema,
+    filename: z.string().max(300).optional(),
+    /** The features to import as the action and the state (both, or neither to have them proposed). */
+    action: featureKeySchema.optional(),
+    state: featureKeySchema.optional(),
+    /** Video features to import as cameras, comma-separated (all when left out; empty for none). */
+    cameras: z.string().max(4000).optional(),
+  })
+  .refine((q) => (q.action === undefined) === (q.state === undefined), { message: "give both action and state, or neither", path: ["action"] });
 
 /**
  * Imports a LeRobot v2.1 or v3.0 dataset sent as a .tar.gz or .zip (the raw request body).
- * Query: repoId (the new dataset's name). Answers 201 with { datasetId, jobId }.
+ * Query: repoId (the new dataset's name), and optionally action, state and cameras (feature
+ * names). Answers 201 with { datasetId, jobId }, or 202 with { staged } when the dataset names
+ * its features otherwise than LeRobot does and no mapping was given: confirm it with
+ * the datasetImports.importStaged procedure. A repo id already taken is refused before the body is read.
  */
 export async function POST(request: Request) {
   let staging: string | null = null;
   try {
     const actor = await requireOrgActor(request, "operator");
     const query = parseQuery(request, querySchema, "import");
+    await checkRepoIdFree(db(), { orgId: actor.orgId, repoId: query.repoId });
     const maxBytes = env().DATASET_MAX_IMPORT_BYTES;
     if (Number(request.headers.get("content-length")) > maxBytes) throw new ArchiveTooLargeError(maxBytes);
     if (!request.body) throw new AppError("BAD_REQUEST", "Send the archive as the request body");
+    await sweepStagedUploads(env()).catch(() => {});
     staging = await unpackUpload(Readable.fromWeb(request.body as never), env(), maxBytes);
-    await findDatasetRoot(`${staging}/content`);
-    const started = await startImport(db(), { actor, repoId: query.repoId, sourceDir: `${staging}/content`, removeSource: true, from: query.filename ?? "an uploaded archive" });
+    const mapping = query.action && query.state ? { action: query.action, state: query.state, ...(query.cameras !== undefined ? { cameras: query.cameras.split(",").map((c) => c.trim()).filter(Boolean) } : {}) } : undefined;
+    const outcome = await importUploadedArchive(db(), { actor, staging, repoId: query.repoId, from: query.filename ?? "an uploaded archive", mapping, settings: env() });
     staging = null;
-    return Response.json(started, { status: 201 });
+    if (outcome.kind === "staged") {
+      const { kind: _kind, ...staged } = outcome;
+      return Response.json({ staged }, { status: 202 });
+    }
+    return Response.json({ datasetId: outcome.datasetId, jobId: outcome.jobId }, { status: 201 });
   } catch (error) {
     if (staging) await fs.rm(staging, { recursive: true, force: true });
     return errorResponse(error);

@@ -1,0 +1,166 @@
+import fs from "node:fs/promises";
+import path from "node:path";
+import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
+import { AppError } from "../../errors";
+import { resolveInside } from "../datasets.schemas";
+import type { FeatureMap } from "../datasets.schemas";
+import type { FrameRow } from "../raw-episode";
+
+// Reads an existing LeRobot dataset, v3.0 (meta/episodes/*.parquet, episodes end to end in
+// shared data and video files) or v2.1 (meta/episodes.jsonl, one parquet and one MP4 per
+// episode), under the feature names its feature map gives. A file that cannot be read is
+// named, as a BAD_REQUEST: reading it again will not help.
+
+export type SourceVersion = "v2.1" | "v3.0";
+
+export interface SourceEpisode {
+  index: number;
+  task: string;
+  length: number;
+  rows: FrameRow[];
+  /** camera → where its frames are, or null when the dataset lacks that video. */
+  videos: Record<string, { file: string; from: number } | null>;
+}
+
+/** Finds the dataset root: the folder itself or its only subfolder, holding meta/info.json. */
+export async function findDatasetRoot(dir: string): Promise<{ root: string; version: SourceVersion; info: Record<string, unknown> }> {
+  for (const candidate of [dir, ...(await fs.readdir(dir, { withFileTypes: true }).catch(() => [])).filter((d) => d.isDirectory()).map((d) => path.join(dir, d.name))]) {
+    const text = await fs.readFile(path.join(candidate, "meta/info.json"), "utf8").catch(() => null);
+    if (text === null) continue;
+    let info: Record<string, unknown>;
+    try {
+      info = JSON.parse(text);
+    } catch {
+      throw new AppError("BAD_REQUEST", "meta/info.json is not JSON");
+    }
+    const version = String(info.codebase_version ?? "");
+    if (version !== "v2.1" && version !== "v3.0") throw new AppError("BAD_REQUEST", `This is a LeRobot ${version || "(unversioned)"} dataset; Gantry imports v2.1 and v3.0 (convert older ones with LeRobot first)`);
+    return { root: candidate, version, info };
+  }
+  throw new AppError("BAD_REQUEST", "No meta/info.json found: this is not a LeRobot dataset folder");
+}
+
+const num = (v: unknown) => (typeof v === "bigint" ? Number(v) : Number(v));
+
+/** Every row of a parquet file; a damaged or cut-short file is named, and not worth retrying. */
+export async function readParquetRows(root: string, rel: string): Promise<Record<string, unknown>[]> {
+  const file = resolveInside(root, rel);
+  try {
+    return (await parquetReadObjects({ file: await asyncBufferFromFile(file) })) as Record<string, unknown>[];
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    const isCut = /PAR1|too short|footer|out of bounds|offset/i.test(reason);
+    throw new AppError(
+      "BAD_REQUEST",
+      isCut
+        ? `${rel} is cut short or damaged: it does not end as a parquet file does (${reason}). Copy or upload the dataset again; this file is incomplete`
+        : `${rel} could not be read as parquet (${reason}). Copy or upload the dataset again, or check that the file is a LeRobot parquet file`,
+      { cause: error },
+    );
+  }
+}
+
+function toRows(raw: Record<string, unknown>[], map: Pick<FeatureMap, "action" | "state">, extras: string[]): FrameRow[] {
+  return raw.map((r, i) => {
+    const vector = (v: unknown) => Array.from((v ?? []) as ArrayLike<unknown>, num);
+    const extra: Record<string, number> = {};
+    for (const k of extras) {
+      const v = r[k];
+      extra[k] = Array.isArray(v) || ArrayBuffer.isView(v) ? num((v as ArrayLike<unknown>)[0]) : num(v);
+    }
+    return { frame_index: i, timestamp: num(r.timestamp ?? i), "observation.state": vector(r[map.state]), action: vector(r[map.action]), extra };
+  });
+}
+
+const fill = (pattern: string, values: Record<string, string | number>) =>
+  pattern.replace(/\{(\w+)(?::0?(\d+)d)?\}/g, (_, key: string, width?: string) => {
+    const v = values[key];
+    return typeof v === "number" && width ? String(v).padStart(Number(width), "0") : String(v);
+  });
+
+async function exists(file: string): Promise<boolean> {
+  return fs.stat(file).then(() => true, () => false);
+}
+
+/** Reads every episode of a v3.0 or v2.1 dataset. */
+export async function readSourceEpisodes(root: string, version: SourceVersion, info: Record<string, unknown>, map: FeatureMap, extras: string[]): Promise<SourceEpisode[]> {
+  const videoPath = typeof info.video_path === "string" ? info.video_path : null;
+  const dataPath = String(info.data_path ?? "");
+  const inside = (rel: string) => resolveInside(root, rel);
+  const episodes: SourceEpisode[] = [];
+  if (version === "v3.0") {
+    const metaDir = inside("meta/episodes");
+    const metaFiles: string[] = [];
+    for (const chunk of (await fs.readdir(metaDir).catch(() => [])).sort()) for (const f of (await fs.readdir(path.join(metaDir, chunk)).catch(() => [])).sort()) if (f.endsWith(".parquet")) metaFiles.push(`meta/episodes/${chunk}/${f}`);
+    if (!metaFiles.length) throw new AppError("BAD_REQUEST", "meta/episodes/ has no parquet files");
+    const metaRows = (await Promise.all(metaFiles.map((rel) => readParquetRows(root, rel)))).flat().sort((a, b) => num(a.episode_index) - num(b.episode_index));
+    const dataCache = new Map<string, Map<number, Record<string, unknown>[]>>();
+    for (const m of metaRows) {
+      const index = num(m.episode_index);
+      const rel = fill(dataPath, { chunk_index: num(m["data/chunk_index"]), file_index: num(m["data/file_index"]) });
+      let byEpisode = dataCache.get(rel);
+      if (!byEpisode) {
+        byEpisode = new Map();
+        if (!(await exists(inside(rel)))) throw new AppError("BAD_REQUEST", `${rel} is missing: the dataset's frames are needed to import it`);
+        for (const r of await readParquetRows(root, rel)) {
+          const e = num(r.episode_index);
+          if (!byEpisode.has(e)) byEpisode.set(e, []);
+          byEpisode.get(e)!.push(r);
+        }
+        dataCache.set(rel, byEpisode);
+      }
+      const raw = (byEpisode.get(index) ?? []).sort((a, b) => num(a.frame_index) - num(b.frame_index));
+      if (raw.length !== num(m.length)) throw new AppError("BAD_REQUEST", `Episode ${index}: ${rel} has ${raw.length} frames, meta/episodes says ${num(m.length)}`);
+      const videos: SourceEpisode["videos"] = {};
+      for (const { camera, key } of map.cameras) {
+        const chunk = m[`videos/${key}/chunk_index`];
+        if (!videoPath || chunk === undefined || chunk === null) {
+          videos[camera] = null;
+          continue;
+        }
+        const file = inside(fill(videoPath, { video_key: key, chunk_index: num(chunk), file_index: num(m[`videos/${key}/file_index`]) }));
+        videos[camera] = (await exists(file)) ? { file, from: num(m[`videos/${key}/from_timestamp`]) } : null;
+      }
+      const tasks = Array.isArray(m.tasks) ? (m.tasks as unknown[]).map(String) : [];
+      episodes.push({ index, task: tasks[0] ?? "", length: raw.length, rows: toRows(raw, map, extras), videos });
+    }
+    return episodes;
+  }
+  // v2.1
+  const lines = async (rel: string) =>
+    (await fs.readFile(inside(rel), "utf8").catch(() => {
+      throw new AppError("BAD_REQUEST", `${rel} is missing`);
+    }))
+      .split("\n")
+      .filter((l) => l.trim())
+      .map((l, i) => {
+        try {
+          return JSON.parse(l) as Record<string, unknown>;
+        } catch {
+          throw new AppError("BAD_REQUEST", `Line ${i + 1} of ${rel} is not JSON; the file may be cut short`);
+        }
+      });
+  const metaRows = (await lines("meta/episodes.jsonl")).sort((a, b) => num(a.episode_index) - num(b.episode_index));
+  const chunksSize = num(info.chunks_size ?? 1000) || 1000;
+  for (const m of metaRows) {
+    const index = num(m.episode_index);
+    const chunk = Math.floor(index / chunksSize);
+    const rel = fill(dataPath, { episode_chunk: chunk, episode_index: index });
+    if (!(await exists(inside(rel)))) throw new AppError("BAD_REQUEST", `${rel} is missing: the dataset's frames are needed to import it`);
+    const raw = (await readParquetRows(root, rel)).sort((a, b) => num(a.frame_index) - num(b.frame_index));
+    const videos: SourceEpisode["videos"] = {};
+    for (const { camera, key } of map.cameras) {
+      const video = videoPath ? inside(fill(videoPath, { episode_chunk: chunk, video_key: key, episode_index: index })) : null;
+      videos[camera] = video && (await exists(video)) ? { file: video, from: 0 } : null;
+    }
+    const tasks = Array.isArray(m.tasks) ? (m.tasks as unknown[]).map(String) : [];
+    episodes.push({ index, task: tasks[0] ?? "", length: raw.length, rows: toRows(raw, map, extras), videos });
+  }
+  return episodes;
+}
+
+/** How many episodes meta says the dataset has (info.json's total, else counted), for an inspection. */
+export function declaredEpisodes(info: Record<string, unknown>): number | null {
+  const n = num(info.total_episodes);
+  return Number.isInteger(n) && n >= 0 ? n : null;
+}
