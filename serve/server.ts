@@ -15,6 +15,7 @@ import { fromNested, toJsonTensor, toNested, toOipDatatype, toOipShape } from ".
 import { BINARY_HEADER, binaryOutputNames, buildInferResponse, parseInferRequest } from "../server/serving/oip";
 import { RequestStatsRecorder } from "../server/serving/request-stats.recorder";
 import { INTERNAL_TOKEN_PREFIX, verifyInternalToken } from "../server/serving/internal-token";
+import { DatabaseUnavailableError, isDatabaseUnavailable, OutageLog } from "../server/db/availability";
 
 // The model server's HTTP face: the Open Inference Protocol v2 with JSON tensors, the older
 // `/predict/{name}`, health and Prometheus metrics. Thin: parse, authenticate, hand the
@@ -56,6 +57,9 @@ const predictBody = z.object({ inputs: z.record(z.string(), z.unknown()) });
 // it (accessEvents); the time limit only covers an announcement lost without a disconnect.
 const TOKEN_CACHE_MS = 5_000;
 const TOKEN_CACHE_MAX = 1_000;
+// While the database cannot be reached, a token it accepted this recently still gets in (a
+// revocation needs the database too), so loaded models keep answering through a restart.
+const OUTAGE_GRACE_MS = 5 * 60_000;
 
 export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, statsFlushMs = 5_000, maxBodyBytes = 16 * 1024 * 1024, metricsToken, instanceAdmins = [], accessEvents, tokenCacheMs = TOKEN_CACHE_MS, log = () => {} }: ModelServerOptions) {
   let hasSynced = false;
@@ -67,13 +71,20 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
   statsTimer.unref();
   let syncing: Promise<void> | null = null;
   const tokens = new Map<string, { actor: OrgActor; until: number }>();
+  // The last time the database accepted each token, for OUTAGE_GRACE_MS; and one log line per outage.
+  const accepted = new Map<string, { actor: OrgActor; at: number }>();
+  const outage = new OutageLog("Model server", log);
   // Counts announcements, so a lookup that raced one is not cached.
   let accessChanges = 0;
   const stopWatchingAccess = accessEvents
     ? onAccessChange(accessEvents, (change) => {
         accessChanges++;
-        if (!change) return tokens.clear(); // reconnected: changes may have been missed
+        if (!change) {
+          accepted.clear();
+          return tokens.clear(); // reconnected: changes may have been missed
+        }
         for (const [bearer, { actor }] of tokens) if (actor.userId === change.userId) tokens.delete(bearer);
+        for (const [bearer, { actor }] of accepted) if (actor.userId === change.userId) accepted.delete(bearer);
       })
     : null;
 
@@ -86,8 +97,11 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
           log(c.error ? `Endpoint ${c.endpointId}: ${c.error}` : `Endpoint ${c.endpointId} ready`);
         }
         hasSynced = true;
+        outage.recovered();
       } catch (error) {
-        log(`Could not refresh the endpoints: ${error instanceof Error ? error.message : String(error)}`);
+        // The endpoints already loaded keep serving; an outage is said once, not every poll.
+        if (isDatabaseUnavailable(error)) outage.failed(error);
+        else log(`Could not refresh the endpoints: ${error instanceof Error ? error.message : String(error)}`);
       } finally {
         syncing = null;
       }
@@ -111,7 +125,22 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
     const cached = canCache ? tokens.get(match[1]) : undefined;
     if (cached && cached.until > Date.now()) return cached.actor;
     const changesBefore = accessChanges;
-    const actor = await authenticateApiToken(db, match[1]);
+    let actor: OrgActor;
+    try {
+      // Once more on a connection the database dropped (a pooled one, stale after a restart).
+      actor = await authenticateApiToken(db, match[1]).catch((error: unknown) => {
+        if (isDatabaseUnavailable(error)) return authenticateApiToken(db, match[1]);
+        throw error;
+      });
+    } catch (error) {
+      if (!isDatabaseUnavailable(error)) throw error;
+      outage.failed(error);
+      const known = accepted.get(match[1]);
+      if (known && Date.now() - known.at < OUTAGE_GRACE_MS) return known.actor;
+      throw new DatabaseUnavailableError("The model server cannot reach its database to check this API token; try again in a moment");
+    }
+    if (accepted.size >= TOKEN_CACHE_MAX) accepted.clear();
+    accepted.set(match[1], { actor, at: Date.now() });
     // Not cached when the connection dropped, or access changed, while the database was asked.
     if (!canCache || !accessEvents.isListening || accessChanges !== changesBefore) return actor;
     if (tokens.size >= TOKEN_CACHE_MAX) tokens.clear();
@@ -255,7 +284,12 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
   }
 
   const server = http.createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
+    handle(req, res).catch((caught: unknown) => {
+      let error = caught;
+      if (!(error instanceof AppError) && isDatabaseUnavailable(error)) {
+        outage.failed(error);
+        error = new DatabaseUnavailableError();
+      }
       const { status, message } = toHttpError(error);
       const code = error instanceof AppError ? error.status : status;
       if (code >= 500 && code !== 503 && code !== 504) console.error(error);

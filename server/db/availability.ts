@@ -1,4 +1,5 @@
 import pg from "pg";
+import { AppError } from "../errors";
 
 // Telling "the database is down or restarting" apart from a query's own failure, and saying
 // so once per outage instead of once per request.
@@ -20,6 +21,17 @@ export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {
   if (typeof e.message === "string" && UNAVAILABLE_MESSAGES.test(e.message)) return true;
   if (error instanceof AggregateError && error.errors.some((inner) => isDatabaseUnavailable(inner, depth + 1))) return true;
   return isDatabaseUnavailable(e.meta?.driverAdapterError?.cause, depth + 1) || isDatabaseUnavailable(e.cause, depth + 1);
+}
+
+/** The database cannot be reached right now: a 503, worth trying again shortly. */
+export class DatabaseUnavailableError extends AppError {
+  constructor(message = "Gantry cannot reach its database right now; try again in a moment") {
+    super("INTERNAL", message);
+    this.name = "DatabaseUnavailableError";
+  }
+  override get status() {
+    return 503;
+  }
 }
 
 /** The first line of an error's message, without Prisma's "Invalid … invocation" preamble. */

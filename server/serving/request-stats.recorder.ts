@@ -1,4 +1,5 @@
 import type { Db } from "../db";
+import { shortReason } from "../db/availability";
 import { Prisma } from "../generated/prisma/client";
 import { latencyBucketIndex, latencyBuckets, type Outcome } from "./metrics";
 
@@ -27,6 +28,8 @@ export class RequestStatsRecorder {
   private pending = new Map<string, Pending>();
   private flushing: Promise<void> | null = null;
   private lastPrune = 0;
+  /** Set while writes fail: they are said once, and once when they work again. */
+  private failingSince: number | null = null;
 
   constructor(
     private readonly db: Db,
@@ -89,10 +92,18 @@ export class RequestStatsRecorder {
               FROM unnest("EndpointRequestMinute"."buckets", EXCLUDED."buckets") WITH ORDINALITY AS u(a, b, i)
               ORDER BY i),
             "sumSeconds" = "EndpointRequestMinute"."sumSeconds" + EXCLUDED."sumSeconds"`;
+        if (this.failingSince !== null) {
+          this.log(`Request statistics are written again (after ${Math.round((Date.now() - this.failingSince) / 1000)} s)`);
+          this.failingSince = null;
+        }
       } catch (error) {
+        // Requests are not affected: their counts wait here (an hour's worth at most) for the next flush.
         const keepFrom = Date.now() - KEEP_UNWRITTEN_MS;
         for (const p of batch) if (p.minute >= keepFrom) this.merge(p);
-        this.log(`Could not write request statistics (will retry): ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`);
+        if (this.failingSince === null) {
+          this.failingSince = Date.now();
+          this.log(`Could not write request statistics; keeping up to an hour of them to write once it works again: ${shortReason(error)}`);
+        }
       }
     }
     if (Date.now() - this.lastPrune >= PRUNE_EVERY_MS) {
