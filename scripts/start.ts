@@ -6,6 +6,7 @@ import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedDatabase } f
 import { migrate } from "../server/db/migrate";
 import { prepareQueue } from "../worker/worker";
 import { startChild, Supervisor, type Unit } from "./supervisor";
+import { buildAgentIfNeeded } from "./agent-build";
 
 // `npm start`: the embedded database (unless DATABASE_URL is set), migrations, a production
 // build when the sources changed, then the portal, the worker and the model server, each
@@ -58,6 +59,7 @@ async function main() {
 
   const childEnv = { ...process.env, DATABASE_URL: url, NEXTAUTH_URL: settings.PUBLIC_URL, GANTRY_HOME: settings.GANTRY_HOME, PORT: String(settings.PORT) };
   if (!isDev && only.includes("web")) buildIfNeeded(childEnv);
+  if (only.includes("web")) buildAgentIfNeeded(log);
 
   // Each process is started again when it dies (with a growing pause if it keeps dying);
   // everything stops only on Ctrl-C or SIGTERM, the database last.

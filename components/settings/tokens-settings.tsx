@@ -10,6 +10,7 @@ import { TextField } from "@/components/ui/field";
 import { RelativeTime } from "@/components/ui/time";
 import { errorMessage, useTRPC } from "@/components/trpc";
 import { tokenScopeRole, tokenScopes } from "@/server/auth/auth.schemas";
+import { EdgeAgentCard } from "./edge-agent-card";
 import { useRole } from "./use-role";
 
 const scopeHelp: Record<(typeof tokenScopes)[number], string> = {
@@ -76,6 +77,7 @@ export function TokensSettings() {
           )}
         </CardBody>
       </Card>
+      <EdgeAgentCard newToken={create.data && { token: create.data.token, canUpload: (create.variables?.scopes ?? []).some((s) => s === "write" || s === "admin") }} />
       <Card>
         <CardHeader title="Tokens" />
         {revoke.error && <Alert className="mx-5 mt-4">{errorMessage(revoke.error)}</Alert>}
