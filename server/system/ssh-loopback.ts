@@ -1,6 +1,9 @@
 import type { AddressInfo } from "node:net";
-import { Client, Server, utils, type ParsedKey } from "ssh2";
+import ssh2, { Client, type ParsedKey } from "ssh2";
 import { fingerprintOf } from "../ssh/ssh-client";
+
+// ssh2 is CommonJS, and Node's ES module loader finds only some of its exports by name.
+const { Server, utils } = ssh2;
 
 // The self-test's SSH check: a throwaway server on loopback with fresh ed25519 keys, and the
 // same client library Gantry uses for devices and GPU hosts connecting to it — host key
