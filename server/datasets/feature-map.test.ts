@@ -25,6 +25,15 @@ describe("detecting a dataset's action, state and cameras", () => {
     expect(d.needsConfirmation).toBe(true);
   });
 
+  it("prefers a state as wide as the action, and takes no long vector for joints", () => {
+    const d = detectFeatures({ action: vector(6), "observation.state": vector(14), "observation.joint_state": vector(6), "observation.embedding_action": vector(512), ...bookkeeping });
+    expect(d.proposed.action).toBe("action");
+    expect(d.proposed.state).toBe("observation.state");
+    const tie = detectFeatures({ actions: vector(6), "observation.arm_state": vector(6), "observation.base_state": vector(3), ...bookkeeping });
+    expect(tie.proposed.state).toBe("observation.arm_state");
+    expect(detectFeatures({ "observation.action_embedding": vector(512), left: vector(6), ...bookkeeping }).proposed.action).toBeNull();
+  });
+
   it("proposes nothing it cannot tell apart, listing the float vectors to choose from", () => {
     const d = detectFeatures({ left: vector(6), right: vector(6), ...bookkeeping });
     expect(d.proposed).toEqual({ action: null, state: null, cameras: [] });

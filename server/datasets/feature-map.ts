@@ -57,6 +57,7 @@ export function flatNames(names: unknown): string[] | null {
   return null;
 }
 
+const MAX_JOINTS = 64;
 const JOINTISH = /joint|motor|shoulder|elbow|wrist|gripper|\.pos\b|_pos\b|waist|arm|finger|\bx\b|\by\b|\bz\b/i;
 
 /** How much a float vector looks like the dataset's action (or state): 0 when it does not. */
@@ -77,6 +78,8 @@ function score(key: string, f: StoredFeature, role: "action" | "state"): number 
     else if (k.includes("state")) s = 30;
   }
   if (s === 0) return 0;
+  // Joints number a handful to a few dozen; a long vector (an embedding, a point cloud) is not them.
+  if ((width(f) ?? 0) > MAX_JOINTS && s < 90) return 0;
   const names = flatNames(f.names);
   if (names?.some((n) => JOINTISH.test(n))) s += 5;
   return s;
@@ -98,8 +101,12 @@ export function detectFeatures(rawFeatures: Record<string, StoredFeature>): Feat
     return usable.length > 1 && usable[1].s === usable[0].s ? null : usable[0].key;
   };
   const actionRanked = ranked("action");
-  const stateRanked = ranked("state");
   const action = pick(actionRanked, null);
+  // A state usually has one value per joint, as the action does: that settles a tie.
+  const actionWidth = action ? width(rawFeatures[action]) : null;
+  const stateRanked = ranked("state")
+    .map((c) => ({ ...c, s: c.s > 0 && actionWidth !== null && width(rawFeatures[c.key]) === actionWidth ? c.s + 2 : c.s }))
+    .sort((a, b) => b.s - a.s);
   const state = pick(stateRanked, action);
   const cameras = features.filter((f) => f.dtype === "video").map((f) => f.key);
   const isUsual = action === "action" && state === "observation.state" && cameras.every((k) => k.startsWith(IMAGE_PREFIX) && cameraNameSchema.safeParse(k.slice(IMAGE_PREFIX.length)).success);
