@@ -169,7 +169,7 @@ export function DatasetDetail({ datasetId }: { datasetId: string }) {
                         {e.missingVideos.length > 0 && <span className="text-amber-700 dark:text-amber-400" data-field="missing-video">{e.cameras.length ? "; " : ""}no video: {e.missingVideos.join(", ")}</span>}
                       </td>
                       <td className="px-3 py-2">
-                        <EpisodeStatus status={e.status} progress={e.jobId ? (live[e.jobId] ?? e.jobProgress) : null} isDeleted={Boolean(e.deletedAt)} />
+                        <EpisodeStatus status={e.status} progress={e.jobId ? (live[e.jobId] ?? e.jobProgress) : importing && e.mode === "import" ? (live[d.importJob!.id] ?? d.importJob!.progress) : null} isDeleted={Boolean(e.deletedAt)} />
                         {e.status === "failed" && e.error && <p className="mt-1 max-w-72 text-xs text-red-600 dark:text-red-400" data-field="episode-error">{e.error}</p>}
                       </td>
                       <td className="px-5 py-2 text-right">
