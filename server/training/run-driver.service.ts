@@ -1,4 +1,5 @@
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Db } from "../db";
 import { AppError, isAppError } from "../errors";
 import type { ProgressReporter } from "../jobs/progress";
@@ -9,15 +10,19 @@ import { datasetDir } from "../datasets/datasets.schemas";
 import { renderCommand } from "./command";
 import { connectTrainingHost, resolveWorkDir, run } from "./host";
 import { syncDataset, listDatasetFiles } from "./dataset-sync";
-import { launchCommand, parsePoll, pollCommand, runPaths, stopCommand, trainScript, wrapperScript, type PollResult, type RunPaths } from "./run-host";
+import { launchCommand, parsePoll, pollCommand, runPaths, stopCommand, trainScript, unfinishedReason, wrapperScript, type PollResult, type RunPaths } from "./run-host";
 import { appendLog, recordGpuSample } from "./run-log";
 import { fetchCheckpoint, listCheckpoint, registerCheckpoint } from "./checkpoint.service";
+import { batchScript, describeSlurmState, meaningOfSlurmState } from "./slurm";
+import { cancelSlurmJob, hasSlurmJobEnded, judgeSlurmEnd, pollSlurmRun, slurmSettingsOf, SlurmRefused, submitSlurmJob, type SlurmPoll } from "./slurm-run";
 import type { RunStatus } from "./training.schemas";
 
 // The training job: sync → launch → follow → fetch → register. Each step reads where the run
 // stands first (in Postgres and in the run's folder on the host), so a worker that died, an
 // SSH connection that dropped or a portal restart is followed by a run that re-attaches and
-// goes on, never by a second launch or a repeated log line.
+// goes on, never by a second launch or a repeated log line. On a Slurm target the launch is an
+// sbatch of the run folder's job.sbatch and the state is Slurm's (see slurm.ts); the folder,
+// the log and the checkpoint are read the same way.
 
 export interface DriverSettings {
   DATASETS_DIR: string;
@@ -107,10 +112,12 @@ async function drive(db: Db, r: RunRow, ctx: DriveCtx): Promise<{ status: RunSta
   if (!r.runDir) await db.trainingRun.update({ where: { id: r.id }, data: { runDir: paths.runDir, outputDir: paths.outputDir } });
 
   // 1. Launch, unless this attempt is already running (or ran) on the host.
-  if (["queued", "syncing", "launching"].includes(r.status)) {
+  const isSlurm = r.target.kind === "slurm";
+  if (["queued", "syncing", "launching"].includes(r.status) && !(isSlurm && r.slurmJobId)) {
     const session = await connect();
-    const launched = (await run(session, `test -s ${quoteShell(path.posix.join(paths.attemptDir, "pid"))} && echo yes || echo no`, { what: "Looking for the run on the host", signal })).trim() === "yes";
-    if (!launched) {
+    const launched = (await run(session, `test -s ${quoteShell(path.posix.join(paths.attemptDir, isSlurm ? "job_id" : "pid"))} && echo yes || echo no`, { what: "Looking for the run on the host", signal })).trim() === "yes";
+    if (isSlurm) await submit(db, r, paths, ctx, { launched });
+    else if (!launched) {
       await setStatus(db, r.id, "syncing", { startedAt: r.startedAt ?? new Date() });
       const build = await listDatasetFiles(datasetDir(settings, r.dataset.orgId, r.dataset.repoId));
       const synced = await syncDataset({ connect, workDir, orgId: r.orgId, repoId: r.dataset.repoId, buildId: r.dataset.buildId ?? "current", files: build, progress, signal, span: [0.02, 0.2] });
@@ -119,7 +126,7 @@ async function drive(db: Db, r: RunRow, ctx: DriveCtx): Promise<{ status: RunSta
       const command = commandOf(r, paths, synced.remoteRoot, r.attempt > 1 && r.outputDir === paths.outputDir && (await hasCheckpoint(session, paths, signal)));
       await run(session, launchCommand(paths, { train: trainScript({ activate: r.target.activate, command }), wrapper: wrapperScript() }), { what: "Starting the run", signal });
     }
-    await setStatus(db, r.id, "running", { logOffset: launched ? undefined : 0 });
+    if (!isSlurm) await setStatus(db, r.id, "running", { logOffset: launched ? undefined : 0 });
   }
 
   // 2. Follow: the log by byte offset, the state, GPU samples, until the run ends.
@@ -132,16 +139,20 @@ async function drive(db: Db, r: RunRow, ctx: DriveCtx): Promise<{ status: RunSta
     throw new RunEnded(end.reason);
   }
   const { poll } = end;
-  if (poll.exitCode !== 0) {
+  if ("slurm" in poll) {
+    const jobId = (await db.trainingRun.findUniqueOrThrow({ where: { id: r.id }, select: { slurmJobId: true } })).slurmJobId!;
+    const judged = judgeSlurmEnd({ jobId, slurm: poll.slurm, exitFile: poll.exitCode, usr1At: poll.usr1At, checkpointStep: poll.checkpointStep, steps: r.steps, tail: await lastLines(db, r.id, r.attempt) });
+    if (judged.status !== "succeeded") {
+      await setStatus(db, r.id, judged.status, { exitCode: judged.exitCode, error: judged.reason, finishedAt: new Date() });
+      throw new RunEnded(judged.reason!);
+    }
+  } else if (poll.exitCode !== 0) {
     const tail = await lastLines(db, r.id, r.attempt);
     const reason = `Training exited with code ${poll.exitCode}${tail ? `; the log ends:\n${tail}` : ""}`;
     await setStatus(db, r.id, "failed", { exitCode: poll.exitCode, error: reason, finishedAt: new Date() });
     throw new RunEnded(reason);
-  }
-  if (poll.checkpointStep !== r.steps) {
-    const reason = poll.checkpointStep === null
-      ? `Training exited 0 but wrote no checkpoint (checkpoints/last is missing); it is not called complete`
-      : `Training exited 0 but its last checkpoint is at step ${poll.checkpointStep} of ${r.steps}; it is not called complete. Resume it to go on from there`;
+  } else if (poll.checkpointStep !== r.steps) {
+    const reason = unfinishedReason(poll.checkpointStep, r.steps);
     await setStatus(db, r.id, "failed", { exitCode: 0, error: reason, finishedAt: new Date(), lastStep: poll.checkpointStep ?? undefined });
     throw new RunEnded(reason);
   }
@@ -159,6 +170,33 @@ async function drive(db: Db, r: RunRow, ctx: DriveCtx): Promise<{ status: RunSta
   return { status: "succeeded" };
 }
 
+/** Syncs and submits the attempt's Slurm job, or adopts the one it already has, and records its id. */
+async function submit(db: Db, r: RunRow, paths: RunPaths, ctx: DriveCtx, { launched }: { launched: boolean }): Promise<void> {
+  const { connect, settings, progress, signal } = ctx;
+  const session = await connect();
+  const workDir = path.posix.dirname(path.posix.dirname(paths.runDir));
+  let scripts = { train: "", batch: "" };
+  if (!launched) {
+    await setStatus(db, r.id, "syncing", { startedAt: r.startedAt ?? new Date() });
+    const build = await listDatasetFiles(datasetDir(settings, r.dataset.orgId, r.dataset.repoId));
+    const synced = await syncDataset({ connect, workDir, orgId: r.orgId, repoId: r.dataset.repoId, buildId: r.dataset.buildId ?? "current", files: build, progress, signal, span: [0.02, 0.2] });
+    await setStatus(db, r.id, "launching");
+    await progress.step("Submitting to Slurm", 0.2);
+    const command = commandOf(r, paths, synced.remoteRoot, r.attempt > 1 && r.outputDir === paths.outputDir && (await hasCheckpoint(session, paths, signal)));
+    scripts = { train: trainScript({ activate: r.target.activate, command }), batch: batchScript(paths, slurmSettingsOf(r.target.slurm)) };
+  }
+  let jobId: string;
+  try {
+    jobId = await submitSlurmJob(session, paths, scripts, signal);
+  } catch (error) {
+    if (!(error instanceof SlurmRefused)) throw error;
+    await setStatus(db, r.id, "failed", { error: error.message, finishedAt: new Date() });
+    throw new RunEnded(error.message);
+  }
+  await setStatus(db, r.id, "queued", { slurmJobId: jobId, slurmState: "PENDING", slurmReason: null, ...(launched ? {} : { logOffset: 0 }) });
+  await progress.log(`Submitted to Slurm as job ${jobId}`);
+}
+
 async function hasCheckpoint(session: SshSession, paths: RunPaths, signal: AbortSignal): Promise<boolean> {
   const out = await run(session, `test -e ${quoteShell(path.posix.join(paths.outputDir, "checkpoints", "last", "pretrained_model", "train_config.json"))} && echo yes || echo no`, { what: "Looking for a checkpoint", signal });
   return out.trim() === "yes";
@@ -170,7 +208,7 @@ async function lastLines(db: Db, runId: string, attempt: number): Promise<string
   return text.split(/\r?\n|\r/).filter((l) => l.trim()).slice(-8).join("\n");
 }
 
-type FollowEnd = { kind: "ended"; poll: PollResult } | { kind: "lost"; reason: string };
+type FollowEnd = { kind: "ended"; poll: PollResult | SlurmPoll } | { kind: "lost"; reason: string };
 
 async function follow(db: Db, r: RunRow, paths: RunPaths, ctx: DriveCtx): Promise<FollowEnd> {
   const { settings, progress, signal } = ctx;
@@ -178,13 +216,16 @@ async function follow(db: Db, r: RunRow, paths: RunPaths, ctx: DriveCtx): Promis
   let delay = settings.TRAINING_POLL_MS;
   for (;;) {
     signal.throwIfAborted();
-    const state = await db.trainingRun.findUniqueOrThrow({ where: { id: r.id }, select: { logOffset: true, logTruncated: true, unreachableSince: true, status: true, lastStep: true } });
-    let poll: PollResult;
+    const state = await db.trainingRun.findUniqueOrThrow({ where: { id: r.id }, select: { logOffset: true, logTruncated: true, unreachableSince: true, status: true, lastStep: true, slurmJobId: true, slurmState: true, slurmReason: true } });
+    let poll: PollResult | SlurmPoll;
     try {
       const session = await ctx.connect();
-      const result = await session.exec(pollCommand(paths, Number(state.logOffset)), { timeoutMs: 60_000, signal, maxBytes: 2 * 1024 * 1024 });
-      if (result.code !== 0) throw new AppError("INTERNAL", `Reading the run's state failed (exit ${result.code}): ${result.stderr.trim().slice(0, 300)}`);
-      poll = parsePoll(result.stdout);
+      if (state.slurmJobId) poll = await pollSlurmRun(session, paths, state.slurmJobId, Number(state.logOffset), signal);
+      else {
+        const result = await session.exec(pollCommand(paths, Number(state.logOffset)), { timeoutMs: 60_000, signal, maxBytes: 2 * 1024 * 1024 });
+        if (result.code !== 0) throw new AppError("INTERNAL", `Reading the run's state failed (exit ${result.code}): ${result.stderr.trim().slice(0, 300)}`);
+        poll = parsePoll(result.stdout);
+      }
     } catch (error) {
       if (signal.aborted) throw error;
       if (isAppError(error) && error.code === "CONFLICT") throw error; // a changed host key: never re-attach blindly
@@ -198,17 +239,21 @@ async function follow(db: Db, r: RunRow, paths: RunPaths, ctx: DriveCtx): Promis
         return { kind: "lost", reason: `${r.target.name} did not answer for ${Math.round(settings.TRAINING_LOST_AFTER_MS / 60_000)} min; the run is declared lost. If the host comes back and the run finished, start it again with Resume` };
       }
       delay = Math.min(delay * 2, 10_000);
-      await sleep(delay, signal);
+      await sleep(delay, undefined, { signal });
       continue;
     }
     delay = settings.TRAINING_POLL_MS;
-    if (state.unreachableSince || state.status !== "running") {
-      await setStatus(db, r.id, "running", { unreachableSince: null });
+    const slurm = "slurm" in poll && poll.slurm.state ? { state: poll.slurm.state, reason: poll.slurm.reason } : null;
+    const wanted: RunStatus = slurm && meaningOfSlurmState(slurm.state).phase === "queued" ? "queued" : "running";
+    const isSlurmNews = !!slurm && (slurm.state !== state.slurmState || slurm.reason !== state.slurmReason);
+    if (state.unreachableSince || state.status !== wanted || isSlurmNews) {
+      await setStatus(db, r.id, wanted, { unreachableSince: null, ...(slurm ? { slurmState: slurm.state, slurmReason: slurm.reason } : {}) });
       if (state.unreachableSince) await progress.log(`${r.target.name} answers again; following the run`);
+      if (slurm && isSlurmNews) await progress.log(`Slurm job ${state.slurmJobId}: ${slurm.state}${slurm.reason ? ` (${slurm.reason})` : ""} — ${describeSlurmState({ state: slurm.state, reason: null })}`);
     }
     if (poll.isMissing) return { kind: "lost", reason: `The run's folder ${paths.attemptDir} is gone from ${r.target.name}` };
 
-    const isDone = !poll.isAlive;
+    const isDone = "slurm" in poll ? hasSlurmJobEnded(poll.slurm) : !poll.isAlive;
     const stored = await appendLog(db, { run: r, attempt: r.attempt, offset: Number(state.logOffset), bytes: poll.log, logSize: poll.logSize, isFinal: isDone && poll.log.length >= poll.logSize - Number(state.logOffset), maxBytes: settings.TRAINING_LOG_MAX_BYTES, truncated: state.logTruncated, lastStep: state.lastStep });
     if (stored.lastStep !== null && stored.lastStep !== state.lastStep) await progress.set(0.22 + 0.66 * Math.min(1, stored.lastStep / r.steps), `Step ${stored.lastStep} of ${r.steps}`);
     if (poll.gpu && Date.now() - lastGpuAt > 10_000) {
@@ -218,46 +263,38 @@ async function follow(db: Db, r: RunRow, paths: RunPaths, ctx: DriveCtx): Promis
     // More of the log to read: go on at once.
     if (stored.hasMore) continue;
     if (isDone) {
-      if (poll.exitCode !== null) return { kind: "ended", poll };
+      if ("slurm" in poll || poll.exitCode !== null) return { kind: "ended", poll };
       if (poll.runBootId && poll.bootId && poll.runBootId !== poll.bootId) return { kind: "lost", reason: `${r.target.name} restarted while the run was training (its boot id changed), and the run left no exit code` };
       return { kind: "lost", reason: `The run's process on ${r.target.name} is gone and left no exit code: it was killed outright (out of memory, kill -9) or the host restarted` };
     }
-    await sleep(delay, signal);
+    await sleep(delay, undefined, { signal });
   }
 }
 
-/** Stops the run on its host: TERM to its process group, the grace period, then KILL. */
+/** Stops the run on its host: TERM to its process group, the grace period, then KILL; on Slurm, scancel. */
 export async function cancelOnHost(db: Db, runId: string, settings: Pick<DriverSettings, "TRAINING_CANCEL_GRACE_S">): Promise<void> {
   const r = await loadRun(db, runId);
   if (!r) return;
+  let slurmState: string | null = null;
   if (r.runDir) {
     const paths = runPaths(path.posix.dirname(path.posix.dirname(r.runDir)), r.id, r.attempt, r.outputDir);
     const session = await connectTrainingHost(r.target);
     try {
-      const poll = parsePoll((await session.exec(pollCommand(paths, 0, 0), { timeoutMs: 30_000 })).stdout);
-      if (poll.isAlive && poll.pid) {
-        const out = await session.exec(stopCommand(poll.pid, settings.TRAINING_CANCEL_GRACE_S), { timeoutMs: (settings.TRAINING_CANCEL_GRACE_S + 30) * 1000 });
-        const left = /left:(.*)/.exec(out.stdout)?.[1].trim();
-        if (left) throw new AppError("INTERNAL", `Processes ${left} of the run are still running on ${r.target.name} after KILL`);
+      if (r.target.kind === "slurm") {
+        // Slurm sends TERM to the job's processes and KILL after its KillWait; wait for its record of the end.
+        slurmState = (await cancelSlurmJob(session, paths, r.slurmJobId, { waitMs: (settings.TRAINING_CANCEL_GRACE_S + 60) * 1000 })).state;
+      } else {
+        const poll = parsePoll((await session.exec(pollCommand(paths, 0, 0), { timeoutMs: 30_000 })).stdout);
+        if (poll.isAlive && poll.pid) {
+          const out = await session.exec(stopCommand(poll.pid, settings.TRAINING_CANCEL_GRACE_S), { timeoutMs: (settings.TRAINING_CANCEL_GRACE_S + 30) * 1000 });
+          const left = /left:(.*)/.exec(out.stdout)?.[1].trim();
+          if (left) throw new AppError("INTERNAL", `Processes ${left} of the run are still running on ${r.target.name} after KILL`);
+        }
       }
     } finally {
       session.close();
     }
   }
-  await setStatus(db, runId, "cancelled", { finishedAt: new Date(), error: null });
+  await setStatus(db, runId, "cancelled", { finishedAt: new Date(), error: null, ...(slurmState ? { slurmState, slurmReason: null } : {}) });
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-}

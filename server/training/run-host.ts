@@ -117,6 +117,13 @@ export function parsePoll(output: string): PollResult {
   };
 }
 
+/** Why a run that exited 0 is still not complete: its last checkpoint is not at the final step. */
+export function unfinishedReason(checkpointStep: number | null, steps: number): string {
+  return checkpointStep === null
+    ? `Training exited 0 but wrote no checkpoint (checkpoints/last is missing); it is not called complete`
+    : `Training exited 0 but its last checkpoint is at step ${checkpointStep} of ${steps}; it is not called complete. Resume it to go on from there`;
+}
+
 /** Stops the run's process group: TERM, up to `graceS` seconds, then KILL; prints what is left. */
 export function stopCommand(pid: number, graceS: number): string {
   return `kill -TERM -- -${pid} 2>/dev/null; for i in $(seq ${graceS * 5}); do kill -0 -- -${pid} 2>/dev/null || break; sleep 0.2; done; if kill -0 -- -${pid} 2>/dev/null; then echo killed; kill -KILL -- -${pid} 2>/dev/null; sleep 0.5; fi; echo "left:$(pgrep -g ${pid} | tr '\\n' ' ')"`;

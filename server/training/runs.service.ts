@@ -8,6 +8,7 @@ import { enqueue } from "../jobs/enqueue";
 import { cancelJob } from "../jobs/jobs.service";
 import { Prisma } from "../generated/prisma/client";
 import { renderCommand } from "./command";
+import { describeSlurmState } from "./slurm";
 import { FINAL_STATUSES, createRunInput, type CreateRunInput, type runDetailSchema, type runLogInput, type runLogSchema, type runMetricsSchema, type RunStatus, type RunSummary } from "./training.schemas";
 
 // Training runs as people see them: start one from a dataset, follow it, cancel, resume from
@@ -63,6 +64,7 @@ export async function getRun(db: Db, { orgId, runId }: { orgId: string; runId: s
     ...toSummary({ ...r, target: { id: r.target.id, name: r.target.name } }, versions),
     saveFreq: r.saveFreq, logFreq: r.logFreq, extraArgs: r.extraArgs, runDir: r.runDir, outputDir: r.outputDir, exitCode: r.exitCode,
     logTruncated: r.logTruncated, lastMetrics: (r.lastMetrics as Record<string, number> | null) ?? null, unreachableSince: r.unreachableSince, command,
+    slurm: r.slurmJobId ? { jobId: r.slurmJobId, state: r.slurmState, reason: r.slurmReason, words: describeSlurmState({ state: r.slurmState, reason: r.slurmReason }) } : null,
   };
 }
 
@@ -97,7 +99,6 @@ export async function startRun(db: Db, { actor, input: raw }: { actor: OrgActor;
     : ((await db.trainingTarget.findFirst({ where: { orgId: actor.orgId, isDefault: true } })) ?? (await db.trainingTarget.findFirst({ where: { orgId: actor.orgId }, orderBy: { createdAt: "asc" } })));
   if (!target) throw new AppError(input.targetId ? "NOT_FOUND" : "CONFLICT", input.targetId ? "That training target does not exist in this organisation" : "This organisation has no training target yet; an admin adds one under Training → Targets");
   if (!target.pinnedHostKey) throw new AppError("CONFLICT", `${target.name} has not been tested yet; an admin runs "Test target" once so its host key is pinned`);
-  if (target.kind !== "ssh") throw new AppError("BAD_REQUEST", `${target.name} is a ${target.kind} target; runs on it are not supported yet — use an SSH target`);
   const name = input.name ?? `${dataset.repoId.split("/").pop()}-${input.policyType}`;
   return db.$transaction(async (tx) => {
     const run = await tx.trainingRun.create({
@@ -135,7 +136,7 @@ export async function restartRun(db: Db, { actor, runId, mode }: { actor: OrgAct
     const { jobId } = await enqueue(trainingRunJob, { runId }, { tx, orgId: actor.orgId, createdById: actor.userId, queue: queueOf(r.targetId) });
     await tx.trainingRun.update({
       where: { id: runId },
-      data: { attempt, outputDir, status: "queued", jobId, logOffset: 0, logTruncated: false, exitCode: null, error: null, pid: null, unreachableSince: null, finishedAt: null, cancelRequestedAt: null, ...(mode === "retry" ? { lastStep: null, lastMetrics: Prisma.JsonNull } : {}) },
+      data: { attempt, outputDir, status: "queued", jobId, logOffset: 0, logTruncated: false, exitCode: null, error: null, pid: null, unreachableSince: null, finishedAt: null, cancelRequestedAt: null, slurmJobId: null, slurmState: null, slurmReason: null, ...(mode === "retry" ? { lastStep: null, lastMetrics: Prisma.JsonNull } : {}) },
     });
     await recordAudit(tx, { orgId: actor.orgId, actor, action: mode === "resume" ? "training.run.resume" : "training.run.retry", target: `training-run:${runId}`, data: { name: r.name, attempt } });
     return { runId, jobId };

@@ -144,6 +144,8 @@ export const runDetailSchema = runSummarySchema.extend({
   lastMetrics: z.record(z.string(), z.union([z.number(), z.string()])).nullable(),
   unreachableSince: z.date().nullable(),
   command: z.string(),
+  /** Slurm targets: the job, and its state and reason as Slurm last reported them. */
+  slurm: z.object({ jobId: z.string(), state: z.string().nullable(), reason: z.string().nullable(), words: z.string() }).nullable(),
 });
 
 export const runLogInput = z.object({ runId: z.uuid(), attempt: z.number().int().min(1).optional(), after: z.number().int().min(-1).default(-1), limit: z.number().int().min(1).max(2000).default(500) });
