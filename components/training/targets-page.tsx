@@ -48,7 +48,7 @@ export function TargetsPage() {
           <Card key={t.id} data-target={t.name}>
             <CardHeader
               title={<>{t.name} {t.isDefault && <Badge tone="blue" className="ml-2">default</Badge>}</>}
-              description={`${t.username}@${t.host}:${t.port} · work directory ${t.workDir} · ${t.activeRuns} active run(s), ${t.concurrency} at a time`}
+              description={`${t.kind === "slurm" ? "Slurm, through " : ""}${t.username}@${t.host}:${t.port} · work directory ${t.workDir} · ${t.activeRuns} active run(s), ${t.concurrency} at a time`}
               actions={
                 can("admin") && (
                   <>
@@ -91,6 +91,7 @@ function AddTargetForm({ onDone }: { onDone: () => void }) {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
   const [authKind, setAuthKind] = useState<AuthKind>("key");
+  const [kind, setKind] = useState<"ssh" | "slurm">("ssh");
   const create = useMutation(
     trpc.training.createTarget.mutationOptions({
       onSuccess: async () => {
@@ -114,10 +115,19 @@ function AddTargetForm({ onDone }: { onDone: () => void }) {
       commandTemplate: s("commandTemplate") || DEFAULT_TEMPLATE,
       concurrency: Number(s("concurrency") || 1),
       isDefault: f.get("isDefault") === "on",
+      kind,
+      slurm: kind === "slurm" ? { partition: s("partition"), account: s("account"), options: s("sbatchOptions").split("\n").map((o) => o.trim()).filter(Boolean) } : null,
     });
   };
   return (
     <form onSubmit={onSubmit} className="grid gap-4 sm:grid-cols-3" aria-label="Add training target">
+      <div className="space-y-1.5 sm:col-span-3">
+        <label htmlFor="target-kind" className="block text-sm font-medium">Kind</label>
+        <select id="target-kind" value={kind} onChange={(e) => setKind(e.target.value as "ssh" | "slurm")} className="rounded-md border border-zinc-300 bg-white px-3 py-2 text-sm dark:border-zinc-700 dark:bg-zinc-950">
+          <option value="ssh">GPU host over SSH</option>
+          <option value="slurm">Slurm cluster (its login host over SSH)</option>
+        </select>
+      </div>
       <TextField label="Name" name="name" required maxLength={80} placeholder="lab-4090" />
       <TextField label="Host" name="host" required placeholder="gpu.lab.lan" />
       <TextField label="Port" name="port" type="number" min={1} max={65535} defaultValue={22} />
@@ -130,6 +140,17 @@ function AddTargetForm({ onDone }: { onDone: () => void }) {
         <textarea id="target-template" name="commandTemplate" rows={3} defaultValue={DEFAULT_TEMPLATE} className="w-full rounded-md border border-zinc-300 bg-white px-3 py-2 font-mono text-xs dark:border-zinc-700 dark:bg-zinc-950" />
         <p className="text-xs text-zinc-500">Placeholders {"{repo_id} {dataset} {policy} {output} {name} {steps} {save_freq} {log_freq}"}; every value is shell-quoted on the host.</p>
       </div>
+      {kind === "slurm" && (
+        <>
+          <TextField label="Partition" name="partition" placeholder="gpu" hint="empty: the cluster's default" />
+          <TextField label="Account" name="account" placeholder="robotics" hint="empty: your default account" />
+          <div className="space-y-1.5 sm:col-span-3">
+            <label htmlFor="target-sbatch" className="block text-sm font-medium">sbatch options</label>
+            <textarea id="target-sbatch" name="sbatchOptions" rows={3} placeholder={"--gres=gpu:1\n--time=1-00:00:00\n--mem=64G"} className="w-full rounded-md border border-zinc-300 bg-white px-3 py-2 font-mono text-xs dark:border-zinc-700 dark:bg-zinc-950" />
+            <p className="text-xs text-zinc-500">One per line. Gantry adds the job name, the log file and --signal=B:USR1@120 (a warning to the trainer two minutes before the time limit). The work directory must be on storage the compute nodes share.</p>
+          </div>
+        </>
+      )}
       <TextField label="Runs at once" name="concurrency" type="number" min={1} max={16} defaultValue={1} hint="one per GPU" />
       <label className="flex items-center gap-2 text-sm sm:col-span-2"><input type="checkbox" name="isDefault" /> The organisation&apos;s default target (for the earlier /edge/train endpoint)</label>
       {create.error && <Alert className="sm:col-span-3">{errorMessage(create.error)}</Alert>}
