@@ -2,6 +2,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Db } from "../db";
 import { AppError, isAppError } from "../errors";
+import { isInterrupted } from "../jobs/cancellation";
 import type { ProgressReporter } from "../jobs/progress";
 import type { BlobStore } from "../storage/blob-store";
 import type { SshSession } from "../ssh/ssh-client";
@@ -77,6 +78,9 @@ export async function driveTrainingRun(db: Db, { runId, settings, blobs, progres
   try {
     return await drive(db, r, { connect, settings, blobs, progress, signal, dropSession: () => ((session as SshSession | null)?.close(), (session = null)) });
   } catch (error) {
+    // Its worker is stopping: the run goes on, detached on its host, and the next worker
+    // re-attaches to it. Only a cancel stops it there.
+    if (isInterrupted(signal)) throw error;
     if (signal.aborted) {
       await cancelOnHost(db, runId, settings).catch(async (e: Error) => {
         await setStatus(db, runId, "cancelled", { error: `Cancelled, but stopping it on the host failed: ${e.message}`, finishedAt: new Date() });
