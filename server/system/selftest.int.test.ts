@@ -16,7 +16,8 @@ import { getJob, listJobEvents } from "../jobs/jobs.service";
 import { InferenceEngine } from "../serving/inference.service";
 import { recordHeartbeat } from "./heartbeat.service";
 import { runSystemChecks, SYSTEM_CHECK_NAMES, type CheckSettings } from "./selftest-checks";
-import { runSelftest, startSelftest } from "./selftest.service";
+import { runSelftest } from "./selftest-run.service";
+import { startSelftest } from "./selftest.service";
 
 // The self-test against the real things: Postgres, a worker's heartbeat, the system's ffmpeg,
 // onnxruntime in the validation child, a running model server, the disk, and ssh2. A database
