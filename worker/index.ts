@@ -13,7 +13,7 @@ async function startWhenReachable(): Promise<StartedWorker> {
       outage.recovered();
       return worker;
     } catch (error) {
-      if (!isDatabaseUnavailable(error)) throw error;
+      if (!isDatabaseUnavailable(error, { socketErrors: true })) throw error;
       outage.failed(error);
       await new Promise((r) => setTimeout(r, Math.min(10_000, 250 * 2 ** attempt)));
     }

@@ -63,14 +63,14 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
     // A job interrupted by shutdown is not a failure; its own log says what happened.
     if (message.includes(JobInterruptedError.MESSAGE)) return;
     if (level !== "error" && level !== "warning") return;
-    if (isDatabaseUnavailable((meta as { error?: unknown } | undefined)?.error) || isDatabaseUnavailable({ message })) return outage.failed({ message });
+    if (isDatabaseUnavailable((meta as { error?: unknown } | undefined)?.error, { socketErrors: true }) || isDatabaseUnavailable({ message })) return outage.failed({ message });
     log(`[queue] ${message}`);
   });
   // The queue's connections wait out a database that is restarting: a job's end is written
   // once it is back, rather than failing at once (which the queue does not catch, ending the process).
   const queuePool = new PatientPool({ connectionString: url, max: concurrency + 4 }, { onUnavailable: (error) => outage.failed(error) });
   // A connection the database drops is removed by pg; these say so, once per outage.
-  const onPoolError = (error: Error) => (isDatabaseUnavailable(error) ? outage.failed(error) : log(`[queue] PostgreSQL connection error: ${error.message}`));
+  const onPoolError = (error: Error) => (isDatabaseUnavailable(error, { socketErrors: true }) ? outage.failed(error) : log(`[queue] PostgreSQL connection error: ${error.message}`));
   queuePool.on("error", onPoolError);
   queuePool.on("connect", (client) => client.on("error", onPoolError));
   const runner: Runner = await run({ pgPool: queuePool, concurrency, taskList, noHandleSignals: true, pollInterval: 1000, events, logger, crontabFile: path.resolve("worker/crontab") });
@@ -150,7 +150,7 @@ async function listenForCancels(url: string, cancellations: CancellationRegistry
       setTimeout(() => void connect(attempt + 1), Math.min(30_000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2)).unref();
     };
     c.on("error", (e) => {
-      if (isDatabaseUnavailable(e)) outage.failed(e);
+      if (isDatabaseUnavailable(e, { socketErrors: true })) outage.failed(e);
       else log(`Cancel listener: ${e.message}`);
       retry();
     });

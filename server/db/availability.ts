@@ -7,20 +7,26 @@ import { AppError } from "../errors";
 // Connection-level SQLSTATEs: class 08 (connection exception), 57P01-03 (the server shutting
 // down, crashed, or still starting), 53300 (too many connections).
 const UNAVAILABLE_SQLSTATES = /^(08\d{3}|57P0[1-3]|53300)$/;
-const UNAVAILABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "P1001", "P1002", "P1017", "P2024"]);
+const PRISMA_CODES = new Set(["P1001", "P1002", "P1017", "P2024"]);
 const UNAVAILABLE_KINDS = new Set(["DatabaseNotReachable", "ConnectionClosed", "SocketTimeout", "TooManyConnections"]);
-const UNAVAILABLE_MESSAGES = /Can't reach database server|Connection terminated|terminating connection|connection error and is not queryable|the database system is (starting up|shutting down|in recovery mode)|server closed the connection|Connection closed|timeout exceeded when trying to connect/i;
+// pg's, libpq's and Prisma's own words for a connection that is gone.
+const UNAVAILABLE_MESSAGES = /Can't reach database server|Connection terminated unexpectedly|terminating connection due to|Client has encountered a connection error and is not queryable|the database system is (starting up|shutting down|in recovery mode|not yet accepting connections)|Server has closed the connection|server closed the connection unexpectedly|timeout exceeded when trying to connect/i;
+const SOCKET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH"]);
 
-/** Whether an error means the database could not be reached (down, restarting, refusing), not that a query failed. */
-export function isDatabaseUnavailable(error: unknown, depth = 0): boolean {
+/**
+ * Whether an error means the database could not be reached (down, restarting, refusing), not
+ * that a query failed. Bare socket errors (ECONNREFUSED…) count only with `socketErrors`, for
+ * code that talks to nothing but the database: elsewhere they are as likely a device's or a
+ * host's.
+ */
+export function isDatabaseUnavailable(error: unknown, { socketErrors = false }: { socketErrors?: boolean } = {}, depth = 0): boolean {
   if (!error || typeof error !== "object" || depth > 5) return false;
   const e = error as { code?: unknown; kind?: unknown; message?: unknown; cause?: unknown; meta?: { driverAdapterError?: { cause?: unknown } } };
-  if (typeof e.code === "string" && (UNAVAILABLE_CODES.has(e.code) || UNAVAILABLE_SQLSTATES.test(e.code))) return true;
+  if (typeof e.code === "string" && (PRISMA_CODES.has(e.code) || UNAVAILABLE_SQLSTATES.test(e.code) || (socketErrors && SOCKET_CODES.has(e.code)))) return true;
   if (typeof e.kind === "string" && UNAVAILABLE_KINDS.has(e.kind)) return true;
-  if (e.kind === "postgres" && typeof e.code === "string" && UNAVAILABLE_SQLSTATES.test(e.code)) return true;
   if (typeof e.message === "string" && UNAVAILABLE_MESSAGES.test(e.message)) return true;
-  if (error instanceof AggregateError && error.errors.some((inner) => isDatabaseUnavailable(inner, depth + 1))) return true;
-  return isDatabaseUnavailable(e.meta?.driverAdapterError?.cause, depth + 1) || isDatabaseUnavailable(e.cause, depth + 1);
+  const inner = [e.meta?.driverAdapterError?.cause, e.cause, ...(error instanceof AggregateError ? error.errors : [])];
+  return inner.some((i) => isDatabaseUnavailable(i, { socketErrors }, depth + 1));
 }
 
 /** The database cannot be reached right now: a 503, worth trying again shortly. */
@@ -88,7 +94,7 @@ export class PatientPool extends pg.Pool {
 
   constructor(
     config: pg.PoolConfig,
-    private readonly patience: { patienceMs?: number; onUnavailable?: (error: unknown) => void; onConnected?: () => void } = {},
+    private readonly patience: { patienceMs?: number; onUnavailable?: (error: unknown) => void } = {},
   ) {
     super(config);
   }
@@ -105,11 +111,9 @@ export class PatientPool extends pg.Pool {
     const deadline = Date.now() + (this.patience.patienceMs ?? 10 * 60_000);
     for (let attempt = 0; ; attempt++) {
       try {
-        const client = await super.connect();
-        this.patience.onConnected?.();
-        return client;
+        return await super.connect();
       } catch (error) {
-        if (this.isStopped || !isDatabaseUnavailable(error) || Date.now() > deadline) throw error;
+        if (this.isStopped || !isDatabaseUnavailable(error, { socketErrors: true }) || Date.now() > deadline) throw error;
         this.patience.onUnavailable?.(error);
         await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 100 * 2 ** attempt) * (0.5 + Math.random() / 2)));
       }
