@@ -63,7 +63,9 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
     // A job interrupted by shutdown is not a failure; its own log says what happened.
     if (message.includes(JobInterruptedError.MESSAGE)) return;
     if (level !== "error" && level !== "warning") return;
-    if (isDatabaseUnavailable((meta as { error?: unknown } | undefined)?.error, { socketErrors: true }) || isDatabaseUnavailable({ message })) return outage.failed({ message });
+    // A task's failure may be any connection's (a device's SSH port); the queue's own are the database's.
+    const { error, failure } = (meta ?? {}) as { error?: unknown; failure?: boolean };
+    if (isDatabaseUnavailable(error, { socketErrors: !failure }) || isDatabaseUnavailable({ message })) return outage.failed({ message });
     log(`[queue] ${message}`);
   });
   // The queue's connections wait out a database that is restarting: a job's end is written
