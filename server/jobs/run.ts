@@ -11,6 +11,11 @@ import { isDatabaseUnavailable } from "../db/availability";
 export interface JobContext {
   db: Db;
   progress: ProgressReporter;
+  /**
+   * Aborts on a cancel, and also when the worker stops (its reason then a JobInterruptedError):
+   * a service that undoes its work on a cancel checks isInterrupted(signal) first, and on an
+   * interruption leaves things as a crash would, for the next run to go on from.
+   */
   signal: AbortSignal;
   job: { id: string; orgId: string; createdById: string | null; attempt: number };
 }
