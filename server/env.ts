@@ -86,6 +86,8 @@ const schema = z.object({
   TRAINING_LOST_AFTER_MS: z.coerce.number().int().min(1000).default(600_000),
   /** Seconds between TERM and KILL when a run is cancelled. */
   TRAINING_CANCEL_GRACE_S: z.coerce.number().int().min(1).max(600).default(30),
+  /** transactions-api targets: how long the final checkpoint may sit in the model folder while the API still says TRAINING before the folder decides. */
+  TRAINING_API_STUCK_AFTER_MS: z.coerce.number().int().min(0).default(600_000),
   /** The most of one attempt's log that is stored; past it a note says the log was cut. */
   TRAINING_LOG_MAX_BYTES: z.coerce.number().int().min(4096).default(64 * 1024 * 1024),
   /** The model directory of a device whose own setting does not name one. */

@@ -16,6 +16,7 @@ import { appendLog, recordGpuSample } from "./run-log";
 import { fetchCheckpoint, listCheckpoint, registerCheckpoint } from "./checkpoint.service";
 import { batchScript, describeSlurmState, meaningOfSlurmState } from "./slurm";
 import { cancelSlurmJob, hasSlurmJobEnded, judgeSlurmEnd, pollSlurmRun, slurmSettingsOf, SlurmRefused, submitSlurmJob, type SlurmPoll } from "./slurm-run";
+import { driveTransactionRun } from "./transactions-driver";
 import type { RunStatus } from "./training.schemas";
 
 // The training job: sync → launch → follow → fetch → register. Each step reads where the run
@@ -31,6 +32,7 @@ export interface DriverSettings {
   TRAINING_LOST_AFTER_MS: number;
   TRAINING_CANCEL_GRACE_S: number;
   TRAINING_LOG_MAX_BYTES: number;
+  TRAINING_API_STUCK_AFTER_MS: number;
 }
 
 type RunRow = NonNullable<Awaited<ReturnType<typeof loadRun>>>;
@@ -69,6 +71,7 @@ export async function driveTrainingRun(db: Db, { runId, settings, blobs, progres
   const r = await loadRun(db, runId);
   if (!r) throw new AppError("NOT_FOUND", "The training run was deleted");
   if (["succeeded", "failed", "cancelled", "lost"].includes(r.status)) return { status: r.status as RunStatus };
+  if (r.target.kind === "transactions-api") return driveTransactionRun(db, { runId, settings, blobs, progress, signal });
   let session: SshSession | null = null;
   const connect = async () => {
     if (session && !session.isClosed) return session;

@@ -65,6 +65,7 @@ export async function getRun(db: Db, { orgId, runId }: { orgId: string; runId: s
     saveFreq: r.saveFreq, logFreq: r.logFreq, extraArgs: r.extraArgs, runDir: r.runDir, outputDir: r.outputDir, exitCode: r.exitCode,
     logTruncated: r.logTruncated, lastMetrics: (r.lastMetrics as Record<string, number> | null) ?? null, unreachableSince: r.unreachableSince, command,
     slurm: r.slurmJobId ? { jobId: r.slurmJobId, state: r.slurmState, reason: r.slurmReason, words: describeSlurmState({ state: r.slurmState, reason: r.slurmReason }) } : null,
+    transaction: r.transactionId ? { id: r.transactionId, status: r.apiStatus } : null,
   };
 }
 
@@ -136,7 +137,7 @@ export async function restartRun(db: Db, { actor, runId, mode }: { actor: OrgAct
     const { jobId } = await enqueue(trainingRunJob, { runId }, { tx, orgId: actor.orgId, createdById: actor.userId, queue: queueOf(r.targetId) });
     await tx.trainingRun.update({
       where: { id: runId },
-      data: { attempt, outputDir, status: "queued", jobId, logOffset: 0, logTruncated: false, exitCode: null, error: null, pid: null, unreachableSince: null, finishedAt: null, cancelRequestedAt: null, slurmJobId: null, slurmState: null, slurmReason: null, ...(mode === "retry" ? { lastStep: null, lastMetrics: Prisma.JsonNull } : {}) },
+      data: { attempt, outputDir, status: "queued", jobId, logOffset: 0, logTruncated: false, exitCode: null, error: null, pid: null, unreachableSince: null, finishedAt: null, cancelRequestedAt: null, slurmJobId: null, slurmState: null, slurmReason: null, transactionId: null, apiStatus: null, finalCheckpointSeenAt: null, ...(mode === "retry" ? { lastStep: null, lastMetrics: Prisma.JsonNull } : {}) },
     });
     await recordAudit(tx, { orgId: actor.orgId, actor, action: mode === "resume" ? "training.run.resume" : "training.run.retry", target: `training-run:${runId}`, data: { name: r.name, attempt } });
     return { runId, jobId };

@@ -4,6 +4,7 @@ import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
 import { recordAudit } from "../audit/audit.service";
 import { Prisma } from "../generated/prisma/client";
+import { sealSecret } from "../security/secret-box";
 import { sealCredential } from "../ssh/sealed-target";
 import { connectSsh } from "../ssh/ssh-client";
 import { quoteShell } from "../ssh/shell-quote";
@@ -18,7 +19,7 @@ const ACTIVE = ["queued", "syncing", "launching", "running", "unreachable", "fet
 
 const summarySelect = {
   id: true, name: true, kind: true, host: true, port: true, username: true, authKind: true, pinnedHostKey: true,
-  workDir: true, activate: true, commandTemplate: true, concurrency: true, isDefault: true, facts: true, lastTestAt: true,
+  workDir: true, activate: true, commandTemplate: true, apiUrl: true, concurrency: true, isDefault: true, facts: true, lastTestAt: true,
 } satisfies Prisma.TrainingTargetSelect;
 
 export async function listTargets(db: Db, { orgId }: { orgId: string }): Promise<TargetSummary[]> {
@@ -32,12 +33,12 @@ function nameTaken(error: unknown, name: string): never {
   throw error;
 }
 
-export async function createTarget(db: Db, { actor, input }: { actor: OrgActor; input: CreateTargetInput }): Promise<{ id: string }> {
-  const { credential, slurm, ...rest } = input;
+export async function createTarget(db: Db, { actor, input }: { actor: OrgActor; input: Omit<CreateTargetInput, "api"> & { api?: CreateTargetInput["api"] } }): Promise<{ id: string }> {
+  const { credential, slurm, api, ...rest } = input;
   return db.$transaction(async (tx) => {
     if (rest.isDefault) await tx.trainingTarget.updateMany({ where: { orgId: actor.orgId }, data: { isDefault: false } });
     const target = await tx.trainingTarget
-      .create({ data: { ...rest, slurm: slurm ?? Prisma.JsonNull, ...sealCredential(credential), orgId: actor.orgId, createdById: actor.userId }, select: { id: true } })
+      .create({ data: { ...rest, slurm: slurm ?? Prisma.JsonNull, apiUrl: api?.url ?? null, apiToken: api?.token ? sealSecret(api.token) : null, ...sealCredential(credential), orgId: actor.orgId, createdById: actor.userId }, select: { id: true } })
       .catch((error) => nameTaken(error, input.name));
     await recordAudit(tx, { orgId: actor.orgId, actor, action: "training.target.create", target: `training-target:${target.id}`, data: { name: input.name, host: input.host, port: input.port, username: input.username, kind: input.kind } });
     return target;
@@ -81,8 +82,10 @@ export function parseFacts(output: string, fingerprint: string, { kind, workDir 
   const sbatch = line("sbatch") || null;
   const problems: string[] = [];
   if (!gpus.length && kind === "ssh") problems.push("No NVIDIA GPU was found (nvidia-smi is missing or lists none); training would run on the CPU, if at all");
-  if (!python || !/^Python 3/.test(python)) problems.push("Python 3 was not found on the PATH; install it, or set the environment activation (e.g. source ~/lerobot/.venv/bin/activate)");
-  if (!lerobot && !line("train")) problems.push("LeRobot is not installed here (no lerobot package, no lerobot-train on the PATH); install it or fix the environment activation");
+  // A transactions-api target's host only holds the model directory; the service trains.
+  const trainsHere = kind !== "transactions-api";
+  if (trainsHere && (!python || !/^Python 3/.test(python))) problems.push("Python 3 was not found on the PATH; install it, or set the environment activation (e.g. source ~/lerobot/.venv/bin/activate)");
+  if (trainsHere && !lerobot && !line("train")) problems.push("LeRobot is not installed here (no lerobot package, no lerobot-train on the PATH); install it or fix the environment activation");
   if (kind === "slurm" && !sbatch) problems.push("sbatch was not found: this host cannot submit Slurm jobs");
   if (Number.isFinite(disk) && disk < 20 * 1024 ** 3) problems.push(`Only ${(disk / 1024 ** 3).toFixed(1)} GiB free in ${workDir}; checkpoints and the dataset cache need room`);
   return { gpus, diskFreeBytes: Number.isFinite(disk) ? disk : null, python, lerobot, sbatch, problems, fingerprint };

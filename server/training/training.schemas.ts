@@ -35,7 +35,7 @@ export const commandTemplateSchema = z
 
 export const createTargetInput = z.object({
   name: nameSchema,
-  kind: z.enum(["ssh", "slurm"]).default("ssh"),
+  kind: z.enum(["ssh", "slurm", "transactions-api"]).default("ssh"),
   host: hostSchema,
   port: z.number().int().min(1).max(65535).default(22),
   username: usernameSchema,
@@ -54,7 +54,15 @@ export const createTargetInput = z.object({
     })
     .nullable()
     .default(null),
-});
+  /** transactions-api: the API's base address (…/transactions/start is under it) and its bearer token. */
+  api: z
+    .object({
+      url: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// address" }).max(2000),
+      token: z.string().max(4096).refine((s) => !/[\0\n\r]/.test(s), "must be one line").default(""),
+    })
+    .nullable()
+    .default(null),
+}).refine((t) => t.kind !== "transactions-api" || t.api !== null, { path: ["api"], message: "is required for a transactions-api target: its address (and token, if it needs one)" });
 export type CreateTargetInput = z.infer<typeof createTargetInput>;
 
 export const targetIdInput = z.object({ targetId: z.uuid() });
@@ -83,6 +91,7 @@ export const targetSummarySchema = z.object({
   workDir: z.string(),
   activate: z.string(),
   commandTemplate: z.string(),
+  apiUrl: z.string().nullable(),
   concurrency: z.number(),
   isDefault: z.boolean(),
   facts: targetFactsSchema.nullable(),
@@ -146,6 +155,8 @@ export const runDetailSchema = runSummarySchema.extend({
   command: z.string(),
   /** Slurm targets: the job, and its state and reason as Slurm last reported them. */
   slurm: z.object({ jobId: z.string(), state: z.string().nullable(), reason: z.string().nullable(), words: z.string() }).nullable(),
+  /** transactions-api targets: the transaction and the status the API last gave. */
+  transaction: z.object({ id: z.string(), status: z.string().nullable() }).nullable(),
 });
 
 export const runLogInput = z.object({ runId: z.uuid(), attempt: z.number().int().min(1).optional(), after: z.number().int().min(-1).default(-1), limit: z.number().int().min(1).max(2000).default(500) });
