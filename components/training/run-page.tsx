@@ -55,6 +55,7 @@ export function RunPage({ runId }: { runId: string }) {
             {r.finishedAt && <span className="text-xs text-zinc-500">ended <RelativeTime date={r.finishedAt} /></span>}
             {r.jobId && <Link href={`/jobs/${r.jobId}`} className="text-xs text-brand-600 underline">job log</Link>}
           </div>
+          {r.transaction && <p className="text-sm" data-testid="run-transaction">Transaction <code>{r.transaction.id}</code>{r.transaction.status && <> · the API says <code>{r.transaction.status}</code></>}</p>}
           {r.slurm && <p className="text-sm" data-testid="run-slurm">Slurm job <code>{r.slurm.jobId}</code>{r.slurm.state && <> · <code>{r.slurm.state}</code></>} — {r.slurm.words}</p>}
           <ProgressBar value={(r.lastStep ?? 0) / r.steps} label="Training progress" tone={r.status === "succeeded" ? "green" : r.status === "failed" || r.status === "lost" ? "red" : "blue"} />
           {r.status === "unreachable" && r.unreachableSince && <Alert tone="amber">{r.target.name} has not answered since <RelativeTime date={r.unreachableSince} />. Training goes on there if the host is up; the run is declared lost only after the configured time.</Alert>}

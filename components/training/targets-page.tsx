@@ -8,7 +8,7 @@ import { CredentialFields, credentialFromForm, type AuthKind } from "@/component
 import { Badge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
 import { Card, CardBody, CardHeader } from "@/components/ui/card";
-import { TextField } from "@/components/ui/field";
+import { SelectField, TextField } from "@/components/ui/field";
 import { PageHeader } from "@/components/ui/page-header";
 import { RelativeTime } from "@/components/ui/time";
 import { errorMessage, useTRPC } from "@/components/trpc";
@@ -48,7 +48,7 @@ export function TargetsPage() {
           <Card key={t.id} data-target={t.name}>
             <CardHeader
               title={<>{t.name} {t.isDefault && <Badge tone="blue" className="ml-2">default</Badge>}</>}
-              description={`${t.kind === "slurm" ? "Slurm, through " : ""}${t.username}@${t.host}:${t.port} · work directory ${t.workDir} · ${t.activeRuns} active run(s), ${t.concurrency} at a time`}
+              description={`${t.kind === "slurm" ? "Slurm, through " : t.kind === "transactions-api" ? `Transactions API ${t.apiUrl ?? ""}, model host ` : ""}${t.username}@${t.host}:${t.port} · work directory ${t.workDir} · ${t.activeRuns} active run(s), ${t.concurrency} at a time`}
               actions={
                 can("admin") && (
                   <>
@@ -87,11 +87,13 @@ export function TargetsPage() {
   );
 }
 
+type TargetKind = "ssh" | "slurm" | "transactions-api";
+
 function AddTargetForm({ onDone }: { onDone: () => void }) {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
   const [authKind, setAuthKind] = useState<AuthKind>("key");
-  const [kind, setKind] = useState<"ssh" | "slurm">("ssh");
+  const [kind, setKind] = useState<TargetKind>("ssh");
   const create = useMutation(
     trpc.training.createTarget.mutationOptions({
       onSuccess: async () => {
@@ -116,18 +118,23 @@ function AddTargetForm({ onDone }: { onDone: () => void }) {
       concurrency: Number(s("concurrency") || 1),
       isDefault: f.get("isDefault") === "on",
       kind,
+      api: kind === "transactions-api" ? { url: s("apiUrl"), token: String(f.get("apiToken") ?? "") } : null,
       slurm: kind === "slurm" ? { partition: s("partition"), account: s("account"), options: s("sbatchOptions").split("\n").map((o) => o.trim()).filter(Boolean) } : null,
     });
   };
   return (
     <form onSubmit={onSubmit} className="grid gap-4 sm:grid-cols-3" aria-label="Add training target">
-      <div className="space-y-1.5 sm:col-span-3">
-        <label htmlFor="target-kind" className="block text-sm font-medium">Kind</label>
-        <select id="target-kind" value={kind} onChange={(e) => setKind(e.target.value as "ssh" | "slurm")} className="rounded-md border border-zinc-300 bg-white px-3 py-2 text-sm dark:border-zinc-700 dark:bg-zinc-950">
-          <option value="ssh">GPU host over SSH</option>
-          <option value="slurm">Slurm cluster (its login host over SSH)</option>
-        </select>
-      </div>
+      <SelectField
+        label="Kind"
+        className="sm:col-span-3"
+        value={kind}
+        onChange={(e) => setKind(e.target.value as TargetKind)}
+        options={[
+          { value: "ssh", label: "GPU host over SSH" },
+          { value: "slurm", label: "Slurm cluster (its login host over SSH)" },
+          { value: "transactions-api", label: "Transactions API (the earlier cloud API; its model host over SSH)" },
+        ]}
+      />
       <TextField label="Name" name="name" required maxLength={80} placeholder="lab-4090" />
       <TextField label="Host" name="host" required placeholder="gpu.lab.lan" />
       <TextField label="Port" name="port" type="number" min={1} max={65535} defaultValue={22} />
@@ -140,6 +147,12 @@ function AddTargetForm({ onDone }: { onDone: () => void }) {
         <textarea id="target-template" name="commandTemplate" rows={3} defaultValue={DEFAULT_TEMPLATE} className="w-full rounded-md border border-zinc-300 bg-white px-3 py-2 font-mono text-xs dark:border-zinc-700 dark:bg-zinc-950" />
         <p className="text-xs text-zinc-500">Placeholders {"{repo_id} {dataset} {policy} {output} {name} {steps} {save_freq} {log_freq}"}; every value is shell-quoted on the host.</p>
       </div>
+      {kind === "transactions-api" && (
+        <>
+          <TextField label="API address" name="apiUrl" required type="url" placeholder="https://train.lab.lan/api" hint="…/transactions/start is under it" className="sm:col-span-2" />
+          <TextField label="API token" name="apiToken" type="password" autoComplete="off" hint="sent as a bearer token; stored sealed" />
+        </>
+      )}
       {kind === "slurm" && (
         <>
           <TextField label="Partition" name="partition" placeholder="gpu" hint="empty: the cluster's default" />
