@@ -142,7 +142,8 @@ describe("validateModelVersion", () => {
 
   it("marks a version invalid with the report's problems", async () => {
     const v = await uploaded();
-    await run(v, async () => ({ ok: false, opset: 9, producer: null, signature: null, problems: ["opset 9 is older than 13"] }));
+    // The job that found it invalid fails, saying so (never a green "succeeded"), and the version keeps the report.
+    await expect(run(v, async () => ({ ok: false, opset: 9, producer: null, signature: null, problems: ["opset 9 is older than 13"] }))).rejects.toMatchObject({ code: "BAD_REQUEST", message: expect.stringMatching(/is invalid: opset 9 is older than 13/) });
     expect(await db.modelVersion.findUniqueOrThrow({ where: { id: v.versionId } })).toMatchObject({ status: "invalid", error: "opset 9 is older than 13" });
   });
 
