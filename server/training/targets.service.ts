@@ -62,7 +62,7 @@ const FACTS_SCRIPT = [
   "echo \"python:$(python3 --version 2>&1 | head -n1)\"",
   "echo \"lerobot:$(python3 -c 'import importlib.metadata as m; print(m.version(\"lerobot\"))' 2>/dev/null || (command -v lerobot-train >/dev/null && lerobot-train --version 2>/dev/null | head -n1))\"",
   "echo \"train:$(command -v lerobot-train 2>/dev/null)\"",
-  "echo \"sbatch:$(sbatch --version 2>/dev/null | head -n1)\"",
+  "echo \"sbatch:$(timeout 10 sbatch --version 2>/dev/null | head -n1)\"",
 ].join("; ");
 
 export function parseFacts(output: string, fingerprint: string, { kind, workDir }: { kind: string; workDir: string }): TargetFacts {
