@@ -32,7 +32,8 @@ function Tick({ isDone }: { isDone: boolean }) {
 /** The Overview's checklist; gone once every step is done. */
 export function GettingStarted() {
   const trpc = useTRPC();
-  const counts = useQuery({ ...trpc.system.gettingStarted.queryOptions(), refetchInterval: 30_000 });
+  // Read afresh whenever the Overview opens: the step just done elsewhere shows ticked.
+  const counts = useQuery({ ...trpc.system.gettingStarted.queryOptions(), staleTime: 0, refetchInterval: 30_000 });
   if (!counts.data) return null;
   const done = steps.filter((s) => s.isDone(counts.data)).length;
   if (done === steps.length) return null;
