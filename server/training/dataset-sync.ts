@@ -3,18 +3,19 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { AppError } from "../errors";
 import type { ProgressReporter } from "../jobs/progress";
+import type { SFTPWrapper, Stats } from "ssh2";
 import type { SshSession } from "../ssh/ssh-client";
 import { quoteShell } from "../ssh/shell-quote";
 import { uploadResumable } from "../ssh/sftp-upload";
 import { hashFileInto } from "../edge/file-hash";
-import { run, writeHostFile } from "./host";
 
 // A dataset reaches a training host through a content-addressed cache there:
 //   <workDir>/cache/<sha256>                         each file once, whatever dataset holds it
 //   <workDir>/datasets/<org id>/<repo id>/<build>/   a plain LeRobot v3.0 folder of hard links
-// Only files the cache lacks go over the wire (appending an episode sends that episode's
-// files and the rewritten metadata, not the dataset); an upload cut off resumes from its
-// `.part`; a build already laid out is not touched again.
+// Only files the cache lacks go over the wire, each whole (appending an episode to a v3.0
+// dataset rewrites its concatenated video and data files, so those go again; files of chunks
+// it left alone do not); an upload cut off resumes from its `.part`; a build already laid out
+// is not touched again.
 
 export interface LocalFile {
   rel: string;
@@ -75,15 +76,22 @@ export async function syncDataset(opts: {
   const cache = path.posix.join(workDir, "cache");
   const remoteRoot = path.posix.join(workDir, "datasets", opts.orgId, ...opts.repoId.split("/"), opts.buildId);
   const totalBytes = files.reduce((n, f) => n + f.bytes, 0);
+  // Every command over SSH starts the user's login shell, which on a GPU host often sets up
+  // conda or pyenv and takes a second or more: the checks go through the one SFTP channel the
+  // uploads need anyway, and the checking and laying out of the files is one command.
   const session = await opts.connect();
-  const done = (await run(session, `test -f ${q(path.posix.join(remoteRoot, ".gantry-complete"))} && echo yes || echo no`, { what: "Checking the dataset on the host", signal })).trim();
-  if (done === "yes") {
+  const sftp = await session.sftp();
+  if (await statOf(sftp, path.posix.join(remoteRoot, ".gantry-complete"))) {
     await progress.step(`Dataset already on the host: 0 of ${files.length} files to send`, to);
     return { remoteRoot, sentFiles: 0, sentBytes: 0, totalBytes };
   }
 
-  const present = new Set((await run(session, `mkdir -p ${q(cache)} && cd ${q(cache)} && ls -1`, { what: "Listing the dataset cache", signal, timeoutMs: 120_000 })).split("\n").filter((n) => /^[0-9a-f]{64}$/.test(n)));
-  const missing = [...new Map(files.filter((f) => !present.has(f.sha256)).map((f) => [f.sha256, f])).values()];
+  await makeDirs(sftp, cache);
+  signal?.throwIfAborted();
+  // A file is in the cache when its name is there at its size (a .part is not yet a file).
+  const unique = [...new Map(files.map((f) => [f.sha256, f])).values()];
+  const present = await Promise.all(unique.map(async (f) => (await statOf(sftp, path.posix.join(cache, f.sha256)))?.size === f.bytes));
+  const missing = unique.filter((_, i) => !present[i]);
   const missingBytes = missing.reduce((n, f) => n + f.bytes, 0);
   await progress.step(`Syncing the dataset: ${missing.length} of ${files.length} files to send (${(missingBytes / 1e6).toFixed(1)} MB of ${(totalBytes / 1e6).toFixed(1)} MB)`, from);
   let sent = 0;
@@ -104,27 +112,67 @@ export async function syncDataset(opts: {
     });
     sent += f.bytes;
   }
-  // The files just sent are checked against their names before anything links to them.
-  if (missing.length) {
-    const sums = await run(session, `cd ${q(cache)} && sha256sum ${missing.map((f) => f.sha256).join(" ")}`, { what: "Checking the files sent", signal, timeoutMs: 600_000 });
-    for (const line of sums.trim().split("\n")) {
-      const [sum, name] = line.trim().split(/\s+/);
-      if (sum !== name) {
-        await run(session, `rm -f ${q(path.posix.join(cache, name))}`, { what: "Removing a damaged file" }).catch(() => {});
-        throw new AppError("INTERNAL", `A dataset file arrived damaged on the host (${name.slice(0, 12)}…); the sync will send it again`);
-      }
-    }
-  }
-  // The build's folder: hard links into the cache, laid out beside, then moved into place.
+
+  // One command: the files just sent are checked against their names before anything links to
+  // them, then the build's folder is laid out beside (hard links into the cache) and moved into
+  // place. Its lists go over SFTP as dot files in the cache, which no cache lookup takes for a file.
+  const lists = await opts.connect().then((s) => s.sftp());
+  const tag = crypto.randomBytes(6).toString("hex");
+  const manifest = path.posix.join(cache, `.sync-${tag}.manifest`);
+  const sentList = path.posix.join(cache, `.sync-${tag}.sent`);
+  await writeFile(lists, manifest, files.map((f) => `${f.sha256} ${f.rel}`).join("\n") + "\n");
+  if (missing.length) await writeFile(lists, sentList, missing.map((f) => f.sha256).join("\n") + "\n");
+  signal?.throwIfAborted();
   const staging = `${remoteRoot}.part`;
-  const manifest = `${staging}.manifest`;
-  await run(session, `rm -rf ${q(staging)} && mkdir -p ${q(staging)}`, { what: "Preparing the dataset folder", signal });
-  await writeHostFile(session, manifest, files.map((f) => `${f.sha256} ${f.rel}`).join("\n") + "\n", { signal });
-  await run(
-    session,
-    `cd ${q(staging)} && while read -r sha rel; do mkdir -p -- "$(dirname -- "$rel")" && ln -f -- ${q(cache)}/"$sha" "$rel" || exit 1; done < ${q(manifest)} && touch .gantry-complete && rm -f ${q(manifest)} && rm -rf ${q(remoteRoot)} && mv ${q(staging)} ${q(remoteRoot)}`,
-    { what: "Laying out the dataset folder", signal, timeoutMs: 600_000 },
-  );
+  const script = [
+    `cd ${q(cache)} || exit 1`,
+    ...(missing.length
+      ? [
+          `sums=$(xargs sha256sum -- < ${q(sentList)}) || exit 1`,
+          `bad=$(printf '%s\\n' "$sums" | awk '$1 != $2 { print $2 }')`,
+          `if [ -n "$bad" ]; then rm -f -- $bad ${q(manifest)} ${q(sentList)}; echo "damaged:$bad"; exit 3; fi`,
+        ]
+      : []),
+    `rm -rf ${q(staging)} && mkdir -p ${q(staging)} && cd ${q(staging)} || exit 1`,
+    `[ "$(wc -l < ${q(manifest)})" -eq ${files.length} ] || { echo "the list of the dataset's files arrived incomplete" >&2; exit 1; }`,
+    // Files come sorted by path, so each folder is made once.
+    `last=; while read -r sha rel; do case $rel in */*) d=\${rel%/*}; if [ "$d" != "$last" ]; then mkdir -p -- "$d" || exit 1; last=$d; fi ;; esac; ln -f -- ${q(cache)}/"$sha" "$rel" || exit 1; done < ${q(manifest)}`,
+    `touch .gantry-complete && rm -f ${q(manifest)} ${q(sentList)} && rm -rf ${q(remoteRoot)} && mv ${q(staging)} ${q(remoteRoot)}`,
+  ].join("\n");
+  const laid = await (await opts.connect()).exec(script, { signal, timeoutMs: 600_000 });
+  const damaged = /damaged:(\S+)/.exec(laid.stdout)?.[1];
+  if (laid.code === 3 && damaged) throw new AppError("INTERNAL", `A dataset file arrived damaged on the host (${damaged.slice(0, 12)}…); the sync will send it again`);
+  if (laid.code !== 0) {
+    const output = (laid.stderr || laid.stdout).trim().split("\n").slice(-5).join("\n");
+    throw new AppError("INTERNAL", `Laying out the dataset folder failed on ${session.target.name} (exit ${laid.code ?? laid.signal})${output ? `: ${output}` : ""}`);
+  }
   await progress.set(to, `Dataset on the host: sent ${missing.length} file(s), ${(sent / 1e6).toFixed(1)} MB`);
   return { remoteRoot, sentFiles: missing.length, sentBytes: sent, totalBytes };
+}
+
+function call<T>(fn: (cb: (error: Error | null | undefined, value: T) => void) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => fn((error, value) => (error ? reject(error) : resolve(value))));
+}
+
+/** The file's attributes, or null when there is none. */
+async function statOf(sftp: SFTPWrapper, remote: string): Promise<Stats | null> {
+  try {
+    return await call<Stats>((cb) => sftp.stat(remote, cb));
+  } catch (error) {
+    if ((error as { code?: number }).code === 2) return null; // SSH_FX_NO_SUCH_FILE
+    throw error;
+  }
+}
+
+/** mkdir -p over SFTP. */
+async function makeDirs(sftp: SFTPWrapper, dir: string): Promise<void> {
+  if (dir === "/" || (await statOf(sftp, dir))) return;
+  await makeDirs(sftp, path.posix.dirname(dir));
+  await call<void>((cb) => sftp.mkdir(dir, cb)).catch(async (error: Error) => {
+    if (!(await statOf(sftp, dir))?.isDirectory()) throw new AppError("INTERNAL", `Could not make the folder ${dir} on the host: ${error.message}`, { cause: error });
+  });
+}
+
+function writeFile(sftp: SFTPWrapper, remote: string, content: string): Promise<void> {
+  return call<void>((cb) => sftp.writeFile(remote, content, cb));
 }
