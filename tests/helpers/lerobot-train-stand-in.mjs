@@ -10,6 +10,7 @@
 //   control/train-hang        after the last step, never exit
 //   control/train-ignore-term ignore SIGTERM (only KILL stops it)
 //   control/train-spam-kb     print this many KiB of filler lines per logged step
+//   control/train-stamp       end every log line with t:<epoch ms> (when it was written)
 import fs from "node:fs";
 import path from "node:path";
 
@@ -29,9 +30,10 @@ if (args.version) {
   console.log("0.4.1");
   process.exit(0);
 }
+const stamp = control("train-stamp") !== null;
 const log = (msg) => {
   const now = new Date().toISOString().replace("T", " ").slice(0, 19);
-  process.stdout.write(`INFO ${now} ot_train.py:${200 + (msg.length % 50)} ${msg}\n`);
+  process.stdout.write(`INFO ${now} ot_train.py:${200 + (msg.length % 50)} ${msg}${stamp ? ` t:${Date.now()}` : ""}\n`);
 };
 const die = (msg) => {
   process.stderr.write(`Traceback (most recent call last):\n  File "lerobot/scripts/lerobot_train.py", line 1, in <module>\n${msg}\n`);
