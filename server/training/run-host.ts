@@ -126,5 +126,8 @@ export function unfinishedReason(checkpointStep: number | null, steps: number): 
 
 /** Stops the run's process group: TERM, up to `graceS` seconds, then KILL; prints what is left. */
 export function stopCommand(pid: number, graceS: number): string {
-  return `kill -TERM -- -${pid} 2>/dev/null; for i in $(seq ${graceS * 5}); do kill -0 -- -${pid} 2>/dev/null || break; sleep 0.2; done; if kill -0 -- -${pid} 2>/dev/null; then echo killed; kill -KILL -- -${pid} 2>/dev/null; sleep 0.5; fi; echo "left:$(pgrep -g ${pid} | tr '\\n' ' ')"`;
+  // Processes of the run's session (setsid made the wrapper its leader) still running: an
+  // exited one waiting for its parent (or a slow init) to reap it (state Z) is not "left".
+  const running = `ps -o pid=,stat= --sid ${pid} 2>/dev/null | awk '$2 !~ /^Z/ {print $1}'`;
+  return `kill -TERM -- -${pid} 2>/dev/null; for i in $(seq ${graceS * 5}); do [ -n "$(${running})" ] || break; sleep 0.2; done; if [ -n "$(${running})" ]; then echo killed; kill -KILL -- -${pid} 2>/dev/null; for i in $(seq 25); do [ -n "$(${running})" ] || break; sleep 0.2; done; fi; echo "left:$(${running} | tr '\\n' ' ')"`;
 }
