@@ -38,12 +38,12 @@ afterAll(async () => {
   await fs.rm(importRoot, { recursive: true, force: true });
 });
 
-async function importFolder(folder: string, repoId: string) {
+async function importFolder(folder: string, repoId: string, progress = silentProgress) {
   const started = await importDatasetFromFolder(db, { actor, input: { path: folder, repoId }, settings: settings() });
   const job = await db.job.findUniqueOrThrow({ where: { id: started.jobId } });
   const payload = job.payload as { datasetId: string; sourceDir: string; removeSource: boolean };
   await db.$executeRaw`SELECT graphile_worker.remove_job(${started.jobId}::text)`;
-  const result = await runImport(db, { ...payload, settings: settings(), progress: silentProgress });
+  const result = await runImport(db, { ...payload, settings: settings(), progress });
   return { ...started, result };
 }
 
@@ -57,8 +57,11 @@ describe("importing LeRobot datasets", () => {
     const folder = path.join(importRoot, "so101");
     await fs.cp(FIXTURE, folder, { recursive: true });
     const repoId = `lab/so101-import-${unique()}`;
-    const { datasetId, result } = await importFolder(folder, repoId);
+    const steps: string[] = [];
+    const { datasetId, result } = await importFolder(folder, repoId, { ...silentProgress, step: async (name) => void steps.push(name) });
     expect(result).toEqual({ episodes: 4, missingVideos: ["front", "top"], episodesWithoutVideo: [] });
+    // The job names the step it is on, episode by episode.
+    expect(steps).toEqual(["Reading the dataset", "Importing episode 1 of 4 (373 frames)", "Importing episode 2 of 4 (374 frames)", "Importing episode 3 of 4 (372 frames)", "Importing episode 4 of 4 (373 frames)", "Writing the dataset"]);
     const detail = await getDataset(db, { orgId: actor.orgId, datasetId });
     expect(detail).toMatchObject({ source: "import", importedVersion: "v3.0", fps: 30, robotType: "so101_follower", cameras: ["front", "top"], missingVideos: ["observation.images.front", "observation.images.top"], episodes: { ready: 4 }, totalFrames: 1492 });
     expect(detail.jointNames.action).toEqual(["shoulder_pan.pos", "shoulder_lift.pos", "elbow_flex.pos", "wrist_flex.pos", "wrist_roll.pos", "gripper.pos"]);

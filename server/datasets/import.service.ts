@@ -179,7 +179,8 @@ export async function runImport(db: Db, { datasetId, sourceDir, removeSource, ma
   try {
     for (const [i, e] of source.entries()) {
       if (signal?.aborted) throw signal.reason ?? new Error("Cancelled");
-      await progress.set(0.05 + 0.85 * (i / source.length), `Episode ${e.index}: ${e.length} frames`);
+      // A step per episode, so the job and the dataset page say which one it is on.
+      await progress.step(`Importing episode ${i + 1} of ${source.length} (${e.length} frames)`, 0.05 + 0.85 * (i / source.length));
       const lacking = present.filter((c) => !e.videos[c]);
       if (lacking.length) withoutVideo.push(e.index);
       const episode = await db.episode.create({
