@@ -23,7 +23,7 @@ export async function runSelftest(
   if (failed.length) {
     throw new AppError("INTERNAL", `${failed.length} of ${checks.length} checks failed: ${failed.map((c) => c.name).join(", ")} — the log says what each found and what to do`);
   }
-  await progress.set(1, `All ${checks.length} checks passed`);
+  await progress.step(`All ${checks.length} checks passed`, 1);
   return { checks };
 }
 
