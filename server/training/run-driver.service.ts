@@ -2,18 +2,15 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Db } from "../db";
 import { AppError, isAppError } from "../errors";
-import { isInterrupted } from "../jobs/cancellation";
 import type { ProgressReporter } from "../jobs/progress";
 import type { BlobStore } from "../storage/blob-store";
 import type { SshSession } from "../ssh/ssh-client";
 import { quoteShell } from "../ssh/shell-quote";
-import { datasetDir } from "../datasets/datasets.schemas";
 import { renderCommand } from "./command";
-import { connectTrainingHost, resolveWorkDir, run } from "./host";
-import { syncDataset, listDatasetFiles } from "./dataset-sync";
+import { connectTrainingHost, run } from "./host";
+import { bringCheckpointHome, loadRun, noteNoAnswer, RunEnded, runFolderOf, setStatus, syncRunDataset, withRunSession, type HostCtx, type RunRow } from "./run-steps";
 import { launchCommand, parsePoll, pollCommand, runPaths, stopCommand, trainScript, unfinishedReason, wrapperScript, type PollResult, type RunPaths } from "./run-host";
 import { appendLog, recordGpuSample } from "./run-log";
-import { fetchCheckpoint, listCheckpoint, registerCheckpoint } from "./checkpoint.service";
 import { batchScript, describeSlurmState, meaningOfSlurmState } from "./slurm";
 import { cancelSlurmJob, hasSlurmJobEnded, judgeSlurmEnd, pollSlurmRun, slurmSettingsOf, SlurmRefused, submitSlurmJob, type SlurmPoll } from "./slurm-run";
 import { driveTransactionRun } from "./transactions-driver";
@@ -33,23 +30,6 @@ export interface DriverSettings {
   TRAINING_CANCEL_GRACE_S: number;
   TRAINING_LOG_MAX_BYTES: number;
   TRAINING_API_STUCK_AFTER_MS: number;
-}
-
-type RunRow = NonNullable<Awaited<ReturnType<typeof loadRun>>>;
-
-function loadRun(db: Db, runId: string) {
-  return db.trainingRun.findUnique({ where: { id: runId }, include: { target: true, dataset: true } });
-}
-
-async function setStatus(db: Db, runId: string, status: RunStatus, data: Record<string, unknown> = {}) {
-  await db.trainingRun.update({ where: { id: runId }, data: { status, ...data } });
-}
-
-/** A final outcome the service reached itself: recorded on the run, and never retried. */
-class RunEnded extends AppError {
-  constructor(message: string) {
-    super("CONFLICT", message);
-  }
 }
 
 export function commandOf(r: RunRow, paths: RunPaths, datasetRoot: string, resumeFrom: boolean): string {
@@ -72,51 +52,21 @@ export async function driveTrainingRun(db: Db, { runId, settings, blobs, progres
   if (!r) throw new AppError("NOT_FOUND", "The training run was deleted");
   if (["succeeded", "failed", "cancelled", "lost"].includes(r.status)) return { status: r.status as RunStatus };
   if (r.target.kind === "transactions-api") return driveTransactionRun(db, { runId, settings, blobs, progress, signal });
-  let session: SshSession | null = null;
-  const connect = async () => {
-    if (session && !session.isClosed) return session;
-    session = await connectTrainingHost(r.target, { signal });
-    return session;
-  };
-  try {
-    return await drive(db, r, { connect, settings, blobs, progress, signal, dropSession: () => ((session as SshSession | null)?.close(), (session = null)) });
-  } catch (error) {
-    // Its worker is stopping: the run goes on, detached on its host, and the next worker
-    // re-attaches to it. Only a cancel stops it there.
-    if (isInterrupted(signal)) throw error;
-    if (signal.aborted) {
-      await cancelOnHost(db, runId, settings).catch(async (e: Error) => {
-        await setStatus(db, runId, "cancelled", { error: `Cancelled, but stopping it on the host failed: ${e.message}`, finishedAt: new Date() });
-      });
-      throw error;
-    }
-    if (error instanceof RunEnded) {
-      await progress.log(error.message, "error");
-      throw error;
-    }
-    // Anything else (a lost connection, a dead worker) is retried: the run re-attaches.
-    await db.trainingRun.update({ where: { id: runId }, data: { error: (error as Error).message } });
-    throw isAppError(error) && error.code !== "INTERNAL" ? new AppError("INTERNAL", error.message, { cause: error }) : error;
-  } finally {
-    (session as SshSession | null)?.close();
-  }
+  // A cancel stops the run on its host; a stopping worker leaves it training, detached, for the next worker.
+  const onCancel = () =>
+    cancelOnHost(db, runId, settings).catch(async (e: Error) => {
+      await setStatus(db, runId, "cancelled", { error: `Cancelled, but stopping it on the host failed: ${e.message}`, finishedAt: new Date() });
+    });
+  return withRunSession(db, r, { blobs, progress, signal, onCancel }, (ctx) => drive(db, r, { ...ctx, settings }));
 }
 
-interface DriveCtx {
-  connect: () => Promise<SshSession>;
-  dropSession: () => void;
+interface DriveCtx extends HostCtx {
   settings: DriverSettings;
-  blobs: BlobStore;
-  progress: ProgressReporter;
-  signal: AbortSignal;
 }
 
 async function drive(db: Db, r: RunRow, ctx: DriveCtx): Promise<{ status: RunStatus }> {
   const { connect, settings, progress, signal } = ctx;
-  let workDir = r.runDir ? path.posix.dirname(path.posix.dirname(r.runDir)) : null;
-  if (!workDir) workDir = await resolveWorkDir(await connect(), r.target.workDir, signal);
-  const paths = runPaths(workDir, r.id, r.attempt, r.outputDir);
-  if (!r.runDir) await db.trainingRun.update({ where: { id: r.id }, data: { runDir: paths.runDir, outputDir: paths.outputDir } });
+  const paths = await runFolderOf(db, r, ctx);
 
   // 1. Launch, unless this attempt is already running (or ran) on the host.
   const isSlurm = r.target.kind === "slurm";
@@ -125,10 +75,7 @@ async function drive(db: Db, r: RunRow, ctx: DriveCtx): Promise<{ status: RunSta
     const launched = (await run(session, `test -s ${quoteShell(path.posix.join(paths.attemptDir, isSlurm ? "job_id" : "pid"))} && echo yes || echo no`, { what: "Looking for the run on the host", signal })).trim() === "yes";
     if (isSlurm) await submit(db, r, paths, ctx, { launched });
     else if (!launched) {
-      await setStatus(db, r.id, "syncing", { startedAt: r.startedAt ?? new Date() });
-      const build = await listDatasetFiles(datasetDir(settings, r.dataset.orgId, r.dataset.repoId));
-      const synced = await syncDataset({ connect, workDir, orgId: r.orgId, repoId: r.dataset.repoId, buildId: r.dataset.buildId ?? "current", files: build, progress, signal, span: [0.02, 0.2] });
-      await setStatus(db, r.id, "launching");
+      const synced = await syncRunDataset(db, r, paths, settings, ctx);
       await progress.step("Launching on the host", 0.2);
       const command = commandOf(r, paths, synced.remoteRoot, r.attempt > 1 && r.outputDir === paths.outputDir && (await hasCheckpoint(session, paths, signal)));
       await run(session, launchCommand(paths, { train: trainScript({ activate: r.target.activate, command }), wrapper: wrapperScript() }), { what: "Starting the run", signal });
@@ -166,28 +113,16 @@ async function drive(db: Db, r: RunRow, ctx: DriveCtx): Promise<{ status: RunSta
 
   // 4. The checkpoint comes home and is registered.
   await setStatus(db, r.id, "fetching", { exitCode: 0, lastStep: r.steps });
-  await progress.step("Fetching the checkpoint", 0.9);
-  const session = await connect();
-  const checkpoint = await listCheckpoint(session, path.posix.join(paths.outputDir, "checkpoints", "last"), signal);
-  await fetchCheckpoint(session, { ...checkpoint, blobs: ctx.blobs, progress, signal, span: [0.9, 0.98] });
-  await progress.step("Registering the checkpoint", 0.98);
-  const version = await registerCheckpoint(db, { run: r, files: checkpoint.files, step: r.steps, targetName: r.target.name, repoId: r.dataset.repoId });
-  await setStatus(db, r.id, "succeeded", { checkpointVersionId: version.versionId, finishedAt: new Date(), error: null });
-  await progress.log(`Registered as version ${version.number} of the model ${r.name}`);
-  return { status: "succeeded" };
+  return bringCheckpointHome(db, r, paths.outputDir, ctx);
 }
 
 /** Syncs and submits the attempt's Slurm job, or adopts the one it already has, and records its id. */
 async function submit(db: Db, r: RunRow, paths: RunPaths, ctx: DriveCtx, { launched }: { launched: boolean }): Promise<void> {
   const { connect, settings, progress, signal } = ctx;
   const session = await connect();
-  const workDir = path.posix.dirname(path.posix.dirname(paths.runDir));
   let scripts = { train: "", batch: "" };
   if (!launched) {
-    await setStatus(db, r.id, "syncing", { startedAt: r.startedAt ?? new Date() });
-    const build = await listDatasetFiles(datasetDir(settings, r.dataset.orgId, r.dataset.repoId));
-    const synced = await syncDataset({ connect, workDir, orgId: r.orgId, repoId: r.dataset.repoId, buildId: r.dataset.buildId ?? "current", files: build, progress, signal, span: [0.02, 0.2] });
-    await setStatus(db, r.id, "launching");
+    const synced = await syncRunDataset(db, r, paths, settings, ctx);
     await progress.step("Submitting to Slurm", 0.2);
     const command = commandOf(r, paths, synced.remoteRoot, r.attempt > 1 && r.outputDir === paths.outputDir && (await hasCheckpoint(session, paths, signal)));
     scripts = { train: trainScript({ activate: r.target.activate, command }), batch: batchScript(paths, slurmSettingsOf(r.target.slurm)) };
@@ -237,14 +172,8 @@ async function follow(db: Db, r: RunRow, paths: RunPaths, ctx: DriveCtx): Promis
       if (signal.aborted) throw error;
       if (isAppError(error) && error.code === "CONFLICT") throw error; // a changed host key: never re-attach blindly
       ctx.dropSession();
-      const since = state.unreachableSince ?? new Date();
-      if (!state.unreachableSince) {
-        await setStatus(db, r.id, "unreachable", { unreachableSince: since });
-        await progress.log(`${r.target.name} does not answer (${(error as Error).message}); the run is marked unreachable, and training goes on there if the host is up`, "warn");
-      }
-      if (Date.now() - since.getTime() > settings.TRAINING_LOST_AFTER_MS) {
-        return { kind: "lost", reason: `${r.target.name} did not answer for ${Math.round(settings.TRAINING_LOST_AFTER_MS / 60_000)} min; the run is declared lost. If the host comes back and the run finished, start it again with Resume` };
-      }
+      const lost = await noteNoAnswer(db, r, { unreachableSince: state.unreachableSince, error, lostAfterMs: settings.TRAINING_LOST_AFTER_MS, progress, goesOn: "training goes on there if the host is up", lostHint: ". If the host comes back and the run finished, start it again with Resume" });
+      if (lost) return { kind: "lost", reason: lost };
       delay = Math.min(delay * 2, 10_000);
       await sleep(delay, undefined, { signal });
       continue;

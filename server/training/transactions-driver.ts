@@ -2,16 +2,12 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Db } from "../db";
 import { AppError, isAppError } from "../errors";
-import { isInterrupted } from "../jobs/cancellation";
 import type { ProgressReporter } from "../jobs/progress";
 import type { BlobStore } from "../storage/blob-store";
 import type { SshSession } from "../ssh/ssh-client";
 import { quoteShell } from "../ssh/shell-quote";
-import { datasetDir } from "../datasets/datasets.schemas";
-import { connectTrainingHost, resolveWorkDir, run } from "./host";
-import { listDatasetFiles, syncDataset } from "./dataset-sync";
-import { runPaths } from "./run-host";
-import { fetchCheckpoint, listCheckpoint, registerCheckpoint } from "./checkpoint.service";
+import { run } from "./host";
+import { bringCheckpointHome, loadRun, noteNoAnswer, RunEnded, runFolderOf, setStatus, syncRunDataset, withRunSession, type HostCtx, type RunRow } from "./run-steps";
 import { judgeTransaction, readTransaction, startTransaction, TransactionRefused, type TransactionState } from "./transactions-api";
 import { hostPathSchema, type RunStatus } from "./training.schemas";
 
@@ -29,82 +25,33 @@ export interface TransactionDriverSettings {
   TRAINING_API_STUCK_AFTER_MS: number;
 }
 
-type RunRow = NonNullable<Awaited<ReturnType<typeof loadRun>>>;
-
-function loadRun(db: Db, runId: string) {
-  return db.trainingRun.findUnique({ where: { id: runId }, include: { target: true, dataset: true } });
-}
-
-async function setStatus(db: Db, runId: string, status: RunStatus, data: Record<string, unknown> = {}) {
-  await db.trainingRun.update({ where: { id: runId }, data: { status, ...data } });
-}
-
-/** A final outcome reached here: recorded on the run, and never retried. */
-class RunEnded extends AppError {
-  constructor(message: string) {
-    super("CONFLICT", message);
-  }
-}
-
-interface Ctx {
-  connect: () => Promise<SshSession>;
-  dropSession: () => void;
+interface Ctx extends HostCtx {
   settings: TransactionDriverSettings;
-  blobs: BlobStore;
-  progress: ProgressReporter;
-  signal: AbortSignal;
 }
 
 export async function driveTransactionRun(db: Db, { runId, settings, blobs, progress, signal }: { runId: string; settings: TransactionDriverSettings; blobs: BlobStore; progress: ProgressReporter; signal: AbortSignal }): Promise<{ status: RunStatus }> {
   const r = await loadRun(db, runId);
   if (!r) throw new AppError("NOT_FOUND", "The training run was deleted");
-  let session: SshSession | null = null;
-  const connect = async () => {
-    if (session && !session.isClosed) return session;
-    session = await connectTrainingHost(r.target, { signal });
-    return session;
+  // A stopping worker leaves the transaction to the service, and the next worker follows it; a
+  // cancel can only stop Gantry following it.
+  const onCancel = async () => {
+    const current = await db.trainingRun.findUnique({ where: { id: runId }, select: { transactionId: true } });
+    await setStatus(db, runId, "cancelled", {
+      finishedAt: new Date(),
+      error: current?.transactionId ? `Gantry stopped following transaction ${current.transactionId}. The transactions API has no way to cancel a transaction, so ${r.target.name} may go on training it` : null,
+    });
   };
-  const dropSession = () => {
-    (session as SshSession | null)?.close();
-    session = null;
-  };
-  try {
-    return await drive(db, r, { connect, dropSession, settings, blobs, progress, signal });
-  } catch (error) {
-    // Its worker is stopping: the transaction goes on at the service, and the next worker follows it.
-    if (isInterrupted(signal)) throw error;
-    if (signal.aborted) {
-      const current = await db.trainingRun.findUnique({ where: { id: runId }, select: { transactionId: true } });
-      await setStatus(db, runId, "cancelled", {
-        finishedAt: new Date(),
-        error: current?.transactionId ? `Gantry stopped following transaction ${current.transactionId}. The transactions API has no way to cancel a transaction, so ${r.target.name} may go on training it` : null,
-      });
-      throw error;
-    }
-    if (error instanceof RunEnded) {
-      await progress.log(error.message, "error");
-      throw error;
-    }
-    await db.trainingRun.update({ where: { id: runId }, data: { error: (error as Error).message } });
-    throw isAppError(error) && error.code !== "INTERNAL" ? new AppError("INTERNAL", error.message, { cause: error }) : error;
-  } finally {
-    dropSession();
-  }
+  return withRunSession(db, r, { blobs, progress, signal, onCancel }, (ctx) => drive(db, r, { ...ctx, settings }));
 }
 
 async function drive(db: Db, r: RunRow, ctx: Ctx): Promise<{ status: RunStatus }> {
   const { connect, settings, progress, signal } = ctx;
-  const workDir = r.runDir ? path.posix.dirname(path.posix.dirname(r.runDir)) : await resolveWorkDir(await connect(), r.target.workDir, signal);
-  const paths = runPaths(workDir, r.id, r.attempt, r.outputDir);
-  if (!r.runDir) await db.trainingRun.update({ where: { id: r.id }, data: { runDir: paths.runDir, outputDir: paths.outputDir } });
+  const paths = await runFolderOf(db, r, ctx);
 
   // 1. Start the transaction, unless this attempt has one.
   let transactionId = r.transactionId;
   if (!transactionId) {
-    await setStatus(db, r.id, "syncing", { startedAt: r.startedAt ?? new Date() });
-    const build = await listDatasetFiles(datasetDir(settings, r.dataset.orgId, r.dataset.repoId));
-    const synced = await syncDataset({ connect, workDir, orgId: r.orgId, repoId: r.dataset.repoId, buildId: r.dataset.buildId ?? "current", files: build, progress, signal, span: [0.02, 0.2] });
-    await setStatus(db, r.id, "launching");
+    const synced = await syncRunDataset(db, r, paths, settings, ctx);
     await progress.step("Starting the transaction", 0.2);
     const resume = r.attempt > 1 && r.outputDir === paths.outputDir && (await checkpointStepOf(await connect(), paths.outputDir, signal)) !== null;
     try {
@@ -127,15 +74,7 @@ async function drive(db: Db, r: RunRow, ctx: Ctx): Promise<{ status: RunStatus }
 
   // 3. The checkpoint comes home and is registered.
   await setStatus(db, r.id, "fetching", { lastStep: r.steps });
-  await progress.step("Fetching the checkpoint", 0.9);
-  const session = await connect();
-  const checkpoint = await listCheckpoint(session, path.posix.join(modelDir, "checkpoints", "last"), signal);
-  await fetchCheckpoint(session, { ...checkpoint, blobs: ctx.blobs, progress, signal, span: [0.9, 0.98] });
-  await progress.step("Registering the checkpoint", 0.98);
-  const version = await registerCheckpoint(db, { run: r, files: checkpoint.files, step: r.steps, targetName: r.target.name, repoId: r.dataset.repoId });
-  await setStatus(db, r.id, "succeeded", { checkpointVersionId: version.versionId, finishedAt: new Date(), error: null });
-  await progress.log(`Registered as version ${version.number} of the model ${r.name}`);
-  return { status: "succeeded" };
+  return bringCheckpointHome(db, r, modelDir, ctx);
 }
 
 /** The step of checkpoints/last in a model directory, or null when it has none. */
@@ -172,15 +111,10 @@ async function follow(db: Db, r: RunRow, transactionId: string, outputDir: strin
       if (signal.aborted) throw error;
       if (isAppError(error) && error.code === "CONFLICT") throw error; // a changed host key: never go on blindly
       ctx.dropSession();
-      const since = row.unreachableSince ?? new Date();
-      if (!row.unreachableSince) {
-        await setStatus(db, r.id, "unreachable", { unreachableSince: since });
-        await progress.log(`${r.target.name} does not answer (${(error as Error).message}); the run is marked unreachable, and training goes on at the service if it is up`, "warn");
-      }
-      if (Date.now() - since.getTime() > settings.TRAINING_LOST_AFTER_MS) {
-        const reason = `${r.target.name} did not answer for ${Math.round(settings.TRAINING_LOST_AFTER_MS / 60_000)} min; the run is declared lost`;
-        await setStatus(db, r.id, "lost", { error: reason, finishedAt: new Date() });
-        throw new RunEnded(reason);
+      const lost = await noteNoAnswer(db, r, { unreachableSince: row.unreachableSince, error, lostAfterMs: settings.TRAINING_LOST_AFTER_MS, progress, goesOn: "training goes on at the service if it is up" });
+      if (lost) {
+        await setStatus(db, r.id, "lost", { error: lost, finishedAt: new Date() });
+        throw new RunEnded(lost);
       }
       delay = Math.min(delay * 2, 10_000);
       await sleep(delay, undefined, { signal });
