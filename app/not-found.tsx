@@ -1,15 +1,10 @@
 import Link from "next/link";
+import { navItems } from "@/components/shell/nav-items";
 
 export const metadata = { title: "Page not found" };
 
-const pages = [
-  { href: "/datasets", label: "Datasets" },
-  { href: "/models", label: "Models" },
-  { href: "/endpoints", label: "Endpoints" },
-  { href: "/training", label: "Training" },
-  { href: "/fleet", label: "Fleet" },
-  { href: "/jobs", label: "Jobs" },
-];
+// The sidebar's pages, less the Overview (the button above) and Settings (it needs a session).
+const pages = navItems.filter((p) => p.href !== "/" && p.href !== "/settings");
 
 /** Any address with no page: the portal's own 404, with the way back. */
 export default function NotFound() {

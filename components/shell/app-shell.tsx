@@ -12,17 +12,9 @@ import { useLiveJobs } from "@/components/jobs/use-live-jobs";
 import { HealthBanner } from "./health-banner";
 import { NoOrganisation } from "./no-organisation";
 import { ThemeToggle } from "./theme-toggle";
+import { navItems } from "./nav-items";
 
-const nav = [
-  { href: "/", label: "Overview" },
-  { href: "/datasets", label: "Datasets" },
-  { href: "/models", label: "Models" },
-  { href: "/endpoints", label: "Endpoints" },
-  { href: "/training", label: "Training" },
-  { href: "/fleet", label: "Fleet" },
-  { href: "/jobs", label: "Jobs" },
-  { href: "/settings", label: "Settings" },
-];
+const nav = navItems;
 
 function OrgSwitcher() {
   const trpc = useTRPC();
