@@ -1,5 +1,6 @@
 import fs from "node:fs/promises";
 import path from "node:path";
+import type { Readable } from "node:stream";
 import { z } from "zod";
 import type { OrgActor } from "../auth/roles";
 import type { Db } from "../db";
@@ -7,6 +8,7 @@ import { AppError } from "../errors";
 import { resolveInside, stagedImportSchema, type ImportMapping } from "./datasets.schemas";
 import { checkImportMapping, checkRepoIdFree, inspectDataset, startImport, type ImportSettings } from "./import.service";
 import { findDatasetRoot } from "./lerobot/source";
+import { ArchiveTooLargeError, unpackUpload } from "./archive.service";
 
 // An uploaded archive, once unpacked: imported at once when its features are LeRobot's usual
 // ones (or the upload named the mapping), else kept in its staging folder for the person to
@@ -30,6 +32,29 @@ function parseStaged(text: string | null) {
 }
 
 export type UploadOutcome = { kind: "started"; datasetId: string; jobId: string } | ({ kind: "staged" } & StagedImport);
+
+/**
+ * An archive sent as a request body: a taken repo id and a declared length over
+ * DATASET_MAX_IMPORT_BYTES are refused before a byte is read; the body is unpacked into a
+ * staging folder (removed again if anything after fails) and imported or staged.
+ */
+export async function importArchiveUpload(
+  db: Db,
+  { actor, body, declaredBytes, repoId, from, mapping, settings }: { actor: OrgActor; body: Readable | null; declaredBytes: number | null; repoId: string; from: string; mapping?: ImportMapping; settings: ImportSettings & { DATASET_MAX_IMPORT_BYTES: number } },
+): Promise<UploadOutcome> {
+  await checkRepoIdFree(db, { orgId: actor.orgId, repoId });
+  const maxBytes = settings.DATASET_MAX_IMPORT_BYTES;
+  if (declaredBytes !== null && declaredBytes > maxBytes) throw new ArchiveTooLargeError(maxBytes);
+  if (!body) throw new AppError("BAD_REQUEST", "Send the archive as the request body");
+  await sweepStagedUploads(settings).catch(() => {});
+  const staging = await unpackUpload(body, settings, maxBytes);
+  try {
+    return await importUploadedArchive(db, { actor, staging, repoId, from, mapping, settings });
+  } catch (error) {
+    await fs.rm(staging, { recursive: true, force: true });
+    throw error;
+  }
+}
 
 /** Starts the import of an unpacked upload, or stages it when its mapping needs the person's word. */
 export async function importUploadedArchive(

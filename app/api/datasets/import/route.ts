@@ -1,14 +1,11 @@
-import fs from "node:fs/promises";
 import { Readable } from "node:stream";
 import { z } from "zod";
 import { db } from "@/server/db";
 import { env } from "@/server/env";
-import { AppError, errorResponse } from "@/server/errors";
+import { errorResponse } from "@/server/errors";
 import { parseQuery, requireOrgActor } from "@/server/api/http";
-import { ArchiveTooLargeError, unpackUpload } from "@/server/datasets/archive.service";
 import { featureKeySchema, repoIdSchema } from "@/server/datasets/datasets.schemas";
-import { checkRepoIdFree } from "@/server/datasets/import.service";
-import { importUploadedArchive, sweepStagedUploads } from "@/server/datasets/upload-import.service";
+import { importArchiveUpload } from "@/server/datasets/upload-import.service";
 
 export const dynamic = "force-dynamic";
 
@@ -32,26 +29,26 @@ const querySchema = z
  * the datasetImports.importStaged procedure. A repo id already taken is refused before the body is read.
  */
 export async function POST(request: Request) {
-  let staging: string | null = null;
   try {
     const actor = await requireOrgActor(request, "operator");
     const query = parseQuery(request, querySchema, "import");
-    await checkRepoIdFree(db(), { orgId: actor.orgId, repoId: query.repoId });
-    const maxBytes = env().DATASET_MAX_IMPORT_BYTES;
-    if (Number(request.headers.get("content-length")) > maxBytes) throw new ArchiveTooLargeError(maxBytes);
-    if (!request.body) throw new AppError("BAD_REQUEST", "Send the archive as the request body");
-    await sweepStagedUploads(env()).catch(() => {});
-    staging = await unpackUpload(Readable.fromWeb(request.body as never), env(), maxBytes);
     const mapping = query.action && query.state ? { action: query.action, state: query.state, ...(query.cameras !== undefined ? { cameras: query.cameras.split(",").map((c) => c.trim()).filter(Boolean) } : {}) } : undefined;
-    const outcome = await importUploadedArchive(db(), { actor, staging, repoId: query.repoId, from: query.filename ?? "an uploaded archive", mapping, settings: env() });
-    staging = null;
+    const declared = request.headers.get("content-length");
+    const outcome = await importArchiveUpload(db(), {
+      actor,
+      body: request.body ? Readable.fromWeb(request.body as never) : null,
+      declaredBytes: declared === null ? null : Number(declared),
+      repoId: query.repoId,
+      from: query.filename ?? "an uploaded archive",
+      mapping,
+      settings: env(),
+    });
     if (outcome.kind === "staged") {
       const { kind: _kind, ...staged } = outcome;
       return Response.json({ staged }, { status: 202 });
     }
     return Response.json({ datasetId: outcome.datasetId, jobId: outcome.jobId }, { status: 201 });
   } catch (error) {
-    if (staging) await fs.rm(staging, { recursive: true, force: true });
     return errorResponse(error);
   }
 }
