@@ -31,8 +31,9 @@ describe("folders from before repo ids belonged to organisations", () => {
     await expect(fs.access(path.join(settings.DATASETS_DIR, repoId))).rejects.toThrow();
     await fs.access(path.join(settings.EDGE_UPLOAD_DIR, "lab", "nobody"));
     expect(lines.join("\n")).toMatch(/Moved \d+ dataset folder/);
-    // Again: nothing left to move of this dataset.
-    await moveFoldersUnderOrgs(db, settings, () => {});
+    // Again: the pass is recorded as done, so the next start looks at nothing.
+    expect(await moveFoldersUnderOrgs(db, settings, () => {})).toBe(0);
+    await fs.access(path.join(settings.DATASETS_DIR, ".org-folders"));
     expect(await fs.readFile(path.join(datasetDir(settings, orgId, repoId), "data", "episode-0.jsonl"), "utf8")).toBe("{}\n");
     await fs.rm(root, { recursive: true, force: true });
   });

@@ -15,8 +15,13 @@ async function isThere(p: string): Promise<boolean> {
 
 /** Moves pre-organisation dataset and raw folders under their organisation's folder. */
 export async function moveFoldersUnderOrgs(db: Db, settings: { DATASETS_DIR: string; EDGE_UPLOAD_DIR: string }, log: (m: string) => void): Promise<number> {
+  // Once a pass has moved everything, later starts have nothing to look at: nothing writes the
+  // old layout any more.
+  const done = path.join(settings.DATASETS_DIR, ".org-folders");
+  if (await isThere(done)) return 0;
   const datasets = await db.dataset.findMany({ select: { orgId: true, repoId: true } });
   let moved = 0;
+  let failed = 0;
   for (const d of datasets) {
     for (const [root, to] of [
       [settings.DATASETS_DIR, datasetDir(settings, d.orgId, d.repoId)],
@@ -29,10 +34,17 @@ export async function moveFoldersUnderOrgs(db: Db, settings: { DATASETS_DIR: str
       await fs.mkdir(path.dirname(to), { recursive: true });
       await fs.rename(from, to).then(
         () => (moved += 1),
-        (error: Error) => log(`Could not move ${from} under its organisation: ${error.message}`),
+        (error: Error) => {
+          failed += 1;
+          log(`Could not move ${from} under its organisation: ${error.message}`);
+        },
       );
     }
   }
   if (moved) log(`Moved ${moved} dataset folder(s) under their organisation's folder`);
+  if (!failed) {
+    await fs.mkdir(settings.DATASETS_DIR, { recursive: true });
+    await fs.writeFile(done, "Dataset and raw folders are under their organisation's folder.\n");
+  }
   return moved;
 }
