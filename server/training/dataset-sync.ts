@@ -26,11 +26,18 @@ export interface LocalFile {
 
 const SAFE_REL = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
 
+// A build never changes once made (a change is a new build in a new folder), so its sums are
+// kept per build folder for the worker's life: the next run of the same build hashes nothing.
+const SUMS_KEPT = 16;
+const sumsByBuild = new Map<string, LocalFile[]>();
+
 /** Every file of a built dataset, with its sha256 (links resolved; nothing outside the build). */
 export async function listDatasetFiles(root: string): Promise<LocalFile[]> {
   const base = await fs.realpath(root).catch(() => {
     throw new AppError("CONFLICT", "The dataset has no build to train on yet; wait until an episode is in it");
   });
+  const known = sumsByBuild.get(base);
+  if (known && (await Promise.all(known.map((f) => fs.stat(f.abs).then((st) => st.size === f.bytes, () => false)))).every(Boolean)) return known;
   const files: LocalFile[] = [];
   const walk = async (dir: string) => {
     for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
@@ -47,6 +54,9 @@ export async function listDatasetFiles(root: string): Promise<LocalFile[]> {
   };
   await walk(base);
   files.sort((a, b) => a.rel.localeCompare(b.rel));
+  sumsByBuild.delete(base);
+  sumsByBuild.set(base, files);
+  if (sumsByBuild.size > SUMS_KEPT) sumsByBuild.delete(sumsByBuild.keys().next().value!);
   return files;
 }
 
