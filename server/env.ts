@@ -81,7 +81,7 @@ const schema = z.object({
   /** Seconds between health checks of each device (checks run from a once-a-minute schedule). */
   DEVICE_HEALTH_INTERVAL: z.coerce.number().int().min(5).max(86_400).default(60),
   /** How often a running training run's host is asked for its log and state. */
-  TRAINING_POLL_MS: z.coerce.number().int().min(100).max(60_000).default(1000),
+  TRAINING_POLL_MS: z.coerce.number().int().min(100).max(60_000).default(500),
   /** A host that does not answer this long makes its run "lost" (until then it is "unreachable"). */
   TRAINING_LOST_AFTER_MS: z.coerce.number().int().min(1000).default(600_000),
   /** Seconds between TERM and KILL when a run is cancelled. */
