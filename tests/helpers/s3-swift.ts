@@ -1,0 +1,56 @@
+import { execFile, execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { freePort } from "./sshd-rig";
+
+// A real S3 server for the tests: OpenStack Swift with its S3 gateway (Debian's packages),
+// started by the shared scripts in ../shared/infra/s3-swift/ (beside the checkout, as CI places
+// it) in a folder and on ports of its own. Its start-up is CPU-bound, so a run starts it once.
+
+const run = promisify(execFile);
+const SCRIPTS = path.resolve("../shared/infra/s3-swift");
+
+export interface TestS3 {
+  endpoint: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  stop(): Promise<void>;
+}
+
+/** Why Swift cannot be started here, or null when it can. */
+export function swiftSkipReason(): string | null {
+  if (!fs.existsSync(path.join(SCRIPTS, "start.sh"))) return `${SCRIPTS}/start.sh is absent (CI places shared/ beside the checkout)`;
+  const missing = ["swift-proxy-server", "swift-object-server", "memcached"].filter((c) => {
+    try {
+      execFileSync("sh", ["-c", `command -v ${c}`], { stdio: "ignore", env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` } });
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length) return `OpenStack Swift is not installed (${missing.join(", ")} missing): apt-get install -y swift swift-proxy swift-object swift-container swift-account python3-swift memcached attr`;
+  if (process.getuid?.() !== 0) return "the test Swift runs its servers as root";
+  return null;
+}
+
+export async function startSwift(): Promise<TestS3> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-s3-"));
+  const [proxy, obj, cont, acct, mc] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+  const env = { ...process.env, D: dir, P_PROXY: String(proxy), P_OBJ: String(obj), P_CONT: String(cont), P_ACCT: String(acct), P_MC: String(mc), PATH: `${process.env.PATH}:/usr/sbin:/sbin` };
+  const stop = async () => {
+    await run("bash", [path.join(SCRIPTS, "stop.sh")], { env: { ...env, WIPE: "1" } }).catch(() => {});
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await run("sh", [path.join(SCRIPTS, "setup.sh")], { env, timeout: 60_000 });
+    const { stdout } = await run("bash", [path.join(SCRIPTS, "start.sh")], { env, timeout: 120_000 });
+    if (!/OK/.test(stdout)) throw new Error(`Swift did not start: ${stdout}`);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { endpoint: `http://127.0.0.1:${proxy}`, region: "us-east-1", accessKeyId: "test:tester", secretAccessKey: "testing", stop };
+}
