@@ -1,0 +1,197 @@
+import crypto from "node:crypto";
+import { spawn, type ChildProcess } from "node:child_process";
+import http from "node:http";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testDb } from "../tests/helpers/db";
+import { createOrgWithMember, waitFor } from "../tests/helpers/factories";
+import { createApiToken, revokeApiToken } from "../server/auth/tokens.service";
+import type { OrgActor } from "../server/auth/roles";
+import { getAgentCommand, listAgents, sendAgentCommand } from "../server/hardware/commands.service";
+import { AGENT_COMMANDS_CHANNEL } from "../server/hardware/hardware.schemas";
+import { AGENT_BUNDLE, buildAgent, freePort, runAgent, startTestPortal, tempDir, type TestPortal } from "./test-helpers";
+
+// `gantry-agent connect`, the bundle a user runs, against the real agent route handlers and
+// Postgres: presence, commands and their outcomes when either end goes away.
+
+// Short presence and grace, here and in the portal, so a lost agent is noticed in seconds.
+const TIMINGS = { AGENT_PRESENCE_MS: "300", AGENT_GRACE_MS: "1500", SSE_HEARTBEAT_MS: "300" };
+Object.assign(process.env, TIMINGS);
+
+const db = testDb();
+let portal: TestPortal;
+let portalPort: number;
+let portalHome: string;
+let token: string;
+let actor: OrgActor;
+let home: string;
+const agents: ChildProcess[] = [];
+
+interface RunningAgent {
+  child: ChildProcess;
+  output: () => string;
+}
+
+function startPortal(): Promise<TestPortal> {
+  return startTestPortal({ GANTRY_HOME: portalHome, TEST_PORTAL_PORT: String(portalPort), ...TIMINGS });
+}
+
+function connectAgent(name: string, agentHome = home): RunningAgent {
+  const child = spawn(process.execPath, [AGENT_BUNDLE, "connect", "--name", name], { env: { ...process.env, GANTRY_AGENT_HOME: agentHome }, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+  agents.push(child);
+  return { child, output: () => output };
+}
+
+async function onlineAgent(name: string) {
+  return waitFor(async () => (await listAgents(db, { actor })).find((a) => a.name === name && a.isOnline && a.hostFacts), { what: `${name} online with its facts`, timeoutMs: 30_000 });
+}
+
+const ping = (agentId: string, holdMs = 0) => sendAgentCommand(db, { actor, input: { agentId, kind: "ping", input: { holdMs }, timeoutSeconds: 60 } });
+
+/**
+ * The status a body too big is refused with. The portal answers by its declared length without
+ * reading it and may close the socket while the body is still going out: read the answer
+ * whenever it comes and ignore the write failing.
+ */
+function postOversized(url: string, body: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = http.request(url, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (response) => {
+      response.resume();
+      resolve(response.statusCode ?? 0);
+    });
+    request.on("error", (error) => setTimeout(() => reject(error), 1000));
+    request.end(body);
+  });
+}
+
+async function commandIn(commandId: string, statuses: string[]) {
+  return waitFor(async () => {
+    const command = await getAgentCommand(db, { actor, commandId });
+    return statuses.includes(command.status) ? command : null;
+  }, { what: `command in ${statuses.join("/")}`, timeoutMs: 30_000 });
+}
+
+beforeAll(async () => {
+  buildAgent();
+  ({ actor } = await createOrgWithMember(db, "operator"));
+  token = (await createApiToken(db, { actor, input: { name: "agent", scopes: ["write"] } })).token;
+  portalPort = await freePort();
+  portalHome = tempDir("portal-home");
+  portal = await startPortal();
+  home = tempDir("agent-home");
+  const login = await runAgent(["login", "--portal", portal.url, "--token", token], { home });
+  expect(login.code, login.stderr).toBe(0);
+}, 120_000);
+
+afterAll(async () => {
+  for (const child of agents) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  await portal?.stop();
+});
+
+describe("gantry-agent connect", () => {
+  it("comes online with its host facts, answers a ping, and answers a command sent again only once", async () => {
+    const name = `bench-${crypto.randomBytes(3).toString("hex")}`;
+    const agent = connectAgent(name);
+    const online = await onlineAgent(name);
+    expect(online.hostFacts!.cpu.cores).toBeGreaterThan(0);
+    expect(online.hostFacts!.memoryBytes).toBeGreaterThan(0);
+    // Present or not, Python and lerobot are stated either way.
+    expect(online.hostFacts!.python.version ?? online.hostFacts!.python.note).toBeTruthy();
+    expect(online.hostFacts!.lerobot.version ?? online.hostFacts!.lerobot.note).toBeTruthy();
+    expect(Array.isArray(online.hostFacts!.serialAdapters)).toBe(true);
+
+    const sent = await ping(online.id);
+    const done = await commandIn(sent.id, ["succeeded", "failed"]);
+    expect(done.status, done.error ?? "").toBe("succeeded");
+    expect(done.result).toMatchObject({ heldMs: 0 });
+
+    // The portal sends the same command id again (as after a reconnect): the agent does not run
+    // it again but answers with what it answered the first time.
+    await db.agentCommand.update({ where: { id: sent.id }, data: { status: "queued", result: undefined, finishedAt: null } });
+    await db.$executeRaw`SELECT pg_notify(${AGENT_COMMANDS_CHANNEL}, ${online.id})`;
+    const again = await commandIn(sent.id, ["succeeded", "failed"]);
+    expect(again.result).toEqual(done.result);
+    expect(agent.output().split(`Running ping (${sent.id})`).length - 1).toBe(1);
+  });
+
+  it("fails the command it was running, saying so, when the agent is killed, and shows it offline", async () => {
+    const name = `killed-${crypto.randomBytes(3).toString("hex")}`;
+    const agent = connectAgent(name);
+    const online = await onlineAgent(name);
+    const sent = await ping(online.id, 60_000);
+    await commandIn(sent.id, ["running"]);
+    agent.child.kill("SIGKILL");
+    const failed = await commandIn(sent.id, ["failed", "succeeded"]);
+    expect(failed.status).toBe("failed");
+    expect(failed.error).toMatch(new RegExp(`agent ${name} disconnected while running ping`));
+    // Well before its 60 s deadline: the grace, not the deadline, ended it.
+    expect(failed.finishedAt!.getTime() - Date.now()).toBeLessThan(60_000);
+    const after = (await listAgents(db, { actor })).find((a) => a.id === online.id)!;
+    expect(after.isOnline).toBe(false);
+    expect(after.lastSeenAt).not.toBeNull();
+  });
+
+  it("reconnects with backoff when the portal goes away mid-command, and the command ends with its result", async () => {
+    const name = `restart-${crypto.randomBytes(3).toString("hex")}`;
+    const agent = connectAgent(name);
+    const online = await onlineAgent(name);
+    const sent = await ping(online.id, 1500);
+    await commandIn(sent.id, ["running"]);
+    await portal.stop();
+    // The agent finishes the ping while the portal is down, then finds it again.
+    await waitFor(async () => /connecting again in/.test(agent.output()), { what: "the agent noticing", timeoutMs: 15_000 });
+    portal = await startPortal();
+    // Nobody looks at the command while the portal is down (looking would end it once the grace
+    // is over, which the test before this one shows): the agent comes back and it resumes.
+    await waitFor(async () => (await listAgents(db, { actor })).find((a) => a.id === online.id && a.isOnline), { what: "back online", timeoutMs: 30_000 });
+    const done = await commandIn(sent.id, ["succeeded", "failed"]);
+    expect(done.status, done.error ?? "").toBe("succeeded");
+    expect(done.result).toMatchObject({ heldMs: 1500 });
+    // (The row says online as soon as the portal opens the stream, a moment before the agent hears hello.)
+    await waitFor(async () => (agent.output().match(/Connected to /g) ?? []).length >= 2, { what: "the agent saying it reconnected" });
+  });
+
+  it("is cut off when its token is revoked, and stops saying why", async () => {
+    const made = await createApiToken(db, { actor, input: { name: "soon revoked", scopes: ["write"] } });
+    const revokedHome = tempDir("agent-home");
+    expect((await runAgent(["login", "--portal", portal.url, "--token", made.token], { home: revokedHome })).code).toBe(0);
+    const name = `revoked-${crypto.randomBytes(3).toString("hex")}`;
+    const agent = connectAgent(name, revokedHome);
+    const online = await onlineAgent(name);
+    const exited = new Promise<number | null>((resolve) => agent.child.once("exit", (code) => resolve(code)));
+    await revokeApiToken(db, { actor, tokenId: made.id });
+    expect(await exited).toBe(1);
+    expect(agent.output()).toMatch(/revoked/);
+    expect((await listAgents(db, { actor })).find((a) => a.id === online.id)!.isOnline).toBe(false);
+  });
+
+  it("refuses malformed and oversized messages with a 4xx that says why, and stores nothing", async () => {
+    const [agent] = (await listAgents(db, { actor })).filter((a) => a.hostFacts);
+    const before = await db.agent.findUniqueOrThrow({ where: { id: agent.id } });
+    const post = (body: string, headers: Record<string, string> = {}) =>
+      fetch(`${portal.url}/api/agents/messages`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...headers }, body });
+    const notJson = await post("{facts");
+    expect(notJson.status).toBe(400);
+    expect(await notJson.text()).toMatch(/not valid JSON/);
+    const wrongShape = await post(JSON.stringify({ type: "facts", agentId: agent.id, facts: { hostname: 7 } }));
+    expect(wrongShape.status).toBe(400);
+    expect(await wrongShape.text()).toMatch(/facts\.hostname/);
+    const unknownType = await post(JSON.stringify({ type: "reboot", agentId: agent.id }));
+    expect(unknownType.status).toBe(400);
+    expect(await postOversized(`${portal.url}/api/agents/messages`, JSON.stringify({ type: "facts", agentId: agent.id, facts: { hostname: "x".repeat(300 * 1024) } }))).toBe(413);
+    const noToken = await fetch(`${portal.url}/api/agents/messages`, { method: "POST", body: "{}" });
+    expect(noToken.status).toBe(401);
+    const badName = await fetch(`${portal.url}/api/agents/connect?name=${encodeURIComponent("../etc")}`, { headers: { authorization: `Bearer ${token}` } });
+    expect(badName.status).toBe(400);
+    // Another organisation's agent is not there at all for this token.
+    const other = await createOrgWithMember(db, "owner");
+    const theirs = await db.agent.create({ data: { orgId: other.orgId, name: "theirs" } });
+    const foreign = await post(JSON.stringify({ type: "facts", agentId: theirs.id, facts: before.hostFacts }));
+    expect(foreign.status).toBe(404);
+    expect((await db.agent.findUniqueOrThrow({ where: { id: theirs.id } })).hostFacts).toBeNull();
+    const after = await db.agent.findUniqueOrThrow({ where: { id: agent.id } });
+    expect(after.hostFacts).toEqual(before.hostFacts);
+  });
+});

@@ -1,0 +1,18 @@
+import { db } from "@/server/db";
+import { errorResponse } from "@/server/errors";
+import { requireOrgActor } from "@/server/api/http";
+import { parseAgentMessage } from "@/server/api/agent-message";
+import { recordAgentMessage } from "@/server/hardware/agent-session.service";
+
+export const dynamic = "force-dynamic";
+
+/** Facts, progress and results from a connected agent. */
+export async function POST(request: Request) {
+  try {
+    const actor = await requireOrgActor(request, "operator");
+    const message = await parseAgentMessage(request);
+    return Response.json(await recordAgentMessage(db(), { actor, message }));
+  } catch (error) {
+    return errorResponse(error);
+  }
+}
