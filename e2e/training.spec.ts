@@ -1,11 +1,8 @@
-import { execFileSync } from "node:child_process";
-import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { expect, test } from "@playwright/test";
 import { startSshdRig, type SshdRig } from "../tests/helpers/sshd-rig";
 import { makeGpuHost } from "../tests/helpers/training";
-import { signUp, unique } from "./helpers";
+import { importDatasetArchive, signUp, unique } from "./helpers";
 
 // Training as a person does it: add a GPU host (an OpenSSH sshd with the stand-in
 // lerobot-train and nvidia-smi on its PATH), test it, press Train on a dataset, watch the run's
@@ -29,16 +26,7 @@ test("Train from a dataset page to a registered checkpoint, with the loss chart 
 
   const repoId = `lab/train-${unique()}`;
   await test.step("import a dataset to train on", async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-e2e-train-"));
-    const archive = path.join(dir, "so101-record-v3.tar.gz");
-    execFileSync("tar", ["-czf", archive, "-C", path.dirname(FIXTURE), path.basename(FIXTURE)]);
-    await page.goto("/datasets");
-    await page.getByRole("button", { name: "Import dataset" }).click();
-    await page.getByLabel("Repo id").fill(repoId);
-    await page.getByLabel("Archive").setInputFiles(archive);
-    await page.getByRole("button", { name: "Import dataset" }).last().click();
-    await expect(page.getByRole("heading", { level: 1 })).toHaveText(repoId, { timeout: 30_000 });
-    await expect(page.locator("[data-episode]")).toHaveCount(4, { timeout: 60_000 });
+    await importDatasetArchive(page, { folder: FIXTURE, repoId, episodes: 4 });
   });
   const datasetUrl = page.url();
 
@@ -50,7 +38,7 @@ test("Train from a dataset page to a registered checkpoint, with the loss chart 
     const form = page.getByRole("form", { name: "Add training target" });
     await form.getByLabel("Name").fill("lab-4090");
     await form.getByLabel("Host").fill(gpu.host);
-    await form.getByLabel("Port").fill(String(gpu.port));
+    await form.getByLabel("Port", { exact: true }).fill(String(gpu.port));
     await form.getByLabel("User").fill(gpu.user);
     await form.getByLabel("Private key").fill(rig.privateKey);
     await form.getByLabel("Work directory").fill(path.join(gpu.dir, "work"));

@@ -1,5 +1,6 @@
 "use client";
 
+import { useRole } from "@/components/settings/use-role";
 import { useMutation, useQuery } from "@tanstack/react-query";
 import Link from "next/link";
 import { useRouter } from "next/navigation";
@@ -15,6 +16,7 @@ import { POLICY_PRESETS } from "@/server/training/training.schemas";
 export function NewRunForm({ datasetId }: { datasetId?: string }) {
   const trpc = useTRPC();
   const router = useRouter();
+  const { can } = useRole();
   const datasets = useQuery(trpc.datasets.list.queryOptions());
   const targets = useQuery(trpc.training.targets.queryOptions());
   const [policy, setPolicy] = useState("act");
@@ -34,6 +36,7 @@ export function NewRunForm({ datasetId }: { datasetId?: string }) {
       saveFreq: Number(s("saveFreq")),
       logFreq: Number(s("logFreq")),
       extraArgs: s("extraArgs"),
+      ...(s("gateOverride") ? { gateOverride: { reason: s("gateOverride") } } : {}),
     });
   };
   const isLoading = !datasets.data || !targets.data;
@@ -61,6 +64,9 @@ export function NewRunForm({ datasetId }: { datasetId?: string }) {
               <TextField label="Save every (steps)" name="saveFreq" type="number" min={1} defaultValue={20_000} required />
               <TextField label="Log every (steps)" name="logFreq" type="number" min={1} defaultValue={200} required />
               <TextField label="Extra arguments" name="extraArgs" placeholder="--batch_size=16 --policy.n_action_steps=50" className="sm:col-span-3" hint="passed to the command as written, each quoted" />
+              {can("admin") && start.error && /quality gate/.test(start.error.message) && (
+                <TextField label="Override the quality gate" name="gateOverride" required minLength={3} className="sm:col-span-3" placeholder="why this dataset may be trained on anyway" hint="kept in the audit log" />
+              )}
               {start.error && <Alert className="sm:col-span-3">{errorMessage(start.error)}</Alert>}
               <div className="sm:col-span-3">
                 <Button type="submit" disabled={start.isPending || targets.data!.length === 0}>{start.isPending ? "Starting…" : "Start training"}</Button>

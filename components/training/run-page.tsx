@@ -1,6 +1,7 @@
 "use client";
 
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useSubscription } from "@trpc/tanstack-react-query";
 import Link from "next/link";
 import { useEffect, useMemo, useRef, useState } from "react";
 import { Alert } from "@/components/ui/alert";
@@ -11,14 +12,15 @@ import { ProgressBar } from "@/components/ui/progress-bar";
 import { RelativeTime } from "@/components/ui/time";
 import { errorMessage, useTRPC } from "@/components/trpc";
 import { useRole } from "@/components/settings/use-role";
-import { LineChart } from "./line-chart";
+import { LineChart } from "@/components/ui/line-chart";
 import { isRunActive, RunStatusBadge } from "./run-status";
+import { RunCheckpoints } from "./run-checkpoints";
 
 export function RunPage({ runId }: { runId: string }) {
   const trpc = useTRPC();
   const { can } = useRole();
   const queryClient = useQueryClient();
-  const run = useQuery({ ...trpc.training.run.queryOptions({ runId }), refetchInterval: (q) => (q.state.data && !isRunActive(q.state.data.status) ? false : 1_000) });
+  const run = useQuery({ ...trpc.training.run.queryOptions({ runId }), refetchInterval: (q) => (q.state.data && !isRunActive(q.state.data.status) && !isSettling(q.state.data) ? false : 1_000) });
   const isActive = run.data ? isRunActive(run.data.status) : true;
   const metrics = useQuery({ ...trpc.training.metrics.queryOptions({ runId }), refetchInterval: isActive ? 2_000 : false });
   const invalidate = () => queryClient.invalidateQueries({ queryKey: trpc.training.run.queryKey({ runId }) });
@@ -63,8 +65,12 @@ export function RunPage({ runId }: { runId: string }) {
           {r.checkpointVersion && (
             <Alert tone="green" title="Checkpoint registered">
               <Link href={`/models/${r.checkpointVersion.modelId}`} className="underline" data-testid="checkpoint-link">{r.checkpointVersion.modelName} version {r.checkpointVersion.number}</Link> — LeRobot checkpoint at step {r.steps}.
+              {r.exportVersion && (
+                <> The ONNX export is <Link href={`/models/${r.exportVersion.modelId}`} className="underline" data-testid="export-link">version {r.exportVersion.number}</Link> ({r.exportVersion.status === "validating" ? "being validated" : r.exportVersion.status === "ready" ? "validated, ready to deploy" : r.exportVersion.status}).</>
+              )}
             </Alert>
           )}
+          {r.exportError && <Alert tone="amber" title="The ONNX export failed"><pre className="whitespace-pre-wrap font-mono text-xs">{r.exportError}</pre></Alert>}
           <details className="text-xs text-zinc-500">
             <summary className="cursor-pointer">Command and folders on the host</summary>
             <p className="mt-2 break-all font-mono">{r.command}</p>
@@ -86,9 +92,15 @@ export function RunPage({ runId }: { runId: string }) {
           </CardBody>
         </Card>
       </div>
-      <LogView runId={runId} attempt={r.attempt} isActive={isActive} truncated={r.logTruncated} />
+      <RunCheckpoints runId={runId} steps={r.steps} checkpoints={r.checkpoints} />
+      <LogView runId={runId} attempt={r.attempt} truncated={r.logTruncated} />
     </>
   );
+}
+
+/** A finished run still changing: a checkpoint on its way home, or its ONNX being validated. */
+function isSettling(r: { checkpoints: { pullJobId: string | null }[]; exportVersion: { status: string } | null }) {
+  return r.checkpoints.some((c) => c.pullJobId) || r.exportVersion?.status === "validating";
 }
 
 function MetricsChart({ train }: { train: { step: number; values: Record<string, number> }[] }) {
@@ -117,25 +129,20 @@ function GpuChart({ gpu }: { gpu: { at: Date; step: number; values: Record<strin
   return <LineChart x={x} xLabel="seconds since the first sample" series={series} yLabels={["utilisation (%)", "memory (GiB)"]} testId="gpu-chart" />;
 }
 
-/** The live log: follows new lines (or pauses), with a search that highlights matching lines. */
-function LogView({ runId, attempt, isActive, truncated }: { runId: string; attempt: number; isActive: boolean; truncated: boolean }) {
+/** The live log (an event stream of the pieces the worker stores): follows new lines or pauses, with a search. */
+function LogView({ runId, attempt, truncated }: { runId: string; attempt: number; truncated: boolean }) {
   const trpc = useTRPC();
-  const [text, setText] = useState("");
-  const [after, setAfter] = useState(-1);
+  const [log, setLog] = useState({ attempt, text: "" });
   const [isFollowing, setFollowing] = useState(true);
   const [search, setSearch] = useState("");
   const box = useRef<HTMLPreElement>(null);
-  useEffect(() => {
-    setText("");
-    setAfter(-1);
-  }, [attempt]);
-  const page = useQuery({ ...trpc.training.log.queryOptions({ runId, attempt, after, limit: 500 }), refetchInterval: isActive ? 1_000 : false });
-  useEffect(() => {
-    const chunks = page.data?.chunks;
-    if (!chunks?.length) return;
-    setText((t) => (t + chunks.map((c) => c.text).join("")).slice(-2_000_000));
-    setAfter(chunks.at(-1)!.offset);
-  }, [page.data]);
+  const stream = useSubscription(
+    trpc.training.onLog.subscriptionOptions(
+      { runId, attempt },
+      { onData: ({ data: piece }) => setLog((l) => (l.attempt === piece.attempt ? { attempt, text: (l.text + piece.text).slice(-2_000_000) } : { attempt: piece.attempt, text: piece.text })) },
+    ),
+  );
+  const text = log.attempt === attempt ? log.text : "";
   useEffect(() => {
     if (isFollowing && box.current) box.current.scrollTop = box.current.scrollHeight;
   }, [text, isFollowing]);
@@ -157,6 +164,7 @@ function LogView({ runId, attempt, isActive, truncated }: { runId: string; attem
         {shown.length === 1 && !shown[0] ? <span className="text-zinc-500">No output yet.</span> : shown.join("\n")}
       </pre>
       {search && <p className="px-5 py-2 text-xs text-zinc-500">{shown.length} of {lines.length} lines match</p>}
+      {stream.status === "error" && <p className="px-5 py-2 text-xs text-red-600">The live log stopped: {errorMessage(stream.error)}. Reload the page to follow it again.</p>}
     </Card>
   );
 }

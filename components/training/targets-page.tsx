@@ -60,6 +60,7 @@ export function TargetsPage() {
             />
             <CardBody className="space-y-3 text-sm">
               <p className="break-all font-mono text-xs text-zinc-600 dark:text-zinc-400">{t.activate ? `${t.activate} && ` : ""}{t.commandTemplate}</p>
+              {t.exportCommand && <p className="break-all font-mono text-xs text-zinc-500">export: {t.exportCommand}</p>}
               <p className="text-xs text-zinc-500">Host key: {t.pinnedHostKey ? <code>{t.pinnedHostKey}</code> : "not pinned yet — run Test target"}{t.lastTestAt && <> · tested <RelativeTime date={t.lastTestAt} /></>}</p>
               {t.facts && (
                 <div data-testid="target-facts">
@@ -115,6 +116,7 @@ function AddTargetForm({ onDone }: { onDone: () => void }) {
       workDir: s("workDir") || "~/gantry",
       activate: s("activate"),
       commandTemplate: s("commandTemplate") || DEFAULT_TEMPLATE,
+      exportCommand: s("exportCommand"),
       concurrency: Number(s("concurrency") || 1),
       isDefault: f.get("isDefault") === "on",
       kind,
@@ -147,6 +149,13 @@ function AddTargetForm({ onDone }: { onDone: () => void }) {
         <textarea id="target-template" name="commandTemplate" rows={3} defaultValue={DEFAULT_TEMPLATE} className="w-full rounded-md border border-zinc-300 bg-white px-3 py-2 font-mono text-xs dark:border-zinc-700 dark:bg-zinc-950" />
         <p className="text-xs text-zinc-500">Placeholders {"{repo_id} {dataset} {policy} {output} {name} {steps} {save_freq} {log_freq}"}; every value is shell-quoted on the host.</p>
       </div>
+      <TextField
+        label="Export to ONNX (optional)"
+        name="exportCommand"
+        className="sm:col-span-3"
+        placeholder="python ~/export_policy.py --checkpoint {checkpoint} --out {onnx}"
+        hint="run on the host after a run succeeds, with the environment above; must write {onnx} from {checkpoint} (also {output} {name} {policy} {repo_id} {steps}). The ONNX becomes a model version and is validated like any upload."
+      />
       {kind === "transactions-api" && (
         <>
           <TextField label="API address" name="apiUrl" required type="url" placeholder="https://train.lab.lan/api" hint="…/transactions/start is under it" className="sm:col-span-2" />

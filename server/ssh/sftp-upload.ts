@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import type { SFTPWrapper } from "ssh2";
 import { AppError, isAppError } from "../errors";
-import { connectionLost, type SshSession } from "./ssh-client";
+import { connectionLost, whileConnected, type SshSession } from "./ssh-client";
 
 // Uploads over SFTP that survive a dropped connection: the bytes go to "<remote>.part", and a
 // new attempt stats the part and goes on from its size instead of starting again. Once the
@@ -45,17 +45,20 @@ export async function uploadResumable(opts: UploadOptions): Promise<UploadResult
     opts.signal?.throwIfAborted();
     try {
       const session = await opts.connect();
-      const sftp = await session.sftp();
-      let offset = (await statSize(sftp, part)) ?? 0;
-      if (offset > total) {
-        await call<void>((cb) => sftp.unlink(part, cb));
-        offset = 0;
-      }
-      if (offset > 0) opts.onResume?.(offset, attempt);
-      await writeFrom(session, sftp, opts, part, offset, total);
-      await call<void>((cb) => sftp.rename(part, opts.remotePath, cb)).catch(async () => {
-        // Plain SFTP rename fails when the target exists; OpenSSH's extension replaces it.
-        await call<void>((cb) => sftp.ext_openssh_rename(part, opts.remotePath, cb));
+      const offset = await whileConnected(session, async () => {
+        const sftp = await session.sftp();
+        let from = (await statSize(sftp, part)) ?? 0;
+        if (from > total) {
+          await call<void>((cb) => sftp.unlink(part, cb));
+          from = 0;
+        }
+        if (from > 0) opts.onResume?.(from, attempt);
+        await writeFrom(session, sftp, opts, part, from, total);
+        await call<void>((cb) => sftp.rename(part, opts.remotePath, cb)).catch(async () => {
+          // Plain SFTP rename fails when the target exists; OpenSSH's extension replaces it.
+          await call<void>((cb) => sftp.ext_openssh_rename(part, opts.remotePath, cb));
+        });
+        return from;
       });
       return { bytes: total, attempts: attempt, resumedFrom: offset };
     } catch (error) {

@@ -161,6 +161,45 @@ export function connectionLost(target: SshTarget, cause?: unknown): AppError {
   return new AppError("INTERNAL", `The SSH connection to ${target.name} (${target.host}:${target.port}) was lost`, { cause });
 }
 
+/**
+ * One connection for a piece of work: `connect()` answers the open session and dials again once
+ * it dropped, and callers that ask together after a drop (transfers running side by side) share
+ * one dial. `close()` ends it; the next `connect()` dials afresh.
+ */
+export function redialling(dial: () => Promise<SshSession>): { connect: () => Promise<SshSession>; close: () => void } {
+  let session: SshSession | null = null;
+  let dialling: Promise<SshSession> | null = null;
+  return {
+    connect: async () => {
+      if (session && !session.isClosed) return session;
+      dialling ??= dial()
+        .then((s) => (session = s))
+        .finally(() => (dialling = null));
+      return dialling;
+    },
+    close: () => {
+      session?.close();
+      session = null;
+    },
+  };
+}
+
+/**
+ * `work` on a session, failing with "connection lost" as soon as the connection closes: ssh2 does
+ * not always answer SFTP requests that were in flight when it dropped, so waiting on them alone
+ * could wait for ever.
+ */
+export function whileConnected<T>(session: SshSession, work: () => Promise<T>): Promise<T> {
+  if (session.isClosed) return Promise.reject(connectionLost(session.target));
+  return new Promise<T>((resolve, reject) => {
+    const onClose = () => reject(connectionLost(session.target));
+    session.client.once("close", onClose);
+    work()
+      .then(resolve, reject)
+      .finally(() => session.client.removeListener("close", onClose));
+  });
+}
+
 /** Connects and authenticates; refuses a host the outbound policy refuses, and a host key other than the pinned one. */
 export async function connectSsh(target: SshTarget, { signal }: { signal?: AbortSignal } = {}): Promise<SshSession> {
   const { address } = await checkHost(target.host, target.purpose ?? "device");

@@ -1,6 +1,6 @@
 import crypto from "node:crypto";
 import path from "node:path";
-import type { Db } from "../db";
+import type { Db, Tx } from "../db";
 import { AppError } from "../errors";
 import type { ProgressReporter } from "../jobs/progress";
 import type { BlobStore } from "../storage/blob-store";
@@ -73,33 +73,43 @@ export async function fetchCheckpoint(session: SshSession, { dir, files, blobs, 
   }
 }
 
+/**
+ * A new version of the run's model (made on first use, named after the run, and locked while
+ * the version takes the next number), its source saying which run and step it came from.
+ */
+export async function createRunModelVersion(
+  tx: Tx,
+  run: { id: string; orgId: string; name: string; datasetId: string; createdById: string | null },
+  { repoId, targetName, step, data }: { repoId: string; targetName: string; step: number; data: { kind: "onnx" | "lerobot-checkpoint"; status: "validating" | "ready"; bytes: bigint; sha256?: string; files?: CheckpointFile[] } },
+): Promise<{ versionId: string; modelId: string; number: number }> {
+  await tx.$executeRaw`INSERT INTO "Model" ("id", "orgId", "name", "description", "createdById", "createdAt", "updatedAt")
+    VALUES (gen_random_uuid(), ${run.orgId}::uuid, ${run.name}, ${`Checkpoints of the training run ${run.name} on ${repoId}`}, ${run.createdById}::uuid, now(), now()) ON CONFLICT ("orgId", "name") DO NOTHING`;
+  const model = await tx.model.findUniqueOrThrow({ where: { orgId_name: { orgId: run.orgId, name: run.name } } });
+  await tx.$queryRaw`SELECT "id" FROM "Model" WHERE "id" = ${model.id}::uuid FOR UPDATE`;
+  const last = await tx.modelVersion.aggregate({ where: { modelId: model.id }, _max: { number: true } });
+  const number = (last._max.number ?? 0) + 1;
+  const version = await tx.modelVersion.create({
+    data: {
+      id: crypto.randomUUID(),
+      orgId: run.orgId,
+      modelId: model.id,
+      number,
+      ...data,
+      files: data.files?.map((f) => ({ path: f.path, sha256: f.sha256, bytes: f.bytes })),
+      source: { kind: "training", runId: run.id, runName: run.name, datasetId: run.datasetId, repoId, step, target: targetName },
+      trainingRunId: run.id,
+      createdById: run.createdById,
+    },
+  });
+  await tx.model.update({ where: { id: model.id }, data: { updatedAt: new Date() } });
+  return { versionId: version.id, modelId: model.id, number };
+}
+
 /** Registers the fetched checkpoint as a version of the run's model (made on first use). */
 export async function registerCheckpoint(db: Db, { run, files, step, targetName, repoId }: { run: { id: string; orgId: string; name: string; datasetId: string; createdById: string | null }; files: CheckpointFile[]; step: number; targetName: string; repoId: string }): Promise<{ versionId: string; modelId: string; number: number }> {
   return db.$transaction(async (tx) => {
-    const existing = await tx.modelVersion.findFirst({ where: { orgId: run.orgId, trainingRunId: run.id, source: { path: ["step"], equals: step } } });
+    const existing = await tx.modelVersion.findFirst({ where: { orgId: run.orgId, trainingRunId: run.id, kind: "lerobot-checkpoint", source: { path: ["step"], equals: step } } });
     if (existing) return { versionId: existing.id, modelId: existing.modelId, number: existing.number };
-    await tx.$executeRaw`INSERT INTO "Model" ("id", "orgId", "name", "description", "createdById", "createdAt", "updatedAt")
-      VALUES (gen_random_uuid(), ${run.orgId}::uuid, ${run.name}, ${`Checkpoints of the training run ${run.name} on ${repoId}`}, ${run.createdById}::uuid, now(), now()) ON CONFLICT ("orgId", "name") DO NOTHING`;
-    const model = await tx.model.findUniqueOrThrow({ where: { orgId_name: { orgId: run.orgId, name: run.name } } });
-    await tx.$queryRaw`SELECT "id" FROM "Model" WHERE "id" = ${model.id}::uuid FOR UPDATE`;
-    const last = await tx.modelVersion.aggregate({ where: { modelId: model.id }, _max: { number: true } });
-    const number = (last._max.number ?? 0) + 1;
-    const version = await tx.modelVersion.create({
-      data: {
-        id: crypto.randomUUID(),
-        orgId: run.orgId,
-        modelId: model.id,
-        number,
-        status: "ready",
-        kind: "lerobot-checkpoint",
-        files: files.map((f) => ({ path: f.path, sha256: f.sha256, bytes: f.bytes })),
-        bytes: BigInt(files.reduce((n, f) => n + f.bytes, 0)),
-        source: { kind: "training", runId: run.id, runName: run.name, datasetId: run.datasetId, repoId, step, target: targetName },
-        trainingRunId: run.id,
-        createdById: run.createdById,
-      },
-    });
-    await tx.model.update({ where: { id: model.id }, data: { updatedAt: new Date() } });
-    return { versionId: version.id, modelId: model.id, number };
+    return createRunModelVersion(tx, run, { repoId, targetName, step, data: { kind: "lerobot-checkpoint", status: "ready", files, bytes: BigInt(files.reduce((n, f) => n + f.bytes, 0)) } });
   });
 }

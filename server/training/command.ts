@@ -48,10 +48,10 @@ export function splitArgs(line: string): string[] {
  * each quoted. The template's own text is the admin's (it is the command); only values are
  * quoted.
  */
-export function renderCommand(template: string, values: TemplateValues, extraArgs = ""): string {
+export function renderCommand(template: string, values: TemplateValues | Record<string, string>, extraArgs = ""): string {
   const line = template.replace(/\{([a-z_]+)\}/g, (whole, name: string) => {
     if (!(name in values)) throw new AppError("BAD_REQUEST", `The command template names {${name}}, which is not a placeholder`);
-    return quoteShell(values[name as keyof TemplateValues]);
+    return quoteShell((values as Record<string, string>)[name]);
   });
   const extra = splitArgs(extraArgs).map(quoteShell).join(" ");
   return extra ? `${line} ${extra}` : line;

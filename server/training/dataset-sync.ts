@@ -4,7 +4,7 @@ import path from "node:path";
 import { AppError } from "../errors";
 import type { ProgressReporter } from "../jobs/progress";
 import type { SFTPWrapper, Stats } from "ssh2";
-import type { SshSession } from "../ssh/ssh-client";
+import { whileConnected, type SshSession } from "../ssh/ssh-client";
 import { quoteShell } from "../ssh/shell-quote";
 import { uploadResumable } from "../ssh/sftp-upload";
 import { hashFileInto } from "../edge/file-hash";
@@ -12,10 +12,10 @@ import { hashFileInto } from "../edge/file-hash";
 // A dataset reaches a training host through a content-addressed cache there:
 //   <workDir>/cache/<sha256>                         each file once, whatever dataset holds it
 //   <workDir>/datasets/<org id>/<repo id>/<build>/   a plain LeRobot v3.0 folder of hard links
-// Only files the cache lacks go over the wire, each whole (appending an episode to a v3.0
-// dataset rewrites its concatenated video and data files, so those go again; files of chunks
-// it left alone do not); an upload cut off resumes from its `.part`; a build already laid out
-// is not touched again.
+// Only files the cache lacks go over the wire, each whole: a build that appends episodes puts
+// them in files of their own and leaves every earlier file as it was (see the builder), so an
+// append sends the new episodes' files and the metadata; an upload cut off resumes from its
+// `.part`; a build already laid out is not touched again.
 
 export interface LocalFile {
   rel: string;
@@ -24,20 +24,22 @@ export interface LocalFile {
   sha256: string;
 }
 
+/** Files sent at once. */
+const PARALLEL_UPLOADS = 4;
+
 const SAFE_REL = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
 
-// A build never changes once made (a change is a new build in a new folder), so its sums are
-// kept per build folder for the worker's life: the next run of the same build hashes nothing.
-const SUMS_KEPT = 16;
-const sumsByBuild = new Map<string, LocalFile[]>();
+// A file's sum is kept by its identity (device, inode, size, modification time) for the worker's
+// life: a build never changes once made, and one that appends links the earlier build's files,
+// so the next sync of the same build, or of the build after an append, hashes only new files.
+const SUMS_KEPT = 100_000;
+const sumsByIdentity = new Map<string, string>();
 
 /** Every file of a built dataset, with its sha256 (links resolved; nothing outside the build). */
 export async function listDatasetFiles(root: string): Promise<LocalFile[]> {
   const base = await fs.realpath(root).catch(() => {
     throw new AppError("CONFLICT", "The dataset has no build to train on yet; wait until an episode is in it");
   });
-  const known = sumsByBuild.get(base);
-  if (known && (await Promise.all(known.map((f) => fs.stat(f.abs).then((st) => st.size === f.bytes, () => false)))).every(Boolean)) return known;
   const files: LocalFile[] = [];
   const walk = async (dir: string) => {
     for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
@@ -46,17 +48,25 @@ export async function listDatasetFiles(root: string): Promise<LocalFile[]> {
       else if (entry.isFile()) {
         const rel = path.relative(base, abs).split(path.sep).join("/");
         if (!SAFE_REL.test(rel) || rel.split("/").some((p) => p === "." || p === "..")) throw new AppError("INTERNAL", `The dataset holds a file named ${JSON.stringify(rel)}, which cannot be sent safely`);
+        const st = await fs.stat(abs);
+        const identity = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+        const known = sumsByIdentity.get(identity);
+        if (known) {
+          files.push({ rel, abs, bytes: st.size, sha256: known });
+          continue;
+        }
         const hash = crypto.createHash("sha256");
         const bytes = await hashFileInto(hash, abs);
-        files.push({ rel, abs, bytes, sha256: hash.digest("hex") });
+        const sha256 = hash.digest("hex");
+        // Kept only when the file did not change while it was read.
+        if (bytes === st.size) sumsByIdentity.set(identity, sha256);
+        if (sumsByIdentity.size > SUMS_KEPT) sumsByIdentity.delete(sumsByIdentity.keys().next().value!);
+        files.push({ rel, abs, bytes, sha256 });
       }
     }
   };
   await walk(base);
   files.sort((a, b) => a.rel.localeCompare(b.rel));
-  sumsByBuild.delete(base);
-  sumsByBuild.set(base, files);
-  if (sumsByBuild.size > SUMS_KEPT) sumsByBuild.delete(sumsByBuild.keys().next().value!);
   return files;
 }
 
@@ -66,6 +76,8 @@ export interface SyncResult {
   sentFiles: number;
   sentBytes: number;
   totalBytes: number;
+  /** How the folder was laid out: over SFTP alone, or by a command that first checked resumed files (see below); null when it was there already. */
+  layout: "sftp" | "command" | null;
 }
 
 export async function syncDataset(opts: {
@@ -93,34 +105,69 @@ export async function syncDataset(opts: {
   const sftp = await session.sftp();
   if (await statOf(sftp, path.posix.join(remoteRoot, ".gantry-complete"))) {
     await progress.step(`Dataset already on the host: 0 of ${files.length} files to send`, to);
-    return { remoteRoot, sentFiles: 0, sentBytes: 0, totalBytes };
+    return { remoteRoot, sentFiles: 0, sentBytes: 0, totalBytes, layout: null };
   }
 
   await makeDirs(sftp, cache);
   signal?.throwIfAborted();
   // A file is in the cache when its name is there at its size (a .part is not yet a file).
   const unique = [...new Map(files.map((f) => [f.sha256, f])).values()];
-  const present = await Promise.all(unique.map(async (f) => (await statOf(sftp, path.posix.join(cache, f.sha256)))?.size === f.bytes));
+  const present = await whileConnected(session, () => Promise.all(unique.map(async (f) => (await statOf(sftp, path.posix.join(cache, f.sha256)))?.size === f.bytes)));
   const missing = unique.filter((_, i) => !present[i]);
   const missingBytes = missing.reduce((n, f) => n + f.bytes, 0);
   await progress.step(`Syncing the dataset: ${missing.length} of ${files.length} files to send (${(missingBytes / 1e6).toFixed(1)} MB of ${(totalBytes / 1e6).toFixed(1)} MB)`, from);
+  // A few files at once over the one SFTP channel: a dataset recorded episode by episode is many
+  // small files, and one at a time each waits for its own open, close and rename.
   let sent = 0;
   let lastReport = 0;
-  for (const f of missing) {
-    signal?.throwIfAborted();
-    await uploadResumable({
-      connect: opts.connect,
-      localPath: f.abs,
-      remotePath: path.posix.join(cache, f.sha256),
-      signal,
-      onProgress: (bytes) => {
-        const now = Date.now();
-        if (now - lastReport < 1000) return;
-        lastReport = now;
-        void progress.set(from + ((to - from) * 0.9 * (sent + bytes)) / Math.max(1, missingBytes), `Syncing the dataset: ${((sent + bytes) / 1e6).toFixed(1)} of ${(missingBytes / 1e6).toFixed(1)} MB`).catch(() => {});
-      },
-    });
-    sent += f.bytes;
+  const inFlight = new Map<LocalFile, number>();
+  const report = () => {
+    const now = Date.now();
+    if (now - lastReport < 1000) return;
+    lastReport = now;
+    const bytes = sent + [...inFlight.values()].reduce((a, b) => a + b, 0);
+    void progress.set(from + ((to - from) * 0.9 * bytes) / Math.max(1, missingBytes), `Syncing the dataset: ${(bytes / 1e6).toFixed(1)} of ${(missingBytes / 1e6).toFixed(1)} MB`).catch(() => {});
+  };
+  const queue = [...missing];
+  let resumed = false;
+  const sender = async () => {
+    for (let f = queue.shift(); f; f = queue.shift()) {
+      signal?.throwIfAborted();
+      const file = f;
+      inFlight.set(file, 0);
+      const { resumedFrom } = await uploadResumable({
+        connect: opts.connect,
+        localPath: file.abs,
+        remotePath: path.posix.join(cache, file.sha256),
+        signal,
+        onProgress: (bytes) => {
+          inFlight.set(file, bytes);
+          report();
+        },
+      });
+      inFlight.delete(file);
+      if (resumedFrom > 0) resumed = true;
+      sent += file.bytes;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL_UPLOADS, missing.length) }, sender));
+
+  const staging = `${remoteRoot}.part`;
+  // The build's folder is hard links into the cache, laid out beside and moved into place. Files
+  // sent whole in one go came over SSH's integrity-checked channel and were renamed into the cache
+  // only once complete, so the folder is made over SFTP itself, with no command (each starts the
+  // host's login shell). A file that was resumed from an earlier try's part is checked against its
+  // name on the host first, which needs the command below; so does a server without OpenSSH's
+  // hardlink extension, or a folder an earlier try left half-made.
+  // A failure half-way falls through to the command too, which starts from a clean folder.
+  const layoutSession = await opts.connect();
+  const laidOver = !resumed && (await whileConnected(layoutSession, async () => layOutOverSftp(await layoutSession.sftp(), { cache, files, staging, remoteRoot })).catch((error: unknown) => {
+    if (signal?.aborted) throw error;
+    return false;
+  }));
+  if (laidOver) {
+    await progress.set(to, `Dataset on the host: sent ${missing.length} file(s), ${(sent / 1e6).toFixed(1)} MB`);
+    return { remoteRoot, sentFiles: missing.length, sentBytes: sent, totalBytes, layout: "sftp" };
   }
 
   // One command: the files just sent are checked against their names before anything links to
@@ -133,7 +180,6 @@ export async function syncDataset(opts: {
   await writeFile(lists, manifest, files.map((f) => `${f.sha256} ${f.rel}`).join("\n") + "\n");
   if (missing.length) await writeFile(lists, sentList, missing.map((f) => f.sha256).join("\n") + "\n");
   signal?.throwIfAborted();
-  const staging = `${remoteRoot}.part`;
   const script = [
     `cd ${q(cache)} || exit 1`,
     ...(missing.length
@@ -157,7 +203,7 @@ export async function syncDataset(opts: {
     throw new AppError("INTERNAL", `Laying out the dataset folder failed on ${session.target.name} (exit ${laid.code ?? laid.signal})${output ? `: ${output}` : ""}`);
   }
   await progress.set(to, `Dataset on the host: sent ${missing.length} file(s), ${(sent / 1e6).toFixed(1)} MB`);
-  return { remoteRoot, sentFiles: missing.length, sentBytes: sent, totalBytes };
+  return { remoteRoot, sentFiles: missing.length, sentBytes: sent, totalBytes, layout: "command" };
 }
 
 function call<T>(fn: (cb: (error: Error | null | undefined, value: T) => void) => void): Promise<T> {
@@ -172,6 +218,29 @@ async function statOf(sftp: SFTPWrapper, remote: string): Promise<Stats | null> 
     if ((error as { code?: number }).code === 2) return null; // SSH_FX_NO_SUCH_FILE
     throw error;
   }
+}
+
+/**
+ * Lays the build's folder out over SFTP: its folders, a hard link into the cache for each file
+ * (OpenSSH's hardlink@openssh.com), the completion mark, then one rename into place. False, with
+ * nothing made, when the server lacks the extension or an earlier try left a folder behind.
+ */
+async function layOutOverSftp(sftp: SFTPWrapper, { cache, files, staging, remoteRoot }: { cache: string; files: LocalFile[]; staging: string; remoteRoot: string }): Promise<boolean> {
+  // ssh2 keeps the extensions the server announced; it has no public way to ask.
+  if ((sftp as unknown as { _extensions?: Record<string, string> })._extensions?.["hardlink@openssh.com"] !== "1") return false;
+  if ((await statOf(sftp, staging)) || (await statOf(sftp, remoteRoot))) return false;
+  await makeDirs(sftp, path.posix.dirname(staging));
+  await call<void>((cb) => sftp.mkdir(staging, cb));
+  // Folders level by level (a parent before its children), each level's requests sent at once.
+  const dirs = new Set<string>();
+  for (const f of files) for (let d = path.posix.dirname(f.rel); d !== "."; d = path.posix.dirname(d)) dirs.add(d);
+  const byDepth = new Map<number, string[]>();
+  for (const d of dirs) byDepth.set(d.split("/").length, [...(byDepth.get(d.split("/").length) ?? []), d]);
+  for (const depth of [...byDepth.keys()].sort((a, b) => a - b)) await Promise.all(byDepth.get(depth)!.map((d) => call<void>((cb) => sftp.mkdir(path.posix.join(staging, d), cb))));
+  await Promise.all(files.map((f) => call<void>((cb) => sftp.ext_openssh_hardlink(path.posix.join(cache, f.sha256), path.posix.join(staging, f.rel), cb))));
+  await writeFile(sftp, path.posix.join(staging, ".gantry-complete"), "");
+  await call<void>((cb) => sftp.rename(staging, remoteRoot, cb));
+  return true;
 }
 
 /** mkdir -p over SFTP. */

@@ -30,6 +30,8 @@ export interface DriverSettings {
   TRAINING_CANCEL_GRACE_S: number;
   TRAINING_LOG_MAX_BYTES: number;
   TRAINING_API_STUCK_AFTER_MS: number;
+  MODEL_MAX_UPLOAD_BYTES: number;
+  TRAINING_EXPORT_TIMEOUT_MS: number;
 }
 
 export function commandOf(r: RunRow, paths: RunPaths, datasetRoot: string, resumeFrom: boolean): string {
@@ -113,7 +115,7 @@ async function drive(db: Db, r: RunRow, ctx: DriveCtx): Promise<{ status: RunSta
 
   // 4. The checkpoint comes home and is registered.
   await setStatus(db, r.id, "fetching", { exitCode: 0, lastStep: r.steps });
-  return bringCheckpointHome(db, r, paths.outputDir, ctx);
+  return bringCheckpointHome(db, r, paths.outputDir, ctx, settings);
 }
 
 /** Syncs and submits the attempt's Slurm job, or adopts the one it already has, and records its id. */
@@ -158,7 +160,7 @@ async function follow(db: Db, r: RunRow, paths: RunPaths, ctx: DriveCtx): Promis
   let delay = settings.TRAINING_POLL_MS;
   for (;;) {
     signal.throwIfAborted();
-    const state = await db.trainingRun.findUniqueOrThrow({ where: { id: r.id }, select: { logOffset: true, logTruncated: true, unreachableSince: true, status: true, lastStep: true, slurmJobId: true, slurmState: true, slurmReason: true } });
+    const state = await db.trainingRun.findUniqueOrThrow({ where: { id: r.id }, select: { logOffset: true, logTruncated: true, unreachableSince: true, status: true, lastStep: true, slurmJobId: true, slurmState: true, slurmReason: true, hostCheckpoints: true } });
     let poll: PollResult | SlurmPoll;
     try {
       const session = await ctx.connect();
@@ -188,6 +190,7 @@ async function follow(db: Db, r: RunRow, paths: RunPaths, ctx: DriveCtx): Promis
       if (slurm && isSlurmNews) await progress.log(`Slurm job ${state.slurmJobId}: ${slurm.state}${slurm.reason ? ` (${slurm.reason})` : ""} — ${describeSlurmState({ state: slurm.state, reason: null })}`);
     }
     if (poll.isMissing) return { kind: "lost", reason: `The run's folder ${paths.attemptDir} is gone from ${r.target.name}` };
+    if (poll.checkpointSteps.join() !== state.hostCheckpoints.join()) await db.trainingRun.update({ where: { id: r.id }, data: { hostCheckpoints: poll.checkpointSteps } });
 
     const isDone = "slurm" in poll ? hasSlurmJobEnded(poll.slurm) : !poll.isAlive;
     const stored = await appendLog(db, { run: r, attempt: r.attempt, offset: Number(state.logOffset), bytes: poll.log, logSize: poll.logSize, isFinal: isDone && poll.log.length >= poll.logSize - Number(state.logOffset), maxBytes: settings.TRAINING_LOG_MAX_BYTES, truncated: state.logTruncated, lastStep: state.lastStep });

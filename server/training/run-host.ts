@@ -74,9 +74,19 @@ export function pollCommand(p: RunPaths, offset: number, maxBytes = POLL_LOG_BYT
     `echo "boot:$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"; echo "runboot:$(cat boot_id 2>/dev/null)"`,
     `echo "size:$(stat -c %s train.log 2>/dev/null || echo 0)"`,
     `echo "ckpt:$(tr -d '\\n' < ${q(last)} 2>/dev/null)"`,
+    checkpointsLine(p),
     `echo "gpu:$(nvidia-smi --query-gpu=utilization.gpu,memory.used,memory.total --format=csv,noheader,nounits 2>/dev/null | head -n1)"`,
     `echo "log:$(tail -c +${offset + 1} train.log 2>/dev/null | head -c ${maxBytes} | base64 -w0)"`,
   ].join("\n");
+}
+
+/** The steps of the checkpoints in the output folder (LeRobot names them checkpoints/<zero-padded step>). */
+export function checkpointsLine(p: RunPaths): string {
+  return `echo "ckpts:$(ls -1 ${quoteShell(path.posix.join(p.outputDir, "checkpoints"))} 2>/dev/null | grep -E '^[0-9]{1,12}$' | tail -n 200 | tr '\\n' ' ')"`;
+}
+
+export function parseCheckpointSteps(line: string): number[] {
+  return [...new Set(line.split(/\s+/).filter((x) => /^\d{1,12}$/.test(x)).map(Number))].sort((a, b) => a - b);
 }
 
 export interface PollResult {
@@ -88,6 +98,8 @@ export interface PollResult {
   runBootId: string;
   logSize: number;
   checkpointStep: number | null;
+  /** Every checkpoint the output folder holds, by step. */
+  checkpointSteps: number[];
   gpu: { util: number; memUsedMiB: number; memTotalMiB: number } | null;
   log: Buffer;
 }
@@ -112,6 +124,7 @@ export function parsePoll(output: string): PollResult {
     runBootId: get("runboot"),
     logSize: int(get("size")) ?? 0,
     checkpointStep,
+    checkpointSteps: parseCheckpointSteps(get("ckpts")),
     gpu: gpuParts.length === 3 && gpuParts.every(Number.isFinite) ? { util: gpuParts[0], memUsedMiB: gpuParts[1], memTotalMiB: gpuParts[2] } : null,
     log: Buffer.from(get("log"), "base64"),
   };

@@ -7,6 +7,9 @@ import { parseMetricsLine } from "./command";
 // a line. LeRobot's periodic lines become metrics; the printed step is rounded ("2K"), so the
 // exact step is the previous one plus log_freq when that fits the rounding.
 
+/** NOTIFY channel: a run's log has a new piece (payload: the run id). */
+export const RUN_LOG_CHANNEL = "gantry_training_log";
+
 /** Past this many unread bytes in a cut log, only the tail is read (for the metrics). */
 const TAIL_WHEN_CUT = 64 * 1024;
 
@@ -82,6 +85,8 @@ export async function appendLog(
       await tx.trainingLogChunk.create({ data: { runId: run.id, attempt, offset: BigInt(start + storeUpTo), text: `\n[Gantry: this log passed ${(maxBytes / 1024 ** 2).toFixed(0)} MB; the rest is not stored here. The whole log stays on the host in the run's folder, train.log.]\n` } });
     }
     if (metrics.length) await tx.trainingMetric.createMany({ data: metrics.map((m) => ({ runId: run.id, kind: "train", step: m.step, values: m.values })) });
+    // Followers of the log (its event stream) read the new piece as this commits.
+    if (storeUpTo > 0 || cutNow) await tx.$executeRaw`SELECT pg_notify(${RUN_LOG_CHANNEL}, ${run.id})`;
   });
   return { hasMore: start + data.length < logSize, lastStep: step };
 }

@@ -4,12 +4,13 @@ import { AppError, isAppError } from "../errors";
 import { isInterrupted } from "../jobs/cancellation";
 import type { ProgressReporter } from "../jobs/progress";
 import type { BlobStore } from "../storage/blob-store";
-import type { SshSession } from "../ssh/ssh-client";
+import { redialling, type SshSession } from "../ssh/ssh-client";
 import { datasetDir } from "../datasets/datasets.schemas";
 import { connectTrainingHost, resolveWorkDir } from "./host";
 import { listDatasetFiles, syncDataset, type SyncResult } from "./dataset-sync";
 import { runPaths, type RunPaths } from "./run-host";
 import { fetchCheckpoint, listCheckpoint, registerCheckpoint } from "./checkpoint.service";
+import { ExportFailed, exportCheckpoint } from "./export.service";
 import type { RunStatus } from "./training.schemas";
 
 // The steps every kind of run shares, whatever starts and follows its training (a detached
@@ -55,16 +56,7 @@ export async function withRunSession<T>(
   { blobs, progress, signal, onCancel }: { blobs: BlobStore; progress: ProgressReporter; signal: AbortSignal; onCancel: () => Promise<void> },
   body: (ctx: HostCtx) => Promise<T>,
 ): Promise<T> {
-  let session: SshSession | null = null;
-  const connect = async () => {
-    if (session && !session.isClosed) return session;
-    session = await connectTrainingHost(r.target, { signal });
-    return session;
-  };
-  const dropSession = () => {
-    (session as SshSession | null)?.close();
-    session = null;
-  };
+  const { connect, close: dropSession } = redialling(() => connectTrainingHost(r.target, { signal }));
   try {
     return await body({ connect, dropSession, blobs, progress, signal });
   } catch (error) {
@@ -120,15 +112,36 @@ export async function noteNoAnswer(
   return `${r.target.name} did not answer for ${Math.round(lostAfterMs / 60_000)} min; the run is declared lost${lostHint}`;
 }
 
-/** The final checkpoint (`<modelDir>/checkpoints/last`) comes home, is registered, and the run has succeeded. */
-export async function bringCheckpointHome(db: Db, r: RunRow, modelDir: string, { connect, blobs, progress, signal }: HostCtx): Promise<{ status: "succeeded" }> {
+/**
+ * The final checkpoint (`<modelDir>/checkpoints/last`) comes home, is registered, is exported to
+ * ONNX when the target has an export command, and the run has succeeded.
+ */
+export async function bringCheckpointHome(
+  db: Db,
+  r: RunRow,
+  modelDir: string,
+  { connect, blobs, progress, signal }: HostCtx,
+  settings: { MODEL_MAX_UPLOAD_BYTES: number; TRAINING_EXPORT_TIMEOUT_MS: number },
+): Promise<{ status: "succeeded" }> {
   await progress.step("Fetching the checkpoint", 0.9);
   const session = await connect();
   const checkpoint = await listCheckpoint(session, path.posix.join(modelDir, "checkpoints", "last"), signal);
   await fetchCheckpoint(session, { ...checkpoint, blobs, progress, signal, span: [0.9, 0.98] });
   await progress.step("Registering the checkpoint", 0.98);
   const version = await registerCheckpoint(db, { run: r, files: checkpoint.files, step: r.steps, targetName: r.target.name, repoId: r.dataset.repoId });
-  await setStatus(db, r.id, "succeeded", { checkpointVersionId: version.versionId, finishedAt: new Date(), error: null });
+  await db.trainingRun.update({ where: { id: r.id }, data: { checkpointVersionId: version.versionId } });
   await progress.log(`Registered as version ${version.number} of the model ${r.name}`);
+  if (r.target.exportCommand) {
+    const row = await db.trainingRun.findUniqueOrThrow({ where: { id: r.id }, select: { runDir: true, outputDir: true } });
+    try {
+      const onnx = await exportCheckpoint(db, { ...r, ...row }, { session, checkpointDir: checkpoint.dir, step: r.steps, blobs, progress, signal, maxBytes: settings.MODEL_MAX_UPLOAD_BYTES, timeoutMs: settings.TRAINING_EXPORT_TIMEOUT_MS });
+      await progress.log(`The ONNX export is version ${onnx.number} of the model ${r.name}; it is being validated`);
+    } catch (error) {
+      if (!(error instanceof ExportFailed)) throw error;
+      await db.trainingRun.update({ where: { id: r.id }, data: { exportError: error.message } });
+      await progress.log(`The checkpoint is home, but the ONNX export failed: ${error.message}`, "warn");
+    }
+  }
+  await setStatus(db, r.id, "succeeded", { finishedAt: new Date(), error: null });
   return { status: "succeeded" };
 }

@@ -9,12 +9,15 @@ import { cancelJob } from "../jobs/jobs.service";
 import { Prisma } from "../generated/prisma/client";
 import { renderCommand } from "./command";
 import { describeSlurmState } from "./slurm";
+import { checkpointsOfRun } from "./checkpoints.service";
+import { checkQualityGate } from "../evaluation/gate.service";
+import { checkRole } from "../auth/roles";
 import { FINAL_STATUSES, createRunInput, type CreateRunInput, type runDetailSchema, type runLogInput, type runLogSchema, type runMetricsSchema, type RunStatus, type RunSummary } from "./training.schemas";
 
 // Training runs as people see them: start one from a dataset, follow it, cancel, resume from
 // its last checkpoint (a new attempt in the same output folder) or retry afresh (a new attempt
-// in a new output folder). Runs on one target queue behind each other (one at a time per
-// target: its GPU), through the job queue's named queue.
+// in a new output folder). Runs on one target queue behind each other, `concurrency` at a time
+// (one per GPU), through the job queue's named queues.
 
 const summaryInclude = {
   dataset: { select: { id: true, repoId: true } },
@@ -52,6 +55,7 @@ async function findRun(db: Db, orgId: string, runId: string) {
 export async function getRun(db: Db, { orgId, runId }: { orgId: string; runId: string }): Promise<z.infer<typeof runDetailSchema>> {
   const r = await findRun(db, orgId, runId);
   const versions = await checkpointsOf(db, [r.checkpointVersionId]);
+  const exported = r.exportVersionId ? await db.modelVersion.findFirst({ where: { id: r.exportVersionId, orgId }, select: { id: true, modelId: true, number: true, status: true } }) : null;
   const output = r.outputDir ?? "<output>";
   const command = (() => {
     try {
@@ -66,6 +70,9 @@ export async function getRun(db: Db, { orgId, runId }: { orgId: string; runId: s
     logTruncated: r.logTruncated, lastMetrics: (r.lastMetrics as Record<string, number> | null) ?? null, unreachableSince: r.unreachableSince, command,
     slurm: r.slurmJobId ? { jobId: r.slurmJobId, state: r.slurmState, reason: r.slurmReason, words: describeSlurmState({ state: r.slurmState, reason: r.slurmReason }) } : null,
     transaction: r.transactionId ? { id: r.transactionId, status: r.apiStatus } : null,
+    checkpoints: await checkpointsOfRun(db, r),
+    exportVersion: exported ? { id: exported.id, modelId: exported.modelId, number: exported.number, status: exported.status } : null,
+    exportError: r.exportError,
   };
 }
 
@@ -86,7 +93,22 @@ export async function readRunMetrics(db: Db, { orgId, runId }: { orgId: string; 
   };
 }
 
-const queueOf = (targetId: string) => `training-target:${targetId}`;
+const queueOf = (targetId: string, slot: number) => (slot === 0 ? `training-target:${targetId}` : `training-target:${targetId}:${slot}`);
+
+/**
+ * The queue a new attempt waits in: a target runs `concurrency` runs at once (one per GPU), one
+ * queue each; the attempt joins the one with the fewest runs not yet ended. The target's row is
+ * locked, so two runs started together never pick the same queue by accident.
+ */
+async function pickQueueSlot(tx: Prisma.TransactionClient, target: { id: string; concurrency: number }, exceptRunId?: string): Promise<number> {
+  if (target.concurrency <= 1) return 0;
+  await tx.$queryRaw`SELECT "id" FROM "TrainingTarget" WHERE "id" = ${target.id}::uuid FOR UPDATE`;
+  const busy = await tx.trainingRun.groupBy({ by: ["queueSlot"], where: { targetId: target.id, status: { notIn: [...FINAL_STATUSES] }, ...(exceptRunId ? { id: { not: exceptRunId } } : {}) }, _count: { _all: true } });
+  const load = (slot: number) => busy.find((b) => b.queueSlot === slot)?._count._all ?? 0;
+  let best = 0;
+  for (let slot = 1; slot < target.concurrency; slot++) if (load(slot) < load(best)) best = slot;
+  return best;
+}
 
 export async function startRun(db: Db, { actor, input: raw }: { actor: OrgActor; input: z.input<typeof createRunInput> }): Promise<{ runId: string; jobId: string }> {
   const parsed = createRunInput.safeParse(raw);
@@ -95,6 +117,12 @@ export async function startRun(db: Db, { actor, input: raw }: { actor: OrgActor;
   const dataset = await db.dataset.findFirst({ where: { id: input.datasetId, orgId: actor.orgId } });
   if (!dataset) throw new AppError("NOT_FOUND", "That dataset does not exist in this organisation");
   if (!dataset.buildId) throw new AppError("CONFLICT", `${dataset.repoId} has no episodes in it yet; there is nothing to train on`);
+  const gate = await checkQualityGate(db, { orgId: actor.orgId, datasetId: dataset.id });
+  if (!gate.passed) {
+    const report = gate.evaluationId ? ` (report: /datasets/${dataset.id}/evaluations/${gate.evaluationId})` : "";
+    if (!input.gateOverride) throw new AppError("CONFLICT", `${dataset.repoId} does not pass the organisation's quality gate: ${gate.failures.join("; ")}${report}. An admin can start the run anyway, giving a reason`);
+    checkRole(actor, "admin");
+  }
   const target = input.targetId
     ? await db.trainingTarget.findFirst({ where: { id: input.targetId, orgId: actor.orgId } })
     : ((await db.trainingTarget.findFirst({ where: { orgId: actor.orgId, isDefault: true } })) ?? (await db.trainingTarget.findFirst({ where: { orgId: actor.orgId }, orderBy: { createdAt: "asc" } })));
@@ -102,11 +130,13 @@ export async function startRun(db: Db, { actor, input: raw }: { actor: OrgActor;
   if (!target.pinnedHostKey) throw new AppError("CONFLICT", `${target.name} has not been tested yet; an admin runs "Test target" once so its host key is pinned`);
   const name = input.name ?? `${dataset.repoId.split("/").pop()}-${input.policyType}`;
   return db.$transaction(async (tx) => {
+    const queueSlot = await pickQueueSlot(tx, target);
     const run = await tx.trainingRun.create({
-      data: { orgId: actor.orgId, targetId: target.id, datasetId: dataset.id, name, policyType: input.policyType, steps: input.steps, saveFreq: input.saveFreq, logFreq: input.logFreq, extraArgs: input.extraArgs, createdById: actor.userId },
+      data: { orgId: actor.orgId, targetId: target.id, datasetId: dataset.id, name, policyType: input.policyType, steps: input.steps, saveFreq: input.saveFreq, logFreq: input.logFreq, extraArgs: input.extraArgs, createdById: actor.userId, queueSlot },
     });
-    const { jobId } = await enqueue(trainingRunJob, { runId: run.id }, { tx, orgId: actor.orgId, createdById: actor.userId, queue: queueOf(target.id) });
+    const { jobId } = await enqueue(trainingRunJob, { runId: run.id }, { tx, orgId: actor.orgId, createdById: actor.userId, queue: queueOf(target.id, queueSlot) });
     await tx.trainingRun.update({ where: { id: run.id }, data: { jobId } });
+    if (!gate.passed) await recordAudit(tx, { orgId: actor.orgId, actor, action: "training.run.gate_override", target: `training-run:${run.id}`, data: { dataset: dataset.repoId, reason: input.gateOverride!.reason, failures: gate.failures } });
     await recordAudit(tx, { orgId: actor.orgId, actor, action: "training.run.start", target: `training-run:${run.id}`, data: { name, dataset: dataset.repoId, target: target.name, policy: input.policyType, steps: input.steps } });
     return { runId: run.id, jobId };
   });
@@ -134,10 +164,11 @@ export async function restartRun(db: Db, { actor, runId, mode }: { actor: OrgAct
   const attempt = r.attempt + 1;
   const outputDir = mode === "retry" && r.runDir ? `${r.runDir}/output-${attempt}` : r.outputDir;
   return db.$transaction(async (tx) => {
-    const { jobId } = await enqueue(trainingRunJob, { runId }, { tx, orgId: actor.orgId, createdById: actor.userId, queue: queueOf(r.targetId) });
+    const queueSlot = await pickQueueSlot(tx, r.target, runId);
+    const { jobId } = await enqueue(trainingRunJob, { runId }, { tx, orgId: actor.orgId, createdById: actor.userId, queue: queueOf(r.targetId, queueSlot) });
     await tx.trainingRun.update({
       where: { id: runId },
-      data: { attempt, outputDir, status: "queued", jobId, logOffset: 0, logTruncated: false, exitCode: null, error: null, pid: null, unreachableSince: null, finishedAt: null, cancelRequestedAt: null, slurmJobId: null, slurmState: null, slurmReason: null, transactionId: null, apiStatus: null, finalCheckpointSeenAt: null, ...(mode === "retry" ? { lastStep: null, lastMetrics: Prisma.JsonNull } : {}) },
+      data: { queueSlot, attempt, outputDir, status: "queued", jobId, logOffset: 0, logTruncated: false, exitCode: null, error: null, pid: null, unreachableSince: null, finishedAt: null, cancelRequestedAt: null, slurmJobId: null, slurmState: null, slurmReason: null, transactionId: null, apiStatus: null, finalCheckpointSeenAt: null, ...(mode === "retry" ? { lastStep: null, lastMetrics: Prisma.JsonNull } : {}) },
     });
     await recordAudit(tx, { orgId: actor.orgId, actor, action: mode === "resume" ? "training.run.resume" : "training.run.retry", target: `training-run:${runId}`, data: { name: r.name, attempt } });
     return { runId, jobId };

@@ -107,6 +107,11 @@ describe.skipIf(!!skip)(`training on Slurm${skip ? ` (skipped: ${skip})` : ""}`,
     expect(facts.problems).toEqual([]);
   });
 
+  it("says when the target's partition is not one the cluster has, naming those it has", async () => {
+    const { facts } = await slurmTarget({ partition: "a100-nope" });
+    expect(facts.problems).toEqual([expect.stringMatching(/^Slurm has no partition a100-nope; it has .*debug/)]);
+  });
+
   it("submits with sbatch, follows the job to COMPLETED, reads its --output by offset and registers the final checkpoint", { timeout: 120_000 }, async () => {
     resetControls();
     const { id: targetId } = await slurmTarget({ options: ["--time=30", "--cpus-per-task=1", "--comment=gantry test"] });

@@ -1,6 +1,6 @@
 import path from "node:path";
 import { quoteShell } from "../ssh/shell-quote";
-import { POLL_LOG_BYTES, type RunPaths } from "./run-host";
+import { checkpointsLine, POLL_LOG_BYTES, type RunPaths } from "./run-host";
 
 // A run on a Slurm cluster, reached through its login host over SSH. The run folder is the one
 // a plain SSH host gets (it must be on a filesystem the compute nodes share); instead of
@@ -129,6 +129,7 @@ export function slurmPollCommand(p: RunPaths, jobId: string, offset: number, max
     `echo "usr1:$(cat usr1_at 2>/dev/null)"`,
     `echo "size:$(stat -c %s train.log 2>/dev/null || echo 0)"`,
     `echo "ckpt:$(tr -d '\\n' < ${q(last)} 2>/dev/null)"`,
+    checkpointsLine(p),
     `echo "log:$(tail -c +${offset + 1} train.log 2>/dev/null | head -c ${maxBytes} | base64 -w0)"`,
   ].join("\n");
 }

@@ -9,6 +9,8 @@ import { sealCredential } from "../ssh/sealed-target";
 import { connectSsh } from "../ssh/ssh-client";
 import { quoteShell } from "../ssh/shell-quote";
 import { resolveWorkDir, sshTargetOfTrainingHost } from "./host";
+import { slurmSettingsOf } from "./slurm-run";
+import { probeTransactionsApi } from "./transactions-api";
 import { targetFactsSchema, type CreateTargetInput, type TargetFacts, type TargetSummary } from "./training.schemas";
 
 // Training targets: GPU hosts the team owns. Admins add them; "Test target" pins the host key
@@ -19,7 +21,7 @@ const ACTIVE = ["queued", "syncing", "launching", "running", "unreachable", "fet
 
 const summarySelect = {
   id: true, name: true, kind: true, host: true, port: true, username: true, authKind: true, pinnedHostKey: true,
-  workDir: true, activate: true, commandTemplate: true, apiUrl: true, concurrency: true, isDefault: true, facts: true, lastTestAt: true,
+  workDir: true, activate: true, commandTemplate: true, exportCommand: true, apiUrl: true, concurrency: true, isDefault: true, facts: true, lastTestAt: true,
 } satisfies Prisma.TrainingTargetSelect;
 
 export async function listTargets(db: Db, { orgId }: { orgId: string }): Promise<TargetSummary[]> {
@@ -33,12 +35,12 @@ function nameTaken(error: unknown, name: string): never {
   throw error;
 }
 
-export async function createTarget(db: Db, { actor, input }: { actor: OrgActor; input: Omit<CreateTargetInput, "api"> & { api?: CreateTargetInput["api"] } }): Promise<{ id: string }> {
-  const { credential, slurm, api, ...rest } = input;
+export async function createTarget(db: Db, { actor, input }: { actor: OrgActor; input: Omit<CreateTargetInput, "api" | "exportCommand"> & { api?: CreateTargetInput["api"]; exportCommand?: string } }): Promise<{ id: string }> {
+  const { credential, slurm, api, exportCommand, ...rest } = input;
   return db.$transaction(async (tx) => {
     if (rest.isDefault) await tx.trainingTarget.updateMany({ where: { orgId: actor.orgId }, data: { isDefault: false } });
     const target = await tx.trainingTarget
-      .create({ data: { ...rest, slurm: slurm ?? Prisma.JsonNull, apiUrl: api?.url ?? null, apiToken: api?.token ? sealSecret(api.token) : null, ...sealCredential(credential), orgId: actor.orgId, createdById: actor.userId }, select: { id: true } })
+      .create({ data: { ...rest, exportCommand: exportCommand ?? "", slurm: slurm ?? Prisma.JsonNull, apiUrl: api?.url ?? null, apiToken: api?.token ? sealSecret(api.token) : null, ...sealCredential(credential), orgId: actor.orgId, createdById: actor.userId }, select: { id: true } })
       .catch((error) => nameTaken(error, input.name));
     await recordAudit(tx, { orgId: actor.orgId, actor, action: "training.target.create", target: `training-target:${target.id}`, data: { name: input.name, host: input.host, port: input.port, username: input.username, kind: input.kind } });
     return target;
@@ -64,6 +66,24 @@ const FACTS_SCRIPT = [
   "echo \"train:$(command -v lerobot-train 2>/dev/null)\"",
   "echo \"sbatch:$(timeout 10 sbatch --version 2>/dev/null | head -n1)\"",
 ].join("; ");
+
+/** Slurm targets: whether the partition exists and the account is one the user may charge (when the cluster keeps accounts). */
+export function slurmChecksScript({ partition, account }: { partition: string; account: string }): string {
+  const q = quoteShell;
+  return [
+    "echo \"partitions:$(timeout 10 sinfo -h -o %P 2>/dev/null | tr -d '*' | sort -u | tr '\\n' ' ')\"",
+    account ? `a=$(timeout 10 sacctmgr -nP show assoc where user="$(id -un)" account=${q(account)} format=account 2>/dev/null); echo "acctok:$?"; echo "acct:$(echo "$a" | head -n1)"` : "",
+  ].filter(Boolean).join("; ");
+}
+
+export function slurmProblems(output: string, { partition, account }: { partition: string; account: string }): string[] {
+  const line = (key: string) => output.split("\n").find((l) => l.startsWith(`${key}:`))?.slice(key.length + 1).trim() ?? "";
+  const problems: string[] = [];
+  const partitions = line("partitions").split(/\s+/).filter(Boolean);
+  if (partition && partitions.length && !partitions.includes(partition)) problems.push(`Slurm has no partition ${partition}; it has ${partitions.join(", ")}`);
+  if (account && line("acctok") === "0" && !line("acct")) problems.push(`Slurm does not let this user charge the account ${account}; ask the cluster's admins, or leave the account empty for your default`);
+  return problems;
+}
 
 export function parseFacts(output: string, fingerprint: string, { kind, workDir }: { kind: string; workDir: string }): TargetFacts {
   const line = (key: string) => output.split("\n").find((l) => l.startsWith(`${key}:`))?.slice(key.length + 1).trim() ?? "";
@@ -100,9 +120,15 @@ export async function testTarget(db: Db, { actor, targetId }: { actor: OrgActor;
   try {
     const workDir = await resolveWorkDir(session, target.workDir);
     const activate = target.activate ? `${target.activate} >/dev/null 2>&1; ` : "";
-    const script = `mkdir -p ${quoteShell(workDir)} && echo "disk:$(df -Pk ${quoteShell(workDir)} | awk 'NR==2 {print $4 * 1024}')"; ${activate}${FACTS_SCRIPT}`;
+    const slurm = target.kind === "slurm" ? slurmSettingsOf(target.slurm) : null;
+    const script = `mkdir -p ${quoteShell(workDir)} && echo "disk:$(df -Pk ${quoteShell(workDir)} | awk 'NR==2 {print $4 * 1024}')"; ${activate}${FACTS_SCRIPT}${slurm ? `; ${slurmChecksScript(slurm)}` : ""}`;
     const result = await session.exec(script, { timeoutMs: 60_000 });
     facts = parseFacts(result.stdout, session.fingerprint, { kind: target.kind, workDir });
+    if (slurm && facts.sbatch) facts.problems.push(...slurmProblems(result.stdout, slurm));
+    if (target.kind === "transactions-api") {
+      const apiProblem = await probeTransactionsApi(target);
+      if (apiProblem) facts.problems.push(apiProblem);
+    }
   } finally {
     session.close();
   }

@@ -1,9 +1,9 @@
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import path from "node:path";
+import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createOrgWithMember, waitFor } from "../../tests/helpers/factories";
+import { startWorkerProcess } from "../../tests/helpers/worker-process";
 import { startSshdRig, type SshdRig } from "../../tests/helpers/sshd-rig";
-import { addTestedTarget, datasetWithBuild, makeGpuHost, trainerControl } from "../../tests/helpers/training";
+import { addTestedTarget, datasetWithBuild, isTrainerAlive, makeGpuHost, trainerControl } from "../../tests/helpers/training";
 import { createTestDatabase, type TestDatabase } from "../../tests/setup/test-database";
 import type { OrgActor } from "../auth/roles";
 import { createDb, type Db } from "../db";
@@ -35,50 +35,33 @@ afterAll(async () => {
   await database?.drop();
 });
 
-function startWorkerProcess() {
-  const child = spawn(process.execPath, ["--import", "tsx", path.resolve("worker/index.ts")], {
-    env: { ...process.env, DATABASE_URL: database.url, WORKER_HEARTBEAT_MS: "300", WORKER_STALE_AFTER_MS: "1500" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(child);
-  let out = "";
-  child.stdout!.on("data", (d) => (out += d));
-  child.stderr!.on("data", (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  return { child, out: () => out, exited };
-}
 
 const runOf = (runId: string) => db.trainingRun.findUniqueOrThrow({ where: { id: runId } });
-const trainerAlive = (runId: string) => {
-  try {
-    return execFileSync("pgrep", ["-f", `gantry-run-${runId}`]).toString().trim().length > 0;
-  } catch {
-    return false;
-  }
-};
+const trainerAlive = isTrainerAlive;
 
 describe("a worker stopped while it follows a training run", () => {
   it("leaves the run training on its host, and the next worker follows it to the end", async () => {
-    trainerControl(rig.devices[0], "train-pace-ms", "300");
+    // The trainer holds at step 30 until the first worker has gone, however slow the machine.
+    trainerControl(rig.devices[0], "train-hold", "30");
     const dataset = await datasetWithBuild(db, env(), actor.orgId);
-    const first = startWorkerProcess();
+    const first = startWorkerProcess(database.url, { tracked: children });
     const { runId } = await startRun(db, { actor, input: { datasetId: dataset.id, policyType: "act", steps: 150, saveFreq: 50, logFreq: 10 } });
     await waitFor(async () => ((await runOf(runId)).lastStep ?? 0) >= 20, { timeoutMs: 60_000, what: "the run to reach step 20" });
 
     first.child.kill("SIGINT");
-    expect(await first.exited).toBe(0);
-    expect(first.out()).toMatch(/1 running job\(s\) interrupted/);
+    expect((await first.exited).code).toBe(0);
+    expect(first.output()).toMatch(/1 running job\(s\) interrupted/);
     expect(trainerAlive(runId)).toBe(true);
     expect((await runOf(runId)).status).not.toBe("cancelled");
+    trainerControl(rig.devices[0], "train-hold", null);
 
-    const second = startWorkerProcess();
+    const second = startWorkerProcess(database.url, { tracked: children });
     const run = await waitFor(async () => {
       const r = await runOf(runId);
       return ["succeeded", "failed", "cancelled", "lost"].includes(r.status) && r;
     }, { timeoutMs: 90_000, what: "the run to end" });
-    expect(run.status, `${run.error}\n${second.out()}`).toBe("succeeded");
+    expect(run.status, `${run.error}\n${second.output()}`).toBe("succeeded");
     second.child.kill("SIGTERM");
     await second.exited;
-    trainerControl(rig.devices[0], "train-pace-ms", null);
   }, 180_000);
 });

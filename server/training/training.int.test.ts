@@ -1,4 +1,4 @@
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -7,8 +7,9 @@ import { createDb, type Db } from "../db";
 import { env } from "../env";
 import { createTestDatabase, type TestDatabase } from "../../tests/setup/test-database";
 import { createOrgWithMember, waitFor } from "../../tests/helpers/factories";
+import { startWorkerProcess } from "../../tests/helpers/worker-process";
 import { startSshdRig, type SshdRig } from "../../tests/helpers/sshd-rig";
-import { addTestedTarget, datasetWithBuild, makeGpuHost, trainerControl } from "../../tests/helpers/training";
+import { addTestedTarget, datasetWithBuild, isTrainerAlive, makeGpuHost, trainerControl } from "../../tests/helpers/training";
 import { startWorker, type StartedWorker } from "../../worker/worker";
 import { blobStore } from "../storage/blobs";
 import type { OrgActor } from "../auth/roles";
@@ -18,6 +19,8 @@ import { connectTrainingHost } from "./host";
 import { listCheckpoint } from "./checkpoint.service";
 import { startCompatTraining } from "./compat.service";
 import { readCompatStatus } from "../edge/episodes.service";
+import { RealtimeHub } from "../jobs/realtime";
+import { openRunLogStream, type LogPiece } from "./log-stream";
 
 // Training against a simulated GPU host: a real OpenSSH sshd on 127.0.0.1 whose PATH holds the
 // stand-in lerobot-train (LeRobot's log lines and checkpoint layout) and nvidia-smi. A database
@@ -50,7 +53,7 @@ afterAll(async () => {
 
 const device = () => rig.devices[0];
 const control = (name: string, value: string | null) => trainerControl(device(), name, value);
-const resetControls = () => ["train-pace-ms", "train-stop-at", "train-exit", "train-hang", "train-ignore-term", "train-spam-kb"].forEach((n) => control(n, null));
+const resetControls = () => ["train-pace-ms", "train-stop-at", "train-exit", "train-hang", "train-ignore-term", "train-spam-kb", "train-hold"].forEach((n) => control(n, null));
 
 async function inProcessWorker() {
   worker ??= await startWorker({ url: database.url, concurrency: 2, log: () => {} });
@@ -78,13 +81,7 @@ async function storedLog(runId: string, attempt = 1) {
   return chunks.map((c) => c.text).join("");
 }
 const hostLog = async (runId: string, attempt = 1) => fs.readFileSync(path.join((await runOf(runId)).runDir!, `attempt-${attempt}`, "train.log"), "utf8");
-const trainerAlive = (runId: string) => {
-  try {
-    return execFileSync("pgrep", ["-f", `gantry-run-${runId}`]).toString().trim().length > 0;
-  } catch {
-    return false;
-  }
-};
+const trainerAlive = isTrainerAlive;
 
 describe("training targets", () => {
   it("pins the host key on first test and reads the GPU, Python and LeRobot", async () => {
@@ -186,17 +183,7 @@ describe("a training run", { timeout: 180_000 }, () => {
     resetControls();
     control("train-pace-ms", "400");
     await stopInProcessWorker();
-    const startChild = () => {
-      const child = spawn(process.execPath, ["--import", "tsx", path.resolve("worker/index.ts")], {
-        env: { ...process.env, DATABASE_URL: database.url, WORKER_HEARTBEAT_MS: "300", WORKER_STALE_AFTER_MS: "1500" },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      children.push(child);
-      let out = "";
-      child.stdout!.on("data", (d) => (out += d));
-      child.stderr!.on("data", (d) => (out += d));
-      return { child, out: () => out };
-    };
+    const startChild = () => startWorkerProcess(database.url, { tracked: children });
     const dataset = await datasetWithBuild(db, env(), actor.orgId);
     const first = startChild();
     const { runId } = await startRun(db, { actor, input: { datasetId: dataset.id, policyType: "act", steps: 200, saveFreq: 100, logFreq: 10 } });
@@ -210,7 +197,7 @@ describe("a training run", { timeout: 180_000 }, () => {
 
     const second = startChild();
     const run = await ended(runId, 90_000);
-    expect(run.status, `${run.error}\n${second.out()}`).toBe("succeeded");
+    expect(run.status, `${run.error}\n${second.output()}`).toBe("succeeded");
     const stored = await storedLog(runId);
     expect(stored).toBe(await hostLog(runId));
     const steps = [...stored.matchAll(/ step:(\d+) /g)].map((m) => Number(m[1]));
@@ -286,6 +273,82 @@ describe("bad input on the host", { timeout: 120_000 }, () => {
       await expect(testTarget(db, { actor, targetId: id })).rejects.toMatchObject({ message: expect.stringMatching(/host key of .* has changed/) });
     } finally {
       await other.stop();
+    }
+  });
+});
+
+describe("runs on one target", { timeout: 150_000 }, () => {
+  it("train as many at once as the target allows (one per GPU); the others wait their turn", async () => {
+    resetControls();
+    control("train-hold", "10");
+    // A worker with room for more jobs than the target allows, so only the target's limit holds runs back.
+    const roomy = await startWorker({ url: database.url, concurrency: 4, log: () => {} });
+    try {
+      const { id } = await addTestedTarget(db, actor, rig, device(), { name: `two-gpus-${crypto.randomBytes(2).toString("hex")}`, concurrency: 2 });
+      const dataset = await datasetWithBuild(db, env(), actor.orgId);
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) ids.push((await startRun(db, { actor, input: { datasetId: dataset.id, targetId: id, policyType: "act", steps: 20, saveFreq: 20, logFreq: 10 } })).runId);
+      const holding = await waitFor(async () => {
+        const rows = await Promise.all(ids.map(runOf));
+        return rows.filter((r) => (r.lastStep ?? 0) >= 10).length === 2 && rows;
+      }, { timeoutMs: 60_000, what: "two runs to train at once" });
+      const waiting = holding.filter((r) => (r.lastStep ?? 0) < 10);
+      expect(waiting).toHaveLength(1);
+      expect(waiting[0].status).toBe("queued");
+      expect(waiting[0].runDir, "the third has not started on the host").toBeNull();
+      expect(new Set(holding.filter((r) => r !== waiting[0]).map((r) => r.queueSlot)).size).toBe(2);
+
+      control("train-hold", null);
+      for (const runId of ids) {
+        const r = await ended(runId, 90_000);
+        expect(r.status, r.error ?? "").toBe("succeeded");
+      }
+    } finally {
+      control("train-hold", null);
+      await roomy.stop();
+    }
+  });
+});
+
+describe("a run's log as a stream", { timeout: 120_000 }, () => {
+  it("replays what was stored, delivers each new piece as it is stored, and ends after the run's last line", async () => {
+    resetControls();
+    control("train-hold", "20");
+    await inProcessWorker();
+    const hub = new RealtimeHub({ url: database.url, db, jobEvents: false });
+    try {
+      const dataset = await datasetWithBuild(db, env(), actor.orgId);
+      const { runId } = await startRun(db, { actor, input: { datasetId: dataset.id, policyType: "act", steps: 40, saveFreq: 20, logFreq: 10 } });
+      await waitFor(async () => ((await runOf(runId)).lastStep ?? 0) >= 20, { timeoutMs: 60_000, what: "the run to reach step 20" });
+
+      // A follower that joins late gets the start of the log first, then goes on live.
+      const controller = new AbortController();
+      const pieces: LogPiece[] = [];
+      const stream = await openRunLogStream({ db, hub, orgId: actor.orgId, runId, after: -1, signal: controller.signal });
+      const reading = (async () => {
+        for await (const piece of stream) pieces.push(piece);
+      })();
+      await waitFor(async () => pieces.map((p) => p.text).join("").includes("step:20 "), { timeoutMs: 10_000, what: "the stored lines to be replayed" });
+      expect(pieces.map((p) => p.text).join("")).not.toContain("step:30 ");
+      control("train-hold", null);
+      await reading; // ends by itself once the run has ended and its last piece was sent
+      const run = await runOf(runId);
+      expect(run.status, run.error ?? "").toBe("succeeded");
+      expect(pieces.map((p) => p.text).join("")).toBe(await storedLog(runId));
+      expect(pieces.map((p) => p.offset)).toEqual([...pieces.map((p) => p.offset)].sort((a, b) => a - b));
+
+      // Resumed from a piece's offset: only what came after it.
+      const from = pieces[Math.floor(pieces.length / 2)];
+      const rest: LogPiece[] = [];
+      for await (const piece of await openRunLogStream({ db, hub, orgId: actor.orgId, runId, after: from.offset, signal: new AbortController().signal })) rest.push(piece);
+      expect(rest.map((p) => p.offset)).toEqual(pieces.filter((p) => p.offset > from.offset).map((p) => p.offset));
+
+      // Another organisation's follower is refused before anything is read.
+      const other = (await createOrgWithMember(db, "viewer")).actor;
+      await expect(openRunLogStream({ db, hub, orgId: other.orgId, runId, after: -1, signal: controller.signal })).rejects.toMatchObject({ code: "NOT_FOUND" });
+    } finally {
+      control("train-hold", null);
+      await hub.stop();
     }
   });
 });

@@ -33,6 +33,22 @@ export const commandTemplateSchema = z
     if (!s.includes("{output}")) ctx.addIssue({ code: "custom", message: "must pass {output}: Gantry reads the checkpoints from there" });
   });
 
+export const EXPORT_PLACEHOLDERS = ["checkpoint", "onnx", "output", "name", "policy", "repo_id", "steps"] as const;
+
+/** A line run on the host after a run succeeds that writes an ONNX file ({onnx}) of the checkpoint ({checkpoint}). Empty: no export. */
+export const exportCommandSchema = z
+  .string()
+  .trim()
+  .max(4000)
+  .refine((s) => !/[\0\n\r]/.test(s), "must be one line")
+  .superRefine((s, ctx) => {
+    if (!s) return;
+    for (const m of s.matchAll(/\{([^}]*)\}/g)) {
+      if (!(EXPORT_PLACEHOLDERS as readonly string[]).includes(m[1])) ctx.addIssue({ code: "custom", message: `names {${m[1]}}, which is not a placeholder; use ${EXPORT_PLACEHOLDERS.map((p) => `{${p}}`).join(", ")}` });
+    }
+    if (!s.includes("{checkpoint}") || !s.includes("{onnx}")) ctx.addIssue({ code: "custom", message: "must read {checkpoint} and write {onnx}: Gantry brings the file at {onnx} home" });
+  });
+
 export const createTargetInput = z.object({
   name: nameSchema,
   kind: z.enum(["ssh", "slurm", "transactions-api"]).default("ssh"),
@@ -43,6 +59,7 @@ export const createTargetInput = z.object({
   workDir: hostPathSchema.default("~/gantry"),
   activate: shellLineSchema.default(""),
   commandTemplate: commandTemplateSchema.default(DEFAULT_TEMPLATE),
+  exportCommand: exportCommandSchema.default(""),
   concurrency: z.number().int().min(1).max(16).default(1),
   isDefault: z.boolean().default(false),
   slurm: z
@@ -91,6 +108,7 @@ export const targetSummarySchema = z.object({
   workDir: z.string(),
   activate: z.string(),
   commandTemplate: z.string(),
+  exportCommand: z.string(),
   apiUrl: z.string().nullable(),
   concurrency: z.number(),
   isDefault: z.boolean(),
@@ -113,6 +131,8 @@ export const createRunInput = z
     logFreq: z.number().int().min(1).max(1_000_000).default(200),
     /** Further arguments, split like a shell would (quotes allowed), each quoted again on the host. */
     extraArgs: z.string().max(4000).refine((s) => !/[\0\n\r]/.test(s), "must be one line").default(""),
+    /** An admin starts a run on a dataset that misses the quality gate, saying why (kept in the audit log). */
+    gateOverride: z.object({ reason: z.string().trim().min(3, "say why the gate is overridden").max(500) }).optional(),
   })
   .refine((r) => r.saveFreq <= r.steps, { path: ["saveFreq"], message: "must not be more than steps, or no checkpoint is ever saved" });
 export type CreateRunInput = z.infer<typeof createRunInput>;
@@ -157,7 +177,14 @@ export const runDetailSchema = runSummarySchema.extend({
   slurm: z.object({ jobId: z.string(), state: z.string().nullable(), reason: z.string().nullable(), words: z.string() }).nullable(),
   /** transactions-api targets: the transaction and the status the API last gave. */
   transaction: z.object({ id: z.string(), status: z.string().nullable() }).nullable(),
+  /** The checkpoints the host holds, by step, and those brought home (model versions). */
+  checkpoints: z.array(z.object({ step: z.number(), onHost: z.boolean(), version: z.object({ id: z.uuid(), modelId: z.uuid(), number: z.number() }).nullable(), pullJobId: z.uuid().nullable() })),
+  /** The ONNX the target's export command wrote, as a model version (validated like any), or why the export failed. */
+  exportVersion: z.object({ id: z.uuid(), modelId: z.uuid(), number: z.number(), status: z.string() }).nullable(),
+  exportError: z.string().nullable(),
 });
+
+export const pullCheckpointInput = z.object({ runId: z.uuid(), step: z.number().int().min(1).max(1e12) });
 
 export const runLogInput = z.object({ runId: z.uuid(), attempt: z.number().int().min(1).optional(), after: z.number().int().min(-1).default(-1), limit: z.number().int().min(1).max(2000).default(500) });
 export const runLogSchema = z.object({

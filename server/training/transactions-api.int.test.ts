@@ -121,6 +121,22 @@ const start = async (steps: number) => {
   return startRun(db, { actor, input: { datasetId: dataset.id, targetId, policyType: "act", steps, saveFreq: 20, logFreq: 10 } });
 };
 
+describe("testing a transactions-api target", () => {
+  it("asks the API, with the token, and says when it does not answer or refuses the token", async () => {
+    expect((await db.trainingTarget.findUniqueOrThrow({ where: { id: targetId } })).facts).toMatchObject({ problems: [] });
+    const device = rig.devices[0];
+    const input = (name: string, url: string, token: string) => ({
+      name, kind: "transactions-api" as const, host: device.host, port: device.port, username: device.user,
+      credential: { kind: "key" as const, privateKey: rig.privateKey }, workDir: path.join(device.dir, "work"), activate: "",
+      commandTemplate: "lerobot-train --output_dir={output}", concurrency: 1, isDefault: false, slurm: null, api: { url, token },
+    });
+    const closed = await createTarget(db, { actor, input: input("api-closed", "http://127.0.0.1:9/api", TOKEN) });
+    expect((await testTarget(db, { actor, targetId: closed.id })).problems).toEqual([expect.stringMatching(/^The transactions API at http:\/\/127\.0\.0\.1:9\/api does not answer/)]);
+    const wrongToken = await createTarget(db, { actor, input: input("api-wrong-token", apiUrl, "not-the-token") });
+    expect((await testTarget(db, { actor, targetId: wrongToken.id })).problems).toEqual([expect.stringMatching(/refused the token \(HTTP 401\)/)]);
+  });
+});
+
 describe("training through the transactions API", () => {
   it("starts a transaction with the synced dataset, follows it to COMPLETED and registers the final checkpoint from the model directory", { timeout: 90_000 }, async () => {
     resetControls();

@@ -1,3 +1,4 @@
+import crypto from "node:crypto";
 import { z } from "zod";
 import { AppError } from "../errors";
 import { openSecret } from "../security/secret-box";
@@ -129,5 +130,21 @@ export function judgeTransaction({ transactionId, state, checkpointStep, steps, 
     default:
       // Any other status is shown as the API names it and never taken for an end.
       return { kind: "follow", finalCheckpointSeenAt };
+  }
+}
+
+/**
+ * What "Test target" says of the API: null when it answers (asking for a transaction that does
+ * not exist, which any service can answer), else what is wrong in words.
+ */
+export async function probeTransactionsApi(target: ApiTarget): Promise<string | null> {
+  try {
+    const response = await request(target, `transactions/${crypto.randomUUID()}`, { method: "GET", signal: AbortSignal.timeout(10_000) });
+    await response.body?.cancel().catch(() => {});
+    if (response.status === 401 || response.status === 403) return `The transactions API at ${target.apiUrl} refused the token (HTTP ${response.status}); check the target's API token`;
+    if (response.status >= 500) return `The transactions API at ${target.apiUrl} answers HTTP ${response.status}; it may be down`;
+    return null;
+  } catch (error) {
+    return `The transactions API at ${target.apiUrl} does not answer: ${(error as Error).message}`;
   }
 }

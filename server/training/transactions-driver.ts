@@ -23,6 +23,8 @@ export interface TransactionDriverSettings {
   TRAINING_LOST_AFTER_MS: number;
   /** How long the final checkpoint may sit in the folder while the API still says TRAINING. */
   TRAINING_API_STUCK_AFTER_MS: number;
+  MODEL_MAX_UPLOAD_BYTES: number;
+  TRAINING_EXPORT_TIMEOUT_MS: number;
 }
 
 interface Ctx extends HostCtx {
@@ -74,7 +76,7 @@ async function drive(db: Db, r: RunRow, ctx: Ctx): Promise<{ status: RunStatus }
 
   // 3. The checkpoint comes home and is registered.
   await setStatus(db, r.id, "fetching", { lastStep: r.steps });
-  return bringCheckpointHome(db, r, modelDir, ctx);
+  return bringCheckpointHome(db, r, modelDir, ctx, settings);
 }
 
 /** The step of checkpoints/last in a model directory, or null when it has none. */

@@ -10,6 +10,7 @@
 //   control/train-hang        after the last step, never exit
 //   control/train-ignore-term ignore SIGTERM (only KILL stops it)
 //   control/train-spam-kb     print this many KiB of filler lines per logged step
+//   control/train-hold        holds at this step (after logging it) for as long as the file exists
 //   control/train-stamp       end every log line with t:<epoch ms> (when it was written)
 import fs from "node:fs";
 import path from "node:path";
@@ -113,6 +114,7 @@ for (let step = start + 1; step <= end; step++) {
     log(`step:${big(step)} smpl:${big(step * 8)} ep:${big(step / 50)} epch:${(step / 500).toFixed(2)} loss:${loss} grdn:${(1 + 1 / step).toFixed(3)} lr:1.0e-05 updt_s:0.${String(100 + (step % 50)).padStart(3, "0")} data_s:0.004`);
     if (spamKb) process.stdout.write(("x".repeat(1023) + "\n").repeat(spamKb));
     await sleep(pace);
+    while (control("train-hold") !== null && Number(control("train-hold")) <= step) await sleep(50);
   }
   if (step % saveFreq === 0 || step === end) checkpoint(step);
 }

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -27,7 +28,7 @@ export function trainerControl(device: RigDevice, name: string, value: string | 
   else fs.writeFileSync(p, `${value}\n`);
 }
 
-export async function addTestedTarget(db: Db, actor: OrgActor, rig: SshdRig, device: RigDevice, extra: { name?: string; workDir?: string; activate?: string } = {}) {
+export async function addTestedTarget(db: Db, actor: OrgActor, rig: SshdRig, device: RigDevice, extra: { name?: string; workDir?: string; activate?: string; exportCommand?: string; concurrency?: number } = {}) {
   const { id } = await createTarget(db, {
     actor,
     input: {
@@ -40,7 +41,8 @@ export async function addTestedTarget(db: Db, actor: OrgActor, rig: SshdRig, dev
       workDir: extra.workDir ?? path.join(device.dir, "work"),
       activate: extra.activate ?? "",
       commandTemplate: "lerobot-train --dataset.repo_id={repo_id} --dataset.root={dataset} --policy.type={policy} --output_dir={output} --job_name={name} --policy.device=cuda --policy.push_to_hub=false --steps={steps} --save_freq={save_freq} --log_freq={log_freq}",
-      concurrency: 1,
+      exportCommand: extra.exportCommand ?? "",
+      concurrency: extra.concurrency ?? 1,
       isDefault: true,
       slurm: null,
     },
@@ -60,4 +62,13 @@ export async function datasetWithBuild(db: Db, settings: { DATASETS_DIR: string 
   fs.mkdirSync(path.dirname(link), { recursive: true });
   fs.symlinkSync(build, link);
   return { ...dataset, build };
+}
+
+/** Whether any process of a run (its wrapper, carrying the run marker) still lives on this machine's simulated host. */
+export function isTrainerAlive(runId: string): boolean {
+  try {
+    return execFileSync("pgrep", ["-f", `gantry-run-${runId}`]).toString().trim().length > 0;
+  } catch {
+    return false;
+  }
 }

@@ -82,25 +82,42 @@ describe("building a dataset", () => {
     expect(infoTogether.features.action.names).toEqual(["motor_0", "motor_1"]);
   });
 
-  it("links an earlier build's video file when the same episodes make it again", async () => {
+  it("appends without rewriting: earlier episodes keep their files, byte for byte, and new ones get files of their own", async () => {
     const tools = mediaTools(env());
     const episodes = [];
     for (const i of [0, 1, 2, 3]) {
       const dir = path.join(tmp, `reuse${i}`);
       await fs.mkdir(dir);
       await run("ffmpeg", ["-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-frames:v", "10", "-c:v", "libx264", "-pix_fmt", "yuv420p", path.join(dir, "cam.mp4")]);
-      episodes.push({ task: "t", dir, stored: { fps: 10, rows: Array.from({ length: 10 }, (_, f) => ({ frame_index: f, timestamp: f / 10, "observation.state": [f], action: [f], extra: {} })), videos: { cam: await probeVideo(tools, path.join(dir, "cam.mp4")) } } });
+      episodes.push({ task: "t", dir, stored: { fps: 10, rows: Array.from({ length: 10 }, (_, f) => ({ frame_index: f, timestamp: f / 10, "observation.state": [f + i], action: [f], extra: {} })), videos: { cam: await probeVideo(tools, path.join(dir, "cam.mp4")) } } });
     }
-    // Two episodes fill a file.
+    // Two episodes fill a video file.
     const size = (await fs.stat(path.join(tmp, "reuse0/cam.mp4"))).size;
     const limits = { videoFileMb: (1.5 * size) / 1024 / 1024 };
     const common = { fps: 10, robotType: null, names: { action: null, state: null }, cameras: ["cam"], missingCameras: [], tools, limits };
     const first = await buildLeRobotDataset({ ...common, outDir: path.join(tmp, "b1"), episodes: episodes.slice(0, 3) });
-    const second = await buildLeRobotDataset({ ...common, outDir: path.join(tmp, "b2"), episodes, previous: { dir: path.join(tmp, "b1"), manifest: first.manifest } });
-    const file = (b: string, n: number) => path.join(tmp, b, `videos/observation.images.cam/chunk-000/file-00${n}.mp4`);
-    expect(Object.keys(second.manifest)).toEqual(["videos/observation.images.cam/chunk-000/file-000.mp4", "videos/observation.images.cam/chunk-000/file-001.mp4"]);
-    expect((await fs.stat(file("b2", 0))).ino).toBe((await fs.stat(file("b1", 0))).ino);
-    expect((await fs.stat(file("b2", 1))).ino).not.toBe((await fs.stat(file("b1", 1))).ino);
-    expect((await probeVideo(tools, file("b2", 1))).frames).toBe(20);
+    const second = await buildLeRobotDataset({ ...common, outDir: path.join(tmp, "b2"), episodes, previous: { dir: path.join(tmp, "b1"), manifest: first.manifest, layout: first.layout } });
+    const video = (b: string, n: number) => path.join(tmp, b, `videos/observation.images.cam/chunk-000/file-00${n}.mp4`);
+    const data = (b: string, n: number) => path.join(tmp, b, `data/chunk-000/file-00${n}.parquet`);
+    // The first build: episodes 0-1 in video file 0, episode 2 in file 1; one data file.
+    expect(first.layout.videos["observation.images.cam"]).toEqual([{ chunk: 0, file: 0 }, { chunk: 0, file: 0 }, { chunk: 0, file: 1 }]);
+    // The append: episode 3 has a video file and a data file of its own; the others are the first build's.
+    expect(second.layout.videos["observation.images.cam"]).toEqual([{ chunk: 0, file: 0 }, { chunk: 0, file: 0 }, { chunk: 0, file: 1 }, { chunk: 0, file: 2 }]);
+    expect(second.layout.data).toEqual([{ chunk: 0, file: 0 }, { chunk: 0, file: 0 }, { chunk: 0, file: 0 }, { chunk: 0, file: 1 }]);
+    for (const n of [0, 1]) expect((await fs.stat(video("b2", n))).ino).toBe((await fs.stat(video("b1", n))).ino);
+    expect(await fs.readFile(data("b2", 0))).toEqual(await fs.readFile(data("b1", 0)));
+    expect((await probeVideo(tools, video("b2", 2))).frames).toBe(10);
+    // What LeRobot reads: episode 3's rows in the new file with their global indices, and its video from 0 s.
+    const rows = await parquetReadObjects({ file: await asyncBufferFromFile(data("b2", 1)) });
+    expect(rows.map((r) => Number(r.index))).toEqual(Array.from({ length: 10 }, (_, f) => 30 + f));
+    expect(rows.every((r) => Number(r.episode_index) === 3)).toBe(true);
+    const meta = await parquetReadObjects({ file: await asyncBufferFromFile(path.join(tmp, "b2", "meta/episodes/chunk-000/file-000.parquet")) });
+    expect(meta.map((m) => [Number(m["data/file_index"]), Number(m["videos/observation.images.cam/file_index"]), m["videos/observation.images.cam/from_timestamp"]])).toEqual([[0, 0, 0], [0, 0, 1], [0, 1, 0], [1, 2, 0]]);
+
+    // Any other change (episode 1 removed) packs the episodes afresh.
+    const third = await buildLeRobotDataset({ ...common, outDir: path.join(tmp, "b3"), episodes: [episodes[0], episodes[2], episodes[3]], previous: { dir: path.join(tmp, "b2"), manifest: second.manifest, layout: second.layout } });
+    expect(third.layout.videos["observation.images.cam"]).toEqual([{ chunk: 0, file: 0 }, { chunk: 0, file: 0 }, { chunk: 0, file: 1 }]);
+    expect(third.layout.data).toEqual([{ chunk: 0, file: 0 }, { chunk: 0, file: 0 }, { chunk: 0, file: 0 }]);
+    expect((await probeVideo(tools, video("b3", 0))).frames).toBe(20);
   });
 });

@@ -42,33 +42,65 @@ export interface BuildInput {
   episodes: BuildEpisode[];
   tools: MediaTools;
   signal?: AbortSignal;
-  /** The build this one replaces and what its video files were made of, to reuse unchanged ones. */
-  previous?: { dir: string; manifest: Record<string, string> };
+  /** The build this one replaces: what its video files were made of and which file held each episode. */
+  previous?: PreviousBuild;
   /** Test hook: smaller file limits to exercise chunking. */
   limits?: { dataFileMb?: number; videoFileMb?: number };
 }
 
 export const videoKey = (camera: string) => `observation.images.${camera}`;
 
-interface FileSlot {
+export interface FileSlot {
   chunk: number;
   file: number;
 }
 
-/** Assigns consecutive items to files, starting a new one when the current one is full. */
-function assignFiles(sizes: number[], limitBytes: number): FileSlot[] {
+/** Which file held each episode of a build, episodes named by their store folder. */
+export interface BuildLayout {
+  episodes: string[];
+  data: FileSlot[];
+  videos: Record<string, FileSlot[]>;
+}
+
+export interface PreviousBuild {
+  dir: string;
+  /** Each video file → what it was made of. */
+  manifest: Record<string, string>;
+  /** Absent for builds made before layouts were kept: those are packed afresh. */
+  layout?: BuildLayout;
+}
+
+const nextSlot = (s: FileSlot): FileSlot => (s.file + 1 >= CHUNKS_SIZE ? { chunk: s.chunk + 1, file: 0 } : { chunk: s.chunk, file: s.file + 1 });
+
+/** Assigns consecutive items to files from `start`, starting a new one when the current one is full. */
+function assignFiles(sizes: number[], limitBytes: number, start: FileSlot = { chunk: 0, file: 0 }): FileSlot[] {
   const slots: FileSlot[] = [];
-  let slot = { chunk: 0, file: 0 };
+  let slot = start;
   let used = 0;
   for (const size of sizes) {
     if (used > 0 && used >= limitBytes) {
-      slot = slot.file + 1 >= CHUNKS_SIZE ? { chunk: slot.chunk + 1, file: 0 } : { chunk: slot.chunk, file: slot.file + 1 };
+      slot = nextSlot(slot);
       used = 0;
     }
     slots.push(slot);
     used += size;
   }
   return slots;
+}
+
+/**
+ * Files for the episodes of a build. When the build only appends to the one it replaces (its
+ * first episodes are that build's, in order), those keep their files and the new ones start a
+ * file of their own: no file of the earlier build is rewritten, so a copy of the dataset elsewhere
+ * (a training host's cache) needs only the new files and the metadata. Any other change packs
+ * every episode afresh.
+ */
+function placeFiles(dirs: string[], sizes: number[], limitBytes: number, previous: { episodes: string[]; slots: FileSlot[] | undefined } | null): FileSlot[] {
+  const kept = previous?.slots;
+  const isAppend = !!kept && kept.length === previous.episodes.length && kept.length > 0 && kept.length <= dirs.length && previous.episodes.every((d, i) => dirs[i] === d);
+  if (!isAppend) return assignFiles(sizes, limitBytes);
+  const last = kept.reduce((a, b) => (b.chunk > a.chunk || (b.chunk === a.chunk && b.file > a.file) ? b : a));
+  return [...kept.map((s) => ({ ...s })), ...assignFiles(sizes.slice(kept.length), limitBytes, nextSlot(last))];
 }
 
 const pad = (n: number) => String(n).padStart(3, "0");
@@ -80,7 +112,7 @@ function groupBySlot<T>(items: T[], slots: FileSlot[]): { slot: FileSlot; items:
   const groups: { slot: FileSlot; items: { item: T; index: number }[] }[] = [];
   items.forEach((item, index) => {
     const last = groups[groups.length - 1];
-    if (last && last.slot === slots[index]) last.items.push({ item, index });
+    if (last && last.slot.chunk === slots[index].chunk && last.slot.file === slots[index].file) last.items.push({ item, index });
     else groups.push({ slot: slots[index], items: [{ item, index }] });
   });
   return groups;
@@ -91,6 +123,7 @@ export interface BuildResult {
   features: Record<string, unknown>;
   /** Each video file → what it was made of (see `previous`). */
   manifest: Record<string, string>;
+  layout: BuildLayout;
 }
 
 export async function buildLeRobotDataset(input: BuildInput): Promise<BuildResult> {
@@ -153,7 +186,9 @@ export async function buildLeRobotDataset(input: BuildInput): Promise<BuildResul
   // --- data files
   const bytesPerRow = 4 * (stateWidth + actionWidth + extras.length + 1) + 8 * 4;
   const dataLimit = (input.limits?.dataFileMb ?? DATA_FILES_SIZE_IN_MB) * 1024 * 1024;
-  const dataSlots = assignFiles(episodes.map((e) => e.stored.rows.length * bytesPerRow), dataLimit);
+  const dirs = episodes.map((e) => e.dir);
+  const layout = input.previous?.layout;
+  const dataSlots = placeFiles(dirs, episodes.map((e) => e.stored.rows.length * bytesPerRow), dataLimit, layout ? { episodes: layout.episodes, slots: layout.data } : null);
   const fromIndex: number[] = [];
   let totalFrames = 0;
   for (const e of episodes) {
@@ -199,7 +234,7 @@ export async function buildLeRobotDataset(input: BuildInput): Promise<BuildResul
   for (const camera of videoCameras) {
     const key = keyOf(camera);
     const sizes = await Promise.all(episodes.map(async (e) => (await fs.stat(storedVideoPath(e.dir, camera))).size));
-    const slots = (videoSlots[camera] = assignFiles(sizes, videoLimit));
+    const slots = (videoSlots[camera] = placeFiles(dirs, sizes, videoLimit, layout ? { episodes: layout.episodes, slots: layout.videos[key] } : null));
     videoFrom[camera] = [];
     for (const group of groupBySlot(episodes, slots)) {
       let t = 0;
@@ -315,5 +350,5 @@ export async function buildLeRobotDataset(input: BuildInput): Promise<BuildResul
     features,
   };
   await writeFileAtomic(path.join(outDir, "meta/info.json"), JSON.stringify(info, null, 4));
-  return { totalFrames, features, manifest };
+  return { totalFrames, features, manifest, layout: { episodes: dirs, data: dataSlots, videos: Object.fromEntries(videoCameras.map((c) => [keyOf(c), videoSlots[c]])) } };
 }
