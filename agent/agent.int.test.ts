@@ -4,11 +4,12 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testDb } from "../tests/helpers/db";
 import { createOrgWithMember, waitFor } from "../tests/helpers/factories";
-import { createApiToken } from "../server/auth/tokens.service";
+import { createApiToken, revokeApiToken } from "../server/auth/tokens.service";
+import type { OrgActor } from "../server/auth/roles";
 import { ARCHIVE_FORMAT } from "../server/edge/edge.schemas";
 import { buildEpisodeArchive } from "./archive";
 import type { EpisodeFile } from "./layout";
-import { buildAgent, recordEpisode, runAgent, startRelay, startTestPortal, tempDir, type TestPortal } from "./test-helpers";
+import { buildAgent, freePort, recordEpisode, runAgent, startPortalFront, startRelay, startTestPortal, tempDir, type FrontAction, type TestPortal } from "./test-helpers";
 
 // The bundled agent, run as a user would, against the real edge route handlers and Postgres.
 
@@ -18,6 +19,7 @@ let uploadDir: string;
 let token: string;
 let viewerToken: string;
 let orgId: string;
+let member: OrgActor;
 
 const sha = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
 const unique = () => crypto.randomBytes(4).toString("hex");
@@ -33,6 +35,7 @@ beforeAll(async () => {
   buildAgent();
   const { actor, orgId: org } = await createOrgWithMember(db, "operator");
   orgId = org;
+  member = actor;
   token = (await createApiToken(db, { actor, input: { name: "agent", scopes: ["write"] } })).token;
   viewerToken = (await createApiToken(db, { actor, input: { name: "reader", scopes: ["read"] } })).token;
   uploadDir = tempDir("edge-uploads");
@@ -229,6 +232,192 @@ describe("gantry-agent upload", () => {
     const viewer = await runAgent(["upload", recording, "--dataset", `lab/viewer-${unique()}`], { home: viewerHome });
     expect(viewer.code).toBe(1);
     expect(viewer.stderr).toMatch(/HTTP 403.*operator role/);
+  });
+});
+
+describe("when the portal fails", () => {
+  /**
+   * Uploads an episode through a relay that counts every byte on its way to the portal, and kills
+   * the portal process (SIGKILL) once `killWhen` says so, starting it again on its port.
+   */
+  async function uploadThroughCrash({ chunk, killWhen }: { chunk: number; killWhen: (relayed: number, portalHome: string) => boolean }) {
+    const port = await freePort();
+    const settings = { GANTRY_HOME: tempDir("portal-home"), EDGE_UPLOAD_DIR: tempDir("edge-uploads"), EDGE_MIN_FREE_DISK_BYTES: "0", TEST_PORTAL_PORT: String(port) };
+    const first = await startTestPortal(settings);
+    let second = null as Promise<TestPortal> | null;
+    let killedAt = 0;
+    const relay = await startRelay(port, (total) => {
+      if (second || !killWhen(total, settings.GANTRY_HOME)) return;
+      killedAt = total;
+      first.child.kill("SIGKILL");
+      second = new Promise((resolve) => first.child.once("exit", resolve)).then(() => startTestPortal(settings));
+    });
+    try {
+      const home = tempDir("agent-home");
+      expect((await runAgent(["login", "--portal", `http://127.0.0.1:${relay.port}`, "--token", token], { home })).code).toBe(0);
+      const recording = tempDir("recording");
+      recordEpisode(recording, { episode: 0, frames: 60, size: "320x240", noise: true });
+      const repoId = `lab/crash-${unique()}`;
+      const run = await runAgent(["upload", recording, "--dataset", repoId], { home, env: { GANTRY_AGENT_CHUNK_SIZE: String(chunk) } });
+      expect(run.code, run.stderr).toBe(0);
+      expect(killedAt).toBeGreaterThan(0);
+      expect(run.stderr).toMatch(/(the connection to the portal broke|cannot reach the portal) \(\w+\); trying again in [\d.]+ s from where the portal got to \(1 of 8\)/);
+      const raw = path.join(settings.EDGE_UPLOAD_DIR, orgId, "lab", repoId.split("/")[1]);
+      for (const camera of ["front", "wrist"]) expect(sha(path.join(raw, "images", camera, "episode-000000", "frame-000059.png"))).toBe(sha(path.join(recording, "images", camera, "episode-000000", "frame-000059.png")));
+      expect(await db.episode.count({ where: { dataset: { repoId }, number: 0 } })).toBe(1);
+      const [, had, size] = /the portal has (\d+) of (\d+) bytes; going on from there/.exec(run.stderr) ?? [];
+      return { stderr: run.stderr, killedAt, had: Number(had), size: Number(size), relayed: relay.total() };
+    } finally {
+      relay.close();
+      await first.stop();
+      await (await second)?.stop();
+    }
+  }
+
+  it("resumes after the portal process is killed mid-upload and restarted, sending again at most one chunk", async () => {
+    const chunk = 4 * 1024 * 1024;
+    // Killed in the middle of the third chunk.
+    const { stderr, killedAt, had, size, relayed } = await uploadThroughCrash({ chunk, killWhen: (relayed) => relayed > 2.5 * chunk });
+    // The two chunks the portal had answered are kept, and of the third what reached its disk.
+    expect(had, stderr).toBeGreaterThanOrEqual(2 * chunk);
+    expect(had).toBeLessThan(killedAt);
+    // What was sent to the portal, requests and all, is the archive and at most one chunk more.
+    expect(relayed).toBeLessThan(size + chunk + 64 * 1024);
+  }, 120_000);
+
+  it("keeps what reached the portal's disk when its process is killed in the middle of a request", async () => {
+    // One request for the whole episode, killed once the portal's record of it says it holds 2 MiB.
+    let recorded = 0;
+    const { stderr, killedAt, had, size } = await uploadThroughCrash({
+      chunk: 64 * 1024 * 1024,
+      killWhen: (_, portalHome) => {
+        const dir = path.join(portalHome, "uploads", "edge");
+        const record = fs.existsSync(dir) ? fs.readdirSync(dir).find((n) => /^[0-9a-f]{32}\.json$/.test(n)) : undefined;
+        recorded = record ? (JSON.parse(fs.readFileSync(path.join(dir, record), "utf8")) as { offset: number }).offset : 0;
+        return recorded >= 2 * 1024 * 1024;
+      },
+    });
+    expect(killedAt).toBeLessThan(size); // mid-request
+    expect(had, stderr).toBeGreaterThanOrEqual(recorded);
+  }, 120_000);
+
+  const registering = (action: FrontAction) => (request: { method: string; pathname: string; count: number }) => (request.method === "POST" && request.pathname === "/api/edge/episodes" && request.count === 1 ? action : null);
+
+  it("registers the episode once the portal answers again after a 500", async () => {
+    const front = await startPortalFront(portal.port, registering({ status: 500, body: JSON.stringify({ error: { code: "INTERNAL", message: "Something went wrong on the portal" } }) }));
+    try {
+      const home = await loggedInHome(front.url);
+      const recording = tempDir("recording");
+      recordEpisode(recording, { episode: 0, frames: 3 });
+      const repoId = `lab/five-hundred-${unique()}`;
+      const run = await runAgent(["upload", recording, "--dataset", repoId], { home });
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).toMatch(/episode 0: registering it: the portal answered HTTP 500 \(Something went wrong on the portal\); trying again in [\d.]+ s \(1 of 8\)/);
+      expect(run.stderr).toMatch(/queued for encoding/);
+      expect(front.seen("POST", "/api/edge/episodes")).toBe(2);
+      expect(await db.episode.count({ where: { dataset: { repoId } } })).toBe(1);
+    } finally {
+      await front.close();
+    }
+  });
+
+  it("registers the episode once the portal takes connections again after refusing them", async () => {
+    const front = await startPortalFront(portal.port, registering({ refuseForMs: 2500 }));
+    try {
+      const home = await loggedInHome(front.url);
+      const recording = tempDir("recording");
+      recordEpisode(recording, { episode: 0, frames: 3 });
+      const repoId = `lab/refused-${unique()}`;
+      const run = await runAgent(["upload", recording, "--dataset", repoId], { home });
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).toMatch(/episode 0: registering it: cannot reach the portal \(ECONNREFUSED\); trying again in [\d.]+ s \(\d of 8\)/);
+      expect(run.stderr).toMatch(/queued for encoding/);
+      expect(front.seen("POST", "/api/edge/episodes")).toBe(2);
+      expect(await db.episode.count({ where: { dataset: { repoId } } })).toBe(1);
+    } finally {
+      await front.close();
+    }
+  });
+
+  it("gives up after the tries it was given when the portal stays away, saying so; run again, it only registers", async () => {
+    let uploadPath = "";
+    const refusing = registering({ refuseForMs: 8000 });
+    const front = await startPortalFront(portal.port, (request) => {
+      if (request.method === "PATCH") uploadPath = request.pathname;
+      return refusing(request);
+    });
+    try {
+      const home = await loggedInHome(front.url);
+      const recording = tempDir("recording");
+      recordEpisode(recording, { episode: 0, frames: 3 });
+      const repoId = `lab/away-${unique()}`;
+      const run = await runAgent(["upload", recording, "--dataset", repoId], { home, env: { GANTRY_AGENT_RETRIES: "2" } });
+      expect(run.code).toBe(1);
+      expect(run.stderr.match(/registering it: .*; trying again/g)).toHaveLength(2);
+      expect(run.stderr).toMatch(/Registering .* failed: Cannot reach the portal at .*: ECONNREFUSED \(gave up after 3 tries\); its files are on the portal/);
+      expect(await db.episode.count({ where: { dataset: { repoId } } })).toBe(0);
+
+      // The portal is back: the episode is registered, and its bytes are not sent again.
+      await waitFor(async () => (await fetch(`${front.url}/api/edge/session`, { headers: { authorization: `Bearer ${token}` } }).catch(() => null))?.ok, { timeoutMs: 15_000, what: "the portal to be back" });
+      const patches = front.seen("PATCH", uploadPath);
+      const again = await runAgent(["upload", recording, "--dataset", repoId], { home });
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).toMatch(/the portal has (\d+) of \1 bytes; going on from there/);
+      expect(again.stderr).toMatch(/queued for encoding/);
+      expect(front.seen("PATCH", uploadPath)).toBe(patches + 1); // the empty one that finds it done
+      expect(front.seen("POST", "/api/edge/uploads")).toBe(1);
+      expect(await db.episode.count({ where: { dataset: { repoId } } })).toBe(1);
+    } finally {
+      await front.close();
+    }
+  }, 60_000);
+
+  it("finishes an upload whose last answer was lost without sending it again", async () => {
+    let uploadPath = "";
+    const front = await startPortalFront(portal.port, ({ method, pathname, count }) => {
+      if (method !== "PATCH" || !pathname.startsWith("/api/edge/uploads/") || count !== 1) return null;
+      uploadPath = pathname;
+      return { dropAnswer: true };
+    });
+    try {
+      const home = await loggedInHome(front.url);
+      const recording = tempDir("recording");
+      recordEpisode(recording, { episode: 0, frames: 3 });
+      const repoId = `lab/lost-answer-${unique()}`;
+      const run = await runAgent(["upload", recording, "--dataset", repoId], { home });
+      expect(run.code, run.stderr).toBe(0);
+      // The portal had taken every byte and put the files in place; asked again, it says so.
+      expect(run.stderr).toMatch(/the portal has (\d+) of \1 bytes; going on from there/);
+      expect(run.stderr).not.toMatch(/starting it again/);
+      expect(front.seen("PATCH", uploadPath)).toBe(2);
+      expect(front.seen("POST", "/api/edge/uploads")).toBe(1);
+      expect(await db.episode.count({ where: { dataset: { repoId } } })).toBe(1);
+      const raw = path.join(uploadDir, orgId, "lab", repoId.split("/")[1]);
+      expect(sha(path.join(raw, "data", "episode-000000.jsonl"))).toBe(sha(path.join(recording, "data", "episode-000000.jsonl")));
+    } finally {
+      await front.close();
+    }
+  });
+
+  it("does not try again when the portal refuses the registration (4xx), and ends with its message", async () => {
+    const revocable = await createApiToken(db, { actor: member, input: { name: "revoked mid-upload", scopes: ["write"] } });
+    // The token is revoked just before the registration reaches the portal.
+    const front = await startPortalFront(portal.port, async ({ method, pathname }) => {
+      if (method === "POST" && pathname === "/api/edge/episodes") await revokeApiToken(db, { actor: member, tokenId: revocable.id });
+      return null;
+    });
+    try {
+      const home = await loggedInHome(front.url, revocable.token);
+      const recording = tempDir("recording");
+      recordEpisode(recording, { episode: 0, frames: 3 });
+      const run = await runAgent(["upload", recording, "--dataset", `lab/revoked-${unique()}`], { home });
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(/The portal refused POST \/api\/edge\/episodes \(HTTP 401\): That API token is not valid or has been revoked/);
+      expect(run.stderr).not.toMatch(/trying again/);
+      expect(front.seen("POST", "/api/edge/episodes")).toBe(1);
+    } finally {
+      await front.close();
+    }
   });
 });
 

@@ -55,4 +55,32 @@ describe("episode archive", () => {
     const c = await buildEpisodeArchive({ repoId: "lab/x", episodeIndex: 0, mode: "edge", files });
     expect((await collect(c.range(c.size - 600, c.size))).equals(whole.subarray(c.size - 600))).toBe(true);
   });
+
+  it("hashes a large file sent in chunks that follow each other as it sends them, and one whose chunk was cut short from disk", async () => {
+    const video = file("videos/front/episode-000000.mp4", 9 * 1024 * 1024 + 123);
+    const episode = [video, file("data/episode-000000.jsonl", 50)];
+    const build = () => buildEpisodeArchive({ repoId: "lab/x", episodeIndex: 0, mode: "local", files: episode });
+    const reference = await build();
+    const whole = await collect(reference.range(0, reference.size));
+    const sumsAt = whole.lastIndexOf(Buffer.from(CHECKSUMS_NAME));
+    const chunk = 1024 * 1024;
+
+    // A chunk cut short, and the upload resumed a little before where it stopped.
+    const resumed = await build();
+    await collect(resumed.range(0, 3 * chunk));
+    for await (const piece of resumed.range(3 * chunk, 6 * chunk)) if (piece) break;
+    for (let at = 5 * chunk; at < sumsAt; at += chunk) await collect(resumed.range(at, Math.min(sumsAt, at + chunk)));
+    expect((await collect(resumed.range(sumsAt, resumed.size))).equals(whole.subarray(sumsAt))).toBe(true);
+
+    // Chunk after chunk: the sums are of the bytes sent, not read again (here the file changes after).
+    const chunked = await build();
+    for (let at = 0; at < sumsAt; at += chunk) await collect(chunked.range(at, Math.min(sumsAt, at + chunk)));
+    const original = fs.readFileSync(video.abs);
+    fs.writeFileSync(video.abs, crypto.randomBytes(video.size));
+    try {
+      expect((await collect(chunked.range(sumsAt, chunked.size))).equals(whole.subarray(sumsAt))).toBe(true);
+    } finally {
+      fs.writeFileSync(video.abs, original);
+    }
+  });
 });

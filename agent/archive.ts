@@ -50,6 +50,9 @@ export async function buildEpisodeArchive(opts: { repoId: string; episodeIndex: 
   const layout = archiveLayout(manifestBytes, manifest.files);
   // sha256 of each file, filled in as files are read whole for sending.
   const digests = new Array<string | undefined>(opts.files.length);
+  // A large file sent over several ranges, one after the other: its hash so far and where it
+  // stopped, taken up by the range that starts there (a range cut short leaves none behind).
+  const carried = new Map<number, { hash: crypto.Hash; upTo: number }>();
   const sha256 = (data: Buffer) => crypto.createHash("sha256").update(data).digest("hex");
 
   async function checksums(): Promise<Buffer> {
@@ -93,9 +96,11 @@ export async function buildEpisodeArchive(opts: { repoId: string; episodeIndex: 
           digests[s.fileIndex] ??= sha256(data);
           yield data.subarray(from, to);
         } else {
-          // Large files (videos) stream; one sent whole is hashed on the way.
-          const whole = from === 0 && to === s.length;
-          const hash = whole && digests[s.fileIndex] === undefined ? crypto.createHash("sha256") : null;
+          // Large files (videos) stream, hashed on the way when sent from their start, in one
+          // range or in ranges that follow each other.
+          const before = carried.get(s.fileIndex);
+          carried.delete(s.fileIndex);
+          const hash = digests[s.fileIndex] !== undefined ? null : from === 0 ? crypto.createHash("sha256") : before?.upTo === from ? before.hash : null;
           let size = 0;
           for await (const chunk of fs.createReadStream(opts.files[s.fileIndex].abs, { start: from, end: to - 1, highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>) {
             hash?.update(chunk);
@@ -103,12 +108,12 @@ export async function buildEpisodeArchive(opts: { repoId: string; episodeIndex: 
             yield chunk;
           }
           if (size !== to - from) throw changed(opts.files[s.fileIndex]);
-          if (hash) digests[s.fileIndex] = hash.digest("hex");
+          if (hash && to === s.length) digests[s.fileIndex] = hash.digest("hex");
+          else if (hash) carried.set(s.fileIndex, { hash, upTo: to });
         }
       }
     }
-    // tus-js-client sends `size` as the request's Content-Length.
-    return Object.assign(Readable.from(generate(), { objectMode: false }), { size: end - start });
+    return Readable.from(generate(), { objectMode: false });
   }
 
   const contentKey = crypto

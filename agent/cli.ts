@@ -1,9 +1,14 @@
+import os from "node:os";
 import path from "node:path";
 import { Command, Option } from "commander";
 import { agentSessionSchema, compatStatusSchema, edgeRepoIdSchema, offloadModes, type UploadMode } from "../server/edge/edge.schemas";
-import { AgentError, configPath, loadConfig, saveConfig } from "./config";
+import { agentNameSchema } from "../server/hardware/hardware.schemas";
+import { builtInCommands } from "./commands";
+import { AgentError, configPath, DEFAULT_RETRIES, loadConfig, saveConfig } from "./config";
+import { AgentConnection } from "./connection";
 import { scanRecording } from "./layout";
 import { portalFetch } from "./portal";
+import { pullModel } from "./pull-model";
 import { createProgress } from "./progress";
 import { uploadEpisode } from "./upload";
 import { isEpisodeFinished, watchRecording } from "./watch";
@@ -134,6 +139,41 @@ program
     console.log(`${repoId}: ${status.status} ${Math.round(status.progress * 100)}% — ${encoded}/${total} episodes encoded${failed ? `, ${failed} failed` : ""}`);
     if (status.message) console.log(status.message);
     if (status.status === "FAILED") process.exitCode = 1;
+  });
+
+program
+  .command("pull-model")
+  .description("Download a training run's checkpoint through the portal (resumable, sha256-checked)")
+  .argument("<ref>", "a dataset's repo id (its latest run with a checkpoint, e.g. lab/pick-cube) or a training run's id")
+  .option("--dir <folder>", "where to put it (default: ~/DoRobot/models/<run name>/)")
+  .option("--json", "print what was downloaded as JSON")
+  .action(async (ref: string, opts: { dir?: string; json?: boolean }) => {
+    const config = loadConfig();
+    if (!/^[0-9a-f-]{36}$/i.test(ref)) parseRepoId(ref);
+    const controller = new AbortController();
+    process.once("SIGINT", () => controller.abort());
+    const result = await pullModel({ config, ref, dir: opts.dir, progress: createProgress(), signal: controller.signal });
+    if (opts.json) console.log(JSON.stringify({ dir: result.dir, model: result.manifest.model, version: result.manifest.number, run: result.manifest.run, files: result.manifest.files.length, fetchedBytes: result.fetchedBytes, skipped: result.skipped }));
+    else console.log(`${result.manifest.model} v${result.manifest.number} (run ${result.manifest.run.name}, step ${result.manifest.run.step}) is in ${result.dir}${result.skipped.length ? ` — ${result.skipped.length} file(s) were already there` : ""}`);
+  });
+
+program
+  .command("connect")
+  .description("Stay connected to the portal and run the commands it sends (host facts, ping, …)")
+  .option("--name <name>", "the agent's name in the portal (default: this computer's host name)")
+  .option("--service", "keep reconnecting for ever, whatever happens (for systemd); otherwise give up after a while or when refused")
+  .action(async (opts: { name?: string; service?: boolean }) => {
+    const config = loadConfig();
+    const parsed = agentNameSchema.safeParse(opts.name ?? os.hostname().split(".")[0].replace(/[^A-Za-z0-9._-]/g, "-"));
+    if (!parsed.success) throw new AgentError(`--name: ${parsed.error.issues[0].message}`, 2);
+    const version = process.env.GANTRY_AGENT_VERSION ?? "0.1.0";
+    const controller = new AbortController();
+    const stop = () => controller.abort();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+    const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
+    const connection = new AgentConnection({ config, name: parsed.data, version, registry: builtInCommands(version), isService: Boolean(opts.service), retries: DEFAULT_RETRIES, log, signal: controller.signal });
+    await connection.run();
   });
 
 export async function main(argv: string[]): Promise<void> {

@@ -78,7 +78,8 @@ export function createProgress(stream: NodeJS.WriteStream = process.stderr): Pro
       if (summary) stream.write(`${label}: ${summary}\n`);
     },
     log(line) {
-      stream.write(`${line}\n`);
+      // Over the bar, which draws itself again on the next update.
+      stream.write(bar ? `\r\x1b[2K${line}\n` : `${line}\n`);
     },
   };
 }

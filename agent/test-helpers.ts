@@ -1,5 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -66,7 +67,7 @@ export async function startTestPortal(env: Record<string, string>): Promise<Test
     log: () => output,
     stop: () =>
       new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve();
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once("exit", () => resolve());
         child.kill("SIGTERM");
       }),
@@ -93,7 +94,8 @@ export function runAgent(args: string[], { home, env = {}, onSpawn }: { home: st
 
 /**
  * A TCP relay in front of a port that counts the bytes sent to it; `onBytes` may cut every
- * connection (as a network failure would).
+ * connection (as a network failure would). It reads no faster than the far end takes the bytes,
+ * so what it counted is what was on its way there, not a pile in the relay's memory.
  */
 export async function startRelay(targetPort: number, onBytes: (total: number, cut: () => void) => void): Promise<{ port: number; total: () => number; close(): void }> {
   let total = 0;
@@ -106,9 +108,10 @@ export async function startRelay(targetPort: number, onBytes: (total: number, cu
     sockets.add(client).add(upstream);
     client.on("data", (d: Buffer) => {
       total += d.length;
-      upstream.write(d);
+      if (!upstream.write(d)) client.pause();
       onBytes(total, cut);
     });
+    upstream.on("drain", () => client.resume());
     upstream.on("data", (d: Buffer) => client.write(d));
     const end = () => {
       client.destroy();
@@ -124,7 +127,78 @@ export async function startRelay(targetPort: number, onBytes: (total: number, cu
   return { port: address.port, total: () => total, close: () => (cut(), server.close()) };
 }
 
-async function freePort(): Promise<number> {
+/**
+ * What a portal front does with one request: forward it (null), answer it itself, stop listening
+ * for a while, or forward it and drop the portal's answer (the connection is cut before it).
+ */
+export type FrontAction = null | { status: number; body: string } | { refuseForMs: number } | { dropAnswer: true };
+
+export interface PortalFront {
+  url: string;
+  /** How many requests of this method and path reached the front (while it listened). */
+  seen(method: string, pathname: string): number;
+  close(): Promise<void>;
+}
+
+/**
+ * An HTTP front to a test portal that forwards every request to it, except those `intercept`
+ * answers itself — with a status and a body, as a portal with a fault would, or by dropping the
+ * connection and refusing new ones for a while, as a portal that went down and came back.
+ */
+export async function startPortalFront(targetPort: number, intercept: (request: { method: string; pathname: string; count: number }) => FrontAction | Promise<FrontAction>): Promise<PortalFront> {
+  const counts = new Map<string, number>();
+  const sockets = new Set<net.Socket>();
+  let reopen: NodeJS.Timeout | null = null;
+  let isClosed = false;
+  const server = http.createServer(async (req, res) => {
+    const pathname = new URL(req.url ?? "/", "http://front").pathname;
+    const key = `${req.method} ${pathname}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+    const action = await intercept({ method: req.method ?? "GET", pathname, count: counts.get(key)! });
+    if (action && "refuseForMs" in action) {
+      server.close();
+      for (const socket of sockets) socket.destroy();
+      reopen = setTimeout(() => {
+        if (!isClosed) server.listen(port, "127.0.0.1");
+      }, action.refuseForMs);
+      return;
+    }
+    if (action && "status" in action) {
+      res.writeHead(action.status, { "content-type": "application/json" }).end(action.body);
+      return;
+    }
+    const upstream = http.request({ host: "127.0.0.1", port: targetPort, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      if (action) {
+        answer.resume().once("end", () => req.socket.destroy());
+        return;
+      }
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on("error", () => res.destroy());
+    req.pipe(upstream);
+  });
+  server.on("connection", (socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    seen: (method, pathname) => counts.get(`${method} ${pathname}`) ?? 0,
+    close: () =>
+      new Promise((resolve) => {
+        isClosed = true;
+        if (reopen) clearTimeout(reopen);
+        for (const socket of sockets) socket.destroy();
+        if (server.listening) server.close(() => resolve());
+        else resolve();
+      }),
+  };
+}
+
+export async function freePort(): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as net.AddressInfo).port;

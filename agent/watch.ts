@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { UploadMode } from "../server/edge/edge.schemas";
-import { agentHome, type AgentConfig } from "./config";
+import { agentHome, transferSettings, type AgentConfig } from "./config";
 import { scanRecording, type EpisodeOnDisk } from "./layout";
 import type { Progress } from "./progress";
 import { uploadEpisode } from "./upload";
@@ -56,6 +56,8 @@ export function isEpisodeFinished(e: EpisodeOnDisk, all: Map<number, EpisodeOnDi
 
 export async function watchRecording(opts: WatchOptions): Promise<void> {
   const root = path.resolve(opts.root);
+  // Bad settings stop the command at once rather than fail every episode in turn.
+  const transfer = transferSettings();
   const keyOf = (index: number) => `${opts.config.portal}|${opts.repoId}|${root}|${index}`;
   const failures = new Map<number, { count: number; retryAt: number }>();
   opts.progress.log(`Watching ${root} for finished episodes of ${opts.repoId} (mode ${opts.mode === "edge" ? "2, raw frames" : "0, local encode"}); Ctrl-C to stop`);
@@ -68,7 +70,7 @@ export async function watchRecording(opts: WatchOptions): Promise<void> {
       const failed = failures.get(episode.index);
       if (failed && Date.now() < failed.retryAt) continue;
       try {
-        const result = await uploadEpisode({ ...opts, root, episode });
+        const result = await uploadEpisode({ ...opts, root, episode, transfer });
         done[keyOf(episode.index)] = { manifestSha256: result.manifestSha256, at: new Date().toISOString() };
         writeDone({ ...readDone(), [keyOf(episode.index)]: done[keyOf(episode.index)] });
         failures.delete(episode.index);

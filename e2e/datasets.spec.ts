@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { expect, test, type Page } from "@playwright/test";
 import { buildAgent, recordEpisode, runAgent } from "../agent/test-helpers";
-import { signUp, unique } from "./helpers";
+import { expectChartDrawn, hoverPlot, importDatasetArchive, recordCanvasText, signUp, unique } from "./helpers";
 
 // Datasets as a lab uses them: an episode uploaded by the agent is encoded by the real job and
 // plays with its joints in the portal; the real LeRobot v3.0 fixture (its videos left out) is
@@ -24,6 +24,7 @@ test("an encoded episode plays every camera in sync with its joint plots; an imp
   const recording = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-e2e-datasets-rec-"));
   recordEpisode(recording, { episode: 0, frames: 60, size: "320x240", cameraFolder: (c) => `observation.images.${c}` });
   const repoId = `lab/arm-${unique()}`;
+  await recordCanvasText(page);
 
   await signUp(page, { name: "Dana Datasets", email: `datasets-${unique()}@example.test`, password: "a long enough password" });
   await page.goto("/settings/tokens");
@@ -47,15 +48,21 @@ test("an encoded episode plays every camera in sync with its joint plots; an imp
     await expect(row).toContainText("front, wrist");
   });
 
-  await test.step("both cameras play in sync; scrubbing a joint plot seeks them", async () => {
+  await test.step("both cameras play in sync; the joint charts read out values at the cursor, and a click on one seeks", async () => {
     await page.locator('[data-episode="0"]').getByRole("link", { name: "#0" }).click();
     await expect(page.getByTestId("episode-video")).toHaveCount(2);
     await expect.poll(async () => (await videoState(page)).every((v) => v.ready >= 2 && Math.abs(v.duration - 2) < 0.1), { timeout: 30_000 }).toBe(true);
-    const plots = page.locator("[data-joint]");
-    // The recorder sent two joints without names: they are numbered as LeRobot does.
-    await expect(plots).toHaveCount(2);
-    await expect(plots.nth(1)).toHaveAttribute("data-joint", "motor_1");
-    await expect(plots.first().locator('[data-series="state"]')).toHaveAttribute("d", /^M0\.0,/);
+    // State and action on charts of their own; the recorder sent two joints without names, so
+    // they are numbered as LeRobot does.
+    await expect(page.locator('[data-joint-chart="state"]')).toHaveAttribute("data-joints", "motor_0,motor_1");
+    await expect(page.locator('[data-joint-chart="action"]')).toHaveAttribute("data-joints", "motor_0,motor_1");
+    const stateChart = page.getByTestId("joint-chart-state");
+    await expect(stateChart.locator(".u-legend")).toContainText("motor_1");
+    await expectChartDrawn(page, stateChart, ["time (s)", "value"]);
+    await expectChartDrawn(page, page.getByTestId("joint-chart-action"), ["time (s)", "value"]);
+    // The charts' cursors move together: the action chart reads out the instant the state chart is pointed at.
+    await hoverPlot(page, stateChart, 0.5);
+    await expect(page.getByTestId("joint-chart-action").locator(".u-legend .u-series").first().locator(".u-value")).toHaveText(await stateChart.locator(".u-legend .u-series").first().locator(".u-value").innerText());
 
     await page.getByRole("button", { name: "Play" }).click();
     await expect.poll(async () => (await videoState(page))[0].t, { timeout: 10_000 }).toBeGreaterThan(0.5);
@@ -63,10 +70,18 @@ test("an encoded episode plays every camera in sync with its joint plots; an imp
     const [a, b] = await videoState(page);
     expect(Math.abs(a.t - b.t)).toBeLessThan(2 / 30);
 
-    const svg = plots.nth(1).locator("svg");
-    const box = (await svg.boundingBox())!;
-    await page.mouse.click(box.x + box.width * 0.25, box.y + box.height / 2);
+    // A click on a chart seeks there (a quarter of the way: about 0.49 s of 1.97 s).
+    await page.getByTestId("joint-chart-action").scrollIntoViewIfNeeded();
+    const plot = (await page.getByTestId("joint-chart-action").locator(".u-over").boundingBox())!;
+    await page.mouse.click(plot.x + plot.width * 0.25, plot.y + plot.height / 2);
     await expect(page.getByTestId("episode-clock")).toContainText(/frame 1[45] \/ 60/);
+    // The playhead stands where the click was, on both charts.
+    for (const kind of ["state", "action"]) {
+      const marker = page.getByTestId(`joint-chart-${kind}`).getByTestId("chart-marker");
+      await expect(marker).toBeVisible();
+      const at = (await marker.boundingBox())!;
+      expect(Math.abs(at.x - (plot.x + plot.width * 0.25))).toBeLessThan(plot.width * 0.02);
+    }
     const seeked = await videoState(page);
     for (const v of seeked) expect(Math.abs(v.t - 0.5)).toBeLessThan(0.1);
   });
@@ -85,16 +100,7 @@ test("an encoded episode plays every camera in sync with its joint plots; an imp
 
   const importedId = `lab/so101-${unique()}`;
   await test.step("import the LeRobot v3.0 fixture as an archive: 4 episodes, joints, videos missing", async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-e2e-fixture-"));
-    const archive = path.join(dir, "so101-record-v3.tar.gz");
-    execFileSync("tar", ["-czf", archive, "-C", path.dirname(FIXTURE), path.basename(FIXTURE)]);
-    await page.goto("/datasets");
-    await page.getByRole("button", { name: "Import dataset" }).click();
-    await page.getByLabel("Repo id").fill(importedId);
-    await page.getByLabel("Archive").setInputFiles(archive);
-    await page.getByRole("button", { name: "Import dataset" }).last().click();
-    await expect(page.getByRole("heading", { level: 1 })).toHaveText(importedId, { timeout: 30_000 });
-    await expect(page.locator("[data-episode]")).toHaveCount(4, { timeout: 60_000 });
+    await importDatasetArchive(page, { folder: FIXTURE, repoId: importedId, episodes: 4 });
     await expect(page.getByText("This dataset's videos are missing")).toBeVisible();
     await expect(page.getByText(/came without observation\.images\.front and observation\.images\.top/)).toBeVisible();
     await expect(page.getByText("1492 frames").first()).toBeVisible();
@@ -103,11 +109,36 @@ test("an encoded episode plays every camera in sync with its joint plots; an imp
     await page.locator('[data-episode="2"]').getByRole("link", { name: "#2" }).click();
     await expect(page.getByText("Videos missing", { exact: true })).toBeVisible();
     await expect(page.getByTestId("episode-video")).toHaveCount(0);
-    await expect(page.locator("[data-joint]")).toHaveCount(6);
-    await expect(page.locator('[data-joint="gripper.pos"]')).toBeVisible();
+    await expect(page.locator('[data-joint-chart="state"]')).toHaveAttribute("data-joints", "shoulder_pan.pos,shoulder_lift.pos,elbow_flex.pos,wrist_flex.pos,wrist_roll.pos,gripper.pos");
+    await expect(page.getByTestId("joint-chart-state").locator(".u-legend")).toContainText("gripper.pos");
+    await expectChartDrawn(page, page.getByTestId("joint-chart-state"), ["time (s)", "value"]);
     await expect(page.getByTestId("episode-clock")).toContainText("frame 0 / 372");
     await page.getByRole("button", { name: "Play" }).click();
     await expect.poll(async () => (await page.getByTestId("episode-clock").textContent()) ?? "", { timeout: 5000 }).not.toContain("frame 0 /");
+  });
+
+  await test.step("Evaluate scores the imported dataset; the report explains each metric, draws its plots and lists episodes by finding", async () => {
+    await page.goto(new URL(page.url()).pathname.split("/episodes/")[0]);
+    await expect(page.getByTestId("import-job")).toHaveCount(0, { timeout: 60_000 });
+    const quality = page.getByTestId("dataset-quality");
+    await expect(quality).toContainText("Not scored yet");
+    await quality.getByRole("button", { name: "Evaluate" }).click();
+    await expect(quality.getByTestId("dataset-score")).toHaveText(/^0\.\d\d$/, { timeout: 90_000 });
+    await quality.getByRole("link", { name: "report" }).click();
+    await expect(page.getByRole("heading", { level: 1 })).toHaveText(`Quality of ${importedId}`);
+    await expect(page.getByTestId("overall-score")).toHaveText(/^0\.\d\d$/);
+    for (const name of ["Trajectory quality", "Robot action quality", "Action consistency", "Coverage"]) await expect(page.getByText(new RegExp(`^${name} — 0\\.\\d\\d$`))).toBeVisible();
+    await expect(page.getByText(/Joint units: Joints stay within/)).toBeVisible();
+    // Its cameras' videos did not come with it: h is not measured, and says why, rather than scoring 0.
+    await expect(page.getByText("High-fidelity vision — –")).toBeVisible();
+    await expect(page.getByText(/^The dataset came without its cameras' videos \(observation\.images\.front, observation\.images\.top\)/).first()).toBeVisible();
+    await expectChartDrawn(page, page.getByTestId("joint-ranges-chart"), ["joint", "value"]);
+    await expectChartDrawn(page, page.getByTestId("intervals-chart"), ["interval (ms)", "frames"]);
+    await expect(page.getByTestId("episode-findings").locator("tbody tr")).toHaveCount(4);
+    await page.getByLabel("Show episodes with").selectOption({ label: "missing-video (4)" });
+    await expect(page.getByTestId("episode-findings")).toContainText("a camera's video is missing");
+    await page.getByRole("main").getByRole("link", { name: importedId }).first().click();
+    await expect(page.getByRole("heading", { level: 1 })).toHaveText(importedId);
   });
 
   await test.step("the owner deletes the imported dataset, typing its repo id to confirm", async () => {

@@ -5,7 +5,7 @@ import path from "node:path";
 import { expect, test, type Page } from "@playwright/test";
 import { startSshdRig, type SshdRig } from "../tests/helpers/sshd-rig";
 import { buildConvNet, buildMlp } from "../tests/helpers/onnx-models";
-import { signUp, unique } from "./helpers";
+import { expectChartDrawn, hoverPlot, recordCanvasText, signUp, unique } from "./helpers";
 
 // The fleet as a person uses it, against three real sshd devices on this machine: add them,
 // read their facts and fingerprints, roll version 1 out, then version 2 canary-first while one
@@ -41,13 +41,14 @@ async function startRollout(page: Page, version: string, strategy: "all" | "cana
 }
 
 test("adds devices, rolls out canary-first, rolls a failing device back by itself and the whole rollout back by hand", async ({ page }) => {
-  test.setTimeout(300_000);
+  test.setTimeout(420_000);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-e2e-fleet-"));
   const mlp = buildMlp();
   fs.writeFileSync(path.join(dir, "mlp.onnx"), mlp);
   const v1 = sha(mlp);
   const v2 = sha(buildConvNet());
 
+  await recordCanvasText(page);
   await signUp(page, { name: "Fay Fleet", email: `fleet-${run}@example.test`, password: "a long enough password" });
 
   await test.step("add three devices and test each connection", async () => {
@@ -140,6 +141,27 @@ test("adds devices, rolls out canary-first, rolls a failing device back by itsel
     }
     await page.goto("/fleet");
     for (const name of names) await expect(page.locator(`[data-device="${name}"] [data-field="version"]`)).toHaveText(`fleet-policy-${run} v1`);
+  });
+
+  await test.step("a device's page charts its health checks over time and says what the latest found", async () => {
+    await page.goto("/fleet");
+    await page.locator(`[data-device="${names[1]}"]`).getByRole("link", { name: names[1] }).click();
+    // The worker checks each device once a minute: wait for a second check, then read the charts afresh.
+    await expect.poll(() => page.getByRole("list", { name: "Timeline" }).locator("li").count(), { timeout: 130_000, intervals: [5000] }).toBeGreaterThanOrEqual(2);
+    await page.reload();
+    // The last hour, a point per check (the default 24 hours may put two checks in one point).
+    await page.getByRole("button", { name: "1 hour" }).click();
+    await expect(page.getByRole("button", { name: "1 hour" })).toHaveAttribute("aria-pressed", "true");
+    const timing = page.getByTestId("health-chart-timing");
+    await expect(timing.locator(".u-legend")).toContainText("check time (ms)");
+    await expectChartDrawn(page, timing, ["check time (ms)", "load (1 min)", "time"]);
+    await expectChartDrawn(page, page.getByTestId("health-chart-resources"), ["free memory (GiB)", "free disk (GiB)"]);
+    // Away from the charts the line under them gives the latest check; over them, the check pointed at.
+    await page.mouse.move(0, 0);
+    const reading = page.getByTestId("health-reading");
+    await expect(reading).toContainText(/^Latest check, .*(online|degraded|offline)/);
+    await hoverPlot(page, timing, 0.02);
+    await expect(reading).toContainText(/^At .*(online|degraded|offline)/);
   });
 
   await test.step("find every step in the audit log", async () => {

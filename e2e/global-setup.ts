@@ -20,6 +20,8 @@ export default async function globalSetup() {
   const baseUrl = `http://localhost:${E2E_PORT}`;
   process.env.E2E_FIREBASE_HOST = firebase.host;
   process.env.E2E_DATABASE_URL = database.url;
+  // The portal's import root (GANTRY_HOME/imports by default): specs put folders to score there.
+  process.env.E2E_IMPORT_ROOT = path.join(home, "imports");
   // The browser test signs in with this account through the Firebase JS SDK.
   const firebaseUser = { email: "fb-user@example.test", password: "firebase-pass-123", displayName: "Firebase User", emailVerified: true };
   await firebase.addUser(firebaseUser);

@@ -84,7 +84,7 @@ test("a newcomer follows the checklist, gets the agent from the portal, and find
     const response = await page.goto("/hardware/setup");
     expect(response?.status()).toBe(404);
     await expect(page.getByRole("heading", { level: 1 })).toHaveText("This page does not exist");
-    await expect(page.getByText("Hardware set-up, dataset scoring and the live 3D view of the scene are planned")).toBeVisible();
+    await expect(page.getByText("Hardware set-up and the live 3D view of the scene are planned")).toBeVisible();
     await expect(page).toHaveTitle("Page not found · Gantry");
     await page.getByRole("link", { name: "Back to Overview" }).click();
     await expect(page).toHaveURL(/\/$/);

@@ -2,6 +2,7 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { env, SettingsError } from "../server/env";
+import { s3StoreFromSettings } from "../server/storage/blobs";
 import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedDatabase } from "../server/db/embedded";
 import { migrate } from "../server/db/migrate";
 import { prepareQueue } from "../worker/worker";
@@ -33,6 +34,15 @@ function chosenProcesses(): ProcessName[] {
 async function main() {
   const settings = env();
   const only = chosenProcesses();
+  // Object storage is checked before anything starts: a wrong key or bucket is one line now, not
+  // a failed upload later.
+  const bucket = s3StoreFromSettings(settings);
+  if (bucket) {
+    await bucket.check().catch((error: Error) => {
+      throw new SettingsError(error.message);
+    });
+    log(`Blobs are kept in ${settings.S3_BUCKET} at ${settings.S3_ENDPOINT}`);
+  }
   let database: Supervisor<EmbeddedDatabase & Unit> | null = null;
   let url = settings.DATABASE_URL;
   if (!url) {

@@ -80,9 +80,10 @@ describe("the supervisor", () => {
   });
 
   it("stops a child that ignores SIGTERM with SIGKILL, and does not restart it", async () => {
-    const { supervisor, lines } = supervise("process.on('SIGTERM', () => {}); console.log('ready'); setInterval(() => {}, 1000)", { stopTimeoutMs: 300 });
+    const { supervisor, lines, output } = supervise("process.on('SIGTERM', () => {}); console.log('ready'); setInterval(() => {}, 1000)", { stopTimeoutMs: 300 });
     const pid = pidOf(await supervisor.start());
-    await new Promise((r) => setTimeout(r, 300)); // its SIGTERM handler in place
+    // Its SIGTERM handler is in place once it says so (a loaded machine can take longer than any fixed wait to start node).
+    await waitFor(async () => output.some((l) => l.includes("ready")), { timeoutMs: 20_000, what: "the child to be ready" });
     const started = Date.now();
     await supervisor.stop();
     expect(Date.now() - started).toBeGreaterThanOrEqual(250);

@@ -10,7 +10,8 @@ import { isInstanceAdmin } from "../server/auth/instance-admins.service";
 import { onAccessChange } from "../server/auth/access-changes";
 import type { RealtimeHub } from "../server/jobs/realtime";
 import { listServableEndpoints, recordEndpointState } from "../server/serving/endpoints.service";
-import type { InferenceEngine, LoadedEndpoint } from "../server/serving/inference.service";
+import type { EndpointStateChange, InferenceEngine, LoadedEndpoint } from "../server/serving/inference.service";
+import { EndpointUnavailableError, LOADING_RETRY_AFTER_SECONDS } from "../server/serving/inference.errors";
 import { fromNested, toJsonTensor, toNested, toOipDatatype, toOipShape } from "../server/serving/tensors";
 import { BINARY_HEADER, binaryOutputNames, buildInferResponse, parseInferRequest } from "../server/serving/oip";
 import { RequestStatsRecorder } from "../server/serving/request-stats.recorder";
@@ -24,7 +25,11 @@ import { DatabaseUnavailableError, isDatabaseUnavailable, OutageLog } from "../s
 // It learns which endpoints to serve by polling the Endpoint table (one indexed query every
 // `pollMs`, 2 s by default) rather than LISTEN: endpoint changes are rare and a few seconds
 // of delay is fine for a deploy, a poll needs no dedicated connection nor reconnect logic,
-// and it heals by itself after the database restarts or a notification is missed.
+// and it heals by itself after the database restarts or a notification is missed. A poll only
+// reads the list and starts loads: the engine loads each endpoint on its own, so the polls go
+// on while a large model loads, and every endpoint of the list is known (answering "loading")
+// from the first poll. Until that first poll has read the list, a model route answers 503
+// (it cannot yet tell a name that is loading from one that is not an endpoint).
 
 export interface ModelServerOptions {
   db: Db;
@@ -62,14 +67,33 @@ const TOKEN_CACHE_MAX = 1_000;
 const OUTAGE_GRACE_MS = 5 * 60_000;
 
 export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, statsFlushMs = 5_000, maxBodyBytes = 16 * 1024 * 1024, metricsToken, instanceAdmins = [], accessEvents, tokenCacheMs = TOKEN_CACHE_MS, log = () => {} }: ModelServerOptions) {
-  let hasSynced = false;
+  /** The endpoints were read from the database at least once: a name not among them is 404. */
+  let hasListed = false;
+  /** Every endpoint of the first list has loaded or failed to: the server as a whole is ready. */
+  let hasLoadedFirstList = false;
   const stats = new RequestStatsRecorder(db, log);
   engine.onRequest = (endpointId, outcome, seconds) => stats.record(endpointId, outcome, seconds);
   const statsTimer = setInterval(() => {
     if (!stats.isFlushing) void stats.flush(); // a slow database gets no pile of flushes
   }, statsFlushMs);
   statsTimer.unref();
-  let syncing: Promise<void> | null = null;
+  // State changes a database outage kept from being written, by endpoint, written on the next poll.
+  const unrecorded = new Map<string, EndpointStateChange>();
+  const recordState = async (change: EndpointStateChange) => {
+    try {
+      await recordEndpointState(db, change);
+      unrecorded.delete(change.endpointId);
+    } catch (error) {
+      unrecorded.set(change.endpointId, change);
+      if (isDatabaseUnavailable(error)) outage.failed(error);
+      else log(`Could not record the state of endpoint ${change.endpointId}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  };
+  engine.onStateChange = async (change) => {
+    log(change.error ? `Endpoint ${change.endpointId}: ${change.error}` : `Endpoint ${change.endpointId} ready`);
+    await recordState(change);
+  };
+  let listing: Promise<{ loads: Promise<unknown> } | null> | null = null;
   const tokens = new Map<string, { actor: OrgActor; until: number }>();
   // The last time the database accepted each token, for OUTAGE_GRACE_MS; and one log line per outage.
   const accepted = new Map<string, { actor: OrgActor; at: number }>();
@@ -88,28 +112,46 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
       })
     : null;
 
-  const syncNow = () => {
-    syncing ??= (async () => {
+  /** Reads the endpoint list and hands it to the engine, which starts the loads it needs (one read at a time). */
+  const readList = () => {
+    listing ??= (async () => {
       try {
-        const changes = await engine.sync(await listServableEndpoints(db));
-        for (const c of changes) {
-          await recordEndpointState(db, c);
-          log(c.error ? `Endpoint ${c.endpointId}: ${c.error}` : `Endpoint ${c.endpointId} ready`);
-        }
-        hasSynced = true;
+        const specs = await listServableEndpoints(db);
+        const loads = engine.sync(specs);
+        if (!hasListed) void loads.then(() => (hasLoadedFirstList = true));
+        hasListed = true;
         outage.recovered();
+        for (const change of [...unrecorded.values()]) await recordState(change);
+        return { loads };
       } catch (error) {
         // The endpoints already loaded keep serving; an outage is said once, not every poll.
         if (isDatabaseUnavailable(error)) outage.failed(error);
         else log(`Could not refresh the endpoints: ${error instanceof Error ? error.message : String(error)}`);
+        return null;
       } finally {
-        syncing = null;
+        listing = null;
       }
     })();
-    return syncing;
+    return listing;
   };
-  const timer = setInterval(() => void syncNow(), pollMs);
+  /** Reads the endpoint list now and settles once every endpoint on it has loaded or failed to. */
+  const syncNow = async (): Promise<void> => {
+    const read = await readList();
+    await read?.loads;
+  };
+  const timer = setInterval(() => void readList(), pollMs);
   timer.unref();
+
+  /** Before the first list, no name can be told apart: every model route is "not yet". */
+  function requireList() {
+    if (hasListed) return;
+    throw new EndpointUnavailableError(
+      outage.isDown
+        ? "The model server cannot reach its database to read which endpoints it serves; retry in a few seconds"
+        : "The model server is starting and has not read which endpoints it serves yet; retry in a few seconds",
+      LOADING_RETRY_AFTER_SECONDS,
+    );
+  }
 
   async function authenticate(req: http.IncomingMessage): Promise<OrgActor> {
     const header = req.headers.authorization;
@@ -208,11 +250,8 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
   async function resolve(req: http.IncomingMessage, name: string, version: string | undefined): Promise<LoadedEndpoint> {
     const actor = await authenticate(req);
     checkRole(actor, "viewer");
-    const loaded = engine.find(actor.orgId, name);
-    if (version !== undefined && version !== String(loaded.spec.versionNumber)) {
-      throw new AppError("NOT_FOUND", `Endpoint ${name} serves version ${loaded.spec.versionNumber}, not version ${version}`);
-    }
-    return loaded;
+    requireList();
+    return engine.find(actor.orgId, name, version);
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -226,9 +265,9 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
       throw new AppError("BAD_REQUEST", `The path ${url.pathname} is not validly percent-encoded`);
     }
     const method = req.method ?? "GET";
-    const send = (status: number, body: unknown, type = "application/json") => {
+    const send = (status: number, body: unknown, type = "application/json", headers: Record<string, string> = {}) => {
       const text = type === "application/json" ? JSON.stringify(body) : String(body);
-      res.writeHead(status, { "content-type": type, "content-length": Buffer.byteLength(text) });
+      res.writeHead(status, { "content-type": type, "content-length": Buffer.byteLength(text), ...headers });
       res.end(text);
     };
 
@@ -238,7 +277,11 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
       return send(200, engine.metrics.render(gauges, orgId), "text/plain; version=0.0.4");
     }
     if (method === "GET" && url.pathname === "/v2/health/live") return send(200, { live: true });
-    if (method === "GET" && url.pathname === "/v2/health/ready") return hasSynced ? send(200, { ready: true }) : send(503, { ready: false, error: "The model server has not read its endpoints from the database yet" });
+    if (method === "GET" && url.pathname === "/v2/health/ready") {
+      if (hasLoadedFirstList) return send(200, { ready: true });
+      const error = hasListed ? "The model server is loading its endpoints" : "The model server has not read its endpoints from the database yet";
+      return send(503, { ready: false, error }, "application/json", { "retry-after": String(LOADING_RETRY_AFTER_SECONDS) });
+    }
     if (method === "GET" && url.pathname === "/v2") return send(200, { name: "gantry", version: "2", extensions: ["binary_tensor_data"] });
 
     if (parts[0] === "v2" && parts[1] === "models" && parts[2]) {
@@ -258,8 +301,11 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
       }
       if (action === "ready" && method === "GET") {
         const actor = await authenticate(req);
-        const isReady = engine.readiness(actor.orgId, name, version);
-        return send(isReady ? 200 : 503, { name, ready: isReady });
+        requireList();
+        const { state } = engine.state(actor.orgId, name, version);
+        if (state === "ready") return send(200, { name, ready: true });
+        // The protocol's model-ready answer, with what a person or a retrying client needs beside it.
+        return send(503, { name, ready: false, state }, "application/json", state === "loading" ? { "retry-after": String(LOADING_RETRY_AFTER_SECONDS) } : {});
       }
       if (action === "infer" && method === "POST") {
         const loaded = await resolve(req, name, version);
@@ -274,10 +320,17 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
     }
     if (parts[0] === "predict" && parts.length === 2 && method === "POST") {
       const loaded = await resolve(req, parts[1], undefined);
-      const body = parse(predictBody, await readJson(req), '{ "inputs": { "<name>": nested arrays } }');
-      const types = new Map(loaded.spec.signature.inputs.map((s) => [s.name, s.type]));
-      const inputs = Object.entries(body.inputs).map(([n, value]) => ({ name: n, datatype: toOipDatatype(types.get(n) ?? "float32"), ...fromNested(n, value) }));
-      const outputs = await engine.infer(loaded, inputs);
+      let outputs: Awaited<ReturnType<InferenceEngine["infer"]>>;
+      try {
+        const body = parse(predictBody, await readJson(req), '{ "inputs": { "<name>": nested arrays } }');
+        const types = new Map(loaded.spec.signature.inputs.map((s) => [s.name, s.type]));
+        const inputs = Object.entries(body.inputs).map(([n, value]) => ({ name: n, datatype: toOipDatatype(types.get(n) ?? "float32"), ...fromNested(n, value) }));
+        outputs = await engine.infer(loaded, inputs);
+      } finally {
+        // The endpoint page's Try it: its count is written before it is answered, so the
+        // statistics the page reads again as the answer arrives already hold it.
+        if (isPortalCall(req)) await stats.flush();
+      }
       return send(200, { outputs: Object.fromEntries(outputs.map((o) => [o.name, toNested(o.tensor.dims.map(Number), toJsonTensor(o.name, o.tensor).data)])) });
     }
     throw new AppError("NOT_FOUND", `There is no route ${method} ${url.pathname}; see /v2/models/{name}/infer and /predict/{name}`);
@@ -295,7 +348,13 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
       if (code >= 500 && code !== 503 && code !== 504) console.error(error);
       if (res.headersSent) return res.destroy();
       const text = JSON.stringify({ error: message });
-      res.writeHead(code, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...(code === 401 ? { "www-authenticate": "Bearer" } : {}) });
+      const retryAfter = error instanceof EndpointUnavailableError ? error.retryAfterSeconds : null;
+      res.writeHead(code, {
+        "content-type": "application/json",
+        "content-length": Buffer.byteLength(text),
+        ...(code === 401 ? { "www-authenticate": "Bearer" } : {}),
+        ...(retryAfter !== null ? { "retry-after": String(retryAfter) } : {}),
+      });
       res.end(text);
       // A body we refused may still be arriving: drop the rest instead of reading it.
       if (!req.complete) req.resume();
@@ -313,20 +372,26 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
         server.once("error", fail);
         server.listen(port, host, () => done());
       });
-      await syncNow();
+      // Knows every endpoint before it loads any; the loads go on after this returns.
+      await readList();
       return server.address() as AddressInfo;
     },
     async close(): Promise<void> {
       clearInterval(timer);
       clearInterval(statsTimer);
       stopWatchingAccess?.();
-      await syncing;
+      await listing;
       server.closeAllConnections();
       await new Promise<void>((done) => server.close(() => done()));
       await engine.close();
       await stats.flush();
     },
   };
+}
+
+/** Whether the request comes from the portal (a short-lived `gti_` token: the endpoint page's Try it). */
+function isPortalCall(req: http.IncomingMessage): boolean {
+  return (req.headers.authorization ?? "").replace(/^Bearer\s+/i, "").startsWith(INTERNAL_TOKEN_PREFIX);
 }
 
 /** Compares two secrets in time that does not depend on where they differ. */

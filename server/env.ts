@@ -60,10 +60,26 @@ const schema = z.object({
       return emails;
     }),
   BLOB_DIR: z.string().min(1).optional(),
+  /** Where blobs (model files, checkpoints) are kept: a folder (BLOB_DIR) or an S3-compatible bucket (S3_*). */
+  BLOB_STORE: z.enum(["local", "s3"]).default("local"),
+  S3_ENDPOINT: z.url().optional(),
+  S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "must be a bucket name: 3–63 lowercase letters, digits, dots and dashes").optional(),
+  /** us-east-1 unless the service says otherwise (R2: auto). */
+  S3_REGION: z.string().min(1).default("us-east-1"),
+  /** Bucket in the path (http://host/bucket/key), as MinIO, Garage and Swift want; false for virtual-hosted buckets. */
+  S3_FORCE_PATH_STYLE: bool.default(true),
+  S3_ACCESS_KEY_ID: z.string().min(1).optional(),
+  S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+  /** A folder inside the bucket for this instance's objects, e.g. "gantry/". */
+  S3_PREFIX: z.string().regex(/^([A-Za-z0-9._-]+\/)*$/, "must be empty or folder names each ending in /").default(""),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   WORKER_HEARTBEAT_MS: z.coerce.number().int().min(200).default(5000),
   WORKER_STALE_AFTER_MS: z.coerce.number().int().min(1000).default(30000),
   SSE_HEARTBEAT_MS: z.coerce.number().int().min(100).default(15000),
+  /** How often an agent's open stream marks it as seen; an agent not seen for three of these is offline. */
+  AGENT_PRESENCE_MS: z.coerce.number().int().min(100).default(10000),
+  /** How long a dropped agent may take to reconnect before the commands it was running fail. */
+  AGENT_GRACE_MS: z.coerce.number().int().min(0).default(15000),
   SSE_MAX_BUFFERED_EVENTS: z.coerce.number().int().min(10).default(1000),
   /** Largest JSON body a signed-in caller may send to /api/trpc and the JSON route handlers (a test vector may be 16 MiB); uploads have their own limits. */
   API_MAX_BODY_BYTES: z.coerce.number().int().min(64 * 1024).default(20 * 1024 ** 2),
@@ -90,6 +106,8 @@ const schema = z.object({
   TRAINING_API_STUCK_AFTER_MS: z.coerce.number().int().min(0).default(600_000),
   /** The most of one attempt's log that is stored; past it a note says the log was cut. */
   TRAINING_LOG_MAX_BYTES: z.coerce.number().int().min(4096).default(64 * 1024 * 1024),
+  /** The longest a target's export command (checkpoint → ONNX) may run on the host. */
+  TRAINING_EXPORT_TIMEOUT_MS: z.coerce.number().int().min(1000).default(30 * 60_000),
   /** The model directory of a device whose own setting does not name one. */
   MODEL_DIR: z.string().regex(/^\/[^\0\n]*$/, "must be an absolute path").default("/opt/gantry"),
   /** The model server's address as callers reach it, used in the examples the portal shows. */
@@ -104,6 +122,8 @@ const schema = z.object({
   DATASET_IMPORT_ROOTS: z.string().min(1).optional(),
   /** Largest dataset archive an import may upload, in bytes (unpacked size counts too). */
   DATASET_MAX_IMPORT_BYTES: z.coerce.number().int().min(1024).default(20 * 1024 ** 3),
+  /** The most the cache of hub datasets fetched for scoring may hold; the snapshots used longest ago go first. */
+  EVALUATION_CACHE_MAX_BYTES: z.coerce.number().int().min(0).default(20 * 1024 ** 3),
   /** ffmpeg and ffprobe to use; default: the system's on PATH (ffmpeg falls back to the bundled one). */
   FFMPEG_PATH: z.string().min(1).optional(),
   FFPROBE_PATH: z.string().min(1).optional(),
@@ -134,6 +154,9 @@ const schema = z.object({
 const checkedSchema = schema.refine((e) => !(e.FIREBASE_AUTH_EMULATOR_HOST && e.NODE_ENV === "production" && !e.FIREBASE_ALLOW_EMULATOR), {
   path: ["FIREBASE_AUTH_EMULATOR_HOST"],
   message: "turns off the signature check on Firebase tokens; set FIREBASE_ALLOW_EMULATOR=true as well if this really is a test or local install",
+}).refine((e) => e.BLOB_STORE !== "s3" || (e.S3_ENDPOINT && e.S3_BUCKET && e.S3_ACCESS_KEY_ID && e.S3_SECRET_ACCESS_KEY), {
+  path: ["BLOB_STORE"],
+  message: "s3 needs S3_ENDPOINT, S3_BUCKET, S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY",
 }).refine((e) => e.WORKER_STALE_AFTER_MS >= 3 * e.WORKER_HEARTBEAT_MS, {
   path: ["WORKER_STALE_AFTER_MS"],
   message: "must be at least three WORKER_HEARTBEAT_MS, or a busy worker would be taken for dead",

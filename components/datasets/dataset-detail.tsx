@@ -1,5 +1,6 @@
 "use client";
 
+import { DatasetQuality } from "@/components/evaluation/dataset-quality";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import Link from "next/link";
 import { useEffect, useRef, useState } from "react";
@@ -97,7 +98,7 @@ export function DatasetDetail({ datasetId }: { datasetId: string }) {
         title={d.repoId}
         description={
           <>
-            LeRobot v3.0{d.source === "import" ? `, imported from ${d.importedVersion ?? "a dataset"}` : ", from edge episodes"}
+            LeRobot v3.0{d.source === "import" ? `, imported from ${d.importedVersion ?? "a dataset"}` : d.source === "derived" ? `, derived: ${d.description}` : ", from edge episodes"}
             {d.fps ? ` · ${d.fps} fps` : ""}{d.robotType ? ` · ${d.robotType}` : ""} · {d.episodes.ready} episode{d.episodes.ready === 1 ? "" : "s"} · {d.totalFrames} frames
           </>
         }
@@ -186,6 +187,7 @@ export function DatasetDetail({ datasetId }: { datasetId: string }) {
             </div>
           )}
         </Card>
+        <DatasetQuality datasetId={d.id} canScore={Boolean(d.builtAt) && d.episodes.ready > 0} />
         <div className="grid gap-6 lg:grid-cols-2">
           <Card>
             <CardHeader title="Tasks" description="What each episode shows; editing rewrites the dataset." />

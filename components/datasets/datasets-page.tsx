@@ -12,6 +12,7 @@ import { PageHeader } from "@/components/ui/page-header";
 import { RelativeTime } from "@/components/ui/time";
 import { errorMessage, useTRPC } from "@/components/trpc";
 import { useRole } from "@/components/settings/use-role";
+import { ExternalScoringForm, ExternalScorings } from "@/components/evaluation/external-scoring";
 import { ImportForm } from "./import-form";
 
 /** What a deletion just did, from the page's address (?deleted=<repo id>&left=<n>). */
@@ -36,14 +37,31 @@ export function DatasetsPage({ deleted }: { deleted?: { repoId: string; left: nu
   const { can } = useRole();
   const datasets = useQuery({ ...trpc.datasets.list.queryOptions(), refetchInterval: (q) => (q.state.data?.some((d) => d.episodes.encoding > 0) ? 3000 : false) });
   const [isImportOpen, setImportOpen] = useState(false);
+  const [isScoreOpen, setScoreOpen] = useState(false);
 
   return (
     <>
       <PageHeader
         title="Datasets"
         description="Episodes recorded at the edge, encoded here and kept as LeRobot v3.0 datasets. Import existing ones, export any as .tar.gz."
-        actions={can("operator") && <Button onClick={() => setImportOpen((v) => !v)} aria-expanded={isImportOpen}>Import dataset</Button>}
+        actions={
+          can("operator") && (
+            <>
+              <Button variant="ghost" onClick={() => setScoreOpen((v) => !v)} aria-expanded={isScoreOpen}>Score a dataset that is not in Gantry</Button>
+              <Button onClick={() => setImportOpen((v) => !v)} aria-expanded={isImportOpen}>Import dataset</Button>
+            </>
+          )
+        }
       />
+      {isScoreOpen && (
+        <Card className="mb-6">
+          <CardHeader title="Score a dataset that is not in Gantry" description="A LeRobot v2.1 or v3.0 dataset in a folder on the server, or on the hub, scored on the DataBench metrics where it is; nothing is imported." />
+          <CardBody>
+            <ExternalScoringForm onStarted={() => setScoreOpen(false)} />
+          </CardBody>
+        </Card>
+      )}
+      <ExternalScorings />
       {isImportOpen && (
         <Card className="mb-6">
           <CardHeader title="Import a LeRobot dataset" description="v2.1 and v3.0 datasets are copied in and rewritten in v3.0's layout." />

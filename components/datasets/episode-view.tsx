@@ -12,7 +12,7 @@ import { EpisodeStatus, formatSeconds } from "./episode-status";
 import { JointPlot } from "./joint-plot";
 
 /**
- * Every camera of an episode playing in sync, with action-vs-state plots per joint. The first
+ * Every camera of an episode playing in sync, with charts of its joints' state and action. The first
  * video is the clock; the others follow it within a frame. Without videos (an import that
  * lacked them) a timer is the clock, so the plots still play and scrub.
  */
@@ -84,7 +84,6 @@ export function EpisodeView({ datasetId, episodeId }: { datasetId: string; episo
   if (!data) return <p className="text-sm text-zinc-500">Loading…</p>;
   const e = data.episode;
   const frame = Math.min(frameCount - 1, Math.floor(time * fps + 1e-6));
-  const joints = data.jointNames.state.map((name, j) => ({ name, state: data.frames?.state.map((r) => r[j]) ?? [], action: data.frames?.action.map((r) => r[j]) ?? [] }));
 
   return (
     <>
@@ -148,12 +147,10 @@ export function EpisodeView({ datasetId, episodeId }: { datasetId: string; episo
           <Card>
             <CardHeader
               title="Joints"
-              description={<><span className="text-sky-600">━ state</span> (what the joint did) against <span className="text-amber-500">╍ action</span> (what was commanded). Press or drag on a plot to seek.</>}
+              description="Values as recorded, at the cursor in each legend. Click a chart to seek there; drag across it to zoom in, double-click to zoom out."
             />
-            <CardBody className="grid gap-4 md:grid-cols-2">
-              {joints.map((j) => (
-                <JointPlot key={j.name} name={j.name} state={j.state} action={j.action} position={duration ? time / duration : 0} onSeek={(f) => seek(f * duration)} />
-              ))}
+            <CardBody>
+              <JointPlot frames={data.frames} names={data.jointNames} position={time} onSeek={seek} />
             </CardBody>
           </Card>
         </>

@@ -8,6 +8,7 @@ import { JobSteps } from "@/components/jobs/job-steps";
 import { Alert } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
 import { Card, CardBody, CardHeader } from "@/components/ui/card";
+import { LineChart, type Series } from "@/components/ui/line-chart";
 import { cn } from "@/components/ui/cn";
 import { SelectField } from "@/components/ui/field";
 import { PageHeader } from "@/components/ui/page-header";
@@ -90,7 +91,8 @@ function TryIt({ endpoint }: { endpoint: Detail }) {
   }, [endpoint.signature]);
   const [text, setText] = useState(() => (sample.length <= PREFILL_LIMIT ? sample : "{}"));
   const [parseError, setParseError] = useState<string | null>(null);
-  const tryIt = useMutation(trpc.endpoints.tryIt.mutationOptions({ onSettled: () => void queryClient.invalidateQueries({ queryKey: trpc.endpoints.stats.queryKey() }) }));
+  // The model server writes a Try it request's count before it answers: the statistics read now include it.
+  const tryIt = useMutation(trpc.endpoints.tryIt.mutationOptions({ onSettled: () => void queryClient.invalidateQueries({ queryKey: trpc.endpoints.stats.queryKey({ endpointId: endpoint.id }) }) }));
   const send = () => {
     let inputs: unknown;
     try {
@@ -141,11 +143,27 @@ function TryIt({ endpoint }: { endpoint: Detail }) {
 
 const ms = (v: number | null) => (v === null ? "—" : v < 10 ? `${v.toFixed(2)} ms` : `${Math.round(v)} ms`);
 
+/** Requests and latency per minute, as two charts whose cursors move together (x in Unix seconds). */
+function statsCharts(data: EndpointRequestStats) {
+  const x = data.minutes.map((m) => m.at.getTime() / 1000);
+  const traffic: Series[] = [
+    { label: "requests", unit: "per min", values: data.minutes.map((m) => m.requests), color: "#0284c7" },
+    { label: "errors", unit: "per min", values: data.minutes.map((m) => m.errors), color: "#ef4444" },
+  ];
+  // Minutes without requests have no latency: gaps, with a dot for each minute that has one.
+  const latency: Series[] = [
+    { label: "p50", unit: "ms", values: data.minutes.map((m) => m.p50Ms), color: "#10b981", points: true },
+    { label: "p95", unit: "ms", values: data.minutes.map((m) => m.p95Ms), color: "#f59e0b", points: true },
+  ];
+  return { x, traffic, latency };
+}
+
 function RequestStats({ endpointId }: { endpointId: string }) {
   const trpc = useTRPC();
+  // Read again every 5 s while the page is open, and as soon as Try it answers (TryIt above).
   const stats = useQuery({ ...trpc.endpoints.stats.queryOptions({ endpointId, minutes: 60 }), refetchInterval: 5000 });
   const data: EndpointRequestStats | undefined = stats.data;
-  const peak = Math.max(1, ...(data?.minutes.map((m) => m.requests) ?? [0]));
+  const charts = useMemo(() => (data ? statsCharts(data) : null), [data]);
   return (
     <Card>
       <CardHeader title="Requests, last hour" description={data?.lastRequestAt ? <>Last request <RelativeTime date={data.lastRequestAt} /></> : "No requests yet"} />
@@ -157,22 +175,13 @@ function RequestStats({ endpointId }: { endpointId: string }) {
           <div><dt className="text-zinc-500">p50 latency</dt><dd className="text-xl font-semibold tabular-nums">{ms(data?.totals.p50Ms ?? null)}</dd></div>
           <div><dt className="text-zinc-500">p95 latency</dt><dd className="text-xl font-semibold tabular-nums">{ms(data?.totals.p95Ms ?? null)}</dd></div>
         </dl>
-        {data && (
-          <svg viewBox={`0 0 ${data.minutes.length * 6} 40`} className="h-16 w-full" preserveAspectRatio="none" role="img" aria-label="Requests per minute over the last hour">
-            {data.minutes.map((m, i) => {
-              const h = (m.requests / peak) * 38;
-              const e = (m.errors / peak) * 38;
-              return (
-                <g key={m.at.toISOString()}>
-                  <title>{`${m.at.toLocaleTimeString()}: ${m.requests} requests, ${m.errors} errors, p50 ${ms(m.p50Ms)}`}</title>
-                  <rect x={i * 6} y={40 - h} width={5} height={Math.max(h, m.requests ? 1 : 0)} className="fill-brand-500" />
-                  {m.errors > 0 && <rect x={i * 6} y={40 - e} width={5} height={Math.max(e, 1)} className="fill-red-500" />}
-                </g>
-              );
-            })}
-          </svg>
+        {charts && (
+          <div className="space-y-2">
+            <LineChart x={charts.x} xLabel="time" xTime series={charts.traffic} yLabels={["requests per minute"]} syncKey={`endpoint-stats-${endpointId}`} height={160} testId="stats-chart-requests" />
+            <LineChart x={charts.x} xLabel="time" xTime series={charts.latency} yLabels={["latency (ms)"]} syncKey={`endpoint-stats-${endpointId}`} height={160} testId="stats-chart-latency" />
+          </div>
         )}
-        <p className="text-xs text-zinc-500">Counted by the model server per minute; the full series per endpoint is on its Prometheus <code>/metrics</code>.</p>
+        <p className="text-xs text-zinc-500">Counted by the model server per minute (the last point is the minute under way); latency is estimated from a histogram. Live figures per process are on the model server&apos;s Prometheus <code>/metrics</code>.</p>
       </CardBody>
     </Card>
   );
@@ -257,6 +266,12 @@ export function EndpointDetail({ endpointId }: { endpointId: string }) {
       />
       {mutationError && <Alert className="mb-4">{errorMessage(mutationError)}</Alert>}
       {e.status === "failed" && e.error && <Alert className="mb-4" title="The endpoint is not serving">{e.error}</Alert>}
+      {e.versionWarning && (
+        <Alert tone="amber" className="mb-4" title="The version it serves is no longer valid">
+          <p data-field="version-warning">{e.versionWarning}</p>
+          <p className="mt-1">The endpoint keeps serving it; change it to a version that passed validation.</p>
+        </Alert>
+      )}
       <div className="space-y-6">
         {e.jobId && (
           <Card>

@@ -37,6 +37,7 @@ export function EndpointsPage() {
               <div className="min-w-0 flex-1">
                 <Link href={`/endpoints/${e.id}`} className="font-mono font-medium text-brand-600 hover:underline dark:text-brand-500">{e.name}</Link>
                 <p className="truncate text-sm text-zinc-500">{e.modelName} · version {e.versionNumber}</p>
+                {e.versionWarning && <p className="mt-1 text-sm text-amber-700 dark:text-amber-400" data-field="version-warning">⚠ {e.versionWarning}</p>}
               </div>
               <EndpointStatus status={e.status} />
               <span className="text-sm text-zinc-500">{e.settings.concurrency} at once · {e.settings.threads} thread{e.settings.threads === 1 ? "" : "s"}</span>

@@ -13,6 +13,7 @@ import { errorMessage, useTRPC } from "@/components/trpc";
 import { useRole } from "@/components/settings/use-role";
 import type { DeviceFacts } from "@/server/fleet/fleet.schemas";
 import { DeviceStateBadge, formatBytes, StateStrip, TargetStateBadge } from "./fleet-badges";
+import { DeviceHealthChart } from "./device-health-chart";
 import { EditDeviceForm } from "./edit-device-form";
 import { VersionPicker } from "./version-picker";
 
@@ -71,6 +72,7 @@ export function DeviceDetail({ deviceId }: { deviceId: string }) {
       )}
       {(test.error || repin.error || remove.error || rollback.error) && <Alert className="mb-4">{errorMessage(test.error ?? repin.error ?? remove.error ?? rollback.error)}</Alert>}
       {d.lastError && !test.data && <Alert tone="amber" className="mb-4" title="Last check">{d.lastError}</Alert>}
+      {d.versionWarning && <Alert tone="amber" className="mb-4" title="The model it runs is no longer valid"><p data-field="version-warning">{d.versionWarning}</p><p className="mt-1">The device keeps running it; roll out a version that passed validation.</p></Alert>}
 
       <div className="mb-6 grid gap-6 lg:grid-cols-2">
         <Card>
@@ -91,7 +93,7 @@ export function DeviceDetail({ deviceId }: { deviceId: string }) {
           </CardBody>
         </Card>
         <Card>
-          <CardHeader title="Health" description={<StateStrip states={d.recentStates} />} />
+          <CardHeader title="Recent checks" description={<StateStrip states={d.recentStates} />} />
           <ol className="max-h-80 divide-y divide-zinc-100 overflow-auto text-sm dark:divide-zinc-800" aria-label="Timeline">
             {d.samples.length === 0 && <li className="px-5 py-6 text-center text-zinc-500">No checks yet.</li>}
             {d.samples.map((s, i) => (
@@ -107,6 +109,13 @@ export function DeviceDetail({ deviceId }: { deviceId: string }) {
           </ol>
         </Card>
       </div>
+
+      <Card className="mb-6">
+        <CardHeader title="Health over time" description="What the worker's checks found; point at a chart to read a moment." />
+        <CardBody>
+          <DeviceHealthChart deviceId={deviceId} />
+        </CardBody>
+      </Card>
 
       <Card>
         <CardHeader

@@ -61,6 +61,7 @@ export function FleetPage() {
                   {d.group ? ` · group ${d.group}` : ""}
                   {d.tags.length ? ` · ${d.tags.join(", ")}` : ""}
                 </p>
+                {d.versionWarning && <p className="mt-1 text-xs text-amber-700 dark:text-amber-400" data-field="version-warning">⚠ {d.versionWarning}</p>}
               </div>
               <DeviceStateBadge state={d.state} />
               <StateStrip states={d.recentStates} />

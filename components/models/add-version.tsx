@@ -9,6 +9,8 @@ import { cn } from "@/components/ui/cn";
 import { TextField } from "@/components/ui/field";
 import { ProgressBar } from "@/components/ui/progress-bar";
 import { errorMessage, getTabOrg, useTRPC } from "@/components/trpc";
+import { TestVectorFields } from "./test-vector-fields";
+import { readTestVectorFields } from "./test-vector";
 
 type Source = "upload" | "url" | "hub";
 
@@ -24,8 +26,11 @@ export function parseDims(raw: string): Record<string, number> | string {
   return dims;
 }
 
-/** Streams the file as the request body, with upload progress (fetch cannot report it). */
-function uploadFile(modelId: string, file: File, dims: Record<string, number>, onProgress: (f: number) => void): Promise<void> {
+/**
+ * Streams the file as the request body, with upload progress (fetch cannot report it). A test
+ * vector goes first, its JSON's length in Test-Vector-Length; the file is not read into memory.
+ */
+function uploadFile(modelId: string, file: File, dims: Record<string, number>, testVector: unknown, onProgress: (f: number) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     const query = new URLSearchParams({ filename: file.name, dims: JSON.stringify(dims) });
@@ -33,6 +38,8 @@ function uploadFile(modelId: string, file: File, dims: Record<string, number>, o
     const org = getTabOrg();
     if (org) xhr.setRequestHeader("x-gantry-org", org);
     xhr.setRequestHeader("content-type", "application/octet-stream");
+    const vector = testVector === undefined ? null : new TextEncoder().encode(JSON.stringify(testVector));
+    if (vector) xhr.setRequestHeader("test-vector-length", String(vector.byteLength));
     xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
     xhr.onload = () => {
       if (xhr.status >= 200 && xhr.status < 300) return resolve();
@@ -43,7 +50,7 @@ function uploadFile(modelId: string, file: File, dims: Record<string, number>, o
       }
     };
     xhr.onerror = () => reject(new Error("The upload was interrupted; check the connection and try again"));
-    xhr.send(file);
+    xhr.send(vector ? new Blob([vector, file]) : file);
   });
 }
 
@@ -69,8 +76,9 @@ export function AddVersion({ modelId }: { modelId: string }) {
       if (source === "upload") {
         const file = form.get("file");
         if (!(file instanceof File) || file.size === 0) return setError("Choose an .onnx file to upload");
+        const testVector = await readTestVectorFields(form);
         setUploadProgress(0);
-        await uploadFile(modelId, file, dims, setUploadProgress);
+        await uploadFile(modelId, file, dims, testVector, setUploadProgress);
         await refresh();
       } else if (source === "url") {
         await fromUrl.mutateAsync({ modelId, url: String(form.get("url")), dims });
@@ -120,6 +128,12 @@ export function AddVersion({ modelId }: { modelId: string }) {
             </div>
           )}
           <TextField label="Dimension values" name="dims" placeholder="batch=1" hint="Values for symbolic input dimensions during validation; others are 1" />
+          {source === "upload" && (
+            <fieldset className="grid gap-4 rounded-md border border-zinc-200 p-4 sm:grid-cols-2 dark:border-zinc-800">
+              <legend className="px-1 text-sm font-medium">Test vector (optional)</legend>
+              <TestVectorFields />
+            </fieldset>
+          )}
           {error && <Alert>{error}</Alert>}
           {uploadProgress !== null && <ProgressBar value={uploadProgress} label="Upload progress" />}
           <Button type="submit" disabled={isBusy}>{isBusy ? "Adding…" : "Add version"}</Button>

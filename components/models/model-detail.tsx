@@ -16,7 +16,7 @@ import type { ModelVersionView } from "@/server/models/models.schemas";
 import { AddVersion } from "./add-version";
 import { RevalidateForm } from "./revalidate-form";
 import { ValidationReportView } from "./validation-report";
-import { formatBytes, VersionStatus } from "./version-status";
+import { formatBytes, TestVectorBadge, VersionStatus } from "./version-status";
 
 function describeSource(source: ModelVersionView["source"]): string {
   if (source.kind === "upload") return `upload${source.filename ? ` · ${source.filename}` : ""}`;
@@ -36,6 +36,7 @@ function VersionRow({ version, canOperate }: { version: ModelVersionView; canOpe
       <div className="flex flex-wrap items-center gap-3">
         <button type="button" onClick={() => setOpenChoice(!isOpen)} aria-expanded={isOpen} className="font-medium hover:underline">Version {version.number}</button>
         <VersionStatus status={version.status} />
+        <TestVectorBadge report={version.validation} />
         <span className="min-w-0 flex-1 truncate text-sm text-zinc-500" title={describeSource(version.source)}>{describeSource(version.source)}</span>
         <span className="text-sm text-zinc-500">{formatBytes(version.bytes)}</span>
         {version.sha256 && <span className="font-mono text-xs text-zinc-400" title={version.sha256}>{version.sha256.slice(0, 12)}</span>}

@@ -1,7 +1,9 @@
+import { parseTestVector } from "@/server/models/test-vector";
 import { decodeNpy } from "@/server/models/validation.schemas";
 
-// A test vector from files a person has: one JSON file { inputs, outputs, tolerance? } of
-// nested arrays, or .npy files named after the tensors they hold (x.npy for input x).
+// A test vector from files a person has: one JSON file in any form the server reads (nested
+// arrays by name, {shape, data} by name, or an Open Inference Protocol request body), or .npy
+// files named after the tensors they hold (x.npy for input x).
 
 export type NestedArray = number | NestedArray[];
 
@@ -26,6 +28,35 @@ export async function readTestVectorJson(file: File): Promise<unknown> {
   try {
     return JSON.parse(await file.text());
   } catch {
-    throw new Error(`${file.name} is not JSON; a test vector file is { "inputs": { name: arrays }, "outputs": { name: arrays } }`);
+    throw new Error(`${file.name} is not JSON; a test vector file is {"inputs": {"x": nested arrays}, "outputs": {…}} or an Open Inference Protocol request body {"inputs": [{"name", "shape", "datatype", "data"}]}`);
   }
+}
+
+/**
+ * The test vector a form's fields give: `vector` (one JSON file), or `inputs` and `outputs`
+ * (.npy files), and `tolerance`. Undefined when none was given; throws a sentence to show when
+ * the files cannot be read or the vector is malformed on its own (whether it fits the model is
+ * the server's to say).
+ */
+export async function readTestVectorFields(form: FormData): Promise<unknown> {
+  const files = (name: string) => form.getAll(name).filter((f): f is File => f instanceof File && f.size > 0);
+  const toleranceText = String(form.get("tolerance") ?? "").trim();
+  const tolerance = toleranceText ? Number(toleranceText) : undefined;
+  if (tolerance !== undefined && !(tolerance >= 0)) throw new Error("The tolerance must be a number of 0 or more");
+  const [json] = files("vector");
+  const inputs = files("inputs");
+  const outputs = files("outputs");
+  if (json && (inputs.length || outputs.length)) throw new Error("Give either one JSON test vector or .npy files, not both");
+  let vector: unknown;
+  if (json) vector = await readTestVectorJson(json);
+  else if (inputs.length) vector = { inputs: Object.fromEntries(await Promise.all(inputs.map(readNpy))), outputs: Object.fromEntries(await Promise.all(outputs.map(readNpy))) };
+  else if (outputs.length) throw new Error("Expected outputs need the inputs that give them: add the input .npy files");
+  if (vector === undefined) {
+    if (tolerance !== undefined) throw new Error("A tolerance needs a test vector with expected outputs");
+    return undefined;
+  }
+  if (tolerance !== undefined && typeof vector === "object" && vector !== null) vector = { ...(vector as object), tolerance };
+  const parsed = parseTestVector(vector);
+  if (!parsed.vector) throw new Error(`The test vector cannot be used: ${parsed.problems.join("; ")}`);
+  return vector;
 }

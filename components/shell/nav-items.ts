@@ -6,6 +6,7 @@ export const navItems = [
   { href: "/endpoints", label: "Endpoints" },
   { href: "/training", label: "Training" },
   { href: "/fleet", label: "Fleet" },
+  { href: "/agents", label: "Agents" },
   { href: "/jobs", label: "Jobs" },
   { href: "/settings", label: "Settings" },
 ] as const;

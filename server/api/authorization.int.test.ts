@@ -52,6 +52,9 @@ let runA: string;
 let deviceA: string;
 let deploymentA: string;
 let alertA: string;
+let evaluationA: string;
+let agentA: string;
+let agentCommandA: string;
 
 async function sessionHeaders(actor: OrgActor | null, requestedOrgId?: string): Promise<Headers> {
   const headers = new Headers();
@@ -97,6 +100,7 @@ function sampleInputs(): Record<string, unknown> {
     "models.addVersionFromHub": { modelId: modelA, repo: "lab/policy", filename: "model.onnx" },
     "models.revalidate": { versionId: modelVersionA, testVector: { inputs: { x: [[1]] } } },
     "fleet.device": { deviceId: deviceA },
+    "fleet.deviceHealth": { deviceId: deviceA },
     "fleet.createDevice": { name: "probe-device", host: "192.0.2.1", username: "robot", credential: { kind: "password", password: "probe" } },
     "fleet.updateDevice": { deviceId: deviceA, tags: ["probed"] },
     "fleet.deleteDevice": { deviceId: deviceA },
@@ -111,6 +115,11 @@ function sampleInputs(): Record<string, unknown> {
     "fleet.alerts": {},
     "fleet.acknowledgeAlert": { alertId: alertA },
     "fleet.setAlertSettings": { webhookUrl: null },
+    "hardware.agent": { agentId: agentA },
+    "hardware.commands": { agentId: agentA },
+    "hardware.command": { commandId: agentCommandA },
+    "hardware.sendCommand": { agentId: agentA, kind: "ping", input: {} },
+    "hardware.removeAgent": { agentId: agentA },
     "endpoints.get": { endpointId: endpointA },
     "endpoints.stats": { endpointId: endpointA },
     "endpoints.tryIt": { endpointId: endpointA, inputs: { x: [[1]] } },
@@ -136,11 +145,20 @@ function sampleInputs(): Record<string, unknown> {
     "training.runs": {},
     "training.run": { runId: runA },
     "training.log": { runId: runA },
+    "training.onLog": { runId: runA },
     "training.metrics": { runId: runA },
     "training.startRun": { datasetId: datasetA, targetId: targetA, policyType: "act" },
     "training.cancelRun": { runId: runA },
     "training.resumeRun": { runId: runA },
     "training.retryRun": { runId: runA },
+    "training.pullCheckpoint": { runId: runA, step: 20 },
+    "evaluation.start": { datasetId: datasetA, metrics: ["t", "v"], imageEncoderVersionId: modelVersionA },
+    "evaluation.list": { datasetId: datasetA },
+    "evaluation.latest": { datasetId: datasetA },
+    "evaluation.get": { evaluationId: evaluationA },
+    "evaluation.setGate": { enabled: false, overall: null, metrics: {} },
+    "evaluation.excludeFlagged": { evaluationId: evaluationA, repoId: "lab/derived-probe" },
+    "evaluation.startExternal": { source: { kind: "folder", path: "/nonexistent/dataset" }, metrics: ["t"] },
   };
 }
 
@@ -151,10 +169,12 @@ function sampleInput(procedure: string): unknown {
 /** Procedures whose input names one of organisation A's things (the rest act on the caller's own org). */
 const NAMES_ORG_A_THING = new Set(["orgs.setRole", "orgs.removeMember", "invites.revoke", "tokens.revoke", "jobs.get", "jobs.events", "jobs.cancel", "jobs.retry", "jobs.onJobEvents",
   "models.get", "models.update", "models.delete", "models.addVersionFromUrl", "models.addVersionFromHub", "models.revalidate",
-  "fleet.device", "fleet.updateDevice", "fleet.deleteDevice", "fleet.testConnection", "fleet.repin", "fleet.rollout", "fleet.createRollout", "fleet.cancelRollout", "fleet.rollbackRollout", "fleet.rollbackDevice", "fleet.acknowledgeAlert",
+  "fleet.device", "fleet.deviceHealth", "fleet.updateDevice", "fleet.deleteDevice", "fleet.testConnection", "fleet.repin", "fleet.rollout", "fleet.createRollout", "fleet.cancelRollout", "fleet.rollbackRollout", "fleet.rollbackDevice", "fleet.acknowledgeAlert",
+  "hardware.agent", "hardware.commands", "hardware.command", "hardware.sendCommand", "hardware.removeAgent",
   "endpoints.get", "endpoints.stats", "endpoints.tryIt", "endpoints.create", "endpoints.changeVersion", "endpoints.undeploy", "endpoints.delete",
   "datasets.get", "datasets.episodes", "datasets.episode", "datasets.deleteEpisode", "datasets.restoreEpisode", "datasets.renameTask", "datasets.retryEpisode", "datasets.delete",
-  "training.deleteTarget", "training.testTarget", "training.run", "training.log", "training.metrics", "training.startRun", "training.cancelRun", "training.resumeRun", "training.retryRun"]);
+  "training.deleteTarget", "training.testTarget", "training.run", "training.log", "training.onLog", "training.metrics", "training.startRun", "training.cancelRun", "training.resumeRun", "training.retryRun", "training.pullCheckpoint",
+  "evaluation.start", "evaluation.list", "evaluation.latest", "evaluation.get", "evaluation.excludeFlagged"]);
 
 async function call(ctx: Context, procedure: string, input: unknown): Promise<unknown> {
   const caller = createCaller(ctx) as unknown as Record<string, Record<string, (i: unknown) => Promise<unknown>>>;
@@ -206,6 +226,10 @@ beforeAll(async () => {
   // A training target that cannot be reached and a failed run on it: probes may read, test, cancel, resume or retry them.
   targetA = (await db.trainingTarget.create({ data: { orgId: orgA.orgId, name: "org-a-gpu", host: "192.0.2.1", username: "robot", authKind: "password", credential: "v1:", workDir: "~/gantry", commandTemplate: "lerobot-train --output_dir={output}" } })).id;
   runA = (await db.trainingRun.create({ data: { orgId: orgA.orgId, targetId: targetA, datasetId: datasetA, name: "org-a-run", policyType: "act", steps: 10, saveFreq: 10, logFreq: 10, status: "failed", lastStep: 5 } })).id;
+  evaluationA = (await db.datasetEvaluation.create({ data: { orgId: orgA.orgId, datasetId: datasetA, metrics: ["t"], status: "failed", error: "probe" } })).id;
+  // An agent that has never connected and a finished ping to it: probes may read, ping or remove it.
+  agentA = (await db.agent.create({ data: { orgId: orgA.orgId, name: "org-a-agent" } })).id;
+  agentCommandA = (await db.agentCommand.create({ data: { orgId: orgA.orgId, agentId: agentA, kind: "ping", input: {}, status: "succeeded", deadline: new Date(), createdBy: "probe" } })).id;
   alertA = (await db.alert.create({ data: { orgId: orgA.orgId, kind: "probe", severity: "warning", title: "probe", message: "probe" } })).id;
 });
 
@@ -251,6 +275,18 @@ describe("tRPC authorization", () => {
     expect(await codeOf(call(await contextFor(orgA.members.admin), "invites.list", undefined))).toBe("OK");
     expect(await codeOf(call(await contextFor(orgA.members.viewer), "models.get", { modelId: modelA }))).toBe("OK");
     expect(await codeOf(call(await contextFor(orgA.members.operator), "models.update", { modelId: modelA, description: "checked" }))).toBe("OK");
+    expect(await codeOf(call(await contextFor(orgA.members.viewer), "evaluation.imageEncoders", undefined))).toBe("OK");
+    // Scorings of folders and hub datasets: viewers read them, operators start them.
+    expect(await codeOf(call(await contextFor(orgA.members.viewer), "evaluation.listExternal", undefined))).toBe("OK");
+    expect(procedures.find(([p]) => p === "evaluation.listExternal")![1]._def.meta!.access).toBe("viewer");
+    expect(procedures.find(([p]) => p === "evaluation.startExternal")![1]._def.meta!.access).toBe("operator");
+  });
+
+  it("lists and uses only the caller's own organisation's image encoders", async () => {
+    expect(await call(await contextFor(orgB.owner), "evaluation.imageEncoders", undefined)).toEqual([]);
+    // Organisation A's model version named in a scoring of B's own dataset is not found.
+    const datasetB = (await db.dataset.create({ data: { orgId: orgB.orgId, repoId: `org-b/probe-${orgB.orgId.slice(0, 8)}`, buildId: "b-probe" } })).id;
+    expect(await codeOf(call(await contextFor(orgB.owner), "evaluation.start", { datasetId: datasetB, metrics: ["v"], imageEncoderVersionId: modelVersionA }))).toBe("NOT_FOUND");
   });
 });
 

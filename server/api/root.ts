@@ -6,10 +6,12 @@ import { modelsRouter } from "./routers/models";
 import { datasetsRouter } from "./routers/datasets";
 import { datasetImportsRouter } from "./routers/dataset-imports";
 import { fleetRouter } from "./routers/fleet";
+import { hardwareRouter } from "./routers/hardware";
 import { invitesRouter, orgsRouter } from "./routers/orgs";
 import { systemRouter } from "./routers/system";
 import { tokensRouter } from "./routers/tokens";
 import { trainingRouter } from "./routers/training";
+import { evaluationRouter } from "./routers/evaluation";
 import { createCallerFactory, router } from "./trpc";
 
 export const appRouter = router({
@@ -23,9 +25,11 @@ export const appRouter = router({
   datasets: datasetsRouter,
   datasetImports: datasetImportsRouter,
   fleet: fleetRouter,
+  hardware: hardwareRouter,
   endpoints: endpointsRouter,
   system: systemRouter,
   training: trainingRouter,
+  evaluation: evaluationRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -1,17 +1,16 @@
 import { env } from "../env";
 import { toHttpError } from "../errors";
-import type { JobEventDto } from "../jobs/jobs.schemas";
 
 // The hub hands the same event object to every subscriber: its frame is built and encoded
 // once, not once per connection (a thousand watchers of one job share each frame).
 const encoder = new TextEncoder();
-const frames = new WeakMap<JobEventDto, Map<string, Uint8Array>>();
+const frames = new WeakMap<object, Map<string, Uint8Array>>();
 
-function frameOf(event: JobEventDto, id: string): Uint8Array {
+function frameOf(event: object, id: string, name: string): Uint8Array {
   let byId = frames.get(event);
   if (!byId) frames.set(event, (byId = new Map()));
   let frame = byId.get(id);
-  if (!frame) byId.set(id, (frame = encoder.encode(`id: ${id}\nevent: job\ndata: ${JSON.stringify(event)}\n\n`)));
+  if (!frame) byId.set(id, (frame = encoder.encode(`id: ${id}\nevent: ${name}\ndata: ${JSON.stringify(event)}\n\n`)));
   return frame;
 }
 
@@ -21,7 +20,7 @@ function frameOf(event: JobEventDto, id: string): Uint8Array {
  * the source catches it up from the database. Closes when the client goes away or the
  * source ends (saying so with an `end` event); a failure is sent as an `error` event first.
  */
-export function sseResponse(request: Request, events: AsyncGenerator<JobEventDto>, eventId: (e: JobEventDto) => string, controller: AbortController): Response {
+export function sseResponse<T extends object>(request: Request, events: AsyncGenerator<T>, eventId: (e: T) => string, controller: AbortController, eventName = "job"): Response {
   const abort = () => controller.abort();
   request.signal.addEventListener("abort", abort, { once: true });
   let heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -61,7 +60,7 @@ export function sseResponse(request: Request, events: AsyncGenerator<JobEventDto
             out.close();
             return;
           }
-          out.enqueue(frameOf(next.value, eventId(next.value)));
+          out.enqueue(frameOf(next.value, eventId(next.value), eventName));
         } catch (error) {
           if (done) return;
           if (!controller.signal.aborted) out.enqueue(encoder.encode(`event: error\ndata: ${JSON.stringify(toHttpError(error))}\n\n`));

@@ -6,6 +6,7 @@ import { sessionCookie } from "../../tests/helpers/session";
 import { createApiToken, revokeApiToken } from "../auth/tokens.service";
 import { endSessionsOf } from "../auth/sessions.service";
 import { realtimeHub } from "../jobs/hub";
+import { openOrgEventStream } from "../jobs/stream";
 import { removeMember } from "../orgs/orgs.service";
 
 // An open /api/events stream ends as soon as its caller loses access — a revoked token, a
@@ -69,5 +70,22 @@ describe("GET /api/events after access ends", () => {
     const stillOpen = await Promise.race([theirs.closed.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 500))]);
     expect(stillOpen).toBe(true);
     theirs.stop();
+  });
+
+  it("checks again once it listens, so access lost between authentication and then is not missed", async () => {
+    const { orgId } = await createOrgWithMember(db, "viewer");
+    const controller = new AbortController();
+    // No change is ever announced: only the check made once listening can end this stream.
+    const events = await openOrgEventStream({
+      db, hub: realtimeHub(), orgId, afterOrgSeq: null, signal: controller.signal, maxBuffered: 100,
+      isStillAllowed: async () => false, watchAccess: () => () => {},
+    });
+    const timeout = setTimeout(() => controller.abort(), 10_000);
+    try {
+      await expect(events.next()).rejects.toThrow(/You no longer have access to these events/);
+      expect(controller.signal.aborted).toBe(false);
+    } finally {
+      clearTimeout(timeout);
+    }
   });
 });

@@ -51,6 +51,14 @@ export const auditActions = [
   "training.run.cancel",
   "training.run.resume",
   "training.run.retry",
+  "training.run.pull_checkpoint",
+  "training.run.gate_override",
+  "dataset.evaluate",
+  "dataset.evaluate_external",
+  "dataset.derive",
+  "org.quality_gate",
+  "agent.command",
+  "agent.remove",
 ] as const;
 export const auditActionSchema = z.enum(auditActions);
 export type AuditAction = z.infer<typeof auditActionSchema>;

@@ -8,7 +8,7 @@ import { mediaTools } from "../media/ffmpeg";
 import { datasetDir, datasetStoreDir, featuresFromJson, featuresToJson } from "./datasets.schemas";
 import { episodeStoreDir, readStoredEpisode } from "./episode-store";
 import { datasetKeys, flatNames } from "./feature-map";
-import { buildLeRobotDataset, type BuildInput } from "./lerobot/build";
+import { buildLeRobotDataset, type BuildInput, type PreviousBuild } from "./lerobot/build";
 
 // The dataset folder DATASETS_DIR/<repo_id> is a symbolic link to its current build under
 // DATASETS_DIR/.store/<dataset id>/builds/. A change (an episode added, deleted, restored, a task
@@ -96,7 +96,7 @@ export async function rebuildDataset(db: Db, { datasetId, settings, change, sign
         tools: mediaTools(settings),
         signal,
       });
-      await fs.writeFile(path.join(buildsDir, `${buildId}.manifest.json`), JSON.stringify(built.manifest));
+      await fs.writeFile(path.join(buildsDir, `${buildId}.manifest.json`), JSON.stringify({ videos: built.manifest, layout: built.layout }));
       // The swap: a new link beside the old, renamed over it.
       await fs.mkdir(path.dirname(link), { recursive: true });
       const tempLink = `${link}.${crypto.randomBytes(4).toString("hex")}.link`;
@@ -113,9 +113,13 @@ export async function rebuildDataset(db: Db, { datasetId, settings, change, sign
   }, TX_OPTIONS);
 }
 
-async function readManifest(buildsDir: string, buildId: string): Promise<{ dir: string; manifest: Record<string, string> } | null> {
+/** The build's manifest: `{ videos, layout }`, or the bare video map builds kept before layouts. */
+async function readManifest(buildsDir: string, buildId: string): Promise<PreviousBuild | null> {
   try {
-    return { dir: path.join(buildsDir, buildId), manifest: JSON.parse(await fs.readFile(path.join(buildsDir, `${buildId}.manifest.json`), "utf8")) };
+    const parsed = JSON.parse(await fs.readFile(path.join(buildsDir, `${buildId}.manifest.json`), "utf8"));
+    const dir = path.join(buildsDir, buildId);
+    if (parsed && typeof parsed.videos === "object" && typeof parsed.layout === "object") return { dir, manifest: parsed.videos, layout: parsed.layout };
+    return { dir, manifest: parsed };
   } catch {
     return null;
   }

@@ -96,12 +96,15 @@ describe("encoding episodes into a LeRobot v3.0 dataset", () => {
     expect(Object.keys(info.features)).toEqual(["action", "observation.state", "observation.images.front", "observation.images.wrist", "timestamp", "frame_index", "episode_index", "index", "task_index"]);
     expect(info.features["observation.images.front"]).toMatchObject({ dtype: "video", shape: [48, 64, 3], info: { "video.codec": "h264", "video.pix_fmt": "yuv420p", "video.fps": 30 } });
 
+    // Each episode was committed on its own, and an append never rewrites a file: the second
+    // episode's rows and video are in files of their own.
     const data = await readParquet(path.join(root, "data/chunk-000/file-000.parquet"));
     expect(data.columns).toEqual(["action", "observation.state", "timestamp", "frame_index", "episode_index", "index", "task_index"]);
-    expect(data.metadata.row_groups.map((g) => Number(g.num_rows))).toEqual([30, 21]);
-    expect(data.rows).toHaveLength(51);
-    expect(data.rows[30]).toMatchObject({ frame_index: 0n, episode_index: 1n, index: 30n, task_index: 1n });
-    expect(data.rows[50].timestamp).toBeCloseTo(20 / 30, 5);
+    expect(data.metadata.row_groups.map((g) => Number(g.num_rows))).toEqual([30]);
+    const appended = await readParquet(path.join(root, "data/chunk-000/file-001.parquet"));
+    expect(appended.rows).toHaveLength(21);
+    expect(appended.rows[0]).toMatchObject({ frame_index: 0n, episode_index: 1n, index: 30n, task_index: 1n });
+    expect(appended.rows[20].timestamp).toBeCloseTo(20 / 30, 5);
     expect((data.rows[0].action as number[]).length).toBe(6);
     const schemaTypes = Object.fromEntries(parquetSchema(data.metadata).children.map((c) => [c.element.name, c.children.length ? c.children[0].children[0].element.type : c.element.type]));
     expect(schemaTypes).toEqual({ action: "FLOAT", "observation.state": "FLOAT", timestamp: "FLOAT", frame_index: "INT64", episode_index: "INT64", index: "INT64", task_index: "INT64" });
@@ -110,8 +113,8 @@ describe("encoding episodes into a LeRobot v3.0 dataset", () => {
     expect(episodes.columns.slice(0, 11)).toEqual(["episode_index", "tasks", "length", "data/chunk_index", "data/file_index", "dataset_from_index", "dataset_to_index", "videos/observation.images.front/chunk_index", "videos/observation.images.front/file_index", "videos/observation.images.front/from_timestamp", "videos/observation.images.front/to_timestamp"]);
     expect(episodes.columns.at(-1)).toBe("meta/episodes/file_index");
     expect(episodes.columns).toContain("stats/observation.images.wrist/q99");
-    expect(episodes.rows[1]).toMatchObject({ episode_index: 1n, tasks: ["Place the cube"], length: 21n, dataset_from_index: 30n, dataset_to_index: 51n, "videos/observation.images.front/from_timestamp": 1, "stats/action/count": [21n] });
-    expect(episodes.rows[1]["videos/observation.images.front/to_timestamp"]).toBeCloseTo(51 / 30, 9);
+    expect(episodes.rows[1]).toMatchObject({ episode_index: 1n, tasks: ["Place the cube"], length: 21n, "data/file_index": 1n, dataset_from_index: 30n, dataset_to_index: 51n, "videos/observation.images.front/file_index": 1n, "videos/observation.images.front/from_timestamp": 0, "stats/action/count": [21n] });
+    expect(episodes.rows[1]["videos/observation.images.front/to_timestamp"]).toBeCloseTo(21 / 30, 9);
     expect((episodes.rows[0]["stats/observation.images.front/mean"] as number[][][]).map((c) => c[0].length)).toEqual([1, 1, 1]);
 
     const tasks = await readParquet(path.join(root, "meta/tasks.parquet"));
@@ -122,9 +125,11 @@ describe("encoding episodes into a LeRobot v3.0 dataset", () => {
     expect(stats.frame_index).toMatchObject({ min: [0], max: [29] });
 
     for (const camera of ["front", "wrist"]) {
-      const video = await probeFrames(path.join(root, `videos/observation.images.${camera}/chunk-000/file-000.mp4`));
-      expect(video).toMatchObject({ frames: 51, codec: "h264" });
-      expect(video.duration).toBeCloseTo(51 / 30, 1);
+      for (const [file, frames] of [["file-000", 30], ["file-001", 21]] as const) {
+        const video = await probeFrames(path.join(root, `videos/observation.images.${camera}/chunk-000/${file}.mp4`));
+        expect(video).toMatchObject({ frames, codec: "h264" });
+        expect(video.duration).toBeCloseTo(frames / 30, 1);
+      }
     }
   }, 120_000);
 

@@ -5,6 +5,7 @@ import path from "node:path";
 import { Readable } from "node:stream";
 import { Upload } from "@tus/server";
 import { afterAll, describe, expect, it } from "vitest";
+import { waitFor } from "../../tests/helpers/factories";
 import { buildEpisodeArchive } from "../../agent/archive";
 import type { EpisodeFile } from "../../agent/layout";
 import { ARCHIVE_FORMAT, CHECKSUMS_NAME } from "./edge.schemas";
@@ -17,7 +18,7 @@ import { EpisodeUploadStore } from "./episode-upload-store";
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-upload-store-"));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
-function files(dir: string): EpisodeFile[] {
+function files(dir: string, bigFrame = 70_000): EpisodeFile[] {
   fs.mkdirSync(dir, { recursive: true });
   const make = (rel: string, size: number): EpisodeFile => {
     const abs = path.join(dir, rel.replaceAll("/", "_"));
@@ -25,7 +26,7 @@ function files(dir: string): EpisodeFile[] {
     return { rel, abs, size, mtimeMs: 0 };
   };
   return [
-    make("images/front/episode-000000/frame-000000.png", 70_000),
+    make("images/front/episode-000000/frame-000000.png", bigFrame),
     make("images/front/episode-000000/frame-000001.png", 513),
     make("images/front/episode-000000/frame-000002.png", 0),
     make("data/episode-000000.jsonl", 4_000),
@@ -50,9 +51,9 @@ const patch = (store: EpisodeUploadStore, id: string, body: Buffer, from: number
     from,
   );
 
-async function setUp(name: string) {
+async function setUp(name: string, bigFrame?: number) {
   const repoId = `lab/${name}`;
-  const source = files(path.join(root, "source", name));
+  const source = files(path.join(root, "source", name), bigFrame);
   const archive = await buildEpisodeArchive({ repoId, episodeIndex: 0, mode: "edge", files: source });
   const body = await bytesOf(archive.range(0, archive.size));
   const raw = path.join(root, "raw", name);
@@ -78,7 +79,69 @@ describe("episode upload store", () => {
     const { files: count } = await new EpisodeUploadStore(options).commit(id);
     expect(count).toBe(source.length);
     for (const f of source) expect(fs.readFileSync(path.join(raw, f.rel)).equals(fs.readFileSync(f.abs))).toBe(true);
-    expect(fs.readdirSync(options.dir).filter((n) => n.startsWith(id))).toEqual([]);
+    // Only the record that it is done is left, until it expires.
+    expect(fs.readdirSync(options.dir).filter((n) => n.startsWith(id))).toEqual([`${id}.json`]);
+  });
+
+  it("saves its offset as bytes reach the disk, so a portal stopped mid-request resumes from what its files hold", async () => {
+    const { source, archive, body, raw, options, id } = await setUp("checkpoint", 6_000_000);
+    // A request that sends 4 MB and goes silent, as one whose portal process was killed: the
+    // store that received it is never heard from again.
+    const sent = 4_000_000;
+    const silent = Readable.from(
+      (async function* () {
+        for (let at = 0; at < sent; at += 65_536) yield body.subarray(at, Math.min(sent, at + 65_536));
+        await new Promise(() => {});
+      })(),
+    );
+    void new EpisodeUploadStore(options).write(silent, id, 0);
+    const restarted = new EpisodeUploadStore(options);
+    const { offset } = await waitFor(async () => {
+      const upload = await restarted.getUpload(id);
+      return upload.offset >= sent - 1024 * 1024 - 65_536 ? upload : null;
+    });
+    expect(offset).toBeLessThanOrEqual(sent);
+    const part = path.join(raw, "images", "front", "episode-000000", `frame-000000.png.part-${id}`);
+    const partStart = body.indexOf(fs.readFileSync(source[0].abs).subarray(0, 64));
+    await waitFor(async () => fs.statSync(part).size === sent - partStart);
+    // The restarted portal takes ten bytes where it counted: the bytes stored past the count are cut off.
+    expect(await patch(restarted, id, body, offset, offset + 10)).toBe(offset + 10);
+    expect(fs.statSync(part).size).toBe(offset + 10 - partStart);
+    expect(await patch(restarted, id, body, offset + 10, archive.size, 65_536)).toBe(archive.size);
+    await restarted.commit(id);
+    for (const f of source) expect(fs.readFileSync(path.join(raw, f.rel)).equals(fs.readFileSync(f.abs))).toBe(true);
+  });
+
+  it("lowers its offset to what a file holds when the disk lost bytes it had counted, and says so with 409", async () => {
+    const { source, archive, body, raw, options, id } = await setUp("lost");
+    expect(await patch(new EpisodeUploadStore(options), id, body, 0, 40_000)).toBe(40_000);
+    const part = path.join(raw, "images", "front", "episode-000000", `frame-000000.png.part-${id}`);
+    const partStart = 40_000 - fs.statSync(part).size;
+    fs.truncateSync(part, 10_000);
+    const restarted = new EpisodeUploadStore(options);
+    await expect(patch(restarted, id, body, 40_000, archive.size)).rejects.toMatchObject({ status_code: 409, body: expect.stringMatching(/holds \d+ bytes of this upload, fewer than the 40000/) });
+    const { offset } = await restarted.getUpload(id);
+    expect(offset).toBe(partStart + 10_000);
+    expect(await patch(restarted, id, body, offset, archive.size)).toBe(archive.size);
+    await restarted.commit(id);
+    for (const f of source) expect(fs.readFileSync(path.join(raw, f.rel)).equals(fs.readFileSync(f.abs))).toBe(true);
+  });
+
+  it("answers a finished upload as done; finishing it again is harmless, and it expires without its files", async () => {
+    const { source, archive, body, raw, options, id } = await setUp("finished");
+    expect(await patch(new EpisodeUploadStore(options), id, body, 0, archive.size)).toBe(archive.size);
+    // The portal stopped halfway through moving the files into place.
+    const first = path.join(raw, source[0].rel);
+    fs.renameSync(`${first}.part-${id}`, first);
+    const restarted = new EpisodeUploadStore(options);
+    expect(await restarted.commit(id)).toEqual({ files: source.length });
+    expect(await restarted.commit(id)).toEqual({ files: source.length });
+    expect((await restarted.getUpload(id)).offset).toBe(archive.size);
+    expect(await patch(restarted, id, body, archive.size, archive.size)).toBe(archive.size);
+    for (const f of source) expect(fs.readFileSync(path.join(raw, f.rel)).equals(fs.readFileSync(f.abs))).toBe(true);
+    expect(await new EpisodeUploadStore({ ...options, expireAfterMs: -1 }).deleteExpired()).toBeGreaterThanOrEqual(1);
+    expect(fs.existsSync(path.join(options.dir, `${id}.json`))).toBe(false);
+    for (const f of source) expect(fs.existsSync(path.join(raw, f.rel))).toBe(true);
   });
 
   it("fails the upload, naming the file, when bytes stored before a restart were damaged on disk", async () => {

@@ -20,20 +20,27 @@ import { MANIFEST_NAME, episodeManifestSchema, parseEntryPath, uploadMetadataSch
 // files into place.
 //
 // Per upload, in `dir`: <id>.json (size, metadata, bytes received), <id>.head (the manifest's
-// header and the manifest) and <id>.sums (the sums as they arrive). The offset is saved after
-// each PATCH; bytes after a crash that were written but not counted are simply written again.
+// header and the manifest) and <id>.sums (the sums as they arrive). The offset is saved as the
+// bytes reach the disk — every CHECKPOINT_BYTES while a request goes on, and when it ends — and
+// never past a write still on its way, so a portal process killed mid-request resumes from what
+// its files hold. Bytes written after the last count are cut off when the upload resumes, so the
+// files and the offset agree again. After the last byte the record stays (committed) until it
+// expires: an agent that missed the answer asks again and hears the upload is done.
 
 const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
+// How much may arrive between two saves of the offset: what a killed portal process receives again.
+const CHECKPOINT_BYTES = 1024 * 1024;
 const WRITE_BEHIND_BYTES = 32 * 1024 * 1024;
 // Files open at once for writes on their way: many tiny files must not use up descriptors (nor
 // keep many network chunks alive through their small pieces).
 const WRITE_BEHIND_FILES = 32;
 
-type Info = { id: string; size?: number; offset: number; metadata?: Record<string, string | null>; creation_date?: string };
+type Info = { id: string; size?: number; offset: number; metadata?: Record<string, string | null>; creation_date?: string; committed?: boolean; files?: number };
 
 /** A refusal tus sends as the response (status and body). */
 export type TusRefusal = { status_code: number; body: string };
 export const tusRefusal = (status: number, message: string): TusRefusal => ({ status_code: status, body: `${message}\n` });
+const isRefusal = (error: unknown): error is TusRefusal => typeof error === "object" && error !== null && "status_code" in error;
 const refusalFrom = (error: unknown): TusRefusal => (error instanceof AppError ? tusRefusal(error.status, error.message) : tusRefusal(400, (error as Error).message));
 
 /** Checks a manifest against the upload it came with: same episode, allowed names, no repeats, within the limit. */
@@ -137,7 +144,8 @@ export class EpisodeUploadStore extends DataStore {
     for (const name of await fs.promises.readdir(this.opts.dir)) {
       if (!name.endsWith(".json")) continue;
       const info = await this.readInfo(name.slice(0, -5)).catch(() => null);
-      if (!info || info.offset === info.size || !info.creation_date) continue;
+      // A complete upload not yet committed is left to the request finishing it.
+      if (!info || (info.offset === info.size && !info.committed) || !info.creation_date) continue;
       if (Date.now() - new Date(info.creation_date).getTime() < this.opts.expireAfterMs) continue;
       await this.remove(info.id).catch(() => {});
       removed++;
@@ -185,8 +193,38 @@ export class EpisodeUploadStore extends DataStore {
     return unpacking;
   }
 
+  /**
+   * Makes the files agree with the offset before more bytes come: bytes stored after the last
+   * count (a portal process killed mid-request) are cut off; a file holding less than was counted
+   * (the machine lost what it had not flushed) lowers the offset instead, answered with 409 so the
+   * agent asks again where the upload stands.
+   */
+  private async settle(info: Info, unpacking: Unpacking | null): Promise<void> {
+    if (info.size !== undefined && info.offset >= info.size) return;
+    let file = this.headPath(info.id);
+    let start = 0;
+    if (unpacking) {
+      const segment = unpacking.layout.segments[segmentAt(unpacking.layout, info.offset)];
+      if (!segment || segment.kind === "bytes") return;
+      file = segment.kind === "checksums" ? this.sumsPath(info.id) : this.partOf(unpacking.targets[segment.fileIndex], info.id);
+      start = segment.start;
+    }
+    const within = info.offset - start;
+    const held = await fs.promises.stat(file).then(
+      (s) => s.size,
+      () => 0,
+    );
+    if (held < within) {
+      await this.writeInfo({ ...info, offset: start + held });
+      throw tusRefusal(409, `The portal holds ${start + held} bytes of this upload, fewer than the ${info.offset} it had counted; ask again where it stands and resume from there`);
+    }
+    if (held > within) await fs.promises.truncate(file, within);
+  }
+
   async write(readable: Readable, id: string, offset: number): Promise<number> {
     const info = await this.readInfo(id);
+    // Finished already: tus lets only an empty request through, which finishes it again (harmless).
+    if (info.committed) return offset;
     let pos = offset;
     let unpacking: Unpacking | null = null;
     // Disk writes are not awaited one by one: up to WRITE_BEHIND_BYTES of them may be on their
@@ -197,10 +235,42 @@ export class EpisodeUploadStore extends DataStore {
     let failedAt = Infinity;
     let openFiles = 0;
     let writeError: unknown = null;
+    // File writes on their way, in the order they were started: the offset saved while the
+    // request goes on is the first of them not yet done, so it never counts a byte not on disk.
+    const inFlight: { at: number; isDone: boolean }[] = [];
+    let saved = offset;
+    let saving: Promise<void> | null = null;
+    let isEnded = false;
+    const checkpoint = () => {
+      if (saving || isEnded) return;
+      const at = Math.min(failedAt, inFlight.length ? inFlight[0].at : pos);
+      if (at - saved < CHECKPOINT_BYTES) return;
+      saving = this.writeInfo({ ...info, offset: at })
+        .then(
+          () => void (saved = at),
+          () => {}, // not saved this time: the next save, or the request's end, says it
+        )
+        .finally(() => {
+          saving = null;
+          checkpoint();
+        });
+    };
+    // No save may land after the request's own last word on the offset.
+    const endCheckpoints = async () => {
+      isEnded = true;
+      while (saving) await saving;
+    };
     const track = (done: Promise<unknown>, bytes: number, at: number) => {
+      const entry = at === Infinity ? null : { at, isDone: false };
+      if (entry) inFlight.push(entry);
       pending.push({
         done: done.then(
-          () => {},
+          () => {
+            if (!entry) return;
+            entry.isDone = true;
+            while (inFlight[0]?.isDone) inFlight.shift();
+            checkpoint();
+          },
           (error) => {
             failedAt = Math.min(failedAt, at);
             writeError ??= error;
@@ -235,10 +305,7 @@ export class EpisodeUploadStore extends DataStore {
     const madeDirs = new Set<string>();
     try {
       unpacking = await this.unpackingOf(info);
-      if (!unpacking) {
-        // Bytes saved past the counted offset (a crash mid-write) are sent again.
-        await fs.promises.truncate(this.headPath(id), pos);
-      }
+      await this.settle(info, unpacking);
       for await (const chunk of readable) {
         let rest = chunk as Buffer;
         while (rest.length) {
@@ -253,6 +320,7 @@ export class EpisodeUploadStore extends DataStore {
             await fs.promises.appendFile(this.headPath(id), take);
             pos += take.length;
             rest = rest.subarray(take.length);
+            checkpoint();
             if (known && pos === headEnd) unpacking = this.readManifest({ ...info, offset: pos }, await fs.promises.readFile(this.headPath(id)));
             continue;
           }
@@ -306,13 +374,17 @@ export class EpisodeUploadStore extends DataStore {
           }
           pos += piece.length;
           rest = rest.subarray(piece.length);
+          checkpoint();
         }
       }
       closeCurrent();
       await drainTo(0);
+      await endCheckpoints();
     } catch (error) {
       closeCurrent();
       await drainTo(0).catch(() => {});
+      await endCheckpoints();
+      if (isRefusal(error)) throw error;
       if (error instanceof AppError) {
         // The archive itself is bad: resuming cannot mend it. The client starts a new upload.
         await this.remove(id).catch(() => {});
@@ -343,16 +415,28 @@ export class EpisodeUploadStore extends DataStore {
     }
   }
 
-  /** After the last byte: moves every checked file into place and forgets the upload. */
-  async commit(id: string): Promise<{ manifest: EpisodeManifest; files: number }> {
+  /**
+   * After the last byte: moves every checked file into place and marks the upload committed (its
+   * record stays until it expires, so asking again says it is done). Committing again, or after
+   * a commit cut short, is harmless.
+   */
+  async commit(id: string): Promise<{ files: number }> {
     const info = await this.readInfo(id);
+    if (info.committed) return { files: info.files ?? 0 };
     const unpacking = await this.unpackingOf(info);
     if (!unpacking || info.offset !== info.size) throw new AppError("CONFLICT", "The upload is not complete yet");
-    for (const target of unpacking.targets) await fs.promises.rename(this.partOf(target, id), target);
+    for (const target of unpacking.targets) {
+      await fs.promises.rename(this.partOf(target, id), target).catch(async (error: NodeJS.ErrnoException) => {
+        // Moved by a commit the portal did not finish: while the upload is recorded, nothing
+        // else takes its parts away.
+        if (error.code === "ENOENT" && (await fs.promises.stat(target).then(() => true, () => false))) return;
+        throw error;
+      });
+    }
+    await this.writeInfo({ ...info, committed: true, files: unpacking.targets.length });
     await fs.promises.rm(this.headPath(id), { force: true });
     await fs.promises.rm(this.sumsPath(id), { force: true });
-    await fs.promises.rm(this.infoPath(id), { force: true });
     this.unpacking.delete(id);
-    return { manifest: unpacking.manifest, files: unpacking.targets.length };
+    return { files: unpacking.targets.length };
   }
 }

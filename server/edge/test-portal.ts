@@ -6,6 +6,10 @@ import * as episodes from "@/app/api/edge/episodes/route";
 import * as session from "@/app/api/edge/session/route";
 import * as uploadComplete from "@/app/api/compat/edge/upload-complete/route";
 import * as status from "@/app/api/compat/edge/status/[...repoId]/route";
+import * as pullManifest from "@/app/api/edge/models/[...ref]/route";
+import * as versionFile from "@/app/api/models/versions/[versionId]/files/[...path]/route";
+import * as agentConnect from "@/app/api/agents/connect/route";
+import * as agentMessages from "@/app/api/agents/messages/route";
 
 // The edge routes served by a plain Node HTTP server, for tests and the ingest benchmark: the
 // real route handlers, without building the whole portal. Prints "listening <port>" when ready.
@@ -19,6 +23,10 @@ function route(method: string, pathname: string): { handler: Handler; params: Re
     ["upload", /^\/api\/edge\/uploads\/([^/]+)$/, upload as unknown as Record<string, Handler>, (m) => ({ uploadId: decodeURIComponent(m[1]) })],
     ["episodes", /^\/api\/edge\/episodes$/, episodes as unknown as Record<string, Handler>, () => ({})],
     ["session", /^\/api\/edge\/session$/, session as unknown as Record<string, Handler>, () => ({})],
+    ["models", /^\/api\/edge\/models\/(.+)$/, pullManifest as unknown as Record<string, Handler>, (m) => ({ ref: m[1].split("/").map(decodeURIComponent) })],
+    ["version-file", /^\/api\/models\/versions\/([^/]+)\/files\/(.+)$/, versionFile as unknown as Record<string, Handler>, (m) => ({ versionId: decodeURIComponent(m[1]), path: m[2].split("/").map(decodeURIComponent) })],
+    ["agent-connect", /^\/api\/agents\/connect$/, agentConnect as unknown as Record<string, Handler>, () => ({})],
+    ["agent-messages", /^\/api\/agents\/messages$/, agentMessages as unknown as Record<string, Handler>, () => ({})],
     // next.config.ts rewrites /edge/* to /api/compat/edge/*.
     ["upload-complete", /^\/edge\/upload-complete$/, uploadComplete as unknown as Record<string, Handler>, () => ({})],
     ["status", /^\/edge\/status\/(.+)$/, status as unknown as Record<string, Handler>, (m) => ({ repoId: m[1].split("/").map(decodeURIComponent) })],
@@ -41,7 +49,10 @@ const server = http.createServer(async (req, res) => {
     const hasBody = req.method !== "GET" && req.method !== "HEAD";
     const headers = new Headers();
     for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(", ") : v);
-    const request = new Request(url, { method: req.method, headers, ...(hasBody ? { body: Readable.toWeb(req) as ReadableStream, duplex: "half" } : {}) } as RequestInit);
+    // Aborted when the client goes away, as Next does: a held stream (an agent's) must notice.
+    const gone = new AbortController();
+    res.on("close", () => gone.abort());
+    const request = new Request(url, { method: req.method, headers, signal: gone.signal, ...(hasBody ? { body: Readable.toWeb(req) as ReadableStream, duplex: "half" } : {}) } as RequestInit);
     const response = await found.handler(request, { params: Promise.resolve(found.params) });
     res.writeHead(response.status, Object.fromEntries(response.headers));
     if (response.body && req.method !== "HEAD") Readable.fromWeb(response.body as never).pipe(res);

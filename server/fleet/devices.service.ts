@@ -4,6 +4,7 @@ import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
 import { recordAudit } from "../audit/audit.service";
 import { env } from "../env";
+import { invalidVersionWarning } from "../models/version-warning";
 import { Prisma } from "../generated/prisma/client";
 import { sealCredential } from "../ssh/sealed-target";
 import { connectSsh, HostKeyChangedError } from "../ssh/ssh-client";
@@ -42,7 +43,7 @@ const summarySelect = {
   lastCheckAt: true,
   lastError: true,
   currentSha256: true,
-  currentVersion: { select: { id: true, modelId: true, number: true, model: { select: { name: true } } } },
+  currentVersion: { select: { id: true, modelId: true, number: true, status: true, error: true, model: { select: { name: true } } } },
 } satisfies Prisma.DeviceSelect;
 
 type SummaryRow = Prisma.DeviceGetPayload<{ select: typeof summarySelect }>;
@@ -52,6 +53,7 @@ function toSummary(row: SummaryRow, recentStates: DeviceSummary["recentStates"])
   return {
     ...rest,
     currentVersion: currentVersion ? { id: currentVersion.id, modelId: currentVersion.modelId, modelName: currentVersion.model.name, number: currentVersion.number } : null,
+    versionWarning: currentVersion ? invalidVersionWarning(currentVersion) : null,
     recentStates,
   };
 }

@@ -130,6 +130,8 @@ export const deviceSummarySchema = z.object({
   lastError: z.string().nullable(),
   currentSha256: z.string().nullable(),
   currentVersion: versionRefSchema,
+  /** Set when the version it runs was validated again and found invalid. */
+  versionWarning: z.string().nullable(),
   /** Oldest first: the last samples' states, for a small history strip. */
   recentStates: z.array(deviceStateSchema),
 });
@@ -144,6 +146,38 @@ export const healthSampleSchema = z.object({
   sha256: z.string().nullable(),
   latencyMs: z.number().nullable(),
   error: z.string().nullable(),
+});
+
+export type DeviceState = z.infer<typeof deviceStateSchema>;
+
+/** The windows a device's health chart offers, in hours (one hour to the fourteen days kept). */
+export const HEALTH_WINDOWS_HOURS = [1, 24, 24 * 7, 24 * 14] as const;
+export const deviceHealthHistoryInput = z.object({
+  deviceId: z.uuid(),
+  hours: z.literal(HEALTH_WINDOWS_HOURS).default(24),
+});
+
+export const deviceHealthHistorySchema = z.object({
+  from: z.date(),
+  to: z.date(),
+  /** Seconds each point stands for; a point covers every check in its bucket. */
+  bucketSec: z.number().int(),
+  /** How often the health rounds check a device, in seconds. */
+  intervalSec: z.number().int(),
+  /** Oldest first. */
+  points: z.array(
+    z.object({
+      at: z.date(),
+      checks: z.number().int(),
+      state: deviceStateSchema,
+      load1: z.number().nullable(),
+      memoryAvailableBytes: z.number().nullable(),
+      diskFreeBytes: z.number().nullable(),
+      /** How long the check took: the SSH answer, the probe and the health command. */
+      latencyMs: z.number().nullable(),
+      error: z.string().nullable(),
+    }),
+  ),
 });
 
 export const deviceHistoryItemSchema = z.object({

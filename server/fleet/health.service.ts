@@ -8,6 +8,7 @@ import { HostKeyChangedError } from "../ssh/ssh-client";
 import type { SshPool } from "../ssh/ssh-pool";
 import { probeDevice, sshTargetOf, versionOfSha } from "./device-probe";
 import type { DeviceFacts } from "./fleet.schemas";
+import { pruneHealthSamples } from "./health-history.service";
 
 // The scheduled health check: every device whose last check is older than
 // DEVICE_HEALTH_INTERVAL is probed over a kept-open connection and gets a sample:
@@ -15,23 +16,25 @@ import type { DeviceFacts } from "./fleet.schemas";
 //   degraded  reachable but the health command fails, the disk is nearly full, or the
 //             host key no longer matches (reachable, but not trusted) — always with the reason
 //   offline   no SSH connection
-// A device that goes offline raises an alert once, not on every check.
+// A device that goes offline raises an alert once, not on every check. Each check leaves a
+// sample (state, load, free memory and disk, how long it took, the reason) for the device's
+// health chart; every round prunes them (health-history.service.ts says how long they stay).
 
 const CONCURRENCY = 8;
 const LOW_DISK_BYTES = 200 * 1024 * 1024;
-const SAMPLES_KEPT_DAYS = 14;
 
-export async function checkDueDevices(db: Db, { pool, intervalSec = env().DEVICE_HEALTH_INTERVAL, now = new Date() }: { pool: SshPool; intervalSec?: number; now?: Date }): Promise<{ checked: number }> {
+/** One round over every device due a check (or only `orgId`'s), then the samples pruned. */
+export async function checkDueDevices(db: Db, { pool, intervalSec = env().DEVICE_HEALTH_INTERVAL, now = new Date(), orgId, keep }: { pool: SshPool; intervalSec?: number; now?: Date; orgId?: string; keep?: { days: number; perDevice: number } }): Promise<{ checked: number }> {
   // A little slack so a check scheduled on the minute is not skipped for being a second early.
   const cutoff = new Date(now.getTime() - intervalSec * 1000 + 2000);
-  const due = await db.device.findMany({ where: { OR: [{ lastCheckAt: null }, { lastCheckAt: { lt: cutoff } }] }, orderBy: { lastCheckAt: { sort: "asc", nulls: "first" } }, take: 500 });
+  const due = await db.device.findMany({ where: { ...(orgId ? { orgId } : {}), OR: [{ lastCheckAt: null }, { lastCheckAt: { lt: cutoff } }] }, orderBy: { lastCheckAt: { sort: "asc", nulls: "first" } }, take: 500 });
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(CONCURRENCY, due.length) }, async () => {
       while (next < due.length) await checkDevice(db, due[next++], pool).catch((error) => console.error(`Health check of a device failed: ${(error as Error).message}`));
     }),
   );
-  await db.deviceHealthSample.deleteMany({ where: { at: { lt: new Date(now.getTime() - SAMPLES_KEPT_DAYS * 86_400_000) } } });
+  await pruneHealthSamples(db, { deviceIds: due.map((d) => d.id), now, keep });
   return { checked: due.length };
 }
 
@@ -51,6 +54,8 @@ async function expectSshBanner(host: string, port: number, name: string, timeout
   });
   if (!ok) throw new AppError("INTERNAL", `${name} (${host}:${port}) did not answer as an SSH server; check that it is on and its sshd runs`);
 }
+
+const toBigInt = (n: number | null | undefined) => (n != null ? BigInt(Math.round(n)) : null);
 
 type DeviceRow = Awaited<ReturnType<Db["device"]["findFirstOrThrow"]>>;
 
@@ -90,7 +95,7 @@ export async function checkDevice(db: Db, device: DeviceRow, pool: SshPool): Pro
   const latencyMs = state === "offline" || state === "unknown" ? null : Date.now() - started;
   const version = facts ? await versionOfSha(db, device.orgId, sha) : null;
   await db.deviceHealthSample.create({
-    data: { orgId: device.orgId, deviceId: device.id, at: now, state, load1: facts?.load1 ?? null, diskFreeBytes: facts?.diskFreeBytes != null ? BigInt(Math.round(facts.diskFreeBytes)) : null, serviceState: facts?.serviceState ?? null, sha256: sha, versionId: version?.id ?? null, latencyMs, error },
+    data: { orgId: device.orgId, deviceId: device.id, at: now, state, load1: facts?.load1 ?? null, diskFreeBytes: toBigInt(facts?.diskFreeBytes), memoryAvailableBytes: toBigInt(facts?.memoryAvailableBytes), serviceState: facts?.serviceState ?? null, sha256: sha, versionId: version?.id ?? null, latencyMs, error },
   });
   await db.device.update({
     where: { id: device.id },

@@ -113,7 +113,25 @@ export const trainingRunJob = defineJob({
   maxAttempts: 5,
 });
 
-export const jobCatalog = [selftestJob, fetchModelJob, validateModelJob, deployEndpointJob, encodeEpisodeJob, deployDeviceJob, importDatasetJob, trainingRunJob] as const;
+/** Brings home a checkpoint a run saved before its last (checkpoints/<step>) and registers it. */
+export const trainingCheckpointJob = defineJob({
+  name: "training.checkpoint",
+  title: "Bring a checkpoint home",
+  payload: z.object({ runId: z.uuid(), step: z.number().int().min(1) }),
+  // Files already home are not fetched again, so a retry goes on where the last stopped.
+  maxAttempts: 3,
+});
+
+/** Scores a dataset's current build on the DataBench metrics and stores the report. */
+export const evaluateDatasetJob = defineJob({
+  name: "datasets.evaluate",
+  title: "Score dataset",
+  payload: z.object({ evaluationId: z.uuid() }),
+  // A scoring reads only; a retry starts it again from the build.
+  maxAttempts: 2,
+});
+
+export const jobCatalog = [selftestJob, fetchModelJob, validateModelJob, deployEndpointJob, encodeEpisodeJob, deployDeviceJob, importDatasetJob, trainingRunJob, trainingCheckpointJob, evaluateDatasetJob] as const;
 
 export type JobName = (typeof jobCatalog)[number]["name"];
 

@@ -23,6 +23,8 @@ export class RealtimeHub {
   private isStopped = false;
   private reconnectAttempt = 0;
   private connecting: Promise<void> | null = null;
+  /** LISTENs sent on a connection already open, not yet confirmed. */
+  private readonly listening = new Set<Promise<unknown>>();
 
   /** `jobEvents: false` for a process that only wants other channels (the model server). */
   constructor(private readonly opts: { url: string; db: Db; log?: (m: string) => void; jobEvents?: boolean }) {}
@@ -48,7 +50,11 @@ export class RealtimeHub {
     if (!set) {
       this.channels.set(channel, (set = new Set()));
       const client = this.client;
-      if (client) client.query(`LISTEN ${channel}`).catch((error: Error) => this.handleDrop(client, error));
+      if (client) {
+        const sent: Promise<unknown> = client.query(`LISTEN ${channel}`).catch((error: Error) => this.handleDrop(client, error));
+        this.listening.add(sent);
+        void sent.finally(() => this.listening.delete(sent));
+      }
     }
     set.add(listener);
     void this.ensureConnected();
@@ -66,11 +72,16 @@ export class RealtimeHub {
     return n;
   }
 
-  /** Resolves once the LISTEN is in place (subscribers replay from the database anyway). */
-  ensureConnected(): Promise<void> {
-    if (this.client || this.isStopped) return Promise.resolve();
-    this.connecting ??= this.connect().finally(() => (this.connecting = null));
-    return this.connecting;
+  /**
+   * Resolves once every LISTEN asked for so far is in place: a notification sent after this
+   * reaches its listener (subscribers replay from the database anyway).
+   */
+  async ensureConnected(): Promise<void> {
+    if (!this.client && !this.isStopped) {
+      this.connecting ??= this.connect().finally(() => (this.connecting = null));
+      await this.connecting;
+    }
+    if (this.listening.size > 0) await Promise.all(this.listening);
   }
 
   private async connect(): Promise<void> {

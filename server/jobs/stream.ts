@@ -17,7 +17,7 @@ export interface StreamOptions {
    * from the database instead, so a slow reader costs no memory and loses nothing.
    */
   maxBuffered: number;
-  /** Asked every 30 s while the stream is open; a `false` ends it (e.g. the member was removed). */
+  /** Asked once listening, then every 30 s while the stream is open; a `false` ends it (e.g. the member was removed). */
   isStillAllowed?: () => Promise<boolean>;
   /**
    * Subscribes to "the caller's access may have changed" (a sign-out, a revoked token, a removed
@@ -98,7 +98,9 @@ async function* follow(
     notify();
   });
   signal.addEventListener("abort", notify, { once: true });
-  let nextCheck = Date.now() + RECHECK_MS;
+  // The first check comes once the hub listens, so a change made between the caller's
+  // authentication and then is not missed; later ones every 30 s or when told.
+  let nextCheck = 0;
   const stopWatching = opts.watchAccess?.(() => {
     nextCheck = 0;
     notify();

@@ -75,16 +75,28 @@ export const addVersionFromHubInput = z.object({
   token: z.string().trim().min(1).max(500).optional(),
   dims: dimsSchema,
 });
+/** The largest test vector, as JSON: in a request, beside an upload, or in a session. */
+export const MAX_TEST_VECTOR_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Known inputs, and optionally the outputs they should give, in any form test-vector.ts reads:
+ * { inputs: { name: nested arrays or { shape, data } }, outputs?, tolerance? }, or the Open
+ * Inference Protocol's { inputs: [{ name, shape, datatype, data }] }. Checked against the model
+ * by the service.
+ */
+export const testVectorInputSchema = z
+  .json()
+  .refine((v) => JSON.stringify(v).length <= MAX_TEST_VECTOR_BYTES, "A test vector is at most 16 MiB of JSON; use fewer or smaller arrays");
+
 export const revalidateInput = z.object({
   versionId: z.uuid(),
   dims: dimsSchema,
   runs: z.number().int().min(1).max(10_000).optional(),
-  /** Known inputs and the outputs they should give: { inputs: { name: nested arrays }, outputs: {...}, tolerance? }. */
-  testVector: z
-    .json()
-    .optional()
-    .refine((v) => v === undefined || JSON.stringify(v).length <= 16 * 1024 * 1024, "A test vector is at most 16 MiB of JSON; use fewer or smaller arrays"),
+  testVector: testVectorInputSchema.optional(),
 });
+
+/** The optional JSON body that starts a resumable upload. */
+export const startUploadBodySchema = z.object({ testVector: testVectorInputSchema.optional() });
 
 export const uploadQuerySchema = z.object({
   sha256: sha256Schema.optional(),

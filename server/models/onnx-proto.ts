@@ -123,6 +123,7 @@ message OperatorSetIdProto {
 
 const root = protobuf.parse(onnxProto, { keepCase: true }).root;
 const ModelProto = root.lookupType("onnx.ModelProto");
+const ValueInfoProto = root.lookupType("onnx.ValueInfoProto");
 
 // Plain-object shapes of the decoded messages (int64 as number, bytes as Uint8Array).
 export type OnnxEntry = { key?: string; value?: string };
@@ -183,6 +184,12 @@ export type OnnxModel = {
 export function decodeModel(bytes: Uint8Array): OnnxModel {
   const message = ModelProto.decode(bytes);
   return ModelProto.toObject(message, { longs: Number, enums: Number, arrays: false, defaults: false }) as OnnxModel;
+}
+
+/** Decodes one graph input or output (a ValueInfoProto); throws protobufjs's error on bad bytes. */
+export function decodeValueInfo(bytes: Uint8Array): OnnxValueInfo {
+  const message = ValueInfoProto.decode(bytes);
+  return ValueInfoProto.toObject(message, { longs: Number, enums: Number, arrays: false, defaults: false }) as OnnxValueInfo;
 }
 
 /** Encodes a model given as a plain object (the shape decodeModel returns). */

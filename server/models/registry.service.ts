@@ -21,8 +21,11 @@ import type {
   VersionSource,
   ModelVersionView,
 } from "./models.schemas";
+import { readSignature, SignatureReader } from "./onnx-signature";
 import { sealToken } from "./sources.service";
 import { toPublicSource, toUrlSource } from "./source-url";
+import { parseTestVector, prepareTestVector } from "./test-vector";
+import { signatureSchema, type Signature } from "./validation.schemas";
 
 // The model registry: models, and their numbered, immutable versions. Adding a version
 // creates it and enqueues the job that brings it in (fetch) or checks it (validate) in one
@@ -36,6 +39,26 @@ export class UploadTooLargeError extends AppError {
   constructor(maxBytes: number) {
     super("PAYLOAD_TOO_LARGE", `The model file is larger than the ${formatBytes(maxBytes)} MODEL_MAX_UPLOAD_BYTES allows; nothing was stored. Ask an administrator to raise MODEL_MAX_UPLOAD_BYTES, or fetch it from a URL or hub`);
   }
+}
+
+/** A test vector refused when it was given: nothing was stored or changed (400). */
+export class TestVectorRefusedError extends AppError {
+  constructor(what: string, problems: string[], outcome: string) {
+    super("BAD_REQUEST", `The test vector ${what}: ${problems.join("; ")}. ${outcome}`);
+  }
+}
+
+/**
+ * Checks a test vector as it is given: its form on its own, then against the model's declared
+ * inputs and outputs when they are known (`signature` null: the file is not a model whose
+ * inputs can be read, and its validation will say so; the vector is then only read).
+ */
+function checkTestVector(raw: unknown, signature: Signature | null, { modelLabel, outcome }: { modelLabel: string; outcome: string }): void {
+  const parsed = parseTestVector(raw);
+  if (!parsed.vector) throw new TestVectorRefusedError("cannot be read", parsed.problems, outcome);
+  if (!signature) return;
+  const prepared = prepareTestVector(raw, signature);
+  if (!prepared.vector) throw new TestVectorRefusedError(`does not fit ${modelLabel}`, prepared.problems, outcome);
 }
 
 /**
@@ -213,30 +236,54 @@ const jobOpts = (tx: Tx, actor: OrgActor) => ({ tx, orgId: actor.orgId, createdB
 
 /**
  * Streams an uploaded file into the blob store (never into memory), checks the sender's
- * sha256 when given, and adds it as a version waiting for validation.
+ * sha256 when given, and adds it as a version waiting for validation. A test vector given
+ * with it is read before the file and checked against the model's inputs as the last bytes
+ * arrive, before the file is stored: a vector that does not fit stores and adds nothing.
  */
 export async function addVersionFromUpload(
   db: Db,
-  { actor, modelId, body, blobs, maxBytes, sha256, filename, dims, signal }: Actor & { modelId: string; body: BlobSource; blobs: BlobStore; maxBytes: number; sha256?: string; filename?: string; dims: Record<string, number>; signal?: AbortSignal },
+  {
+    actor,
+    modelId,
+    body,
+    blobs,
+    maxBytes,
+    sha256,
+    filename,
+    dims,
+    testVector,
+    signal,
+  }: Actor & { modelId: string; body: BlobSource; blobs: BlobStore; maxBytes: number; sha256?: string; filename?: string; dims: Record<string, number>; testVector?: unknown; signal?: AbortSignal },
 ): Promise<{ versionId: string; number: number; jobId: string }> {
   await findModel(db, actor.orgId, modelId);
+  const refused = "Nothing was stored; send the model again with a vector that fits, or without one";
+  if (testVector !== undefined) checkTestVector(testVector, null, { modelLabel: "the model", outcome: refused });
+  const signature = testVector === undefined ? null : new SignatureReader();
   let received = 0;
   async function* limited() {
     for await (const chunk of body as AsyncIterable<Uint8Array>) {
       received += chunk.length;
       if (received > maxBytes) throw new UploadTooLargeError(maxBytes);
+      signature?.push(chunk);
       yield chunk;
     }
+    // Thrown before the store has the whole file, so a vector that does not fit stores nothing.
+    const read = signature?.finish();
+    if (read && "signature" in read) checkTestVector(testVector, read.signature, { modelLabel: "the uploaded model", outcome: refused });
   }
   const blob = await blobs.put(limited(), { expectedSha256: sha256, signal });
   if (blob.bytes === 0) throw new AppError("BAD_REQUEST", "The upload was empty; send the ONNX file as the request body");
+  // The vector goes to the blob store, not the job's payload: it may be megabytes.
+  const testVectorSha256 = testVector === undefined ? undefined : (await putJson(blobs, testVector)).sha256;
   return createVersion(db, actor, modelId, {
     source: { kind: "upload", ...(filename ? { filename } : {}) },
     status: "validating",
     blob,
-    job: (tx, versionId) => enqueue(validateModelJob, { versionId, dims }, jobOpts(tx, actor)),
+    job: (tx, versionId) => enqueue(validateModelJob, { versionId, dims, testVectorSha256 }, jobOpts(tx, actor)),
   });
 }
+
+const putJson = (blobs: BlobStore, value: unknown) => blobs.put(Readable.from([Buffer.from(JSON.stringify(value))]));
 
 export async function addVersionFromUrl(db: Db, { actor, input }: Actor & { input: Input<typeof addVersionFromUrlInput> }): Promise<{ versionId: string; number: number; jobId: string }> {
   // Refused at once when the address is one Gantry does not fetch from; the fetch checks again
@@ -270,14 +317,26 @@ export async function addVersionFromHub(
   }
 }
 
-/** Validates a version again (other dimensions, more runs); its file does not change. */
+/**
+ * Validates a version again (other dimensions, more runs, a test vector); its file does not
+ * change. A test vector is checked against the version's inputs first: one that does not fit
+ * is refused (400) with nothing changed, the version keeping its status and report.
+ */
 export async function revalidateVersion(db: Db, { actor, input, blobs }: Actor & { input: Input<typeof revalidateInput>; blobs: BlobStore }): Promise<{ versionId: string; jobId: string }> {
-  await findVersion(db, actor.orgId, input.versionId);
-  // The vector goes to the blob store, not the job's payload: it may be megabytes.
-  const testVectorSha256 = input.testVector === undefined ? undefined : (await blobs.put(Readable.from([Buffer.from(JSON.stringify(input.testVector))]))).sha256;
+  const found = await findVersion(db, actor.orgId, input.versionId);
+  const label = `version ${found.number} of ${found.model.name}`;
+  let testVectorSha256: string | undefined;
+  if (input.testVector !== undefined) {
+    if (!found.sha256) throw noFileYet(found.number, found.model.name);
+    const stored = signatureSchema.safeParse(found.signature);
+    // Versions whose validation never read the file (it timed out, say) have no stored signature: read it from the file.
+    const read = stored.success ? { signature: stored.data } : await readSignature(await blobs.get(found.sha256));
+    checkTestVector(input.testVector, "signature" in read ? read.signature : null, { modelLabel: label, outcome: `Nothing was changed: ${label} keeps its status and report` });
+    testVectorSha256 = (await putJson(blobs, input.testVector)).sha256;
+  }
   return db.$transaction(async (tx) => {
     const version = await findVersion(tx, actor.orgId, input.versionId);
-    if (!version.sha256) throw new AppError("CONFLICT", `Version ${version.number} of ${version.model.name} has no file yet; wait for its download to finish, or add it again`);
+    if (!version.sha256) throw noFileYet(version.number, version.model.name);
     if (version.status === "validating" && version.jobId) {
       const job = await tx.job.findUnique({ where: { id: version.jobId }, select: { status: true } });
       if (job && (job.status === "queued" || job.status === "running")) throw new AppError("CONFLICT", `Version ${version.number} of ${version.model.name} is being validated already; wait for it to finish`);
@@ -288,3 +347,5 @@ export async function revalidateVersion(db: Db, { actor, input, blobs }: Actor &
     return { versionId: version.id, jobId };
   });
 }
+
+const noFileYet = (number: number, model: string) => new AppError("CONFLICT", `Version ${number} of ${model} has no file yet; wait for its download to finish, or add it again`);

@@ -7,6 +7,7 @@ import { blobStore } from "../storage/blobs";
 import { POST as uploadVersion } from "../../app/api/models/[modelId]/versions/route";
 import { POST as startUpload } from "../../app/api/models/[modelId]/uploads/route";
 import { DELETE as cancelUpload, GET as uploadStatus, PUT as putChunk } from "../../app/api/models/[modelId]/uploads/[uploadId]/route";
+import { buildMlp } from "../../tests/helpers/onnx-models";
 import { createModel } from "./registry.service";
 
 const db = testDb();
@@ -26,8 +27,18 @@ beforeAll(async () => {
 });
 
 const base = (id = modelId) => `http://localhost/api/models/${id}/uploads`;
-async function start(total: number, query = "", headers = auth) {
-  return startUpload(new Request(`${base()}${query}`, { method: "POST", headers: { ...headers, "upload-length": String(total) } }), { params: Promise.resolve({ modelId }) });
+async function start(total: number, query = "", headers = auth, testVector?: unknown) {
+  const body = testVector === undefined ? {} : { body: JSON.stringify({ testVector }), headers: { ...headers, "upload-length": String(total), "content-type": "application/json" } };
+  return startUpload(new Request(`${base()}${query}`, { method: "POST", headers: { ...headers, "upload-length": String(total) }, ...body }), { params: Promise.resolve({ modelId }) });
+}
+/** The vector blob a version's validate job was given, read back. */
+async function vectorOf(versionId: string): Promise<unknown> {
+  const version = await db.modelVersion.findUniqueOrThrow({ where: { id: versionId } });
+  const { testVectorSha256 } = (await db.job.findUniqueOrThrow({ where: { id: version.jobId! } })).payload as { testVectorSha256?: string };
+  if (!testVectorSha256) return undefined;
+  const chunks: Buffer[] = [];
+  for await (const chunk of await blobStore().get(testVectorSha256)) chunks.push(chunk as Buffer);
+  return JSON.parse(Buffer.concat(chunks).toString("utf8"));
 }
 const piece = (uploadId: string, content: Buffer, start: number, end: number, headers = auth) =>
   putChunk(new Request(`${base()}/${uploadId}`, { method: "PUT", headers: { ...headers, "content-range": `bytes ${start}-${end}/${content.length}` }, body: new Uint8Array(content.subarray(start, end + 1)) }), {
@@ -80,6 +91,28 @@ describe("resumable model uploads", () => {
     expect((await status(uploadId)).status).toBe(404);
   });
 
+  it("takes a test vector at the start, checks its form then and its fit once the model has arrived", async () => {
+    const mlp = buildMlp(`batch_${crypto.randomUUID().slice(0, 8)}`);
+    const testVector = { inputs: [{ name: "x", shape: [1, 4], datatype: "FP32", data: [1, 2, 3, 4] }] };
+    const { uploadId } = await (await start(mlp.length, "", auth, testVector)).json();
+    expect((await piece(uploadId, mlp, 0, 99)).status).toBe(200);
+    const last = await piece(uploadId, mlp, 100, mlp.length - 1);
+    expect(last.status).toBe(201);
+    expect(await vectorOf((await last.json()).versionId)).toEqual(testVector);
+
+    const unreadable = await start(mlp.length, "", auth, { inputs: { x: [[1, 2], [3]] } });
+    expect(unreadable.status).toBe(400);
+    expect((await unreadable.json()).error.message).toBe('The test vector cannot be read: Input "x" is ragged: rows at one depth differ in length. No upload was started');
+
+    const other = buildMlp(`batch_${crypto.randomUUID().slice(0, 8)}`);
+    const misfit = await (await start(other.length, "", auth, { inputs: { x: [[1, 2, 3]] } })).json();
+    const refused = await piece(misfit.uploadId, other, 0, other.length - 1);
+    expect(refused.status).toBe(400);
+    expect((await refused.json()).error.message).toMatch(/^The test vector does not fit the uploaded model: Input "x" has shape \[batch_\w+, 4\] in the model, so axis 1 must be 4, but the test vector gives 3/);
+    expect(await blobStore().has(sha(other))).toBe(false);
+    expect((await status(misfit.uploadId)).status).toBe(404);
+  });
+
   it("cancels an upload, and keeps other organisations out", async () => {
     const { uploadId } = await (await start(10)).json();
     expect((await start(10, "", otherAuth)).status).toBe(404);
@@ -115,6 +148,28 @@ describe("one-shot model upload", () => {
     const tooBig = await post(id, content, { ...auth, "content-length": String(10 * 1024 ** 4) });
     expect(tooBig.status).toBe(413);
     expect((await tooBig.json()).error.message).toMatch(/MODEL_MAX_UPLOAD_BYTES/);
+
+    // A test vector first, Test-Vector-Length bytes of JSON, then the model.
+    const mlp = buildMlp(`batch_${crypto.randomUUID().slice(0, 8)}`);
+    const vector = Buffer.from(JSON.stringify({ inputs: { x: { shape: [2, 4], data: [1, 2, 3, 4, 5, 6, 7, 8] } } }));
+    const both = Buffer.concat([vector, mlp]);
+    const split = new ReadableStream({ start(c) { c.enqueue(both.subarray(0, 10)); c.enqueue(both.subarray(10, vector.length + 7)); c.enqueue(both.subarray(vector.length + 7)); c.close(); } });
+    const withVector = await post(id, split, { ...auth, "test-vector-length": String(vector.length) }, `?sha256=${sha(mlp)}`);
+    expect(withVector.status).toBe(201);
+    const added = await withVector.json();
+    expect((await db.modelVersion.findUniqueOrThrow({ where: { id: added.versionId } })).sha256).toBe(sha(mlp));
+    expect(await vectorOf(added.versionId)).toEqual(JSON.parse(vector.toString()));
+
+    const other = buildMlp(`batch_${crypto.randomUUID().slice(0, 8)}`);
+    const misfit = Buffer.from(JSON.stringify({ inputs: { x: [[1, 2, 3, 4]], mask: [1] } }));
+    const refused = await post(id, new Uint8Array(Buffer.concat([misfit, other])), { ...auth, "test-vector-length": String(misfit.length) });
+    expect(refused.status).toBe(400);
+    expect((await refused.json()).error.message).toMatch(/^The test vector does not fit the uploaded model: Input "mask" is not one of the model's inputs \("x"\)\. Nothing was stored/);
+    expect(await blobStore().has(sha(other))).toBe(false);
+    const notJson = await post(id, new Uint8Array(Buffer.concat([Buffer.from("{nope"), other])), { ...auth, "test-vector-length": "5" });
+    expect(notJson.status).toBe(400);
+    expect((await notJson.json()).error.message).toMatch(/^The first 5 bytes of the body \(Test-Vector-Length\) are not JSON/);
+    expect((await post(id, new Uint8Array(other), { ...auth, "test-vector-length": "lots" })).status).toBe(400);
 
     const viewer = await createApiToken(db, { actor: await addMember(db, orgId, "viewer"), input: { name: "reader", scopes: ["read"] } });
     expect((await post(id, content, { authorization: `Bearer ${viewer.token}` })).status).toBe(403);

@@ -9,14 +9,16 @@ import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
 import type { BlobSource, BlobStore } from "../storage/blob-store";
 import { sha256Schema } from "../storage/blob-store";
-import { dimsSchema } from "./models.schemas";
-import { addVersionFromUpload, UploadTooLargeError } from "./registry.service";
+import { dimsSchema, MAX_TEST_VECTOR_BYTES } from "./models.schemas";
+import { addVersionFromUpload, TestVectorRefusedError, UploadTooLargeError } from "./registry.service";
+import { parseTestVector } from "./test-vector";
 
 // Resumable uploads for multi-gigabyte models: a session is a directory under
 // GANTRY_HOME/uploads/models/<id> holding what arrived so far; each PUT carries
 // `Content-Range: bytes <start>-<end>/<total>` and is written at its offset, so a client that
 // lost its connection asks how much arrived and sends the rest. The last byte turns the
-// session into a version. Sessions untouched for a day are swept.
+// session into a version. Sessions untouched for a day are swept. A test vector given at the
+// start is kept beside the bytes (vector.json) and checked against the model at the end.
 
 const SESSION_TTL_MS = 24 * 60 * 60 * 1000;
 const LOCK_STALE_MS = 15 * 60 * 1000;
@@ -29,6 +31,7 @@ const sessionSchema = z.object({
   sha256: sha256Schema.optional(),
   filename: z.string().max(500).optional(),
   dims: dimsSchema,
+  hasTestVector: z.boolean().default(false),
   createdAt: z.string(),
 });
 type Session = z.infer<typeof sessionSchema>;
@@ -51,18 +54,32 @@ const sessionDir = (root: string, uploadId: string) => path.join(root, z.uuid().
 
 export async function startUpload(
   deps: UploadDeps,
-  { actor, modelId, total, sha256, filename, dims }: { actor: OrgActor; modelId: string; total: number; sha256?: string; filename?: string; dims: Record<string, number> },
+  {
+    actor,
+    modelId,
+    total,
+    sha256,
+    filename,
+    dims,
+    testVector,
+  }: { actor: OrgActor; modelId: string; total: number; sha256?: string; filename?: string; dims: Record<string, number>; testVector?: unknown },
 ): Promise<UploadStatus> {
   const model = await deps.db.model.findFirst({ where: { id: modelId, orgId: actor.orgId } });
   if (!model) throw new AppError("NOT_FOUND", "There is no such model in this organisation; it may have been deleted");
   if (!Number.isSafeInteger(total) || total < 1) throw new AppError("BAD_REQUEST", "Say how large the file is with an Upload-Length header (bytes, at least 1)");
   if (total > deps.maxBytes) throw new UploadTooLargeError(deps.maxBytes);
+  // Its form is checked now; whether it fits the model, once the model has arrived.
+  if (testVector !== undefined) {
+    const parsed = parseTestVector(testVector);
+    if (!parsed.vector) throw new TestVectorRefusedError("cannot be read", parsed.problems, "No upload was started");
+  }
   await sweepExpired(deps.root);
   const uploadId = crypto.randomUUID();
   const dir = sessionDir(deps.root, uploadId);
   await fsp.mkdir(dir, { recursive: true });
-  const session: Session = { orgId: actor.orgId, modelId, userId: actor.userId, total, sha256, filename, dims, createdAt: new Date().toISOString() };
+  const session: Session = { orgId: actor.orgId, modelId, userId: actor.userId, total, sha256, filename, dims, hasTestVector: testVector !== undefined, createdAt: new Date().toISOString() };
   await fsp.writeFile(path.join(dir, "data"), "");
+  if (testVector !== undefined) await fsp.writeFile(path.join(dir, "vector.json"), JSON.stringify(testVector));
   await fsp.writeFile(path.join(dir, "session.json"), JSON.stringify(session));
   return { uploadId, received: 0, total };
 }
@@ -144,18 +161,61 @@ export async function putUploadChunk(
         sha256: session.sha256,
         filename: session.filename,
         dims: session.dims,
+        testVector: session.hasTestVector ? JSON.parse(await fsp.readFile(path.join(dir, "vector.json"), "utf8")) : undefined,
         signal,
       });
       await fsp.rm(dir, { recursive: true, force: true });
       return { status: { uploadId, received: now, total: session.total }, version };
     } catch (error) {
       // A checksum mismatch means the bytes are wrong somewhere: start over rather than resume.
-      if (error instanceof AppError && /damaged/.test(error.message)) await fsp.rm(dir, { recursive: true, force: true });
+      // A vector that does not fit the model cannot be mended in this session either.
+      if (error instanceof TestVectorRefusedError || (error instanceof AppError && /damaged/.test(error.message))) await fsp.rm(dir, { recursive: true, force: true });
       throw error;
     }
   } finally {
     await release();
   }
+}
+
+/** Parses the Test-Vector-Length header of a one-shot upload: null when absent. */
+export function parseTestVectorLength(header: string | null): number | null {
+  if (header === null) return null;
+  const length = /^\d{1,9}$/.test(header.trim()) ? Number(header.trim()) : Number.NaN;
+  if (!(length >= 1 && length <= MAX_TEST_VECTOR_BYTES)) {
+    throw new AppError("BAD_REQUEST", `Test-Vector-Length must be the byte length of the JSON test vector that starts the body, from 1 to ${MAX_TEST_VECTOR_BYTES}; it is ${JSON.stringify(header)}`);
+  }
+  return length;
+}
+
+/**
+ * Splits a one-shot upload's body into the JSON test vector it starts with (`length` bytes, as
+ * Test-Vector-Length says) and the model's bytes after it, which stream on unread.
+ */
+export async function splitTestVector(body: AsyncIterable<Uint8Array>, length: number): Promise<{ testVector: unknown; model: AsyncIterable<Uint8Array> }> {
+  const iterator = body[Symbol.asyncIterator]();
+  const parts: Uint8Array[] = [];
+  let have = 0;
+  let leftover: Uint8Array | null = null;
+  while (have < length) {
+    const next = await iterator.next();
+    if (next.done) throw new AppError("BAD_REQUEST", `The body ended after ${have} bytes, inside the ${length}-byte test vector Test-Vector-Length announced; send the vector's JSON, then the model`);
+    const chunk = next.value;
+    const need = length - have;
+    parts.push(chunk.length > need ? chunk.subarray(0, need) : chunk);
+    if (chunk.length > need) leftover = chunk.subarray(need);
+    have += Math.min(chunk.length, need);
+  }
+  let testVector: unknown;
+  try {
+    testVector = JSON.parse(Buffer.concat(parts).toString("utf8"));
+  } catch {
+    throw new AppError("BAD_REQUEST", `The first ${length} bytes of the body (Test-Vector-Length) are not JSON; send the test vector's JSON first, then the model's bytes`);
+  }
+  async function* model() {
+    if (leftover?.length) yield leftover;
+    for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
+  }
+  return { testVector, model: model() };
 }
 
 export async function cancelUpload(deps: UploadDeps, { actor, modelId, uploadId }: { actor: OrgActor; modelId: string; uploadId: string }): Promise<void> {

@@ -9,6 +9,7 @@ import {
   buildExternalDataModel,
   buildFutureModel,
   buildGarbage,
+  buildLookupModel,
   buildMixedTypesModel,
   buildMlp,
   buildTruncatedModel,
@@ -117,41 +118,77 @@ describe("validateOnnxFile with a test vector", () => {
     expect(report.maxAbsDiff!).toBeLessThan(1e-5);
   });
 
-  it("reports the difference from wrong outputs, and fails past the tolerance", async () => {
+  it("reports the difference from wrong outputs, and fails the vector — not the model — past the tolerance", async () => {
     const wrong = expected.map((row) => row.map((v, i) => (i === 1 ? v + 0.5 : v)));
     const report = await validateOnnxFile({ ...base, file: writeModel(buildMlp()), testVector: { inputs: { x }, outputs: { y: wrong } } });
     expect(report.ok).toBe(true);
     expect(report.maxAbsDiff).toBeCloseTo(0.5, 4);
+    expect(report.testVector).toMatchObject({ ok: true, tolerance: null, problems: [] });
     const strict = await validateOnnxFile({ ...base, file: writeModel(buildMlp()), testVector: { inputs: { x }, outputs: { y: wrong }, tolerance: 0.01 } });
-    expect(strict.ok).toBe(false);
-    expect(strict.problems[0]).toMatch(/more than the tolerance of 0\.01/);
+    expect(strict.ok).toBe(true);
+    expect(strict.problems).toEqual([]);
+    expect(strict.testVector).toMatchObject({ ok: false, tolerance: 0.01, problems: [expect.stringMatching(/more than the tolerance of 0\.01/)] });
+    expect(strict.testVector!.maxAbsDiff).toBeCloseTo(0.5, 4);
   });
 
-  it("names a missing input, an unknown input and an unknown output", async () => {
+  it("takes the Open Inference Protocol form, with expected outputs in the form of an OIP response", async () => {
+    const testVector = {
+      inputs: [{ name: "x", shape: [2, 4], datatype: "FP32", data: x.flat() }],
+      outputs: [{ name: "y", shape: [2, 3], datatype: "FP32", data: expected.flat() }],
+    };
+    const report = await validateOnnxFile({ ...base, file: writeModel(buildMlp()), testVector });
+    expect(report.problems).toEqual([]);
+    expect(report.testVector).toMatchObject({ ok: true, problems: [] });
+    expect(report.testVector!.maxAbsDiff!).toBeLessThan(1e-5);
+  });
+
+  it("keeps the model valid, timed, when the vector does not fit it, naming each input and output", async () => {
     const report = await validateOnnxFile({
       ...base,
       file: writeModel(buildTwoInputModel()),
       testVector: { inputs: { a: [[1, 2, 3]], c: [1] }, outputs: { z: [1], y: [[1, 2, 3]] } },
     });
-    expect(report.ok).toBe(false);
-    expect(report.problems).toEqual(
-      expect.arrayContaining([
-        'The test vector gives no values for input "b".',
-        expect.stringContaining('names input "c", which the model does not have (its inputs: a, b)'),
-        expect.stringContaining('names output "z"'),
-      ]),
-    );
-    expect(report.runs).toBe(0);
+    expect(report.ok).toBe(true);
+    expect(report.problems).toEqual([]);
+    expect(report.runs).toBe(5);
+    expect(report.p50Ms).toBeGreaterThan(0);
+    expect(report.testVector?.ok).toBe(false);
+    expect(report.testVector?.problems).toEqual([
+      'Input "b" is missing from the test vector (the model\'s inputs: "a", "b")',
+      'Input "c" is not one of the model\'s inputs ("a", "b")',
+      'Output "z" is not one of the model\'s outputs ("y")',
+    ]);
+  });
+
+  it("keeps the model valid when it throws on the vector's inputs at run time", async () => {
+    // ids 0–3 (what validation generates) run; id 9 passes every check of the vector's form and
+    // shape, and onnxruntime throws on it.
+    const report = await validateOnnxFile({ ...base, file: writeModel(buildLookupModel()), dims: { n: 3 }, testVector: { inputs: { ids: [0, 9] } } });
+    expect(report.ok).toBe(true);
+    expect(report.problems).toEqual([]);
+    expect(report.p50Ms).toBeGreaterThan(0);
+    expect(report.testVector).toMatchObject({ ok: false, maxAbsDiff: null, problems: [expect.stringMatching(/^onnxruntime could not run the test vector's inputs: .*out of.*bounds/i)] });
   });
 
   it.each([
-    ["a ragged array", { inputs: { x: [[1, 2, 3, 4], [1]] }, outputs: {} }, "The test vector cannot be used: its inputs.x is ragged: rows at one depth differ in length; give { inputs: { name: array }, outputs: { name: array } }."],
-    ["a string for an array", { inputs: { x: "nope" }, outputs: {} }, "The test vector cannot be used: its inputs.x is not a number or a nested array of numbers; give { inputs: { name: array }, outputs: { name: array } }."],
-    ["no outputs", { inputs: { x: [[1, 2, 3, 4]] } }, expect.stringMatching(/^The test vector cannot be used: its outputs is not as expected \(.+\); give/)],
-  ])("refuses a test vector with %s", async (_name, testVector, problem) => {
+    ["a ragged array", { inputs: { x: [[1, 2, 3, 4], [1]] }, outputs: {} }, 'Input "x" is ragged: rows at one depth differ in length'],
+    ["a string for an array", { inputs: { x: "nope" }, outputs: {} }, 'Input "x" is the text "nope", not a number, a nested array of numbers or {"shape", "data"}'],
+    ["a shape that does not fit", { inputs: { x: { shape: [1, 5], data: [1, 2, 3, 4, 5] } } }, 'Input "x" has shape [batch, 4] in the model, so axis 1 must be 4, but the test vector gives 5 (shape [1, 5])'],
+    ["shape and data disagreeing", { inputs: [{ name: "x", shape: [1, 4], datatype: "FP32", data: [1, 2, 3] }] }, 'Input "x" has 3 values, but its shape [1, 4] holds 4'],
+    ["the wrong datatype", { inputs: [{ name: "x", shape: [1, 4], datatype: "INT64", data: [1, 2, 3, 4] }] }, 'Input "x" is float32 (FP32) in the model, but the test vector gives int64 (INT64)'],
+  ])("reports a test vector with %s as the vector's problem, the model staying valid", async (_name, testVector, problem) => {
     const report = await validateOnnxFile({ ...base, file: writeModel(buildMlp()), testVector });
-    expect(report.ok).toBe(false);
-    expect(report.problems).toEqual([problem]);
+    expect(report.ok).toBe(true);
+    expect(report.p50Ms).toBeGreaterThan(0);
+    expect(report.testVector).toMatchObject({ ok: false, problems: [problem] });
+  });
+
+  it("runs a vector with inputs only, and says the vector was not run when the model itself fails", async () => {
+    const inputsOnly = await validateOnnxFile({ ...base, file: writeModel(buildMlp()), testVector: { inputs: { x } } });
+    expect(inputsOnly.testVector).toEqual({ ok: true, maxAbsDiff: null, tolerance: null, problems: [] });
+    const broken = await validateOnnxFile({ ...base, file: writeModel(buildGarbage()), testVector: { inputs: { x } } });
+    expect(broken.ok).toBe(false);
+    expect(broken.testVector).toMatchObject({ ok: false, problems: ["The test vector was not run: the model itself did not pass validation."] });
   });
 
   it("reads inputs and expected outputs from .npy files", async () => {
@@ -172,13 +209,14 @@ describe("validateOnnxFile with a test vector", () => {
     ["not .npy at all", Buffer.from("hello world, not numpy"), "it does not start like a .npy file"],
   ])("refuses a .npy array that is %s", async (_name, npy, reason) => {
     const report = await validateOnnxFile({ ...base, file: writeModel(buildMlp()), testVector: { inputs: { x: npy }, outputs: {} } });
-    expect(report.problems).toEqual([`The test vector cannot be used: its inputs.x is not a readable .npy array: ${reason}; give { inputs: { name: array }, outputs: { name: array } }.`]);
+    expect(report.ok).toBe(true);
+    expect(report.testVector?.problems).toEqual([`Input "x" is not a readable .npy array: ${reason}`]);
   });
 
   it("refuses a .npy array holding NaN", async () => {
     const npy = encodeNpy("<f4", [1, 4], new Float32Array([1, Number.NaN, 0, 0]));
     const report = await validateOnnxFile({ ...base, file: writeModel(buildMlp()), testVector: { inputs: { x: npy }, outputs: {} } });
-    expect(report.problems[0]).toMatch(/its inputs\.x holds NaN or infinite values, which cannot be compared/);
+    expect(report.testVector?.problems).toEqual(['Input "x" holds NaN or infinite values, which cannot be compared']);
   });
 });
 

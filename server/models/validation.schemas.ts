@@ -14,6 +14,16 @@ export type Signature = z.infer<typeof signatureSchema>;
 /** Values for symbolic dimensions, by name; a symbol not given is taken as 1. */
 export const validationDimsSchema = z.record(z.string(), z.number().int().min(1).max(2 ** 31));
 
+export const testVectorOutcomeSchema = z.object({
+  /** It ran and, when a tolerance was given, every expected output came within it. */
+  ok: z.boolean(),
+  /** Largest absolute difference from the expected outputs; null when none were given or it did not run. */
+  maxAbsDiff: z.number().nullable(),
+  tolerance: z.number().nullable(),
+  problems: z.array(z.string()),
+});
+export type TestVectorOutcome = z.infer<typeof testVectorOutcomeSchema>;
+
 /**
  * The outcome of validating one model version, passing or failing alike: a failing report
  * has ok false, at least one problem, and whatever was learnt before it stopped.
@@ -35,30 +45,19 @@ export const validationReportSchema = z.object({
   /** Peak resident memory of the process that ran the model, Node and onnxruntime themselves included. */
   peakRssBytes: z.number().nullable(),
   maxAbsDiff: z.number().nullable(),
+  /** What is wrong with the model itself; `ok` is true when there is nothing. */
   problems: z.array(z.string()),
+  /**
+   * How the test vector fared, when one was given. Its outcome is the vector's, never the
+   * model's: `ok` above and the version's status do not depend on it. Reports written before
+   * this existed have none.
+   */
+  testVector: testVectorOutcomeSchema.nullable().default(null),
 });
 export type ValidationReport = z.infer<typeof validationReportSchema>;
 
-export type NestedNumbers = number | boolean | NestedNumbers[];
-const nestedNumbersSchema: z.ZodType<NestedNumbers> = z.lazy(() => z.union([z.number(), z.boolean(), z.array(nestedNumbersSchema)]));
-
-/** Row-major values and their shape: what either form of a test-vector array becomes. */
+/** Row-major values and their shape: what a .npy array holds. */
 export type FlatArray = { shape: number[]; data: number[] };
-
-function flattenNested(value: NestedNumbers): FlatArray | null {
-  const shape: number[] = [];
-  for (let v = value; Array.isArray(v); v = v[0]) shape.push(v.length);
-  const data: number[] = [];
-  const walk = (v: NestedNumbers, depth: number): boolean => {
-    if (depth === shape.length) {
-      if (Array.isArray(v)) return false;
-      data.push(Number(v));
-      return true;
-    }
-    return Array.isArray(v) && v.length === shape[depth] && v.every((item) => walk(item, depth + 1));
-  };
-  return walk(value, 0) ? { shape, data } : null;
-}
 
 const npyTypes: Record<string, (buffer: ArrayBuffer) => ArrayLike<number | bigint>> = {
   f4: (b) => new Float32Array(b),
@@ -97,31 +96,6 @@ export function decodeNpy(bytes: Uint8Array): FlatArray | string {
   return { shape, data: Array.from(read(new Uint8Array(bytes.subarray(dataStart, dataStart + byteCount)).buffer), Number) };
 }
 
-/** One test-vector array: nested JSON arrays, or the bytes of a .npy file. */
-const testArraySchema = z.unknown().transform((value, ctx): FlatArray => {
-  if (value instanceof Uint8Array) {
-    const decoded = decodeNpy(value);
-    if (typeof decoded === "string") ctx.addIssue({ code: "custom", message: `is not a readable .npy array: ${decoded}` });
-    else if (!decoded.data.every(Number.isFinite)) ctx.addIssue({ code: "custom", message: "holds NaN or infinite values, which cannot be compared" });
-    else return decoded;
-    return z.NEVER;
-  }
-  const nested = nestedNumbersSchema.safeParse(value);
-  const flat = nested.success ? flattenNested(nested.data) : null;
-  if (flat) return flat;
-  ctx.addIssue({ code: "custom", message: nested.success ? "is ragged: rows at one depth differ in length" : "is not a number or a nested array of numbers" });
-  return z.NEVER;
-});
-
-/** Inputs to feed and the outputs expected, by name. */
-export const testVectorSchema = z.object({
-  inputs: z.record(z.string(), testArraySchema),
-  outputs: z.record(z.string(), testArraySchema),
-  /** When given, a larger maximum absolute difference fails the validation. */
-  tolerance: z.number().min(0).optional(),
-});
-export type TestVector = z.input<typeof testVectorSchema>;
-
 // What the parent sends the validation child on stdin, and the JSON lines it answers with.
 
 const flatTensorSchema = z.object({ type: z.string(), shape: z.array(z.number().int().min(0)), data: z.array(z.number()) }) satisfies z.ZodType<FlatArray & { type: string }>;
@@ -138,17 +112,16 @@ export const childRequestSchema = z.object({
 });
 export type ChildRequest = z.infer<typeof childRequestSchema>;
 
+const childTimingsSchema = z.object({ warmupMs: z.number(), runs: z.number().int(), p50Ms: z.number(), p95Ms: z.number(), peakRssBytes: z.number() });
+
 export const childMessageSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("progress"), step: z.string(), fraction: z.number().min(0).max(1) }),
-  z.object({
+  /** The model loaded, ran on generated inputs and was timed: all its own verdict needs. Sent before the test vector runs. */
+  childTimingsSchema.extend({ type: z.literal("timings") }),
+  childTimingsSchema.extend({
     type: z.literal("result"),
-    warmupMs: z.number(),
-    runs: z.number().int(),
-    p50Ms: z.number(),
-    p95Ms: z.number(),
-    peakRssBytes: z.number(),
-    maxAbsDiff: z.number().nullable(),
-    problems: z.array(z.string()),
+    /** The test vector's run, when one was given: problems are the vector's, not the model's. */
+    testVector: z.object({ maxAbsDiff: z.number().nullable(), problems: z.array(z.string()) }).nullable(),
   }),
   z.object({ type: z.literal("failure"), problem: z.string(), peakRssBytes: z.number().optional() }),
 ]);

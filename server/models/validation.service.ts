@@ -4,15 +4,10 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { AppError } from "../errors";
 import { killOwned, spawnOwned } from "../process/owned-child";
-import { decodeModel, onnxElementTypes, type OnnxGraph, type OnnxModel, type OnnxTensor, type OnnxValueInfo } from "./onnx-proto";
-import {
-  childMessageSchema,
-  testVectorSchema,
-  type ChildMessage,
-  type ChildRequest,
-  type TensorSpec,
-  type ValidationReport,
-} from "./validation.schemas";
+import { decodeModel, type OnnxGraph, type OnnxModel, type OnnxTensor } from "./onnx-proto";
+import { tensorSpec } from "./onnx-signature";
+import { prepareTestVector } from "./test-vector";
+import { childMessageSchema, type ChildMessage, type ChildRequest, type TestVectorOutcome, type ValidationReport } from "./validation.schemas";
 
 const MAX_DIM = 2 ** 31;
 const DEFAULT_MAX_INPUT_ELEMENTS = 2 ** 28;
@@ -25,7 +20,7 @@ export type ValidateOnnxFileOptions = {
   dims?: Record<string, number>;
   /** Timed runs after the warm-up. */
   runs: number;
-  /** { inputs: { name: array }, outputs: { name: array }, tolerance? }, each array nested JSON or .npy bytes. */
+  /** Inputs and expected outputs in any form test-vector.ts reads; its outcome never changes the model's verdict. */
   testVector?: unknown;
   timeoutMs: number;
   signal?: AbortSignal;
@@ -39,15 +34,7 @@ type ResolvedInput = ChildRequest["inputs"][number];
 export type OnnxInspection = { report: ValidationReport; inputs: ResolvedInput[] };
 
 function emptyReport(): ValidationReport {
-  return { ok: false, opset: null, producer: null, irVersion: null, signature: null, dims: {}, warmupMs: null, runs: 0, p50Ms: null, p95Ms: null, peakRssBytes: null, maxAbsDiff: null, problems: [] };
-}
-
-function tensorSpec(info: OnnxValueInfo): TensorSpec {
-  const name = info.name ?? "";
-  const tensor = info.type?.tensor_type;
-  if (!tensor) return { name, type: info.type?.sequence_type ? "sequence" : info.type?.map_type ? "map" : "unknown", shape: [] };
-  const type = onnxElementTypes[tensor.elem_type ?? 0] ?? `type ${tensor.elem_type ?? 0}`;
-  return { name, type, shape: (tensor.shape?.dim ?? []).map((d) => d.dim_param || (d.dim_value ?? "?")) };
+  return { ok: false, opset: null, producer: null, irVersion: null, signature: null, dims: {}, warmupMs: null, runs: 0, p50Ms: null, p95Ms: null, peakRssBytes: null, maxAbsDiff: null, problems: [], testVector: null };
 }
 
 /** Every tensor stored in a graph and its subgraphs: initializers and tensor attributes. */
@@ -146,29 +133,6 @@ export async function inspectOnnxModel({ bytes, modelDir, dims = {}, maxInputEle
   return { report, inputs };
 }
 
-/** Checks a test vector against the signature and gives the child its arrays with their types. */
-function prepareTestVector(raw: unknown, signature: NonNullable<ValidationReport["signature"]>, problems: string[]): ChildRequest["testVector"] {
-  const parsed = testVectorSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const where = issue.path.length ? `its ${issue.path.join(".")}` : "it";
-    problems.push(`The test vector cannot be used: ${where} ${issue.code === "custom" ? issue.message : `is not as expected (${issue.message})`}; give { inputs: { name: array }, outputs: { name: array } }.`);
-    return undefined;
-  }
-  const out: NonNullable<ChildRequest["testVector"]> = { inputs: {}, outputs: {}, tolerance: parsed.data.tolerance };
-  for (const [side, specs] of [["inputs", signature.inputs], ["outputs", signature.outputs]] as const) {
-    const given = parsed.data[side];
-    const names = specs.map((s) => s.name);
-    if (side === "inputs") for (const name of names) if (!(name in given)) problems.push(`The test vector gives no values for input "${name}".`);
-    for (const [name, flat] of Object.entries(given)) {
-      const spec = specs.find((s) => s.name === name);
-      if (spec) out[side][name] = { type: spec.type, ...flat };
-      else problems.push(`The test vector names ${side.slice(0, -1)} "${name}", which the model does not have (its ${side}: ${names.join(", ")}).`);
-    }
-  }
-  return out;
-}
-
 function childCommand(): { command: string; args: string[] } {
   const here = fileURLToPath(import.meta.url);
   // Run as TypeScript (tests, tsx) the child needs tsx's loader; compiled, it is plain JS.
@@ -181,9 +145,15 @@ function childCommand(): { command: string; args: string[] } {
 
 /**
  * Validates an ONNX model: a static check in this process, then a load, a warm-up, timed runs
- * and an optional test-vector comparison in a child process that may crash without harm.
+ * and an optional test-vector run in a child process that may crash without harm.
  * Resolves with a report (ok false when anything is wrong with the model); rejects when
  * `signal` aborts, or with INTERNAL when the child cannot be started.
+ *
+ * The model's verdict (`ok`, `problems`) is what it earns on its own: it decodes, loads, and
+ * runs on generated inputs. The test vector's outcome is reported beside it (`testVector`)
+ * and never changes that verdict: a vector that does not fit, that the model throws on, whose
+ * outputs differ past its tolerance, or that crashes onnxruntime after the timed runs, is the
+ * vector's failure.
  */
 export async function validateOnnxFile({ file, dims = {}, runs, testVector, timeoutMs, signal, onProgress, maxInputElements }: ValidateOnnxFileOptions): Promise<ValidationReport> {
   signal?.throwIfAborted();
@@ -197,39 +167,64 @@ export async function validateOnnxFile({ file, dims = {}, runs, testVector, time
   const stat = await fs.stat(file).catch(() => null);
   if (!stat?.isFile()) throw new AppError("NOT_FOUND", `The model file to validate (${path.basename(file)}) is missing.`);
   if (stat.size > MAX_PROTOBUF_BYTES) {
-    return { ...emptyReport(), problems: [`The model file is ${stat.size} bytes, over the 2 GiB an ONNX protobuf can hold — export its weights as external data.`] };
+    return withVectorNotRun({ ...emptyReport(), problems: [`The model file is ${stat.size} bytes, over the 2 GiB an ONNX protobuf can hold — export its weights as external data.`] }, testVector);
   }
   const { report, inputs } = await inspectOnnxModel({ bytes: await fs.readFile(file), modelDir: path.dirname(file), dims, maxInputElements });
   const request: ChildRequest = { modelPath: path.resolve(file), inputs, runs };
+  let vectorOutcome: TestVectorOutcome | null = null;
   if (!report.problems.length && testVector !== undefined && report.signature) {
-    request.testVector = prepareTestVector(testVector, report.signature, report.problems);
+    const prepared = prepareTestVector(testVector, report.signature);
+    if (prepared.vector) request.testVector = prepared.vector;
+    else vectorOutcome = { ok: false, maxAbsDiff: null, tolerance: null, problems: prepared.problems };
   }
   if (!report.problems.length) {
     signal?.throwIfAborted();
     progress("Starting onnxruntime", 0.05);
     const outcome = await runChild(request, { timeoutMs, signal, progress });
+    const timed = outcome.timings;
+    if (timed) Object.assign(report, { warmupMs: timed.warmupMs, runs: timed.runs, p50Ms: timed.p50Ms, p95Ms: timed.p95Ms, peakRssBytes: timed.peakRssBytes });
     if (outcome.kind === "result") {
-      const { type: _type, problems, ...figures } = outcome.message;
-      Object.assign(report, figures);
-      report.problems.push(...problems);
-      const tolerance = request.testVector?.tolerance;
-      if (tolerance !== undefined && figures.maxAbsDiff !== null && figures.maxAbsDiff > tolerance) {
-        report.problems.push(`The outputs differ from the test vector by up to ${figures.maxAbsDiff}, more than the tolerance of ${tolerance}.`);
+      report.peakRssBytes = outcome.message.peakRssBytes;
+      const ran = outcome.message.testVector;
+      if (ran && request.testVector) {
+        const tolerance = request.testVector.tolerance ?? null;
+        const problems = [...ran.problems];
+        if (tolerance !== null && ran.maxAbsDiff !== null && ran.maxAbsDiff > tolerance) {
+          problems.push(`The outputs differ from the test vector by up to ${ran.maxAbsDiff}, more than the tolerance of ${tolerance}.`);
+        }
+        report.maxAbsDiff = ran.maxAbsDiff;
+        vectorOutcome = { ok: problems.length === 0, maxAbsDiff: ran.maxAbsDiff, tolerance, problems };
       }
+    } else if (outcome.timings && request.testVector) {
+      // The model was timed, then the process ended while running the vector: the vector's failure.
+      report.peakRssBytes = outcome.peakRssBytes ?? report.peakRssBytes;
+      vectorOutcome = { ok: false, maxAbsDiff: null, tolerance: request.testVector.tolerance ?? null, problems: [outcome.problem] };
     } else {
       report.peakRssBytes = outcome.peakRssBytes ?? null;
       report.problems.push(outcome.problem);
     }
   }
   report.ok = report.problems.length === 0;
+  report.testVector = vectorOutcome;
+  withVectorNotRun(report, testVector);
   progress(report.ok ? "Validated" : "Validation found problems", 1);
   await progressChain;
   return report;
 }
 
+/** A vector given to a model that did not pass is reported as not run, rather than left out. */
+function withVectorNotRun(report: ValidationReport, testVector: unknown): ValidationReport {
+  if (testVector !== undefined && report.testVector === null && !report.ok) {
+    report.testVector = { ok: false, maxAbsDiff: null, tolerance: null, problems: ["The test vector was not run: the model itself did not pass validation."] };
+  }
+  return report;
+}
+
+type ChildTimings = Extract<ChildMessage, { type: "timings" }>;
+/** `timings` is set once the model was timed, so a failure after it is the test vector's. */
 type ChildOutcome =
-  | { kind: "result"; message: Extract<ChildMessage, { type: "result" }> }
-  | { kind: "failure"; problem: string; peakRssBytes?: number };
+  | { kind: "result"; message: Extract<ChildMessage, { type: "result" }>; timings: ChildTimings }
+  | { kind: "failure"; problem: string; peakRssBytes?: number; timings: ChildTimings | null };
 
 function runChild(request: ChildRequest, { timeoutMs, signal, progress }: { timeoutMs: number; signal?: AbortSignal; progress: (step: string, fraction: number) => void }): Promise<ChildOutcome> {
   return new Promise((resolve, reject) => {
@@ -238,6 +233,7 @@ function runChild(request: ChildRequest, { timeoutMs, signal, progress }: { time
     // worker never leaves it running on, nor kills it under a validation that should resume.
     const child = spawnOwned(command, args, { stdio: ["pipe", "pipe", "pipe"] });
     let outcome: ChildOutcome | null = null;
+    let timings: ChildTimings | null = null;
     let lastStep = "starting";
     let stopped: "timeout" | "abort" | null = null;
     let pending = "";
@@ -270,8 +266,9 @@ function runChild(request: ChildRequest, { timeoutMs, signal, progress }: { time
         if (message.type === "progress") {
           lastStep = message.step.toLowerCase();
           progress(message.step, message.fraction);
-        } else if (message.type === "result") outcome = { kind: "result", message };
-        else outcome = { kind: "failure", problem: message.problem, peakRssBytes: message.peakRssBytes };
+        } else if (message.type === "timings") timings = message;
+        else if (message.type === "result") outcome = { kind: "result", message, timings: { type: "timings", warmupMs: message.warmupMs, runs: message.runs, p50Ms: message.p50Ms, p95Ms: message.p95Ms, peakRssBytes: message.peakRssBytes } };
+        else outcome = { kind: "failure", problem: message.problem, peakRssBytes: message.peakRssBytes, timings };
       }
     });
     child.stderr!.setEncoding("utf8");
@@ -291,7 +288,7 @@ function runChild(request: ChildRequest, { timeoutMs, signal, progress }: { time
       signal?.removeEventListener("abort", onAbort);
       if (stopped === "abort") return reject(signal?.reason instanceof Error ? signal.reason : new DOMException("Model validation was cancelled", "AbortError"));
       if (stopped === "timeout") {
-        return resolve({ kind: "failure", problem: `Validation did not finish within ${timeoutMs / 1000} s (stopped while ${lastStep}) — if the model needs longer, raise MODEL_VALIDATION_TIMEOUT (seconds).` });
+        return resolve({ kind: "failure", timings, problem: `${timings ? "The test vector" : "Validation"} did not finish within ${timeoutMs / 1000} s (stopped while ${lastStep}) — if the model needs longer, raise MODEL_VALIDATION_TIMEOUT (seconds).` });
       }
       if (outcome) return resolve(outcome);
       const how = exitSignal ? `was killed by ${exitSignal}` : `exited with code ${code}`;
@@ -299,6 +296,7 @@ function runChild(request: ChildRequest, { timeoutMs, signal, progress }: { time
       const detail = stderrTail.replace(/\x1b\[[0-9;]*m/g, "").trim().split("\n").slice(-3).join(" ").slice(-600);
       resolve({
         kind: "failure",
+        timings,
         problem: `The onnxruntime process ${how} while ${lastStep}${detail ? ` (${detail})` : ""} — the model crashes onnxruntime or needs more memory than this machine has; the worker itself is unaffected.`,
       });
     });

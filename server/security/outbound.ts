@@ -9,7 +9,7 @@ import { AppError } from "../errors";
 import { classifyIp, isInCidr, parseCidr, parseIp, unwrapIp, type AddressKind, type Cidr } from "./ip-ranges";
 
 // The outbound policy: every connection the server opens on someone's behalf (model
-// downloads, hubs, webhooks, devices, GPU hosts, discovery) asks here first. A host is
+// downloads, hubs, webhooks, devices, GPU hosts, discovery, object storage) asks here first. A host is
 // resolved, every address it resolves to is checked, and the connection goes to a checked
 // address, so a name that resolves differently a moment later (DNS rebinding) gains nothing.
 // Redirects are followed here, one checked hop at a time.
@@ -18,7 +18,7 @@ import { classifyIp, isInCidr, parseCidr, parseIp, unwrapIp, type AddressKind, t
 // instance admin allows them; private networks are fine for devices and GPU hosts (a fleet
 // lives on a LAN) but not for URLs people paste (model files, webhooks).
 
-export const outboundPurposeSchema = z.enum(["model-source", "webhook", "device", "training-host", "discovery"]);
+export const outboundPurposeSchema = z.enum(["model-source", "dataset-source", "webhook", "device", "training-host", "discovery", "object-storage"]);
 export type OutboundPurpose = z.infer<typeof outboundPurposeSchema>;
 
 export interface OutboundSettings {
@@ -32,14 +32,17 @@ export function outboundSettings(): OutboundSettings {
   return { allowLoopback: e.OUTBOUND_ALLOW_LOOPBACK, allowPrivate: e.OUTBOUND_ALLOW_PRIVATE, allowedCidrs: e.OUTBOUND_ALLOW_CIDRS.map((c) => parseCidr(c)!) };
 }
 
-const isLanPurpose = (purpose: OutboundPurpose) => purpose === "device" || purpose === "training-host" || purpose === "discovery";
+// Object storage is the instance's own (MinIO, Garage or Swift often runs beside it on the LAN).
+const isLanPurpose = (purpose: OutboundPurpose) => purpose === "device" || purpose === "training-host" || purpose === "discovery" || purpose === "object-storage";
 
 const actionOf: Record<OutboundPurpose, string> = {
   "model-source": "download model files from",
+  "dataset-source": "download datasets from",
   webhook: "send webhooks to",
   device: "connect to devices at",
   "training-host": "connect to training hosts at",
   discovery: "scan",
+  "object-storage": "keep files in object storage at",
 };
 
 const kindText: Record<Exclude<AddressKind, "public">, string> = {

@@ -56,6 +56,8 @@ export const endpointViewSchema = z.object({
   versionNumber: z.number().int(),
   settings: endpointSettingsSchema,
   error: z.string().nullable(),
+  /** Set when its version was validated again and found invalid: the endpoint still serves it. */
+  versionWarning: z.string().nullable(),
   /** The job that last deployed it. */
   jobId: z.string().nullable(),
   createdAt: z.date(),
@@ -94,5 +96,9 @@ export const servableEndpointSchema = z.object({
   sha256: z.string(),
   signature: signatureSchema,
   settings: endpointSettingsSchema,
+  /** The model file's size, when known: smaller models load first. */
+  bytes: z.number().int().nonnegative().nullable().optional(),
+  /** Why its deploy failed, for an endpoint that failed: known to the model server, but not loaded. */
+  failure: z.string().nullable().optional(),
 });
 export type ServableEndpoint = z.infer<typeof servableEndpointSchema>;

@@ -4,6 +4,7 @@ import { AppError } from "../errors";
 import { checkRole, type OrgActor } from "../auth/roles";
 import { recordAudit } from "../audit/audit.service";
 import { signatureSchema } from "../models/validation.schemas";
+import { invalidVersionWarning } from "../models/version-warning";
 import type { Prisma } from "../generated/prisma/client";
 import { deployEndpointJob } from "../jobs/catalog";
 import { enqueue } from "../jobs/enqueue";
@@ -17,7 +18,7 @@ import {
   type updateEndpointVersionInput,
 } from "./endpoints.schemas";
 
-const withVersion = { modelVersion: { select: { number: true, model: { select: { name: true } } } } } as const;
+const withVersion = { modelVersion: { select: { number: true, status: true, error: true, model: { select: { name: true } } } } } as const;
 type EndpointRow = Prisma.EndpointGetPayload<{ include: typeof withVersion }>;
 
 function toView(e: EndpointRow): EndpointView {
@@ -30,6 +31,7 @@ function toView(e: EndpointRow): EndpointView {
     versionNumber: e.modelVersion.number,
     settings: endpointSettingsSchema.parse(e.settings),
     error: e.error,
+    versionWarning: invalidVersionWarning(e.modelVersion),
     jobId: e.jobId,
     createdAt: e.createdAt,
     updatedAt: e.updatedAt,
@@ -137,11 +139,15 @@ async function findEndpoint(db: Tx, orgId: string, endpointId: string): Promise<
   return row;
 }
 
-/** Every endpoint that should be served, across organisations: what the model server loads. */
+/**
+ * Every endpoint that should be served, across organisations: what the model server loads. A
+ * failed one comes too, with its reason as `failure`, so the model server can answer that it
+ * failed rather than that there is no such endpoint.
+ */
 export async function listServableEndpoints(db: Tx): Promise<ServableEndpoint[]> {
   const rows = await db.endpoint.findMany({
-    where: { status: { in: ["deploying", "ready"] } },
-    include: { modelVersion: { select: { id: true, number: true, sha256: true, signature: true, model: { select: { name: true } } } } },
+    where: { status: { in: ["deploying", "ready", "failed"] } },
+    include: { modelVersion: { select: { id: true, number: true, sha256: true, bytes: true, signature: true, model: { select: { name: true } } } } },
   });
   return rows.flatMap((e) => {
     const parsed = servableEndpointSchema.safeParse({
@@ -154,6 +160,8 @@ export async function listServableEndpoints(db: Tx): Promise<ServableEndpoint[]>
       sha256: e.modelVersion.sha256,
       signature: e.modelVersion.signature,
       settings: e.settings,
+      bytes: e.modelVersion.bytes === null ? null : Number(e.modelVersion.bytes),
+      failure: e.status === "failed" ? (e.error ?? `Version ${e.modelVersion.number} of ${e.modelVersion.model.name} failed to deploy`) : null,
     });
     return parsed.success ? [parsed.data] : [];
   });

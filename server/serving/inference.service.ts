@@ -1,10 +1,12 @@
 import { AppError } from "../errors";
+import { EndpointUnavailableError, InferenceTimeoutError, LOADING_RETRY_AFTER_SECONDS, refuseNonFinite } from "./inference.errors";
 import type { ServableEndpoint } from "./endpoints.schemas";
 import { describeOrtError } from "../models/ort-errors";
-import { buildFeeds, findNonFinite, type InputTensor } from "./tensors";
+import { buildFeeds, type InputTensor } from "./tensors";
 import { ServingMetrics, type Outcome } from "./metrics";
 import { SessionPool, type RawTensor } from "./session-pool";
 import { InlineSession } from "./inline-session";
+import { LoadSlots } from "./load-slots";
 
 // The inference engine of the model server: per endpoint, a pool of `concurrency` onnxruntime
 // sessions on worker threads (session-worker.mjs says why), plus one on the main thread for
@@ -12,39 +14,11 @@ import { InlineSession } from "./inline-session";
 // deadline per request, and hot swaps that replace a pool only once its successor has loaded.
 // A request past its deadline is answered at once; its run finishes on its worker, which
 // stays busy until then (onnxruntime cannot interrupt a run).
-
-/** The endpoint exists but cannot answer yet (still loading, or its model failed to load): 503. */
-export class EndpointUnavailableError extends AppError {
-  constructor(message: string) {
-    super("INTERNAL", message);
-  }
-  override get status() {
-    return 503;
-  }
-}
-
-/** The request ran past its deadline: 504. */
-export class InferenceTimeoutError extends AppError {
-  constructor(message: string) {
-    super("INTERNAL", message);
-  }
-  override get status() {
-    return 504;
-  }
-}
-
-/**
- * The model answered NaN or ±Infinity where the client takes JSON, which cannot carry them
- * (JSON.stringify would write null, read as 0: a diverged policy would send zero actions): 422.
- */
-export class NonFiniteOutputError extends AppError {
-  constructor(message: string) {
-    super("INTERNAL", message);
-  }
-  override get status() {
-    return 422;
-  }
-}
+//
+// Endpoints load independently, a few at a time (load-slots.ts): the engine knows every
+// endpoint it is to serve from the moment it is told of them, so one still loading answers
+// "loading" (503, Retry-After), one that could not load says why, and only a name that is not
+// an endpoint at all is 404.
 
 export interface InferOptions {
   /**
@@ -71,6 +45,9 @@ export interface EndpointStateChange {
   error: string | null;
 }
 
+/** Where an endpoint the engine is told to serve stands. */
+export type EndpointState = { state: "ready"; loaded: LoadedEndpoint } | { state: "loading"; message: string } | { state: "failed"; message: string };
+
 export interface InferenceEngineOptions {
   /** The ONNX file's bytes, by sha256. */
   readModel: (sha256: string) => Promise<Uint8Array>;
@@ -78,61 +55,115 @@ export interface InferenceEngineOptions {
   defaultTimeoutMs: number;
   /** false: never run a quick model on the main thread (every request goes to a worker). */
   inline?: boolean;
+  /** Endpoints loaded at once, per lane (small models, large models); 2 by default. */
+  loadConcurrency?: number;
 }
 
 const keyOf = (orgId: string, name: string) => `${orgId}/${name}`;
+/** What a loaded pool is built from: a change to any of it needs a new load. */
+const loadIdentity = (s: ServableEndpoint) => `${s.id}/${s.versionId}/${s.settings.threads}/${s.settings.concurrency}`;
+const NOT_AN_ENDPOINT = (name: string) => new AppError("NOT_FOUND", `There is no endpoint named ${name} in this organisation, or it has been undeployed`);
+
+interface LoadAttempt {
+  identity: string;
+  done: Promise<EndpointStateChange | null>;
+}
 
 export class InferenceEngine {
   readonly metrics = new ServingMetrics();
   /** Told of every finished request (the model server counts them for the endpoint page). */
   onRequest: ((endpointId: string, outcome: Outcome, seconds: number) => void) | null = null;
+  /** Told as each endpoint finishes loading or fails to, for the caller to record; awaited. */
+  onStateChange: ((change: EndpointStateChange) => Promise<void> | void) | null = null;
   private readonly served = new Map<string, LoadedEndpoint>();
-  /** endpointId → the version that failed to load, so a poll does not retry it forever. */
-  private readonly failedVersions = new Map<string, string>();
-  private readonly desired = new Map<string, ServableEndpoint>();
+  /** key → the load in flight (or waiting for a slot) for what that endpoint should now serve. */
+  private readonly loading = new Map<string, LoadAttempt>();
+  /** endpointId → the version that failed to load and why, so a poll does not retry it forever. */
+  private readonly failedVersions = new Map<string, { versionId: string; reason: string }>();
+  private desired = new Map<string, ServableEndpoint>();
+  private readonly slots: LoadSlots;
+  private isClosed = false;
 
-  constructor(private readonly options: InferenceEngineOptions) {}
+  constructor(private readonly options: InferenceEngineOptions) {
+    this.slots = new LoadSlots(options.loadConcurrency ?? 2);
+  }
 
   /**
-   * Brings the served set in line with `specs`: loads new endpoints and new versions, drops
-   * the ones gone. Returns the endpoints whose state changed, for the caller to record.
+   * Brings the served set in line with `specs`. Every endpoint in `specs` is known at once (a
+   * request for one still loading gets "loading", not 404); new endpoints and new versions
+   * start loading, each on its own; the ones gone are dropped. The promise settles once every
+   * endpoint of `specs` has loaded or failed, with the changes of the loads it waited for.
    */
-  async sync(specs: ServableEndpoint[]): Promise<EndpointStateChange[]> {
-    const changes: EndpointStateChange[] = [];
-    const wanted = new Map(specs.map((s) => [keyOf(s.orgId, s.name), s]));
-    this.desired.clear();
-    for (const [key, spec] of wanted) this.desired.set(key, spec);
+  sync(specs: ServableEndpoint[]): Promise<EndpointStateChange[]> {
+    if (this.isClosed) return Promise.resolve([]);
+    this.desired = new Map(specs.map((s) => [keyOf(s.orgId, s.name), s]));
     for (const [key, loaded] of this.served) {
-      if (wanted.get(key)?.id !== loaded.spec.id) this.unload(key);
+      if (this.desired.get(key)?.id !== loaded.spec.id) this.unload(key);
     }
-    for (const [key, spec] of wanted) {
+    const waits: Array<Promise<EndpointStateChange | null>> = [];
+    for (const [key, spec] of this.desired) {
       const current = this.served.get(key);
-      if (current && current.spec.versionId === spec.versionId && current.spec.settings.threads === spec.settings.threads && current.spec.settings.concurrency === spec.settings.concurrency) {
+      if (current && loadIdentity(current.spec) === loadIdentity(spec)) {
         current.spec = spec; // limits and preprocessing apply from the next request
         continue;
       }
-      if (this.failedVersions.get(spec.id) === spec.versionId) continue;
-      try {
-        const { pool, inline } = await this.load(spec);
-        if (this.desired.get(key)?.versionId !== spec.versionId) {
-          await Promise.all([pool.release(), inline?.release()]); // undeployed or changed again while loading
-          continue;
-        }
-        if (current) this.retire(current);
-        this.served.set(key, { spec, pool, inline, active: 0, queue: [], isRetired: false, isReleased: false });
-        this.failedVersions.delete(spec.id);
-        changes.push({ endpointId: spec.id, status: "ready", error: null });
-      } catch (error) {
-        this.failedVersions.set(spec.id, spec.versionId);
-        const reason = describeOrtError(error);
-        changes.push(
-          current
-            ? { endpointId: spec.id, status: "ready", error: `Version ${spec.versionNumber} of ${spec.modelName} could not be loaded (${reason}); still serving version ${current.spec.versionNumber}` }
-            : { endpointId: spec.id, status: "failed", error: `Version ${spec.versionNumber} of ${spec.modelName} could not be loaded: ${reason}` },
-        );
+      const inFlight = this.loading.get(key);
+      if (inFlight?.identity === loadIdentity(spec)) {
+        waits.push(inFlight.done);
+        continue;
       }
+      if (spec.failure) {
+        this.failedVersions.delete(spec.id); // the database has it now; a redeploy clears it there
+        continue;
+      }
+      if (this.failedVersions.get(spec.id)?.versionId === spec.versionId) continue;
+      const attempt: LoadAttempt = { identity: loadIdentity(spec), done: Promise.resolve(null) };
+      attempt.done = this.loadInTurn(key, spec, attempt);
+      this.loading.set(key, attempt);
+      waits.push(attempt.done);
     }
-    return changes;
+    return Promise.all(waits).then((changes) => changes.filter((c): c is EndpointStateChange => c !== null));
+  }
+
+  /** Whether the endpoint under `key` is still meant to be served as `spec` describes. */
+  private isWanted(key: string, spec: ServableEndpoint): boolean {
+    const wanted = this.desired.get(key);
+    return !this.isClosed && wanted !== undefined && !wanted.failure && loadIdentity(wanted) === loadIdentity(spec);
+  }
+
+  private async loadInTurn(key: string, spec: ServableEndpoint, attempt: LoadAttempt): Promise<EndpointStateChange | null> {
+    let change: EndpointStateChange | null = null;
+    const release = await this.slots.acquire(spec.bytes);
+    try {
+      if (!this.isWanted(key, spec)) return null; // undeployed or changed while it waited its turn
+      let parts: { pool: SessionPool; inline: InlineSession | null };
+      try {
+        parts = await this.load(spec);
+      } catch (error) {
+        if (!this.isWanted(key, spec)) return null;
+        const reason = describeOrtError(error);
+        this.failedVersions.set(spec.id, { versionId: spec.versionId, reason });
+        const current = this.served.get(key);
+        change = current
+          ? { endpointId: spec.id, status: "ready", error: `Version ${spec.versionNumber} of ${spec.modelName} could not be loaded (${reason}); still serving version ${current.spec.versionNumber}` }
+          : { endpointId: spec.id, status: "failed", error: `Version ${spec.versionNumber} of ${spec.modelName} could not be loaded: ${reason}` };
+        return change;
+      }
+      if (!this.isWanted(key, spec)) {
+        await Promise.all([parts.pool.release(), parts.inline?.release()]); // undeployed or changed again while loading
+        return null;
+      }
+      const current = this.served.get(key);
+      if (current) this.retire(current);
+      this.served.set(key, { spec: this.desired.get(key)!, ...parts, active: 0, queue: [], isRetired: false, isReleased: false });
+      this.failedVersions.delete(spec.id);
+      change = { endpointId: spec.id, status: "ready", error: null };
+      return change;
+    } finally {
+      release();
+      if (this.loading.get(key) === attempt) this.loading.delete(key);
+      if (change) await this.onStateChange?.(change);
+    }
   }
 
   private async load(spec: ServableEndpoint): Promise<{ pool: SessionPool; inline: InlineSession | null }> {
@@ -143,28 +174,31 @@ export class InferenceEngine {
     return { pool, inline };
   }
 
-  /** The endpoint served under this name in this organisation, or NOT_FOUND (503 while it loads or failed). */
-  find(orgId: string, name: string): LoadedEndpoint {
-    const loaded = this.served.get(keyOf(orgId, name));
-    if (loaded) return loaded;
-    if (this.desired.has(keyOf(orgId, name))) {
-      const spec = this.desired.get(keyOf(orgId, name))!;
-      const hasFailed = this.failedVersions.get(spec.id) === spec.versionId;
-      throw new EndpointUnavailableError(hasFailed ? `Endpoint ${name} failed to load its model; see the endpoint's error in the portal` : `Endpoint ${name} is still loading; retry in a few seconds`);
+  /**
+   * Where the endpoint of this name stands: ready (with what serves it), loading or failed (with
+   * a sentence for the client); NOT_FOUND when it is not an endpoint here or does not serve
+   * `version`. While a new version loads, the old one is still ready.
+   */
+  state(orgId: string, name: string, version?: string): EndpointState {
+    const key = keyOf(orgId, name);
+    const loaded = this.served.get(key);
+    const spec = loaded?.spec ?? this.desired.get(key);
+    if (!spec) throw NOT_AN_ENDPOINT(name);
+    if (version !== undefined && version !== String(spec.versionNumber)) throw new AppError("NOT_FOUND", `Endpoint ${name} serves version ${spec.versionNumber}, not version ${version}`);
+    if (loaded) return { state: "ready", loaded };
+    const failed = this.failedVersions.get(spec.id);
+    if (failed?.versionId === spec.versionId) {
+      return { state: "failed", message: `Endpoint ${name} is not serving: version ${spec.versionNumber} of ${spec.modelName} could not be loaded (${failed.reason}); deploy a version that loads` };
     }
-    throw new AppError("NOT_FOUND", `There is no endpoint named ${name} in this organisation, or it has been undeployed`);
+    if (spec.failure) return { state: "failed", message: `Endpoint ${name} is not serving: ${spec.failure}; deploy a version that loads` };
+    return { state: "loading", message: `Endpoint ${name} is loading version ${spec.versionNumber} of ${spec.modelName}; retry in a few seconds` };
   }
 
-  /**
-   * Whether the endpoint answers now (a loading or failed one does not); NOT_FOUND, as for its
-   * metadata and infer, when there is no such endpoint or it does not serve `version`.
-   */
-  readiness(orgId: string, name: string, version?: string): boolean {
-    const served = this.served.get(keyOf(orgId, name));
-    const spec = served?.spec ?? this.desired.get(keyOf(orgId, name));
-    if (!spec) throw new AppError("NOT_FOUND", `There is no endpoint named ${name} in this organisation, or it has been undeployed`);
-    if (version !== undefined && version !== String(spec.versionNumber)) throw new AppError("NOT_FOUND", `Endpoint ${name} serves version ${spec.versionNumber}, not version ${version}`);
-    return served !== undefined;
+  /** The endpoint served under this name in this organisation; 503 while it loads or when it failed to, NOT_FOUND when there is none. */
+  find(orgId: string, name: string, version?: string): LoadedEndpoint {
+    const found = this.state(orgId, name, version);
+    if (found.state === "ready") return found.loaded;
+    throw new EndpointUnavailableError(found.message, found.state === "loading" ? LOADING_RETRY_AFTER_SECONDS : null);
   }
 
   /** Runs one request: validates the tensors, waits for a slot, runs within the deadline. */
@@ -257,19 +291,11 @@ export class InferenceEngine {
     return [...this.served.values()];
   }
 
+  /** Stops serving everything; loads in flight finish and release what they loaded. */
   async close(): Promise<void> {
+    this.isClosed = true;
+    this.desired.clear();
     for (const key of [...this.served.keys()]) this.unload(key);
+    await Promise.all([...this.loading.values()].map((a) => a.done.catch(() => null)));
   }
-}
-
-function refuseNonFinite(endpointName: string, output: string, tensor: RawTensor, canAskBinary: boolean) {
-  const found = findNonFinite(tensor);
-  if (!found) return;
-  const values = found.count === 1 ? "a value" : `${found.count} values`;
-  const remedy = canAskBinary
-    ? ` Ask for it in binary to receive the values as they are: "outputs": [{ "name": "${output}", "parameters": { "binary_data": true } }].`
-    : " Use the Open Inference Protocol route (/v2/models/{name}/infer) with binary outputs to receive the values as they are.";
-  throw new NonFiniteOutputError(
-    `Output "${output}" of endpoint ${endpointName} holds ${values} that ${found.count === 1 ? "is" : "are"} not a finite number (NaN or ±Infinity, first at position ${found.first}), which JSON cannot carry — the model overflowed or diverged on this input.${remedy}`,
-  );
 }

@@ -65,7 +65,9 @@ describe("endpoint request statistics", () => {
     expect(empty.lastRequestAt).toBeNull();
 
     for (let i = 0; i < 3; i++) expect((await infer("stats", seededValues(4, i))).status).toBe(200);
+    const sentAt = Date.now();
     expect((await infer("stats", [1, 2])).status).toBe(400);
+    const answeredAt = Date.now();
     // Counted in memory only, until the flush.
     expect((await getEndpointRequestStats(db, { actor: viewer, endpointId: endpoint.id })).totals.requests).toBe(0);
     await model.flushStats();
@@ -82,7 +84,9 @@ describe("endpoint request statistics", () => {
     expect(recent).toBe(4);
     expect(current.at.getTime() % 60_000).toBe(0);
     expect(Date.now() - current.at.getTime()).toBeLessThan(60_000);
-    expect(stats.lastRequestAt!.getTime()).toBeGreaterThan(Date.now() - 120_000);
+    // The time the last request was answered, not the start of its minute.
+    expect(stats.lastRequestAt!.getTime()).toBeGreaterThanOrEqual(sentAt);
+    expect(stats.lastRequestAt!.getTime()).toBeLessThanOrEqual(answeredAt);
     expect(stats.minutes.slice(0, -2).every((m) => m.requests === 0 && m.p50Ms === null)).toBe(true);
 
     // Flushing again adds nothing that was already written.
@@ -92,14 +96,17 @@ describe("endpoint request statistics", () => {
 
   it("adds the counts of several model-server processes into the same minute", async () => {
     const endpoint = await deployMlp(owner, "summed");
-    const at = Date.now();
+    // Both in one minute, the later one in the process that writes first.
+    const now = Date.now();
+    const at = now - (now % 60_000) + 10_000;
     const a = new RequestStatsRecorder(db);
     const b = new RequestStatsRecorder(db);
     a.record(endpoint.id, "success", 0.002, at);
     a.record(endpoint.id, "timeout", 40, at);
     b.record(endpoint.id, "success", 0.002, at);
-    b.record(endpoint.id, "success", 0.0004, at);
-    await Promise.all([a.flush(), b.flush()]);
+    b.record(endpoint.id, "success", 0.0004, at + 1_500);
+    await b.flush();
+    await a.flush();
     const minute = new Date(at - (at % 60_000));
     const row = await db.endpointRequestMinute.findUniqueOrThrow({ where: { endpointId_minute: { endpointId: endpoint.id, minute } } });
     expect(row.requests).toBe(4);
@@ -109,9 +116,19 @@ describe("endpoint request statistics", () => {
     expect(row.buckets[2]).toBe(2); // 2 ms ≤ 2.5 ms
     expect(row.buckets.at(-1)).toBe(1); // 40 s, above the top bound
     expect(row.sumSeconds).toBeCloseTo(40.0044, 6);
+    expect(row.lastRequestAt).toEqual(new Date(at + 1_500));
     const stats = await getEndpointRequestStats(db, { actor: owner, endpointId: endpoint.id, minutes: 1 });
     expect(stats.totals).toMatchObject({ requests: 4, errors: 1 });
     expect(stats.totals.p95Ms).toBe(30_000);
+    expect(stats.lastRequestAt).toEqual(new Date(at + 1_500));
+  });
+
+  it("takes the minute as the last request's time on rows written before the time itself was kept", async () => {
+    const endpoint = await deployMlp(owner, "older");
+    const now = Date.now();
+    const minute = new Date(now - (now % 60_000) - 5 * 60_000);
+    await db.endpointRequestMinute.create({ data: { endpointId: endpoint.id, minute, requests: 2, errors: 0, buckets: new Array<number>(latencyBuckets.length + 1).fill(0) } });
+    expect((await getEndpointRequestStats(db, { actor: owner, endpointId: endpoint.id })).lastRequestAt).toEqual(minute);
   });
 
   it("writes counts made while a flush is running with the next flush asked for", async () => {

@@ -22,6 +22,8 @@ interface Pending {
   errors: number;
   buckets: number[];
   sumSeconds: number;
+  /** When the minute's last request was answered (epoch ms): the endpoint page's "last request". */
+  lastAt: number;
 }
 
 export class RequestStatsRecorder {
@@ -41,13 +43,14 @@ export class RequestStatsRecorder {
     const key = `${endpointId}/${minute}`;
     let p = this.pending.get(key);
     if (!p) {
-      p = { endpointId, minute, requests: 0, errors: 0, buckets: new Array<number>(latencyBuckets.length + 1).fill(0), sumSeconds: 0 };
+      p = { endpointId, minute, requests: 0, errors: 0, buckets: new Array<number>(latencyBuckets.length + 1).fill(0), sumSeconds: 0, lastAt: now };
       this.pending.set(key, p);
     }
     p.requests++;
     if (outcome !== "success") p.errors++;
     p.buckets[latencyBucketIndex(seconds)]++;
     p.sumSeconds += seconds;
+    if (now > p.lastAt) p.lastAt = now;
   }
 
   get isFlushing(): boolean {
@@ -76,13 +79,13 @@ export class RequestStatsRecorder {
     if (batch.length > 0) {
       // A fixed order, so two processes upserting the same rows cannot deadlock.
       batch.sort((a, b) => (a.endpointId === b.endpointId ? a.minute - b.minute : a.endpointId < b.endpointId ? -1 : 1));
-      const values = Prisma.join(batch.map((p) => Prisma.sql`(${p.endpointId}, ${new Date(p.minute).toISOString()}, ${p.requests}, ${p.errors}, ${`{${p.buckets.join(",")}}`}, ${p.sumSeconds})`));
+      const values = Prisma.join(batch.map((p) => Prisma.sql`(${p.endpointId}, ${new Date(p.minute).toISOString()}, ${p.requests}, ${p.errors}, ${`{${p.buckets.join(",")}}`}, ${p.sumSeconds}, ${new Date(p.lastAt).toISOString()})`));
       try {
         // Joined with Endpoint: counts of an endpoint deleted meanwhile are dropped, not an error.
         await this.db.$executeRaw`
-          INSERT INTO "EndpointRequestMinute" ("endpointId", "minute", "requests", "errors", "buckets", "sumSeconds")
-          SELECT v.id::uuid, v.minute::timestamp(3), v.requests::int, v.errors::int, v.buckets::int[], v.seconds::float8
-          FROM (VALUES ${values}) AS v(id, minute, requests, errors, buckets, seconds)
+          INSERT INTO "EndpointRequestMinute" ("endpointId", "minute", "requests", "errors", "buckets", "sumSeconds", "lastRequestAt")
+          SELECT v.id::uuid, v.minute::timestamp(3), v.requests::int, v.errors::int, v.buckets::int[], v.seconds::float8, v.last::timestamp(3)
+          FROM (VALUES ${values}) AS v(id, minute, requests, errors, buckets, seconds, last)
           JOIN "Endpoint" e ON e."id" = v.id::uuid
           ON CONFLICT ("endpointId", "minute") DO UPDATE SET
             "requests" = "EndpointRequestMinute"."requests" + EXCLUDED."requests",
@@ -91,7 +94,8 @@ export class RequestStatsRecorder {
               SELECT COALESCE(a, 0) + COALESCE(b, 0)
               FROM unnest("EndpointRequestMinute"."buckets", EXCLUDED."buckets") WITH ORDINALITY AS u(a, b, i)
               ORDER BY i),
-            "sumSeconds" = "EndpointRequestMinute"."sumSeconds" + EXCLUDED."sumSeconds"`;
+            "sumSeconds" = "EndpointRequestMinute"."sumSeconds" + EXCLUDED."sumSeconds",
+            "lastRequestAt" = GREATEST("EndpointRequestMinute"."lastRequestAt", EXCLUDED."lastRequestAt")`;
         if (this.failingSince !== null) {
           this.log(`Request statistics are written again (after ${Math.round((Date.now() - this.failingSince) / 1000)} s)`);
           this.failingSince = null;
@@ -119,6 +123,7 @@ export class RequestStatsRecorder {
     current.requests += p.requests;
     current.errors += p.errors;
     current.sumSeconds += p.sumSeconds;
+    current.lastAt = Math.max(current.lastAt, p.lastAt);
     p.buckets.forEach((c, i) => (current.buckets[i] += c));
   }
 }

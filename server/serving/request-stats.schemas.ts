@@ -14,7 +14,7 @@ export const endpointRequestStatsSchema = z.object({
   /** Every minute of the window, oldest first; minutes without requests count 0 with null latencies. */
   minutes: z.array(z.object({ at: z.date(), requests: z.number().int(), errors: z.number().int(), ...latency })),
   totals: z.object({ requests: z.number().int(), errors: z.number().int(), ...latency }),
-  /** The start of the latest minute with a request, at any time; null when it never had one. */
+  /** When the latest request was answered, at any time; null when it never had one. */
   lastRequestAt: z.date().nullable(),
 });
 export type EndpointRequestStats = z.infer<typeof endpointRequestStatsSchema>;

@@ -20,7 +20,7 @@ export async function getEndpointRequestStats(db: Tx, { actor, endpointId, minut
   const from = current - (minutes - 1) * MINUTE_MS;
   const [rows, last] = await Promise.all([
     db.endpointRequestMinute.findMany({ where: { endpointId, minute: { gte: new Date(from) } }, orderBy: { minute: "asc" } }),
-    db.endpointRequestMinute.findFirst({ where: { endpointId, requests: { gt: 0 } }, orderBy: { minute: "desc" }, select: { minute: true } }),
+    db.endpointRequestMinute.findFirst({ where: { endpointId, requests: { gt: 0 } }, orderBy: { minute: "desc" }, select: { minute: true, lastRequestAt: true } }),
   ]);
   const byMinute = new Map(rows.map((r) => [r.minute.getTime(), r]));
   const merged = new Array<number>(latencyBuckets.length + 1).fill(0);
@@ -39,6 +39,7 @@ export async function getEndpointRequestStats(db: Tx, { actor, endpointId, minut
   return {
     minutes: series,
     totals: { ...totals, p50Ms: estimatePercentileMs(merged, 50), p95Ms: estimatePercentileMs(merged, 95) },
-    lastRequestAt: last?.minute ?? null,
+    // Rows written before the time itself was kept know only their minute.
+    lastRequestAt: last ? (last.lastRequestAt ?? last.minute) : null,
   };
 }

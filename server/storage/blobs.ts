@@ -1,11 +1,26 @@
-import { env } from "../env";
+import { env, type Env } from "../env";
 import type { BlobStore } from "./blob-store";
 import { createLocalBlobStore } from "./local-blob-store";
+import { createS3BlobStore, type S3BlobStore } from "./s3-blob-store";
 
 let store: BlobStore | undefined;
 
-/** The process-wide blob store: a directory under BLOB_DIR. */
+/** The S3 store the settings describe, or null when blobs are kept in a folder. */
+export function s3StoreFromSettings(e: Env): S3BlobStore | null {
+  if (e.BLOB_STORE !== "s3") return null;
+  return createS3BlobStore({
+    endpoint: e.S3_ENDPOINT!,
+    bucket: e.S3_BUCKET!,
+    region: e.S3_REGION,
+    forcePathStyle: e.S3_FORCE_PATH_STYLE,
+    accessKeyId: e.S3_ACCESS_KEY_ID!,
+    secretAccessKey: e.S3_SECRET_ACCESS_KEY!,
+    prefix: e.S3_PREFIX,
+  });
+}
+
+/** The process-wide blob store: a directory under BLOB_DIR, or the S3 bucket of BLOB_STORE=s3. */
 export function blobStore(): BlobStore {
-  store ??= createLocalBlobStore({ root: env().BLOB_DIR });
+  store ??= s3StoreFromSettings(env()) ?? createLocalBlobStore({ root: env().BLOB_DIR });
   return store;
 }

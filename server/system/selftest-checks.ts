@@ -138,6 +138,7 @@ async function checkOnnxruntime({ signal }: CheckContext): Promise<string> {
     return validateOnnxFile({ file, runs: 3, timeoutMs: 60_000, signal, testVector: { inputs: { x: [[1, 2, 3, 4]] }, outputs: { y: [[2, 4, 6, 8]] }, tolerance: 1e-6 } });
   });
   if (!report.ok) throw new Error(`onnxruntime could not run a test model: ${report.problems.join(" ")} — reinstall with npm install (onnxruntime-node ships its native library)`);
+  if (!report.testVector?.ok) throw new Error(`onnxruntime ran a test model but gave the wrong outputs: ${report.testVector?.problems.join(" ")} — reinstall with npm install (onnxruntime-node ships its native library)`);
   return `onnxruntime-node ${packageVersion("onnxruntime-node")} loaded a test model and ran it in the validation process (warm-up ${Math.round(report.warmupMs ?? 0)} ms), with the outputs expected`;
 }
 

@@ -1,9 +1,9 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import path from "node:path";
+import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDb, type Db } from "../db";
 import { createTestDatabase, type TestDatabase } from "../../tests/setup/test-database";
 import { createOrgWithMember, waitFor } from "../../tests/helpers/factories";
+import { startWorkerProcess } from "../../tests/helpers/worker-process";
 import { startSelftest } from "./selftest.service";
 import { MAX_CRASHES, recordHeartbeat, releaseDeadWorkers } from "./heartbeat.service";
 
@@ -26,32 +26,20 @@ afterAll(async () => {
   await database.drop();
 });
 
-function startWorkerProcess(): { child: ChildProcess; output: () => string; ready: Promise<void> } {
-  const child = spawn(process.execPath, ["--import", "tsx", path.resolve("worker/index.ts")], {
-    env: { ...process.env, DATABASE_URL: database.url, WORKER_HEARTBEAT_MS: String(HEARTBEAT_MS), WORKER_STALE_AFTER_MS: String(STALE_AFTER_MS), WORKER_CONCURRENCY: "2" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(child);
-  let output = "";
-  child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
-  const ready = waitFor(async () => output.includes("Worker ready"), { timeoutMs: 30_000, what: "the worker to start" }).then(() => {});
-  return { child, output: () => output, ready };
-}
 
 const jobOf = (id: string) => db.job.findUniqueOrThrow({ where: { id } });
 
 describe("a worker killed while it holds a job", () => {
   it("hands a one-attempt job on to the next worker, which finishes it, with the attempt given back", async () => {
     const { actor } = await createOrgWithMember(db, "operator");
-    const first = startWorkerProcess();
+    const first = startWorkerProcess(database.url, { env: { WORKER_HEARTBEAT_MS: String(HEARTBEAT_MS), WORKER_STALE_AFTER_MS: String(STALE_AFTER_MS) }, tracked: children });
     await first.ready;
     const { jobId } = await startSelftest(db, { actor, input: { steps: 6, stepMs: 400 } });
     await waitFor(async () => (await jobOf(jobId)).step === "Step 2 of 6", { timeoutMs: 20_000, what: "the job to reach step 2" });
     first.child.kill("SIGKILL");
     await new Promise((r) => first.child.once("exit", r));
 
-    const second = startWorkerProcess();
+    const second = startWorkerProcess(database.url, { env: { WORKER_HEARTBEAT_MS: String(HEARTBEAT_MS), WORKER_STALE_AFTER_MS: String(STALE_AFTER_MS) }, tracked: children });
     await second.ready;
     const done = await waitFor(async () => {
       const job = await jobOf(jobId);

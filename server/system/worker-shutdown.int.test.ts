@@ -1,10 +1,11 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeRawEpisode } from "../../tests/helpers/edge-episodes";
 import { createOrgWithMember, waitFor } from "../../tests/helpers/factories";
+import { startWorkerProcess } from "../../tests/helpers/worker-process";
 import { buildSlowModel } from "../../tests/helpers/slow-model";
 import { createTestDatabase, type TestDatabase } from "../../tests/setup/test-database";
 import type { OrgActor } from "../auth/roles";
@@ -37,21 +38,9 @@ afterAll(async () => {
   await database.drop();
 });
 
+
 /** A worker in a process group of its own, as a terminal's foreground job is. */
-function startWorkerProcess(extraEnv: Record<string, string> = {}) {
-  const child = spawn(process.execPath, ["--import", "tsx", path.resolve("worker/index.ts")], {
-    env: { ...process.env, DATABASE_URL: database.url, WORKER_HEARTBEAT_MS: "300", WORKER_STALE_AFTER_MS: "1500", WORKER_CONCURRENCY: "2", ...extraEnv },
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
-  });
-  workers.push(child);
-  let output = "";
-  child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
-  const ready = waitFor(async () => output.includes("Worker ready"), { timeoutMs: 30_000, what: "the worker to start" });
-  return { child, output: () => output, exited, ready };
-}
+const startWorker = (env: Record<string, string> = {}) => startWorkerProcess(database.url, { env, detached: true, tracked: workers });
 
 /** What a Ctrl-C at the terminal does: SIGINT to every process of the foreground group. */
 const pressCtrlC = (child: ChildProcess) => process.kill(-child.pid!, "SIGINT");
@@ -100,7 +89,7 @@ const hasTempVideo = (store: string) => fs.existsSync(store) && fs.readdirSync(s
 
 describe("a worker stopped with Ctrl-C", () => {
   it("interrupts an encode in flight and puts it back on the queue; the next worker finishes it", async () => {
-    const first = startWorkerProcess();
+    const first = startWorker();
     await first.ready;
     const { episodeId, jobId, store } = await registerEpisode();
     await waitFor(async () => hasTempVideo(store), { timeoutMs: 30_000, intervalMs: 5, what: "ffmpeg to begin writing" });
@@ -117,7 +106,7 @@ describe("a worker stopped with Ctrl-C", () => {
     expect(events.map((e) => e.message).join("\n")).not.toMatch(/signal 2|Failed/);
     expect(processesMentioning(store)).toEqual([]);
 
-    const second = startWorkerProcess();
+    const second = startWorker();
     const job = await finished(jobId);
     expect(job).toMatchObject({ status: "succeeded", attempts: 1 });
     expect((await db.episode.findUniqueOrThrow({ where: { id: episodeId } })).status).toBe("ready");
@@ -128,7 +117,7 @@ describe("a worker stopped with Ctrl-C", () => {
   it("interrupts a validation in flight without marking the version; the next worker validates it", async () => {
     // Many timing runs of a slow model: the validation child is busy when Ctrl-C comes.
     const workerEnv = { MODEL_VALIDATION_RUNS: "400" };
-    const first = startWorkerProcess(workerEnv);
+    const first = startWorker(workerEnv);
     await first.ready;
     const { id } = await createModel(db, { actor, input: { name: `slow ${unique()}`, description: "" } });
     const added = await addVersionFromUpload(db, { actor, modelId: id, body: Readable.from([buildSlowModel(256, 20)]), blobs: blobStore(), maxBytes: 10_000_000, dims: {} });
@@ -142,7 +131,7 @@ describe("a worker stopped with Ctrl-C", () => {
     expect(await db.modelVersion.findUniqueOrThrow({ where: { id: added.versionId } })).toMatchObject({ status: "validating", error: null });
     expect(validators.filter(isAlive)).toEqual([]);
 
-    const second = startWorkerProcess({ MODEL_VALIDATION_RUNS: "3" });
+    const second = startWorker({ MODEL_VALIDATION_RUNS: "3" });
     const job = await finished(added.jobId);
     expect(job.status).toBe("succeeded");
     expect((await db.modelVersion.findUniqueOrThrow({ where: { id: added.versionId } })).status).toBe("ready");
@@ -153,7 +142,7 @@ describe("a worker stopped with Ctrl-C", () => {
 
 describe("a worker killed outright", () => {
   it("takes its ffmpeg with it, and the next attempt clears what that ffmpeg left", async () => {
-    const first = startWorkerProcess();
+    const first = startWorker();
     await first.ready;
     const { episodeId, jobId, store } = await registerEpisode();
     await waitFor(async () => hasTempVideo(store), { timeoutMs: 30_000, intervalMs: 5, what: "ffmpeg to begin writing" });
@@ -164,7 +153,7 @@ describe("a worker killed outright", () => {
     await waitFor(async () => processesMentioning(store).length === 0, { timeoutMs: 1_000, intervalMs: 20, what: "ffmpeg to die with its worker" });
     expect(hasTempVideo(store)).toBe(true);
 
-    const second = startWorkerProcess();
+    const second = startWorker();
     const job = await finished(jobId);
     expect(job).toMatchObject({ status: "succeeded", crashes: 1 });
     expect((await db.episode.findUniqueOrThrow({ where: { id: episodeId } })).status).toBe("ready");

@@ -5,6 +5,19 @@ import type { AddressInfo } from "node:net";
 // A small Hugging Face–compatible hub on 127.0.0.1: `/{owner}/{repo}/resolve/{revision}/{file}`
 // answers 302 to a content URL (as the real hub redirects to its CDN) with the file's sha256
 // in X-Linked-Etag; private repositories want `Authorization: Bearer <token>`.
+//
+// Dataset repositories too, on the real hub's paths: `/api/datasets/{owner}/{repo}/revision/{rev}`
+// answers the commit sha and the files (`siblings[].rfilename`), and
+// `/datasets/{owner}/{repo}/resolve/{rev or sha}/{path}` sends small files itself and redirects
+// parquet and MP4 files to their content, as the hub does for files kept in LFS.
+
+export interface HubStandInDataset {
+  repo: string;
+  revision?: string;
+  files: Record<string, Buffer>;
+  /** Sends each large file in small pieces this many ms apart, for cancel tests. */
+  slowMs?: number;
+}
 
 export interface HubStandInFile {
   repo: string;
@@ -25,6 +38,8 @@ export interface HubStandIn {
   /** How many times each content was sent. */
   contentHits: Map<string, number>;
   add(file: HubStandInFile): void;
+  /** Adds (or replaces) a dataset repository's revision; returns its commit sha. */
+  addDataset(dataset: HubStandInDataset): string;
   close(): Promise<void>;
 }
 
@@ -41,6 +56,17 @@ export async function startHubStandIn(files: HubStandInFile[] = []): Promise<Hub
     byDigest.set(crypto.createHash("sha256").update(file.content).digest("hex"), file);
   };
   files.forEach(add);
+  const datasets = new Map<string, { sha: string; files: Record<string, Buffer>; slowMs?: number }>();
+  const addDataset = (dataset: HubStandInDataset) => {
+    const hash = crypto.createHash("sha1").update(dataset.repo);
+    for (const [name, content] of Object.entries(dataset.files).sort()) hash.update(name).update(content);
+    const sha = hash.digest("hex");
+    const entry = { sha, files: dataset.files, slowMs: dataset.slowMs };
+    datasets.set(`${dataset.repo}@${dataset.revision ?? "main"}`, entry);
+    datasets.set(`${dataset.repo}@${sha}`, entry);
+    for (const content of Object.values(dataset.files)) byDigest.set(crypto.createHash("sha256").update(content).digest("hex"), { repo: dataset.repo, filename: "", content, slowMs: dataset.slowMs });
+    return sha;
+  };
 
   const server = http.createServer((req, res) => {
     const target = new URL(req.url ?? "/", "http://x");
@@ -67,6 +93,21 @@ export async function startHubStandIn(files: HubStandInFile[] = []): Promise<Hub
       res.on("close", () => clearInterval(timer));
       return;
     }
+    const listing = /^\/api\/datasets\/([^/]+\/[^/]+)\/revision\/(.+)$/.exec(path);
+    if (listing) {
+      const dataset = datasets.get(`${listing[1]}@${listing[2]}`);
+      if (!dataset) return void res.writeHead(404, { "content-type": "application/json", "x-error-code": "RepoNotFound" }).end(JSON.stringify({ error: "Repository not found" }));
+      return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ id: listing[1], sha: dataset.sha, private: false, siblings: Object.keys(dataset.files).sort().map((rfilename) => ({ rfilename })) }));
+    }
+    const resolve = /^\/datasets\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(path);
+    if (resolve) {
+      const dataset = datasets.get(`${resolve[1]}@${resolve[2]}`);
+      const content = dataset?.files[resolve[3]];
+      if (!content) return void res.writeHead(404, { "x-error-code": "EntryNotFound" }).end("Entry not found");
+      if (!/\.(parquet|mp4)$/.test(resolve[3])) return void res.writeHead(200, { "content-type": "application/octet-stream", "content-length": content.length }).end(content);
+      const sha256 = crypto.createHash("sha256").update(content).digest("hex");
+      return void res.writeHead(302, { location: `/content/${sha256}`, "x-linked-etag": `"${sha256}"`, "x-linked-size": String(content.length) }).end();
+    }
     const file = byPath.get(path);
     const repo = /^\/([^/]+\/[^/]+)\/resolve\//.exec(path)?.[1];
     const isRepoPrivate = [...byPath.values()].some((f) => f.repo === repo && f.isPrivate);
@@ -89,6 +130,7 @@ export async function startHubStandIn(files: HubStandInFile[] = []): Promise<Hub
     requests,
     contentHits,
     add,
+    addDataset,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();

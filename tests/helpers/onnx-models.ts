@@ -140,6 +140,33 @@ export function buildConvNet(): Buffer {
   );
 }
 
+/**
+ * y = table[ids] over ids[n] (int64) and a 4×2 table: ids 0–3, the values validation generates,
+ * run; an id of 4 or more makes onnxruntime throw, as an index model does on a bad index.
+ */
+export function buildLookupModel(): Buffer {
+  return encodeModel(
+    model({
+      nodes: [{ op_type: "Gather", input: ["table", "ids"], output: ["y"], attribute: [{ name: "axis", type: ATTR_INT, i: 0 }] }],
+      inputs: [valueInfo("ids", INT64, ["n"])],
+      outputs: [valueInfo("y", FLOAT, ["n", 2])],
+      initializers: [floatTensor("table", [4, 2], [0, 1, 2, 3, 4, 5, 6, 7])],
+    }),
+  );
+}
+
+/** y = Reshape(x, [1, 4]) over x[batch, 4]: runs at batch 1 and fails at any other, as a model exported for one batch size does. */
+export function buildBatchOneModel(): Buffer {
+  return encodeModel(
+    model({
+      nodes: [{ op_type: "Reshape", input: ["x", "shape"], output: ["y"] }],
+      inputs: [valueInfo("x", FLOAT, ["batch", 4])],
+      outputs: [valueInfo("y", FLOAT, [1, 4])],
+      initializers: [{ name: "shape", dims: [2], data_type: INT64, int64_data: [1, 4] }],
+    }),
+  );
+}
+
 /** The first half of the MLP's bytes. */
 export function buildTruncatedModel(): Buffer {
   const bytes = buildMlp();
@@ -242,4 +269,34 @@ export function encodeNpy(descr: string, shape: number[], data: ArrayBufferView,
   preamble[7] = 0;
   preamble.writeUInt16LE(header.length, 8);
   return Buffer.concat([preamble, Buffer.from(header, "latin1"), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
+}
+
+/**
+ * A tiny image encoder shaped as exported CLIP image encoders are: image[batch, 3, height, width]
+ * (float, normalised RGB) → Conv(3→dims, 3×3, stride 2) → Relu → GlobalAveragePool → Flatten →
+ * embedding[batch, dims]. `batch` 1 fixes the batch as some exporters do.
+ */
+export function buildImageEncoder({ width = 16, height = 16, dims = 8, batch = "batch" }: { width?: number; height?: number; dims?: number; batch?: string | number } = {}): Buffer {
+  return encodeModel(
+    model({
+      nodes: [
+        {
+          op_type: "Conv",
+          input: ["image", "w", "b"],
+          output: ["c"],
+          attribute: [
+            { name: "kernel_shape", type: ATTR_INTS, ints: [3, 3] },
+            { name: "strides", type: ATTR_INTS, ints: [2, 2] },
+            { name: "pads", type: ATTR_INTS, ints: [1, 1, 1, 1] },
+          ],
+        },
+        { op_type: "Relu", input: ["c"], output: ["r"] },
+        { op_type: "GlobalAveragePool", input: ["r"], output: ["p"] },
+        { op_type: "Flatten", input: ["p"], output: ["embedding"], attribute: [{ name: "axis", type: ATTR_INT, i: 1 }] },
+      ],
+      inputs: [valueInfo("image", FLOAT, [batch, 3, height, width])],
+      outputs: [valueInfo("embedding", FLOAT, [batch, dims])],
+      initializers: [floatTensor("w", [dims, 3, 3, 3], seededValues(dims * 27, 11)), floatTensor("b", [dims], seededValues(dims, 12).map((x) => x + 1))],
+    }),
+  );
 }

@@ -7,10 +7,12 @@ import deployDevice from "./fleet/deploy-device";
 import { healthCheckTask } from "./fleet/health-check";
 import importDataset from "./datasets/import";
 import trainingRun from "./training/run";
+import trainingCheckpoint from "./training/checkpoint";
+import evaluateDataset from "./datasets/evaluate";
 import type { TaskModule } from "../define-task";
 
 /** Every task this worker runs, one per job in the catalog. */
-export const taskModules: TaskModule[] = [selftest, fetchModel, validateModel, deployEndpoint, encodeEpisode, deployDevice, importDataset, trainingRun];
+export const taskModules: TaskModule[] = [selftest, fetchModel, validateModel, deployEndpoint, encodeEpisode, deployDevice, importDataset, trainingRun, trainingCheckpoint, evaluateDataset];
 
 /** Tasks the crontab starts (not jobs: they keep no Job record). */
 export const scheduledTasks = { "fleet:health-check": healthCheckTask };

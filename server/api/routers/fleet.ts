@@ -4,10 +4,14 @@ import { alertSchema, alertSettingsSchema, listAlertsInput } from "../../alerts/
 import { recordAudit } from "../../audit/audit.service";
 import { createDevice, deleteDevice, getDevice, listDevices, repinHostKey, testConnection, updateDevice } from "../../fleet/devices.service";
 import { discoverSshHosts } from "../../fleet/discovery.service";
+import { getDeviceHealthHistory } from "../../fleet/health-history.service";
+import { env } from "../../env";
 import {
   createDeviceInput,
   createRolloutInput,
   deviceDetailSchema,
+  deviceHealthHistoryInput,
+  deviceHealthHistorySchema,
   deviceIdInput,
   deviceSummarySchema,
   discoverInput,
@@ -30,6 +34,11 @@ const idOutput = z.object({ id: z.uuid() });
 export const fleetRouter = router({
   devices: orgProcedure("viewer").output(z.array(deviceSummarySchema)).query(({ ctx }) => listDevices(ctx.db, { orgId: ctx.orgActor.orgId })),
   device: orgProcedure("viewer").input(deviceIdInput).output(deviceDetailSchema).query(({ ctx, input }) => getDevice(ctx.db, { orgId: ctx.orgActor.orgId, deviceId: input.deviceId })),
+  /** The device's health checks over a window, for its chart. */
+  deviceHealth: orgProcedure("viewer")
+    .input(deviceHealthHistoryInput)
+    .output(deviceHealthHistorySchema)
+    .query(({ ctx, input }) => getDeviceHealthHistory(ctx.db, { orgId: ctx.orgActor.orgId, input, intervalSec: env().DEVICE_HEALTH_INTERVAL })),
   createDevice: orgProcedure("admin").input(createDeviceInput).output(idOutput).mutation(({ ctx, input }) => createDevice(ctx.db, { actor: ctx.orgActor, input })),
   updateDevice: orgProcedure("admin").input(updateDeviceInput).output(idOutput).mutation(({ ctx, input }) => updateDevice(ctx.db, { actor: ctx.orgActor, input })),
   deleteDevice: orgProcedure("admin").input(deviceIdInput).output(idOutput).mutation(({ ctx, input }) => deleteDevice(ctx.db, { actor: ctx.orgActor, deviceId: input.deviceId })),

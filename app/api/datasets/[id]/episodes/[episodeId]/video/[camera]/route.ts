@@ -4,28 +4,11 @@ import { db } from "@/server/db";
 import { env } from "@/server/env";
 import { AppError, errorResponse } from "@/server/errors";
 import { parseIdParam, requireOrgActor } from "@/server/api/http";
+import { parseRangeHeader } from "@/server/api/byte-range";
 import { cameraNameSchema } from "@/server/datasets/datasets.schemas";
 import { episodeVideoFile } from "@/server/datasets/datasets.service";
 
 export const dynamic = "force-dynamic";
-
-/** One bytes=a-b range (the only kind browsers send for video), or null for the whole file. */
-function parseRange(header: string | null, size: number): { start: number; end: number } | null {
-  if (!header) return null;
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!m || (m[1] === "" && m[2] === "")) throw new AppError("BAD_REQUEST", "Only a single bytes=start-end range is supported");
-  let start: number;
-  let end: number;
-  if (m[1] === "") {
-    start = Math.max(0, size - Number(m[2]));
-    end = size - 1;
-  } else {
-    start = Number(m[1]);
-    end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
-  }
-  if (start > end || start >= size) return { start: -1, end: -1 };
-  return { start, end };
-}
 
 /** An episode's camera video (MP4), with Range support so the player can seek. */
 export async function GET(request: Request, { params }: { params: Promise<{ id: string; episodeId: string; camera: string }> }) {
@@ -39,7 +22,7 @@ export async function GET(request: Request, { params }: { params: Promise<{ id: 
     const file = await episodeVideoFile(db(), { orgId: actor.orgId, datasetId, episodeId, camera: camera.data, settings: env() });
     const { size, mtime } = await fs.promises.stat(file);
     const headers = new Headers({ "Content-Type": "video/mp4", "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600", "Last-Modified": mtime.toUTCString() });
-    const range = parseRange(request.headers.get("range"), size);
+    const range = parseRangeHeader(request.headers.get("range"), size);
     if (range && range.start < 0) {
       headers.set("Content-Range", `bytes */${size}`);
       return new Response(null, { status: 416, headers });
