@@ -1,6 +1,7 @@
 "use client";
 
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import Link from "next/link";
 import { useEffect, useState } from "react";
 import type { z } from "zod";
 import { Alert } from "@/components/ui/alert";
@@ -62,6 +63,7 @@ function AgentCard({ agent }: { agent: Agent }) {
     void queryClient.invalidateQueries({ queryKey: trpc.hardware.commands.queryKey({ agentId: agent.id, limit: 10 }) });
     void queryClient.invalidateQueries({ queryKey: trpc.hardware.agents.queryKey() });
   };
+  const robots = useQuery(trpc.hardware.robots.queryOptions({ agentId: agent.id }));
   const send = useMutation(trpc.hardware.sendCommand.mutationOptions({ onSuccess: refresh }));
   const remove = useMutation(trpc.hardware.removeAgent.mutationOptions({ onSuccess: refresh }));
   const hasFactsInFlight = commands.data?.some((c) => c.kind === "host.facts" && ["queued", "sent", "running"].includes(c.status));
@@ -130,6 +132,13 @@ function AgentCard({ agent }: { agent: Agent }) {
           <p className="text-zinc-500">No host facts yet: the agent sends them when it connects.</p>
         )}
         {agent.factsAt && <p className="text-xs text-zinc-500">Facts from <RelativeTime date={agent.factsAt} /></p>}
+        <div data-field="robots">
+          <h3 className="mb-1 font-medium">Arms</h3>
+          {robots.data?.length === 0 && <p className="text-zinc-500">None yet: <Link href="/robots" className="text-brand-600 hover:underline">add an arm</Link> plugged into this computer.</p>}
+          <ul className="flex flex-wrap gap-3">
+            {robots.data?.map((r) => <li key={r.id}><Link href={`/robots/${r.id}`} className="text-brand-600 hover:underline">{r.name}</Link> <span className="text-xs text-zinc-500">{r.type}{r.port ? ` on ${r.port}` : ""}</span></li>)}
+          </ul>
+        </div>
         <div>
           <h3 className="mb-1 font-medium">Recent commands</h3>
           {commands.data?.length === 0 && <p className="text-zinc-500">None yet.</p>}

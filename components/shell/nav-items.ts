@@ -7,6 +7,7 @@ export const navItems = [
   { href: "/training", label: "Training" },
   { href: "/fleet", label: "Fleet" },
   { href: "/agents", label: "Agents" },
+  { href: "/robots", label: "Robots" },
   { href: "/jobs", label: "Jobs" },
   { href: "/settings", label: "Settings" },
 ] as const;

@@ -55,6 +55,7 @@ let alertA: string;
 let evaluationA: string;
 let agentA: string;
 let agentCommandA: string;
+let robotA: string;
 
 async function sessionHeaders(actor: OrgActor | null, requestedOrgId?: string): Promise<Headers> {
   const headers = new Headers();
@@ -120,6 +121,17 @@ function sampleInputs(): Record<string, unknown> {
     "hardware.command": { commandId: agentCommandA },
     "hardware.sendCommand": { agentId: agentA, kind: "ping", input: {} },
     "hardware.removeAgent": { agentId: agentA },
+    "hardware.cancelCommand": { commandId: agentCommandA },
+    "hardware.onJointSamples": { commandId: agentCommandA },
+    "hardware.robots": {},
+    "hardware.robot": { robotId: robotA },
+    "hardware.createRobot": { agentId: agentA, name: "probe-arm", type: "so101_follower", port: null },
+    "hardware.updateRobot": { robotId: robotA, port: "/dev/ttyACM9" },
+    "hardware.deleteRobot": { robotId: robotA },
+    "hardware.calibrations": { robotId: robotA },
+    "hardware.importCalibration": { robotId: robotA, text: "{}" },
+    "hardware.applyCalibration": { robotId: robotA, calibration: {}, writeMotors: false },
+    "hardware.exportCalibration": { robotId: robotA },
     "endpoints.get": { endpointId: endpointA },
     "endpoints.stats": { endpointId: endpointA },
     "endpoints.tryIt": { endpointId: endpointA, inputs: { x: [[1]] } },
@@ -171,6 +183,7 @@ const NAMES_ORG_A_THING = new Set(["orgs.setRole", "orgs.removeMember", "invites
   "models.get", "models.update", "models.delete", "models.addVersionFromUrl", "models.addVersionFromHub", "models.revalidate",
   "fleet.device", "fleet.deviceHealth", "fleet.updateDevice", "fleet.deleteDevice", "fleet.testConnection", "fleet.repin", "fleet.rollout", "fleet.createRollout", "fleet.cancelRollout", "fleet.rollbackRollout", "fleet.rollbackDevice", "fleet.acknowledgeAlert",
   "hardware.agent", "hardware.commands", "hardware.command", "hardware.sendCommand", "hardware.removeAgent",
+  "hardware.cancelCommand", "hardware.onJointSamples", "hardware.robot", "hardware.createRobot", "hardware.updateRobot", "hardware.deleteRobot", "hardware.calibrations", "hardware.importCalibration", "hardware.applyCalibration", "hardware.exportCalibration",
   "endpoints.get", "endpoints.stats", "endpoints.tryIt", "endpoints.create", "endpoints.changeVersion", "endpoints.undeploy", "endpoints.delete",
   "datasets.get", "datasets.episodes", "datasets.episode", "datasets.deleteEpisode", "datasets.restoreEpisode", "datasets.renameTask", "datasets.retryEpisode", "datasets.delete",
   "training.deleteTarget", "training.testTarget", "training.run", "training.log", "training.onLog", "training.metrics", "training.startRun", "training.cancelRun", "training.resumeRun", "training.retryRun", "training.pullCheckpoint",
@@ -230,6 +243,7 @@ beforeAll(async () => {
   // An agent that has never connected and a finished ping to it: probes may read, ping or remove it.
   agentA = (await db.agent.create({ data: { orgId: orgA.orgId, name: "org-a-agent" } })).id;
   agentCommandA = (await db.agentCommand.create({ data: { orgId: orgA.orgId, agentId: agentA, kind: "ping", input: {}, status: "succeeded", deadline: new Date(), createdBy: "probe" } })).id;
+  robotA = (await db.robot.create({ data: { orgId: orgA.orgId, agentId: agentA, name: "org-a-arm", role: "follower", type: "so101_follower", protocol: "feetech", motors: [{ name: "gripper", id: 6 }] } })).id;
   alertA = (await db.alert.create({ data: { orgId: orgA.orgId, kind: "probe", severity: "warning", title: "probe", message: "probe" } })).id;
 });
 

@@ -59,6 +59,11 @@ export const auditActions = [
   "org.quality_gate",
   "agent.command",
   "agent.remove",
+  "agent.command.cancel",
+  "robot.create",
+  "robot.update",
+  "robot.delete",
+  "robot.calibration",
 ] as const;
 export const auditActionSchema = z.enum(auditActions);
 export type AuditAction = z.infer<typeof auditActionSchema>;

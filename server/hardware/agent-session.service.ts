@@ -3,7 +3,7 @@ import type { Db } from "../db";
 import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
 import { Prisma } from "../generated/prisma/client";
-import { AGENT_COMMANDS_CHANNEL, hostFactsSchema, type AgentMessage, type AgentStreamEvent } from "./hardware.schemas";
+import { AGENT_COMMANDS_CHANNEL, hostFactsSchema, JOINT_SAMPLES_CHANNEL, type AgentMessage, type AgentStreamEvent, type JointSample } from "./hardware.schemas";
 import { expireAgentCommands } from "./commands.service";
 
 // The portal's side of an agent's connection. The agent dials out (so it works behind NAT) and
@@ -83,6 +83,14 @@ export async function takeCommandsToSend(db: Db, session: AgentSession): Promise
   });
 }
 
+/** Commands cancelled after they went out on this connection, which the agent has not been told to stop. */
+export async function takeCancelsToSend(db: Db, session: AgentSession): Promise<string[]> {
+  const rows = await db.agentCommand.findMany({ where: { agentId: session.agentId, connectionId: session.connectionId, status: "cancelled", cancelSentAt: null }, select: { id: true }, take: 50 });
+  if (!rows.length) return [];
+  await db.agentCommand.updateMany({ where: { id: { in: rows.map((r) => r.id) } }, data: { cancelSentAt: new Date() } });
+  return rows.map((r) => r.id);
+}
+
 /** Anything that can tell the stream its agent's queue changed: the process's LISTEN hub. */
 export interface AgentWakeSource {
   listen(channel: string, listener: (payload: string | null) => void): () => void;
@@ -131,6 +139,7 @@ export async function* agentStreamEvents(
         const commands = await takeCommandsToSend(db, session);
         if (commands === "superseded") return;
         for (const command of commands) yield command;
+        for (const id of await takeCancelsToSend(db, session)) yield { type: "cancel", id };
       }
       if (signal.aborted) break;
       await new Promise<void>((resolve) => {
@@ -157,6 +166,27 @@ export async function* agentStreamEvents(
   }
 }
 
+/** NOTIFY payloads are capped under 8000 bytes: a batch goes out in as many notifications as it needs. */
+const NOTIFY_MAX_BYTES = 7000;
+
+export async function publishJointSamples(db: Db, commandId: string, samples: JointSample[]): Promise<void> {
+  let batch: JointSample[] = [];
+  let size = 0;
+  const flush = async () => {
+    if (!batch.length) return;
+    await db.$executeRaw`SELECT pg_notify(${JOINT_SAMPLES_CHANNEL}, ${JSON.stringify({ commandId, samples: batch })})`;
+    batch = [];
+    size = 0;
+  };
+  for (const sample of samples) {
+    const bytes = JSON.stringify(sample).length + 1;
+    if (size + bytes > NOTIFY_MAX_BYTES - 100) await flush();
+    batch.push(sample);
+    size += bytes;
+  }
+  await flush();
+}
+
 /** The agent a message names, which must be this token's agent in this organisation. */
 async function requireOwnAgent(db: Db, actor: OrgActor, agentId: string): Promise<void> {
   const agent = await db.agent.findFirst({ where: { id: agentId, orgId: actor.orgId }, select: { tokenId: true } });
@@ -175,6 +205,12 @@ export async function recordAgentMessage(db: Db, { actor, message }: { actor: Or
   const command = await db.agentCommand.findFirst({ where: { id: message.commandId, agentId: message.agentId }, select: { status: true, kind: true } });
   if (!command) throw new AppError("NOT_FOUND", "No such command for this agent");
   const inFlight = { id: message.commandId, status: { in: ["queued", "sent", "running"] as ("queued" | "sent" | "running")[] } };
+  if (message.type === "samples") {
+    // Live readings are not kept: they go to whoever watches, in whichever web process.
+    if (!["queued", "sent", "running"].includes(command.status)) return { accepted: false, status: command.status };
+    await publishJointSamples(db, message.commandId, message.samples);
+    return { accepted: true, status: command.status };
+  }
   if (message.type === "progress") {
     const { count } = await db.agentCommand.updateMany({ where: inFlight, data: { status: "running", progress: message.progress, step: message.step } });
     return { accepted: count === 1, status: count === 1 ? "running" : command.status };

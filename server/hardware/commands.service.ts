@@ -127,3 +127,20 @@ export async function removeAgent(db: Db, { actor, agentId }: { actor: OrgActor;
     await tx.$executeRaw`SELECT pg_notify(${AGENT_COMMANDS_CHANNEL}, ${agentId})`;
   });
 }
+
+/** Cancels a command that has not ended; the agent is told to stop it if it already has it. An ended command is left as it is. */
+export async function cancelAgentCommand(db: Db, { actor, commandId }: { actor: OrgActor; commandId: string }) {
+  const row = await db.agentCommand.findFirst({ where: { id: commandId, orgId: actor.orgId }, include: { agent: { select: { name: true } } } });
+  if (!row) throw new AppError("NOT_FOUND", "No such command in this organisation");
+  const finishedAt = new Date();
+  await db.$transaction(async (tx) => {
+    const { count } = await tx.agentCommand.updateMany({
+      where: { id: commandId, status: { in: ["queued", "sent", "running"] } },
+      data: { status: "cancelled", error: `Cancelled by ${actor.label}`, finishedAt },
+    });
+    if (!count) return;
+    await recordAudit(tx, { orgId: actor.orgId, actor, action: "agent.command.cancel", target: row.agent.name, data: { agentId: row.agentId, commandId, kind: row.kind } });
+    await tx.$executeRaw`SELECT pg_notify(${AGENT_COMMANDS_CHANNEL}, ${row.agentId})`;
+  });
+  return toCommandDto(await db.agentCommand.findUniqueOrThrow({ where: { id: commandId } }));
+}

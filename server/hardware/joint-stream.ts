@@ -1,0 +1,77 @@
+import type { Db } from "../db";
+import { AppError } from "../errors";
+import type { OrgActor } from "../auth/roles";
+import { JOINT_SAMPLES_CHANNEL, jointSampleSchema, type JointSample } from "./hardware.schemas";
+import type { AgentWakeSource } from "./agent-session.service";
+import { z } from "zod";
+
+// The joint readings of a running command (live joints, range recording) as they arrive, for a
+// browser or anything else that subscribes. The agent posts batches to whichever web process
+// its request lands on; that process NOTIFYs them, so a subscriber on any process sees them.
+// Nothing is kept: a subscriber that falls behind loses the oldest batches, not the newest.
+
+const payloadSchema = z.object({ commandId: z.uuid(), samples: z.array(jointSampleSchema) });
+
+export type JointSampleEvent = { type: "samples"; seq: number; samples: JointSample[] } | { type: "ended"; seq: number; status: string; error: string | null };
+
+/** How many batches wait for a slow subscriber before the oldest are dropped. */
+const MAX_WAITING = 200;
+/** How often the command's row is looked at, to end the stream when the command ends. */
+const STATUS_EVERY_MS = 1000;
+
+export async function openJointSampleStream(
+  db: Db,
+  { actor, commandId, hub, signal, statusEveryMs = STATUS_EVERY_MS }: { actor: OrgActor; commandId: string; hub: AgentWakeSource; signal: AbortSignal; statusEveryMs?: number },
+): Promise<AsyncGenerator<JointSampleEvent>> {
+  const command = await db.agentCommand.findFirst({ where: { id: commandId, orgId: actor.orgId }, select: { id: true, kind: true } });
+  if (!command) throw new AppError("NOT_FOUND", "No such command in this organisation");
+  const waiting: JointSample[][] = [];
+  let wake: (() => void) | null = null;
+  const unlisten = hub.listen(JOINT_SAMPLES_CHANNEL, (payload) => {
+    if (!payload) return;
+    let parsed: z.infer<typeof payloadSchema>;
+    try {
+      const result = payloadSchema.safeParse(JSON.parse(payload));
+      if (!result.success) return;
+      parsed = result.data;
+    } catch {
+      return;
+    }
+    if (parsed.commandId !== commandId) return;
+    waiting.push(parsed.samples);
+    if (waiting.length > MAX_WAITING) waiting.splice(0, waiting.length - MAX_WAITING);
+    wake?.();
+  });
+  async function* events(): AsyncGenerator<JointSampleEvent> {
+    let seq = 0;
+    let checkedAt = 0;
+    try {
+      while (!signal.aborted) {
+        while (waiting.length) yield { type: "samples", seq: ++seq, samples: waiting.shift()! };
+        if (Date.now() - checkedAt >= statusEveryMs) {
+          checkedAt = Date.now();
+          const row = await db.agentCommand.findUnique({ where: { id: commandId }, select: { status: true, error: true } });
+          if (!row || !["queued", "sent", "running"].includes(row.status)) {
+            // Batches that arrived with the result still go out first.
+            while (waiting.length) yield { type: "samples", seq: ++seq, samples: waiting.shift()! };
+            yield { type: "ended", seq: ++seq, status: row?.status ?? "removed", error: row?.error ?? null };
+            return;
+          }
+        }
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, statusEveryMs);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          signal.addEventListener("abort", wake, { once: true });
+          if (waiting.length || signal.aborted) wake();
+        });
+        wake = null;
+      }
+    } finally {
+      unlisten();
+    }
+  }
+  return events();
+}

@@ -1,0 +1,122 @@
+import crypto from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testDb } from "../../tests/helpers/db";
+import { addMember, createOrgWithMember } from "../../tests/helpers/factories";
+import type { OrgActor } from "../auth/roles";
+import { createApiToken } from "../auth/tokens.service";
+import { RealtimeHub } from "../jobs/realtime";
+import { takeCancelsToSend, publishJointSamples, recordAgentMessage } from "./agent-session.service";
+import { cancelAgentCommand, getAgentCommand } from "./commands.service";
+import { openJointSampleStream, type JointSampleEvent } from "./joint-stream";
+import { applyRobotCalibration, createRobot, exportRobotCalibration, getRobot, importRobotCalibration, listRobotCalibrations } from "./robots.service";
+
+// Arms, their calibration history, command cancel and the live joint stream, against Postgres.
+
+const db = testDb();
+let actor: OrgActor;
+let other: OrgActor;
+let agentId: string;
+const hub = new RealtimeHub({ url: process.env.DATABASE_URL!, db, jobEvents: false });
+
+const motors = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"];
+const calibration = Object.fromEntries(motors.map((name, i) => [name, { id: i + 1, drive_mode: 0, homing_offset: 10 * i - 20, range_min: 500 + i, range_max: 3500 - i }]));
+
+beforeAll(async () => {
+  actor = (await createOrgWithMember(db, "owner")).owner;
+  other = (await createOrgWithMember(db, "owner")).owner;
+  agentId = (await db.agent.create({ data: { orgId: actor.orgId, name: `bench-pc-${Date.now()}`, tokenId: null } })).id;
+  await hub.ensureConnected();
+});
+afterAll(async () => {
+  await hub.stop();
+});
+
+describe("robots", () => {
+  it("keeps every calibration, writes the current one through the agent, and exports LeRobot's file", async () => {
+    const robot = await createRobot(db, { actor, input: { agentId, name: `arm_${Date.now()}`, type: "so101_follower", port: "/dev/ttyACM0" } });
+    expect(robot.motors.map((m) => m.name)).toEqual(motors);
+    expect(robot.calibration).toBeNull();
+    await expect(createRobot(db, { actor, input: { agentId, name: robot.name, type: "koch_leader", port: null } })).rejects.toThrow(/already exists/);
+
+    // Motors in another order still come out in the arm's order, as LeRobot writes them.
+    const shuffled = Object.fromEntries(Object.entries(calibration).reverse());
+    const applied = await applyRobotCalibration(db, { actor, input: { robotId: robot.id, calibration: shuffled, source: "wizard", writeMotors: true } });
+    expect(applied.command.kind).toBe("calibration.write");
+    expect(applied.command.input).toMatchObject({ file: { kind: "robots", type: "so101_follower", id: robot.name }, port: "/dev/ttyACM0", protocol: "feetech" });
+    expect(Object.keys(applied.calibration.calibration)).toEqual(motors);
+
+    const exported = await exportRobotCalibration(db, { actor, robotId: robot.id });
+    expect(exported.fileName).toBe(`${robot.name}.json`);
+    expect(exported.text.startsWith('{\n    "shoulder_pan": {\n        "id": 1,\n        "drive_mode": 0,\n        "homing_offset": -20,')).toBe(true);
+    expect(exported.text.endsWith('"range_max": 3495\n    }\n}')).toBe(true);
+
+    const imported = await importRobotCalibration(db, { actor, input: { robotId: robot.id, text: exported.text.replace('"homing_offset": -20', '"homing_offset": -21'), note: "from the lab's laptop" } });
+    expect(imported.source).toBe("import");
+    expect((await getRobot(db, { actor, robotId: robot.id })).calibration?.calibration.shoulder_pan?.homing_offset).toBe(-21);
+    expect((await listRobotCalibrations(db, { actor, robotId: robot.id, limit: 10 })).map((c) => c.source)).toEqual(["import", "wizard"]);
+  });
+
+  it("refuses a calibration that is not LeRobot's or does not fit the arm, and keeps the history as it was", async () => {
+    const robot = await createRobot(db, { actor, input: { agentId, name: `arm_b_${Date.now()}`, type: "so101_follower", port: null } });
+    await expect(importRobotCalibration(db, { actor, input: { robotId: robot.id, text: "{not json" } })).rejects.toThrow(/not valid JSON/);
+    await expect(importRobotCalibration(db, { actor, input: { robotId: robot.id, text: JSON.stringify({ ...calibration, gripper: { ...calibration.gripper, range_min: 4000, range_max: 100 } }) } })).rejects.toThrow(/range_min 4000 is above range_max 100/);
+    const { gripper: _, ...fiveMotors } = calibration;
+    await expect(importRobotCalibration(db, { actor, input: { robotId: robot.id, text: JSON.stringify({ ...fiveMotors, claw: calibration.gripper }) } })).rejects.toThrow(/no entry for gripper; claw is not a motor/);
+    await expect(importRobotCalibration(db, { actor, input: { robotId: robot.id, text: JSON.stringify({ ...calibration, gripper: { ...calibration.gripper, id: 9 } }) } })).rejects.toThrow(/gripper has id 9 but the arm's gripper is motor 6/);
+    // Writing to the motors needs a port.
+    await expect(applyRobotCalibration(db, { actor, input: { robotId: robot.id, calibration, source: "wizard", writeMotors: true } })).rejects.toThrow(/no port yet/);
+    expect(await listRobotCalibrations(db, { actor, robotId: robot.id, limit: 10 })).toEqual([]);
+  });
+
+  it("is not seen from another organisation, and a viewer cannot be the one who changes it", async () => {
+    const robot = await createRobot(db, { actor, input: { agentId, name: `arm_c_${Date.now()}`, type: "koch_follower", port: null } });
+    expect(robot.protocol).toBe("dynamixel");
+    await expect(getRobot(db, { actor: other, robotId: robot.id })).rejects.toThrow(/No such arm/);
+    await expect(exportRobotCalibration(db, { actor: other, robotId: robot.id })).rejects.toThrow(/No such arm/);
+    const viewer = await addMember(db, actor.orgId, "viewer");
+    expect((await getRobot(db, { actor: viewer, robotId: robot.id })).name).toBe(robot.name);
+  });
+});
+
+describe("commands", () => {
+  it("a cancelled command is told to the connection that has it, once", async () => {
+    const connectionId = crypto.randomUUID();
+    await db.agent.update({ where: { id: agentId }, data: { connectionId, lastSeenAt: new Date() } });
+    const row = await db.agentCommand.create({ data: { orgId: actor.orgId, agentId, kind: "joints.stream", input: {}, status: "running", connectionId, deadline: new Date(Date.now() + 60_000), createdBy: "test" } });
+    const cancelled = await cancelAgentCommand(db, { actor, commandId: row.id });
+    expect(cancelled.status).toBe("cancelled");
+    expect(cancelled.error).toMatch(/^Cancelled by /);
+    expect(await takeCancelsToSend(db, { agentId, connectionId })).toEqual([row.id]);
+    expect(await takeCancelsToSend(db, { agentId, connectionId })).toEqual([]);
+    // Its late result changes nothing; an ended command cannot be cancelled again.
+    expect((await cancelAgentCommand(db, { actor, commandId: row.id })).status).toBe("cancelled");
+    await expect(cancelAgentCommand(db, { actor: other, commandId: row.id })).rejects.toThrow(/No such command/);
+  });
+
+  it("streams joint samples to a subscriber while the command runs, then ends with its outcome", async () => {
+    const row = await db.agentCommand.create({ data: { orgId: actor.orgId, agentId, kind: "joints.stream", input: {}, status: "running", deadline: new Date(Date.now() + 60_000), createdBy: "test" } });
+    const controller = new AbortController();
+    const events = await openJointSampleStream(db, { actor, commandId: row.id, hub, signal: controller.signal, statusEveryMs: 200 });
+    await expect(openJointSampleStream(db, { actor: other, commandId: row.id, hub, signal: controller.signal })).rejects.toThrow(/No such command/);
+    const seen: JointSampleEvent[] = [];
+    const reading = (async () => {
+      for await (const e of events) seen.push(e);
+    })();
+    // A batch bigger than one NOTIFY goes out as several, in order.
+    const samples = Array.from({ length: 64 }, (_, i) => ({ t: 1_000 + i, raw: Array.from({ length: 32 }, (_, j) => 2000 + i + j), values: Array.from({ length: 32 }, (_, j) => (i * j) / 2048 - 0.123456789) }));
+    await new Promise((r) => setTimeout(r, 300));
+    await publishJointSamples(db, row.id, samples);
+    await new Promise((r) => setTimeout(r, 300));
+    await db.agentCommand.update({ where: { id: row.id }, data: { status: "succeeded", finishedAt: new Date() } });
+    await reading;
+    const got = seen.flatMap((e) => (e.type === "samples" ? e.samples : []));
+    expect(got.map((s) => s.t)).toEqual(samples.map((s) => s.t));
+    expect(seen.length).toBeGreaterThan(2);
+    expect(seen.at(-1)).toMatchObject({ type: "ended", status: "succeeded" });
+    expect((await getAgentCommand(db, { actor, commandId: row.id })).status).toBe("succeeded");
+    // Samples for a command that has ended are not passed on.
+    const token = await createApiToken(db, { actor, input: { name: "agent", scopes: ["read", "write"] } });
+    await db.agent.update({ where: { id: agentId }, data: { tokenId: token.id } });
+    expect(await recordAgentMessage(db, { actor: { ...actor, tokenId: token.id }, message: { type: "samples", agentId, commandId: row.id, samples: samples.slice(0, 1) } })).toEqual({ accepted: false, status: "succeeded" });
+  });
+});
