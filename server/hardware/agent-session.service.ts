@@ -5,6 +5,7 @@ import type { OrgActor } from "../auth/roles";
 import { Prisma } from "../generated/prisma/client";
 import { AGENT_COMMANDS_CHANNEL, hostFactsSchema, JOINT_SAMPLES_CHANNEL, type AgentMessage, type AgentStreamEvent, type JointSample } from "./hardware.schemas";
 import { expireAgentCommands } from "./commands.service";
+import { RECIPE_LOG_MAX_BYTES } from "./recipes";
 
 // The portal's side of an agent's connection. The agent dials out (so it works behind NAT) and
 // holds one long-lived server-sent-events stream on which the portal sends commands; it posts
@@ -205,6 +206,14 @@ export async function recordAgentMessage(db: Db, { actor, message }: { actor: Or
   const command = await db.agentCommand.findFirst({ where: { id: message.commandId, agentId: message.agentId }, select: { status: true, kind: true } });
   if (!command) throw new AppError("NOT_FOUND", "No such command for this agent");
   const inFlight = { id: message.commandId, status: { in: ["queued", "sent", "running"] as ("queued" | "sent" | "running")[] } };
+  if (message.type === "log") {
+    const text = message.lines.map((line) => `[${message.step}] ${line}\n`).join("");
+    // Appended in SQL (two posts never lose each other's lines) and trimmed from the start past the cap.
+    const count = await db.$executeRaw`
+      UPDATE "AgentCommand" SET log = right(log || ${text}, ${RECIPE_LOG_MAX_BYTES})
+      WHERE id = ${message.commandId}::uuid AND status IN ('queued', 'sent', 'running')`;
+    return { accepted: count === 1, status: count === 1 ? "running" : command.status };
+  }
   if (message.type === "samples") {
     // Live readings are not kept: they go to whoever watches, in whichever web process.
     if (!["queued", "sent", "running"].includes(command.status)) return { accepted: false, status: command.status };

@@ -35,7 +35,7 @@ function toAgentDto(row: AgentRow): z.infer<typeof agentSchema> {
 }
 
 function toCommandDto(row: CommandRow): z.infer<typeof agentCommandSchema> {
-  return { id: row.id, agentId: row.agentId, kind: row.kind, input: row.input, status: row.status, progress: row.progress, step: row.step, result: row.result, error: row.error, deadline: row.deadline, createdBy: row.createdBy, createdAt: row.createdAt, finishedAt: row.finishedAt };
+  return { id: row.id, agentId: row.agentId, kind: row.kind, input: row.input, status: row.status, progress: row.progress, step: row.step, result: row.result, error: row.error, log: row.log, deadline: row.deadline, createdBy: row.createdBy, createdAt: row.createdAt, finishedAt: row.finishedAt };
 }
 
 const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`;

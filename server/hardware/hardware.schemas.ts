@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { CalibrationSchema } from "./calibration.schemas";
+import { recipeIds, RECIPE_LOG_LINE_MAX } from "./recipes";
 
 // The agent channel's protocol: what the portal streams to an agent, what the agent posts back,
 // and what the pages read. The agent imports this file, so it holds zod only (no Prisma).
@@ -108,6 +109,15 @@ export const commandInputSchemas = {
   "calibration.read": z.object({ file: calibrationFileSchema, port: serialPortPathSchema.optional(), protocol: motorProtocolSchema.optional() }).strict(),
   /** Sync-reads positions continuously and streams them as samples until the deadline. */
   "joints.stream": z.object({ ...busInput, motors: motorListSchema, calibration: CalibrationSchema.optional(), hz: z.number().int().min(1).max(200).default(60), durationMs: z.number().int().min(1000).max(3_600_000).default(60_000) }).strict(),
+  /** One of the recipes compiled into the agent (server/hardware/recipes.ts), from a step on. */
+  "recipe.run": z
+    .object({
+      recipe: z.enum(recipeIds),
+      version: z.number().int().min(1),
+      params: z.record(z.string(), z.unknown()).default({}),
+      fromStep: z.string().max(64).optional(),
+    })
+    .strict(),
 } as const;
 
 export const serialPortInfoSchema = z.object({
@@ -140,6 +150,21 @@ export const commandResultSchemas = {
     drift: z.array(z.object({ motor: z.string(), field: z.string(), file: z.number(), motorValue: z.number().nullable() })).nullable(),
   }),
   "joints.stream": z.object({ samples: z.number(), hz: z.number() }),
+  "recipe.run": z.object({
+    recipe: z.string(),
+    version: z.number(),
+    outcome: z.enum(["succeeded", "failed"]),
+    steps: z.array(
+      z.object({
+        id: z.string(),
+        title: z.string(),
+        status: z.enum(["succeeded", "failed", "skipped", "not-run"]),
+        exitCode: z.number().nullable(),
+        note: z.string().nullable(),
+        durationMs: z.number().nullable(),
+      }),
+    ),
+  }),
 } as const;
 export type KnownCommandKind = keyof typeof commandInputSchemas;
 export const knownCommandKinds = Object.keys(commandInputSchemas) as KnownCommandKind[];
@@ -172,6 +197,13 @@ export const agentMessageSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("facts"), agentId: z.uuid(), facts: hostFactsSchema }),
   z.object({ type: z.literal("progress"), ...commandRef, progress: z.number().min(0).max(1).nullable(), step: text(200).nullable() }),
   z.object({
+    type: z.literal("log"),
+    ...commandRef,
+    /** The recipe step the lines come from. */
+    step: text(64),
+    lines: z.array(text(RECIPE_LOG_LINE_MAX)).min(1).max(200),
+  }),
+  z.object({
     type: z.literal("samples"),
     ...commandRef,
     /** A batch of joint readings (at most 64, a few hundred ms at LeRobot's rates). */
@@ -202,6 +234,8 @@ export const agentCommandSchema = z.object({
   step: z.string().nullable(),
   result: z.unknown(),
   error: z.string().nullable(),
+  /** A recipe's log so far, `[step] line` per line (the newest kept when it is long). */
+  log: z.string(),
   deadline: z.date(),
   createdBy: z.string(),
   createdAt: z.date(),

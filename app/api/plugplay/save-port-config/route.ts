@@ -1,0 +1,17 @@
+import { db } from "@/server/db";
+import { errorResponse } from "@/server/errors";
+import { parseJsonBody, requireOrgActor } from "@/server/api/http";
+import { compatPortConfigInput, compatSavePortConfig } from "@/server/hardware/compat.service";
+
+export const dynamic = "force-dynamic";
+
+/** `POST /api/plugplay/save-port-config` (the earlier plug & play API): the leader's and follower's ports. */
+export async function POST(request: Request) {
+  try {
+    const actor = await requireOrgActor(request, "operator");
+    const input = await parseJsonBody(request, compatPortConfigInput, 'Send {"leader_port", "follower_port"} (absolute serial port paths, e.g. /dev/ttyACM0)');
+    return Response.json(await compatSavePortConfig(db(), { actor, input }));
+  } catch (error) {
+    return errorResponse(error);
+  }
+}
