@@ -2,6 +2,7 @@
 
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import Link from "next/link";
+import { RecipesSection } from "./recipes-card";
 import { useEffect, useState } from "react";
 import type { z } from "zod";
 import { Alert } from "@/components/ui/alert";
@@ -132,6 +133,7 @@ function AgentCard({ agent }: { agent: Agent }) {
           <p className="text-zinc-500">No host facts yet: the agent sends them when it connects.</p>
         )}
         {agent.factsAt && <p className="text-xs text-zinc-500">Facts from <RelativeTime date={agent.factsAt} /></p>}
+        <RecipesSection agentId={agent.id} />
         <div data-field="robots">
           <h3 className="mb-1 font-medium">Arms</h3>
           {robots.data?.length === 0 && <p className="text-zinc-500">None yet: <Link href="/robots" className="text-brand-600 hover:underline">add an arm</Link> plugged into this computer.</p>}

@@ -124,6 +124,7 @@ function sampleInputs(): Record<string, unknown> {
     "hardware.cancelCommand": { commandId: agentCommandA },
     "hardware.onJointSamples": { commandId: agentCommandA },
     "hardware.robots": {},
+    "hardware.recipes": undefined,
     "hardware.robot": { robotId: robotA },
     "hardware.createRobot": { agentId: agentA, name: "probe-arm", type: "so101_follower", port: null },
     "hardware.updateRobot": { robotId: robotA, port: "/dev/ttyACM9" },

@@ -3,7 +3,8 @@ import { z } from "zod";
 import type { Db } from "../db";
 import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
-import { getAgentCommand, isAgentOnline, sendAgentCommand } from "./commands.service";
+import { cancelAgentCommand, getAgentCommand, isAgentOnline, sendAgentCommand } from "./commands.service";
+import { RECIPES } from "./recipes";
 import { agentNameSchema, commandResultSchemas, hostFactsSchema, serialPortPathSchema, type KnownCommandKind } from "./hardware.schemas";
 import { updateRobot } from "./robots.service";
 
@@ -102,4 +103,63 @@ export async function compatSavePortConfig(db: Db, { actor, input }: { actor: Or
     saved[`${role}_port`] = port;
   }
   return { success: true, message: `Port configuration saved for ${agent.name}`, agent: agent.name, ...saved };
+}
+
+// Installation: the "Install LeRobot" recipe, run by the agent on its own computer.
+export const compatStartInstallationInput = z.object({
+  installation_path: z.string().max(255).optional(),
+  selected_robot: z.string().max(64).optional(),
+  agent: agentNameSchema.optional(),
+});
+
+/** Koch arms use Dynamixel motors; the SO arms Feetech. */
+function extraFor(robot: string | undefined): "feetech" | "dynamixel" {
+  return robot && /koch|dynamixel|aloha/i.test(robot) ? "dynamixel" : "feetech";
+}
+
+export async function compatStartInstallation(db: Db, { actor, input }: { actor: OrgActor; input: z.output<typeof compatStartInstallationInput> }) {
+  const agent = await chooseAgent(db, actor, input.agent);
+  const recipe = RECIPES["install-lerobot"];
+  const params = recipe.params.safeParse({ path: input.installation_path, extra: extraFor(input.selected_robot) });
+  if (!params.success) throw new AppError("BAD_REQUEST", `installation_path: ${params.error.issues.map((i) => i.message).join("; ")}`);
+  const running = await latestInstallation(db, actor.orgId, agent.id);
+  if (running && ["queued", "sent", "running"].includes(running.status)) throw new AppError("CONFLICT", `An installation is already running on ${agent.name}; cancel it first (POST /api/plugplay/cancel-installation)`);
+  const command = await sendAgentCommand(db, { actor, input: { agentId: agent.id, kind: "recipe.run", input: { recipe: recipe.id, version: recipe.version, params: params.data }, timeoutSeconds: 3600 } });
+  return { success: true, status: "started", message: `Installing LeRobot on ${agent.name}`, install_path: params.data.path, robot: input.selected_robot ?? null, agent: agent.name, command_id: command.id };
+}
+
+async function latestInstallation(db: Db, orgId: string, agentId: string) {
+  return db.agentCommand.findFirst({ where: { orgId, agentId, kind: "recipe.run", input: { path: ["recipe"], equals: "install-lerobot" } }, orderBy: { createdAt: "desc" } });
+}
+
+export async function compatInstallationStatus(db: Db, { actor, agentName }: { actor: OrgActor; agentName?: string }) {
+  const agent = await chooseAgent(db, actor, agentName);
+  const row = await latestInstallation(db, actor.orgId, agent.id);
+  if (!row) return { active: false, running: false, status: "idle", progress: 0, current_step: null, logs: [], error: null, agent: agent.name };
+  const command = await getAgentCommand(db, { actor, commandId: row.id });
+  const result = commandResultSchemas["recipe.run"].safeParse(command.result);
+  const isActive = ["queued", "sent", "running"].includes(command.status);
+  const failedStep = result.success ? result.data.steps.find((s) => s.status === "failed") : undefined;
+  const status = isActive ? "running" : command.status === "succeeded" ? (result.success && result.data.outcome === "succeeded" ? "completed" : "failed") : command.status;
+  const input = row.input as { params?: { path?: string } };
+  return {
+    active: isActive,
+    running: isActive,
+    status,
+    progress: Math.round((command.progress ?? 0) * 100),
+    current_step: command.step,
+    logs: command.log.split("\n").filter(Boolean).slice(-200),
+    error: failedStep ? `${failedStep.title}: ${failedStep.note ?? "failed"}` : command.error,
+    install_path: input.params?.path ?? null,
+    agent: agent.name,
+    command_id: command.id,
+  };
+}
+
+export async function compatCancelInstallation(db: Db, { actor, agentName }: { actor: OrgActor; agentName?: string }) {
+  const agent = await chooseAgent(db, actor, agentName);
+  const row = await latestInstallation(db, actor.orgId, agent.id);
+  if (!row || !["queued", "sent", "running"].includes(row.status)) return { success: false, message: "No installation in progress" };
+  await cancelAgentCommand(db, { actor, commandId: row.id });
+  return { success: true, message: "Installation cancelled" };
 }

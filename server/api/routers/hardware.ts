@@ -14,6 +14,7 @@ import {
 import { cancelAgentCommand, getAgent, getAgentCommand, listAgentCommands, listAgents, removeAgent, sendAgentCommand } from "../../hardware/commands.service";
 import { applyRobotCalibration, createRobot, deleteRobot, exportRobotCalibration, getRobot, importRobotCalibration, listRobotCalibrations, listRobots, updateRobot } from "../../hardware/robots.service";
 import { openJointSampleStream } from "../../hardware/joint-stream";
+import { recipeSummaries } from "../../hardware/recipes";
 import { orgProcedure, router } from "../trpc";
 
 const ok = z.object({ ok: z.literal(true) });
@@ -59,6 +60,8 @@ export const hardwareRouter = router({
       return { ok: true as const };
     }),
 
+  /** The set-up recipes agents can run (without their scripts). */
+  recipes: orgProcedure("viewer").query(() => recipeSummaries()),
   robots: orgProcedure("viewer")
     .input(z.object({ agentId: z.uuid().optional() }).default({}))
     .output(z.array(robotSchema))
