@@ -159,10 +159,11 @@ program
 
 program
   .command("connect")
-  .description("Stay connected to the portal and run the commands it sends (host facts, ping, …)")
+  .description("Stay connected to the portal and run the commands it sends (host facts, ping, the arm's motor bus, …)")
   .option("--name <name>", "the agent's name in the portal (default: this computer's host name)")
   .option("--service", "keep reconnecting for ever, whatever happens (for systemd); otherwise give up after a while or when refused")
-  .action(async (opts: { name?: string; service?: boolean }) => {
+  .option("--ports-dir <dir>", "where to look for the arm's serial ports (default /dev, or GANTRY_AGENT_PORTS_DIR)")
+  .action(async (opts: { name?: string; service?: boolean; portsDir?: string }) => {
     const config = loadConfig();
     const parsed = agentNameSchema.safeParse(opts.name ?? os.hostname().split(".")[0].replace(/[^A-Za-z0-9._-]/g, "-"));
     if (!parsed.success) throw new AgentError(`--name: ${parsed.error.issues[0].message}`, 2);
@@ -172,7 +173,8 @@ program
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
     const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
-    const connection = new AgentConnection({ config, name: parsed.data, version, registry: builtInCommands(version), isService: Boolean(opts.service), retries: DEFAULT_RETRIES, log, signal: controller.signal });
+    const portsDir = opts.portsDir ?? (process.env.GANTRY_AGENT_PORTS_DIR || undefined);
+    const connection = new AgentConnection({ config, name: parsed.data, version, registry: builtInCommands(version, { portsDir: portsDir && path.resolve(portsDir) }), isService: Boolean(opts.service), retries: DEFAULT_RETRIES, log, signal: controller.signal });
     await connection.run();
   });
 

@@ -6,7 +6,7 @@ import { testDb } from "../tests/helpers/db";
 import { createOrgWithMember, waitFor } from "../tests/helpers/factories";
 import { createApiToken, revokeApiToken } from "../server/auth/tokens.service";
 import type { OrgActor } from "../server/auth/roles";
-import { getAgentCommand, listAgents, sendAgentCommand } from "../server/hardware/commands.service";
+import { cancelAgentCommand, getAgentCommand, listAgents, sendAgentCommand } from "../server/hardware/commands.service";
 import { AGENT_COMMANDS_CHANNEL } from "../server/hardware/hardware.schemas";
 import { AGENT_BUNDLE, buildAgent, freePort, runAgent, startTestPortal, tempDir, type TestPortal } from "./test-helpers";
 
@@ -35,8 +35,8 @@ function startPortal(): Promise<TestPortal> {
   return startTestPortal({ GANTRY_HOME: portalHome, TEST_PORTAL_PORT: String(portalPort), ...TIMINGS });
 }
 
-function connectAgent(name: string, agentHome = home): RunningAgent {
-  const child = spawn(process.execPath, [AGENT_BUNDLE, "connect", "--name", name], { env: { ...process.env, GANTRY_AGENT_HOME: agentHome }, stdio: ["ignore", "pipe", "pipe"] });
+function connectAgent(name: string, agentHome = home, env: Record<string, string> = {}): RunningAgent {
+  const child = spawn(process.execPath, [AGENT_BUNDLE, "connect", "--name", name], { env: { ...process.env, GANTRY_AGENT_HOME: agentHome, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
   child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
@@ -66,11 +66,11 @@ function postOversized(url: string, body: string): Promise<number> {
   });
 }
 
-async function commandIn(commandId: string, statuses: string[]) {
+async function commandIn(commandId: string, statuses: string[], timeoutMs = 30_000) {
   return waitFor(async () => {
     const command = await getAgentCommand(db, { actor, commandId });
     return statuses.includes(command.status) ? command : null;
-  }, { what: `command in ${statuses.join("/")}`, timeoutMs: 30_000 });
+  }, { what: `command in ${statuses.join("/")}`, timeoutMs });
 }
 
 beforeAll(async () => {
@@ -115,6 +115,36 @@ describe("gantry-agent connect", () => {
     expect(again.result).toEqual(done.result);
     expect(agent.output().split(`Running ping (${sent.id})`).length - 1).toBe(1);
   });
+
+  it("stops a command when it is cancelled, and runs a recipe with its log arriving in order", async () => {
+    const name = `recipes-${crypto.randomBytes(3).toString("hex")}`;
+    const installDir = tempDir("lerobot");
+    // No package index: the install step fails, saying what pip could not find.
+    const agent = connectAgent(name, home, { PIP_NO_INDEX: "1", PIP_FIND_LINKS: installDir });
+    const online = await onlineAgent(name);
+    const held = await ping(online.id, 60_000);
+    await commandIn(held.id, ["running"]);
+    const cancelled = await cancelAgentCommand(db, { actor, commandId: held.id });
+    expect(cancelled.status).toBe("cancelled");
+    await waitFor(async () => agent.output().includes(`ping (${held.id}) failed: ping was cancelled`), { what: "the agent stopping the ping" });
+    expect((await getAgentCommand(db, { actor, commandId: held.id })).status).toBe("cancelled");
+
+    const sent = await sendAgentCommand(db, { actor, input: { agentId: online.id, kind: "recipe.run", input: { recipe: "install-lerobot", version: 1, params: { path: installDir } }, timeoutSeconds: 300 } });
+    const done = await commandIn(sent.id, ["succeeded", "failed"], 120_000);
+    expect(done.status, done.error ?? "").toBe("succeeded");
+    expect(done.result).toMatchObject({ recipe: "install-lerobot", version: 1, outcome: "failed" });
+    expect((done.result as { steps: { status: string }[] }).steps.map((x) => x.status)).toEqual(["succeeded", "succeeded", "failed", "not-run"]);
+    const lines = done.log.split("\n").filter(Boolean);
+    expect(lines[0]).toMatch(/^\[python\] Python 3\./);
+    expect(lines.findIndex((l) => l.startsWith("[venv]"))).toBeLessThan(lines.findIndex((l) => l.startsWith("[install]")));
+    expect(done.log).toMatch(/\[install\] .*No matching distribution found for lerobot/);
+
+    // A recipe this agent does not have in that version, or with a path that leaves its folder, is refused.
+    const wrongVersion = await sendAgentCommand(db, { actor, input: { agentId: online.id, kind: "recipe.run", input: { recipe: "install-lerobot", version: 99, params: {} }, timeoutSeconds: 30 } });
+    expect((await commandIn(wrongVersion.id, ["succeeded", "failed"])).error).toMatch(/version 1 and the portal asked for version 99: update gantry-agent/);
+    const badPath = await sendAgentCommand(db, { actor, input: { agentId: online.id, kind: "recipe.run", input: { recipe: "install-lerobot", version: 1, params: { path: "/tmp/../etc; rm -rf ~" } }, timeoutSeconds: 30 } });
+    expect((await commandIn(badPath.id, ["succeeded", "failed"])).error).toMatch(/Install LeRobot: path the folder is an absolute path/);
+  }, 180_000);
 
   it("fails the command it was running, saying so, when the agent is killed, and shows it offline", async () => {
     const name = `killed-${crypto.randomBytes(3).toString("hex")}`;

@@ -1,10 +1,11 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { agentStreamEventSchema, type AgentMessage, type AgentStreamEvent } from "../server/hardware/hardware.schemas";
+import { agentStreamEventSchema, type AgentMessage, type AgentStreamEvent, type JointSample } from "../server/hardware/hardware.schemas";
 import type { CommandRegistry } from "./commands";
 import type { AgentConfig } from "./config";
 import { collectHostFacts } from "./host-facts";
 import { portalFetch, portalMessage, portalUrl } from "./portal";
 import { noAnswer, PortalError, retryDelayMs } from "./retry";
+import { SampleBatcher } from "./sample-batcher";
 
 // `gantry-agent connect`: the agent dials out to the portal (so it works behind NAT) and holds
 // one server-sent-events stream on which the portal sends commands; answers go back as POSTs.
@@ -15,6 +16,9 @@ import { noAnswer, PortalError, retryDelayMs } from "./retry";
 // Commands are idempotent by id: the agent remembers what it answered for a while, and a
 // command sent again (after a reconnect the portal resends whatever had not ended) is answered
 // with the same outcome, or not run twice if it is still running.
+//
+// Joint samples a command emits are live data: batched, posted once without retries, the
+// oldest dropped when the portal is slow (sample-batcher.ts).
 
 type Outcome = Extract<AgentMessage, { type: "result" }>["outcome"];
 type CommandEvent = Extract<AgentStreamEvent, { type: "command" }>;
@@ -41,6 +45,8 @@ export class AgentConnection {
   private agentId: string | null = null;
   private readonly completed = new Map<string, { outcome: Outcome; at: number }>();
   private readonly running = new Set<string>();
+  /** Aborts a running command when the portal says it was cancelled. */
+  private readonly cancels = new Map<string, AbortController>();
 
   constructor(private readonly opts: ConnectOptions) {}
 
@@ -126,6 +132,8 @@ export class AgentConnection {
               heard();
               log(`Connected to ${config.portal} as ${name}; waiting for commands`);
               void this.sendFacts();
+            } else if (parsed.data.type === "cancel") {
+              this.cancels.get(parsed.data.id)?.abort(new DOMException("cancelled", "AbortError"));
             } else {
               void this.handleCommand(parsed.data);
             }
@@ -145,6 +153,13 @@ export class AgentConnection {
 
   private async post(message: AgentMessage, what: string): Promise<void> {
     await portalFetch(this.opts.config, "api/agents/messages", { method: "POST", body: message, retry: { what, retries: this.opts.retries, log: this.opts.log } });
+  }
+
+  /** One try: a batch that does not arrive is replaced by the next. */
+  private async postSamples(commandId: string, samples: JointSample[]): Promise<void> {
+    const agentId = this.agentId;
+    if (!agentId) return;
+    await portalFetch(this.opts.config, "api/agents/messages", { method: "POST", body: { type: "samples", agentId, commandId, samples } satisfies AgentMessage });
   }
 
   private async sendFacts(): Promise<void> {
@@ -173,21 +188,40 @@ export class AgentConnection {
     if (this.running.has(command.id)) return;
     this.running.add(command.id);
     const left = Date.parse(command.deadline) - Date.now();
-    const signal = AbortSignal.any([this.opts.signal, AbortSignal.timeout(Math.max(0, left))]);
+    const cancel = new AbortController();
+    this.cancels.set(command.id, cancel);
+    const signal = AbortSignal.any([this.opts.signal, cancel.signal, AbortSignal.timeout(Math.max(0, left))]);
     let outcome: Outcome;
+    const samples = new SampleBatcher((batch) => this.postSamples(command.id, batch));
+    let logs: Promise<void> = Promise.resolve();
     try {
       this.opts.log(`Running ${command.kind} (${command.id})`);
       void this.post({ type: "progress", ...ref, progress: null, step: null }, `${command.kind}: reporting start`).catch(() => {});
       const progress = (fraction: number | null, step: string | null) => void this.post({ type: "progress", ...ref, progress: fraction, step: step?.slice(0, 200) ?? null }, `${command.kind}: reporting progress`).catch(() => {});
-      const result = await this.opts.registry.run(command.kind, command.input, { progress, signal });
+      const emit = (sample: JointSample) => samples.push(sample);
+      // A recipe's log lines go out in order, one post after another.
+      const log = (step: string, lines: string[]) => {
+        for (let i = 0; i < lines.length; i += 200) {
+          const batch = lines.slice(i, i + 200);
+          logs = logs.then(() => this.post({ type: "log", ...ref, step: step.slice(0, 64), lines: batch }, `${command.kind}: sending its log`).catch(() => {}));
+        }
+      };
+      const result = await this.opts.registry.run(command.kind, command.input, { progress, emit, log, signal });
       // Through JSON now, so what is remembered is exactly what the portal stores.
       outcome = { ok: true, result: JSON.parse(JSON.stringify(result ?? null)) as Extract<Outcome, { ok: true }>["result"] };
     } catch (error) {
-      const message = signal.aborted && !this.opts.signal.aborted ? `${command.kind} did not finish before its deadline` : (error as Error).message || String(error);
+      // A handler's own refusal stands even after the deadline; only the abort itself is reworded.
+      const isAbort = signal.aborted && (error === signal.reason || ["AbortError", "TimeoutError"].includes((error as Error)?.name));
+      const why = cancel.signal.aborted ? `${command.kind} was cancelled` : this.opts.signal.aborted ? null : `${command.kind} did not finish before its deadline`;
+      const message = isAbort && why ? why : (error as Error).message || String(error);
       outcome = { ok: false, error: message.slice(0, 2000) };
     } finally {
       this.running.delete(command.id);
+      this.cancels.delete(command.id);
     }
+    // The last readings and log lines go out before the result, which ends the command in the portal.
+    await samples.close();
+    await logs;
     this.remember(command.id, outcome);
     await this.postOutcome(command, outcome);
   }

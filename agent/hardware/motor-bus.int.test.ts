@@ -126,6 +126,26 @@ describe("the simulator", () => {
     await sim.stop();
     expect(() => process.kill(pid, 0)).toThrow(/ESRCH/);
   });
+
+  it("follows the host's baud from its end of the pty, with no callback, and ends its probe when stopped", async () => {
+    // 128000 is a rate serialport can only set with BOTHER: the probe must read termios2.
+    const sim = await MotorBusSim.start({ protocol: "feetech", motors: [{ id: 1 }, { id: 2, baud: 128_000 }], followHostBaud: true });
+    const probe = sim.hostBaudProbePid!;
+    const bus = await MotorBus.open(sim.hostPath, { protocol: "feetech", timeoutMs: 200 });
+    try {
+      const { found, problems } = await bus.scan({ bauds: [128_000, 1_000_000], ids: [0, 1, 2, 3], timeoutMs: 10 });
+      expect(problems).toEqual([]);
+      expect(found).toEqual([
+        { id: 2, baud: 128_000, model: 777, modelName: "sts3215" },
+        { id: 1, baud: 1_000_000, model: 777, modelName: "sts3215" },
+      ]);
+      expect(sim.lineBaud).toBe(1_000_000);
+    } finally {
+      await bus.close();
+      await sim.stop();
+    }
+    expect(() => process.kill(probe, 0)).toThrow(/ESRCH/);
+  });
 });
 
 describe("motor set-up", () => {

@@ -1,8 +1,8 @@
 // The motor bus the agent drives: one serial port, one protocol (Feetech STS for SO-100/SO-101,
 // Dynamixel 2.0 for Koch). Every reply is checked (header, length, checksum/CRC, id, error
 // byte); a bad reply is a MotorBusError saying what was wrong, a silent motor a TIMEOUT.
-import { buildDynamixel, describeDynamixelError, DYNAMIXEL_MODELS, DYNAMIXEL_SCAN_BAUDS, parseDynamixel, X_BAUD_RATES, X_CONTROL_TABLE } from "./dynamixel";
-import { buildFeetech, describeFeetechError, FEETECH_MODELS, FEETECH_SCAN_BAUDS, parseFeetech, STS_BAUD_RATES, STS_CONTROL_TABLE } from "./feetech";
+import { buildDynamixel, describeDynamixelError, DXL_BROADCAST_ID, DYNAMIXEL_MODELS, DYNAMIXEL_SCAN_BAUDS, parseDynamixel, X_BAUD_RATES, X_CONTROL_TABLE } from "./dynamixel";
+import { buildFeetech, describeFeetechError, FEETECH_BROADCAST_ID, FEETECH_MODELS, FEETECH_SCAN_BAUDS, parseFeetech, STS_BAUD_RATES, STS_CONTROL_TABLE } from "./feetech";
 import { decodeLE, decodeSignMagnitude, encodeLE, encodeSignMagnitude, type ParseResult, type Register, type StatusPacket } from "./packets";
 import { openSerialLink, type SerialLink } from "./serial-link";
 
@@ -33,11 +33,14 @@ type ProtocolSpec = {
   describeError: (error: number) => string;
   voltage: string;
   temperature: string;
+  broadcastId: number;
+  /** Bytes in a ping's status packet. */
+  pingStatusBytes: number;
 };
 
 const PROTOCOLS: Record<MotorProtocol, ProtocolSpec> = {
-  feetech: { table: STS_CONTROL_TABLE, bauds: STS_BAUD_RATES, scanBauds: FEETECH_SCAN_BAUDS, models: FEETECH_MODELS, build: buildFeetech, parse: parseFeetech, describeError: describeFeetechError, voltage: "Present_Voltage", temperature: "Present_Temperature" },
-  dynamixel: { table: X_CONTROL_TABLE, bauds: X_BAUD_RATES, scanBauds: DYNAMIXEL_SCAN_BAUDS, models: DYNAMIXEL_MODELS, build: buildDynamixel, parse: parseDynamixel, describeError: describeDynamixelError, voltage: "Present_Input_Voltage", temperature: "Present_Temperature" },
+  feetech: { table: STS_CONTROL_TABLE, bauds: STS_BAUD_RATES, scanBauds: FEETECH_SCAN_BAUDS, models: FEETECH_MODELS, build: buildFeetech, parse: parseFeetech, describeError: describeFeetechError, voltage: "Present_Voltage", temperature: "Present_Temperature", broadcastId: FEETECH_BROADCAST_ID, pingStatusBytes: 6 },
+  dynamixel: { table: X_CONTROL_TABLE, bauds: X_BAUD_RATES, scanBauds: DYNAMIXEL_SCAN_BAUDS, models: DYNAMIXEL_MODELS, build: buildDynamixel, parse: parseDynamixel, describeError: describeDynamixelError, voltage: "Present_Input_Voltage", temperature: "Present_Temperature", broadcastId: DXL_BROADCAST_ID, pingStatusBytes: 14 },
 };
 
 export type MotorBusOptions = {
@@ -206,7 +209,7 @@ export class MotorBus {
    * a person finds out what is wrong with a bus. A motor whose answer came in after its
    * timeout is pinged again with the bus's normal timeout before the next baud.
    */
-  async scan({ bauds = this.spec.scanBauds, ids = range(0, 252), timeoutMs = 10, onProgress }: { bauds?: number[]; ids?: number[]; timeoutMs?: number; onProgress?: (baud: number, found: number) => void } = {}): Promise<{ found: FoundMotor[]; problems: ScanProblem[] }> {
+  async scan({ bauds = this.spec.scanBauds, ids = range(0, 252), timeoutMs = 10, onProgress, signal }: { bauds?: number[]; ids?: number[]; timeoutMs?: number; onProgress?: (baud: number, found: number) => void; signal?: AbortSignal } = {}): Promise<{ found: FoundMotor[]; problems: ScanProblem[] }> {
     const found: FoundMotor[] = [];
     const problems: ScanProblem[] = [];
     const initial = this.link.baud;
@@ -225,7 +228,10 @@ export class MotorBus {
             problems.push({ id, baud, reason });
           }
         };
-        for (const id of ids) await probe(id, timeoutMs);
+        for (const id of ids) {
+          signal?.throwIfAborted();
+          await probe(id, timeoutMs);
+        }
         // Answers to the last pings may still be on their way.
         await this.link.anyMoreBytes(performance.now() + this.timeoutMs);
         for (const p of this.link.discardInput(this.spec.parse)) late.add(p.id);
@@ -238,6 +244,61 @@ export class MotorBus {
       await this.setLineBaud(initial);
     }
     return { found, problems };
+  }
+
+  /**
+   * The motors that answer a ping to the broadcast id at the line's baud: LeRobot's
+   * broadcast_ping, one request instead of 253, so a set-up can try every baud in seconds. It
+   * listens for LeRobot's window (3 ms per id: Dynamixel motors answer in id order), longer as
+   * answers come in. A second answer from one id, or bytes that are no packet (two Feetech
+   * motors answering at once garble each other), are problems, not errors.
+   */
+  broadcastPing({ windowMs = 3 * 253 + 16 }: { windowMs?: number } = {}): Promise<{ found: FoundMotor[]; problems: ScanProblem[] }> {
+    return this.exclusive(async () => {
+      const baud = this.link.baud;
+      const packetMs = (this.spec.pingStatusBytes * 10 * 1000) / baud;
+      this.link.discardInput();
+      await this.link.send(this.spec.build.ping(this.spec.broadcastId));
+      const start = performance.now();
+      const answers: StatusPacket[] = [];
+      const problems: ScanProblem[] = [];
+      for (;;) {
+        const r = await this.link.nextPacket(this.spec.parse, start + windowMs + (answers.length + 1) * packetMs);
+        if (r.kind === "timeout") {
+          if (r.pending) problems.push({ id: this.spec.broadcastId, baud, reason: `${r.pending} byte(s) that are not a whole reply to a broadcast ping on ${this.link.path} at ${baud} baud — two motors answering at once, or a loose cable` });
+          break;
+        }
+        if (r.kind === "bad") problems.push({ id: this.spec.broadcastId, baud, reason: `Garbled reply to a broadcast ping on ${this.link.path} at ${baud} baud: ${r.reason} (two motors answering at once garble each other like this)` });
+        else if (r.kind === "ok") answers.push(r.packet);
+      }
+      const found: FoundMotor[] = [];
+      for (const id of [...new Set(answers.map((a) => a.id))].sort((a, b) => a - b)) {
+        const mine = answers.filter((a) => a.id === id);
+        if (mine.length > 1) {
+          problems.push({ id, baud, reason: `More than one motor answers as id ${id} on ${this.link.path} at ${baud} baud — connect the motors one at a time and give each its own id` });
+          continue;
+        }
+        let model: number;
+        if (this.protocol === "dynamixel") {
+          if (mine[0]!.params.length < 2) {
+            problems.push({ id, baud, reason: `Ping reply from ${this.where(id)} carries no model number` });
+            continue;
+          }
+          model = decodeLE(mine[0]!.params, 0, 2);
+        } else {
+          const reg = STS_CONTROL_TABLE.Model_Number;
+          try {
+            model = decodeLE(await this.readRaw(id, reg.address, reg.size), 0, 2);
+          } catch (err) {
+            if (!(err instanceof MotorBusError)) throw err;
+            problems.push({ id, baud, reason: err.message });
+            continue;
+          }
+        }
+        found.push({ id, baud, model, modelName: this.spec.models[model] ?? null });
+      }
+      return { found, problems };
+    });
   }
 
   async read(id: number, name: RegisterName): Promise<number> {
@@ -323,6 +384,25 @@ export class MotorBus {
     await this.setTorque(from, false);
     await this.write(from, "ID", to);
     if (this.protocol === "feetech") await this.write(to, "Lock", 1);
+  }
+
+  /**
+   * Writes EEPROM registers of one motor so that they survive a power cycle, as setId does:
+   * torque off first (the X series refuse EEPROM writes with torque on; on Feetech it also sets
+   * Lock 0), the writes in the order given, then Lock 1 again on Feetech. Torque stays off.
+   * Every value is checked before anything is written, so a value that does not fit changes
+   * nothing.
+   */
+  async writeEeprom(id: number, values: Partial<Record<RegisterName, number>>): Promise<void> {
+    const entries = Object.entries(values) as [RegisterName, number][];
+    for (const [name, value] of entries) {
+      const reg = this.register(name);
+      if (reg.readOnly) throw new MotorBusError("REFUSED", `${name} is read-only`, id);
+      this.encode(name, reg, value);
+    }
+    await this.setTorque(id, false);
+    for (const [name, value] of entries) await this.write(id, name, value);
+    if (this.protocol === "feetech") await this.write(id, "Lock", 1);
   }
 
   /** Sets motor `id`'s baud and moves the line to it, then checks the motor answers there. */

@@ -2,13 +2,16 @@
 // (Koch) with their control tables, answering the host the way the real motors do.
 //
 // Baud on a pty: bytes cross a pty at any speed, so the simulator keeps the line's current baud
-// itself (`lineBaud`). The host's MotorBus reports each change of its line speed through its
-// `onLineBaud` option (wire it to `sim.setLineBaud`), and a motor answers only while
-// `lineBaud` equals its own Baud_Rate — as a real motor sees only noise at another speed.
+// itself (`lineBaud`), and a motor answers only while `lineBaud` equals its own Baud_Rate — as a
+// real motor sees only noise at another speed. The sim learns the host's baud one of two ways:
+// the host's MotorBus reports each change through its `onLineBaud` option (wired to
+// `sim.setLineBaud`), or, with `followHostBaud`, the sim reads the speed the host set on its end
+// of the pty before each packet — which works when the host is another process (the agent).
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import readline from "node:readline";
 import { SerialPort } from "serialport";
 import { DXL_BROADCAST_ID, DXL_INSTRUCTION, dynamixelPacket, parseDynamixelFrame, X_BAUD_RATES, X_CONTROL_TABLE } from "../../agent/hardware/dynamixel";
 import { FEETECH_BROADCAST_ID, FEETECH_INSTRUCTION, feetechPacket, parseFeetech, STS_BAUD_RATES, STS_CONTROL_TABLE } from "../../agent/hardware/feetech";
@@ -145,7 +148,80 @@ export class SimMotor {
   }
 }
 
-export type MotorBusSimOptions = { protocol: SimProtocol; motors?: SimMotorSpec[]; dir?: string; lineBaud?: number };
+export type MotorBusSimOptions = {
+  protocol: SimProtocol;
+  motors?: SimMotorSpec[];
+  dir?: string;
+  lineBaud?: number;
+  /** Read the host's baud from its end of the pty before each packet, instead of waiting to be told. */
+  followHostBaud?: boolean;
+};
+
+// Node cannot call ioctl, so one python3 per sim holds the host's end of the pty open (read
+// only, never reading: the host gets every byte) and answers each request line with its output
+// speed. TCGETS2 rather than TCGETS: serialport sets rates such as 128000 and 250000 with
+// BOTHER, which only termios2's c_ispeed/c_ospeed (two uint32 at offset 36) carry.
+// 0x802C542A is _IOR('T', 0x2A, struct termios2) on Linux x86_64 and arm64.
+const HOST_BAUD_PROBE = `
+import fcntl, os, struct, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+print("ready", flush=True)
+for _ in sys.stdin:
+    termios2 = fcntl.ioctl(fd, 0x802C542A, bytes(44))
+    print(struct.unpack_from("=I", termios2, 40)[0], flush=True)
+`;
+
+/** The host's line speed, read from the pty's termios by a long-lived python3. */
+class HostBaudProbe {
+  private readonly waiting: { resolve: (baud: number) => void; reject: (error: Error) => void }[] = [];
+  private exited: Error | null = null;
+
+  private constructor(private readonly child: ChildProcess, lines: readline.Interface, stderr: () => string) {
+    lines.on("line", (line) => this.waiting.shift()?.resolve(Number(line)));
+    child.on("exit", (code, sig) => {
+      this.exited = new Error(`The sim's host-baud probe (python3) exited (${code ?? sig}): ${stderr()}`);
+      for (const w of this.waiting.splice(0)) w.reject(this.exited);
+    });
+  }
+
+  static async start(hostPath: string): Promise<HostBaudProbe> {
+    const child = spawn("python3", ["-c", HOST_BAUD_PROBE, hostPath], { stdio: ["pipe", "pipe", "pipe"] });
+    live.add(child);
+    child.on("exit", () => live.delete(child));
+    let stderr = "";
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+    const lines = readline.createInterface({ input: child.stdout! });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`The sim's host-baud probe (python3) did not start: ${stderr}`)), 5000);
+      lines.once("line", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      child.once("error", reject);
+      child.once("exit", (code) => reject(new Error(`The sim's host-baud probe (python3) exited (${code}): ${stderr}`)));
+    });
+    return new HostBaudProbe(child, lines, () => stderr);
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  read(): Promise<number> {
+    if (this.exited) return Promise.reject(this.exited);
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      this.child.stdin!.write("\n");
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise((r) => this.child.once("exit", r));
+    this.child.kill("SIGTERM");
+    await exited;
+  }
+}
 
 export class MotorBusSim {
   lineBaud: number;
@@ -155,7 +231,7 @@ export class MotorBusSim {
   private buf: Buffer = Buffer.alloc(0);
   private chain: Promise<void> = Promise.resolve();
 
-  private constructor(readonly protocol: SimProtocol, readonly hostPath: string, readonly dir: string, private socat: ChildProcess, private port: SerialPort, motors: SimMotor[], lineBaud: number) {
+  private constructor(readonly protocol: SimProtocol, readonly hostPath: string, readonly dir: string, private socat: ChildProcess, private port: SerialPort, motors: SimMotor[], lineBaud: number, private readonly hostBaud: HostBaudProbe | null) {
     this.motors = motors;
     this.lineBaud = lineBaud;
     port.on("data", (chunk: Buffer) => {
@@ -165,7 +241,7 @@ export class MotorBusSim {
   }
 
   /** Starts socat and opens its far end. `hostPath` is the port the code under test opens. */
-  static async start({ protocol, motors, dir, lineBaud }: MotorBusSimOptions): Promise<MotorBusSim> {
+  static async start({ protocol, motors, dir, lineBaud, followHostBaud = false }: MotorBusSimOptions): Promise<MotorBusSim> {
     const folder = dir ?? fs.mkdtempSync(path.join(os.tmpdir(), "gantry-bus-"));
     const hostPath = path.join(folder, "ttyUSB0");
     const simPath = path.join(folder, "sim0");
@@ -187,9 +263,16 @@ export class MotorBusSim {
     });
     const port = new SerialPort({ path: simPath, baudRate: 1_000_000, autoOpen: false });
     await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
+    let hostBaud: HostBaudProbe | null = null;
+    try {
+      if (followHostBaud) hostBaud = await HostBaudProbe.start(hostPath);
+    } catch (error) {
+      await new Promise<void>((resolve) => port.close(() => resolve()));
+      socat.kill("SIGTERM");
+      throw error;
+    }
     const specs = motors ?? [1, 2, 3, 4, 5, 6].map((id) => ({ id }));
-    const sim = new MotorBusSim(protocol, hostPath, folder, socat, port, specs.map((s) => new SimMotor(protocol, s)), lineBaud ?? FACTORY[protocol].baud);
-    return sim;
+    return new MotorBusSim(protocol, hostPath, folder, socat, port, specs.map((s) => new SimMotor(protocol, s)), lineBaud ?? FACTORY[protocol].baud, hostBaud);
   }
 
   get socatPid(): number | undefined {
@@ -229,6 +312,7 @@ export class MotorBusSim {
         this.buf = this.buf.subarray(r.consumed);
         if (r.kind === "bad") continue;
         this.received.push(Buffer.from(feetechPacket(r.packet.id, r.packet.error, [...r.packet.params])));
+        await this.followHost();
         await this.handle(r.packet.id, r.packet.error, r.packet.params);
       } else {
         const r = parseDynamixelFrame(this.buf);
@@ -236,9 +320,15 @@ export class MotorBusSim {
         this.buf = this.buf.subarray(r.consumed);
         if (r.kind === "bad") continue;
         this.received.push(dynamixelPacket(r.frame.id, r.frame.instruction, [...r.frame.payload]));
+        await this.followHost();
         await this.handle(r.frame.id, r.frame.instruction, r.frame.payload);
       }
     }
+  }
+
+  /** With followHostBaud: the packet was sent at whatever speed the host's end of the pty has now. */
+  private async followHost(): Promise<void> {
+    if (this.hostBaud) this.lineBaud = await this.hostBaud.read();
   }
 
   private status(m: SimMotor, id: number, error: number, params: number[]): Buffer {
@@ -301,7 +391,12 @@ export class MotorBusSim {
     }
   }
 
+  get hostBaudProbePid(): number | undefined {
+    return this.hostBaud?.pid;
+  }
+
   async stop(): Promise<void> {
+    await this.hostBaud?.stop();
     await new Promise<void>((resolve) => (this.port.isOpen ? this.port.close(() => resolve()) : resolve()));
     if (this.socat.exitCode === null) {
       const exited = new Promise((r) => this.socat.once("exit", r));
@@ -312,7 +407,7 @@ export class MotorBusSim {
   }
 }
 
-// socat children a crashed test left running are ended when the test process exits.
+// socat and python3 children a crashed test left running are ended when the test process exits.
 const live = new Set<ChildProcess>();
 process.once("exit", () => {
   for (const p of live) p.kill("SIGTERM");
