@@ -1,4 +1,6 @@
 import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
 import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,6 +10,7 @@ import { createApiToken, revokeApiToken } from "../server/auth/tokens.service";
 import type { OrgActor } from "../server/auth/roles";
 import { cancelAgentCommand, getAgentCommand, listAgents, sendAgentCommand } from "../server/hardware/commands.service";
 import { AGENT_COMMANDS_CHANNEL } from "../server/hardware/hardware.schemas";
+import { createRobot, getRobot } from "../server/hardware/robots.service";
 import { AGENT_BUNDLE, buildAgent, freePort, runAgent, startTestPortal, tempDir, type TestPortal } from "./test-helpers";
 
 // `gantry-agent connect`, the bundle a user runs, against the real agent route handlers and
@@ -144,6 +147,52 @@ describe("gantry-agent connect", () => {
     expect((await commandIn(wrongVersion.id, ["succeeded", "failed"])).error).toMatch(/version 1 and the portal asked for version 99: update gantry-agent/);
     const badPath = await sendAgentCommand(db, { actor, input: { agentId: online.id, kind: "recipe.run", input: { recipe: "install-lerobot", version: 1, params: { path: "/tmp/../etc; rm -rf ~" } }, timeoutSeconds: 30 } });
     expect((await commandIn(badPath.id, ["succeeded", "failed"])).error).toMatch(/Install LeRobot: path the folder is an absolute path/);
+  }, 180_000);
+
+  it("answers the earlier plug & play endpoints through the agent, in their shapes", async () => {
+    const name = `plugplay-${crypto.randomBytes(3).toString("hex")}`;
+    const portsDir = tempDir("ports");
+    fs.symlinkSync("/dev/null", path.join(portsDir, "ttyACM0"));
+    const agent = connectAgent(name, home, { GANTRY_AGENT_PORTS_DIR: portsDir, PIP_NO_INDEX: "1", PIP_FIND_LINKS: portsDir });
+    const online = await onlineAgent(name);
+    const call = async (method: string, route: string, body?: unknown) => {
+      const response = await fetch(`${portal.url}/api/plugplay/${route}${route.includes("?") ? "&" : "?"}agent=${name}`, { method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, ...(body ? { body: JSON.stringify(body) } : {}) });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    const info = await call("GET", "system-info");
+    expect(info.status).toBe(200);
+    expect(info.body).toMatchObject({ os: online.hostFacts!.os, agent: name, agent_online: true });
+    expect(typeof info.body.lerobot_installed).toBe("boolean");
+    const ports = await call("GET", "list-ports");
+    expect(ports.body).toMatchObject({ success: true, ports: [{ device: path.join(portsDir, "ttyACM0"), hwid: "n/a" }] });
+
+    // Ports go to the agent's leader and follower arms.
+    const noArm = await call("POST", "save-port-config", { follower_port: "/dev/ttyACM0" });
+    expect(noArm.status).toBe(409);
+    expect(JSON.stringify(noArm.body)).toMatch(/has no follower arm yet: add it on the Robots page/);
+    const follower = await createRobot(db, { actor, input: { agentId: online.id, name: `${name}_follower`, type: "so101_follower", port: null } });
+    const leader = await createRobot(db, { actor, input: { agentId: online.id, name: `${name}_leader`, type: "so101_leader", port: null } });
+    expect((await call("POST", "save-port-config", { follower_port: "/dev/ttyACM0", leader_port: "/dev/ttyACM1" })).body).toMatchObject({ success: true, follower_port: "/dev/ttyACM0", leader_port: "/dev/ttyACM1" });
+    expect((await getRobot(db, { actor, robotId: follower.id })).port).toBe("/dev/ttyACM0");
+    expect((await getRobot(db, { actor, robotId: leader.id })).port).toBe("/dev/ttyACM1");
+    const badPort = await call("POST", "save-port-config", { follower_port: "ttyACM0; reboot" });
+    expect(badPort.status).toBe(400);
+
+    // Installation: the Install LeRobot recipe, followed and cancelled through the old endpoints.
+    expect((await call("GET", "installation-status")).body).toMatchObject({ active: false, status: "idle" });
+    const started = await call("POST", "start-installation", { installation_path: tempDir("lerobot"), selected_robot: "koch" });
+    expect(started.body).toMatchObject({ success: true, status: "started" });
+    expect((await call("POST", "start-installation", {})).status).toBe(409);
+    const finished = await waitFor(async () => {
+      const s = (await call("GET", "installation-status")).body;
+      return s.active === false && s.status !== "idle" ? s : null;
+    }, { what: "the installation to end", timeoutMs: 120_000 });
+    expect(finished).toMatchObject({ status: "failed", running: false });
+    expect(String(finished.error)).toMatch(/^Install lerobot: /);
+    expect((finished.logs as string[]).some((l) => /No matching distribution found for lerobot/.test(l))).toBe(true);
+    expect((await call("POST", "cancel-installation")).body).toEqual({ success: false, message: "No installation in progress" });
+    expect((await call("POST", "start-installation", { installation_path: "../../etc" })).status).toBe(400);
+    agent.child.kill("SIGTERM");
   }, 180_000);
 
   it("fails the command it was running, saying so, when the agent is killed, and shows it offline", async () => {

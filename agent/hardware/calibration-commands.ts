@@ -3,6 +3,7 @@ import { commandInputSchemas } from "../../server/hardware/hardware.schemas";
 import { normalizeJoints } from "../../server/hardware/joint-units";
 import type { CommandRegistry } from "../commands";
 import { isBusError, isDeadline, readJointsAt, registerHardware, withBus } from "./bus-session";
+import { inMotorOrder } from "../../server/hardware/calibration.schemas";
 import { calibrationPath, computeHomingOffsets, formatCalibration, HALF_TURN, parseCalibration, saveCalibration, type Calibration } from "./calibration";
 import type { MotorProtocol, RegisterName } from "./motor-bus";
 
@@ -81,7 +82,9 @@ export function registerCalibrationCommands(registry: CommandRegistry): void {
     }),
   );
 
-  registerHardware(registry, "calibration.write", commandInputSchemas["calibration.write"], async ({ file, calibration, port, protocol }, { progress, signal }) => {
+  registerHardware(registry, "calibration.write", commandInputSchemas["calibration.write"], async ({ file, calibration: received, port, protocol }, { progress, signal }) => {
+    // The portal's JSON store does not keep key order: LeRobot's file lists the motors in id order.
+    const calibration = inMotorOrder(received);
     const bus = motorBus("calibration.write", port, protocol);
     const path = calibrationPath(file);
     progress(0, `saving ${path}`);

@@ -80,6 +80,17 @@ describe("a port that will not open", () => {
     }
   });
 
+  it("says when the port is this agent's own, held by another of its commands", async () => {
+    const file = path.join(root, "ttyOwn");
+    fs.writeFileSync(file, "");
+    const fd = fs.openSync(file, "r");
+    try {
+      expect(await explainOpenError(file, new Error("Error Resource temporarily unavailable Cannot lock port"))).toMatch(/this agent is using it for another command \(live joints or a range recording\): stop that first/);
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
   it("points at brltty when a CH340 port vanishes and brltty runs", async () => {
     const proc = path.join(root, "proc");
     fs.mkdirSync(path.join(proc, "812"), { recursive: true });

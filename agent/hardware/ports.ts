@@ -145,6 +145,8 @@ export async function explainOpenError(portPath: string, err: unknown, { procDir
   }
   if (code === "EBUSY") {
     const holders = findPortHolders(portPath, procDir);
+    // This agent itself: another of its commands (live joints, a range recording) has the port.
+    if (holders.some((h) => h.pid === process.pid)) return `Cannot open ${portPath}: this agent is using it for another command (live joints or a range recording): stop that first, or wait for it to end.`;
     const who = holders.length ? ` It is held by ${holders.map((h) => `${h.command} (pid ${h.pid})`).join(", ")}.` : "";
     const brltty = holders.some((h) => h.command === "brltty") ? " brltty takes CH340/CH341 adapters for braille displays: sudo apt remove brltty." : " Close the other program (another agent, a LeRobot script, a serial monitor) and try again.";
     return `Cannot open ${portPath}: another program has it open.${who}${brltty}`;

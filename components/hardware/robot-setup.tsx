@@ -1,6 +1,7 @@
 "use client";
 
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import dynamic from "next/dynamic";
 import Link from "next/link";
 import { useState } from "react";
 import type { z } from "zod";
@@ -13,13 +14,17 @@ import { ProgressBar } from "@/components/ui/progress-bar";
 import { RelativeTime } from "@/components/ui/time";
 import { errorMessage, useTRPC } from "@/components/trpc";
 import { useRole } from "@/components/settings/use-role";
-import type { Calibration } from "@/server/hardware/calibration.schemas";
+import { inMotorOrder, type Calibration } from "@/server/hardware/calibration.schemas";
 import { ROBOT_TYPES, type robotSchema } from "@/server/hardware/hardware.schemas";
 import { findUnpluggedPort } from "@/server/hardware/port-diff";
+import { twinPose } from "@/server/captures/twin-pose";
 import { useAgentCommand, type CommandResult } from "./use-agent-command";
 import { JointBars, LiveJoints } from "./live-joints";
 
 type Robot = z.infer<typeof robotSchema>;
+
+// WebGL only in the browser: the 3D view is loaded there, on demand.
+const SceneCanvas = dynamic(() => import("@/components/captures/scene-canvas"), { ssr: false, loading: () => <p className="text-xs text-zinc-500">Loading the 3D view…</p> });
 
 /** A joint this far from the middle of its turn (in encoder counts) risks the homing offset's ±2047 limit. */
 const MID = 2047;
@@ -84,10 +89,11 @@ function PortStep({ robot }: { robot: Robot }) {
   const { can } = useRole();
   const list = useAgentCommand(robot.agentId, "ports.list");
   const update = useRobotUpdate(robot.id);
-  const [before, setBefore] = useState<PortList | null>(null);
-  const [diff, setDiff] = useState<string | null>(null);
+  // The unplug diff: the list before (and which command made it), then a list made after it.
+  const [before, setBefore] = useState<{ ports: PortList; commandId: string | null } | null>(null);
   const ports = list.result?.ports ?? null;
-  const found = before && ports && list.result ? findUnpluggedPort(before, ports) : null;
+  const isListedAgain = Boolean(before && list.result && list.commandId !== before.commandId);
+  const found = before && ports && isListedAgain ? findUnpluggedPort(before.ports, ports) : null;
   const choose = (path: string) => update.mutate({ robotId: robot.id, port: path });
 
   return (
@@ -97,18 +103,18 @@ function PortStep({ robot }: { robot: Robot }) {
         {robot.port && <p>Using <span className="font-mono text-xs" data-field="port">{robot.port}</span>.</p>}
         {can("operator") && (
           <div className="flex flex-wrap gap-2">
-            <Button size="sm" variant="secondary" disabled={list.isRunning} onClick={() => { setBefore(null); setDiff(null); list.start({}); }}>List ports</Button>
-            <Button size="sm" variant="secondary" disabled={list.isRunning || !ports} onClick={() => { setBefore(ports); setDiff("unplug"); }}>Find by unplugging</Button>
+            <Button size="sm" variant="secondary" disabled={list.isRunning} onClick={() => { setBefore(null); list.start({}); }}>List ports</Button>
+            <Button size="sm" variant="secondary" disabled={list.isRunning || !ports} onClick={() => ports && setBefore({ ports, commandId: list.commandId })}>Find by unplugging</Button>
           </div>
         )}
         <CommandLine command={list.command} error={list.error} />
-        {diff === "unplug" && before && !found && (
-          <Alert tone="blue" title="Unplug the arm's USB cable">Unplug the bus board&apos;s USB cable (not its power), then <Button size="sm" variant="secondary" className="ml-1" onClick={() => list.start({})}>List again</Button></Alert>
+        {before && !found?.port && (
+          <Alert tone="blue" title="Unplug the arm's USB cable">Unplug the bus board&apos;s USB cable (not its power), then <Button size="sm" variant="secondary" className="ml-1" disabled={list.isRunning} onClick={() => list.start({})}>List again</Button></Alert>
         )}
         {found && (found.port ? (
           <Alert tone="green" title="Found it">
             <span data-field="unplugged">{found.port.path}</span> disappeared: it is the arm&apos;s port. Plug the cable back in, then{" "}
-            <Button size="sm" className="ml-1" onClick={() => { choose(found.port!.byId ?? found.port!.path); setBefore(null); setDiff(null); }}>Use {found.port.byId ?? found.port.path}</Button>
+            <Button size="sm" className="ml-1" onClick={() => { choose(found.port!.byId ?? found.port!.path); setBefore(null); }}>Use {found.port.byId ?? found.port.path}</Button>
           </Alert>
         ) : (
           <Alert tone="amber">{found.reason}</Alert>
@@ -234,7 +240,14 @@ function CalibrationStep({ robot }: { robot: Robot }) {
   const home = useAgentCommand(robot.agentId, "calibration.home");
   const range = useAgentCommand(robot.agentId, "calibration.range");
   const [rangeSeconds, setRangeSeconds] = useState(20);
-  const apply = useMutation(trpc.hardware.applyCalibration.mutationOptions({ onSuccess: () => queryClient.invalidateQueries({ queryKey: trpc.hardware.robot.queryKey({ robotId: robot.id }) }) }));
+  const apply = useMutation(
+    trpc.hardware.applyCalibration.mutationOptions({
+      onSuccess: () => {
+        void queryClient.invalidateQueries({ queryKey: trpc.hardware.robot.queryKey({ robotId: robot.id }) });
+        void queryClient.invalidateQueries({ queryKey: trpc.hardware.calibrations.queryKey({ robotId: robot.id }) });
+      },
+    }),
+  );
   const writeId = apply.data?.command.id ?? null;
   const writeStatus = useQuery({ ...trpc.hardware.command.queryOptions({ commandId: writeId ?? "00000000-0000-0000-0000-000000000000" }), enabled: Boolean(writeId), refetchInterval: (q) => (q.state.data && !["queued", "sent", "running"].includes(q.state.data.status) ? false : 300) });
   const bus = { port: robot.port, protocol: robot.protocol, motors: robot.motors };
@@ -339,6 +352,9 @@ function RangeBars({ robot, commandId, final }: { robot: Robot; commandId: strin
 function LiveStep({ robot }: { robot: Robot }) {
   const { can } = useRole();
   const watch = useAgentCommand(robot.agentId, "joints.stream");
+  // The twin is the SO-101's URDF; the SO-100 has the same joints and nearly the same shape.
+  const hasTwin = robot.type.startsWith("so10");
+  const [isTwinShown, setTwinShown] = useState(false);
   return (
     <Card data-step="live">
       <CardHeader title="5. Live check" description="Move the arm: the joints as LeRobot reports them (−100..100 across each joint's range, the gripper 0..100)." />
@@ -348,11 +364,19 @@ function LiveStep({ robot }: { robot: Robot }) {
           watch.isRunning ? <Button size="sm" variant="secondary" onClick={watch.stop}>Stop</Button> : <Button size="sm" variant="secondary" disabled={!can("operator")} onClick={() => watch.start({ port: robot.port, protocol: robot.protocol, motors: robot.motors, calibration: robot.calibration!.calibration, hz: 60, durationMs: 600_000 }, 610)}>Show live joints</Button>
         )}
         <CommandLine command={watch.command} error={watch.error && watch.command?.status !== "cancelled" ? watch.error : null} />
+        {hasTwin && (
+          <label className="flex items-center gap-2 text-xs">
+            <input type="checkbox" checked={isTwinShown} onChange={(e) => setTwinShown(e.target.checked)} /> Show the 3D twin
+          </label>
+        )}
         {watch.commandId && (
           <LiveJoints commandId={watch.commandId} chart names={robot.motors.map((m) => m.name)}>
             {({ latest }) =>
               latest?.values ? (
-                <JointBars names={robot.motors.map((m) => m.name)} values={latest.values.map((v) => v ?? 0)} min={-100} max={100} marks={[0]} format={(v) => v.toFixed(1)} testId="live-bars" />
+                <div className="space-y-3">
+                  <JointBars names={robot.motors.map((m) => m.name)} values={latest.values.map((v) => v ?? 0)} min={-100} max={100} marks={[0]} format={(v) => v.toFixed(1)} testId="live-bars" />
+                  {hasTwin && isTwinShown && <SceneCanvas twinPose={twinPose(robot.motors.map((m) => m.name), latest.values, { calibration: robot.calibration?.calibration })} />}
+                </div>
               ) : (
                 <p className="text-xs text-zinc-500">Waiting for the first reading…</p>
               )
@@ -418,7 +442,8 @@ function HistoryStep({ robot }: { robot: Robot }) {
 }
 
 function DriftReport({ robot, result, current }: { robot: Robot; result: CommandResult<"calibration.read">; current: Calibration }) {
-  const fileDiffers = result.calibration && JSON.stringify(result.calibration) !== JSON.stringify(current);
+  // Both through the database, which does not keep key order: compared in motor order.
+  const fileDiffers = result.calibration && JSON.stringify(inMotorOrder(result.calibration)) !== JSON.stringify(inMotorOrder(current));
   return (
     <div data-field="drift" className="space-y-2">
       {!result.calibration && <Alert tone="amber">There is no calibration file at {result.path} on {robot.agentName}: save the calibration to write it.</Alert>}

@@ -52,7 +52,8 @@ function AddRobotCard() {
   const trpc = useTRPC();
   const router = useRouter();
   const queryClient = useQueryClient();
-  const agents = useQuery(trpc.hardware.agents.queryOptions());
+  // Looked at again while there is none: the agent may be connecting right now.
+  const agents = useQuery({ ...trpc.hardware.agents.queryOptions(), refetchInterval: (q) => (q.state.data?.length ? 30_000 : 3_000) });
   const create = useMutation(
     trpc.hardware.createRobot.mutationOptions({
       onSuccess: (robot) => {

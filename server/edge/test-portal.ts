@@ -10,8 +10,15 @@ import * as pullManifest from "@/app/api/edge/models/[...ref]/route";
 import * as versionFile from "@/app/api/models/versions/[versionId]/files/[...path]/route";
 import * as agentConnect from "@/app/api/agents/connect/route";
 import * as agentMessages from "@/app/api/agents/messages/route";
+import * as agentSamples from "@/app/api/agents/commands/[commandId]/samples/route";
+import * as plugplaySystemInfo from "@/app/api/plugplay/system-info/route";
+import * as plugplayListPorts from "@/app/api/plugplay/list-ports/route";
+import * as plugplaySavePortConfig from "@/app/api/plugplay/save-port-config/route";
+import * as plugplayStartInstallation from "@/app/api/plugplay/start-installation/route";
+import * as plugplayInstallationStatus from "@/app/api/plugplay/installation-status/route";
+import * as plugplayCancelInstallation from "@/app/api/plugplay/cancel-installation/route";
 
-// The edge routes served by a plain Node HTTP server, for tests and the ingest benchmark: the
+// The edge and agent routes served by a plain Node HTTP server, for tests and the ingest benchmark: the
 // real route handlers, without building the whole portal. Prints "listening <port>" when ready.
 // Settings come from the environment, as for the portal.
 
@@ -27,6 +34,13 @@ function route(method: string, pathname: string): { handler: Handler; params: Re
     ["version-file", /^\/api\/models\/versions\/([^/]+)\/files\/(.+)$/, versionFile as unknown as Record<string, Handler>, (m) => ({ versionId: decodeURIComponent(m[1]), path: m[2].split("/").map(decodeURIComponent) })],
     ["agent-connect", /^\/api\/agents\/connect$/, agentConnect as unknown as Record<string, Handler>, () => ({})],
     ["agent-messages", /^\/api\/agents\/messages$/, agentMessages as unknown as Record<string, Handler>, () => ({})],
+    ["agent-samples", /^\/api\/agents\/commands\/([^/]+)\/samples$/, agentSamples as unknown as Record<string, Handler>, (m) => ({ commandId: decodeURIComponent(m[1]) })],
+    ["plugplay-system-info", /^\/api\/plugplay\/system-info$/, plugplaySystemInfo as unknown as Record<string, Handler>, () => ({})],
+    ["plugplay-list-ports", /^\/api\/plugplay\/list-ports$/, plugplayListPorts as unknown as Record<string, Handler>, () => ({})],
+    ["plugplay-save-port-config", /^\/api\/plugplay\/save-port-config$/, plugplaySavePortConfig as unknown as Record<string, Handler>, () => ({})],
+    ["plugplay-start-installation", /^\/api\/plugplay\/start-installation$/, plugplayStartInstallation as unknown as Record<string, Handler>, () => ({})],
+    ["plugplay-installation-status", /^\/api\/plugplay\/installation-status$/, plugplayInstallationStatus as unknown as Record<string, Handler>, () => ({})],
+    ["plugplay-cancel-installation", /^\/api\/plugplay\/cancel-installation$/, plugplayCancelInstallation as unknown as Record<string, Handler>, () => ({})],
     // next.config.ts rewrites /edge/* to /api/compat/edge/*.
     ["upload-complete", /^\/edge\/upload-complete$/, uploadComplete as unknown as Record<string, Handler>, () => ({})],
     ["status", /^\/edge\/status\/(.+)$/, status as unknown as Record<string, Handler>, (m) => ({ repoId: m[1].split("/").map(decodeURIComponent) })],
