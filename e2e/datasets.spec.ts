@@ -2,9 +2,10 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { differingPixels, drawnPixels } from "../tests/helpers/png";
 import { expect, test, type Page } from "@playwright/test";
 import { buildAgent, recordEpisode, runAgent } from "../agent/test-helpers";
-import { expectChartDrawn, hoverPlot, importDatasetArchive, recordCanvasText, signUp, unique } from "./helpers";
+import { canvasPng, expectChartDrawn, hoverPlot, importDatasetArchive, recordCanvasText, signUp, unique } from "./helpers";
 
 // Datasets as a lab uses them: an episode uploaded by the agent is encoded by the real job and
 // plays with its joints in the portal; the real LeRobot v3.0 fixture (its videos left out) is
@@ -115,6 +116,23 @@ test("an encoded episode plays every camera in sync with its joint plots; an imp
     await expect(page.getByTestId("episode-clock")).toContainText("frame 0 / 372");
     await page.getByRole("button", { name: "Play" }).click();
     await expect.poll(async () => (await page.getByTestId("episode-clock").textContent()) ?? "", { timeout: 5000 }).not.toContain("frame 0 /");
+    await page.getByRole("button", { name: "Pause" }).click();
+  });
+
+  await test.step("the episode replays on the SO-101 twin, which moves when the episode is seeked", async () => {
+    await page.getByText("3D twin", { exact: true }).scrollIntoViewIfNeeded();
+    await page.getByRole("checkbox", { name: "Show" }).check();
+    const scene = page.getByTestId("scene");
+    await expect(scene).toHaveAttribute("data-twin-ready", "yes", { timeout: 60_000 });
+    const canvas = scene.locator("canvas");
+    await expect.poll(async () => drawnPixels(await canvasPng(canvas)), { timeout: 20_000 }).toBeGreaterThan(2000);
+    const before = await canvasPng(canvas);
+    // Seek far along: the arm is elsewhere in its task.
+    await page.getByTestId("joint-chart-state").scrollIntoViewIfNeeded();
+    const plot = (await page.getByTestId("joint-chart-state").locator(".u-over").boundingBox())!;
+    await page.mouse.click(plot.x + plot.width * 0.8, plot.y + plot.height / 2);
+    await expect(page.getByTestId("episode-clock")).not.toContainText(/frame (\d|[1-9]\d) \//);
+    await expect.poll(async () => differingPixels(before, await canvasPng(canvas)), { timeout: 10_000 }).toBeGreaterThan(500);
   });
 
   await test.step("Evaluate scores the imported dataset; the report explains each metric, draws its plots and lists episodes by finding", async () => {

@@ -104,3 +104,9 @@ export async function importDatasetArchive(page: Page, { folder, repoId, episode
   await expect(page.getByRole("heading", { level: 1 })).toHaveText(repoId, { timeout: 30_000 });
   await expect(page.locator("[data-episode]")).toHaveCount(episodes, { timeout: 60_000 });
 }
+
+/** A WebGL canvas's own pixels as PNG (it keeps its drawing buffer), without anything drawn over it on the page. */
+export async function canvasPng(canvas: Locator): Promise<Buffer> {
+  const url = await canvas.evaluate((c: HTMLCanvasElement) => c.toDataURL("image/png"));
+  return Buffer.from(url.slice(url.indexOf(",") + 1), "base64");
+}

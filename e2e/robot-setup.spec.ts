@@ -6,7 +6,7 @@ import { expect, test } from "@playwright/test";
 import { AGENT_BUNDLE, buildAgent, runAgent } from "../agent/test-helpers";
 import { MotorBusSim, SimMotor } from "../tests/helpers/motor-bus-sim";
 import { differingPixels, drawnPixels } from "../tests/helpers/png";
-import { signUp, unique } from "./helpers";
+import { canvasPng, signUp, unique } from "./helpers";
 
 // A person sets up an SO-101 follower from the browser, with nothing but the agent next to the
 // arm: the agent (built as it ships) talks through serialport to a simulated bus of STS3215
@@ -51,9 +51,9 @@ test("sets up and calibrates an SO-101 follower through the agent, and watches i
     await test.step("add the arm on its agent", async () => {
       await page.goto("/robots");
       await expect(page.getByRole("heading", { level: 1 })).toHaveText("Robots");
+      await expect(page.getByLabel("Agent").locator("option", { hasText: agentName })).toHaveCount(1, { timeout: 30_000 });
       await page.getByLabel("Name").fill(robotName);
       await page.getByLabel("Type").selectOption("so101_follower");
-      await expect(page.getByLabel("Agent").locator("option", { hasText: agentName })).toHaveCount(1, { timeout: 30_000 });
       await page.getByLabel("Agent").selectOption({ label: agentName });
       await page.getByRole("button", { name: "Add and set up" }).click();
       await expect(page.getByRole("heading", { level: 1 })).toHaveText(robotName);
@@ -190,15 +190,13 @@ test("sets up and calibrates an SO-101 follower through the agent, and watches i
       await step.getByLabel("Show the 3D twin").check();
       const scene = step.getByTestId("scene");
       await expect(scene).toHaveAttribute("data-twin-ready", "yes", { timeout: 60_000 });
-      await page.waitForTimeout(500);
-      const before = await scene.locator("canvas").screenshot();
       // Not a blank canvas: the arm covers a good part of it.
-      expect(drawnPixels(before)).toBeGreaterThan(2000);
+      const canvas = scene.locator("canvas");
+      await expect.poll(async () => drawnPixels(await canvasPng(canvas)), { timeout: 20_000 }).toBeGreaterThan(2000);
+      const before = await canvasPng(canvas);
       sim.setPositions({ 1: 900 + offsets[0]!, 3: 3050 + offsets[2]! });
       await expect(step.locator('[data-testid="live-bars"] [data-joint="shoulder_pan"] [data-field="value"]')).toHaveText("-100.0", { timeout: 10_000 });
-      await page.waitForTimeout(500);
-      const after = await scene.locator("canvas").screenshot();
-      expect(differingPixels(before, after)).toBeGreaterThan(500);
+      await expect.poll(async () => differingPixels(before, await canvasPng(canvas)), { timeout: 10_000 }).toBeGreaterThan(500);
       await expect(step.locator('[data-field="rate"]')).toContainText(/\d+ readings\/s/);
       await step.getByRole("button", { name: "Stop" }).click();
       await expect(step.getByRole("button", { name: "Show live joints" })).toBeVisible({ timeout: 10_000 });

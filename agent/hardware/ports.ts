@@ -92,13 +92,7 @@ function safeRealpath(p: string): string | null {
  * The port that was there before and is gone now: LeRobot's "unplug the arm" step. Null when
  * none or more than one disappeared, with the reason.
  */
-export function findUnpluggedPort(before: SerialPortInfo[], after: SerialPortInfo[]): { port: SerialPortInfo | null; reason: string } {
-  const now = new Set(after.map((p) => p.path));
-  const gone = before.filter((p) => !now.has(p.path));
-  if (gone.length === 1) return { port: gone[0]!, reason: `${gone[0]!.path} disappeared` };
-  if (gone.length === 0) return { port: null, reason: "No port disappeared — unplug the arm's USB cable (not its power) and list again" };
-  return { port: null, reason: `${gone.length} ports disappeared (${gone.map((p) => p.path).join(", ")}) — unplug only one adapter` };
-}
+export { findUnpluggedPort } from "../../server/hardware/port-diff";
 
 /** Which processes hold `device` open, from /proc/<pid>/fd links. */
 export function findPortHolders(device: string, procDir = "/proc"): { pid: number; command: string }[] {

@@ -127,12 +127,15 @@ function Splats({ url, onStats }: { url: string | null; onStats: (patch: Partial
 
 function Twin({ pose, onReady }: { pose: Record<string, number>; onReady: () => void }) {
   const [robot, setRobot] = useState<URDFRobot | null>(null);
+  // Loaded once: a parent re-rendering (the frame-rate read-out does, every second) must not reload it.
+  const ready = useRef(onReady);
+  ready.current = onReady;
   useEffect(() => {
     let isCancelled = false;
     const manager = new THREE.LoadingManager();
     const loader = new URDFLoader(manager);
     let loaded: URDFRobot | null = null;
-    manager.onLoad = () => !isCancelled && onReady();
+    manager.onLoad = () => !isCancelled && ready.current();
     loader.load(TWIN_URDF, (r) => {
       // URDF is z up; three is y up.
       r.rotation.x = -Math.PI / 2;
@@ -146,7 +149,7 @@ function Twin({ pose, onReady }: { pose: Record<string, number>; onReady: () => 
         mesh.geometry?.dispose();
       });
     };
-  }, [onReady]);
+  }, []);
   useEffect(() => {
     if (!robot) return;
     for (const [joint, radians] of Object.entries(pose)) if (robot.joints[joint]) robot.setJointValue(joint, radians);

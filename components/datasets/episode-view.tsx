@@ -2,7 +2,9 @@
 
 import { useQuery } from "@tanstack/react-query";
 import Link from "next/link";
-import { useCallback, useEffect, useRef, useState } from "react";
+import dynamic from "next/dynamic";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { episodeTwinPoses, twinJointOf } from "@/server/captures/twin-pose";
 import { Alert } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
 import { Card, CardBody, CardHeader } from "@/components/ui/card";
@@ -10,6 +12,9 @@ import { PageHeader } from "@/components/ui/page-header";
 import { errorMessage, useTRPC } from "@/components/trpc";
 import { EpisodeStatus, formatSeconds } from "./episode-status";
 import { JointPlot } from "./joint-plot";
+
+// WebGL only in the browser, and only when asked for.
+const SceneCanvas = dynamic(() => import("@/components/captures/scene-canvas"), { ssr: false, loading: () => <p className="text-xs text-zinc-500">Loading the 3D view…</p> });
 
 /**
  * Every camera of an episode playing in sync, with charts of its joints' state and action. The first
@@ -25,6 +30,13 @@ export function EpisodeView({ datasetId, episodeId }: { datasetId: string; episo
   const timerStart = useRef<{ wall: number; t: number } | null>(null);
 
   const data = episode.data;
+  const [isTwinShown, setTwinShown] = useState(false);
+  // The twin's pose for every frame, worked out once per episode.
+  const twin = useMemo(() => {
+    if (!data?.frames) return null;
+    const { poses, units } = episodeTwinPoses(data.jointNames.state, data.frames.state);
+    return { poses, units, count: data.jointNames.state.filter((c) => twinJointOf(c)).length };
+  }, [data]);
   const fps = data?.dataset.fps ?? 30;
   const frameCount = data?.frames?.timestamp.length ?? 0;
   const duration = frameCount / fps;
@@ -144,6 +156,20 @@ export function EpisodeView({ datasetId, episodeId }: { datasetId: string; episo
               </span>
             </CardBody>
           </Card>
+          {twin && twin.count > 0 && (
+            <Card>
+              <CardHeader
+                title="3D twin"
+                description={`The SO-101 replaying the recorded joint states, in step with the videos (${twin.units === "degrees" ? "recorded in degrees" : "recorded in −100..100: spread across the arm's joint limits, close but not exact without its calibration"}).`}
+                actions={<label className="flex items-center gap-2 text-sm"><input type="checkbox" checked={isTwinShown} onChange={(e) => setTwinShown(e.target.checked)} /> Show</label>}
+              />
+              {isTwinShown && (
+                <CardBody>
+                  <SceneCanvas twinPose={twin.poses[Math.min(twin.poses.length - 1, Math.max(0, frame))] ?? {}} />
+                </CardBody>
+              )}
+            </Card>
+          )}
           <Card>
             <CardHeader
               title="Joints"

@@ -67,7 +67,9 @@ function AddRobotCard() {
     <Card>
       <CardHeader title="Add an arm" description="Its name is LeRobot's robot id: the calibration file on the agent's computer is named after it (e.g. my_follower)." />
       <CardBody>
-        {agents.data?.length === 0 ? (
+        {!agents.data ? (
+          <p className="text-sm text-zinc-500">{agents.error ? errorMessage(agents.error) : "Loading the agents…"}</p>
+        ) : agents.data.length === 0 ? (
           <p className="text-sm text-zinc-500">Connect an agent first (<Link href="/agents#connect-agent" className="text-brand-600 hover:underline">Agents</Link>).</p>
         ) : (
           <form

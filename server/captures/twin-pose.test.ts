@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { normalizeJoint, jointNormMode } from "../hardware/joint-units";
-import { lerobotToRadians, twinPose } from "./twin-pose";
+import { episodeTwinPoses, lerobotToRadians, twinJointOf, twinPose } from "./twin-pose";
 
 const cal = { shoulder_pan: { id: 1, drive_mode: 0, homing_offset: 0, range_min: 900, range_max: 3100 }, gripper: { id: 6, drive_mode: 0, homing_offset: 0, range_min: 2030, range_max: 3400 } };
 
@@ -24,5 +24,21 @@ describe("the twin's pose from LeRobot's units", () => {
     expect(lerobotToRadians("elbow_flex", 10)).toBeNull();
     expect(lerobotToRadians("shoulder_pan", Number.NaN, { calibration: cal })).toBeNull();
     expect(twinPose(["shoulder_pan", "elbow_flex", "gripper"], [0, 5, null], { calibration: cal })).toEqual({ shoulder_pan: expect.closeTo(0, 6) });
+  });
+});
+
+describe("an episode on the twin", () => {
+  it("reads LeRobot's state columns, in degrees or −100..100, and skips what is not a twin joint", () => {
+    const columns = ["shoulder_pan.pos", "elbow_flex.pos", "gripper.pos", "base_x"];
+    const degrees = episodeTwinPoses(columns, [[90, -120, 50, 3]]);
+    expect(degrees.units).toBe("degrees");
+    expect(degrees.poses[0]).toEqual({ shoulder_pan: expect.closeTo(Math.PI / 2, 6), elbow_flex: expect.closeTo((-120 * Math.PI) / 180, 6), gripper: expect.closeTo(-0.174533 + 0.5 * (1.74533 + 0.174533), 6) });
+    const range = episodeTwinPoses(columns, [[0, 100, 0, 0], [-100, 0, 100, 0]]);
+    expect(range.units).toBe("range");
+    expect(range.poses[0]!.shoulder_pan).toBeCloseTo(0, 6);
+    expect(range.poses[0]!.elbow_flex).toBeCloseTo(1.69, 6);
+    expect(range.poses[1]!.shoulder_pan).toBeCloseTo(-1.91986, 6);
+    expect(twinJointOf("main_wrist_roll")).toBe("wrist_roll");
+    expect(twinJointOf("x")).toBeNull();
   });
 });

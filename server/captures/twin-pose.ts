@@ -35,3 +35,44 @@ export function twinPose(motors: string[], values: (number | null)[], opts: { ca
   });
   return pose;
 }
+
+/** The URDF's joint limits (radians), for recordings in −100..100 without their calibration. */
+export const TWIN_LIMITS: Record<string, { lower: number; upper: number }> = {
+  shoulder_pan: { lower: -1.91986, upper: 1.91986 },
+  shoulder_lift: { lower: -1.74533, upper: 1.74533 },
+  elbow_flex: { lower: -1.69, upper: 1.69 },
+  wrist_flex: { lower: -1.65806, upper: 1.65806 },
+  wrist_roll: { lower: -2.74385, upper: 2.84121 },
+  gripper: GRIPPER,
+};
+
+/** A recorded column's joint, e.g. `shoulder_pan.pos` → `shoulder_pan`; null when it is not one of the twin's. */
+export function twinJointOf(column: string): string | null {
+  const base = column.replace(/\.(pos|position)$/, "").replace(/^(main|left|right)_/, "");
+  return (TWIN_JOINTS as readonly string[]).includes(base) ? base : null;
+}
+
+/**
+ * Poses for a recorded episode (its state columns, frame by frame). Degrees are told from
+ * −100..100 by the values themselves (a body joint beyond ±100 is in degrees); −100..100
+ * without the arm's calibration is spread across the URDF's limits, which is close, not exact.
+ */
+export function episodeTwinPoses(columns: string[], frames: number[][]): { poses: Record<string, number>[]; units: "degrees" | "range" } {
+  const joints = columns.map(twinJointOf);
+  const isDegrees = frames.some((row) => row.some((v, i) => joints[i] && joints[i] !== "gripper" && Math.abs(v) > 100.5));
+  const poses = frames.map((row) => {
+    const pose: Record<string, number> = {};
+    row.forEach((v, i) => {
+      const joint = joints[i];
+      if (!joint || !Number.isFinite(v)) return;
+      if (joint === "gripper") pose[joint] = lerobotToRadians("gripper", v)!;
+      else if (isDegrees) pose[joint] = (v * Math.PI) / 180;
+      else {
+        const { lower, upper } = TWIN_LIMITS[joint]!;
+        pose[joint] = lower + ((Math.min(100, Math.max(-100, v)) + 100) / 200) * (upper - lower);
+      }
+    });
+    return pose;
+  });
+  return { poses, units: isDegrees ? "degrees" : "range" };
+}
