@@ -169,7 +169,7 @@ describe("gantry-agent connect", () => {
     // Ports go to the agent's leader and follower arms.
     const noArm = await call("POST", "save-port-config", { follower_port: "/dev/ttyACM0" });
     expect(noArm.status).toBe(409);
-    expect(JSON.stringify(noArm.body)).toMatch(/has no follower arm yet: add it on the Robots page/);
+    expect(JSON.stringify(noArm.body), JSON.stringify(noArm.body)).toMatch(/has no follower arm yet: add it on the Robots page/);
     const follower = await createRobot(db, { actor, input: { agentId: online.id, name: `${name}_follower`, type: "so101_follower", port: null } });
     const leader = await createRobot(db, { actor, input: { agentId: online.id, name: `${name}_leader`, type: "so101_leader", port: null } });
     expect((await call("POST", "save-port-config", { follower_port: "/dev/ttyACM0", leader_port: "/dev/ttyACM1" })).body).toMatchObject({ success: true, follower_port: "/dev/ttyACM0", leader_port: "/dev/ttyACM1" });
