@@ -159,6 +159,8 @@ export const frameInfoSchema = z.object({
   height: z.number().int(),
   /** When the frame was taken (ms since the epoch). */
   t: z.number(),
+  /** The posted joint state nearest the frame in time, among those stored when it was read (the camera's pose, through the arm's kinematics). */
+  joints: jointStateSchema.nullable(),
   /** Its bytes: GET this path on the portal with the same token. */
   url: z.string(),
 });

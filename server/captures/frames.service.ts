@@ -161,7 +161,7 @@ export async function listFrames(
   const read = async () => {
     const session = await db.captureSession.findUnique({ where: { id: sessionId }, select: { status: true, generation: true, lastSeq: true } });
     if (!session) throw new AppError("NOT_FOUND", "The capture session was deleted");
-    const rows = session.lastSeq > after ? await db.captureFrame.findMany({ where: { sessionId, seq: { gt: after } }, orderBy: { seq: "asc" }, take: limit }) : [];
+    const rows = session.lastSeq > after ? await framesWithNearestJoints(db, sessionId, after, limit) : [];
     const frames: z.infer<typeof frameInfoSchema>[] = rows.map((r) => ({
       seq: r.seq,
       sha256: r.sha256,
@@ -170,6 +170,7 @@ export async function listFrames(
       width: r.width,
       height: r.height,
       t: r.takenAt.getTime(),
+      joints: r.jointsAt && r.angles ? { t: r.jointsAt.getTime(), angles: r.angles } : null,
       url: framePath(sessionId, r.seq),
     }));
     return { sessionId, status: session.status, generation: session.generation, frames, cursor: frames.length ? frames[frames.length - 1].seq : after, lastSeq: session.lastSeq };

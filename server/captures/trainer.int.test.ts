@@ -14,6 +14,7 @@ import { createLocalBlobStore } from "../storage/local-blob-store";
 import type { UploadBody } from "./body";
 import { createCaptureInput, listSnapshotsInput } from "./captures.schemas";
 import { addFrame, listFrames } from "./frames.service";
+import { postJointState } from "./joints.service";
 import type { CaptureLimits } from "./limits";
 import { parsePly, writePly } from "./ply";
 import { serveSnapshotFile } from "./serve-snapshot";
@@ -126,11 +127,14 @@ describe("frames for a trainer", () => {
   it("come after its cursor, and a long poll on one process is woken by a frame stored through another", async () => {
     const { actor } = await createOrgWithMember(db, "operator");
     const session = await activeSession(actor);
-    for (let i = 0; i < 3; i++) await addFrame(db, { actor, sessionId: session.id, upload: body(pngFrame(16, 16, 2000 + i)), blobs, limits });
+    for (let i = 0; i < 3; i++) await addFrame(db, { actor, sessionId: session.id, upload: body(pngFrame(16, 16, 2000 + i)), t: 1_000_000 + i * 100, blobs, limits });
+    await postJointState(db, { actor, sessionId: session.id, input: { joint_angles: [0.3, 0, 0, 0, 0, 0], t: 1_000_190 }, limits });
     const trainerHub = newHub();
     const page = await listFrames(db, { actor, sessionId: session.id, after: 1, wait: 0, limit: 10, hub: trainerHub });
     expect(page).toMatchObject({ status: "active", generation: 0, cursor: 3, lastSeq: 3 });
     expect(page.frames.map((f) => [f.seq, f.url])).toEqual([[2, `/api/captures/${session.id}/frames/2`], [3, `/api/captures/${session.id}/frames/3`]]);
+    // Each with the pose nearest it, so a trainer can place the camera.
+    expect(page.frames[1].joints).toEqual({ t: 1_000_190, angles: [0.3, 0, 0, 0, 0, 0] });
 
     // No periodic re-check for a minute: only the notification can end this wait early.
     const waiting = listFrames(db, { actor, sessionId: session.id, after: 3, wait: 25, limit: 10, hub: trainerHub, recheckMs: 60_000 });
