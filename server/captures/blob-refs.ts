@@ -43,6 +43,19 @@ export async function releaseBlobs(tx: Tx, shas: string[]): Promise<void> {
   await tx.$executeRaw`INSERT INTO "CaptureBlobRelease" ("sha256") SELECT unnest(${[...new Set(shas)]}::text[]) ON CONFLICT DO NOTHING`;
 }
 
+/**
+ * Runs `record` (the transaction that names freshly stored blobs); when it fails, the blobs are
+ * listed for the sweep, so a refusal at that point (a session stopped meanwhile) leaves nothing.
+ */
+export async function recordingBlobs<T>(db: Db, shas: string[], record: () => Promise<T>): Promise<T> {
+  try {
+    return await record();
+  } catch (error) {
+    await releaseBlobs(db, shas).catch(() => {});
+    throw error;
+  }
+}
+
 async function isNamed(tx: Tx, sha256: string): Promise<boolean> {
   const [row] = await tx.$queryRaw<{ named: boolean }[]>`SELECT
     EXISTS (SELECT 1 FROM "CaptureFrame" WHERE "sha256" = ${sha256})

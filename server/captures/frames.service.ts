@@ -5,7 +5,7 @@ import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
 import { consumeRateLimit } from "../auth/rate-limit";
 import type { BlobStore } from "../storage/blob-store";
-import { ensureBlob, lockBlobNames, releaseBlobs } from "./blob-refs";
+import { ensureBlob, lockBlobNames, recordingBlobs, releaseBlobs } from "./blob-refs";
 import { readFrameUpload, type UploadBody } from "./body";
 import type { ChunkManifest, frameInfoSchema, frameReceiptSchema, framesPageSchema } from "./captures.schemas";
 import { CAPTURE_CHANNEL, findSession, framePath, notifySession, type SessionRow } from "./captures.queries";
@@ -36,7 +36,7 @@ export async function addFrame(
   const image = inspectImage(bytes);
   const stored = await blobs.put(Readable.from([Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)]));
   const takenAt = new Date(t ?? Date.now());
-  const numbered = await db.$transaction(async (tx) => {
+  const numbered = await recordingBlobs(db, [stored.sha256], () => db.$transaction(async (tx) => {
     await lockBlobNames(tx, [stored.sha256]);
     await ensureBlob(blobs, stored.sha256, bytes);
     // The row lock this takes orders frames: one frame's number is committed before the next is taken.
@@ -48,7 +48,7 @@ export async function addFrame(
     await tx.captureFrame.create({ data: { orgId: actor.orgId, sessionId: session.id, seq: row.lastSeq, sha256: stored.sha256, bytes: stored.bytes, ...image, takenAt } });
     await notifySession(tx, session.id);
     return row;
-  });
+  }));
   let chunkCount = numbered.chunkCount;
   if (numbered.lastSeq - numbered.chunkedThroughSeq >= numbered.chunkSize) chunkCount = await writeDueChunks(db, { sessionId: session.id, blobs });
   return { sessionId: session.id, seq: numbered.lastSeq, sha256: stored.sha256, ...image, frameCount: numbered.frameCount, chunkCount };
@@ -120,7 +120,7 @@ export async function writeDueChunks(db: Db, { sessionId, blobs, isFinal = false
     const stored = await blobs.put(Readable.from([bytes]));
     const first = frames[0].seq;
     const last = frames[frames.length - 1].seq;
-    const isRecorded = await db.$transaction(async (tx) => {
+    const isRecorded = await recordingBlobs(db, [stored.sha256], () => db.$transaction(async (tx) => {
       await lockBlobNames(tx, [stored.sha256]);
       const [won] = await tx.$queryRaw<{ chunkCount: number }[]>`
         UPDATE "CaptureSession" SET "chunkedThroughSeq" = ${last}, "chunkCount" = "chunkCount" + 1
@@ -134,7 +134,7 @@ export async function writeDueChunks(db: Db, { sessionId, blobs, isFinal = false
       await ensureBlob(blobs, stored.sha256, bytes);
       await tx.captureChunk.create({ data: { orgId: session.orgId, sessionId, index: won.chunkCount, firstSeq: first, lastSeq: last, frameCount: frames.length, sha256: stored.sha256, bytes: stored.bytes } });
       return true;
-    });
+    }));
     if (!isRecorded) continue;
   }
 }

@@ -4,7 +4,7 @@ import type { Db } from "../db";
 import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
 import type { BlobStore } from "../storage/blob-store";
-import { lockBlobNames, releaseBlobs } from "./blob-refs";
+import { lockBlobNames, recordingBlobs, releaseBlobs } from "./blob-refs";
 import { readBounded, type UploadBody } from "./body";
 import type { captureSnapshotSchema, claimInput, heartbeatInput, leaseAnswerSchema, listSnapshotsInput } from "./captures.schemas";
 import { findSession, toSnapshotDto, type SessionRow } from "./captures.queries";
@@ -33,6 +33,27 @@ function leaseAnswer(row: Pick<SessionRow, "id" | "status" | "generation" | "las
     expiresAt: new Date(seenAt.getTime() + silentMs).toISOString(),
     silentAfterMs: silentMs,
   };
+}
+
+/**
+ * A snapshot is held in memory whole while it is checked and converted (up to
+ * CAPTURE_MAX_SNAPSHOT_BYTES, and its decoded splats besides), so a web process works on two
+ * at a time; the others wait with their bodies unread, which keeps them in the network's buffers.
+ */
+const SNAPSHOTS_AT_ONCE = 2;
+let snapshotsInProgress = 0;
+const waitingForTurn: (() => void)[] = [];
+
+async function storing<T>(work: () => Promise<T>): Promise<T> {
+  if (snapshotsInProgress >= SNAPSHOTS_AT_ONCE) await new Promise<void>((resolve) => waitingForTurn.push(resolve));
+  else snapshotsInProgress++;
+  try {
+    return await work();
+  } finally {
+    const next = waitingForTurn.shift();
+    if (next) next();
+    else snapshotsInProgress--;
+  }
 }
 
 const secondsAgo = (at: Date | null) => (at ? `${Math.max(0, Math.round((Date.now() - at.getTime()) / 1000))} s ago` : "never");
@@ -113,11 +134,13 @@ export async function pushSnapshot(
   // The lease is checked before the body is read, and again when the snapshot is recorded.
   if (session.trainerClaimId !== claimId) throw lostLease(session);
   if (generation !== undefined && generation !== session.generation) throw resetSince(session);
-  const file = await readBounded(upload, limits.maxSnapshotBytes, "snapshot", "CAPTURE_MAX_SNAPSHOT_BYTES");
-  if (file.byteLength === 0) throw new AppError("BAD_REQUEST", "The snapshot is empty; send the PLY or SPZ file as the request body");
-  const meta = await storeSnapshot({ blobs, file, signal });
+  const meta = await storing(async () => {
+    const file = await readBounded(upload, limits.maxSnapshotBytes, "snapshot", "CAPTURE_MAX_SNAPSHOT_BYTES");
+    if (file.byteLength === 0) throw new AppError("BAD_REQUEST", "The snapshot is empty; send the PLY or SPZ file as the request body");
+    return storeSnapshot({ blobs, file, signal });
+  });
   const now = new Date();
-  const result = await db.$transaction(async (tx) => {
+  const result = await recordingBlobs(db, [meta.source.sha256, meta.spz.sha256], () => db.$transaction(async (tx) => {
     await lockBlobNames(tx, [meta.source.sha256, meta.spz.sha256]);
     const [row] = await tx.$queryRaw<{ trainerClaimId: string | null; trainerName: string | null; generation: number; lastSeq: number; frameCount: number }[]>`
       SELECT "trainerClaimId"::text, "trainerName", "generation", "lastSeq", "frameCount" FROM "CaptureSession" WHERE "id" = ${session.id}::uuid FOR UPDATE`;
@@ -145,7 +168,7 @@ export async function pushSnapshot(
       data: { snapshotCount: { increment: 1 - old.length }, trainerSeenAt: now, trainerIteration: iteration, trainerGaussians: meta.splats },
     });
     return created;
-  });
+  }));
   if (!result) {
     const row = await findSession(db, actor, sessionId);
     throw row.trainerClaimId !== claimId ? lostLease(row) : resetSince(row);
