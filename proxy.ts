@@ -61,6 +61,12 @@ export function proxy(request: NextRequest) {
 
 export const config = {
   // Every page; not the API (compatibility endpoints included: matching a route makes Next
-  // buffer its request body, which would cap uploads) nor Next's assets and static files.
-  matcher: ["/((?!api/|api$|edge/|deployment/|_next/|.*\\.[^/]+$).*)"],
+  // buffer its request body, which would cap uploads; and a token client has no session
+  // cookie, so it would be sent to sign in) nor Next's assets and static files. /status and
+  // /health are the live-capture endpoints only for a request with an API token (next.config.ts).
+  matcher: [
+    "/((?!api/|api$|edge/|deployment/|upload-frame$|update-joint-angles$|get-ply$|stop-training$|reset$|status$|health$|_next/|.*\\.[^/]+$).*)",
+    { source: "/status", missing: [{ type: "header", key: "authorization", value: "[Bb]earer .+" }] },
+    { source: "/health", missing: [{ type: "header", key: "authorization", value: "[Bb]earer .+" }] },
+  ],
 };

@@ -140,6 +140,18 @@ const schema = z.object({
   OUTBOUND_ALLOW_PRIVATE: bool.default(false),
   /** Addresses and ranges every outbound connection may reach, whatever kind they are. */
   OUTBOUND_ALLOW_CIDRS: cidrList.default([]),
+  /** Largest camera frame (JPEG or PNG) a capture session takes. */
+  CAPTURE_MAX_FRAME_BYTES: z.coerce.number().int().min(1024).max(256 * 1024 ** 2).default(8 * 1024 ** 2),
+  /** Frames one capture session takes per second (a burst up to this, counted per second); past it, 429. */
+  CAPTURE_FRAMES_PER_SECOND: z.coerce.number().int().min(1).max(10_000).default(60),
+  /** Joint states one capture session takes per second; past it, 429. */
+  CAPTURE_JOINT_STATES_PER_SECOND: z.coerce.number().int().min(1).max(10_000).default(200),
+  /** Largest snapshot (PLY or SPZ) a trainer may push; it is held in memory while it is checked and converted. */
+  CAPTURE_MAX_SNAPSHOT_BYTES: z.coerce.number().int().min(1024).max(2 * 1024 ** 3 - 1).default(1024 ** 3),
+  /** Snapshots kept per session; past it, the oldest go. */
+  CAPTURE_MAX_SNAPSHOTS: z.coerce.number().int().min(1).max(100_000).default(200),
+  /** A trainer not heard from this long is silent: its lease lapses and another trainer may claim the session. */
+  CAPTURE_TRAINER_SILENT_MS: z.coerce.number().int().min(1000).default(30_000),
   FIREBASE_PROJECT_ID: z.string().min(1).optional(),
   FIREBASE_API_KEY: z.string().min(1).optional(),
   FIREBASE_AUTH_DOMAIN: z.string().min(1).optional(),

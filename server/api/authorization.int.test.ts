@@ -56,6 +56,7 @@ let evaluationA: string;
 let agentA: string;
 let agentCommandA: string;
 let robotA: string;
+let captureA: string;
 
 async function sessionHeaders(actor: OrgActor | null, requestedOrgId?: string): Promise<Headers> {
   const headers = new Headers();
@@ -172,6 +173,14 @@ function sampleInputs(): Record<string, unknown> {
     "evaluation.setGate": { enabled: false, overall: null, metrics: {} },
     "evaluation.excludeFlagged": { evaluationId: evaluationA, repoId: "lab/derived-probe" },
     "evaluation.startExternal": { source: { kind: "folder", path: "/nonexistent/dataset" }, metrics: ["t"] },
+    "captures.list": {},
+    "captures.get": { sessionId: captureA },
+    "captures.snapshots": { sessionId: captureA },
+    "captures.create": { name: "Probe capture" },
+    "captures.start": { sessionId: captureA },
+    "captures.stop": { sessionId: captureA },
+    "captures.reset": { sessionId: captureA },
+    "captures.delete": { sessionId: captureA },
   };
 }
 
@@ -188,7 +197,8 @@ const NAMES_ORG_A_THING = new Set(["orgs.setRole", "orgs.removeMember", "invites
   "endpoints.get", "endpoints.stats", "endpoints.tryIt", "endpoints.create", "endpoints.changeVersion", "endpoints.undeploy", "endpoints.delete",
   "datasets.get", "datasets.episodes", "datasets.episode", "datasets.deleteEpisode", "datasets.restoreEpisode", "datasets.renameTask", "datasets.retryEpisode", "datasets.delete",
   "training.deleteTarget", "training.testTarget", "training.run", "training.log", "training.onLog", "training.metrics", "training.startRun", "training.cancelRun", "training.resumeRun", "training.retryRun", "training.pullCheckpoint",
-  "evaluation.start", "evaluation.list", "evaluation.latest", "evaluation.get", "evaluation.excludeFlagged"]);
+  "evaluation.start", "evaluation.list", "evaluation.latest", "evaluation.get", "evaluation.excludeFlagged",
+  "captures.get", "captures.snapshots", "captures.start", "captures.stop", "captures.reset", "captures.delete"]);
 
 async function call(ctx: Context, procedure: string, input: unknown): Promise<unknown> {
   const caller = createCaller(ctx) as unknown as Record<string, Record<string, (i: unknown) => Promise<unknown>>>;
@@ -245,6 +255,8 @@ beforeAll(async () => {
   agentA = (await db.agent.create({ data: { orgId: orgA.orgId, name: "org-a-agent" } })).id;
   agentCommandA = (await db.agentCommand.create({ data: { orgId: orgA.orgId, agentId: agentA, kind: "ping", input: {}, status: "succeeded", deadline: new Date(), createdBy: "probe" } })).id;
   robotA = (await db.robot.create({ data: { orgId: orgA.orgId, agentId: agentA, name: "org-a-arm", role: "follower", type: "so101_follower", protocol: "feetech", motors: [{ name: "gripper", id: 6 }] } })).id;
+  // A stopped capture session: probes may read, start, stop, reset or delete it.
+  captureA = (await db.captureSession.create({ data: { orgId: orgA.orgId, name: "org-a-capture", status: "stopped", createdBy: "probe" } })).id;
   alertA = (await db.alert.create({ data: { orgId: orgA.orgId, kind: "probe", severity: "warning", title: "probe", message: "probe" } })).id;
 });
 
@@ -295,6 +307,10 @@ describe("tRPC authorization", () => {
     expect(await codeOf(call(await contextFor(orgA.members.viewer), "evaluation.listExternal", undefined))).toBe("OK");
     expect(procedures.find(([p]) => p === "evaluation.listExternal")![1]._def.meta!.access).toBe("viewer");
     expect(procedures.find(([p]) => p === "evaluation.startExternal")![1]._def.meta!.access).toBe("operator");
+    // Captures: viewers watch them, operators run them, admins delete them.
+    expect(await codeOf(call(await contextFor(orgA.members.viewer), "captures.get", { sessionId: captureA }))).toBe("OK");
+    expect(await codeOf(call(await contextFor(orgA.members.operator), "captures.stop", { sessionId: captureA }))).toBe("OK");
+    expect(procedures.find(([p]) => p === "captures.delete")![1]._def.meta!.access).toBe("admin");
   });
 
   it("lists and uses only the caller's own organisation's image encoders", async () => {

@@ -4,7 +4,7 @@ import { AppError } from "../errors";
 import { checkRole, type OrgActor, type Role } from "../auth/roles";
 import { resolveRequestIdentity } from "../auth/request-actor";
 import { checkCrossSite } from "./cross-site";
-import { readJsonBody } from "./json-body";
+import { declaredLength, readJsonBody } from "./json-body";
 
 /**
  * The route-handler twin of orgProcedure: who is calling, in which organisation, allowed?
@@ -47,4 +47,9 @@ export async function parseJsonBody<S extends z.ZodType>(request: Request, schem
   const parsed = schema.safeParse(body);
   if (!parsed.success) throw new AppError("BAD_REQUEST", `${hint}: ${parsed.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}`);
   return parsed.data;
+}
+
+/** A request's raw body (an upload), with what a service needs to bound it before reading. */
+export function rawBody(request: Request): { body: ReadableStream<Uint8Array> | null; contentType: string | null; declaredBytes: number | null } {
+  return { body: request.body, contentType: request.headers.get("content-type"), declaredBytes: declaredLength(request.headers) };
 }

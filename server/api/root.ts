@@ -12,6 +12,7 @@ import { systemRouter } from "./routers/system";
 import { tokensRouter } from "./routers/tokens";
 import { trainingRouter } from "./routers/training";
 import { evaluationRouter } from "./routers/evaluation";
+import { capturesRouter } from "./routers/captures";
 import { createCallerFactory, router } from "./trpc";
 
 export const appRouter = router({
@@ -30,6 +31,7 @@ export const appRouter = router({
   system: systemRouter,
   training: trainingRouter,
   evaluation: evaluationRouter,
+  captures: capturesRouter,
 });
 
 export type AppRouter = typeof appRouter;

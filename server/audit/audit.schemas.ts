@@ -64,6 +64,11 @@ export const auditActions = [
   "robot.update",
   "robot.delete",
   "robot.calibration",
+  "capture.create",
+  "capture.start",
+  "capture.stop",
+  "capture.reset",
+  "capture.delete",
 ] as const;
 export const auditActionSchema = z.enum(auditActions);
 export type AuditAction = z.infer<typeof auditActionSchema>;

@@ -23,7 +23,7 @@ describe("rate limits", () => {
     const key = `test:${unique()}`;
     const rule = { what: "probes", limit: 3, windowMs: 1_000 };
     for (let i = 0; i < 3; i++) await consumeRateLimit(db, key, rule);
-    await expect(consumeRateLimit(db, key, rule)).rejects.toMatchObject({ code: "RATE_LIMITED", message: "Too many probes; try again in 1 minute" });
+    await expect(consumeRateLimit(db, key, rule)).rejects.toMatchObject({ code: "RATE_LIMITED", message: "Too many probes; try again in a second" });
     await new Promise((r) => setTimeout(r, 1_100));
     await expect(consumeRateLimit(db, key, rule)).resolves.toBeUndefined();
   });

@@ -54,7 +54,13 @@ export async function clearSignInFailures(db: Db, email: string): Promise<void> 
 export async function consumeRateLimit(db: Db, key: string, rule: RateLimitRule): Promise<void> {
   const row = await countAttempt(db, key, rule.windowMs);
   if (row.count > rule.limit) {
-    const minutes = Math.max(1, Math.ceil((row.windowStart.getTime() + rule.windowMs - Date.now()) / 60_000));
+    const leftMs = row.windowStart.getTime() + rule.windowMs - Date.now();
+    // Windows of seconds (a camera's frame rate) are told in seconds, longer ones in minutes.
+    if (rule.windowMs < 60_000) {
+      const seconds = Math.max(1, Math.ceil(leftMs / 1000));
+      throw new AppError("RATE_LIMITED", `Too many ${rule.what}; try again in ${seconds === 1 ? "a second" : `${seconds} seconds`}`);
+    }
+    const minutes = Math.max(1, Math.ceil(leftMs / 60_000));
     throw new AppError("RATE_LIMITED", `Too many ${rule.what}; try again in ${minutes} minute${minutes === 1 ? "" : "s"}`);
   }
 }

@@ -9,16 +9,21 @@ import { AppError } from "../errors";
 const contentTypes = { spz: "application/octet-stream", ply: "application/octet-stream" } as const;
 
 export async function serveSnapshotBlob(opts: { blobs: BlobStore; sha256: string; format: "spz" | "ply"; headers: Headers }): Promise<Response> {
-  const sha256 = parseSha256(opts.sha256, "snapshot id");
+  return serveCaptureBlob({ ...opts, what: "snapshot", contentType: contentTypes[opts.format], disposition: `attachment; filename="${opts.sha256.slice(0, 12)}.${opts.format}"` });
+}
+
+/** Any capture blob (a snapshot, a frame, a chunk manifest) with its ETag, 304s and byte ranges. */
+export async function serveCaptureBlob(opts: { blobs: BlobStore; sha256: string; what: string; contentType: string; disposition: string; headers: Headers }): Promise<Response> {
+  const sha256 = parseSha256(opts.sha256, `${opts.what} id`);
   const stat = await opts.blobs.stat(sha256);
-  if (!stat) throw new AppError("NOT_FOUND", `No snapshot blob ${sha256} is stored`);
+  if (!stat) throw new AppError("NOT_FOUND", `No ${opts.what} blob ${sha256} is stored`);
   const etag = `"${sha256}"`;
   const common = {
     ETag: etag,
     "Accept-Ranges": "bytes",
     "Cache-Control": "private, max-age=31536000, immutable",
-    "Content-Type": contentTypes[opts.format],
-    "Content-Disposition": `attachment; filename="${sha256.slice(0, 12)}.${opts.format}"`,
+    "Content-Type": opts.contentType,
+    "Content-Disposition": opts.disposition,
   };
   const inm = opts.headers.get("if-none-match");
   if (inm && inm.split(",").some((t) => t.trim().replace(/^W\//, "") === etag || t.trim() === "*")) return new Response(null, { status: 304, headers: common });
@@ -34,4 +39,13 @@ export async function serveSnapshotBlob(opts: { blobs: BlobStore; sha256: string
     status: 206,
     headers: { ...common, "Content-Length": String(range.end - range.start + 1), "Content-Range": `bytes ${range.start}-${range.end}/${stat.bytes}` },
   });
+}
+
+/** A snapshot file as found (a blob, or a PLY written from an SPZ upload just now). */
+export async function serveSnapshotFile(opts: { blobs: BlobStore; file: { kind: "blob"; sha256: string; format: "spz" | "ply" } | { kind: "converted"; bytes: Buffer; etag: string }; headers: Headers }): Promise<Response> {
+  const { file } = opts;
+  if (file.kind === "blob") return serveSnapshotBlob({ blobs: opts.blobs, sha256: file.sha256, format: file.format, headers: opts.headers });
+  const common = { ETag: file.etag, "Cache-Control": "private, max-age=31536000, immutable", "Content-Type": contentTypes.ply, "Content-Disposition": 'attachment; filename="splat.ply"' };
+  if (opts.headers.get("if-none-match")?.split(",").some((t) => t.trim().replace(/^W\//, "") === file.etag)) return new Response(null, { status: 304, headers: common });
+  return new Response(file.bytes as Uint8Array<ArrayBuffer>, { status: 200, headers: { ...common, "Content-Length": String(file.bytes.length) } });
 }

@@ -18,8 +18,26 @@ import * as plugplayStartInstallation from "@/app/api/plugplay/start-installatio
 import * as plugplayInstallationStatus from "@/app/api/plugplay/installation-status/route";
 import * as plugplayCancelInstallation from "@/app/api/plugplay/cancel-installation/route";
 
-// The edge and agent routes served by a plain Node HTTP server, for tests and the ingest benchmark: the
-// real route handlers, without building the whole portal. Prints "listening <port>" when ready.
+import * as captureFrames from "@/app/api/captures/[id]/frames/route";
+import * as captureFrame from "@/app/api/captures/[id]/frames/[seq]/route";
+import * as captureChunk from "@/app/api/captures/[id]/chunks/[index]/route";
+import * as captureJoints from "@/app/api/captures/[id]/joints/route";
+import * as captureClaim from "@/app/api/captures/[id]/claim/route";
+import * as captureHeartbeat from "@/app/api/captures/[id]/heartbeat/route";
+import * as captureRelease from "@/app/api/captures/[id]/release/route";
+import * as captureSnapshots from "@/app/api/captures/[id]/snapshots/route";
+import * as captureSnapshotFile from "@/app/api/captures/[id]/snapshots/[file]/route";
+import * as uploadFrame from "@/app/api/compat/capture/upload-frame/route";
+import * as updateJointAngles from "@/app/api/compat/capture/update-joint-angles/route";
+import * as captureStatus from "@/app/api/compat/capture/status/route";
+import * as getPly from "@/app/api/compat/capture/get-ply/route";
+import * as stopTraining from "@/app/api/compat/capture/stop-training/route";
+import * as captureReset from "@/app/api/compat/capture/reset/route";
+import * as captureHealth from "@/app/api/compat/capture/health/route";
+
+
+// The edge, agent and capture routes served by a plain Node HTTP server, for tests and the
+// benchmarks: the real route handlers, without building the whole portal. Prints "listening <port>" when ready.
 // Settings come from the environment, as for the portal.
 
 type Handler = (request: Request, ctx: { params: Promise<Record<string, unknown>> }) => Promise<Response>;
@@ -44,6 +62,23 @@ function route(method: string, pathname: string): { handler: Handler; params: Re
     // next.config.ts rewrites /edge/* to /api/compat/edge/*.
     ["upload-complete", /^\/edge\/upload-complete$/, uploadComplete as unknown as Record<string, Handler>, () => ({})],
     ["status", /^\/edge\/status\/(.+)$/, status as unknown as Record<string, Handler>, (m) => ({ repoId: m[1].split("/").map(decodeURIComponent) })],
+    ["capture-frames", /^\/api\/captures\/([^/]+)\/frames$/, captureFrames as unknown as Record<string, Handler>, (m) => ({ id: decodeURIComponent(m[1]) })],
+    ["capture-frame", /^\/api\/captures\/([^/]+)\/frames\/([^/]+)$/, captureFrame as unknown as Record<string, Handler>, (m) => ({ id: decodeURIComponent(m[1]), seq: decodeURIComponent(m[2]) })],
+    ["capture-chunk", /^\/api\/captures\/([^/]+)\/chunks\/([^/]+)$/, captureChunk as unknown as Record<string, Handler>, (m) => ({ id: decodeURIComponent(m[1]), index: decodeURIComponent(m[2]) })],
+    ["capture-joints", /^\/api\/captures\/([^/]+)\/joints$/, captureJoints as unknown as Record<string, Handler>, (m) => ({ id: decodeURIComponent(m[1]) })],
+    ["capture-claim", /^\/api\/captures\/([^/]+)\/claim$/, captureClaim as unknown as Record<string, Handler>, (m) => ({ id: decodeURIComponent(m[1]) })],
+    ["capture-heartbeat", /^\/api\/captures\/([^/]+)\/heartbeat$/, captureHeartbeat as unknown as Record<string, Handler>, (m) => ({ id: decodeURIComponent(m[1]) })],
+    ["capture-release", /^\/api\/captures\/([^/]+)\/release$/, captureRelease as unknown as Record<string, Handler>, (m) => ({ id: decodeURIComponent(m[1]) })],
+    ["capture-snapshots", /^\/api\/captures\/([^/]+)\/snapshots$/, captureSnapshots as unknown as Record<string, Handler>, (m) => ({ id: decodeURIComponent(m[1]) })],
+    ["capture-snapshot-file", /^\/api\/captures\/([^/]+)\/snapshots\/([^/]+)$/, captureSnapshotFile as unknown as Record<string, Handler>, (m) => ({ id: decodeURIComponent(m[1]), file: decodeURIComponent(m[2]) })],
+    // next.config.ts rewrites these (/status and /health only with a bearer token) to /api/compat/capture/*.
+    ["upload-frame", /^\/upload-frame$/, uploadFrame as unknown as Record<string, Handler>, () => ({})],
+    ["update-joint-angles", /^\/update-joint-angles$/, updateJointAngles as unknown as Record<string, Handler>, () => ({})],
+    ["capture-status", /^\/status$/, captureStatus as unknown as Record<string, Handler>, () => ({})],
+    ["get-ply", /^\/get-ply$/, getPly as unknown as Record<string, Handler>, () => ({})],
+    ["stop-training", /^\/stop-training$/, stopTraining as unknown as Record<string, Handler>, () => ({})],
+    ["reset", /^\/reset$/, captureReset as unknown as Record<string, Handler>, () => ({})],
+    ["capture-health", /^\/health$/, captureHealth as unknown as Record<string, Handler>, () => ({})],
   ];
   for (const [, re, mod, params] of table) {
     const m = re.exec(pathname);

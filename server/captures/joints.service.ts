@@ -1,0 +1,41 @@
+import type { z } from "zod";
+import type { Db, Tx } from "../db";
+import { AppError } from "../errors";
+import type { OrgActor } from "../auth/roles";
+import { consumeRateLimit } from "../auth/rate-limit";
+import type { jointStateSchema, postJointsInput } from "./captures.schemas";
+import { findSession } from "./captures.queries";
+import { captureLimits, type CaptureLimits } from "./limits";
+
+// Joint angles posted for a session (the earlier LeRobot loop posts them; an agent-bound arm's
+// live joints go through the hardware stream instead). Kept so each chunk can name the pose
+// nearest each frame, and so a page can show the latest pose.
+
+type JointState = z.infer<typeof jointStateSchema>;
+
+export async function latestJointState(db: Tx, sessionId: string): Promise<JointState | null> {
+  const row = await db.captureJointState.findFirst({ where: { sessionId }, orderBy: { takenAt: "desc" }, select: { takenAt: true, angles: true } });
+  return row ? { t: row.takenAt.getTime(), angles: row.angles } : null;
+}
+
+/** Stores one pose for an active session, at most CAPTURE_JOINT_STATES_PER_SECOND a second. */
+export async function postJointState(
+  db: Db,
+  { actor, sessionId, input, limits = captureLimits() }: { actor: OrgActor; sessionId: string; input: z.output<typeof postJointsInput>; limits?: CaptureLimits },
+): Promise<JointState> {
+  const session = await findSession(db, actor, sessionId);
+  if (session.status !== "active") throw new AppError("CONFLICT", `Capture session "${session.name}" is stopped and takes no joint angles; start it again, or create a new session`);
+  await consumeRateLimit(db, `capture:joints:${session.id}`, {
+    what: `joint states for this capture session (CAPTURE_JOINT_STATES_PER_SECOND allows ${limits.jointStatesPerSecond} a second)`,
+    limit: limits.jointStatesPerSecond,
+    windowMs: 1000,
+  });
+  const takenAt = new Date(input.t ?? Date.now());
+  await db.captureJointState.create({ data: { orgId: actor.orgId, sessionId: session.id, takenAt, angles: input.joint_angles } });
+  return { t: takenAt.getTime(), angles: input.joint_angles };
+}
+
+export async function getLatestJointState(db: Db, { actor, sessionId }: { actor: OrgActor; sessionId: string }): Promise<JointState | null> {
+  await findSession(db, actor, sessionId);
+  return latestJointState(db, sessionId);
+}
