@@ -8,6 +8,7 @@ export const navItems = [
   { href: "/fleet", label: "Fleet" },
   { href: "/agents", label: "Agents" },
   { href: "/robots", label: "Robots" },
+  { href: "/captures", label: "Captures" },
   { href: "/jobs", label: "Jobs" },
   { href: "/settings", label: "Settings" },
 ] as const;

@@ -37,7 +37,9 @@ export interface PagePolicyOptions {
 export function pageContentSecurityPolicy({ nonce, isDev, isHttps, connectTo = [], frames = [] }: PagePolicyOptions): string {
   const directives = [
     "default-src 'self'",
-    `script-src 'self' 'nonce-${nonce}' 'strict-dynamic'${isDev ? " 'unsafe-eval'" : ""}`,
+    // 'wasm-unsafe-eval' lets WebAssembly compile (the 3D view's splat sorter, in a blob worker
+    // that inherits this policy); it allows no JavaScript eval.
+    `script-src 'self' 'nonce-${nonce}' 'strict-dynamic' 'wasm-unsafe-eval'${isDev ? " 'unsafe-eval'" : ""}`,
     "style-src 'self' 'unsafe-inline'",
     "img-src 'self' data: blob:",
     "font-src 'self' data:",

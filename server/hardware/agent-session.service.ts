@@ -198,6 +198,18 @@ async function requireOwnAgent(db: Db, actor: OrgActor, agentId: string): Promis
 /** Facts, progress or a result from an agent. A result for a command that has already ended changes nothing. */
 export async function recordAgentMessage(db: Db, { actor, message }: { actor: OrgActor; message: AgentMessage }): Promise<{ accepted: boolean; status: string }> {
   if (!actor.tokenId) throw new AppError("FORBIDDEN", "Agents post with an API token, not a browser session");
+  if (message.type === "samples") {
+    // Live readings come many times a second: one query checks the command, its agent and the token.
+    const command = await db.agentCommand.findFirst({ where: { id: message.commandId, agentId: message.agentId, agent: { orgId: actor.orgId, tokenId: actor.tokenId } }, select: { status: true } });
+    if (!command) {
+      await requireOwnAgent(db, actor, message.agentId);
+      throw new AppError("NOT_FOUND", "No such command for this agent");
+    }
+    // They are not kept: they go to whoever watches, in whichever web process.
+    if (!["queued", "sent", "running"].includes(command.status)) return { accepted: false, status: command.status };
+    await publishJointSamples(db, message.commandId, message.samples);
+    return { accepted: true, status: command.status };
+  }
   await requireOwnAgent(db, actor, message.agentId);
   if (message.type === "facts") {
     await db.agent.update({ where: { id: message.agentId }, data: { hostFacts: message.facts, factsAt: new Date(), lastSeenAt: new Date() } });
@@ -213,12 +225,6 @@ export async function recordAgentMessage(db: Db, { actor, message }: { actor: Or
       UPDATE "AgentCommand" SET log = right(log || ${text}, ${RECIPE_LOG_MAX_BYTES})
       WHERE id = ${message.commandId}::uuid AND status IN ('queued', 'sent', 'running')`;
     return { accepted: count === 1, status: count === 1 ? "running" : command.status };
-  }
-  if (message.type === "samples") {
-    // Live readings are not kept: they go to whoever watches, in whichever web process.
-    if (!["queued", "sent", "running"].includes(command.status)) return { accepted: false, status: command.status };
-    await publishJointSamples(db, message.commandId, message.samples);
-    return { accepted: true, status: command.status };
   }
   if (message.type === "progress") {
     const { count } = await db.agentCommand.updateMany({ where: inFlight, data: { status: "running", progress: message.progress, step: message.step } });
