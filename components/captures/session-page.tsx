@@ -1,6 +1,7 @@
 "use client";
 
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useSubscription } from "@trpc/tanstack-react-query";
 import dynamic from "next/dynamic";
 import Link from "next/link";
 import { useState } from "react";
@@ -34,6 +35,9 @@ export function CaptureSessionPage({ sessionId }: { sessionId: string }) {
   const [picked, setPicked] = useState<string | null>(null);
   const [isTwinShown, setTwinShown] = useState(true);
   const [sliders, setSliders] = useState<Record<string, number>>({});
+  // Posted poses, pushed as they come (the session's own read is only once a second).
+  const [pushed, setPushed] = useState<{ t: number; angles: number[] } | null>(null);
+  useSubscription(trpc.captures.onJoints.subscriptionOptions({ sessionId }, { onData: (state) => state && setPushed(state) }));
 
   if (session.error) return <Alert>{errorMessage(session.error)}</Alert>;
   const s = session.data;
@@ -43,8 +47,9 @@ export function CaptureSessionPage({ sessionId }: { sessionId: string }) {
   const shown = (picked ? timeline.find((x) => x.id === picked) : null) ?? s.latestSnapshot;
   const pickedIndex = shown ? timeline.findIndex((x) => x.id === shown.id) : -1;
   // Posted joint angles (radians, the twin's joint order) drive the twin; without them, the sliders do.
-  const hasLiveJoints = Boolean(s.latestJoints);
-  const pose = hasLiveJoints ? Object.fromEntries(TWIN_JOINTS.map((j, i) => [j, s.latestJoints!.angles[i] ?? 0])) : Object.fromEntries(TWIN_JOINTS.map((j) => [j, sliders[j] ?? 0]));
+  const joints = pushed && (!s.latestJoints || pushed.t >= s.latestJoints.t) ? pushed : s.latestJoints;
+  const hasLiveJoints = Boolean(joints);
+  const pose = joints ? Object.fromEntries(TWIN_JOINTS.map((j, i) => [j, joints.angles[i] ?? 0])) : Object.fromEntries(TWIN_JOINTS.map((j) => [j, sliders[j] ?? 0]));
   const mutationError = stop.error ?? start.error ?? reset.error;
 
   return (
@@ -107,7 +112,7 @@ export function CaptureSessionPage({ sessionId }: { sessionId: string }) {
             </CardBody>
           </Card>
           <Card>
-            <CardHeader title="Joints" description={hasLiveJoints ? "As last posted (radians)." : "Nothing posted yet: pose the twin by hand."} />
+            <CardHeader title="Joints" description={hasLiveJoints ? "As last posted (radians), as they come." : "Nothing posted yet: pose the twin by hand."} />
             <CardBody className="space-y-1.5 text-xs">
               {TWIN_JOINTS.map((joint, i) => {
                 const { lower, upper } = TWIN_LIMITS[joint]!;
@@ -116,7 +121,7 @@ export function CaptureSessionPage({ sessionId }: { sessionId: string }) {
                   <label key={joint} className="grid grid-cols-[6.5rem_1fr_3rem] items-center gap-2" data-joint={joint}>
                     <span className="font-mono">{joint}</span>
                     <input type="range" aria-label={`${joint} angle`} min={lower} max={upper} step={0.01} value={value} disabled={hasLiveJoints} onChange={(e) => setSliders((v) => ({ ...v, [joint]: Number(e.target.value) }))} />
-                    <span className="text-right tabular-nums" data-field="angle">{(hasLiveJoints ? s.latestJoints!.angles[i] ?? 0 : value).toFixed(2)}</span>
+                    <span className="text-right tabular-nums" data-field="angle">{(joints ? joints.angles[i] ?? 0 : value).toFixed(2)}</span>
                   </label>
                 );
               })}

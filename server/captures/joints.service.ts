@@ -1,4 +1,4 @@
-import type { z } from "zod";
+import { z } from "zod";
 import type { Db, Tx } from "../db";
 import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
@@ -32,7 +32,53 @@ export async function postJointState(
   });
   const takenAt = new Date(input.t ?? Date.now());
   await db.captureJointState.create({ data: { orgId: actor.orgId, sessionId: session.id, takenAt, angles: input.joint_angles } });
-  return { t: takenAt.getTime(), angles: input.joint_angles };
+  const state = { t: takenAt.getTime(), angles: input.joint_angles };
+  // Pages showing the twin hear it at once, whichever web process they are on.
+  await db.$executeRaw`SELECT pg_notify(${CAPTURE_JOINTS_CHANNEL}, ${JSON.stringify({ sessionId: session.id, ...state })})`;
+  return state;
+}
+
+/** NOTIFY channel: `{sessionId, t, angles}` of each posted pose. */
+export const CAPTURE_JOINTS_CHANNEL = "gantry_capture_joints";
+
+const notifiedSchema = z.object({ sessionId: z.uuid(), t: z.number(), angles: z.array(z.number()) });
+
+/** The session's poses as they are posted, until `signal`: first the latest (null when none yet); a slow reader gets the newest, not a backlog. */
+export async function* jointStates(db: Db, { actor, sessionId, hub, signal }: { actor: OrgActor; sessionId: string; hub: { listen(channel: string, listener: (payload: string | null) => void): () => void }; signal: AbortSignal }): AsyncGenerator<JointState | null> {
+  await findSession(db, actor, sessionId);
+  let next: JointState | null = null;
+  let wake: (() => void) | null = null;
+  const unlisten = hub.listen(CAPTURE_JOINTS_CHANNEL, (payload) => {
+    if (!payload) return;
+    let parsed: z.infer<typeof notifiedSchema>;
+    try {
+      const r = notifiedSchema.safeParse(JSON.parse(payload));
+      if (!r.success) return;
+      parsed = r.data;
+    } catch {
+      return;
+    }
+    if (parsed.sessionId !== sessionId) return;
+    next = { t: parsed.t, angles: parsed.angles };
+    wake?.();
+  });
+  const onAbort = () => wake?.();
+  signal.addEventListener("abort", onAbort);
+  try {
+    yield await latestJointState(db, sessionId);
+    while (!signal.aborted) {
+      if (!next) await new Promise<void>((resolve) => (wake = resolve));
+      wake = null;
+      if (next) {
+        const state: JointState = next;
+        next = null;
+        yield state;
+      }
+    }
+  } finally {
+    unlisten();
+    signal.removeEventListener("abort", onAbort);
+  }
 }
 
 export async function getLatestJointState(db: Db, { actor, sessionId }: { actor: OrgActor; sessionId: string }): Promise<JointState | null> {

@@ -19,6 +19,7 @@ import {
 } from "../../captures/sessions.service";
 import { listSnapshots } from "../../captures/trainer.service";
 import { blobStore } from "../../storage/blobs";
+import { jointStates } from "../../captures/joints.service";
 import { orgProcedure, router } from "../trpc";
 
 const ok = z.object({ ok: z.literal(true) });
@@ -61,5 +62,11 @@ export const capturesRouter = router({
     .mutation(async ({ ctx, input }) => {
       await deleteCaptureSession(ctx.db, { actor: ctx.orgActor, sessionId: input.sessionId });
       return { ok: true as const };
+    }),
+  /** A session's joint angles as they are posted (the twin on its page). */
+  onJoints: orgProcedure("viewer")
+    .input(sessionIdInput)
+    .subscription(async function* ({ ctx, input, signal }) {
+      yield* jointStates(ctx.db, { actor: ctx.orgActor, sessionId: input.sessionId, hub: ctx.hub, signal: signal! });
     }),
 });
