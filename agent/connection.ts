@@ -200,11 +200,24 @@ export class AgentConnection {
       const progress = (fraction: number | null, step: string | null) => void this.post({ type: "progress", ...ref, progress: fraction, step: step?.slice(0, 200) ?? null }, `${command.kind}: reporting progress`).catch(() => {});
       const emit = (sample: JointSample) => samples.push(sample);
       // A recipe's log lines go out in order, one post after another.
+      // Batches stay well under the portal's 256 KB message limit, however wide the characters.
       const log = (step: string, lines: string[]) => {
-        for (let i = 0; i < lines.length; i += 200) {
-          const batch = lines.slice(i, i + 200);
-          logs = logs.then(() => this.post({ type: "log", ...ref, step: step.slice(0, 64), lines: batch }, `${command.kind}: sending its log`).catch(() => {}));
+        let batch: string[] = [];
+        let bytes = 0;
+        const send = (ls: string[]) => {
+          logs = logs.then(() => this.post({ type: "log", ...ref, step: step.slice(0, 64), lines: ls }, `${command.kind}: sending its log`).catch(() => {}));
+        };
+        for (const line of lines) {
+          const size = Buffer.byteLength(JSON.stringify(line));
+          if (batch.length && (bytes + size > 128 * 1024 || batch.length >= 200)) {
+            send(batch);
+            batch = [];
+            bytes = 0;
+          }
+          batch.push(line);
+          bytes += size;
         }
+        if (batch.length) send(batch);
       };
       const result = await this.opts.registry.run(command.kind, command.input, { progress, emit, log, signal });
       // Through JSON now, so what is remembered is exactly what the portal stores.

@@ -124,7 +124,7 @@ test("sets up and calibrates an SO-101 follower through the agent, and watches i
       [850, 3250],
       [1000, 3050],
       [950, 3000],
-      [120, 3990],
+      [120, 3990], // wrist_roll turns all the way round: it gets 0..4095 whatever it did
       [2030, 3400],
     ];
     await test.step("4a. homing: a joint far from the middle is shown, then every joint is set to read mid-range", async () => {
@@ -160,9 +160,10 @@ test("sets up and calibrates an SO-101 follower through the agent, and watches i
     });
 
     const file = path.join(calibrationRoot, "robots", "so101_follower", `${robotName}.json`);
+    const saved = ranges.map((r, i) => (ARM[i] === "wrist_roll" ? [0, 4095] : r));
     const expected =
       "{\n" +
-      ARM.map((name, i) => `    "${name}": {\n        "id": ${i + 1},\n        "drive_mode": 0,\n        "homing_offset": ${offsets[i]},\n        "range_min": ${ranges[i]![0]},\n        "range_max": ${ranges[i]![1]}\n    }`).join(",\n") +
+      ARM.map((name, i) => `    "${name}": {\n        "id": ${i + 1},\n        "drive_mode": 0,\n        "homing_offset": ${offsets[i]},\n        "range_min": ${saved[i]![0]},\n        "range_max": ${saved[i]![1]}\n    }`).join(",\n") +
       "\n}";
     await test.step("4c. save: LeRobot's file on the agent's host, byte for byte, and the limits in the motors", async () => {
       const step = page.locator('[data-step="calibration"]');
@@ -171,8 +172,8 @@ test("sets up and calibrates an SO-101 follower through the agent, and watches i
       expect(fs.readFileSync(file, "utf8")).toBe(expected);
       const sts = { Min_Position_Limit: 9, Max_Position_Limit: 11 };
       for (const [i] of ARM.entries()) {
-        expect(sim.motor(i + 1).get(sts.Min_Position_Limit, 2)).toBe(ranges[i]![0]);
-        expect(sim.motor(i + 1).get(sts.Max_Position_Limit, 2)).toBe(ranges[i]![1]);
+        expect(sim.motor(i + 1).get(sts.Min_Position_Limit, 2)).toBe(saved[i]![0]);
+        expect(sim.motor(i + 1).get(sts.Max_Position_Limit, 2)).toBe(saved[i]![1]);
       }
       await expect(page.locator('[data-step="calibration"]')).toContainText("calibrated");
     });

@@ -52,7 +52,7 @@ export function registerCalibrationCommands(registry: CommandRegistry): void {
     }),
   );
 
-  registerHardware(registry, "calibration.range", commandInputSchemas["calibration.range"], async ({ port, protocol, motors, durationMs, hz }, { progress, emit, signal }) =>
+  registerHardware(registry, "calibration.range", commandInputSchemas["calibration.range"], async ({ port, protocol, motors, durationMs, hz, fullTurn }, { progress, emit, signal }) =>
     withBus(port, protocol, signal, async (bus) => {
       for (const m of motors) await bus.setTorque(m.id, false);
       const ids = motors.map((m) => m.id);
@@ -75,8 +75,9 @@ export function registerCalibrationCommands(registry: CommandRegistry): void {
       });
       // A recording cut short by the command's deadline keeps what it has; nothing read is nothing to keep.
       if (!samples) throw new Error(isDeadline(signal) ? "calibration.range read nothing before its deadline: give the command more time than durationMs" : `calibration.range read nothing from ${port}`);
-      const ranges = Object.fromEntries(motors.map((m) => [m.name, { min: min.get(m.id)!, max: max.get(m.id)! }]));
-      const still = motors.filter((m) => ranges[m.name]!.min === ranges[m.name]!.max).map((m) => m.name);
+      // A motor that turns all the way round has no range to record: LeRobot gives it the whole turn.
+      const ranges = Object.fromEntries(motors.map((m) => [m.name, fullTurn.includes(m.name) ? { min: 0, max: 4095 } : { min: min.get(m.id)!, max: max.get(m.id)! }]));
+      const still = motors.filter((m) => !fullTurn.includes(m.name) && ranges[m.name]!.min === ranges[m.name]!.max).map((m) => m.name);
       if (still.length) throw new Error(`${still.join(", ")} did not move: move every joint through its whole range`);
       return { ranges, samples };
     }),

@@ -111,10 +111,10 @@ describe("SO-101 bus (six STS3215 at 1 Mbaud)", () => {
     await expect(bus.write(3, "Homing_Offset", 2048)).rejects.toThrow(/at most 2047/);
   });
 
-  it("says who holds a port that is already open", async () => {
+  it("says when a port is already open in this same process (another of the agent's commands)", async () => {
     const err = await MotorBus.open(sim.hostPath, { protocol: "feetech" }).catch((e: unknown) => e as Error);
     expect(err).toBeInstanceOf(Error);
-    expect((err as Error).message).toMatch(/another program has it open\. It is held by .*\(pid \d+\)/);
+    expect((err as Error).message).toMatch(/this agent is using it for another command/);
   });
 });
 

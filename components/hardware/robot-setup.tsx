@@ -252,7 +252,9 @@ function CalibrationStep({ robot }: { robot: Robot }) {
   const writeStatus = useQuery({ ...trpc.hardware.command.queryOptions({ commandId: writeId ?? "00000000-0000-0000-0000-000000000000" }), enabled: Boolean(writeId), refetchInterval: (q) => (q.state.data && !["queued", "sent", "running"].includes(q.state.data.status) ? false : 300) });
   const bus = { port: robot.port, protocol: robot.protocol, motors: robot.motors };
   const offsets = home.result?.homingOffsets ?? null;
-  const ranges = range.result?.ranges ?? null;
+  // A range recorded before the latest homing was read under other offsets: it does not count.
+  const isRangeCurrent = Boolean(range.command && home.command && range.command.createdAt > home.command.createdAt);
+  const ranges = isRangeCurrent ? (range.result?.ranges ?? null) : null;
   const calibration: Calibration | null =
     offsets && ranges ? Object.fromEntries(robot.motors.map((m) => [m.name, { id: m.id, drive_mode: 0, homing_offset: offsets[m.name] ?? 0, range_min: ranges[m.name]?.min ?? 0, range_max: ranges[m.name]?.max ?? 4095 }])) : null;
   const write = writeStatus.data;
@@ -278,10 +280,10 @@ function CalibrationStep({ robot }: { robot: Robot }) {
             </section>
             <section className="space-y-2" data-field="range">
               <h3 className="font-medium">b. Range of motion</h3>
-              <p className="text-zinc-600 dark:text-zinc-400">Press Record, then move every joint slowly from one end of its range to the other (the gripper fully open and closed).</p>
+              <p className="text-zinc-600 dark:text-zinc-400">Press Record, then move every joint slowly from one end of its range to the other (the gripper fully open and closed). {ROBOT_TYPES[robot.type].fullTurn.join(" and ")} turn{ROBOT_TYPES[robot.type].fullTurn.length > 1 ? "" : "s"} all the way round and get the whole turn, as in LeRobot.</p>
               <div className="flex flex-wrap items-center gap-2">
                 <label className="text-xs text-zinc-500">Seconds <input type="number" min={3} max={300} value={rangeSeconds} onChange={(e) => setRangeSeconds(Math.max(3, Math.min(300, Number(e.target.value) || 20)))} className="ml-1 h-8 w-16 rounded border border-zinc-300 px-2 dark:border-zinc-700 dark:bg-zinc-950" /></label>
-                <Button size="sm" disabled={!offsets || range.isRunning} onClick={() => range.start({ ...bus, durationMs: rangeSeconds * 1000, hz: 50 }, rangeSeconds + 30)}>Record the range</Button>
+                <Button size="sm" disabled={!offsets || range.isRunning} onClick={() => range.start({ ...bus, durationMs: rangeSeconds * 1000, hz: 50, fullTurn: [...ROBOT_TYPES[robot.type].fullTurn] }, rangeSeconds + 30)}>Record the range</Button>
                 {!offsets && <span className="text-xs text-zinc-500">set the middle first</span>}
               </div>
               {range.commandId && <RangeBars robot={robot} commandId={range.commandId} final={ranges} />}

@@ -51,6 +51,17 @@ export function useAgentCommand<K extends ResultKind>(agentId: string, kind: K) 
   const stop = useCallback(() => {
     if (commandId) cancel.mutate({ commandId });
   }, [cancel, commandId]);
+  // A stream (live joints, a range recording) holds the arm's port: leaving the page ends it.
+  const live = useRef<{ id: string | null; isRunning: boolean }>({ id: null, isRunning: false });
+  live.current = { id: commandId, isRunning: Boolean(command && isInFlight(command.status)) };
+  const cancelRef = useRef(cancel.mutate);
+  cancelRef.current = cancel.mutate;
+  useEffect(() => {
+    if (kind !== "joints.stream" && kind !== "calibration.range") return;
+    return () => {
+      if (live.current.id && live.current.isRunning) cancelRef.current({ commandId: live.current.id });
+    };
+  }, [kind]);
   return { start, stop, command, commandId, result, error, isRunning };
 }
 

@@ -77,16 +77,29 @@ export async function takeCommandsToSend(db: Db, session: AgentSession): Promise
     });
     if (!rows.length) return [];
     const sentAt = new Date();
+    const sent: typeof rows = [];
     for (const row of rows) {
-      await tx.agentCommand.update({ where: { id: row.id }, data: { connectionId: session.connectionId, sentAt, ...(row.status === "queued" ? { status: "sent" } : {}) } });
+      // Only if it is still as read: a cancel committed meanwhile (it does not lock the agent) wins.
+      const { count } = await tx.agentCommand.updateMany({ where: { id: row.id, status: row.status }, data: { connectionId: session.connectionId, sentAt, ...(row.status === "queued" ? { status: "sent" } : {}) } });
+      if (count === 1) sent.push(row);
     }
-    return rows.map((row) => ({ type: "command" as const, id: row.id, kind: row.kind, input: row.input, deadline: row.deadline.toISOString() }));
+    return sent.map((row) => ({ type: "command" as const, id: row.id, kind: row.kind, input: row.input, deadline: row.deadline.toISOString() }));
   });
 }
 
-/** Commands cancelled after they went out on this connection, which the agent has not been told to stop. */
+/**
+ * Commands cancelled after they reached the agent, which this connection has not told it to
+ * stop: ones told on an earlier connection are told again (that stream may have been half dead,
+ * and the agent keeps running what it was running across a reconnect). Cancels of the last hour.
+ */
 export async function takeCancelsToSend(db: Db, session: AgentSession): Promise<string[]> {
-  const rows = await db.agentCommand.findMany({ where: { agentId: session.agentId, connectionId: session.connectionId, status: "cancelled", cancelSentAt: null }, select: { id: true }, take: 50 });
+  const agent = await db.agent.findUnique({ where: { id: session.agentId }, select: { connectedAt: true } });
+  const connectedAt = agent?.connectedAt ?? new Date(0);
+  const rows = await db.agentCommand.findMany({
+    where: { agentId: session.agentId, status: "cancelled", sentAt: { not: null }, finishedAt: { gt: new Date(Date.now() - 60 * 60_000) }, OR: [{ cancelSentAt: null }, { cancelSentAt: { lt: connectedAt } }] },
+    select: { id: true },
+    take: 50,
+  });
   if (!rows.length) return [];
   await db.agentCommand.updateMany({ where: { id: { in: rows.map((r) => r.id) } }, data: { cancelSentAt: new Date() } });
   return rows.map((r) => r.id);

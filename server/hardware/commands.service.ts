@@ -120,8 +120,10 @@ export async function sendAgentCommand(db: Db, { actor, input }: { actor: OrgAct
 /** Forgets an agent and its commands; a still-running agent is cut off at its next message or heartbeat. */
 export async function removeAgent(db: Db, { actor, agentId }: { actor: OrgActor; agentId: string }): Promise<void> {
   await db.$transaction(async (tx) => {
-    const agent = await tx.agent.findFirst({ where: { id: agentId, orgId: actor.orgId } });
+    const agent = await tx.agent.findFirst({ where: { id: agentId, orgId: actor.orgId }, include: { robots: { select: { name: true } } } });
     if (!agent) throw new AppError("NOT_FOUND", "No such agent in this organisation");
+    // Its arms (and their calibration history) would go with it: they are removed on purpose, first.
+    if (agent.robots.length) throw new AppError("CONFLICT", `${agent.name} has ${agent.robots.length === 1 ? "an arm" : `${agent.robots.length} arms`} (${agent.robots.map((r) => r.name).join(", ")}) with their calibration history: remove ${agent.robots.length === 1 ? "it" : "them"} on the Robots page first, or keep the agent (it registers again under its name when it reconnects)`);
     await tx.agent.delete({ where: { id: agentId } });
     await recordAudit(tx, { orgId: actor.orgId, actor, action: "agent.remove", target: agent.name, data: { agentId } });
     await tx.$executeRaw`SELECT pg_notify(${AGENT_COMMANDS_CHANNEL}, ${agentId})`;

@@ -102,7 +102,16 @@ export const commandInputSchemas = {
   /** Homing: the arm in the middle of its range; offsets written so each joint reads mid-range. */
   "calibration.home": z.object({ ...busInput, motors: motorListSchema }).strict(),
   /** Range of motion: positions recorded (and streamed as samples) while a person moves every joint. */
-  "calibration.range": z.object({ ...busInput, motors: motorListSchema, durationMs: z.number().int().min(1000).max(300_000).default(20_000), hz: z.number().int().min(1).max(200).default(50) }).strict(),
+  "calibration.range": z
+    .object({
+      ...busInput,
+      motors: motorListSchema,
+      durationMs: z.number().int().min(1000).max(300_000).default(20_000),
+      hz: z.number().int().min(1).max(200).default(50),
+      /** Motors that turn all the way round (LeRobot gives them 0..4095): recorded but never "did not move". */
+      fullTurn: z.array(motorNameSchema).max(32).default([]),
+    })
+    .strict(),
   /** Writes LeRobot's calibration file on the host and, with a port, the limits and offsets into the motors. */
   "calibration.write": z.object({ file: calibrationFileSchema, calibration: CalibrationSchema, port: serialPortPathSchema.optional(), protocol: motorProtocolSchema.optional() }).strict(),
   /** Reads LeRobot's calibration file on the host and, with a port, compares it with the motors' EEPROM. */
@@ -270,13 +279,13 @@ const armMotors = LEROBOT_ARM_MOTORS.map((name, i) => ({ name, id: i + 1 }));
 
 /** LeRobot's arm types Gantry sets up: their bus, role and motors (ids 1–6, gripper last). */
 export const ROBOT_TYPES = {
-  so101_follower: { label: "SO-101 follower", protocol: "feetech", role: "follower", motors: armMotors },
-  so101_leader: { label: "SO-101 leader", protocol: "feetech", role: "leader", motors: armMotors },
-  so100_follower: { label: "SO-100 follower", protocol: "feetech", role: "follower", motors: armMotors },
-  so100_leader: { label: "SO-100 leader", protocol: "feetech", role: "leader", motors: armMotors },
-  koch_follower: { label: "Koch v1.1 follower", protocol: "dynamixel", role: "follower", motors: armMotors },
-  koch_leader: { label: "Koch v1.1 leader", protocol: "dynamixel", role: "leader", motors: armMotors },
-} as const satisfies Record<string, { label: string; protocol: z.infer<typeof motorProtocolSchema>; role: "follower" | "leader"; motors: { name: string; id: number }[] }>;
+  so101_follower: { label: "SO-101 follower", protocol: "feetech", role: "follower", motors: armMotors, fullTurn: ["wrist_roll"] },
+  so101_leader: { label: "SO-101 leader", protocol: "feetech", role: "leader", motors: armMotors, fullTurn: ["wrist_roll"] },
+  so100_follower: { label: "SO-100 follower", protocol: "feetech", role: "follower", motors: armMotors, fullTurn: ["wrist_roll"] },
+  so100_leader: { label: "SO-100 leader", protocol: "feetech", role: "leader", motors: armMotors, fullTurn: ["wrist_roll"] },
+  koch_follower: { label: "Koch v1.1 follower", protocol: "dynamixel", role: "follower", motors: armMotors, fullTurn: ["shoulder_pan", "wrist_roll"] },
+  koch_leader: { label: "Koch v1.1 leader", protocol: "dynamixel", role: "leader", motors: armMotors, fullTurn: ["shoulder_pan", "wrist_roll"] },
+} as const satisfies Record<string, { label: string; protocol: z.infer<typeof motorProtocolSchema>; role: "follower" | "leader"; motors: { name: string; id: number }[]; fullTurn: readonly string[] }>;
 export type RobotType = keyof typeof ROBOT_TYPES;
 export const robotTypeSchema = z.enum(Object.keys(ROBOT_TYPES) as [RobotType, ...RobotType[]]);
 

@@ -42,6 +42,9 @@ export async function openJointSampleStream(
     if (waiting.length > MAX_WAITING) waiting.splice(0, waiting.length - MAX_WAITING);
     wake?.();
   });
+  // One abort listener for the stream's life (not one per wait).
+  const onAbort = () => wake?.();
+  signal.addEventListener("abort", onAbort, { once: true });
   async function* events(): AsyncGenerator<JointSampleEvent> {
     let seq = 0;
     let checkedAt = 0;
@@ -64,13 +67,13 @@ export async function openJointSampleStream(
             clearTimeout(timer);
             resolve();
           };
-          signal.addEventListener("abort", wake, { once: true });
           if (waiting.length || signal.aborted) wake();
         });
         wake = null;
       }
     } finally {
       unlisten();
+      signal.removeEventListener("abort", onAbort);
     }
   }
   return events();

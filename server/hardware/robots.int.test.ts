@@ -6,9 +6,9 @@ import type { OrgActor } from "../auth/roles";
 import { createApiToken } from "../auth/tokens.service";
 import { RealtimeHub } from "../jobs/realtime";
 import { takeCancelsToSend, publishJointSamples, recordAgentMessage } from "./agent-session.service";
-import { cancelAgentCommand, getAgentCommand } from "./commands.service";
+import { cancelAgentCommand, getAgentCommand, removeAgent } from "./commands.service";
 import { openJointSampleStream, type JointSampleEvent } from "./joint-stream";
-import { applyRobotCalibration, createRobot, exportRobotCalibration, getRobot, importRobotCalibration, listRobotCalibrations } from "./robots.service";
+import { applyRobotCalibration, createRobot, deleteRobot, exportRobotCalibration, getRobot, importRobotCalibration, listRobotCalibrations } from "./robots.service";
 
 // Arms, their calibration history, command cancel and the live joint stream, against Postgres.
 
@@ -68,6 +68,16 @@ describe("robots", () => {
     expect(await listRobotCalibrations(db, { actor, robotId: robot.id, limit: 10 })).toEqual([]);
   });
 
+  it("keeps an agent that still has arms from being removed with them", async () => {
+    const agent = await db.agent.create({ data: { orgId: actor.orgId, name: `lab-pc-${Date.now()}` } });
+    const robot = await createRobot(db, { actor, input: { agentId: agent.id, name: `arm_d_${Date.now()}`, type: "so101_leader", port: null } });
+    await expect(removeAgent(db, { actor, agentId: agent.id })).rejects.toThrow(new RegExp(`has an arm \\(${robot.name}\\) with their calibration history: remove it on the Robots page first`));
+    expect(await db.robot.findUnique({ where: { id: robot.id } })).not.toBeNull();
+    await deleteRobot(db, { actor, robotId: robot.id });
+    await removeAgent(db, { actor, agentId: agent.id });
+    expect(await db.agent.findUnique({ where: { id: agent.id } })).toBeNull();
+  });
+
   it("is not seen from another organisation, and a viewer cannot be the one who changes it", async () => {
     const robot = await createRobot(db, { actor, input: { agentId, name: `arm_c_${Date.now()}`, type: "koch_follower", port: null } });
     expect(robot.protocol).toBe("dynamixel");
@@ -82,12 +92,21 @@ describe("commands", () => {
   it("a cancelled command is told to the connection that has it, once", async () => {
     const connectionId = crypto.randomUUID();
     await db.agent.update({ where: { id: agentId }, data: { connectionId, lastSeenAt: new Date() } });
-    const row = await db.agentCommand.create({ data: { orgId: actor.orgId, agentId, kind: "joints.stream", input: {}, status: "running", connectionId, deadline: new Date(Date.now() + 60_000), createdBy: "test" } });
+    await db.agent.update({ where: { id: agentId }, data: { connectedAt: new Date(Date.now() - 1000) } });
+    const row = await db.agentCommand.create({ data: { orgId: actor.orgId, agentId, kind: "joints.stream", input: {}, status: "running", connectionId, sentAt: new Date(), deadline: new Date(Date.now() + 60_000), createdBy: "test" } });
+    // Never sent to the agent: nothing to tell it.
+    const queued = await db.agentCommand.create({ data: { orgId: actor.orgId, agentId, kind: "ping", input: {}, status: "queued", deadline: new Date(Date.now() + 60_000), createdBy: "test" } });
+    await cancelAgentCommand(db, { actor, commandId: queued.id });
     const cancelled = await cancelAgentCommand(db, { actor, commandId: row.id });
     expect(cancelled.status).toBe("cancelled");
     expect(cancelled.error).toMatch(/^Cancelled by /);
     expect(await takeCancelsToSend(db, { agentId, connectionId })).toEqual([row.id]);
     expect(await takeCancelsToSend(db, { agentId, connectionId })).toEqual([]);
+    // The agent reconnects (the stream that carried the cancel may have been dead): it is told again, once.
+    const again = crypto.randomUUID();
+    await db.agent.update({ where: { id: agentId }, data: { connectionId: again, connectedAt: new Date(Date.now() + 1000) } });
+    expect(await takeCancelsToSend(db, { agentId, connectionId: again })).toEqual([row.id]);
+    expect(await takeCancelsToSend(db, { agentId, connectionId: again })).toEqual([]);
     // Its late result changes nothing; an ended command cannot be cancelled again.
     expect((await cancelAgentCommand(db, { actor, commandId: row.id })).status).toBe("cancelled");
     await expect(cancelAgentCommand(db, { actor: other, commandId: row.id })).rejects.toThrow(/No such command/);
