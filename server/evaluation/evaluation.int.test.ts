@@ -137,7 +137,8 @@ describe("scoring a dataset", { timeout: 120_000 }, () => {
     await cancelJob(db, { actor: operator, jobId });
     const ended = await finished(id2);
     expect(ended).toMatchObject({ status: "cancelled", report: null, overall: null });
-    expect((await db.job.findUniqueOrThrow({ where: { id: jobId } })).status).toBe("cancelled");
+    // The job's row is ended by the worker a moment after the evaluation's.
+    await expect.poll(async () => (await db.job.findUniqueOrThrow({ where: { id: jobId } })).status, { timeout: 30_000 }).toBe("cancelled");
     expect(await latestEvaluation(db, { orgId: admin.orgId, datasetId: id })).toBeNull();
   });
 

@@ -104,7 +104,8 @@ describe("commands", () => {
     expect(await takeCancelsToSend(db, { agentId, connectionId })).toEqual([]);
     // The agent reconnects (the stream that carried the cancel may have been dead): it is told again, once.
     const again = crypto.randomUUID();
-    await db.agent.update({ where: { id: agentId }, data: { connectionId: again, connectedAt: new Date(Date.now() + 1000) } });
+    await new Promise((r) => setTimeout(r, 5));
+    await db.agent.update({ where: { id: agentId }, data: { connectionId: again, connectedAt: new Date() } });
     expect(await takeCancelsToSend(db, { agentId, connectionId: again })).toEqual([row.id]);
     expect(await takeCancelsToSend(db, { agentId, connectionId: again })).toEqual([]);
     // Its late result changes nothing; an ended command cannot be cancelled again.
