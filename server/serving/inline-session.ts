@@ -6,8 +6,10 @@ import type { RawTensor, SessionPool } from "./session-pool";
 // a worker thread (two postMessage hops and a wake-up of each side) costs more than running it. onnxruntime-
 // node's `run` is synchronous under its promise (it runs in a setImmediate callback), so a
 // run here holds the event loop for its whole duration: the engine sends a request here only
-// when its estimated run time is within INLINE_BUDGET_MS, and stops using this session if a
-// run ever takes far longer than estimated. Everything else goes to the worker pool.
+// when its estimated run time is within INLINE_BUDGET_MS, and stops using this session for a
+// while when runs keep taking far longer than estimated (one slow run is usually the machine
+// being busy for a moment — a pause, another process — not the model). Everything else goes
+// to the worker pool.
 
 /** Models larger than this always run on workers. */
 export const INLINE_MAX_MODEL_BYTES = 16 * 1024 * 1024;
@@ -15,12 +17,18 @@ export const INLINE_MAX_MODEL_BYTES = 16 * 1024 * 1024;
 export const INLINE_BUDGET_MS = 1;
 /** A model whose warm-up run (dynamic dimensions 1) takes longer than this always runs on workers. */
 const INLINE_MAX_CALIBRATION_MS = 0.5;
-/** A run this much slower than the budget turns the endpoint's main-thread session off. */
+/** A run this much slower than the budget counts as slow. */
 const INLINE_GIVE_UP_MS = 20 * INLINE_BUDGET_MS;
+/** This many slow runs in a row turn the endpoint's main-thread session off … */
+const INLINE_SLOW_RUNS = 3;
+/** … for this long; then it is tried again. */
+const INLINE_PAUSE_MS = 30_000;
 const CALIBRATION_RUNS = 15;
 
 export class InlineSession {
-  private isDisabled = false;
+  private isReleased = false;
+  private slowRuns = 0;
+  private pausedUntil = 0;
 
   private constructor(
     private readonly session: ort.InferenceSession,
@@ -50,7 +58,7 @@ export class InlineSession {
 
   /** Whether a request with these feeds should run here, by its size against the warm-up's. */
   takes(feeds: Record<string, RawTensor>): boolean {
-    if (this.isDisabled) return false;
+    if (this.isReleased || (this.pausedUntil !== 0 && performance.now() < this.pausedUntil)) return false;
     let values = 0;
     for (const name in feeds) values += feeds[name].data.length;
     return this.calibrationMs * Math.max(1, values / this.calibrationValues) <= INLINE_BUDGET_MS;
@@ -64,14 +72,18 @@ export class InlineSession {
     }
     const started = performance.now();
     const result = await this.session.run(tensors, outputs);
-    if (performance.now() - started > INLINE_GIVE_UP_MS) this.isDisabled = true;
+    if (performance.now() - started <= INLINE_GIVE_UP_MS) this.slowRuns = 0;
+    else if (++this.slowRuns >= INLINE_SLOW_RUNS) {
+      this.slowRuns = 0;
+      this.pausedUntil = performance.now() + INLINE_PAUSE_MS;
+    }
     const out: Record<string, RawTensor> = {};
     for (const name of outputs) out[name] = { type: result[name].type, data: result[name].data, dims: result[name].dims };
     return out;
   }
 
   async release(): Promise<void> {
-    this.isDisabled = true;
+    this.isReleased = true;
     await this.session.release();
   }
 }
