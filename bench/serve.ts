@@ -62,7 +62,6 @@ async function measureRaw(concurrency: number, once: () => Promise<unknown>): Pr
 }
 
 interface WrkScenario {
-  url: string;
   body: Buffer;
   headers: Record<string, string | number>;
 }

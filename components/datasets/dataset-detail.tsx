@@ -13,6 +13,7 @@ import { PageHeader } from "@/components/ui/page-header";
 import { ProgressBar } from "@/components/ui/progress-bar";
 import { errorMessage, useTRPC } from "@/components/trpc";
 import { useRole } from "@/components/settings/use-role";
+import { BucketExportCard } from "./bucket-export";
 import { DeleteDatasetButton } from "./delete-dataset-dialog";
 import { EpisodeStatus, formatSeconds } from "./episode-status";
 
@@ -135,6 +136,7 @@ export function DatasetDetail({ datasetId }: { datasetId: string }) {
       {actionError && <Alert className="mb-4">{errorMessage(actionError)}</Alert>}
 
       <div className="space-y-6">
+        {d.builtAt && d.episodes.ready > 0 && <BucketExportCard datasetId={d.id} canWrite={can("operator")} />}
         <Card>
           <CardHeader title="Episodes" description={`${d.episodes.ready} in the dataset${d.episodes.encoding ? `, ${d.episodes.encoding} encoding` : ""}${d.episodes.failed ? `, ${d.episodes.failed} failed` : ""}${d.episodes.deleted ? `, ${d.episodes.deleted} deleted` : ""}`} />
           {d.episodeList.length === 0 && <p className="px-5 py-8 text-center text-sm text-zinc-500">No episodes yet.</p>}

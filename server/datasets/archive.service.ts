@@ -219,28 +219,51 @@ async function listFiles(root: string, rel = ""): Promise<string[]> {
   return out.sort();
 }
 
+export interface BuildSnapshot {
+  repoId: string;
+  /** A folder holding the build's files, hard-linked: a rebuild meanwhile does not change them. */
+  dir: string;
+  /** Paths relative to `dir`, with / between folders, sorted. */
+  files: string[];
+  cleanup(): Promise<void>;
+}
+
 /**
- * The dataset's current build as a gzip'd tar stream, its files under <name>/. The build's
- * files are hard-linked into a snapshot first, so a rebuild during the download (which removes
- * the old build) cannot cut it short; the snapshot goes when the stream ends.
+ * The dataset's current build, hard-linked into a staging folder, so a rebuild while it is read
+ * (which removes the old build) cannot cut the reading short; `cleanup` removes the snapshot.
  */
-export async function exportDataset(db: Db, { orgId, datasetId, settings, signal }: { orgId: string; datasetId: string; settings: { DATASETS_DIR: string }; signal?: AbortSignal }): Promise<{ stream: Readable; filename: string }> {
+export async function snapshotBuild(db: Db, { orgId, datasetId, settings }: { orgId: string; datasetId: string; settings: { DATASETS_DIR: string } }): Promise<BuildSnapshot> {
   const dataset = await db.dataset.findFirst({ where: { id: datasetId, orgId } });
   if (!dataset) throw new AppError("NOT_FOUND", "No such dataset in this organisation");
   if (!dataset.buildId) throw new AppError("CONFLICT", `${dataset.repoId} has no episodes yet; there is nothing to export`);
   const build = await fsp.realpath(datasetDir(settings, dataset.orgId, dataset.repoId)).catch(() => {
     throw new AppError("NOT_FOUND", `The files of ${dataset.repoId} are missing on the server`);
   });
-  const snapshot = path.join(await stagingDir(settings), "export");
-  const files = await listFiles(build);
-  for (const rel of files) {
-    await fsp.mkdir(path.dirname(path.join(snapshot, rel)), { recursive: true });
-    await fsp.link(path.join(build, rel), path.join(snapshot, rel));
+  const dir = path.join(await stagingDir(settings), "export");
+  const cleanup = () => fsp.rm(path.dirname(dir), { recursive: true, force: true });
+  try {
+    const files = await listFiles(build);
+    for (const rel of files) {
+      await fsp.mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
+      await fsp.link(path.join(build, rel), path.join(dir, rel));
+    }
+    return { repoId: dataset.repoId, dir, files, cleanup };
+  } catch (error) {
+    await cleanup().catch(() => {});
+    throw error;
   }
-  const name = dataset.repoId.split("/").at(-1)!;
+}
+
+/**
+ * The dataset's current build as a gzip'd tar stream, its files under <name>/. The build's
+ * files are hard-linked into a snapshot first, so a rebuild during the download (which removes
+ * the old build) cannot cut it short; the snapshot goes when the stream ends.
+ */
+export async function exportDataset(db: Db, { orgId, datasetId, settings, signal }: { orgId: string; datasetId: string; settings: { DATASETS_DIR: string }; signal?: AbortSignal }): Promise<{ stream: Readable; filename: string }> {
+  const { repoId, dir: snapshot, files, cleanup } = await snapshotBuild(db, { orgId, datasetId, settings });
+  const name = repoId.split("/").at(-1)!;
   const pack = tar.pack();
   const output = new PassThrough();
-  const cleanup = () => fsp.rm(path.dirname(snapshot), { recursive: true, force: true });
   (async () => {
     for (const rel of files) {
       if (signal?.aborted) throw signal.reason ?? new Error("aborted");

@@ -131,7 +131,20 @@ export const evaluateDatasetJob = defineJob({
   maxAttempts: 2,
 });
 
-export const jobCatalog = [selftestJob, fetchModelJob, validateModelJob, deployEndpointJob, encodeEpisodeJob, deployDeviceJob, importDatasetJob, trainingRunJob, trainingCheckpointJob, evaluateDatasetJob] as const;
+/** Writes a dataset's build to the instance's bucket as a plain LeRobot v3.0 tree. */
+export const exportDatasetJob = defineJob({
+  name: "datasets.export-bucket",
+  title: "Write dataset to bucket",
+  payload: z.object({
+    datasetId: z.uuid(),
+    /** The folder inside the organisation's part of the bucket; the repo id when absent. Checked when asked for. */
+    folder: z.string().min(1).max(200).optional(),
+  }),
+  // A second attempt skips what the first wrote (same bytes, same ETag).
+  maxAttempts: 2,
+});
+
+export const jobCatalog = [selftestJob, fetchModelJob, validateModelJob, deployEndpointJob, encodeEpisodeJob, deployDeviceJob, importDatasetJob, trainingRunJob, trainingCheckpointJob, evaluateDatasetJob, exportDatasetJob] as const;
 
 export type JobName = (typeof jobCatalog)[number]["name"];
 

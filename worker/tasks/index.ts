@@ -10,10 +10,11 @@ import importDataset from "./datasets/import";
 import trainingRun from "./training/run";
 import trainingCheckpoint from "./training/checkpoint";
 import evaluateDataset from "./datasets/evaluate";
+import exportDatasetToBucket from "./datasets/export-bucket";
 import type { TaskModule } from "../define-task";
 
 /** Every task this worker runs, one per job in the catalog. */
-export const taskModules: TaskModule[] = [selftest, fetchModel, validateModel, deployEndpoint, encodeEpisode, deployDevice, importDataset, trainingRun, trainingCheckpoint, evaluateDataset];
+export const taskModules: TaskModule[] = [selftest, fetchModel, validateModel, deployEndpoint, encodeEpisode, deployDevice, importDataset, trainingRun, trainingCheckpoint, evaluateDataset, exportDatasetToBucket];
 
 /** Tasks the crontab starts (not jobs: they keep no Job record). */
 export const scheduledTasks = { "fleet:health-check": healthCheckTask, "captures:release-blobs": releaseCaptureBlobsTask };

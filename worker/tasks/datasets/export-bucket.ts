@@ -1,0 +1,8 @@
+import { bucketTargetFromSettings, exportDatasetToBucket } from "../../../server/datasets/bucket-export.service";
+import { env } from "../../../server/env";
+import { exportDatasetJob } from "../../../server/jobs/catalog";
+import { defineTask } from "../../define-task";
+
+export default defineTask(exportDatasetJob, (payload, { db, progress, signal, job }) =>
+  exportDatasetToBucket(db, { orgId: job.orgId, datasetId: payload.datasetId, folder: payload.folder, target: bucketTargetFromSettings(env()), settings: env(), progress, signal }),
+);
