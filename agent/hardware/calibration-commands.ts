@@ -35,7 +35,7 @@ function motorBus(command: string, port: string | undefined, protocol: MotorProt
 }
 
 export function registerCalibrationCommands(registry: CommandRegistry): void {
-  registerHardware(registry, "calibration.home", commandInputSchemas["calibration.home"], async ({ port, protocol, motors, inverted }, { progress, signal }) =>
+  registerHardware(registry, "calibration.home", commandInputSchemas["calibration.home"], async ({ port, protocol, motors, inverted = [] }, { progress, signal }) =>
     withBus(port, protocol, signal, async (bus) => {
       const driveModes = Object.fromEntries(motors.map((m) => [m.name, inverted.includes(m.name) ? 1 : 0]));
       // LeRobot's calibrate() on a Dynamixel arm first puts every motor in extended position mode

@@ -272,7 +272,7 @@ function CalibrationStep({ robot }: { robot: Robot }) {
               <p className="text-zinc-600 dark:text-zinc-400">Move the arm to the middle of its range (LeRobot&apos;s rest pose: every joint half-way). Watch the bars: every joint should sit near the middle mark before you set it.</p>
               <div className="flex flex-wrap gap-2">
                 {watch.isRunning ? <Button size="sm" variant="secondary" onClick={watch.stop}>Stop watching</Button> : <Button size="sm" variant="secondary" onClick={() => watch.start({ ...bus, hz: 30, durationMs: 120_000 }, 130)}>Watch the joints</Button>}
-                <Button size="sm" disabled={home.isRunning || watch.isRunning} onClick={() => home.start({ ...bus, inverted: [...ROBOT_TYPES[robot.type].inverted] }, 30)}>Set the middle</Button>
+                <Button size="sm" disabled={home.isRunning || watch.isRunning} onClick={() => home.start({ ...bus, ...(ROBOT_TYPES[robot.type].inverted.length ? { inverted: [...ROBOT_TYPES[robot.type].inverted] } : {}) }, 30)}>Set the middle</Button>
               </div>
               {watch.commandId && <MidRangeBars robot={robot} commandId={watch.commandId} />}
               <CommandLine command={watch.command} error={watch.error && watch.command?.status !== "cancelled" ? watch.error : null} />

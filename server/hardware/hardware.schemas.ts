@@ -104,8 +104,12 @@ export const commandInputSchemas = {
     .object({
       ...busInput,
       motors: motorListSchema,
-      /** Motors that run the other way (LeRobot's koch_leader: elbow_flex): drive_mode 1, on Dynamixel also Drive_Mode 1 in the motor. */
-      inverted: z.array(motorNameSchema).max(32).default([]),
+      /**
+       * Motors that run the other way (LeRobot's koch_leader: elbow_flex): drive_mode 1, on
+       * Dynamixel also Drive_Mode 1 in the motor. Left out when there are none, so an agent from
+       * before it was added still homes the other arms.
+       */
+      inverted: z.array(motorNameSchema).max(32).optional(),
     })
     .strict(),
   /** Range of motion: positions recorded (and streamed as samples) while a person moves every joint. */
