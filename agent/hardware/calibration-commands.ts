@@ -20,6 +20,13 @@ const EEPROM_FIELDS = [
 
 /** The encoder's full range: what LeRobot's reset_calibration puts in the limits before homing. */
 const FULL_RANGE = 4095;
+/** Dynamixel Operating_Mode 4, LeRobot's OperatingMode.EXTENDED_POSITION. */
+const EXTENDED_POSITION = 4;
+
+/** The fields to write and compare: a Dynamixel motor also keeps drive_mode (Drive_Mode), as LeRobot's read_calibration reads it. */
+function eepromFields(protocol: MotorProtocol) {
+  return protocol === "dynamixel" ? [...EEPROM_FIELDS, ["drive_mode", "Drive_Mode"] as const] : EEPROM_FIELDS;
+}
 
 function motorBus(command: string, port: string | undefined, protocol: MotorProtocol | undefined): { port: string; protocol: MotorProtocol } | null {
   if (port === undefined && protocol === undefined) return null;
@@ -28,14 +35,20 @@ function motorBus(command: string, port: string | undefined, protocol: MotorProt
 }
 
 export function registerCalibrationCommands(registry: CommandRegistry): void {
-  registerHardware(registry, "calibration.home", commandInputSchemas["calibration.home"], async ({ port, protocol, motors }, { progress, signal }) =>
+  registerHardware(registry, "calibration.home", commandInputSchemas["calibration.home"], async ({ port, protocol, motors, inverted = [] }, { progress, signal }) =>
     withBus(port, protocol, signal, async (bus) => {
-      // LeRobot's set_half_turn_homings: clear the offsets and limits, read every joint, then the
+      const driveModes = Object.fromEntries(motors.map((m) => [m.name, inverted.includes(m.name) ? 1 : 0]));
+      // LeRobot's calibrate() on a Dynamixel arm first puts every motor in extended position mode
+      // and sets each one's direction (koch_leader: Drive_Mode INVERTED on elbow_flex), both before
+      // homing, since the motor reverses its own reading. Feetech motors have no such register:
+      // LeRobot applies their drive_mode in software.
+      const modes = (m: { name: string }) => (protocol === "dynamixel" ? { Operating_Mode: EXTENDED_POSITION, Drive_Mode: driveModes[m.name]! } : {});
+      // Then its set_half_turn_homings: clear the offsets and limits, read every joint, then the
       // offset that makes each read the middle of the encoder's range.
       for (const [i, m] of motors.entries()) {
         signal.throwIfAborted();
         progress(i / (motors.length * 2), `clearing ${m.name}'s offset and limits`);
-        await bus.writeEeprom(m.id, { Homing_Offset: 0, Min_Position_Limit: 0, Max_Position_Limit: FULL_RANGE });
+        await bus.writeEeprom(m.id, { ...modes(m), Homing_Offset: 0, Min_Position_Limit: 0, Max_Position_Limit: FULL_RANGE });
       }
       const present = await bus.syncReadPositions(motors.map((m) => m.id));
       const positions = Object.fromEntries(motors.map((m) => [m.name, present.get(m.id)!]));
@@ -48,7 +61,7 @@ export function registerCalibrationCommands(registry: CommandRegistry): void {
         await bus.writeEeprom(m.id, { Homing_Offset: homingOffsets[m.name]! });
       }
       progress(1, "homed");
-      return { positions, homingOffsets };
+      return { positions, homingOffsets, driveModes };
     }),
   );
 
@@ -98,7 +111,7 @@ export function registerCalibrationCommands(registry: CommandRegistry): void {
         signal.throwIfAborted();
         progress((i + 1) / (entries.length + 1), `writing ${name}'s offset and limits`);
         try {
-          await motors.writeEeprom(c.id, { Homing_Offset: c.homing_offset, Min_Position_Limit: c.range_min, Max_Position_Limit: c.range_max });
+          await motors.writeEeprom(c.id, Object.fromEntries(eepromFields(bus.protocol).map(([field, register]) => [register, c[field]])));
         } catch (error) {
           if (!isBusError(error)) throw error;
           throw new Error(`Saved ${path}, but ${name} (id ${c.id}) was not written: ${error.message}. Fix that and write the calibration again.`, { cause: error });
@@ -127,7 +140,7 @@ export function registerCalibrationCommands(registry: CommandRegistry): void {
       for (const [i, [name, c]] of entries.entries()) {
         signal.throwIfAborted();
         progress(i / entries.length, `reading ${name}'s offset and limits`);
-        for (const [field, register] of EEPROM_FIELDS) {
+        for (const [field, register] of eepromFields(bus.protocol)) {
           let motorValue: number | null;
           try {
             motorValue = await motors.read(c.id, register);
@@ -147,7 +160,7 @@ export function registerCalibrationCommands(registry: CommandRegistry): void {
     withBus(port, protocol, signal, async (bus) => {
       const names = motors.map((m) => m.name);
       progress(null, `reading ${names.length} joints at ${hz} Hz`);
-      return readJointsAt(bus, motors.map((m) => m.id), { hz, durationMs, signal }, (raw) => emit({ t: Date.now(), raw, values: calibration ? normalizeJoints(names, raw, calibration) : null }));
+      return readJointsAt(bus, motors.map((m) => m.id), { hz, durationMs, signal }, (raw) => emit({ t: Date.now(), raw, values: calibration ? normalizeJoints(names, raw, calibration, { protocol }) : null }));
     }),
   );
 }

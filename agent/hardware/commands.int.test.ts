@@ -12,6 +12,7 @@ import { CommandRegistry, type CommandContext } from "../commands";
 import type { HardwareCommandKind } from "./bus-session";
 import { formatCalibration, type Calibration } from "./calibration";
 import { registerHardwareCommands } from "./commands";
+import { X_CONTROL_TABLE } from "./dynamixel";
 import { STS_CONTROL_TABLE } from "./feetech";
 import { MotorBus } from "./motor-bus";
 
@@ -254,6 +255,47 @@ describe("a Koch arm (six XL330 at 1 Mbaud)", () => {
     const result = await run("calibration.home", { port: sim.hostPath, protocol: "dynamixel", motors: SO101 });
     expect(result.homingOffsets).toEqual(Object.fromEntries(SO101.map(({ name, id }) => [name, 2047 - (1000 * id - 500)])));
     expect(await readPositions(sim, [1, 2, 3, 4, 5, 6])).toEqual([2047, 2047, 2047, 2047, 2047, 2047]);
+  });
+
+  it("homes a Koch leader as LeRobot's koch_leader does: extended position mode, elbow_flex Drive_Mode INVERTED, offsets read after", async () => {
+    const sim = await startSim({ protocol: "dynamixel", motors: SO101.map(({ id }) => ({ id, baud: 1_000_000, position: 1000 * id - 500 })) });
+    const result = await run("calibration.home", { port: sim.hostPath, protocol: "dynamixel", motors: SO101, inverted: ["elbow_flex"] });
+    expect(SO101.map(({ id }) => sim.motor(id).get(X_CONTROL_TABLE.Drive_Mode.address, 1))).toEqual([0, 0, 1, 0, 0, 0]);
+    expect(SO101.map(({ id }) => sim.motor(id).get(X_CONTROL_TABLE.Operating_Mode.address, 1))).toEqual([4, 4, 4, 4, 4, 4]);
+    expect(result.driveModes).toEqual({ shoulder_pan: 0, shoulder_lift: 0, elbow_flex: 1, wrist_flex: 0, wrist_roll: 0, gripper: 0 });
+    // The inverted motor reports its position reversed; the offset brings it to 2047 all the same.
+    expect(result.positions.elbow_flex).toBe(-2500);
+    expect(result.homingOffsets.elbow_flex).toBe(2047 + 2500);
+    expect(await readPositions(sim, [1, 2, 3, 4, 5, 6])).toEqual([2047, 2047, 2047, 2047, 2047, 2047]);
+
+    // LeRobot's file for it, and the motors' Drive_Mode compared with it (read_calibration reads it on Dynamixel).
+    const calibration: Calibration = Object.fromEntries(SO101.map(({ name, id }) => [name, { id, drive_mode: result.driveModes![name]!, homing_offset: result.homingOffsets[name]!, range_min: 0, range_max: 4095 }]));
+    const file = { kind: "teleoperators" as const, type: "koch_leader", id: "koch_leader_drive" };
+    await run("calibration.write", { file, calibration, port: sim.hostPath, protocol: "dynamixel" });
+    expect((await run("calibration.read", { file, port: sim.hostPath, protocol: "dynamixel" })).drift).toEqual([]);
+    sim.motor(3).put(X_CONTROL_TABLE.Drive_Mode.address, 1, 0);
+    expect((await run("calibration.read", { file, port: sim.hostPath, protocol: "dynamixel" })).drift).toEqual([{ motor: "elbow_flex", field: "drive_mode", file: 1, motorValue: 0 }]);
+    // Writing the file's calibration puts the motor's direction back.
+    await run("calibration.write", { file, calibration, port: sim.hostPath, protocol: "dynamixel" });
+    expect(sim.motor(3).get(X_CONTROL_TABLE.Drive_Mode.address, 1)).toBe(1);
+  });
+
+  it("streams a Koch joint with drive_mode 1 as the motor reports it: the Dynamixel bus does not reverse it again", async () => {
+    const sim = await startSim({ protocol: "dynamixel", motors: SO101.map(({ id }) => ({ id, baud: 1_000_000, position: 1500 })) });
+    // elbow_flex inverted in the motor, homed so the middle pose reads 2047.
+    sim.motor(3).put(X_CONTROL_TABLE.Drive_Mode.address, 1, 1);
+    sim.motor(3).put(X_CONTROL_TABLE.Homing_Offset.address, 4, 3500);
+    const calibration: Calibration = Object.fromEntries(SO101.map(({ name, id }) => [name, { id, drive_mode: name === "elbow_flex" ? 1 : 0, homing_offset: 0, range_min: 1000, range_max: 3000 }]));
+    const { ctx, samples } = context();
+    await run("joints.stream", { port: sim.hostPath, protocol: "dynamixel", motors: SO101, calibration, hz: 20, durationMs: 1000 }, ctx);
+    // The motor reads 3500 − 1500 = 2000 (the middle of its range): 0, not reversed to 0 — and at
+    // 1500 the others read −50, as LeRobot's Dynamixel bus gives them.
+    expect(samples[0]).toEqual({ t: expect.any(Number), raw: [1500, 1500, 2000, 1500, 1500, 1500], values: [-50, -50, 0, -50, -50, 25] });
+    sim.setPositions({ 3: 1000 });
+    const later = context();
+    await run("joints.stream", { port: sim.hostPath, protocol: "dynamixel", motors: SO101, calibration, hz: 20, durationMs: 1000 }, later.ctx);
+    // Moved the motor's way by 500: the reading went up by 500 (the motor reversed it), +50 in LeRobot's units.
+    expect(later.samples[0]!.values![2]).toBe(50);
   });
 });
 

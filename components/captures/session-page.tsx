@@ -37,7 +37,7 @@ export function CaptureSessionPage({ sessionId }: { sessionId: string }) {
   const [sliders, setSliders] = useState<Record<string, number>>({});
   // Posted poses, pushed as they come (the session's own read is only once a second).
   const [pushed, setPushed] = useState<{ t: number; angles: number[] } | null>(null);
-  useSubscription(trpc.captures.onJoints.subscriptionOptions({ sessionId }, { onData: (state) => state && setPushed(state) }));
+  const jointsFeed = useSubscription(trpc.captures.onJoints.subscriptionOptions({ sessionId }, { onData: (state) => state && setPushed(state) }));
 
   if (session.error) return <Alert>{errorMessage(session.error)}</Alert>;
   const s = session.data;
@@ -74,6 +74,7 @@ export function CaptureSessionPage({ sessionId }: { sessionId: string }) {
         }
       />
       {mutationError && <Alert className="mb-4">{errorMessage(mutationError)}</Alert>}
+      {jointsFeed.status === "error" && jointsFeed.error && <Alert className="mb-4">{jointsFeed.error.message}</Alert>}
       {s.trainer.state === "silent" && <Alert tone="amber" className="mb-4">The trainer {s.trainer.name} has gone silent (last heard <RelativeTime date={s.trainer.lastSeenAt ?? s.createdAt} />): another trainer can claim this capture.</Alert>}
       <div className="grid gap-6 lg:grid-cols-[1fr_18rem]">
         <Card>

@@ -9,7 +9,7 @@ const COLORS = ["#2563eb", "#16a34a", "#d97706", "#dc2626", "#7c3aed", "#0891b2"
 
 /** Subscribes to a command's joint readings and hands the latest (and the extremes seen) to its children; with `chart`, a rolling plot below. */
 export function LiveJoints({ commandId, children, chart = false, names = [] }: { commandId: string; children: (s: { latest: JointSample | null; extremes: { min: number[]; max: number[] } | null }) => ReactNode; chart?: boolean; names?: string[] }) {
-  const { samples, latest, extremes } = useJointSamples(commandId);
+  const { samples, latest, extremes, streamError } = useJointSamples(commandId);
   const hasValues = samples.some((s) => s.values);
   const t0 = samples[0]?.t ?? 0;
   return (
@@ -26,6 +26,11 @@ export function LiveJoints({ commandId, children, chart = false, names = [] }: {
         />
       )}
       {latest && <p className="text-xs text-zinc-500" data-field="rate">{rateOf(samples)}</p>}
+      {streamError && (
+        <p role="alert" className="text-xs text-red-600" data-field="stream-error">
+          {streamError}
+        </p>
+      )}
     </div>
   );
 }

@@ -16,6 +16,7 @@ import { errorMessage, useTRPC } from "@/components/trpc";
 import { useRole } from "@/components/settings/use-role";
 import { inMotorOrder, type Calibration } from "@/server/hardware/calibration.schemas";
 import { ROBOT_TYPES, type robotSchema } from "@/server/hardware/hardware.schemas";
+import { buildWizardCalibration } from "@/server/hardware/wizard-calibration";
 import { findUnpluggedPort } from "@/server/hardware/port-diff";
 import { twinPose } from "@/server/captures/twin-pose";
 import { useAgentCommand, type CommandResult } from "./use-agent-command";
@@ -256,7 +257,7 @@ function CalibrationStep({ robot }: { robot: Robot }) {
   const isRangeCurrent = Boolean(range.command && home.command && range.command.createdAt > home.command.createdAt);
   const ranges = isRangeCurrent ? (range.result?.ranges ?? null) : null;
   const calibration: Calibration | null =
-    offsets && ranges ? Object.fromEntries(robot.motors.map((m) => [m.name, { id: m.id, drive_mode: 0, homing_offset: offsets[m.name] ?? 0, range_min: ranges[m.name]?.min ?? 0, range_max: ranges[m.name]?.max ?? 4095 }])) : null;
+    offsets && ranges ? buildWizardCalibration({ motors: robot.motors, homingOffsets: offsets, ranges, driveModes: home.result?.driveModes, inverted: ROBOT_TYPES[robot.type].inverted }) : null;
   const write = writeStatus.data;
 
   return (
@@ -271,7 +272,7 @@ function CalibrationStep({ robot }: { robot: Robot }) {
               <p className="text-zinc-600 dark:text-zinc-400">Move the arm to the middle of its range (LeRobot&apos;s rest pose: every joint half-way). Watch the bars: every joint should sit near the middle mark before you set it.</p>
               <div className="flex flex-wrap gap-2">
                 {watch.isRunning ? <Button size="sm" variant="secondary" onClick={watch.stop}>Stop watching</Button> : <Button size="sm" variant="secondary" onClick={() => watch.start({ ...bus, hz: 30, durationMs: 120_000 }, 130)}>Watch the joints</Button>}
-                <Button size="sm" disabled={home.isRunning || watch.isRunning} onClick={() => home.start(bus, 30)}>Set the middle</Button>
+                <Button size="sm" disabled={home.isRunning || watch.isRunning} onClick={() => home.start({ ...bus, ...(ROBOT_TYPES[robot.type].inverted.length ? { inverted: [...ROBOT_TYPES[robot.type].inverted] } : {}) }, 30)}>Set the middle</Button>
               </div>
               {watch.commandId && <MidRangeBars robot={robot} commandId={watch.commandId} />}
               <CommandLine command={watch.command} error={watch.error && watch.command?.status !== "cancelled" ? watch.error : null} />

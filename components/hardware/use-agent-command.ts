@@ -77,7 +77,7 @@ export function useJointSamples(commandId: string | null, keepMs = 10_000) {
     extremes.current = null;
     setFrame((n) => n + 1);
   }, [commandId]);
-  useSubscription(
+  const subscription = useSubscription(
     trpc.hardware.onJointSamples.subscriptionOptions(
       { commandId: commandId ?? NO_COMMAND },
       {
@@ -106,5 +106,7 @@ export function useJointSamples(commandId: string | null, keepMs = 10_000) {
       },
     ),
   );
-  return { samples: samples.current, latest: samples.current.at(-1) ?? null, extremes: extremes.current };
+  // Why the portal ended the stream (access lost while watching), for the page to say.
+  const streamError = subscription.status === "error" ? (subscription.error?.message ?? "The live joints stopped") : null;
+  return { samples: samples.current, latest: samples.current.at(-1) ?? null, extremes: extremes.current, streamError };
 }

@@ -52,25 +52,34 @@ export async function resolveRequestIdentity(db: Db, headers: Headers, orgIdPara
 }
 
 /**
- * Whether an actor still has its place: a member of the organisation, with a live session or
- * token, whichever it came with.
+ * Why an actor no longer has its place, or null while it does: still a member of the
+ * organisation, with a live session or token, whichever it came with.
  */
-export async function isStillMember(db: Db, actor: OrgActor): Promise<boolean> {
+export async function whyNoLongerAllowed(db: Db, actor: OrgActor): Promise<string | null> {
   const membership = await db.membership.findUnique({ where: { orgId_userId: { orgId: actor.orgId, userId: actor.userId } }, select: { id: true } });
-  if (!membership) return false;
-  if (actor.sessionId && !(await isSessionLive(db, actor.sessionId))) return false;
-  if (!actor.tokenId) return true;
+  if (!membership) return `${actor.label} is no longer a member of this organisation`;
+  if (actor.sessionId && !(await isSessionLive(db, actor.sessionId))) return "your session has ended (signed out, or signed out everywhere): sign in again";
+  if (!actor.tokenId) return null;
   const token = await db.apiToken.findUnique({ where: { id: actor.tokenId }, select: { revokedAt: true, expiresAt: true } });
-  return Boolean(token && !token.revokedAt && (!token.expiresAt || token.expiresAt > new Date()));
+  if (!token || token.revokedAt) return "the API token was revoked: make a new one under Settings → API tokens";
+  if (token.expiresAt && token.expiresAt <= new Date()) return "the API token has expired: make a new one under Settings → API tokens";
+  return null;
+}
+
+/** Whether an actor still has its place (see whyNoLongerAllowed). */
+export async function isStillMember(db: Db, actor: OrgActor): Promise<boolean> {
+  return (await whyNoLongerAllowed(db, actor)) === null;
 }
 
 /**
- * For an open event stream: whether its caller may still read it, asked every 30 s and at once
- * whenever their access changes (sign-out, revoked token, removal), so the stream ends promptly.
+ * For an open event stream: whether its caller may still read it, asked every 30 s (live joints:
+ * every few seconds) and at once whenever their access changes (sign-out, revoked token,
+ * removal), so the stream ends promptly.
  */
 export function streamAccessCheck(db: Db, hub: RealtimeHub, actor: OrgActor) {
   return {
     isStillAllowed: () => isStillMember(db, actor),
+    whyNotAllowed: () => whyNoLongerAllowed(db, actor),
     watchAccess: (changed: () => void) => watchAccessOf(hub, actor.userId, changed),
   };
 }

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { Db, Tx } from "../db";
 import { AppError } from "../errors";
+import { AccessRecheck, type StreamAccessOptions } from "../auth/access-recheck";
 import type { OrgActor } from "../auth/roles";
 import { consumeRateLimit } from "../auth/rate-limit";
 import type { jointStateSchema, postJointsInput } from "./captures.schemas";
@@ -43,9 +44,19 @@ export const CAPTURE_JOINTS_CHANNEL = "gantry_capture_joints";
 
 const notifiedSchema = z.object({ sessionId: z.uuid(), t: z.number(), angles: z.array(z.number()) });
 
-/** The session's poses as they are posted, until `signal`: first the latest (null when none yet); a slow reader gets the newest, not a backlog. */
-export async function* jointStates(db: Db, { actor, sessionId, hub, signal }: { actor: OrgActor; sessionId: string; hub: { listen(channel: string, listener: (payload: string | null) => void): () => void }; signal: AbortSignal }): AsyncGenerator<JointState | null> {
-  await findSession(db, actor, sessionId);
+/** How often the session's row is looked at while no pose arrives (a deleted session ends the stream). */
+const SESSION_EVERY_MS = 2000;
+
+/**
+ * The session's poses as they are posted, until `signal`: first the latest (null when none yet);
+ * a slow reader gets the newest, not a backlog. With `whyNotAllowed`/`watchAccess` the caller's
+ * access is asked again while it is open (AccessRecheck); a deleted session ends it too.
+ */
+export async function* jointStates(
+  db: Db,
+  { actor, sessionId, hub, signal, accessEveryMs, sessionEveryMs = SESSION_EVERY_MS, ...access }: { actor: OrgActor; sessionId: string; hub: { listen(channel: string, listener: (payload: string | null) => void): () => void }; signal: AbortSignal; accessEveryMs?: number; sessionEveryMs?: number } & StreamAccessOptions,
+): AsyncGenerator<JointState | null> {
+  const session = await findSession(db, actor, sessionId);
   let next: JointState | null = null;
   let wake: (() => void) | null = null;
   const unlisten = hub.listen(CAPTURE_JOINTS_CHANNEL, (payload) => {
@@ -64,10 +75,28 @@ export async function* jointStates(db: Db, { actor, sessionId, hub, signal }: { 
   });
   const onAbort = () => wake?.();
   signal.addEventListener("abort", onAbort);
+  const recheck = new AccessRecheck({ ...access, everyMs: accessEveryMs, what: "The twin's joints" }, () => wake?.());
+  let sessionCheckedAt = Date.now();
   try {
+    await recheck.check();
     yield await latestJointState(db, sessionId);
     while (!signal.aborted) {
-      if (!next) await new Promise<void>((resolve) => (wake = resolve));
+      await recheck.check();
+      if (Date.now() - sessionCheckedAt >= sessionEveryMs) {
+        sessionCheckedAt = Date.now();
+        const exists = await db.captureSession.findFirst({ where: { id: sessionId, orgId: actor.orgId }, select: { id: true } });
+        if (!exists) throw new AppError("NOT_FOUND", `The twin's joints stopped: capture session "${session.name}" was deleted`);
+      }
+      if (!next) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(sessionEveryMs, recheck.msUntilDue()));
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          if (next || signal.aborted) wake();
+        });
+      }
       wake = null;
       if (next) {
         const state: JointState = next;
@@ -77,6 +106,7 @@ export async function* jointStates(db: Db, { actor, sessionId, hub, signal }: { 
     }
   } finally {
     unlisten();
+    recheck.stop();
     signal.removeEventListener("abort", onAbort);
   }
 }

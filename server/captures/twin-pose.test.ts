@@ -11,7 +11,7 @@ describe("the twin's pose from LeRobot's units", () => {
     expect(lerobotToRadians("shoulder_pan", 100, { calibration: cal })).toBeCloseTo((1100 * 2 * Math.PI) / 4095, 6);
     // The round trip with LeRobot's own normalisation: counts → −100..100 → radians.
     const raw = 2047 + 1024;
-    const v = normalizeJoint(raw, cal.shoulder_pan, jointNormMode("shoulder_pan"));
+    const v = normalizeJoint(raw, cal.shoulder_pan, jointNormMode("shoulder_pan"), { protocol: "feetech" });
     expect(lerobotToRadians("shoulder_pan", v, { calibration: cal })).toBeCloseTo(((raw - 2000) * 2 * Math.PI) / 4095, 6);
     // drive_mode 1 reverses the direction.
     expect(lerobotToRadians("shoulder_pan", 50, { calibration: { shoulder_pan: { ...cal.shoulder_pan, drive_mode: 1 } } })).toBeCloseTo(-lerobotToRadians("shoulder_pan", 50, { calibration: cal })!, 6);

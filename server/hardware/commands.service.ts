@@ -4,7 +4,8 @@ import { env } from "../env";
 import { AppError } from "../errors";
 import { recordAudit } from "../audit/audit.service";
 import type { OrgActor } from "../auth/roles";
-import type { Prisma } from "../generated/prisma/client";
+import { Prisma } from "../generated/prisma/client";
+import { RECIPES } from "./recipes";
 import { AGENT_COMMANDS_CHANNEL, agentSchema, commandInputSchemas, hostFactsSchema, type agentCommandSchema, type sendCommandInput } from "./hardware.schemas";
 
 // Agents and their commands as the pages see them, and the sweep that ends commands which can
@@ -98,18 +99,47 @@ export async function getAgentCommand(db: Db, { actor, commandId }: { actor: Org
   return toCommandDto(row);
 }
 
-/** Queues a command for an agent and wakes its stream; the agent need not be online (it gets it on connecting, before the deadline). */
-export async function sendAgentCommand(db: Db, { actor, input }: { actor: OrgActor; input: z.output<typeof sendCommandInput> }) {
+const isUniqueViolation = (error: unknown) => error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002";
+const ACTIVE = ["queued", "sent", "running"] as const;
+
+/** The recipe running on an agent, named for the person whose second one was refused. */
+export async function describeRunningRecipe(db: Db, agent: { id: string; name: string }): Promise<string> {
+  const running = await db.agentCommand.findFirst({ where: { agentId: agent.id, kind: "recipe.run", status: { in: [...ACTIVE] } }, orderBy: { createdAt: "desc" } });
+  if (!running) return `Another recipe was starting on ${agent.name} at the same moment`;
+  const input = running.input as { recipe?: string; fromStep?: string };
+  const recipe = RECIPES[input.recipe as keyof typeof RECIPES];
+  const title = recipe ? `"${recipe.title}"` : `recipe ${input.recipe ?? "?"}`;
+  const step = running.step ? `, at ${running.step}` : "";
+  return `${title} is already ${running.status === "running" ? "running" : "starting"} on ${agent.name} (command ${running.id}, started by ${running.createdBy} at ${running.createdAt.toISOString()}${step})`;
+}
+
+/**
+ * Queues a command for an agent and wakes its stream; the agent need not be online (it gets it on
+ * connecting, before the deadline). A recipe is refused while another runs on the same agent:
+ * Postgres decides (a partial unique index), so two web processes cannot both start one.
+ */
+export async function sendAgentCommand(db: Db, { actor, input, busyHint }: { actor: OrgActor; input: z.output<typeof sendCommandInput>; busyHint?: string }) {
   const agent = await db.agent.findFirst({ where: { id: input.agentId, orgId: actor.orgId }, select: { id: true, name: true } });
   if (!agent) throw new AppError("NOT_FOUND", "No such agent in this organisation");
   const parsed = commandInputSchemas[input.kind].safeParse(input.input);
   if (!parsed.success) throw new AppError("BAD_REQUEST", `The ${input.kind} command's input is not valid: ${parsed.error.issues.map((i) => `${i.path.join(".") || "input"} ${i.message}`).join("; ")}`);
   const deadline = new Date(Date.now() + input.timeoutSeconds * 1000);
+  // A recipe left behind by an agent that went away, or past its deadline, does not hold the agent.
+  if (input.kind === "recipe.run") await expireAgentCommands(db, { orgId: actor.orgId, agentId: agent.id });
+  try {
+    return await queueCommand(db, actor, agent, input.kind, parsed.data as Prisma.InputJsonValue, deadline);
+  } catch (error) {
+    if (input.kind !== "recipe.run" || !isUniqueViolation(error)) throw error;
+    throw new AppError("CONFLICT", `${await describeRunningRecipe(db, agent)}: one recipe runs on an agent at a time — ${busyHint ?? "wait for it to end, or stop it on the Agents page"}`, { cause: error });
+  }
+}
+
+async function queueCommand(db: Db, actor: OrgActor, agent: { id: string; name: string }, kind: string, input: Prisma.InputJsonValue, deadline: Date) {
   const row = await db.$transaction(async (tx) => {
     const created = await tx.agentCommand.create({
-      data: { orgId: actor.orgId, agentId: agent.id, kind: input.kind, input: parsed.data as Prisma.InputJsonValue, deadline, createdById: actor.userId, createdBy: actor.label },
+      data: { orgId: actor.orgId, agentId: agent.id, kind, input, deadline, createdById: actor.userId, createdBy: actor.label },
     });
-    await recordAudit(tx, { orgId: actor.orgId, actor, action: "agent.command", target: agent.name, data: { agentId: agent.id, commandId: created.id, kind: input.kind } });
+    await recordAudit(tx, { orgId: actor.orgId, actor, action: "agent.command", target: agent.name, data: { agentId: agent.id, commandId: created.id, kind } });
     // Delivered when the transaction commits: the stream never reads the queue before the row is there.
     await tx.$executeRaw`SELECT pg_notify(${AGENT_COMMANDS_CHANNEL}, ${agent.id})`;
     return created;

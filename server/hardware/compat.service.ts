@@ -122,9 +122,13 @@ export async function compatStartInstallation(db: Db, { actor, input }: { actor:
   const recipe = RECIPES["install-lerobot"];
   const params = recipe.params.safeParse({ path: input.installation_path, extra: extraFor(input.selected_robot) });
   if (!params.success) throw new AppError("BAD_REQUEST", `installation_path: ${params.error.issues.map((i) => i.message).join("; ")}`);
-  const running = await latestInstallation(db, actor.orgId, agent.id);
-  if (running && ["queued", "sent", "running"].includes(running.status)) throw new AppError("CONFLICT", `An installation is already running on ${agent.name}; cancel it first (POST /api/plugplay/cancel-installation)`);
-  const command = await sendAgentCommand(db, { actor, input: { agentId: agent.id, kind: "recipe.run", input: { recipe: recipe.id, version: recipe.version, params: params.data }, timeoutSeconds: 3600 } });
+  // The earlier API answered a second start with 409 while one ran (its clients poll
+  // installation-status); Postgres refuses the second, even from another web process.
+  const command = await sendAgentCommand(db, {
+    actor,
+    input: { agentId: agent.id, kind: "recipe.run", input: { recipe: recipe.id, version: recipe.version, params: params.data }, timeoutSeconds: 3600 },
+    busyHint: "follow it with GET /api/plugplay/installation-status, or cancel it first with POST /api/plugplay/cancel-installation",
+  });
   return { success: true, status: "started", message: `Installing LeRobot on ${agent.name}`, install_path: params.data.path, robot: input.selected_robot ?? null, agent: agent.name, command_id: command.id };
 }
 

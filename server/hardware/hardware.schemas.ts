@@ -100,7 +100,18 @@ export const commandInputSchemas = {
   /** Supply voltage read from the motors, against what the arm's role needs. */
   "motors.power": z.object({ ...busInput, ids: z.array(motorIdSchema).min(1).max(32), role: z.enum(["follower", "leader"]) }).strict(),
   /** Homing: the arm in the middle of its range; offsets written so each joint reads mid-range. */
-  "calibration.home": z.object({ ...busInput, motors: motorListSchema }).strict(),
+  "calibration.home": z
+    .object({
+      ...busInput,
+      motors: motorListSchema,
+      /**
+       * Motors that run the other way (LeRobot's koch_leader: elbow_flex): drive_mode 1, on
+       * Dynamixel also Drive_Mode 1 in the motor. Left out when there are none, so an agent from
+       * before it was added still homes the other arms.
+       */
+      inverted: z.array(motorNameSchema).max(32).optional(),
+    })
+    .strict(),
   /** Range of motion: positions recorded (and streamed as samples) while a person moves every joint. */
   "calibration.range": z
     .object({
@@ -148,7 +159,12 @@ export const commandResultSchemas = {
   "motors.scan": z.object({ found: z.array(foundMotorSchema), problems: z.array(z.object({ id: z.number(), baud: z.number(), reason: z.string() })), bauds: z.array(z.number()), tookMs: z.number() }),
   "motors.setup": z.object({ motor: z.string(), id: z.number(), baud: z.number(), model: z.number(), modelName: z.string().nullable(), was: z.object({ id: z.number(), baud: z.number() }) }),
   "motors.power": z.object({ readings: z.array(z.object({ id: z.number(), volts: z.number().nullable(), error: z.string().nullable() })), verdict: z.enum(["ok", "wrong-supply", "unknown"]), message: z.string() }),
-  "calibration.home": z.object({ positions: z.record(z.string(), z.number()), homingOffsets: z.record(z.string(), z.number()) }),
+  "calibration.home": z.object({
+    positions: z.record(z.string(), z.number()),
+    homingOffsets: z.record(z.string(), z.number()),
+    /** Each motor's drive_mode for the calibration file (absent from agents before it was added: all 0). */
+    driveModes: z.record(z.string(), z.number()).optional(),
+  }),
   "calibration.range": z.object({ ranges: z.record(z.string(), z.object({ min: z.number(), max: z.number() })), samples: z.number() }),
   "calibration.write": z.object({ path: z.string(), bytes: z.number(), wroteMotors: z.boolean() }),
   "calibration.read": z.object({
@@ -277,15 +293,19 @@ export const cancelCommandInput = z.object({ commandId: z.uuid() });
 const LEROBOT_ARM_MOTORS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"] as const;
 const armMotors = LEROBOT_ARM_MOTORS.map((name, i) => ({ name, id: i + 1 }));
 
-/** LeRobot's arm types Gantry sets up: their bus, role and motors (ids 1–6, gripper last). */
+/**
+ * LeRobot's arm types Gantry sets up: their bus, role and motors (ids 1–6, gripper last);
+ * `fullTurn` motors get 0..4095 as their range, `inverted` ones drive_mode 1 (LeRobot's
+ * koch_leader writes Drive_Mode INVERTED to elbow_flex and saves drive_mode 1 for it).
+ */
 export const ROBOT_TYPES = {
-  so101_follower: { label: "SO-101 follower", protocol: "feetech", role: "follower", motors: armMotors, fullTurn: ["wrist_roll"] },
-  so101_leader: { label: "SO-101 leader", protocol: "feetech", role: "leader", motors: armMotors, fullTurn: ["wrist_roll"] },
-  so100_follower: { label: "SO-100 follower", protocol: "feetech", role: "follower", motors: armMotors, fullTurn: ["wrist_roll"] },
-  so100_leader: { label: "SO-100 leader", protocol: "feetech", role: "leader", motors: armMotors, fullTurn: ["wrist_roll"] },
-  koch_follower: { label: "Koch v1.1 follower", protocol: "dynamixel", role: "follower", motors: armMotors, fullTurn: ["shoulder_pan", "wrist_roll"] },
-  koch_leader: { label: "Koch v1.1 leader", protocol: "dynamixel", role: "leader", motors: armMotors, fullTurn: ["shoulder_pan", "wrist_roll"] },
-} as const satisfies Record<string, { label: string; protocol: z.infer<typeof motorProtocolSchema>; role: "follower" | "leader"; motors: { name: string; id: number }[]; fullTurn: readonly string[] }>;
+  so101_follower: { label: "SO-101 follower", protocol: "feetech", role: "follower", motors: armMotors, fullTurn: ["wrist_roll"], inverted: [] },
+  so101_leader: { label: "SO-101 leader", protocol: "feetech", role: "leader", motors: armMotors, fullTurn: ["wrist_roll"], inverted: [] },
+  so100_follower: { label: "SO-100 follower", protocol: "feetech", role: "follower", motors: armMotors, fullTurn: ["wrist_roll"], inverted: [] },
+  so100_leader: { label: "SO-100 leader", protocol: "feetech", role: "leader", motors: armMotors, fullTurn: ["wrist_roll"], inverted: [] },
+  koch_follower: { label: "Koch v1.1 follower", protocol: "dynamixel", role: "follower", motors: armMotors, fullTurn: ["shoulder_pan", "wrist_roll"], inverted: [] },
+  koch_leader: { label: "Koch v1.1 leader", protocol: "dynamixel", role: "leader", motors: armMotors, fullTurn: ["shoulder_pan", "wrist_roll"], inverted: ["elbow_flex"] },
+} as const satisfies Record<string, { label: string; protocol: z.infer<typeof motorProtocolSchema>; role: "follower" | "leader"; motors: { name: string; id: number }[]; fullTurn: readonly string[]; inverted: readonly string[] }>;
 export type RobotType = keyof typeof ROBOT_TYPES;
 export const robotTypeSchema = z.enum(Object.keys(ROBOT_TYPES) as [RobotType, ...RobotType[]]);
 

@@ -1,5 +1,6 @@
 import type { Db } from "../db";
 import { AppError } from "../errors";
+import { AccessRecheck, type StreamAccessOptions } from "../auth/access-recheck";
 import type { OrgActor } from "../auth/roles";
 import { JOINT_SAMPLES_CHANNEL, jointSampleSchema, type JointSample } from "./hardware.schemas";
 import type { AgentWakeSource } from "./agent-session.service";
@@ -19,9 +20,14 @@ const MAX_WAITING = 200;
 /** How often the command's row is looked at, to end the stream when the command ends. */
 const STATUS_EVERY_MS = 1000;
 
+/**
+ * A command's readings as they arrive, until it ends. With `whyNotAllowed`/`watchAccess` the
+ * caller's access is asked again while the stream is open (see AccessRecheck): a member removed,
+ * a session ended or a token revoked ends it with FORBIDDEN and the reason.
+ */
 export async function openJointSampleStream(
   db: Db,
-  { actor, commandId, hub, signal, statusEveryMs = STATUS_EVERY_MS }: { actor: OrgActor; commandId: string; hub: AgentWakeSource; signal: AbortSignal; statusEveryMs?: number },
+  { actor, commandId, hub, signal, statusEveryMs = STATUS_EVERY_MS, accessEveryMs, ...access }: { actor: OrgActor; commandId: string; hub: AgentWakeSource; signal: AbortSignal; statusEveryMs?: number; accessEveryMs?: number } & StreamAccessOptions,
 ): Promise<AsyncGenerator<JointSampleEvent>> {
   const command = await db.agentCommand.findFirst({ where: { id: commandId, orgId: actor.orgId }, select: { id: true, kind: true } });
   if (!command) throw new AppError("NOT_FOUND", "No such command in this organisation");
@@ -45,12 +51,18 @@ export async function openJointSampleStream(
   // One abort listener for the stream's life (not one per wait).
   const onAbort = () => wake?.();
   signal.addEventListener("abort", onAbort, { once: true });
+  const recheck = new AccessRecheck({ ...access, everyMs: accessEveryMs, what: "Live joints" }, () => wake?.());
   async function* events(): AsyncGenerator<JointSampleEvent> {
     let seq = 0;
     let checkedAt = 0;
     try {
       while (!signal.aborted) {
-        while (waiting.length) yield { type: "samples", seq: ++seq, samples: waiting.shift()! };
+        await recheck.check();
+        // Checked between batches too: a steady stream may never leave this loop.
+        while (waiting.length) {
+          yield { type: "samples", seq: ++seq, samples: waiting.shift()! };
+          await recheck.check();
+        }
         if (Date.now() - checkedAt >= statusEveryMs) {
           checkedAt = Date.now();
           const row = await db.agentCommand.findUnique({ where: { id: commandId }, select: { status: true, error: true } });
@@ -62,7 +74,7 @@ export async function openJointSampleStream(
           }
         }
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, statusEveryMs);
+          const timer = setTimeout(resolve, Math.min(statusEveryMs, recheck.msUntilDue()));
           wake = () => {
             clearTimeout(timer);
             resolve();
@@ -73,6 +85,7 @@ export async function openJointSampleStream(
       }
     } finally {
       unlisten();
+      recheck.stop();
       signal.removeEventListener("abort", onAbort);
     }
   }

@@ -9,6 +9,7 @@ import type { Calibration } from "./calibration.schemas";
 import { CalibrationSchema, inMotorOrder } from "./calibration.schemas";
 import { isAgentOnline, sendAgentCommand } from "./commands.service";
 import {
+  AGENT_COMMANDS_CHANNEL,
   calibrationSources,
   robotCalibrationFile,
   ROBOT_TYPES,
@@ -98,11 +99,26 @@ export async function updateRobot(db: Db, { actor, input }: { actor: OrgActor; i
   return toRobotDto(row);
 }
 
+/** Commands that read an arm continuously and stream it live: they stop when the arm is removed. */
+const LIVE_KINDS = ["joints.stream", "calibration.range"];
+
+/**
+ * Removes an arm and its calibration history. Its live readings (joints, range recording) are
+ * stopped with it: cancelled with the reason, so the agent lets go of the port and whoever
+ * watches them sees why their stream ended.
+ */
 export async function deleteRobot(db: Db, { actor, robotId }: { actor: OrgActor; robotId: string }): Promise<void> {
   const robot = await findRobot(db, actor, robotId);
   await db.$transaction(async (tx) => {
     await tx.robot.delete({ where: { id: robot.id } });
     await recordAudit(tx, { orgId: actor.orgId, actor, action: "robot.delete", target: robot.name, data: { robotId } });
+    if (!robot.port) return;
+    const { count } = await tx.agentCommand.updateMany({
+      where: { orgId: actor.orgId, agentId: robot.agentId, kind: { in: LIVE_KINDS }, status: { in: ["queued", "sent", "running"] }, input: { path: ["port"], equals: robot.port } },
+      data: { status: "cancelled", error: `Stopped: the arm ${robot.name} was removed by ${actor.label}`, finishedAt: new Date() },
+    });
+    // The agent's stream is woken to tell the agent to stop them.
+    if (count) await tx.$executeRaw`SELECT pg_notify(${AGENT_COMMANDS_CHANNEL}, ${robot.agentId})`;
   });
 }
 

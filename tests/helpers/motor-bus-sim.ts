@@ -110,7 +110,10 @@ export class SimMotor {
       this.put(STS_CONTROL_TABLE.Present_Voltage.address, 1, this.voltage);
       this.put(STS_CONTROL_TABLE.Present_Temperature.address, 1, this.temperature);
     } else {
-      const present = this.position + this.homingOffset;
+      // X series: Drive_Mode bit 0 reverses the direction, so the motor reports the position
+      // negated, and Present_Position = that + Homing_Offset.
+      const isReversed = (this.mem[X_CONTROL_TABLE.Drive_Mode.address]! & 1) === 1;
+      const present = (isReversed ? -this.position : this.position) + this.homingOffset;
       this.put(X_CONTROL_TABLE.Present_Position.address, 4, present < 0 ? present + 2 ** 32 : present);
       this.put(X_CONTROL_TABLE.Present_Input_Voltage.address, 2, this.voltage);
       this.put(X_CONTROL_TABLE.Present_Temperature.address, 1, this.temperature);

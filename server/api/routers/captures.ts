@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { streamAccessCheck } from "../../auth/request-actor";
 import {
   captureChunkSchema,
   captureSessionDetailSchema,
@@ -67,6 +68,6 @@ export const capturesRouter = router({
   onJoints: orgProcedure("viewer")
     .input(sessionIdInput)
     .subscription(async function* ({ ctx, input, signal }) {
-      yield* jointStates(ctx.db, { actor: ctx.orgActor, sessionId: input.sessionId, hub: ctx.hub, signal: signal! });
+      yield* jointStates(ctx.db, { actor: ctx.orgActor, sessionId: input.sessionId, hub: ctx.hub, signal: signal!, ...streamAccessCheck(ctx.db, ctx.hub, ctx.orgActor) });
     }),
 });

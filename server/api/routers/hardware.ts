@@ -13,6 +13,7 @@ import {
 } from "../../hardware/hardware.schemas";
 import { cancelAgentCommand, getAgent, getAgentCommand, listAgentCommands, listAgents, removeAgent, sendAgentCommand } from "../../hardware/commands.service";
 import { applyRobotCalibration, createRobot, deleteRobot, exportRobotCalibration, getRobot, importRobotCalibration, listRobotCalibrations, listRobots, updateRobot } from "../../hardware/robots.service";
+import { streamAccessCheck } from "../../auth/request-actor";
 import { openJointSampleStream } from "../../hardware/joint-stream";
 import { recipeSummaries } from "../../hardware/recipes";
 import { orgProcedure, router } from "../trpc";
@@ -46,7 +47,7 @@ export const hardwareRouter = router({
   onJointSamples: orgProcedure("viewer")
     .input(z.object({ commandId: z.uuid() }))
     .subscription(async function* ({ ctx, input, signal }) {
-      const events = await openJointSampleStream(ctx.db, { actor: ctx.orgActor, commandId: input.commandId, hub: ctx.hub, signal: signal! });
+      const events = await openJointSampleStream(ctx.db, { actor: ctx.orgActor, commandId: input.commandId, hub: ctx.hub, signal: signal!, ...streamAccessCheck(ctx.db, ctx.hub, ctx.orgActor) });
       for await (const event of events) {
         yield event;
         if (event.type === "ended") return;

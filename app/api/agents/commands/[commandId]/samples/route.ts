@@ -3,6 +3,7 @@ import { errorResponse } from "@/server/errors";
 import { parseIdParam, requireOrgActor } from "@/server/api/http";
 import { sseResponse } from "@/server/api/sse";
 import { realtimeHub } from "@/server/jobs/hub";
+import { streamAccessCheck } from "@/server/auth/request-actor";
 import { openJointSampleStream } from "@/server/hardware/joint-stream";
 
 export const dynamic = "force-dynamic";
@@ -14,7 +15,8 @@ export async function GET(request: Request, { params }: { params: Promise<{ comm
     const commandId = parseIdParam((await params).commandId, "command");
     const controller = new AbortController();
     await realtimeHub().ensureConnected();
-    const events = await openJointSampleStream(db(), { actor, commandId, hub: realtimeHub(), signal: controller.signal });
+    // Access is asked again while it is open: a removed member or a revoked token stops it.
+    const events = await openJointSampleStream(db(), { actor, commandId, hub: realtimeHub(), signal: controller.signal, ...streamAccessCheck(db(), realtimeHub(), actor) });
     return sseResponse(request, events, (e) => String(e.seq), controller, "joints");
   } catch (error) {
     return errorResponse(error);
