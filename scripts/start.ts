@@ -1,5 +1,3 @@
-import { spawnSync } from "node:child_process";
-import fs from "node:fs";
 import path from "node:path";
 import { env, SettingsError } from "../server/env";
 import { s3StoreFromSettings } from "../server/storage/blobs";
@@ -8,6 +6,7 @@ import { migrate } from "../server/db/migrate";
 import { prepareQueue } from "../worker/worker";
 import { startChild, Supervisor, type Unit } from "./supervisor";
 import { buildAgentIfNeeded } from "./agent-build";
+import { buildPortalIfNeeded } from "./portal-build";
 
 // `npm start`: the embedded database (unless DATABASE_URL is set), migrations, a production
 // build when the sources changed, then the portal, the worker and the model server, each
@@ -68,7 +67,7 @@ async function main() {
   if (isDatabaseOnly) return holdDatabase(database, url);
 
   const childEnv = { ...process.env, DATABASE_URL: url, NEXTAUTH_URL: settings.PUBLIC_URL, GANTRY_HOME: settings.GANTRY_HOME, PORT: String(settings.PORT) };
-  if (!isDev && only.includes("web")) buildIfNeeded(childEnv);
+  if (!isDev && only.includes("web")) buildPortalIfNeeded(childEnv, log);
   if (only.includes("web")) buildAgentIfNeeded(log);
 
   // Each process is started again when it dies (with a growing pause if it keeps dying);
@@ -111,29 +110,6 @@ function holdDatabase(database: { stop(): Promise<void> } | null, url: string) {
   };
   process.on("SIGINT", () => void stop());
   process.on("SIGTERM", () => void stop());
-}
-
-/** Builds the portal when no build exists or a source file is newer than it. */
-function buildIfNeeded(childEnv: NodeJS.ProcessEnv) {
-  const buildId = path.resolve(".next/BUILD_ID");
-  const builtAt = fs.existsSync(buildId) ? fs.statSync(buildId).mtimeMs : 0;
-  const newest = Math.max(...["app", "components", "server", "public", "next.config.ts", "package-lock.json", "postcss.config.mjs"].map(newestMtime));
-  if (builtAt > newest) return;
-  log(builtAt ? "Sources changed since the last build; rebuilding the portal" : "Building the portal (first start only)…");
-  const result = spawnSync(path.resolve("node_modules/.bin/next"), ["build"], { stdio: "inherit", env: { ...childEnv, NEXT_TELEMETRY_DISABLED: "1" } });
-  if (result.status !== 0) throw new Error("The portal build failed; see the output above");
-}
-
-function newestMtime(p: string): number {
-  if (!fs.existsSync(p)) return 0;
-  const stat = fs.statSync(p);
-  if (!stat.isDirectory()) return stat.mtimeMs;
-  let newest = stat.mtimeMs;
-  for (const entry of fs.readdirSync(p, { withFileTypes: true })) {
-    if (entry.name === "generated" || entry.name === "node_modules") continue;
-    newest = Math.max(newest, newestMtime(path.join(p, entry.name)));
-  }
-  return newest;
 }
 
 main().catch((error) => {

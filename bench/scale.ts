@@ -1,0 +1,170 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import pg from "pg";
+
+// `npx tsx bench/scale.ts` — the portal as a team runs it at scale, on this machine: two web
+// processes (scripts/web.ts on the production build) and two worker processes against one
+// Postgres, no sticky routing. Under load for BENCH_SECONDS (60):
+//   - BENCH_SUBSCRIBERS (200) clients hold the organisation's event stream (/api/events),
+//     half on each web process;
+//   - BENCH_JOBS_PER_S (50) jobs a second are queued (a one-step self-test each), as the API
+//     queues them, and the two workers take them.
+// Measured: job pickup (a job's start minus its queueing, both the database's clock), event
+// delivery (a subscriber's receipt minus the event's time), jobs lost (queued but not
+// succeeded once the queue has drained), and the most Postgres connections seen at once.
+// The goals are absolute, so each row's reference is its goal and a ratio ≤ 1 meets it.
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
+const SUBSCRIBERS = Number(process.env.BENCH_SUBSCRIBERS ?? 200);
+const JOBS_PER_S = Number(process.env.BENCH_JOBS_PER_S ?? 50);
+const DRAIN_TIMEOUT_MS = 120_000;
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-bench-scale-"));
+process.env.GANTRY_HOME ??= path.join(tmp, "home");
+
+const { createTestDatabase } = await import("../tests/setup/test-database");
+const { createOrgWithMember } = await import("../tests/helpers/factories");
+const { freePort } = await import("../tests/helpers/sshd-rig");
+const { createDb } = await import("../server/db");
+const { createApiToken } = await import("../server/auth/tokens.service");
+const { enqueue } = await import("../server/jobs/enqueue");
+const { selftestJob } = await import("../server/jobs/catalog");
+const { buildPortalIfNeeded } = await import("../scripts/portal-build");
+const { compare, percentile, printResults } = await import("./lib/stats");
+
+const children: ChildProcess[] = [];
+
+/** A child process that resolves once it prints `readyLine`; its output is kept for a failure's message. */
+function startProcess(name: string, args: string[], env: NodeJS.ProcessEnv, readyLine: RegExp): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ["--import", "tsx", ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  children.push(child);
+  let output = "";
+  return new Promise((resolve, reject) => {
+    const onData = (d: Buffer) => {
+      output = (output + d.toString()).slice(-8000);
+      if (readyLine.test(output)) resolve(child);
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    child.once("exit", (code) => reject(new Error(`${name} exited (${code}) while starting:\n${output}`)));
+    setTimeout(() => reject(new Error(`${name} did not start within 120 s:\n${output}`)), 120_000).unref();
+  });
+}
+
+/** One subscriber: reads the event stream and records, for every event, how long after its time it arrived. */
+function subscribe(url: string, token: string, latencies: number[], signal: AbortSignal): Promise<void> {
+  return (async () => {
+    const response = await fetch(url, { headers: { authorization: `Bearer ${token}`, accept: "text/event-stream" }, signal });
+    if (!response.ok || !response.body) throw new Error(`${url}: ${response.status} ${await response.text()}`);
+    const decoder = new TextDecoder();
+    let buffered = "";
+    const at = /"at":"([^"]+)"/;
+    try {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        const now = Date.now();
+        buffered += decoder.decode(chunk, { stream: true });
+        let end: number;
+        while ((end = buffered.indexOf("\n\n")) !== -1) {
+          const frame = buffered.slice(0, end);
+          buffered = buffered.slice(end + 2);
+          const m = at.exec(frame);
+          if (m && frame.includes("event: job")) latencies.push(now - Date.parse(m[1]));
+        }
+      }
+    } catch (error) {
+      if (!signal.aborted) throw error;
+    }
+  })();
+}
+
+async function main() {
+  const database = await createTestDatabase("bench_scale");
+  const db = createDb(database.url, 4);
+  const monitor = new pg.Client({ connectionString: database.url });
+  await monitor.connect();
+  const stop = new AbortController();
+  try {
+    const childEnv: NodeJS.ProcessEnv = { DATABASE_URL: database.url, GANTRY_HOME: process.env.GANTRY_HOME!, NODE_ENV: "production", NEXT_TELEMETRY_DISABLED: "1" };
+    buildPortalIfNeeded({ ...process.env, ...childEnv }, (m) => console.error(m));
+    const ports = [await freePort(), await freePort()];
+    await Promise.all([
+      ...ports.map((port, i) => startProcess(`web ${i + 1}`, ["scripts/web.ts"], { ...childEnv, PORT: String(port) }, /Portal listening/)),
+      ...[1, 2].map((i) => startProcess(`worker ${i}`, ["worker/index.ts"], childEnv, /Worker ready/)),
+    ]);
+
+    const { actor } = await createOrgWithMember(db, "owner");
+    const { token } = await createApiToken(db, { actor, input: { name: "bench", scopes: ["read"] } });
+    const latencies: number[] = [];
+    const streams = Array.from({ length: SUBSCRIBERS }, (_, i) => subscribe(`http://127.0.0.1:${ports[i % 2]}/api/events`, token, latencies, stop.signal));
+    streams.forEach((s) => s.catch(() => {}));
+    await sleep(2000); // every stream open and listening before the first job
+
+    let maxConnections = 0;
+    const sampling = setInterval(() => {
+      monitor.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database()").then(
+        (r) => (maxConnections = Math.max(maxConnections, r.rows[0].n as number)),
+        () => {},
+      );
+    }, 250);
+
+    console.error(`Queueing ${JOBS_PER_S} jobs/s for ${SECONDS} s, ${SUBSCRIBERS} subscribers on 2 web processes, 2 workers…`);
+    const jobIds: string[] = [];
+    const start = performance.now();
+    const total = SECONDS * JOBS_PER_S;
+    const queueing: Promise<void>[] = [];
+    for (let i = 0; i < total; i++) {
+      const due = start + (i * 1000) / JOBS_PER_S;
+      const wait = due - performance.now();
+      if (wait > 0) await sleep(wait);
+      queueing.push(enqueue(selftestJob, { steps: 1, stepMs: 0 }, { tx: db, orgId: actor.orgId, createdById: actor.userId }).then(({ jobId }) => void jobIds.push(jobId)));
+    }
+    await Promise.all(queueing);
+    const queuedFor = (performance.now() - start) / 1000;
+
+    const drainDeadline = Date.now() + DRAIN_TIMEOUT_MS;
+    let open = Infinity;
+    while (open > 0 && Date.now() < drainDeadline) {
+      open = await db.job.count({ where: { orgId: actor.orgId, status: { in: ["queued", "running"] } } });
+      if (open > 0) await sleep(500);
+    }
+    await sleep(1000); // the last events on their way to the subscribers
+    clearInterval(sampling);
+
+    const rows = await db.job.findMany({ where: { id: { in: jobIds } }, select: { status: true, createdAt: true, startedAt: true } });
+    const pickups = rows.filter((r) => r.startedAt).map((r) => r.startedAt!.getTime() - r.createdAt.getTime());
+    const lost = total - rows.filter((r) => r.status === "succeeded").length;
+    const eventsPerSubscriber = latencies.length / SUBSCRIBERS;
+    const eventsWritten = await db.jobEvent.count({ where: { orgId: actor.orgId } });
+    console.error(`Queued ${total} jobs in ${queuedFor.toFixed(1)} s; ${rows.length} rows, ${lost} not succeeded; ${latencies.length} events delivered (${eventsPerSubscriber.toFixed(0)} per subscriber)`);
+
+    printResults("scale", [
+      compare(`job pickup p99 (${JOBS_PER_S} jobs/s, 2 workers)`, percentile(pickups, 99), 50, "ms", "≤ 50 ms"),
+      compare("job pickup p50", percentile(pickups, 50), 50, "ms", "context: the median"),
+      compare(`event delivery p99 (${SUBSCRIBERS} subscribers, 2 web processes)`, percentile(latencies, 99), 200, "ms", "≤ 200 ms"),
+      compare("event delivery p50", percentile(latencies, 50), 200, "ms", "context: the median"),
+      compare("jobs lost", lost, 0, "jobs", "= 0"),
+      compare("Postgres connections, most at once", maxConnections, 60, "connections", "≤ 60"),
+      compare("events each subscriber received vs events written", eventsPerSubscriber, eventsWritten, "events", "context: 1× means no subscriber missed one"),
+    ]);
+  } finally {
+    stop.abort();
+    for (const child of children) if (child.exitCode === null) child.kill("SIGTERM");
+    await Promise.all(children.map((c) => (c.exitCode === null ? Promise.race([new Promise((r) => c.once("exit", r)), sleep(10_000)]) : null)));
+    for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
+    await monitor.end().catch(() => {});
+    await db.$disconnect();
+    await database.drop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
