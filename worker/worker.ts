@@ -8,7 +8,7 @@ import { CANCEL_CHANNEL, cancelNotificationSchema, jobCatalog } from "../server/
 import { CancellationRegistry, JobInterruptedError } from "../server/jobs/cancellation";
 import { giveBackAttempts, releaseStoppedPool } from "../server/jobs/enqueue";
 import { isDatabaseUnavailable, OutageLog, PatientPool } from "../server/db/availability";
-import { recordHeartbeat, releaseDeadWorkers, removeHeartbeats } from "../server/system/heartbeat.service";
+import { QUEUE_POLL_MS, recordHeartbeat, releaseDeadWorkers, removeHeartbeats } from "../server/system/heartbeat.service";
 import { moveFoldersUnderOrgs } from "../server/datasets/org-folders.service";
 import { toGraphileTask } from "./define-task";
 import { scheduledTasks, taskModules } from "./tasks/index";
@@ -40,7 +40,8 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
 
   const release = async () => {
     for (const w of await releaseDeadWorkers(db, settings.WORKER_STALE_AFTER_MS)) {
-      log(`Worker ${w.id} (${w.host}, pid ${w.pid}) stopped without shutting down: ${w.resumed.length} job(s) handed on${w.ended.length ? `, ${w.ended.length} ended after their worker died under them repeatedly` : ""}`);
+      const who = w.host ? `Worker ${w.id} (${w.host}, pid ${w.pid})` : `Worker ${w.id} (which died before its first heartbeat)`;
+      log(`${who} stopped without shutting down: ${w.resumed.length} job(s) handed on${w.ended.length ? `, ${w.ended.length} ended after their worker died under them on every attempt` : ""}`);
     }
   };
   try {
@@ -75,7 +76,7 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
   const onPoolError = (error: Error) => (isDatabaseUnavailable(error, { socketErrors: true }) ? outage.failed(error) : log(`[queue] PostgreSQL connection error: ${error.message}`));
   queuePool.on("error", onPoolError);
   queuePool.on("connect", (client) => client.on("error", onPoolError));
-  const runner: Runner = await run({ pgPool: queuePool, concurrency, taskList, noHandleSignals: true, pollInterval: 1000, events, logger, crontabFile: path.resolve("worker/crontab") });
+  const runner: Runner = await run({ pgPool: queuePool, concurrency, taskList, noHandleSignals: true, pollInterval: QUEUE_POLL_MS, events, logger, crontabFile: path.resolve("worker/crontab") });
   events.on("job:error", ({ job, error }) => {
     if (error instanceof JobInterruptedError) return;
     if (isDatabaseUnavailable(error)) return outage.failed(error);
