@@ -9,6 +9,7 @@ import { CancellationRegistry, JobInterruptedError } from "../server/jobs/cancel
 import { giveBackAttempts, releaseStoppedPool } from "../server/jobs/enqueue";
 import { isDatabaseUnavailable, OutageLog, PatientPool } from "../server/db/availability";
 import { QUEUE_POLL_MS, recordHeartbeat, releaseDeadWorkers, removeHeartbeats } from "../server/system/heartbeat.service";
+import { processMetrics } from "../server/metrics/process-metrics";
 import { moveFoldersUnderOrgs } from "../server/datasets/org-folders.service";
 import { toGraphileTask } from "./define-task";
 import { scheduledTasks, taskModules } from "./tasks/index";
@@ -38,8 +39,15 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
     ...Object.fromEntries(Object.entries(scheduledTasks).map(([name, make]) => [name, make({ db })])),
   };
 
+  // This worker's own figures go to Postgres for the portal's /api/metrics to show.
+  const metrics = processMetrics();
+  metrics.start({ db: () => db, role: "worker" });
+  metrics.add("gantry_worker_jobs_handed_on_total", {}, 0);
+  metrics.add("gantry_worker_jobs_ended_total", {}, 0);
   const release = async () => {
     for (const w of await releaseDeadWorkers(db, settings.WORKER_STALE_AFTER_MS)) {
+      metrics.add("gantry_worker_jobs_handed_on_total", {}, w.resumed.length);
+      metrics.add("gantry_worker_jobs_ended_total", {}, w.ended.length);
       const who = w.host ? `Worker ${w.id} (${w.host}, pid ${w.pid})` : `Worker ${w.id} (which died before its first heartbeat)`;
       log(`${who} stopped without shutting down: ${w.resumed.length} job(s) handed on${w.ended.length ? `, ${w.ended.length} ended after their worker died under them on every attempt` : ""}`);
     }
@@ -49,6 +57,7 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
     await moveFoldersUnderOrgs(db, settings, log).catch((error: Error) => log(`Could not move dataset folders under their organisations: ${error.message}`));
     await release();
   } catch (error) {
+    metrics.stop();
     await db.$disconnect().catch(() => {});
     throw error;
   }
@@ -131,6 +140,8 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
         // Its heartbeat stays, so the pool is taken for dead and its jobs handed on.
         log(`Could not hand back this worker's jobs (another worker will once this one is seen to be gone): ${(error as Error).message}`);
       }
+      metrics.stop();
+      await metrics.flush().catch(() => {});
       await db.$disconnect();
     },
   };

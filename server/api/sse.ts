@@ -1,5 +1,6 @@
 import { env } from "../env";
 import { toHttpError } from "../errors";
+import { openSseSubscriber } from "../metrics/process-metrics";
 
 // The hub hands the same event object to every subscriber: its frame is built and encoded
 // once, not once per connection (a thousand watchers of one job share each frame).
@@ -21,7 +22,12 @@ function frameOf(event: object, id: string, name: string): Uint8Array {
  * source ends (saying so with an `end` event); a failure is sent as an `error` event first.
  */
 export function sseResponse<T extends object>(request: Request, events: AsyncGenerator<T>, eventId: (e: T) => string, controller: AbortController, eventName = "job"): Response {
-  const abort = () => controller.abort();
+  // Counted from here until it ends, whichever way: the source ends, the client goes, or it fails.
+  const closeSubscriber = openSseSubscriber(eventName);
+  const abort = () => {
+    controller.abort();
+    closeSubscriber();
+  };
   request.signal.addEventListener("abort", abort, { once: true });
   let heartbeat: ReturnType<typeof setInterval> | undefined;
   let pending: Uint8Array[] = [encoder.encode("retry: 2000\n: connected\n\n")];
@@ -29,6 +35,7 @@ export function sseResponse<T extends object>(request: Request, events: AsyncGen
 
   const finish = () => {
     done = true;
+    closeSubscriber();
     clearInterval(heartbeat);
     request.signal.removeEventListener("abort", abort);
     controller.abort();
