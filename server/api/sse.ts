@@ -91,3 +91,34 @@ export function lastEventId(request: Request): number | null {
   const raw = request.headers.get("last-event-id") ?? new URL(request.url).searchParams.get("lastEventId");
   return raw && /^\d{1,15}$/.test(raw) ? Number(raw) : null;
 }
+
+/**
+ * Counts an event stream made elsewhere (tRPC's subscriptions) among the open streams until
+ * its body ends or the client goes; any other response passes through untouched.
+ */
+export function countEventStream(response: Response, stream: string): Response {
+  if (!response.body || !response.headers.get("content-type")?.startsWith("text/event-stream")) return response;
+  const closeSubscriber = openSseSubscriber(stream);
+  const reader = response.body.getReader();
+  const body = new ReadableStream<Uint8Array>(
+    {
+      async pull(out) {
+        try {
+          const { done, value } = await reader.read();
+          if (!done) return out.enqueue(value);
+          closeSubscriber();
+          out.close();
+        } catch (error) {
+          closeSubscriber();
+          out.error(error);
+        }
+      },
+      cancel(reason) {
+        closeSubscriber();
+        return reader.cancel(reason);
+      },
+    },
+    { highWaterMark: 0 },
+  );
+  return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+}

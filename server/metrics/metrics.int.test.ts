@@ -5,7 +5,7 @@ import { testDb } from "../../tests/helpers/db";
 import { addMember, createOrgWithMember } from "../../tests/helpers/factories";
 import { sessionCookie } from "../../tests/helpers/session";
 import { consumeRateLimit } from "../auth/rate-limit";
-import { sseResponse } from "../api/sse";
+import { countEventStream, sseResponse } from "../api/sse";
 import { countedBody } from "../api/upload-bytes";
 import { createApiToken } from "../auth/tokens.service";
 import { env } from "../env";
@@ -121,6 +121,15 @@ describe("metrics read from Postgres", () => {
     client.abort();
     await response.body?.cancel().catch(() => {});
     expect(streams()).toBe(open);
+
+    // tRPC's subscriptions answer with event streams of their own, counted until they end.
+    const trpcStreams = () => metrics.value("gantry_sse_subscribers", { stream: "jobs.onOrgEvents" });
+    const counted = countEventStream(new Response(new ReadableStream({ start: () => {} }), { headers: { "content-type": "text/event-stream" } }), "jobs.onOrgEvents");
+    expect(trpcStreams()).toBe(1);
+    await counted.body!.cancel();
+    expect(trpcStreams()).toBe(0);
+    countEventStream(Response.json({}), "jobs.list");
+    expect(metrics.value("gantry_sse_subscribers", { stream: "jobs.list" })).toBe(0);
 
     const rule = { name: `test_${unique()}`, what: "tests", limit: 1, windowMs: 60_000 };
     await consumeRateLimit(db, `test:${rule.name}`, rule);

@@ -19,7 +19,7 @@ export type ProcessRole = "web" | "worker";
 export const processSeries = {
   gantry_upload_bytes_total: { type: "counter", help: "Bytes received in uploads by this process, by kind: edge (agents' episodes), model (ONNX uploads), capture_frame (camera frames)." },
   gantry_rate_limit_refusals_total: { type: "counter", help: "Requests this process refused because a rate limit was reached, by limit." },
-  gantry_sse_subscribers: { type: "gauge", help: "Server-sent event streams this process holds open now, by stream (job, agent, joints, log)." },
+  gantry_sse_subscribers: { type: "gauge", help: "Server-sent event streams this process holds open now, by stream: job, agent, joints, log, or a tRPC subscription's procedure (jobs.onOrgEvents and others)." },
   gantry_worker_jobs_handed_on_total: { type: "counter", help: "Jobs this worker found held by a dead worker and handed on to run again." },
   gantry_worker_jobs_ended_total: { type: "counter", help: "Jobs this worker ended failed because the worker running them died on every attempt." },
 } as const;
