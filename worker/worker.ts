@@ -8,7 +8,7 @@ import { CANCEL_CHANNEL, cancelNotificationSchema, jobCatalog } from "../server/
 import { CancellationRegistry, JobInterruptedError } from "../server/jobs/cancellation";
 import { giveBackAttempts, releaseStoppedPool } from "../server/jobs/enqueue";
 import { isDatabaseUnavailable, OutageLog, PatientPool } from "../server/db/availability";
-import { QUEUE_POLL_MS, recordHeartbeat, releaseDeadWorkers, removeHeartbeats } from "../server/system/heartbeat.service";
+import { findEntriesTakenOver, QUEUE_POLL_MS, recordHeartbeat, releaseDeadWorkers, removeHeartbeats } from "../server/system/heartbeat.service";
 import { processMetrics } from "../server/metrics/process-metrics";
 import { moveFoldersUnderOrgs } from "../server/datasets/org-folders.service";
 import { toGraphileTask } from "./define-task";
@@ -34,8 +34,10 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
   const cancellations = new CancellationRegistry();
   // Entries whose attempt is given back: interrupted by a shutdown, or by losing the database.
   const giveBack = new Set<string>();
+  // Entries running here (entry id → Job id): a heartbeat checks they are still this worker's.
+  const running = new Map<string, string>();
   const taskList = {
-    ...Object.fromEntries(taskModules.map((m) => [m.def.name, toGraphileTask(m, { db, cancellations, giveBack })])),
+    ...Object.fromEntries(taskModules.map((m) => [m.def.name, toGraphileTask(m, { db, cancellations, giveBack, running })])),
     ...Object.fromEntries(Object.entries(scheduledTasks).map(([name, make]) => [name, make({ db })])),
   };
 
@@ -97,6 +99,14 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
     try {
       if (poolIds.size) await recordHeartbeat(db, [...poolIds]);
       outage.recovered();
+      // Not heard from within the window (a frozen process, a long outage), this worker was
+      // taken for dead and its jobs handed on: it stops running them rather than run them twice.
+      const entries = [...running.keys()];
+      for (const entryId of await findEntriesTakenOver(db, entries, [...poolIds])) {
+        const jobId = running.get(entryId);
+        if (jobId && cancellations.abandon(jobId)) log(`Job ${jobId} was handed on to another worker while this one was not heard from (for over WORKER_STALE_AFTER_MS); this worker stops running it`);
+        running.delete(entryId);
+      }
       for (const id of await giveBackAttempts(db, [...giveBack], [...poolIds])) giveBack.delete(id);
       await release();
     } catch (error) {

@@ -19,6 +19,18 @@ export async function recordHeartbeat(db: Db, poolIds: string[]): Promise<void> 
     ON CONFLICT ("id") DO UPDATE SET "lastSeen" = EXCLUDED."lastSeen"`;
 }
 
+/**
+ * Of the queue entries this worker is running, those no longer locked by its pools: it was
+ * taken for dead (not heard from within the window) and they were handed on.
+ */
+export async function findEntriesTakenOver(db: Db, entryIds: string[], poolIds: string[]): Promise<string[]> {
+  if (!entryIds.length) return [];
+  const held = await db.$queryRaw<{ id: string }[]>`
+    SELECT id::text AS "id" FROM graphile_worker._private_jobs WHERE id = ANY(${entryIds}::bigint[]) AND locked_by = ANY(${poolIds}::text[])`;
+  const stillHeld = new Set(held.map((h) => h.id));
+  return entryIds.filter((id) => !stillHeld.has(id));
+}
+
 export async function removeHeartbeats(db: Db, poolIds: string[]): Promise<void> {
   await db.workerHeartbeat.deleteMany({ where: { id: { in: poolIds } } });
 }

@@ -114,6 +114,32 @@ describe("a worker killed while it holds a job", () => {
     for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) await kill(w);
   }, 180_000);
 
+  it("stops the run of a worker that was frozen past the window once it wakes, the job going on where it was handed", async () => {
+    const { actor } = await createOrgWithMember(db, "operator");
+    await db.$executeRaw`DELETE FROM "WorkerHeartbeat"`;
+    const workers = [await startWorker(), await startWorker()];
+    const { jobId } = await startSelftest(db, { actor, input: { steps: 12, stepMs: 400 } });
+    const frozen = await holderOf(jobId, workers);
+    const seqAtFreeze = await lastSeq(jobId);
+    frozen.child.kill("SIGSTOP");
+    try {
+      await waitFor(async () => (await db.jobEvent.count({ where: { jobId, seq: { gt: seqAtFreeze }, status: "running" } })) > 0, { timeoutMs: WINDOW_MS + MARGIN_MS, what: "the job to start again on the other worker" });
+    } finally {
+      frozen.child.kill("SIGCONT");
+    }
+    await waitFor(async () => /Job .+ was handed on to another worker while this one was not heard from/.test(frozen.output()), { timeoutMs: 20_000, what: "the woken worker to stop its run" });
+    const done = await waitFor(async () => {
+      const job = await jobOf(jobId);
+      return ["succeeded", "failed", "cancelled"].includes(job.status) && job;
+    }, { timeoutMs: 30_000, what: "the job to finish" });
+    expect(done).toMatchObject({ status: "succeeded", crashes: 1 });
+    const events = await db.jobEvent.findMany({ where: { jobId }, orderBy: { seq: "asc" } });
+    expect(events.filter((e) => e.message === "Finished")).toHaveLength(1);
+    // The woken worker wrote no ending of its own, nor gave the entry back.
+    expect(events.some((e) => /Interrupted|Failed/.test(e.message))).toBe(false);
+    for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) await kill(w);
+  }, 120_000);
+
   it("hands on jobs locked by a worker that died before its first heartbeat, once the window has passed", async () => {
     const { actor } = await createOrgWithMember(db, "operator");
     await db.$executeRaw`DELETE FROM "WorkerHeartbeat"`;
