@@ -9,6 +9,7 @@ import { countEventStream, sseResponse } from "../api/sse";
 import { countedBody } from "../api/upload-bytes";
 import { createApiToken } from "../auth/tokens.service";
 import { env } from "../env";
+import { metricsFiguresSchema } from "./metrics.schemas";
 import { collectMetrics, getHealthFigures, renderMetrics } from "./metrics.service";
 import { processMetrics, ProcessMetrics, readProcessMetrics } from "./process-metrics";
 
@@ -40,6 +41,8 @@ describe("metrics read from Postgres", () => {
     await db.$executeRaw`SELECT graphile_worker.add_job(${kind}::text, '{}'::json, run_at => now() + interval '1 hour')`;
 
     const figures = await collectMetrics(db, settings);
+    // What the health page is sent is checked against its schema.
+    expect(() => metricsFiguresSchema.parse(figures)).not.toThrow();
     const ofKind = figures.jobs.filter((j) => j.kind === kind);
     expect(ofKind).toHaveLength(3);
     expect(ofKind).toEqual(expect.arrayContaining([{ kind, status: "queued", count: 1 }, { kind, status: "succeeded", count: 3 }, { kind, status: "failed", count: 1 }]));
