@@ -12,6 +12,10 @@ import { E2E_PORT } from "../playwright.config";
 // portal and worker) on a database of its own, beside a Firebase Auth emulator peer.
 
 export default async function globalSetup() {
+  // A portal already answering on the port (another checkout's test run) would be tested in
+  // place of this one: the health check below cannot tell them apart.
+  const isTaken = await fetch(`http://localhost:${E2E_PORT}/api/health`).then(() => true, () => false);
+  if (isTaken) throw new Error(`Something already answers on port ${E2E_PORT} (another test run?); stop it, or set E2E_PORT to a free port`);
   const database = await createTestDatabase("e2e");
   const firebase = await startFirebaseEmulator({ projectId: "gantry-e2e" });
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-e2e-"));

@@ -91,6 +91,7 @@ describe("parseEnv", () => {
     ["OUTBOUND_ALLOW_CIDRS", "10.0.0.0/33", /OUTBOUND_ALLOW_CIDRS: "10.0.0.0\/33" is not/],
     ["TRUSTED_PROXIES", "proxy.lab.example", /TRUSTED_PROXIES: "proxy.lab.example" is not an address or a range/],
     ["INSTANCE_ADMINS", "ops@lab.example, ops", /INSTANCE_ADMINS: "ops" is not an email address/],
+    ["METRICS_TOKEN", "short", /METRICS_TOKEN: must be at least 32 characters/],
   ])("names %s when it is %j", (name, value, message) => {
     const error = settingsError({ GANTRY_HOME: home, [name]: value });
     expect(error.message).toMatch(message);

@@ -94,6 +94,11 @@ const schema = z.object({
   SERVE_HOST: z.string().min(1).default("127.0.0.1"),
   /** Bearer token that lets a scraper read every organisation's series on the model server's /metrics; an API token sees its own organisation's only. */
   SERVE_METRICS_TOKEN: z.string().min(32, "must be at least 32 characters (openssl rand -base64 32)").optional(),
+  /**
+   * Bearer token that lets a scraper (Prometheus) read the portal's /api/metrics without a
+   * session; instance admins signed in may read it too. Unset: only they may.
+   */
+  METRICS_TOKEN: z.string().min(32, "must be at least 32 characters (openssl rand -base64 32)").optional(),
   /** Seconds between health checks of each device (checks run from a once-a-minute schedule). */
   DEVICE_HEALTH_INTERVAL: z.coerce.number().int().min(5).max(86_400).default(60),
   /** How often a running training run's host is asked for its log and state. */

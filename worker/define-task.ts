@@ -4,7 +4,7 @@ import type { Db } from "../server/db";
 import { isDatabaseUnavailable } from "../server/db/availability";
 import type { JobDef } from "../server/jobs/catalog";
 import { taskPayloadSchema } from "../server/jobs/catalog";
-import { JobInterruptedError, type CancellationRegistry } from "../server/jobs/cancellation";
+import { JobInterruptedError, JobTakenOverError, type CancellationRegistry } from "../server/jobs/cancellation";
 import { runJob, type JobHandler } from "../server/jobs/run";
 
 export interface TaskDeps {
@@ -15,6 +15,8 @@ export interface TaskDeps {
    * runs the database went away under.
    */
   giveBack?: Set<string>;
+  /** Queue entry id → Job id of the runs in progress, for the heartbeat to check they are still this worker's. */
+  running?: Map<string, string>;
 }
 
 export interface TaskModule {
@@ -30,11 +32,16 @@ export function defineTask<S extends z.ZodType>(def: JobDef<S>, handler: JobHand
 export function toGraphileTask(mod: TaskModule, deps: TaskDeps): Task {
   return async (rawPayload, helpers) => {
     const { jobId } = taskPayloadSchema.parse(rawPayload);
+    const entryId = String(helpers.job.id);
+    deps.running?.set(entryId, jobId);
     try {
       await runJob({ ...deps, def: mod.def, jobId, attempt: helpers.job.attempts, handler: mod.handler });
     } catch (error) {
-      if (error instanceof JobInterruptedError || isDatabaseUnavailable(error)) deps.giveBack?.add(String(helpers.job.id));
+      // A run taken over leaves the entry alone: it is another worker's now.
+      if (!(error instanceof JobTakenOverError) && (error instanceof JobInterruptedError || isDatabaseUnavailable(error))) deps.giveBack?.add(entryId);
       throw error;
+    } finally {
+      if (deps.running?.get(entryId) === jobId) deps.running.delete(entryId);
     }
   };
 }

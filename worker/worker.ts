@@ -8,7 +8,8 @@ import { CANCEL_CHANNEL, cancelNotificationSchema, jobCatalog } from "../server/
 import { CancellationRegistry, JobInterruptedError } from "../server/jobs/cancellation";
 import { giveBackAttempts, releaseStoppedPool } from "../server/jobs/enqueue";
 import { isDatabaseUnavailable, OutageLog, PatientPool } from "../server/db/availability";
-import { recordHeartbeat, releaseDeadWorkers, removeHeartbeats } from "../server/system/heartbeat.service";
+import { findEntriesTakenOver, QUEUE_POLL_MS, recordHeartbeat, releaseDeadWorkers, removeHeartbeats } from "../server/system/heartbeat.service";
+import { processMetrics } from "../server/metrics/process-metrics";
 import { moveFoldersUnderOrgs } from "../server/datasets/org-folders.service";
 import { toGraphileTask } from "./define-task";
 import { scheduledTasks, taskModules } from "./tasks/index";
@@ -33,14 +34,24 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
   const cancellations = new CancellationRegistry();
   // Entries whose attempt is given back: interrupted by a shutdown, or by losing the database.
   const giveBack = new Set<string>();
+  // Entries running here (entry id → Job id): a heartbeat checks they are still this worker's.
+  const running = new Map<string, string>();
   const taskList = {
-    ...Object.fromEntries(taskModules.map((m) => [m.def.name, toGraphileTask(m, { db, cancellations, giveBack })])),
+    ...Object.fromEntries(taskModules.map((m) => [m.def.name, toGraphileTask(m, { db, cancellations, giveBack, running })])),
     ...Object.fromEntries(Object.entries(scheduledTasks).map(([name, make]) => [name, make({ db })])),
   };
 
+  // This worker's own figures go to Postgres for the portal's /api/metrics to show.
+  const metrics = processMetrics();
+  metrics.start({ db: () => db, role: "worker" });
+  metrics.add("gantry_worker_jobs_handed_on_total", {}, 0);
+  metrics.add("gantry_worker_jobs_ended_total", {}, 0);
   const release = async () => {
     for (const w of await releaseDeadWorkers(db, settings.WORKER_STALE_AFTER_MS)) {
-      log(`Worker ${w.id} (${w.host}, pid ${w.pid}) stopped without shutting down: ${w.resumed.length} job(s) handed on${w.ended.length ? `, ${w.ended.length} ended after their worker died under them repeatedly` : ""}`);
+      metrics.add("gantry_worker_jobs_handed_on_total", {}, w.resumed.length);
+      metrics.add("gantry_worker_jobs_ended_total", {}, w.ended.length);
+      const who = w.host ? `Worker ${w.id} (${w.host}, pid ${w.pid})` : `Worker ${w.id} (which died before its first heartbeat)`;
+      log(`${who} stopped without shutting down: ${w.resumed.length} job(s) handed on${w.ended.length ? `, ${w.ended.length} ended after their worker died under them on every attempt` : ""}`);
     }
   };
   try {
@@ -48,6 +59,7 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
     await moveFoldersUnderOrgs(db, settings, log).catch((error: Error) => log(`Could not move dataset folders under their organisations: ${error.message}`));
     await release();
   } catch (error) {
+    metrics.stop();
     await db.$disconnect().catch(() => {});
     throw error;
   }
@@ -75,7 +87,7 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
   const onPoolError = (error: Error) => (isDatabaseUnavailable(error, { socketErrors: true }) ? outage.failed(error) : log(`[queue] PostgreSQL connection error: ${error.message}`));
   queuePool.on("error", onPoolError);
   queuePool.on("connect", (client) => client.on("error", onPoolError));
-  const runner: Runner = await run({ pgPool: queuePool, concurrency, taskList, noHandleSignals: true, pollInterval: 1000, events, logger, crontabFile: path.resolve("worker/crontab") });
+  const runner: Runner = await run({ pgPool: queuePool, concurrency, taskList, noHandleSignals: true, pollInterval: QUEUE_POLL_MS, events, logger, crontabFile: path.resolve("worker/crontab") });
   events.on("job:error", ({ job, error }) => {
     if (error instanceof JobInterruptedError) return;
     if (isDatabaseUnavailable(error)) return outage.failed(error);
@@ -87,6 +99,14 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
     try {
       if (poolIds.size) await recordHeartbeat(db, [...poolIds]);
       outage.recovered();
+      // Not heard from within the window (a frozen process, a long outage), this worker was
+      // taken for dead and its jobs handed on: it stops running them rather than run them twice.
+      const entries = [...running.keys()];
+      for (const entryId of await findEntriesTakenOver(db, entries, [...poolIds])) {
+        const jobId = running.get(entryId);
+        if (jobId && cancellations.abandon(jobId)) log(`Job ${jobId} was handed on to another worker while this one was not heard from (for over WORKER_STALE_AFTER_MS); this worker stops running it`);
+        running.delete(entryId);
+      }
       for (const id of await giveBackAttempts(db, [...giveBack], [...poolIds])) giveBack.delete(id);
       await release();
     } catch (error) {
@@ -130,6 +150,8 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
         // Its heartbeat stays, so the pool is taken for dead and its jobs handed on.
         log(`Could not hand back this worker's jobs (another worker will once this one is seen to be gone): ${(error as Error).message}`);
       }
+      metrics.stop();
+      await metrics.flush().catch(() => {});
       await db.$disconnect();
     },
   };

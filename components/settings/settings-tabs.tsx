@@ -9,6 +9,7 @@ const tabs = [
   { href: "/settings/tokens", label: "API tokens" },
   { href: "/settings/audit", label: "Audit log" },
   { href: "/settings/instance", label: "Instance" },
+  { href: "/settings/health", label: "Health" },
   { href: "/settings/account", label: "Your account" },
 ];
 

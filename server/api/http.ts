@@ -5,6 +5,7 @@ import { checkRole, type OrgActor, type Role } from "../auth/roles";
 import { resolveRequestIdentity } from "../auth/request-actor";
 import { checkCrossSite } from "./cross-site";
 import { declaredLength, readJsonBody } from "./json-body";
+import { countedBody, type UploadKind } from "./upload-bytes";
 
 /**
  * The route-handler twin of orgProcedure: who is calling, in which organisation, allowed?
@@ -50,6 +51,6 @@ export async function parseJsonBody<S extends z.ZodType>(request: Request, schem
 }
 
 /** A request's raw body (an upload), with what a service needs to bound it before reading. */
-export function rawBody(request: Request): { body: ReadableStream<Uint8Array> | null; contentType: string | null; declaredBytes: number | null } {
-  return { body: request.body, contentType: request.headers.get("content-type"), declaredBytes: declaredLength(request.headers) };
+export function rawBody(request: Request, countAs?: UploadKind): { body: ReadableStream<Uint8Array> | null; contentType: string | null; declaredBytes: number | null } {
+  return { body: countAs ? countedBody(request.body, countAs) : request.body, contentType: request.headers.get("content-type"), declaredBytes: declaredLength(request.headers) };
 }

@@ -1,5 +1,6 @@
 import { env } from "../env";
 import { toHttpError } from "../errors";
+import { openSseSubscriber } from "../metrics/process-metrics";
 
 // The hub hands the same event object to every subscriber: its frame is built and encoded
 // once, not once per connection (a thousand watchers of one job share each frame).
@@ -21,7 +22,12 @@ function frameOf(event: object, id: string, name: string): Uint8Array {
  * source ends (saying so with an `end` event); a failure is sent as an `error` event first.
  */
 export function sseResponse<T extends object>(request: Request, events: AsyncGenerator<T>, eventId: (e: T) => string, controller: AbortController, eventName = "job"): Response {
-  const abort = () => controller.abort();
+  // Counted from here until it ends, whichever way: the source ends, the client goes, or it fails.
+  const closeSubscriber = openSseSubscriber(eventName);
+  const abort = () => {
+    controller.abort();
+    closeSubscriber();
+  };
   request.signal.addEventListener("abort", abort, { once: true });
   let heartbeat: ReturnType<typeof setInterval> | undefined;
   let pending: Uint8Array[] = [encoder.encode("retry: 2000\n: connected\n\n")];
@@ -29,6 +35,7 @@ export function sseResponse<T extends object>(request: Request, events: AsyncGen
 
   const finish = () => {
     done = true;
+    closeSubscriber();
     clearInterval(heartbeat);
     request.signal.removeEventListener("abort", abort);
     controller.abort();
@@ -83,4 +90,35 @@ export function sseResponse<T extends object>(request: Request, events: AsyncGen
 export function lastEventId(request: Request): number | null {
   const raw = request.headers.get("last-event-id") ?? new URL(request.url).searchParams.get("lastEventId");
   return raw && /^\d{1,15}$/.test(raw) ? Number(raw) : null;
+}
+
+/**
+ * Counts an event stream made elsewhere (tRPC's subscriptions) among the open streams until
+ * its body ends or the client goes; any other response passes through untouched.
+ */
+export function countEventStream(response: Response, stream: string): Response {
+  if (!response.body || !response.headers.get("content-type")?.startsWith("text/event-stream")) return response;
+  const closeSubscriber = openSseSubscriber(stream);
+  const reader = response.body.getReader();
+  const body = new ReadableStream<Uint8Array>(
+    {
+      async pull(out) {
+        try {
+          const { done, value } = await reader.read();
+          if (!done) return out.enqueue(value);
+          closeSubscriber();
+          out.close();
+        } catch (error) {
+          closeSubscriber();
+          out.error(error);
+        }
+      },
+      cancel(reason) {
+        closeSubscriber();
+        return reader.cancel(reason);
+      },
+    },
+    { highWaterMark: 0 },
+  );
+  return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
 }

@@ -2,20 +2,23 @@ import type { IncomingHttpHeaders } from "node:http";
 import type { Db } from "../db";
 import { env } from "../env";
 import { AppError } from "../errors";
+import { countRateLimitRefusal } from "../metrics/process-metrics";
 import { isInCidr, parseCidr, parseIp, type Cidr } from "../security/ip-ranges";
 
 export interface RateLimitRule {
   /** What is limited, for the message: "sign-in attempts for this email". */
   what: string;
+  /** Its name in the metrics (`limit` label); without one, the key's first part. */
+  name?: string;
   limit: number;
   windowMs: number;
 }
 
 export const rateLimits = {
-  signInPerAddress: { what: "sign-in attempts from your network address", limit: 50, windowMs: 15 * 60_000 },
-  signInPerAddressAndEmail: { what: "sign-in attempts for this account from your network address", limit: 10, windowMs: 15 * 60_000 },
-  signUpPerAddress: { what: "new accounts from your network address", limit: 10, windowMs: 60 * 60_000 },
-  passwordChangePerUser: { what: "password changes", limit: 10, windowMs: 15 * 60_000 },
+  signInPerAddress: { name: "sign_in_per_address", what: "sign-in attempts from your network address", limit: 50, windowMs: 15 * 60_000 },
+  signInPerAddressAndEmail: { name: "sign_in_per_account", what: "sign-in attempts for this account from your network address", limit: 10, windowMs: 15 * 60_000 },
+  signUpPerAddress: { name: "sign_up_per_address", what: "new accounts from your network address", limit: 10, windowMs: 60 * 60_000 },
+  passwordChangePerUser: { name: "password_change_per_user", what: "password changes", limit: 10, windowMs: 15 * 60_000 },
 } satisfies Record<string, RateLimitRule>;
 
 /**
@@ -54,6 +57,7 @@ export async function clearSignInFailures(db: Db, email: string): Promise<void> 
 export async function consumeRateLimit(db: Db, key: string, rule: RateLimitRule): Promise<void> {
   const row = await countAttempt(db, key, rule.windowMs);
   if (row.count > rule.limit) {
+    countRateLimitRefusal(rule.name ?? key.split(":")[0]);
     const leftMs = row.windowStart.getTime() + rule.windowMs - Date.now();
     // Windows of seconds (a camera's frame rate) are told in seconds, longer ones in minutes.
     if (rule.windowMs < 60_000) {

@@ -31,7 +31,7 @@ export async function addFrame(
   const session = await findSession(db, actor, sessionId);
   if (session.status !== "active") throw new AppError("CONFLICT", stoppedMessage(session));
   // Counted before the body is read: a sender past the rate costs no memory.
-  await consumeRateLimit(db, `capture:frames:${session.id}`, { what: `frames for this capture session (CAPTURE_FRAMES_PER_SECOND allows ${limits.framesPerSecond} a second)`, limit: limits.framesPerSecond, windowMs: 1000 });
+  await consumeRateLimit(db, `capture:frames:${session.id}`, { name: "capture_frames", what: `frames for this capture session (CAPTURE_FRAMES_PER_SECOND allows ${limits.framesPerSecond} a second)`, limit: limits.framesPerSecond, windowMs: 1000 });
   const bytes = upload instanceof Uint8Array ? upload : await readFrameUpload(upload, limits.maxFrameBytes);
   const image = inspectImage(bytes);
   const stored = await blobs.put(Readable.from([Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)]));

@@ -27,6 +27,7 @@ export async function postJointState(
   const session = await findSession(db, actor, sessionId);
   if (session.status !== "active") throw new AppError("CONFLICT", `Capture session "${session.name}" is stopped and takes no joint angles; start it again, or create a new session`);
   await consumeRateLimit(db, `capture:joints:${session.id}`, {
+    name: "capture_joint_states",
     what: `joint states for this capture session (CAPTURE_JOINT_STATES_PER_SECOND allows ${limits.jointStatesPerSecond} a second)`,
     limit: limits.jointStatesPerSecond,
     windowMs: 1000,

@@ -12,6 +12,24 @@ export class JobInterruptedError extends Error {
   }
 }
 
+/**
+ * Why a run stopped when its worker had been taken for dead (not heard from within the
+ * window) and the job handed on to another worker: the job is that worker's now, so this run
+ * stops and writes nothing more. An interruption, so services leave their work as a crash
+ * would, for the run that took over.
+ */
+export class JobTakenOverError extends JobInterruptedError {
+  constructor() {
+    super();
+    this.message = "Stopped: its worker was taken for dead and the job handed on to another worker";
+    this.name = "JobTakenOverError";
+  }
+}
+
+export function isTakenOver(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true && signal.reason instanceof JobTakenOverError;
+}
+
 /** Whether a job's signal aborted because its worker is shutting down (not a cancel). */
 export function isInterrupted(signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true && signal.reason instanceof JobInterruptedError;
@@ -34,6 +52,13 @@ export class CancellationRegistry {
   cancel(jobId: string): boolean {
     const controller = this.running.get(jobId);
     controller?.abort(new Error("Cancelled"));
+    return controller !== undefined;
+  }
+
+  /** Stops a job handed on to another worker; returns whether it was running here. */
+  abandon(jobId: string): boolean {
+    const controller = this.running.get(jobId);
+    controller?.abort(new JobTakenOverError());
     return controller !== undefined;
   }
 

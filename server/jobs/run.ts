@@ -5,7 +5,7 @@ import type { JobDef } from "./catalog";
 import { Prisma } from "../generated/prisma/client";
 import { appendJobEvent, createProgressReporter, type ProgressReporter } from "./progress";
 import { UTC_NOW, writeJobEvent } from "./job-events.sql";
-import { isInterrupted, type CancellationRegistry } from "./cancellation";
+import { isInterrupted, isTakenOver, type CancellationRegistry } from "./cancellation";
 import { isDatabaseUnavailable } from "../db/availability";
 
 export interface JobContext {
@@ -74,12 +74,15 @@ export async function runJob<S extends z.ZodType>({ db, def, jobId, attempt, can
       signal: controller.signal,
       job: { id: jobId, orgId: job.orgId, createdById: job.createdById, attempt },
     });
+    // Another worker runs it now: its record is that run's to write.
+    if (isTakenOver(controller.signal)) throw controller.signal.reason;
     // Work that finished as its worker began to stop has finished: only a cancel undoes it.
     if (controller.signal.aborted && !isInterrupted(controller.signal)) throw controller.signal.reason ?? new Error("Cancelled");
     await finish({ result: (result ?? undefined) as object | undefined });
     await record({ ...base, message: "Finished", status: "succeeded", progress: 1 });
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
+    if (isTakenOver(controller.signal)) throw controller.signal.reason;
     if (isDatabaseUnavailable(error)) {
       // The database went away under it: not the work's failure. Said if the database is back
       // already; the worker gives the attempt back once it is, and the job goes on.

@@ -1,5 +1,6 @@
 import { errorResponse } from "@/server/errors";
 import { requireOrgActor } from "@/server/api/http";
+import { withCountedBody } from "@/server/api/upload-bytes";
 import { edgeUploadServer } from "@/server/edge/upload-server";
 
 export const dynamic = "force-dynamic";
@@ -12,7 +13,8 @@ export const dynamic = "force-dynamic";
 export async function POST(request: Request) {
   try {
     const actor = await requireOrgActor(request, "operator");
-    return await edgeUploadServer().handle(request, actor);
+    // An upload may begin with its first bytes (creation-with-upload).
+    return await edgeUploadServer().handle(withCountedBody(request, "edge"), actor);
   } catch (error) {
     return errorResponse(error);
   }

@@ -36,7 +36,7 @@ export async function POST(request: Request, { params }: { params: Promise<{ id:
     const sessionId = parseIdParam((await params).id, "capture session");
     await requireCaptureSession(db(), { actor, sessionId });
     const { t } = parseQuery(request, frameQuery, "frame upload");
-    return Response.json(await addFrame(db(), { actor, sessionId, upload: rawBody(request), t, blobs: blobStore() }), { status: 201 });
+    return Response.json(await addFrame(db(), { actor, sessionId, upload: rawBody(request, "capture_frame"), t, blobs: blobStore() }), { status: 201 });
   } catch (error) {
     return errorResponse(error);
   }

@@ -14,7 +14,7 @@ export const dynamic = "force-dynamic";
 export async function POST(request: Request) {
   try {
     const actor = await requireOrgActor(request, "operator");
-    return Response.json(await compatUploadFrame(db(), { actor, upload: rawBody(request), blobs: blobStore() }));
+    return Response.json(await compatUploadFrame(db(), { actor, upload: rawBody(request, "capture_frame"), blobs: blobStore() }));
   } catch (error) {
     return errorResponse(error);
   }

@@ -1,5 +1,6 @@
 import { AppError, errorResponse } from "@/server/errors";
 import { requireOrgActor } from "@/server/api/http";
+import { withCountedBody } from "@/server/api/upload-bytes";
 import { edgeUploadServer } from "@/server/edge/upload-server";
 
 export const dynamic = "force-dynamic";
@@ -12,7 +13,7 @@ async function handle(request: Request, { params }: Params): Promise<Response> {
     const actor = await requireOrgActor(request, "operator");
     const server = edgeUploadServer();
     if (!(await server.isOwnUpload((await params).uploadId, actor))) throw new AppError("NOT_FOUND", "No such upload in this organisation; start the upload again");
-    return await server.handle(request, actor);
+    return await server.handle(withCountedBody(request, "edge"), actor);
   } catch (error) {
     // HEAD answers carry no body; the status says it.
     return errorResponse(error);

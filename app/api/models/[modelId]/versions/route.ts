@@ -3,6 +3,7 @@ import { db } from "@/server/db";
 import { env } from "@/server/env";
 import { AppError, errorResponse } from "@/server/errors";
 import { parseIdParam, parseQuery, requireOrgActor } from "@/server/api/http";
+import { countedBody } from "@/server/api/upload-bytes";
 import { uploadQuerySchema } from "@/server/models/models.schemas";
 import { addVersionFromUpload, UploadTooLargeError } from "@/server/models/registry.service";
 import { parseTestVectorLength, splitTestVector } from "@/server/models/uploads.service";
@@ -26,7 +27,7 @@ export async function POST(request: Request, { params }: { params: Promise<{ mod
     const maxBytes = env().MODEL_MAX_UPLOAD_BYTES;
     if (Number(request.headers.get("content-length")) - (vectorLength ?? 0) > maxBytes) throw new UploadTooLargeError(maxBytes);
     if (!request.body) throw new AppError("BAD_REQUEST", "Send the ONNX file as the request body");
-    const body = Readable.fromWeb(request.body as never);
+    const body = Readable.fromWeb(countedBody(request.body, "model") as never);
     const { testVector, model } = vectorLength === null ? { testVector: undefined, model: body } : await splitTestVector(body, vectorLength);
     const version = await addVersionFromUpload(db(), { actor, modelId, body: model, blobs: blobStore(), maxBytes, ...query, testVector, signal: request.signal });
     return Response.json(version, { status: 201 });

@@ -5,6 +5,7 @@ import { db } from "@/server/db";
 import { env } from "@/server/env";
 import { AppError, errorResponse } from "@/server/errors";
 import { requireOrgActor } from "@/server/api/http";
+import { countedBody } from "@/server/api/upload-bytes";
 import { cancelUpload, getUploadStatus, putUploadChunk } from "@/server/models/uploads.service";
 import { blobStore } from "@/server/storage/blobs";
 
@@ -40,7 +41,7 @@ export async function PUT(request: Request, { params }: Params) {
   try {
     const actor = await requireOrgActor(request, "operator");
     const where = await ids(params);
-    const body = request.body ? Readable.fromWeb(request.body as never) : null;
+    const body = request.body ? Readable.fromWeb(countedBody(request.body, "model") as never) : null;
     const result = await putUploadChunk(deps(), { actor, ...where, contentRange: request.headers.get("content-range"), body, signal: request.signal });
     if (result.version) return Response.json({ ...result.status, ...result.version }, { status: 201 });
     return Response.json(result.status, { headers: rangeHeader(result.status.received) });
