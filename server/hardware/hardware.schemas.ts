@@ -200,6 +200,11 @@ export const jointSampleSchema = z.object({
   values: z.array(z.number().finite().nullable()).max(32).nullable(),
 });
 export type JointSample = z.infer<typeof jointSampleSchema>;
+/** `GET /api/agents/commands/{id}/samples`: batches of readings, then, once, how the command ended. */
+export const jointSampleEventSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("samples"), seq: z.number().int(), samples: z.array(jointSampleSchema) }),
+  z.object({ type: z.literal("ended"), seq: z.number().int(), status: z.string(), error: z.string().nullable() }),
+]);
 /** NOTIFY channel for joint samples: payload is `{commandId, samples}` JSON (Postgres caps it under 8000 bytes). */
 export const JOINT_SAMPLES_CHANNEL = "gantry_joint_samples";
 

@@ -192,6 +192,8 @@ export const runLogStreamQuery = z.object({
   attempt: z.coerce.number().int().min(1).max(10_000).optional(),
   after: z.coerce.number().int().min(-1).optional(),
 });
+/** One piece of a run's log as its stream sends it (`event: log`); the offset is its first byte's. */
+export const runLogPieceSchema = z.object({ attempt: z.number().int(), offset: z.number().int(), text: z.string() });
 export const runLogSchema = z.object({
   attempt: z.number(),
   chunks: z.array(z.object({ offset: z.number(), text: z.string() })),
