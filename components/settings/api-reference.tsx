@@ -105,7 +105,8 @@ function OperationDetails({ doc, method, path, op }: { doc: OpenApiDocument; met
   const jsonBody = body?.content["application/json"];
   return (
     <details id={op.operationId} className="group border-t border-zinc-100 first:border-t-0 dark:border-zinc-800">
-      <summary className="flex cursor-pointer list-none flex-wrap items-center gap-3 px-5 py-3 hover:bg-zinc-50 dark:hover:bg-zinc-800/40">
+      <summary className="flex cursor-pointer list-none flex-wrap items-center gap-3 px-5 py-3 hover:bg-zinc-50 dark:hover:bg-zinc-800/40 [&::-webkit-details-marker]:hidden">
+        <span aria-hidden className="text-xs text-zinc-400 transition-transform group-open:rotate-90">▶</span>
         <Badge tone={methodTone[method]} className="w-16 justify-center font-mono uppercase">{method}</Badge>
         <code className="font-mono text-sm">{path}</code>
         <span className="min-w-0 flex-1 text-sm text-zinc-500">{op.summary}</span>
@@ -181,14 +182,16 @@ export function ApiReference({ doc }: { doc: OpenApiDocument }) {
         </CardBody>
       </Card>
       {groups.map((g) => (
-        <Card key={g.name} id={slug(g.name)} aria-label={g.name}>
-          <CardHeader title={g.name} />
-          <div>
-            {g.ops.map((o) => (
-              <OperationDetails key={`${o.method} ${o.path}`} doc={doc} method={o.method} path={o.path} op={o.op} />
-            ))}
-          </div>
-        </Card>
+        <section key={g.name} id={slug(g.name)} aria-label={g.name} className="scroll-mt-6">
+          <Card>
+            <CardHeader title={g.name} />
+            <div>
+              {g.ops.map((o) => (
+                <OperationDetails key={`${o.method} ${o.path}`} doc={doc} method={o.method} path={o.path} op={o.op} />
+              ))}
+            </div>
+          </Card>
+        </section>
       ))}
     </div>
   );
