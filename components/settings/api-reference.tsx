@@ -62,6 +62,23 @@ function curl(method: string, path: string, op: Operation): string {
   return lines.join(" \\\n  ");
 }
 
+/** The document's text with its `code` spans set as code (descriptions are CommonMark in OpenAPI). */
+function Inline({ text }: { text: string }) {
+  return (
+    <>
+      {text.split("`").map((part, i) =>
+        i % 2 ? (
+          <code key={i} className="font-mono text-[0.85em]">
+            {part}
+          </code>
+        ) : (
+          part
+        ),
+      )}
+    </>
+  );
+}
+
 function Section({ title, children }: { title: string; children: ReactNode }) {
   return (
     <div>
@@ -109,12 +126,12 @@ function OperationDetails({ doc, method, path, op }: { doc: OpenApiDocument; met
         <span aria-hidden className="text-xs text-zinc-400 transition-transform group-open:rotate-90">▶</span>
         <Badge tone={methodTone[method]} className="w-16 justify-center font-mono uppercase">{method}</Badge>
         <code className="font-mono text-sm">{path}</code>
-        <span className="min-w-0 flex-1 text-sm text-zinc-500">{op.summary}</span>
+        <span className="min-w-0 flex-1 text-sm text-zinc-500"><Inline text={op.summary} /></span>
         <Badge tone={auth.kind === "none" ? "neutral" : auth.kind === "token" ? "amber" : "neutral"}>{auth.kind === "none" ? "public" : `${auth.kind === "token" ? "token · " : ""}${auth.role}+`}</Badge>
       </summary>
       <div className="space-y-4 bg-zinc-50/60 px-5 py-4 dark:bg-zinc-950/40">
-        {op.description && <p className="text-sm">{op.description}</p>}
-        <Section title="Authentication"><p className="text-sm text-zinc-600 dark:text-zinc-400">{auth.text}</p></Section>
+        {op.description && <p className="text-sm"><Inline text={op.description} /></p>}
+        <Section title="Authentication"><p className="text-sm text-zinc-600 dark:text-zinc-400"><Inline text={auth.text} /></p></Section>
         {op.parameters?.length ? (
           <Section title="Parameters">
             <FieldTable rows={op.parameters.map((p) => ({ name: p.name, where: p.in, required: p.required, type: typeOf(p.schema), description: p.description }))} />
@@ -122,7 +139,7 @@ function OperationDetails({ doc, method, path, op }: { doc: OpenApiDocument; met
         ) : null}
         {body && (
           <Section title={`Body${body.required ? "" : " (optional)"} · ${Object.keys(body.content).join(", ")}`}>
-            {body.description && <p className="mb-1 text-sm text-zinc-600 dark:text-zinc-400">{body.description}</p>}
+            {body.description && <p className="mb-1 text-sm text-zinc-600 dark:text-zinc-400"><Inline text={body.description} /></p>}
             {jsonBody && <BodyFields doc={doc} schema={jsonBody.schema} />}
             {jsonBody && (
               <details className="mt-2">
@@ -140,7 +157,7 @@ function OperationDetails({ doc, method, path, op }: { doc: OpenApiDocument; met
               return (
                 <li key={status} className="flex flex-wrap gap-2">
                   <span className={`font-mono text-xs ${status.startsWith("2") || status.startsWith("3") ? "text-emerald-700 dark:text-emerald-400" : "text-red-700 dark:text-red-400"}`}>{status}</span>
-                  <span className="text-zinc-600 dark:text-zinc-400">{r.description}</span>
+                  <span className="text-zinc-600 dark:text-zinc-400"><Inline text={r.description} /></span>
                   {type && <span className="font-mono text-xs text-zinc-500">{type}{media?.schema.$ref ? ` · ${refName(media.schema.$ref)}` : ""}{events ? ` · data: ${refName(events.$ref)}` : ""}</span>}
                 </li>
               );
