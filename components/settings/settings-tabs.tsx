@@ -7,6 +7,7 @@ import { cn } from "@/components/ui/cn";
 const tabs = [
   { href: "/settings/members", label: "Members" },
   { href: "/settings/tokens", label: "API tokens" },
+  { href: "/settings/api", label: "API reference" },
   { href: "/settings/audit", label: "Audit log" },
   { href: "/settings/instance", label: "Instance" },
   { href: "/settings/health", label: "Health" },

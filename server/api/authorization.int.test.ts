@@ -34,6 +34,7 @@ const PUBLIC_PROCEDURES: Record<string, string> = {
 const PUBLIC_ROUTES: Record<string, string> = {
   "api/auth/[...nextauth]": "next-auth's own sign-in and session endpoints",
   "api/health": "load balancers and monitors; reports no secrets",
+  "api/openapi.json": "the API reference; describes the code, nothing of the instance",
   "api/trpc/[trpc]": "the tRPC transport; every procedure is checked above",
 };
 

@@ -22,9 +22,12 @@ export async function requireOrgActor(request: Request, minRole: Role): Promise<
   return actor;
 }
 
+/** Every id in a route's path. */
+export const idParamSchema = z.uuid();
+
 /** A path segment that must be an id, or a 400 saying which one is wrong. */
 export function parseIdParam(value: string, what: string): string {
-  const parsed = z.uuid().safeParse(value);
+  const parsed = idParamSchema.safeParse(value);
   if (!parsed.success) throw new AppError("BAD_REQUEST", `The ${what} id in the URL is not a valid id`);
   return parsed.data;
 }

@@ -216,3 +216,12 @@ export type ChunkManifest = z.infer<typeof chunkManifestSchema>;
 // --- The earlier system's endpoints ---------------------------------------------------------
 
 export const compatJointAnglesInput = z.object({ joint_angles: jointAnglesSchema });
+
+/** `GET /api/captures/{id}/snapshots`: newest first, `before` a snapshot to page back. */
+export const snapshotListQuery = z.object({ limit: z.coerce.number().int().min(1).max(500).default(100), before: z.uuid().optional() });
+/** `POST /api/captures/{id}/snapshots`: the lease, and the generation it was trained on (refused when the session was reset since). */
+export const snapshotPushQuery = snapshotQuery.extend({ generation: z.coerce.number().int().min(0).optional() });
+
+/** A snapshot's file in the URL: `<snapshot id>.spz` or `<snapshot id>.ply`. */
+export const SNAPSHOT_FILE = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.(spz|ply)$/i;
+export const snapshotFileSchema = z.string().regex(SNAPSHOT_FILE, "ask for <snapshot id>.spz or <snapshot id>.ply");

@@ -75,6 +75,19 @@ export function datasetStoreDir(env: { DATASETS_DIR: string }, datasetId: string
 export const featureKeySchema = z.string().min(1).max(200);
 
 /** What the person chose (or the API was sent): feature keys as the dataset names them. */
+/** `POST /api/datasets/import?…`: the archive is the body; the query names the new dataset and, optionally, its features. */
+export const archiveImportQuery = z
+  .object({
+    repoId: repoIdSchema,
+    filename: z.string().max(300).optional(),
+    /** The features to import as the action and the state (both, or neither to have them proposed). */
+    action: featureKeySchema.optional(),
+    state: featureKeySchema.optional(),
+    /** Video features to import as cameras, comma-separated (all when left out; empty for none). */
+    cameras: z.string().max(4000).optional(),
+  })
+  .refine((q) => (q.action === undefined) === (q.state === undefined), { message: "give both action and state, or neither", path: ["action"] });
+
 export const importMappingSchema = z.object({
   action: featureKeySchema,
   state: featureKeySchema,

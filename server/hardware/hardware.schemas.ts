@@ -18,6 +18,9 @@ export const agentNameSchema = z
   .max(64, "An agent's name is at most 64 characters")
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "An agent's name is letters, digits, dots, dashes and underscores");
 
+/** `GET /api/agents/connect`: the agent's name and the version of gantry-agent it runs. */
+export const agentConnectQuery = z.object({ name: agentNameSchema, version: z.string().max(50).optional() });
+
 export const commandKindSchema = z.string().max(64).regex(/^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)*$/, "a command kind is dotted lower-case words, e.g. host.facts");
 
 const text = (max: number) => z.string().max(max);
@@ -213,6 +216,11 @@ export const jointSampleSchema = z.object({
   values: z.array(z.number().finite().nullable()).max(32).nullable(),
 });
 export type JointSample = z.infer<typeof jointSampleSchema>;
+/** `GET /api/agents/commands/{id}/samples`: batches of readings, then, once, how the command ended. */
+export const jointSampleEventSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("samples"), seq: z.number().int(), samples: z.array(jointSampleSchema) }),
+  z.object({ type: z.literal("ended"), seq: z.number().int(), status: z.string(), error: z.string().nullable() }),
+]);
 /** NOTIFY channel for joint samples: payload is `{commandId, samples}` JSON (Postgres caps it under 8000 bytes). */
 export const JOINT_SAMPLES_CHANNEL = "gantry_joint_samples";
 
@@ -365,3 +373,6 @@ export const applyCalibrationInput = z.object({
   /** Also write the offsets and limits into the motors (not just LeRobot's file). */
   writeMotors: z.boolean().default(true),
 });
+
+/** `GET /api/robots/{id}/calibration`: the current calibration, or one from the arm's history. */
+export const calibrationDownloadQuery = z.object({ calibrationId: z.uuid().optional() });

@@ -2,7 +2,7 @@ import type { Db } from "../db";
 import { AppError } from "../errors";
 import { AccessRecheck, type StreamAccessOptions } from "../auth/access-recheck";
 import type { OrgActor } from "../auth/roles";
-import { JOINT_SAMPLES_CHANNEL, jointSampleSchema, type JointSample } from "./hardware.schemas";
+import { JOINT_SAMPLES_CHANNEL, jointSampleEventSchema, jointSampleSchema, type JointSample } from "./hardware.schemas";
 import type { AgentWakeSource } from "./agent-session.service";
 import { z } from "zod";
 
@@ -13,7 +13,7 @@ import { z } from "zod";
 
 const payloadSchema = z.object({ commandId: z.uuid(), samples: z.array(jointSampleSchema) });
 
-export type JointSampleEvent = { type: "samples"; seq: number; samples: JointSample[] } | { type: "ended"; seq: number; status: string; error: string | null };
+export type JointSampleEvent = z.infer<typeof jointSampleEventSchema>;
 
 /** How many batches wait for a slow subscriber before the oldest are dropped. */
 const MAX_WAITING = 200;

@@ -155,4 +155,7 @@ export const modelSummarySchema = z.object({
 });
 export const modelDetailSchema = modelSummarySchema.omit({ latestVersion: true }).extend({ versions: z.array(modelVersionSchema) });
 
+/** A resumable upload: resume by sending from `received`. */
+export const uploadStatusSchema = z.object({ uploadId: z.string(), received: z.number().int(), total: z.number().int() });
+
 export const addVersionResultSchema = z.object({ versionId: z.uuid(), number: z.number().int(), jobId: z.uuid() });

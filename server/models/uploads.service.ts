@@ -9,7 +9,7 @@ import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
 import type { BlobSource, BlobStore } from "../storage/blob-store";
 import { sha256Schema } from "../storage/blob-store";
-import { dimsSchema, MAX_TEST_VECTOR_BYTES } from "./models.schemas";
+import { dimsSchema, MAX_TEST_VECTOR_BYTES, type uploadStatusSchema } from "./models.schemas";
 import { addVersionFromUpload, TestVectorRefusedError, UploadTooLargeError } from "./registry.service";
 import { parseTestVector } from "./test-vector";
 
@@ -44,11 +44,7 @@ export interface UploadDeps {
   maxBytes: number;
 }
 
-export interface UploadStatus {
-  uploadId: string;
-  received: number;
-  total: number;
-}
+export type UploadStatus = z.infer<typeof uploadStatusSchema>;
 
 const sessionDir = (root: string, uploadId: string) => path.join(root, z.uuid().parse(uploadId));
 

@@ -2,18 +2,15 @@ import type { Db } from "../db";
 import { AppError } from "../errors";
 import type { RealtimeHub } from "../jobs/realtime";
 import { RUN_LOG_CHANNEL } from "./run-log";
-import { FINAL_STATUSES } from "./training.schemas";
+import type { z } from "zod";
+import { FINAL_STATUSES, type runLogPieceSchema } from "./training.schemas";
 
 // A run's log as a stream: the pieces stored after a byte offset, replayed from the database,
 // then each new piece as the worker commits it (a NOTIFY names the run; the follower reads the
 // database, so a missed notification costs a delay, never a line). Ends once the run has ended
 // and everything it stored was sent.
 
-export interface LogPiece {
-  attempt: number;
-  offset: number;
-  text: string;
-}
+export type LogPiece = z.infer<typeof runLogPieceSchema>;
 
 const PAGE = 200;
 /** Without a notification (a reconnecting LISTEN), the database is read again this often. */

@@ -187,6 +187,13 @@ export const runDetailSchema = runSummarySchema.extend({
 export const pullCheckpointInput = z.object({ runId: z.uuid(), step: z.number().int().min(1).max(1e12) });
 
 export const runLogInput = z.object({ runId: z.uuid(), attempt: z.number().int().min(1).optional(), after: z.number().int().min(-1).default(-1), limit: z.number().int().min(1).max(2000).default(500) });
+/** `GET /api/training/runs/{id}/log`: one attempt's log (the latest when left out), after a byte offset. */
+export const runLogStreamQuery = z.object({
+  attempt: z.coerce.number().int().min(1).max(10_000).optional(),
+  after: z.coerce.number().int().min(-1).optional(),
+});
+/** One piece of a run's log as its stream sends it (`event: log`); the offset is its first byte's. */
+export const runLogPieceSchema = z.object({ attempt: z.number().int(), offset: z.number().int(), text: z.string() });
 export const runLogSchema = z.object({
   attempt: z.number(),
   chunks: z.array(z.object({ offset: z.number(), text: z.string() })),

@@ -1,4 +1,3 @@
-import { z } from "zod";
 import { db } from "@/server/db";
 import { env } from "@/server/env";
 import { errorResponse } from "@/server/errors";
@@ -7,11 +6,9 @@ import { sseResponse } from "@/server/api/sse";
 import { streamAccessCheck } from "@/server/auth/request-actor";
 import { realtimeHub } from "@/server/jobs/hub";
 import { agentStreamEvents, openAgentSession } from "@/server/hardware/agent-session.service";
-import { agentNameSchema } from "@/server/hardware/hardware.schemas";
+import { agentConnectQuery } from "@/server/hardware/hardware.schemas";
 
 export const dynamic = "force-dynamic";
-
-const querySchema = z.object({ name: agentNameSchema, version: z.string().max(50).optional() });
 
 /**
  * An agent's command stream (server-sent events): `gantry-agent connect` holds it open and
@@ -21,7 +18,7 @@ const querySchema = z.object({ name: agentNameSchema, version: z.string().max(50
 export async function GET(request: Request) {
   try {
     const actor = await requireOrgActor(request, "operator");
-    const query = parseQuery(request, querySchema, "agent connection");
+    const query = parseQuery(request, agentConnectQuery, "agent connection");
     const session = await openAgentSession(db(), { actor, name: query.name, version: query.version ?? null });
     const controller = new AbortController();
     await realtimeHub().ensureConnected();

@@ -1,25 +1,12 @@
 import { Readable } from "node:stream";
-import { z } from "zod";
 import { db } from "@/server/db";
 import { env } from "@/server/env";
 import { errorResponse } from "@/server/errors";
 import { parseQuery, requireOrgActor } from "@/server/api/http";
-import { featureKeySchema, repoIdSchema } from "@/server/datasets/datasets.schemas";
+import { archiveImportQuery } from "@/server/datasets/datasets.schemas";
 import { importArchiveUpload } from "@/server/datasets/upload-import.service";
 
 export const dynamic = "force-dynamic";
-
-const querySchema = z
-  .object({
-    repoId: repoIdSchema,
-    filename: z.string().max(300).optional(),
-    /** The features to import as the action and the state (both, or neither to have them proposed). */
-    action: featureKeySchema.optional(),
-    state: featureKeySchema.optional(),
-    /** Video features to import as cameras, comma-separated (all when left out; empty for none). */
-    cameras: z.string().max(4000).optional(),
-  })
-  .refine((q) => (q.action === undefined) === (q.state === undefined), { message: "give both action and state, or neither", path: ["action"] });
 
 /**
  * Imports a LeRobot v2.1 or v3.0 dataset sent as a .tar.gz or .zip (the raw request body).
@@ -31,7 +18,7 @@ const querySchema = z
 export async function POST(request: Request) {
   try {
     const actor = await requireOrgActor(request, "operator");
-    const query = parseQuery(request, querySchema, "import");
+    const query = parseQuery(request, archiveImportQuery, "import");
     const mapping = query.action && query.state ? { action: query.action, state: query.state, ...(query.cameras !== undefined ? { cameras: query.cameras.split(",").map((c) => c.trim()).filter(Boolean) } : {}) } : undefined;
     const declared = request.headers.get("content-length");
     const outcome = await importArchiveUpload(db(), {

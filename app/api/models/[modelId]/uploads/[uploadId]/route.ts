@@ -1,10 +1,9 @@
 import path from "node:path";
 import { Readable } from "node:stream";
-import { z } from "zod";
 import { db } from "@/server/db";
 import { env } from "@/server/env";
-import { AppError, errorResponse } from "@/server/errors";
-import { requireOrgActor } from "@/server/api/http";
+import { errorResponse } from "@/server/errors";
+import { parseIdParam, requireOrgActor } from "@/server/api/http";
 import { countedBody } from "@/server/api/upload-bytes";
 import { cancelUpload, getUploadStatus, putUploadChunk } from "@/server/models/uploads.service";
 import { blobStore } from "@/server/storage/blobs";
@@ -17,9 +16,7 @@ const deps = () => ({ db: db(), blobs: blobStore(), root: path.join(env().GANTRY
 
 async function ids(params: Params["params"]) {
   const p = await params;
-  const modelId = z.uuid().safeParse(p.modelId);
-  if (!modelId.success) throw new AppError("BAD_REQUEST", "The model id in the URL is not a valid id");
-  return { modelId: modelId.data, uploadId: p.uploadId };
+  return { modelId: parseIdParam(p.modelId, "model"), uploadId: p.uploadId };
 }
 
 /** How much has arrived: resume by sending from `received`. */

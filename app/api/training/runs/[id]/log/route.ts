@@ -1,4 +1,3 @@
-import { z } from "zod";
 import { db } from "@/server/db";
 import { errorResponse } from "@/server/errors";
 import { parseIdParam, parseQuery, requireOrgActor } from "@/server/api/http";
@@ -6,13 +5,9 @@ import { lastEventId, sseResponse } from "@/server/api/sse";
 import { streamAccessCheck } from "@/server/auth/request-actor";
 import { realtimeHub } from "@/server/jobs/hub";
 import { openRunLogStream } from "@/server/training/log-stream";
+import { runLogStreamQuery } from "@/server/training/training.schemas";
 
 export const dynamic = "force-dynamic";
-
-const query = z.object({
-  attempt: z.coerce.number().int().min(1).max(10_000).optional(),
-  after: z.coerce.number().int().min(-1).optional(),
-});
 
 /**
  * A training run's log as server-sent events (`event: log`, data `{attempt, offset, text}`),
@@ -23,7 +18,7 @@ export async function GET(request: Request, { params }: { params: Promise<{ id: 
   try {
     const actor = await requireOrgActor(request, "viewer");
     const runId = parseIdParam((await params).id, "training run");
-    const q = parseQuery(request, query, "log stream");
+    const q = parseQuery(request, runLogStreamQuery, "log stream");
     const controller = new AbortController();
     const pieces = await openRunLogStream({ db: db(), hub: realtimeHub(), orgId: actor.orgId, runId, attempt: q.attempt, after: lastEventId(request) ?? q.after ?? -1, signal: controller.signal, ...streamAccessCheck(db(), realtimeHub(), actor) });
     return sseResponse(request, pieces, (p) => String(p.offset), controller, "log");
