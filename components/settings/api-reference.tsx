@@ -16,7 +16,7 @@ interface Operation {
   parameters?: Parameter[];
   requestBody?: { required: boolean; description?: string; content: Record<string, { schema: Schema }> };
   responses: Record<string, { description: string; content?: Record<string, { schema: Schema; "x-gantry-event-data"?: Schema }> }>;
-  "x-gantry-auth": { kind: "none" | "member" | "token"; role?: string; text: string };
+  "x-gantry-auth": { kind: "none" | "member" | "token" | "instance"; role?: string; text: string };
   "x-gantry-example": { params?: Record<string, string>; query?: Record<string, string>; headers?: Record<string, string>; body?: unknown };
 }
 export interface OpenApiDocument {
@@ -127,7 +127,7 @@ function OperationDetails({ doc, method, path, op }: { doc: OpenApiDocument; met
         <Badge tone={methodTone[method]} className="w-16 justify-center font-mono uppercase">{method}</Badge>
         <code className="font-mono text-sm">{path}</code>
         <span className="min-w-0 flex-1 text-sm text-zinc-500"><Inline text={op.summary} /></span>
-        <Badge tone={auth.kind === "none" ? "neutral" : auth.kind === "token" ? "amber" : "neutral"}>{auth.kind === "none" ? "public" : `${auth.kind === "token" ? "token · " : ""}${auth.role}+`}</Badge>
+        <Badge tone={auth.kind === "none" ? "neutral" : auth.kind === "token" ? "amber" : "neutral"}>{auth.kind === "none" ? "public" : auth.kind === "instance" ? "instance admin · metrics token" : `${auth.kind === "token" ? "token · " : ""}${auth.role}+`}</Badge>
       </summary>
       <div className="space-y-4 bg-zinc-50/60 px-5 py-4 dark:bg-zinc-950/40">
         {op.description && <p className="text-sm"><Inline text={op.description} /></p>}

@@ -24,6 +24,7 @@ const authText = {
   none: "No credentials.",
   member: (role: string) => `A member with the ${role} role or higher: the session cookie, or an API token (\`Authorization: Bearer <token>\`).`,
   token: (role: string) => `An API token (\`Authorization: Bearer <token>\`) of a member with the ${role} role or higher; without one this path is a portal page.`,
+  instance: "The instance's operators: METRICS_TOKEN as `Authorization: Bearer <token>`, or an instance admin (INSTANCE_ADMINS) by session cookie or API token.",
 };
 
 class Components {
@@ -77,7 +78,7 @@ function operation(route: ApiRoute, components: Components): JsonSchema {
     ...(route.description ? { description: route.description } : {}),
     tags: [areas[route.area]],
     security: route.auth.kind === "none" ? [] : route.auth.kind === "token" ? [{ apiToken: [] }] : [{ sessionCookie: [] }, { apiToken: [] }],
-    "x-gantry-auth": route.auth.kind === "none" ? { kind: "none", text: authText.none } : { ...route.auth, text: authText[route.auth.kind](route.auth.role) },
+    "x-gantry-auth": route.auth.kind === "none" || route.auth.kind === "instance" ? { kind: route.auth.kind, text: authText[route.auth.kind] } : { ...route.auth, text: authText[route.auth.kind](route.auth.role) },
     "x-gantry-handler": `app/${route.handler}/route.ts`,
     "x-gantry-example": route.example,
     ...(parameters.length ? { parameters } : {}),

@@ -13,9 +13,10 @@ export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD";
  * Who may call: nobody in particular, a member signed in by the session cookie or by an API
  * token, or only an API token (an endpoint the rewrite gives its earlier meaning only when
  * the request carries one). The agent, capture trainers and scripts all send an API token;
- * its scopes may lower the role of the person who made it.
+ * its scopes may lower the role of the person who made it. `instance`: the instance's operators —
+ * METRICS_TOKEN, or an instance admin (signed in or with an API token).
  */
-export type Auth = { kind: "none" } | { kind: "member"; role: Role } | { kind: "token"; role: Role };
+export type Auth = { kind: "none" } | { kind: "member"; role: Role } | { kind: "token"; role: Role } | { kind: "instance" };
 
 /** The areas the reference groups routes in, in its order. */
 export const areas = {
