@@ -2,7 +2,7 @@ import crypto from "node:crypto";
 import { Readable } from "node:stream";
 import { CreateBucketCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startSwift, swiftSkipReason, type TestS3 } from "../../tests/helpers/s3-swift";
+import { sharedSwift, swiftSkipReason, type TestS3 } from "../../tests/helpers/s3-swift";
 import { parseEnv } from "../env";
 import { createS3BlobStore, PART_BYTES, type S3BlobStore } from "./s3-blob-store";
 import { s3StoreFromSettings } from "./blobs";
@@ -43,7 +43,7 @@ const leftovers = async () => {
 
 beforeAll(async () => {
   if (skip) return;
-  s3 = await startSwift();
+  s3 = await sharedSwift();
   raw = new S3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey }, requestChecksumCalculation: "WHEN_REQUIRED", responseChecksumValidation: "WHEN_REQUIRED" });
   await raw.send(new CreateBucketCommand({ Bucket: bucket }));
   store = createS3BlobStore({ endpoint: s3.endpoint, bucket, region: s3.region, forcePathStyle: true, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, prefix });
