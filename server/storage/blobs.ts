@@ -1,3 +1,4 @@
+import { db } from "../db";
 import { env, type Env } from "../env";
 import type { BlobStore } from "./blob-store";
 import { createLocalBlobStore } from "./local-blob-store";
@@ -16,7 +17,7 @@ export function s3StoreFromSettings(e: Env): S3BlobStore | null {
     accessKeyId: e.S3_ACCESS_KEY_ID!,
     secretAccessKey: e.S3_SECRET_ACCESS_KEY!,
     prefix: e.S3_PREFIX,
-  });
+  }, { db });
 }
 
 /** The process-wide blob store: a directory under BLOB_DIR, or the S3 bucket of BLOB_STORE=s3. */
