@@ -64,10 +64,13 @@ export interface S3StoreOptions {
   db?: () => Db;
   /** How long a put holds its upload's record without renewing it (a dead holder's record is free after this). */
   leaseMs?: number;
+  /**
+   * A blob written or kept longer ago than this is copied onto itself when a writer finds it, so
+   * its age restarts for the sweep (whose grace window must be well beyond it). Default 10 minutes.
+   */
+  refreshAfterMs?: number;
 }
 
-/** A blob kept or written this long ago is refreshed when a writer finds it, so its age restarts for the sweep. */
-const REFRESH_AFTER_MS = 10 * 60_000;
 /** The first key of the advisory locks on blob names in this store. */
 const LOCK_SPACE = 7_351_018;
 
@@ -86,7 +89,7 @@ function serviceMessage(error: unknown): string {
   return (error as Error)?.message ?? String(error);
 }
 
-export function createS3BlobStore(settings: S3Settings, { db: openDb, leaseMs = 30_000 }: S3StoreOptions = {}): S3BlobStore {
+export function createS3BlobStore(settings: S3Settings, { db: openDb, leaseMs = 30_000, refreshAfterMs = 10 * 60_000 }: S3StoreOptions = {}): S3BlobStore {
   let opened: Db | undefined;
   const db = openDb && (() => (opened ??= openDb()));
   const client = new S3Client({
@@ -132,7 +135,7 @@ export function createS3BlobStore(settings: S3Settings, { db: openDb, leaseMs = 
     return underLock(digest, async () => {
       const found = await headFull(digest);
       if (!found) return false;
-      if (Date.now() - found.modifiedAt.getTime() < REFRESH_AFTER_MS) return true;
+      if (Date.now() - found.modifiedAt.getTime() < refreshAfterMs) return true;
       if (found.bytes > MAX_COPY_BYTES) return true; // beyond one CopyObject: never stored here (put refuses it)
       try {
         await client.send(new CopyObjectCommand({ Bucket, Key: keyOf(digest), CopySource: `${Bucket}/${encodeURI(keyOf(digest))}`, MetadataDirective: "REPLACE" }));
