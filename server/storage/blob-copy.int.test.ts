@@ -63,7 +63,7 @@ describe.skipIf(!!skip)(`Copying blobs between the folder and a bucket${skip ? `
     const source = tempDir();
     const folder = createLocalBlobStore({ root: source });
     const contents = [noiseBytes(PART_BYTES + 4321, 9), ...[1, 2, 3, 4].map((i) => Buffer.from(`blob ${i} ${crypto.randomUUID()}`)), Buffer.alloc(0)];
-    const digests = [];
+    const digests: string[] = [];
     for (const c of contents) digests.push((await folder.put([c] as unknown as AsyncIterable<Uint8Array>)).sha256);
     // One is in the bucket already.
     await bucketStore.put([contents[1]] as unknown as AsyncIterable<Uint8Array>);

@@ -69,6 +69,11 @@ export interface BlobStore {
   /** What writers left behind that nothing has touched since `before`. */
   listLeftovers(before: Date): AsyncIterable<Leftover>;
   removeLeftover(leftover: Leftover): Promise<void>;
+  /**
+   * Present when the store can hand out links: a URL that lets whoever holds it download the
+   * blob (ranges too) straight from the store, until it expires.
+   */
+  presignedUrl?(sha256: string, options: { expiresInS: number; fileName?: string }): Promise<string>;
 }
 
 /** Checks a caller-supplied digest before it is used in any path or key. */

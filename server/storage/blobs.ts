@@ -23,6 +23,7 @@ export function s3StoreOf(e: Env): S3BlobStore | null {
     accessKeyId: e.S3_ACCESS_KEY_ID!,
     secretAccessKey: e.S3_SECRET_ACCESS_KEY!,
     prefix: e.S3_PREFIX,
+    publicEndpoint: e.S3_PUBLIC_ENDPOINT,
   }, { db: e.DATABASE_URL ? db : undefined });
 }
 

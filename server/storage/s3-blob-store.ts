@@ -57,6 +57,8 @@ export interface S3Settings {
   secretAccessKey: string;
   /** Key prefix inside the bucket, e.g. "gantry/"; empty for the bucket's root. */
   prefix?: string;
+  /** The address downloaders reach the bucket at, when not `endpoint`: presigned links name it. */
+  publicEndpoint?: string;
 }
 
 export interface S3StoreOptions {
@@ -100,6 +102,12 @@ export function createS3BlobStore(settings: S3Settings, { db: openDb, leaseMs = 
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
   });
+  // Signing a link makes no request, so its client may name an address only downloaders use.
+  let linkClient: S3Client | undefined;
+  const linkSigner = () =>
+    settings.publicEndpoint
+      ? (linkClient ??= new S3Client({ endpoint: settings.publicEndpoint, region: settings.region, forcePathStyle: settings.forcePathStyle, credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey } }))
+      : client;
   const Bucket = settings.bucket;
   const prefix = settings.prefix ?? "";
   const keyOf = (sha256: string) => `${prefix}sha256/${sha256.slice(0, 2)}/${sha256.slice(2, 4)}/${sha256}`;
@@ -410,7 +418,8 @@ export function createS3BlobStore(settings: S3Settings, { db: openDb, leaseMs = 
     async presignedUrl(sha256, { expiresInS, fileName }) {
       const digest = parseSha256(sha256);
       const disposition = fileName ? `attachment; filename="${fileName.replace(/["\\\r\n]/g, "_")}"` : undefined;
-      return getSignedUrl(client, new GetObjectCommand({ Bucket, Key: keyOf(digest), ResponseContentDisposition: disposition }), { expiresIn: expiresInS });
+      // Served as bytes to save, whatever they look like: the bucket never renders a blob as a page.
+      return getSignedUrl(linkSigner(), new GetObjectCommand({ Bucket, Key: keyOf(digest), ResponseContentDisposition: disposition, ResponseContentType: "application/octet-stream" }), { expiresIn: expiresInS });
     },
     async check() {
       const url = new URL(settings.endpoint);
