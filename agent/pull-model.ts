@@ -107,7 +107,7 @@ class RetryableError extends AgentError {
 
 async function fetchRange(config: Pick<AgentConfig, "portal" | "token">, f: { path: string; url: string; bytes: number }, part: string, from: number, { signal, onBytes }: { signal?: AbortSignal; onBytes: (n: number) => void }): Promise<number> {
   let response: Response;
-  const range = from > 0 ? { range: `bytes=${from}-` } : {};
+  const range: Record<string, string> = from > 0 ? { range: `bytes=${from}-` } : {};
   let isRedirected = false;
   try {
     const url = portalUrl(config, f.url.replace(/^\//, ""));
