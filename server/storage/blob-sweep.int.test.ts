@@ -18,7 +18,8 @@ import { createS3BlobStore } from "./s3-blob-store";
 // a writer finds already stored while the sweep is deciding about it. Leftovers of crashed
 // writers go once old enough. A dry run lists the same things, with sizes, and removes nothing.
 
-const GRACE_MS = 2500;
+// Long enough that the sweeps right after a write finish inside it on a busy machine.
+const GRACE_MS = 4000;
 const sha = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const bytesOf = (label: string) => Buffer.from(`${label} ${crypto.randomUUID()}`);
