@@ -168,7 +168,9 @@ export function createS3BlobStore(settings: S3Settings, { db: openDb, leaseMs = 
     if (claimed && "heldForMs" in claimed) {
       // A process that died holding it (a restart) lets go when its lease runs out: wait that
       // long once. Held still after that, it is alive and renewing: this put goes its own way.
-      await sleep(Math.min(claimed.heldForMs + 250, 5 * 60_000), undefined, { signal });
+      await sleep(Math.min(claimed.heldForMs + 250, 5 * 60_000), undefined, { signal }).catch((error) => {
+        throw signal?.aborted ? signal.reason : error;
+      });
       claimed = await recorded.claim(expected);
       if (claimed && "heldForMs" in claimed) return "busy";
     }
