@@ -107,13 +107,29 @@ class RetryableError extends AgentError {
 
 async function fetchRange(config: Pick<AgentConfig, "portal" | "token">, f: { path: string; url: string; bytes: number }, part: string, from: number, { signal, onBytes }: { signal?: AbortSignal; onBytes: (n: number) => void }): Promise<number> {
   let response: Response;
+  const range: Record<string, string> = from > 0 ? { range: `bytes=${from}-` } : {};
+  let isRedirected = false;
   try {
-    response = await fetch(portalUrl(config, f.url.replace(/^\//, "")), { headers: { authorization: `Bearer ${config.token}`, ...(from > 0 ? { range: `bytes=${from}-` } : {}) }, signal });
+    const url = portalUrl(config, f.url.replace(/^\//, ""));
+    // A large file may come from the portal's object storage: the portal answers with a redirect
+    // to a short-lived link, which is followed without the agent's token (it is the portal's alone).
+    response = await fetch(url, { headers: { authorization: `Bearer ${config.token}`, ...range }, redirect: "manual", signal });
+    const location = response.headers.get("location");
+    if (response.status >= 300 && response.status < 400 && location) {
+      await response.body?.cancel();
+      const target = new URL(location, url);
+      if (target.protocol !== "https:" && target.protocol !== "http:") throw new AgentError(`The portal sent ${f.path} to an address this agent does not fetch from (${target.protocol})`);
+      isRedirected = true;
+      response = await fetch(target, { headers: target.origin === new URL(url).origin ? { authorization: `Bearer ${config.token}`, ...range } : range, signal });
+    }
   } catch (error) {
+    if (error instanceof AgentError) throw error;
     const cause = (error as { cause?: { code?: string; message?: string } }).cause;
     throw new RetryableError(`cannot reach the portal at ${config.portal}: ${cause?.code ?? cause?.message ?? (error as Error).message}`);
   }
   if (response.status >= 500) throw new RetryableError(`the portal answered HTTP ${response.status}`);
+  // A link that expired before the download began: the next attempt asks the portal for a new one.
+  if (isRedirected && response.status === 403) throw new RetryableError(`the download link for ${f.path} was refused (expired?)`);
   if (!response.ok) {
     const text = await response.text().catch(() => "");
     let message = text.slice(0, 300);

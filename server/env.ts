@@ -72,6 +72,22 @@ const schema = z.object({
   S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   /** A folder inside the bucket for this instance's objects, e.g. "gantry/". */
   S3_PREFIX: z.string().regex(/^([A-Za-z0-9._-]+\/)*$/, "must be empty or folder names each ending in /").default(""),
+  /**
+   * Blob downloads at least this large are answered with a redirect to a presigned URL of the
+   * bucket (BLOB_STORE=s3), so the bytes do not pass through the portal.
+   */
+  S3_PRESIGN_MIN_BYTES: z.coerce.number().int().min(0).default(16 * 1024 * 1024),
+  /** How long a presigned download link works, in seconds: long enough to start the download, no longer. */
+  S3_PRESIGN_TTL_S: z.coerce.number().int().min(1).max(3600).default(300),
+  /**
+   * The bucket's address as downloaders reach it, when it differs from S3_ENDPOINT (which the
+   * portal uses); presigned links name this host.
+   */
+  S3_PUBLIC_ENDPOINT: z.url().optional(),
+  /** The sweep never takes a blob written or kept more recently than this (a writer inserts its row after storing). */
+  BLOB_SWEEP_GRACE_S: z.coerce.number().int().min(1800).default(6 * 3600),
+  /** Temporary files and unfinished uploads untouched for this long are the sweep's. */
+  BLOB_LEFTOVER_AGE_S: z.coerce.number().int().min(3600).default(24 * 3600),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   WORKER_HEARTBEAT_MS: z.coerce.number().int().min(200).default(5000),
   WORKER_STALE_AFTER_MS: z.coerce.number().int().min(1000).default(30000),

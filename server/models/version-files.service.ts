@@ -24,16 +24,30 @@ export async function versionManifest(db: Db, { orgId, versionId }: { orgId: str
   return { modelId: v.modelId, model: v.model.name, versionId: v.id, number: v.number, kind: v.kind, status: v.status, files };
 }
 
-/** One file of a version, by its relative path, with its size, ready to stream (whole or a range). */
+/** When a download goes straight to the store: files of at least `minBytes`, by links that work for `expiresInS`. */
+export interface DirectDownloads {
+  minBytes: number;
+  expiresInS: number;
+}
+
+/**
+ * One file of a version, by its relative path, with its size, ready to stream (whole or a range),
+ * or — when the store hands out links and the file is large — a short-lived link to it there.
+ */
 export async function openVersionFile(
   db: Db,
   blobs: BlobStore,
   { orgId, versionId, filePath }: { orgId: string; versionId: string; filePath: string },
-): Promise<{ file: z.infer<typeof versionFileSchema>; read: (range?: { start: number; end: number }) => Promise<Readable> }> {
+): Promise<{ file: z.infer<typeof versionFileSchema>; read: (range?: { start: number; end: number }) => Promise<Readable>; directLink: (direct: DirectDownloads) => Promise<string | null> }> {
   const manifest = await versionManifest(db, { orgId, versionId });
   const file = manifest.files.find((f) => f.path === filePath);
   if (!file) throw new AppError("NOT_FOUND", `${manifest.model} v${manifest.number} has no file ${JSON.stringify(filePath.slice(0, 200))}; its files are ${manifest.files.map((f) => f.path).join(", ")}`);
   const stat = await blobs.stat(file.sha256);
   if (!stat) throw new AppError("NOT_FOUND", `The stored bytes of ${file.path} are missing from the blob store`);
-  return { file: { ...file, bytes: stat.bytes }, read: (range) => blobs.get(file.sha256, range) };
+  const fileName = file.path.split("/").pop()!;
+  return {
+    file: { ...file, bytes: stat.bytes },
+    read: (range) => blobs.get(file.sha256, range),
+    directLink: async ({ minBytes, expiresInS }) => (blobs.presignedUrl && stat.bytes >= minBytes ? blobs.presignedUrl(file.sha256, { expiresInS, fileName }) : null),
+  };
 }

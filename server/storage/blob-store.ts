@@ -28,6 +28,24 @@ export interface PutOptions {
 
 export type BlobSource = Readable | AsyncIterable<Uint8Array>;
 
+/** A stored blob as a listing sees it; `modifiedAt` is when it was last written or kept. */
+export interface ListedBlob {
+  sha256: string;
+  bytes: number;
+  modifiedAt: Date;
+}
+
+/** Something a writer left behind: a temporary file or object, or an unfinished multipart upload. */
+export interface Leftover {
+  /** The file, key or upload, as a person reads it. */
+  name: string;
+  what: "temporary file" | "temporary object" | "unfinished upload";
+  bytes: number;
+  modifiedAt: Date;
+  /** For an unfinished upload: its upload id and key, and its record's id when it has one. */
+  upload?: { uploadId: string; key: string; recordId?: string };
+}
+
 export interface BlobStore {
   /** Streams a source in and stores it under its sha256; storing content already present is a no-op. */
   put(source: BlobSource, options?: PutOptions): Promise<StoredBlob>;
@@ -38,6 +56,24 @@ export interface BlobStore {
   get(sha256: string, range?: ByteRange): Promise<Readable>;
   /** Removes a blob; removing one that is absent is not an error. */
   delete(sha256: string): Promise<void>;
+  /**
+   * Whether the store holds the blob; if so it counts as just written, so a sweep leaves it alone
+   * for its grace window. A caller about to record a row naming a blob it did not put calls this,
+   * not `has`.
+   */
+  keep(sha256: string): Promise<boolean>;
+  /** Every stored blob, in no particular order. */
+  list(): AsyncIterable<ListedBlob>;
+  /** The sweep's delete: removes the blob unless it was written or kept at or after `before`; true when removed. */
+  deleteIfIdleSince(sha256: string, before: Date): Promise<boolean>;
+  /** What writers left behind that nothing has touched since `before`. */
+  listLeftovers(before: Date): AsyncIterable<Leftover>;
+  removeLeftover(leftover: Leftover): Promise<void>;
+  /**
+   * Present when the store can hand out links: a URL that lets whoever holds it download the
+   * blob (ranges too) straight from the store, until it expires.
+   */
+  presignedUrl?(sha256: string, options: { expiresInS: number; fileName?: string }): Promise<string>;
 }
 
 /** Checks a caller-supplied digest before it is used in any path or key. */

@@ -1,3 +1,4 @@
+import { db } from "../db";
 import { env, type Env } from "../env";
 import type { BlobStore } from "./blob-store";
 import { createLocalBlobStore } from "./local-blob-store";
@@ -8,6 +9,12 @@ let store: BlobStore | undefined;
 /** The S3 store the settings describe, or null when blobs are kept in a folder. */
 export function s3StoreFromSettings(e: Env): S3BlobStore | null {
   if (e.BLOB_STORE !== "s3") return null;
+  return s3StoreOf(e);
+}
+
+/** The bucket the S3_* settings name, whichever store is in use (for copying between them); null without them. */
+export function s3StoreOf(e: Env): S3BlobStore | null {
+  if (!(e.S3_ENDPOINT && e.S3_BUCKET && e.S3_ACCESS_KEY_ID && e.S3_SECRET_ACCESS_KEY)) return null;
   return createS3BlobStore({
     endpoint: e.S3_ENDPOINT!,
     bucket: e.S3_BUCKET!,
@@ -16,7 +23,8 @@ export function s3StoreFromSettings(e: Env): S3BlobStore | null {
     accessKeyId: e.S3_ACCESS_KEY_ID!,
     secretAccessKey: e.S3_SECRET_ACCESS_KEY!,
     prefix: e.S3_PREFIX,
-  });
+    publicEndpoint: e.S3_PUBLIC_ENDPOINT,
+  }, { db: e.DATABASE_URL ? db : undefined });
 }
 
 /** The process-wide blob store: a directory under BLOB_DIR, or the S3 bucket of BLOB_STORE=s3. */

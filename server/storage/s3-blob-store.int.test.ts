@@ -2,10 +2,11 @@ import crypto from "node:crypto";
 import { Readable } from "node:stream";
 import { CreateBucketCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startSwift, swiftSkipReason, type TestS3 } from "../../tests/helpers/s3-swift";
+import { sharedSwift, swiftSkipReason, type TestS3 } from "../../tests/helpers/s3-swift";
 import { parseEnv } from "../env";
 import { createS3BlobStore, PART_BYTES, type S3BlobStore } from "./s3-blob-store";
 import { s3StoreFromSettings } from "./blobs";
+import { createS3Client } from "./s3-client";
 
 // The S3 blob store against a real S3 server (Swift's gateway, which differs from AWS in ways
 // R2 and Garage also do): the same contract as the folder store — content-addressed, whole or
@@ -43,8 +44,8 @@ const leftovers = async () => {
 
 beforeAll(async () => {
   if (skip) return;
-  s3 = await startSwift();
-  raw = new S3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey }, requestChecksumCalculation: "WHEN_REQUIRED", responseChecksumValidation: "WHEN_REQUIRED" });
+  s3 = await sharedSwift();
+  raw = createS3Client({ ...s3, forcePathStyle: true });
   await raw.send(new CreateBucketCommand({ Bucket: bucket }));
   store = createS3BlobStore({ endpoint: s3.endpoint, bucket, region: s3.region, forcePathStyle: true, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, prefix });
 }, 180_000);

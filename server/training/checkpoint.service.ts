@@ -64,7 +64,8 @@ export async function fetchCheckpoint(session: SshSession, { dir, files, blobs, 
   let done = 0;
   for (const f of files) {
     signal?.throwIfAborted();
-    if (!(await blobs.has(f.sha256))) {
+    // keep, not has: a blob already stored must outlive the sweep until the version row names it.
+    if (!(await blobs.keep(f.sha256))) {
       const stream = sftp.createReadStream(path.posix.join(dir, f.path));
       await blobs.put(stream, { expectedSha256: f.sha256, maxBytes: f.bytes, signal });
     }

@@ -95,7 +95,8 @@ export async function exportCheckpoint(
   if (!/^[0-9a-f]{64}$/.test(sha256)) throw new AppError("INTERNAL", `The host did not hash ${onnx}`);
 
   await progress.log(`The export wrote ${(bytes / 1e6).toFixed(1)} MB of ONNX; bringing it home`);
-  if (!(await blobs.has(sha256))) {
+  // keep, not has: a blob already stored must outlive the sweep until the version row names it.
+  if (!(await blobs.keep(sha256))) {
     const sftp = await session.sftp();
     await blobs.put(sftp.createReadStream(onnx), { expectedSha256: sha256, maxBytes: bytes, signal });
   }

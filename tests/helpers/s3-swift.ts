@@ -7,13 +7,18 @@ import { freePort } from "./sshd-rig";
 
 // A real S3 server for the tests: OpenStack Swift with its S3 gateway (Debian's packages),
 // started by the shared scripts in ../shared/infra/s3-swift/ (beside the checkout, as CI places
-// it) in a folder and on ports of its own. Its start-up is CPU-bound, so a run starts it once.
+// it) in a folder and on ports of its own. Its start-up is CPU-bound, so a run starts it once:
+// the first test file that asks for it (sharedSwift) starts it and records where it listens in
+// a folder the global setup made; later files, in any fork, find it there; the global teardown
+// stops it. Each file uses buckets of its own.
 
 const run = promisify(execFile);
 const SCRIPTS = path.resolve("../shared/infra/s3-swift");
 
 export interface TestS3 {
   endpoint: string;
+  /** The folder it runs in. */
+  dir: string;
   region: string;
   accessKeyId: string;
   secretAccessKey: string;
@@ -36,6 +41,58 @@ export function swiftSkipReason(): string | null {
   return null;
 }
 
+/** The folder a run's shared Swift is recorded in (global setup). */
+export function createSharedSwiftHome(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), "gantry-s3-shared-"));
+}
+
+/** Stops the run's shared Swift, if a test file started one (global teardown). */
+export async function stopSharedSwift(home: string): Promise<void> {
+  const record = path.join(home, "swift.json");
+  if (fs.existsSync(record)) {
+    const { dir } = JSON.parse(fs.readFileSync(record, "utf8")) as { dir: string };
+    await run("bash", [path.join(SCRIPTS, "stop.sh")], { env: { ...process.env, D: dir, WIPE: "1" } }).catch(() => {});
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  fs.rmSync(home, { recursive: true, force: true });
+}
+
+/** The run's one Swift: started by the first caller, found by the others; stopping it is the teardown's. */
+export async function sharedSwift(): Promise<TestS3> {
+  const home = process.env.GANTRY_TEST_SWIFT_HOME;
+  if (!home) return startSwift();
+  const record = path.join(home, "swift.json");
+  const failed = path.join(home, "failed");
+  const lock = path.join(home, "lock");
+  const deadline = Date.now() + 240_000;
+  for (;;) {
+    try {
+      fs.mkdirSync(lock);
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      if (Date.now() > deadline) throw new Error(`Another test file has been starting Swift for four minutes (${lock})`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+  try {
+    if (fs.existsSync(failed)) throw new Error(`Swift did not start for this run: ${fs.readFileSync(failed, "utf8")}`);
+    if (!fs.existsSync(record)) {
+      try {
+        const started = await startSwift();
+        fs.writeFileSync(record, JSON.stringify({ ...started, stop: undefined }));
+      } catch (error) {
+        fs.writeFileSync(failed, (error as Error).message);
+        throw error;
+      }
+    }
+    const found = JSON.parse(fs.readFileSync(record, "utf8")) as Omit<TestS3, "stop">;
+    return { ...found, stop: async () => {} };
+  } finally {
+    fs.rmdirSync(lock);
+  }
+}
+
 export async function startSwift(): Promise<TestS3> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-s3-"));
   const [proxy, obj, cont, acct, mc] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
@@ -52,5 +109,5 @@ export async function startSwift(): Promise<TestS3> {
     await stop();
     throw error;
   }
-  return { endpoint: `http://127.0.0.1:${proxy}`, region: "us-east-1", accessKeyId: "test:tester", secretAccessKey: "testing", stop };
+  return { endpoint: `http://127.0.0.1:${proxy}`, dir, region: "us-east-1", accessKeyId: "test:tester", secretAccessKey: "testing", stop };
 }

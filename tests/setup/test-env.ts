@@ -3,6 +3,7 @@ import path from "node:path";
 import { inject } from "vitest";
 
 process.env.DATABASE_URL = inject("databaseUrl");
+process.env.GANTRY_TEST_SWIFT_HOME = inject("swiftHome");
 process.env.GANTRY_HOME ??= path.join(os.tmpdir(), `gantry-test-${process.pid}`);
 process.env.AUTH_SECRET ??= "test-secret-test-secret-test-secret-0123456789";
 process.env.ENCRYPTION_KEY ??= "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";

@@ -4,6 +4,7 @@ import { errorResponse } from "@/server/errors";
 import { parseIdParam, requireOrgActor } from "@/server/api/http";
 import { parseRangeHeader } from "@/server/api/byte-range";
 import { openVersionFile } from "@/server/models/version-files.service";
+import { env } from "@/server/env";
 import { blobStore } from "@/server/storage/blobs";
 
 export const dynamic = "force-dynamic";
@@ -14,7 +15,12 @@ export async function GET(request: Request, { params }: { params: Promise<{ vers
     const actor = await requireOrgActor(request, "viewer");
     const p = await params;
     const versionId = parseIdParam(p.versionId, "model version");
-    const { file, read } = await openVersionFile(db(), blobStore(), { orgId: actor.orgId, versionId, filePath: (p.path ?? []).join("/") });
+    const { file, read, directLink } = await openVersionFile(db(), blobStore(), { orgId: actor.orgId, versionId, filePath: (p.path ?? []).join("/") });
+    const link = await directLink({ minBytes: env().S3_PRESIGN_MIN_BYTES, expiresInS: env().S3_PRESIGN_TTL_S });
+    if (link) {
+      // Not cached anywhere (the link expires) and not passed on as a referrer (it is a credential while it lasts).
+      return new Response(null, { status: 302, headers: { Location: link, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Sha256": file.sha256 } });
+    }
     const headers = new Headers({
       "Content-Type": "application/octet-stream",
       "Accept-Ranges": "bytes",
