@@ -1,14 +1,9 @@
 import path from "node:path";
-import pg from "pg";
-import { databaseUrl, db } from "../db";
+import { db } from "../db";
 import { env } from "../env";
 import { rawEpisodeDir } from "../datasets/datasets.schemas";
-import { realtimeHub } from "../jobs/hub";
+import { uploadLocker } from "../db/upload-locks";
 import { createEdgeUploadServer, type EdgeUploadServer } from "./uploads.service";
-import { PgUploadLocker } from "./pg-upload-locker";
-
-/** Upload requests one web process serves at once: each holds one connection for its lock. */
-const LOCK_CONNECTIONS = 16;
 
 const globalForEdge = globalThis as unknown as { gantryEdgeUploads?: EdgeUploadServer };
 
@@ -22,10 +17,7 @@ export function edgeUploadServer(): EdgeUploadServer {
     maxBytes: env().EDGE_MAX_UPLOAD_BYTES,
     minFreeBytes: env().EDGE_MIN_FREE_DISK_BYTES,
     // Any web process may get any request of an upload: its lock lives in Postgres.
-    locker: new PgUploadLocker({
-      pool: new pg.Pool({ connectionString: databaseUrl(), max: LOCK_CONNECTIONS, idleTimeoutMillis: 10_000, keepAlive: true }),
-      hub: realtimeHub(),
-    }),
+    locker: uploadLocker(),
   });
   return globalForEdge.gantryEdgeUploads;
 }

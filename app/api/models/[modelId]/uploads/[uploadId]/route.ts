@@ -3,6 +3,7 @@ import { Readable } from "node:stream";
 import { z } from "zod";
 import { db } from "@/server/db";
 import { env } from "@/server/env";
+import { uploadLockerTryOnce } from "@/server/db/upload-locks";
 import { AppError, errorResponse } from "@/server/errors";
 import { requireOrgActor } from "@/server/api/http";
 import { cancelUpload, getUploadStatus, putUploadChunk } from "@/server/models/uploads.service";
@@ -12,7 +13,7 @@ export const dynamic = "force-dynamic";
 
 type Params = { params: Promise<{ modelId: string; uploadId: string }> };
 
-const deps = () => ({ db: db(), blobs: blobStore(), root: path.join(env().GANTRY_HOME, "uploads", "models"), maxBytes: env().MODEL_MAX_UPLOAD_BYTES });
+const deps = () => ({ db: db(), blobs: blobStore(), root: path.join(env().GANTRY_HOME, "uploads", "models"), maxBytes: env().MODEL_MAX_UPLOAD_BYTES, locks: uploadLockerTryOnce() });
 
 async function ids(params: Params["params"]) {
   const p = await params;

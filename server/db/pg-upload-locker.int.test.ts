@@ -87,6 +87,18 @@ describe("PgUploadLocker", () => {
     await again.unlock();
   });
 
+  it("tries once when it has no time to wait", async () => {
+    const [a, b] = [processLocker(), processLocker(0)];
+    const id = uploadId();
+    const held = a.newLock(id);
+    await held.lock(never, () => {});
+    await expect(b.newLock(id).lock(never, () => {})).rejects.toBe(ERRORS.ERR_LOCK_TIMEOUT);
+    await held.unlock();
+    const next = b.newLock(id);
+    await next.lock(never, () => {});
+    await next.unlock();
+  });
+
   it("stops waiting when the request that wants the lock goes away", async () => {
     const [a, b] = [processLocker(), processLocker()];
     const id = uploadId();

@@ -3,26 +3,28 @@ import type pg from "pg";
 import { ERRORS, type Lock, type Locker, type RequestRelease } from "@tus/server";
 import type { RealtimeHub } from "../jobs/realtime";
 
-// tus takes a lock on an upload for every request that touches it, and a request that wants a
-// lock another request holds asks that one to let go (the holder then ends within tus's
-// lockDrainTimeout). tus's own locker keeps its locks in one process's memory; with several web
-// processes and no sticky routing, a resume can land on another process while the cut request
-// still runs. This locker keeps them in Postgres: a session-level advisory lock on a connection
-// of its own, held until unlock, and a release request sent with NOTIFY to whichever process
-// holds it (each process LISTENs on one channel through its realtime hub).
+// Locks on uploads that every web process shares. tus takes a lock on an upload for every
+// request that touches it, and a request that wants a lock another request holds asks that one
+// to let go (the holder then ends within tus's lockDrainTimeout). tus's own locker keeps its
+// locks in one process's memory; with several web processes and no sticky routing, a resume can
+// land on another process while the cut request still runs there. This locker keeps them in
+// Postgres: a session-level advisory lock on a pooled connection of its own, held until unlock
+// (a process that dies frees its locks with its sessions), and a release request sent with
+// NOTIFY to whichever process holds it (each LISTENs on one channel through its realtime hub).
 
-export const RELEASE_CHANNEL = "tus_upload_release";
+export const RELEASE_CHANNEL = "gantry_upload_release";
 const ACQUIRE_TIMEOUT_MS = 30_000;
 /** How often a waiter tries again, and asks the holder again to let go. */
 const RETRY_MS = 100;
 const ASK_AGAIN_MS = 1_000;
+const CONNECT_MIN_MS = 5_000;
 
 /** The part of the realtime hub the locker uses: one LISTEN connection per process. */
 export type ReleaseListener = Pick<RealtimeHub, "listen" | "ensureConnected">;
 
 /** 64 bits of the id's hash, as Postgres's bigint advisory-lock key. */
 export function advisoryKey(id: string): string {
-  const digest = crypto.createHash("sha256").update(`tus-upload:${id}`).digest();
+  const digest = crypto.createHash("sha256").update(`gantry-upload:${id}`).digest();
   return digest.readBigInt64BE(0).toString();
 }
 
@@ -32,6 +34,7 @@ export class PgUploadLocker implements Locker {
   private listening: Promise<void> | null = null;
   readonly acquireTimeoutMs: number;
 
+  /** `acquireTimeoutMs: 0` tries once: a caller that would rather refuse than wait. */
   constructor(private readonly opts: { pool: pg.Pool; hub: ReleaseListener; acquireTimeoutMs?: number }) {
     this.acquireTimeoutMs = opts.acquireTimeoutMs ?? ACQUIRE_TIMEOUT_MS;
   }
@@ -86,8 +89,9 @@ class PgUploadLock implements Lock {
     const deadline = Date.now() + this.locker.acquireTimeoutMs;
     let askedAt = 0;
     for (;;) {
-      if (stopSignal.aborted || Date.now() >= deadline) throw ERRORS.ERR_LOCK_TIMEOUT;
-      const client = await this.connect(deadline - Date.now());
+      if (stopSignal.aborted) throw ERRORS.ERR_LOCK_TIMEOUT;
+      // A locker with no time to wait still gets one try, and a moment for a connection.
+      const client = await this.connect(Math.max(CONNECT_MIN_MS, deadline - Date.now()));
       // A checked-out client has no error listener of the pool's; a dropped session must not throw.
       let onError: (error: Error) => void = () => {};
       const relay = (error: Error) => onError(error);
@@ -115,6 +119,7 @@ class PgUploadLock implements Lock {
       }
       client.removeListener("error", relay);
       client.release();
+      if (Date.now() >= deadline) throw ERRORS.ERR_LOCK_TIMEOUT;
       await sleep(Math.min(RETRY_MS, Math.max(0, deadline - Date.now())), stopSignal);
     }
   }
