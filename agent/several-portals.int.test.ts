@@ -1,12 +1,11 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testDb } from "../tests/helpers/db";
 import { createOrgWithMember } from "../tests/helpers/factories";
 import { createApiToken } from "../server/auth/tokens.service";
-import { buildAgent, recordEpisode, runAgent, startTestPortal, tempDir, type TestPortal } from "./test-helpers";
+import { buildAgent, recordEpisode, runAgent, startBalancer, startTestPortal, tempDir, type TestPortal } from "./test-helpers";
 
 // Two web processes sharing one database and one upload folder, behind a front that sends each
 // new connection to one of them, as a load balancer without sticky sessions does. An upload
@@ -33,60 +32,10 @@ afterAll(async () => {
   await Promise.all(portals.map((p) => p.stop()));
 });
 
-/**
- * A front that sends new connections to `backends[current]`. `lose()` drops every client
- * connection without telling the process behind, whose request then waits for bytes that never
- * come (as behind a dead NAT entry), and sends later connections to the next backend.
- */
-async function startFront(backends: number[]) {
-  let current = 0;
-  const bytesTo = backends.map(() => 0);
-  const pairs = new Set<{ client: net.Socket; upstream: net.Socket; isHung: boolean }>();
-  const server = net.createServer((client) => {
-    const backend = current;
-    const pair = { client, upstream: net.connect(backends[backend], "127.0.0.1"), isHung: false };
-    const { upstream } = pair;
-    pairs.add(pair);
-    client.on("data", (d: Buffer) => {
-      bytesTo[backend] += d.length;
-      if (!upstream.write(d)) client.pause();
-    });
-    upstream.on("drain", () => client.resume());
-    upstream.on("data", (d: Buffer) => client.write(d));
-    client.on("close", () => {
-      if (!pair.isHung) upstream.destroy();
-    });
-    upstream.on("close", () => {
-      client.destroy();
-      pairs.delete(pair);
-    });
-    client.on("error", () => {});
-    upstream.on("error", () => {});
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
-    bytesTo,
-    lose() {
-      current = (current + 1) % backends.length;
-      for (const pair of pairs) {
-        pair.isHung = true;
-        pair.client.removeAllListeners("data");
-        pair.client.destroy();
-      }
-    },
-    /** Ends the connections left hanging, as their TCP timeouts eventually would. */
-    close() {
-      server.close();
-      for (const pair of pairs) pair.upstream.destroy();
-    },
-  };
-}
-
 describe("an agent upload across two web processes", () => {
   it("resumes on the other process while the first still holds the cut request, and ends with the right bytes", async () => {
     // The first process's request hangs until the second asks it, through Postgres, to let the upload go.
-    const front = await startFront(portals.map((p) => p.port));
+    const front = await startBalancer(portals.map((p) => p.port));
     let isLost = false;
     const home = tempDir("agent-home");
     try {
