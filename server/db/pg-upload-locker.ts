@@ -47,7 +47,8 @@ export class PgUploadLocker implements Locker {
   startListening(): Promise<void> {
     this.listening ??= (async () => {
       this.opts.hub.listen(RELEASE_CHANNEL, (id) => {
-        if (id) void this.held.get(id)?.();
+        const requestRelease = id ? this.held.get(id) : undefined;
+        if (requestRelease) void Promise.resolve().then(requestRelease).catch(() => {});
       });
       await this.opts.hub.ensureConnected();
     })();
@@ -64,15 +65,16 @@ export class PgUploadLocker implements Locker {
     this.held.set(id, requestRelease);
   }
 
-  /** @internal */
-  drop(id: string): void {
-    this.held.delete(id);
+  /** @internal Forgets a holder, unless a later lock of this process holds the id by now. */
+  drop(id: string, requestRelease: RequestRelease): void {
+    if (this.held.get(id) === requestRelease) this.held.delete(id);
   }
 }
 
 class PgUploadLock implements Lock {
   private client: pg.PoolClient | null = null;
   private relay: ((error: Error) => void) | null = null;
+  private requestRelease: RequestRelease | null = null;
   private readonly key: string;
 
   constructor(
@@ -112,9 +114,10 @@ class PgUploadLock implements Lock {
       if (isHeld) {
         this.client = client;
         this.relay = relay;
+        this.requestRelease = requestRelease;
         this.locker.hold(this.id, requestRelease);
         // The session ending frees the lock in Postgres: the request must stop writing too.
-        onError = () => void requestRelease();
+        onError = () => void Promise.resolve().then(requestRelease).catch(() => {});
         return;
       }
       client.removeListener("error", relay);
@@ -128,7 +131,8 @@ class PgUploadLock implements Lock {
     const client = this.client;
     if (!client) throw new Error("Releasing an unlocked lock!");
     this.client = null;
-    this.locker.drop(this.id);
+    this.locker.drop(this.id, this.requestRelease!);
+    this.requestRelease = null;
     const relay = this.relay!;
     this.relay = null;
     try {
