@@ -1,4 +1,4 @@
-import type { ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -9,11 +9,11 @@ import { datasetDir } from "../server/datasets/datasets.schemas";
 import { createTestDatabase, type TestDatabase } from "./setup/test-database";
 import { createOrgWithMember, waitFor } from "./helpers/factories";
 import { startWorkerProcess, type WorkerProcess } from "./helpers/worker-process";
-import { buildAgent, recordEpisode, runAgent, startBalancer, startTestPortal, tempDir, type TestPortal } from "../agent/test-helpers";
+import { buildAgent, freePort, recordEpisode, runAgent, startBalancer, startTestPortal, tempDir, type TestPortal } from "../agent/test-helpers";
 
 // Several processes on several "machines", on this one: two web processes (the real edge route
 // handlers, server/edge/test-portal.ts) behind a balancer without sticky sessions, two worker
-// processes, one Postgres of the test's own and folders every process shares. An agent uploads
+// processes, the model server, one Postgres of the test's own and folders every process shares. An agent uploads
 // a recording; its first upload is cut and resumes on the other web process; a worker is killed
 // with SIGKILL while it encodes. Every episode must end in the dataset exactly once.
 
@@ -25,6 +25,7 @@ let database: TestDatabase;
 let db: Db;
 let settings: Record<string, string>;
 let portals: TestPortal[] = [];
+let serveUrl: string;
 const children: ChildProcess[] = [];
 
 beforeAll(async () => {
@@ -43,6 +44,10 @@ beforeAll(async () => {
     EDGE_ENCODE_PRESET: "veryslow",
   };
   portals = await Promise.all([startTestPortal(settings), startTestPortal(settings)]);
+  const servePort = await freePort();
+  const serve = spawn(process.execPath, ["--import", "tsx", path.resolve("serve/index.ts")], { env: { ...process.env, ...settings, SERVE_PORT: String(servePort) }, stdio: "ignore" });
+  children.push(serve);
+  serveUrl = `http://127.0.0.1:${servePort}`;
 }, 120_000);
 
 afterAll(async () => {
@@ -116,6 +121,9 @@ describe("two web processes and two workers on one database", () => {
         { timeoutMs: 30_000, what: "every encoding job to end" },
       );
       expect(jobs.map((j) => [j.status, j.error])).toEqual(EPISODES.map(() => ["succeeded", null]));
+      // The model server beside them read its endpoints from the same database all along.
+      const ready = await waitFor(async () => (await fetch(`${serveUrl}/v2/health/ready`).catch(() => null))?.ok, { what: "the model server to be ready" });
+      expect(ready).toBe(true);
       const [locked] = await db.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM graphile_worker._private_jobs WHERE locked_by IS NOT NULL`;
       expect(locked.n).toBe(0n);
 
