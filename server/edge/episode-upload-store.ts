@@ -157,7 +157,9 @@ export class EpisodeUploadStore extends DataStore {
 
   async remove(id: string): Promise<void> {
     const info = await this.readInfo(id);
-    const unpacking = await this.unpackingOf(info).catch(() => null);
+    // The whole head, not only the counted part: a request that failed may have written files
+    // before its count reached the disk.
+    const unpacking = await this.unpackingOf(info, { isWholeHead: true }).catch(() => null);
     for (const target of unpacking?.targets ?? []) await fs.promises.rm(this.partOf(target, id), { force: true });
     await fs.promises.rm(this.headPath(id), { force: true });
     await fs.promises.rm(this.sumsPath(id), { force: true });
@@ -180,9 +182,9 @@ export class EpisodeUploadStore extends DataStore {
   }
 
   /** The manifest and layout of an upload, once its head has arrived (null before). */
-  private async unpackingOf(info: Info): Promise<Unpacking | null> {
+  private async unpackingOf(info: Info, { isWholeHead = false } = {}): Promise<Unpacking | null> {
     const head = await fs.promises.readFile(this.headPath(info.id)).catch(() => Buffer.alloc(0));
-    const usable = head.subarray(0, info.offset);
+    const usable = isWholeHead ? head : head.subarray(0, info.offset);
     if (usable.length < BLOCK) return null;
     const manifestSize = tarHeaderSize(usable);
     if (usable.length < BLOCK + manifestSize) return null;
