@@ -198,6 +198,57 @@ export async function startPortalFront(targetPort: number, intercept: (request: 
   };
 }
 
+/**
+ * A load balancer without sticky sessions, in the small: new connections go to `backends[current]`;
+ * `bytesTo` counts what each backend was sent. `lose()` drops every client
+ * connection without telling the process behind, whose request then waits for bytes that never
+ * come (as behind a dead NAT entry), and sends later connections to the next backend.
+ */
+export async function startBalancer(backends: number[]) {
+  let current = 0;
+  const bytesTo = backends.map(() => 0);
+  const pairs = new Set<{ client: net.Socket; upstream: net.Socket; isHung: boolean }>();
+  const server = net.createServer((client) => {
+    const backend = current;
+    const pair = { client, upstream: net.connect(backends[backend], "127.0.0.1"), isHung: false };
+    const { upstream } = pair;
+    pairs.add(pair);
+    client.on("data", (d: Buffer) => {
+      bytesTo[backend] += d.length;
+      if (!upstream.write(d)) client.pause();
+    });
+    upstream.on("drain", () => client.resume());
+    upstream.on("data", (d: Buffer) => client.write(d));
+    client.on("close", () => {
+      if (!pair.isHung) upstream.destroy();
+    });
+    upstream.on("close", () => {
+      client.destroy();
+      pairs.delete(pair);
+    });
+    client.on("error", () => {});
+    upstream.on("error", () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    bytesTo,
+    lose() {
+      current = (current + 1) % backends.length;
+      for (const pair of pairs) {
+        pair.isHung = true;
+        pair.client.removeAllListeners("data");
+        pair.client.destroy();
+      }
+    },
+    /** Ends the connections left hanging, as their TCP timeouts eventually would. */
+    close() {
+      server.close();
+      for (const pair of pairs) pair.upstream.destroy();
+    },
+  };
+}
+
 export async function freePort(): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

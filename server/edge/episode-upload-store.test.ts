@@ -144,19 +144,57 @@ describe("episode upload store", () => {
     for (const f of source) expect(fs.existsSync(path.join(raw, f.rel))).toBe(true);
   });
 
-  it("fails the upload, naming the file, when bytes stored before a restart were damaged on disk", async () => {
+  it("fails the upload, naming the file, when bytes stored before the machine restarted were damaged on disk", async () => {
     const { source, archive, body, raw, options, id, sumsHeader } = await setUp("damaged");
-    const first = await patch(new EpisodeUploadStore(options), id, body, 0, sumsHeader);
+    const first = await patch(new EpisodeUploadStore({ ...options, bootId: "before" }), id, body, 0, sumsHeader);
     const part = fs.readdirSync(path.join(raw, "images", "front", "episode-000000")).find((n) => n.startsWith("frame-000000.png.part-"))!;
     const file = path.join(raw, "images", "front", "episode-000000", part);
     const damaged = fs.readFileSync(file);
     damaged[10] ^= 0xff;
     fs.writeFileSync(file, damaged);
-    await expect(patch(new EpisodeUploadStore(options), id, body, first, archive.size)).rejects.toMatchObject({ status_code: 400, body: expect.stringMatching(/"images\/front\/episode-000000\/frame-000000.png" arrived damaged/) });
+    // After a reboot (or on another machine) the recorded sha256 are not trusted: the files are read back.
+    await expect(patch(new EpisodeUploadStore({ ...options, bootId: "after" }), id, body, first, archive.size)).rejects.toMatchObject({ status_code: 400, body: expect.stringMatching(/"images\/front\/episode-000000\/frame-000000.png" arrived damaged/) });
     // Nothing of the episode is kept, and the upload is gone.
     expect(fs.readdirSync(path.join(raw, "images", "front", "episode-000000"))).toEqual([]);
     expect(fs.existsSync(path.join(options.dir, `${id}.json`))).toBe(false);
     expect(source.length).toBe(4);
+  });
+
+  it("keeps nothing of an upload in memory: each request may come to another process, which takes the sha256 recorded for files already whole", async () => {
+    const { source, archive, body, raw, options, id, sumsHeader } = await setUp("processes", 200_000);
+    const dataAt = body.indexOf(fs.readFileSync(source[3].abs).subarray(0, 64));
+    // Each request to a store that has never seen the upload, cut anywhere: inside the big frame, past it, inside the data file.
+    const cuts = [0, 100_000, dataAt + 100, sumsHeader, archive.size];
+    const digests = path.join(options.dir, `${id}.digests`);
+    const recorded: string[][] = [];
+    for (let i = 0; i + 1 < cuts.length; i++) {
+      const store = new EpisodeUploadStore({ ...options, bootId: "this-boot" });
+      expect(await patch(store, id, body, cuts[i], cuts[i + 1], 7_000)).toBe(cuts[i + 1]);
+      if (i < cuts.length - 2) recorded.push(fs.existsSync(digests) ? fs.readFileSync(digests, "utf8").trim().split("\n").map((l) => l.split(" ")[0]).sort() : []);
+    }
+    // Frames 0 and 1 are recorded once whole; the data file once its last byte is in; the empty frame never (it has no bytes).
+    expect(recorded).toEqual([[], ["0", "1"], ["0", "1", "3"]]);
+    await new EpisodeUploadStore(options).commit(id);
+    for (const f of source) expect(fs.readFileSync(path.join(raw, f.rel)).equals(fs.readFileSync(f.abs))).toBe(true);
+    expect(fs.existsSync(digests)).toBe(false);
+  });
+
+  it("drops the recorded sha256 of a file that is written again", async () => {
+    const { source, archive, body, raw, options, id } = await setUp("again", 200_000);
+    const frameEnd = body.indexOf(fs.readFileSync(source[0].abs).subarray(-64)) + 64;
+    const store = new EpisodeUploadStore({ ...options, bootId: "this-boot" });
+    expect(await patch(store, id, body, 0, frameEnd + 600)).toBe(frameEnd + 600);
+    expect(fs.readFileSync(path.join(options.dir, `${id}.digests`), "utf8")).toMatch(/^0 [0-9a-f]{64} this-boot\n/);
+    // The record lost its last save (a process killed before its count reached the disk): the
+    // frame's end is past the offset, so its line goes and the frame is hashed afresh.
+    const info = JSON.parse(fs.readFileSync(path.join(options.dir, `${id}.json`), "utf8"));
+    fs.writeFileSync(path.join(options.dir, `${id}.json`), JSON.stringify({ ...info, offset: frameEnd - 1000 }));
+    const next = new EpisodeUploadStore({ ...options, bootId: "this-boot" });
+    expect(await patch(next, id, body, frameEnd - 1000, frameEnd - 1000)).toBe(frameEnd - 1000);
+    expect(fs.existsSync(path.join(options.dir, `${id}.digests`))).toBe(false);
+    expect(await patch(next, id, body, frameEnd - 1000, archive.size)).toBe(archive.size);
+    await store.commit(id);
+    for (const f of source) expect(fs.readFileSync(path.join(raw, f.rel)).equals(fs.readFileSync(f.abs))).toBe(true);
   });
 
   it("takes thousands of tiny files in one request without holding a file open for each", async () => {

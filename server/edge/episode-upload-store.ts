@@ -15,12 +15,15 @@ import { MANIFEST_NAME, episodeManifestSchema, parseEntryPath, uploadMetadataSch
 // hashed on the way, or the sha256 sums that close the archive. When the sums are in, every
 // file's hash is checked against its line; a file that differs fails the upload, naming it.
 // Nothing is stored twice and nothing is read back, except the part of a file already written
-// when an upload resumes in its middle (and the files of an upload begun before the portal
-// restarted, hashed again from disk). When the last byte is in, `commit` moves the checked
-// files into place.
+// when an upload resumes in its middle (and, after the machine restarted or on another machine
+// sharing the folder, the files received before, hashed again from disk). When the last byte is
+// in, `commit` moves the checked files into place.
 //
 // Per upload, in `dir`: <id>.json (size, metadata, bytes received), <id>.head (the manifest's
-// header and the manifest) and <id>.sums (the sums as they arrive). The offset is saved as the
+// header and the manifest), <id>.sums (the sums as they arrive) and <id>.digests (the sha256 of
+// each file received whole, so the request that brings the sums need not read them back).
+// Nothing of an upload is kept in memory between requests: with several web processes and no
+// sticky routing, each request may land on a process that has never seen the upload before. The offset is saved as the
 // bytes reach the disk — every CHECKPOINT_BYTES while a request goes on, and when it ends — and
 // never past a write still on its way, so a portal process killed mid-request resumes from what
 // its files hold. Bytes written after the last count are cut off when the upload resumes, so the
@@ -76,17 +79,39 @@ interface Unpacking {
   layout: ArchiveLayout;
   /** Final path of each manifest file, in manifest order. */
   targets: string[];
-  /** sha256 of each file this process received whole (the others are hashed from disk). */
+  /** sha256 of each file known to be whole on disk as received (the others are hashed from disk). */
   digests: (string | undefined)[];
 }
 
+/** This boot of the machine, or null where the kernel does not say. */
+function readBootId(): string | null {
+  try {
+    return fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim() || null;
+  } catch {
+    return null;
+  }
+}
+
 export class EpisodeUploadStore extends DataStore {
-  private readonly unpacking = new Map<string, Unpacking>();
+  private readonly bootId: string | null;
 
   constructor(
-    private readonly opts: { dir: string; rawDir: (orgId: string, repoId: string) => string; maxBytes: number; expireAfterMs: number },
+    private readonly opts: {
+      dir: string;
+      rawDir: (orgId: string, repoId: string) => string;
+      maxBytes: number;
+      expireAfterMs: number;
+      /**
+       * A file's recorded sha256 is trusted only by a process of the same machine and boot: bytes
+       * handed to the operating system before a power loss may never have reached the disk, and
+       * another machine's (over a shared folder) are read back to be sure. Tests pass another to
+       * stand for a reboot.
+       */
+      bootId?: string | null;
+    },
   ) {
     super();
+    this.bootId = opts.bootId === undefined ? readBootId() : opts.bootId;
     this.extensions = ["creation", "creation-with-upload", "termination", "expiration"];
     fs.mkdirSync(opts.dir, { recursive: true });
   }
@@ -94,6 +119,7 @@ export class EpisodeUploadStore extends DataStore {
   private infoPath = (id: string) => path.join(this.opts.dir, `${id}.json`);
   private headPath = (id: string) => path.join(this.opts.dir, `${id}.head`);
   private sumsPath = (id: string) => path.join(this.opts.dir, `${id}.sums`);
+  private digestsPath = (id: string) => path.join(this.opts.dir, `${id}.digests`);
   private partOf = (target: string, id: string) => `${target}.part-${id}`;
 
   private async readInfo(id: string): Promise<Info> {
@@ -131,12 +157,14 @@ export class EpisodeUploadStore extends DataStore {
 
   async remove(id: string): Promise<void> {
     const info = await this.readInfo(id);
-    const unpacking = await this.unpackingOf(info).catch(() => null);
+    // The whole head, not only the counted part: a request that failed may have written files
+    // before its count reached the disk.
+    const unpacking = await this.unpackingOf(info, { isWholeHead: true }).catch(() => null);
     for (const target of unpacking?.targets ?? []) await fs.promises.rm(this.partOf(target, id), { force: true });
     await fs.promises.rm(this.headPath(id), { force: true });
     await fs.promises.rm(this.sumsPath(id), { force: true });
+    await fs.promises.rm(this.digestsPath(id), { force: true });
     await fs.promises.rm(this.infoPath(id), { force: true });
-    this.unpacking.delete(id);
   }
 
   async deleteExpired(): Promise<number> {
@@ -154,11 +182,9 @@ export class EpisodeUploadStore extends DataStore {
   }
 
   /** The manifest and layout of an upload, once its head has arrived (null before). */
-  private async unpackingOf(info: Info): Promise<Unpacking | null> {
-    const cached = this.unpacking.get(info.id);
-    if (cached) return cached;
+  private async unpackingOf(info: Info, { isWholeHead = false } = {}): Promise<Unpacking | null> {
     const head = await fs.promises.readFile(this.headPath(info.id)).catch(() => Buffer.alloc(0));
-    const usable = head.subarray(0, info.offset);
+    const usable = isWholeHead ? head : head.subarray(0, info.offset);
     if (usable.length < BLOCK) return null;
     const manifestSize = tarHeaderSize(usable);
     if (usable.length < BLOCK + manifestSize) return null;
@@ -188,9 +214,35 @@ export class EpisodeUploadStore extends DataStore {
     const orgId = info.metadata?.orgId;
     if (!orgId) throw new AppError("BAD_REQUEST", "The upload does not say which organisation began it; upload the episode again");
     const root = path.resolve(this.opts.rawDir(orgId, meta.repoId));
-    const unpacking: Unpacking = { manifest, layout, targets: manifest.files.map((f) => inside(root, f.path)), digests: new Array(manifest.files.length) };
-    this.unpacking.set(info.id, unpacking);
-    return unpacking;
+    return { manifest, layout, targets: manifest.files.map((f) => inside(root, f.path)), digests: new Array(manifest.files.length) };
+  }
+
+  /**
+   * Before a request writes: the recorded sha256 of every file that ends at or before the offset
+   * is taken (when recorded on this machine since it booted); every other line is dropped, since
+   * the files from the offset on are written again and hashed afresh.
+   */
+  private async takeDigests(info: Info, unpacking: Unpacking | null): Promise<void> {
+    const file = this.digestsPath(info.id);
+    const text = await fs.promises.readFile(file, "utf8").catch(() => "");
+    if (!text) return;
+    const ends = new Map<number, number>();
+    for (const segment of unpacking?.layout.segments ?? []) if (segment.kind === "file") ends.set(segment.fileIndex, segment.start + segment.length);
+    const kept: string[] = [];
+    for (const line of text.split("\n")) {
+      const m = /^(\d+) ([0-9a-f]{64}) (\S+)$/.exec(line);
+      if (!m || !unpacking || m[3] !== this.bootId) continue;
+      const index = Number(m[1]);
+      const end = ends.get(index);
+      if (end === undefined || end > info.offset) continue;
+      unpacking.digests[index] = m[2];
+      kept.push(`${line}\n`);
+    }
+    if (kept.length === 0) await fs.promises.rm(file, { force: true });
+    else if (kept.join("").length !== text.length) {
+      await fs.promises.writeFile(`${file}.tmp`, kept.join(""));
+      await fs.promises.rename(`${file}.tmp`, file);
+    }
   }
 
   /**
@@ -241,11 +293,20 @@ export class EpisodeUploadStore extends DataStore {
     let saved = offset;
     let saving: Promise<void> | null = null;
     let isEnded = false;
+    // Lines for <id>.digests of files whose every write is done, appended with each save.
+    let digestLines: string[] = [];
+    const saveDigests = async () => {
+      if (digestLines.length === 0 || !this.bootId) return;
+      const text = digestLines.join("");
+      digestLines = [];
+      await fs.promises.appendFile(this.digestsPath(id), text);
+    };
     const checkpoint = () => {
       if (saving || isEnded) return;
       const at = Math.min(failedAt, inFlight.length ? inFlight[0].at : pos);
       if (at - saved < CHECKPOINT_BYTES) return;
-      saving = this.writeInfo({ ...info, offset: at })
+      saving = saveDigests()
+        .then(() => this.writeInfo({ ...info, offset: at }))
         .then(
           () => void (saved = at),
           () => {}, // not saved this time: the next save, or the request's end, says it
@@ -289,13 +350,17 @@ export class EpisodeUploadStore extends DataStore {
       if (writeError) throw writeError;
     };
     // The file being written: its handle (once open), its writes so far, and its hash so far.
-    let current: { fileIndex: number; handle: Promise<fs.promises.FileHandle>; writes: Promise<unknown>[]; hash: crypto.Hash } | null = null;
+    let current: { fileIndex: number; handle: Promise<fs.promises.FileHandle>; writes: Promise<unknown>[]; hash: crypto.Hash; digest?: string } | null = null;
     const closeCurrent = () => {
       if (!current) return;
-      const { handle, writes } = current;
+      const { handle, writes, fileIndex, digest } = current;
       current = null;
       track(
         Promise.allSettled(writes)
+          .then((results) => {
+            // Recorded once every byte of the file is with the operating system, as the offset is.
+            if (digest && results.every((r) => r.status === "fulfilled")) digestLines.push(`${fileIndex} ${digest} ${this.bootId}\n`);
+          })
           .then(() => handle.then((h) => h.close()))
           .finally(() => openFiles--),
         0,
@@ -306,6 +371,7 @@ export class EpisodeUploadStore extends DataStore {
     try {
       unpacking = await this.unpackingOf(info);
       await this.settle(info, unpacking);
+      await this.takeDigests(info, unpacking);
       for await (const chunk of readable) {
         let rest = chunk as Buffer;
         while (rest.length) {
@@ -367,7 +433,7 @@ export class EpisodeUploadStore extends DataStore {
             track(write, piece.length, pos);
             current.hash.update(piece);
             if (within + piece.length === segment.length) {
-              unpacking.digests[segment.fileIndex] = current.hash.digest("hex");
+              current.digest = unpacking.digests[segment.fileIndex] = current.hash.digest("hex");
               closeCurrent();
             }
             if (pendingBytes > WRITE_BEHIND_BYTES || openFiles > WRITE_BEHIND_FILES) await drainTo(WRITE_BEHIND_BYTES / 2, WRITE_BEHIND_FILES / 2);
@@ -380,10 +446,12 @@ export class EpisodeUploadStore extends DataStore {
       closeCurrent();
       await drainTo(0);
       await endCheckpoints();
+      await saveDigests();
     } catch (error) {
       closeCurrent();
       await drainTo(0).catch(() => {});
       await endCheckpoints();
+      await saveDigests().catch(() => {}); // the files are hashed from disk instead
       if (isRefusal(error)) throw error;
       if (error instanceof AppError) {
         // The archive itself is bad: resuming cannot mend it. The client starts a new upload.
@@ -436,7 +504,7 @@ export class EpisodeUploadStore extends DataStore {
     await this.writeInfo({ ...info, committed: true, files: unpacking.targets.length });
     await fs.promises.rm(this.headPath(id), { force: true });
     await fs.promises.rm(this.sumsPath(id), { force: true });
-    this.unpacking.delete(id);
+    await fs.promises.rm(this.digestsPath(id), { force: true });
     return { files: unpacking.targets.length };
   }
 }

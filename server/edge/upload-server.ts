@@ -2,6 +2,7 @@ import path from "node:path";
 import { db } from "../db";
 import { env } from "../env";
 import { rawEpisodeDir } from "../datasets/datasets.schemas";
+import { uploadLocker } from "../db/upload-locks";
 import { createEdgeUploadServer, type EdgeUploadServer } from "./uploads.service";
 
 const globalForEdge = globalThis as unknown as { gantryEdgeUploads?: EdgeUploadServer };
@@ -15,6 +16,8 @@ export function edgeUploadServer(): EdgeUploadServer {
     rawDir: (orgId, repoId) => rawEpisodeDir(env(), orgId, repoId),
     maxBytes: env().EDGE_MAX_UPLOAD_BYTES,
     minFreeBytes: env().EDGE_MIN_FREE_DISK_BYTES,
+    // Any web process may get any request of an upload: its lock lives in Postgres.
+    locker: uploadLocker(),
   });
   return globalForEdge.gantryEdgeUploads;
 }

@@ -1,5 +1,5 @@
 import crypto from "node:crypto";
-import { Server } from "@tus/server";
+import { Server, type Locker } from "@tus/server";
 import type { Db } from "../db";
 import type { OrgActor } from "../auth/roles";
 import { isAppError } from "../errors";
@@ -25,6 +25,8 @@ export interface EdgeUploadDeps {
   rawDir: (orgId: string, repoId: string) => string;
   maxBytes: number;
   minFreeBytes: number;
+  /** Locks on uploads shared by every web process (pg-upload-locker.ts); tus's in-memory one when absent. */
+  locker?: Locker;
 }
 
 const tusError = tusRefusal;
@@ -62,6 +64,7 @@ export function createEdgeUploadServer(deps: EdgeUploadDeps): EdgeUploadServer {
   const server = new Server({
     path: EDGE_UPLOADS_PATH,
     datastore: store,
+    locker: deps.locker,
     relativeLocation: true,
     maxSize: deps.maxBytes,
     namingFunction: () => crypto.randomBytes(16).toString("hex"),

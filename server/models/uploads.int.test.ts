@@ -1,7 +1,7 @@
 import crypto from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
 import { testDb } from "../../tests/helpers/db";
-import { addMember, createOrgWithMember } from "../../tests/helpers/factories";
+import { addMember, createOrgWithMember, waitFor } from "../../tests/helpers/factories";
 import { createApiToken } from "../auth/tokens.service";
 import { blobStore } from "../storage/blobs";
 import { POST as uploadVersion } from "../../app/api/models/[modelId]/versions/route";
@@ -111,6 +111,34 @@ describe("resumable model uploads", () => {
     expect((await refused.json()).error.message).toMatch(/^The test vector does not fit the uploaded model: Input "x" has shape \[batch_\w+, 4\] in the model, so axis 1 must be 4, but the test vector gives 3/);
     expect(await blobStore().has(sha(other))).toBe(false);
     expect((await status(misfit.uploadId)).status).toBe(404);
+  });
+
+  it("writes one piece at a time, whichever web process each reaches: another is refused with 409 until the first ends", async () => {
+    const content = crypto.randomBytes(50_000);
+    const { uploadId } = await (await start(content.length)).json();
+    // A piece whose bytes stop coming: it holds the session (its lock is in Postgres, so a second
+    // web process would be refused the same way).
+    let sendRest!: () => void;
+    const stalled = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        controller.enqueue(new Uint8Array(content.subarray(0, 10_000)));
+        await new Promise<void>((resolve) => (sendRest = resolve));
+        controller.enqueue(new Uint8Array(content.subarray(10_000, 20_000)));
+        controller.close();
+      },
+    });
+    const first = putChunk(
+      new Request(`${base()}/${uploadId}`, { method: "PUT", headers: { ...auth, "content-range": `bytes 0-19999/${content.length}` }, body: stalled, duplex: "half" } as RequestInit),
+      { params: Promise.resolve({ modelId, uploadId }) },
+    );
+    await waitFor(async () => (await (await status(uploadId)).json()).received >= 10_000, { what: "the first piece's first bytes" });
+    const refused = await piece(uploadId, content, 0, 19_999);
+    expect(refused.status).toBe(409);
+    expect((await refused.json()).error.message).toMatch(/Another piece of this upload is being written/);
+    sendRest();
+    expect((await first).status).toBe(200);
+    const last = await piece(uploadId, content, 20_000, content.length - 1);
+    expect(last.status, await last.clone().text()).toBe(201);
   });
 
   it("cancels an upload, and keeps other organisations out", async () => {

@@ -3,6 +3,7 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
+import { ERRORS, type Locker } from "@tus/server";
 import { z } from "zod";
 import type { Db } from "../db";
 import { AppError } from "../errors";
@@ -19,9 +20,11 @@ import { parseTestVector } from "./test-vector";
 // lost its connection asks how much arrived and sends the rest. The last byte turns the
 // session into a version. Sessions untouched for a day are swept. A test vector given at the
 // start is kept beside the bytes (vector.json) and checked against the model at the end.
+// Sessions are folders and one piece is written at a time under a lock every web process
+// shares (in Postgres, freed when the process holding it dies), so consecutive pieces may go to
+// different processes.
 
 const SESSION_TTL_MS = 24 * 60 * 60 * 1000;
-const LOCK_STALE_MS = 15 * 60 * 1000;
 
 const sessionSchema = z.object({
   orgId: z.uuid(),
@@ -42,6 +45,8 @@ export interface UploadDeps {
   /** GANTRY_HOME/uploads/models */
   root: string;
   maxBytes: number;
+  /** One writer per session across processes; a locker that tries once (pg-upload-locker.ts). */
+  locks: Locker;
 }
 
 export type UploadStatus = z.infer<typeof uploadStatusSchema>;
@@ -122,7 +127,7 @@ export async function putUploadChunk(
   const range = parseContentRange(contentRange);
   if (!body) throw new AppError("BAD_REQUEST", "Send the piece's bytes as the request body");
   if (range.total !== session.total) throw new AppError("BAD_REQUEST", `This upload is ${session.total} bytes, but the piece says ${range.total}; send the same total every time`);
-  const release = await lock(dir);
+  const release = await lockSession(deps.locks, uploadId, signal);
   try {
     const dataPath = path.join(dir, "data");
     const received = (await fsp.stat(dataPath)).size;
@@ -219,17 +224,16 @@ export async function cancelUpload(deps: UploadDeps, { actor, modelId, uploadId 
   await fsp.rm(dir, { recursive: true, force: true });
 }
 
-/** One writer per session, across processes: a lock file, taken over when stale. */
-async function lock(dir: string): Promise<() => Promise<void>> {
-  const file = path.join(dir, "lock");
+/** One writer per session, whichever process the piece reached; refused at once while another piece is written. */
+async function lockSession(locks: Locker, uploadId: string, signal?: AbortSignal): Promise<() => Promise<void>> {
+  const lock = locks.newLock(`model-upload:${uploadId}`);
   try {
-    await fsp.writeFile(file, "", { flag: "wx" });
-  } catch {
-    const stat = await fsp.stat(file).catch(() => null);
-    if (stat && Date.now() - stat.mtimeMs < LOCK_STALE_MS) throw new AppError("CONFLICT", "Another piece of this upload is being written; wait for it, then ask how much arrived");
-    await fsp.writeFile(file, "");
+    await lock.lock(signal ?? new AbortController().signal, () => {});
+  } catch (error) {
+    if (error !== ERRORS.ERR_LOCK_TIMEOUT) throw error;
+    throw new AppError("CONFLICT", "Another piece of this upload is being written; wait for it, then ask how much arrived");
   }
-  return () => fsp.rm(file, { force: true });
+  return () => lock.unlock();
 }
 
 async function sweepExpired(root: string): Promise<void> {

@@ -1,0 +1,141 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createDb, type Db } from "../server/db";
+import { createApiToken } from "../server/auth/tokens.service";
+import { datasetDir } from "../server/datasets/datasets.schemas";
+import { createTestDatabase, type TestDatabase } from "./setup/test-database";
+import { createOrgWithMember, waitFor } from "./helpers/factories";
+import { startWorkerProcess, type WorkerProcess } from "./helpers/worker-process";
+import { buildAgent, freePort, recordEpisode, runAgent, startBalancer, startTestPortal, tempDir, type TestPortal } from "../agent/test-helpers";
+
+// Several processes on several "machines", on this one: two web processes (the real edge route
+// handlers, server/edge/test-portal.ts) behind a balancer without sticky sessions, two worker
+// processes, the model server, one Postgres of the test's own and folders every process shares. An agent uploads
+// a recording; its first upload is cut and resumes on the other web process; a worker is killed
+// with SIGKILL while it encodes. Every episode must end in the dataset exactly once.
+
+const HEARTBEAT_MS = 300;
+const STALE_AFTER_MS = 1_500;
+const EPISODES = [0, 1, 2];
+
+let database: TestDatabase;
+let db: Db;
+let settings: Record<string, string>;
+let portals: TestPortal[] = [];
+let serveUrl: string;
+const children: ChildProcess[] = [];
+
+beforeAll(async () => {
+  buildAgent();
+  database = await createTestDatabase("topology");
+  db = createDb(database.url, 3);
+  settings = {
+    DATABASE_URL: database.url,
+    GANTRY_HOME: tempDir("topology-home"),
+    EDGE_UPLOAD_DIR: tempDir("topology-edge"),
+    DATASETS_DIR: tempDir("topology-datasets"),
+    EDGE_MIN_FREE_DISK_BYTES: "0",
+    WORKER_HEARTBEAT_MS: String(HEARTBEAT_MS),
+    WORKER_STALE_AFTER_MS: String(STALE_AFTER_MS),
+    // Slow enough on small noisy frames that a worker can be killed in the middle of one.
+    EDGE_ENCODE_PRESET: "veryslow",
+  };
+  portals = await Promise.all([startTestPortal(settings), startTestPortal(settings)]);
+  const servePort = await freePort();
+  const serve = spawn(process.execPath, ["--import", "tsx", path.resolve("serve/index.ts")], { env: { ...process.env, ...settings, SERVE_PORT: String(servePort) }, stdio: "ignore" });
+  children.push(serve);
+  serveUrl = `http://127.0.0.1:${servePort}`;
+}, 120_000);
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+  await Promise.all(portals.map((p) => p.stop()));
+  await db?.$disconnect();
+  await database?.drop();
+});
+
+const startWorker = (): WorkerProcess => startWorkerProcess(database.url, { env: { ...settings, WORKER_CONCURRENCY: "2" }, tracked: children });
+
+describe("two web processes and two workers on one database", () => {
+  it("takes an agent's recording whose upload resumes on the other web process, and a worker killed mid-encode, with every episode once", async () => {
+    const { actor, orgId } = await createOrgWithMember(db, "operator");
+    const token = (await createApiToken(db, { actor, input: { name: "agent", scopes: ["write"] } })).token;
+    const front = await startBalancer(portals.map((p) => p.port));
+    const first = startWorker();
+    await first.ready;
+    let second: WorkerProcess | null = null;
+    let killedJob: string | null = null;
+    // Once the first worker is encoding, the second starts and the first is killed under its job.
+    const killer = (async () => {
+      const running = await waitFor(async () => db.job.findFirst({ where: { orgId, kind: "datasets.encode-episode", status: "running" } }), { timeoutMs: 240_000, intervalMs: 20, what: "an episode being encoded" });
+      killedJob = running.id;
+      second = startWorker();
+      await second.ready;
+      first.child.kill("SIGKILL");
+      await first.exited;
+    })();
+    killer.catch(() => {});
+
+    const home = tempDir("topology-agent");
+    try {
+      expect((await runAgent(["login", "--portal", front.url, "--token", token], { home })).code).toBe(0);
+      const recording = tempDir("topology-recording");
+      for (const episode of EPISODES) recordEpisode(recording, { episode, frames: 45, size: "320x240", noise: true });
+      const repoId = `lab/topology-${crypto.randomBytes(4).toString("hex")}`;
+      let isLost = false;
+      const watcher = setInterval(() => {
+        if (!isLost && front.bytesTo[0] > 6_000_000) {
+          isLost = true;
+          front.lose();
+        }
+      }, 5);
+      const run = await runAgent(["upload", recording, "--dataset", repoId, "--task", "pick the cube"], { home });
+      clearInterval(watcher);
+      expect(run.code, run.stderr).toBe(0);
+      expect(isLost).toBe(true);
+      expect(front.bytesTo[1]).toBeGreaterThan(1_000_000);
+      expect(run.stderr).toMatch(/resumed at/);
+
+      await killer;
+      expect(killedJob).not.toBeNull();
+      const settled = await waitFor(
+        async () => {
+          const episodes = await db.episode.findMany({ where: { orgId, dataset: { repoId } }, orderBy: { number: "asc" } });
+          return episodes.length === EPISODES.length && episodes.every((e) => e.status !== "encoding") && episodes;
+        },
+        { timeoutMs: 240_000, intervalMs: 200, what: "every episode to be encoded" },
+      );
+      expect(settled.map((e) => [e.number, e.status, e.length])).toEqual(EPISODES.map((n) => [n, "ready", 45]));
+      expect(settled.map((e) => e.datasetIndex).sort()).toEqual(EPISODES);
+      // The job the killed worker held was handed on and finished once, by the other worker.
+      expect(await db.job.findUniqueOrThrow({ where: { id: killedJob! } })).toMatchObject({ status: "succeeded", crashes: 1 });
+      // A job's row ends a moment after its episode.
+      const jobs = await waitFor(
+        async () => {
+          const rows = await db.job.findMany({ where: { orgId, kind: "datasets.encode-episode" } });
+          return rows.every((j) => ["succeeded", "failed", "cancelled"].includes(j.status)) && rows;
+        },
+        { timeoutMs: 30_000, what: "every encoding job to end" },
+      );
+      expect(jobs.map((j) => [j.status, j.error])).toEqual(EPISODES.map(() => ["succeeded", null]));
+      // The model server beside them read its endpoints from the same database all along.
+      const ready = await waitFor(async () => (await fetch(`${serveUrl}/v2/health/ready`).catch(() => null))?.ok, { what: "the model server to be ready" });
+      expect(ready).toBe(true);
+      const [locked] = await db.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM graphile_worker._private_jobs WHERE locked_by IS NOT NULL`;
+      expect(locked.n).toBe(0n);
+
+      // The dataset holds each episode once.
+      const root = datasetDir({ DATASETS_DIR: settings.DATASETS_DIR }, orgId, repoId);
+      const info = JSON.parse(fs.readFileSync(path.join(root, "meta", "info.json"), "utf8"));
+      expect(info).toMatchObject({ total_episodes: EPISODES.length, total_frames: 45 * EPISODES.length });
+    } finally {
+      front.close();
+      const stopping = [first, second as WorkerProcess | null].filter((w): w is WorkerProcess => w !== null && w.child.exitCode === null && w.child.signalCode === null);
+      for (const w of stopping) w.child.kill("SIGTERM");
+      await Promise.all(stopping.map((w) => w.exited));
+    }
+  }, 480_000);
+});
