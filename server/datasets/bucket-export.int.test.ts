@@ -6,7 +6,7 @@ import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectC
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testDb } from "../../tests/helpers/db";
 import { createOrgWithMember } from "../../tests/helpers/factories";
-import { startSwift, swiftSkipReason, type TestS3 } from "../../tests/helpers/s3-swift";
+import { sharedSwift, swiftSkipReason, type TestS3 } from "../../tests/helpers/s3-swift";
 import type { OrgActor } from "../auth/roles";
 import { env } from "../env";
 import { silentProgress, type ProgressReporter } from "../jobs/progress";
@@ -76,7 +76,7 @@ beforeAll(async () => {
   if (skip) return;
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), "gantry-bucket-export-"));
   actor = (await createOrgWithMember(db, "operator")).actor;
-  s3 = await startSwift();
+  s3 = await sharedSwift();
   target = { endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, bucket, prefix: "instance-a/" };
   client = createS3Client(target);
   await client.send(new CreateBucketCommand({ Bucket: bucket }));
