@@ -33,9 +33,11 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
   const cancellations = new CancellationRegistry();
   // Entries whose attempt is given back: interrupted by a shutdown, or by losing the database.
   const giveBack = new Set<string>();
+  // What scheduled tasks hold between runs (connections kept open), let go of when the worker stops.
+  const onStop: (() => void)[] = [];
   const taskList = {
     ...Object.fromEntries(taskModules.map((m) => [m.def.name, toGraphileTask(m, { db, cancellations, giveBack })])),
-    ...Object.fromEntries(Object.entries(scheduledTasks).map(([name, make]) => [name, make({ db })])),
+    ...Object.fromEntries(Object.entries(scheduledTasks).map(([name, make]) => [name, make({ db, onStop: (close) => onStop.push(close) })])),
   };
 
   const release = async () => {
@@ -119,6 +121,7 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
       // finds this one's heartbeat gone stale hands its jobs on.
       if (outage.isDown) queuePool.stop();
       await runner.stop();
+      for (const close of onStop.splice(0)) close();
       await queuePool.end().catch(() => {});
       await listener.stop();
       try {
