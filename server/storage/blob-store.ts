@@ -38,6 +38,11 @@ export interface BlobStore {
   get(sha256: string, range?: ByteRange): Promise<Readable>;
   /** Removes a blob; removing one that is absent is not an error. */
   delete(sha256: string): Promise<void>;
+  /**
+   * A file on this machine holding the blob, to be read in place (never written); null when
+   * absent. Only stores that keep blobs on local disk have it.
+   */
+  localPath?(sha256: string): Promise<string | null>;
 }
 
 /** Checks a caller-supplied digest before it is used in any path or key. */

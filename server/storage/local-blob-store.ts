@@ -105,6 +105,10 @@ export function createLocalBlobStore({ root }: { root: string }): BlobStore {
     get,
     has: async (sha256) => (await stat(sha256)) !== null,
     delete: remove,
+    localPath: async (sha256) => {
+      const file = blobPath(parseSha256(sha256));
+      return (await exists(file)) ? file : null;
+    },
   };
 }
 
