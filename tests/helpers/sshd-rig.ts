@@ -220,7 +220,9 @@ async function startDevice(root: string, name: string, user: string, publicKey: 
       "PasswordAuthentication no",
       "KbdInteractiveAuthentication no",
       "Subsystem sftp /usr/lib/openssh/sftp-server",
-      `SetEnv PATH=${bin}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`,
+      // Behind a link it is a board of its own, with a home of its own: not this machine's
+      // dotfiles, which bash reads for every command sshd runs.
+      `SetEnv PATH=${bin}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin${link ? ` HOME=${dir}` : ""}`,
       "MaxStartups 200",
       "MaxSessions 100",
       "LogLevel ERROR",
