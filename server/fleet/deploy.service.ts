@@ -84,16 +84,29 @@ export async function deployToDevice(db: Db, opts: DeployOptions): Promise<{ sta
   // how far it got; the device is checked again rather than trusted.
   const isResumed = target.state === "running";
   const isSwapRecorded = isResumed && target.step !== null && AFTER_SWAP_STEPS.includes(target.step);
-  await record({ state: "running", startedAt: target.startedAt ?? new Date() }, isResumed ? `Resuming after an interruption at step "${target.step ?? "start"}"` : undefined);
-  await db.deployment.updateMany({ where: { id: target.deploymentId, status: "scheduled" }, data: { status: "running" } });
 
   let session: SshSession | null = null;
+  // The SSH handshake starts at once, while the records below are written; the first connect
+  // takes its outcome. Not tied to the job's signal: a rollback after a cancel uses it too.
+  let firstDial: Promise<SshSession> | null = device.pinnedHostKey ? connectSsh(sshTargetOf(device)) : null;
+  firstDial?.catch(() => {});
   const connectWith = async (signal: AbortSignal | undefined) => {
     if (session && !session.isClosed) return session;
     if (!device.pinnedHostKey) throw new AppError("BAD_REQUEST", `${device.name} has no pinned host key yet; run Test connection once before deploying to it`);
-    session = await connectSsh(sshTargetOf(device), { signal });
+    const dial = firstDial ?? connectSsh(sshTargetOf(device), { signal });
+    firstDial = null;
+    session = await dial;
     return session;
   };
+  try {
+    await Promise.all([
+      record({ state: "running", startedAt: target.startedAt ?? new Date() }, isResumed ? `Resuming after an interruption at step "${target.step ?? "start"}"` : undefined),
+      db.deployment.updateMany({ where: { id: target.deploymentId, status: "scheduled" }, data: { status: "running" } }),
+    ]);
+  } catch (error) {
+    firstDial?.then((s) => s.close(), () => {});
+    throw error;
+  }
   const connect = () => connectWith(opts.signal);
   // The rollback runs even when the job was cancelled mid-way: a device must not be left half-swapped.
   const runWith =
@@ -153,6 +166,8 @@ export async function deployToDevice(db: Db, opts: DeployOptions): Promise<{ sta
     }
   } finally {
     (session as SshSession | null)?.close();
+    // Started but never taken (a path that needed no device).
+    (firstDial as Promise<SshSession> | null)?.then((s) => s.close(), () => {});
   }
   // Outside the try: a failure to move the rollout on must not roll a healthy device back.
   return finish(db, opts, target.deploymentId, "succeeded");
