@@ -58,6 +58,24 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
   const poolIds = new Set<string>();
   const events = new EventEmitter() as WorkerEvents;
   events.on("pool:create", ({ workerPool }) => poolIds.add(workerPool.id));
+  // Jobs added together (a rollout's devices) wake as many idle workers at once, whose
+  // lookups skip each other's locked rows: some find nothing and would sleep until the next
+  // poll, a second later, with jobs waiting. Right after new jobs were announced, a worker
+  // that found none looks again a moment later.
+  let announcedAt = 0;
+  events.on("pool:listen:notification", ({ message }) => {
+    if (message.channel === "jobs:insert") announcedAt = Date.now();
+  });
+  events.on("worker:getJob:empty", ({ worker }) => {
+    if (Date.now() - announcedAt > 500) return;
+    setTimeout(() => {
+      try {
+        worker.nudge();
+      } catch {
+        // it stopped meanwhile
+      }
+    }, 20 + Math.random() * 30).unref();
+  });
   // While the database is away, one line says so, not one per connection, retry and job.
   const outage = new OutageLog("Worker", log);
   // The queue's own chatter stays out of the log; its warnings and errors do not.
