@@ -36,9 +36,11 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
   const giveBack = new Set<string>();
   // Entries running here (entry id → Job id): a heartbeat checks they are still this worker's.
   const running = new Map<string, string>();
+  // What scheduled tasks hold between runs (connections kept open), let go of when the worker stops.
+  const onStop: (() => void)[] = [];
   const taskList = {
     ...Object.fromEntries(taskModules.map((m) => [m.def.name, toGraphileTask(m, { db, cancellations, giveBack, running })])),
-    ...Object.fromEntries(Object.entries(scheduledTasks).map(([name, make]) => [name, make({ db })])),
+    ...Object.fromEntries(Object.entries(scheduledTasks).map(([name, make]) => [name, make({ db, onStop: (close) => onStop.push(close) })])),
   };
 
   // This worker's own figures go to Postgres for the portal's /api/metrics to show.
@@ -68,6 +70,24 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
   const poolIds = new Set<string>();
   const events = new EventEmitter() as WorkerEvents;
   events.on("pool:create", ({ workerPool }) => poolIds.add(workerPool.id));
+  // Jobs added together (a rollout's devices) wake as many idle workers at once, whose
+  // lookups skip each other's locked rows: some find nothing and would sleep until the next
+  // poll, a second later, with jobs waiting. Right after new jobs were announced, a worker
+  // that found none looks again a moment later.
+  let announcedAt = 0;
+  events.on("pool:listen:notification", ({ message }) => {
+    if (message.channel === "jobs:insert") announcedAt = Date.now();
+  });
+  events.on("worker:getJob:empty", ({ worker }) => {
+    if (Date.now() - announcedAt > 500) return;
+    setTimeout(() => {
+      try {
+        worker.nudge();
+      } catch {
+        // it stopped meanwhile
+      }
+    }, 20 + Math.random() * 30).unref();
+  });
   // While the database is away, one line says so, not one per connection, retry and job.
   const outage = new OutageLog("Worker", log);
   // The queue's own chatter stays out of the log; its warnings and errors do not.
@@ -139,6 +159,7 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
       // finds this one's heartbeat gone stale hands its jobs on.
       if (outage.isDown) queuePool.stop();
       await runner.stop();
+      for (const close of onStop.splice(0)) close();
       await queuePool.end().catch(() => {});
       await listener.stop();
       try {

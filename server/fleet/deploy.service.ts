@@ -62,31 +62,51 @@ export async function deployToDevice(db: Db, opts: DeployOptions): Promise<{ sta
 
   let log = target.log;
   let currentStep = target.step;
-  const record = async (data: { step?: string; state?: "running" | "succeeded" | "failed" | "rolled_back"; previousTarget?: string | null; previousVersionId?: string | null; rollback?: string; error?: string | null; finishedAt?: Date; startedAt?: Date }, line?: string) => {
-    if (line) log = `${log}${new Date().toISOString().slice(11, 19)} ${line}\n`.slice(-LOG_MAX);
-    if (data.step) currentStep = data.step;
-    await db.deploymentTarget.update({ where: { id: target.id }, data: { ...data, log } });
-    if (line) await opts.progress.log(line);
+  const stepTimes = { ...(target.stepTimes as Record<string, string>) };
+  type RecordData = { step?: string; state?: "running" | "succeeded" | "failed" | "rolled_back"; previousTarget?: string | null; previousVersionId?: string | null; rollback?: string; error?: string | null; finishedAt?: Date; startedAt?: Date };
+  const record = async (data: RecordData, line?: string, { isJobLogged = false } = {}) => {
+    const now = new Date();
+    if (line) log = `${log}${now.toISOString().slice(11, 19)} ${line}\n`.slice(-LOG_MAX);
+    if (data.step) {
+      currentStep = data.step;
+      stepTimes[data.step] = now.toISOString();
+    }
+    // Two tables, written side by side: one round trip's wait, not two.
+    await Promise.all([db.deploymentTarget.update({ where: { id: target.id }, data: { ...data, log, ...(data.step ? { stepTimes } : {}) } }), line && !isJobLogged ? opts.progress.log(line) : null]);
   };
+  // The step's event is its line in the job's log. It goes first: the record follows the job.
   const step = async (name: string, fraction: number) => {
     await opts.progress.step(name, fraction);
-    await record({ step: name }, name);
+    await record({ step: name }, name, { isJobLogged: true });
   };
 
   // "running" here means an earlier run stopped half-way (its worker died). Its record says
   // how far it got; the device is checked again rather than trusted.
   const isResumed = target.state === "running";
   const isSwapRecorded = isResumed && target.step !== null && AFTER_SWAP_STEPS.includes(target.step);
-  await record({ state: "running", startedAt: target.startedAt ?? new Date() }, isResumed ? `Resuming after an interruption at step "${target.step ?? "start"}"` : undefined);
-  await db.deployment.updateMany({ where: { id: target.deploymentId, status: "scheduled" }, data: { status: "running" } });
 
   let session: SshSession | null = null;
+  // The SSH handshake starts at once, while the records below are written; the first connect
+  // takes its outcome. Not tied to the job's signal: a rollback after a cancel uses it too.
+  let firstDial: Promise<SshSession> | null = device.pinnedHostKey ? connectSsh(sshTargetOf(device)) : null;
+  firstDial?.catch(() => {});
   const connectWith = async (signal: AbortSignal | undefined) => {
     if (session && !session.isClosed) return session;
     if (!device.pinnedHostKey) throw new AppError("BAD_REQUEST", `${device.name} has no pinned host key yet; run Test connection once before deploying to it`);
-    session = await connectSsh(sshTargetOf(device), { signal });
+    const dial = firstDial ?? connectSsh(sshTargetOf(device), { signal });
+    firstDial = null;
+    session = await dial;
     return session;
   };
+  try {
+    await Promise.all([
+      record({ state: "running", startedAt: target.startedAt ?? new Date() }, isResumed ? `Resuming after an interruption at step "${target.step ?? "start"}"` : undefined),
+      db.deployment.updateMany({ where: { id: target.deploymentId, status: "scheduled" }, data: { status: "running" } }),
+    ]);
+  } catch (error) {
+    firstDial?.then((s) => s.close(), () => {});
+    throw error;
+  }
   const connect = () => connectWith(opts.signal);
   // The rollback runs even when the job was cancelled mid-way: a device must not be left half-swapped.
   const runWith =
@@ -146,19 +166,25 @@ export async function deployToDevice(db: Db, opts: DeployOptions): Promise<{ sta
     }
   } finally {
     (session as SshSession | null)?.close();
+    // Started but never taken (a path that needed no device).
+    (firstDial as Promise<SshSession> | null)?.then((s) => s.close(), () => {});
   }
   // Outside the try: a failure to move the rollout on must not roll a healthy device back.
   return finish(db, opts, target.deploymentId, "succeeded");
 
   async function deploySteps(): Promise<void> {
+    await step("Connect", 0.02);
+    await connect();
     // 1. Free disk, unless the file is already there.
     await step("Check free disk", 0.05);
-    // One round trip: make the directory, hash a file already there, read the free space.
-    const q = { models: quoteShell(p.models), file: quoteShell(p.file) };
+    // One round trip: make the directory, hash a file already there, read the free space and
+    // where current_model.onnx points (the swap goes on from it unless it has changed by then).
+    const q = { models: quoteShell(p.models), file: quoteShell(p.file), current: quoteShell(p.current) };
     const found = await run(
-      `mkdir -p ${q.models} && { if [ -f ${q.file} ]; then echo "sha=$(sha256sum < ${q.file} | cut -d' ' -f1)"; fi; echo "free=$(df -Pk ${q.models} | awk 'NR==2 {print $4}')"; }`,
+      `mkdir -p ${q.models} && { if [ -f ${q.file} ]; then echo "sha=$(sha256sum < ${q.file} | cut -d' ' -f1)"; fi; echo "free=$(df -Pk ${q.models} | awk 'NR==2 {print $4}')"; echo "link=$(readlink ${q.current})"; }`,
       "Checking the model directory",
     );
+    const linkAtCheck = /^link=(.*)$/m.exec(found)?.[1] || null;
     const isPresent = /^sha=([0-9a-f]{64})$/m.exec(found)?.[1] === sha256;
     if (!isPresent) {
       const free = Number(/^free=(\d+)$/m.exec(found)?.[1]) * 1024;
@@ -202,19 +228,29 @@ export async function deployToDevice(db: Db, opts: DeployOptions): Promise<{ sta
 
     // 3. Swap.
     await opts.progress.step("Swap", 0.6);
-    const current = (await run(`readlink ${quoteShell(p.current)} || true`, "Reading the current model")) || null;
-    if (phase === "after-swap") {
-      // The previous target was recorded before an interrupted swap; the link may already be the new one.
-      await record({ step: "Swap" }, `Swap: current_model.onnx → ${current ?? "nothing"}; the previous model, recorded before the interruption: ${previousTarget ?? "none"}`);
-    } else {
-      // Read and recorded (with the step, in one write) before the swap, so a swap whose answer
-      // is lost — the connection or the worker gone after the rename — still knows where to go back to.
+    // The previous target is recorded (with the step, in one write) before the swap, so a swap
+    // whose answer is lost — the connection or the worker gone after the rename — still knows
+    // where to go back to.
+    const recordPrevious = async (current: string | null) => {
       previousTarget = current;
       const previousVersion = await db.modelVersion.findFirst({ where: { orgId: opts.orgId, sha256: sha256OfTarget(previousTarget) ?? "-" }, select: { id: true } });
       await record({ step: "Swap", previousTarget, previousVersionId: previousVersion?.id ?? null }, `Swap: the previous model is ${previousTarget ?? "none"}`);
       phase = "after-swap";
+    };
+    if (phase === "after-swap") {
+      // The previous target was recorded before an interrupted swap; the link may already be the new one.
+      const current = (await run(`readlink ${quoteShell(p.current)} || true`, "Reading the current model")) || null;
+      await record({ step: "Swap" }, `Swap: current_model.onnx → ${current ?? "nothing"}; the previous model, recorded before the interruption: ${previousTarget ?? "none"}`);
+      await swapLink(run, p.dir, p.linkValue);
+    } else {
+      // The link as the disk check read it, swapped only if it still points there (no second
+      // round trip to read it again); if someone changed it meanwhile, it is read and recorded afresh.
+      await recordPrevious(linkAtCheck);
+      if (!(await swapLink(run, p.dir, p.linkValue, { ifPointsAt: linkAtCheck }))) {
+        await recordPrevious((await run(`readlink ${quoteShell(p.current)} || true`, "Reading the current model")) || null);
+        await swapLink(run, p.dir, p.linkValue);
+      }
     }
-    await swapLink(run, p.dir, p.linkValue);
     await record({}, `current_model.onnx → ${p.linkValue}`);
 
     // 4. Restart, 5. health.
@@ -256,10 +292,18 @@ async function versionId(db: Db, orgId: string, target: string | null): Promise<
 
 type Run = (command: string, what: string, timeoutMs?: number) => Promise<string>;
 
-/** A new link under a temporary name, renamed over current_model.onnx: never a moment without one. */
-async function swapLink(run: Run, dir: string, linkValue: string): Promise<void> {
+const LINK_MOVED = "gantry: current_model.onnx has moved";
+
+/**
+ * A new link under a temporary name, renamed over current_model.onnx: never a moment without
+ * one. With `ifPointsAt`, only when the link still points there (null: no link); answers
+ * whether it swapped.
+ */
+async function swapLink(run: Run, dir: string, linkValue: string, { ifPointsAt }: { ifPointsAt?: string | null } = {}): Promise<boolean> {
   const temp = `.current_model.onnx.${crypto.randomBytes(4).toString("hex")}`;
-  await run(`cd ${quoteShell(dir)} && ln -sfn ${quoteShell(linkValue)} ${quoteShell(temp)} && mv -T ${quoteShell(temp)} current_model.onnx`, "Swapping current_model.onnx");
+  const guard = ifPointsAt === undefined ? "" : `if [ "$(readlink current_model.onnx)" != ${quoteShell(ifPointsAt ?? "")} ]; then echo ${quoteShell(LINK_MOVED)}; exit 0; fi; `;
+  const out = await run(`cd ${quoteShell(dir)} && ${guard}ln -sfn ${quoteShell(linkValue)} ${quoteShell(temp)} && mv -T ${quoteShell(temp)} current_model.onnx`, "Swapping current_model.onnx");
+  return out !== LINK_MOVED;
 }
 
 async function checkHealth(run: Run, command: string, opts: DeployOptions, log: (line: string) => Promise<void>): Promise<void> {
@@ -306,10 +350,12 @@ async function finish(db: Db, opts: DeployOptions, deploymentId: string, state: 
   return { state };
 }
 
-// Encrypting SFTP traffic costs this process CPU: on a fast network more uploads at once than
-// cores only share the same CPU and finish later all together. Devices on slow links
-// finish their turn quickly enough that the queue rarely matters.
-const UPLOAD_SLOTS = Math.max(2, os.availableParallelism());
+// Encrypting SFTP traffic costs this process CPU, about a core per 100 MB/s. A device's own link
+// (100 Mbit/s on a LAN or good Wi-Fi, less over Wi-Fi at a distance) holds its upload far below
+// that, so several per core run at their links' speed side by side: four per core keep the
+// cores busy at 100 Mbit/s. On a network fast enough to be CPU-bound, more at once would only
+// share the same CPU and finish later all together, so the rest wait their turn.
+const UPLOAD_SLOTS = 4 * os.availableParallelism();
 let uploadsRunning = 0;
 const uploadQueue: (() => void)[] = [];
 
@@ -330,7 +376,10 @@ async function uploadSlot(onWait: () => Promise<void>): Promise<() => void> {
 
 const copies = new Map<string, Promise<string>>();
 
-/** The model file on local disk (SFTP resumes need random access), copied once from the blob store. */
+/**
+ * The model file on local disk (SFTP resumes need random access): the blob store's own file
+ * when it keeps one here, otherwise copied once from the store.
+ */
 function localCopy(blobs: BlobStore, sha256: string): Promise<string> {
   // Every device of a rollout wants the same file at the same moment: one copy serves them all.
   let copy = copies.get(sha256);
@@ -342,6 +391,9 @@ function localCopy(blobs: BlobStore, sha256: string): Promise<string> {
 }
 
 async function copyOnce(blobs: BlobStore, sha256: string): Promise<string> {
+  // Its name is its digest, checked when it was stored: read in place, neither copied nor hashed again.
+  const inPlace = await blobs.localPath?.(sha256);
+  if (inPlace) return inPlace;
   const dir = path.join(env().GANTRY_HOME, "fleet-cache");
   const file = path.join(dir, `${sha256}.onnx`);
   const expected = (await blobs.stat(sha256))?.bytes;

@@ -217,10 +217,16 @@ async function advanceIn(tx: Tx, orgId: string, deploymentId: string, userId: st
   if (pending.length) {
     const phase = Math.min(...pending.map((t) => t.phase));
     const runAt = deployment.startAt && deployment.startAt.getTime() > Date.now() ? deployment.startAt : undefined;
+    const queued: { id: string; jobId: string }[] = [];
     for (const t of pending.filter((t) => t.phase === phase)) {
       const { jobId } = await enqueue(deployDeviceJob, { targetId: t.id }, { tx, orgId, createdById: userId, queue: deviceQueue(t.deviceId), runAt });
-      await tx.deploymentTarget.update({ where: { id: t.id }, data: { state: "queued", jobId, step: runAt ? `Starts ${runAt.toISOString()}` : "Queued" } });
+      queued.push({ id: t.id, jobId });
     }
+    // One statement for the phase's targets (the transaction holds the rollout's lock meanwhile).
+    await tx.$executeRaw`
+      UPDATE "DeploymentTarget" AS t SET "state" = 'queued', "jobId" = q."jobId", "step" = ${runAt ? `Starts ${runAt.toISOString()}` : "Queued"}
+      FROM unnest(${queued.map((q) => q.id)}::uuid[], ${queued.map((q) => q.jobId)}::uuid[]) AS q("id", "jobId")
+      WHERE t."id" = q."id"`;
     if (!runAt) await tx.deployment.updateMany({ where: { id: deploymentId, status: "scheduled" }, data: { status: "running" } });
     return null;
   }

@@ -74,6 +74,11 @@ export interface BlobStore {
    * blob (ranges too) straight from the store, until it expires.
    */
   presignedUrl?(sha256: string, options: { expiresInS: number; fileName?: string }): Promise<string>;
+  /**
+   * A file on this machine holding the blob, to be read in place (never written); null when
+   * absent. Only stores that keep blobs on local disk have it.
+   */
+  localPath?(sha256: string): Promise<string | null>;
 }
 
 /** Checks a caller-supplied digest before it is used in any path or key. */

@@ -166,6 +166,10 @@ export function createLocalBlobStore({ root }: { root: string }): BlobStore {
     deleteIfIdleSince,
     listLeftovers,
     removeLeftover,
+    localPath: async (sha256) => {
+      const file = blobPath(parseSha256(sha256));
+      return (await stat(sha256)) ? file : null;
+    },
   };
 }
 

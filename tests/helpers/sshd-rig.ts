@@ -4,6 +4,7 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { createShapedLinks, removeNamespace, type ShapedLink } from "./netns-link";
 
 // Simulated devices: one real OpenSSH sshd per device on 127.0.0.1, each with its own host
 // key, authorized_keys, model directory and a bin/ first on the PATH of every session
@@ -14,6 +15,12 @@ import path from "node:path";
 //   df         the real df, unless <dir>/control/disk-free-kb names the free space to report.
 // Each device is reached through a TCP relay the test can cut (a dropped connection mid-
 // upload) or close (a device that is down); sshd itself can be restarted with a new host key.
+//
+// With `netns: { rateMbit }` (benchmarks; needs root and iproute2) each sshd runs instead in a
+// network namespace of its own behind a veth link shaped to that rate both ways
+// (tests/helpers/netns-link.ts), reached directly at its private address on port 22: no relay,
+// so cutAfterBytes, bytesIn and stopListening are not available. The namespaces go with stop(),
+// and with the process on Ctrl-C or exit.
 //
 // Control files in <dir>/control/:
 //   restart-exit     exit code of `systemctl restart` (default 0)
@@ -26,8 +33,9 @@ const SSHD = "/usr/sbin/sshd";
 
 export interface RigDevice {
   name: string;
-  host: "127.0.0.1";
-  /** The relay's port: what Gantry connects to. */
+  /** 127.0.0.1, or the device's private address with `netns`. */
+  host: string;
+  /** The relay's port (sshd's own with `netns`): what Gantry connects to. */
   port: number;
   /** sshd's own port, behind the relay. */
   sshdPort: number;
@@ -125,7 +133,13 @@ const sudoScript = `#!/bin/sh
 exec "$@"
 `;
 
-export async function startSshdRig(count: number, { names }: { names?: string[] } = {}): Promise<SshdRig> {
+export interface SshdRigOptions {
+  names?: string[];
+  /** Each device in its own network namespace behind a link shaped to this rate (both ways). */
+  netns?: { rateMbit: number };
+}
+
+export async function startSshdRig(count: number, { names, netns }: SshdRigOptions = {}): Promise<SshdRig> {
   // sshd refuses to start without its privilege separation directory (the package makes it at boot).
   fs.mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-sshd-rig-"));
@@ -134,12 +148,31 @@ export async function startSshdRig(count: number, { names }: { names?: string[] 
   const publicKey = fs.readFileSync(`${privateKeyPath}.pub`, "utf8");
   const user = os.userInfo().username;
   const devices: (RigDevice & { stopAll(): Promise<void> })[] = [];
+  const links = netns ? createShapedLinks(count, netns) : [];
+  const removeLinks = () => {
+    process.removeListener("SIGINT", onSignal);
+    process.removeListener("SIGTERM", onSignal);
+    process.removeListener("exit", removeLinks);
+    for (const link of links.splice(0)) removeNamespace(link.namespace);
+  };
+  // Ctrl-C or a kill while the rig runs: the namespaces go, then the signal does what it would have.
+  function onSignal(signal: NodeJS.Signals) {
+    removeLinks();
+    process.kill(process.pid, signal);
+  }
+  if (links.length) {
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+    process.once("exit", removeLinks);
+  }
   try {
     for (let i = 0; i < count; i++) {
-      devices.push(await startDevice(root, names?.[i] ?? `rig-${i + 1}-${crypto.randomBytes(2).toString("hex")}`, user, publicKey));
+      devices.push(await startDevice(root, names?.[i] ?? `rig-${i + 1}-${crypto.randomBytes(2).toString("hex")}`, user, publicKey, links[i]));
     }
   } catch (error) {
     await Promise.all(devices.map((d) => d.stopAll()));
+    removeLinks();
+    fs.rmSync(root, { recursive: true, force: true });
     throw error;
   }
   return {
@@ -148,13 +181,17 @@ export async function startSshdRig(count: number, { names }: { names?: string[] 
     privateKeyPath,
     root,
     async stop() {
-      await Promise.all(devices.map((d) => d.stopAll()));
-      fs.rmSync(root, { recursive: true, force: true });
+      try {
+        await Promise.all(devices.map((d) => d.stopAll()));
+      } finally {
+        removeLinks();
+        fs.rmSync(root, { recursive: true, force: true });
+      }
     },
   };
 }
 
-async function startDevice(root: string, name: string, user: string, publicKey: string): Promise<RigDevice & { stopAll(): Promise<void> }> {
+async function startDevice(root: string, name: string, user: string, publicKey: string, link?: ShapedLink): Promise<RigDevice & { stopAll(): Promise<void> }> {
   const dir = path.join(root, name);
   const modelDir = path.join(dir, "gantry");
   const bin = path.join(dir, "bin");
@@ -165,13 +202,14 @@ async function startDevice(root: string, name: string, user: string, publicKey: 
   fs.writeFileSync(path.join(bin, "sudo"), sudoScript, { mode: 0o755 });
   const hostKey = path.join(dir, "host_ed25519");
   keygen(hostKey);
-  const sshdPort = await freePort();
+  const sshdHost = link?.deviceAddress ?? "127.0.0.1";
+  const sshdPort = link ? 22 : await freePort();
   const config = path.join(dir, "sshd_config");
   fs.writeFileSync(
     config,
     [
       `Port ${sshdPort}`,
-      "ListenAddress 127.0.0.1",
+      `ListenAddress ${sshdHost}`,
       `HostKey ${hostKey}`,
       `PidFile ${path.join(dir, "sshd.pid")}`,
       `AuthorizedKeysFile ${path.join(dir, "authorized_keys")}`,
@@ -182,7 +220,9 @@ async function startDevice(root: string, name: string, user: string, publicKey: 
       "PasswordAuthentication no",
       "KbdInteractiveAuthentication no",
       "Subsystem sftp /usr/lib/openssh/sftp-server",
-      `SetEnv PATH=${bin}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`,
+      // Behind a link it is a board of its own, with a home of its own: not this machine's
+      // dotfiles, which bash reads for every command sshd runs.
+      `SetEnv PATH=${bin}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin${link ? ` HOME=${dir}` : ""}`,
       "MaxStartups 200",
       "MaxSessions 100",
       "LogLevel ERROR",
@@ -192,7 +232,8 @@ async function startDevice(root: string, name: string, user: string, publicKey: 
 
   let sshd: ChildProcess | null = null;
   const startSshd = async () => {
-    sshd = spawn(SSHD, ["-D", "-e", "-f", config], { stdio: ["ignore", "ignore", "pipe"] });
+    const [command, ...args] = [...(link?.inNamespace ?? []), SSHD, "-D", "-e", "-f", config];
+    sshd = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     sshd.stderr!.on("data", (c) => (stderr = (stderr + c).slice(-4000)));
     const exited = new Promise<never>((_, reject) => sshd!.once("exit", (code) => reject(new Error(`sshd for ${name} exited (${code}): ${stderr}`))));
@@ -200,7 +241,7 @@ async function startDevice(root: string, name: string, user: string, publicKey: 
     // Ready when it accepts a connection and sends its banner.
     const deadline = Date.now() + 10_000;
     for (;;) {
-      const ok = await Promise.race([banner(sshdPort), exited]).catch((e) => (sshd?.exitCode !== null ? Promise.reject(e) : false));
+      const ok = await Promise.race([banner(sshdPort, sshdHost), exited]).catch((e) => (sshd?.exitCode !== null ? Promise.reject(e) : false));
       if (ok) return;
       if (Date.now() > deadline) throw new Error(`sshd for ${name} did not start: ${stderr}`);
       await new Promise((r) => setTimeout(r, 50));
@@ -216,6 +257,55 @@ async function startDevice(root: string, name: string, user: string, publicKey: 
   };
   await startSshd();
 
+  const common = {
+    name,
+    sshdPort,
+    user,
+    dir,
+    modelDir,
+    fingerprint: () => fingerprintOf(`${hostKey}.pub`),
+    control(file: string, value: string | null) {
+      const p = path.join(dir, "control", file);
+      if (value === null) fs.rmSync(p, { force: true });
+      else fs.writeFileSync(p, value.endsWith("\n") ? value : `${value}\n`);
+    },
+    systemctlCalls: () => (fs.existsSync(path.join(dir, "systemctl.log")) ? fs.readFileSync(path.join(dir, "systemctl.log"), "utf8").split("\n").filter(Boolean) : []),
+    async changeHostKey() {
+      await stopSshd();
+      keygen(hostKey);
+      await startSshd();
+    },
+    currentTarget() {
+      try {
+        return fs.readlinkSync(path.join(modelDir, "current_model.onnx"));
+      } catch {
+        return null;
+      }
+    },
+  };
+
+  // Behind a shaped link: reached at sshd itself.
+  function directDevice(): RigDevice & { stopAll(): Promise<void> } {
+    const noRelay = (what: string) => () => {
+      throw new Error(`${what} needs the relay, which a rig with netns does not have`);
+    };
+    return {
+      ...common,
+      host: sshdHost,
+      port: sshdPort,
+      cutAfterBytes: noRelay("cutAfterBytes"),
+      bytesIn: noRelay("bytesIn"),
+      stopListening: noRelay("stopListening"),
+      down: stopSshd,
+      async up() {
+        if (!sshd) await startSshd();
+      },
+      stopAll: stopSshd,
+    };
+  }
+
+  if (link) return directDevice();
+
   // The relay: every client connection is piped to sshd, and can be cut or refused.
   const sockets = new Set<net.Socket>();
   let relayed = 0;
@@ -227,7 +317,7 @@ async function startDevice(root: string, name: string, user: string, publicKey: 
   let isRefusing = false;
   const relay = net.createServer((client) => {
     if (isRefusing) return void client.destroy();
-    const upstream = net.connect(sshdPort, "127.0.0.1");
+    const upstream = net.connect(sshdPort, sshdHost);
     sockets.add(client);
     sockets.add(upstream);
     client.on("data", (chunk: Buffer) => {
@@ -255,20 +345,9 @@ async function startDevice(root: string, name: string, user: string, publicKey: 
   await listen();
 
   const device = {
-    name,
-    host: "127.0.0.1" as const,
+    ...common,
+    host: sshdHost,
     port,
-    sshdPort,
-    user,
-    dir,
-    modelDir,
-    fingerprint: () => fingerprintOf(`${hostKey}.pub`),
-    control(file: string, value: string | null) {
-      const p = path.join(dir, "control", file);
-      if (value === null) fs.rmSync(p, { force: true });
-      else fs.writeFileSync(p, value.endsWith("\n") ? value : `${value}\n`);
-    },
-    systemctlCalls: () => (fs.existsSync(path.join(dir, "systemctl.log")) ? fs.readFileSync(path.join(dir, "systemctl.log"), "utf8").split("\n").filter(Boolean) : []),
     cutAfterBytes(bytes: number) {
       cutAt = relayed + bytes;
     },
@@ -292,13 +371,6 @@ async function startDevice(root: string, name: string, user: string, publicKey: 
       keygen(hostKey);
       await startSshd();
     },
-    currentTarget() {
-      try {
-        return fs.readlinkSync(path.join(modelDir, "current_model.onnx"));
-      } catch {
-        return null;
-      }
-    },
     async stopAll() {
       cutAll();
       if (relay.listening) await new Promise((r) => relay.close(r));
@@ -308,9 +380,9 @@ async function startDevice(root: string, name: string, user: string, publicKey: 
   return device;
 }
 
-function banner(port: number): Promise<boolean> {
+function banner(port: number, host: string): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = net.connect(port, "127.0.0.1");
+    const s = net.connect(port, host);
     const done = (ok: boolean) => {
       s.destroy();
       resolve(ok);

@@ -9,11 +9,12 @@ import type { TaskDeps } from "../../define-task";
 
 // Scheduled once a minute (worker/crontab). Within the minute it checks as often as
 // DEVICE_HEALTH_INTERVAL asks; a longer interval skips devices checked recently. The pool
-// keeps each device's connection open from one check to the next.
+// keeps each device's connection open from one check to the next, for as long as its worker
+// runs: the worker's stop closes them (an open connection would keep the process alive).
 
-const pool = new SshPool({ idleMs: 10 * 60_000 });
-
-export function healthCheckTask({ db }: Pick<TaskDeps, "db">): Task {
+export function healthCheckTask({ db, onStop }: Pick<TaskDeps, "db"> & { onStop: (close: () => void) => void }): Task {
+  const pool = new SshPool({ idleMs: 10 * 60_000 });
+  onStop(() => pool.close());
   return async () => {
     const interval = env().DEVICE_HEALTH_INTERVAL;
     const started = Date.now();
