@@ -38,7 +38,9 @@ test("a capture's scene and twin update in the 3D view as the trainer pushes and
   const sessionId = new URL(page.url()).pathname.split("/").at(-1)!;
 
   const trainer = new AbortController();
-  const training = runStandInTrainer({ portal: baseURL!, token, sessionId, every: 5, format: "ply", signal: trainer.signal }).catch((error: unknown) => {
+  // The trainer states where the capture camera was: just above the twin's base, looking down the scene's z.
+  const camera = { position: [0.1, -0.25, -0.1], rotation: [0, 0, 0, 1], fx: 500, fy: 500, cx: 320, cy: 240, width: 640, height: 480 };
+  const training = runStandInTrainer({ portal: baseURL!, token, sessionId, every: 5, format: "ply", camera, signal: trainer.signal }).catch((error: unknown) => {
     if (!trainer.signal.aborted) throw error;
   });
   const postFrames = async (n: number) => {
@@ -66,6 +68,16 @@ test("a capture's scene and twin update in the 3D view as the trainer pushes and
       await expect(page.locator('[data-field="frames"]')).toHaveText("5 frames");
       await expect(scene).toHaveAttribute("data-splats", /^\d+$/, { timeout: 30_000 });
       await expect.poll(async () => differingPixels(empty, await canvasPng(canvas)), { timeout: 20_000 }).toBeGreaterThan(50);
+    });
+
+    await test.step("the capture camera's frustum is drawn, and hidden with its toggle", async () => {
+      const toggle = page.getByRole("checkbox", { name: "Camera" });
+      await expect(toggle).toBeChecked({ timeout: 10_000 });
+      await page.waitForTimeout(500);
+      const withFrustum = await canvasPng(canvas);
+      await toggle.uncheck();
+      await expect.poll(async () => differingPixels(withFrustum, await canvasPng(canvas)), { timeout: 10_000 }).toBeGreaterThan(50);
+      await toggle.check();
     });
 
     await test.step("a newer snapshot replaces it; the timeline steps back to the first", async () => {

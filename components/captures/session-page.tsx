@@ -35,6 +35,7 @@ export function CaptureSessionPage({ sessionId }: { sessionId: string }) {
   // The timeline: null follows the newest snapshot; otherwise the one picked.
   const [picked, setPicked] = useState<string | null>(null);
   const [isTwinShown, setTwinShown] = useState(true);
+  const [isFrustumShown, setFrustumShown] = useState(true);
   const [sliders, setSliders] = useState<Record<string, number>>({});
   // Posted poses, pushed as they come (the session's own read is only once a second).
   const [pushed, setPushed] = useState<{ t: number; angles: number[] } | null>(null);
@@ -93,10 +94,15 @@ export function CaptureSessionPage({ sessionId }: { sessionId: string }) {
           <CardHeader
             title="Scene"
             description={shown ? `Iteration ${shown.iteration} · ${shown.splats.toLocaleString()} splats · SH degree ${shown.shDegree} · ${(shown.spzBytes / 1e6).toFixed(1)} MB as SPZ (${(shown.sourceBytes / 1e6).toFixed(1)} MB as sent)` : "No snapshot yet: the trainer pushes one every few frames."}
-            actions={<label className="flex items-center gap-2 text-sm"><input type="checkbox" checked={isTwinShown} onChange={(e) => setTwinShown(e.target.checked)} /> Twin</label>}
+            actions={
+              <div className="flex items-center gap-4 text-sm">
+                {s.camera && <label className="flex items-center gap-2"><input type="checkbox" checked={isFrustumShown} onChange={(e) => setFrustumShown(e.target.checked)} /> Camera</label>}
+                <label className="flex items-center gap-2"><input type="checkbox" checked={isTwinShown} onChange={(e) => setTwinShown(e.target.checked)} /> Twin</label>
+              </div>
+            }
           />
           <CardBody className="space-y-3">
-            <SceneCanvas snapshotUrl={shown?.spzUrl ?? null} twinPose={isTwinShown ? pose : null} />
+            <SceneCanvas snapshotUrl={shown?.spzUrl ?? null} twinPose={isTwinShown ? pose : null} camera={isFrustumShown ? s.camera : null} />
             {timeline.length > 1 && (
               <div className="flex items-center gap-3 text-xs">
                 <label htmlFor="timeline" className="text-zinc-500">Snapshot</label>

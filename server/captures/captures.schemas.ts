@@ -182,7 +182,21 @@ export const framesQuery = z.object({
   limit: z.coerce.number().int().min(1).max(500).default(100),
 });
 
-export const frameQuery = z.object({ t: z.coerce.number().pipe(epochMsSchema).optional() });
+/** `camera=` in a query: the camera as URL-encoded JSON. */
+export const cameraParamSchema = z
+  .string()
+  .max(2048, "is at most 2 KB of JSON")
+  .transform((text, ctx) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      ctx.addIssue({ code: "custom", message: "must be URL-encoded JSON: {position: [x, y, z], rotation: [x, y, z, w], fx, fy, cx, cy, width, height}" });
+      return z.NEVER;
+    }
+  })
+  .pipe(cameraSchema);
+
+export const frameQuery = z.object({ t: z.coerce.number().pipe(epochMsSchema).optional(), camera: cameraParamSchema.optional() });
 
 export const frameInfoSchema = z.object({
   seq: z.number().int(),
@@ -223,7 +237,7 @@ export const frameReceiptSchema = z.object({
 
 export const postJointsInput = z.object({ joint_angles: jointAnglesSchema, t: epochMsSchema.optional() });
 
-export const snapshotQuery = z.object({ claimId: z.uuid(), iteration: z.coerce.number().int().min(0) });
+export const snapshotQuery = z.object({ claimId: z.uuid(), iteration: z.coerce.number().int().min(0), camera: cameraParamSchema.optional() });
 
 /** The JSON blob written every chunkSize frames. */
 export const chunkManifestSchema = z.object({
