@@ -200,62 +200,12 @@ async function poseLatency({ db, url, actor, sessionId, post }: { db: import("..
 
 /** Spark in Chromium loads the scene and draws it once: its SPZ against its PLY. */
 async function browserFirstFrame(plyFile: Buffer, spzFile: Buffer) {
-  const http = await import("node:http");
-  const fs = await import("node:fs");
-  const path = await import("node:path");
-  const { chromium } = await import("playwright");
-  const root = process.cwd();
-  const files: Record<string, string> = {
-    "/three/": path.join(root, "node_modules/three/build/"),
-    "/three-addons/": path.join(root, "node_modules/three/examples/jsm/"),
-    "/spark/": path.join(root, "node_modules/@sparkjsdev/spark/dist/"),
-  };
-  const page = `<!doctype html><html><body style="margin:0"><canvas id="c" width="640" height="480"></canvas>
-<script type="importmap">{"imports": {"three": "/three/three.module.js", "three/addons/": "/three-addons/", "@sparkjsdev/spark": "/spark/spark.module.js"}}</script>
-<script type="module">
-import * as THREE from "three";
-import { SparkRenderer, SplatMesh } from "@sparkjsdev/spark";
-const canvas = document.getElementById("c");
-const renderer = new THREE.WebGLRenderer({ canvas, antialias: false });
-const scene = new THREE.Scene();
-scene.add(new SparkRenderer({ renderer }));
-const camera = new THREE.PerspectiveCamera(50, 640 / 480, 0.01, 100);
-camera.position.set(0, 0, 4);
-window.firstFrame = async (url) => {
-  const t0 = performance.now();
-  const mesh = new SplatMesh({ url });
-  await mesh.initialized;
-  scene.add(mesh);
-  renderer.render(scene, camera);
-  const gl = renderer.getContext();
-  gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, new Uint8Array(4));
-  return { ms: performance.now() - t0, splats: mesh.packedSplats?.numSplats ?? null };
-};
-window.ready = true;
-</script></body></html>`;
-  const server = http.createServer((req, res) => {
-    const url = req.url ?? "/";
-    if (url === "/") return res.writeHead(200, { "content-type": "text/html" }).end(page);
-    if (url === "/scene.ply") return res.writeHead(200, { "content-type": "application/octet-stream", "content-length": plyFile.length }).end(plyFile);
-    if (url === "/scene.spz") return res.writeHead(200, { "content-type": "application/octet-stream", "content-length": spzFile.length }).end(spzFile);
-    const prefix = Object.keys(files).find((p) => url.startsWith(p));
-    const file = prefix ? path.join(files[prefix]!, path.normalize(url.slice(prefix.length)).replace(/^(\.\.[/\\])+/, "")) : null;
-    if (!file || !fs.existsSync(file) || !fs.statSync(file).isFile()) return res.writeHead(404).end();
-    res.writeHead(200, { "content-type": file.endsWith(".js") ? "text/javascript" : "application/octet-stream" }).end(fs.readFileSync(file));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-    args: ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--no-first-run", "--disable-background-networking"],
-  });
+  const { startSparkPage, firstFrame } = await import("../tests/helpers/spark-page");
+  const spark = await startSparkPage({ "scene.ply": plyFile, "scene.spz": spzFile });
   try {
     const load = async (name: string) => {
-      // A fresh page each time: nothing cached, the module and its sorter started anew.
-      const tab = await browser.newPage();
-      await tab.goto(base);
-      await tab.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true);
-      const result = (await tab.evaluate(async (url) => (window as unknown as { firstFrame: (u: string) => Promise<{ ms: number; splats: number | null }> }).firstFrame(url), `${base}/${name}`)) as { ms: number; splats: number | null };
+      const tab = await spark.open();
+      const result = await firstFrame(tab, `${spark.base}/${name}`);
       await tab.close();
       if (result.splats !== SPLATS) throw new Error(`Spark loaded ${result.splats} splats from ${name}, not ${SPLATS}`);
       return result.ms;
@@ -264,7 +214,6 @@ window.ready = true;
     const plyMs = await load("scene.ply");
     return [compare(`${SPLATS}-splat snapshot → first frame in Chromium (Spark, software WebGL): SPZ (reference: the PLY)`, spzMs, plyMs, "ms", "≤ 0.5× the PLY (context here: SwiftShader, so mostly load and decode)")];
   } finally {
-    await browser.close();
-    server.close();
+    await spark.close();
   }
 }
