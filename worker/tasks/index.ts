@@ -6,6 +6,7 @@ import encodeEpisode from "./datasets/encode-episode";
 import deployDevice from "./fleet/deploy-device";
 import { healthCheckTask } from "./fleet/health-check";
 import { releaseCaptureBlobsTask } from "./captures/release-blobs";
+import { thinCaptureJointsTask } from "./captures/thin-joints";
 import importDataset from "./datasets/import";
 import trainingRun from "./training/run";
 import trainingCheckpoint from "./training/checkpoint";
@@ -16,4 +17,4 @@ import type { TaskModule } from "../define-task";
 export const taskModules: TaskModule[] = [selftest, fetchModel, validateModel, deployEndpoint, encodeEpisode, deployDevice, importDataset, trainingRun, trainingCheckpoint, evaluateDataset];
 
 /** Tasks the crontab starts (not jobs: they keep no Job record). */
-export const scheduledTasks = { "fleet:health-check": healthCheckTask, "captures:release-blobs": releaseCaptureBlobsTask };
+export const scheduledTasks = { "fleet:health-check": healthCheckTask, "captures:release-blobs": releaseCaptureBlobsTask, "captures:thin-joints": thinCaptureJointsTask };
