@@ -1,5 +1,6 @@
 import zlib from "node:zlib";
 import { AppError } from "../errors";
+import { gzipPieces } from "./gzip-pieces";
 import { cloudFloats, loadSplats, MAX_HEADER_BYTES, SPLAT_BLOCK, MAX_SPLATS, nonFiniteMessage, parsePlyHeader, readPlyFloats, SH_REST_PER_CHANNEL, type PlyFloats, type SplatCloud } from "./ply";
 
 // Niantic's SPZ layout (src/cc/load-spz.cc): a 16-byte header, then attribute planes —
@@ -200,7 +201,7 @@ export async function convertPlyToSpz(file: Uint8Array, opts: SpzOptions & { max
   const header = parsePlyHeader(file.subarray(0, MAX_HEADER_BYTES), file.byteLength, opts);
   const version = opts.version ?? 3;
   const { raw, bounds } = packSplats(readPlyFloats(file, header), header.count, header.shDegree, opts);
-  const spz = await gzipPlanes(raw, planeEnds(header.count, version, header.shDegree), opts);
+  const spz = await gzipPieces(raw, planeEnds(header.count, version, header.shDegree), { level: opts.level, strategy: opts.strategy });
   return { spz, count: header.count, shDegree: header.shDegree, bounds };
 }
 
@@ -217,40 +218,6 @@ function planeEnds(n: number, version: number, shDegree: number): { end: number;
     ends.push({ end: at, strategy });
   }
   return ends;
-}
-
-/** Pieces compressed at once on the thread pool; a piece is at most this many bytes. */
-const PIECE_BYTES = 4 * 1024 * 1024;
-
-/**
- * One gzip member made as pigz makes it: the data is cut into pieces, each deflated on its
- * own (in parallel on libuv's thread pool, each with its plane's strategy) and ended with a
- * sync flush but the last, so the pieces concatenate into one deflate stream; the header and
- * the CRC-32 and length trailer are written around it. Any gzip reader inflates it.
- */
-export async function gzipPlanes(raw: Buffer, planes: { end: number; strategy: number }[], opts: SpzOptions = {}): Promise<Buffer> {
-  const level = opts.level ?? 6;
-  const pieces: { start: number; end: number; strategy: number }[] = [];
-  let start = 0;
-  for (const plane of planes) {
-    const strategy = opts.strategy ?? plane.strategy;
-    for (; start < plane.end; start = Math.min(plane.end, start + PIECE_BYTES)) pieces.push({ start, end: Math.min(plane.end, start + PIECE_BYTES), strategy });
-  }
-  if (!pieces.length || pieces.at(-1)!.end !== raw.length) pieces.push({ start, end: raw.length, strategy: zlib.constants.Z_RLE });
-  const deflated = await Promise.all(
-    pieces.map(
-      (piece, i) =>
-        new Promise<Buffer>((resolve, reject) =>
-          zlib.deflateRaw(raw.subarray(piece.start, piece.end), { level, strategy: piece.strategy, finishFlush: i === pieces.length - 1 ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH }, (error, out) => (error ? reject(error) : resolve(out))),
-        ),
-    ),
-  );
-  // RFC 1952: magic, deflate, no flags, no time, no extra flags, OS unknown.
-  const header = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
-  const trailer = Buffer.alloc(8);
-  trailer.writeUInt32LE(zlib.crc32(raw) >>> 0, 0);
-  trailer.writeUInt32LE(raw.length % 2 ** 32, 4);
-  return Buffer.concat([header, ...deflated, trailer]);
 }
 
 function readHeader(raw: Buffer, maxSplats: number) {
