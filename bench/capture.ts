@@ -1,7 +1,7 @@
 import zlib from "node:zlib";
 import { compare, printResults } from "./lib/stats";
-import { parsePly, writePly } from "../server/captures/ply";
-import { encodeSpz } from "../server/captures/spz";
+import { writePly } from "../server/captures/ply";
+import { convertPlyToSpz } from "../server/captures/spz";
 import { randomCloud } from "../server/captures/test-clouds";
 
 // `npx tsx bench/capture.ts` — snapshot conversion on a seeded BENCH_SPLATS-splat SH-3 cloud
@@ -13,29 +13,43 @@ import { randomCloud } from "../server/captures/test-clouds";
 //   ingest: 640×480 JPEGs posted to a capture session at 30/s for INGEST_SECONDS through the
 //          portal's real route handlers and Postgres, p95 per request, against the same posts to
 //          a bare Node HTTP server that only reads the body (this machine's floor for an upload);
-//          and how long after its post a trainer long-polling the session sees each frame.
+//          and how long after its post a trainer long-polling the session sees each frame;
+//   pose:  joint angles posted over HTTP → the pose yielded by the session's joint subscription
+//          (what feeds a page's twin) in another process, p95, against a bare NOTIFY → LISTEN
+//          round trip on the same Postgres; the SSE hop and the browser's frame are not in it;
+//   first frame: the 1M-splat scene's SPZ against its PLY, each loaded by Spark (the viewer's
+//          renderer) in Chromium and drawn once, from the request to the pixels read back.
+//          Chromium here renders with SwiftShader (WebGL on the CPU), so the time is mostly
+//          download and decoding, not drawing: a figure for context, not a GPU viewer's.
 
 const SPLATS = Number(process.env.BENCH_SPLATS ?? 1_000_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 2);
 const INGEST_SECONDS = Number(process.env.BENCH_INGEST_SECONDS ?? 6);
 const INGEST_FPS = 30;
+const POSES = Number(process.env.BENCH_POSES ?? 100);
+const log = (message: string) => console.error(`[capture bench] ${message}`);
 
 const ply = writePly(randomCloud(SPLATS, 3, 42));
 let ours = Infinity;
-let spzBytes = 0;
+let spz: Buffer = Buffer.alloc(0);
 for (let r = 0; r < RUNS; r++) {
   const t = performance.now();
-  spzBytes = encodeSpz(parsePly(ply)).length;
+  spz = (await convertPlyToSpz(ply)).spz;
   ours = Math.min(ours, (performance.now() - t) / 1000);
 }
+const spzBytes = spz.length;
 const t = performance.now();
 const gzBytes = zlib.gzipSync(ply, { level: 6 }).length;
 const gzip = (performance.now() - t) / 1000;
 
+log("conversion done; frame ingest and pose latency");
 const ingest = await frameIngest();
+log("first frame in Chromium");
+const firstFrame = await browserFirstFrame(ply, spz);
 
 printResults("capture", [
   ...ingest,
+  ...firstFrame,
   compare(`PLY → SPZ, ${SPLATS} splats SH 3 (reference: gzip -6 of the PLY)`, SPLATS / ours, SPLATS / gzip, "splats/s", "≥ 1000000 splats/s"),
   compare("SPZ bytes / PLY bytes (reference: gzip -6 of the PLY / PLY)", spzBytes / ply.length, gzBytes / ply.length, "fraction", "≤ 0.125"),
   compare("PLY bytes (context)", ply.length, ply.length, "bytes", "context: input size"),
@@ -121,7 +135,10 @@ async function frameIngest() {
     const reference = await postAt30(bareUrl);
     const delays = [...posted].flatMap(([seq, at]) => (seen.has(seq) ? [seen.get(seq)! - at] : []));
     if (delays.length < posted.size * 0.95) throw new Error(`the trainer saw ${delays.length} of ${posted.size} frames`);
+    log("pose latency");
+    const pose = await poseLatency({ db, url: database.url, actor, sessionId: session.id, post: (angles) => fetch(`${portal.url}/api/captures/${session.id}/joints`, { method: "POST", headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify({ joint_angles: angles }) }) });
     return [
+      pose,
       compare(`frame ingest, ${INGEST_FPS} × 640×480 JPEG (${(frame.length / 1024).toFixed(0)} KiB)/s, p95 per request (reference: a bare Node upload server)`, percentile(ours, 95), percentile(reference, 95), "ms", "≤ 50 ms"),
       compare("frame posted → seen by a long-polling trainer, p95 (reference: the 50 ms ingest budget)", percentile(delays, 95), 50, "ms", "≤ 200 ms"),
     ];
@@ -130,5 +147,73 @@ async function frameIngest() {
     await portal.stop();
     await db.$disconnect();
     await database.drop();
+  }
+}
+
+/** Joint angles posted to the portal process → the pose out of the session's subscription here (another process), against NOTIFY → LISTEN alone. */
+async function poseLatency({ db, url, actor, sessionId, post }: { db: import("../server/db").Db; url: string; actor: import("../server/auth/roles").OrgActor; sessionId: string; post: (angles: number[]) => Promise<Response> }) {
+  const { RealtimeHub } = await import("../server/jobs/realtime");
+  const { jointStates } = await import("../server/captures/joints.service");
+  const { percentile } = await import("./lib/stats");
+  const hub = new RealtimeHub({ url, db, jobEvents: false });
+  await hub.ensureConnected();
+  const controller = new AbortController();
+  const states = jointStates(db, { actor, sessionId, hub, signal: controller.signal });
+  await states.next();
+  // The subscription's LISTEN is in place before the first post.
+  await hub.ensureConnected();
+  const ours: number[] = [];
+  const floor: number[] = [];
+  try {
+    for (let i = 0; i < POSES; i++) {
+      const t = performance.now();
+      const seen = states.next();
+      const response = await post([i / 1000, 0.1, 0.2, 0.3, 0.4, 0.5]);
+      if (response.status !== 201) throw new Error(`pose ${i}: HTTP ${response.status} ${await response.text()}`);
+      const state = (await seen).value as { angles: number[] } | null;
+      if (state?.angles[0] !== i / 1000) throw new Error(`pose ${i}: the subscription gave ${JSON.stringify(state)}`);
+      ours.push(performance.now() - t);
+      await new Promise((r) => setTimeout(r, 1000 / 60));
+    }
+    // The floor: a NOTIFY from one connection heard on the LISTEN connection.
+    let heard: ((payload: string | null) => void) | null = null;
+    const off = hub.listen("gantry_bench_ping", (payload) => heard?.(payload));
+    await hub.ensureConnected();
+    for (let i = 0; i < POSES; i++) {
+      const t = performance.now();
+      await new Promise<void>((resolve) => {
+        heard = (payload) => payload === String(i) && resolve();
+        // A Prisma query runs only once it is awaited or then-ed.
+        db.$executeRaw`SELECT pg_notify('gantry_bench_ping', ${String(i)})`.then(() => {}, () => {});
+      });
+      floor.push(performance.now() - t);
+      await new Promise((r) => setTimeout(r, 1000 / 60));
+    }
+    off();
+  } finally {
+    controller.abort();
+    await states.return(undefined);
+    await hub.stop();
+  }
+  return compare(`joint angles posted → pose from the session's subscription in another process, p95 (reference: NOTIFY → LISTEN alone)`, percentile(ours, 95), percentile(floor, 95), "ms", "≤ 100 ms (in a browser; SSE hop and paint not measured)");
+}
+
+/** Spark in Chromium loads the scene and draws it once: its SPZ against its PLY. */
+async function browserFirstFrame(plyFile: Buffer, spzFile: Buffer) {
+  const { startSparkPage, firstFrame } = await import("../tests/helpers/spark-page");
+  const spark = await startSparkPage({ "scene.ply": plyFile, "scene.spz": spzFile });
+  try {
+    const load = async (name: string) => {
+      const tab = await spark.open();
+      const result = await firstFrame(tab, `${spark.base}/${name}`);
+      await tab.close();
+      if (result.splats !== SPLATS) throw new Error(`Spark loaded ${result.splats} splats from ${name}, not ${SPLATS}`);
+      return result.ms;
+    };
+    const spzMs = await load("scene.spz");
+    const plyMs = await load("scene.ply");
+    return [compare(`${SPLATS}-splat snapshot → first frame in Chromium (Spark, software WebGL): SPZ (reference: the PLY)`, spzMs, plyMs, "ms", "≤ 0.5× the PLY (context here: SwiftShader, so mostly load and decode)")];
+  } finally {
+    await spark.close();
   }
 }

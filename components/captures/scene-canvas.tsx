@@ -6,6 +6,8 @@ import { useEffect, useMemo, useRef, useState } from "react";
 import * as THREE from "three";
 import { OrbitControls } from "three/examples/jsm/controls/OrbitControls.js";
 import URDFLoader, { type URDFRobot } from "urdf-loader";
+import type { Camera } from "@/server/captures/captures.schemas";
+import { frustumSegments } from "./frustum";
 
 // The 3D view: a Gaussian-splat scene (Spark, through React Three Fiber) and the SO-101's
 // digital twin (its URDF and meshes), posed by joint angles in the URDF's radians. A new
@@ -32,11 +34,13 @@ export interface SceneCanvasProps {
   snapshotUrl?: string | null;
   /** The twin's joints in radians, by URDF joint name; null hides the twin. */
   twinPose?: Record<string, number> | null;
+  /** The capture camera, drawn as a frustum in the scene's axes; null draws none. */
+  camera?: Camera | null;
   onStats?: (stats: SceneStats) => void;
   className?: string;
 }
 
-export default function SceneCanvas({ snapshotUrl = null, twinPose = null, onStats, className }: SceneCanvasProps) {
+export default function SceneCanvas({ snapshotUrl = null, twinPose = null, camera = null, onStats, className }: SceneCanvasProps) {
   const [stats, setStats] = useState<SceneStats>({ splats: null, loading: null, error: null, fps: null, isTwinReady: false });
   const update = useMemo(() => (patch: Partial<SceneStats>) => setStats((s) => ({ ...s, ...patch })), []);
   useEffect(() => onStats?.(stats), [stats, onStats]);
@@ -50,6 +54,11 @@ export default function SceneCanvas({ snapshotUrl = null, twinPose = null, onSta
         <FrameRate onFps={(fps) => update({ fps })} />
         <Splats url={snapshotUrl} onStats={update} />
         {twinPose && <Twin pose={twinPose} onReady={() => update({ isTwinReady: true })} />}
+        {camera && (
+          <group rotation={[Math.PI, 0, 0]}>
+            <Frustum camera={camera} />
+          </group>
+        )}
       </Canvas>
       <div className="pointer-events-none absolute left-2 top-2 space-y-0.5 rounded bg-black/50 px-2 py-1 font-mono text-[11px] text-zinc-100" data-field="overlay">
         <div>{stats.splats !== null ? `${stats.splats.toLocaleString()} splats` : snapshotUrl ? "no snapshot yet" : "no scene"}</div>
@@ -155,4 +164,20 @@ function Twin({ pose, onReady }: { pose: Record<string, number>; onReady: () => 
     for (const [joint, radians] of Object.entries(pose)) if (robot.joints[joint]) robot.setJointValue(joint, radians);
   }, [robot, pose]);
   return robot ? <primitive object={robot} /> : null;
+}
+
+function Frustum({ camera }: { camera: Camera }) {
+  // The session is read every second: a new object with the same camera keeps its geometry.
+  const key = JSON.stringify(camera);
+  const geometry = useMemo(() => {
+    const g = new THREE.BufferGeometry();
+    g.setAttribute("position", new THREE.BufferAttribute(frustumSegments(JSON.parse(key) as Camera), 3));
+    return g;
+  }, [key]);
+  useEffect(() => () => geometry.dispose(), [geometry]);
+  return (
+    <lineSegments geometry={geometry}>
+      <lineBasicMaterial color="#facc15" />
+    </lineSegments>
+  );
 }

@@ -14,7 +14,8 @@ import { ProgressBar } from "@/components/ui/progress-bar";
 import { RelativeTime } from "@/components/ui/time";
 import { errorMessage, useTRPC } from "@/components/trpc";
 import { useRole } from "@/components/settings/use-role";
-import { TWIN_JOINTS, TWIN_LIMITS } from "@/server/captures/twin-pose";
+import { TWIN_JOINTS, TWIN_LIMITS, twinPose } from "@/server/captures/twin-pose";
+import { useJointSamples } from "@/components/hardware/use-agent-command";
 import { TrainerBadge } from "./captures-page";
 
 // WebGL only in the browser.
@@ -34,10 +35,19 @@ export function CaptureSessionPage({ sessionId }: { sessionId: string }) {
   // The timeline: null follows the newest snapshot; otherwise the one picked.
   const [picked, setPicked] = useState<string | null>(null);
   const [isTwinShown, setTwinShown] = useState(true);
+  const [isFrustumShown, setFrustumShown] = useState(true);
   const [sliders, setSliders] = useState<Record<string, number>>({});
   // Posted poses, pushed as they come (the session's own read is only once a second).
   const [pushed, setPushed] = useState<{ t: number; angles: number[] } | null>(null);
   const jointsFeed = useSubscription(trpc.captures.onJoints.subscriptionOptions({ sessionId }, { onData: (state) => state && setPushed(state) }));
+  // The bound arm's own live joints, while the capture follows it (LeRobot's units, converted with its calibration).
+  const robotId = session.data?.robotId ?? null;
+  const robot = useQuery({ ...trpc.hardware.robot.queryOptions({ robotId: robotId ?? "00000000-0000-0000-0000-000000000000" }), enabled: Boolean(robotId) });
+  const live = session.data?.live ?? null;
+  const isFollowing = Boolean(live && ["queued", "sent", "running"].includes(live.status));
+  const armSamples = useJointSamples(isFollowing ? live!.commandId : null, 2_000);
+  const startLive = useMutation(trpc.captures.startLive.mutationOptions({ onSuccess: refresh }));
+  const stopLive = useMutation(trpc.captures.stopLive.mutationOptions({ onSuccess: refresh }));
 
   if (session.error) return <Alert>{errorMessage(session.error)}</Alert>;
   const s = session.data;
@@ -46,11 +56,15 @@ export function CaptureSessionPage({ sessionId }: { sessionId: string }) {
   const timeline = [...(snapshots.data ?? [])].reverse();
   const shown = (picked ? timeline.find((x) => x.id === picked) : null) ?? s.latestSnapshot;
   const pickedIndex = shown ? timeline.findIndex((x) => x.id === shown.id) : -1;
-  // Posted joint angles (radians, the twin's joint order) drive the twin; without them, the sliders do.
-  const joints = pushed && (!s.latestJoints || pushed.t >= s.latestJoints.t) ? pushed : s.latestJoints;
+  // The arm's live readings drive the twin while the capture follows it; else posted joint angles
+  // (radians, the twin's joint order); without either, the sliders do.
+  const armPose = isFollowing && armSamples.latest?.values && robot.data ? twinPose(robot.data.motors.map((m) => m.name), armSamples.latest.values, { calibration: robot.data.calibration?.calibration }) : null;
+  const armJoints = armPose && TWIN_JOINTS.every((j) => armPose[j] !== undefined) ? { t: armSamples.latest!.t, angles: TWIN_JOINTS.map((j) => armPose[j]!) } : null;
+  const posted = pushed && (!s.latestJoints || pushed.t >= s.latestJoints.t) ? pushed : s.latestJoints;
+  const joints = armJoints ?? posted;
   const hasLiveJoints = Boolean(joints);
   const pose = joints ? Object.fromEntries(TWIN_JOINTS.map((j, i) => [j, joints.angles[i] ?? 0])) : Object.fromEntries(TWIN_JOINTS.map((j) => [j, sliders[j] ?? 0]));
-  const mutationError = stop.error ?? start.error ?? reset.error;
+  const mutationError = stop.error ?? start.error ?? reset.error ?? startLive.error ?? stopLive.error;
 
   return (
     <>
@@ -81,10 +95,15 @@ export function CaptureSessionPage({ sessionId }: { sessionId: string }) {
           <CardHeader
             title="Scene"
             description={shown ? `Iteration ${shown.iteration} · ${shown.splats.toLocaleString()} splats · SH degree ${shown.shDegree} · ${(shown.spzBytes / 1e6).toFixed(1)} MB as SPZ (${(shown.sourceBytes / 1e6).toFixed(1)} MB as sent)` : "No snapshot yet: the trainer pushes one every few frames."}
-            actions={<label className="flex items-center gap-2 text-sm"><input type="checkbox" checked={isTwinShown} onChange={(e) => setTwinShown(e.target.checked)} /> Twin</label>}
+            actions={
+              <div className="flex items-center gap-4 text-sm">
+                {s.camera && <label className="flex items-center gap-2"><input type="checkbox" checked={isFrustumShown} onChange={(e) => setFrustumShown(e.target.checked)} /> Camera</label>}
+                <label className="flex items-center gap-2"><input type="checkbox" checked={isTwinShown} onChange={(e) => setTwinShown(e.target.checked)} /> Twin</label>
+              </div>
+            }
           />
           <CardBody className="space-y-3">
-            <SceneCanvas snapshotUrl={shown?.spzUrl ?? null} twinPose={isTwinShown ? pose : null} />
+            <SceneCanvas snapshotUrl={shown?.spzUrl ?? null} twinPose={isTwinShown ? pose : null} camera={isFrustumShown ? s.camera : null} />
             {timeline.length > 1 && (
               <div className="flex items-center gap-3 text-xs">
                 <label htmlFor="timeline" className="text-zinc-500">Snapshot</label>
@@ -113,8 +132,18 @@ export function CaptureSessionPage({ sessionId }: { sessionId: string }) {
             </CardBody>
           </Card>
           <Card>
-            <CardHeader title="Joints" description={hasLiveJoints ? "As last posted (radians), as they come." : "Nothing posted yet: pose the twin by hand."} />
+            <CardHeader title="Joints" description={armJoints ? `Live from ${s.robotName} (radians, through its calibration).` : isFollowing ? `Waiting for ${s.robotName}'s agent to read the joints…` : hasLiveJoints ? "As last posted (radians), as they come." : "Nothing posted yet: pose the twin by hand."} />
             <CardBody className="space-y-1.5 text-xs">
+              {s.robotId && can("operator") && (
+                <div className="mb-2 flex items-center gap-2" data-field="live">
+                  {isFollowing ? (
+                    <Button size="sm" variant="secondary" disabled={stopLive.isPending} onClick={() => stopLive.mutate({ sessionId })}>Stop following the arm</Button>
+                  ) : (
+                    <Button size="sm" variant="secondary" disabled={startLive.isPending || s.status !== "active"} onClick={() => startLive.mutate({ sessionId })}>Follow the arm live</Button>
+                  )}
+                  {isFollowing && <span data-field="live-state"><Badge tone={armJoints ? "green" : "neutral"}>{armJoints ? "live" : live!.status}</Badge></span>}
+                </div>
+              )}
               {TWIN_JOINTS.map((joint, i) => {
                 const { lower, upper } = TWIN_LIMITS[joint]!;
                 const value = pose[joint] ?? 0;

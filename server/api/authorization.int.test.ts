@@ -182,6 +182,8 @@ function sampleInputs(): Record<string, unknown> {
     "captures.start": { sessionId: captureA },
     "captures.stop": { sessionId: captureA },
     "captures.reset": { sessionId: captureA },
+    "captures.startLive": { sessionId: captureA },
+    "captures.stopLive": { sessionId: captureA },
     "captures.delete": { sessionId: captureA },
   };
 }
@@ -200,7 +202,7 @@ const NAMES_ORG_A_THING = new Set(["orgs.setRole", "orgs.removeMember", "invites
   "datasets.get", "datasets.episodes", "datasets.episode", "datasets.deleteEpisode", "datasets.restoreEpisode", "datasets.renameTask", "datasets.retryEpisode", "datasets.delete",
   "training.deleteTarget", "training.testTarget", "training.run", "training.log", "training.onLog", "training.metrics", "training.startRun", "training.cancelRun", "training.resumeRun", "training.retryRun", "training.pullCheckpoint",
   "evaluation.start", "evaluation.list", "evaluation.latest", "evaluation.get", "evaluation.excludeFlagged",
-  "captures.get", "captures.onJoints", "captures.snapshots", "captures.start", "captures.stop", "captures.reset", "captures.delete"]);
+  "captures.get", "captures.onJoints", "captures.snapshots", "captures.start", "captures.stop", "captures.reset", "captures.startLive", "captures.stopLive", "captures.delete"]);
 
 async function call(ctx: Context, procedure: string, input: unknown): Promise<unknown> {
   const caller = createCaller(ctx) as unknown as Record<string, Record<string, (i: unknown) => Promise<unknown>>>;

@@ -68,6 +68,8 @@ export const auditActions = [
   "capture.start",
   "capture.stop",
   "capture.reset",
+  "capture.live.start",
+  "capture.live.stop",
   "capture.delete",
 ] as const;
 export const auditActionSchema = z.enum(auditActions);

@@ -12,7 +12,7 @@ import { createOrgWithMember, waitFor } from "../../tests/helpers/factories";
 import { createApiToken } from "../auth/tokens.service";
 import { createCaptureInput } from "./captures.schemas";
 import { parsePly, writePly } from "./ply";
-import { createCaptureSession } from "./sessions.service";
+import { createCaptureSession, getCaptureSession } from "./sessions.service";
 import { decodeSpz, encodeSpz } from "./spz";
 import { randomCloud } from "./test-clouds";
 
@@ -199,6 +199,37 @@ describe("the trainer protocol over HTTP", () => {
     expect((await limited[0].json()).error).toEqual({ code: "RATE_LIMITED", message: expect.stringMatching(/^Too many frames for this capture session \(CAPTURE_FRAMES_PER_SECOND allows 30 a second\); try again in/) });
     expect(burst.every((r) => r.status === 400 || r.status === 429)).toBe(true);
     expect(await db.captureFrame.count({ where: { sessionId: session.id } })).toBe(1);
+  });
+
+  it("keeps the capture camera a frame or a snapshot states, and refuses a bad one before storing anything", async () => {
+    const { token, actor } = await operatorToken();
+    const session = await createCaptureSession(db, { actor, input: createCaptureInput.parse({ name: "Camera" }) });
+    const base = `/api/captures/${session.id}`;
+    const camera = { position: [0.2, -0.5, -1.0], rotation: [0, 0, 0, 1], fx: 520, fy: 520, cx: 32, cy: 24, width: 64, height: 48 };
+    const frameWith = (value: string) => send(portalA, token, "POST", `${base}/frames?camera=${encodeURIComponent(value)}`, new Uint8Array(jpegs[5]), { "content-type": "image/jpeg" });
+    expect((await frameWith(JSON.stringify(camera))).status).toBe(201);
+    expect((await getCaptureSession(db, { actor, sessionId: session.id })).camera).toEqual(camera);
+
+    const bad = await frameWith(JSON.stringify({ ...camera, fy: 0 }));
+    expect(bad.status).toBe(400);
+    expect((await bad.json()).error.message).toMatch(/^The frame upload's query is not valid: camera\.fy fy is the focal length in pixels and must be positive/);
+    expect((await frameWith("position=1,2,3")).status).toBe(400);
+    expect(await db.captureFrame.count({ where: { sessionId: session.id } })).toBe(1);
+
+    // A trainer that solved the camera states it with its snapshot.
+    const lease = await (await send(portalB, token, "POST", `${base}/claim`, JSON.stringify({ trainer: "colmap-gsplat" }), { "content-type": "application/json" })).json();
+    expect(lease.claimId).toEqual(expect.any(String));
+    const solved = { ...camera, position: [1, 0, -2], rotation: [0, 0.7071068, 0, 0.7071068] };
+    const push = (value: unknown) => send(portalB, token, "POST", `${base}/snapshots?claimId=${lease.claimId}&iteration=10&camera=${encodeURIComponent(JSON.stringify(value))}`, new Uint8Array(encodeSpz(randomCloud(50, 0, 3))));
+    const refused = await push({ ...solved, rotation: [0, 0, 0, 0] });
+    expect(refused.status).toBe(400);
+    expect((await refused.json()).error.message).toMatch(/camera\.rotation camera rotation must be a quaternion/);
+    expect(await db.captureSnapshot.count({ where: { sessionId: session.id } })).toBe(0);
+    const pushed = await push(solved);
+    expect(pushed.status, await pushed.clone().text()).toBe(201);
+    const kept = (await getCaptureSession(db, { actor, sessionId: session.id })).camera!;
+    expect(kept.position).toEqual([1, 0, -2]);
+    kept.rotation.forEach((v, i) => expect(v).toBeCloseTo(solved.rotation[i]!, 6));
   });
 
   it("takes snapshots from the lease holder only, serves them with ETag and ranges, and shows nothing to another organisation's trainer", async () => {

@@ -86,10 +86,44 @@ export const captureSessionSchema = z.object({
   stoppedAt: z.date().nullable(),
 });
 
-/** One session with what a page showing it needs: the newest snapshot (its SPZ URL) and the latest pose. */
+const vec3 = z.tuple([z.number().finite(), z.number().finite(), z.number().finite()]);
+
+/**
+ * The capture camera: where it is and how it sees, in the scene's own axes (the PLY's; 3DGS
+ * trainers use OpenCV's: x right, y down, z forward). `position` and `rotation` are the camera
+ * to the scene (camera-to-world, as COLMAP's inverse and gsplat's `camtoworlds`), the rotation a
+ * unit quaternion [x, y, z, w] (normalised on arrival); the intrinsics are a pinhole's, in pixels
+ * of a `width` × `height` image.
+ */
+export const cameraSchema = z
+  .object({
+    position: vec3.refine((p) => p.every((v) => Math.abs(v) <= 2048), "camera position must be within ±2048 (metres in the scene's axes)"),
+    rotation: z
+      .tuple([z.number().finite(), z.number().finite(), z.number().finite(), z.number().finite()])
+      .refine((q) => Math.hypot(...q) > 1e-6, "camera rotation must be a quaternion [x, y, z, w] of non-zero length")
+      .transform((q) => {
+        const n = Math.hypot(...q);
+        return q.map((v) => v / n) as [number, number, number, number];
+      }),
+    fx: z.number().finite().positive("fx is the focal length in pixels and must be positive"),
+    fy: z.number().finite().positive("fy is the focal length in pixels and must be positive"),
+    cx: z.number().finite(),
+    cy: z.number().finite(),
+    width: z.number().int().min(1).max(16384),
+    height: z.number().int().min(1).max(16384),
+  })
+  .strict();
+export type Camera = z.output<typeof cameraSchema>;
+
+/** The bound arm's live-joints command while the session follows it. */
+export const liveJointsSchema = z.object({ commandId: z.uuid(), status: z.string() });
+
+/** One session with what a page showing it needs: the newest snapshot (its SPZ URL), the latest pose, the arm's live stream and the camera. */
 export const captureSessionDetailSchema = captureSessionSchema.extend({
   latestSnapshot: captureSnapshotSchema.nullable(),
   latestJoints: jointStateSchema.nullable(),
+  live: liveJointsSchema.nullable(),
+  camera: cameraSchema.nullable(),
 });
 
 export const captureChunkSchema = z.object({
@@ -148,7 +182,21 @@ export const framesQuery = z.object({
   limit: z.coerce.number().int().min(1).max(500).default(100),
 });
 
-export const frameQuery = z.object({ t: z.coerce.number().pipe(epochMsSchema).optional() });
+/** `camera=` in a query: the camera as URL-encoded JSON. */
+export const cameraParamSchema = z
+  .string()
+  .max(2048, "is at most 2 KB of JSON")
+  .transform((text, ctx) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      ctx.addIssue({ code: "custom", message: "must be URL-encoded JSON: {position: [x, y, z], rotation: [x, y, z, w], fx, fy, cx, cy, width, height}" });
+      return z.NEVER;
+    }
+  })
+  .pipe(cameraSchema);
+
+export const frameQuery = z.object({ t: z.coerce.number().pipe(epochMsSchema).optional(), camera: cameraParamSchema.optional() });
 
 export const frameInfoSchema = z.object({
   seq: z.number().int(),
@@ -189,7 +237,7 @@ export const frameReceiptSchema = z.object({
 
 export const postJointsInput = z.object({ joint_angles: jointAnglesSchema, t: epochMsSchema.optional() });
 
-export const snapshotQuery = z.object({ claimId: z.uuid(), iteration: z.coerce.number().int().min(0) });
+export const snapshotQuery = z.object({ claimId: z.uuid(), iteration: z.coerce.number().int().min(0), camera: cameraParamSchema.optional() });
 
 /** The JSON blob written every chunkSize frames. */
 export const chunkManifestSchema = z.object({

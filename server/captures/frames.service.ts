@@ -7,7 +7,7 @@ import { consumeRateLimit } from "../auth/rate-limit";
 import type { BlobStore } from "../storage/blob-store";
 import { ensureBlob, lockBlobNames, recordingBlobs, releaseBlobs } from "./blob-refs";
 import { readFrameUpload, type UploadBody } from "./body";
-import type { ChunkManifest, frameInfoSchema, frameReceiptSchema, framesPageSchema } from "./captures.schemas";
+import type { Camera, ChunkManifest, frameInfoSchema, frameReceiptSchema, framesPageSchema } from "./captures.schemas";
 import { CAPTURE_CHANNEL, findSession, framePath, notifySession, type SessionRow } from "./captures.queries";
 import { inspectImage } from "./images";
 import { captureLimits, type CaptureLimits } from "./limits";
@@ -26,7 +26,7 @@ const stoppedMessage = (session: Pick<SessionRow, "name">) => `Capture session "
 /** Checks, stores and numbers one frame; writes a chunk when this frame completes one. */
 export async function addFrame(
   db: Db,
-  { actor, sessionId, upload, t, blobs, limits = captureLimits() }: { actor: OrgActor; sessionId: string; upload: UploadBody | Uint8Array; t?: number; blobs: BlobStore; limits?: CaptureLimits },
+  { actor, sessionId, upload, t, camera, blobs, limits = captureLimits() }: { actor: OrgActor; sessionId: string; upload: UploadBody | Uint8Array; t?: number; camera?: Camera; blobs: BlobStore; limits?: CaptureLimits },
 ): Promise<FrameReceipt> {
   const session = await findSession(db, actor, sessionId);
   if (session.status !== "active") throw new AppError("CONFLICT", stoppedMessage(session));
@@ -46,6 +46,8 @@ export async function addFrame(
       RETURNING "lastSeq", "frameCount", "chunkCount", "chunkedThroughSeq", "chunkSize"`;
     if (!row) throw new AppError("CONFLICT", stoppedMessage(session));
     await tx.captureFrame.create({ data: { orgId: actor.orgId, sessionId: session.id, seq: row.lastSeq, sha256: stored.sha256, bytes: stored.bytes, ...image, takenAt } });
+    // The camera that took it, when the sender knows: the viewer draws its frustum.
+    if (camera) await tx.captureSession.update({ where: { id: session.id }, data: { camera } });
     await notifySession(tx, session.id);
     return row;
   }));

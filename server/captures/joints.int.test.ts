@@ -3,7 +3,7 @@ import { testDb } from "../../tests/helpers/db";
 import { createOrgWithMember } from "../../tests/helpers/factories";
 import { RealtimeHub } from "../jobs/realtime";
 import { createCaptureInput } from "./captures.schemas";
-import { jointStates, postJointState } from "./joints.service";
+import { jointStates, postJointState, thinJointStates } from "./joints.service";
 import type { CaptureLimits } from "./limits";
 import { createCaptureSession } from "./sessions.service";
 
@@ -39,5 +39,24 @@ describe("joint states for a page", () => {
     expect((await states.next()).value).toMatchObject({ angles: [5, 0, 0, 0, 0, 0] });
     controller.abort();
     await states.return(undefined);
+  });
+});
+
+describe("thinning joint states", () => {
+  it("keeps the earliest of each 100 ms for states stored over a minute ago, leaves the recent whole, and changes nothing when run again", async () => {
+    const { owner: actor } = await createOrgWithMember(db, "owner");
+    const session = await createCaptureSession(db, { actor, input: createCaptureInput.parse({ name: "Thinned" }), limits });
+    const now = new Date();
+    const old = new Date(now.getTime() - 5 * 60_000);
+    // One second of a 30 Hz arm stored five minutes ago, and one second stored just now.
+    const t0 = Math.floor(old.getTime() / 1000) * 1000;
+    const rows = (base: number, createdAt: Date) => Array.from({ length: 30 }, (_, i) => ({ orgId: actor.orgId, sessionId: session.id, takenAt: new Date(base + Math.round((i * 1000) / 30)), angles: [i, 0, 0, 0, 0, 0], createdAt }));
+    await db.captureJointState.createMany({ data: [...rows(t0, old), ...rows(t0 + 60_000 * 4, now)] });
+    await thinJointStates(db, { now });
+    const kept = await db.captureJointState.findMany({ where: { sessionId: session.id }, orderBy: { takenAt: "asc" } });
+    const thinned = kept.filter((k) => k.createdAt.getTime() === old.getTime());
+    expect(thinned.map((k) => k.takenAt.getTime() - t0)).toEqual([0, 100, 200, 300, 400, 500, 600, 700, 800, 900]);
+    expect(kept.length - thinned.length).toBe(30);
+    expect(await thinJointStates(db, { now })).toBe(0);
   });
 });

@@ -116,3 +116,29 @@ export async function getLatestJointState(db: Db, { actor, sessionId }: { actor:
   await findSession(db, actor, sessionId);
   return latestJointState(db, sessionId);
 }
+
+/** Joint states kept a second once thinned: one for each 100 ms of the sender's clock. */
+export const THINNED_JOINT_STATE_MS = 100;
+/** How long joint states are kept as they came before they are thinned. */
+export const JOINT_STATES_KEPT_WHOLE_MS = 60_000;
+
+/**
+ * Thins joint states stored more than `olderThanMs` ago to one for each `keepEveryMs` of the
+ * time they were taken (the earliest of each), per session: a followed arm at 30 Hz or a loop
+ * posting at 200 Hz leaves 10 a second behind, enough for the pose nearest each frame, while
+ * the recent ones stay whole for the trainer's frame list. Stable: running it again removes
+ * nothing. Scheduled every minute; states stored over a day before a run are not looked at.
+ */
+export async function thinJointStates(db: Db, { olderThanMs = JOINT_STATES_KEPT_WHOLE_MS, keepEveryMs = THINNED_JOINT_STATE_MS, now = new Date() }: { olderThanMs?: number; keepEveryMs?: number; now?: Date } = {}): Promise<number> {
+  const cutoff = new Date(now.getTime() - olderThanMs);
+  // Rows a day older were thinned by the runs of that day: only the last day is looked at.
+  const since = new Date(cutoff.getTime() - 86_400_000);
+  return db.$executeRaw`
+    DELETE FROM "CaptureJointState" AS j USING (
+      SELECT "id", row_number() OVER (
+        PARTITION BY "sessionId", floor(extract(epoch FROM "takenAt") * 1000 / ${keepEveryMs}::float8)
+        ORDER BY "takenAt", "id") AS n
+      FROM "CaptureJointState" WHERE "createdAt" < ${cutoff} AND "createdAt" >= ${since}
+    ) AS r
+    WHERE j."id" = r."id" AND r.n > 1`;
+}

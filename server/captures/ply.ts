@@ -97,45 +97,125 @@ export function parsePlyHeader(head: Uint8Array, fileBytes: number, opts: { maxS
   return { headerBytes, count, stride, shDegree, offsets };
 }
 
+/** Floats a splat needs, in this order: x y z, f_dc 0..2, opacity, scale 0..2, rot x y z w, then f_rest as SPZ orders it ([coefficient][channel]). */
+export const splatFields = (shDegree: number) => 14 + SH_REST_PER_CHANNEL[shDegree] * 3;
+
+/**
+ * The body as float32s with where each splat's fields lie: after `loadSplats(src, i0, i1)`
+ * returned `base`, `f32[base + i * stride + fields[k]]` is field k (in `splatFields` order) of
+ * splat i (i0 ≤ i < i1). A body whose floats are 4-byte aligned in memory is read in place. One
+ * whose header's length leaves it unaligned (most files: the header is text) is copied a block
+ * of splats at a time into a scratch buffer that stays in the cache, so the file is read once.
+ * A file with odd-sized extra properties is gathered field by field, once.
+ */
+export interface PlyFloats {
+  f32: Float32Array;
+  stride: number;
+  fields: Int32Array;
+  /** The unaligned body, copied into `f32` a block at a time. */
+  body?: Uint8Array;
+}
+
+/** Splats per block when an unaligned body is copied: about a megabyte at SH degree 3. */
+export const SPLAT_BLOCK = 4096;
+
+const isLittleEndianHost = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+export function readPlyFloats(file: Uint8Array, header: PlyHeader): PlyFloats {
+  const { count, stride, shDegree, offsets, headerBytes } = header;
+  const restN = SH_REST_PER_CHANNEL[shDegree];
+  const at = (name: string) => offsets.get(name)!.offset;
+  // PLY rot_0 is w; SPZ and the cloud keep (x, y, z, w). f_rest is channel-major in the PLY.
+  const names = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2", "rot_1", "rot_2", "rot_3", "rot_0"];
+  const byteOffsets = names.map(at);
+  for (let j = 0; j < restN; j++) for (let c = 0; c < 3; c++) byteOffsets.push(at(`f_rest_${c * restN + j}`));
+  const fields = new Int32Array(byteOffsets.length);
+  if (isLittleEndianHost && stride % 4 === 0 && byteOffsets.every((o) => o % 4 === 0)) {
+    byteOffsets.forEach((o, k) => (fields[k] = o / 4));
+    const start = file.byteOffset + headerBytes;
+    if (start % 4 === 0) return { f32: new Float32Array(file.buffer, start, (count * stride) / 4), stride: stride / 4, fields };
+    return { f32: new Float32Array((Math.min(count, SPLAT_BLOCK) * stride) / 4), stride: stride / 4, fields, body: file.subarray(headerBytes, headerBytes + count * stride) };
+  }
+  const n = byteOffsets.length;
+  const f32 = new Float32Array(count * n);
+  const view = new DataView(file.buffer, file.byteOffset + headerBytes, count * stride);
+  for (let i = 0; i < count; i++) for (let k = 0; k < n; k++) f32[i * n + k] = view.getFloat32(i * stride + byteOffsets[k]!, true);
+  for (let k = 0; k < n; k++) fields[k] = k;
+  return { f32, stride: n, fields };
+}
+
+/** Makes splats i0..i1 readable in `src.f32`; answers the index to add to `i * stride`. */
+export function loadSplats(src: PlyFloats, i0: number, i1: number): number {
+  if (!src.body) return 0;
+  const bytes = src.stride * 4;
+  new Uint8Array(src.f32.buffer, src.f32.byteOffset, (i1 - i0) * bytes).set(src.body.subarray(i0 * bytes, i1 * bytes));
+  return -i0 * src.stride;
+}
+
+export const nonFiniteMessage = (splat: number, what = "the PLY") => `Splat ${splat} of ${what} holds a NaN or infinite value; every property must be a finite number`;
+
 /** Parses a whole binary little-endian splat PLY; every value must be finite. */
 export function parsePly(file: Uint8Array, opts: { maxSplats?: number } = {}): SplatCloud {
   const header = parsePlyHeader(file.subarray(0, MAX_HEADER_BYTES), file.byteLength, opts);
-  const { count, stride, shDegree, offsets } = header;
+  const { count, shDegree } = header;
   const restN = SH_REST_PER_CHANNEL[shDegree];
-  const view = new DataView(file.buffer, file.byteOffset + header.headerBytes, count * stride);
-  const at = (name: string) => offsets.get(name)!.offset;
-  const pos = [at("x"), at("y"), at("z")];
-  const dc = [at("f_dc_0"), at("f_dc_1"), at("f_dc_2")];
-  const sc = [at("scale_0"), at("scale_1"), at("scale_2")];
-  // PLY rot_0 is w; the cloud keeps (x, y, z, w) like the SPZ reference.
-  const rot = [at("rot_1"), at("rot_2"), at("rot_3"), at("rot_0")];
-  const op = at("opacity");
-  const rest = Array.from({ length: restN * 3 }, (_, k) => at(`f_rest_${k}`));
+  const src = readPlyFloats(file, header);
+  const { f32, stride, fields } = src;
   const cloud: SplatCloud = {
     count, shDegree,
     positions: new Float32Array(count * 3), scales: new Float32Array(count * 3), rotations: new Float32Array(count * 4),
     alphas: new Float32Array(count), colors: new Float32Array(count * 3), sh: new Float32Array(count * restN * 3),
   };
-  let nonFinite = -1;
-  const read = (base: number, offset: number) => {
-    const v = view.getFloat32(base + offset, true);
-    if (!Number.isFinite(v) && nonFinite < 0) nonFinite = base / stride;
-    return v;
-  };
+  const { positions, colors, alphas, scales, rotations, sh } = cloud;
+  const shN = restN * 3;
+  let base = 0;
   for (let i = 0; i < count; i++) {
-    const b = i * stride;
+    if (i % SPLAT_BLOCK === 0) base = loadSplats(src, i, Math.min(count, i + SPLAT_BLOCK));
+    const b = base + i * stride;
+    // v * 0 is 0 for a finite v and NaN otherwise: one check a splat.
+    let check = 0;
     for (let c = 0; c < 3; c++) {
-      cloud.positions[i * 3 + c] = read(b, pos[c]);
-      cloud.colors[i * 3 + c] = read(b, dc[c]);
-      cloud.scales[i * 3 + c] = read(b, sc[c]);
+      const p = f32[b + fields[c]!]!, d = f32[b + fields[3 + c]!]!, s = f32[b + fields[7 + c]!]!;
+      positions[i * 3 + c] = p;
+      colors[i * 3 + c] = d;
+      scales[i * 3 + c] = s;
+      check += p * 0 + d * 0 + s * 0;
     }
-    for (let c = 0; c < 4; c++) cloud.rotations[i * 4 + c] = read(b, rot[c]);
-    cloud.alphas[i] = read(b, op);
-    // f_rest is channel-major in the PLY (all red, then green, then blue); SPZ wants [coef][channel].
-    for (let c = 0; c < 3; c++) for (let j = 0; j < restN; j++) cloud.sh[(i * restN + j) * 3 + c] = read(b, rest[c * restN + j]);
-    if (nonFinite >= 0) throw bad(`Splat ${nonFinite} of the PLY holds a NaN or infinite value; every property must be a finite number`);
+    const a = f32[b + fields[6]!]!;
+    alphas[i] = a;
+    check += a * 0;
+    for (let c = 0; c < 4; c++) {
+      const r = f32[b + fields[10 + c]!]!;
+      rotations[i * 4 + c] = r;
+      check += r * 0;
+    }
+    for (let k = 0; k < shN; k++) {
+      const v = f32[b + fields[14 + k]!]!;
+      sh[i * shN + k] = v;
+      check += v * 0;
+    }
+    if (check !== 0) throw bad(nonFiniteMessage(i));
   }
   return cloud;
+}
+
+/** The cloud laid out as `readPlyFloats` gives a PLY body, for the one packing loop. */
+export function cloudFloats(cloud: SplatCloud): PlyFloats {
+  const n = splatFields(cloud.shDegree);
+  const shN = n - 14;
+  const f32 = new Float32Array(cloud.count * n);
+  for (let i = 0; i < cloud.count; i++) {
+    const b = i * n;
+    for (let c = 0; c < 3; c++) {
+      f32[b + c] = cloud.positions[i * 3 + c]!;
+      f32[b + 3 + c] = cloud.colors[i * 3 + c]!;
+      f32[b + 7 + c] = cloud.scales[i * 3 + c]!;
+    }
+    f32[b + 6] = cloud.alphas[i]!;
+    for (let c = 0; c < 4; c++) f32[b + 10 + c] = cloud.rotations[i * 4 + c]!;
+    for (let k = 0; k < shN; k++) f32[b + 14 + k] = cloud.sh[i * shN + k]!;
+  }
+  return { f32, stride: n, fields: Int32Array.from({ length: n }, (_, k) => k) };
 }
 
 /** Writes a cloud as a binary little-endian splat PLY (used by tests and the benchmark). */

@@ -5,12 +5,14 @@ import { recordAudit } from "../audit/audit.service";
 import type { OrgActor } from "../auth/roles";
 import { Prisma } from "../generated/prisma/client";
 import type { BlobStore } from "../storage/blob-store";
+import { cancelAgentCommand } from "../hardware/commands.service";
 import { releaseSessionBlobs } from "./blob-refs";
-import type { captureChunkSchema, captureSessionDetailSchema, captureSessionSchema, createCaptureInput, trainerLeaseSchema } from "./captures.schemas";
+import { cameraSchema, type Camera, type captureChunkSchema, type captureSessionDetailSchema, type captureSessionSchema, type createCaptureInput, type trainerLeaseSchema } from "./captures.schemas";
 import { captureLimits, type CaptureLimits } from "./limits";
 import { latestJointState } from "./joints.service";
 import { writeDueChunks } from "./frames.service";
 import { findSession, notifySession, toSnapshotDto, withRobot, type SessionRow } from "./captures.queries";
+import { sessionLiveJoints, stopSessionLiveJoints } from "./live-joints.service";
 
 // A capture session's life: created active (one active session per organisation, the one the
 // earlier endpoints act on), stopped (its last frames go into a final chunk), started again,
@@ -73,8 +75,9 @@ const isUniqueViolation = (error: unknown) => error instanceof Prisma.PrismaClie
 
 export async function getCaptureSession(db: Db, { actor, sessionId, limits = captureLimits() }: { actor: OrgActor; sessionId: string; limits?: CaptureLimits }): Promise<z.infer<typeof captureSessionDetailSchema>> {
   const row = await findSession(db, actor, sessionId);
-  const [latest, joints] = await Promise.all([db.captureSnapshot.findFirst({ where: { sessionId }, orderBy: { createdAt: "desc" } }), latestJointState(db, sessionId)]);
-  return { ...toSessionDto(row, limits.trainerSilentMs), latestSnapshot: latest ? toSnapshotDto(latest) : null, latestJoints: joints };
+  const [latest, joints, live] = await Promise.all([db.captureSnapshot.findFirst({ where: { sessionId }, orderBy: { createdAt: "desc" } }), latestJointState(db, sessionId), sessionLiveJoints(db, row.liveCommandId)]);
+  const camera: Camera | null = row.camera ? (cameraSchema.safeParse(row.camera).data ?? null) : null;
+  return { ...toSessionDto(row, limits.trainerSilentMs), latestSnapshot: latest ? toSnapshotDto(latest) : null, latestJoints: joints, live, camera };
 }
 
 export async function listCaptureSessions(db: Db, { actor, limit = 100, limits = captureLimits() }: { actor: OrgActor; limit?: number; limits?: CaptureLimits }): Promise<CaptureSessionDto[]> {
@@ -140,6 +143,8 @@ export async function stopCaptureSession(
       }
     });
   }
+  // The arm's port is freed: a stopped session takes no joints.
+  await stopSessionLiveJoints(db, { actor, sessionId });
   // Frames that were being stored as it stopped commit first (they hold the session's row).
   await writeDueChunks(db, { sessionId, blobs, isFinal: true });
   const [row, chunks] = await Promise.all([findSession(db, actor, sessionId), db.captureChunk.findMany({ where: { sessionId }, orderBy: { index: "asc" } })]);
@@ -189,4 +194,5 @@ export async function deleteCaptureSession(db: Db, { actor, sessionId }: { actor
     },
     { timeout: 60_000 },
   );
+  if (session.liveCommandId) await cancelAgentCommand(db, { actor, commandId: session.liveCommandId }).catch(() => {});
 }

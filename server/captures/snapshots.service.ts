@@ -2,8 +2,8 @@ import { Readable } from "node:stream";
 import { AppError } from "../errors";
 import type { BlobStore, StoredBlob } from "../storage/blob-store";
 import { formatBytes } from "../storage/blob-store";
-import { MAX_SPLATS, parsePly, type SplatCloud } from "./ply";
-import { decodeSpz, encodeSpz } from "./spz";
+import { MAX_SPLATS, type SplatCloud } from "./ply";
+import { convertPlyToSpz, decodeSpz } from "./spz";
 
 export const MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024 * 1024 - 1;
 
@@ -50,9 +50,8 @@ export async function storeSnapshot(opts: { blobs: BlobStore; file: Uint8Array; 
   if (Buffer.from(file.buffer, file.byteOffset, Math.min(4, file.byteLength)).toString("latin1") !== "ply\n" && !Buffer.from(file.buffer, file.byteOffset, Math.min(5, file.byteLength)).toString("latin1").startsWith("ply\r")) {
     throw new AppError("UNSUPPORTED_MEDIA_TYPE", "A snapshot must be a binary little-endian 3D Gaussian Splatting PLY or an SPZ (gzip) file");
   }
-  const cloud = parsePly(file, { maxSplats });
-  const spz = encodeSpz(cloud);
+  const converted = await convertPlyToSpz(file, { maxSplats });
   const source = await put(file);
-  const converted = await put(spz);
-  return { format: "ply", splats: cloud.count, shDegree: cloud.shDegree, source, spz: converted, bounds: boundsOf(cloud) };
+  const spz = await put(converted.spz);
+  return { format: "ply", splats: converted.count, shDegree: converted.shDegree, source, spz, bounds: converted.bounds };
 }

@@ -1,7 +1,7 @@
 import zlib from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { parsePly, writePly } from "./ply";
-import { decodeSpz, encodeSpz, SPZ_MAGIC } from "./spz";
+import { parsePly, SPLAT_BLOCK, writePly } from "./ply";
+import { convertPlyToSpz, decodeSpz, encodeSpz, packSpz, SPZ_MAGIC } from "./spz";
 import { randomCloud } from "./test-clouds";
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
@@ -46,6 +46,34 @@ describe("SPZ round trip", () => {
   it("is at most an eighth of the PLY at SH degree 3", () => {
     const ply = writePly(randomCloud(20_000, 3, 3));
     expect(encodeSpz(parsePly(ply)).length).toBeLessThanOrEqual(ply.length / 8);
+  });
+});
+
+describe("PLY straight to SPZ", () => {
+  // The header's length decides whether the body's floats are aligned in memory: both ways,
+  // across block boundaries, the bytes are those of the cloud parsed and packed.
+  for (const comment of ["", "comment x\n", "comment xy\n", "comment xyz\n"]) {
+    it(`packs the same planes as the parsed cloud (header ${comment.length} bytes longer)`, async () => {
+      const cloud = randomCloud(SPLAT_BLOCK * 2 + 17, 2, 11);
+      const plain = writePly(cloud);
+      const ply = Buffer.concat([plain.subarray(0, 4), Buffer.from(comment, "latin1"), plain.subarray(4)]);
+      const converted = await convertPlyToSpz(ply);
+      expect(converted).toMatchObject({ count: cloud.count, shDegree: 2 });
+      expect(zlib.gunzipSync(converted.spz).equals(packSpz(parsePly(ply)))).toBe(true);
+      const xs = Array.from({ length: cloud.count }, (_, i) => cloud.positions[i * 3]!);
+      expect(converted.bounds.min[0]).toBe(Math.min(...xs));
+      expect(converted.bounds.max[0]).toBe(Math.max(...xs));
+      expect((await decodeSpz(converted.spz)).count).toBe(cloud.count);
+    });
+  }
+
+  it("refuses a non-finite value or a splat out of range, naming it", async () => {
+    const cloud = randomCloud(SPLAT_BLOCK + 10, 1, 12);
+    cloud.sh[(SPLAT_BLOCK + 3) * 9 + 4] = NaN;
+    await expect(convertPlyToSpz(writePly(cloud))).rejects.toThrow(new RegExp(`Splat ${SPLAT_BLOCK + 3} of the PLY holds a NaN or infinite value`));
+    const far = randomCloud(10, 0, 13);
+    far.positions[7] = 3000;
+    await expect(convertPlyToSpz(writePly(far))).rejects.toThrow(/Splat 2 lies at 3000, outside the ±2048 range/);
   });
 });
 

@@ -1,6 +1,7 @@
 import zlib from "node:zlib";
 import { AppError } from "../errors";
-import { MAX_SPLATS, SH_REST_PER_CHANNEL, type SplatCloud } from "./ply";
+import { gzipPieces } from "./gzip-pieces";
+import { cloudFloats, loadSplats, MAX_HEADER_BYTES, SPLAT_BLOCK, MAX_SPLATS, nonFiniteMessage, parsePlyHeader, readPlyFloats, SH_REST_PER_CHANNEL, type PlyFloats, type SplatCloud } from "./ply";
 
 // Niantic's SPZ layout (src/cc/load-spz.cc): a 16-byte header, then attribute planes —
 // positions, alphas, colours, scales, rotations, SH — the whole gzip-compressed. We write
@@ -36,79 +37,187 @@ export function bytesPerSplat(version: number, shDegree: number): number {
   return 9 + 1 + 3 + 3 + (version >= 3 ? 4 : 3) + SH_REST_PER_CHANNEL[shDegree] * 3;
 }
 
-const toU8 = (x: number) => (x < 0 ? 0 : x > 255 ? 255 : Math.round(x));
+// SH rest coefficients are bucketed: 5 bits for degree 1, 4 bits above, as the reference packs
+// them. Both are looked up from the rounded byte: round(x·128 + 128), then its bucket, clamped.
+function bucketTable(bucket: number): Uint8Array {
+  const table = new Uint8Array(256);
+  for (let q = 0; q < 256; q++) table[q] = Math.min(255, Math.floor((q + bucket / 2) / bucket) * bucket);
+  return table;
+}
+const SH_BUCKET_5 = bucketTable(8);
+const SH_BUCKET_4 = bucketTable(16);
 
-// SH rest coefficients are bucketed: 5 bits for degree 1, 4 bits above, as the reference packs them.
-function quantizeSh(x: number, bucket: number): number {
-  let q = Math.round(x * 128 + 128);
-  q = Math.floor((q + bucket / 2) / bucket) * bucket;
-  return q < 0 ? 0 : q > 255 ? 255 : q;
+export interface PackedSpz {
+  /** The uncompressed SPZ: header and planes. */
+  raw: Buffer;
+  bounds: { min: [number, number, number]; max: [number, number, number] };
 }
 
-/** Packs a cloud into the uncompressed SPZ bytes (header and planes). */
-export function packSpz(cloud: SplatCloud, opts: SpzOptions = {}): Buffer {
+/**
+ * Packs splats into the uncompressed SPZ bytes in one pass over them: each splat's fields are
+ * read once and written to the six planes, with no per-splat allocation. Every value must be
+ * finite and every position within the fixed-point range.
+ */
+export function packSplats(src: PlyFloats, count: number, shDegree: number, opts: SpzOptions & { what?: string } = {}): PackedSpz {
   const version = opts.version ?? 3;
   const bits = opts.fractionalBits ?? 12;
-  const n = cloud.count;
-  const restN = SH_REST_PER_CHANNEL[cloud.shDegree];
-  const out = Buffer.alloc(16 + n * bytesPerSplat(version, cloud.shDegree));
+  const restN = SH_REST_PER_CHANNEL[shDegree];
+  const shN = restN * 3;
+  const n = count;
+  const out = Buffer.alloc(16 + n * bytesPerSplat(version, shDegree));
   out.writeUInt32LE(SPZ_MAGIC, 0);
   out.writeUInt32LE(version, 4);
   out.writeUInt32LE(n, 8);
-  out[12] = cloud.shDegree;
+  out[12] = shDegree;
   out[13] = bits;
   out[14] = opts.antialiased ? 1 : 0;
   out[15] = 0;
-  let o = 16;
+  const oPos = 16;
+  const oAlpha = oPos + n * 9;
+  const oColor = oAlpha + n;
+  const oScale = oColor + n * 3;
+  const oRot = oScale + n * 3;
+  const oSh = oRot + n * (version >= 3 ? 4 : 3);
+  const { f32, stride, fields } = src;
+  const fx = fields[0]!, fy = fields[1]!, fz = fields[2]!;
+  const fdc0 = fields[3]!, fdc1 = fields[4]!, fdc2 = fields[5]!, fop = fields[6]!;
+  const fs0 = fields[7]!, fs1 = fields[8]!, fs2 = fields[9]!;
+  const frx = fields[10]!, fry = fields[11]!, frz = fields[12]!, frw = fields[13]!;
+  const shFields = fields.subarray(14);
+  const shTable = Array.from({ length: shN }, (_, k) => (k < 9 ? SH_BUCKET_5 : SH_BUCKET_4));
   const scale = 1 << bits;
   const limit = 1 << 23;
-  for (let i = 0; i < n * 3; i++) {
-    const v = Math.round(cloud.positions[i] * scale);
-    if (v >= limit || v < -limit) throw bad(`Splat ${Math.floor(i / 3)} lies at ${cloud.positions[i]}, outside the ±${limit / scale} range SPZ can store with ${bits} fractional bits`);
-    out[o++] = v & 0xff;
-    out[o++] = (v >> 8) & 0xff;
-    out[o++] = (v >> 16) & 0xff;
-  }
-  for (let i = 0; i < n; i++) out[o++] = toU8((1 / (1 + Math.exp(-cloud.alphas[i]))) * 255);
-  for (let i = 0; i < n * 3; i++) out[o++] = toU8(cloud.colors[i] * (COLOR_SCALE * 255) + 0.5 * 255);
-  for (let i = 0; i < n * 3; i++) out[o++] = toU8((cloud.scales[i] + 10) * 16);
-  const r = cloud.rotations;
+  const colorScale = COLOR_SCALE * 255;
+  let minX = Infinity, minY = Infinity, minZ = Infinity, maxX = -Infinity, maxY = -Infinity, maxZ = -Infinity;
+  let base = 0;
   for (let i = 0; i < n; i++) {
-    let x = r[i * 4], y = r[i * 4 + 1], z = r[i * 4 + 2], w = r[i * 4 + 3];
-    const len = Math.sqrt(x * x + y * y + z * z + w * w);
-    if (len === 0) { x = y = z = 0; w = 1; } else { x /= len; y /= len; z /= len; w /= len; }
-    if (version >= 3) {
-      const q = [x, y, z, w];
-      let largest = 0;
-      for (let k = 1; k < 4; k++) if (Math.abs(q[k]) > Math.abs(q[largest])) largest = k;
-      const flip = q[largest] < 0;
-      let comp = largest;
-      for (let k = 0; k < 4; k++) {
-        if (k === largest) continue;
-        const v = flip ? -q[k] : q[k];
-        const mag = Math.min(511, Math.floor(511 * (Math.abs(v) / SQRT1_2) + 0.5));
-        comp = ((comp << 10) | ((v < 0 ? 1 : 0) << 9) | mag) >>> 0;
-      }
-      out.writeUInt32LE(comp >>> 0, o);
-      o += 4;
+    if (i % SPLAT_BLOCK === 0) base = loadSplats(src, i, Math.min(n, i + SPLAT_BLOCK));
+    const b = base + i * stride;
+    const x = f32[b + fx]!, y = f32[b + fy]!, z = f32[b + fz]!;
+    const d0 = f32[b + fdc0]!, d1 = f32[b + fdc1]!, d2 = f32[b + fdc2]!, op = f32[b + fop]!;
+    const s0 = f32[b + fs0]!, s1 = f32[b + fs1]!, s2 = f32[b + fs2]!;
+    let rx = f32[b + frx]!, ry = f32[b + fry]!, rz = f32[b + frz]!, rw = f32[b + frw]!;
+    // v * 0 is 0 for a finite v and NaN otherwise.
+    let check = x * 0 + y * 0 + z * 0 + d0 * 0 + d1 * 0 + d2 * 0 + op * 0 + s0 * 0 + s1 * 0 + s2 * 0 + rx * 0 + ry * 0 + rz * 0 + rw * 0;
+    // Spherical harmonics, [coefficient][channel] as the fields are ordered.
+    let o = oSh + i * shN;
+    for (let k = 0; k < shN; k++) {
+      const v = f32[b + shFields[k]!]!;
+      check += v * 0;
+      let q = v * 128 + 128.5;
+      q = q < 0 ? 0 : q > 255 ? 255 : q;
+      out[o++] = shTable[k]![q | 0]!;
+    }
+    if (check !== 0) throw bad(nonFiniteMessage(i, opts.what));
+    if (x < minX) minX = x;
+    if (x > maxX) maxX = x;
+    if (y < minY) minY = y;
+    if (y > maxY) maxY = y;
+    if (z < minZ) minZ = z;
+    if (z > maxZ) maxZ = z;
+    const px = Math.round(x * scale), py = Math.round(y * scale), pz = Math.round(z * scale);
+    if (px >= limit || px < -limit || py >= limit || py < -limit || pz >= limit || pz < -limit) {
+      const p = px >= limit || px < -limit ? x : py >= limit || py < -limit ? y : z;
+      throw bad(`Splat ${i} lies at ${p}, outside the ±${limit / scale} range SPZ can store with ${bits} fractional bits`);
+    }
+    o = oPos + i * 9;
+    out[o] = px & 0xff;
+    out[o + 1] = (px >> 8) & 0xff;
+    out[o + 2] = (px >> 16) & 0xff;
+    out[o + 3] = py & 0xff;
+    out[o + 4] = (py >> 8) & 0xff;
+    out[o + 5] = (py >> 16) & 0xff;
+    out[o + 6] = pz & 0xff;
+    out[o + 7] = (pz >> 8) & 0xff;
+    out[o + 8] = (pz >> 16) & 0xff;
+    out[oAlpha + i] = toU8((1 / (1 + Math.exp(-op))) * 255);
+    o = oColor + i * 3;
+    out[o] = toU8(d0 * colorScale + 127.5);
+    out[o + 1] = toU8(d1 * colorScale + 127.5);
+    out[o + 2] = toU8(d2 * colorScale + 127.5);
+    o = oScale + i * 3;
+    out[o] = toU8((s0 + 10) * 16);
+    out[o + 1] = toU8((s1 + 10) * 16);
+    out[o + 2] = toU8((s2 + 10) * 16);
+    const len = Math.sqrt(rx * rx + ry * ry + rz * rz + rw * rw);
+    if (len === 0) {
+      rx = ry = rz = 0;
+      rw = 1;
     } else {
-      const s = w < 0 ? -127.5 : 127.5;
-      out[o++] = toU8(x * s + 127.5);
-      out[o++] = toU8(y * s + 127.5);
-      out[o++] = toU8(z * s + 127.5);
+      rx /= len; ry /= len; rz /= len; rw /= len;
+    }
+    if (version >= 3) {
+      // Smallest three: the largest component's index in the top 2 bits, then the other three
+      // (in index order) as a sign bit and 9 bits of |v| / √½, the largest made positive.
+      const ax = Math.abs(rx), ay = Math.abs(ry), az = Math.abs(rz), aw = Math.abs(rw);
+      let largest = 0;
+      let big = ax;
+      if (ay > big) { largest = 1; big = ay; }
+      if (az > big) { largest = 2; big = az; }
+      if (aw > big) largest = 3;
+      const flip = (largest === 0 ? rx : largest === 1 ? ry : largest === 2 ? rz : rw) < 0 ? -1 : 1;
+      const qx = rx * flip, qy = ry * flip, qz = rz * flip, qw = rw * flip;
+      const comp =
+        largest === 0 ? (((((0 << 10) | smallest(qy)) << 10) | smallest(qz)) << 10) | smallest(qw)
+        : largest === 1 ? (((((1 << 10) | smallest(qx)) << 10) | smallest(qz)) << 10) | smallest(qw)
+        : largest === 2 ? (((((2 << 10) | smallest(qx)) << 10) | smallest(qy)) << 10) | smallest(qw)
+        : (((((3 << 10) | smallest(qx)) << 10) | smallest(qy)) << 10) | smallest(qz);
+      o = oRot + i * 4;
+      out[o] = comp & 0xff;
+      out[o + 1] = (comp >>> 8) & 0xff;
+      out[o + 2] = (comp >>> 16) & 0xff;
+      out[o + 3] = (comp >>> 24) & 0xff;
+    } else {
+      const sign = rw < 0 ? -127.5 : 127.5;
+      o = oRot + i * 3;
+      out[o] = toU8(rx * sign + 127.5);
+      out[o + 1] = toU8(ry * sign + 127.5);
+      out[o + 2] = toU8(rz * sign + 127.5);
     }
   }
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < restN; j++) {
-      const bucket = j < 3 ? 8 : 16;
-      for (let c = 0; c < 3; c++) out[o++] = quantizeSh(cloud.sh[(i * restN + j) * 3 + c], bucket);
-    }
-  }
-  return out;
+  const bounds: PackedSpz["bounds"] = n ? { min: [minX, minY, minZ], max: [maxX, maxY, maxZ] } : { min: [0, 0, 0], max: [0, 0, 0] };
+  return { raw: out, bounds };
 }
 
+/** One of the three smaller quaternion components in 10 bits: a sign bit and 9 bits of |v| / √½. */
+const smallest = (v: number) => ((v < 0 ? 1 : 0) << 9) | Math.min(511, Math.floor(511 * (Math.abs(v) / SQRT1_2) + 0.5));
+
+// Math.round for x ≥ 0 is floor(x + 0.5).
+const toU8 = (x: number) => (x < 0 ? 0 : x > 255 ? 255 : (x + 0.5) | 0);
+
+/** Packs a cloud into the uncompressed SPZ bytes (header and planes). */
+export function packSpz(cloud: SplatCloud, opts: SpzOptions = {}): Buffer {
+  return packSplats(cloudFloats(cloud), cloud.count, cloud.shDegree, { ...opts, what: "the cloud" }).raw;
+}
+
+const gzipOptions = (opts: SpzOptions) => ({ level: opts.level ?? 6, strategy: opts.strategy ?? zlib.constants.Z_RLE });
+
 export function encodeSpz(cloud: SplatCloud, opts: SpzOptions = {}): Buffer {
-  return zlib.gzipSync(packSpz(cloud, opts), { level: opts.level ?? 6, strategy: opts.strategy ?? zlib.constants.Z_RLE });
+  return zlib.gzipSync(packSpz(cloud, opts), gzipOptions(opts));
+}
+
+/** A PLY (checked as `parsePly` checks it) straight to SPZ, without a cloud in between. */
+export async function convertPlyToSpz(file: Uint8Array, opts: SpzOptions & { maxSplats?: number } = {}): Promise<{ spz: Buffer; count: number; shDegree: number; bounds: PackedSpz["bounds"] }> {
+  const header = parsePlyHeader(file.subarray(0, MAX_HEADER_BYTES), file.byteLength, opts);
+  const version = opts.version ?? 3;
+  const { raw, bounds } = packSplats(readPlyFloats(file, header), header.count, header.shDegree, opts);
+  const spz = await gzipPieces(raw, planeEnds(header.count, version, header.shDegree), { level: opts.level, strategy: opts.strategy });
+  return { spz, count: header.count, shDegree: header.shDegree, bounds };
+}
+
+/** Where each plane ends in the uncompressed SPZ (the header goes with the positions). */
+function planeEnds(n: number, version: number, shDegree: number): { end: number; strategy: number }[] {
+  const { Z_RLE, Z_HUFFMAN_ONLY } = zlib.constants;
+  const ends: { end: number; strategy: number }[] = [];
+  let at = 16;
+  // Positions and rotations are near-uniform bytes without runs: Huffman alone codes them as
+  // well as run-length does, faster. Alphas, colours, scales and SH have runs (saturated
+  // alphas, untrained SH all 128), which run-length coding shrinks far below Huffman's 1 bit a byte.
+  for (const [bytes, strategy] of [[n * 9, Z_HUFFMAN_ONLY], [n * 7, Z_RLE], [n * (version >= 3 ? 4 : 3), Z_HUFFMAN_ONLY], [n * SH_REST_PER_CHANNEL[shDegree] * 3, Z_RLE]] as const) {
+    at += bytes;
+    ends.push({ end: at, strategy });
+  }
+  return ends;
 }
 
 function readHeader(raw: Buffer, maxSplats: number) {

@@ -6,7 +6,7 @@ import type { OrgActor } from "../auth/roles";
 import type { BlobStore } from "../storage/blob-store";
 import { lockBlobNames, recordingBlobs, releaseBlobs } from "./blob-refs";
 import { readBounded, type UploadBody } from "./body";
-import type { captureSnapshotSchema, claimInput, heartbeatInput, leaseAnswerSchema, listSnapshotsInput } from "./captures.schemas";
+import type { Camera, captureSnapshotSchema, claimInput, heartbeatInput, leaseAnswerSchema, listSnapshotsInput } from "./captures.schemas";
 import { findSession, toSnapshotDto, type SessionRow } from "./captures.queries";
 import { captureLimits, type CaptureLimits } from "./limits";
 import { writePly } from "./ply";
@@ -127,8 +127,8 @@ export async function releaseLease(db: Db, { actor, sessionId, claimId }: { acto
 export async function pushSnapshot(
   db: Db,
   {
-    actor, sessionId, claimId, iteration, generation, upload, blobs, limits = captureLimits(), signal,
-  }: { actor: OrgActor; sessionId: string; claimId: string; iteration: number; generation?: number; upload: UploadBody; blobs: BlobStore; limits?: CaptureLimits; signal?: AbortSignal },
+    actor, sessionId, claimId, iteration, generation, camera, upload, blobs, limits = captureLimits(), signal,
+  }: { actor: OrgActor; sessionId: string; claimId: string; iteration: number; generation?: number; camera?: Camera; upload: UploadBody; blobs: BlobStore; limits?: CaptureLimits; signal?: AbortSignal },
 ): Promise<SnapshotDto> {
   const session = await findSession(db, actor, sessionId);
   // The lease is checked before the body is read, and again when the snapshot is recorded.
@@ -165,7 +165,7 @@ export async function pushSnapshot(
     }
     await tx.captureSession.update({
       where: { id: session.id },
-      data: { snapshotCount: { increment: 1 - old.length }, trainerSeenAt: now, trainerIteration: iteration, trainerGaussians: meta.splats },
+      data: { snapshotCount: { increment: 1 - old.length }, trainerSeenAt: now, trainerIteration: iteration, trainerGaussians: meta.splats, ...(camera ? { camera } : {}) },
     });
     return created;
   }));

@@ -23,6 +23,8 @@ export interface StandInOptions {
   every?: number;
   format?: "ply" | "spz";
   shDegree?: number;
+  /** The capture camera as the trainer solved it, sent with each snapshot (docs/capture.md). */
+  camera?: Record<string, unknown>;
   signal?: AbortSignal;
   log?: (message: string) => void;
 }
@@ -58,7 +60,7 @@ export function standInCloudSize(frames: number): number {
 }
 
 export async function runStandInTrainer(opts: StandInOptions): Promise<StandInResult> {
-  const { portal, token, sessionId, name = "stand-in", every = 10, format = "ply", shDegree = 1, signal, log = () => {} } = opts;
+  const { portal, token, sessionId, name = "stand-in", every = 10, format = "ply", shDegree = 1, camera, signal, log = () => {} } = opts;
   const base = portal.replace(/\/$/, "");
   const headers = { authorization: `Bearer ${token}` };
 
@@ -117,7 +119,7 @@ export async function runStandInTrainer(opts: StandInOptions): Promise<StandInRe
     const cloud = randomCloud(standInCloudSize(frames), shDegree, frames);
     const file = format === "spz" ? encodeSpz(cloud) : writePly(cloud);
     iteration = frames * 100;
-    const query = new URLSearchParams({ claimId: lease.claimId, iteration: String(iteration), generation: String(generation) });
+    const query = new URLSearchParams({ claimId: lease.claimId, iteration: String(iteration), generation: String(generation), ...(camera ? { camera: JSON.stringify(camera) } : {}) });
     const snapshot = (await (await call("POST", `/api/captures/${sessionId}/snapshots?${query}`, undefined, { body: file as Uint8Array<ArrayBuffer>, headers: { ...headers, "content-type": "application/octet-stream" } })).json()) as { id: string; splats: number };
     gaussians = snapshot.splats;
     result.snapshots.push({ id: snapshot.id, iteration, splats: snapshot.splats });

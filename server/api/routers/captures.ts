@@ -21,6 +21,8 @@ import {
 import { listSnapshots } from "../../captures/trainer.service";
 import { blobStore } from "../../storage/blobs";
 import { jointStates } from "../../captures/joints.service";
+import { startSessionLiveJoints, stopSessionLiveJoints } from "../../captures/live-joints.service";
+import { liveJointsSchema } from "../../captures/captures.schemas";
 import { orgProcedure, router } from "../trpc";
 
 const ok = z.object({ ok: z.literal(true) });
@@ -64,6 +66,15 @@ export const capturesRouter = router({
       await deleteCaptureSession(ctx.db, { actor: ctx.orgActor, sessionId: input.sessionId });
       return { ok: true as const };
     }),
+  /** Follows the bound arm: its agent streams live joints, which pose the twin and are stored as the session's joint states. */
+  startLive: orgProcedure("operator")
+    .input(sessionIdInput)
+    .output(liveJointsSchema)
+    .mutation(({ ctx, input }) => startSessionLiveJoints(ctx.db, { actor: ctx.orgActor, sessionId: input.sessionId })),
+  stopLive: orgProcedure("operator")
+    .input(sessionIdInput)
+    .output(z.object({ stopped: z.boolean() }))
+    .mutation(({ ctx, input }) => stopSessionLiveJoints(ctx.db, { actor: ctx.orgActor, sessionId: input.sessionId })),
   /** A session's joint angles as they are posted (the twin on its page). */
   onJoints: orgProcedure("viewer")
     .input(sessionIdInput)

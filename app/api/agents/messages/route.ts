@@ -3,6 +3,7 @@ import { errorResponse } from "@/server/errors";
 import { requireOrgActor } from "@/server/api/http";
 import { parseAgentMessage } from "@/server/api/agent-message";
 import { recordAgentMessage } from "@/server/hardware/agent-session.service";
+import { recordLiveJointSamples } from "@/server/captures/live-joints.service";
 
 export const dynamic = "force-dynamic";
 
@@ -11,7 +12,10 @@ export async function POST(request: Request) {
   try {
     const actor = await requireOrgActor(request, "operator");
     const message = await parseAgentMessage(request);
-    return Response.json(await recordAgentMessage(db(), { actor, message }));
+    const reply = await recordAgentMessage(db(), { actor, message });
+    // An arm a capture follows: its readings are also the capture's joint states.
+    if (message.type === "samples" && reply.accepted) await recordLiveJointSamples(db(), { actor, commandId: message.commandId, samples: message.samples });
+    return Response.json(reply);
   } catch (error) {
     return errorResponse(error);
   }

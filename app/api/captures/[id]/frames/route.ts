@@ -28,15 +28,16 @@ export async function GET(request: Request, { params }: { params: Promise<{ id: 
 
 /**
  * One frame: a JPEG or PNG as the raw body, or a multipart form with the file field `image`;
- * `?t=<ms since the epoch>` when it was taken (else its arrival). Answers 201 with its number.
+ * `?t=<ms since the epoch>` when it was taken (else its arrival), `&camera=<JSON>` the camera's
+ * pose and intrinsics when known. Answers 201 with its number.
  */
 export async function POST(request: Request, { params }: { params: Promise<{ id: string }> }) {
   try {
     const actor = await requireOrgActor(request, "operator");
     const sessionId = parseIdParam((await params).id, "capture session");
     await requireCaptureSession(db(), { actor, sessionId });
-    const { t } = parseQuery(request, frameQuery, "frame upload");
-    return Response.json(await addFrame(db(), { actor, sessionId, upload: rawBody(request, "capture_frame"), t, blobs: blobStore() }), { status: 201 });
+    const { t, camera } = parseQuery(request, frameQuery, "frame upload");
+    return Response.json(await addFrame(db(), { actor, sessionId, upload: rawBody(request, "capture_frame"), t, camera, blobs: blobStore() }), { status: 201 });
   } catch (error) {
     return errorResponse(error);
   }
