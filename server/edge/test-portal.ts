@@ -34,6 +34,7 @@ import * as getPly from "@/app/api/compat/capture/get-ply/route";
 import * as stopTraining from "@/app/api/compat/capture/stop-training/route";
 import * as captureReset from "@/app/api/compat/capture/reset/route";
 import * as captureHealth from "@/app/api/compat/capture/health/route";
+import * as trpc from "@/app/api/trpc/[trpc]/route";
 
 
 // The edge, agent and capture routes served by a plain Node HTTP server, for tests and the
@@ -78,6 +79,8 @@ function route(method: string, pathname: string): { handler: Handler; params: Re
     ["get-ply", /^\/get-ply$/, getPly as unknown as Record<string, Handler>, () => ({})],
     ["stop-training", /^\/stop-training$/, stopTraining as unknown as Record<string, Handler>, () => ({})],
     ["reset", /^\/reset$/, captureReset as unknown as Record<string, Handler>, () => ({})],
+    // The typed client's procedures (the benchmarks' browser subscribes to a capture's joints).
+    ["trpc", /^\/api\/trpc\/([^/]+)$/, trpc as unknown as Record<string, Handler>, (m) => ({ trpc: decodeURIComponent(m[1]) })],
     ["capture-health", /^\/health$/, captureHealth as unknown as Record<string, Handler>, () => ({})],
   ];
   for (const [, re, mod, params] of table) {
