@@ -154,6 +154,8 @@ function sampleInputs(): Record<string, unknown> {
     "datasetImports.importStaged": { stagingId: "0123456789abcdef", repoId: "probe/import", mapping: { action: "action", state: "observation.state" } },
     "datasetImports.discardStaged": { stagingId: "0123456789abcdef" },
     "datasets.delete": { datasetId: datasetA },
+    "datasets.bucketExport": { datasetId: datasetA },
+    "datasets.exportToBucket": { datasetId: datasetA },
     "training.createTarget": { name: "probe-gpu", host: "192.0.2.1", username: "robot", credential: { kind: "password", password: "probe" } },
     "training.deleteTarget": { targetId: targetA },
     "training.testTarget": { targetId: targetA },
@@ -199,7 +201,7 @@ const NAMES_ORG_A_THING = new Set(["orgs.setRole", "orgs.removeMember", "invites
   "hardware.agent", "hardware.commands", "hardware.command", "hardware.sendCommand", "hardware.removeAgent",
   "hardware.cancelCommand", "hardware.onJointSamples", "hardware.robot", "hardware.createRobot", "hardware.updateRobot", "hardware.deleteRobot", "hardware.calibrations", "hardware.importCalibration", "hardware.applyCalibration", "hardware.exportCalibration",
   "endpoints.get", "endpoints.stats", "endpoints.tryIt", "endpoints.create", "endpoints.changeVersion", "endpoints.undeploy", "endpoints.delete",
-  "datasets.get", "datasets.episodes", "datasets.episode", "datasets.deleteEpisode", "datasets.restoreEpisode", "datasets.renameTask", "datasets.retryEpisode", "datasets.delete",
+  "datasets.get", "datasets.episodes", "datasets.episode", "datasets.deleteEpisode", "datasets.restoreEpisode", "datasets.renameTask", "datasets.retryEpisode", "datasets.delete", "datasets.bucketExport", "datasets.exportToBucket",
   "training.deleteTarget", "training.testTarget", "training.run", "training.log", "training.onLog", "training.metrics", "training.startRun", "training.cancelRun", "training.resumeRun", "training.retryRun", "training.pullCheckpoint",
   "evaluation.start", "evaluation.list", "evaluation.latest", "evaluation.get", "evaluation.excludeFlagged",
   "captures.get", "captures.onJoints", "captures.snapshots", "captures.start", "captures.stop", "captures.reset", "captures.startLive", "captures.stopLive", "captures.delete"]);

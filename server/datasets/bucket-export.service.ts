@@ -210,9 +210,9 @@ export async function bucketExportStatus(db: Db, { orgId, datasetId, target }: {
 
 /** Queues the export; refused without a bucket, without a build, or while one is under way. */
 export async function startBucketExport(db: Db, { actor, input, target }: { actor: OrgActor; input: z.infer<typeof bucketExportInput>; target: BucketTarget | null }): Promise<{ jobId: string }> {
-  if (!target) throw new AppError("CONFLICT", NO_BUCKET_MESSAGE);
   const dataset = await db.dataset.findFirst({ where: { id: input.datasetId, orgId: actor.orgId }, select: { id: true, repoId: true, buildId: true } });
   if (!dataset) throw new AppError("NOT_FOUND", "No such dataset in this organisation");
+  if (!target) throw new AppError("CONFLICT", NO_BUCKET_MESSAGE);
   if (!dataset.buildId) throw new AppError("CONFLICT", `${dataset.repoId} has no episodes yet; there is nothing to export`);
   return db.$transaction(async (tx) => {
     // One export of a dataset at a time, whichever web process is asked.
