@@ -240,17 +240,25 @@ describe("when the portal fails", () => {
    * Uploads an episode through a relay that counts every byte on its way to the portal, and kills
    * the portal process (SIGKILL) once `killWhen` says so, starting it again on its port.
    */
-  async function uploadThroughCrash({ chunk, killWhen }: { chunk: number; killWhen: (relayed: number, portalHome: string) => boolean }) {
+  async function uploadThroughCrash({ chunk, killWhen, holdAfter }: { chunk: number; killWhen: (relayed: number, portalHome: string) => boolean; holdAfter?: number }) {
     const port = await freePort();
     const settings = { GANTRY_HOME: tempDir("portal-home"), EDGE_UPLOAD_DIR: tempDir("edge-uploads"), EDGE_MIN_FREE_DISK_BYTES: "0", TEST_PORTAL_PORT: String(port) };
     const first = await startTestPortal(settings);
     let second = null as Promise<TestPortal> | null;
     let killedAt = 0;
-    const relay = await startRelay(port, (total) => {
-      if (second || !killWhen(total, settings.GANTRY_HOME)) return;
+    const tryKill = (total: number) => {
+      if (second || !killWhen(total, settings.GANTRY_HOME)) return false;
       killedAt = total;
       first.child.kill("SIGKILL");
       second = new Promise((resolve) => first.child.once("exit", resolve)).then(() => startTestPortal(settings));
+      return true;
+    };
+    const relay = await startRelay(port, (total, _cut, hold) => {
+      if (tryKill(total) || second || holdAfter === undefined || total < holdAfter) return;
+      // Past `holdAfter` the agent's bytes are slowed down (the portal goes on writing and
+      // counting what it has), so the kill lands in the middle of the request however fast this
+      // machine's disk and loopback are.
+      hold(new Promise((r) => setTimeout(r, 20)).then(() => tryKill(relay.total())));
     });
     try {
       const home = tempDir("agent-home");
@@ -290,6 +298,7 @@ describe("when the portal fails", () => {
     let recorded = 0;
     const { stderr, killedAt, had, size } = await uploadThroughCrash({
       chunk: 64 * 1024 * 1024,
+      holdAfter: 4 * 1024 * 1024,
       killWhen: (_, portalHome) => {
         const dir = path.join(portalHome, "uploads", "edge");
         const record = fs.existsSync(dir) ? fs.readdirSync(dir).find((n) => /^[0-9a-f]{32}\.json$/.test(n)) : undefined;

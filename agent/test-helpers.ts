@@ -97,7 +97,11 @@ export function runAgent(args: string[], { home, env = {}, onSpawn }: { home: st
  * connection (as a network failure would). It reads no faster than the far end takes the bytes,
  * so what it counted is what was on its way there, not a pile in the relay's memory.
  */
-export async function startRelay(targetPort: number, onBytes: (total: number, cut: () => void) => void): Promise<{ port: number; total: () => number; close(): void }> {
+/**
+ * A TCP relay to `targetPort` that counts the bytes sent through it. `onBytes` may cut every
+ * connection, or hold the sender (reading no more from it) until a promise settles.
+ */
+export async function startRelay(targetPort: number, onBytes: (total: number, cut: () => void, hold: (until: Promise<unknown>) => void) => void): Promise<{ port: number; total: () => number; close(): void }> {
   let total = 0;
   const sockets = new Set<net.Socket>();
   const cut = () => {
@@ -109,7 +113,10 @@ export async function startRelay(targetPort: number, onBytes: (total: number, cu
     client.on("data", (d: Buffer) => {
       total += d.length;
       if (!upstream.write(d)) client.pause();
-      onBytes(total, cut);
+      onBytes(total, cut, (until) => {
+        client.pause();
+        void until.finally(() => client.resume());
+      });
     });
     upstream.on("drain", () => client.resume());
     upstream.on("data", (d: Buffer) => client.write(d));
