@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { testDb } from "../../tests/helpers/db";
+import { createTestDatabase, type TestDatabase } from "../../tests/setup/test-database";
+import { createDb, type Db } from "../db";
 import { createOrgWithMember, waitFor } from "../../tests/helpers/factories";
 import { startWorker, type StartedWorker } from "../../worker/worker";
 import { selftestJob, type JobDef } from "./catalog";
@@ -10,14 +11,21 @@ import { runJob } from "./run";
 import { CancellationRegistry } from "./cancellation";
 import { startSelftest } from "../system/selftest.service";
 
-const db = testDb();
+// A database of its own: a worker on the shared one would take other files' jobs, which they
+// take off the queue and run themselves.
+let database: TestDatabase;
+let db: Db;
 let worker: StartedWorker;
 
 beforeAll(async () => {
-  worker = await startWorker({ url: process.env.DATABASE_URL!, concurrency: 2, log: () => {} });
-});
+  database = await createTestDatabase("jobs");
+  db = createDb(database.url, 4);
+  worker = await startWorker({ url: database.url, concurrency: 2, log: () => {} });
+}, 60_000);
 afterAll(async () => {
   await worker.stop();
+  await db.$disconnect();
+  await database.drop();
 });
 
 const finished = (orgId: string, jobId: string) =>
