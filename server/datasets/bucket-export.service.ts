@@ -19,6 +19,7 @@ import { exportDatasetJob } from "../jobs/catalog";
 import { enqueue } from "../jobs/enqueue";
 import type { OrgActor } from "../auth/roles";
 import { checkHost } from "../security/outbound";
+import { s3BucketSettings } from "../storage/blobs";
 import { createS3Client, isS3Missing, s3ServiceMessage, type S3ClientSettings } from "../storage/s3-client";
 import { snapshotBuild } from "./archive.service";
 
@@ -43,8 +44,7 @@ export interface BucketTarget extends S3ClientSettings {
 
 /** The instance's bucket (S3_* settings), or null when none is set. */
 export function bucketTargetFromSettings(e: Env): BucketTarget | null {
-  if (!e.S3_ENDPOINT || !e.S3_BUCKET || !e.S3_ACCESS_KEY_ID || !e.S3_SECRET_ACCESS_KEY) return null;
-  return { endpoint: e.S3_ENDPOINT, bucket: e.S3_BUCKET, region: e.S3_REGION, forcePathStyle: e.S3_FORCE_PATH_STYLE, accessKeyId: e.S3_ACCESS_KEY_ID, secretAccessKey: e.S3_SECRET_ACCESS_KEY, prefix: e.S3_PREFIX };
+  return s3BucketSettings(e);
 }
 
 export const NO_BUCKET_MESSAGE = "No bucket is set for this instance: an instance admin sets S3_ENDPOINT, S3_BUCKET, S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY (see docs/storage.md)";

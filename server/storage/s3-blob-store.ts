@@ -22,7 +22,7 @@ import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import type { Db } from "../db";
 import { AppError } from "../errors";
 import { checkHost } from "../security/outbound";
-import { createS3Client, isS3Missing, s3ServiceMessage } from "./s3-client";
+import { createS3Client, isS3Missing, isS3UploadGone, s3ServiceMessage } from "./s3-client";
 import { formatBytes, parseSha256, resolveRange, sha256Schema, type BlobSource, type BlobStore, type ByteRange, type Leftover, type ListedBlob, type PutOptions, type StoredBlob } from "./blob-store";
 import { createUploadRecords, type UploadRecord, type UploadRecords } from "./s3-upload-records";
 
@@ -84,8 +84,6 @@ export interface S3BlobStore extends BlobStore {
   check(): Promise<void>;
 }
 
-const isMissing = isS3Missing;
-const serviceMessage = s3ServiceMessage;
 
 export function createS3BlobStore(settings: S3Settings, { db: openDb, leaseMs = 30_000, refreshAfterMs = 10 * 60_000 }: S3StoreOptions = {}): S3BlobStore {
   let opened: Db | undefined;
@@ -121,8 +119,8 @@ export function createS3BlobStore(settings: S3Settings, { db: openDb, leaseMs = 
       const out = await client.send(new HeadObjectCommand({ Bucket, Key: keyOf(parseSha256(sha256)) }));
       return { bytes: out.ContentLength ?? 0, modifiedAt: out.LastModified ?? new Date(0) };
     } catch (error) {
-      if (isMissing(error)) return null;
-      throw new AppError("INTERNAL", `The object store could not be asked about a blob: ${serviceMessage(error)}`, { cause: error });
+      if (isS3Missing(error)) return null;
+      throw new AppError("INTERNAL", `The object store could not be asked about a blob: ${s3ServiceMessage(error)}`, { cause: error });
     }
   }
 
@@ -137,8 +135,8 @@ export function createS3BlobStore(settings: S3Settings, { db: openDb, leaseMs = 
       try {
         await client.send(new CopyObjectCommand({ Bucket, Key: keyOf(digest), CopySource: `${Bucket}/${encodeURI(keyOf(digest))}`, MetadataDirective: "REPLACE" }));
       } catch (error) {
-        if (isMissing(error)) return false;
-        throw new AppError("INTERNAL", `The object store could not refresh a blob: ${serviceMessage(error)}`, { cause: error });
+        if (isS3Missing(error)) return false;
+        throw new AppError("INTERNAL", `The object store could not refresh a blob: ${s3ServiceMessage(error)}`, { cause: error });
       }
       return true;
     });
@@ -179,7 +177,7 @@ export function createS3BlobStore(settings: S3Settings, { db: openDb, leaseMs = 
         marker = out.IsTruncated ? out.NextPartNumberMarker : undefined;
       } while (marker);
     } catch (error) {
-      if (!isMissing(error) && !(error instanceof S3ServiceException && error.name === "NoSuchUpload")) throw error;
+      if (!isS3UploadGone(error)) throw error;
       await recorded.drop(claimed.id); // aborted meanwhile (a sweep, the bucket's lifecycle rules)
       return null;
     }
@@ -288,7 +286,7 @@ export function createS3BlobStore(settings: S3Settings, { db: openDb, leaseMs = 
       }
       if (signal?.aborted) throw signal.reason;
       if (error instanceof AppError) throw error;
-      throw new AppError("INTERNAL", `The object store refused the upload: ${serviceMessage(error)}`, { cause: error });
+      throw new AppError("INTERNAL", `The object store refused the upload: ${s3ServiceMessage(error)}`, { cause: error });
     } finally {
       if (lease) clearInterval(lease);
     }
@@ -304,8 +302,8 @@ export function createS3BlobStore(settings: S3Settings, { db: openDb, leaseMs = 
       const out = await client.send(new GetObjectCommand({ Bucket, Key: keyOf(digest), Range: `bytes=${resolved.start}-${resolved.end}` }));
       return out.Body as Readable;
     } catch (error) {
-      if (isMissing(error)) throw new AppError("NOT_FOUND", `No blob ${digest} in the store`);
-      throw new AppError("INTERNAL", `The object store could not read a blob: ${serviceMessage(error)}`, { cause: error });
+      if (isS3Missing(error)) throw new AppError("NOT_FOUND", `No blob ${digest} in the store`);
+      throw new AppError("INTERNAL", `The object store could not read a blob: ${s3ServiceMessage(error)}`, { cause: error });
     }
   }
 
@@ -355,7 +353,7 @@ export function createS3BlobStore(settings: S3Settings, { db: openDb, leaseMs = 
             marker = parts.IsTruncated ? parts.NextPartNumberMarker : undefined;
           } while (marker);
         } catch (error) {
-          if (isMissing(error) || (error instanceof S3ServiceException && error.name === "NoSuchUpload")) continue;
+          if (isS3UploadGone(error)) continue;
           throw error;
         }
         if (last < before) yield { name: `${u.Key} (upload ${u.UploadId})`, what: "unfinished upload", bytes, modifiedAt: last, upload: { uploadId: u.UploadId, key: u.Key } };
@@ -369,7 +367,7 @@ export function createS3BlobStore(settings: S3Settings, { db: openDb, leaseMs = 
     try {
       if (leftover.upload) {
         await client.send(new AbortMultipartUploadCommand({ Bucket, Key: leftover.upload.key, UploadId: leftover.upload.uploadId })).catch((error) => {
-          if (!(error instanceof S3ServiceException && (error.name === "NoSuchUpload" || isMissing(error)))) throw error;
+          if (!isS3UploadGone(error)) throw error;
         });
         if (leftover.upload.recordId) await uploads()?.drop(leftover.upload.recordId);
         await client.send(new DeleteObjectCommand({ Bucket, Key: leftover.upload.key })).catch(() => {});
@@ -377,7 +375,7 @@ export function createS3BlobStore(settings: S3Settings, { db: openDb, leaseMs = 
         await client.send(new DeleteObjectCommand({ Bucket, Key: leftover.name }));
       }
     } catch (error) {
-      if (!isMissing(error)) throw new AppError("INTERNAL", `The object store could not remove ${leftover.name}: ${serviceMessage(error)}`, { cause: error });
+      if (!isS3Missing(error)) throw new AppError("INTERNAL", `The object store could not remove ${leftover.name}: ${s3ServiceMessage(error)}`, { cause: error });
     }
   }
 
@@ -403,7 +401,7 @@ export function createS3BlobStore(settings: S3Settings, { db: openDb, leaseMs = 
       try {
         await client.send(new DeleteObjectCommand({ Bucket, Key: keyOf(parseSha256(sha256)) }));
       } catch (error) {
-        if (!isMissing(error)) throw new AppError("INTERNAL", `The object store could not delete a blob: ${serviceMessage(error)}`, { cause: error });
+        if (!isS3Missing(error)) throw new AppError("INTERNAL", `The object store could not delete a blob: ${s3ServiceMessage(error)}`, { cause: error });
       }
     },
     async presignedUrl(sha256, { expiresInS, fileName }) {
@@ -419,7 +417,7 @@ export function createS3BlobStore(settings: S3Settings, { db: openDb, leaseMs = 
         await client.send(new HeadBucketCommand({ Bucket }));
       } catch (error) {
         const status = error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
-        const why = status === 404 ? `the bucket ${Bucket} does not exist there` : status === 403 ? `the access key is refused for the bucket ${Bucket} (check S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY)` : serviceMessage(error);
+        const why = status === 404 ? `the bucket ${Bucket} does not exist there` : status === 403 ? `the access key is refused for the bucket ${Bucket} (check S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY)` : s3ServiceMessage(error);
         throw new AppError("BAD_REQUEST", `Object storage at ${settings.endpoint} cannot be used: ${why}`, { cause: error });
       }
     },

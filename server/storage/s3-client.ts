@@ -25,6 +25,9 @@ export function createS3Client(settings: S3ClientSettings): S3Client {
 
 export const isS3Missing = (error: unknown) => error instanceof S3ServiceException && (error.$metadata.httpStatusCode === 404 || error.name === "NotFound" || error.name === "NoSuchKey");
 
+/** A multipart upload (or its object) the service no longer has. */
+export const isS3UploadGone = (error: unknown) => isS3Missing(error) || (error instanceof S3ServiceException && error.name === "NoSuchUpload");
+
 /** The service's own words, shortened, for a message a person can act on. */
 export function s3ServiceMessage(error: unknown): string {
   if (error instanceof S3ServiceException) return `${error.name} (HTTP ${error.$metadata.httpStatusCode ?? "?"})${error.message && error.message !== "UnknownError" ? `: ${error.message}` : ""}`;

@@ -34,7 +34,6 @@ export interface UploadRecords {
   /** Lets go of it (the upload stays, for the next put of the same content). */
   release(id: string): Promise<void>;
   drop(id: string): Promise<void>;
-  dropParts(id: string): Promise<void>;
   /** Uploads of this store nobody holds, last written before `before`. */
   listIdle(before: Date): Promise<{ id: string; key: string; uploadId: string; updatedAt: Date; bytes: number }[]>;
   /** Every upload id this store has a record of, held or not. */
@@ -76,9 +75,6 @@ export function createUploadRecords(db: Db, { store, leaseMs }: { store: string;
     },
     async drop(id) {
       await db.blobUpload.deleteMany({ where: { id } });
-    },
-    async dropParts(id) {
-      await db.blobUploadPart.deleteMany({ where: { uploadId: id } });
     },
     async listIdle(before) {
       const rows = await db.$queryRaw<{ id: string; key: string; uploadId: string; updatedAt: Date; bytes: bigint | null }[]>`
