@@ -4,8 +4,9 @@ import { AppError } from "../errors";
 import { recordAudit } from "../audit/audit.service";
 import type { OrgActor } from "../auth/roles";
 import { CalibrationSchema } from "../hardware/calibration.schemas";
+import { recordAgentMessage } from "../hardware/agent-session.service";
 import { cancelAgentCommand, sendAgentCommand } from "../hardware/commands.service";
-import { ROBOT_TYPES, robotTypeSchema, type JointSample } from "../hardware/hardware.schemas";
+import { ROBOT_TYPES, robotTypeSchema, type AgentMessage, type JointSample } from "../hardware/hardware.schemas";
 import type { jointStateSchema } from "./captures.schemas";
 import { findSession, notifySession } from "./captures.queries";
 import { TWIN_JOINTS, twinPose } from "./twin-pose";
@@ -81,6 +82,16 @@ export async function stopSessionLiveJoints(db: Db, { actor, sessionId }: { acto
  * (none: nothing happens). Readings come in LeRobot's units and are kept in the twin's radians,
  * converted with the arm's current calibration; a reading missing a joint is skipped.
  */
+/**
+ * An agent's message (recordAgentMessage), and for live readings of a `joints.stream` a capture
+ * follows, the same readings stored as the capture's joint states.
+ */
+export async function recordAgentMessageForCaptures(db: Db, { actor, message }: { actor: OrgActor; message: AgentMessage }): Promise<{ accepted: boolean; status: string }> {
+  const { kind, ...reply } = await recordAgentMessage(db, { actor, message });
+  if (message.type === "samples" && reply.accepted && kind === "joints.stream") await recordLiveJointSamples(db, { actor, commandId: message.commandId, samples: message.samples });
+  return reply;
+}
+
 export async function recordLiveJointSamples(db: Db, { actor, commandId, samples }: { actor: OrgActor; commandId: string; samples: JointSample[] }): Promise<JointState[]> {
   const session = await db.captureSession.findFirst({
     where: { liveCommandId: commandId, orgId: actor.orgId, status: "active" },

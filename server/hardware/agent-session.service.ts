@@ -209,11 +209,11 @@ async function requireOwnAgent(db: Db, actor: OrgActor, agentId: string): Promis
 }
 
 /** Facts, progress or a result from an agent. A result for a command that has already ended changes nothing. */
-export async function recordAgentMessage(db: Db, { actor, message }: { actor: OrgActor; message: AgentMessage }): Promise<{ accepted: boolean; status: string }> {
+export async function recordAgentMessage(db: Db, { actor, message }: { actor: OrgActor; message: AgentMessage }): Promise<{ accepted: boolean; status: string; kind?: string }> {
   if (!actor.tokenId) throw new AppError("FORBIDDEN", "Agents post with an API token, not a browser session");
   if (message.type === "samples") {
     // Live readings come many times a second: one query checks the command, its agent and the token.
-    const command = await db.agentCommand.findFirst({ where: { id: message.commandId, agentId: message.agentId, agent: { orgId: actor.orgId, tokenId: actor.tokenId } }, select: { status: true } });
+    const command = await db.agentCommand.findFirst({ where: { id: message.commandId, agentId: message.agentId, agent: { orgId: actor.orgId, tokenId: actor.tokenId } }, select: { status: true, kind: true } });
     if (!command) {
       await requireOwnAgent(db, actor, message.agentId);
       throw new AppError("NOT_FOUND", "No such command for this agent");
@@ -221,7 +221,7 @@ export async function recordAgentMessage(db: Db, { actor, message }: { actor: Or
     // They are not kept: they go to whoever watches, in whichever web process.
     if (!["queued", "sent", "running"].includes(command.status)) return { accepted: false, status: command.status };
     await publishJointSamples(db, message.commandId, message.samples);
-    return { accepted: true, status: command.status };
+    return { accepted: true, status: command.status, kind: command.kind };
   }
   await requireOwnAgent(db, actor, message.agentId);
   if (message.type === "facts") {

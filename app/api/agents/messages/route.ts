@@ -2,8 +2,7 @@ import { db } from "@/server/db";
 import { errorResponse } from "@/server/errors";
 import { requireOrgActor } from "@/server/api/http";
 import { parseAgentMessage } from "@/server/api/agent-message";
-import { recordAgentMessage } from "@/server/hardware/agent-session.service";
-import { recordLiveJointSamples } from "@/server/captures/live-joints.service";
+import { recordAgentMessageForCaptures } from "@/server/captures/live-joints.service";
 
 export const dynamic = "force-dynamic";
 
@@ -12,10 +11,7 @@ export async function POST(request: Request) {
   try {
     const actor = await requireOrgActor(request, "operator");
     const message = await parseAgentMessage(request);
-    const reply = await recordAgentMessage(db(), { actor, message });
-    // An arm a capture follows: its readings are also the capture's joint states.
-    if (message.type === "samples" && reply.accepted) await recordLiveJointSamples(db(), { actor, commandId: message.commandId, samples: message.samples });
-    return Response.json(reply);
+    return Response.json(await recordAgentMessageForCaptures(db(), { actor, message }));
   } catch (error) {
     return errorResponse(error);
   }
