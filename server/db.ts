@@ -1,10 +1,13 @@
 import { PrismaPg } from "@prisma/adapter-pg";
-import { PrismaClient } from "./generated/prisma/client";
+import { Prisma, PrismaClient } from "./generated/prisma/client";
 import { env } from "./env";
 
 export type Db = PrismaClient;
 /** A Prisma transaction client, or the client itself: services accept either. */
 export type Tx = Omit<PrismaClient, "$connect" | "$disconnect" | "$on" | "$transaction" | "$extends">;
+
+/** A write refused by a unique index or constraint (Prisma's P2002). */
+export const isUniqueViolation = (error: unknown) => error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002";
 
 export function databaseUrl(): string {
   const url = env().DATABASE_URL;

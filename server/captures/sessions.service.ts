@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import type { Db, Tx } from "../db";
+import { isUniqueViolation, type Db, type Tx } from "../db";
 import { AppError } from "../errors";
 import { recordAudit } from "../audit/audit.service";
 import type { OrgActor } from "../auth/roles";
@@ -71,7 +71,6 @@ async function describeActive(db: Tx, orgId: string): Promise<string> {
   return active ? `"${active.name}" is capturing` : "another session is capturing";
 }
 
-const isUniqueViolation = (error: unknown) => error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002";
 
 export async function getCaptureSession(db: Db, { actor, sessionId, limits = captureLimits() }: { actor: OrgActor; sessionId: string; limits?: CaptureLimits }): Promise<z.infer<typeof captureSessionDetailSchema>> {
   const row = await findSession(db, actor, sessionId);

@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import type { Db } from "../db";
+import { isUniqueViolation, type Db } from "../db";
 import { env } from "../env";
 import { AppError } from "../errors";
 import { recordAudit } from "../audit/audit.service";
@@ -99,7 +99,6 @@ export async function getAgentCommand(db: Db, { actor, commandId }: { actor: Org
   return toCommandDto(row);
 }
 
-const isUniqueViolation = (error: unknown) => error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002";
 const ACTIVE = ["queued", "sent", "running"] as const;
 
 /** The recipe running on an agent, named for the person whose second one was refused. */

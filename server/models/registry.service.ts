@@ -1,13 +1,13 @@
 import crypto from "node:crypto";
 import { Readable } from "node:stream";
 import type { z } from "zod";
-import type { Db, Tx } from "../db";
+import { isUniqueViolation, type Db, type Tx } from "../db";
 import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
 import { recordAudit } from "../audit/audit.service";
 import { fetchModelJob, validateModelJob } from "../jobs/catalog";
 import { enqueue } from "../jobs/enqueue";
-import { Prisma, type ModelVersion } from "../generated/prisma/client";
+import type { ModelVersion } from "../generated/prisma/client";
 import { checkUrl, OutboundRefusedError } from "../security/outbound";
 import { formatBytes, type BlobSource, type BlobStore } from "../storage/blob-store";
 import type {
@@ -108,7 +108,6 @@ async function withJobOutcome(db: Tx, versions: ModelVersion[]): Promise<ModelVe
   });
 }
 
-const isUniqueViolation = (error: unknown) => error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002";
 const nameTaken = (name: string) => new AppError("CONFLICT", `This organisation already has a model named “${name}”; pick another name or add a version to that one`);
 
 export async function createModel(db: Db, { actor, input }: Actor & { input: Input<typeof createModelInput> }): Promise<{ id: string }> {

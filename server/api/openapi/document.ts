@@ -120,12 +120,19 @@ export function buildOpenApiDocument(routes: ApiRoute[] = apiRoutes): JsonSchema
   };
 }
 
+let built: ReturnType<typeof buildOpenApiDocument> | null = null;
 let cached: { json: string; etag: string } | null = null;
 
-/** The document as served: built once per process (it depends only on the code). */
+/** The document, built once per process (it depends only on the code): for the reference page. */
+export function openApiDocument(): ReturnType<typeof buildOpenApiDocument> {
+  built ??= buildOpenApiDocument();
+  return built;
+}
+
+/** The document as served, with its ETag. */
 export function openApiJson(): { json: string; etag: string } {
   if (!cached) {
-    const json = JSON.stringify(buildOpenApiDocument());
+    const json = JSON.stringify(openApiDocument());
     cached = { json, etag: `"${createHash("sha256").update(json).digest("hex").slice(0, 32)}"` };
   }
   return cached;

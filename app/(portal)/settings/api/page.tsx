@@ -1,8 +1,8 @@
 import { ApiReference, type OpenApiDocument } from "@/components/settings/api-reference";
-import { buildOpenApiDocument } from "@/server/api/openapi/document";
+import { openApiDocument } from "@/server/api/openapi/document";
 
 export const metadata = { title: "Settings · API reference" };
 
 export default function Page() {
-  return <ApiReference doc={buildOpenApiDocument() as unknown as OpenApiDocument} />;
+  return <ApiReference doc={openApiDocument() as unknown as OpenApiDocument} />;
 }
