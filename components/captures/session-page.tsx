@@ -14,7 +14,7 @@ import { ProgressBar } from "@/components/ui/progress-bar";
 import { RelativeTime } from "@/components/ui/time";
 import { errorMessage, useTRPC } from "@/components/trpc";
 import { useRole } from "@/components/settings/use-role";
-import { TWIN_JOINTS, TWIN_LIMITS, twinPose } from "@/server/captures/twin-pose";
+import { TWIN_JOINTS, TWIN_LIMITS, twinAngles } from "@/server/captures/twin-pose";
 import { useJointSamples } from "@/components/hardware/use-agent-command";
 import { TrainerBadge } from "./captures-page";
 
@@ -58,8 +58,8 @@ export function CaptureSessionPage({ sessionId }: { sessionId: string }) {
   const pickedIndex = shown ? timeline.findIndex((x) => x.id === shown.id) : -1;
   // The arm's live readings drive the twin while the capture follows it; else posted joint angles
   // (radians, the twin's joint order); without either, the sliders do.
-  const armPose = isFollowing && armSamples.latest?.values && robot.data ? twinPose(robot.data.motors.map((m) => m.name), armSamples.latest.values, { calibration: robot.data.calibration?.calibration }) : null;
-  const armJoints = armPose && TWIN_JOINTS.every((j) => armPose[j] !== undefined) ? { t: armSamples.latest!.t, angles: TWIN_JOINTS.map((j) => armPose[j]!) } : null;
+  const armAngles = isFollowing && armSamples.latest?.values && robot.data ? twinAngles(robot.data.motors.map((m) => m.name), armSamples.latest.values, { calibration: robot.data.calibration?.calibration }) : null;
+  const armJoints = armAngles ? { t: armSamples.latest!.t, angles: armAngles } : null;
   const posted = pushed && (!s.latestJoints || pushed.t >= s.latestJoints.t) ? pushed : s.latestJoints;
   const joints = armJoints ?? posted;
   const hasLiveJoints = Boolean(joints);

@@ -9,7 +9,7 @@ import { cancelAgentCommand, sendAgentCommand } from "../hardware/commands.servi
 import { ROBOT_TYPES, robotTypeSchema, type AgentMessage, type JointSample } from "../hardware/hardware.schemas";
 import type { jointStateSchema } from "./captures.schemas";
 import { findSession, notifySession } from "./captures.queries";
-import { TWIN_JOINTS, twinPose } from "./twin-pose";
+import { twinAngles } from "./twin-pose";
 
 // A session bound to an arm follows the arm's own live joints: the page starts a joints.stream
 // command on the arm's agent, whose samples fan out to every page through the hardware stream
@@ -104,10 +104,8 @@ export async function recordLiveJointSamples(db: Db, { actor, commandId, samples
   const states: JointState[] = [];
   for (const sample of samples) {
     if (!sample.values) continue;
-    const pose = twinPose(motors, sample.values, { calibration });
-    const angles = TWIN_JOINTS.map((j) => pose[j]);
-    if (angles.some((a) => a === undefined)) continue;
-    states.push({ t: sample.t, angles: angles as number[] });
+    const angles = twinAngles(motors, sample.values, { calibration });
+    if (angles) states.push({ t: sample.t, angles });
   }
   if (!states.length) return [];
   await db.captureJointState.createMany({ data: states.map((s) => ({ orgId: session.orgId, sessionId: session.id, takenAt: new Date(s.t), angles: s.angles })) });

@@ -36,6 +36,13 @@ export function twinPose(motors: string[], values: (number | null)[], opts: { ca
   return pose;
 }
 
+/** One reading as the twin's angles in TWIN_JOINTS order (radians); null unless it gives every one. */
+export function twinAngles(motors: string[], values: (number | null)[], opts: { calibration?: Calibration | null } = {}): number[] | null {
+  const pose = twinPose(motors, values, opts);
+  const angles = TWIN_JOINTS.map((j) => pose[j]);
+  return angles.every((a) => a !== undefined) ? (angles as number[]) : null;
+}
+
 /** The URDF's joint limits (radians), for recordings in −100..100 without their calibration. */
 export const TWIN_LIMITS: Record<string, { lower: number; upper: number }> = {
   shoulder_pan: { lower: -1.91986, upper: 1.91986 },
