@@ -203,7 +203,7 @@ async function poseLatency({ db, url, actor, sessionId, post }: { db: import("..
     await states.return(undefined);
     await hub.stop();
   }
-  return compare(`joint angles posted → pose from the session's subscription in another process, p95 (reference: NOTIFY → LISTEN alone)`, percentile(ours, 95), percentile(floor, 95), "ms", "context");
+  return compare(`joint angles posted → pose from the session's subscription in another process, p95 (reference: NOTIFY → LISTEN alone)`, percentile(ours, 95), percentile(floor, 95), "ms", "context: the server side of the same path");
 }
 
 /**
