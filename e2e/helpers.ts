@@ -28,6 +28,15 @@ export async function percentOf(page: Page): Promise<number> {
   return Number((await page.getByTestId("job-percent").textContent())?.replace("%", ""));
 }
 
+/** Waits on a job's page until the job has ended and expects it to have succeeded; if not, the failure says what its log says. */
+export async function expectJobSucceeded(page: Page, timeout = 30_000) {
+  const status = page.getByTestId("job-status");
+  await expect(status).toHaveText(/^(succeeded|failed|cancelled)$/, { timeout });
+  if ((await status.textContent()) === "succeeded") return;
+  const log = (await page.getByRole("list", { name: "Job log" }).innerText()).trim();
+  throw new Error(`The job ended ${await status.textContent()}, not succeeded; its log:\n${log}`);
+}
+
 declare global {
   interface Window {
     __canvasText?: Set<string>;

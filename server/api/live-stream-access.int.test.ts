@@ -113,9 +113,10 @@ describe("hardware.onJointSamples while access ends or the arm goes", () => {
     await new Promise((r) => setTimeout(r, 300));
     await publishJointSamples(db, command.id, [sample(7)]);
     expect((await first).value).toMatchObject({ type: "samples", samples: [{ t: 7 }] });
-    const next = iterator.next();
+    // Watched before the removal: the stream may end while removeMember is still returning.
+    const ended = expect(promptly(iterator.next(), "The subscription")).rejects.toThrow(/Live joints stopped: .* is no longer a member of this organisation/);
     await removeMember(db, { actor: owner, userId: operator.userId });
-    await expect(promptly(next, "The subscription")).rejects.toThrow(/Live joints stopped: .* is no longer a member of this organisation/);
+    await ended;
     controller.abort();
   });
 
@@ -173,9 +174,9 @@ describe("captures.onJoints while access ends or the session goes", () => {
     await new Promise((r) => setTimeout(r, 200));
     await postJointState(db, { actor: owner, sessionId: session.id, input: { joint_angles: [1, 2, 3, 4, 5, 6] }, limits });
     expect((await arrival).value).toMatchObject({ angles: [1, 2, 3, 4, 5, 6] });
-    const next = iterator.next();
+    const ended = expect(promptly(iterator.next(), "The twin's joints")).rejects.toThrow(/The twin's joints stopped: .* is no longer a member of this organisation/);
     await removeMember(db, { actor: owner, userId: viewer.userId });
-    await expect(promptly(next, "The twin's joints")).rejects.toThrow(/The twin's joints stopped: .* is no longer a member of this organisation/);
+    await ended;
     stop();
   });
 
@@ -184,9 +185,9 @@ describe("captures.onJoints while access ends or the session goes", () => {
     const session = await createCaptureSession(db, { actor: owner, input: createCaptureInput.parse({ name: "Short-lived" }), limits });
     const { iterator, stop } = await subscribe(owner, session.id);
     expect((await iterator.next()).value).toBeNull();
-    const next = iterator.next();
+    const ended = expect(promptly(iterator.next(), "The deleted session's joints")).rejects.toThrow(/capture session "Short-lived" was deleted/);
     await deleteCaptureSession(db, { actor: owner, sessionId: session.id });
-    await expect(promptly(next, "The deleted session's joints")).rejects.toThrow(/capture session "Short-lived" was deleted/);
+    await ended;
     stop();
   });
 });
