@@ -1,6 +1,6 @@
 import crypto from "node:crypto";
 import { Readable } from "node:stream";
-import { CreateBucketCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sharedSwift, swiftSkipReason, type TestS3 } from "../../tests/helpers/s3-swift";
 import { parseEnv } from "../env";
@@ -42,6 +42,11 @@ const leftovers = async () => {
   return { objects: objects.KeyCount ?? 0, uploads: uploads.Uploads?.length ?? 0 };
 };
 
+async function listed(sha256: string) {
+  for await (const b of store.list()) if (b.sha256 === sha256) return b;
+  return null;
+}
+
 beforeAll(async () => {
   if (skip) return;
   s3 = await sharedSwift();
@@ -69,6 +74,30 @@ describe.skipIf(!!skip)(`S3 blob store${skip ? ` (skipped: ${skip})` : ""}`, { t
     // The same content again is stored once and still reported, its parts dropped.
     expect(await store.put(source())).toEqual(stored);
     expect(await leftovers()).toEqual({ objects: 0, uploads: 0 });
+  });
+
+  it("stores and refreshes a blob past one CopyObject's limit by copying it part by part", async () => {
+    // The limits scaled down (S3's are 5 GiB a CopyObject; parts of 1 GiB): a 21 MiB blob goes
+    // past a 10 MiB limit and is copied in parts of 5 MiB, S3's smallest.
+    const mib = 1024 * 1024;
+    const big = createS3BlobStore({ endpoint: s3.endpoint, bucket, region: s3.region, forcePathStyle: true, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, prefix }, { maxCopyBytes: 10 * mib, copyPartBytes: 5 * mib, refreshAfterMs: 0 });
+    const { data, source } = noise(21 * mib + 777, 11);
+    const stored = await big.put(source());
+    expect(stored).toEqual({ sha256: sha(data), bytes: data.length });
+    expect((await read(await big.get(stored.sha256))).equals(data)).toBe(true);
+    expect((await read(await big.get(stored.sha256, { start: 5 * mib - 3, end: 5 * mib + 2 }))).equals(data.subarray(5 * mib - 3, 5 * mib + 3))).toBe(true);
+    expect(await leftovers()).toEqual({ objects: 0, uploads: 0 });
+    // A multipart object's ETag ends with its part count: the 5 copied parts, not the upload's 3 (nor none, for one copy).
+    const etag = async () => (await raw.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}sha256/${stored.sha256.slice(0, 2)}/${stored.sha256.slice(2, 4)}/${stored.sha256}` }))).ETag;
+    expect(await etag()).toMatch(/-5"?$/);
+    // Found again long after (refreshAfterMs 0): copied onto itself part by part, new for the sweep, still whole.
+    const before = (await listed(stored.sha256))!.modifiedAt;
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await big.keep(stored.sha256)).toBe(true);
+    expect((await listed(stored.sha256))!.modifiedAt.getTime()).toBeGreaterThan(before.getTime());
+    expect((await read(await big.get(stored.sha256))).equals(data)).toBe(true);
+    expect(await leftovers()).toEqual({ objects: 0, uploads: 0 });
+    await big.delete(stored.sha256);
   });
 
   it("stores a small blob and an empty one in one request each", async () => {

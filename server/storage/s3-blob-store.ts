@@ -17,6 +17,7 @@ import {
   S3Client,
   S3ServiceException,
   UploadPartCommand,
+  UploadPartCopyCommand,
 } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import type { Db } from "../db";
@@ -46,8 +47,12 @@ import { createUploadRecords, type UploadRecord, type UploadRecords } from "./s3
 
 /** Every part but the last: fixed, and at least S3's 5 MiB minimum. */
 export const PART_BYTES = 8 * 1024 * 1024;
-/** CopyObject copies at most 5 GiB in one request; larger blobs would need a part-wise copy. */
+/** S3's most parts in one multipart upload: with PART_BYTES, the largest blob. */
+const MAX_PARTS = 10_000;
+/** CopyObject copies at most 5 GiB in one request; a larger blob is copied part by part. */
 const MAX_COPY_BYTES = 5 * 1024 ** 3;
+/** The parts of a part-wise copy: one fixed size (as uploads' parts), far below S3's 5 GiB per part, 10 000 parts making 10 TiB. */
+const COPY_PART_BYTES = 1024 ** 3;
 
 export interface S3Settings {
   endpoint: string;
@@ -72,6 +77,10 @@ export interface S3StoreOptions {
    * its age restarts for the sweep (whose grace window must be well beyond it). Default 10 minutes.
    */
   refreshAfterMs?: number;
+  /** The most bytes copied in one CopyObject; beyond it a copy goes part by part. S3's 5 GiB; lower only to test. */
+  maxCopyBytes?: number;
+  /** Each part of a part-wise copy but the last. 1 GiB; lower only to test (S3's minimum is 5 MiB). */
+  copyPartBytes?: number;
 }
 
 /** The first key of the advisory locks on blob names in this store. */
@@ -85,7 +94,7 @@ export interface S3BlobStore extends BlobStore {
 }
 
 
-export function createS3BlobStore(settings: S3Settings, { db: openDb, leaseMs = 30_000, refreshAfterMs = 10 * 60_000 }: S3StoreOptions = {}): S3BlobStore {
+export function createS3BlobStore(settings: S3Settings, { db: openDb, leaseMs = 30_000, refreshAfterMs = 10 * 60_000, maxCopyBytes = MAX_COPY_BYTES, copyPartBytes = COPY_PART_BYTES }: S3StoreOptions = {}): S3BlobStore {
   let opened: Db | undefined;
   const db = openDb && (() => (opened ??= openDb()));
   const client = createS3Client(settings);
@@ -124,6 +133,32 @@ export function createS3BlobStore(settings: S3Settings, { db: openDb, leaseMs = 
     }
   }
 
+  /**
+   * Copies an object of `bytes` to `key`, which then holds it whole or not at all: one CopyObject
+   * up to its 5 GiB limit, beyond that a multipart upload whose fixed-size parts are copied from
+   * ranges of the source. A part-wise copy that fails is aborted, leaving `key` as it was.
+   */
+  async function copyObject(sourceKey: string, key: string, bytes: number, signal?: AbortSignal): Promise<void> {
+    const CopySource = `${Bucket}/${encodeURI(sourceKey)}`;
+    if (bytes <= maxCopyBytes) {
+      await client.send(new CopyObjectCommand({ Bucket, Key: key, CopySource, MetadataDirective: "REPLACE" }), { abortSignal: signal });
+      return;
+    }
+    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket, Key: key }), { abortSignal: signal });
+    try {
+      const Parts: { ETag: string; PartNumber: number }[] = [];
+      for (let start = 0, PartNumber = 1; start < bytes; start += copyPartBytes, PartNumber++) {
+        const end = Math.min(start + copyPartBytes, bytes) - 1;
+        const out = await client.send(new UploadPartCopyCommand({ Bucket, Key: key, UploadId, PartNumber, CopySource, CopySourceRange: `bytes=${start}-${end}` }), { abortSignal: signal });
+        Parts.push({ ETag: out.CopyPartResult!.ETag!, PartNumber });
+      }
+      await client.send(new CompleteMultipartUploadCommand({ Bucket, Key: key, UploadId, MultipartUpload: { Parts } }), { abortSignal: signal });
+    } catch (error) {
+      await client.send(new AbortMultipartUploadCommand({ Bucket, Key: key, UploadId })).catch(() => {});
+      throw error;
+    }
+  }
+
   /** Whether the blob is stored; one last written long ago is copied onto itself, which makes it new for the sweep. */
   async function keep(sha256: string): Promise<boolean> {
     const digest = parseSha256(sha256);
@@ -131,9 +166,8 @@ export function createS3BlobStore(settings: S3Settings, { db: openDb, leaseMs = 
       const found = await headFull(digest);
       if (!found) return false;
       if (Date.now() - found.modifiedAt.getTime() < refreshAfterMs) return true;
-      if (found.bytes > MAX_COPY_BYTES) return true; // beyond one CopyObject: never stored here (put refuses it)
       try {
-        await client.send(new CopyObjectCommand({ Bucket, Key: keyOf(digest), CopySource: `${Bucket}/${encodeURI(keyOf(digest))}`, MetadataDirective: "REPLACE" }));
+        await copyObject(keyOf(digest), keyOf(digest), found.bytes);
       } catch (error) {
         if (isS3Missing(error)) return false;
         throw new AppError("INTERNAL", `The object store could not refresh a blob: ${s3ServiceMessage(error)}`, { cause: error });
@@ -210,6 +244,7 @@ export function createS3BlobStore(settings: S3Settings, { db: openDb, leaseMs = 
     hold();
     const sendPart = async (body: Buffer) => {
       const PartNumber = parts.length + 1;
+      if (PartNumber > MAX_PARTS) throw new AppError("BAD_REQUEST", `The upload is larger than the ${formatBytes(MAX_PARTS * PART_BYTES)} object storage takes in one blob (${MAX_PARTS} parts of ${formatBytes(PART_BYTES)}); nothing was stored`);
       const partSha = isRecordable ? crypto.createHash("sha256").update(body).digest("hex") : "";
       const done = resumed?.parts.get(PartNumber);
       if (done && done.bytes === body.length && done.sha256 === partSha) {
@@ -271,8 +306,7 @@ export function createS3BlobStore(settings: S3Settings, { db: openDb, leaseMs = 
       uploadId = undefined;
       if (recordId) await recorded!.drop(recordId);
       recordId = undefined;
-      if (bytes > MAX_COPY_BYTES) throw new AppError("BAD_REQUEST", `Blobs over ${formatBytes(MAX_COPY_BYTES)} are not yet stored in object storage; nothing was stored`);
-      await client.send(new CopyObjectCommand({ Bucket, Key: keyOf(sha256), CopySource: `${Bucket}/${encodeURI(tmpKey)}` }), { abortSignal: signal });
+      await copyObject(tmpKey, keyOf(sha256), bytes, signal);
       await client.send(new DeleteObjectCommand({ Bucket, Key: tmpKey })).catch(() => {});
       return { sha256, bytes };
     } catch (error) {
