@@ -39,15 +39,14 @@ export async function addFrame(
   const numbered = await recordingBlobs(db, [stored.sha256], () => db.$transaction(async (tx) => {
     await lockBlobNames(tx, [stored.sha256]);
     await ensureBlob(blobs, stored.sha256, bytes);
-    // The row lock this takes orders frames: one frame's number is committed before the next is taken.
+    // The row lock this takes orders frames: one frame's number is committed before the next is
+    // taken. The camera that took it, when the sender knows, is kept: the viewer draws its frustum.
     const [row] = await tx.$queryRaw<{ lastSeq: number; frameCount: number; chunkCount: number; chunkedThroughSeq: number; chunkSize: number }[]>`
-      UPDATE "CaptureSession" SET "lastSeq" = "lastSeq" + 1, "frameCount" = "frameCount" + 1
+      UPDATE "CaptureSession" SET "lastSeq" = "lastSeq" + 1, "frameCount" = "frameCount" + 1, "camera" = COALESCE(${camera ? JSON.stringify(camera) : null}::jsonb, "camera")
       WHERE "id" = ${session.id}::uuid AND "status" = 'active'
       RETURNING "lastSeq", "frameCount", "chunkCount", "chunkedThroughSeq", "chunkSize"`;
     if (!row) throw new AppError("CONFLICT", stoppedMessage(session));
     await tx.captureFrame.create({ data: { orgId: actor.orgId, sessionId: session.id, seq: row.lastSeq, sha256: stored.sha256, bytes: stored.bytes, ...image, takenAt } });
-    // The camera that took it, when the sender knows: the viewer draws its frustum.
-    if (camera) await tx.captureSession.update({ where: { id: session.id }, data: { camera } });
     await notifySession(tx, session.id);
     return row;
   }));

@@ -6,7 +6,7 @@ import type { OrgActor } from "../auth/roles";
 import { CalibrationSchema } from "../hardware/calibration.schemas";
 import { recordAgentMessage } from "../hardware/agent-session.service";
 import { cancelAgentCommand, sendAgentCommand } from "../hardware/commands.service";
-import { ROBOT_TYPES, robotTypeSchema, type AgentMessage, type JointSample } from "../hardware/hardware.schemas";
+import { IN_FLIGHT_STATUSES, ROBOT_TYPES, robotTypeSchema, type AgentMessage, type JointSample } from "../hardware/hardware.schemas";
 import type { jointStateSchema } from "./captures.schemas";
 import { findSession, notifySession } from "./captures.queries";
 import { twinAngles } from "./twin-pose";
@@ -18,7 +18,6 @@ import { twinAngles } from "./twin-pose";
 
 type JointState = z.infer<typeof jointStateSchema>;
 
-const IN_FLIGHT: ("queued" | "sent" | "running")[] = ["queued", "sent", "running"];
 /** Readings a second the arm is read at while a capture follows it. */
 export const LIVE_JOINTS_HZ = 30;
 /** The longest a live stream runs before the page has to start it again (the command's own cap). */
@@ -35,7 +34,7 @@ export async function startSessionLiveJoints(db: Db, { actor, sessionId, hz = LI
   if (session.status !== "active") throw new AppError("CONFLICT", `Capture session "${session.name}" is stopped; start it again before following its arm`);
   if (!session.robotId) throw new AppError("BAD_REQUEST", `Capture session "${session.name}" has no arm bound; create the session with an arm from the Robots page, or post joint angles over HTTP`);
   if (session.liveCommandId) {
-    const running = await db.agentCommand.findFirst({ where: { id: session.liveCommandId, status: { in: IN_FLIGHT } }, select: { id: true, status: true } });
+    const running = await db.agentCommand.findFirst({ where: { id: session.liveCommandId, status: { in: IN_FLIGHT_STATUSES } }, select: { id: true, status: true } });
     if (running) return { commandId: running.id, status: running.status };
   }
   const robot = await db.robot.findFirst({ where: { id: session.robotId, orgId: actor.orgId }, include: { calibrations: { orderBy: { createdAt: "desc" }, take: 1 } } });

@@ -3,7 +3,7 @@ import type { Db } from "../db";
 import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
 import { Prisma } from "../generated/prisma/client";
-import { AGENT_COMMANDS_CHANNEL, hostFactsSchema, JOINT_SAMPLES_CHANNEL, type AgentMessage, type AgentStreamEvent, type JointSample } from "./hardware.schemas";
+import { AGENT_COMMANDS_CHANNEL, hostFactsSchema, IN_FLIGHT_STATUSES, isInFlight, JOINT_SAMPLES_CHANNEL, type AgentMessage, type AgentStreamEvent, type JointSample } from "./hardware.schemas";
 import { expireAgentCommands } from "./commands.service";
 import { RECIPE_LOG_MAX_BYTES } from "./recipes";
 
@@ -219,7 +219,7 @@ export async function recordAgentMessage(db: Db, { actor, message }: { actor: Or
       throw new AppError("NOT_FOUND", "No such command for this agent");
     }
     // They are not kept: they go to whoever watches, in whichever web process.
-    if (!["queued", "sent", "running"].includes(command.status)) return { accepted: false, status: command.status };
+    if (!isInFlight(command.status)) return { accepted: false, status: command.status };
     await publishJointSamples(db, message.commandId, message.samples);
     return { accepted: true, status: command.status, kind: command.kind };
   }
@@ -230,7 +230,7 @@ export async function recordAgentMessage(db: Db, { actor, message }: { actor: Or
   }
   const command = await db.agentCommand.findFirst({ where: { id: message.commandId, agentId: message.agentId }, select: { status: true, kind: true } });
   if (!command) throw new AppError("NOT_FOUND", "No such command for this agent");
-  const inFlight = { id: message.commandId, status: { in: ["queued", "sent", "running"] as ("queued" | "sent" | "running")[] } };
+  const inFlight = { id: message.commandId, status: { in: IN_FLIGHT_STATUSES } };
   if (message.type === "log") {
     const text = message.lines.map((line) => `[${message.step}] ${line}\n`).join("");
     // Appended in SQL (two posts never lose each other's lines) and trimmed from the start past the cap.

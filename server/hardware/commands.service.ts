@@ -1,12 +1,12 @@
 import type { z } from "zod";
-import { isUniqueViolation, type Db } from "../db";
+import { isUniqueViolation, type Db, type Tx } from "../db";
 import { env } from "../env";
 import { AppError } from "../errors";
 import { recordAudit } from "../audit/audit.service";
 import type { OrgActor } from "../auth/roles";
 import { Prisma } from "../generated/prisma/client";
 import { RECIPES } from "./recipes";
-import { AGENT_COMMANDS_CHANNEL, agentSchema, commandInputSchemas, hostFactsSchema, type agentCommandSchema, type sendCommandInput } from "./hardware.schemas";
+import { AGENT_COMMANDS_CHANNEL, agentSchema, commandInputSchemas, hostFactsSchema, IN_FLIGHT_STATUSES, isInFlight, type agentCommandSchema, type sendCommandInput } from "./hardware.schemas";
 
 // Agents and their commands as the pages see them, and the sweep that ends commands which can
 // no longer finish. The sweep runs wherever someone looks (a list, a stream's heartbeat), so a
@@ -49,7 +49,7 @@ export async function expireAgentCommands(db: Db, scope: { orgId?: string; agent
   const grace = env().AGENT_GRACE_MS;
   const staleBefore = new Date(now.getTime() - 3 * env().AGENT_PRESENCE_MS - grace);
   const rows = await db.agentCommand.findMany({
-    where: { ...scope, status: { in: ["queued", "sent", "running"] } },
+    where: { ...scope, status: { in: IN_FLIGHT_STATUSES } },
     include: { agent: { select: { name: true, connectionId: true, disconnectedAt: true, lastSeenAt: true } } },
     take: 500,
   });
@@ -93,17 +93,15 @@ export async function listAgentCommands(db: Db, { actor, agentId, limit }: { act
 export async function getAgentCommand(db: Db, { actor, commandId }: { actor: OrgActor; commandId: string }) {
   const row = await db.agentCommand.findFirst({ where: { id: commandId, orgId: actor.orgId } });
   if (!row) throw new AppError("NOT_FOUND", "No such command in this organisation");
-  if (["queued", "sent", "running"].includes(row.status) && (await expireAgentCommands(db, { orgId: actor.orgId, agentId: row.agentId }))) {
+  if (isInFlight(row.status) && (await expireAgentCommands(db, { orgId: actor.orgId, agentId: row.agentId }))) {
     return toCommandDto((await db.agentCommand.findUniqueOrThrow({ where: { id: commandId } })) as CommandRow);
   }
   return toCommandDto(row);
 }
 
-const ACTIVE = ["queued", "sent", "running"] as const;
-
 /** The recipe running on an agent, named for the person whose second one was refused. */
 export async function describeRunningRecipe(db: Db, agent: { id: string; name: string }): Promise<string> {
-  const running = await db.agentCommand.findFirst({ where: { agentId: agent.id, kind: "recipe.run", status: { in: [...ACTIVE] } }, orderBy: { createdAt: "desc" } });
+  const running = await db.agentCommand.findFirst({ where: { agentId: agent.id, kind: "recipe.run", status: { in: IN_FLIGHT_STATUSES } }, orderBy: { createdAt: "desc" } });
   if (!running) return `Another recipe was starting on ${agent.name} at the same moment`;
   const input = running.input as { recipe?: string; fromStep?: string };
   const recipe = RECIPES[input.recipe as keyof typeof RECIPES];
@@ -163,15 +161,22 @@ export async function removeAgent(db: Db, { actor, agentId }: { actor: OrgActor;
 export async function cancelAgentCommand(db: Db, { actor, commandId }: { actor: OrgActor; commandId: string }) {
   const row = await db.agentCommand.findFirst({ where: { id: commandId, orgId: actor.orgId }, include: { agent: { select: { name: true } } } });
   if (!row) throw new AppError("NOT_FOUND", "No such command in this organisation");
-  const finishedAt = new Date();
   await db.$transaction(async (tx) => {
-    const { count } = await tx.agentCommand.updateMany({
-      where: { id: commandId, status: { in: ["queued", "sent", "running"] } },
-      data: { status: "cancelled", error: `Cancelled by ${actor.label}`, finishedAt },
-    });
-    if (!count) return;
+    if (!(await cancelInFlight(tx, row.agentId, { id: commandId }, `Cancelled by ${actor.label}`))) return;
     await recordAudit(tx, { orgId: actor.orgId, actor, action: "agent.command.cancel", target: row.agent.name, data: { agentId: row.agentId, commandId, kind: row.kind } });
-    await tx.$executeRaw`SELECT pg_notify(${AGENT_COMMANDS_CHANNEL}, ${row.agentId})`;
   });
   return toCommandDto(await db.agentCommand.findUniqueOrThrow({ where: { id: commandId } }));
+}
+
+/**
+ * Cancels an agent's commands that match `where` and have not ended, with `reason` as their
+ * error, and wakes the agent's stream so the agent is told to stop them. Returns how many.
+ */
+export async function cancelInFlight(tx: Tx, agentId: string, where: Prisma.AgentCommandWhereInput, reason: string): Promise<number> {
+  const { count } = await tx.agentCommand.updateMany({
+    where: { ...where, agentId, status: { in: IN_FLIGHT_STATUSES } },
+    data: { status: "cancelled", error: reason, finishedAt: new Date() },
+  });
+  if (count) await tx.$executeRaw`SELECT pg_notify(${AGENT_COMMANDS_CHANNEL}, ${agentId})`;
+  return count;
 }

@@ -5,7 +5,7 @@ import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
 import { cancelAgentCommand, getAgentCommand, isAgentOnline, sendAgentCommand } from "./commands.service";
 import { RECIPES } from "./recipes";
-import { agentNameSchema, commandResultSchemas, hostFactsSchema, serialPortPathSchema, type KnownCommandKind } from "./hardware.schemas";
+import { agentNameSchema, commandResultSchemas, hostFactsSchema, isInFlight, serialPortPathSchema, type KnownCommandKind } from "./hardware.schemas";
 import { updateRobot } from "./robots.service";
 
 // The earlier plug & play endpoints, answered through one of the organisation's agents (the
@@ -142,7 +142,7 @@ export async function compatInstallationStatus(db: Db, { actor, agentName }: { a
   if (!row) return { active: false, running: false, status: "idle", progress: 0, current_step: null, logs: [], error: null, agent: agent.name };
   const command = await getAgentCommand(db, { actor, commandId: row.id });
   const result = commandResultSchemas["recipe.run"].safeParse(command.result);
-  const isActive = ["queued", "sent", "running"].includes(command.status);
+  const isActive = isInFlight(command.status);
   const failedStep = result.success ? result.data.steps.find((s) => s.status === "failed") : undefined;
   const status = isActive ? "running" : command.status === "succeeded" ? (result.success && result.data.outcome === "succeeded" ? "completed" : "failed") : command.status;
   const input = row.input as { params?: { path?: string } };
@@ -163,7 +163,7 @@ export async function compatInstallationStatus(db: Db, { actor, agentName }: { a
 export async function compatCancelInstallation(db: Db, { actor, agentName }: { actor: OrgActor; agentName?: string }) {
   const agent = await chooseAgent(db, actor, agentName);
   const row = await latestInstallation(db, actor.orgId, agent.id);
-  if (!row || !["queued", "sent", "running"].includes(row.status)) return { success: false, message: "No installation in progress" };
+  if (!row || !isInFlight(row.status)) return { success: false, message: "No installation in progress" };
   await cancelAgentCommand(db, { actor, commandId: row.id });
   return { success: true, message: "Installation cancelled" };
 }

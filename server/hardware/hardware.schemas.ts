@@ -256,6 +256,9 @@ export const agentMessageReplySchema = z.object({
 });
 
 export const commandStatuses = ["queued", "sent", "running", "succeeded", "failed", "cancelled"] as const;
+/** The statuses of a command that has not ended: waiting for its agent, on its way, or running. */
+export const IN_FLIGHT_STATUSES: ("queued" | "sent" | "running")[] = ["queued", "sent", "running"];
+export const isInFlight = (status: string) => (IN_FLIGHT_STATUSES as string[]).includes(status);
 
 export const agentCommandSchema = z.object({
   id: z.uuid(),

@@ -2,7 +2,7 @@ import type { Db } from "../db";
 import { AppError } from "../errors";
 import { AccessRecheck, type StreamAccessOptions } from "../auth/access-recheck";
 import type { OrgActor } from "../auth/roles";
-import { JOINT_SAMPLES_CHANNEL, jointSampleEventSchema, jointSampleSchema, type JointSample } from "./hardware.schemas";
+import { isInFlight, JOINT_SAMPLES_CHANNEL, jointSampleEventSchema, jointSampleSchema, type JointSample } from "./hardware.schemas";
 import type { AgentWakeSource } from "./agent-session.service";
 import { z } from "zod";
 
@@ -66,7 +66,7 @@ export async function openJointSampleStream(
         if (Date.now() - checkedAt >= statusEveryMs) {
           checkedAt = Date.now();
           const row = await db.agentCommand.findUnique({ where: { id: commandId }, select: { status: true, error: true } });
-          if (!row || !["queued", "sent", "running"].includes(row.status)) {
+          if (!row || !isInFlight(row.status)) {
             // Batches that arrived with the result still go out first.
             while (waiting.length) yield { type: "samples", seq: ++seq, samples: waiting.shift()! };
             yield { type: "ended", seq: ++seq, status: row?.status ?? "removed", error: row?.error ?? null };

@@ -7,9 +7,8 @@ import { Prisma } from "../generated/prisma/client";
 import { formatCalibration, parseCalibration } from "../../agent/hardware/calibration";
 import type { Calibration } from "./calibration.schemas";
 import { CalibrationSchema, inMotorOrder } from "./calibration.schemas";
-import { isAgentOnline, sendAgentCommand } from "./commands.service";
+import { cancelInFlight, isAgentOnline, sendAgentCommand } from "./commands.service";
 import {
-  AGENT_COMMANDS_CHANNEL,
   calibrationSources,
   robotCalibrationFile,
   ROBOT_TYPES,
@@ -113,12 +112,7 @@ export async function deleteRobot(db: Db, { actor, robotId }: { actor: OrgActor;
     await tx.robot.delete({ where: { id: robot.id } });
     await recordAudit(tx, { orgId: actor.orgId, actor, action: "robot.delete", target: robot.name, data: { robotId } });
     if (!robot.port) return;
-    const { count } = await tx.agentCommand.updateMany({
-      where: { orgId: actor.orgId, agentId: robot.agentId, kind: { in: LIVE_KINDS }, status: { in: ["queued", "sent", "running"] }, input: { path: ["port"], equals: robot.port } },
-      data: { status: "cancelled", error: `Stopped: the arm ${robot.name} was removed by ${actor.label}`, finishedAt: new Date() },
-    });
-    // The agent's stream is woken to tell the agent to stop them.
-    if (count) await tx.$executeRaw`SELECT pg_notify(${AGENT_COMMANDS_CHANNEL}, ${robot.agentId})`;
+    await cancelInFlight(tx, robot.agentId, { orgId: actor.orgId, kind: { in: LIVE_KINDS }, input: { path: ["port"], equals: robot.port } }, `Stopped: the arm ${robot.name} was removed by ${actor.label}`);
   });
 }
 
