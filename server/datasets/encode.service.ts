@@ -1,6 +1,7 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { setImmediate } from "node:timers/promises";
 import type { Db } from "../db";
 import { AppError, isAppError } from "../errors";
 import type { ProgressReporter } from "../jobs/progress";
@@ -20,6 +21,9 @@ export interface EncodeEnv {
   EDGE_ENCODE_PRESET: string;
   EDGE_ENCODE_CRF: number;
 }
+
+/** Frames checked in one turn of the event loop (a few hundred microseconds). */
+const CHECK_BATCH = 50;
 
 export interface EncodeCameraInput {
   tools: MediaTools;
@@ -68,13 +72,17 @@ export async function encodeCamera({ tools, camera, frames, fps, output, setting
     const onAbort = () => check.abort(signal?.reason);
     signal?.addEventListener("abort", onAbort, { once: true });
     const checking = (async () => {
-      for (const [i, f] of frames.entries()) {
+      // A batch at a time, between turns of the event loop (ffmpeg is started first).
+      for (let at = 0; at < frames.length; at += CHECK_BATCH) {
+        await setImmediate();
         if (check.signal.aborted) return;
-        const problem = await checkPngEnds(f);
-        if (problem) {
-          const error = new AppError("BAD_REQUEST", `Camera ${camera}: frame ${i} (${path.basename(f)}) ${problem}`);
-          check.abort(error);
-          throw error;
+        for (let i = at; i < Math.min(at + CHECK_BATCH, frames.length); i++) {
+          const problem = checkPngEnds(frames[i]);
+          if (problem) {
+            const error = new AppError("BAD_REQUEST", `Camera ${camera}: frame ${i} (${path.basename(frames[i])}) ${problem}`);
+            check.abort(error);
+            throw error;
+          }
         }
       }
     })();
