@@ -1,0 +1,94 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { describe, expect, it } from "vitest";
+import { sseResponse } from "./sse";
+
+// The event-stream writer: events already waiting leave in one write (a burst costs one write
+// per subscriber, not one per event), an event that comes alone is not held back, and the
+// order, ids and the closing `end` or `error` are the same either way.
+
+interface Ev {
+  n: number;
+}
+
+/** Reads a response body chunk by chunk, as a client's socket would see its writes. */
+async function chunksOf(response: Response): Promise<string[]> {
+  const chunks: string[] = [];
+  const decoder = new TextDecoder();
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) chunks.push(decoder.decode(chunk));
+  return chunks;
+}
+
+const idsIn = (text: string) => [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+
+function open(events: AsyncGenerator<Ev>) {
+  return sseResponse(new Request("http://localhost/api/events"), events, (e) => String(e.n), new AbortController());
+}
+
+describe("sseResponse", () => {
+  it("sends a burst of waiting events in a few writes, in order, then the end", async () => {
+    async function* burst() {
+      for (let n = 1; n <= 150; n++) yield { n };
+    }
+    const chunks = await chunksOf(open(burst()));
+    const text = chunks.join("");
+    expect(idsIn(text)).toEqual(Array.from({ length: 150 }, (_, i) => i + 1));
+    expect(text.endsWith("event: end\ndata: {}\n\n")).toBe(true);
+    // The greeting, 150 events at most 64 a write (3 writes), and the end.
+    expect(chunks.filter((c) => c.includes("id: ")).length).toBeLessThanOrEqual(3);
+    // Every write holds whole events.
+    for (const c of chunks) expect(c.endsWith("\n\n")).toBe(true);
+  });
+
+  it("does not hold an event back waiting for company", async () => {
+    const sentAt: number[] = [];
+    async function* slow() {
+      for (let n = 1; n <= 3; n++) {
+        await sleep(150);
+        sentAt.push(Date.now());
+        yield { n };
+      }
+    }
+    const response = open(slow());
+    const receivedAt: number[] = [];
+    const decoder = new TextDecoder();
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      if (decoder.decode(chunk).includes("id: ")) receivedAt.push(Date.now());
+    }
+    expect(receivedAt).toHaveLength(3);
+    for (const [i, at] of receivedAt.entries()) expect(at - sentAt[i]).toBeLessThan(100);
+  });
+
+  it("sends what came before a failure, then the failure as an error event", async () => {
+    async function* failing() {
+      yield { n: 1 };
+      yield { n: 2 };
+      throw new Error("the source broke");
+    }
+    const text = (await chunksOf(open(failing()))).join("");
+    expect(idsIn(text)).toEqual([1, 2]);
+    expect(text).toMatch(/event: error\ndata: \{.*\}\n\n$/);
+  });
+
+  it("a failure that comes while a write waits is sent, never left unhandled", async () => {
+    let fail!: (error: Error) => void;
+    async function* failsLater() {
+      yield { n: 1 };
+      await new Promise<void>((_, reject) => (fail = reject));
+    }
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const reading = chunksOf(open(failsLater()));
+      await sleep(100);
+      fail(new Error("gone while nobody read"));
+      const text = (await reading).join("");
+      expect(idsIn(text)).toEqual([1]);
+      expect(text).toMatch(/event: error/);
+      await sleep(50);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+  });
+});
