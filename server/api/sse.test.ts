@@ -2,9 +2,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { sseResponse } from "./sse";
 
-// The event-stream writer: events already waiting leave in one write (a burst costs one write
-// per subscriber, not one per event), an event that comes alone is not held back, and the
-// order, ids and the closing `end` or `error` are the same either way.
+// The event-stream writer: a batch of events (those waiting together) leaves in one write, so a
+// burst costs one write per subscriber, not one per event; an event that comes alone is not held
+// back; the order, ids and the closing `end` or `error` are the same either way.
 
 interface Ev {
   n: number;
@@ -20,22 +20,24 @@ async function chunksOf(response: Response): Promise<string[]> {
 
 const idsIn = (text: string) => [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
 
-function open(events: AsyncGenerator<Ev>) {
+function open(events: AsyncGenerator<Ev | Ev[]>) {
   return sseResponse(new Request("http://localhost/api/events"), events, (e) => String(e.n), new AbortController());
 }
 
 describe("sseResponse", () => {
-  it("sends a burst of waiting events in a few writes, in order, then the end", async () => {
-    async function* burst() {
-      for (let n = 1; n <= 150; n++) yield { n };
+  it("sends each batch in one write, in order, skips empty ones, then the end", async () => {
+    async function* batches() {
+      for (let at = 1; at <= 150; at += 50) {
+        yield [];
+        yield Array.from({ length: 50 }, (_, i) => ({ n: at + i }));
+      }
     }
-    const chunks = await chunksOf(open(burst()));
+    const chunks = await chunksOf(open(batches()));
     const text = chunks.join("");
     expect(idsIn(text)).toEqual(Array.from({ length: 150 }, (_, i) => i + 1));
     expect(text.endsWith("event: end\ndata: {}\n\n")).toBe(true);
-    // The greeting, 150 events at most 64 a write (3 writes), and the end.
-    expect(chunks.filter((c) => c.includes("id: ")).length).toBeLessThanOrEqual(3);
-    // Every write holds whole events.
+    // The greeting, three writes of 50 events, and the end.
+    expect(chunks.filter((c) => c.includes("id: ")).map((c) => idsIn(c).length)).toEqual([50, 50, 50]);
     for (const c of chunks) expect(c.endsWith("\n\n")).toBe(true);
   });
 
@@ -60,8 +62,7 @@ describe("sseResponse", () => {
 
   it("sends what came before a failure, then the failure as an error event", async () => {
     async function* failing() {
-      yield { n: 1 };
-      yield { n: 2 };
+      yield [{ n: 1 }, { n: 2 }];
       throw new Error("the source broke");
     }
     const text = (await chunksOf(open(failing()))).join("");

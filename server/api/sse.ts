@@ -15,21 +15,15 @@ function frameOf(event: object, id: string, name: string): Uint8Array {
   return frame;
 }
 
-/** The most events sent in one write when they come faster than one at a time. */
-const MAX_FRAMES_PER_WRITE = 64;
-const NOT_YET = Symbol("not yet");
-/** Settles after the events already on their way (microtasks) have been handed over. */
-const nextTurn = () => new Promise<typeof NOT_YET>((resolve) => setImmediate(resolve, NOT_YET));
-
 /**
  * Streams events as text/event-stream with heartbeats. The next event is taken only when
  * the client has read the last (pull), so a stalled client holds nothing but its position;
- * the source catches it up from the database. Events already waiting when one is taken go
- * out with it in one write (up to 64), so a burst costs a subscriber one write, not one per
- * event; an event that comes alone is written at once. Closes when the client goes away or the
+ * the source catches it up from the database. A source may yield batches (arrays) of events
+ * that were waiting together: each batch goes out in one write, so a burst costs a subscriber
+ * one write, not one per event. Closes when the client goes away or the
  * source ends (saying so with an `end` event); a failure is sent as an `error` event first.
  */
-export function sseResponse<T extends object>(request: Request, events: AsyncGenerator<T>, eventId: (e: T) => string, controller: AbortController, eventName = "job"): Response {
+export function sseResponse<T extends object>(request: Request, events: AsyncGenerator<T | T[]>, eventId: (e: T) => string, controller: AbortController, eventName = "job"): Response {
   // Counted from here until it ends, whichever way: the source ends, the client goes, or it fails.
   const closeSubscriber = openSseSubscriber(eventName);
   const abort = () => {
@@ -40,8 +34,6 @@ export function sseResponse<T extends object>(request: Request, events: AsyncGen
   let heartbeat: ReturnType<typeof setInterval> | undefined;
   let pending: Uint8Array[] = [encoder.encode("retry: 2000\n: connected\n\n")];
   let done = false;
-  // The source's next event, asked for while batching but not yet there.
-  let ahead: Promise<IteratorResult<T>> | null = null;
 
   const finish = () => {
     done = true;
@@ -67,8 +59,9 @@ export function sseResponse<T extends object>(request: Request, events: AsyncGen
           return;
         }
         try {
-          const next = await (ahead ?? events.next());
-          ahead = null;
+          let next = await events.next();
+          // An empty batch writes nothing: the next one is awaited instead.
+          while (!next.done && Array.isArray(next.value) && next.value.length === 0 && !done) next = await events.next();
           if (done) return;
           if (next.done) {
             // The source has nothing more, ever (a job's stream after its final event): an
@@ -78,18 +71,9 @@ export function sseResponse<T extends object>(request: Request, events: AsyncGen
             out.close();
             return;
           }
-          // Events already waiting go out in the same write: one write a burst, not one an event.
-          const batch = [frameOf(next.value, eventId(next.value), eventName)];
-          while (batch.length < MAX_FRAMES_PER_WRITE) {
-            const following = events.next();
-            // A failure is kept for the next pull, which sends it after this batch.
-            const ready = await Promise.race([following.catch((): typeof NOT_YET => NOT_YET), nextTurn()]);
-            if (ready === NOT_YET || ready.done) {
-              ahead = following;
-              break;
-            }
-            batch.push(frameOf(ready.value, eventId(ready.value), eventName));
-          }
+          // A batch (events that were waiting together) goes out in one write.
+          const items = Array.isArray(next.value) ? (next.value as T[]) : [next.value as T];
+          const batch = items.map((e) => frameOf(e, eventId(e), eventName));
           out.enqueue(batch.length === 1 ? batch[0] : Buffer.concat(batch));
         } catch (error) {
           if (done) return;

@@ -32,42 +32,70 @@ const ENDED = new Set(["succeeded", "failed", "cancelled"]);
  * A job's events after `afterSeq`: replayed from the database, then live, ending with the
  * job's final event (at once when the job had ended before `afterSeq`). Checks the job
  * belongs to the organisation before the first event, so a caller can answer 404 up front.
+ * Yields batches: the events that were waiting together, in order.
  */
-export async function openJobEventStream(opts: StreamOptions & { jobId: string; afterSeq: number }): Promise<AsyncGenerator<JobEventDto>> {
+export async function openJobEventBatches(opts: StreamOptions & { jobId: string; afterSeq: number }): Promise<AsyncGenerator<JobEventDto[]>> {
   const job = await opts.db.job.findFirst({ where: { id: opts.jobId, orgId: opts.orgId }, select: { id: true, status: true, lastSeq: true } });
   if (!job) throw new AppError("NOT_FOUND", "No such job in this organisation");
   if (ENDED.has(job.status) && job.lastSeq <= opts.afterSeq) return (async function* () {})();
   return untilEnded(opts, follow(opts, `job:${opts.jobId}`, opts.afterSeq, (e) => e.seq, (after) => ({ jobId: opts.jobId, seq: { gt: after } }), { seq: "asc" }));
 }
 
+/** The same events one at a time. */
+export async function openJobEventStream(opts: StreamOptions & { jobId: string; afterSeq: number }): Promise<AsyncGenerator<JobEventDto>> {
+  return oneByOne(await openJobEventBatches(opts));
+}
+
 /** Passes a job's events on and stops after the one that ends it (unless a retry followed it). */
-async function* untilEnded(opts: StreamOptions & { jobId: string }, events: AsyncGenerator<JobEventDto>): AsyncGenerator<JobEventDto> {
+async function* untilEnded(opts: StreamOptions & { jobId: string }, batches: AsyncGenerator<JobEventDto[]>): AsyncGenerator<JobEventDto[]> {
   try {
     for (;;) {
-      const next = await events.next();
+      const next = await batches.next();
       if (next.done) return;
-      yield next.value;
-      if (next.value.status && ENDED.has(next.value.status)) {
-        const job = await opts.db.job.findUnique({ where: { id: opts.jobId }, select: { lastSeq: true } });
-        if (!job || job.lastSeq <= next.value.seq) return;
+      const out: JobEventDto[] = [];
+      for (const event of next.value) {
+        out.push(event);
+        if (event.status && ENDED.has(event.status)) {
+          const job = await opts.db.job.findUnique({ where: { id: opts.jobId }, select: { lastSeq: true } });
+          if (!job || job.lastSeq <= event.seq) {
+            yield out;
+            return;
+          }
+        }
       }
+      yield out;
     }
   } finally {
-    await events.return(undefined);
+    await batches.return(undefined);
   }
 }
 
 /**
  * Every job event of an organisation after its event number `afterOrgSeq`, replayed then
- * live; without one, from now on (the caller has just loaded the current state).
+ * live; without one, from now on (the caller has just loaded the current state). Yields
+ * batches: the events that were waiting together, in order.
  */
-export async function openOrgEventStream(opts: StreamOptions & { afterOrgSeq: number | null }): Promise<AsyncGenerator<JobEventDto>> {
+export async function openOrgEventBatches(opts: StreamOptions & { afterOrgSeq: number | null }): Promise<AsyncGenerator<JobEventDto[]>> {
   const after = opts.afterOrgSeq ?? (await opts.db.org.findUnique({ where: { id: opts.orgId }, select: { lastEventSeq: true } }))?.lastEventSeq ?? 0;
   return follow(opts, `org:${opts.orgId}`, after, (e) => e.orgSeq, (a) => ({ orgId: opts.orgId, orgSeq: { gt: a } }), { orgSeq: "asc" });
 }
 
+/** The same events one at a time. */
+export async function openOrgEventStream(opts: StreamOptions & { afterOrgSeq: number | null }): Promise<AsyncGenerator<JobEventDto>> {
+  return oneByOne(await openOrgEventBatches(opts));
+}
+
+async function* oneByOne<T>(batches: AsyncGenerator<T[]>): AsyncGenerator<T> {
+  try {
+    for await (const batch of batches) yield* batch;
+  } finally {
+    await batches.return(undefined);
+  }
+}
+
 /**
- * Yields events numbered contiguously by `position`, starting after `start`. Subscribes
+ * Yields events numbered contiguously by `position`, starting after `start`, in batches: a
+ * page read from the database, or the live events waiting when the reader asked. Subscribes
  * before the first read so nothing falls between replay and live; a gap in the numbers, a
  * hub reconnect or an overflow is filled by reading the database from the last position.
  */
@@ -78,7 +106,7 @@ async function* follow(
   position: (e: JobEventDto) => number,
   after: (position: number) => object,
   orderBy: object,
-): AsyncGenerator<JobEventDto> {
+): AsyncGenerator<JobEventDto[]> {
   const { db, hub, signal } = opts;
   let last = start;
   const queue: JobEventDto[] = [];
@@ -118,29 +146,34 @@ async function* follow(
         hasJustRead = true;
         for (;;) {
           const rows = await db.jobEvent.findMany({ where: after(last), orderBy, take: PAGE });
-          for (const row of rows) {
-            const event = toJobEventDto(row);
-            last = position(event);
-            yield event;
+          if (rows.length) {
+            const events = rows.map(toJobEventDto);
+            last = position(events.at(-1)!);
+            yield events;
           }
           if (rows.length < PAGE || signal.aborted) break;
         }
         continue;
       }
-      const event = queue.shift();
-      if (event) {
-        const p = position(event);
-        if (p <= last) continue; // already replayed
-        // A gap: the events in between committed first, so they are in the database. A gap
-        // that a fresh read did not fill is a deleted job's events: move past it.
-        if (p > last + 1 && !hasJustRead) {
-          needsRead = true;
-          queue.unshift(event);
-          continue;
+      if (queue.length) {
+        const batch: JobEventDto[] = [];
+        while (queue.length) {
+          const p = position(queue[0]);
+          if (p <= last) {
+            queue.shift(); // already replayed
+            continue;
+          }
+          // A gap: the events in between committed first, so they are in the database. A gap
+          // that a fresh read did not fill is a deleted job's events: move past it.
+          if (p > last + 1 && !hasJustRead) {
+            needsRead = true;
+            break;
+          }
+          hasJustRead = false;
+          last = p;
+          batch.push(queue.shift()!);
         }
-        hasJustRead = false;
-        last = p;
-        yield event;
+        if (batch.length) yield batch;
         continue;
       }
       hasJustRead = false;

@@ -5,7 +5,7 @@ import { requireOrgActor } from "@/server/api/http";
 import { lastEventId, sseResponse } from "@/server/api/sse";
 import { streamAccessCheck } from "@/server/auth/request-actor";
 import { realtimeHub } from "@/server/jobs/hub";
-import { openOrgEventStream } from "@/server/jobs/stream";
+import { openOrgEventBatches } from "@/server/jobs/stream";
 
 export const dynamic = "force-dynamic";
 
@@ -17,7 +17,7 @@ export async function GET(request: Request) {
   try {
     const actor = await requireOrgActor(request, "viewer");
     const controller = new AbortController();
-    const events = await openOrgEventStream({
+    const events = await openOrgEventBatches({
       db: db(), hub: realtimeHub(), orgId: actor.orgId, afterOrgSeq: lastEventId(request),
       signal: controller.signal, maxBuffered: env().SSE_MAX_BUFFERED_EVENTS, ...streamAccessCheck(db(), realtimeHub(), actor),
     });

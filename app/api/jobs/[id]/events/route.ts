@@ -5,7 +5,7 @@ import { parseIdParam, requireOrgActor } from "@/server/api/http";
 import { lastEventId, sseResponse } from "@/server/api/sse";
 import { streamAccessCheck } from "@/server/auth/request-actor";
 import { realtimeHub } from "@/server/jobs/hub";
-import { openJobEventStream } from "@/server/jobs/stream";
+import { openJobEventBatches } from "@/server/jobs/stream";
 
 export const dynamic = "force-dynamic";
 
@@ -15,7 +15,7 @@ export async function GET(request: Request, { params }: { params: Promise<{ id: 
     const actor = await requireOrgActor(request, "viewer");
     const jobId = parseIdParam((await params).id, "job");
     const controller = new AbortController();
-    const events = await openJobEventStream({
+    const events = await openJobEventBatches({
       db: db(), hub: realtimeHub(), orgId: actor.orgId, jobId, afterSeq: lastEventId(request) ?? 0,
       signal: controller.signal, maxBuffered: env().SSE_MAX_BUFFERED_EVENTS, ...streamAccessCheck(db(), realtimeHub(), actor),
     });
