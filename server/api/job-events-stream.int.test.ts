@@ -189,4 +189,26 @@ describe("GET /api/events", () => {
     expect(next.id).toBe(got[1].id);
     resumed.abort();
   });
+
+  it("writes events committed together in one go, not one write each, in order", async () => {
+    const controller = new AbortController();
+    const res = await orgEvents(new Request("http://localhost/api/events", { headers: { authorization: `Bearer ${token}` }, signal: controller.signal }));
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    expect((await reader.read()).value).toContain(": connected");
+    // 20 jobs queued in one transaction: their notifications arrive together.
+    await db.$transaction(async (tx) => {
+      for (let i = 0; i < 20; i++) await enqueue(selftestJob, { steps: 1, stepMs: 0 }, { tx, orgId: actor.orgId, runAt: new Date(Date.now() + 3_600_000) });
+    });
+    const writes: string[] = [];
+    let ids: number[] = [];
+    while (ids.length < 20) {
+      const { value } = await reader.read();
+      writes.push(value!);
+      ids = [...writes.join("").matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+    }
+    expect(ids).toHaveLength(20);
+    expect(ids).toEqual([...ids].sort((a, b) => a - b));
+    expect(writes.length).toBeLessThanOrEqual(2);
+    controller.abort();
+  });
 });
