@@ -157,12 +157,10 @@ async function* follow(
       }
       if (queue.length) {
         const batch: JobEventDto[] = [];
-        while (queue.length) {
-          const p = position(queue[0]);
-          if (p <= last) {
-            queue.shift(); // already replayed
-            continue;
-          }
+        let taken = 0;
+        for (; taken < queue.length; taken++) {
+          const p = position(queue[taken]);
+          if (p <= last) continue; // already replayed
           // A gap: the events in between committed first, so they are in the database. A gap
           // that a fresh read did not fill is a deleted job's events: move past it.
           if (p > last + 1 && !hasJustRead) {
@@ -171,8 +169,9 @@ async function* follow(
           }
           hasJustRead = false;
           last = p;
-          batch.push(queue.shift()!);
+          batch.push(queue[taken]);
         }
+        queue.splice(0, taken);
         if (batch.length) yield batch;
         continue;
       }

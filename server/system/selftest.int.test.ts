@@ -136,7 +136,7 @@ describe("self-test", () => {
 
     await recordHeartbeat(db, ["selftest-worker"]);
     const passed = await run(settings);
-    expect(passed.job).toMatchObject({ status: "succeeded", progress: 1 });
+    expect(passed.job, `the job's log:\n${passed.log.join("\n")}`).toMatchObject({ status: "succeeded", progress: 1 });
     for (const name of SYSTEM_CHECK_NAMES) expect(passed.log.some((m) => m.startsWith(`${name}: pass — `)), name).toBe(true);
     expect(passed.log).toContain("All 7 checks passed");
 
