@@ -5,7 +5,8 @@ import { setImmediate } from "node:timers/promises";
 import type { Db } from "../db";
 import { AppError, isAppError } from "../errors";
 import type { ProgressReporter } from "../jobs/progress";
-import { codecOptions, encodeFrames, mediaTools, probeVideo, sampleFramesRgb, startVideoProbe, type EncodeSettings, type MediaTools, type VideoProbe } from "../media/ffmpeg";
+import { codecOptions, encodeFrames, mediaTools, probeVideo, sampleFramesRgb, type EncodeSettings, type MediaTools, type VideoProbe } from "../media/ffmpeg";
+import { probeOwnMp4 } from "../media/mp4-index";
 import { checkPngEnds, checkPngFile } from "../media/png";
 import { rawEpisodeDir } from "./datasets.schemas";
 import { episodeStoreDir, storedVideoPath, tempPath, writeStoredEpisode, type StoredEpisode } from "./episode-store";
@@ -54,7 +55,7 @@ export function framePattern(frames: string[]): string | null {
 }
 
 /**
- * One camera's PNG frames → MP4, checked with ffprobe. ffmpeg reads the frames where they are
+ * One camera's PNG frames → MP4, checked from its index (ffprobe when that is not enough). ffmpeg reads the frames where they are
  * when one numbered pattern names them all (the usual case); otherwise they are linked under
  * sequential names first. The MP4 is written to a temporary name and renamed only once it has
  * every frame, so a killed worker never leaves a half file under the real name.
@@ -63,7 +64,6 @@ export async function encodeCamera({ tools, camera, frames, fps, output, setting
   const direct = framePattern(frames);
   const linkDir = direct ? null : await fs.mkdtemp(path.join(path.dirname(output), `.frames-${camera}-`));
   const temp = tempPath(output);
-  const probing = startVideoProbe(tools);
   try {
     if (linkDir) await Promise.all(frames.map((f, i) => fs.symlink(f, path.join(linkDir, `${String(i).padStart(7, "0")}.png`))));
     const { options } = await codecOptions(tools, settings);
@@ -102,12 +102,12 @@ export async function encodeCamera({ tools, camera, frames, fps, output, setting
       signal?.removeEventListener("abort", onAbort);
     }
     await checking;
-    const probe = await probing.read(temp);
+    // Read from the file's own index; ffprobe only when that cannot say for certain.
+    const probe = (await probeOwnMp4(temp)) ?? (await probeVideo(tools, temp));
     verifyProbe(camera, probe, frames.length, fps);
     await fs.rename(temp, output);
     return probe;
   } finally {
-    probing.cancel();
     if (linkDir) await fs.rm(linkDir, { recursive: true, force: true });
     await fs.rm(temp, { force: true });
   }

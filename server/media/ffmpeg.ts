@@ -200,45 +200,6 @@ export async function probeVideo(tools: MediaTools, file: string): Promise<Video
   return parseProbe(file, stdout);
 }
 
-export interface PendingProbe {
-  /** Streams `file` (an MP4 with its index first, as encodeFrames writes) to the waiting ffprobe. */
-  read(file: string): Promise<VideoProbe>;
-  /** Stops the waiting ffprobe when there is nothing to read. */
-  cancel(): void;
-}
-
-/**
- * An ffprobe started before the video it will read exists: loading ffprobe and its libraries
- * takes about a tenth of a second, which then overlaps the encode instead of following it.
- * It reads the file from a pipe, which works for a fast-start MP4.
- */
-export function startVideoProbe(tools: MediaTools): PendingProbe {
-  const child = spawnOwned(tools.ffprobe, [...PROBE_ARGS, "pipe:0"], { stdio: ["pipe", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-  child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr = (stderr + d).slice(-4000)));
-  child.stdin!.on("error", () => {}); // ffprobe may stop reading early; its exit says how it went
-  const exited = new Promise<{ code: number | null; error?: Error }>((resolve) => {
-    child.once("error", (error) => resolve({ code: null, error }));
-    child.once("close", (code) => resolve({ code }));
-  });
-  return {
-    async read(file) {
-      const source = fs.createReadStream(file);
-      source.on("error", () => killOwned(child));
-      source.pipe(child.stdin!);
-      const { code, error } = await exited;
-      if (error) throw probeFailed(file, error.message);
-      if (code !== 0) throw probeFailed(file, stderr || `ffprobe exited with ${code}`);
-      return parseProbe(file, stdout);
-    },
-    cancel() {
-      killOwned(child);
-    },
-  };
-}
-
 /** Joins MP4s of the same codec and size end to end without re-encoding. */
 export async function concatVideos(tools: MediaTools, inputs: string[], output: string, signal?: AbortSignal): Promise<void> {
   const list = `${output}.txt`;
