@@ -203,7 +203,8 @@ describe.skipIf(!!skip)(`training on Slurm${skip ? ` (skipped: ${skip})` : ""}`,
     const { id: targetId } = await slurmTarget({}, endsOnUsr1);
     const dataset = await datasetWithBuild(db, env(), actor.orgId);
     const { runId } = await startRun(db, { actor, input: { datasetId: dataset.id, targetId, policyType: "act", steps: 100_000, saveFreq: 20, logFreq: 10 } });
-    await waitFor(async () => ((await runOf(runId)).lastStep ?? 0) >= 20, { timeoutMs: 60_000, what: "the run to pass its first checkpoint" });
+    // The stand-in says so once the checkpoint is whole on disk (a step logged is not yet saved).
+    await waitFor(async () => /Checkpoint policy after step 20\b/.test(await storedLog(runId)), { timeoutMs: 60_000, what: "the run to save its first checkpoint" });
     // What Slurm does 120 s before --time runs out (--signal=B:USR1@120), sent now.
     slurm.client("scancel", ["--batch", "--signal=USR1", (await runOf(runId)).slurmJobId!]);
     const run = await ended(runId);
