@@ -6,8 +6,8 @@ import { promisify } from "node:util";
 
 // `npx tsx bench/encode.ts` — the encoding job's camera step against the ffmpeg CLI, on the same
 // PNG frames with the same settings (libx264, EDGE_ENCODE_PRESET, EDGE_ENCODE_CRF, yuv420p):
-//   throughput: one camera, BENCH_FRAMES frames of BENCH_SIZE — ours (frame check, encode, ffprobe
-//               verification) vs `ffmpeg -framerate 30 -i frame-%d.png …` — frames/s, best of BENCH_RUNS;
+//   throughput: one camera, BENCH_FRAMES frames of BENCH_SIZE — ours (frame check, encode, check of
+//               the MP4 written) vs `ffmpeg -framerate 30 -i frame-%d.png …` — frames/s, best of BENCH_RUNS;
 //   parallel:   two cameras encoded by the job at once, judged against the CPU time two sequential
 //               ffmpeg runs used (the whole machine's busy time, /proc/stat) spread over every
 //               core — no parallel run can take less; the sequential wall time as context.
