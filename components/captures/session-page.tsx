@@ -58,7 +58,7 @@ export function CaptureSessionPage({ sessionId }: { sessionId: string }) {
   const pickedIndex = shown ? timeline.findIndex((x) => x.id === shown.id) : -1;
   // The arm's live readings drive the twin while the capture follows it; else posted joint angles
   // (radians, the twin's joint order); without either, the sliders do.
-  const armAngles = isFollowing && armSamples.latest?.values && robot.data ? twinAngles(robot.data.motors.map((m) => m.name), armSamples.latest.values, { calibration: robot.data.calibration?.calibration }) : null;
+  const armAngles = isFollowing && armSamples.latest?.values && robot.data ? twinAngles(robot.data.motors.map((m) => m.name), armSamples.latest.values, { calibration: robot.data.calibration?.calibration, protocol: robot.data.protocol }) : null;
   const armJoints = armAngles ? { t: armSamples.latest!.t, angles: armAngles } : null;
   const posted = pushed && (!s.latestJoints || pushed.t >= s.latestJoints.t) ? pushed : s.latestJoints;
   const joints = armJoints ?? posted;

@@ -378,7 +378,7 @@ function LiveStep({ robot }: { robot: Robot }) {
               latest?.values ? (
                 <div className="space-y-3">
                   <JointBars names={robot.motors.map((m) => m.name)} values={latest.values.map((v) => v ?? 0)} min={-100} max={100} marks={[0]} format={(v) => v.toFixed(1)} testId="live-bars" />
-                  {hasTwin && isTwinShown && <SceneCanvas twinPose={twinPose(robot.motors.map((m) => m.name), latest.values, { calibration: robot.calibration?.calibration })} />}
+                  {hasTwin && isTwinShown && <SceneCanvas twinPose={twinPose(robot.motors.map((m) => m.name), latest.values, { calibration: robot.calibration?.calibration, protocol: robot.protocol })} />}
                 </div>
               ) : (
                 <p className="text-xs text-zinc-500">Waiting for the first reading…</p>

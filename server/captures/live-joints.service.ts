@@ -94,16 +94,18 @@ export async function recordAgentMessageForCaptures(db: Db, { actor, message }: 
 export async function recordLiveJointSamples(db: Db, { actor, commandId, samples }: { actor: OrgActor; commandId: string; samples: JointSample[] }): Promise<JointState[]> {
   const session = await db.captureSession.findFirst({
     where: { liveCommandId: commandId, orgId: actor.orgId, status: "active" },
-    select: { id: true, orgId: true, robot: { select: { motors: true, calibrations: { orderBy: { createdAt: "desc" }, take: 1, select: { calibration: true } } } } },
+    select: { id: true, orgId: true, robot: { select: { type: true, motors: true, calibrations: { orderBy: { createdAt: "desc" }, take: 1, select: { calibration: true } } } } },
   });
   if (!session?.robot) return [];
   const motors = (session.robot.motors as { name: string }[]).map((m) => m.name);
   const parsed = CalibrationSchema.safeParse(session.robot.calibrations[0]?.calibration);
   const calibration = parsed.success ? parsed.data : null;
+  const type = robotTypeSchema.safeParse(session.robot.type);
+  const protocol = type.success ? ROBOT_TYPES[type.data].protocol : undefined;
   const states: JointState[] = [];
   for (const sample of samples) {
     if (!sample.values) continue;
-    const angles = twinAngles(motors, sample.values, { calibration });
+    const angles = twinAngles(motors, sample.values, { calibration, protocol });
     if (angles) states.push({ t: sample.t, angles });
   }
   if (!states.length) return [];

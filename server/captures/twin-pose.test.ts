@@ -15,6 +15,8 @@ describe("the twin's pose from LeRobot's units", () => {
     expect(lerobotToRadians("shoulder_pan", v, { calibration: cal })).toBeCloseTo(((raw - 2000) * 2 * Math.PI) / 4095, 6);
     // drive_mode 1 reverses the direction.
     expect(lerobotToRadians("shoulder_pan", 50, { calibration: { shoulder_pan: { ...cal.shoulder_pan, drive_mode: 1 } } })).toBeCloseTo(-lerobotToRadians("shoulder_pan", 50, { calibration: cal })!, 6);
+    // …on Feetech only, as LeRobot: a Dynamixel motor reverses itself, so its reading is not.
+    expect(lerobotToRadians("shoulder_pan", 50, { calibration: { shoulder_pan: { ...cal.shoulder_pan, drive_mode: 1 } }, protocol: "dynamixel" })).toBeCloseTo(lerobotToRadians("shoulder_pan", 50, { calibration: cal })!, 6);
   });
 
   it("takes degrees as they are, the gripper across its URDF limits, and needs a calibration for −100..100", () => {

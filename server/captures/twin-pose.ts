@@ -1,5 +1,5 @@
 import type { Calibration } from "../hardware/calibration.schemas";
-import { jointNormMode } from "../hardware/joint-units";
+import { appliesDriveMode, jointNormMode, type JointBus } from "../hardware/joint-units";
 
 // LeRobot's joint units → the SO-101 URDF's radians. The URDF (so101_new_calib) has its zero
 // pose where LeRobot's calibration puts the middle of each joint's range, so a body joint in
@@ -12,21 +12,28 @@ export const TWIN_JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wris
 const GRIPPER = { lower: -0.174533, upper: 1.74533 };
 const COUNTS_PER_TURN = 4096;
 
-export function lerobotToRadians(motor: string, value: number, { calibration, useDegrees = false }: { calibration?: Calibration | null; useDegrees?: boolean } = {}): number | null {
+export interface TwinUnits {
+  calibration?: Calibration | null;
+  useDegrees?: boolean;
+  /** The arm's bus: a drive_mode 1 joint was reversed in software only where LeRobot does that (Feetech). */
+  protocol?: JointBus;
+}
+
+export function lerobotToRadians(motor: string, value: number, { calibration, useDegrees = false, protocol = "feetech" }: TwinUnits = {}): number | null {
   if (!Number.isFinite(value)) return null;
   const mode = jointNormMode(motor, { useDegrees });
   if (mode === "range_0_100") return GRIPPER.lower + (Math.min(100, Math.max(0, value)) / 100) * (GRIPPER.upper - GRIPPER.lower);
   if (mode === "degrees") return (value * Math.PI) / 180;
   const cal = calibration?.[motor];
   if (!cal) return null;
-  const norm = cal.drive_mode ? -value : value;
+  const norm = cal.drive_mode && appliesDriveMode(protocol) ? -value : value;
   const raw = cal.range_min + ((norm + 100) / 200) * (cal.range_max - cal.range_min);
   const degrees = ((raw - (cal.range_min + cal.range_max) / 2) * 360) / (COUNTS_PER_TURN - 1);
   return (degrees * Math.PI) / 180;
 }
 
 /** A pose for the twin from one reading in LeRobot's units (motor order as `motors`). */
-export function twinPose(motors: string[], values: (number | null)[], opts: { calibration?: Calibration | null; useDegrees?: boolean } = {}): Record<string, number> {
+export function twinPose(motors: string[], values: (number | null)[], opts: TwinUnits = {}): Record<string, number> {
   const pose: Record<string, number> = {};
   motors.forEach((motor, i) => {
     const v = values[i];
@@ -37,7 +44,7 @@ export function twinPose(motors: string[], values: (number | null)[], opts: { ca
 }
 
 /** One reading as the twin's angles in TWIN_JOINTS order (radians); null unless it gives every one. */
-export function twinAngles(motors: string[], values: (number | null)[], opts: { calibration?: Calibration | null } = {}): number[] | null {
+export function twinAngles(motors: string[], values: (number | null)[], opts: TwinUnits = {}): number[] | null {
   const pose = twinPose(motors, values, opts);
   const angles = TWIN_JOINTS.map((j) => pose[j]);
   return angles.every((a) => a !== undefined) ? (angles as number[]) : null;
