@@ -15,6 +15,7 @@ import { RelativeTime } from "@/components/ui/time";
 import { errorMessage, useTRPC } from "@/components/trpc";
 import { useRole } from "@/components/settings/use-role";
 import { TWIN_JOINTS, TWIN_LIMITS, twinAngles } from "@/server/captures/twin-pose";
+import { isInFlight } from "@/server/hardware/hardware.schemas";
 import { useJointSamples } from "@/components/hardware/use-agent-command";
 import { TrainerBadge } from "./captures-page";
 
@@ -44,7 +45,7 @@ export function CaptureSessionPage({ sessionId }: { sessionId: string }) {
   const robotId = session.data?.robotId ?? null;
   const robot = useQuery({ ...trpc.hardware.robot.queryOptions({ robotId: robotId ?? "00000000-0000-0000-0000-000000000000" }), enabled: Boolean(robotId) });
   const live = session.data?.live ?? null;
-  const isFollowing = Boolean(live && ["queued", "sent", "running"].includes(live.status));
+  const isFollowing = Boolean(live && isInFlight(live.status));
   const armSamples = useJointSamples(isFollowing ? live!.commandId : null, 2_000);
   const startLive = useMutation(trpc.captures.startLive.mutationOptions({ onSuccess: refresh }));
   const stopLive = useMutation(trpc.captures.stopLive.mutationOptions({ onSuccess: refresh }));

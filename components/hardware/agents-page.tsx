@@ -13,7 +13,7 @@ import { PageHeader } from "@/components/ui/page-header";
 import { RelativeTime } from "@/components/ui/time";
 import { errorMessage, useTRPC } from "@/components/trpc";
 import { useRole } from "@/components/settings/use-role";
-import type { agentCommandSchema, agentSchema } from "@/server/hardware/hardware.schemas";
+import { isInFlight, type agentCommandSchema, type agentSchema } from "@/server/hardware/hardware.schemas";
 
 type Agent = z.infer<typeof agentSchema>;
 type Command = z.infer<typeof agentCommandSchema>;
@@ -58,7 +58,7 @@ function AgentCard({ agent }: { agent: Agent }) {
   const commands = useQuery({
     ...trpc.hardware.commands.queryOptions({ agentId: agent.id, limit: 10 }),
     // Fast while something is on its way, so a ping's answer shows as soon as it is in.
-    refetchInterval: (query) => ((query.state.data ?? []).some((c) => ["queued", "sent", "running"].includes(c.status)) ? 500 : 5_000),
+    refetchInterval: (query) => ((query.state.data ?? []).some((c) => isInFlight(c.status)) ? 500 : 5_000),
   });
   const refresh = () => {
     void queryClient.invalidateQueries({ queryKey: trpc.hardware.commands.queryKey({ agentId: agent.id, limit: 10 }) });
@@ -67,7 +67,7 @@ function AgentCard({ agent }: { agent: Agent }) {
   const robots = useQuery(trpc.hardware.robots.queryOptions({ agentId: agent.id }));
   const send = useMutation(trpc.hardware.sendCommand.mutationOptions({ onSuccess: refresh }));
   const remove = useMutation(trpc.hardware.removeAgent.mutationOptions({ onSuccess: refresh }));
-  const hasFactsInFlight = commands.data?.some((c) => c.kind === "host.facts" && ["queued", "sent", "running"].includes(c.status));
+  const hasFactsInFlight = commands.data?.some((c) => c.kind === "host.facts" && isInFlight(c.status));
   // When a facts refresh ends, read the agent again: its facts changed.
   const [wasRefreshing, setWasRefreshing] = useState(false);
   useEffect(() => {

@@ -15,7 +15,7 @@ import { RelativeTime } from "@/components/ui/time";
 import { errorMessage, useTRPC } from "@/components/trpc";
 import { useRole } from "@/components/settings/use-role";
 import { inMotorOrder, type Calibration } from "@/server/hardware/calibration.schemas";
-import { ROBOT_TYPES, type robotSchema } from "@/server/hardware/hardware.schemas";
+import { isInFlight, ROBOT_TYPES, type robotSchema } from "@/server/hardware/hardware.schemas";
 import { buildWizardCalibration } from "@/server/hardware/wizard-calibration";
 import { findUnpluggedPort } from "@/server/hardware/port-diff";
 import { twinPose } from "@/server/captures/twin-pose";
@@ -68,7 +68,7 @@ function StepStatus({ isDone, label }: { isDone: boolean; label?: string }) {
 
 function CommandLine({ command, error }: { command: { status: string; step: string | null; progress: number | null } | null; error: string | null }) {
   if (error) return <Alert data-field="command-error">{error}</Alert>;
-  if (!command || !["queued", "sent", "running"].includes(command.status)) return null;
+  if (!command || !isInFlight(command.status)) return null;
   return (
     <div className="space-y-1" data-field="command-progress">
       <p className="text-xs text-zinc-500">{command.status === "queued" ? "Waiting for the agent…" : (command.step ?? "Working…")}</p>
@@ -250,7 +250,7 @@ function CalibrationStep({ robot }: { robot: Robot }) {
     }),
   );
   const writeId = apply.data?.command.id ?? null;
-  const writeStatus = useQuery({ ...trpc.hardware.command.queryOptions({ commandId: writeId ?? "00000000-0000-0000-0000-000000000000" }), enabled: Boolean(writeId), refetchInterval: (q) => (q.state.data && !["queued", "sent", "running"].includes(q.state.data.status) ? false : 300) });
+  const writeStatus = useQuery({ ...trpc.hardware.command.queryOptions({ commandId: writeId ?? "00000000-0000-0000-0000-000000000000" }), enabled: Boolean(writeId), refetchInterval: (q) => (q.state.data && !isInFlight(q.state.data.status) ? false : 300) });
   const bus = { port: robot.port, protocol: robot.protocol, motors: robot.motors };
   const offsets = home.result?.homingOffsets ?? null;
   // A range recorded before the latest homing was read under other offsets: it does not count.
@@ -294,7 +294,7 @@ function CalibrationStep({ robot }: { robot: Robot }) {
               <h3 className="font-medium">c. Save</h3>
               <Button size="sm" disabled={!calibration || apply.isPending} onClick={() => calibration && apply.mutate({ robotId: robot.id, calibration, source: "wizard", writeMotors: true })}>Save the calibration</Button>
               {apply.error && <Alert>{errorMessage(apply.error)}</Alert>}
-              {write && ["queued", "sent", "running"].includes(write.status) && <p className="text-xs text-zinc-500">Writing it on {robot.agentName}…</p>}
+              {write && isInFlight(write.status) && <p className="text-xs text-zinc-500">Writing it on {robot.agentName}…</p>}
               {write?.status === "succeeded" && <Alert tone="green" data-field="saved">Saved: LeRobot&apos;s file {String((write.result as { path?: string } | null)?.path ?? "")} on {robot.agentName}, and the offsets and limits in the motors.</Alert>}
               {write && (write.status === "failed" || write.status === "cancelled") && <Alert>Kept in the portal, but not written on {robot.agentName}: {write.error}</Alert>}
             </section>

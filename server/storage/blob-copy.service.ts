@@ -53,10 +53,8 @@ export async function copyBlobs({
     const there = await to.stat(b.sha256);
     let isWrong = there !== null && there.bytes !== b.bytes;
     if (there && !isWrong && verify) isWrong = !(await hasDigest(to, b.sha256));
-    if (there && !isWrong) {
-      await to.keep(b.sha256);
-      return "present";
-    }
+    // Already there: rows name it, so the target's sweep keeps it (no refresh, which on S3 is a copy).
+    if (there && !isWrong) return "present";
     if (isWrong) await to.delete(b.sha256);
     await to.put(await from.get(b.sha256), { expectedSha256: b.sha256, maxBytes: b.bytes, signal });
     return isWrong ? "replaced" : "copied";
