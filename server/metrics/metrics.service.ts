@@ -1,8 +1,8 @@
 import type { Db } from "../db";
 import type { Env } from "../env";
-import { Prisma } from "../generated/prisma/client";
 import { checkInstanceAdmin } from "../auth/instance-admins.service";
 import { jobCatalog } from "../jobs/catalog";
+import { UTC_NOW } from "../jobs/job-events.sql";
 import { handoffWindowMs } from "../system/heartbeat.service";
 import { histogramQuantile, renderExposition, type MetricFamily } from "./exposition";
 import { durationBuckets, type MetricsFigures } from "./metrics.schemas";
@@ -17,7 +17,6 @@ import { processSeries, readProcessMetrics } from "./process-metrics";
 
 type Settings = Pick<Env, "WORKER_HEARTBEAT_MS" | "WORKER_STALE_AFTER_MS">;
 
-const UTC_NOW = Prisma.sql`(now() AT TIME ZONE 'UTC')`;
 
 export async function collectMetrics(db: Db, settings: Settings): Promise<MetricsFigures> {
   const bounds = [...durationBuckets];

@@ -1,5 +1,6 @@
 import os from "node:os";
 import { db as sharedDb, type Db } from "../db";
+import { UTC_NOW } from "../jobs/job-events.sql";
 import type { Labels } from "./exposition";
 
 // Counters and gauges only one process can see (bytes it received, streams it holds open,
@@ -12,6 +13,8 @@ export const FLUSH_MS = 5_000;
 export const STALE_AFTER_MS = 3 * FLUSH_MS;
 /** Rows of processes gone this long are deleted. */
 const PRUNE_AFTER_MS = 24 * 60 * 60_000;
+/** How often a process prunes the series of processes gone that long (not on every flush). */
+const PRUNE_EVERY_MS = 60 * 60_000;
 
 export type ProcessRole = "web" | "worker";
 
@@ -41,6 +44,7 @@ export class ProcessMetrics {
   private db: (() => Db) | null = null;
   private role: ProcessRole = "web";
   private name: string | null = null;
+  private prunedAt = 0;
   /** What the `process` label says: role, host and pid. */
   get id(): string {
     return this.name ?? `${this.role}:${os.hostname()}:${process.pid}`;
@@ -95,10 +99,12 @@ export class ProcessMetrics {
     const rows = [...this.series.values()];
     await db.$executeRaw`
       INSERT INTO "ProcessMetric" ("process", "name", "labels", "value", "updatedAt")
-      SELECT ${this.id}, s.name, s.labels, s.value, (now() AT TIME ZONE 'UTC')
+      SELECT ${this.id}, s.name, s.labels, s.value, ${UTC_NOW}
       FROM unnest(${rows.map((r) => r.name)}::text[], ${rows.map((r) => r.labels)}::text[], ${rows.map((r) => r.value)}::float8[]) AS s(name, labels, value)
       ON CONFLICT ("process", "name", "labels") DO UPDATE SET "value" = EXCLUDED."value", "updatedAt" = EXCLUDED."updatedAt"`;
-    await db.$executeRaw`DELETE FROM "ProcessMetric" WHERE "updatedAt" < (now() AT TIME ZONE 'UTC') - make_interval(secs => ${PRUNE_AFTER_MS / 1000})`;
+    if (Date.now() - this.prunedAt < PRUNE_EVERY_MS) return;
+    this.prunedAt = Date.now();
+    await db.$executeRaw`DELETE FROM "ProcessMetric" WHERE "updatedAt" < ${UTC_NOW} - make_interval(secs => ${PRUNE_AFTER_MS / 1000})`;
   }
 }
 
@@ -121,7 +127,7 @@ export interface ProcessMetricRow {
 export async function readProcessMetrics(db: Db, staleAfterMs = STALE_AFTER_MS): Promise<ProcessMetricRow[]> {
   const rows = await db.$queryRaw<{ process: string; name: string; labels: string; value: number }[]>`
     SELECT "process", "name", "labels", "value" FROM "ProcessMetric"
-    WHERE "updatedAt" >= (now() AT TIME ZONE 'UTC') - make_interval(secs => ${staleAfterMs / 1000})
+    WHERE "updatedAt" >= ${UTC_NOW} - make_interval(secs => ${staleAfterMs / 1000})
     ORDER BY "name", "process", "labels"`;
   return rows.filter((r) => r.name in processSeries).map((r) => ({ ...r, labels: JSON.parse(r.labels) as Labels }));
 }
