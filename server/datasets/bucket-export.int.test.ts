@@ -11,7 +11,8 @@ import type { OrgActor } from "../auth/roles";
 import { env } from "../env";
 import { silentProgress, type ProgressReporter } from "../jobs/progress";
 import { createS3Client } from "../storage/s3-client";
-import { bucketExportInput, bucketExportStatus, EXPORT_PART_BYTES, exportDatasetToBucket, startBucketExport, type BucketTarget } from "./bucket-export.service";
+import { bucketExportInput, bucketExportStatus, exportDatasetToBucket, startBucketExport, type BucketTarget } from "./bucket-export.service";
+import { PART_BYTES as EXPORT_PART_BYTES } from "../storage/s3-blob-store";
 import { datasetDir } from "./datasets.schemas";
 import { runImport, startImport } from "./import.service";
 

@@ -12,15 +12,14 @@ import {
 } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import type { Db } from "../db";
-import type { Env } from "../env";
 import { AppError } from "../errors";
 import type { ProgressReporter } from "../jobs/progress";
 import { exportDatasetJob } from "../jobs/catalog";
 import { enqueue } from "../jobs/enqueue";
 import type { OrgActor } from "../auth/roles";
 import { checkHost } from "../security/outbound";
-import { s3BucketSettings } from "../storage/blobs";
-import { createS3Client, isS3Missing, s3ServiceMessage, type S3ClientSettings } from "../storage/s3-client";
+import { PART_BYTES } from "../storage/s3-blob-store";
+import { createS3Client, isS3Missing, s3ServiceMessage, type S3BucketSettings } from "../storage/s3-client";
 import { snapshotBuild } from "./archive.service";
 
 // A dataset's build written to a bucket as a plain LeRobot v3.0 tree (meta/, data/, videos/ under
@@ -33,19 +32,11 @@ import { snapshotBuild } from "./archive.service";
 // computed here as S3 computes it: the MD5, or for multipart objects the MD5 of the parts'
 // MD5s and "-<parts>"), so a cut-off export resumes where it stopped.
 
-/** Every part of a multipart object but the last: fixed (R2 and Garage refuse uneven parts). */
-export const EXPORT_PART_BYTES = 8 * 1024 * 1024;
+/** Every part of a multipart object but the last: the store's one fixed size (R2 and Garage refuse uneven parts). */
+const EXPORT_PART_BYTES = PART_BYTES;
 
-export interface BucketTarget extends S3ClientSettings {
-  bucket: string;
-  /** S3_PREFIX: this instance's folder of the bucket ("" or names ending in /). */
-  prefix: string;
-}
-
-/** The instance's bucket (S3_* settings), or null when none is set. */
-export function bucketTargetFromSettings(e: Env): BucketTarget | null {
-  return s3BucketSettings(e);
-}
+/** The bucket written to: the instance's (`s3BucketSettings`), or null when none is set. */
+export type BucketTarget = S3BucketSettings;
 
 export const NO_BUCKET_MESSAGE = "No bucket is set for this instance: an instance admin sets S3_ENDPOINT, S3_BUCKET, S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY (see docs/storage.md)";
 

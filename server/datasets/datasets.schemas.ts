@@ -74,7 +74,6 @@ export function datasetStoreDir(env: { DATASETS_DIR: string }, datasetId: string
 
 export const featureKeySchema = z.string().min(1).max(200);
 
-/** What the person chose (or the API was sent): feature keys as the dataset names them. */
 /** `POST /api/datasets/import?…`: the archive is the body; the query names the new dataset and, optionally, its features. */
 export const archiveImportQuery = z
   .object({
@@ -88,6 +87,7 @@ export const archiveImportQuery = z
   })
   .refine((q) => (q.action === undefined) === (q.state === undefined), { message: "give both action and state, or neither", path: ["action"] });
 
+/** What the person chose (or the API was sent): feature keys as the dataset names them. */
 export const importMappingSchema = z.object({
   action: featureKeySchema,
   state: featureKeySchema,

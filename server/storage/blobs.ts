@@ -3,6 +3,7 @@ import { env, type Env } from "../env";
 import type { BlobStore } from "./blob-store";
 import { createLocalBlobStore } from "./local-blob-store";
 import { createS3BlobStore, type S3BlobStore } from "./s3-blob-store";
+import type { S3BucketSettings } from "./s3-client";
 
 let store: BlobStore | undefined;
 
@@ -19,7 +20,7 @@ export function s3StoreOf(e: Env): S3BlobStore | null {
 }
 
 /** The instance's bucket as the S3_* settings name it (endpoint, bucket, keys, prefix); null unless all are set. */
-export function s3BucketSettings(e: Env): { endpoint: string; bucket: string; region: string; forcePathStyle: boolean; accessKeyId: string; secretAccessKey: string; prefix: string } | null {
+export function s3BucketSettings(e: Env): S3BucketSettings | null {
   if (!e.S3_ENDPOINT || !e.S3_BUCKET || !e.S3_ACCESS_KEY_ID || !e.S3_SECRET_ACCESS_KEY) return null;
   return { endpoint: e.S3_ENDPOINT, bucket: e.S3_BUCKET, region: e.S3_REGION, forcePathStyle: e.S3_FORCE_PATH_STYLE, accessKeyId: e.S3_ACCESS_KEY_ID, secretAccessKey: e.S3_SECRET_ACCESS_KEY, prefix: e.S3_PREFIX };
 }

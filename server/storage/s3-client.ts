@@ -12,6 +12,13 @@ export interface S3ClientSettings {
   secretAccessKey: string;
 }
 
+/** A bucket of an S3-compatible service, and this instance's folder of it. */
+export interface S3BucketSettings extends S3ClientSettings {
+  bucket: string;
+  /** S3_PREFIX: this instance's folder of the bucket ("" or names ending in /). */
+  prefix: string;
+}
+
 export function createS3Client(settings: S3ClientSettings): S3Client {
   return new S3Client({
     endpoint: settings.endpoint,

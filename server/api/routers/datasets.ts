@@ -10,8 +10,9 @@ import {
 } from "../../datasets/datasets.schemas";
 import { deleteDataset } from "../../datasets/delete.service";
 import { deleteEpisode, getDataset, getEpisode, listDatasets, listEpisodes, renameTask, restoreEpisode, retryEpisode } from "../../datasets/datasets.service";
-import { bucketExportInput, bucketExportStatus, bucketExportStatusSchema, bucketTargetFromSettings, startBucketExport } from "../../datasets/bucket-export.service";
+import { bucketExportInput, bucketExportStatus, bucketExportStatusSchema, startBucketExport } from "../../datasets/bucket-export.service";
 import { env } from "../../env";
+import { s3BucketSettings } from "../../storage/blobs";
 import { orgProcedure, router } from "../trpc";
 
 const idOutput = z.object({ id: z.uuid() });
@@ -31,12 +32,12 @@ export const datasetsRouter = router({
     .output(z.object({ episodeId: z.uuid(), jobId: z.uuid() }))
     .mutation(({ ctx, input }) => retryEpisode(ctx.db, { actor: ctx.orgActor, episodeId: input.episodeId, settings: env() })),
   /** The dataset's latest export to the instance's bucket, and whether there is a bucket. */
-  bucketExport: orgProcedure("viewer").input(datasetIdInput).output(bucketExportStatusSchema).query(({ ctx, input }) => bucketExportStatus(ctx.db, { orgId: ctx.orgActor.orgId, datasetId: input.datasetId, target: bucketTargetFromSettings(env()) })),
+  bucketExport: orgProcedure("viewer").input(datasetIdInput).output(bucketExportStatusSchema).query(({ ctx, input }) => bucketExportStatus(ctx.db, { orgId: ctx.orgActor.orgId, datasetId: input.datasetId, target: s3BucketSettings(env()) })),
   /** Writes the build to the bucket as a plain LeRobot v3.0 tree (a job). */
   exportToBucket: orgProcedure("operator")
     .input(bucketExportInput)
     .output(z.object({ jobId: z.uuid() }))
-    .mutation(({ ctx, input }) => startBucketExport(ctx.db, { actor: ctx.orgActor, input, target: bucketTargetFromSettings(env()) })),
+    .mutation(({ ctx, input }) => startBucketExport(ctx.db, { actor: ctx.orgActor, input, target: s3BucketSettings(env()) })),
   /** Deletes the dataset, its episodes and its files (refused while it is encoding or importing). */
   delete: orgProcedure("admin")
     .input(datasetIdInput)
