@@ -93,13 +93,10 @@ export function runAgent(args: string[], { home, env = {}, onSpawn }: { home: st
 }
 
 /**
- * A TCP relay in front of a port that counts the bytes sent to it; `onBytes` may cut every
- * connection (as a network failure would). It reads no faster than the far end takes the bytes,
- * so what it counted is what was on its way there, not a pile in the relay's memory.
- */
-/**
  * A TCP relay to `targetPort` that counts the bytes sent through it. `onBytes` may cut every
- * connection, or hold the sender (reading no more from it) until a promise settles.
+ * connection (as a network failure would), or hold the sender (reading no more from it) until a
+ * promise settles. It reads no faster than the far end takes the bytes, so what it counted is
+ * what was on its way there, not a pile in the relay's memory.
  */
 export async function startRelay(targetPort: number, onBytes: (total: number, cut: () => void, hold: (until: Promise<unknown>) => void) => void): Promise<{ port: number; total: () => number; close(): void }> {
   let total = 0;

@@ -77,11 +77,6 @@ export async function stopSessionLiveJoints(db: Db, { actor, sessionId }: { acto
 }
 
 /**
- * Stores an arm's live readings as joint states of the active session following that command
- * (none: nothing happens). Readings come in LeRobot's units and are kept in the twin's radians,
- * converted with the arm's current calibration; a reading missing a joint is skipped.
- */
-/**
  * An agent's message (recordAgentMessage), and for live readings of a `joints.stream` a capture
  * follows, the same readings stored as the capture's joint states.
  */
@@ -91,6 +86,11 @@ export async function recordAgentMessageForCaptures(db: Db, { actor, message }: 
   return reply;
 }
 
+/**
+ * Stores an arm's live readings as joint states of the active session following that command
+ * (none: nothing happens). Readings come in LeRobot's units and are kept in the twin's radians,
+ * converted with the arm's current calibration; a reading missing a joint is skipped.
+ */
 export async function recordLiveJointSamples(db: Db, { actor, commandId, samples }: { actor: OrgActor; commandId: string; samples: JointSample[] }): Promise<JointState[]> {
   const session = await db.captureSession.findFirst({
     where: { liveCommandId: commandId, orgId: actor.orgId, status: "active" },
