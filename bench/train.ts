@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
+import { blobStore } from "../server/storage/blobs";
 
 // `npx tsx bench/train.ts` — training on a GPU host over SSH, against the same sshd:
 //   sync:    a 20-episode LeRobot v3.0 dataset (BENCH_EPISODES; 2 cameras × 5 s at 320x240,
@@ -112,7 +113,7 @@ try {
   const addEpisode = async (number: number) => {
     await writeRecording(raw, number);
     const episode = await db.episode.create({ data: { orgId: actor.orgId, datasetId: dataset.id, number, mode: "edge", task: "Pick the cube and place it in the bin", cameras: CAMERAS } });
-    await encodeEpisode(db, { episodeId: episode.id, settings, progress: silentProgress, isLastAttempt: true, commit: (d, episodeId, signal) => commitEpisode(d, { episodeId, settings, signal }) });
+    await encodeEpisode(db, { episodeId: episode.id, settings, progress: silentProgress, blobs: blobStore(), isLastAttempt: true, commit: (d, episodeId, signal) => commitEpisode(d, { episodeId, blobs: blobStore(), settings, signal }) });
   };
   /** The current build, copied aside (the next commit removes it) with its build id. */
   const snapshot = async (name: string) => {

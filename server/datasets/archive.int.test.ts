@@ -15,6 +15,7 @@ import { silentProgress } from "../jobs/progress";
 import { exportDataset, unpackUpload } from "./archive.service";
 import { runImport, startImport } from "./import.service";
 import { findDatasetRoot } from "./lerobot/source";
+import { blobStore } from "../storage/blobs";
 
 const run = promisify(execFile);
 const db = testDb();
@@ -61,7 +62,7 @@ describe("dataset archives", () => {
     expect(await listTree(root)).toEqual(await listTree(FIXTURE));
     const started = await startImport(db, { actor, repoId: `upload-${Date.now().toString(36)}`, sourceDir: path.join(staging, "content"), removeSource: true, from: "so101.tar.gz", settings: settings() });
     await db.$executeRaw`SELECT graphile_worker.remove_job(${started.jobId}::text)`;
-    expect(await runImport(db, { datasetId: started.datasetId, sourceDir: path.join(staging, "content"), removeSource: true, settings: settings(), progress: silentProgress })).toEqual({ episodes: 4, missingVideos: ["front", "top"], episodesWithoutVideo: [] });
+    expect(await runImport(db, { datasetId: started.datasetId, sourceDir: path.join(staging, "content"), removeSource: true, settings: settings(), blobs: blobStore(), progress: silentProgress })).toEqual({ episodes: 4, missingVideos: ["front", "top"], episodesWithoutVideo: [] });
     await expect(fs.stat(staging)).rejects.toThrow();
 
     const zip = path.join(tmp, "so101.zip");

@@ -15,6 +15,7 @@ import { bucketExportInput, bucketExportStatus, exportDatasetToBucket, startBuck
 import { PART_BYTES as EXPORT_PART_BYTES } from "../storage/s3-blob-store";
 import { datasetDir } from "./datasets.schemas";
 import { runImport, startImport } from "./import.service";
+import { blobStore } from "../storage/blobs";
 
 // A dataset written to a real S3 server (Swift's gateway) as a plain LeRobot v3.0 tree: the same
 // files byte for byte under the organisation's folder, info.json last, a second run skipping
@@ -84,7 +85,7 @@ beforeAll(async () => {
   repoId = `bucket-${Date.now().toString(36)}`;
   const started = await startImport(db, { actor, repoId, sourceDir: FIXTURE, removeSource: false, from: "so101-record-v3", settings: settings() });
   await db.$executeRaw`SELECT graphile_worker.remove_job(${started.jobId}::text)`;
-  await runImport(db, { datasetId: started.datasetId, sourceDir: FIXTURE, removeSource: false, settings: settings(), progress: silentProgress });
+  await runImport(db, { datasetId: started.datasetId, sourceDir: FIXTURE, removeSource: false, settings: settings(), blobs: blobStore(), progress: silentProgress });
   datasetId = started.datasetId;
   // A video larger than one part, so the tree holds a multipart object as real datasets do.
   const video = path.join(datasetDir(settings(), actor.orgId, repoId), "videos/observation.images.front/chunk-000/file-000.mp4");

@@ -6,7 +6,9 @@ import { AppError } from "../errors";
 import { Prisma } from "../generated/prisma/client";
 import { mediaTools } from "../media/ffmpeg";
 import { datasetDir, datasetStoreDir, featuresFromJson, featuresToJson } from "./datasets.schemas";
-import { episodeStoreDir, readStoredEpisode } from "./episode-store";
+import type { BlobStore } from "../storage/blob-store";
+import { localEpisodeDir } from "./episode-files";
+import { readStoredEpisode } from "./episode-store";
 import { datasetKeys, flatNames } from "./feature-map";
 import { buildLeRobotDataset, type BuildInput, type PreviousBuild } from "./lerobot/build";
 
@@ -53,7 +55,7 @@ const TX_OPTIONS = { maxWait: 10 * 60_000, timeout: 60 * 60_000 };
  * (datasetIndex 0..n-1 follows): an episode whose encoding finished after a later one's still
  * takes its place before it, and a restored episode goes back where it was.
  */
-export async function rebuildDataset(db: Db, { datasetId, settings, change, signal }: { datasetId: string; settings: BuilderEnv; change?: (tx: Tx) => Promise<void>; signal?: AbortSignal }): Promise<{ buildId: string | null; episodes: number }> {
+export async function rebuildDataset(db: Db, { datasetId, settings, blobs, change, signal }: { datasetId: string; settings: BuilderEnv; blobs: BlobStore; change?: (tx: Tx) => Promise<void>; signal?: AbortSignal }): Promise<{ buildId: string | null; episodes: number }> {
   return db.$transaction(async (tx) => {
     const [locked] = await tx.$queryRaw<{ id: string }[]>`SELECT "id" FROM "Dataset" WHERE "id" = ${datasetId}::uuid FOR UPDATE`;
     if (!locked) throw new AppError("NOT_FOUND", "The dataset was deleted");
@@ -74,7 +76,13 @@ export async function rebuildDataset(db: Db, { datasetId, settings, change, sign
       await tx.dataset.update({ where: { id: datasetId }, data: { buildId: null, builtAt: new Date() } });
       return { buildId: null, episodes: 0 };
     }
-    const stored = await Promise.all(episodes.map(async (e) => ({ e, dir: episodeStoreDir(settings, datasetId, e.id) })).map(async (p) => ({ ...(await p), stored: await readStoredEpisode((await p).dir) })));
+    // Each episode's folder is a cache of its files in the blob store: filled here if this
+    // machine lacks it.
+    const stored = [];
+    for (const e of episodes) {
+      const dir = await localEpisodeDir(blobs, settings, e);
+      stored.push({ e, dir, stored: await readStoredEpisode(dir) });
+    }
     const meta = metaFromFeatures(dataset);
     const fps = dataset.fps ?? stored[0].stored.fps;
     const cameras = meta.cameras ?? [...new Set(stored.flatMap((s) => Object.keys(s.stored.videos)))].sort();
@@ -137,12 +145,13 @@ async function removeOtherBuilds(settings: BuilderEnv, datasetId: string, curren
  * Adds an encoded episode to its dataset: it takes the next episode_index and the folder is
  * rebuilt. Committing an episode that is already in is a no-op.
  */
-export async function commitEpisode(db: Db, { episodeId, settings, signal }: { episodeId: string; settings: BuilderEnv; signal?: AbortSignal }): Promise<void> {
+export async function commitEpisode(db: Db, { episodeId, settings, blobs, signal }: { episodeId: string; settings: BuilderEnv; blobs: BlobStore; signal?: AbortSignal }): Promise<void> {
   const episode = await db.episode.findUnique({ where: { id: episodeId } });
   if (!episode) throw new AppError("NOT_FOUND", "The episode was deleted while it was encoded");
   await rebuildDataset(db, {
     datasetId: episode.datasetId,
     settings,
+    blobs,
     signal,
     change: async (tx) => {
       const current = await tx.episode.findUniqueOrThrow({ where: { id: episodeId } });

@@ -8,6 +8,8 @@ import { encodeEpisodeJob, importDatasetJob } from "../jobs/catalog";
 import { enqueue } from "../jobs/enqueue";
 import { rebuildDataset, type BuilderEnv } from "./builder.service";
 import { featureMapSchema, featuresFromJson, rawEpisodeDir, type DatasetDetail, type DatasetSummary, type EpisodeDetail, type EpisodeSummary } from "./datasets.schemas";
+import type { BlobStore } from "../storage/blob-store";
+import { episodeFilesOf, localEpisodeDir } from "./episode-files";
 import { episodeStoreDir, readStoredEpisode, storedVideoPath } from "./episode-store";
 import { datasetKeys } from "./feature-map";
 import { effectiveEpisodeStatus } from "./ingest.service";
@@ -152,18 +154,21 @@ export async function listEpisodes(db: Db, { orgId, datasetId }: { orgId: string
   return (await getDataset(db, { orgId, datasetId })).episodeList;
 }
 
-export async function getEpisode(db: Db, { orgId, episodeId, settings }: { orgId: string; episodeId: string; settings: { DATASETS_DIR: string } }): Promise<EpisodeDetail> {
+export async function getEpisode(db: Db, { orgId, episodeId, settings, blobs }: { orgId: string; episodeId: string; settings: { DATASETS_DIR: string }; blobs: BlobStore }): Promise<EpisodeDetail> {
   const episode = await findEpisode(db, orgId, episodeId);
   const jobs = await jobsFor(db, [episode]);
   const summary = toEpisodeSummary(episode, episode.jobId ? jobs.get(episode.jobId) : undefined, episode.dataset.fps);
-  const dir = episodeStoreDir(settings, episode.datasetId, episode.id);
-  const stored = episode.status === "ready" ? await readStoredEpisode(dir).catch(() => null) : null;
+  const files = episodeFilesOf(episode);
+  // Its rows from this machine's copy, fetched from the blob store when there is none (the
+  // videos play from the store and are not fetched).
+  const dir = episode.status === "ready" ? await localEpisodeDir(blobs, settings, episode, { only: ["episode.json"] }).catch(() => null) : null;
+  const stored = dir ? await readStoredEpisode(dir).catch(() => null) : null;
   const all = cameraList(episode.dataset, [episode]);
   const cameras = episode.dataset.featureMap ? all : episode.cameras.length ? episode.cameras : all;
   const videos = await Promise.all(
     cameras.map(async (camera) => {
       const v = stored?.videos[camera];
-      const exists = v ? await fs.stat(storedVideoPath(dir, camera)).then(() => true, () => false) : false;
+      const exists = !v || !dir ? false : files ? Boolean(files[`${camera}.mp4`]) : await fs.stat(storedVideoPath(dir, camera)).then(() => true, () => false);
       return { camera, url: exists ? `/api/datasets/${episode.datasetId}/episodes/${episode.id}/video/${camera}` : null, width: v?.width ?? null, height: v?.height ?? null };
     }),
   );
@@ -186,13 +191,14 @@ export async function getEpisode(db: Db, { orgId, episodeId, settings }: { orgId
 }
 
 /** Takes an episode out of the dataset (the folder is rebuilt without it); it can be restored. */
-export async function deleteEpisode(db: Db, { actor, episodeId, settings }: { actor: OrgActor; episodeId: string; settings: BuilderEnv }): Promise<{ id: string }> {
+export async function deleteEpisode(db: Db, { actor, episodeId, settings, blobs }: { actor: OrgActor; episodeId: string; settings: BuilderEnv; blobs: BlobStore }): Promise<{ id: string }> {
   const episode = await findEpisode(db, actor.orgId, episodeId);
   if (episode.deletedAt) return { id: episode.id };
   if (episode.status === "encoding") throw new AppError("CONFLICT", `Episode ${episode.number} is still encoding; delete it once it is done`);
   await rebuildDataset(db, {
     datasetId: episode.datasetId,
     settings,
+    blobs,
     change: async (tx) => {
       await tx.episode.update({ where: { id: episode.id }, data: { deletedAt: new Date() } });
       await recordAudit(tx, { orgId: actor.orgId, actor, action: "dataset.episode_delete", target: episode.id, data: { repoId: episode.dataset.repoId, number: episode.number } });
@@ -202,12 +208,13 @@ export async function deleteEpisode(db: Db, { actor, episodeId, settings }: { ac
 }
 
 /** Puts a deleted episode back where it was. */
-export async function restoreEpisode(db: Db, { actor, episodeId, settings }: { actor: OrgActor; episodeId: string; settings: BuilderEnv }): Promise<{ id: string }> {
+export async function restoreEpisode(db: Db, { actor, episodeId, settings, blobs }: { actor: OrgActor; episodeId: string; settings: BuilderEnv; blobs: BlobStore }): Promise<{ id: string }> {
   const episode = await findEpisode(db, actor.orgId, episodeId);
   if (!episode.deletedAt) return { id: episode.id };
   await rebuildDataset(db, {
     datasetId: episode.datasetId,
     settings,
+    blobs,
     change: async (tx) => {
       await tx.episode.update({ where: { id: episode.id }, data: { deletedAt: null } });
       await recordAudit(tx, { orgId: actor.orgId, actor, action: "dataset.episode_restore", target: episode.id, data: { repoId: episode.dataset.repoId, number: episode.number } });
@@ -217,12 +224,13 @@ export async function restoreEpisode(db: Db, { actor, episodeId, settings }: { a
 }
 
 /** Changes a task's text in every episode that has it (meta/tasks.parquet and meta/episodes). */
-export async function renameTask(db: Db, { actor, input, settings }: { actor: OrgActor; input: { datasetId: string; from: string; to: string }; settings: BuilderEnv }): Promise<{ episodes: number }> {
+export async function renameTask(db: Db, { actor, input, settings, blobs }: { actor: OrgActor; input: { datasetId: string; from: string; to: string }; settings: BuilderEnv; blobs: BlobStore }): Promise<{ episodes: number }> {
   const dataset = await findDataset(db, actor.orgId, input.datasetId);
   let changed = 0;
   await rebuildDataset(db, {
     datasetId: dataset.id,
     settings,
+    blobs,
     change: async (tx) => {
       changed = (await tx.episode.updateMany({ where: { datasetId: dataset.id, task: input.from }, data: { task: input.to } })).count;
       if (!changed) throw new AppError("NOT_FOUND", `No episode of ${dataset.repoId} has the task ${JSON.stringify(input.from).slice(0, 200)}`);
@@ -250,15 +258,20 @@ export async function retryEpisode(db: Db, { actor, episodeId, settings }: { act
   });
 }
 
-/** The stored MP4 of one camera of a ready episode, for streaming. */
-export async function episodeVideoFile(db: Db, { orgId, datasetId, episodeId, camera, settings }: { orgId: string; datasetId: string; episodeId: string; camera: string; settings: { DATASETS_DIR: string } }): Promise<string> {
+/**
+ * The stored MP4 of one camera of a ready episode, for streaming: its blob, or for an episode
+ * whose files are not in the blob store yet, the file in its folder.
+ */
+export async function episodeVideo(db: Db, { orgId, datasetId, episodeId, camera, settings }: { orgId: string; datasetId: string; episodeId: string; camera: string; settings: { DATASETS_DIR: string } }): Promise<{ sha256: string } | { file: string }> {
   const episode = await findEpisode(db, orgId, episodeId);
   if (episode.datasetId !== datasetId) throw new AppError("NOT_FOUND", "No such episode in this dataset");
   if (episode.status !== "ready") throw new AppError("NOT_FOUND", `Episode ${episode.number} has no video yet`);
   if (!episode.cameras.includes(camera)) throw new AppError("NOT_FOUND", `Episode ${episode.number} has no camera ${camera}`);
+  const blob = episodeFilesOf(episode)?.[`${camera}.mp4`];
+  if (blob) return { sha256: blob.sha256 };
   const file = storedVideoPath(episodeStoreDir(settings, datasetId, episodeId), camera);
   await fs.stat(file).catch(() => {
     throw new AppError("NOT_FOUND", `The ${camera} video of episode ${episode.number} is missing`);
   });
-  return file;
+  return { file };
 }

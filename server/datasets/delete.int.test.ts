@@ -14,6 +14,7 @@ import { getDataset } from "./datasets.service";
 import { deleteDataset, deleteDatasetRows } from "./delete.service";
 import { encodeEpisode } from "./encode.service";
 import { registerRawEpisode } from "./ingest.service";
+import { blobStore } from "../storage/blobs";
 
 // Deleting a whole dataset, on real files under this run's GANTRY_HOME (DATASETS_DIR and
 // EDGE_UPLOAD_DIR) and the run's database. Episodes are encoded here without a worker.
@@ -44,7 +45,7 @@ async function makeDataset(repoId: string, { frames = 3 } = {}) {
   const dataset = await db.dataset.create({ data: { orgId: admin.orgId, repoId } });
   await writeRawEpisode(raw, { number: 0, frames, cameras: ["front"] });
   const ready = await db.episode.create({ data: { orgId: admin.orgId, datasetId: dataset.id, number: 0, mode: "edge", task: "pick" } });
-  await encodeEpisode(db, { episodeId: ready.id, settings: env(), progress: silentProgress, isLastAttempt: true, commit: (d, episodeId) => commitEpisode(d, { episodeId, settings: env() }) });
+  await encodeEpisode(db, { episodeId: ready.id, settings: env(), progress: silentProgress, blobs: blobStore(), isLastAttempt: true, commit: (d, episodeId) => commitEpisode(d, { episodeId, blobs: blobStore(), settings: env() }) });
   await writeRawEpisode(raw, { number: 1, frames: 2, cameras: ["front"] });
   await db.episode.create({ data: { orgId: admin.orgId, datasetId: dataset.id, number: 1, mode: "edge", status: "failed", error: "Camera front: frame 1 is cut short" } });
   return { id: dataset.id, repoId, raw, link: datasetDir(env(), admin.orgId, repoId), store: datasetStoreDir(env(), dataset.id), readyEpisodeId: ready.id };
@@ -132,7 +133,7 @@ describe("deleteDataset", () => {
     await writeRawEpisode(rawEpisodeDir(env(), admin.orgId, repoId), { number: 0, frames: 2, cameras: ["wrist"] });
     const registered = await registerRawEpisode(db, { orgId: admin.orgId, createdById: admin.userId, repoId, episodeIndex: 0, mode: "edge" });
     await db.$executeRaw`SELECT graphile_worker.remove_job(${registered.jobId}::text)`;
-    await encodeEpisode(db, { episodeId: registered.episodeId, settings: env(), progress: silentProgress, isLastAttempt: true, commit: (d, episodeId) => commitEpisode(d, { episodeId, settings: env() }) });
+    await encodeEpisode(db, { episodeId: registered.episodeId, settings: env(), progress: silentProgress, blobs: blobStore(), isLastAttempt: true, commit: (d, episodeId) => commitEpisode(d, { episodeId, blobs: blobStore(), settings: env() }) });
     await db.job.update({ where: { id: registered.jobId! }, data: { status: "succeeded", finishedAt: new Date() } });
     const fresh = await db.dataset.findUniqueOrThrow({ where: { orgId_repoId: { orgId: admin.orgId, repoId } } });
     expect(fresh.id).not.toBe(old.id);

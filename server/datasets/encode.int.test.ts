@@ -1,3 +1,4 @@
+import crypto from "node:crypto";
 import { execFile } from "node:child_process";
 import fs from "node:fs/promises";
 import path from "node:path";
@@ -17,6 +18,8 @@ import { datasetDir, rawEpisodeDir } from "./datasets.schemas";
 import { mediaTools } from "../media/ffmpeg";
 import { encodeCamera, encodeEpisode, encodeSettingsFrom } from "./encode.service";
 import { getIngestStatus, registerRawEpisode } from "./ingest.service";
+import { blobStore } from "../storage/blobs";
+import { episodeFilesOf } from "./episode-files";
 
 // The encoding job through a real worker and real ffmpeg/ffprobe, on a database of its own so
 // no other test file's worker takes these jobs. Written parquet is read back with hyparquet.
@@ -196,12 +199,13 @@ describe("encoding episodes into a LeRobot v3.0 dataset", () => {
     let commits = 0;
     const commit = async (d: Db, episodeId: string) => {
       commits++;
-      await commitEpisode(d, { episodeId, settings });
+      await commitEpisode(d, { episodeId, blobs: blobStore(), settings });
     };
     const first = encodeEpisode(db, {
       episodeId: r.episodeId,
       settings,
       progress: silentProgress,
+      blobs: blobStore(),
       signal: stop.signal,
       isLastAttempt: false,
       commit,
@@ -229,12 +233,13 @@ describe("encoding episodes into a LeRobot v3.0 dataset", () => {
     const finished = path.join(store, "front.mp4");
     const frames = (await fs.readdir(path.join(raw, "images/front/episode-0"))).map((f) => path.join(raw, "images/front/episode-0", f)).sort((a, b) => Number(/(\d+)\.png$/.exec(a)![1]) - Number(/(\d+)\.png$/.exec(b)![1]));
     await encodeCamera({ tools: mediaTools(settings), camera: "front", frames, fps: 30, output: finished, settings: encodeSettingsFrom(settings) });
-    const inode = (await fs.stat(finished)).ino;
+    const encoded = crypto.createHash("sha256").update(await fs.readFile(finished)).digest("hex");
     const logged: string[] = [];
-    await encodeEpisode(db, { episodeId: r.episodeId, settings, progress: { ...silentProgress, log: async (m) => void logged.push(m) }, isLastAttempt: false, commit });
+    await encodeEpisode(db, { episodeId: r.episodeId, settings, progress: { ...silentProgress, log: async (m) => void logged.push(m) }, blobs: blobStore(), isLastAttempt: false, commit });
     expect(logged).toContain("Keeping the front video an earlier attempt finished");
-    expect((await fs.stat(finished)).ino).toBe(inode);
-    await encodeEpisode(db, { episodeId: r.episodeId, settings, progress: silentProgress, isLastAttempt: false, commit });
+    // Stored as it was (the folder's copy is now the blob store's own file).
+    expect(episodeFilesOf(await db.episode.findUniqueOrThrow({ where: { id: r.episodeId } }))?.["front.mp4"].sha256).toBe(encoded);
+    await encodeEpisode(db, { episodeId: r.episodeId, settings, progress: silentProgress, blobs: blobStore(), isLastAttempt: false, commit });
     expect(commits).toBe(1);
     const episodes = await db.episode.findMany({ where: { dataset: { repoId } } });
     expect(episodes.map((e) => [e.status, e.datasetIndex])).toEqual([["ready", 0]]);

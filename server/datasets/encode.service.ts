@@ -8,7 +8,9 @@ import type { ProgressReporter } from "../jobs/progress";
 import { codecOptions, encodeFrames, mediaTools, probeVideo, sampleFramesRgb, type EncodeSettings, type MediaTools, type VideoProbe } from "../media/ffmpeg";
 import { probeOwnMp4 } from "../media/mp4-index";
 import { checkPngEnds, checkPngFile } from "../media/png";
+import type { BlobStore } from "../storage/blob-store";
 import { rawEpisodeDir } from "./datasets.schemas";
+import { storeEpisodeFiles } from "./episode-files";
 import { episodeStoreDir, storedVideoPath, tempPath, writeStoredEpisode, type StoredEpisode } from "./episode-store";
 import { imageStats, sampleIndices } from "./lerobot/stats";
 import { findRawEpisode, fpsFromRows, listFrames, readFrameRows, type RawEpisode } from "./raw-episode";
@@ -186,6 +188,8 @@ export interface EncodeEpisodeInput {
   signal?: AbortSignal;
   /** The episode is marked failed when this attempt fails and no retry follows. */
   isLastAttempt: boolean;
+  /** Where the episode's files are kept once encoded (the folder is their cache). */
+  blobs: BlobStore;
   /** Adds the encoded episode to its dataset (the builder). */
   commit: (db: Db, episodeId: string, signal?: AbortSignal) => Promise<void>;
 }
@@ -278,6 +282,8 @@ export async function encodeEpisode(db: Db, input: EncodeEpisodeInput): Promise<
     });
     await writeStoredEpisode(dir, { fps, rows, videos, imageStats: stats });
     await db.episode.update({ where: { id: episode.id }, data: { fps, length: rows.length, cameras: Object.keys(videos).sort() } });
+    await progress.step("Storing the episode's files", 0.91);
+    await storeEpisodeFiles(db, input.blobs, { episodeId: episode.id, dir, signal });
 
     await progress.step("Adding the episode to the dataset", 0.92);
     await input.commit(db, episode.id, signal);

@@ -23,6 +23,7 @@ import { datasetDir } from "./datasets.schemas";
 import { getDataset, getEpisode, listDatasets } from "./datasets.service";
 import { importDatasetFromFolder, inspectDataset, runImport } from "./import.service";
 import { importStaged } from "./upload-import.service";
+import { blobStore } from "../storage/blobs";
 
 // Datasets made by other people: features named otherwise than LeRobot's recorder names them
 // (`actions`, `state`, a camera called `image`), episodes whose MP4s are missing, files cut
@@ -57,7 +58,7 @@ async function runQueued(jobId: string) {
   const job = await db.job.findUniqueOrThrow({ where: { id: jobId } });
   await db.$executeRaw`SELECT graphile_worker.remove_job(${jobId}::text)`;
   const payload = importDatasetJob.payload.parse(job.payload);
-  return runImport(db, { ...payload, settings: settings(), progress: silentProgress });
+  return runImport(db, { ...payload, settings: settings(), blobs: blobStore(), progress: silentProgress });
 }
 
 const readRows = async (file: string) => (await parquetReadObjects({ file: await asyncBufferFromFile(file) })) as Record<string, unknown>[];
@@ -122,7 +123,7 @@ describe("features named otherwise", () => {
     expect(detail).toMatchObject({ cameras: ["image"], missingVideos: [], episodesWithoutVideo: [], importStatus: "imported", episodes: { ready: 3 }, totalFrames: 36 });
     expect(detail.jointNames).toEqual({ action: JOINTS, state: JOINTS });
     expect(detail.featureMap).toEqual({ action: "actions", state: "state", cameras: [{ camera: "image", key: "image" }], dropped: inspection.dropped });
-    const episode = await getEpisode(db, { orgId: actor.orgId, episodeId: detail.episodeList[2].id, settings: env() });
+    const episode = await getEpisode(db, { orgId: actor.orgId, episodeId: detail.episodeList[2].id, settings: env(), blobs: blobStore() });
     expect(episode.videos).toEqual([{ camera: "image", url: expect.stringMatching(/\/video\/image$/), width: 64, height: 48 }]);
     expect(episode.frames!.action[0]).toHaveLength(6);
 
@@ -198,7 +199,7 @@ describe("episodes whose videos are missing", () => {
       [1, ["image"], null],
       [4, ["image"], null],
     ]);
-    const gap = await getEpisode(db, { orgId: actor.orgId, episodeId: detail.episodeList.find((e) => e.number === 4)!.id, settings: env() });
+    const gap = await getEpisode(db, { orgId: actor.orgId, episodeId: detail.episodeList.find((e) => e.number === 4)!.id, settings: env(), blobs: blobStore() });
     expect(gap.episode.missingVideos).toEqual(["image"]);
     expect(gap.videos).toEqual([{ camera: "image", url: null, width: null, height: null }]);
     expect(gap.frames!.state).toHaveLength(8);

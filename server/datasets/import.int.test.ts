@@ -17,6 +17,7 @@ import { deleteEpisode, getDataset, getEpisode, renameTask, restoreEpisode } fro
 import { encodeEpisode } from "./encode.service";
 import { parquetBytes } from "./lerobot/parquet";
 import { importDatasetFromFolder, runImport } from "./import.service";
+import { blobStore } from "../storage/blobs";
 
 // Imports run here without a worker (runImport is what the job calls), so this file needs no
 // queue of its own. The fixture is a real LeRobot v3.0 recording whose videos were left out.
@@ -43,7 +44,7 @@ async function importFolder(folder: string, repoId: string, progress = silentPro
   const job = await db.job.findUniqueOrThrow({ where: { id: started.jobId } });
   const payload = job.payload as { datasetId: string; sourceDir: string; removeSource: boolean };
   await db.$executeRaw`SELECT graphile_worker.remove_job(${started.jobId}::text)`;
-  const result = await runImport(db, { ...payload, settings: settings(), progress });
+  const result = await runImport(db, { ...payload, settings: settings(), blobs: blobStore(), progress });
   return { ...started, result };
 }
 
@@ -68,7 +69,7 @@ describe("importing LeRobot datasets", () => {
     expect(detail.tasks).toEqual([{ text: "Pick the orange cube and place it in the box", episodes: 4 }]);
     expect(detail.episodeList.map((e) => e.length)).toEqual([373, 374, 372, 373]);
 
-    const episode = await getEpisode(db, { orgId: actor.orgId, episodeId: detail.episodeList[1].id, settings: settings() });
+    const episode = await getEpisode(db, { orgId: actor.orgId, episodeId: detail.episodeList[1].id, settings: settings(), blobs: blobStore() });
     expect(episode.frames!.state).toHaveLength(374);
     expect(episode.frames!.action[0]).toHaveLength(6);
     expect(episode.videos).toEqual([
@@ -120,7 +121,7 @@ describe("importing LeRobot datasets", () => {
     for (const [number, frames] of [[0, 15], [1, 10]]) {
       await writeRawEpisode(rawEpisodeDir(env(), actor.orgId, repoId), { number, frames });
       const e = await db.episode.create({ data: { orgId: actor.orgId, datasetId: dataset.id, number, mode: "edge", task: `task ${number}` } });
-      await encodeEpisode(db, { episodeId: e.id, settings: env(), progress: silentProgress, isLastAttempt: true, commit: (d, episodeId) => commitEpisode(d, { episodeId, settings: env() }) });
+      await encodeEpisode(db, { episodeId: e.id, settings: env(), progress: silentProgress, blobs: blobStore(), isLastAttempt: true, commit: (d, episodeId) => commitEpisode(d, { episodeId, blobs: blobStore(), settings: env() }) });
     }
     const copy = path.join(importRoot, `edge-copy-${unique()}`);
     await fs.cp(datasetDir(env(), actor.orgId, repoId), copy, { recursive: true, dereference: true });
@@ -128,7 +129,7 @@ describe("importing LeRobot datasets", () => {
     expect(imported.result).toEqual({ episodes: 2, missingVideos: [], episodesWithoutVideo: [] });
     const detail = await getDataset(db, { orgId: actor.orgId, datasetId: imported.datasetId });
     expect(detail.episodeList.map((e) => [e.length, e.task, e.cameras])).toEqual([[15, "task 0", ["front", "wrist"]], [10, "task 1", ["front", "wrist"]]]);
-    const second = await getEpisode(db, { orgId: actor.orgId, episodeId: detail.episodeList[1].id, settings: env() });
+    const second = await getEpisode(db, { orgId: actor.orgId, episodeId: detail.episodeList[1].id, settings: env(), blobs: blobStore() });
     expect(second.videos[0].url).toMatch(/\/video\/front$/);
     const importedRoot = datasetDir(env(), actor.orgId, `${detail.repoId}`);
     expect(await probeFrames(path.join(importedRoot, "videos/observation.images.wrist/chunk-000/file-000.mp4"))).toBe(25);
@@ -187,7 +188,7 @@ describe("importing LeRobot datasets", () => {
     const readInfo = async () => JSON.parse(await fs.readFile(path.join(root, "meta/info.json"), "utf8"));
     const before = await getDataset(db, { orgId: actor.orgId, datasetId });
     const second = before.episodeList[1];
-    await deleteEpisode(db, { actor, episodeId: second.id, settings: env() });
+    await deleteEpisode(db, { actor, episodeId: second.id, settings: env(), blobs: blobStore() });
     expect(await readInfo()).toMatchObject({ total_episodes: 3, total_frames: 1492 - 374, splits: { train: "0:3" } });
     const data = (await parquetReadObjects({ file: await asyncBufferFromFile(path.join(root, "data/chunk-000/file-000.parquet")), columns: ["episode_index", "index"] })) as { episode_index: bigint; index: bigint }[];
     expect([...new Set(data.map((r) => Number(r.episode_index)))]).toEqual([0, 1, 2]);
@@ -199,15 +200,15 @@ describe("importing LeRobot datasets", () => {
     expect(builds).toHaveLength(1);
     expect(path.basename(await fs.readlink(root))).toBe(builds[0]);
 
-    await restoreEpisode(db, { actor, episodeId: second.id, settings: env() });
+    await restoreEpisode(db, { actor, episodeId: second.id, settings: env(), blobs: blobStore() });
     const restored = await getDataset(db, { orgId: actor.orgId, datasetId });
     expect(restored.episodeList.map((e) => [e.id, e.datasetIndex])).toEqual(before.episodeList.map((e) => [e.id, e.datasetIndex]));
     expect(await readInfo()).toMatchObject({ total_episodes: 4, total_frames: 1492 });
 
-    await renameTask(db, { actor, input: { datasetId, from: "Pick the orange cube and place it in the box", to: "Pick the orange cube" }, settings: env() });
+    await renameTask(db, { actor, input: { datasetId, from: "Pick the orange cube and place it in the box", to: "Pick the orange cube" }, settings: env(), blobs: blobStore() });
     const tasks = (await parquetReadObjects({ file: await asyncBufferFromFile(path.join(root, "meta/tasks.parquet")) })) as Record<string, unknown>[];
     expect(tasks).toEqual([{ task_index: 0n, __index_level_0__: "Pick the orange cube" }]);
-    await expect(renameTask(db, { actor, input: { datasetId, from: "nope", to: "x" }, settings: env() })).rejects.toMatchObject({ code: "NOT_FOUND" });
+    await expect(renameTask(db, { actor, input: { datasetId, from: "nope", to: "x" }, settings: env(), blobs: blobStore() })).rejects.toMatchObject({ code: "NOT_FOUND" });
     expect(await readInfo()).toMatchObject({ total_episodes: 4 });
   });
 });

@@ -9,10 +9,12 @@ import { importDatasetJob } from "../jobs/catalog";
 import { enqueue } from "../jobs/enqueue";
 import type { ProgressReporter } from "../jobs/progress";
 import { codecOptions, encodeSegment, mediaTools, probeVideo, sampleFramesRgb, type MediaTools } from "../media/ffmpeg";
+import type { BlobStore } from "../storage/blob-store";
 import { rebuildDataset } from "./builder.service";
 import { featuresToJson, parseRepoId, type FeatureMap, type ImportInspection, type ImportMapping, type StoredFeature } from "./datasets.schemas";
 import { deleteDataset, type DeleteDatasetEnv } from "./delete.service";
 import type { EncodeEnv } from "./encode.service";
+import { storeEpisodeFiles } from "./episode-files";
 import { episodeStoreDir, storedVideoPath, tempPath, writeStoredEpisode, type StoredEpisode } from "./episode-store";
 import { detectFeatures, extraKeys, flatNames, resolveFeatureMap } from "./feature-map";
 import { declaredEpisodes, findDatasetRoot, readSourceEpisodes } from "./lerobot/source";
@@ -133,6 +135,8 @@ export interface ImportJobInput {
   /** The person's mapping; the proposal when left out. */
   mapping?: ImportMapping;
   settings: ImportSettings;
+  /** Where the episodes' files are kept (their folders are a cache). */
+  blobs: BlobStore;
   progress: ProgressReporter;
   signal?: AbortSignal;
 }
@@ -148,7 +152,7 @@ export interface ImportResult {
 const list = (items: Array<string | number>) => (items.length <= 1 ? items.join("") : `${items.slice(0, -1).join(", ")} and ${items.at(-1)}`);
 
 /** The import job: reads the source, stores each episode, writes the v3.0 dataset. Safe to run again. */
-export async function runImport(db: Db, { datasetId, sourceDir, removeSource, mapping, settings, progress, signal }: ImportJobInput): Promise<ImportResult> {
+export async function runImport(db: Db, { datasetId, sourceDir, removeSource, mapping, settings, blobs, progress, signal }: ImportJobInput): Promise<ImportResult> {
   const dataset = await db.dataset.findUnique({ where: { id: datasetId } });
   if (!dataset) throw new AppError("NOT_FOUND", "The dataset was deleted before it was imported");
   await progress.step("Reading the dataset", 0.02);
@@ -203,6 +207,7 @@ export async function runImport(db: Db, { datasetId, sourceDir, removeSource, ma
         stats[camera] = imageStats(sampled.pixels, sampled.frames);
       }
       await writeStoredEpisode(dir, { fps, rows: e.rows, videos, imageStats: stats });
+      await storeEpisodeFiles(db, blobs, { episodeId: episode.id, dir, signal });
     }
     if (withoutVideo.length) await progress.log(`Episode${withoutVideo.length === 1 ? "" : "s"} ${list(withoutVideo)} ha${withoutVideo.length === 1 ? "s" : "ve"} no video for a camera the others have: imported and flagged, and kept out of the dataset's files`, "warn");
 
@@ -211,6 +216,7 @@ export async function runImport(db: Db, { datasetId, sourceDir, removeSource, ma
     await rebuildDataset(db, {
       datasetId,
       settings,
+      blobs,
       signal,
       change: async (tx) => {
         await tx.dataset.update({

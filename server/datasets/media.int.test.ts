@@ -16,6 +16,7 @@ import { listEncoders, mediaTools, probeVideo } from "../media/ffmpeg";
 import { commitEpisode } from "./builder.service";
 import { rawEpisodeDir } from "./datasets.schemas";
 import { encodeCamera, encodeEpisode } from "./encode.service";
+import { blobStore } from "../storage/blobs";
 
 const run = promisify(execFile);
 const db = testDb();
@@ -52,7 +53,7 @@ describe("media", () => {
     const dataset = await db.dataset.create({ data: { orgId: actor.orgId, repoId } });
     await writeRawEpisode(rawEpisodeDir(env(), actor.orgId, repoId), { number: 0, frames: 30, cameras: ["front"] });
     const e = await db.episode.create({ data: { orgId: actor.orgId, datasetId: dataset.id, number: 0, mode: "edge" } });
-    await encodeEpisode(db, { episodeId: e.id, settings: env(), progress: silentProgress, isLastAttempt: true, commit: (d, episodeId) => commitEpisode(d, { episodeId, settings: env() }) });
+    await encodeEpisode(db, { episodeId: e.id, settings: env(), progress: silentProgress, blobs: blobStore(), isLastAttempt: true, commit: (d, episodeId) => commitEpisode(d, { episodeId, blobs: blobStore(), settings: env() }) });
     const cookie = await sessionCookie(db, actor.userId);
     const call = (headers: Record<string, string>, camera = "front") =>
       videoRoute(new Request(`http://localhost/api/datasets/${dataset.id}/episodes/${e.id}/video/${camera}`, { headers: { cookie, ...headers } }), { params: Promise.resolve({ id: dataset.id, episodeId: e.id, camera }) });

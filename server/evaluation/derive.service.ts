@@ -8,7 +8,9 @@ import { recordAudit } from "../audit/audit.service";
 import { parseRepoId } from "../datasets/datasets.schemas";
 import { rebuildDataset, type BuilderEnv } from "../datasets/builder.service";
 import { deleteDataset, type DeleteDatasetEnv } from "../datasets/delete.service";
+import { localEpisodeDir } from "../datasets/episode-files";
 import { episodeStoreDir } from "../datasets/episode-store";
+import type { BlobStore } from "../storage/blob-store";
 import { Prisma } from "../generated/prisma/client";
 import { FLAGS, flagSchema, reportSchema, type Flag } from "./evaluation.schemas";
 
@@ -35,7 +37,7 @@ async function linkEpisodeFiles(from: string, to: string): Promise<void> {
   }
 }
 
-export async function excludeFlaggedEpisodes(db: Db, { actor, input, settings }: { actor: OrgActor; input: z.output<typeof deriveDatasetInput>; settings: BuilderEnv & DeleteDatasetEnv }): Promise<{ datasetId: string; kept: number; excluded: number[] }> {
+export async function excludeFlaggedEpisodes(db: Db, { actor, input, settings, blobs }: { actor: OrgActor; input: z.output<typeof deriveDatasetInput>; settings: BuilderEnv & DeleteDatasetEnv; blobs: BlobStore }): Promise<{ datasetId: string; kept: number; excluded: number[] }> {
   const evaluation = await db.datasetEvaluation.findFirst({ where: { id: input.evaluationId, orgId: actor.orgId }, include: { dataset: true } });
   if (!evaluation) throw new AppError("NOT_FOUND", "That evaluation does not exist in this organisation");
   if (evaluation.status !== "succeeded" || !evaluation.report) throw new AppError("CONFLICT", "This evaluation has no findings to act on; score the dataset first");
@@ -72,10 +74,11 @@ export async function excludeFlaggedEpisodes(db: Db, { actor, input, settings }:
   }
   try {
     for (const [i, e] of kept.entries()) {
-      const episode = await db.episode.create({ data: { orgId: actor.orgId, datasetId, number: i, status: "ready", mode: e.mode, task: e.task, fps: e.fps, length: e.length, cameras: e.cameras, missingVideos: e.missingVideos, datasetIndex: i, createdById: actor.userId } });
-      await linkEpisodeFiles(episodeStoreDir(settings, source.id, e.id), episodeStoreDir(settings, datasetId, episode.id));
+      // The same blobs: an episode's files are named by their content.
+      const episode = await db.episode.create({ data: { orgId: actor.orgId, datasetId, number: i, status: "ready", mode: e.mode, task: e.task, fps: e.fps, length: e.length, cameras: e.cameras, missingVideos: e.missingVideos, storedFiles: e.storedFiles ?? Prisma.DbNull, datasetIndex: i, createdById: actor.userId } });
+      await linkEpisodeFiles(await localEpisodeDir(blobs, settings, e), episodeStoreDir(settings, datasetId, episode.id));
     }
-    await rebuildDataset(db, { datasetId, settings });
+    await rebuildDataset(db, { datasetId, settings, blobs });
   } catch (error) {
     // Nothing half-made stays behind under the new name: its rows, its episodes' files and any
     // build go the way of any deleted dataset (the person who made it may remove it).

@@ -16,9 +16,11 @@ import os from "node:os";
 import { startImport } from "../datasets/import.service";
 import { rebuildDataset } from "../datasets/builder.service";
 import { episodeStoreDir, readStoredEpisode, writeStoredEpisode } from "../datasets/episode-store";
+import { storeEpisodeFiles } from "../datasets/episode-files";
 import { excludeFlaggedEpisodes } from "./derive.service";
 import { cancelJob } from "../jobs/jobs.service";
 import { writeV3Dataset } from "../../tests/helpers/lerobot-datasets";
+import { blobStore } from "../storage/blobs";
 
 // Scoring through the job queue (a worker of this test's own database) on the real SO-101
 // recording kept in the repository, the quality gate a training run must pass, and bad input.
@@ -110,7 +112,7 @@ describe("scoring a dataset", { timeout: 120_000 }, () => {
     expect(await said(first.jobId)).not.toMatch(/unchanged since an earlier scoring/);
     // A new build of the same episodes (as after a change that leaves their videos alone): its report
     // cannot be reused, but the videos of the two episodes whose frames the report does not show are not read again.
-    await rebuildDataset(db, { datasetId: id, settings: env() });
+    await rebuildDataset(db, { datasetId: id, settings: env(), blobs: blobStore() });
     const second = await startEvaluation(db, { actor: operator, input: { datasetId: id, metrics: ["h", "v"], framesPerEpisode: 4 } });
     const secondRow = await finished(second.evaluationId);
     expect(secondRow.status, secondRow.error ?? "").toBe("succeeded");
@@ -208,7 +210,8 @@ describe("scoring a dataset", { timeout: 120_000 }, () => {
     const dir = episodeStoreDir(env(), id, episodes[2].id);
     const stored = await readStoredEpisode(dir);
     await writeStoredEpisode(dir, { ...stored, rows: stored.rows.map((r) => ({ ...r, "observation.state": r["observation.state"].map((v, j) => (j === 2 ? 40 : v)) })) });
-    await rebuildDataset(db, { datasetId: id, settings: env() });
+    await storeEpisodeFiles(db, blobStore(), { episodeId: episodes[2].id, dir });
+    await rebuildDataset(db, { datasetId: id, settings: env(), blobs: blobStore() });
 
     const { evaluationId: scored } = await startEvaluation(db, { actor: operator, input: { datasetId: id, metrics: ["t", "r"], framesPerEpisode: 4 } });
     const scoredRow = await finished(scored);
@@ -216,7 +219,7 @@ describe("scoring a dataset", { timeout: 120_000 }, () => {
     const report = (await getEvaluation(db, { orgId: admin.orgId, evaluationId: scored })).report!;
     expect(report.episodes.filter((e) => e.findings.length).map((e) => [e.index, e.findings.map((f) => f.flag)])).toEqual([[2, ["frozen-joint"]]]);
 
-    const derived = await excludeFlaggedEpisodes(db, { actor: operator, input: { evaluationId: scored, repoId: `${repoId}-clean` }, settings: env() });
+    const derived = await excludeFlaggedEpisodes(db, { actor: operator, input: { evaluationId: scored, repoId: `${repoId}-clean` }, settings: env(), blobs: blobStore() });
     expect(derived).toMatchObject({ kept: 3, excluded: [2] });
     const kept = await db.episode.findMany({ where: { datasetId: derived.datasetId }, orderBy: { datasetIndex: "asc" } });
     expect(kept.map((e) => [e.datasetIndex, e.length])).toEqual([0, 1, 3].map((i, n) => [n, episodes[i].length]));
@@ -232,15 +235,20 @@ describe("scoring a dataset", { timeout: 120_000 }, () => {
     expect((await getEvaluation(db, { orgId: admin.orgId, evaluationId: again })).report!.episodes.flatMap((e) => e.findings)).toEqual([]);
     // The source is untouched, and the name cannot be taken twice.
     expect(await db.episode.count({ where: { datasetId: id, deletedAt: null } })).toBe(4);
-    await expect(excludeFlaggedEpisodes(db, { actor: operator, input: { evaluationId: scored, repoId: `${repoId}-clean` }, settings: env() })).rejects.toMatchObject({ code: "CONFLICT" });
+    await expect(excludeFlaggedEpisodes(db, { actor: operator, input: { evaluationId: scored, repoId: `${repoId}-clean` }, settings: env(), blobs: blobStore() })).rejects.toMatchObject({ code: "CONFLICT" });
 
-    // A derive that fails half-way (an episode's files gone from under it) leaves nothing behind under its name.
+    // A derive that fails half-way (an episode's files gone from under it: from this machine
+    // and from the blob store) leaves nothing behind under its name.
     const away = `${episodeStoreDir(env(), id, episodes[3].id)}.away`;
     fs.renameSync(episodeStoreDir(env(), id, episodes[3].id), away);
+    const storedFiles = (await db.episode.findUniqueOrThrow({ where: { id: episodes[3].id } })).storedFiles!;
+    await db.episode.update({ where: { id: episodes[3].id }, data: { storedFiles: { "episode.json": { sha256: "0".repeat(64), bytes: 10 } } } });
     try {
-      await expect(excludeFlaggedEpisodes(db, { actor: operator, input: { evaluationId: scored, repoId: `${repoId}-broken` }, settings: env() })).rejects.toThrow();
+      await expect(excludeFlaggedEpisodes(db, { actor: operator, input: { evaluationId: scored, repoId: `${repoId}-broken` }, settings: env(), blobs: blobStore() })).rejects.toThrow(/episode.json of episode 3 is not on this machine/);
     } finally {
+      fs.rmSync(episodeStoreDir(env(), id, episodes[3].id), { recursive: true, force: true });
       fs.renameSync(away, episodeStoreDir(env(), id, episodes[3].id));
+      await db.episode.update({ where: { id: episodes[3].id }, data: { storedFiles } });
     }
     expect(await db.dataset.findFirst({ where: { orgId: admin.orgId, repoId: `${repoId}-broken` } })).toBeNull();
     expect(fs.existsSync(path.join(env().DATASETS_DIR, admin.orgId, ...`${repoId}-broken`.split("/")))).toBe(false);

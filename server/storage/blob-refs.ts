@@ -11,6 +11,7 @@ import type { Db } from "../db";
 //   CaptureChunk.sha256            a capture's chunk manifests
 //   CaptureSnapshot.sourceSha256   a trainer's splat file as sent
 //   CaptureSnapshot.spzSha256      and its SPZ
+//   Episode.storedFiles.*.sha256   an episode's episode.json and videos (deleted episodes too: they can be restored)
 //   Job.payload (queued, running)  a job's inputs kept as blobs: a sealed hub token, a test vector
 //
 // Not references: DeviceHealthSample.sha256 (what a check saw on a device).
@@ -22,6 +23,8 @@ export async function namedBlobs(db: Db, shas: string[]): Promise<Set<string>> {
     SELECT "sha256" FROM "ModelVersion" WHERE "sha256" = ANY(${shas}::text[])
     UNION SELECT f->>'sha256' FROM "ModelVersion" v, jsonb_array_elements(CASE WHEN jsonb_typeof(v."files") = 'array' THEN v."files" ELSE '[]'::jsonb END) f
       WHERE f->>'sha256' = ANY(${shas}::text[])
+    UNION SELECT f.value->>'sha256' FROM "Episode" e, jsonb_each(CASE WHEN jsonb_typeof(e."storedFiles") = 'object' THEN e."storedFiles" ELSE '{}'::jsonb END) f
+      WHERE f.value->>'sha256' = ANY(${shas}::text[])
     UNION SELECT "currentSha256" FROM "Device" WHERE "currentSha256" = ANY(${shas}::text[])
     UNION SELECT "sha256" FROM "CaptureFrame" WHERE "sha256" = ANY(${shas}::text[])
     UNION SELECT "sha256" FROM "CaptureChunk" WHERE "sha256" = ANY(${shas}::text[])

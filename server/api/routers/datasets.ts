@@ -12,7 +12,7 @@ import { deleteDataset } from "../../datasets/delete.service";
 import { deleteEpisode, getDataset, getEpisode, listDatasets, listEpisodes, renameTask, restoreEpisode, retryEpisode } from "../../datasets/datasets.service";
 import { bucketExportInput, bucketExportStatus, bucketExportStatusSchema, startBucketExport } from "../../datasets/bucket-export.service";
 import { env } from "../../env";
-import { s3BucketSettings } from "../../storage/blobs";
+import { blobStore, s3BucketSettings } from "../../storage/blobs";
 import { orgProcedure, router } from "../trpc";
 
 const idOutput = z.object({ id: z.uuid() });
@@ -23,10 +23,10 @@ export const datasetsRouter = router({
   /** A dataset's episodes (deleted ones last), with their encoding status and progress. */
   episodes: orgProcedure("viewer").input(datasetIdInput).output(z.array(episodeSummarySchema)).query(({ ctx, input }) => listEpisodes(ctx.db, { orgId: ctx.orgActor.orgId, datasetId: input.datasetId })),
   /** One episode with its per-frame state and action (for the plots) and its video links. */
-  episode: orgProcedure("viewer").input(episodeIdInput).output(episodeDetailSchema).query(({ ctx, input }) => getEpisode(ctx.db, { orgId: ctx.orgActor.orgId, episodeId: input.episodeId, settings: env() })),
-  deleteEpisode: orgProcedure("operator").input(episodeIdInput).output(idOutput).mutation(({ ctx, input }) => deleteEpisode(ctx.db, { actor: ctx.orgActor, episodeId: input.episodeId, settings: env() })),
-  restoreEpisode: orgProcedure("operator").input(episodeIdInput).output(idOutput).mutation(({ ctx, input }) => restoreEpisode(ctx.db, { actor: ctx.orgActor, episodeId: input.episodeId, settings: env() })),
-  renameTask: orgProcedure("operator").input(renameTaskInput).output(z.object({ episodes: z.number() })).mutation(({ ctx, input }) => renameTask(ctx.db, { actor: ctx.orgActor, input, settings: env() })),
+  episode: orgProcedure("viewer").input(episodeIdInput).output(episodeDetailSchema).query(({ ctx, input }) => getEpisode(ctx.db, { orgId: ctx.orgActor.orgId, episodeId: input.episodeId, settings: env(), blobs: blobStore() })),
+  deleteEpisode: orgProcedure("operator").input(episodeIdInput).output(idOutput).mutation(({ ctx, input }) => deleteEpisode(ctx.db, { actor: ctx.orgActor, episodeId: input.episodeId, settings: env(), blobs: blobStore() })),
+  restoreEpisode: orgProcedure("operator").input(episodeIdInput).output(idOutput).mutation(({ ctx, input }) => restoreEpisode(ctx.db, { actor: ctx.orgActor, episodeId: input.episodeId, settings: env(), blobs: blobStore() })),
+  renameTask: orgProcedure("operator").input(renameTaskInput).output(z.object({ episodes: z.number() })).mutation(({ ctx, input }) => renameTask(ctx.db, { actor: ctx.orgActor, input, settings: env(), blobs: blobStore() })),
   retryEpisode: orgProcedure("operator")
     .input(episodeIdInput)
     .output(z.object({ episodeId: z.uuid(), jobId: z.uuid() }))

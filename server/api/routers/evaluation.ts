@@ -4,6 +4,7 @@ import { datasetIdInput, evaluationDetailSchema, evaluationIdInput, evaluationSu
 import { startExternalEvaluation } from "../../evaluation/external.service";
 import { listImageEncoders } from "../../evaluation/image-encoder";
 import { env } from "../../env";
+import { blobStore } from "../../storage/blobs";
 import { deriveDatasetInput, excludeFlaggedEpisodes } from "../../evaluation/derive.service";
 import { getQualityGate, qualityGateSchema, setQualityGate } from "../../evaluation/gate.service";
 import { orgProcedure, router } from "../trpc";
@@ -20,7 +21,7 @@ export const evaluationRouter = router({
   listExternal: orgProcedure("viewer").output(z.array(evaluationSummarySchema)).query(({ ctx }) => listExternalEvaluations(ctx.db, { orgId: ctx.orgActor.orgId })),
   get: orgProcedure("viewer").input(evaluationIdInput).output(evaluationDetailSchema).query(({ ctx, input }) => getEvaluation(ctx.db, { orgId: ctx.orgActor.orgId, evaluationId: input.evaluationId })),
   /** A new dataset without the episodes the evaluation flags; nothing is deleted. */
-  excludeFlagged: orgProcedure("operator").input(deriveDatasetInput).output(z.object({ datasetId: z.uuid(), kept: z.number(), excluded: z.array(z.number()) })).mutation(({ ctx, input }) => excludeFlaggedEpisodes(ctx.db, { actor: ctx.orgActor, input, settings: env() })),
+  excludeFlagged: orgProcedure("operator").input(deriveDatasetInput).output(z.object({ datasetId: z.uuid(), kept: z.number(), excluded: z.array(z.number()) })).mutation(({ ctx, input }) => excludeFlaggedEpisodes(ctx.db, { actor: ctx.orgActor, input, settings: env(), blobs: blobStore() })),
   gate: orgProcedure("viewer").output(qualityGateSchema).query(({ ctx }) => getQualityGate(ctx.db, { orgId: ctx.orgActor.orgId })),
   setGate: orgProcedure("admin").input(qualityGateSchema).output(qualityGateSchema).mutation(({ ctx, input }) => setQualityGate(ctx.db, { actor: ctx.orgActor, gate: input })),
 });

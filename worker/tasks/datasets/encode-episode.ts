@@ -1,6 +1,7 @@
 import { commitEpisode } from "../../../server/datasets/builder.service";
 import { encodeEpisode } from "../../../server/datasets/encode.service";
 import { env } from "../../../server/env";
+import { blobStore } from "../../../server/storage/blobs";
 import { encodeEpisodeJob } from "../../../server/jobs/catalog";
 import { defineTask } from "../../define-task";
 
@@ -11,6 +12,7 @@ export default defineTask(encodeEpisodeJob, (payload, { db, progress, signal, jo
     progress,
     signal,
     isLastAttempt: job.attempt >= encodeEpisodeJob.maxAttempts,
-    commit: (db, episodeId, signal) => commitEpisode(db, { episodeId, settings: env(), signal }),
+    blobs: blobStore(),
+    commit: (db, episodeId, signal) => commitEpisode(db, { episodeId, settings: env(), blobs: blobStore(), signal }),
   }),
 );

@@ -2,7 +2,7 @@ import { db } from "@/server/db";
 import { errorResponse } from "@/server/errors";
 import { parseIdParam, requireOrgActor } from "@/server/api/http";
 import { findChunk } from "@/server/captures/frames.service";
-import { serveCaptureBlob } from "@/server/captures/serve-snapshot";
+import { serveBlob } from "@/server/storage/serve-blob";
 import { blobStore } from "@/server/storage/blobs";
 
 export const dynamic = "force-dynamic";
@@ -14,7 +14,7 @@ export async function GET(request: Request, { params }: { params: Promise<{ id: 
     const { id, index } = await params;
     const sessionId = parseIdParam(id, "capture session");
     const chunk = await findChunk(db(), { actor, sessionId, index });
-    return await serveCaptureBlob({ blobs: blobStore(), sha256: chunk.sha256, what: "chunk", contentType: "application/json", disposition: `inline; filename="chunk-${index}.json"`, headers: request.headers });
+    return await serveBlob({ blobs: blobStore(), sha256: chunk.sha256, what: "chunk", contentType: "application/json", disposition: `inline; filename="chunk-${index}.json"`, headers: request.headers });
   } catch (error) {
     return errorResponse(error);
   }

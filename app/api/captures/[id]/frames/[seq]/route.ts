@@ -3,7 +3,7 @@ import { errorResponse } from "@/server/errors";
 import { parseIdParam, requireOrgActor } from "@/server/api/http";
 import { findFrame } from "@/server/captures/frames.service";
 import { imageContentType } from "@/server/captures/images";
-import { serveCaptureBlob } from "@/server/captures/serve-snapshot";
+import { serveBlob } from "@/server/storage/serve-blob";
 import { blobStore } from "@/server/storage/blobs";
 
 export const dynamic = "force-dynamic";
@@ -16,7 +16,7 @@ export async function GET(request: Request, { params }: { params: Promise<{ id: 
     const sessionId = parseIdParam(id, "capture session");
     const frame = await findFrame(db(), { actor, sessionId, seq });
     const ext = frame.format === "png" ? "png" : "jpg";
-    return await serveCaptureBlob({ blobs: blobStore(), sha256: frame.sha256, what: "frame", contentType: imageContentType[frame.format], disposition: `inline; filename="frame-${seq}.${ext}"`, headers: request.headers });
+    return await serveBlob({ blobs: blobStore(), sha256: frame.sha256, what: "frame", contentType: imageContentType[frame.format], disposition: `inline; filename="frame-${seq}.${ext}"`, headers: request.headers });
   } catch (error) {
     return errorResponse(error);
   }

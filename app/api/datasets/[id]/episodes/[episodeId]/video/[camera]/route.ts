@@ -6,7 +6,9 @@ import { AppError, errorResponse } from "@/server/errors";
 import { parseIdParam, requireOrgActor } from "@/server/api/http";
 import { parseRangeHeader } from "@/server/api/byte-range";
 import { cameraNameSchema } from "@/server/datasets/datasets.schemas";
-import { episodeVideoFile } from "@/server/datasets/datasets.service";
+import { episodeVideo } from "@/server/datasets/datasets.service";
+import { blobStore } from "@/server/storage/blobs";
+import { serveBlob } from "@/server/storage/serve-blob";
 
 export const dynamic = "force-dynamic";
 
@@ -19,7 +21,10 @@ export async function GET(request: Request, { params }: { params: Promise<{ id: 
     const episodeId = parseIdParam(p.episodeId, "episode");
     const camera = cameraNameSchema.safeParse(p.camera);
     if (!camera.success) throw new AppError("BAD_REQUEST", "The camera name in the URL is not valid");
-    const file = await episodeVideoFile(db(), { orgId: actor.orgId, datasetId, episodeId, camera: camera.data, settings: env() });
+    const video = await episodeVideo(db(), { orgId: actor.orgId, datasetId, episodeId, camera: camera.data, settings: env() });
+    // From the blob store: ranged reads of the stored video (of the object, in a bucket).
+    if ("sha256" in video) return await serveBlob({ blobs: blobStore(), sha256: video.sha256, what: "video", contentType: "video/mp4", disposition: `inline; filename="${camera.data}.mp4"`, headers: request.headers });
+    const file = video.file;
     const { size, mtime } = await fs.promises.stat(file);
     const headers = new Headers({ "Content-Type": "video/mp4", "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600", "Last-Modified": mtime.toUTCString() });
     const range = parseRangeHeader(request.headers.get("range"), size);

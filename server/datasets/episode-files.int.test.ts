@@ -1,0 +1,168 @@
+import crypto from "node:crypto";
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testDb } from "../../tests/helpers/db";
+import { writeRawEpisode } from "../../tests/helpers/edge-episodes";
+import { createOrgWithMember } from "../../tests/helpers/factories";
+import { sharedSwift, swiftSkipReason, type TestS3 } from "../../tests/helpers/s3-swift";
+import type { OrgActor } from "../auth/roles";
+import { env } from "../env";
+import { silentProgress } from "../jobs/progress";
+import { mediaTools, probeVideo } from "../media/ffmpeg";
+import { Prisma } from "../generated/prisma/client";
+import { createLocalBlobStore } from "../storage/local-blob-store";
+import { createS3BlobStore, type S3BlobStore } from "../storage/s3-blob-store";
+import { createS3Client } from "../storage/s3-client";
+import { namedBlobs } from "../storage/blob-refs";
+import { serveBlob } from "../storage/serve-blob";
+import type { BlobStore } from "../storage/blob-store";
+import { commitEpisode } from "./builder.service";
+import { datasetDir, rawEpisodeDir } from "./datasets.schemas";
+import { getEpisode, renameTask } from "./datasets.service";
+import { encodeEpisode } from "./encode.service";
+import { episodeFilesOf, localEpisodeDir, storeUnstoredEpisodes } from "./episode-files";
+import { episodeStoreDir } from "./episode-store";
+
+// An episode's files live in the blob store and its folder is a cache: a machine that has
+// never seen the episode (another worker, a web process elsewhere) builds the dataset from the
+// bucket and plays its videos from it, against a real S3 server (Swift's gateway).
+
+const skip = swiftSkipReason();
+const db = testDb();
+const bucket = "gantry-episodes";
+let s3: TestS3;
+let raw: S3Client;
+let store: S3BlobStore;
+let actor: OrgActor;
+let tmp: string;
+
+const machine = (name: string) => ({ ...env(), DATASETS_DIR: path.join(tmp, name, "datasets"), EDGE_UPLOAD_DIR: path.join(tmp, "edge") });
+const sha = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
+
+async function listTree(dir: string, rel = ""): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await fs.readdir(path.join(dir, rel), { withFileTypes: true })) {
+    const child = rel ? `${rel}/${e.name}` : e.name;
+    out.push(...(e.isDirectory() ? await listTree(dir, child) : [child]));
+  }
+  return out.sort();
+}
+
+/** A dataset of `count` edge episodes, encoded on `settings`' machine into `blobs`. */
+async function recordedDataset(settings: ReturnType<typeof machine>, blobs: BlobStore, count: number) {
+  const repoId = `cache-${crypto.randomBytes(3).toString("hex")}`;
+  const dataset = await db.dataset.create({ data: { orgId: actor.orgId, repoId } });
+  const ids: string[] = [];
+  for (let number = 0; number < count; number++) {
+    await writeRawEpisode(rawEpisodeDir(settings, actor.orgId, repoId), { number, frames: 20, cameras: ["front", "wrist"] });
+    const e = await db.episode.create({ data: { orgId: actor.orgId, datasetId: dataset.id, number, mode: "edge", task: "Pick the cube" } });
+    await encodeEpisode(db, { episodeId: e.id, settings, progress: silentProgress, blobs, isLastAttempt: true, commit: (d, episodeId) => commitEpisode(d, { episodeId, settings, blobs }) });
+    ids.push(e.id);
+  }
+  return { dataset, repoId, ids };
+}
+
+beforeAll(async () => {
+  actor = (await createOrgWithMember(db, "operator")).actor;
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), "gantry-episode-files-"));
+  if (skip) return;
+  s3 = await sharedSwift();
+  raw = createS3Client({ ...s3, forcePathStyle: true });
+  await raw.send(new CreateBucketCommand({ Bucket: bucket }));
+  store = createS3BlobStore({ endpoint: s3.endpoint, bucket, region: s3.region, forcePathStyle: true, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, prefix: "episodes/" }, { db: () => db });
+}, 180_000);
+afterAll(async () => {
+  raw?.destroy();
+  await db.$disconnect();
+  await fs.rm(tmp, { recursive: true, force: true });
+});
+
+describe.skipIf(skip)("episodes kept in a bucket", () => {
+  it("a machine that never saw the episodes builds the dataset from the bucket and plays their videos from it", async () => {
+    const a = machine("a");
+    const b = machine("b");
+    const { dataset, repoId, ids } = await recordedDataset(a, store, 2);
+
+    // Each episode's files are named on its row and held by the bucket, byte for byte.
+    const rows = await db.episode.findMany({ where: { id: { in: ids } }, orderBy: { number: "asc" } });
+    for (const row of rows) {
+      const files = episodeFilesOf(row)!;
+      expect(Object.keys(files).sort()).toEqual(["episode.json", "front.mp4", "wrist.mp4"]);
+      for (const [name, blob] of Object.entries(files)) {
+        const local = await fs.readFile(path.join(episodeStoreDir(a, dataset.id, row.id), name));
+        expect(blob).toEqual({ sha256: sha(local), bytes: local.length });
+        expect(await store.stat(blob.sha256)).toEqual({ bytes: local.length });
+      }
+      // The sweep keeps them: a row names each.
+      const shas = Object.values(files).map((f) => f.sha256);
+      expect([...(await namedBlobs(db, shas))].sort()).toEqual([...new Set(shas)].sort());
+    }
+
+    // Machine b has neither the raw files nor the episodes' folders; a rename rebuilds there.
+    await fs.rm(path.join(tmp, "edge"), { recursive: true, force: true });
+    await renameTask(db, { actor, input: { datasetId: dataset.id, from: "Pick the cube", to: "Pick the red cube" }, settings: b, blobs: store });
+    const builtB = await fs.realpath(datasetDir(b, actor.orgId, repoId));
+    const files = await listTree(builtB);
+    expect(files).toEqual(expect.arrayContaining(["meta/info.json", "meta/tasks.parquet", "data/chunk-000/file-000.parquet"]));
+    const info = JSON.parse(await fs.readFile(path.join(builtB, "meta/info.json"), "utf8"));
+    expect(info).toMatchObject({ total_episodes: 2, total_frames: 40 });
+    // Every frame of both episodes is in b's videos, which hold what a's do.
+    for (const camera of ["front", "wrist"]) {
+      const videos = files.filter((f) => f.startsWith(`videos/observation.images.${camera}/`));
+      const frames = await Promise.all(videos.map(async (v) => (await probeVideo(mediaTools(b), path.join(builtB, v))).frames));
+      expect(frames.reduce((x, y) => x + y, 0)).toBe(40);
+    }
+    expect(await fs.readdir(path.join(b.DATASETS_DIR, ".store", dataset.id, "episodes"))).toHaveLength(2);
+
+    // A damaged cached copy (cut short) is fetched again.
+    const front = path.join(episodeStoreDir(b, dataset.id, ids[0]), "front.mp4");
+    const whole = await fs.readFile(front);
+    await fs.truncate(front, 100);
+    await localEpisodeDir(store, b, rows[0]);
+    expect((await fs.readFile(front)).equals(whole)).toBe(true);
+
+    // A web process on a third machine shows the episode: its rows are fetched, its videos are
+    // not (they play from the bucket with ranged reads).
+    const c = machine("c");
+    const detail = await getEpisode(db, { orgId: actor.orgId, episodeId: ids[1], settings: c, blobs: store });
+    expect(detail.frames?.state).toHaveLength(20);
+    expect(detail.videos.map((v) => v.url)).toEqual([`/api/datasets/${dataset.id}/episodes/${ids[1]}/video/front`, `/api/datasets/${dataset.id}/episodes/${ids[1]}/video/wrist`]);
+    expect(await fs.readdir(episodeStoreDir(c, dataset.id, ids[1]))).toEqual(["episode.json"]);
+    const video = episodeFilesOf(rows[1])!["front.mp4"];
+    const expected = await fs.readFile(path.join(episodeStoreDir(a, dataset.id, ids[1]), "front.mp4"));
+    const part = await serveBlob({ blobs: store, sha256: video.sha256, what: "video", contentType: "video/mp4", disposition: "inline", headers: new Headers({ range: "bytes=100-1099" }) });
+    expect(part.status).toBe(206);
+    expect(part.headers.get("content-range")).toBe(`bytes 100-1099/${expected.length}`);
+    expect(Buffer.from(await part.arrayBuffer()).equals(expected.subarray(100, 1100))).toBe(true);
+
+    // A file the bucket lost is said plainly, not built around.
+    await store.delete(video.sha256);
+    await expect(localEpisodeDir(store, machine("d"), rows[1])).rejects.toMatchObject({ code: "NOT_FOUND", message: expect.stringContaining("front.mp4 of episode 1") });
+  }, 180_000);
+});
+
+describe("episodes kept in the folder store", () => {
+  it("shares one file between the blob and the episode's folder, and stores episodes encoded before", async () => {
+    const a = machine("folder");
+    const blobs = createLocalBlobStore({ root: path.join(tmp, "folder", "blobs") });
+    const { dataset, ids } = await recordedDataset(a, blobs, 1);
+    const row = await db.episode.findUniqueOrThrow({ where: { id: ids[0] } });
+    const files = episodeFilesOf(row)!;
+    for (const [name, blob] of Object.entries(files)) {
+      const own = (await blobs.localPath!(blob.sha256))!;
+      expect((await fs.stat(path.join(episodeStoreDir(a, dataset.id, row.id), name))).ino).toBe((await fs.stat(own)).ino);
+    }
+
+    // An episode from before: its files only in its folder, nothing on its row.
+    await db.episode.update({ where: { id: row.id }, data: { storedFiles: Prisma.DbNull } });
+    const elsewhere = await storeUnstoredEpisodes(db, blobs, { settings: machine("empty"), limit: 10_000 });
+    expect(elsewhere.stored).toBe(0);
+    expect(episodeFilesOf(await db.episode.findUniqueOrThrow({ where: { id: row.id } }))).toBeNull();
+    const here = await storeUnstoredEpisodes(db, blobs, { settings: a, limit: 10_000 });
+    expect(here.stored).toBeGreaterThanOrEqual(1);
+    expect(episodeFilesOf(await db.episode.findUniqueOrThrow({ where: { id: row.id } }))).toEqual(files);
+  }, 120_000);
+});

@@ -1,0 +1,82 @@
+import crypto from "node:crypto";
+import fs from "node:fs";
+import fsp from "node:fs/promises";
+import path from "node:path";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { AppError } from "../errors";
+import type { BlobStore, StoredBlob } from "./blob-store";
+
+// Files on this machine that are kept in the blob store, and copies of blobs kept as files (a
+// cache). With the folder store on the same disk, the file and the blob are one file (a hard
+// link), so nothing is kept twice. Nothing writes such a file in place: every write goes to a
+// temporary name and is renamed over it.
+
+/** Why a hard link may fail where a copy would do: another filesystem, or links not allowed. */
+const CANNOT_LINK = ["EXDEV", "EPERM", "ENOTSUP", "EMLINK"];
+
+function tempName(file: string): string {
+  return `${file}.${process.pid}.${crypto.randomBytes(4).toString("hex")}.tmp`;
+}
+
+export async function hashFile(file: string): Promise<StoredBlob> {
+  const hash = crypto.createHash("sha256");
+  let bytes = 0;
+  for await (const chunk of fs.createReadStream(file) as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    bytes += chunk.length;
+  }
+  return { sha256: hash.digest("hex"), bytes };
+}
+
+/**
+ * Puts a file into the blob store with its digest stated (so a put cut off by a restart
+ * resumes, and bytes damaged on the way are refused), then makes the file the store's own
+ * copy where the store keeps one on this disk.
+ */
+export async function putFile(blobs: BlobStore, file: string, { signal }: { signal?: AbortSignal } = {}): Promise<StoredBlob> {
+  const digest = await hashFile(file);
+  const stored = await blobs.put(fs.createReadStream(file), { expectedSha256: digest.sha256, signal });
+  const own = await blobs.localPath?.(stored.sha256);
+  if (own && (await fsp.stat(own)).ino !== (await fsp.stat(file)).ino) {
+    const temp = tempName(file);
+    try {
+      await fsp.link(own, temp);
+      await fsp.rename(temp, file);
+    } catch (error) {
+      await fsp.rm(temp, { force: true });
+      // The file stays a copy of its own.
+      if (!CANNOT_LINK.includes((error as NodeJS.ErrnoException).code ?? "")) throw error;
+    }
+  }
+  return stored;
+}
+
+/** Writes a blob to `file` (through a temporary name, replacing what is there), its digest checked on the way. */
+export async function fetchToFile(blobs: BlobStore, blob: StoredBlob, file: string, { what = path.basename(file) }: { what?: string } = {}): Promise<void> {
+  const temp = tempName(file);
+  try {
+    const own = await blobs.localPath?.(blob.sha256);
+    if (own) {
+      await fsp.link(own, temp).catch(async (error: NodeJS.ErrnoException) => {
+        if (!CANNOT_LINK.includes(error.code ?? "")) throw error;
+        await fsp.copyFile(own, temp);
+      });
+    } else {
+      const hash = crypto.createHash("sha256");
+      const check = new Transform({
+        transform(chunk: Buffer, _encoding, done) {
+          hash.update(chunk);
+          done(null, chunk);
+        },
+      });
+      await pipeline(await blobs.get(blob.sha256), check, fs.createWriteStream(temp, { flags: "wx" }));
+      const got = hash.digest("hex");
+      if (got !== blob.sha256) throw new AppError("INTERNAL", `The blob store returned other bytes for ${what} (sha256 ${got}, not ${blob.sha256})`);
+    }
+    await fsp.rename(temp, file);
+  } catch (error) {
+    await fsp.rm(temp, { force: true });
+    throw error;
+  }
+}
