@@ -73,7 +73,7 @@ describe("dataset archives", () => {
     await fs.rm(zipStaging, { recursive: true });
 
     // Exported: the same files, under the dataset's name, as a .tar.gz.
-    const { stream, filename } = await exportDataset(db, { orgId: actor.orgId, datasetId: started.datasetId, settings: settings() });
+    const { stream, filename } = await exportDataset(db, { orgId: actor.orgId, datasetId: started.datasetId, settings: settings(), blobs: blobStore() });
     expect(filename).toMatch(/^upload-.*\.tar\.gz$/);
     const chunks: Buffer[] = [];
     for await (const c of stream) chunks.push(c as Buffer);

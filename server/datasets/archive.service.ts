@@ -8,7 +8,9 @@ import zlib from "node:zlib";
 import tar from "tar-stream";
 import type { Db } from "../db";
 import { AppError } from "../errors";
-import { datasetDir, resolveInside } from "./datasets.schemas";
+import type { BlobStore } from "../storage/blob-store";
+import { localBuildDir } from "./build-files";
+import { resolveInside } from "./datasets.schemas";
 
 // Dataset archives: an upload (.tar.gz or .zip) unpacked into a staging folder for import, and
 // any dataset exported as a streamed .tar.gz. Every entry name is checked so nothing lands
@@ -232,13 +234,11 @@ export interface BuildSnapshot {
  * The dataset's current build, hard-linked into a staging folder, so a rebuild while it is read
  * (which removes the old build) cannot cut the reading short; `cleanup` removes the snapshot.
  */
-export async function snapshotBuild(db: Db, { orgId, datasetId, settings }: { orgId: string; datasetId: string; settings: { DATASETS_DIR: string } }): Promise<BuildSnapshot> {
+export async function snapshotBuild(db: Db, { orgId, datasetId, settings, blobs }: { orgId: string; datasetId: string; settings: { DATASETS_DIR: string }; blobs: BlobStore }): Promise<BuildSnapshot> {
   const dataset = await db.dataset.findFirst({ where: { id: datasetId, orgId } });
   if (!dataset) throw new AppError("NOT_FOUND", "No such dataset in this organisation");
   if (!dataset.buildId) throw new AppError("CONFLICT", `${dataset.repoId} has no episodes yet; there is nothing to export`);
-  const build = await fsp.realpath(datasetDir(settings, dataset.orgId, dataset.repoId)).catch(() => {
-    throw new AppError("NOT_FOUND", `The files of ${dataset.repoId} are missing on the server`);
-  });
+  const build = await localBuildDir(blobs, settings, dataset);
   const dir = path.join(await stagingDir(settings), "export");
   const cleanup = () => fsp.rm(path.dirname(dir), { recursive: true, force: true });
   try {
@@ -259,8 +259,8 @@ export async function snapshotBuild(db: Db, { orgId, datasetId, settings }: { or
  * files are hard-linked into a snapshot first, so a rebuild during the download (which removes
  * the old build) cannot cut it short; the snapshot goes when the stream ends.
  */
-export async function exportDataset(db: Db, { orgId, datasetId, settings, signal }: { orgId: string; datasetId: string; settings: { DATASETS_DIR: string }; signal?: AbortSignal }): Promise<{ stream: Readable; filename: string }> {
-  const { repoId, dir: snapshot, files, cleanup } = await snapshotBuild(db, { orgId, datasetId, settings });
+export async function exportDataset(db: Db, { orgId, datasetId, settings, blobs, signal }: { orgId: string; datasetId: string; settings: { DATASETS_DIR: string }; blobs: BlobStore; signal?: AbortSignal }): Promise<{ stream: Readable; filename: string }> {
+  const { repoId, dir: snapshot, files, cleanup } = await snapshotBuild(db, { orgId, datasetId, settings, blobs });
   const name = repoId.split("/").at(-1)!;
   const pack = tar.pack();
   const output = new PassThrough();

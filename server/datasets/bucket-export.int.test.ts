@@ -112,7 +112,7 @@ describe.skipIf(skip)("a dataset written to a bucket", () => {
     await db.job.update({ where: { id: jobId }, data: { status: "cancelled" } });
 
     const progress = recorder();
-    const first = await exportDatasetToBucket(db, { orgId: actor.orgId, datasetId, target, settings: settings(), progress });
+    const first = await exportDatasetToBucket(db, { orgId: actor.orgId, datasetId, target, settings: settings(), blobs: blobStore(), progress });
     const prefix = `instance-a/datasets/${actor.orgId}/${repoId}/`;
     expect(first).toMatchObject({ url: `s3://${bucket}/${prefix}`, files: files.length, written: files.length, skipped: 0 });
     expect(progress.last).toBe(1);
@@ -122,17 +122,17 @@ describe.skipIf(skip)("a dataset written to a bucket", () => {
     expect(JSON.parse((await getObject(`${prefix}meta/info.json`)).toString("utf8"))).toMatchObject({ codebase_version: "v3.0", total_episodes: 4 });
 
     // Again: every object is there with the same bytes (single and multipart ETags alike).
-    const second = await exportDatasetToBucket(db, { orgId: actor.orgId, datasetId, target, settings: settings(), progress: silentProgress });
+    const second = await exportDatasetToBucket(db, { orgId: actor.orgId, datasetId, target, settings: settings(), blobs: blobStore(), progress: silentProgress });
     expect(second).toMatchObject({ written: 0, skipped: files.length });
 
     // An object changed in the bucket is written again; the rest stay.
     await client.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}meta/stats.json`, Body: "{}" }));
-    const third = await exportDatasetToBucket(db, { orgId: actor.orgId, datasetId, target, settings: settings(), progress: silentProgress });
+    const third = await exportDatasetToBucket(db, { orgId: actor.orgId, datasetId, target, settings: settings(), blobs: blobStore(), progress: silentProgress });
     expect(third).toMatchObject({ written: 1, skipped: files.length - 1 });
     expect((await getObject(`${prefix}meta/stats.json`)).equals(await fs.readFile(path.join(build, "meta/stats.json")))).toBe(true);
 
     // A folder of the person's choosing, still inside the organisation's part of the bucket.
-    const named = await exportDatasetToBucket(db, { orgId: actor.orgId, datasetId, folder: "team/pick-v2", target, settings: settings(), progress: silentProgress });
+    const named = await exportDatasetToBucket(db, { orgId: actor.orgId, datasetId, folder: "team/pick-v2", target, settings: settings(), blobs: blobStore(), progress: silentProgress });
     expect(named.url).toBe(`s3://${bucket}/instance-a/datasets/${actor.orgId}/team/pick-v2/`);
     // The export's snapshot is gone.
     expect(await fs.readdir(path.join(settings().DATASETS_DIR, ".imports"))).toEqual([]);
@@ -147,18 +147,18 @@ describe.skipIf(skip)("a dataset written to a bucket", () => {
     }
     expect(bucketExportInput.safeParse({ datasetId, folder: "team/pick-v2" }).success).toBe(true);
     await expect(startBucketExport(db, { actor, input: { datasetId }, target: null })).rejects.toMatchObject({ code: "CONFLICT", message: expect.stringMatching(/S3_ENDPOINT, S3_BUCKET/) });
-    await expect(exportDatasetToBucket(db, { orgId: actor.orgId, datasetId, target: null, settings: settings(), progress: silentProgress })).rejects.toMatchObject({ code: "CONFLICT" });
+    await expect(exportDatasetToBucket(db, { orgId: actor.orgId, datasetId, target: null, settings: settings(), blobs: blobStore(), progress: silentProgress })).rejects.toMatchObject({ code: "CONFLICT" });
     const other = (await createOrgWithMember(db, "admin")).actor;
     await expect(startBucketExport(db, { actor: other, input: { datasetId }, target })).rejects.toMatchObject({ code: "NOT_FOUND" });
-    await expect(exportDatasetToBucket(db, { orgId: other.orgId, datasetId, target, settings: settings(), progress: silentProgress })).rejects.toMatchObject({ code: "NOT_FOUND" });
+    await expect(exportDatasetToBucket(db, { orgId: other.orgId, datasetId, target, settings: settings(), blobs: blobStore(), progress: silentProgress })).rejects.toMatchObject({ code: "NOT_FOUND" });
     await expect(bucketExportStatus(db, { orgId: other.orgId, datasetId, target })).rejects.toMatchObject({ code: "NOT_FOUND" });
     expect(await listKeys(`instance-a/datasets/${other.orgId}/`)).toEqual([]);
   });
 
   it("says what the bucket answered when it refuses", async () => {
     const wrongKey = { ...target, secretAccessKey: "not-the-key" };
-    await expect(exportDatasetToBucket(db, { orgId: actor.orgId, datasetId, target: wrongKey, settings: settings(), progress: silentProgress })).rejects.toMatchObject({ message: expect.stringMatching(/^The bucket refused the export: \w+ \(HTTP 403\)/) });
+    await expect(exportDatasetToBucket(db, { orgId: actor.orgId, datasetId, target: wrongKey, settings: settings(), blobs: blobStore(), progress: silentProgress })).rejects.toMatchObject({ message: expect.stringMatching(/^The bucket refused the export: \w+ \(HTTP 403\)/) });
     const noBucket = { ...target, bucket: "no-such-bucket" };
-    await expect(exportDatasetToBucket(db, { orgId: actor.orgId, datasetId, target: noBucket, settings: settings(), progress: silentProgress })).rejects.toThrow(/The bucket refused the export: NoSuchBucket/);
+    await expect(exportDatasetToBucket(db, { orgId: actor.orgId, datasetId, target: noBucket, settings: settings(), blobs: blobStore(), progress: silentProgress })).rejects.toThrow(/The bucket refused the export: NoSuchBucket/);
   });
 });

@@ -18,6 +18,7 @@ import { exportDatasetJob } from "../jobs/catalog";
 import { enqueue } from "../jobs/enqueue";
 import type { OrgActor } from "../auth/roles";
 import { checkHost } from "../security/outbound";
+import type { BlobStore } from "../storage/blob-store";
 import { PART_BYTES } from "../storage/s3-blob-store";
 import { createS3Client, isS3Missing, s3ServiceMessage, type S3BucketSettings } from "../storage/s3-client";
 import { snapshotBuild } from "./archive.service";
@@ -122,14 +123,15 @@ export interface BucketExportInput {
   folder?: string;
   target: BucketTarget | null;
   settings: { DATASETS_DIR: string };
+  blobs: BlobStore;
   progress: ProgressReporter;
   signal?: AbortSignal;
 }
 
-export async function exportDatasetToBucket(db: Db, { orgId, datasetId, folder, target, settings, progress, signal }: BucketExportInput): Promise<BucketExportResult> {
+export async function exportDatasetToBucket(db: Db, { orgId, datasetId, folder, target, settings, blobs, progress, signal }: BucketExportInput): Promise<BucketExportResult> {
   if (!target) throw new AppError("CONFLICT", NO_BUCKET_MESSAGE);
   await checkHost(new URL(target.endpoint).hostname, "object-storage");
-  const snapshot = await snapshotBuild(db, { orgId, datasetId, settings });
+  const snapshot = await snapshotBuild(db, { orgId, datasetId, settings, blobs });
   try {
     const keyPrefix = exportKeyPrefix(target, orgId, folder ?? snapshot.repoId);
     const client = createS3Client(target);

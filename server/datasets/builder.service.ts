@@ -5,12 +5,13 @@ import type { Db, Tx } from "../db";
 import { AppError } from "../errors";
 import { Prisma } from "../generated/prisma/client";
 import { mediaTools } from "../media/ffmpeg";
-import { datasetDir, datasetStoreDir, featuresFromJson, featuresToJson } from "./datasets.schemas";
+import { datasetDir, featuresFromJson, featuresToJson } from "./datasets.schemas";
 import type { BlobStore } from "../storage/blob-store";
-import { localEpisodeDir } from "./episode-files";
+import { buildsDir, previousBuild, storeBuildFiles } from "./build-files";
+import { episodeFilesOf, localEpisodeDir } from "./episode-files";
 import { readStoredEpisode } from "./episode-store";
 import { datasetKeys, flatNames } from "./feature-map";
-import { buildLeRobotDataset, type BuildInput, type PreviousBuild } from "./lerobot/build";
+import { buildLeRobotDataset, type BuildInput } from "./lerobot/build";
 
 // The dataset folder DATASETS_DIR/<repo_id> is a symbolic link to its current build under
 // DATASETS_DIR/.store/<dataset id>/builds/. A change (an episode added, deleted, restored, a task
@@ -73,7 +74,7 @@ export async function rebuildDataset(db: Db, { datasetId, settings, blobs, chang
     if (episodes.length === 0) {
       await fs.rm(link, { force: true });
       await removeOtherBuilds(settings, datasetId, null);
-      await tx.dataset.update({ where: { id: datasetId }, data: { buildId: null, builtAt: new Date() } });
+      await tx.dataset.update({ where: { id: datasetId }, data: { buildId: null, builtAt: new Date(), buildFiles: Prisma.DbNull, buildManifest: Prisma.DbNull } });
       return { buildId: null, episodes: 0 };
     }
     // Each episode's folder is a cache of its files in the blob store: filled here if this
@@ -87,10 +88,11 @@ export async function rebuildDataset(db: Db, { datasetId, settings, blobs, chang
     const fps = dataset.fps ?? stored[0].stored.fps;
     const cameras = meta.cameras ?? [...new Set(stored.flatMap((s) => Object.keys(s.stored.videos)))].sort();
     const buildId = `${new Date().toISOString().replace(/[-:.TZ]/g, "").slice(0, 14)}-${crypto.randomBytes(4).toString("hex")}`;
-    const buildsDir = path.join(datasetStoreDir(settings, datasetId), "builds");
-    const outDir = path.join(buildsDir, buildId);
+    const builds = buildsDir(settings, datasetId);
+    const outDir = path.join(builds, buildId);
+    // The build before, to link what has not changed: from the blob store if this machine lacks it.
+    const previous = await previousBuild(blobs, settings, dataset);
     await fs.mkdir(outDir, { recursive: true });
-    const previous = dataset.buildId ? await readManifest(buildsDir, dataset.buildId) : null;
     try {
       const built = await buildLeRobotDataset({
         outDir,
@@ -100,17 +102,20 @@ export async function rebuildDataset(db: Db, { datasetId, settings, blobs, chang
         cameras,
         keys: meta.keys,
         previous: previous ?? undefined,
-        episodes: stored.map((s) => ({ task: s.e.task, dir: s.dir, stored: s.stored })),
+        episodes: stored.map((s) => ({ task: s.e.task, dir: s.dir, stored: s.stored, files: episodeFilesOf(s.e) })),
         tools: mediaTools(settings),
         signal,
       });
-      await fs.writeFile(path.join(buildsDir, `${buildId}.manifest.json`), JSON.stringify({ videos: built.manifest, layout: built.layout }));
+      const manifest = { videos: built.manifest, layout: built.layout };
+      await fs.writeFile(path.join(builds, `${buildId}.manifest.json`), JSON.stringify(manifest));
+      // Every file of the build into the blob store, for machines that read it and lack it.
+      const buildFiles = await storeBuildFiles(blobs, outDir, { previous: previous?.files ? { dir: previous.dir, files: previous.files } : null, signal });
       // The swap: a new link beside the old, renamed over it.
       await fs.mkdir(path.dirname(link), { recursive: true });
       const tempLink = `${link}.${crypto.randomBytes(4).toString("hex")}.link`;
       await fs.symlink(path.relative(path.dirname(link), outDir), tempLink);
       await fs.rename(tempLink, link);
-      await tx.dataset.update({ where: { id: datasetId }, data: { buildId, builtAt: new Date(), fps, features: featuresToJson(built.features) as Prisma.InputJsonValue } });
+      await tx.dataset.update({ where: { id: datasetId }, data: { buildId, builtAt: new Date(), fps, features: featuresToJson(built.features) as Prisma.InputJsonValue, buildFiles: buildFiles as Prisma.InputJsonValue, buildManifest: manifest as unknown as Prisma.InputJsonValue } });
       // Still under the lock, so no other build is being written; open files stay readable.
       await removeOtherBuilds(settings, datasetId, buildId);
       return { buildId, episodes: episodes.length };
@@ -121,24 +126,12 @@ export async function rebuildDataset(db: Db, { datasetId, settings, blobs, chang
   }, TX_OPTIONS);
 }
 
-/** The build's manifest: `{ videos, layout }`, or the bare video map builds kept before layouts. */
-async function readManifest(buildsDir: string, buildId: string): Promise<PreviousBuild | null> {
-  try {
-    const parsed = JSON.parse(await fs.readFile(path.join(buildsDir, `${buildId}.manifest.json`), "utf8"));
-    const dir = path.join(buildsDir, buildId);
-    if (parsed && typeof parsed.videos === "object" && typeof parsed.layout === "object") return { dir, manifest: parsed.videos, layout: parsed.layout };
-    return { dir, manifest: parsed };
-  } catch {
-    return null;
-  }
-}
-
 /** Removes builds that are no longer linked (the one just replaced, and any a crash left). */
 async function removeOtherBuilds(settings: BuilderEnv, datasetId: string, current: string | null): Promise<void> {
-  const buildsDir = path.join(datasetStoreDir(settings, datasetId), "builds");
-  const entries = await fs.readdir(buildsDir).catch(() => [] as string[]);
+  const builds = buildsDir(settings, datasetId);
+  const entries = await fs.readdir(builds).catch(() => [] as string[]);
   const keep = current ? [current, `${current}.manifest.json`] : [];
-  await Promise.all(entries.filter((name) => !keep.includes(name)).map((name) => fs.rm(path.join(buildsDir, name), { recursive: true, force: true })));
+  await Promise.all(entries.filter((name) => !keep.includes(name)).map((name) => fs.rm(path.join(builds, name), { recursive: true, force: true })));
 }
 
 /**

@@ -82,7 +82,7 @@ async function declaredFiles(root: string): Promise<string[]> {
 }
 
 async function exportTo(datasetId: string): Promise<string> {
-  const { stream } = await exportDataset(db, { orgId: actor.orgId, datasetId, settings: env() });
+  const { stream } = await exportDataset(db, { orgId: actor.orgId, datasetId, settings: env(), blobs: blobStore() });
   const archive = path.join(importRoot, `export-${unique()}.tar.gz`);
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);

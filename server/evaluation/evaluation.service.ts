@@ -4,7 +4,7 @@ import type { Db } from "../db";
 import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
 import { recordAudit } from "../audit/audit.service";
-import { datasetDir } from "../datasets/datasets.schemas";
+import { localBuildDir } from "../datasets/build-files";
 import { evaluateDatasetJob } from "../jobs/catalog";
 import { enqueue } from "../jobs/enqueue";
 import type { ProgressReporter } from "../jobs/progress";
@@ -66,7 +66,7 @@ export async function runEvaluation(db: Db, { evaluationId, settings, blobs, pro
       // features the build holds (those it lacks are not in it).
       const map = evaluation.dataset.featureMap as { action?: string; state?: string } | null;
       source = {
-        dir: datasetDir(settings, evaluation.dataset.orgId, evaluation.dataset.repoId),
+        dir: await localBuildDir(blobs, settings, evaluation.dataset),
         mapping: map?.action && map.state ? { action: map.action, state: map.state } : null,
         missingVideos: evaluation.dataset.missingVideos,
       };

@@ -36,7 +36,8 @@ export async function hashFile(file: string): Promise<StoredBlob> {
  */
 export async function putFile(blobs: BlobStore, file: string, { signal }: { signal?: AbortSignal } = {}): Promise<StoredBlob> {
   const digest = await hashFile(file);
-  const stored = await blobs.put(fs.createReadStream(file), { expectedSha256: digest.sha256, signal });
+  // Content the store holds already is not sent again (it counts as just written, for the sweep).
+  const stored = (await blobs.keep(digest.sha256)) ? digest : await blobs.put(fs.createReadStream(file), { expectedSha256: digest.sha256, signal });
   const own = await blobs.localPath?.(stored.sha256);
   if (own && (await fsp.stat(own)).ino !== (await fsp.stat(file)).ino) {
     const temp = tempName(file);

@@ -5,7 +5,7 @@ import { isInterrupted } from "../jobs/cancellation";
 import type { ProgressReporter } from "../jobs/progress";
 import type { BlobStore } from "../storage/blob-store";
 import { redialling, type SshSession } from "../ssh/ssh-client";
-import { datasetDir } from "../datasets/datasets.schemas";
+import { localBuildDir } from "../datasets/build-files";
 import { connectTrainingHost, resolveWorkDir } from "./host";
 import { listDatasetFiles, syncDataset, type SyncResult } from "./dataset-sync";
 import { runPaths, type RunPaths } from "./run-host";
@@ -85,11 +85,13 @@ export async function runFolderOf(db: Db, r: RunRow, { connect, signal }: Pick<H
 }
 
 /** Syncs the dataset's current build into the host's cache (the run shows "syncing", then "launching"). */
-export async function syncRunDataset(db: Db, r: RunRow, paths: RunPaths, settings: { DATASETS_DIR: string }, { connect, progress, signal }: HostCtx): Promise<SyncResult> {
+export async function syncRunDataset(db: Db, r: RunRow, paths: RunPaths, settings: { DATASETS_DIR: string }, { connect, blobs, progress, signal }: HostCtx): Promise<SyncResult> {
   await setStatus(db, r.id, "syncing", { startedAt: r.startedAt ?? new Date() });
-  const files = await listDatasetFiles(datasetDir(settings, r.dataset.orgId, r.dataset.repoId));
+  // The build as it is now, on this machine (written from the blob store if it is not here).
+  const dataset = await db.dataset.findUniqueOrThrow({ where: { id: r.dataset.id } });
+  const files = await listDatasetFiles(await localBuildDir(blobs, settings, dataset));
   const workDir = path.posix.dirname(path.posix.dirname(paths.runDir));
-  const synced = await syncDataset({ connect, workDir, orgId: r.orgId, repoId: r.dataset.repoId, buildId: r.dataset.buildId ?? "current", files, progress, signal, span: [0.02, 0.2] });
+  const synced = await syncDataset({ connect, workDir, orgId: r.orgId, repoId: dataset.repoId, buildId: dataset.buildId ?? "current", files, progress, signal, span: [0.02, 0.2] });
   await setStatus(db, r.id, "launching");
   return synced;
 }

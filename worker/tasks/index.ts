@@ -8,7 +8,7 @@ import { healthCheckTask } from "./fleet/health-check";
 import { releaseCaptureBlobsTask } from "./captures/release-blobs";
 import { sweepBlobsTask } from "./storage/sweep-blobs";
 import { thinCaptureJointsTask } from "./captures/thin-joints";
-import { storeEpisodeFilesTask } from "./datasets/store-episode-files";
+import { storeDatasetFilesTask } from "./datasets/store-files";
 import importDataset from "./datasets/import";
 import trainingRun from "./training/run";
 import trainingCheckpoint from "./training/checkpoint";
@@ -20,4 +20,4 @@ import type { TaskModule } from "../define-task";
 export const taskModules: TaskModule[] = [selftest, fetchModel, validateModel, deployEndpoint, encodeEpisode, deployDevice, importDataset, trainingRun, trainingCheckpoint, evaluateDataset, exportDatasetToBucket];
 
 /** Tasks the crontab starts (not jobs: they keep no Job record). */
-export const scheduledTasks = { "fleet:health-check": healthCheckTask, "captures:release-blobs": releaseCaptureBlobsTask, "storage:sweep-blobs": sweepBlobsTask, "captures:thin-joints": thinCaptureJointsTask, "datasets:store-episode-files": storeEpisodeFilesTask };
+export const scheduledTasks = { "fleet:health-check": healthCheckTask, "captures:release-blobs": releaseCaptureBlobsTask, "storage:sweep-blobs": sweepBlobsTask, "captures:thin-joints": thinCaptureJointsTask, "datasets:store-files": storeDatasetFilesTask };

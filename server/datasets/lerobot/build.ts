@@ -22,6 +22,8 @@ export interface BuildEpisode {
   /** The episode's store folder (its MP4s). */
   dir: string;
   stored: StoredEpisode;
+  /** Its files in the blob store (file name → sha256), when they are kept there. */
+  files?: Record<string, { sha256: string }> | null;
 }
 
 export interface BuildInput {
@@ -55,7 +57,7 @@ export interface FileSlot {
   file: number;
 }
 
-/** Which file held each episode of a build, episodes named by their store folder. */
+/** Which file held each episode of a build, episodes named by their store folder's name (older builds: its path). */
 export interface BuildLayout {
   episodes: string[];
   data: FileSlot[];
@@ -97,7 +99,7 @@ function assignFiles(sizes: number[], limitBytes: number, start: FileSlot = { ch
  */
 function placeFiles(dirs: string[], sizes: number[], limitBytes: number, previous: { episodes: string[]; slots: FileSlot[] | undefined } | null): FileSlot[] {
   const kept = previous?.slots;
-  const isAppend = !!kept && kept.length === previous.episodes.length && kept.length > 0 && kept.length <= dirs.length && previous.episodes.every((d, i) => dirs[i] === d);
+  const isAppend = !!kept && kept.length === previous.episodes.length && kept.length > 0 && kept.length <= dirs.length && previous.episodes.every((d, i) => dirs[i] === path.basename(d));
   if (!isAppend) return assignFiles(sizes, limitBytes);
   const last = kept.reduce((a, b) => (b.chunk > a.chunk || (b.chunk === a.chunk && b.file > a.file) ? b : a));
   return [...kept.map((s) => ({ ...s })), ...assignFiles(sizes.slice(kept.length), limitBytes, nextSlot(last))];
@@ -186,7 +188,8 @@ export async function buildLeRobotDataset(input: BuildInput): Promise<BuildResul
   // --- data files
   const bytesPerRow = 4 * (stateWidth + actionWidth + extras.length + 1) + 8 * 4;
   const dataLimit = (input.limits?.dataFileMb ?? DATA_FILES_SIZE_IN_MB) * 1024 * 1024;
-  const dirs = episodes.map((e) => e.dir);
+  // Episodes by their store folder's name (the episode's id), the same on every machine.
+  const dirs = episodes.map((e) => path.basename(e.dir));
   const layout = input.previous?.layout;
   const dataSlots = placeFiles(dirs, episodes.map((e) => e.stored.rows.length * bytesPerRow), dataLimit, layout ? { episodes: layout.episodes, slots: layout.data } : null);
   const fromIndex: number[] = [];
@@ -247,9 +250,13 @@ export async function buildLeRobotDataset(input: BuildInput): Promise<BuildResul
       const inputs = group.items.map(({ item }) => storedVideoPath(item.dir, camera));
       // What the file is made of: the same episodes' same MP4s make the same file, so an earlier
       // build's copy is linked instead of joined again (appending touches only the last file).
-      const made = (await Promise.all(inputs.map(async (f) => {
-        const st = await fs.stat(f);
-        return `${f}:${st.ino}:${st.size}:${st.mtimeMs}`;
+      // An MP4 is known by its sha256 where the blob store keeps it (the same on every machine),
+      // else by its file.
+      const made = (await Promise.all(group.items.map(async ({ item }, i) => {
+        const sha256 = item.files?.[`${camera}.mp4`]?.sha256;
+        if (sha256) return `sha256:${sha256}`;
+        const st = await fs.stat(inputs[i]);
+        return `${inputs[i]}:${st.ino}:${st.size}:${st.mtimeMs}`;
       }))).join("|");
       const rel = videoFile(key, group.slot);
       manifest[rel] = made;

@@ -4,6 +4,7 @@ import { env } from "@/server/env";
 import { errorResponse } from "@/server/errors";
 import { parseIdParam, requireOrgActor } from "@/server/api/http";
 import { exportDataset } from "@/server/datasets/archive.service";
+import { blobStore } from "@/server/storage/blobs";
 
 export const dynamic = "force-dynamic";
 
@@ -12,7 +13,7 @@ export async function GET(request: Request, { params }: { params: Promise<{ id: 
   try {
     const actor = await requireOrgActor(request, "viewer");
     const datasetId = parseIdParam((await params).id, "dataset");
-    const { stream, filename } = await exportDataset(db(), { orgId: actor.orgId, datasetId, settings: env(), signal: request.signal });
+    const { stream, filename } = await exportDataset(db(), { orgId: actor.orgId, datasetId, settings: env(), blobs: blobStore(), signal: request.signal });
     request.signal.addEventListener("abort", () => stream.destroy(), { once: true });
     return new Response(Readable.toWeb(stream) as ReadableStream, {
       headers: { "Content-Type": "application/gzip", "Content-Disposition": `attachment; filename="${filename.replace(/[^A-Za-z0-9._-]/g, "_")}"`, "Cache-Control": "no-store" },

@@ -11,7 +11,6 @@ import { sharedSwift, swiftSkipReason, type TestS3 } from "../../tests/helpers/s
 import type { OrgActor } from "../auth/roles";
 import { env } from "../env";
 import { silentProgress } from "../jobs/progress";
-import { mediaTools, probeVideo } from "../media/ffmpeg";
 import { Prisma } from "../generated/prisma/client";
 import { createLocalBlobStore } from "../storage/local-blob-store";
 import { createS3BlobStore, type S3BlobStore } from "../storage/s3-blob-store";
@@ -23,12 +22,14 @@ import { commitEpisode } from "./builder.service";
 import { datasetDir, rawEpisodeDir } from "./datasets.schemas";
 import { getEpisode, renameTask } from "./datasets.service";
 import { encodeEpisode } from "./encode.service";
+import { buildFilesOf, localBuildDir, storeUnstoredBuilds } from "./build-files";
 import { episodeFilesOf, localEpisodeDir, storeUnstoredEpisodes } from "./episode-files";
 import { episodeStoreDir } from "./episode-store";
 
-// An episode's files live in the blob store and its folder is a cache: a machine that has
-// never seen the episode (another worker, a web process elsewhere) builds the dataset from the
-// bucket and plays its videos from it, against a real S3 server (Swift's gateway).
+// An episode's files and a dataset's build live in the blob store, and their folders are caches:
+// a machine that has never seen the dataset (another worker, a web process elsewhere) reads its
+// build, builds it anew and plays its videos from the bucket, against a real S3 server (Swift's
+// gateway).
 
 const skip = swiftSkipReason();
 const db = testDb();
@@ -101,21 +102,43 @@ describe.skipIf(skip)("episodes kept in a bucket", () => {
       expect([...(await namedBlobs(db, shas))].sort()).toEqual([...new Set(shas)].sort());
     }
 
-    // Machine b has neither the raw files nor the episodes' folders; a rename rebuilds there.
+    // So is the build, file by file: a machine that never built it reads it from the bucket.
+    const builtA = await fs.realpath(datasetDir(a, actor.orgId, repoId));
+    const treeA = await listTree(builtA);
+    const built = await db.dataset.findUniqueOrThrow({ where: { id: dataset.id } });
+    const buildFiles = buildFilesOf(built)!;
+    expect(Object.keys(buildFiles).sort()).toEqual(treeA);
+    const e = machine("e");
+    const readE = await localBuildDir(store, e, built);
+    expect(await fs.realpath(datasetDir(e, actor.orgId, repoId))).toBe(readE);
+    expect(await listTree(readE)).toEqual(treeA);
+    for (const rel of treeA) {
+      const bytes = await fs.readFile(path.join(readE, rel));
+      expect(sha(bytes)).toBe(sha(await fs.readFile(path.join(builtA, rel))));
+      expect(buildFiles[rel]).toEqual({ sha256: sha(bytes), bytes: bytes.length });
+    }
+    const buildShas = Object.values(buildFiles).map((f) => f.sha256);
+    expect((await namedBlobs(db, buildShas)).size).toBe(new Set(buildShas).size);
+
+    // Machine b has neither the raw files nor the episodes' folders nor the build; a rename
+    // rebuilds there, from the bucket, keeping the build's layout (one file per episode here).
     await fs.rm(path.join(tmp, "edge"), { recursive: true, force: true });
     await renameTask(db, { actor, input: { datasetId: dataset.id, from: "Pick the cube", to: "Pick the red cube" }, settings: b, blobs: store });
     const builtB = await fs.realpath(datasetDir(b, actor.orgId, repoId));
     const files = await listTree(builtB);
-    expect(files).toEqual(expect.arrayContaining(["meta/info.json", "meta/tasks.parquet", "data/chunk-000/file-000.parquet"]));
+    expect(files).toEqual(treeA);
     const info = JSON.parse(await fs.readFile(path.join(builtB, "meta/info.json"), "utf8"));
     expect(info).toMatchObject({ total_episodes: 2, total_frames: 40 });
-    // Every frame of both episodes is in b's videos, which hold what a's do.
-    for (const camera of ["front", "wrist"]) {
-      const videos = files.filter((f) => f.startsWith(`videos/observation.images.${camera}/`));
-      const frames = await Promise.all(videos.map(async (v) => (await probeVideo(mediaTools(b), path.join(builtB, v))).frames));
-      expect(frames.reduce((x, y) => x + y, 0)).toBe(40);
+    for (const video of files.filter((f) => f.endsWith(".mp4"))) {
+      expect(sha(await fs.readFile(path.join(builtB, video)))).toBe(buildFiles[video].sha256);
     }
+    const tasks = await db.dataset.findUniqueOrThrow({ where: { id: dataset.id } });
+    expect(buildFilesOf(tasks)!["meta/tasks.parquet"].sha256).not.toBe(buildFiles["meta/tasks.parquet"].sha256);
     expect(await fs.readdir(path.join(b.DATASETS_DIR, ".store", dataset.id, "episodes"))).toHaveLength(2);
+    // Machine e's copy is now an old build: a reader there gets the new one.
+    const readAgain = await localBuildDir(store, e, tasks);
+    expect(readAgain).not.toBe(readE);
+    expect(sha(await fs.readFile(path.join(readAgain, "meta/tasks.parquet")))).toBe(buildFilesOf(tasks)!["meta/tasks.parquet"].sha256);
 
     // A damaged cached copy (cut short) is fetched again.
     const front = path.join(episodeStoreDir(b, dataset.id, ids[0]), "front.mp4");
@@ -145,7 +168,7 @@ describe.skipIf(skip)("episodes kept in a bucket", () => {
 });
 
 describe("episodes kept in the folder store", () => {
-  it("shares one file between the blob and the episode's folder, and stores episodes encoded before", async () => {
+  it("shares one file between the blob and the episode's folder, and stores episodes and builds made before", async () => {
     const a = machine("folder");
     const blobs = createLocalBlobStore({ root: path.join(tmp, "folder", "blobs") });
     const { dataset, ids } = await recordedDataset(a, blobs, 1);
@@ -164,5 +187,14 @@ describe("episodes kept in the folder store", () => {
     const here = await storeUnstoredEpisodes(db, blobs, { settings: a, limit: 10_000 });
     expect(here.stored).toBeGreaterThanOrEqual(1);
     expect(episodeFilesOf(await db.episode.findUniqueOrThrow({ where: { id: row.id } }))).toEqual(files);
+
+    // And a build from before, under its dataset's lock, from the machine that has it.
+    const before = await db.dataset.findUniqueOrThrow({ where: { id: dataset.id } });
+    await db.dataset.update({ where: { id: dataset.id }, data: { buildFiles: Prisma.DbNull, buildManifest: Prisma.DbNull } });
+    expect((await storeUnstoredBuilds(db, blobs, { settings: machine("empty"), limit: 10_000 })).stored).toBe(0);
+    expect((await storeUnstoredBuilds(db, blobs, { settings: a, limit: 10_000 })).stored).toBeGreaterThanOrEqual(1);
+    const after = await db.dataset.findUniqueOrThrow({ where: { id: dataset.id } });
+    expect(after.buildFiles).toEqual(before.buildFiles);
+    expect(after.buildManifest).toEqual(before.buildManifest);
   }, 120_000);
 });
