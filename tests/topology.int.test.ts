@@ -5,7 +5,12 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDb, type Db } from "../server/db";
 import { createApiToken } from "../server/auth/tokens.service";
-import { datasetDir } from "../server/datasets/datasets.schemas";
+import { CreateBucketCommand } from "@aws-sdk/client-s3";
+import { localBuildDir } from "../server/datasets/build-files";
+import { episodeFilesOf } from "../server/datasets/episode-files";
+import { createS3BlobStore, type S3BlobStore } from "../server/storage/s3-blob-store";
+import { createS3Client } from "../server/storage/s3-client";
+import { sharedSwift, swiftSkipReason } from "./helpers/s3-swift";
 import { createTestDatabase, type TestDatabase } from "./setup/test-database";
 import { createOrgWithMember, waitFor } from "./helpers/factories";
 import { startWorkerProcess, type WorkerProcess } from "./helpers/worker-process";
@@ -13,9 +18,14 @@ import { buildAgent, freePort, recordEpisode, runAgent, startBalancer, startTest
 
 // Several processes on several "machines", on this one: two web processes (the real edge route
 // handlers, server/edge/test-portal.ts) behind a balancer without sticky sessions, two worker
-// processes, the model server, one Postgres of the test's own and folders every process shares. An agent uploads
-// a recording; its first upload is cut and resumes on the other web process; a worker is killed
-// with SIGKILL while it encodes. Every episode must end in the dataset exactly once.
+// processes, the model server, one Postgres of the test's own and the Swift bucket. Only the raw
+// episodes' folder and the uploads in progress are shared; each worker and web process has a
+// DATASETS_DIR of its own, as on machines of their own. An agent uploads a recording; its first
+// upload is cut and resumes on the other web process; a worker is killed with SIGKILL while it
+// encodes. Every episode must end in the dataset exactly once, and a machine that saw none of it
+// reads the dataset from the bucket.
+
+const skip = swiftSkipReason();
 
 const HEARTBEAT_MS = 300;
 const STALE_AFTER_MS = 1_500;
@@ -26,17 +36,31 @@ let db: Db;
 let settings: Record<string, string>;
 let portals: TestPortal[] = [];
 let serveUrl: string;
+let store: S3BlobStore;
 const children: ChildProcess[] = [];
 
 beforeAll(async () => {
+  if (skip) return;
   buildAgent();
   database = await createTestDatabase("topology");
   db = createDb(database.url, 3);
+  const s3 = await sharedSwift();
+  const bucket = { endpoint: s3.endpoint, bucket: "gantry-topology", region: s3.region, forcePathStyle: true, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey };
+  const client = createS3Client(bucket);
+  await client.send(new CreateBucketCommand({ Bucket: bucket.bucket }));
+  client.destroy();
+  store = createS3BlobStore(bucket);
   settings = {
     DATABASE_URL: database.url,
     GANTRY_HOME: tempDir("topology-home"),
     EDGE_UPLOAD_DIR: tempDir("topology-edge"),
-    DATASETS_DIR: tempDir("topology-datasets"),
+    DATASETS_DIR: tempDir("topology-datasets-web"),
+    BLOB_STORE: "s3",
+    S3_ENDPOINT: bucket.endpoint,
+    S3_BUCKET: bucket.bucket,
+    S3_REGION: bucket.region,
+    S3_ACCESS_KEY_ID: bucket.accessKeyId,
+    S3_SECRET_ACCESS_KEY: bucket.secretAccessKey,
     EDGE_MIN_FREE_DISK_BYTES: "0",
     WORKER_HEARTBEAT_MS: String(HEARTBEAT_MS),
     WORKER_STALE_AFTER_MS: String(STALE_AFTER_MS),
@@ -48,7 +72,7 @@ beforeAll(async () => {
   const serve = spawn(process.execPath, ["--import", "tsx", path.resolve("serve/index.ts")], { env: { ...process.env, ...settings, SERVE_PORT: String(servePort) }, stdio: "ignore" });
   children.push(serve);
   serveUrl = `http://127.0.0.1:${servePort}`;
-}, 120_000);
+}, 180_000);
 
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
@@ -57,14 +81,15 @@ afterAll(async () => {
   await database?.drop();
 });
 
-const startWorker = (): WorkerProcess => startWorkerProcess(database.url, { env: { ...settings, WORKER_CONCURRENCY: "2" }, tracked: children });
+/** A worker on a machine of its own: its own DATASETS_DIR. */
+const startWorker = (machine: string): WorkerProcess => startWorkerProcess(database.url, { env: { ...settings, DATASETS_DIR: tempDir(`topology-datasets-${machine}`), WORKER_CONCURRENCY: "2" }, tracked: children });
 
-describe("two web processes and two workers on one database", () => {
+describe.skipIf(skip)("two web processes and two workers on one database and one bucket", () => {
   it("takes an agent's recording whose upload resumes on the other web process, and a worker killed mid-encode, with every episode once", async () => {
     const { actor, orgId } = await createOrgWithMember(db, "operator");
     const token = (await createApiToken(db, { actor, input: { name: "agent", scopes: ["write"] } })).token;
     const front = await startBalancer(portals.map((p) => p.port));
-    const first = startWorker();
+    const first = startWorker("w1");
     await first.ready;
     let second: WorkerProcess | null = null;
     let killedJob: string | null = null;
@@ -72,7 +97,7 @@ describe("two web processes and two workers on one database", () => {
     const killer = (async () => {
       const running = await waitFor(async () => db.job.findFirst({ where: { orgId, kind: "datasets.encode-episode", status: "running" } }), { timeoutMs: 240_000, intervalMs: 20, what: "an episode being encoded" });
       killedJob = running.id;
-      second = startWorker();
+      second = startWorker("w2");
       await second.ready;
       first.child.kill("SIGKILL");
       await first.exited;
@@ -127,8 +152,11 @@ describe("two web processes and two workers on one database", () => {
       const [locked] = await db.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM graphile_worker._private_jobs WHERE locked_by IS NOT NULL`;
       expect(locked.n).toBe(0n);
 
-      // The dataset holds each episode once.
-      const root = datasetDir({ DATASETS_DIR: settings.DATASETS_DIR }, orgId, repoId);
+      // Each episode's files are in the bucket, and the dataset, read on a machine that saw none
+      // of it, holds each episode once.
+      expect(settled.every((e) => episodeFilesOf(e)?.["episode.json"])).toBe(true);
+      const dataset = await db.dataset.findFirstOrThrow({ where: { orgId, repoId } });
+      const root = await localBuildDir(store, { DATASETS_DIR: tempDir("topology-datasets-reader") }, dataset);
       const info = JSON.parse(fs.readFileSync(path.join(root, "meta", "info.json"), "utf8"));
       expect(info).toMatchObject({ total_episodes: EPISODES.length, total_frames: 45 * EPISODES.length });
     } finally {

@@ -35,11 +35,17 @@ export interface CachedVideo {
   probe: VideoProbe;
 }
 
-/** The key of one episode video's samples, or null when its file cannot be looked at (it is then decoded, and fails there with its reason). */
-export async function episodeVideoKey(file: string, span: { from: number; frames: number[]; maxSide: number; fps: number }): Promise<string | null> {
+/**
+ * The key of one episode video's samples, or null when its file cannot be looked at (it is then
+ * decoded, and fails there with its reason). The file is known by its sha256 when the blob store
+ * recorded it (the same on every machine, whatever touched the file), else by its identity on
+ * this disk.
+ */
+export async function episodeVideoKey(file: string, span: { from: number; frames: number[]; maxSide: number; fps: number }, sha256?: string): Promise<string | null> {
   const st = await fs.stat(file).catch(() => null);
   if (!st?.isFile()) return null;
-  return crypto.createHash("sha256").update(JSON.stringify([FORMAT, st.dev, st.ino, st.size, st.mtimeMs, span.from, span.frames, span.maxSide, span.fps])).digest("hex");
+  const identity = sha256 ? ["sha256", sha256] : [st.dev, st.ino, st.size, st.mtimeMs];
+  return crypto.createHash("sha256").update(JSON.stringify([FORMAT, ...identity, span.from, span.frames, span.maxSide, span.fps])).digest("hex");
 }
 
 const entryPath = (dir: string, key: string) => path.join(dir, key.slice(0, 2), `${key}.json`);

@@ -4,7 +4,7 @@ import type { Db } from "../db";
 import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
 import { recordAudit } from "../audit/audit.service";
-import { localBuildDir } from "../datasets/build-files";
+import { buildFilesOf, localBuildDir } from "../datasets/build-files";
 import { evaluateDatasetJob } from "../jobs/catalog";
 import { enqueue } from "../jobs/enqueue";
 import type { ProgressReporter } from "../jobs/progress";
@@ -67,6 +67,7 @@ export async function runEvaluation(db: Db, { evaluationId, settings, blobs, pro
       const map = evaluation.dataset.featureMap as { action?: string; state?: string } | null;
       source = {
         dir: await localBuildDir(blobs, settings, evaluation.dataset),
+        files: buildFilesOf(evaluation.dataset),
         mapping: map?.action && map.state ? { action: map.action, state: map.state } : null,
         missingVideos: evaluation.dataset.missingVideos,
       };
@@ -117,6 +118,8 @@ async function reusableReport(
 /** The folder a scoring reads, the dataset's own joint names, and the cameras it is known to lack. */
 interface EvalSource {
   dir: string;
+  /** Its files' sums where the blob store recorded them (path in the build → sha256). */
+  files?: Record<string, { sha256: string }> | null;
   mapping: { action: string; state: string } | null;
   missingVideos: string[];
 }
@@ -124,7 +127,7 @@ interface EvalSource {
 async function evaluate(
   db: Db,
   evaluation: { orgId: string; metrics: string[]; framesPerEpisode: number; fresh: boolean; imageEncoderVersionId: string | null; dataset: unknown },
-  { dir, mapping, missingVideos }: EvalSource,
+  { dir, files, mapping, missingVideos }: EvalSource,
   { settings, blobs, progress, signal }: { settings: EvaluationSettings; blobs: BlobStore; progress: ProgressReporter; signal: AbortSignal },
 ): Promise<Report> {
   // An external dataset's fetch took the first fifth of the job.
@@ -176,6 +179,7 @@ async function evaluate(
       framesPerEpisode: evaluation.framesPerEpisode,
       signal,
       embeddings: embedded?.embeddings,
+      sumOf: (file) => files?.[path.relative(dir, file).split(path.sep).join("/")]?.sha256,
       onProgress: (n, of) => void progress.set(from + ((start + span - from) * n) / Math.max(1, of), `Sampled ${n} of ${of} episode videos`),
     });
     // Cameras an imported dataset came without are not in its build; they are still findings.

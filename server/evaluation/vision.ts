@@ -327,11 +327,13 @@ export async function scoreVision(
     embeddings?: EmbeddingSums & { descriptor: string };
     /** Where each episode video's numbers are kept between scorings (see episode-cache.ts); none: everything is decoded. */
     cacheDir?: string;
+    /** The sha256 of a video file, where the blob store recorded it. */
+    sumOf?: (file: string) => string | undefined;
   },
 ): Promise<{ h: MetricOutput; v: MetricOutput; visualMap: { index: number; x: number; y: number }[]; descriptor: string; sampleFrames: SampleFrame[]; sampleFramesExplain: string | null; reused: number }> {
   const keeper = frameKeeper(ds);
   const { samples, onFrame } = collector(keeper.offer);
-  const { embeddings, cacheDir, ...sampling } = opts;
+  const { embeddings, cacheDir, sumOf, ...sampling } = opts;
   const videoKey = (episode: number, camera: string) => `${episode}\u0000${camera}`;
   // Episode videos known from earlier scorings are not read again, except those whose frame the
   // report shows (a JPEG is made from the decoded frame).
@@ -341,7 +343,7 @@ export async function scoreVision(
     await Promise.all(ds.episodes.flatMap((e) => ds.cameras.map(async (camera) => {
       const video = e.videos[camera];
       if (!video) return;
-      const key = await episodeVideoKey(video.file, { from: video.from, frames: sampleIndices(e.timestamps.length, opts.framesPerEpisode), maxSide: SAMPLE_MAX_SIDE, fps: ds.fps });
+      const key = await episodeVideoKey(video.file, { from: video.from, frames: sampleIndices(e.timestamps.length, opts.framesPerEpisode), maxSide: SAMPLE_MAX_SIDE, fps: ds.fps }, sumOf?.(video.file));
       if (!key) return;
       keys.set(videoKey(e.index, camera), { key, file: video.file });
       const hit = keeper.wants(e.index, camera) ? null : await readCachedVideo(cacheDir, key);

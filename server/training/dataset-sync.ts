@@ -35,8 +35,11 @@ const SAFE_REL = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
 const SUMS_KEPT = 100_000;
 const sumsByIdentity = new Map<string, string>();
 
-/** Every file of a built dataset, with its sha256 (links resolved; nothing outside the build). */
-export async function listDatasetFiles(root: string): Promise<LocalFile[]> {
+/**
+ * Every file of a built dataset, with its sha256 (links resolved; nothing outside the build).
+ * `known` gives the sums the blob store recorded (path → sha256 and size): those are not read.
+ */
+export async function listDatasetFiles(root: string, { known: recorded }: { known?: Record<string, { sha256: string; bytes: number }> | null } = {}): Promise<LocalFile[]> {
   const base = await fs.realpath(root).catch(() => {
     throw new AppError("CONFLICT", "The dataset has no build to train on yet; wait until an episode is in it");
   });
@@ -49,6 +52,11 @@ export async function listDatasetFiles(root: string): Promise<LocalFile[]> {
         const rel = path.relative(base, abs).split(path.sep).join("/");
         if (!SAFE_REL.test(rel) || rel.split("/").some((p) => p === "." || p === "..")) throw new AppError("INTERNAL", `The dataset holds a file named ${JSON.stringify(rel)}, which cannot be sent safely`);
         const st = await fs.stat(abs);
+        const stored = recorded?.[rel];
+        if (stored && stored.bytes === st.size) {
+          files.push({ rel, abs, bytes: st.size, sha256: stored.sha256 });
+          continue;
+        }
         const identity = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
         const known = sumsByIdentity.get(identity);
         if (known) {

@@ -5,7 +5,7 @@ import { isInterrupted } from "../jobs/cancellation";
 import type { ProgressReporter } from "../jobs/progress";
 import type { BlobStore } from "../storage/blob-store";
 import { redialling, type SshSession } from "../ssh/ssh-client";
-import { localBuildDir } from "../datasets/build-files";
+import { buildFilesOf, localBuildDir } from "../datasets/build-files";
 import { connectTrainingHost, resolveWorkDir } from "./host";
 import { listDatasetFiles, syncDataset, type SyncResult } from "./dataset-sync";
 import { runPaths, type RunPaths } from "./run-host";
@@ -89,7 +89,7 @@ export async function syncRunDataset(db: Db, r: RunRow, paths: RunPaths, setting
   await setStatus(db, r.id, "syncing", { startedAt: r.startedAt ?? new Date() });
   // The build as it is now, on this machine (written from the blob store if it is not here).
   const dataset = await db.dataset.findUniqueOrThrow({ where: { id: r.dataset.id } });
-  const files = await listDatasetFiles(await localBuildDir(blobs, settings, dataset));
+  const files = await listDatasetFiles(await localBuildDir(blobs, settings, dataset), { known: buildFilesOf(dataset) });
   const workDir = path.posix.dirname(path.posix.dirname(paths.runDir));
   const synced = await syncDataset({ connect, workDir, orgId: r.orgId, repoId: dataset.repoId, buildId: dataset.buildId ?? "current", files, progress, signal, span: [0.02, 0.2] });
   await setStatus(db, r.id, "launching");
