@@ -1,6 +1,7 @@
 import { Readable } from "node:stream";
 import type { Db, Tx } from "../db";
 import type { BlobStore } from "../storage/blob-store";
+import { namedBlobs } from "../storage/blob-refs";
 
 // Frames, chunk manifests and snapshots are blobs named by their sha256, so two sessions (or
 // two frames of a still scene) can share one. A reset or a delete lets go of its blobs by
@@ -9,8 +10,9 @@ import type { BlobStore } from "../storage/blob-store";
 // writer checks the blob is still there inside it, so a blob is never removed under a row
 // that was being added at the same moment.
 //
-// These blobs are the capture domain's own: nothing outside server/captures names a frame,
-// a manifest or a snapshot by its digest.
+// The same bytes may be another domain's blob too (a model file, an episode's video): the sweep
+// removes a released blob only when no row of any domain names it (server/storage/blob-refs.ts)
+// and it was not written or kept since it was released.
 
 /** The first key of the two-key advisory locks on capture blob names. */
 const LOCK_SPACE = 7_351_017;
@@ -56,31 +58,21 @@ export async function recordingBlobs<T>(db: Db, shas: string[], record: () => Pr
   }
 }
 
-async function isNamed(tx: Tx, sha256: string): Promise<boolean> {
-  const [row] = await tx.$queryRaw<{ named: boolean }[]>`SELECT
-    EXISTS (SELECT 1 FROM "CaptureFrame" WHERE "sha256" = ${sha256})
-    OR EXISTS (SELECT 1 FROM "CaptureChunk" WHERE "sha256" = ${sha256})
-    OR EXISTS (SELECT 1 FROM "CaptureSnapshot" WHERE "sourceSha256" = ${sha256} OR "spzSha256" = ${sha256}) AS "named"`;
-  return row.named;
-}
-
 /**
  * Removes released blobs that no capture row names, up to `limit` of them; the rest wait for
  * the next sweep (worker/crontab runs one a minute).
  */
 export async function sweepReleasedBlobs(db: Db, { blobs, limit = 1000 }: { blobs: BlobStore; limit?: number }): Promise<{ removed: number; kept: number; left: number }> {
-  const rows = await db.captureBlobRelease.findMany({ orderBy: { releasedAt: "asc" }, take: limit, select: { sha256: true } });
+  const rows = await db.captureBlobRelease.findMany({ orderBy: { releasedAt: "asc" }, take: limit, select: { sha256: true, releasedAt: true } });
   let removed = 0;
   let kept = 0;
-  for (const { sha256 } of rows) {
+  for (const { sha256, releasedAt } of rows) {
     await db.$transaction(
       async (tx) => {
         await lockBlobNames(tx, [sha256]);
-        if (await isNamed(tx, sha256)) kept++;
-        else {
-          await blobs.delete(sha256);
-          removed++;
-        }
+        if ((await namedBlobs(tx, [sha256])).size) kept++;
+        else if (await blobs.deleteIfIdleSince(sha256, releasedAt)) removed++;
+        else kept++;
         await tx.captureBlobRelease.deleteMany({ where: { sha256 } });
       },
       { timeout: 60_000 },

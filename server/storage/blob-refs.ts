@@ -1,4 +1,4 @@
-import type { Db } from "../db";
+import type { Db, Tx } from "../db";
 
 // Every place a row names a blob by its sha256 — the sweep keeps a blob that any of them names.
 // A new column or JSON field that holds a blob digest must be added here, or the sweep will take
@@ -18,7 +18,7 @@ import type { Db } from "../db";
 // Not references: DeviceHealthSample.sha256 (what a check saw on a device).
 
 /** Of these digests, the ones some row names. */
-export async function namedBlobs(db: Db, shas: string[]): Promise<Set<string>> {
+export async function namedBlobs(db: Db | Tx, shas: string[]): Promise<Set<string>> {
   if (!shas.length) return new Set();
   const rows = await db.$queryRaw<{ sha256: string }[]>`
     SELECT "sha256" FROM "ModelVersion" WHERE "sha256" = ANY(${shas}::text[])
