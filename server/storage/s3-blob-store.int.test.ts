@@ -69,6 +69,14 @@ describe.skipIf(!!skip)(`S3 blob store${skip ? ` (skipped: ${skip})` : ""}`, { t
     expect((await read(await store.get(stored.sha256))).equals(data)).toBe(true);
     expect((await read(await store.get(stored.sha256, { start: PART_BYTES - 10, end: PART_BYTES + 9 }))).equals(data.subarray(PART_BYTES - 10, PART_BYTES + 10))).toBe(true);
     expect((await read(await store.get(stored.sha256, { start: data.length - 5, end: data.length + 100 }))).equals(data.subarray(data.length - 5))).toBe(true);
+    expect((await read(await store.get(stored.sha256, { start: data.length - 3 }))).equals(data.subarray(data.length - 3))).toBe(true);
+    // Each read is one GET; what it cannot give is said as the folder store says it.
+    await expect(store.get(stored.sha256, { start: data.length })).rejects.toMatchObject({ code: "BAD_REQUEST", message: expect.stringContaining("past the end") });
+    await expect(store.get(stored.sha256, { start: 9, end: 3 })).rejects.toMatchObject({ code: "BAD_REQUEST" });
+    await expect(store.get("0".repeat(64), { start: 5 })).rejects.toMatchObject({ code: "NOT_FOUND" });
+    const empty = await store.put(Readable.from([]));
+    expect((await read(await store.get(empty.sha256))).length).toBe(0);
+    expect((await read(await store.get(empty.sha256, { start: 0 }))).length).toBe(0);
     // Nothing temporary is left: the parts became the blob's own object.
     expect(await leftovers()).toEqual({ objects: 0, uploads: 0 });
     // The same content again is stored once and still reported, its parts dropped.
