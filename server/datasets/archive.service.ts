@@ -9,7 +9,7 @@ import tar from "tar-stream";
 import type { Db } from "../db";
 import { AppError } from "../errors";
 import type { BlobStore } from "../storage/blob-store";
-import { localBuildDir } from "./build-files";
+import { listBuildFiles, localBuildDir } from "./build-files";
 import { resolveInside } from "./datasets.schemas";
 
 // Dataset archives: an upload (.tar.gz or .zip) unpacked into a staging folder for import, and
@@ -211,16 +211,6 @@ export async function unpackUpload(body: Readable, settings: { DATASETS_DIR: str
   }
 }
 
-async function listFiles(root: string, rel = ""): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await fsp.readdir(path.join(root, rel), { withFileTypes: true })) {
-    const child = rel ? `${rel}/${entry.name}` : entry.name;
-    if (entry.isDirectory()) out.push(...(await listFiles(root, child)));
-    else if (entry.isFile()) out.push(child);
-  }
-  return out.sort();
-}
-
 export interface BuildSnapshot {
   repoId: string;
   /** A folder holding the build's files, hard-linked: a rebuild meanwhile does not change them. */
@@ -242,7 +232,7 @@ export async function snapshotBuild(db: Db, { orgId, datasetId, settings, blobs 
   const dir = path.join(await stagingDir(settings), "export");
   const cleanup = () => fsp.rm(path.dirname(dir), { recursive: true, force: true });
   try {
-    const files = await listFiles(build);
+    const files = await listBuildFiles(build);
     for (const rel of files) {
       await fsp.mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
       await fsp.link(path.join(build, rel), path.join(dir, rel));

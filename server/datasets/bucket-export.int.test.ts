@@ -16,6 +16,7 @@ import { PART_BYTES as EXPORT_PART_BYTES } from "../storage/s3-blob-store";
 import { datasetDir } from "./datasets.schemas";
 import { runImport, startImport } from "./import.service";
 import { blobStore } from "../storage/blobs";
+import { listBuildFiles } from "./build-files";
 
 // A dataset written to a real S3 server (Swift's gateway) as a plain LeRobot v3.0 tree: the same
 // files byte for byte under the organisation's folder, info.json last, a second run skipping
@@ -33,15 +34,6 @@ let tmp: string;
 let datasetId: string;
 let repoId: string;
 const settings = () => ({ ...env(), DATASETS_DIR: path.join(tmp, "datasets") });
-
-async function listTree(dir: string, rel = ""): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await fs.readdir(path.join(dir, rel), { withFileTypes: true })) {
-    const child = rel ? `${rel}/${e.name}` : e.name;
-    out.push(...(e.isDirectory() ? await listTree(dir, child) : [child]));
-  }
-  return out.sort();
-}
 
 async function listKeys(prefix: string): Promise<string[]> {
   const keys: string[] = [];
@@ -102,7 +94,7 @@ afterAll(async () => {
 describe.skipIf(skip)("a dataset written to a bucket", () => {
   it("writes the build as a plain LeRobot v3.0 tree under the organisation's folder, and a second run skips what is there", async () => {
     const build = await fs.realpath(datasetDir(settings(), actor.orgId, repoId));
-    const files = await listTree(build);
+    const files = await listBuildFiles(build);
     expect(files).toContain("meta/info.json");
 
     const { jobId } = await startBucketExport(db, { actor, input: { datasetId }, target });

@@ -22,7 +22,7 @@ import { commitEpisode } from "./builder.service";
 import { datasetDir, rawEpisodeDir } from "./datasets.schemas";
 import { getEpisode, renameTask } from "./datasets.service";
 import { encodeEpisode } from "./encode.service";
-import { buildFilesOf, localBuildDir, storeUnstoredBuilds } from "./build-files";
+import { buildFilesOf, localBuildDir, storeUnstoredBuilds, listBuildFiles } from "./build-files";
 import { episodeFilesOf, localEpisodeDir, storeUnstoredEpisodes } from "./episode-files";
 import { episodeStoreDir } from "./episode-store";
 
@@ -42,15 +42,6 @@ let tmp: string;
 
 const machine = (name: string) => ({ ...env(), DATASETS_DIR: path.join(tmp, name, "datasets"), EDGE_UPLOAD_DIR: path.join(tmp, "edge") });
 const sha = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
-
-async function listTree(dir: string, rel = ""): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await fs.readdir(path.join(dir, rel), { withFileTypes: true })) {
-    const child = rel ? `${rel}/${e.name}` : e.name;
-    out.push(...(e.isDirectory() ? await listTree(dir, child) : [child]));
-  }
-  return out.sort();
-}
 
 /** A dataset of `count` edge episodes, encoded on `settings`' machine into `blobs`. */
 async function recordedDataset(settings: ReturnType<typeof machine>, blobs: BlobStore, count: number) {
@@ -104,14 +95,14 @@ describe.skipIf(skip)("episodes kept in a bucket", () => {
 
     // So is the build, file by file: a machine that never built it reads it from the bucket.
     const builtA = await fs.realpath(datasetDir(a, actor.orgId, repoId));
-    const treeA = await listTree(builtA);
+    const treeA = await listBuildFiles(builtA);
     const built = await db.dataset.findUniqueOrThrow({ where: { id: dataset.id } });
     const buildFiles = buildFilesOf(built)!;
     expect(Object.keys(buildFiles).sort()).toEqual(treeA);
     const e = machine("e");
     const readE = await localBuildDir(store, e, built);
     expect(await fs.realpath(datasetDir(e, actor.orgId, repoId))).toBe(readE);
-    expect(await listTree(readE)).toEqual(treeA);
+    expect(await listBuildFiles(readE)).toEqual(treeA);
     for (const rel of treeA) {
       const bytes = await fs.readFile(path.join(readE, rel));
       expect(sha(bytes)).toBe(sha(await fs.readFile(path.join(builtA, rel))));
@@ -125,7 +116,7 @@ describe.skipIf(skip)("episodes kept in a bucket", () => {
     await fs.rm(path.join(tmp, "edge"), { recursive: true, force: true });
     await renameTask(db, { actor, input: { datasetId: dataset.id, from: "Pick the cube", to: "Pick the red cube" }, settings: b, blobs: store });
     const builtB = await fs.realpath(datasetDir(b, actor.orgId, repoId));
-    const files = await listTree(builtB);
+    const files = await listBuildFiles(builtB);
     expect(files).toEqual(treeA);
     const info = JSON.parse(await fs.readFile(path.join(builtB, "meta/info.json"), "utf8"));
     expect(info).toMatchObject({ total_episodes: 2, total_frames: 40 });
