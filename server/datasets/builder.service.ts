@@ -126,12 +126,22 @@ export async function rebuildDataset(db: Db, { datasetId, settings, blobs, chang
   }, TX_OPTIONS);
 }
 
+/** A build another process of this machine is writing from the blob store is left to it for this long. */
+const WRITING_GRACE_MS = 60 * 60_000;
+
 /** Removes builds that are no longer linked (the one just replaced, and any a crash left). */
 async function removeOtherBuilds(settings: BuilderEnv, datasetId: string, current: string | null): Promise<void> {
   const builds = buildsDir(settings, datasetId);
   const entries = await fs.readdir(builds).catch(() => [] as string[]);
   const keep = current ? [current, `${current}.manifest.json`] : [];
-  await Promise.all(entries.filter((name) => !keep.includes(name)).map((name) => fs.rm(path.join(builds, name), { recursive: true, force: true })));
+  const isGone = async (name: string) => {
+    if (keep.includes(name)) return false;
+    // A reader's copy being written (build-files.ts): only once it is clearly abandoned.
+    if (name.startsWith(".") && name.endsWith(".tmp")) return ((await fs.stat(path.join(builds, name)).catch(() => null))?.mtimeMs ?? 0) < Date.now() - WRITING_GRACE_MS;
+    return true;
+  };
+  const gone = (await Promise.all(entries.map(async (name) => ((await isGone(name)) ? name : null)))).filter((name): name is string => name !== null);
+  await Promise.all(gone.map((name) => fs.rm(path.join(builds, name), { recursive: true, force: true })));
 }
 
 /**
