@@ -28,6 +28,32 @@ const uploadId = () => crypto.randomBytes(16).toString("hex");
 const never = new AbortController().signal;
 
 describe("PgUploadLocker", () => {
+  it("lets a sweep work on an upload only while no request holds it, without asking the holder to let go", async () => {
+    const [a, b] = [processLocker(), processLocker()];
+    const id = uploadId();
+    const request = a.newLock(id);
+    let releaseAsked = 0;
+    await request.lock(never, () => void releaseAsked++);
+    let ran = 0;
+    expect(await b.holdIfFree(id, async () => ++ran)).toBeNull();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect({ ran, releaseAsked }).toEqual({ ran: 0, releaseAsked: 0 });
+    await request.unlock();
+    // Free now: the work runs holding the lock, so a request waits for it to end.
+    let requestIn = false;
+    expect(
+      await b.holdIfFree(id, async () => {
+        const waiting = a.newLock(id);
+        const locked = waiting.lock(never, () => {}).then(() => (requestIn = true));
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        expect(requestIn).toBe(false);
+        void locked.then(() => waiting.unlock());
+        return ++ran;
+      }),
+    ).toBe(1);
+    await waitFor(async () => requestIn, { what: "the request to take the lock once the sweep let go" });
+  });
+
   it("lets one process at a time hold an upload, and asks the holder in the other process to let go", async () => {
     const [a, b] = [processLocker(), processLocker()];
     const id = uploadId();

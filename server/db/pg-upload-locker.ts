@@ -43,6 +43,24 @@ export class PgUploadLocker implements Locker {
     return new PgUploadLock(id, this);
   }
 
+  /**
+   * Runs `work` holding the upload's lock if no request holds it, without asking a holder to let
+   * go (a sweep must not cut an upload off); null, and `work` not run, when it is held.
+   */
+  async holdIfFree<T>(id: string, work: () => Promise<T>): Promise<T | null> {
+    const client = await this.opts.pool.connect();
+    const key = advisoryKey(id);
+    let isHeld = false;
+    try {
+      isHeld = (await client.query<{ ok: boolean }>("select pg_try_advisory_lock($1::bigint) as ok", [key])).rows[0].ok;
+      if (!isHeld) return null;
+      return await work();
+    } finally {
+      if (isHeld) await client.query("select pg_advisory_unlock($1::bigint)", [key]).catch(() => {});
+      client.release();
+    }
+  }
+
   /** @internal */
   startListening(): Promise<void> {
     this.listening ??= (async () => {

@@ -139,7 +139,15 @@ describe("episode upload store", () => {
     expect((await restarted.getUpload(id)).offset).toBe(archive.size);
     expect(await patch(restarted, id, body, archive.size, archive.size)).toBe(archive.size);
     for (const f of source) expect(fs.readFileSync(path.join(raw, f.rel)).equals(fs.readFileSync(f.abs))).toBe(true);
-    expect(await new EpisodeUploadStore({ ...options, expireAfterMs: -1 }).deleteExpired()).toBeGreaterThanOrEqual(1);
+    // Expiry counts from the last bytes saved, and a held upload is left alone.
+    const dayOld = new Date(Date.now() - 2 * 86_400_000);
+    const info = JSON.parse(fs.readFileSync(path.join(options.dir, `${id}.json`), "utf8"));
+    fs.writeFileSync(path.join(options.dir, `${id}.json`), JSON.stringify({ ...info, creation_date: dayOld.toISOString() }));
+    expect(await new EpisodeUploadStore({ ...options, expireAfterMs: 86_400_000 }).deleteExpired()).toBe(0);
+    expect(await new EpisodeUploadStore({ ...options, expireAfterMs: -1 }).deleteExpired({ hold: async () => null })).toBe(0);
+    expect(fs.existsSync(path.join(options.dir, `${id}.json`))).toBe(true);
+    fs.utimesSync(path.join(options.dir, `${id}.json`), dayOld, dayOld);
+    expect(await new EpisodeUploadStore({ ...options, expireAfterMs: 86_400_000 }).deleteExpired({ hold: (_id, work) => work() })).toBe(1);
     expect(fs.existsSync(path.join(options.dir, `${id}.json`))).toBe(false);
     for (const f of source) expect(fs.existsSync(path.join(raw, f.rel))).toBe(true);
   });

@@ -167,16 +167,27 @@ export class EpisodeUploadStore extends DataStore {
     await fs.promises.rm(this.infoPath(id), { force: true });
   }
 
-  async deleteExpired(): Promise<number> {
+  /**
+   * Removes uploads nobody has written to for `expireAfterMs` — since the last bytes were saved,
+   * not since the upload began, so a long one still coming is not cut off. `hold` runs each
+   * removal holding the upload's lock, or answers null when a request holds it (the upload is
+   * then left for the next sweep).
+   */
+  async deleteExpired({ hold }: { hold?: (id: string, work: () => Promise<boolean>) => Promise<boolean | null> } = {}): Promise<number> {
     let removed = 0;
     for (const name of await fs.promises.readdir(this.opts.dir)) {
       if (!name.endsWith(".json")) continue;
-      const info = await this.readInfo(name.slice(0, -5)).catch(() => null);
-      // A complete upload not yet committed is left to the request finishing it.
-      if (!info || (info.offset === info.size && !info.committed) || !info.creation_date) continue;
-      if (Date.now() - new Date(info.creation_date).getTime() < this.opts.expireAfterMs) continue;
-      await this.remove(info.id).catch(() => {});
-      removed++;
+      const id = name.slice(0, -5);
+      const removeIfExpired = async () => {
+        const info = await this.readInfo(id).catch(() => null);
+        // A complete upload not yet committed is left to the request finishing it.
+        if (!info || (info.offset === info.size && !info.committed) || !info.creation_date) return false;
+        const saved = await fs.promises.stat(this.infoPath(id)).then((s) => s.mtimeMs, () => 0);
+        if (Date.now() - Math.max(new Date(info.creation_date).getTime(), saved) < this.opts.expireAfterMs) return false;
+        await this.remove(id);
+        return true;
+      };
+      if ((await (hold ? hold(id, removeIfExpired) : removeIfExpired()).catch(() => false)) === true) removed++;
     }
     return removed;
   }

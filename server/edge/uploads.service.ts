@@ -26,7 +26,7 @@ export interface EdgeUploadDeps {
   maxBytes: number;
   minFreeBytes: number;
   /** Locks on uploads shared by every web process (pg-upload-locker.ts); tus's in-memory one when absent. */
-  locker?: Locker;
+  locker?: Locker & { holdIfFree?: <T>(id: string, work: () => Promise<T>) => Promise<T | null> };
 }
 
 const tusError = tusRefusal;
@@ -39,7 +39,7 @@ export interface EdgeUploadServer {
 }
 
 const UPLOAD_ID = /^[0-9a-f]{32}$/;
-/** An upload left unfinished this long is removed (a new upload sweeps, at most hourly). */
+/** An upload nobody has written to for this long is removed (a new upload sweeps, at most hourly). */
 const EXPIRE_AFTER_MS = 24 * 60 * 60 * 1000;
 const SWEEP_EVERY_MS = 60 * 60 * 1000;
 
@@ -109,7 +109,10 @@ export function createEdgeUploadServer(deps: EdgeUploadDeps): EdgeUploadServer {
       actors.set(request, actor);
       if (request.method === "POST" && Date.now() - lastSweep > SWEEP_EVERY_MS) {
         lastSweep = Date.now();
-        store.deleteExpired().catch((error) => console.error("Sweeping expired edge uploads failed", error));
+        // With the shared locks, an upload a request is writing (on any web process) is left alone.
+        const locker = deps.locker;
+        const hold = locker?.holdIfFree ? (id: string, work: () => Promise<boolean>) => locker.holdIfFree!(id, work) : undefined;
+        store.deleteExpired({ hold }).catch((error) => console.error("Sweeping expired edge uploads failed", error));
       }
       return server.handleWeb(request);
     },
