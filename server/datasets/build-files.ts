@@ -147,6 +147,24 @@ export async function localBuildDir(blobs: BlobStore, settings: { DATASETS_DIR: 
   return dir;
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * Removes this machine's copies (DATASETS_DIR/.store/<id>) of datasets deleted on another
+ * machine; returns how many. Only a folder whose dataset has no row and whose deletion the
+ * audit log records is removed: a folder this database knows nothing of is not its to remove.
+ */
+export async function removeCopiesOfDeletedDatasets(db: Db, settings: { DATASETS_DIR: string }): Promise<number> {
+  const store = path.join(settings.DATASETS_DIR, ".store");
+  const ids = (await fsp.readdir(store).catch(() => [] as string[])).filter((name) => UUID.test(name));
+  if (!ids.length) return 0;
+  const kept = new Set((await db.dataset.findMany({ where: { id: { in: ids } }, select: { id: true } })).map((d) => d.id));
+  const deleted = await db.auditEvent.findMany({ where: { action: "dataset.delete", target: { in: ids.filter((id) => !kept.has(id)) } }, select: { target: true } });
+  const gone = [...new Set(deleted.map((e) => e.target!))];
+  for (const id of gone) await fsp.rm(path.join(store, id), { recursive: true, force: true });
+  return gone.length;
+}
+
 /**
  * Stores the builds made before builds were kept in the blob store, from the machine that has
  * them, each under its dataset's lock so a rebuild meanwhile is not overwritten; returns how

@@ -22,7 +22,7 @@ import { commitEpisode } from "./builder.service";
 import { datasetDir, rawEpisodeDir } from "./datasets.schemas";
 import { getEpisode, renameTask } from "./datasets.service";
 import { encodeEpisode } from "./encode.service";
-import { buildFilesOf, localBuildDir, storeUnstoredBuilds, listBuildFiles } from "./build-files";
+import { buildFilesOf, listBuildFiles, localBuildDir, removeCopiesOfDeletedDatasets, storeUnstoredBuilds } from "./build-files";
 import { episodeFilesOf, localEpisodeDir, storeUnstoredEpisodes } from "./episode-files";
 import { episodeStoreDir } from "./episode-store";
 
@@ -73,7 +73,7 @@ afterAll(async () => {
 });
 
 describe.skipIf(skip)("episodes kept in a bucket", () => {
-  it("a machine that never saw the episodes builds the dataset from the bucket and plays their videos from it", async () => {
+  it("a machine that never saw the dataset builds it from the bucket, reads its build and plays its videos from it, and drops its copies once it is deleted", async () => {
     const a = machine("a");
     const b = machine("b");
     const { dataset, repoId, ids } = await recordedDataset(a, store, 2);
@@ -151,6 +151,16 @@ describe.skipIf(skip)("episodes kept in a bucket", () => {
     expect(part.status).toBe(206);
     expect(part.headers.get("content-range")).toBe(`bytes 100-1099/${expected.length}`);
     expect(Buffer.from(await part.arrayBuffer()).equals(expected.subarray(100, 1100))).toBe(true);
+
+    // Deleted on one machine, the dataset's copies on the others go when a worker starts there.
+    const copies = path.join(b.DATASETS_DIR, ".store", dataset.id);
+    expect(await removeCopiesOfDeletedDatasets(db, b)).toBe(0);
+    await db.dataset.delete({ where: { id: dataset.id } });
+    // Not without the deletion on record (a folder of another database's dataset, say).
+    expect(await removeCopiesOfDeletedDatasets(db, b)).toBe(0);
+    await db.auditEvent.create({ data: { orgId: actor.orgId, actor: "test", action: "dataset.delete", target: dataset.id } });
+    expect(await removeCopiesOfDeletedDatasets(db, b)).toBe(1);
+    expect(await fs.stat(copies).catch(() => null)).toBeNull();
 
     // A file the bucket lost is said plainly, not built around.
     await store.delete(video.sha256);
