@@ -16,7 +16,7 @@ import { createLocalBlobStore } from "../storage/local-blob-store";
 import { createS3BlobStore, type S3BlobStore } from "../storage/s3-blob-store";
 import { createS3Client } from "../storage/s3-client";
 import { namedBlobs } from "../storage/blob-refs";
-import { serveBlob } from "../storage/serve-blob";
+import { directBlobLink, serveBlob } from "../storage/serve-blob";
 import type { BlobStore } from "../storage/blob-store";
 import { commitEpisode } from "./builder.service";
 import { datasetDir, rawEpisodeDir } from "./datasets.schemas";
@@ -151,6 +151,14 @@ describe.skipIf(skip)("episodes kept in a bucket", () => {
     expect(part.status).toBe(206);
     expect(part.headers.get("content-range")).toBe(`bytes 100-1099/${expected.length}`);
     expect(Buffer.from(await part.arrayBuffer()).equals(expected.subarray(100, 1100))).toBe(true);
+    // A large one plays straight from the bucket, as a video (not a download), ranges too.
+    expect(await directBlobLink(store, video.sha256, { minBytes: expected.length + 1, expiresInS: 60 })).toBeNull();
+    const link = (await directBlobLink(store, video.sha256, { minBytes: expected.length, expiresInS: 60, fileName: "front.mp4", media: "video/mp4" }))!;
+    const played = await fetch(link, { headers: { range: "bytes=0-99" } });
+    expect(played.status).toBe(206);
+    expect(played.headers.get("content-type")).toBe("video/mp4");
+    expect(played.headers.get("content-disposition")).toBe('inline; filename="front.mp4"');
+    expect(Buffer.from(await played.arrayBuffer()).equals(expected.subarray(0, 100))).toBe(true);
 
     // Deleted on one machine, the dataset's copies on the others go when a worker starts there.
     const copies = path.join(b.DATASETS_DIR, ".store", dataset.id);

@@ -28,6 +28,16 @@ export interface PutOptions {
 
 export type BlobSource = Readable | AsyncIterable<Uint8Array>;
 
+export interface PresignOptions {
+  expiresInS: number;
+  fileName?: string;
+  /**
+   * Served as this media type, to play in the page (an episode's video); otherwise the store
+   * serves the bytes as a download of `application/octet-stream`, never rendered.
+   */
+  media?: "video/mp4";
+}
+
 /** A stored blob as a listing sees it; `modifiedAt` is when it was last written or kept. */
 export interface ListedBlob {
   sha256: string;
@@ -73,7 +83,7 @@ export interface BlobStore {
    * Present when the store can hand out links: a URL that lets whoever holds it download the
    * blob (ranges too) straight from the store, until it expires.
    */
-  presignedUrl?(sha256: string, options: { expiresInS: number; fileName?: string }): Promise<string>;
+  presignedUrl?(sha256: string, options: PresignOptions): Promise<string>;
   /**
    * A file on this machine holding the blob, to be read in place (never written); null when
    * absent. Only stores that keep blobs on local disk have it.

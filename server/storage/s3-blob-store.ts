@@ -24,7 +24,7 @@ import type { Db } from "../db";
 import { AppError } from "../errors";
 import { checkHost } from "../security/outbound";
 import { createS3Client, isS3Missing, isS3UploadGone, s3ServiceMessage } from "./s3-client";
-import { formatBytes, parseSha256, resolveRange, sha256Schema, type BlobSource, type BlobStore, type ByteRange, type Leftover, type ListedBlob, type PutOptions, type StoredBlob } from "./blob-store";
+import { formatBytes, parseSha256, resolveRange, sha256Schema, type BlobSource, type BlobStore, type ByteRange, type Leftover, type ListedBlob, type PresignOptions, type PutOptions, type StoredBlob } from "./blob-store";
 import { createUploadRecords, type UploadRecord, type UploadRecords } from "./s3-upload-records";
 
 // Blobs in an S3-compatible bucket (AWS, R2, Garage, Swift's S3 gateway), under the same
@@ -88,7 +88,7 @@ const LOCK_SPACE = 7_351_018;
 
 export interface S3BlobStore extends BlobStore {
   /** A URL that lets whoever holds it download the blob, without the portal, until it expires. */
-  presignedUrl(sha256: string, { expiresInS, fileName }: { expiresInS: number; fileName?: string }): Promise<string>;
+  presignedUrl(sha256: string, options: PresignOptions): Promise<string>;
   /** The bucket answers with these credentials (at start, so a mistake is told at once). */
   check(): Promise<void>;
 }
@@ -444,11 +444,13 @@ export function createS3BlobStore(settings: S3Settings, { db: openDb, leaseMs = 
         if (!isS3Missing(error)) throw new AppError("INTERNAL", `The object store could not delete a blob: ${s3ServiceMessage(error)}`, { cause: error });
       }
     },
-    async presignedUrl(sha256, { expiresInS, fileName }) {
+    async presignedUrl(sha256, { expiresInS, fileName, media }) {
       const digest = parseSha256(sha256);
-      const disposition = fileName ? `attachment; filename="${fileName.replace(/["\\\r\n]/g, "_")}"` : undefined;
-      // Served as bytes to save, whatever they look like: the bucket never renders a blob as a page.
-      return getSignedUrl(linkSigner(), new GetObjectCommand({ Bucket, Key: keyOf(digest), ResponseContentDisposition: disposition, ResponseContentType: "application/octet-stream" }), { expiresIn: expiresInS });
+      const name = fileName?.replace(/["\\\r\n]/g, "_");
+      // Served as bytes to save, whatever they look like, or as a video to play: the bucket
+      // never renders a blob as a page.
+      const disposition = name ? `${media ? "inline" : "attachment"}; filename="${name}"` : undefined;
+      return getSignedUrl(linkSigner(), new GetObjectCommand({ Bucket, Key: keyOf(digest), ResponseContentDisposition: disposition, ResponseContentType: media ?? "application/octet-stream" }), { expiresIn: expiresInS });
     },
     async check() {
       const url = new URL(settings.endpoint);

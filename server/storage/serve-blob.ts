@@ -1,11 +1,26 @@
 import { Readable } from "node:stream";
 import { parseRangeHeader } from "../api/byte-range";
 import { AppError } from "../errors";
-import { parseSha256, type BlobStore } from "./blob-store";
+import { parseSha256, type BlobStore, type PresignOptions } from "./blob-store";
 
 // Blobs are named by their sha256, so the name is a strong ETag and the bytes never change:
 // a viewer may cache them for good, and seek a video or resume a large scene with Range
 // (from the bucket, a ranged read of the object).
+
+/**
+ * A link straight to the store for a blob of at least `minBytes`, so its bytes need not pass
+ * through the portal (ranges too); null from a store that gives no links, or for a smaller blob.
+ */
+export async function directBlobLink(blobs: BlobStore, sha256: string, { minBytes, ...options }: PresignOptions & { minBytes: number }): Promise<string | null> {
+  if (!blobs.presignedUrl) return null;
+  const stat = await blobs.stat(parseSha256(sha256));
+  return stat && stat.bytes >= minBytes ? blobs.presignedUrl(sha256, options) : null;
+}
+
+/** An answer sending the caller to a link of the store: not cached (it expires) and not passed on as a referrer (it is a credential while it lasts). */
+export function redirectToLink(link: string, headers: Record<string, string> = {}): Response {
+  return new Response(null, { status: 302, headers: { Location: link, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer", ...headers } });
+}
 
 /** A blob (a splat snapshot, a capture frame, an episode's video) with its ETag, 304s and byte ranges. */
 export async function serveBlob(opts: { blobs: BlobStore; sha256: string; what: string; contentType: string; disposition: string; headers: Headers }): Promise<Response> {

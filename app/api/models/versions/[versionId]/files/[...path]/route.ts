@@ -6,6 +6,7 @@ import { parseRangeHeader } from "@/server/api/byte-range";
 import { openVersionFile } from "@/server/models/version-files.service";
 import { env } from "@/server/env";
 import { blobStore } from "@/server/storage/blobs";
+import { redirectToLink } from "@/server/storage/serve-blob";
 
 export const dynamic = "force-dynamic";
 
@@ -17,10 +18,7 @@ export async function GET(request: Request, { params }: { params: Promise<{ vers
     const versionId = parseIdParam(p.versionId, "model version");
     const { file, read, directLink } = await openVersionFile(db(), blobStore(), { orgId: actor.orgId, versionId, filePath: (p.path ?? []).join("/") });
     const link = await directLink({ minBytes: env().S3_PRESIGN_MIN_BYTES, expiresInS: env().S3_PRESIGN_TTL_S });
-    if (link) {
-      // Not cached anywhere (the link expires) and not passed on as a referrer (it is a credential while it lasts).
-      return new Response(null, { status: 302, headers: { Location: link, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Sha256": file.sha256 } });
-    }
+    if (link) return redirectToLink(link, { "X-Content-Sha256": file.sha256 });
     const headers = new Headers({
       "Content-Type": "application/octet-stream",
       "Accept-Ranges": "bytes",

@@ -8,7 +8,7 @@ import { parseRangeHeader } from "@/server/api/byte-range";
 import { cameraNameSchema } from "@/server/datasets/datasets.schemas";
 import { episodeVideo } from "@/server/datasets/datasets.service";
 import { blobStore } from "@/server/storage/blobs";
-import { serveBlob } from "@/server/storage/serve-blob";
+import { directBlobLink, redirectToLink, serveBlob } from "@/server/storage/serve-blob";
 
 export const dynamic = "force-dynamic";
 
@@ -22,8 +22,13 @@ export async function GET(request: Request, { params }: { params: Promise<{ id: 
     const camera = cameraNameSchema.safeParse(p.camera);
     if (!camera.success) throw new AppError("BAD_REQUEST", "The camera name in the URL is not valid");
     const video = await episodeVideo(db(), { orgId: actor.orgId, datasetId, episodeId, camera: camera.data, settings: env() });
-    // From the blob store: ranged reads of the stored video (of the object, in a bucket).
-    if ("sha256" in video) return await serveBlob({ blobs: blobStore(), sha256: video.sha256, what: "video", contentType: "video/mp4", disposition: `inline; filename="${camera.data}.mp4"`, headers: request.headers });
+    if ("sha256" in video) {
+      const blobs = blobStore();
+      // A large video plays straight from the bucket; a smaller one with ranged reads of it through here.
+      const link = await directBlobLink(blobs, video.sha256, { minBytes: env().S3_PRESIGN_MIN_BYTES, expiresInS: env().S3_PRESIGN_TTL_S, fileName: `${camera.data}.mp4`, media: "video/mp4" });
+      if (link) return redirectToLink(link);
+      return await serveBlob({ blobs, sha256: video.sha256, what: "video", contentType: "video/mp4", disposition: `inline; filename="${camera.data}.mp4"`, headers: request.headers });
+    }
     const file = video.file;
     const { size, mtime } = await fs.promises.stat(file);
     const headers = new Headers({ "Content-Type": "video/mp4", "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600", "Last-Modified": mtime.toUTCString() });
