@@ -12,6 +12,8 @@ import { directBlobLink, redirectToLink, serveBlob } from "@/server/storage/serv
 
 export const dynamic = "force-dynamic";
 
+const VIDEO_LINK_TTL_S = 3600;
+
 /** An episode's camera video (MP4), with Range support so the player can seek. */
 export async function GET(request: Request, { params }: { params: Promise<{ id: string; episodeId: string; camera: string }> }) {
   try {
@@ -24,8 +26,9 @@ export async function GET(request: Request, { params }: { params: Promise<{ id: 
     const video = await episodeVideo(db(), { orgId: actor.orgId, datasetId, episodeId, camera: camera.data, settings: env() });
     if ("sha256" in video) {
       const blobs = blobStore();
-      // A large video plays straight from the bucket; a smaller one with ranged reads of it through here.
-      const link = await directBlobLink(blobs, video.sha256, { minBytes: env().S3_PRESIGN_MIN_BYTES, expiresInS: env().S3_PRESIGN_TTL_S, fileName: `${camera.data}.mp4`, media: "video/mp4" });
+      // A large video plays straight from the bucket; a smaller one with ranged reads of it through
+      // here. A player asks for more ranges of the link as it plays and seeks, so it lasts an hour.
+      const link = await directBlobLink(blobs, video.sha256, { minBytes: env().S3_PRESIGN_MIN_BYTES, expiresInS: VIDEO_LINK_TTL_S, fileName: `${camera.data}.mp4`, media: "video/mp4" });
       if (link) return redirectToLink(link);
       return await serveBlob({ blobs, sha256: video.sha256, what: "video", contentType: "video/mp4", disposition: `inline; filename="${camera.data}.mp4"`, headers: request.headers });
     }
