@@ -17,19 +17,28 @@ interface Box {
   body: Buffer;
 }
 
+/**
+ * The header of the box at `at` in `buf`: its type, its whole size (a size of 0 runs to `end`)
+ * and the header's length; null when the header is cut short or names an impossible size.
+ */
+function boxHeader(buf: Buffer, at: number, end: number): { type: string; size: number; header: number } | null {
+  if (at + 8 > buf.length) return null;
+  let size = buf.readUInt32BE(at);
+  let header = 8;
+  if (size === 1) {
+    if (at + 16 > buf.length) return null;
+    size = Number(buf.readBigUInt64BE(at + 8));
+    header = 16;
+  } else if (size === 0) size = end - at;
+  return size < header ? null : { type: buf.toString("latin1", at + 4, at + 8), size, header };
+}
+
 function* boxesIn(buf: Buffer): Generator<Box> {
-  for (let at = 0; at + 8 <= buf.length; ) {
-    let size = buf.readUInt32BE(at);
-    const type = buf.toString("latin1", at + 4, at + 8);
-    let header = 8;
-    if (size === 1) {
-      if (at + 16 > buf.length) return;
-      size = Number(buf.readBigUInt64BE(at + 8));
-      header = 16;
-    } else if (size === 0) size = buf.length - at;
-    if (size < header || at + size > buf.length) return;
-    yield { type, body: buf.subarray(at + header, at + size) };
-    at += size;
+  for (let at = 0; ; ) {
+    const box = boxHeader(buf, at, buf.length);
+    if (!box || at + box.size > buf.length) return;
+    yield { type: box.type, body: buf.subarray(at + box.header, at + box.size) };
+    at += box.size;
   }
 }
 
@@ -158,15 +167,11 @@ export async function probeOwnMp4(file: string): Promise<VideoProbe | null> {
     let moov: Buffer | null = null;
     for (let at = 0; at < size; ) {
       const { bytesRead } = await handle.read(header, 0, 16, at);
-      if (bytesRead < 8) return null;
-      let boxSize = header.readUInt32BE(0);
-      if (boxSize === 1) {
-        if (bytesRead < 16) return null;
-        boxSize = Number(header.readBigUInt64BE(8));
-      } else if (boxSize === 0) boxSize = size - at;
+      const box = boxHeader(header.subarray(0, bytesRead), 0, size - at);
       // A box that runs past the end: the file was cut off.
-      if (boxSize < 8 || at + boxSize > size) return null;
-      if (header.toString("latin1", 4, 8) === "moov") {
+      if (!box || at + box.size > size) return null;
+      const boxSize = box.size;
+      if (box.type === "moov") {
         if (boxSize > MAX_MOOV_BYTES || moov) return null;
         moov = Buffer.alloc(boxSize);
         await handle.read(moov, 0, boxSize, at);
