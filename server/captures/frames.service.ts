@@ -220,12 +220,12 @@ function parsePosition(value: string, what: string): number {
   return n;
 }
 
-export async function findFrame(db: Db, { actor, sessionId, seq: seqParam }: { actor: OrgActor; sessionId: string; seq: string }): Promise<{ sha256: string; format: "jpeg" | "png" }> {
+export async function findFrame(db: Db, { actor, sessionId, seq: seqParam }: { actor: OrgActor; sessionId: string; seq: string }): Promise<{ sha256: string; bytes: number; format: "jpeg" | "png" }> {
   await findSession(db, actor, sessionId);
   const seq = parsePosition(seqParam, "frame");
-  const frame = await db.captureFrame.findUnique({ where: { sessionId_seq: { sessionId, seq } }, select: { sha256: true, format: true } });
+  const frame = await db.captureFrame.findUnique({ where: { sessionId_seq: { sessionId, seq } }, select: { sha256: true, bytes: true, format: true } });
   if (!frame) throw new AppError("NOT_FOUND", `Frame ${seq} is not in this session (it may have been cleared by a reset)`);
-  return { sha256: frame.sha256, format: frame.format === "png" ? "png" : "jpeg" };
+  return { sha256: frame.sha256, bytes: frame.bytes, format: frame.format === "png" ? "png" : "jpeg" };
 }
 
 /** The blob of one chunk manifest of the session. */

@@ -16,7 +16,7 @@ import { exportDataset, unpackUpload } from "./archive.service";
 import { runImport, startImport } from "./import.service";
 import { findDatasetRoot } from "./lerobot/source";
 import { blobStore } from "../storage/blobs";
-import { listBuildFiles } from "./build-files";
+import { listFiles } from "../storage/blob-files";
 
 const run = promisify(execFile);
 const db = testDb();
@@ -51,7 +51,7 @@ describe("dataset archives", () => {
     const staging = await unpackUpload(Readable.from(await fs.readFile(archive)), settings(), 50 * 1024 ** 2);
     const { root, version } = await findDatasetRoot(path.join(staging, "content"));
     expect(version).toBe("v3.0");
-    expect(await listBuildFiles(root)).toEqual(await listBuildFiles(FIXTURE));
+    expect(await listFiles(root)).toEqual(await listFiles(FIXTURE));
     const started = await startImport(db, { actor, repoId: `upload-${Date.now().toString(36)}`, sourceDir: path.join(staging, "content"), removeSource: true, from: "so101.tar.gz", settings: settings() });
     await db.$executeRaw`SELECT graphile_worker.remove_job(${started.jobId}::text)`;
     expect(await runImport(db, { datasetId: started.datasetId, sourceDir: path.join(staging, "content"), removeSource: true, settings: settings(), blobs: blobStore(), progress: silentProgress })).toEqual({ episodes: 4, missingVideos: ["front", "top"], episodesWithoutVideo: [] });
@@ -60,7 +60,7 @@ describe("dataset archives", () => {
     const zip = path.join(tmp, "so101.zip");
     await run("python3", ["-c", "import shutil,sys; shutil.make_archive(sys.argv[1], 'zip', sys.argv[2], sys.argv[3])", zip.replace(/\.zip$/, ""), path.dirname(FIXTURE), path.basename(FIXTURE)]);
     const zipStaging = await unpackUpload(Readable.from(await fs.readFile(zip)), settings(), 50 * 1024 ** 2);
-    expect(await listBuildFiles(path.join(zipStaging, "content", path.basename(FIXTURE)))).toEqual(await listBuildFiles(FIXTURE));
+    expect(await listFiles(path.join(zipStaging, "content", path.basename(FIXTURE)))).toEqual(await listFiles(FIXTURE));
     expect(await fs.readFile(path.join(zipStaging, "content", path.basename(FIXTURE), "meta/info.json"), "utf8")).toBe(await fs.readFile(path.join(FIXTURE, "meta/info.json"), "utf8"));
     await fs.rm(zipStaging, { recursive: true });
 
@@ -74,7 +74,7 @@ describe("dataset archives", () => {
     await fs.writeFile(path.join(tmp, "export.tar.gz"), Buffer.concat(chunks));
     await run("tar", ["-xzf", path.join(tmp, "export.tar.gz"), "-C", out]);
     const [name] = await fs.readdir(out);
-    expect(await listBuildFiles(path.join(out, name))).toEqual(["data/chunk-000/file-000.parquet", "meta/episodes/chunk-000/file-000.parquet", "meta/info.json", "meta/stats.json", "meta/tasks.parquet"]);
+    expect(await listFiles(path.join(out, name))).toEqual(["data/chunk-000/file-000.parquet", "meta/episodes/chunk-000/file-000.parquet", "meta/info.json", "meta/stats.json", "meta/tasks.parquet"]);
     expect(JSON.parse(await fs.readFile(path.join(out, name, "meta/info.json"), "utf8"))).toMatchObject({ codebase_version: "v3.0", total_episodes: 4 });
     // The export's snapshot is gone once the stream ended.
     expect((await fs.readdir(path.join(settings().DATASETS_DIR, ".imports"))).length).toBe(0);

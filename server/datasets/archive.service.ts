@@ -8,8 +8,9 @@ import zlib from "node:zlib";
 import tar from "tar-stream";
 import type { Db } from "../db";
 import { AppError } from "../errors";
+import { listFiles } from "../storage/blob-files";
 import type { BlobStore } from "../storage/blob-store";
-import { listBuildFiles, localBuildDir } from "./build-files";
+import { localBuildDir } from "./build-files";
 import { resolveInside } from "./datasets.schemas";
 
 // Dataset archives: an upload (.tar.gz or .zip) unpacked into a staging folder for import, and
@@ -232,7 +233,7 @@ export async function snapshotBuild(db: Db, { orgId, datasetId, settings, blobs 
   const dir = path.join(await stagingDir(settings), "export");
   const cleanup = () => fsp.rm(path.dirname(dir), { recursive: true, force: true });
   try {
-    const files = await listBuildFiles(build);
+    const files = await listFiles(build);
     for (const rel of files) {
       await fsp.mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
       await fsp.link(path.join(build, rel), path.join(dir, rel));

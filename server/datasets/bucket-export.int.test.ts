@@ -16,7 +16,7 @@ import { PART_BYTES as EXPORT_PART_BYTES } from "../storage/s3-blob-store";
 import { datasetDir } from "./datasets.schemas";
 import { runImport, startImport } from "./import.service";
 import { blobStore } from "../storage/blobs";
-import { listBuildFiles } from "./build-files";
+import { listFiles } from "../storage/blob-files";
 
 // A dataset written to a real S3 server (Swift's gateway) as a plain LeRobot v3.0 tree: the same
 // files byte for byte under the organisation's folder, info.json last, a second run skipping
@@ -94,7 +94,7 @@ afterAll(async () => {
 describe.skipIf(skip)("a dataset written to a bucket", () => {
   it("writes the build as a plain LeRobot v3.0 tree under the organisation's folder, and a second run skips what is there", async () => {
     const build = await fs.realpath(datasetDir(settings(), actor.orgId, repoId));
-    const files = await listBuildFiles(build);
+    const files = await listFiles(build);
     expect(files).toContain("meta/info.json");
 
     const { jobId } = await startBucketExport(db, { actor, input: { datasetId }, target });

@@ -5,7 +5,7 @@ import { z } from "zod";
 import type { Db } from "../db";
 import { AppError } from "../errors";
 import { Prisma } from "../generated/prisma/client";
-import { fetchToFile, putFile } from "../storage/blob-files";
+import { fetchToFile, listFiles, putFile } from "../storage/blob-files";
 import { storedBlobSchema, type BlobStore } from "../storage/blob-store";
 import { datasetDir, datasetStoreDir } from "./datasets.schemas";
 import type { BuildLayout, PreviousBuild } from "./lerobot/build";
@@ -47,24 +47,13 @@ export function buildsDir(settings: { DATASETS_DIR: string }, datasetId: string)
   return path.join(datasetStoreDir(settings, datasetId), "builds");
 }
 
-/** Every file under `root`, as paths with / between folders, sorted. */
-export async function listBuildFiles(root: string, rel = ""): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await fsp.readdir(path.join(root, rel), { withFileTypes: true })) {
-    const child = rel ? `${rel}/${entry.name}` : entry.name;
-    if (entry.isDirectory()) out.push(...(await listBuildFiles(root, child)));
-    else if (entry.isFile()) out.push(child);
-  }
-  return out.sort();
-}
-
 /**
  * Puts the files of the build in `dir` into the blob store. A file that is the previous build's
  * (the same file, linked) keeps that build's record without being read again.
  */
 export async function storeBuildFiles(blobs: BlobStore, dir: string, { previous, signal }: { previous?: { dir: string; files: BuildFiles } | null; signal?: AbortSignal } = {}): Promise<BuildFiles> {
   const files: BuildFiles = {};
-  for (const rel of await listBuildFiles(dir)) {
+  for (const rel of await listFiles(dir)) {
     signal?.throwIfAborted();
     const file = path.join(dir, rel);
     const earlier = previous?.files[rel];
@@ -115,7 +104,6 @@ async function writeBuild(blobs: BlobStore, settings: { DATASETS_DIR: string }, 
     for (const [rel, blob] of Object.entries(files)) {
       const file = path.join(temp, ...rel.split("/"));
       await fsp.mkdir(path.dirname(file), { recursive: true });
-      if (!(await blobs.has(blob.sha256))) throw new AppError("NOT_FOUND", `${rel} of ${dataset.repoId} is not on this machine and the blob store does not hold it (${blob.sha256.slice(0, 12)}…)`);
       await fetchToFile(blobs, blob, file, { what: `${rel} of ${dataset.repoId}` });
     }
     if (dataset.buildManifest) await fsp.writeFile(path.join(builds, `${dataset.buildId}.manifest.json`), JSON.stringify(dataset.buildManifest));

@@ -16,13 +16,14 @@ import { createLocalBlobStore } from "../storage/local-blob-store";
 import { createS3BlobStore, type S3BlobStore } from "../storage/s3-blob-store";
 import { createS3Client } from "../storage/s3-client";
 import { namedBlobs } from "../storage/blob-refs";
+import { listFiles } from "../storage/blob-files";
 import { directBlobLink, serveBlob } from "../storage/serve-blob";
 import type { BlobStore } from "../storage/blob-store";
 import { commitEpisode } from "./builder.service";
 import { datasetDir, rawEpisodeDir } from "./datasets.schemas";
 import { getEpisode, renameTask } from "./datasets.service";
 import { encodeEpisode } from "./encode.service";
-import { buildFilesOf, listBuildFiles, localBuildDir, removeCopiesOfDeletedDatasets, storeUnstoredBuilds } from "./build-files";
+import { buildFilesOf, localBuildDir, removeCopiesOfDeletedDatasets, storeUnstoredBuilds } from "./build-files";
 import { episodeFilesOf, localEpisodeDir, storeUnstoredEpisodes } from "./episode-files";
 import { episodeStoreDir } from "./episode-store";
 
@@ -95,14 +96,14 @@ describe.skipIf(skip)("episodes kept in a bucket", () => {
 
     // So is the build, file by file: a machine that never built it reads it from the bucket.
     const builtA = await fs.realpath(datasetDir(a, actor.orgId, repoId));
-    const treeA = await listBuildFiles(builtA);
+    const treeA = await listFiles(builtA);
     const built = await db.dataset.findUniqueOrThrow({ where: { id: dataset.id } });
     const buildFiles = buildFilesOf(built)!;
     expect(Object.keys(buildFiles).sort()).toEqual(treeA);
     const e = machine("e");
     const readE = await localBuildDir(store, e, built);
     expect(await fs.realpath(datasetDir(e, actor.orgId, repoId))).toBe(readE);
-    expect(await listBuildFiles(readE)).toEqual(treeA);
+    expect(await listFiles(readE)).toEqual(treeA);
     for (const rel of treeA) {
       const bytes = await fs.readFile(path.join(readE, rel));
       expect(sha(bytes)).toBe(sha(await fs.readFile(path.join(builtA, rel))));
@@ -116,7 +117,7 @@ describe.skipIf(skip)("episodes kept in a bucket", () => {
     await fs.rm(path.join(tmp, "edge"), { recursive: true, force: true });
     await renameTask(db, { actor, input: { datasetId: dataset.id, from: "Pick the cube", to: "Pick the red cube" }, settings: b, blobs: store });
     const builtB = await fs.realpath(datasetDir(b, actor.orgId, repoId));
-    const files = await listBuildFiles(builtB);
+    const files = await listFiles(builtB);
     expect(files).toEqual(treeA);
     const info = JSON.parse(await fs.readFile(path.join(builtB, "meta/info.json"), "utf8"));
     expect(info).toMatchObject({ total_episodes: 2, total_frames: 40 });

@@ -262,13 +262,13 @@ export async function retryEpisode(db: Db, { actor, episodeId, settings }: { act
  * The stored MP4 of one camera of a ready episode, for streaming: its blob, or for an episode
  * whose files are not in the blob store yet, the file in its folder.
  */
-export async function episodeVideo(db: Db, { orgId, datasetId, episodeId, camera, settings }: { orgId: string; datasetId: string; episodeId: string; camera: string; settings: { DATASETS_DIR: string } }): Promise<{ sha256: string } | { file: string }> {
+export async function episodeVideo(db: Db, { orgId, datasetId, episodeId, camera, settings }: { orgId: string; datasetId: string; episodeId: string; camera: string; settings: { DATASETS_DIR: string } }): Promise<{ sha256: string; bytes: number } | { file: string }> {
   const episode = await findEpisode(db, orgId, episodeId);
   if (episode.datasetId !== datasetId) throw new AppError("NOT_FOUND", "No such episode in this dataset");
   if (episode.status !== "ready") throw new AppError("NOT_FOUND", `Episode ${episode.number} has no video yet`);
   if (!episode.cameras.includes(camera)) throw new AppError("NOT_FOUND", `Episode ${episode.number} has no camera ${camera}`);
   const blob = episodeFilesOf(episode)?.[`${camera}.mp4`];
-  if (blob) return { sha256: blob.sha256 };
+  if (blob) return { sha256: blob.sha256, bytes: blob.bytes };
   const file = storedVideoPath(episodeStoreDir(settings, datasetId, episodeId), camera);
   await fs.stat(file).catch(() => {
     throw new AppError("NOT_FOUND", `The ${camera} video of episode ${episode.number} is missing`);

@@ -55,9 +55,6 @@ export async function localEpisodeDir(blobs: BlobStore, settings: { DATASETS_DIR
     const stat = await fsp.stat(file).catch(() => null);
     if (stat?.size === blob.bytes) continue;
     await fsp.mkdir(dir, { recursive: true });
-    if (!(await blobs.has(blob.sha256))) {
-      throw new AppError("NOT_FOUND", `The ${name} of episode ${episode.number ?? episode.id} is not on this machine and the blob store does not hold it (${blob.sha256.slice(0, 12)}…)`);
-    }
     await fetchToFile(blobs, blob, file, { what: `the ${name} of episode ${episode.number ?? episode.id}` });
   }
   return dir;

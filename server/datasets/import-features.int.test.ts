@@ -173,9 +173,9 @@ describe("features named otherwise", () => {
     const { staged: waiting } = await staged.json();
     expect(waiting.inspection.proposed).toEqual({ action: "actions", state: "state", cameras: [] });
     expect(await db.dataset.count({ where: { orgId: actor.orgId, repoId } })).toBe(0);
-    const started = await importStaged(db, { actor, input: { stagingId: waiting.stagingId, repoId, mapping: { action: "actions", state: "state" } }, settings: settings() });
+    const started = await importStaged(db, { actor, input: { stagingId: waiting.stagingId, repoId, mapping: { action: "actions", state: "state" } }, settings: settings(), blobs: blobStore() });
     expect((await runQueued(started.jobId)).episodes).toBe(2);
-    await expect(importStaged(db, { actor, input: { stagingId: waiting.stagingId, repoId: `again-${unique()}`, mapping: { action: "actions", state: "state" } }, settings: settings() })).rejects.toMatchObject({ code: "NOT_FOUND" });
+    await expect(importStaged(db, { actor, input: { stagingId: waiting.stagingId, repoId: `again-${unique()}`, mapping: { action: "actions", state: "state" } }, settings: settings(), blobs: blobStore() })).rejects.toMatchObject({ code: "NOT_FOUND" });
 
     const direct = await post({ repoId: `direct-${unique()}`, action: "actions", state: "state" });
     expect(direct.status).toBe(201);

@@ -10,6 +10,7 @@ import { enqueue } from "../jobs/enqueue";
 import type { ProgressReporter } from "../jobs/progress";
 import { codecOptions, encodeSegment, mediaTools, probeVideo, sampleFramesRgb, type MediaTools } from "../media/ffmpeg";
 import type { BlobStore } from "../storage/blob-store";
+import { claimUpload, localArchiveContent, removeArchiveUpload } from "./archive-uploads";
 import { rebuildDataset } from "./builder.service";
 import { featuresToJson, parseRepoId, type FeatureMap, type ImportInspection, type ImportMapping, type StoredFeature } from "./datasets.schemas";
 import { deleteDataset, type DeleteDatasetEnv } from "./delete.service";
@@ -109,7 +110,26 @@ export async function checkRepoIdFree(db: Db, { orgId, repoId }: { orgId: string
 /** Creates the dataset and queues its import, in one transaction (replacing a failed import of the same name first). */
 export async function startImport(
   db: Db,
-  { actor, repoId, sourceDir, removeSource, from, mapping, settings }: { actor: OrgActor; repoId: string; sourceDir: string; removeSource: boolean; from: string; mapping?: ImportMapping; settings: DeleteDatasetEnv },
+  {
+    actor,
+    repoId,
+    sourceDir,
+    archiveId,
+    removeSource,
+    from,
+    mapping,
+    settings,
+  }: {
+    actor: OrgActor;
+    repoId: string;
+    sourceDir: string;
+    /** An uploaded archive kept in the blob store (archive-uploads.ts): the import takes it over. */
+    archiveId?: string;
+    removeSource: boolean;
+    from: string;
+    mapping?: ImportMapping;
+    settings: DeleteDatasetEnv;
+  },
 ): Promise<{ datasetId: string; jobId: string }> {
   const id = parseRepoId(repoId);
   const { replaces } = await checkRepoIdFree(db, { orgId: actor.orgId, repoId: id });
@@ -118,7 +138,8 @@ export async function startImport(
   try {
     return await db.$transaction(async (tx) => {
       const dataset = await tx.dataset.create({ data: { orgId: actor.orgId, repoId: id, source: "import", createdById: actor.userId } });
-      const { jobId } = await enqueue(importDatasetJob, { datasetId: dataset.id, sourceDir, removeSource, ...(mapping ? { mapping } : {}) }, { tx, orgId: actor.orgId, createdById: actor.userId });
+      if (archiveId) await claimUpload(tx, { id: archiveId, datasetId: dataset.id });
+      const { jobId } = await enqueue(importDatasetJob, { datasetId: dataset.id, sourceDir, ...(archiveId ? { archiveId } : {}), removeSource, ...(mapping ? { mapping } : {}) }, { tx, orgId: actor.orgId, createdById: actor.userId });
       await recordAudit(tx, { orgId: actor.orgId, actor, action: "dataset.import", target: dataset.id, data: { repoId: id, from, ...(mapping ? { mapping } : {}), ...(replaces ? { replaces } : {}) } });
       return { datasetId: dataset.id, jobId };
     });
@@ -130,7 +151,10 @@ export async function startImport(
 
 export interface ImportJobInput {
   datasetId: string;
+  /** The source folder on the machine that asked for the import. */
   sourceDir: string;
+  /** An uploaded archive in the blob store: read from this machine's copy of it instead, written from the store when need be. */
+  archiveId?: string;
   removeSource: boolean;
   /** The person's mapping; the proposal when left out. */
   mapping?: ImportMapping;
@@ -152,9 +176,21 @@ export interface ImportResult {
 const list = (items: Array<string | number>) => (items.length <= 1 ? items.join("") : `${items.slice(0, -1).join(", ")} and ${items.at(-1)}`);
 
 /** The import job: reads the source, stores each episode, writes the v3.0 dataset. Safe to run again. */
-export async function runImport(db: Db, { datasetId, sourceDir, removeSource, mapping, settings, blobs, progress, signal }: ImportJobInput): Promise<ImportResult> {
+export async function runImport(db: Db, { datasetId, sourceDir: askedDir, archiveId, removeSource, mapping, settings, blobs, progress, signal }: ImportJobInput): Promise<ImportResult> {
   const dataset = await db.dataset.findUnique({ where: { id: datasetId } });
   if (!dataset) throw new AppError("NOT_FOUND", "The dataset was deleted before it was imported");
+  let sourceDir = askedDir;
+  if (archiveId) {
+    const upload = await db.archiveUpload.findFirst({ where: { id: archiveId, datasetId } });
+    if (!upload) throw new AppError("NOT_FOUND", "The uploaded archive is no longer kept (its import finished, or the dataset was deleted); upload it again");
+    await progress.step("Fetching the uploaded archive", 0.01);
+    sourceDir = await localArchiveContent(blobs, settings, upload, {
+      onFile: async (done, total) => {
+        signal?.throwIfAborted();
+        if (done === total || done % 50 === 0) await progress.set(0.01 + 0.01 * (done / total), `Fetching the uploaded archive: ${done} of ${total} files`);
+      },
+    });
+  }
   await progress.step("Reading the dataset", 0.02);
   const { root, version, info } = await findDatasetRoot(sourceDir);
   const features = sourceFeatures(info);
@@ -239,7 +275,9 @@ export async function runImport(db: Db, { datasetId, sourceDir, removeSource, ma
     throw error;
   }
   if (missing.length) await progress.log(`The dataset has no videos for ${list(map.cameras.filter((c) => missing.includes(c.camera)).map((c) => c.key))}: its joints are imported, its videos are missing`, "warn");
-  if (removeSource) {
+  if (archiveId) {
+    await removeArchiveUpload(db, settings, archiveId);
+  } else if (removeSource) {
     await fs.rm(sourceDir, { recursive: true, force: true });
     await fs.rmdir(path.dirname(sourceDir)).catch(() => {}); // the upload's staging folder, when empty
   }

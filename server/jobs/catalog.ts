@@ -91,6 +91,8 @@ export const importDatasetJob = defineJob({
     datasetId: z.uuid(),
     /** The dataset's root folder: checked to be inside an allowed root when the import was asked for. */
     sourceDir: z.string().min(1).max(4096),
+    /** An uploaded archive kept in the blob store (its ArchiveUpload row): what the import reads, on whichever machine it runs. */
+    archiveId: z.string().regex(/^[0-9a-f]{16}$/).optional(),
     /** An unpacked upload, removed once imported. */
     removeSource: z.boolean().default(false),
     /** Which features are the action, the state and the cameras, as the person confirmed them. */

@@ -4,7 +4,8 @@ import fsp from "node:fs/promises";
 import path from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { AppError } from "../errors";
+import { hashFileInto } from "../edge/file-hash";
+import { AppError, isAppError } from "../errors";
 import type { BlobStore, StoredBlob } from "./blob-store";
 
 // Files on this machine that are kept in the blob store, and copies of blobs kept as files (a
@@ -19,13 +20,20 @@ function tempName(file: string): string {
   return `${file}.${process.pid}.${crypto.randomBytes(4).toString("hex")}.tmp`;
 }
 
+/** Every file under `root`, as paths with / between folders, sorted. */
+export async function listFiles(root: string, rel = ""): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await fsp.readdir(path.join(root, rel), { withFileTypes: true })) {
+    const child = rel ? `${rel}/${entry.name}` : entry.name;
+    if (entry.isDirectory()) out.push(...(await listFiles(root, child)));
+    else if (entry.isFile()) out.push(child);
+  }
+  return out.sort();
+}
+
 export async function hashFile(file: string): Promise<StoredBlob> {
   const hash = crypto.createHash("sha256");
-  let bytes = 0;
-  for await (const chunk of fs.createReadStream(file) as AsyncIterable<Buffer>) {
-    hash.update(chunk);
-    bytes += chunk.length;
-  }
+  const bytes = await hashFileInto(hash, file);
   return { sha256: hash.digest("hex"), bytes };
 }
 
@@ -53,7 +61,11 @@ export async function putFile(blobs: BlobStore, file: string, { signal }: { sign
   return stored;
 }
 
-/** Writes a blob to `file` (through a temporary name, replacing what is there), its digest checked on the way. */
+/**
+ * Writes a blob to `file` (through a temporary name, replacing what is there), its digest checked
+ * on the way. `what` names the file in messages ("the front.mp4 of episode 3"); a blob the store
+ * does not hold is NOT_FOUND, said of it.
+ */
 export async function fetchToFile(blobs: BlobStore, blob: StoredBlob, file: string, { what = path.basename(file) }: { what?: string } = {}): Promise<void> {
   const temp = tempName(file);
   try {
@@ -71,7 +83,12 @@ export async function fetchToFile(blobs: BlobStore, blob: StoredBlob, file: stri
           done(null, chunk);
         },
       });
-      await pipeline(await blobs.get(blob.sha256), check, fs.createWriteStream(temp, { flags: "wx" }));
+      const source = await blobs.get(blob.sha256).catch((error: unknown) => {
+        if (!isAppError(error) || error.code !== "NOT_FOUND") throw error;
+        const subject = what.startsWith("the ") ? `The ${what.slice(4)}` : what;
+        throw new AppError("NOT_FOUND", `${subject} is not on this machine and the blob store does not hold it (${blob.sha256.slice(0, 12)}…)`, { cause: error });
+      });
+      await pipeline(source, check, fs.createWriteStream(temp, { flags: "wx" }));
       const got = hash.digest("hex");
       if (got !== blob.sha256) throw new AppError("INTERNAL", `The blob store returned other bytes for ${what} (sha256 ${got}, not ${blob.sha256})`);
     }

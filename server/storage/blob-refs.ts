@@ -13,6 +13,7 @@ import type { Db, Tx } from "../db";
 //   CaptureSnapshot.spzSha256      and its SPZ
 //   Episode.storedFiles.*.sha256   an episode's episode.json and videos (deleted episodes too: they can be restored)
 //   Dataset.buildFiles.*.sha256    the files of a dataset's current build
+//   ArchiveUpload.files.*.sha256   an uploaded archive's files, until it is imported (or discarded)
 //   Job.payload (queued, running)  a job's inputs kept as blobs: a sealed hub token, a test vector
 //
 // Not references: DeviceHealthSample.sha256 (what a check saw on a device).
@@ -27,6 +28,8 @@ export async function namedBlobs(db: Db | Tx, shas: string[]): Promise<Set<strin
     UNION SELECT f.value->>'sha256' FROM "Episode" e, jsonb_each(CASE WHEN jsonb_typeof(e."storedFiles") = 'object' THEN e."storedFiles" ELSE '{}'::jsonb END) f
       WHERE f.value->>'sha256' = ANY(${shas}::text[])
     UNION SELECT f.value->>'sha256' FROM "Dataset" d, jsonb_each(CASE WHEN jsonb_typeof(d."buildFiles") = 'object' THEN d."buildFiles" ELSE '{}'::jsonb END) f
+      WHERE f.value->>'sha256' = ANY(${shas}::text[])
+    UNION SELECT f.value->>'sha256' FROM "ArchiveUpload" a, jsonb_each(CASE WHEN jsonb_typeof(a."files") = 'object' THEN a."files" ELSE '{}'::jsonb END) f
       WHERE f.value->>'sha256' = ANY(${shas}::text[])
     UNION SELECT "currentSha256" FROM "Device" WHERE "currentSha256" = ANY(${shas}::text[])
     UNION SELECT "sha256" FROM "CaptureFrame" WHERE "sha256" = ANY(${shas}::text[])

@@ -10,11 +10,12 @@ import { parseSha256, type BlobStore, type PresignOptions } from "./blob-store";
 /**
  * A link straight to the store for a blob of at least `minBytes`, so its bytes need not pass
  * through the portal (ranges too); null from a store that gives no links, or for a smaller blob.
+ * `bytes`, when the caller's record knows the size, spares asking the store.
  */
-export async function directBlobLink(blobs: BlobStore, sha256: string, { minBytes, ...options }: PresignOptions & { minBytes: number }): Promise<string | null> {
+export async function directBlobLink(blobs: BlobStore, sha256: string, { minBytes, bytes, ...options }: PresignOptions & { minBytes: number; bytes?: number }): Promise<string | null> {
   if (!blobs.presignedUrl) return null;
-  const stat = await blobs.stat(parseSha256(sha256));
-  return stat && stat.bytes >= minBytes ? blobs.presignedUrl(sha256, options) : null;
+  const size = bytes ?? (await blobs.stat(parseSha256(sha256)))?.bytes;
+  return size !== undefined && size >= minBytes ? blobs.presignedUrl(sha256, options) : null;
 }
 
 /** An answer sending the caller to a link of the store: not cached (it expires) and not passed on as a referrer (it is a credential while it lasts). */
@@ -22,10 +23,13 @@ export function redirectToLink(link: string, headers: Record<string, string> = {
   return new Response(null, { status: 302, headers: { Location: link, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer", ...headers } });
 }
 
-/** A blob (a splat snapshot, a capture frame, an episode's video) with its ETag, 304s and byte ranges. */
-export async function serveBlob(opts: { blobs: BlobStore; sha256: string; what: string; contentType: string; disposition: string; headers: Headers }): Promise<Response> {
+/**
+ * A blob (a splat snapshot, a capture frame, an episode's video) with its ETag, 304s and byte
+ * ranges. `bytes`, when the caller's record knows the size, spares asking the store for it.
+ */
+export async function serveBlob(opts: { blobs: BlobStore; sha256: string; bytes?: number; what: string; contentType: string; disposition: string; headers: Headers }): Promise<Response> {
   const sha256 = parseSha256(opts.sha256, `${opts.what} id`);
-  const stat = await opts.blobs.stat(sha256);
+  const stat = opts.bytes !== undefined ? { bytes: opts.bytes } : await opts.blobs.stat(sha256);
   if (!stat) throw new AppError("NOT_FOUND", `No ${opts.what} blob ${sha256} is stored`);
   const etag = `"${sha256}"`;
   const common = {

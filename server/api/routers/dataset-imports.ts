@@ -3,6 +3,7 @@ import { discardStagedInput, importFolderInput, importInspectionSchema, importSt
 import { importDatasetFromFolder, inspectImportFolder } from "../../datasets/import.service";
 import { discardStaged, importStaged } from "../../datasets/upload-import.service";
 import { env } from "../../env";
+import { blobStore } from "../../storage/blobs";
 import { orgProcedure, router } from "../trpc";
 
 // Importing LeRobot datasets made elsewhere: look at one first (which features are the action,
@@ -17,7 +18,7 @@ export const datasetImportsRouter = router({
   /** Imports a LeRobot v2.1 or v3.0 dataset from a folder on the server (inside DATASET_IMPORT_ROOTS). */
   importFolder: orgProcedure("operator").input(importFolderInput).output(started).mutation(({ ctx, input }) => importDatasetFromFolder(ctx.db, { actor: ctx.orgActor, input, settings: env() })),
   /** Imports an uploaded archive that waits for its mapping, with the mapping confirmed. */
-  importStaged: orgProcedure("operator").input(importStagedInput).output(started).mutation(({ ctx, input }) => importStaged(ctx.db, { actor: ctx.orgActor, input, settings: env() })),
+  importStaged: orgProcedure("operator").input(importStagedInput).output(started).mutation(({ ctx, input }) => importStaged(ctx.db, { actor: ctx.orgActor, input, settings: env(), blobs: blobStore() })),
   /** Throws away an uploaded archive that waits for its mapping. */
   discardStaged: orgProcedure("operator")
     .input(discardStagedInput)

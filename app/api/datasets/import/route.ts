@@ -5,6 +5,7 @@ import { errorResponse } from "@/server/errors";
 import { parseQuery, requireOrgActor } from "@/server/api/http";
 import { archiveImportQuery } from "@/server/datasets/datasets.schemas";
 import { importArchiveUpload } from "@/server/datasets/upload-import.service";
+import { blobStore } from "@/server/storage/blobs";
 
 export const dynamic = "force-dynamic";
 
@@ -29,6 +30,7 @@ export async function POST(request: Request) {
       from: query.filename ?? "an uploaded archive",
       mapping,
       settings: env(),
+      blobs: blobStore(),
     });
     if (outcome.kind === "staged") {
       const { kind: _kind, ...staged } = outcome;

@@ -16,7 +16,7 @@ export async function GET(request: Request, { params }: { params: Promise<{ id: 
     const sessionId = parseIdParam(id, "capture session");
     const frame = await findFrame(db(), { actor, sessionId, seq });
     const ext = frame.format === "png" ? "png" : "jpg";
-    return await serveBlob({ blobs: blobStore(), sha256: frame.sha256, what: "frame", contentType: imageContentType[frame.format], disposition: `inline; filename="frame-${seq}.${ext}"`, headers: request.headers });
+    return await serveBlob({ blobs: blobStore(), sha256: frame.sha256, bytes: frame.bytes, what: "frame", contentType: imageContentType[frame.format], disposition: `inline; filename="frame-${seq}.${ext}"`, headers: request.headers });
   } catch (error) {
     return errorResponse(error);
   }
