@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -56,9 +57,19 @@ function runStart(args: string[], env: Record<string, string>) {
 
 describe("npm start", () => {
   it("starts a worker that was killed again, and stops everything only when asked", async () => {
-    const start = runStart(["--only", "worker"], { DATABASE_URL: database.url });
+    // This machine's copy of a dataset deleted on another machine goes before anything starts;
+    // a folder the database knows nothing of stays.
+    const { actor } = await createOrgWithMember(db, "operator");
+    const datasetsDir = path.join(home, "datasets-start");
+    const [deleted, unknown] = [crypto.randomUUID(), crypto.randomUUID()];
+    for (const id of [deleted, unknown]) fs.mkdirSync(path.join(datasetsDir, ".store", id, "builds"), { recursive: true });
+    await db.auditEvent.create({ data: { orgId: actor.orgId, actor: "someone", action: "dataset.delete", target: deleted } });
+    const start = runStart(["--only", "worker"], { DATABASE_URL: database.url, DATASETS_DIR: datasetsDir });
     const workerPids = () => [...start.output().matchAll(/\[gantry\] worker (?:started|restarted) \(pid (\d+)\)/g)].map((m) => Number(m[1]));
     await start.waitForOutput((o) => o.includes("[worker] Worker ready"), "the worker to start");
+    expect(start.output()).toContain("[gantry] Removed this machine's copies of 1 deleted dataset\n");
+    expect(fs.existsSync(path.join(datasetsDir, ".store", deleted))).toBe(false);
+    expect(fs.existsSync(path.join(datasetsDir, ".store", unknown))).toBe(true);
     const [first] = workerPids();
     expect(first).toBeGreaterThan(0);
 
@@ -70,7 +81,6 @@ describe("npm start", () => {
     expect(start.child.exitCode).toBeNull();
 
     // The new worker runs jobs.
-    const { actor } = await createOrgWithMember(db, "operator");
     const { jobId } = await startSelftest(db, { actor, input: { steps: 2, stepMs: 10 } });
     await waitFor(async () => (await db.job.findUniqueOrThrow({ where: { id: jobId } })).status === "succeeded", { timeoutMs: 20_000, what: "the self-test to run on the new worker" });
 

@@ -3,6 +3,8 @@ import { env, SettingsError } from "../server/env";
 import { s3StoreFromSettings } from "../server/storage/blobs";
 import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedDatabase } from "../server/db/embedded";
 import { migrate } from "../server/db/migrate";
+import { createDb } from "../server/db";
+import { removeCopiesOfDeletedDatasets } from "../server/datasets/build-files";
 import { prepareQueue } from "../worker/worker";
 import { startChild, Supervisor, type Unit } from "./supervisor";
 import { buildAgentIfNeeded } from "./agent-build";
@@ -65,6 +67,7 @@ async function main() {
   if (applied.length) log(`Applied ${applied.length} migration(s)`);
   await prepareQueue(url);
   if (isDatabaseOnly) return holdDatabase(database, url);
+  if (only.includes("web") || only.includes("worker")) await removeDeletedDatasetCopies(url, settings);
 
   const childEnv = { ...process.env, DATABASE_URL: url, NEXTAUTH_URL: settings.PUBLIC_URL, GANTRY_HOME: settings.GANTRY_HOME, PORT: String(settings.PORT) };
   if (!isDev && only.includes("web")) buildPortalIfNeeded(childEnv, log);
@@ -96,6 +99,22 @@ async function main() {
   process.on("SIGTERM", () => void stop());
   for (const child of children) await child.start();
   if (only.includes("web")) log(`Portal on ${settings.PUBLIC_URL}`);
+}
+
+/**
+ * This machine's copies of datasets deleted on another machine go (their blobs are swept), on a
+ * machine of web processes as on one of workers: both keep working copies under DATASETS_DIR.
+ */
+async function removeDeletedDatasetCopies(url: string, settings: { DATASETS_DIR: string }) {
+  const db = createDb(url, 1);
+  try {
+    const n = await removeCopiesOfDeletedDatasets(db, settings);
+    if (n) log(`Removed this machine's copies of ${n} deleted dataset${n === 1 ? "" : "s"}`);
+  } catch (error) {
+    log(`Could not look for copies of deleted datasets: ${(error as Error).message}`);
+  } finally {
+    await db.$disconnect();
+  }
 }
 
 /** `npm start -- --database-only`: the database, migrated, until Ctrl-C (for psql, or a portal run elsewhere). */

@@ -10,7 +10,6 @@ import { giveBackAttempts, releaseStoppedPool } from "../server/jobs/enqueue";
 import { isDatabaseUnavailable, OutageLog, PatientPool } from "../server/db/availability";
 import { findEntriesTakenOver, QUEUE_POLL_MS, recordHeartbeat, releaseDeadWorkers, removeHeartbeats } from "../server/system/heartbeat.service";
 import { processMetrics } from "../server/metrics/process-metrics";
-import { removeCopiesOfDeletedDatasets } from "../server/datasets/build-files";
 import { moveFoldersUnderOrgs } from "../server/datasets/org-folders.service";
 import { toGraphileTask } from "./define-task";
 import { scheduledTasks, taskModules } from "./tasks/index";
@@ -137,11 +136,6 @@ export async function startWorker({ url, concurrency = env().WORKER_CONCURRENCY,
   };
   // The pool is created synchronously within run(); the first beat follows at once.
   await beat();
-  // This machine's copies of datasets deleted on another machine go (their blobs are swept).
-  removeCopiesOfDeletedDatasets(db, settings).then(
-    (n) => n && log(`Removed this machine's copies of ${n} deleted dataset${n === 1 ? "" : "s"}`),
-    (error: Error) => log(`Could not look for copies of deleted datasets: ${error.message}`),
-  );
   const timer = setInterval(beat, settings.WORKER_HEARTBEAT_MS);
 
   let isStopping = false;
