@@ -49,7 +49,7 @@ describe("GET /api/events after access ends", () => {
     const { id, token } = await createApiToken(db, { actor, input: { name: "watcher", scopes: ["read"] } });
     const stream = await openStream({ authorization: `Bearer ${token}` });
     await revokeApiToken(db, { actor, tokenId: id });
-    expect(await endsPromptly(stream)).toMatch(/event: error\ndata: .*You no longer have access to these events/);
+    expect(await endsPromptly(stream)).toMatch(/event: error\ndata: .*These events stopped: the API token was revoked: make a new one under Settings → API tokens/);
   });
 
   it("ends at once when the member is removed", async () => {
@@ -57,7 +57,7 @@ describe("GET /api/events after access ends", () => {
     const viewer = await addMember(db, orgId, "viewer");
     const stream = await openStream({ cookie: await sessionCookie(db, viewer.userId) });
     await removeMember(db, { actor: owner, userId: viewer.userId });
-    expect(await endsPromptly(stream)).toMatch(/You no longer have access to these events/);
+    expect(await endsPromptly(stream)).toMatch(/These events stopped: .* is no longer a member of this organisation/);
   });
 
   it("ends at once when the session is signed out elsewhere, and leaves others' streams open", async () => {
@@ -66,7 +66,7 @@ describe("GET /api/events after access ends", () => {
     const mine = await openStream({ cookie: await sessionCookie(db, owner.userId) });
     const theirs = await openStream({ cookie: await sessionCookie(db, colleague.userId) });
     await endSessionsOf(db, { userId: owner.userId });
-    expect(await endsPromptly(mine)).toMatch(/You no longer have access to these events/);
+    expect(await endsPromptly(mine)).toMatch(/These events stopped: your session has ended \(signed out, or signed out everywhere\): sign in again/);
     const stillOpen = await Promise.race([theirs.closed.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 500))]);
     expect(stillOpen).toBe(true);
     theirs.stop();
@@ -78,11 +78,11 @@ describe("GET /api/events after access ends", () => {
     // No change is ever announced: only the check made once listening can end this stream.
     const events = await openOrgEventStream({
       db, hub: realtimeHub(), orgId, afterOrgSeq: null, signal: controller.signal, maxBuffered: 100,
-      isStillAllowed: async () => false, watchAccess: () => () => {},
+      whyNotAllowed: async () => "you were removed", watchAccess: () => () => {},
     });
     const timeout = setTimeout(() => controller.abort(), 10_000);
     try {
-      await expect(events.next()).rejects.toThrow(/You no longer have access to these events/);
+      await expect(events.next()).rejects.toThrow("These events stopped: you were removed");
       expect(controller.signal.aborted).toBe(false);
     } finally {
       clearTimeout(timeout);

@@ -1,3 +1,4 @@
+import { AccessRecheck, type StreamAccessOptions } from "../auth/access-recheck";
 import type { Db } from "../db";
 import { AppError } from "../errors";
 import type { JobEventDto } from "./jobs.schemas";
@@ -7,7 +8,12 @@ import type { RealtimeHub, RealtimeMessage } from "./realtime";
 const PAGE = 500;
 const RECHECK_MS = 30_000;
 
-export interface StreamOptions {
+/**
+ * With `whyNotAllowed`, the caller's access is asked once listening, then every 30 s while the
+ * stream is open, and at once when `watchAccess` says it may have changed (a sign-out, a revoked
+ * token, a removed member); losing it ends the stream with FORBIDDEN, saying why.
+ */
+export interface StreamOptions extends StreamAccessOptions {
   db: Db;
   hub: RealtimeHub;
   orgId: string;
@@ -17,13 +23,6 @@ export interface StreamOptions {
    * from the database instead, so a slow reader costs no memory and loses nothing.
    */
   maxBuffered: number;
-  /** Asked once listening, then every 30 s while the stream is open; a `false` ends it (e.g. the member was removed). */
-  isStillAllowed?: () => Promise<boolean>;
-  /**
-   * Subscribes to "the caller's access may have changed" (a sign-out, a revoked token, a removed
-   * member), so `isStillAllowed` is asked at once rather than at the next 30 s check.
-   */
-  watchAccess?: (changed: () => void) => () => void;
 }
 
 const ENDED = new Set(["succeeded", "failed", "cancelled"]);
@@ -128,19 +127,12 @@ async function* follow(
   signal.addEventListener("abort", notify, { once: true });
   // The first check comes once the hub listens, so a change made between the caller's
   // authentication and then is not missed; later ones every 30 s or when told.
-  let nextCheck = 0;
-  const stopWatching = opts.watchAccess?.(() => {
-    nextCheck = 0;
-    notify();
-  });
+  const access = new AccessRecheck({ whyNotAllowed: opts.whyNotAllowed, watchAccess: opts.watchAccess, everyMs: RECHECK_MS, what: "These events" }, notify);
   let hasJustRead = false;
   try {
     await hub.ensureConnected();
     while (!signal.aborted) {
-      if (opts.isStillAllowed && Date.now() >= nextCheck) {
-        nextCheck = Date.now() + RECHECK_MS;
-        if (!(await opts.isStillAllowed())) throw new AppError("FORBIDDEN", "You no longer have access to these events");
-      }
+      await access.check();
       if (needsRead) {
         needsRead = false;
         hasJustRead = true;
@@ -177,7 +169,8 @@ async function* follow(
       }
       hasJustRead = false;
       await new Promise<void>((resolve) => {
-        const timer = opts.isStillAllowed ? setTimeout(resolve, Math.max(0, nextCheck - Date.now())) : undefined;
+        const due = access.msUntilDue();
+        const timer = Number.isFinite(due) ? setTimeout(resolve, due) : undefined;
         wake = () => {
           clearTimeout(timer);
           resolve();
@@ -186,7 +179,7 @@ async function* follow(
     }
   } finally {
     unsubscribe();
-    stopWatching?.();
+    access.stop();
     signal.removeEventListener("abort", notify);
   }
 }
