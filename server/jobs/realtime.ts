@@ -4,6 +4,13 @@ import { EVENTS_CHANNEL, eventNotificationSchema } from "./catalog";
 import type { JobEventDto } from "./jobs.schemas";
 import { toJobEventDto } from "./jobs.queries";
 
+/**
+ * The shortest time between two reads of new events. Each read wakes every subscriber it has
+ * events for (a write to each of their streams): at a few hundred events a second and hundreds
+ * of subscribers, reading each notification on its own would wake every subscriber per event.
+ */
+const FLUSH_EVERY_MS = 20;
+
 export type RealtimeMessage = { kind: "event"; orgId: string; event: JobEventDto } | { kind: "resync" };
 type Listener = (message: RealtimeMessage) => void;
 /** A notification's payload on another channel; null after a reconnect, when some may have been missed. */
@@ -131,19 +138,27 @@ export class RealtimeHub {
   }
 
   private flushing: Promise<void> = Promise.resolve();
+  private lastFlushAt = -Infinity;
 
   private enqueue(id: string): void {
     this.pending.push(id);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     // One read at a time, in order: batch 2 is never delivered before batch 1.
-    setImmediate(() => {
+    const run = () => {
       this.flushing = this.flushing.then(() => this.flush());
-    });
+    };
+    // Under a stream of notifications, reads are at least FLUSH_EVERY_MS apart, so what arrives
+    // meanwhile is read together and each subscriber is woken, and written to, once for all of
+    // it; after a quiet spell the first notification is read at once.
+    const wait = this.lastFlushAt + FLUSH_EVERY_MS - performance.now();
+    if (wait <= 0) setImmediate(run);
+    else setTimeout(run, wait);
   }
 
   private async flush(): Promise<void> {
     this.flushScheduled = false;
+    this.lastFlushAt = performance.now();
     const ids = this.pending;
     this.pending = [];
     if (this.listeners.size === 0) return;
