@@ -1,7 +1,7 @@
 export const errorCodes = ["NOT_FOUND", "FORBIDDEN", "UNAUTHORIZED", "CONFLICT", "BAD_REQUEST", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE", "RATE_LIMITED", "INTERNAL"] as const;
 export type ErrorCode = (typeof errorCodes)[number];
 
-const httpStatus: Record<ErrorCode, number> = {
+export const httpStatus: Record<ErrorCode, number> = {
   NOT_FOUND: 404,
   FORBIDDEN: 403,
   UNAUTHORIZED: 401,

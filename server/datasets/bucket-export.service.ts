@@ -6,7 +6,9 @@ import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
+  S3ServiceException,
   UploadPartCommand,
   type S3Client,
 } from "@aws-sdk/client-s3";
@@ -93,6 +95,27 @@ async function remoteETag(client: S3Client, Bucket: string, Key: string, signal?
   }
 }
 
+/**
+ * What the bucket holds under `Prefix` (key → ETag and size), in one listing request per
+ * thousand objects rather than a HEAD per file; null when the key may not list the bucket, and
+ * each file is asked about on its own instead.
+ */
+async function listRemote(client: S3Client, Bucket: string, Prefix: string, signal?: AbortSignal): Promise<Map<string, { etag: string; size: number }> | null> {
+  const found = new Map<string, { etag: string; size: number }>();
+  let ContinuationToken: string | undefined;
+  try {
+    do {
+      const page = await client.send(new ListObjectsV2Command({ Bucket, Prefix, ContinuationToken }), { abortSignal: signal });
+      for (const o of page.Contents ?? []) if (o.Key) found.set(o.Key, { etag: (o.ETag ?? "").replace(/"/g, ""), size: o.Size ?? -1 });
+      ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (ContinuationToken);
+  } catch (error) {
+    if (error instanceof S3ServiceException && error.$metadata.httpStatusCode === 403) return null;
+    throw error;
+  }
+  return found;
+}
+
 async function uploadFile(client: S3Client, Bucket: string, Key: string, file: string, size: number, signal?: AbortSignal): Promise<void> {
   if (size <= EXPORT_PART_BYTES) {
     await client.send(new PutObjectCommand({ Bucket, Key, Body: await fsp.readFile(file), ContentLength: size }), { abortSignal: signal });
@@ -145,12 +168,20 @@ export async function exportDatasetToBucket(db: Db, { orgId, datasetId, folder, 
     let skipped = 0;
     let reported = Date.now();
     try {
+      const listed = await listRemote(client, target.bucket, keyPrefix, signal);
       for (const [i, rel] of files.entries()) {
         signal?.throwIfAborted();
         const file = path.join(snapshot.dir, rel);
         const Key = keyPrefix + rel;
-        const there = await remoteETag(client, target.bucket, Key, signal);
-        if (there && there.size === sizes[i] && there.etag === (await expectedETag(file, sizes[i]))) skipped++;
+        const there = listed ? (listed.get(Key) ?? null) : await remoteETag(client, target.bucket, Key, signal);
+        let isThere = false;
+        if (there?.size === sizes[i]) {
+          const expected = await expectedETag(file, sizes[i]);
+          // A listing may show an object written in parts with another ETag than its HEAD gives
+          // (some S3 gateways): such a one is asked about again before it is written anew.
+          isThere = there.etag === expected || (listed !== null && (await remoteETag(client, target.bucket, Key, signal))?.etag === expected);
+        }
+        if (isThere) skipped++;
         else {
           await uploadFile(client, target.bucket, Key, file, sizes[i], signal);
           written++;

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import { errorCodes, type ErrorCode } from "../../errors";
+import { errorCodes, httpStatus, type ErrorCode } from "../../errors";
 import { toJsonSchema, toParameters, type JsonSchema } from "./json-schema";
 import { areas, type ApiRoute, type NamedSchema, type ResponseSpec } from "./registry";
 import { apiRoutes } from "./api-routes";
@@ -8,17 +8,19 @@ import { apiRoutes } from "./api-routes";
 /** Every error answer of the route handlers (server/errors.ts). */
 export const errorBodySchema = z.object({ error: z.object({ code: z.enum(errorCodes), message: z.string() }) });
 
-const errorStatus: Record<ErrorCode, { status: number; description: string }> = {
-  BAD_REQUEST: { status: 400, description: "The request is not valid; the message names each bad field" },
-  UNAUTHORIZED: { status: 401, description: "No session or API token, or a token that is revoked, expired or malformed" },
-  FORBIDDEN: { status: 403, description: "The caller's role is too low, or a signed-in change came from another site" },
-  NOT_FOUND: { status: 404, description: "No such thing in the caller's organisation" },
-  CONFLICT: { status: 409, description: "The state does not allow it now (the message says why)" },
-  PAYLOAD_TOO_LARGE: { status: 413, description: "The body is larger than the limit the message names" },
-  UNSUPPORTED_MEDIA_TYPE: { status: 415, description: "The body's Content-Type is not one this route takes" },
-  RATE_LIMITED: { status: 429, description: "Too many requests; wait and try again" },
-  INTERNAL: { status: 500, description: "Something failed on the server; its log has the details" },
+/** What each error answer means here; its status is the one the handlers send (server/errors.ts). */
+const errorMeaning: Record<ErrorCode, string> = {
+  BAD_REQUEST: "The request is not valid; the message names each bad field",
+  UNAUTHORIZED: "No session or API token, or a token that is revoked, expired or malformed",
+  FORBIDDEN: "The caller's role is too low, or a signed-in change came from another site",
+  NOT_FOUND: "No such thing in the caller's organisation",
+  CONFLICT: "The state does not allow it now (the message says why)",
+  PAYLOAD_TOO_LARGE: "The body is larger than the limit the message names",
+  UNSUPPORTED_MEDIA_TYPE: "The body's Content-Type is not one this route takes",
+  RATE_LIMITED: "Too many requests; wait and try again",
+  INTERNAL: "Something failed on the server; its log has the details",
 };
+const errorStatus = Object.fromEntries(errorCodes.map((code) => [code, { status: httpStatus[code], description: errorMeaning[code] }])) as Record<ErrorCode, { status: number; description: string }>;
 
 const authText = {
   none: "No credentials.",
