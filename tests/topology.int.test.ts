@@ -18,9 +18,10 @@ import { buildAgent, freePort, recordEpisode, runAgent, startBalancer, startTest
 
 // Several processes on several "machines", on this one: two web processes (the real edge route
 // handlers, server/edge/test-portal.ts) behind a balancer without sticky sessions, two worker
-// processes, the model server, one Postgres of the test's own and the Swift bucket. Only the raw
-// episodes' folder and the uploads in progress are shared; each worker and web process has a
-// DATASETS_DIR of its own, as on machines of their own. An agent uploads a recording; its first
+// processes, the model server, one Postgres of the test's own and the Swift bucket. Only the
+// uploads in progress (and the raw folder they land in) are shared, by the web processes; each
+// worker and web process has a DATASETS_DIR of its own, and each worker an EDGE_UPLOAD_DIR of its
+// own (raw episodes reach it through the bucket), as on machines of their own. An agent uploads a recording; its first
 // upload is cut and resumes on the other web process; a worker is killed with SIGKILL while it
 // encodes. Every episode must end in the dataset exactly once, and a machine that saw none of it
 // reads the dataset from the bucket.
@@ -81,8 +82,9 @@ afterAll(async () => {
   await database?.drop();
 });
 
-/** A worker on a machine of its own: its own DATASETS_DIR. */
-const startWorker = (machine: string): WorkerProcess => startWorkerProcess(database.url, { env: { ...settings, DATASETS_DIR: tempDir(`topology-datasets-${machine}`), WORKER_CONCURRENCY: "2" }, tracked: children });
+/** A worker on a machine of its own: its own DATASETS_DIR and EDGE_UPLOAD_DIR. */
+const startWorker = (machine: string): WorkerProcess =>
+  startWorkerProcess(database.url, { env: { ...settings, DATASETS_DIR: tempDir(`topology-datasets-${machine}`), EDGE_UPLOAD_DIR: tempDir(`topology-edge-${machine}`), WORKER_CONCURRENCY: "2" }, tracked: children });
 
 describe.skipIf(skip)("two web processes and two workers on one database and one bucket", () => {
   it("takes an agent's recording whose upload resumes on the other web process, and a worker killed mid-encode, with every episode once", async () => {

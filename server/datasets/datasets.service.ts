@@ -14,6 +14,7 @@ import { episodeStoreDir, readStoredEpisode, storedVideoPath } from "./episode-s
 import { datasetKeys } from "./feature-map";
 import { effectiveEpisodeStatus } from "./ingest.service";
 import { findRawEpisode } from "./raw-episode";
+import { rawFilesOf } from "./raw-files";
 
 // Reading datasets for the pages, and the edits people make: delete and restore an episode,
 // rename a task, retry a failed encoding. Every edit that changes the dataset's files goes
@@ -240,15 +241,20 @@ export async function renameTask(db: Db, { actor, input, settings, blobs }: { ac
   return { episodes: changed };
 }
 
-/** Encodes a failed episode again from its raw files (still there: they go only once it is in). */
+/**
+ * Encodes a failed episode again from its raw files (still there: they go only once it is in) —
+ * here, or in the blob store when they were handed over through it (raw-files.ts).
+ */
 export async function retryEpisode(db: Db, { actor, episodeId, settings }: { actor: OrgActor; episodeId: string; settings: { EDGE_UPLOAD_DIR: string } }): Promise<{ episodeId: string; jobId: string }> {
   const episode = await findEpisode(db, actor.orgId, episodeId);
   const jobs = await jobsFor(db, [episode]);
   if (effectiveEpisodeStatus(episode.status, episode.jobId ? jobs.get(episode.jobId)?.status : undefined) !== "failed") throw new AppError("CONFLICT", `Episode ${episode.number} has not failed; there is nothing to retry`);
   if (episode.mode === "import") throw new AppError("CONFLICT", "An imported episode is not encoded here; import the dataset again");
-  await findRawEpisode(rawEpisodeDir(settings, episode.dataset.orgId, episode.dataset.repoId), episode.number, episode.mode as "edge" | "local").catch((error: unknown) => {
-    throw new AppError("CONFLICT", `${(error as Error).message}. Upload the episode again; it is encoded on arrival`);
-  });
+  if (!rawFilesOf(episode)) {
+    await findRawEpisode(rawEpisodeDir(settings, episode.dataset.orgId, episode.dataset.repoId), episode.number, episode.mode as "edge" | "local").catch((error: unknown) => {
+      throw new AppError("CONFLICT", `${(error as Error).message}. Upload the episode again; it is encoded on arrival`);
+    });
+  }
   return db.$transaction(async (tx) => {
     await tx.$executeRaw`SELECT 1 FROM "Dataset" WHERE "id" = ${episode.datasetId}::uuid FOR UPDATE`;
     const { jobId } = await enqueue(encodeEpisodeJob, { episodeId: episode.id }, { tx, orgId: actor.orgId, createdById: actor.userId });

@@ -13,7 +13,8 @@ import { rawEpisodeDir } from "./datasets.schemas";
 import { storeEpisodeFiles } from "./episode-files";
 import { episodeStoreDir, storedVideoPath, tempPath, writeStoredEpisode, type StoredEpisode } from "./episode-store";
 import { imageStats, sampleIndices } from "./lerobot/stats";
-import { findRawEpisode, fpsFromRows, listFrames, readFrameRows, type RawEpisode } from "./raw-episode";
+import { findRawEpisode, fpsFromRows, listFrames, readFrameRows, removeRawEpisode } from "./raw-episode";
+import { fetchRawEpisode, forgetRawFiles, rawFilesOf } from "./raw-files";
 
 export interface EncodeEnv {
   EDGE_UPLOAD_DIR: string;
@@ -204,13 +205,29 @@ export async function encodeEpisode(db: Db, input: EncodeEpisodeInput): Promise<
   const { episodeId, settings, progress, signal } = input;
   const episode = await db.episode.findUnique({ where: { id: episodeId }, include: { dataset: true } });
   if (!episode) throw new AppError("NOT_FOUND", "The episode was deleted before it was encoded");
-  const raw = () => findRawEpisode(rawEpisodeDir(settings, episode.dataset.orgId, episode.dataset.repoId), episode.number, episode.mode as "edge" | "local");
+  const rawRoot = rawEpisodeDir(settings, episode.dataset.orgId, episode.dataset.repoId);
+  const raw = () => findRawEpisode(rawRoot, episode.number, episode.mode as "edge" | "local");
   if (episode.status === "ready") {
     await progress.step("Already in the dataset; removing the raw files", 0.95);
-    await removeRaw(await raw().catch(() => null));
+    await removeRawEpisode(await raw().catch(() => null));
+    await forgetRawFiles(db, episode.id);
     return { frames: episode.length ?? 0, cameras: episode.cameras };
   }
   try {
+    if (rawFilesOf(episode)) {
+      // Handed over through the bucket by the web process that took it (raw-files.ts).
+      await progress.step("Fetching the raw episode", 0.005);
+      let reported = 0;
+      const fetched = await fetchRawEpisode(input.blobs, rawRoot, episode, {
+        signal,
+        onFile: async (done, total) => {
+          if (done < total && Date.now() - reported < 500) return;
+          reported = Date.now();
+          await progress.set(0.005 + 0.005 * (done / total), `${done} of ${total} files`);
+        },
+      });
+      if (fetched) await progress.log(`Fetched ${fetched} raw file${fetched === 1 ? "" : "s"} from the blob store`);
+    }
     await progress.step("Checking the raw episode", 0.01);
     const found = await raw();
     const rows = await readFrameRows(found.dataFile);
@@ -288,7 +305,8 @@ export async function encodeEpisode(db: Db, input: EncodeEpisodeInput): Promise<
     await progress.step("Adding the episode to the dataset", 0.92);
     await input.commit(db, episode.id, signal);
     await progress.step("Removing the raw files", 0.98);
-    await removeRaw(found);
+    await removeRawEpisode(found);
+    await forgetRawFiles(db, episode.id);
     return { frames: rows.length, cameras: Object.keys(videos) };
   } catch (error) {
     const permanent = isAppError(error) && error.code !== "INTERNAL";
@@ -308,16 +326,6 @@ async function removeLeftovers(dir: string): Promise<void> {
   for (const name of await fs.readdir(dir)) {
     if (name.endsWith(".tmp") || name.startsWith(".frames-")) await fs.rm(path.join(dir, name), { recursive: true, force: true });
   }
-}
-
-/** Deletes an episode's raw files (and the folders they leave empty). */
-async function removeRaw(raw: RawEpisode | null): Promise<void> {
-  if (!raw) return;
-  for (const c of raw.cameras) {
-    if (c.framesDir) await fs.rm(c.framesDir, { recursive: true, force: true });
-    if (c.video) await fs.rm(c.video, { force: true });
-  }
-  await fs.rm(raw.dataFile, { force: true });
 }
 
 export function encodeSettingsFrom(settings: EncodeEnv): EncodeSettings {

@@ -5,7 +5,10 @@ import { encodeEpisodeJob } from "../jobs/catalog";
 import { enqueue } from "../jobs/enqueue";
 import { UTC_NOW } from "../jobs/progress";
 import { episodeNumberSchema, parseRepoId, rawEpisodeDir, taskTextSchema } from "./datasets.schemas";
-import { findRawEpisode, type IngestMode } from "./raw-episode";
+import { findRawEpisode, removeRawEpisode, type IngestMode } from "./raw-episode";
+import { handsOverRawEpisodes, putRawEpisode, type RawFiles } from "./raw-files";
+import type { BlobStore } from "../storage/blob-store";
+import type { Prisma } from "../generated/prisma/client";
 
 // The two calls the upload paths make (tus, rsync's upload-complete): register a raw episode
 // that has fully arrived, and read how a dataset's episodes are doing.
@@ -18,6 +21,16 @@ export interface RegisterRawEpisodeInput {
   task?: string;
   fps?: number;
   mode: IngestMode;
+  /** With a bucket, the raw files are put there for the worker that encodes them (raw-files.ts). */
+  blobs?: BlobStore;
+  /** Where the raw files are (default: this process's settings). */
+  settings?: { EDGE_UPLOAD_DIR: string };
+}
+
+/** Whether an episode's registration stands as it is (a new upload of it changes nothing), rather than being encoded afresh. */
+function registrationStands(existing: { status: string; deletedAt: Date | null }, jobStatus: string | undefined): boolean {
+  const jobGaveUp = jobStatus === "failed" || jobStatus === "cancelled";
+  return existing.status !== "failed" && !(existing.status === "encoding" && jobGaveUp) && !(existing.status === "ready" && existing.deletedAt);
 }
 
 /**
@@ -50,35 +63,60 @@ export async function registerRawEpisode(db: Db, input: RegisterRawEpisodeInput)
   const number = episodeNumberSchema.parse(input.episodeIndex);
   const task = taskTextSchema.parse(input.task ?? "");
   if (input.fps !== undefined && !(Number.isInteger(input.fps) && input.fps >= 1 && input.fps <= 1000)) throw new AppError("BAD_REQUEST", `fps must be a whole number from 1 to 1000, not ${input.fps}`);
-  const raw = await findRawEpisode(rawEpisodeDir(env(), input.orgId, repoId), number, input.mode);
+  const root = rawEpisodeDir(input.settings ?? env(), input.orgId, repoId);
+  /** The episode's registration, when it stands as it is (a new upload of it would change nothing). */
+  const standing = async () => {
+    const existing = await db.episode.findFirst({ where: { orgId: input.orgId, number, dataset: { orgId: input.orgId, repoId } }, select: { id: true, status: true, deletedAt: true, jobId: true } });
+    const job = existing?.jobId ? await db.job.findUnique({ where: { id: existing.jobId }, select: { status: true } }) : null;
+    return existing && registrationStands(existing, job?.status) ? existing : null;
+  };
+  const raw = await findRawEpisode(root, number, input.mode).catch(async (error: unknown) => {
+    // Its files went to the bucket when it was registered: an agent asking again (it missed the
+    // answer) hears it is registered.
+    if (handsOverRawEpisodes(input.blobs) && (await standing())) return null;
+    throw error;
+  });
+  if (!raw) {
+    const existing = (await standing())!;
+    return { episodeId: existing.id, jobId: existing.jobId, alreadyRegistered: true };
+  }
   const cameras = raw.cameras.map((c) => c.name);
+  // With a bucket, the files are in it before the job that encodes them is queued: that job may
+  // run on a machine that does not see this one's EDGE_UPLOAD_DIR. Not for an episode whose
+  // registration stands (nothing new would be encoded).
+  let rawFiles: RawFiles | null = null;
+  if (handsOverRawEpisodes(input.blobs) && !(await standing())) rawFiles = await putRawEpisode(input.blobs, root, raw);
+  const handedOver = rawFiles ? { rawFiles: rawFiles as Prisma.InputJsonValue } : {};
 
-  return db.$transaction(async (tx) => {
+  const result = await db.$transaction(async (tx) => {
     const dataset = await datasetForRepo(tx, { orgId: input.orgId, repoId, createdById: input.createdById });
     // Serialises registrations of one dataset, so the same episode twice makes one row and one job.
     await tx.$executeRaw`SELECT 1 FROM "Dataset" WHERE "id" = ${dataset.id}::uuid FOR UPDATE`;
     const existing = await tx.episode.findUnique({ where: { datasetId_number: { datasetId: dataset.id, number } } });
     if (existing) {
       const job = existing.jobId ? await tx.job.findUnique({ where: { id: existing.jobId } }) : null;
-      const jobGaveUp = job && (job.status === "failed" || job.status === "cancelled");
-      if (existing.status !== "failed" && !(existing.status === "encoding" && jobGaveUp) && !(existing.status === "ready" && existing.deletedAt)) {
+      if (registrationStands(existing, job?.status)) {
         return { episodeId: existing.id, jobId: existing.jobId, alreadyRegistered: true };
       }
       // A failed episode uploaded again (or a deleted one recorded again) is encoded afresh.
       const { jobId } = await enqueue(encodeEpisodeJob, { episodeId: existing.id }, { tx, orgId: input.orgId, createdById: input.createdById });
       await tx.episode.update({
         where: { id: existing.id },
-        data: { status: "encoding", error: null, jobId, mode: input.mode, cameras, task: task || existing.task, fps: input.fps ?? existing.fps, deletedAt: null, datasetIndex: null },
+        data: { status: "encoding", error: null, jobId, mode: input.mode, cameras, task: task || existing.task, fps: input.fps ?? existing.fps, deletedAt: null, datasetIndex: null, ...handedOver },
       });
       return { episodeId: existing.id, jobId, alreadyRegistered: false };
     }
     const episode = await tx.episode.create({
-      data: { orgId: input.orgId, datasetId: dataset.id, number, mode: input.mode, task, fps: input.fps ?? null, cameras, createdById: input.createdById },
+      data: { orgId: input.orgId, datasetId: dataset.id, number, mode: input.mode, task, fps: input.fps ?? null, cameras, createdById: input.createdById, ...handedOver },
     });
     const { jobId } = await enqueue(encodeEpisodeJob, { episodeId: episode.id }, { tx, orgId: input.orgId, createdById: input.createdById });
     await tx.episode.update({ where: { id: episode.id }, data: { jobId } });
     return { episodeId: episode.id, jobId, alreadyRegistered: false };
   });
+  // Recorded: this machine's copy is not needed any more (the worker fetches the files). Were
+  // this cut short, the copy would stay until the dataset is deleted; nothing reads it.
+  if (rawFiles && !result.alreadyRegistered) await removeRawEpisode(raw).catch(() => {});
+  return result;
 }
 
 export interface IngestStatus {

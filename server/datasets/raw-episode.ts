@@ -174,3 +174,13 @@ export function fpsFromRows(rows: FrameRow[]): number | null {
   const fps = Math.round(1 / steps[Math.floor(steps.length / 2)]);
   return fps >= 1 && fps <= 1000 ? fps : null;
 }
+
+/** Deletes an episode's raw files (and the folders of frames they leave empty). */
+export async function removeRawEpisode(raw: RawEpisode | null): Promise<void> {
+  if (!raw) return;
+  for (const c of raw.cameras) {
+    if (c.framesDir) await fs.rm(c.framesDir, { recursive: true, force: true });
+    if (c.video) await fs.rm(c.video, { force: true });
+  }
+  await fs.rm(raw.dataFile, { force: true });
+}

@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import type { Db } from "../db";
+import type { BlobStore } from "../storage/blob-store";
 import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
 import { hasRole } from "../auth/roles";
@@ -30,13 +31,13 @@ export async function readEpisodeState(db: Db, { actor, query }: { actor: OrgAct
 }
 
 /** `POST /api/edge/episodes`: every file of an episode has arrived. */
-export async function completeEpisode(db: Db, { actor, input }: { actor: OrgActor; input: z.output<typeof completeEpisodeInput> }): Promise<z.infer<typeof completeEpisodeOutput>> {
-  return registerRawEpisode(db, { orgId: actor.orgId, createdById: actor.userId, repoId: input.repoId, episodeIndex: input.episodeIndex, task: input.task, fps: input.fps, mode: input.mode });
+export async function completeEpisode(db: Db, { actor, input, blobs }: { actor: OrgActor; input: z.output<typeof completeEpisodeInput>; blobs: BlobStore }): Promise<z.infer<typeof completeEpisodeOutput>> {
+  return registerRawEpisode(db, { orgId: actor.orgId, createdById: actor.userId, repoId: input.repoId, episodeIndex: input.episodeIndex, task: input.task, fps: input.fps, mode: input.mode, blobs });
 }
 
 /** The earlier clients' `POST /edge/upload-complete`, after rsync put the frames in place. */
-export async function completeCompatUpload(db: Db, { actor, input }: { actor: OrgActor; input: z.output<typeof compatUploadCompleteInput> }): Promise<{ status: "encoding"; message: string; job_id: string | null }> {
-  const result = await registerRawEpisode(db, { orgId: actor.orgId, createdById: actor.userId, repoId: input.repo_id, episodeIndex: input.episode_index, task: input.task, fps: input.fps, mode: "edge" });
+export async function completeCompatUpload(db: Db, { actor, input, blobs }: { actor: OrgActor; input: z.output<typeof compatUploadCompleteInput>; blobs: BlobStore }): Promise<{ status: "encoding"; message: string; job_id: string | null }> {
+  const result = await registerRawEpisode(db, { orgId: actor.orgId, createdById: actor.userId, repoId: input.repo_id, episodeIndex: input.episode_index, task: input.task, fps: input.fps, mode: "edge", blobs });
   const message = result.alreadyRegistered
     ? `Episode ${input.episode_index} of ${input.repo_id} was already registered; nothing new to encode`
     : `Episode ${input.episode_index} of ${input.repo_id} is queued for encoding`;

@@ -12,6 +12,7 @@ import type { Db, Tx } from "../db";
 //   CaptureSnapshot.sourceSha256   a trainer's splat file as sent
 //   CaptureSnapshot.spzSha256      and its SPZ
 //   Episode.storedFiles.*.sha256   an episode's episode.json and videos (deleted episodes too: they can be restored)
+//   Episode.rawFiles.*.sha256      an episode's raw files, from registration until it is in the dataset
 //   Dataset.buildFiles.*.sha256    the files of a dataset's current build
 //   ArchiveUpload.files.*.sha256   an uploaded archive's files, until it is imported (or discarded)
 //   Job.payload (queued, running)  a job's inputs kept as blobs: a sealed hub token, a test vector
@@ -26,6 +27,8 @@ export async function namedBlobs(db: Db | Tx, shas: string[]): Promise<Set<strin
     UNION SELECT f->>'sha256' FROM "ModelVersion" v, jsonb_array_elements(CASE WHEN jsonb_typeof(v."files") = 'array' THEN v."files" ELSE '[]'::jsonb END) f
       WHERE f->>'sha256' = ANY(${shas}::text[])
     UNION SELECT f.value->>'sha256' FROM "Episode" e, jsonb_each(CASE WHEN jsonb_typeof(e."storedFiles") = 'object' THEN e."storedFiles" ELSE '{}'::jsonb END) f
+      WHERE f.value->>'sha256' = ANY(${shas}::text[])
+    UNION SELECT f.value->>'sha256' FROM "Episode" e, jsonb_each(CASE WHEN jsonb_typeof(e."rawFiles") = 'object' THEN e."rawFiles" ELSE '{}'::jsonb END) f
       WHERE f.value->>'sha256' = ANY(${shas}::text[])
     UNION SELECT f.value->>'sha256' FROM "Dataset" d, jsonb_each(CASE WHEN jsonb_typeof(d."buildFiles") = 'object' THEN d."buildFiles" ELSE '{}'::jsonb END) f
       WHERE f.value->>'sha256' = ANY(${shas}::text[])

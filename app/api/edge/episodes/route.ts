@@ -3,6 +3,7 @@ import { errorResponse } from "@/server/errors";
 import { parseJsonBody, parseQuery, requireOrgActor } from "@/server/api/http";
 import { completeEpisodeInput, episodeStateQuery } from "@/server/edge/edge.schemas";
 import { completeEpisode, readEpisodeState } from "@/server/edge/episodes.service";
+import { blobStore } from "@/server/storage/blobs";
 
 export const dynamic = "force-dynamic";
 
@@ -21,7 +22,7 @@ export async function POST(request: Request) {
   try {
     const actor = await requireOrgActor(request, "operator");
     const input = await parseJsonBody(request, completeEpisodeInput, "The episode is not described right");
-    return Response.json(await completeEpisode(db(), { actor, input }));
+    return Response.json(await completeEpisode(db(), { actor, input, blobs: blobStore() }));
   } catch (error) {
     return errorResponse(error);
   }
