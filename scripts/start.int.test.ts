@@ -64,12 +64,19 @@ describe("npm start", () => {
     const [deleted, unknown] = [crypto.randomUUID(), crypto.randomUUID()];
     for (const id of [deleted, unknown]) fs.mkdirSync(path.join(datasetsDir, ".store", id, "builds"), { recursive: true });
     await db.auditEvent.create({ data: { orgId: actor.orgId, actor: "someone", action: "dataset.delete", target: deleted } });
+    // So does a copy of an uploaded archive no upload names, two days old; a fresh one stays.
+    const [oldArchive, newArchive] = ["0123456789abcdef", "fedcba9876543210"].map((id) => path.join(datasetsDir, ".imports", id));
+    for (const dir of [oldArchive, newArchive]) fs.mkdirSync(path.join(dir, "content"), { recursive: true });
+    const twoDaysAgo = new Date(Date.now() - 2 * 24 * 3600_000);
+    fs.utimesSync(oldArchive, twoDaysAgo, twoDaysAgo);
     const start = runStart(["--only", "worker"], { DATABASE_URL: database.url, DATASETS_DIR: datasetsDir });
     const workerPids = () => [...start.output().matchAll(/\[gantry\] worker (?:started|restarted) \(pid (\d+)\)/g)].map((m) => Number(m[1]));
     await start.waitForOutput((o) => o.includes("[worker] Worker ready"), "the worker to start");
     expect(start.output()).toContain("[gantry] Removed this machine's copies of 1 deleted dataset\n");
     expect(fs.existsSync(path.join(datasetsDir, ".store", deleted))).toBe(false);
     expect(fs.existsSync(path.join(datasetsDir, ".store", unknown))).toBe(true);
+    expect(fs.existsSync(oldArchive)).toBe(false);
+    expect(fs.existsSync(newArchive)).toBe(true);
     const [first] = workerPids();
     expect(first).toBeGreaterThan(0);
 

@@ -5,6 +5,7 @@ import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedDatabase } f
 import { migrate } from "../server/db/migrate";
 import { createDb } from "../server/db";
 import { removeCopiesOfDeletedDatasets } from "../server/datasets/build-files";
+import { sweepArchiveUploads } from "../server/datasets/archive-uploads";
 import { prepareQueue } from "../worker/worker";
 import { startChild, Supervisor, type Unit } from "./supervisor";
 import { buildAgentIfNeeded } from "./agent-build";
@@ -67,7 +68,7 @@ async function main() {
   if (applied.length) log(`Applied ${applied.length} migration(s)`);
   await prepareQueue(url);
   if (isDatabaseOnly) return holdDatabase(database, url);
-  if (only.includes("web") || only.includes("worker")) await removeDeletedDatasetCopies(url, settings);
+  if (only.includes("web") || only.includes("worker")) await tidyDatasetsDir(url, settings);
 
   const childEnv = { ...process.env, DATABASE_URL: url, NEXTAUTH_URL: settings.PUBLIC_URL, GANTRY_HOME: settings.GANTRY_HOME, PORT: String(settings.PORT) };
   if (!isDev && only.includes("web")) buildPortalIfNeeded(childEnv, log);
@@ -102,16 +103,18 @@ async function main() {
 }
 
 /**
- * This machine's copies of datasets deleted on another machine go (their blobs are swept), on a
- * machine of web processes as on one of workers: both keep working copies under DATASETS_DIR.
+ * This machine's copies of datasets deleted on another machine go (their blobs are swept), and
+ * its copies of uploaded archives no upload names any more once a day old, on a machine of web
+ * processes as on one of workers: both keep working copies under DATASETS_DIR.
  */
-async function removeDeletedDatasetCopies(url: string, settings: { DATASETS_DIR: string }) {
+async function tidyDatasetsDir(url: string, settings: { DATASETS_DIR: string }) {
   const db = createDb(url, 1);
   try {
     const n = await removeCopiesOfDeletedDatasets(db, settings);
     if (n) log(`Removed this machine's copies of ${n} deleted dataset${n === 1 ? "" : "s"}`);
+    await sweepArchiveUploads(db, settings);
   } catch (error) {
-    log(`Could not look for copies of deleted datasets: ${(error as Error).message}`);
+    log(`Could not look for copies of deleted datasets and imported archives: ${(error as Error).message}`);
   } finally {
     await db.$disconnect();
   }

@@ -116,11 +116,14 @@ export async function localArchiveContent(
 /** Only what tells whether and how to import: each `meta/info.json` at the top or one folder down. */
 export const isInfoFile = (rel: string) => /^([^/]+\/)?meta\/info\.json$/.test(rel);
 
-/** Forgets an upload: its row (its blobs go with the next sweep) and this machine's folder. */
-export async function removeArchiveUpload(db: Db, settings: { DATASETS_DIR: string }, id: string, where: Prisma.ArchiveUploadWhereInput = {}): Promise<number> {
+/**
+ * Forgets an upload matching `where`: its row (its blobs go with the next sweep) and this
+ * machine's folder; false, touching nothing, when no such row is left (another request took it).
+ */
+export async function removeArchiveUpload(db: Db, settings: { DATASETS_DIR: string }, id: string, where: Prisma.ArchiveUploadWhereInput = {}): Promise<boolean> {
   const { count } = await db.archiveUpload.deleteMany({ where: { ...where, id } });
-  await fsp.rm(archiveDir(settings, id), { recursive: true, force: true });
-  return count;
+  if (count) await fsp.rm(archiveDir(settings, id), { recursive: true, force: true });
+  return count > 0;
 }
 
 /**

@@ -9,12 +9,13 @@ import { enqueue } from "../jobs/enqueue";
 import { rebuildDataset, type BuilderEnv } from "./builder.service";
 import { featureMapSchema, featuresFromJson, rawEpisodeDir, type DatasetDetail, type DatasetSummary, type EpisodeDetail, type EpisodeSummary } from "./datasets.schemas";
 import type { BlobStore } from "../storage/blob-store";
+import type { Prisma } from "../generated/prisma/client";
 import { episodeFilesOf, localEpisodeDir } from "./episode-files";
 import { episodeStoreDir, readStoredEpisode, storedVideoPath } from "./episode-store";
 import { datasetKeys } from "./feature-map";
 import { effectiveEpisodeStatus } from "./ingest.service";
-import { findRawEpisode } from "./raw-episode";
-import { rawFilesOf } from "./raw-files";
+import { findRawEpisode, removeRawEpisode, type RawEpisode } from "./raw-episode";
+import { handsOverRawEpisodes, putRawEpisode, rawFilesOf } from "./raw-files";
 
 // Reading datasets for the pages, and the edits people make: delete and restore an episode,
 // rename a task, retry a failed encoding. Every edit that changes the dataset's files goes
@@ -42,7 +43,10 @@ function importStatus(dataset: Dataset, job: ImportJob): Pick<DatasetSummary, "i
   return { importStatus: dataset.importedVersion ? "imported" : "importing", importError: null };
 }
 
-function toEpisodeSummary(e: Episode, job: JobInfo | undefined, fps: number | null): EpisodeSummary {
+/** An episode as lists read it: without its lists of files. */
+type EpisodeRow = Omit<Episode, "rawFiles" | "storedFiles">;
+
+function toEpisodeSummary(e: EpisodeRow, job: JobInfo | undefined, fps: number | null): EpisodeSummary {
   const rate = e.fps ?? fps;
   return {
     id: e.id,
@@ -69,7 +73,7 @@ async function jobsFor(db: Db, episodes: Pick<Episode, "jobId">[]): Promise<Map<
   return new Map(jobs.map((j) => [j.id, j]));
 }
 
-function summarize(dataset: Dataset, episodes: Episode[], jobs: Map<string, JobInfo>, importJob: ImportJob): DatasetSummary {
+function summarize(dataset: Dataset, episodes: EpisodeRow[], jobs: Map<string, JobInfo>, importJob: ImportJob): DatasetSummary {
   const counts = { ready: 0, encoding: 0, failed: 0, deleted: 0 };
   let totalFrames = 0;
   for (const e of episodes) {
@@ -111,7 +115,7 @@ async function importJobsFor(db: Db, orgId: string, datasets: Dataset[]): Promis
 }
 
 export async function listDatasets(db: Db, { orgId }: { orgId: string }): Promise<DatasetSummary[]> {
-  const datasets = await db.dataset.findMany({ where: { orgId }, orderBy: { createdAt: "desc" }, include: { episodes: true } });
+  const datasets = await db.dataset.findMany({ where: { orgId }, orderBy: { createdAt: "desc" }, include: { episodes: { omit: { rawFiles: true, storedFiles: true } } } });
   const [jobs, imports] = await Promise.all([jobsFor(db, datasets.flatMap((d) => d.episodes)), importJobsFor(db, orgId, datasets)]);
   return datasets.map((d) => summarize(d, d.episodes, jobs, imports.get(d.id)));
 }
@@ -130,7 +134,8 @@ async function findEpisode(db: Db, orgId: string, episodeId: string): Promise<Ep
 
 export async function getDataset(db: Db, { orgId, datasetId }: { orgId: string; datasetId: string }): Promise<DatasetDetail> {
   const dataset = await findDataset(db, orgId, datasetId);
-  const episodes = await db.episode.findMany({ where: { datasetId }, orderBy: [{ deletedAt: { sort: "desc", nulls: "first" } }, { datasetIndex: { sort: "asc", nulls: "last" } }, { number: "asc" }] });
+  // Not the lists of raw files (one entry per frame while an episode waits to be encoded).
+  const episodes = await db.episode.findMany({ where: { datasetId }, omit: { rawFiles: true }, orderBy: [{ deletedAt: { sort: "desc", nulls: "first" } }, { datasetIndex: { sort: "asc", nulls: "last" } }, { number: "asc" }] });
   const jobs = await jobsFor(db, episodes);
   const tasks = new Map<string, number>();
   for (const e of episodes) if (!e.deletedAt) tasks.set(e.task, (tasks.get(e.task) ?? 0) + 1);
@@ -245,23 +250,31 @@ export async function renameTask(db: Db, { actor, input, settings, blobs }: { ac
  * Encodes a failed episode again from its raw files (still there: they go only once it is in) —
  * here, or in the blob store when they were handed over through it (raw-files.ts).
  */
-export async function retryEpisode(db: Db, { actor, episodeId, settings }: { actor: OrgActor; episodeId: string; settings: { EDGE_UPLOAD_DIR: string } }): Promise<{ episodeId: string; jobId: string }> {
+export async function retryEpisode(db: Db, { actor, episodeId, settings, blobs }: { actor: OrgActor; episodeId: string; settings: { EDGE_UPLOAD_DIR: string }; blobs?: BlobStore }): Promise<{ episodeId: string; jobId: string }> {
   const episode = await findEpisode(db, actor.orgId, episodeId);
   const jobs = await jobsFor(db, [episode]);
   if (effectiveEpisodeStatus(episode.status, episode.jobId ? jobs.get(episode.jobId)?.status : undefined) !== "failed") throw new AppError("CONFLICT", `Episode ${episode.number} has not failed; there is nothing to retry`);
   if (episode.mode === "import") throw new AppError("CONFLICT", "An imported episode is not encoded here; import the dataset again");
+  let handedOver: { rawFiles: Prisma.InputJsonValue } | null = null;
+  let local: RawEpisode | null = null;
   if (!rawFilesOf(episode)) {
-    await findRawEpisode(rawEpisodeDir(settings, episode.dataset.orgId, episode.dataset.repoId), episode.number, episode.mode as "edge" | "local").catch((error: unknown) => {
+    const root = rawEpisodeDir(settings, episode.dataset.orgId, episode.dataset.repoId);
+    local = await findRawEpisode(root, episode.number, episode.mode as "edge" | "local").catch((error: unknown) => {
       throw new AppError("CONFLICT", `${(error as Error).message}. Upload the episode again; it is encoded on arrival`);
     });
+    // Registered before raw episodes went through the bucket: handed over now, so the worker that
+    // retries it need not see this machine's folder.
+    if (handsOverRawEpisodes(blobs)) handedOver = { rawFiles: (await putRawEpisode(blobs, root, local)) as Prisma.InputJsonValue };
   }
-  return db.$transaction(async (tx) => {
+  const result = await db.$transaction(async (tx) => {
     await tx.$executeRaw`SELECT 1 FROM "Dataset" WHERE "id" = ${episode.datasetId}::uuid FOR UPDATE`;
     const { jobId } = await enqueue(encodeEpisodeJob, { episodeId: episode.id }, { tx, orgId: actor.orgId, createdById: actor.userId });
-    await tx.episode.update({ where: { id: episode.id }, data: { status: "encoding", error: null, jobId } });
+    await tx.episode.update({ where: { id: episode.id }, data: { status: "encoding", error: null, jobId, ...handedOver } });
     await recordAudit(tx, { orgId: actor.orgId, actor, action: "dataset.episode_retry", target: episode.id, data: { repoId: episode.dataset.repoId, number: episode.number } });
     return { episodeId: episode.id, jobId };
   });
+  if (handedOver) await removeRawEpisode(local).catch(() => {});
+  return result;
 }
 
 /**

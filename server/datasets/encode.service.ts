@@ -205,20 +205,21 @@ export async function encodeEpisode(db: Db, input: EncodeEpisodeInput): Promise<
   const { episodeId, settings, progress, signal } = input;
   const episode = await db.episode.findUnique({ where: { id: episodeId }, include: { dataset: true } });
   if (!episode) throw new AppError("NOT_FOUND", "The episode was deleted before it was encoded");
-  const rawRoot = rawEpisodeDir(settings, episode.dataset.orgId, episode.dataset.repoId);
+  // The raw files where the web process left them, or (handed over through the bucket) in a
+  // folder of this machine's own, fetched below.
+  let rawRoot = rawEpisodeDir(settings, episode.dataset.orgId, episode.dataset.repoId);
   const raw = () => findRawEpisode(rawRoot, episode.number, episode.mode as "edge" | "local");
   if (episode.status === "ready") {
     await progress.step("Already in the dataset; removing the raw files", 0.95);
-    await removeRawEpisode(await raw().catch(() => null));
-    await forgetRawFiles(db, episode.id);
+    if (!rawFilesOf(episode)) await removeRawEpisode(await raw().catch(() => null));
+    await forgetRawFiles(db, settings, episode);
     return { frames: episode.length ?? 0, cameras: episode.cameras };
   }
   try {
     if (rawFilesOf(episode)) {
-      // Handed over through the bucket by the web process that took it (raw-files.ts).
       await progress.step("Fetching the raw episode", 0.005);
       let reported = 0;
-      const fetched = await fetchRawEpisode(input.blobs, rawRoot, episode, {
+      const { root, fetched } = await fetchRawEpisode(input.blobs, settings, episode, {
         signal,
         onFile: async (done, total) => {
           if (done < total && Date.now() - reported < 500) return;
@@ -226,6 +227,7 @@ export async function encodeEpisode(db: Db, input: EncodeEpisodeInput): Promise<
           await progress.set(0.005 + 0.005 * (done / total), `${done} of ${total} files`);
         },
       });
+      rawRoot = root;
       if (fetched) await progress.log(`Fetched ${fetched} raw file${fetched === 1 ? "" : "s"} from the blob store`);
     }
     await progress.step("Checking the raw episode", 0.01);
@@ -306,7 +308,7 @@ export async function encodeEpisode(db: Db, input: EncodeEpisodeInput): Promise<
     await input.commit(db, episode.id, signal);
     await progress.step("Removing the raw files", 0.98);
     await removeRawEpisode(found);
-    await forgetRawFiles(db, episode.id);
+    await forgetRawFiles(db, settings, episode);
     return { frames: rows.length, cameras: Object.keys(videos) };
   } catch (error) {
     const permanent = isAppError(error) && error.code !== "INTERNAL";

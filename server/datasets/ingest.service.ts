@@ -70,22 +70,36 @@ export async function registerRawEpisode(db: Db, input: RegisterRawEpisodeInput)
     const job = existing?.jobId ? await db.job.findUnique({ where: { id: existing.jobId }, select: { status: true } }) : null;
     return existing && registrationStands(existing, job?.status) ? existing : null;
   };
-  const raw = await findRawEpisode(root, number, input.mode).catch(async (error: unknown) => {
-    // Its files went to the bucket when it was registered: an agent asking again (it missed the
-    // answer) hears it is registered.
-    if (handsOverRawEpisodes(input.blobs) && (await standing())) return null;
+  const asRegistered = (existing: { id: string; jobId: string | null }) => ({ episodeId: existing.id, jobId: existing.jobId, alreadyRegistered: true });
+  /** Its files went to the bucket when it was registered: an agent asking again (it missed the answer) hears it is registered. */
+  const registeredMeanwhile = async (error: unknown) => {
+    const existing = handsOverRawEpisodes(input.blobs) ? await standing() : null;
+    if (existing) return asRegistered(existing);
     throw error;
-  });
-  if (!raw) {
-    const existing = (await standing())!;
-    return { episodeId: existing.id, jobId: existing.jobId, alreadyRegistered: true };
+  };
+  let raw: Awaited<ReturnType<typeof findRawEpisode>>;
+  try {
+    raw = await findRawEpisode(root, number, input.mode);
+  } catch (error) {
+    return registeredMeanwhile(error);
   }
   const cameras = raw.cameras.map((c) => c.name);
   // With a bucket, the files are in it before the job that encodes them is queued: that job may
   // run on a machine that does not see this one's EDGE_UPLOAD_DIR. Not for an episode whose
   // registration stands (nothing new would be encoded).
   let rawFiles: RawFiles | null = null;
-  if (handsOverRawEpisodes(input.blobs) && !(await standing())) rawFiles = await putRawEpisode(input.blobs, root, raw);
+  if (handsOverRawEpisodes(input.blobs)) {
+    const existing = await standing();
+    if (existing) return asRegistered(existing);
+    try {
+      rawFiles = await putRawEpisode(input.blobs, root, raw);
+    } catch (error) {
+      // A registration of the same episode that was already putting the files (an agent that
+      // gave up waiting and asked again) recorded them and removed them here first.
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return registeredMeanwhile(error);
+      throw error;
+    }
+  }
   const handedOver = rawFiles ? { rawFiles: rawFiles as Prisma.InputJsonValue } : {};
 
   const result = await db.$transaction(async (tx) => {
@@ -98,6 +112,8 @@ export async function registerRawEpisode(db: Db, input: RegisterRawEpisodeInput)
       if (registrationStands(existing, job?.status)) {
         return { episodeId: existing.id, jobId: existing.jobId, alreadyRegistered: true };
       }
+      // Its encoding gave up after the check above: its new files were not put in the bucket.
+      if (handsOverRawEpisodes(input.blobs) && !rawFiles) throw new AppError("CONFLICT", `Episode ${number} of ${repoId} stopped encoding while it was being registered again; register it once more`);
       // A failed episode uploaded again (or a deleted one recorded again) is encoded afresh.
       const { jobId } = await enqueue(encodeEpisodeJob, { episodeId: existing.id }, { tx, orgId: input.orgId, createdById: input.createdById });
       await tx.episode.update({

@@ -10,7 +10,7 @@ import { cameraNameSchema } from "./datasets.schemas";
 //   data/episode-<n>.jsonl | .parquet           one row per frame: frame_index, timestamp, observation.state, action
 
 const EPISODE_NAME = /^episode[-_](\d{1,9})$/;
-const FRAME_NAME = /^frame[-_](\d{1,9})\.png$/;
+export const FRAME_NAME = /^frame[-_](\d{1,9})\.png$/;
 const VIDEO_NAME = /^episode[-_](\d{1,9})\.mp4$/;
 const IMAGE_PREFIX = "observation.images.";
 const DATA_NAME = /^episode[-_](\d{1,9})\.(jsonl|parquet)$/;

@@ -12,6 +12,7 @@ import type { OrgActor } from "../auth/roles";
 import { env } from "../env";
 import { silentProgress } from "../jobs/progress";
 import { namedBlobs } from "../storage/blob-refs";
+import type { BlobStore } from "../storage/blob-store";
 import { createLocalBlobStore } from "../storage/local-blob-store";
 import { createS3BlobStore, type S3BlobStore } from "../storage/s3-blob-store";
 import { createS3Client } from "../storage/s3-client";
@@ -20,7 +21,7 @@ import { rawEpisodeDir } from "./datasets.schemas";
 import { retryEpisode } from "./datasets.service";
 import { encodeEpisode } from "./encode.service";
 import { registerRawEpisode } from "./ingest.service";
-import { rawFilesOf } from "./raw-files";
+import { rawCacheDir, rawFilesOf } from "./raw-files";
 
 // A raw episode goes from the web process that took it to the worker that encodes it through the
 // bucket, not a shared folder: the two "machines" here have EDGE_UPLOAD_DIRs (and DATASETS_DIRs)
@@ -37,8 +38,9 @@ let tmp: string;
 const machine = (name: string) => ({ ...env(), DATASETS_DIR: path.join(tmp, name, "datasets"), EDGE_UPLOAD_DIR: path.join(tmp, name, "edge") });
 const unique = () => Math.random().toString(36).slice(2, 8);
 
-const register = (on: ReturnType<typeof machine>, repoId: string, episodeIndex: number, blobs = store as Parameters<typeof registerRawEpisode>[1]["blobs"]) =>
-  registerRawEpisode(db, { orgId: actor.orgId, createdById: actor.userId, repoId, episodeIndex, task: "Pick the cube", mode: "edge", blobs, settings: on });
+/** Registers as a web process on `on` does; `blobs` null: without a blob store (as before raw episodes were handed over). */
+const register = (on: ReturnType<typeof machine>, repoId: string, episodeIndex: number, blobs: BlobStore | null = store) =>
+  registerRawEpisode(db, { orgId: actor.orgId, createdById: actor.userId, repoId, episodeIndex, task: "Pick the cube", mode: "edge", blobs: blobs ?? undefined, settings: on });
 
 const encodeOn = (on: ReturnType<typeof machine>, episodeId: string) =>
   encodeEpisode(db, { episodeId, settings: on, progress: silentProgress, blobs: store, isLastAttempt: true, commit: (d, id) => commitEpisode(d, { episodeId: id, settings: on, blobs: store }) });
@@ -77,14 +79,16 @@ describe.skipIf(skip)("raw episodes handed over through a bucket", () => {
     const shas = [...new Set(Object.values(files).map((f) => f.sha256))];
     expect((await namedBlobs(db, shas)).size).toBe(shas.length);
     expect(await listTree(webRaw)).toEqual([]);
-    // Registered again while it waits: nothing new is put, nothing changes.
+    // Registered again while it waits (its files are in the bucket only): it is registered.
     expect(await register(web, repoId, 0)).toMatchObject({ episodeId, jobId, alreadyRegistered: true });
 
     // The worker's machine fetches the files, encodes, and forgets them once the episode is in.
     expect(await encodeOn(worker, episodeId)).toMatchObject({ frames: 20, cameras: ["front", "wrist"] });
     const done = await db.episode.findUniqueOrThrow({ where: { id: episodeId } });
     expect(done).toMatchObject({ status: "ready", length: 20, rawFiles: null });
+    // Fetched into a folder of the worker's own (not its EDGE_UPLOAD_DIR), removed once done.
     expect(await listTree(rawEpisodeDir(worker, actor.orgId, repoId))).toEqual([]);
+    expect(fs.existsSync(rawCacheDir(worker, done))).toBe(false);
     expect((await namedBlobs(db, shas)).size).toBe(0);
   });
 
@@ -100,6 +104,7 @@ describe.skipIf(skip)("raw episodes handed over through a bucket", () => {
     const failed = await db.episode.findUniqueOrThrow({ where: { id: episodeId } });
     expect(failed.status).toBe("failed");
     expect(rawFilesOf(failed)).not.toBeNull();
+    expect((await listTree(rawCacheDir(worker, failed))).length).toBe(12);
     // The web machine has no copy, yet a retry is taken: the files are in the bucket.
     expect(await listTree(webRaw)).toEqual([]);
     const retried = await retryEpisode(db, { actor, episodeId, settings: web });
@@ -109,6 +114,21 @@ describe.skipIf(skip)("raw episodes handed over through a bucket", () => {
     const files = rawFilesOf(failed)!;
     await store.delete(files["data/episode-3.jsonl"].sha256);
     await expect(encodeOn(machine("worker3"), episodeId)).rejects.toThrow(/data\/episode-3\.jsonl of episode 3 is not on this machine and the blob store does not hold it/);
+  });
+
+  it("an episode registered before the handover, retried, is put in the bucket then", async () => {
+    const [web, worker] = [machine("web5"), machine("worker5")];
+    const repoId = `handover-later-${unique()}`;
+    const webRaw = rawEpisodeDir(web, actor.orgId, repoId);
+    await writeRawEpisode(webRaw, { number: 0, frames: 6, cameras: ["front"] });
+    // Registered without the bucket (as before), and failed.
+    const { episodeId } = await register(web, repoId, 0, null);
+    await db.episode.update({ where: { id: episodeId }, data: { status: "failed", error: "stopped here" } });
+    expect((await db.episode.findUniqueOrThrow({ where: { id: episodeId } })).rawFiles).toBeNull();
+    await retryEpisode(db, { actor, episodeId, settings: web, blobs: store });
+    expect(Object.keys(rawFilesOf(await db.episode.findUniqueOrThrow({ where: { id: episodeId } }))!)).toHaveLength(7);
+    expect(await listTree(webRaw)).toEqual([]);
+    expect(await encodeOn(worker, episodeId)).toMatchObject({ frames: 6 });
   });
 
   it("with the folder store the files stay where they landed and nothing is named", async () => {

@@ -39,8 +39,9 @@ export async function importArchiveUpload(
   try {
     return await importUploadedArchive(db, { actor, staging, repoId, from, mapping, settings, blobs });
   } catch (error) {
-    await removeArchiveUpload(db, settings, path.basename(staging)).catch(() => {});
-    await fs.rm(staging, { recursive: true, force: true });
+    // Only an upload no import took: a failure after the import started leaves it to the import.
+    await removeArchiveUpload(db, settings, path.basename(staging), { datasetId: null }).catch(() => {});
+    if (!(await db.archiveUpload.count({ where: { id: path.basename(staging) } }))) await fs.rm(staging, { recursive: true, force: true });
     throw error;
   }
 }
@@ -77,6 +78,9 @@ export async function importStaged(db: Db, { actor, input, settings, blobs }: { 
 /** Throws away a waiting upload. */
 export async function discardStaged(db: Db, { actor, input, settings }: { actor: OrgActor; input: { stagingId: string }; settings: { DATASETS_DIR: string } }): Promise<{ stagingId: string }> {
   const upload = await findWaitingUpload(db, actor, input.stagingId);
-  await removeArchiveUpload(db, settings, upload.id, { datasetId: null });
+  // Confirmed on another web process meanwhile: its import goes on, and is not undone here.
+  if (!(await removeArchiveUpload(db, settings, upload.id, { orgId: actor.orgId, datasetId: null }))) {
+    throw new AppError("NOT_FOUND", "This upload is being imported already (it was confirmed meanwhile); delete the dataset to undo that");
+  }
   return { stagingId: input.stagingId };
 }

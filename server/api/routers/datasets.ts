@@ -30,7 +30,7 @@ export const datasetsRouter = router({
   retryEpisode: orgProcedure("operator")
     .input(episodeIdInput)
     .output(z.object({ episodeId: z.uuid(), jobId: z.uuid() }))
-    .mutation(({ ctx, input }) => retryEpisode(ctx.db, { actor: ctx.orgActor, episodeId: input.episodeId, settings: env() })),
+    .mutation(({ ctx, input }) => retryEpisode(ctx.db, { actor: ctx.orgActor, episodeId: input.episodeId, settings: env(), blobs: blobStore() })),
   /** The dataset's latest export to the instance's bucket, and whether there is a bucket. */
   bucketExport: orgProcedure("viewer").input(datasetIdInput).output(bucketExportStatusSchema).query(({ ctx, input }) => bucketExportStatus(ctx.db, { orgId: ctx.orgActor.orgId, datasetId: input.datasetId, target: s3BucketSettings(env()) })),
   /** Writes the build to the bucket as a plain LeRobot v3.0 tree (a job). */
