@@ -169,6 +169,8 @@ async function* follow(
       }
       hasJustRead = false;
       await new Promise<void>((resolve) => {
+        // What came while this turn awaited (an abort, a live event, a resync) woke nobody: not waited for.
+        if (signal.aborted || queue.length || needsRead) return resolve();
         const due = access.msUntilDue();
         const timer = Number.isFinite(due) ? setTimeout(resolve, due) : undefined;
         wake = () => {
