@@ -5,7 +5,7 @@ import type { OrgActor } from "../auth/roles";
 import type { Db, Tx } from "../db";
 import { AppError } from "../errors";
 import type { Prisma } from "../generated/prisma/client";
-import { fetchToFile, listFiles, putFile } from "../storage/blob-files";
+import { fetchMissing, listFiles, putTree } from "../storage/blob-files";
 import { storedBlobSchema, type BlobStore } from "../storage/blob-store";
 import { resolveInside } from "./datasets.schemas";
 
@@ -53,20 +53,9 @@ export async function storeArchiveUpload(
 ): Promise<{ id: string; createdAt: Date }> {
   const id = archiveIdSchema.parse(path.basename(staging));
   const content = path.join(staging, "content");
-  const rels = await listFiles(content);
-  const files: ArchiveFiles = {};
-  let next = 0;
-  const putNext = async () => {
-    while (next < rels.length) {
-      const rel = rels[next++];
-      signal?.throwIfAborted();
-      files[rel] = await putFile(blobs, path.join(content, ...rel.split("/")), { signal });
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(PARALLEL_PUTS, rels.length) }, putNext));
-  const sorted = Object.fromEntries(rels.map((rel) => [rel, files[rel]]));
+  const files: ArchiveFiles = await putTree(blobs, content, await listFiles(content), { parallel: PARALLEL_PUTS, signal });
   const row = await db.archiveUpload.create({
-    data: { id, orgId: actor.orgId, userId: actor.userId, repoId, from, files: sorted as Prisma.InputJsonValue },
+    data: { id, orgId: actor.orgId, userId: actor.userId, repoId, from, files: files as Prisma.InputJsonValue },
     select: { createdAt: true },
   });
   return { id, createdAt: row.createdAt };
@@ -100,16 +89,7 @@ export async function localArchiveContent(
   if (!parsed.success) throw new AppError("INTERNAL", `The record of uploaded archive ${upload.id} is damaged; upload the archive again`);
   const content = archiveContentDir(settings, upload.id);
   const wanted = Object.entries(parsed.data).filter(([rel]) => !only || only(rel));
-  let done = 0;
-  for (const [rel, blob] of wanted) {
-    const file = resolveInside(content, ...rel.split("/"));
-    const stat = await fsp.stat(file).catch(() => null);
-    if (stat?.size !== blob.bytes) {
-      await fsp.mkdir(path.dirname(file), { recursive: true });
-      await fetchToFile(blobs, blob, file, { what: `${rel} of the uploaded archive` });
-    }
-    await onFile?.(++done, wanted.length);
-  }
+  await fetchMissing(blobs, content, wanted, { onFile, what: (rel) => `${rel} of the uploaded archive` });
   return content;
 }
 

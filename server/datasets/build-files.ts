@@ -5,7 +5,7 @@ import { z } from "zod";
 import type { Db } from "../db";
 import { AppError } from "../errors";
 import { Prisma } from "../generated/prisma/client";
-import { fetchToFile, listFiles, putFile } from "../storage/blob-files";
+import { fetchMissing, listFiles, putFile, treePathSchema } from "../storage/blob-files";
 import { storedBlobSchema, type BlobStore } from "../storage/blob-store";
 import { datasetDir, datasetStoreDir } from "./datasets.schemas";
 import type { BuildLayout, PreviousBuild } from "./lerobot/build";
@@ -18,11 +18,7 @@ import type { BuildLayout, PreviousBuild } from "./lerobot/build";
 // at it. Files a build shares with the one before (a video of unchanged episodes) are the same
 // blob, stored once.
 
-const buildPathSchema = z
-  .string()
-  .regex(/^(meta|data|videos)(\/[A-Za-z0-9_.-]+)+$/, "must be a path inside meta/, data/ or videos/")
-  .refine((p) => !p.split("/").some((part) => part === "." || part === ".."), "must not step out of the build");
-export const buildFilesSchema = z.record(buildPathSchema, storedBlobSchema);
+export const buildFilesSchema = z.record(treePathSchema(["meta", "data", "videos"]), storedBlobSchema);
 export type BuildFiles = z.infer<typeof buildFilesSchema>;
 
 const manifestSchema = z.object({ videos: z.record(z.string(), z.string()), layout: z.custom<BuildLayout>((v) => typeof v === "object" && v !== null).optional() });
@@ -101,11 +97,7 @@ async function writeBuild(blobs: BlobStore, settings: { DATASETS_DIR: string }, 
   }
   const temp = path.join(builds, `.${dataset.buildId}.${crypto.randomBytes(4).toString("hex")}.tmp`);
   try {
-    for (const [rel, blob] of Object.entries(files)) {
-      const file = path.join(temp, ...rel.split("/"));
-      await fsp.mkdir(path.dirname(file), { recursive: true });
-      await fetchToFile(blobs, blob, file, { what: `${rel} of ${dataset.repoId}` });
-    }
+    await fetchMissing(blobs, temp, Object.entries(files), { parallel: 4, what: (rel) => `${rel} of ${dataset.repoId}` });
     if (dataset.buildManifest) await fsp.writeFile(path.join(builds, `${dataset.buildId}.manifest.json`), JSON.stringify(dataset.buildManifest));
     // Another process of this machine may have written it meanwhile: theirs stays.
     await fsp.rename(temp, dir).catch(async (error: NodeJS.ErrnoException) => {

@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { setImmediate } from "node:timers/promises";
 import type { Db } from "../db";
+import { inParallel } from "../process/in-parallel";
 import { AppError, isAppError } from "../errors";
 import type { ProgressReporter } from "../jobs/progress";
 import { codecOptions, encodeFrames, mediaTools, probeVideo, sampleFramesRgb, type EncodeSettings, type MediaTools, type VideoProbe } from "../media/ffmpeg";
@@ -121,39 +122,6 @@ function verifyProbe(camera: string, probe: VideoProbe, frames: number, fps: num
   if (probe.frames !== frames) throw new AppError("INTERNAL", `Camera ${camera}: the encoded video has ${probe.frames} frames, expected ${frames}`);
   const expected = frames / fps;
   if (Math.abs(probe.durationS - expected) > 1.5 / fps) throw new AppError("INTERNAL", `Camera ${camera}: the encoded video lasts ${probe.durationS.toFixed(3)} s, expected ${expected.toFixed(3)} s`);
-}
-
-/**
- * Runs `work` over `items`, at most `limit` at a time. The first failure aborts the others
- * (through the signal handed to `work`) and is thrown once every one has stopped, so nothing
- * is left running or half-cleaned behind it.
- */
-async function inParallel<T, R>(items: T[], limit: number, signal: AbortSignal | undefined, work: (item: T, index: number, signal: AbortSignal) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  const stop = new AbortController();
-  const onAbort = () => stop.abort(signal?.reason);
-  signal?.addEventListener("abort", onAbort, { once: true });
-  let next = 0;
-  let failure: { error: unknown } | null = null;
-  try {
-    await Promise.all(
-      Array.from({ length: Math.min(limit, items.length) }, async () => {
-        while (next < items.length && !failure) {
-          const i = next++;
-          try {
-            results[i] = await work(items[i], i, stop.signal);
-          } catch (error) {
-            failure ??= { error };
-            stop.abort(error);
-          }
-        }
-      }),
-    );
-  } finally {
-    signal?.removeEventListener("abort", onAbort);
-  }
-  if (failure) throw (failure as { error: unknown }).error;
-  return results;
 }
 
 /**

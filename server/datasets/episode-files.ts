@@ -4,7 +4,7 @@ import { z } from "zod";
 import type { Db } from "../db";
 import { AppError } from "../errors";
 import { Prisma } from "../generated/prisma/client";
-import { fetchToFile, putFile } from "../storage/blob-files";
+import { fetchMissing, putTree } from "../storage/blob-files";
 import { storedBlobSchema, type BlobStore } from "../storage/blob-store";
 import { episodeStoreDir } from "./episode-store";
 
@@ -30,11 +30,7 @@ export function episodeFilesOf(episode: { storedFiles: unknown }): EpisodeFiles 
 export async function storeEpisodeFiles(db: Db, blobs: BlobStore, { episodeId, dir, signal }: { episodeId: string; dir: string; signal?: AbortSignal }): Promise<EpisodeFiles> {
   const names = (await fsp.readdir(dir)).filter((name) => fileNameSchema.safeParse(name).success).sort();
   if (!names.includes("episode.json")) throw new AppError("INTERNAL", `The episode's folder has no episode.json; it cannot be stored`);
-  const files: EpisodeFiles = {};
-  for (const name of names) {
-    signal?.throwIfAborted();
-    files[name] = await putFile(blobs, path.join(dir, name), { signal });
-  }
+  const files: EpisodeFiles = await putTree(blobs, dir, names, { parallel: 1, signal });
   // A row deleted meanwhile takes nothing with it: the sweep removes the blobs no row names.
   await db.episode.updateMany({ where: { id: episodeId }, data: { storedFiles: files as Prisma.InputJsonValue } });
   return files;
@@ -49,14 +45,8 @@ export async function localEpisodeDir(blobs: BlobStore, settings: { DATASETS_DIR
   const dir = episodeStoreDir(settings, episode.datasetId, episode.id);
   const files = episodeFilesOf(episode);
   if (!files) return dir;
-  for (const [name, blob] of Object.entries(files)) {
-    if (only && !only.includes(name)) continue;
-    const file = path.join(dir, name);
-    const stat = await fsp.stat(file).catch(() => null);
-    if (stat?.size === blob.bytes) continue;
-    await fsp.mkdir(dir, { recursive: true });
-    await fetchToFile(blobs, blob, file, { what: `the ${name} of episode ${episode.number ?? episode.id}` });
-  }
+  const wanted = Object.entries(files).filter(([name]) => !only || only.includes(name));
+  await fetchMissing(blobs, dir, wanted, { what: (name) => `the ${name} of episode ${episode.number ?? episode.id}` });
   return dir;
 }
 

@@ -4,10 +4,10 @@ import { z } from "zod";
 import type { Db } from "../db";
 import { AppError } from "../errors";
 import { Prisma } from "../generated/prisma/client";
-import { fetchToFile, putFile } from "../storage/blob-files";
+import { fetchMissing, putTree, treePathSchema } from "../storage/blob-files";
 import { storedBlobSchema, type BlobStore } from "../storage/blob-store";
 import crypto from "node:crypto";
-import { datasetStoreDir, resolveInside } from "./datasets.schemas";
+import { datasetStoreDir } from "./datasets.schemas";
 import { FRAME_NAME, type RawEpisode } from "./raw-episode";
 
 // A raw episode (the frames or videos and the data file an agent sent) is a handover from the
@@ -22,11 +22,7 @@ import { FRAME_NAME, type RawEpisode } from "./raw-episode";
 // clears the names once the episode is in the dataset (the blobs go with the sweep) and removes
 // its folder. So workers need no folder shared with web processes.
 
-const rawPathSchema = z
-  .string()
-  .regex(/^(images|videos|data)(\/[A-Za-z0-9_.-]+)+$/, "must be a path inside images/, videos/ or data/")
-  .refine((p) => !p.split("/").some((part) => part === "." || part === ".."), "must stay inside the raw folder");
-export const rawFilesSchema = z.record(rawPathSchema, storedBlobSchema);
+export const rawFilesSchema = z.record(treePathSchema(["images", "videos", "data"]), storedBlobSchema);
 export type RawFiles = z.infer<typeof rawFilesSchema>;
 
 /** Files put at once: a bucket is far away, each put is a round trip or more. */
@@ -48,26 +44,9 @@ async function rawEpisodeFiles(root: string, raw: RawEpisode): Promise<string[]>
   return files.map((f) => path.relative(root, f).split(path.sep).join("/")).sort();
 }
 
-async function inParallel<T>(items: T[], limit: number, signal: AbortSignal | undefined, each: (item: T, index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const run = async () => {
-    while (next < items.length) {
-      const i = next++;
-      signal?.throwIfAborted();
-      await each(items[i], i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
-}
-
 /** Puts a raw episode's files into the blob store; returns what to name on its row. */
 export async function putRawEpisode(blobs: BlobStore, root: string, raw: RawEpisode, { signal }: { signal?: AbortSignal } = {}): Promise<RawFiles> {
-  const rels = await rawEpisodeFiles(root, raw);
-  const stored: Array<RawFiles[string]> = new Array(rels.length);
-  await inParallel(rels, PARALLEL, signal, async (rel, i) => {
-    stored[i] = await putFile(blobs, resolveInside(root, ...rel.split("/")), { signal });
-  });
-  return Object.fromEntries(rels.map((rel, i) => [rel, stored[i]]));
+  return putTree(blobs, root, await rawEpisodeFiles(root, raw), { parallel: PARALLEL, signal });
 }
 
 export function rawFilesOf(episode: { rawFiles: unknown }): RawFiles | null {
@@ -101,18 +80,7 @@ export async function fetchRawEpisode(
   const base = rawCacheDir(settings, episode);
   for (const name of await fsp.readdir(base).catch(() => [] as string[])) if (name !== registration) await fsp.rm(path.join(base, name), { recursive: true, force: true });
   const root = path.join(base, registration);
-  let done = 0;
-  let fetched = 0;
-  await inParallel(entries, PARALLEL, signal, async ([rel, blob]) => {
-    const file = resolveInside(root, ...rel.split("/"));
-    const stat = await fsp.stat(file).catch(() => null);
-    if (stat?.size !== blob.bytes) {
-      await fsp.mkdir(path.dirname(file), { recursive: true });
-      await fetchToFile(blobs, blob, file, { what: `${rel} of episode ${episode.number}` });
-      fetched++;
-    }
-    await onFile?.(++done, entries.length);
-  });
+  const fetched = await fetchMissing(blobs, root, entries, { parallel: PARALLEL, signal, onFile, what: (rel) => `${rel} of episode ${episode.number}` });
   return { root, fetched };
 }
 

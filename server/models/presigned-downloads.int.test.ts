@@ -1,15 +1,13 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildAgent, runAgent, startTestPortal, tempDir, type TestPortal } from "../../agent/test-helpers";
 import { testDb } from "../../tests/helpers/db";
 import { createOrgWithMember } from "../../tests/helpers/factories";
 import { noiseBytes } from "../../tests/helpers/noise";
-import { sharedSwift, swiftSkipReason, type TestS3 } from "../../tests/helpers/s3-swift";
+import { swiftBucket, swiftSkipReason, type TestS3 } from "../../tests/helpers/s3-swift";
 import { createApiToken } from "../auth/tokens.service";
-import { createS3BlobStore } from "../storage/s3-blob-store";
 
 // With blobs in a bucket, a large model file is not streamed through the portal: its download
 // route, after the same sign-in and organisation checks, redirects to a presigned link of the
@@ -35,11 +33,10 @@ const sha = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
 beforeAll(async () => {
   if (skip) return;
   buildAgent();
-  s3 = await sharedSwift();
-  const raw = new S3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
-  await raw.send(new CreateBucketCommand({ Bucket: bucket }));
-  raw.destroy();
-  const store = createS3BlobStore({ endpoint: s3.endpoint, bucket, region: s3.region, forcePathStyle: true, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, prefix });
+  const swift = await swiftBucket(bucket, prefix);
+  swift.close();
+  s3 = swift.s3;
+  const store = swift.store();
   const db = testDb();
   const { orgId, actor } = await createOrgWithMember(db, "viewer");
   const bigBlob = await store.put([big] as unknown as AsyncIterable<Uint8Array>);

@@ -4,16 +4,14 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testDb } from "../../tests/helpers/db";
 import { noiseBytes } from "../../tests/helpers/noise";
-import { sharedSwift, swiftSkipReason, type TestS3 } from "../../tests/helpers/s3-swift";
+import { swiftBucket, swiftSkipReason, type TestS3 } from "../../tests/helpers/s3-swift";
 import type { BlobStore } from "./blob-store";
 import { copyBlobs } from "./blob-copy.service";
 import { createLocalBlobStore } from "./local-blob-store";
-import { createS3BlobStore, PART_BYTES, type S3BlobStore } from "./s3-blob-store";
-import { createS3Client } from "./s3-client";
+import { PART_BYTES, type S3BlobStore } from "./s3-blob-store";
 
 // `npm run blobs:copy -- --to s3|local` between a folder and a real bucket (Swift): every blob
 // arrives whole, a second run skips what is there, an interrupted run goes on, and a copy the
@@ -31,7 +29,6 @@ const tempDir = () => {
   dirs.push(d);
   return d;
 };
-const sha = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
 const blobPathIn = (root: string, digest: string) => path.join(root, "sha256", digest.slice(0, 2), digest.slice(2, 4), digest);
 
 async function digestOf(store: BlobStore, digest: string): Promise<string> {
@@ -49,11 +46,10 @@ function copyCommand(to: "s3" | "local", blobDir: string) {
 
 beforeAll(async () => {
   if (skip) return;
-  s3 = await sharedSwift();
-  const raw = createS3Client({ ...s3, forcePathStyle: true });
-  await raw.send(new CreateBucketCommand({ Bucket: bucket }));
-  raw.destroy();
-  bucketStore = createS3BlobStore({ endpoint: s3.endpoint, bucket, region: s3.region, forcePathStyle: true, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, prefix }, { db: testDb });
+  const swift = await swiftBucket(bucket, prefix);
+  swift.close();
+  s3 = swift.s3;
+  bucketStore = swift.store({ db: testDb });
 }, 300_000);
 afterAll(() => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });

@@ -4,8 +4,10 @@ import fsp from "node:fs/promises";
 import path from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { z } from "zod";
 import { hashFileInto } from "../edge/file-hash";
 import { AppError, isAppError } from "../errors";
+import { inParallel } from "../process/in-parallel";
 import type { BlobStore, StoredBlob } from "./blob-store";
 
 // Files on this machine that are kept in the blob store, and copies of blobs kept as files (a
@@ -18,6 +20,19 @@ const CANNOT_LINK = ["EXDEV", "EPERM", "ENOTSUP", "EMLINK"];
 
 function tempName(file: string): string {
   return `${file}.${process.pid}.${crypto.randomBytes(4).toString("hex")}.tmp`;
+}
+
+/**
+ * A path of a file kept in the blob store as part of a tree (a build, a raw episode): / between
+ * folders, under one of `folders`, never stepping out with `.` or `..`.
+ */
+export function treePathSchema(folders: string[]) {
+  const names = folders.map((f) => `${f}/`);
+  const list = names.length > 1 ? `${names.slice(0, -1).join(", ")} or ${names.at(-1)}` : names[0];
+  return z
+    .string()
+    .regex(new RegExp(`^(${folders.join("|")})(\\/[A-Za-z0-9_.-]+)+$`), `must be a path inside ${list}`)
+    .refine((p) => !p.split("/").some((part) => part === "." || part === ".."), "must not step out of its folder");
 }
 
 /** Every file under `root`, as paths with / between folders, sorted. */
@@ -97,4 +112,38 @@ export async function fetchToFile(blobs: BlobStore, blob: StoredBlob, file: stri
     await fsp.rm(temp, { force: true });
     throw error;
   }
+}
+
+/** Puts files under `root` (paths with / between folders) into the blob store, `parallel` at a time; returns each one's blob, in the order given. */
+export async function putTree(blobs: BlobStore, root: string, rels: string[], { parallel, signal }: { parallel: number; signal?: AbortSignal }): Promise<Record<string, StoredBlob>> {
+  const stored = await inParallel(rels, parallel, signal, (rel, _i, each) => putFile(blobs, path.join(root, ...rel.split("/")), { signal: each }));
+  return Object.fromEntries(rels.map((rel, i) => [rel, stored[i]]));
+}
+
+/**
+ * Writes under `root` each recorded file (path with / between folders → blob) this machine lacks
+ * or holds at another size, fetched from the blob store, `parallel` at a time. Paths are checked
+ * to stay inside `root`. `what` names a file in messages; `onFile` counts the files looked at.
+ * Returns how many were fetched.
+ */
+export async function fetchMissing(
+  blobs: BlobStore,
+  root: string,
+  files: Array<[string, StoredBlob]>,
+  { parallel = 1, signal, what, onFile }: { parallel?: number; signal?: AbortSignal; what: (rel: string) => string; onFile?: (done: number, total: number) => Promise<void> | void },
+): Promise<number> {
+  let done = 0;
+  let fetched = 0;
+  await inParallel(files, parallel, signal, async ([rel, blob]) => {
+    const file = path.resolve(root, ...rel.split("/"));
+    if (!file.startsWith(path.resolve(root) + path.sep)) throw new AppError("INTERNAL", `${what(rel)} would be written outside its folder`);
+    const stat = await fsp.stat(file).catch(() => null);
+    if (stat?.size !== blob.bytes) {
+      await fsp.mkdir(path.dirname(file), { recursive: true });
+      await fetchToFile(blobs, blob, file, { what: what(rel) });
+      fetched++;
+    }
+    await onFile?.(++done, files.length);
+  });
+  return fetched;
 }

@@ -2,16 +2,14 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { CreateBucketCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, PutObjectCommand, S3Client, UploadPartCommand } from "@aws-sdk/client-s3";
+import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, PutObjectCommand, UploadPartCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testDb } from "../../tests/helpers/db";
 import { createOrgWithMember } from "../../tests/helpers/factories";
-import { sharedSwift, swiftSkipReason } from "../../tests/helpers/s3-swift";
+import { swiftBucket, swiftSkipReason } from "../../tests/helpers/s3-swift";
 import type { BlobStore, ListedBlob } from "./blob-store";
 import { sweepBlobs, type SweptItem } from "./blob-sweep.service";
 import { createLocalBlobStore } from "./local-blob-store";
-import { createS3BlobStore } from "./s3-blob-store";
-import { createS3Client } from "./s3-client";
 
 // The sweep on both stores against real rows: blobs no row names go (a deleted model's file, a
 // finished job's input), blobs rows name stay (a version's file, a checkpoint's files, a queued
@@ -21,7 +19,6 @@ import { createS3Client } from "./s3-client";
 
 // Long enough that the sweeps right after a write finish inside it on a busy machine.
 const GRACE_MS = 4000;
-const sha = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const bytesOf = (label: string) => Buffer.from(`${label} ${crypto.randomUUID()}`);
 
@@ -140,13 +137,12 @@ sweepSuite("folder store", null, async () => {
 
 const swiftSkip = swiftSkipReason();
 sweepSuite("S3 store", swiftSkip, async () => {
-  const s3 = await sharedSwift();
   const bucket = "gantry-sweep";
   const prefix = "swept/";
-  const raw = createS3Client({ ...s3, forcePathStyle: true });
-  afterAll(() => raw.destroy());
-  await raw.send(new CreateBucketCommand({ Bucket: bucket }));
-  const store = createS3BlobStore({ endpoint: s3.endpoint, bucket, region: s3.region, forcePathStyle: true, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, prefix }, { db: testDb, refreshAfterMs: 0 });
+  const swift = await swiftBucket(bucket, prefix);
+  const { raw } = swift;
+  afterAll(() => swift.close());
+  const store = swift.store({ db: testDb, refreshAfterMs: 0 });
   const uploads = async () => (await raw.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `${prefix}tmp/` }))).Uploads?.length ?? 0;
   const { ListObjectsV2Command } = await import("@aws-sdk/client-s3");
   const tmpObjects = async () => (await raw.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}tmp/` }))).KeyCount ?? 0;

@@ -1,12 +1,11 @@
 import crypto from "node:crypto";
 import { Readable } from "node:stream";
-import { CreateBucketCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sharedSwift, swiftSkipReason, type TestS3 } from "../../tests/helpers/s3-swift";
+import { swiftBucket, swiftSkipReason, type SwiftBucket, type TestS3 } from "../../tests/helpers/s3-swift";
 import { parseEnv } from "../env";
 import { createS3BlobStore, PART_BYTES, type S3BlobStore } from "./s3-blob-store";
 import { s3StoreFromSettings } from "./blobs";
-import { createS3Client } from "./s3-client";
 
 // The S3 blob store against a real S3 server (Swift's gateway, which differs from AWS in ways
 // R2 and Garage also do): the same contract as the folder store — content-addressed, whole or
@@ -16,6 +15,7 @@ const skip = swiftSkipReason();
 let s3: TestS3;
 let store: S3BlobStore;
 let raw: S3Client;
+let swift: SwiftBucket | undefined;
 const bucket = "gantry-blobs";
 const prefix = "instance-a/";
 
@@ -49,13 +49,12 @@ async function listed(sha256: string) {
 
 beforeAll(async () => {
   if (skip) return;
-  s3 = await sharedSwift();
-  raw = createS3Client({ ...s3, forcePathStyle: true });
-  await raw.send(new CreateBucketCommand({ Bucket: bucket }));
-  store = createS3BlobStore({ endpoint: s3.endpoint, bucket, region: s3.region, forcePathStyle: true, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, prefix });
+  swift = await swiftBucket(bucket, prefix);
+  ({ s3, raw } = swift);
+  store = swift.store();
 }, 180_000);
 afterAll(async () => {
-  raw?.destroy();
+  swift?.close();
   await s3?.stop();
 });
 
@@ -88,7 +87,7 @@ describe.skipIf(!!skip)(`S3 blob store${skip ? ` (skipped: ${skip})` : ""}`, { t
     // The limits scaled down (S3's are 5 GiB a CopyObject; parts of 1 GiB): a 21 MiB blob goes
     // past a 10 MiB limit and is copied in parts of 5 MiB, S3's smallest.
     const mib = 1024 * 1024;
-    const big = createS3BlobStore({ endpoint: s3.endpoint, bucket, region: s3.region, forcePathStyle: true, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, prefix }, { maxCopyBytes: 10 * mib, copyPartBytes: 5 * mib, refreshAfterMs: 0 });
+    const big = swift!.store({ maxCopyBytes: 10 * mib, copyPartBytes: 5 * mib, refreshAfterMs: 0 });
     const { data, source } = noise(21 * mib + 777, 11);
     const stored = await big.put(source());
     expect(stored).toEqual({ sha256: sha(data), bytes: data.length });

@@ -1,14 +1,13 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import crypto from "node:crypto";
 import path from "node:path";
-import { CreateBucketCommand, ListMultipartUploadsCommand, ListPartsCommand, S3Client } from "@aws-sdk/client-s3";
+import { ListMultipartUploadsCommand, ListPartsCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testDb } from "../../tests/helpers/db";
 import { waitFor } from "../../tests/helpers/factories";
 import { chunked, noiseBytes } from "../../tests/helpers/noise";
-import { sharedSwift, swiftSkipReason, type TestS3 } from "../../tests/helpers/s3-swift";
-import { createS3BlobStore, PART_BYTES, type S3BlobStore } from "./s3-blob-store";
-import { createS3Client } from "./s3-client";
+import { swiftBucket, swiftSkipReason, type SwiftBucket, type TestS3 } from "../../tests/helpers/s3-swift";
+import { PART_BYTES, type S3BlobStore } from "./s3-blob-store";
 
 // A put whose digest is stated records its multipart upload in Postgres part by part; a process
 // killed -9 in the middle leaves the record, and the next put of the same content, in another
@@ -20,6 +19,7 @@ const prefix = "resume/";
 const LEASE_MS = 1500;
 let s3: TestS3;
 let raw: S3Client;
+let swift: SwiftBucket | undefined;
 let store: S3BlobStore;
 const children: ChildProcess[] = [];
 const sha = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
@@ -53,14 +53,13 @@ const unfinished = async () => (await raw.send(new ListMultipartUploadsCommand({
 
 beforeAll(async () => {
   if (skip) return;
-  s3 = await sharedSwift();
-  raw = createS3Client({ ...s3, forcePathStyle: true });
-  await raw.send(new CreateBucketCommand({ Bucket: bucket }));
-  store = createS3BlobStore({ endpoint: s3.endpoint, bucket, region: s3.region, forcePathStyle: true, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, prefix }, { db: testDb, leaseMs: LEASE_MS });
+  swift = await swiftBucket(bucket, prefix);
+  ({ s3, raw } = swift);
+  store = swift.store({ db: testDb, leaseMs: LEASE_MS });
 }, 300_000);
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-  raw?.destroy();
+  swift?.close();
 });
 
 describe.skipIf(!!skip)(`Resumable multipart uploads${skip ? ` (skipped: ${skip})` : ""}`, { timeout: 120_000 }, () => {

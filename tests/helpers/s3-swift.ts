@@ -3,6 +3,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
+import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
+import { createS3BlobStore, type S3BlobStore, type S3Settings, type S3StoreOptions } from "../../server/storage/s3-blob-store";
+import { createS3Client } from "../../server/storage/s3-client";
 import { freePort } from "./sshd-rig";
 
 // A real S3 server for the tests: OpenStack Swift with its S3 gateway (Debian's packages),
@@ -110,4 +113,23 @@ export async function startSwift(): Promise<TestS3> {
     throw error;
   }
   return { endpoint: `http://127.0.0.1:${proxy}`, dir, region: "us-east-1", accessKeyId: "test:tester", secretAccessKey: "testing", stop };
+}
+
+export interface SwiftBucket {
+  s3: TestS3;
+  /** A plain client, to look at the bucket as the tests need (destroyed by `close`). */
+  raw: S3Client;
+  settings: S3Settings;
+  /** A blob store on the bucket under `prefix`. */
+  store(options?: S3StoreOptions): S3BlobStore;
+  close(): void;
+}
+
+/** A bucket of the test file's own on the run's Swift (made here), and blob stores on it. */
+export async function swiftBucket(bucket: string, prefix = ""): Promise<SwiftBucket> {
+  const s3 = await sharedSwift();
+  const raw = createS3Client({ ...s3, forcePathStyle: true });
+  await raw.send(new CreateBucketCommand({ Bucket: bucket }));
+  const settings: S3Settings = { endpoint: s3.endpoint, bucket, region: s3.region, forcePathStyle: true, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, prefix };
+  return { s3, raw, settings, store: (options) => createS3BlobStore(settings, options), close: () => raw.destroy() };
 }
