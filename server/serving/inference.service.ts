@@ -230,6 +230,21 @@ export class InferenceEngine {
   private runWithinLimits(loaded: LoadedEndpoint, feeds: Record<string, RawTensor>, outputs: string[], timeoutMs: number): Promise<Record<string, RawTensor>> {
     const { concurrency, maxQueue } = loaded.spec.settings;
     const name = loaded.spec.name;
+    if (loaded.active < concurrency && loaded.inline?.takes(feeds)) {
+      // The main-thread session runs in one turn of the event loop, shortly after this: no
+      // deadline could fire before it ends, so none is set (a timer per request costs).
+      loaded.active++;
+      return loaded.inline.run(feeds, outputs).then(
+        (result) => {
+          this.finishRun(loaded);
+          return result;
+        },
+        (error: unknown) => {
+          this.finishRun(loaded);
+          throw new AppError("BAD_REQUEST", `The model rejected the request: ${describeOrtError(error)}`);
+        },
+      );
+    }
     if (loaded.active >= concurrency && loaded.queue.length >= maxQueue) {
       return Promise.reject(new AppError("RATE_LIMITED", `Endpoint ${name} is busy: ${loaded.active} requests are running and ${loaded.queue.length} waiting (its concurrency and maxQueue settings); retry shortly`));
     }
@@ -250,10 +265,7 @@ export class InferenceEngine {
           .finally(() => {
             isSettled = true;
             clearTimeout(timer);
-            loaded.active--;
-            const next = loaded.queue.shift();
-            if (next) next();
-            else if (loaded.isRetired && loaded.active === 0) void this.release(loaded);
+            this.finishRun(loaded);
           });
       };
       if (loaded.active < concurrency) run();
@@ -265,6 +277,14 @@ export class InferenceEngine {
         loaded.queue.push(waiter);
       }
     });
+  }
+
+  /** A run ended: the next waiting request starts, or a retired endpoint's sessions go once idle. */
+  private finishRun(loaded: LoadedEndpoint): void {
+    loaded.active--;
+    const next = loaded.queue.shift();
+    if (next) next();
+    else if (loaded.isRetired && loaded.active === 0) void this.release(loaded);
   }
 
   /** Stops serving an endpoint; its session is released once the requests on it finish. */
