@@ -1,57 +1,41 @@
 import crypto from "node:crypto";
-import fs from "node:fs";
-import fsp from "node:fs/promises";
-import path from "node:path";
-import { pipeline } from "node:stream/promises";
 import { ERRORS, type Locker } from "@tus/server";
 import { z } from "zod";
 import type { Db } from "../db";
+import { Prisma } from "../generated/prisma/client";
 import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
 import type { BlobSource, BlobStore } from "../storage/blob-store";
 import { sha256Schema } from "../storage/blob-store";
-import { dimsSchema, MAX_TEST_VECTOR_BYTES, type uploadStatusSchema } from "./models.schemas";
+import { MAX_TEST_VECTOR_BYTES, type uploadStatusSchema } from "./models.schemas";
 import { addVersionFromUpload, TestVectorRefusedError, UploadTooLargeError } from "./registry.service";
 import { parseTestVector } from "./test-vector";
 
-// Resumable uploads for multi-gigabyte models: a session is a directory under
-// GANTRY_HOME/uploads/models/<id> holding what arrived so far; each PUT carries
-// `Content-Range: bytes <start>-<end>/<total>` and is written at its offset, so a client that
-// lost its connection asks how much arrived and sends the rest. The last byte turns the
-// session into a version. Sessions untouched for a day are swept. A test vector given at the
-// start is kept beside the bytes (vector.json) and checked against the model at the end.
-// Sessions are folders and one piece is written at a time under a lock every web process
-// shares (in Postgres, freed when the process holding it dies), so consecutive pieces may go to
-// different processes.
+// Resumable uploads for multi-gigabyte models. An upload is a row (ModelUpload: what it will
+// become, and the pieces received so far); each PUT carries `Content-Range: bytes
+// <start>-<end>/<total>`, and what it adds past the bytes already received is put into the blob
+// store as one piece, named on the row, so a client that lost its connection asks how much
+// arrived and sends the rest, to any web process on any machine. The last byte turns the
+// upload into a version: its pieces are read back in order as the model's bytes. One piece is
+// written at a time, under a lock every web process shares (in Postgres, freed when the process
+// holding it dies). Uploads untouched for a day are forgotten; their pieces, and those of
+// finished uploads, go with the blob sweep. A test vector given at the start is kept on the row
+// and checked against the model at the end.
 
-const SESSION_TTL_MS = 24 * 60 * 60 * 1000;
+const UPLOAD_TTL_MS = 24 * 60 * 60 * 1000;
 
-const sessionSchema = z.object({
-  orgId: z.uuid(),
-  modelId: z.uuid(),
-  userId: z.uuid(),
-  total: z.number().int().min(1),
-  sha256: sha256Schema.optional(),
-  filename: z.string().max(500).optional(),
-  dims: dimsSchema,
-  hasTestVector: z.boolean().default(false),
-  createdAt: z.string(),
-});
-type Session = z.infer<typeof sessionSchema>;
+const piecesSchema = z.array(z.object({ start: z.number().int().nonnegative(), bytes: z.number().int().positive(), sha256: sha256Schema }));
+type Pieces = z.infer<typeof piecesSchema>;
 
 export interface UploadDeps {
   db: Db;
   blobs: BlobStore;
-  /** GANTRY_HOME/uploads/models */
-  root: string;
   maxBytes: number;
-  /** One writer per session across processes; a locker that tries once (pg-upload-locker.ts). */
+  /** One writer per upload across processes; a locker that tries once (pg-upload-locker.ts). */
   locks: Locker;
 }
 
 export type UploadStatus = z.infer<typeof uploadStatusSchema>;
-
-const sessionDir = (root: string, uploadId: string) => path.join(root, z.uuid().parse(uploadId));
 
 export async function startUpload(
   deps: UploadDeps,
@@ -74,35 +58,34 @@ export async function startUpload(
     const parsed = parseTestVector(testVector);
     if (!parsed.vector) throw new TestVectorRefusedError("cannot be read", parsed.problems, "No upload was started");
   }
-  await sweepExpired(deps.root);
+  await deps.db.modelUpload.deleteMany({ where: { updatedAt: { lt: new Date(Date.now() - UPLOAD_TTL_MS) } } });
   const uploadId = crypto.randomUUID();
-  const dir = sessionDir(deps.root, uploadId);
-  await fsp.mkdir(dir, { recursive: true });
-  const session: Session = { orgId: actor.orgId, modelId, userId: actor.userId, total, sha256, filename, dims, hasTestVector: testVector !== undefined, createdAt: new Date().toISOString() };
-  await fsp.writeFile(path.join(dir, "data"), "");
-  if (testVector !== undefined) await fsp.writeFile(path.join(dir, "vector.json"), JSON.stringify(testVector));
-  await fsp.writeFile(path.join(dir, "session.json"), JSON.stringify(session));
+  await deps.db.modelUpload.create({
+    data: {
+      id: uploadId, orgId: actor.orgId, modelId, userId: actor.userId, total: BigInt(total), sha256: sha256 ?? null, filename: filename ?? null,
+      dims: dims as Prisma.InputJsonValue, testVector: testVector === undefined ? Prisma.DbNull : (testVector as Prisma.InputJsonValue),
+    },
+  });
   return { uploadId, received: 0, total };
 }
 
-async function loadSession(deps: UploadDeps, actor: OrgActor, modelId: string, uploadId: string): Promise<{ dir: string; session: Session; received: number }> {
+type UploadRow = NonNullable<Awaited<ReturnType<Db["modelUpload"]["findFirst"]>>>;
+
+const receivedOf = (pieces: Pieces) => (pieces.length ? pieces[pieces.length - 1].start + pieces[pieces.length - 1].bytes : 0);
+
+async function loadUpload(deps: UploadDeps, actor: OrgActor, modelId: string, uploadId: string): Promise<{ row: UploadRow; total: number; pieces: Pieces; received: number }> {
   const missing = new AppError("NOT_FOUND", "There is no such upload for this model; it finished, expired after a day, or was never started — start a new one");
   if (!z.uuid().safeParse(uploadId).success) throw missing;
-  const dir = sessionDir(deps.root, uploadId);
-  let session: Session;
-  try {
-    session = sessionSchema.parse(JSON.parse(await fsp.readFile(path.join(dir, "session.json"), "utf8")));
-  } catch {
-    throw missing;
-  }
-  if (session.orgId !== actor.orgId || session.modelId !== modelId) throw missing;
-  const { size } = await fsp.stat(path.join(dir, "data"));
-  return { dir, session, received: size };
+  const row = await deps.db.modelUpload.findFirst({ where: { id: uploadId, orgId: actor.orgId, modelId, updatedAt: { gte: new Date(Date.now() - UPLOAD_TTL_MS) } } });
+  if (!row) throw missing;
+  const pieces = piecesSchema.safeParse(row.pieces);
+  if (!pieces.success) throw new AppError("INTERNAL", "The record of this upload's pieces is damaged; start a new upload");
+  return { row, total: Number(row.total), pieces: pieces.data, received: receivedOf(pieces.data) };
 }
 
 export async function getUploadStatus(deps: UploadDeps, { actor, modelId, uploadId }: { actor: OrgActor; modelId: string; uploadId: string }): Promise<UploadStatus> {
-  const { session, received } = await loadSession(deps, actor, modelId, uploadId);
-  return { uploadId, received, total: session.total };
+  const { total, received } = await loadUpload(deps, actor, modelId, uploadId);
+  return { uploadId, received, total };
 }
 
 /** Parses `bytes <start>-<end>/<total>`. */
@@ -115,67 +98,78 @@ export function parseContentRange(header: string | null): { start: number; end: 
 }
 
 /**
- * Writes one piece at its offset. A piece may repeat bytes already received (a client unsure
- * whether its last piece arrived); one that leaves a gap is refused with the offset to send from.
- * Returns the version once the last byte is in.
+ * Takes one piece. A piece may repeat bytes already received (a client unsure whether its last
+ * piece arrived): only what follows them is kept. One that leaves a gap is refused with the
+ * offset to send from. Returns the version once the last byte is in.
  */
 export async function putUploadChunk(
   deps: UploadDeps,
   { actor, modelId, uploadId, contentRange, body, signal }: { actor: OrgActor; modelId: string; uploadId: string; contentRange: string | null; body: BlobSource | null; signal?: AbortSignal },
 ): Promise<{ status: UploadStatus; version?: { versionId: string; number: number; jobId: string } }> {
-  const { dir, session } = await loadSession(deps, actor, modelId, uploadId);
+  const { total } = await loadUpload(deps, actor, modelId, uploadId);
   const range = parseContentRange(contentRange);
   if (!body) throw new AppError("BAD_REQUEST", "Send the piece's bytes as the request body");
-  if (range.total !== session.total) throw new AppError("BAD_REQUEST", `This upload is ${session.total} bytes, but the piece says ${range.total}; send the same total every time`);
+  if (range.total !== total) throw new AppError("BAD_REQUEST", `This upload is ${total} bytes, but the piece says ${range.total}; send the same total every time`);
   const release = await lockSession(deps.locks, uploadId, signal);
   try {
-    const dataPath = path.join(dir, "data");
-    const received = (await fsp.stat(dataPath)).size;
+    // Read again under the lock: the piece before this one may have ended on another process.
+    const { row, pieces, received } = await loadUpload(deps, actor, modelId, uploadId);
     if (range.start > received) throw new AppError("CONFLICT", `The upload has ${received} bytes so far; send the piece starting at byte ${received}`);
     const expected = range.end - range.start + 1;
+    const already = received - range.start;
     let written = 0;
-    async function* counted() {
+    async function* newBytes() {
       for await (const chunk of body as AsyncIterable<Uint8Array>) {
+        const from = written;
         written += chunk.length;
         if (written > expected) throw new AppError("BAD_REQUEST", `The piece is longer than its Content-Range (${expected} bytes)`);
-        yield chunk;
+        if (written <= already) continue;
+        yield from >= already ? chunk : chunk.subarray(already - from);
       }
     }
-    try {
-      await pipeline(counted(), fs.createWriteStream(dataPath, { flags: "r+", start: range.start }), ...(signal ? [{ signal }] : []));
-      if (written !== expected) throw new AppError("BAD_REQUEST", `The piece had ${written} bytes, not the ${expected} its Content-Range says; send it again`);
-    } catch (error) {
-      // Keep only what is known good: the bytes before this piece.
-      await fsp.truncate(dataPath, range.start).catch(() => {});
-      throw error;
-    }
-    const now = (await fsp.stat(dataPath)).size;
-    await fsp.utimes(path.join(dir, "session.json"), new Date(), new Date());
-    if (now < session.total) return { status: { uploadId, received: now, total: session.total } };
+    const isNew = range.end >= received;
+    // What this piece adds, as one blob; a piece that stops short stores nothing the upload names.
+    const piece = isNew ? await deps.blobs.put(newBytes(), { signal, maxBytes: expected }) : await drain(newBytes());
+    if (written !== expected) throw new AppError("BAD_REQUEST", `The piece had ${written} bytes, not the ${expected} its Content-Range says; send it again`);
+    const all = piece && piece.bytes > 0 ? [...pieces, { start: received, bytes: piece.bytes, sha256: piece.sha256 }] : pieces;
+    const now = receivedOf(all);
+    await deps.db.modelUpload.update({ where: { id: row.id }, data: { pieces: all as Prisma.InputJsonValue } });
+    if (now < total) return { status: { uploadId, received: now, total } };
     try {
       const version = await addVersionFromUpload(deps.db, {
         actor,
         modelId,
-        body: fs.createReadStream(dataPath),
+        body: readPieces(deps.blobs, all),
         blobs: deps.blobs,
         maxBytes: deps.maxBytes,
-        sha256: session.sha256,
-        filename: session.filename,
-        dims: session.dims,
-        testVector: session.hasTestVector ? JSON.parse(await fsp.readFile(path.join(dir, "vector.json"), "utf8")) : undefined,
+        sha256: row.sha256 ?? undefined,
+        filename: row.filename ?? undefined,
+        dims: row.dims as Record<string, number>,
+        testVector: row.testVector === null ? undefined : row.testVector,
         signal,
       });
-      await fsp.rm(dir, { recursive: true, force: true });
-      return { status: { uploadId, received: now, total: session.total }, version };
+      await deps.db.modelUpload.deleteMany({ where: { id: row.id } });
+      return { status: { uploadId, received: now, total }, version };
     } catch (error) {
       // A checksum mismatch means the bytes are wrong somewhere: start over rather than resume.
-      // A vector that does not fit the model cannot be mended in this session either.
-      if (error instanceof TestVectorRefusedError || (error instanceof AppError && /damaged/.test(error.message))) await fsp.rm(dir, { recursive: true, force: true });
+      // A vector that does not fit the model cannot be mended in this upload either.
+      if (error instanceof TestVectorRefusedError || (error instanceof AppError && /damaged/.test(error.message))) await deps.db.modelUpload.deleteMany({ where: { id: row.id } });
       throw error;
     }
   } finally {
     await release();
   }
+}
+
+/** Reads a source to its end, keeping nothing (a piece whose bytes had all arrived before). */
+async function drain(source: AsyncIterable<Uint8Array>): Promise<null> {
+  for await (const chunk of source) void chunk;
+  return null;
+}
+
+/** The upload's bytes: its pieces read back from the blob store, in order. */
+async function* readPieces(blobs: BlobStore, pieces: Pieces): AsyncIterable<Uint8Array> {
+  for (const piece of pieces) yield* await blobs.get(piece.sha256);
 }
 
 /** Parses the Test-Vector-Length header of a one-shot upload: null when absent. */
@@ -220,8 +214,8 @@ export async function splitTestVector(body: AsyncIterable<Uint8Array>, length: n
 }
 
 export async function cancelUpload(deps: UploadDeps, { actor, modelId, uploadId }: { actor: OrgActor; modelId: string; uploadId: string }): Promise<void> {
-  const { dir } = await loadSession(deps, actor, modelId, uploadId);
-  await fsp.rm(dir, { recursive: true, force: true });
+  const { row } = await loadUpload(deps, actor, modelId, uploadId);
+  await deps.db.modelUpload.deleteMany({ where: { id: row.id } });
 }
 
 /** One writer per session, whichever process the piece reached; refused at once while another piece is written. */
@@ -235,13 +229,3 @@ async function lockSession(locks: Locker, uploadId: string, signal?: AbortSignal
   }
   return () => lock.unlock();
 }
-
-async function sweepExpired(root: string): Promise<void> {
-  const entries = await fsp.readdir(root, { withFileTypes: true }).catch(() => []);
-  for (const e of entries) {
-    if (!e.isDirectory()) continue;
-    const stat = (await fsp.stat(path.join(root, e.name, "session.json")).catch(() => null)) ?? (await fsp.stat(path.join(root, e.name)).catch(() => null));
-    if (stat && Date.now() - stat.mtimeMs > SESSION_TTL_MS) await fsp.rm(path.join(root, e.name), { recursive: true, force: true });
-  }
-}
-

@@ -1,4 +1,3 @@
-import path from "node:path";
 import { db } from "@/server/db";
 import { env } from "@/server/env";
 import { uploadLockerTryOnce } from "@/server/db/upload-locks";
@@ -23,7 +22,7 @@ export async function POST(request: Request, { params }: { params: Promise<{ mod
     const query = parseQuery(request, uploadQuerySchema, "upload");
     const total = Number(request.headers.get("upload-length"));
     const body = mediaType(request.headers) === "application/json" ? await parseJsonBody(request, startUploadBodySchema, 'Send {"testVector": …} to start an upload with a test vector') : {};
-    const deps = { db: db(), blobs: blobStore(), root: path.join(env().GANTRY_HOME, "uploads", "models"), maxBytes: env().MODEL_MAX_UPLOAD_BYTES, locks: uploadLockerTryOnce() };
+    const deps = { db: db(), blobs: blobStore(), maxBytes: env().MODEL_MAX_UPLOAD_BYTES, locks: uploadLockerTryOnce() };
     const status = await startUpload(deps, { actor, modelId, total, ...query, testVector: body.testVector });
     const url = `/api/models/${modelId}/uploads/${status.uploadId}`;
     return Response.json({ ...status, url }, { status: 201, headers: { location: url } });

@@ -1,4 +1,3 @@
-import path from "node:path";
 import { Readable } from "node:stream";
 import { db } from "@/server/db";
 import { env } from "@/server/env";
@@ -13,7 +12,7 @@ export const dynamic = "force-dynamic";
 
 type Params = { params: Promise<{ modelId: string; uploadId: string }> };
 
-const deps = () => ({ db: db(), blobs: blobStore(), root: path.join(env().GANTRY_HOME, "uploads", "models"), maxBytes: env().MODEL_MAX_UPLOAD_BYTES, locks: uploadLockerTryOnce() });
+const deps = () => ({ db: db(), blobs: blobStore(), maxBytes: env().MODEL_MAX_UPLOAD_BYTES, locks: uploadLockerTryOnce() });
 
 async function ids(params: Params["params"]) {
   const p = await params;

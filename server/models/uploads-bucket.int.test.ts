@@ -1,0 +1,79 @@
+import crypto from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testDb } from "../../tests/helpers/db";
+import { createOrgWithMember } from "../../tests/helpers/factories";
+import { noiseBytes } from "../../tests/helpers/noise";
+import { swiftBucket, swiftSkipReason, type SwiftBucket } from "../../tests/helpers/s3-swift";
+import type { OrgActor } from "../auth/roles";
+import { uploadLockerTryOnce } from "../db/upload-locks";
+import { namedBlobs } from "../storage/blob-refs";
+import type { S3BlobStore } from "../storage/s3-blob-store";
+import { createModel } from "./registry.service";
+import { getUploadStatus, putUploadChunk, startUpload, type UploadDeps } from "./uploads.service";
+
+// A resumable model upload whose pieces reach web processes on different machines: nothing of it
+// is kept in a folder, only its row and its pieces in the bucket (a real S3 server, Swift's gateway).
+
+const skip = swiftSkipReason();
+const db = testDb();
+const sha = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
+let swift: SwiftBucket | undefined;
+let actor: OrgActor;
+let modelId: string;
+/** Two web processes: each its own store client, no folder in common. */
+let web: [UploadDeps, UploadDeps];
+
+beforeAll(async () => {
+  actor = (await createOrgWithMember(db, "operator")).actor;
+  modelId = (await createModel(db, { actor, input: { name: `bucket upload ${crypto.randomUUID().slice(0, 8)}`, description: "" } })).id;
+  if (skip) return;
+  swift = await swiftBucket("gantry-model-uploads", "models/");
+  const deps = (store: S3BlobStore): UploadDeps => ({ db, blobs: store, maxBytes: 1024 ** 3, locks: uploadLockerTryOnce() });
+  web = [deps(swift.store({ db: () => db })), deps(swift.store({ db: () => db }))];
+}, 180_000);
+afterAll(async () => {
+  swift?.close();
+  await db.$disconnect();
+});
+
+async function* bytesOf(content: Buffer, signal?: AbortController, stopAt?: number) {
+  for (let at = 0; at < content.length; at += 16_384) {
+    if (stopAt !== undefined && at >= stopAt) {
+      signal?.abort(new Error("the client went away"));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    yield new Uint8Array(content.subarray(at, Math.min(content.length, at + 16_384)));
+  }
+}
+
+describe.skipIf(skip)("resumable model uploads through a bucket", () => {
+  it("takes pieces on two web processes, keeps a cut-off piece out, and makes the version from the pieces in the bucket", async () => {
+    const content = noiseBytes(900_000, 7);
+    const { uploadId } = await startUpload(web[0], { actor, modelId, total: content.length, sha256: sha(content), filename: "policy.onnx", dims: {} });
+    const put = (on: UploadDeps, start: number, end: number, options: { abort?: AbortController; stopAt?: number } = {}) =>
+      putUploadChunk(on, { actor, modelId, uploadId, contentRange: `bytes ${start}-${end}/${content.length}`, body: bytesOf(content.subarray(start, end + 1), options.abort, options.stopAt), signal: options.abort?.signal });
+
+    expect((await put(web[0], 0, 299_999)).status.received).toBe(300_000);
+    // A piece cut off halfway: nothing of it counts.
+    const abort = new AbortController();
+    await expect(put(web[1], 300_000, 599_999, { abort, stopAt: 100_000 })).rejects.toThrow();
+    expect((await getUploadStatus(web[1], { actor, modelId, uploadId })).received).toBe(300_000);
+    // Sent again on the other process, overlapping what arrived: only the new bytes are kept.
+    expect((await put(web[1], 200_000, 599_999)).status.received).toBe(600_000);
+    const row = await db.modelUpload.findUniqueOrThrow({ where: { id: uploadId } });
+    const pieces = row.pieces as Array<{ start: number; bytes: number; sha256: string }>;
+    expect(pieces.map((p) => [p.start, p.bytes])).toEqual([[0, 300_000], [300_000, 300_000]]);
+    expect(pieces[1].sha256).toBe(sha(content.subarray(300_000, 600_000)));
+    for (const p of pieces) expect(await web[0].blobs.has(p.sha256)).toBe(true);
+    expect(await namedBlobs(db, pieces.map((p) => p.sha256))).toEqual(new Set(pieces.map((p) => p.sha256)));
+
+    const last = await put(web[0], 600_000, content.length - 1);
+    expect(last.version).toBeDefined();
+    expect(await db.modelVersion.findUniqueOrThrow({ where: { id: last.version!.versionId } })).toMatchObject({ sha256: sha(content), source: { kind: "upload", filename: "policy.onnx" } });
+    expect(await web[1].blobs.has(sha(content))).toBe(true);
+    // Done: the row is gone and its pieces are named by nothing (the sweep takes them).
+    expect(await db.modelUpload.count({ where: { id: uploadId } })).toBe(0);
+    expect(await namedBlobs(db, pieces.map((p) => p.sha256))).toEqual(new Set());
+    await expect(getUploadStatus(web[1], { actor, modelId, uploadId })).rejects.toThrow(/no such upload/);
+  });
+});
