@@ -69,6 +69,10 @@ describe("npm start", () => {
     for (const dir of [oldArchive, newArchive]) fs.mkdirSync(path.join(dir, "content"), { recursive: true });
     const twoDaysAgo = new Date(Date.now() - 2 * 24 * 3600_000);
     fs.utimesSync(oldArchive, twoDaysAgo, twoDaysAgo);
+    // And the folder model uploads were kept in before they were rows and blobs.
+    const oldModelUpload = path.join(home, "uploads", "models", crypto.randomUUID());
+    fs.mkdirSync(oldModelUpload, { recursive: true });
+    fs.writeFileSync(path.join(oldModelUpload, "data"), "partial");
     const start = runStart(["--only", "worker"], { DATABASE_URL: database.url, DATASETS_DIR: datasetsDir });
     const workerPids = () => [...start.output().matchAll(/\[gantry\] worker (?:started|restarted) \(pid (\d+)\)/g)].map((m) => Number(m[1]));
     await start.waitForOutput((o) => o.includes("[worker] Worker ready"), "the worker to start");
@@ -77,6 +81,8 @@ describe("npm start", () => {
     expect(fs.existsSync(path.join(datasetsDir, ".store", unknown))).toBe(true);
     expect(fs.existsSync(oldArchive)).toBe(false);
     expect(fs.existsSync(newArchive)).toBe(true);
+    expect(fs.existsSync(path.join(home, "uploads", "models"))).toBe(false);
+    expect(start.output()).toMatch(/\[gantry\] Removed \S+uploads\/models: model uploads begun before they were kept in the blob store cannot be resumed/);
     const [first] = workerPids();
     expect(first).toBeGreaterThan(0);
 

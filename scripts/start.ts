@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import path from "node:path";
 import { env, SettingsError } from "../server/env";
 import { s3StoreFromSettings } from "../server/storage/blobs";
@@ -68,7 +69,10 @@ async function main() {
   if (applied.length) log(`Applied ${applied.length} migration(s)`);
   await prepareQueue(url);
   if (isDatabaseOnly) return holdDatabase(database, url);
-  if (only.includes("web") || only.includes("worker")) await tidyDatasetsDir(url, settings);
+  if (only.includes("web") || only.includes("worker")) {
+    await tidyDatasetsDir(url, settings);
+    removeFolderModelUploads(settings);
+  }
 
   const childEnv = { ...process.env, DATABASE_URL: url, NEXTAUTH_URL: settings.PUBLIC_URL, GANTRY_HOME: settings.GANTRY_HOME, PORT: String(settings.PORT) };
   if (!isDev && only.includes("web")) buildPortalIfNeeded(childEnv, log);
@@ -117,6 +121,22 @@ async function tidyDatasetsDir(url: string, settings: { DATASETS_DIR: string }) 
     log(`Could not look for copies of deleted datasets and imported archives: ${(error as Error).message}`);
   } finally {
     await db.$disconnect();
+  }
+}
+
+/**
+ * Resumable model uploads kept what had arrived under GANTRY_HOME/uploads/models before they were
+ * rows with their pieces in the blob store; what is left there cannot be resumed (the client is
+ * told to start again), so it goes.
+ */
+function removeFolderModelUploads(settings: { GANTRY_HOME: string }) {
+  const dir = path.join(settings.GANTRY_HOME, "uploads", "models");
+  if (!fs.existsSync(dir)) return;
+  try {
+    fs.rmSync(dir, { recursive: true, force: true });
+    log(`Removed ${dir}: model uploads begun before they were kept in the blob store cannot be resumed; send them again`);
+  } catch (error) {
+    log(`Could not remove ${dir} (model uploads begun before they were kept in the blob store): ${(error as Error).message}`);
   }
 }
 
