@@ -34,9 +34,12 @@ const { createApiToken } = await import("../server/auth/tokens.service");
 const { enqueue } = await import("../server/jobs/enqueue");
 const { selftestJob } = await import("../server/jobs/catalog");
 const { buildPortalIfNeeded } = await import("../scripts/portal-build");
-const { compare, percentile, printResults } = await import("./lib/stats");
+const { busyCpuSeconds, compare, percentile, printResults, processCpuSeconds } = await import("./lib/stats");
+const { monitorEventLoopDelay } = await import("node:perf_hooks");
 
 const children: ChildProcess[] = [];
+const webs: ChildProcess[] = [];
+const workers: ChildProcess[] = [];
 
 /** A child process that resolves once it prints `readyLine`; its output is kept for a failure's message. */
 function startProcess(name: string, args: string[], env: NodeJS.ProcessEnv, readyLine: RegExp): Promise<ChildProcess> {
@@ -103,8 +106,8 @@ async function main() {
     buildPortalIfNeeded({ ...process.env, ...childEnv }, (m) => console.error(m));
     const ports = [await freePort(), await freePort()];
     await Promise.all([
-      ...ports.map((port, i) => startProcess(`web ${i + 1}`, ["scripts/web.ts"], { ...childEnv, PORT: String(port) }, /Portal listening/)),
-      ...[1, 2].map((i) => startProcess(`worker ${i}`, ["worker/index.ts"], childEnv, /Worker ready/)),
+      ...ports.map((port, i) => startProcess(`web ${i + 1}`, ["scripts/web.ts"], { ...childEnv, PORT: String(port) }, /Portal listening/).then((c) => webs.push(c))),
+      ...[1, 2].map((i) => startProcess(`worker ${i}`, ["worker/index.ts"], childEnv, /Worker ready/).then((c) => workers.push(c))),
     ]);
 
     const { actor } = await createOrgWithMember(db, "owner");
@@ -121,6 +124,17 @@ async function main() {
         () => {},
       );
     }, 250);
+
+    // Where the machine's cores go while under load: each kind of process's CPU time, and how
+    // late this process (the subscribers' client) ran its callbacks.
+    const backendPids = async () => (await monitor.query("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")).rows.map((r) => r.pid as number);
+    const cpuOf = (pids: number[]) => pids.reduce((sum, pid) => sum + (fs.existsSync(`/proc/${pid}/stat`) ? processCpuSeconds(pid) : 0), 0);
+    const cpuAtStart = new Map<number, number>();
+    for (const pid of await backendPids()) cpuAtStart.set(pid, cpuOf([pid]));
+    const cpuBefore = { web: cpuOf(webs.map((c) => c.pid!)), workers: cpuOf(workers.map((c) => c.pid!)), client: processCpuSeconds(), machine: busyCpuSeconds() };
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
+    const loadStart = performance.now();
 
     console.error(`Queueing ${JOBS_PER_S} jobs/s for ${SECONDS} s, ${SUBSCRIBERS} subscribers on 2 web processes, 2 workers…`);
     const jobIds: string[] = [];
@@ -144,6 +158,17 @@ async function main() {
     }
     await sleep(1000); // the last events on their way to the subscribers
     clearInterval(sampling);
+    loopDelay.disable();
+    const loadSeconds = (performance.now() - loadStart) / 1000;
+    const backendCpu = (await backendPids()).reduce((sum, pid) => sum + cpuOf([pid]) - (cpuAtStart.get(pid) ?? 0), 0);
+    const cores = (seconds: number) => Math.round((seconds / loadSeconds) * 100) / 100;
+    const cpu = {
+      web: cores(cpuOf(webs.map((c) => c.pid!)) - cpuBefore.web),
+      workers: cores(cpuOf(workers.map((c) => c.pid!)) - cpuBefore.workers),
+      postgres: cores(backendCpu),
+      client: cores(processCpuSeconds() - cpuBefore.client),
+      machine: cores(busyCpuSeconds() - cpuBefore.machine),
+    };
 
     const rows = await db.job.findMany({ where: { id: { in: jobIds } }, select: { status: true, createdAt: true, startedAt: true } });
     const pickups = rows.filter((r) => r.startedAt).map((r) => r.startedAt!.getTime() - r.createdAt.getTime());
@@ -160,6 +185,12 @@ async function main() {
       compare("jobs lost", lost, 0, "jobs", "= 0"),
       compare("Postgres connections, most at once", maxConnections, 60, "connections", "≤ 60"),
       compare("events each subscriber received vs events written", eventsPerSubscriber, eventsWritten, "events", "context: 1× means no subscriber missed one"),
+      compare("CPU, the two web processes", cpu.web, os.availableParallelism(), "cores", "context: cores busy on average under load, of the machine's"),
+      compare("CPU, the two workers", cpu.workers, os.availableParallelism(), "cores", "context: cores busy on average under load, of the machine's"),
+      compare("CPU, Postgres (this database's backends)", cpu.postgres, os.availableParallelism(), "cores", "context: cores busy on average under load, of the machine's"),
+      compare("CPU, this client (the 200 subscribers and the queueing)", cpu.client, os.availableParallelism(), "cores", "context: cores busy on average under load, of the machine's"),
+      compare("CPU, the whole machine", cpu.machine, os.availableParallelism(), "cores", "context: near 1× the machine is saturated, and every figure above waits its turn"),
+      compare("this client's event-loop delay p99", loopDelay.percentile(99) / 1e6, 200, "ms", "context: how late the subscribers' client read what had arrived"),
     ]);
   } finally {
     stop.abort();

@@ -5,7 +5,7 @@ import { selftestJob } from "./catalog";
 import { enqueue } from "./enqueue";
 import { createProgressReporter } from "./progress";
 import { RealtimeHub } from "./realtime";
-import { openJobEventStream, openOrgEventStream } from "./stream";
+import { openJobEventStream, openOrgEventBatches, openOrgEventStream } from "./stream";
 import { appendJobEvent } from "./progress";
 import type { JobEventDto } from "./jobs.schemas";
 
@@ -101,5 +101,47 @@ describe("RealtimeHub", () => {
     expect(seen.map((e) => e.orgSeq)).toEqual([seen[0].orgSeq, seen[0].orgSeq + 1]);
     controller.abort();
     await done;
+  });
+
+  it("catches a subscriber of the organisation that fell behind up from the events it read lately, and from the database when they do not reach back", async () => {
+    const { orgId, jobId, hub, progress } = await setup();
+    const controller = new AbortController();
+    // A subscriber that keeps up, and one that stalls after its first event.
+    const live = collect(openOrgEventStream({ db, hub, orgId, afterOrgSeq: null, signal: controller.signal, maxBuffered: 100 }));
+    const slow = await openOrgEventBatches({ db, hub, orgId, afterOrgSeq: null, signal: controller.signal, maxBuffered: 3 });
+    await hub.ensureConnected();
+    await waitFor(async () => hub.subscriberCount >= 1, { what: "the live subscriber" });
+    await progress.log("first");
+    const [first] = (await slow.next()).value as JobEventDto[];
+    expect(hub.subscriberCount).toBe(2);
+    for (let i = 0; i < 10; i++) await progress.log(`burst ${i}`);
+    await waitFor(async () => live.seen.length === 11, { what: "the live subscriber to see every event" });
+    // It overflowed (3 kept at most): the rest comes from what the hub read, the very events the
+    // live subscriber was handed (a database read would make new ones).
+    const caughtUp: JobEventDto[] = [];
+    while (caughtUp.length < 10) caughtUp.push(...((await slow.next()).value as JobEventDto[]));
+    expect(caughtUp.map((e) => e.message)).toEqual(Array.from({ length: 10 }, (_, i) => `burst ${i}`));
+    caughtUp.forEach((e, i) => expect(e).toBe(live.seen[i + 1]));
+
+    // What the hub kept: from the first event it read while followed; none before it; nothing after the last.
+    expect(hub.recentOrgEvents(orgId, first.orgSeq - 1, 100)?.map((e) => e.message)).toEqual(live.seen.map((e) => e.message));
+    expect(hub.recentOrgEvents(orgId, first.orgSeq + 9, 1)?.map((e) => e.message)).toEqual(["burst 9"]);
+    expect(hub.recentOrgEvents(orgId, live.seen[10].orgSeq, 100)).toEqual([]);
+    expect(hub.recentOrgEvents(orgId, first.orgSeq - 2, 100)).toBeNull();
+    // After a reconnect (events may have been missed meanwhile) it keeps nothing it had.
+    await db.$queryRaw`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN gantry_job_events%' AND pid <> pg_backend_pid()`;
+    await waitFor(async () => !hub.isListening || hub.recentOrgEvents(orgId, first.orgSeq - 1, 1) === null, { what: "the hub to notice the lost connection" });
+    await waitFor(async () => hub.isListening, { what: "the hub to reconnect", timeoutMs: 20_000 });
+    expect(hub.recentOrgEvents(orgId, first.orgSeq - 1, 100)).toBeNull();
+    // A stream resumed from an event the hub no longer keeps reads the database: every event, in order.
+    const resumed = await openOrgEventStream({ db, hub, orgId, afterOrgSeq: first.orgSeq - 1, signal: controller.signal, maxBuffered: 100 });
+    const replayed: string[] = [];
+    for await (const e of resumed) {
+      replayed.push(e.message);
+      if (replayed.length === 11) break;
+    }
+    expect(replayed).toEqual(live.seen.map((e) => e.message));
+    controller.abort();
+    await live.done;
   });
 });

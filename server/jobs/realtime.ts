@@ -10,6 +10,14 @@ import { toJobEventDto } from "./jobs.queries";
  * of subscribers, reading each notification on its own would wake every subscriber per event.
  */
 const FLUSH_EVERY_MS = 20;
+/**
+ * The latest events of each organisation someone follows, kept so a subscriber that fell behind
+ * catches up from here rather than from the database: the same event objects every subscriber
+ * was handed, whose frames are encoded once (api/sse.ts), instead of a query, rows decoded and
+ * frames encoded for each subscriber — the work that, with hundreds of them behind at once, put
+ * them further behind.
+ */
+const RECENT_PER_ORG = 4096;
 
 export type RealtimeMessage = { kind: "event"; orgId: string; event: JobEventDto } | { kind: "resync" };
 type Listener = (message: RealtimeMessage) => void;
@@ -26,6 +34,8 @@ export class RealtimeHub {
   private readonly listeners = new Map<string, Set<Listener>>();
   private readonly channels = new Map<string, Set<ChannelListener>>();
   private pending: string[] = [];
+  /** Per organisation with subscribers: its latest events, contiguous in orgSeq from `firstSeq`. */
+  private readonly recent = new Map<string, { firstSeq: number; events: JobEventDto[] }>();
   private flushScheduled = false;
   private isStopped = false;
   private reconnectAttempt = 0;
@@ -43,8 +53,39 @@ export class RealtimeHub {
     set.add(listener);
     return () => {
       set.delete(listener);
-      if (set.size === 0) this.listeners.delete(key);
+      if (set.size > 0) return;
+      this.listeners.delete(key);
+      if (key.startsWith("org:")) this.recent.delete(key.slice(4));
     };
+  }
+
+  /**
+   * The organisation's events after `afterOrgSeq`, at most `limit`, in order, from those this
+   * process has read lately: exactly what the database holds after it (less any event still on
+   * its way here), or null when they do not reach back that far (the caller reads the database).
+   */
+  recentOrgEvents(orgId: string, afterOrgSeq: number, limit: number): JobEventDto[] | null {
+    const kept = this.recent.get(orgId);
+    if (!kept || !this.isListening) return null;
+    const from = afterOrgSeq + 1 - kept.firstSeq;
+    if (from < 0 || from > kept.events.length) return null;
+    return kept.events.slice(from, from + limit);
+  }
+
+  private remember(orgId: string, event: JobEventDto): void {
+    if (!this.listeners.has(`org:${orgId}`)) return;
+    const kept = this.recent.get(orgId);
+    // Not the next in line (a notification missed, or the first one seen): start again from it.
+    if (!kept || event.orgSeq !== kept.firstSeq + kept.events.length) {
+      this.recent.set(orgId, { firstSeq: event.orgSeq, events: [event] });
+      return;
+    }
+    kept.events.push(event);
+    if (kept.events.length >= 2 * RECENT_PER_ORG) {
+      const drop = kept.events.length - RECENT_PER_ORG;
+      kept.events.splice(0, drop);
+      kept.firstSeq += drop;
+    }
   }
 
   /**
@@ -166,6 +207,7 @@ export class RealtimeHub {
       const rows = await this.opts.db.jobEvent.findMany({ where: { id: { in: ids.map(BigInt) } }, orderBy: { id: "asc" } });
       for (const row of rows) {
         const message: RealtimeMessage = { kind: "event", orgId: row.orgId, event: toJobEventDto(row) };
+        this.remember(row.orgId, message.event);
         this.deliver(`job:${row.jobId}`, message);
         this.deliver(`org:${row.orgId}`, message);
       }
@@ -180,6 +222,8 @@ export class RealtimeHub {
   }
 
   private broadcast(message: RealtimeMessage): void {
+    // Events may have been missed: what is kept is no longer known to be whole.
+    if (message.kind === "resync") this.recent.clear();
     for (const set of this.listeners.values()) for (const listener of set) listener(message);
   }
 

@@ -76,7 +76,7 @@ async function* untilEnded(opts: StreamOptions & { jobId: string }, batches: Asy
  */
 export async function openOrgEventBatches(opts: StreamOptions & { afterOrgSeq: number | null }): Promise<AsyncGenerator<JobEventDto[]>> {
   const after = opts.afterOrgSeq ?? (await opts.db.org.findUnique({ where: { id: opts.orgId }, select: { lastEventSeq: true } }))?.lastEventSeq ?? 0;
-  return follow(opts, `org:${opts.orgId}`, after, (e) => e.orgSeq, (a) => ({ orgId: opts.orgId, orgSeq: { gt: a } }), { orgSeq: "asc" });
+  return follow(opts, `org:${opts.orgId}`, after, (e) => e.orgSeq, (a) => ({ orgId: opts.orgId, orgSeq: { gt: a } }), { orgSeq: "asc" }, (a, limit) => opts.hub.recentOrgEvents(opts.orgId, a, limit));
 }
 
 /** The same events one at a time. */
@@ -105,6 +105,8 @@ async function* follow(
   position: (e: JobEventDto) => number,
   after: (position: number) => object,
   orderBy: object,
+  /** The events after a position from what the hub read lately, or null when it cannot say: then the database is read. */
+  recent?: (position: number, limit: number) => JobEventDto[] | null,
 ): AsyncGenerator<JobEventDto[]> {
   const { db, hub, signal } = opts;
   let last = start;
@@ -137,13 +139,12 @@ async function* follow(
         needsRead = false;
         hasJustRead = true;
         for (;;) {
-          const rows = await db.jobEvent.findMany({ where: after(last), orderBy, take: PAGE });
-          if (rows.length) {
-            const events = rows.map(toJobEventDto);
+          const events = recent?.(last, PAGE) ?? (await db.jobEvent.findMany({ where: after(last), orderBy, take: PAGE })).map(toJobEventDto);
+          if (events.length) {
             last = position(events.at(-1)!);
             yield events;
           }
-          if (rows.length < PAGE || signal.aborted) break;
+          if (events.length < PAGE || signal.aborted) break;
         }
         continue;
       }
