@@ -7,7 +7,7 @@ import { AppError } from "../errors";
 import type { Prisma } from "../generated/prisma/client";
 import { fetchMissing, listFiles, putTree } from "../storage/blob-files";
 import { storedBlobSchema, type BlobStore } from "../storage/blob-store";
-import { resolveInside } from "./datasets.schemas";
+import { resolveInside } from "../security/paths";
 
 // An uploaded dataset archive is unpacked by the web process that took it, into
 // DATASETS_DIR/.imports/<id>/content, and each file is then put into the blob store and named on

@@ -11,7 +11,7 @@ import { AppError } from "../errors";
 import { listFiles } from "../storage/blob-files";
 import type { BlobStore } from "../storage/blob-store";
 import { localBuildDir } from "./build-files";
-import { resolveInside } from "./datasets.schemas";
+import { resolveInside } from "../security/paths";
 
 // Dataset archives: an upload (.tar.gz or .zip) unpacked into a staging folder for import, and
 // any dataset exported as a streamed .tar.gz. Every entry name is checked so nothing lands

@@ -1,6 +1,6 @@
-import path from "node:path";
 import { z } from "zod";
 import { AppError } from "../errors";
+import { resolveInside } from "../security/paths";
 
 // Names that become folders: repo ids, camera names, feature keys. Each is checked here so no
 // user-given name can leave the folder it is joined to.
@@ -28,14 +28,6 @@ export const episodeNumberSchema = z.number().int().min(0).max(10_000_000);
 export const taskTextSchema = z.string().trim().max(2000);
 
 export type RepoId = z.infer<typeof repoIdSchema>;
-
-/** Joins `parts` under `root` and proves the result stays inside it. */
-export function resolveInside(root: string, ...parts: string[]): string {
-  const base = path.resolve(root);
-  const full = path.resolve(base, ...parts);
-  if (full !== base && !full.startsWith(base + path.sep)) throw new AppError("BAD_REQUEST", `${parts.join("/")} is outside ${path.basename(base)}`);
-  return full;
-}
 
 export function parseRepoId(value: string): string {
   const parsed = repoIdSchema.safeParse(value);

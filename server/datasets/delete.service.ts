@@ -5,7 +5,8 @@ import { hasRole, type OrgActor, type Role } from "../auth/roles";
 import type { Db } from "../db";
 import { AppError } from "../errors";
 import { encodeEpisodeJob, importDatasetJob } from "../jobs/catalog";
-import { datasetDir, datasetStoreDir, rawEpisodeDir, resolveInside } from "./datasets.schemas";
+import { datasetDir, datasetStoreDir, rawEpisodeDir } from "./datasets.schemas";
+import { resolveInside } from "../security/paths";
 
 // Deleting a whole dataset: its rows, its folder (the link to the current build), its store
 // (builds and each episode's files), the raw episodes still waiting under EDGE_UPLOAD_DIR, and

@@ -1,7 +1,8 @@
 import crypto from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
-import { cameraNameSchema, datasetStoreDir, resolveInside } from "./datasets.schemas";
+import { cameraNameSchema, datasetStoreDir } from "./datasets.schemas";
+import { resolveInside } from "../security/paths";
 import type { FeatureStats } from "./lerobot/stats";
 import type { FrameRow } from "./raw-episode";
 

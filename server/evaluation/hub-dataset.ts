@@ -4,7 +4,7 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { resolveInside } from "../datasets/datasets.schemas";
+import { resolveInside } from "../security/paths";
 import { AppError } from "../errors";
 import { OutboundConnectError, safeFetch } from "../security/outbound";
 import { formatBytes } from "../storage/blob-store";

@@ -104,7 +104,7 @@ describe("RealtimeHub", () => {
   });
 
   it("catches a subscriber of the organisation that fell behind up from the events it read lately, and from the database when they do not reach back", async () => {
-    const { orgId, jobId, hub, progress } = await setup();
+    const { orgId, hub, progress } = await setup();
     const controller = new AbortController();
     // A subscriber that keeps up, and one that stalls after its first event.
     const live = collect(openOrgEventStream({ db, hub, orgId, afterOrgSeq: null, signal: controller.signal, maxBuffered: 100 }));

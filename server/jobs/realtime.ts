@@ -72,8 +72,8 @@ export class RealtimeHub {
     return kept.events.slice(from, from + limit);
   }
 
+  /** Keeps an event of an organisation someone follows. */
   private remember(orgId: string, event: JobEventDto): void {
-    if (!this.listeners.has(`org:${orgId}`)) return;
     const kept = this.recent.get(orgId);
     // Not the next in line (a notification missed, or the first one seen): start again from it.
     if (!kept || event.orgSeq !== kept.firstSeq + kept.events.length) {
@@ -207,9 +207,10 @@ export class RealtimeHub {
       const rows = await this.opts.db.jobEvent.findMany({ where: { id: { in: ids.map(BigInt) } }, orderBy: { id: "asc" } });
       for (const row of rows) {
         const message: RealtimeMessage = { kind: "event", orgId: row.orgId, event: toJobEventDto(row) };
-        this.remember(row.orgId, message.event);
+        const orgKey = `org:${row.orgId}`;
+        if (this.listeners.has(orgKey)) this.remember(row.orgId, message.event);
         this.deliver(`job:${row.jobId}`, message);
-        this.deliver(`org:${row.orgId}`, message);
+        this.deliver(orgKey, message);
       }
     } catch (error) {
       this.opts.log?.(`Could not read new job events: ${(error as Error).message}`);

@@ -8,6 +8,7 @@ import { z } from "zod";
 import { hashFileInto } from "../edge/file-hash";
 import { AppError, isAppError } from "../errors";
 import { inParallel } from "../process/in-parallel";
+import { resolveInside } from "../security/paths";
 import type { BlobStore, StoredBlob } from "./blob-store";
 
 // Files on this machine that are kept in the blob store, and copies of blobs kept as files (a
@@ -123,7 +124,7 @@ export async function putTree(blobs: BlobStore, root: string, rels: string[], { 
 /**
  * Writes under `root` each recorded file (path with / between folders → blob) this machine lacks
  * or holds at another size, fetched from the blob store, `parallel` at a time. Paths are checked
- * to stay inside `root`. `what` names a file in messages; `onFile` counts the files looked at.
+ * to stay inside `root` (resolveInside). `what` names a file in messages; `onFile` counts the files looked at.
  * Returns how many were fetched.
  */
 export async function fetchMissing(
@@ -135,8 +136,7 @@ export async function fetchMissing(
   let done = 0;
   let fetched = 0;
   await inParallel(files, parallel, signal, async ([rel, blob]) => {
-    const file = path.resolve(root, ...rel.split("/"));
-    if (!file.startsWith(path.resolve(root) + path.sep)) throw new AppError("INTERNAL", `${what(rel)} would be written outside its folder`);
+    const file = resolveInside(root, ...rel.split("/"));
     const stat = await fsp.stat(file).catch(() => null);
     if (stat?.size !== blob.bytes) {
       await fsp.mkdir(path.dirname(file), { recursive: true });

@@ -2,7 +2,7 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
 import { AppError } from "../../errors";
-import { resolveInside } from "../datasets.schemas";
+import { resolveInside } from "../../security/paths";
 import type { FeatureMap } from "../datasets.schemas";
 import type { FrameRow } from "../raw-episode";
 
