@@ -5,7 +5,7 @@ import { encodeEpisodeJob } from "../jobs/catalog";
 import { enqueue } from "../jobs/enqueue";
 import { UTC_NOW } from "../jobs/progress";
 import { episodeNumberSchema, parseRepoId, rawEpisodeDir, taskTextSchema } from "./datasets.schemas";
-import { findRawEpisode, removeRawEpisode, type IngestMode } from "./raw-episode";
+import { findRawEpisode, listingOf, removeRawEpisode, type IngestMode } from "./raw-episode";
 import { handsOverRawEpisodes, putRawEpisode, type RawFiles } from "./raw-files";
 import type { BlobStore } from "../storage/blob-store";
 import type { Prisma } from "../generated/prisma/client";
@@ -25,6 +25,11 @@ export interface RegisterRawEpisodeInput {
   blobs?: BlobStore;
   /** Where the raw files are (default: this process's settings). */
   settings?: { EDGE_UPLOAD_DIR: string };
+  /**
+   * The files, already in the blob store (an agent's upload through a bucket, path → blob),
+   * instead of the repo's raw folder.
+   */
+  arrived?: RawFiles;
 }
 
 /** Whether an episode's registration stands as it is (a new upload of it changes nothing), rather than being encoded afresh. */
@@ -79,7 +84,7 @@ export async function registerRawEpisode(db: Db, input: RegisterRawEpisodeInput)
   };
   let raw: Awaited<ReturnType<typeof findRawEpisode>>;
   try {
-    raw = await findRawEpisode(root, number, input.mode);
+    raw = input.arrived ? await findRawEpisode("", number, input.mode, listingOf(Object.keys(input.arrived))) : await findRawEpisode(root, number, input.mode);
   } catch (error) {
     return registeredMeanwhile(error);
   }
@@ -87,8 +92,8 @@ export async function registerRawEpisode(db: Db, input: RegisterRawEpisodeInput)
   // With a bucket, the files are in it before the job that encodes them is queued: that job may
   // run on a machine that does not see this one's EDGE_UPLOAD_DIR. Not for an episode whose
   // registration stands (nothing new would be encoded).
-  let rawFiles: RawFiles | null = null;
-  if (handsOverRawEpisodes(input.blobs)) {
+  let rawFiles: RawFiles | null = input.arrived ?? null;
+  if (handsOverRawEpisodes(input.blobs) && !rawFiles) {
     const existing = await standing();
     if (existing) return asRegistered(existing);
     try {
@@ -131,7 +136,7 @@ export async function registerRawEpisode(db: Db, input: RegisterRawEpisodeInput)
   });
   // Recorded: this machine's copy is not needed any more (the worker fetches the files). Were
   // this cut short, the copy would stay until the dataset is deleted; nothing reads it.
-  if (rawFiles && !result.alreadyRegistered) await removeRawEpisode(raw).catch(() => {});
+  if (rawFiles && !input.arrived && !result.alreadyRegistered) await removeRawEpisode(raw).catch(() => {});
   return result;
 }
 

@@ -32,6 +32,8 @@ export interface RawEpisode {
   cameras: RawCamera[];
 }
 
+type Listing = (dir: string) => Promise<{ name: string; isDir: boolean }[]>;
+
 async function listDir(dir: string): Promise<{ name: string; isDir: boolean }[]> {
   try {
     return (await fs.readdir(dir, { withFileTypes: true })).map((d) => ({ name: d.name, isDir: d.isDirectory() }));
@@ -41,21 +43,38 @@ async function listDir(dir: string): Promise<{ name: string; isDir: boolean }[]>
   }
 }
 
-/** Finds an episode's files; throws naming what is missing. Reads folder listings only. */
-export async function findRawEpisode(root: string, number: number, mode: IngestMode): Promise<RawEpisode> {
-  const dataFiles = (await listDir(path.join(root, "data"))).filter((e) => !e.isDir && Number(DATA_NAME.exec(e.name)?.[1] ?? -1) === number);
+/** A listing of files named by their paths (/ between folders), as if they were a folder: root "". */
+export function listingOf(paths: string[]): Listing {
+  return async (dir) => {
+    const prefix = dir ? `${dir.split(path.sep).join("/")}/` : "";
+    const entries = new Map<string, boolean>();
+    for (const p of paths) {
+      if (!p.startsWith(prefix)) continue;
+      const [name, ...below] = p.slice(prefix.length).split("/");
+      entries.set(name, (entries.get(name) ?? false) || below.length > 0);
+    }
+    return [...entries].map(([name, isDir]) => ({ name, isDir }));
+  };
+}
+
+/**
+ * Finds an episode's files; throws naming what is missing. Reads folder listings only: of the
+ * folder `root`, or what `list` says (files not on this disk, listingOf).
+ */
+export async function findRawEpisode(root: string, number: number, mode: IngestMode, list: Listing = listDir): Promise<RawEpisode> {
+  const dataFiles = (await list(path.join(root, "data"))).filter((e) => !e.isDir && Number(DATA_NAME.exec(e.name)?.[1] ?? -1) === number);
   const problems: string[] = [];
   if (dataFiles.length === 0) problems.push(`data/episode-${number}.jsonl (or .parquet) with one row per frame`);
   if (dataFiles.length > 1) problems.push(`one data file for episode ${number}, found ${dataFiles.map((f) => f.name).join(", ")}`);
 
   const cameras: RawCamera[] = [];
   const kindDir = mode === "edge" ? "images" : "videos";
-  for (const cam of await listDir(path.join(root, kindDir))) {
+  for (const cam of await list(path.join(root, kindDir))) {
     // LeRobot's recorder names the folder after the feature (observation.images.front); a bare camera name works too.
     const name = cam.name.startsWith(IMAGE_PREFIX) ? cam.name.slice(IMAGE_PREFIX.length) : cam.name;
     if (!cam.isDir || !cameraNameSchema.safeParse(name).success) continue;
     if (cameras.some((c) => c.name === name)) throw new AppError("BAD_REQUEST", `Camera ${name} appears twice in ${kindDir}/ (as ${name} and ${IMAGE_PREFIX}${name})`);
-    const entries = await listDir(path.join(root, kindDir, cam.name));
+    const entries = await list(path.join(root, kindDir, cam.name));
     if (mode === "edge") {
       const dir = entries.find((e) => e.isDir && Number(EPISODE_NAME.exec(e.name)?.[1] ?? -1) === number);
       if (dir) cameras.push({ name, framesDir: path.join(root, kindDir, cam.name, dir.name) });

@@ -2,6 +2,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import type { Readable } from "node:stream";
+import type { z } from "zod";
 import { DataStore, ERRORS, Upload } from "@tus/server";
 import { AppError } from "../errors";
 import { archiveLayout, BLOCK, segmentAt, tarHeaderName, tarHeaderSize, type ArchiveLayout } from "./archive-layout";
@@ -43,8 +44,8 @@ type Info = { id: string; size?: number; offset: number; metadata?: Record<strin
 /** A refusal tus sends as the response (status and body). */
 export type TusRefusal = { status_code: number; body: string };
 export const tusRefusal = (status: number, message: string): TusRefusal => ({ status_code: status, body: `${message}\n` });
-const isRefusal = (error: unknown): error is TusRefusal => typeof error === "object" && error !== null && "status_code" in error;
-const refusalFrom = (error: unknown): TusRefusal => (error instanceof AppError ? tusRefusal(error.status, error.message) : tusRefusal(400, (error as Error).message));
+export const isRefusal = (error: unknown): error is TusRefusal => typeof error === "object" && error !== null && "status_code" in error;
+export const refusalFrom = (error: unknown): TusRefusal => (error instanceof AppError ? tusRefusal(error.status, error.message) : tusRefusal(400, (error as Error).message));
 
 /** Checks a manifest against the upload it came with: same episode, allowed names, no repeats, within the limit. */
 export function checkManifest(manifest: EpisodeManifest, expected: { repoId: string; episodeIndex: number; maxBytes: number }): void {
@@ -82,6 +83,64 @@ interface Unpacking {
   /** sha256 of each file known to be whole on disk as received (the others are hashed from disk). */
   digests: (string | undefined)[];
 }
+
+/**
+ * An upload's archive head (the manifest's tar header and the manifest) read and checked against
+ * the upload: its announced sha256, the manifest's rules (checkManifest), and the archive's size.
+ */
+export function parseArchiveHead({ metadata, size, head, maxBytes }: { metadata: Record<string, string | null> | undefined; size: number | undefined; head: Buffer; maxBytes: number }): {
+  manifest: EpisodeManifest;
+  layout: ArchiveLayout;
+  orgId: string;
+  meta: z.infer<typeof uploadMetadataSchema>;
+} {
+  const parsedMeta = uploadMetadataSchema.safeParse(metadata);
+  // An upload begun by an agent of another version, say: it cannot be finished, only begun again.
+  if (!parsedMeta.success) throw new AppError("BAD_REQUEST", `The upload's metadata is not valid: ${parsedMeta.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}`);
+  const meta = parsedMeta.data;
+  const manifestBytes = head.subarray(BLOCK);
+  if (crypto.createHash("sha256").update(manifestBytes).digest("hex") !== meta.manifestSha256) throw new AppError("BAD_REQUEST", "The archive's manifest does not match the sha256 the upload announced; upload the episode again");
+  let json: unknown = null;
+  try {
+    json = JSON.parse(manifestBytes.toString("utf8"));
+  } catch {
+    /* reported below */
+  }
+  const parsed = episodeManifestSchema.safeParse(json);
+  if (!parsed.success) throw new AppError("BAD_REQUEST", `The archive's manifest is not valid: ${parsed.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}`);
+  const manifest = parsed.data;
+  checkManifest(manifest, { repoId: meta.repoId, episodeIndex: meta.episodeIndex, maxBytes });
+  const layout = archiveLayout(manifestBytes, manifest.files);
+  if (layout.size !== size) throw new AppError("BAD_REQUEST", `The upload is ${size} bytes, but its manifest makes an archive of ${layout.size}; upload the episode again`);
+  // The organisation was recorded by the portal when the upload began, never taken from the client.
+  const orgId = metadata?.orgId;
+  if (!orgId) throw new AppError("BAD_REQUEST", "The upload does not say which organisation began it; upload the episode again");
+  return { manifest, layout, orgId, meta };
+}
+
+/**
+ * Where the head ends, from what of it has arrived: null until the manifest's tar header is in;
+ * refuses a first entry that is not the manifest, or a manifest over MAX_MANIFEST_BYTES.
+ */
+export function headEndOf(head: Buffer): number | null {
+  if (head.length < BLOCK) return null;
+  if (tarHeaderName(head) !== MANIFEST_NAME) throw new AppError("BAD_REQUEST", `The archive must start with ${MANIFEST_NAME}`);
+  const manifestSize = tarHeaderSize(head);
+  if (manifestSize > MAX_MANIFEST_BYTES) throw new AppError("BAD_REQUEST", `The archive's manifest is ${manifestSize} bytes, more than ${MAX_MANIFEST_BYTES}`);
+  return BLOCK + manifestSize;
+}
+
+/** A line of the sums for each file, checked against the manifest's order; returns each file's sha256. */
+export function readSums(manifest: EpisodeManifest, text: Buffer): string[] {
+  const lines = text.toString("utf8").split("\n");
+  return manifest.files.map((file, i) => {
+    const m = /^([0-9a-f]{64}) {2}(.*)$/.exec(lines[i] ?? "");
+    if (!m || m[2] !== file.path) throw new AppError("BAD_REQUEST", `The archive's sha256 sums do not list "${file.path}" where the manifest does (line ${i + 1}); upload it with gantry-agent`);
+    return m[1];
+  });
+}
+
+export const damagedFile = (file: { path: string }) => new AppError("BAD_REQUEST", `"${file.path}" arrived damaged (or changed on the robot while it was sent): its sha256 does not match the agent's; upload the episode again`);
 
 /** This boot of the machine, or null where the kernel does not say. */
 function readBootId(): string | null {
@@ -203,27 +262,7 @@ export class EpisodeUploadStore extends DataStore {
   }
 
   private readManifest(info: Info, head: Buffer): Unpacking {
-    const parsedMeta = uploadMetadataSchema.safeParse(info.metadata);
-    // An upload begun by an agent of another version, say: it cannot be finished, only begun again.
-    if (!parsedMeta.success) throw new AppError("BAD_REQUEST", `The upload's metadata is not valid: ${parsedMeta.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}`);
-    const meta = parsedMeta.data;
-    const manifestBytes = head.subarray(BLOCK);
-    if (crypto.createHash("sha256").update(manifestBytes).digest("hex") !== meta.manifestSha256) throw new AppError("BAD_REQUEST", "The archive's manifest does not match the sha256 the upload announced; upload the episode again");
-    let json: unknown = null;
-    try {
-      json = JSON.parse(manifestBytes.toString("utf8"));
-    } catch {
-      /* reported below */
-    }
-    const parsed = episodeManifestSchema.safeParse(json);
-    if (!parsed.success) throw new AppError("BAD_REQUEST", `The archive's manifest is not valid: ${parsed.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}`);
-    const manifest = parsed.data;
-    checkManifest(manifest, { repoId: meta.repoId, episodeIndex: meta.episodeIndex, maxBytes: this.opts.maxBytes });
-    const layout = archiveLayout(manifestBytes, manifest.files);
-    if (layout.size !== info.size) throw new AppError("BAD_REQUEST", `The upload is ${info.size} bytes, but its manifest makes an archive of ${layout.size}; upload the episode again`);
-    // The organisation was recorded by the portal when the upload began, never taken from the client.
-    const orgId = info.metadata?.orgId;
-    if (!orgId) throw new AppError("BAD_REQUEST", "The upload does not say which organisation began it; upload the episode again");
+    const { manifest, layout, orgId, meta } = parseArchiveHead({ metadata: info.metadata, size: info.size, head, maxBytes: this.opts.maxBytes });
     const root = path.resolve(this.opts.rawDir(orgId, meta.repoId));
     return { manifest, layout, targets: manifest.files.map((f) => inside(root, f.path)), digests: new Array(manifest.files.length) };
   }
@@ -389,10 +428,7 @@ export class EpisodeUploadStore extends DataStore {
           if (!unpacking) {
             // The manifest's header tells how long the head is; then the manifest itself.
             const known = pos >= BLOCK ? await fs.promises.readFile(this.headPath(id)) : null;
-            if (known && tarHeaderName(known) !== MANIFEST_NAME) throw new AppError("BAD_REQUEST", `The archive must start with ${MANIFEST_NAME}`);
-            const manifestSize = known ? tarHeaderSize(known) : 0;
-            if (manifestSize > MAX_MANIFEST_BYTES) throw new AppError("BAD_REQUEST", `The archive's manifest is ${manifestSize} bytes, more than ${MAX_MANIFEST_BYTES}`);
-            const headEnd = known ? BLOCK + manifestSize : BLOCK;
+            const headEnd = (known && headEndOf(known)) || BLOCK;
             const take = rest.subarray(0, headEnd - pos);
             await fs.promises.appendFile(this.headPath(id), take);
             pos += take.length;
@@ -479,10 +515,8 @@ export class EpisodeUploadStore extends DataStore {
 
   /** Every file's sha256 against its line in the sums; the first that differs fails the upload. */
   private async checkSums(id: string, unpacking: Unpacking, text: Buffer): Promise<void> {
-    const lines = text.toString("utf8").split("\n");
+    const sums = readSums(unpacking.manifest, text);
     for (const [i, file] of unpacking.manifest.files.entries()) {
-      const m = /^([0-9a-f]{64}) {2}(.*)$/.exec(lines[i] ?? "");
-      if (!m || m[2] !== file.path) throw new AppError("BAD_REQUEST", `The archive's sha256 sums do not list "${file.path}" where the manifest does (line ${i + 1}); upload it with gantry-agent`);
       // An empty file has no bytes in the archive, so nothing wrote its part: it is made here.
       if (file.size === 0) await fs.promises.writeFile(this.partOf(unpacking.targets[i], id), "");
       if (unpacking.digests[i] === undefined) {
@@ -490,7 +524,7 @@ export class EpisodeUploadStore extends DataStore {
         await hashFileInto(hash, this.partOf(unpacking.targets[i], id));
         unpacking.digests[i] = hash.digest("hex");
       }
-      if (unpacking.digests[i] !== m[1]) throw new AppError("BAD_REQUEST", `"${file.path}" arrived damaged (or changed on the robot while it was sent): its sha256 does not match the agent's; upload the episode again`);
+      if (unpacking.digests[i] !== sums[i]) throw damagedFile(file);
     }
   }
 

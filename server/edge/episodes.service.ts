@@ -6,6 +6,8 @@ import type { OrgActor } from "../auth/roles";
 import { hasRole } from "../auth/roles";
 import { compatTrainingStatus } from "../training/compat.service";
 import { effectiveEpisodeStatus, getIngestStatus, registerRawEpisode } from "../datasets/ingest.service";
+import { handsOverRawEpisodes } from "../datasets/raw-files";
+import { arrivedEpisodeUpload, releaseEpisodeUpload } from "./bucket-upload-store";
 import type { agentSessionSchema, compatStatusSchema, compatUploadCompleteInput, completeEpisodeInput, completeEpisodeOutput, episodeStateQuery, episodeStateSchema } from "./edge.schemas";
 
 // What the agent and the earlier edge clients call once files are in place: register the
@@ -32,7 +34,12 @@ export async function readEpisodeState(db: Db, { actor, query }: { actor: OrgAct
 
 /** `POST /api/edge/episodes`: every file of an episode has arrived. */
 export async function completeEpisode(db: Db, { actor, input, blobs }: { actor: OrgActor; input: z.output<typeof completeEpisodeInput>; blobs: BlobStore }): Promise<z.infer<typeof completeEpisodeOutput>> {
-  return registerRawEpisode(db, { orgId: actor.orgId, createdById: actor.userId, repoId: input.repoId, episodeIndex: input.episodeIndex, task: input.task, fps: input.fps, mode: input.mode, blobs });
+  // Through a bucket, the upload's files are already in it (bucket-upload-store.ts); otherwise in the repo's raw folder.
+  const arrived = handsOverRawEpisodes(blobs) ? await arrivedEpisodeUpload(db, { orgId: actor.orgId, repoId: input.repoId, episodeIndex: input.episodeIndex }) : null;
+  const result = await registerRawEpisode(db, { orgId: actor.orgId, createdById: actor.userId, repoId: input.repoId, episodeIndex: input.episodeIndex, task: input.task, fps: input.fps, mode: input.mode, blobs, arrived: arrived?.files });
+  // The episode names the files now (or its registration stood as it was): the upload forgets them.
+  if (arrived) await releaseEpisodeUpload(db, arrived.uploadId);
+  return result;
 }
 
 /** The earlier clients' `POST /edge/upload-complete`, after rsync put the frames in place. */

@@ -5,6 +5,9 @@ import type { OrgActor } from "../auth/roles";
 import { isAppError } from "../errors";
 import { uploadMetadataSchema } from "./edge.schemas";
 import { EpisodeUploadStore, tusRefusal } from "./episode-upload-store";
+import { BucketEpisodeUploadStore } from "./bucket-upload-store";
+import { handsOverRawEpisodes } from "../datasets/raw-files";
+import type { BlobStore } from "../storage/blob-store";
 import { alertDiskLow, checkUploadDisk } from "./disk.service";
 import { checkRepoTakesEpisodes } from "../datasets/ingest.service";
 
@@ -25,6 +28,8 @@ export interface EdgeUploadDeps {
   rawDir: (orgId: string, repoId: string) => string;
   maxBytes: number;
   minFreeBytes: number;
+  /** With a bucket, uploads in progress are kept in Postgres and the blob store, not in `tusDir` (bucket-upload-store.ts). */
+  blobs?: BlobStore;
   /** Locks on uploads shared by every web process (pg-upload-locker.ts); tus's in-memory one when absent. */
   locker?: Locker & { holdIfFree?: <T>(id: string, work: () => Promise<T>) => Promise<T | null> };
 }
@@ -44,7 +49,9 @@ const EXPIRE_AFTER_MS = 24 * 60 * 60 * 1000;
 const SWEEP_EVERY_MS = 60 * 60 * 1000;
 
 export function createEdgeUploadServer(deps: EdgeUploadDeps): EdgeUploadServer {
-  const store = new EpisodeUploadStore({ dir: deps.tusDir, rawDir: deps.rawDir, maxBytes: deps.maxBytes, expireAfterMs: EXPIRE_AFTER_MS });
+  const store = handsOverRawEpisodes(deps.blobs)
+    ? new BucketEpisodeUploadStore({ db: deps.db, blobs: deps.blobs, maxBytes: deps.maxBytes, expireAfterMs: EXPIRE_AFTER_MS })
+    : new EpisodeUploadStore({ dir: deps.tusDir, rawDir: deps.rawDir, maxBytes: deps.maxBytes, expireAfterMs: EXPIRE_AFTER_MS });
   let lastSweep = 0;
   // The hooks get the request, not who sent it; the route has already checked the caller.
   const actors = new WeakMap<object, OrgActor>();
@@ -80,8 +87,9 @@ export function createEdgeUploadServer(deps: EdgeUploadDeps): EdgeUploadServer {
       await checkRepoTakesEpisodes(deps.db, { orgId: actor.orgId, repoId: parsed.data.repoId }).catch((error: unknown) => {
         throw isAppError(error) ? tusError(error.status, error.message) : error;
       });
-      const disk = await checkUploadDisk({ dir: deps.uploadRoot, minFreeBytes: deps.minFreeBytes, incomingBytes: upload.size });
-      if (disk.isRefused) {
+      // Through a bucket nothing of it is kept on this machine's disk.
+      const disk = store instanceof EpisodeUploadStore ? await checkUploadDisk({ dir: deps.uploadRoot, minFreeBytes: deps.minFreeBytes, incomingBytes: upload.size }) : null;
+      if (disk?.isRefused) {
         await alertDiskLow(deps.db, { orgId: actor.orgId, message: disk.message }).catch((error) => console.error("Could not raise the low-disk alert", error));
         throw tusError(507, disk.message);
       }

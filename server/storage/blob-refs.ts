@@ -16,6 +16,8 @@ import type { Db, Tx } from "../db";
 //   Dataset.buildFiles.*.sha256    the files of a dataset's current build
 //   ArchiveUpload.files.*.sha256   an uploaded archive's files, until it is imported (or discarded)
 //   ModelUpload.pieces[].sha256    the pieces of a model upload in progress
+//   EdgeUpload.pieces[].sha256     the pieces of an agent's episode upload in progress (through a bucket)
+//   EdgeUploadFile.sha256          its files that arrived whole, until the episode is registered
 //   Job.payload (queued, running)  a job's inputs kept as blobs: a sealed hub token, a test vector
 //
 // Not references: DeviceHealthSample.sha256 (what a check saw on a device).
@@ -37,6 +39,9 @@ export async function namedBlobs(db: Db | Tx, shas: string[]): Promise<Set<strin
       WHERE f.value->>'sha256' = ANY(${shas}::text[])
     UNION SELECT f->>'sha256' FROM "ModelUpload" u, jsonb_array_elements(CASE WHEN jsonb_typeof(u."pieces") = 'array' THEN u."pieces" ELSE '[]'::jsonb END) f
       WHERE f->>'sha256' = ANY(${shas}::text[])
+    UNION SELECT f->>'sha256' FROM "EdgeUpload" u, jsonb_array_elements(CASE WHEN jsonb_typeof(u."pieces") = 'array' THEN u."pieces" ELSE '[]'::jsonb END) f
+      WHERE f->>'sha256' = ANY(${shas}::text[])
+    UNION SELECT "sha256" FROM "EdgeUploadFile" WHERE "sha256" = ANY(${shas}::text[])
     UNION SELECT "currentSha256" FROM "Device" WHERE "currentSha256" = ANY(${shas}::text[])
     UNION SELECT "sha256" FROM "CaptureFrame" WHERE "sha256" = ANY(${shas}::text[])
     UNION SELECT "sha256" FROM "CaptureChunk" WHERE "sha256" = ANY(${shas}::text[])

@@ -1,0 +1,170 @@
+import crypto from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Readable } from "node:stream";
+import { Upload } from "@tus/server";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildEpisodeArchive } from "../../agent/archive";
+import type { EpisodeFile } from "../../agent/layout";
+import { testDb } from "../../tests/helpers/db";
+import { createOrgWithMember } from "../../tests/helpers/factories";
+import { noiseBytes } from "../../tests/helpers/noise";
+import { swiftBucket, swiftSkipReason, type SwiftBucket } from "../../tests/helpers/s3-swift";
+import type { OrgActor } from "../auth/roles";
+import { namedBlobs } from "../storage/blob-refs";
+import type { S3BlobStore } from "../storage/s3-blob-store";
+import { arrivedEpisodeUpload, BucketEpisodeUploadStore } from "./bucket-upload-store";
+import { ARCHIVE_FORMAT, CHECKSUMS_NAME } from "./edge.schemas";
+import { completeEpisode } from "./episodes.service";
+
+// An agent's episode upload through a bucket (a real S3 server, Swift's gateway), its requests
+// landing on two web processes (two stores, two store clients) with no folder in common: the
+// upload's state is its row, its bytes are blobs.
+
+const skip = swiftSkipReason();
+const db = testDb();
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-bucket-upload-"));
+const sha = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
+let swift: SwiftBucket | undefined;
+let actor: OrgActor;
+let stores: S3BlobStore[];
+const storeOn = (web: number) => new BucketEpisodeUploadStore({ db, blobs: stores[web], maxBytes: 1e9, expireAfterMs: 86_400_000 });
+
+beforeAll(async () => {
+  actor = (await createOrgWithMember(db, "operator")).actor;
+  if (skip) return;
+  swift = await swiftBucket("gantry-edge-uploads", "edge/");
+  stores = [swift.store({ db: () => db }), swift.store({ db: () => db })];
+}, 180_000);
+afterAll(async () => {
+  swift?.close();
+  fs.rmSync(root, { recursive: true, force: true });
+  await db.$disconnect();
+});
+
+/** An episode's files: a frame longer than a piece (so it arrives as pieces), small ones, an empty one, the data. */
+function episodeFiles(dir: string): EpisodeFile[] {
+  fs.mkdirSync(dir, { recursive: true });
+  const make = (rel: string, content: Buffer): EpisodeFile => {
+    const abs = path.join(dir, rel.replaceAll("/", "_"));
+    fs.writeFileSync(abs, content);
+    return { rel, abs, size: content.length, mtimeMs: 0 };
+  };
+  return [
+    make("images/front/episode-000000/frame-000000.png", noiseBytes(9_500_000, 3)),
+    make("images/front/episode-000000/frame-000001.png", noiseBytes(513, 4)),
+    make("images/front/episode-000000/frame-000002.png", Buffer.alloc(0)),
+    make("data/episode-000000.jsonl", Buffer.from(`${JSON.stringify({ frame_index: 0, timestamp: 0, "observation.state": [0], action: [0] })}\n`)),
+  ];
+}
+
+async function setUp(name: string) {
+  const repoId = `lab/${name}-${crypto.randomBytes(3).toString("hex")}`;
+  const source = episodeFiles(path.join(root, name));
+  const archive = await buildEpisodeArchive({ repoId, episodeIndex: 0, mode: "edge", files: source });
+  const chunks: Buffer[] = [];
+  for await (const c of archive.range(0, archive.size)) chunks.push(c as Buffer);
+  const body = Buffer.concat(chunks);
+  const id = crypto.randomBytes(16).toString("hex");
+  const metadata = { format: ARCHIVE_FORMAT, repoId, episodeIndex: "0", mode: "edge", manifestSha256: archive.manifestSha256, orgId: actor.orgId, userId: actor.userId };
+  await storeOn(0).create(new Upload({ id, size: archive.size, offset: 0, metadata }));
+  const big = body.indexOf(fs.readFileSync(source[0].abs).subarray(0, 64));
+  return { repoId, source, body, id, size: archive.size, big, sumsText: body.lastIndexOf(Buffer.from(CHECKSUMS_NAME)) + 512 };
+}
+
+/** Sends `body` from `from` to `to` in network-sized chunks, as one PATCH would; `breakAfter`: then the connection breaks. */
+function patch(store: BucketEpisodeUploadStore, id: string, body: Buffer, from: number, to: number, { breakAfter }: { breakAfter?: boolean } = {}) {
+  return store.write(
+    Readable.from(
+      (async function* () {
+        for (let at = from; at < to; at += 65_536) yield body.subarray(at, Math.min(to, at + 65_536));
+        if (breakAfter) throw new Error("the connection was reset");
+      })(),
+    ),
+    id,
+    from,
+  );
+}
+
+describe.skipIf(skip)("agents' episode uploads through a bucket", () => {
+  it("goes on from any byte on either web process, joins a file's pieces, checks every file, and hands them to the registered episode", async () => {
+    const { repoId, source, body, id, size, big, sumsText } = await setUp("resume");
+    // Cuts in the head, twice inside the long frame (the second after a whole piece), in the sums, near the end.
+    const cuts = [300, big + 1_000_000, big + 8_700_000, sumsText + 20, size - 100, size];
+    let at = 0;
+    for (const [i, cut] of cuts.entries()) {
+      at = await patch(storeOn(i % 2), id, body, at, cut);
+      expect(at).toBe(cut);
+      expect((await storeOn((i + 1) % 2).getUpload(id)).offset).toBe(cut);
+    }
+    // The long frame came as pieces over three requests; only its joined blob is named now.
+    const row = await db.edgeUpload.findUniqueOrThrow({ where: { id } });
+    expect(row.pieces).toEqual([]);
+    expect(await storeOn(1).commit(id)).toEqual({ files: source.length });
+
+    const arrived = await arrivedEpisodeUpload(db, { orgId: actor.orgId, repoId, episodeIndex: 0 });
+    expect(Object.keys(arrived!.files).sort()).toEqual(source.map((f) => f.rel).sort());
+    for (const f of source) {
+      const content = fs.readFileSync(f.abs);
+      expect(arrived!.files[f.rel]).toEqual({ sha256: sha(content), bytes: content.length });
+      expect(await stores[1].has(sha(content))).toBe(true);
+    }
+    // Named, so the blob sweep keeps them while the upload waits for its registration.
+    const shas = Object.values(arrived!.files).map((f) => f.sha256);
+    expect((await namedBlobs(db, shas)).size).toBe(new Set(shas).size);
+    // Nothing of it on any disk of the portal: the episode names the blobs.
+    const result = await completeEpisode(db, { actor, input: { repoId, episodeIndex: 0, task: "pick", mode: "edge" }, blobs: stores[0] });
+    expect(result.alreadyRegistered).toBe(false);
+    const episode = await db.episode.findUniqueOrThrow({ where: { id: result.episodeId } });
+    expect(episode.rawFiles).toEqual(arrived!.files);
+    expect(episode.cameras).toEqual(["front"]);
+    // The upload forgot its files, and still says it is done to an agent that asks again.
+    expect(await arrivedEpisodeUpload(db, { orgId: actor.orgId, repoId, episodeIndex: 0 })).toBeNull();
+    expect(await db.edgeUploadFile.count({ where: { uploadId: id } })).toBe(0);
+    expect((await storeOn(0).getUpload(id)).offset).toBe(size);
+    // Asking again registers nothing new.
+    expect((await completeEpisode(db, { actor, input: { repoId, episodeIndex: 0, task: "pick", mode: "edge" }, blobs: stores[1] })).alreadyRegistered).toBe(true);
+  }, 120_000);
+
+  it("keeps what arrived before a connection broke, and what a web process killed mid-request had saved", async () => {
+    const { body, id, size, big, sumsText } = await setUp("broken");
+    // The connection breaks inside the long frame: what arrived of it is kept as a piece.
+    await expect(patch(storeOn(0), id, body, 0, big + 2_000_000, { breakAfter: true })).rejects.toBeDefined();
+    expect((await storeOn(1).getUpload(id)).offset).toBe(big + 2_000_000);
+
+    // A request whose web process dies before the sums are in: it never ends, and the other
+    // process sees what the first had put in the store and saved (the long frame, joined from its
+    // two pieces, at least), never more than it received.
+    const until = sumsText - 10;
+    const zombie = storeOn(1).write(
+      Readable.from(
+        (async function* () {
+          for (let at = big + 2_000_000; at < until; at += 65_536) yield body.subarray(at, Math.min(until, at + 65_536));
+          await new Promise(() => {});
+        })(),
+      ),
+      id,
+      big + 2_000_000,
+    );
+    zombie.catch(() => {});
+    let saved = 0;
+    for (let i = 0; i < 400 && saved < big + 9_500_000; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      saved = (await storeOn(0).getUpload(id)).offset;
+    }
+    expect(saved).toBeGreaterThanOrEqual(big + 9_500_000);
+    expect(saved).toBeLessThanOrEqual(until);
+    // The other web process goes on from there.
+    expect(await patch(storeOn(0), id, body, saved, size)).toBe(size);
+    expect(await storeOn(0).commit(id)).toEqual({ files: 4 });
+  }, 120_000);
+
+  it("refuses a file that does not match its sum and forgets the upload", async () => {
+    const { body, id, size, big } = await setUp("damaged");
+    const damaged = Buffer.from(body);
+    damaged[big + 5_000_000] ^= 0xff;
+    await expect(patch(storeOn(0), id, damaged, 0, size)).rejects.toMatchObject({ status_code: 400, body: expect.stringMatching(/frame-000000\.png" arrived damaged/) });
+    expect(await db.edgeUpload.findUnique({ where: { id } })).toBeNull();
+  }, 120_000);
+});
