@@ -18,10 +18,10 @@ import { buildAgent, freePort, recordEpisode, runAgent, startBalancer, startTest
 
 // Several processes on several "machines", on this one: two web processes (the real edge route
 // handlers, server/edge/test-portal.ts) behind a balancer without sticky sessions, two worker
-// processes, the model server, one Postgres of the test's own and the Swift bucket. Only the
-// uploads in progress (and the raw folder they land in) are shared, by the web processes; each
-// worker and web process has a DATASETS_DIR of its own, and each worker an EDGE_UPLOAD_DIR of its
-// own (raw episodes reach it through the bucket), as on machines of their own. An agent uploads a recording; its first
+// processes, the model server, one Postgres of the test's own and the Swift bucket. No folder is
+// shared: each web process and worker has a GANTRY_HOME, DATASETS_DIR and EDGE_UPLOAD_DIR of its
+// own, as on machines of their own (uploads in progress are rows and blobs, raw episodes reach the
+// workers through the bucket). An agent uploads a recording; its first
 // upload is cut and resumes on the other web process; a worker is killed with SIGKILL while it
 // encodes. Every episode must end in the dataset exactly once, and a machine that saw none of it
 // reads the dataset from the bucket.
@@ -36,6 +36,7 @@ let database: TestDatabase;
 let db: Db;
 let settings: Record<string, string>;
 let portals: TestPortal[] = [];
+let webMachines: Record<string, string>[] = [];
 let serveUrl: string;
 let store: S3BlobStore;
 const children: ChildProcess[] = [];
@@ -55,6 +56,9 @@ beforeAll(async () => {
     DATABASE_URL: database.url,
     GANTRY_HOME: tempDir("topology-home"),
     EDGE_UPLOAD_DIR: tempDir("topology-edge"),
+    // Every machine of one instance has the same secrets (docs/deploy.md), not each its own GANTRY_HOME's.
+    AUTH_SECRET: crypto.randomBytes(32).toString("base64url"),
+    ENCRYPTION_KEY: crypto.randomBytes(32).toString("base64"),
     DATASETS_DIR: tempDir("topology-datasets-web"),
     BLOB_STORE: "s3",
     S3_ENDPOINT: bucket.endpoint,
@@ -68,7 +72,9 @@ beforeAll(async () => {
     // Slow enough on small noisy frames that a worker can be killed in the middle of one.
     EDGE_ENCODE_PRESET: "veryslow",
   };
-  portals = await Promise.all([startTestPortal(settings), startTestPortal(settings)]);
+  const machine = (name: string) => ({ ...settings, GANTRY_HOME: tempDir(`topology-home-${name}`), EDGE_UPLOAD_DIR: tempDir(`topology-edge-${name}`), DATASETS_DIR: tempDir(`topology-datasets-${name}`) });
+  webMachines = [machine("web1"), machine("web2")];
+  portals = await Promise.all(webMachines.map((m) => startTestPortal(m)));
   const servePort = await freePort();
   const serve = spawn(process.execPath, ["--import", "tsx", path.resolve("serve/index.ts")], { env: { ...process.env, ...settings, SERVE_PORT: String(servePort) }, stdio: "ignore" });
   children.push(serve);
@@ -82,9 +88,9 @@ afterAll(async () => {
   await database?.drop();
 });
 
-/** A worker on a machine of its own: its own DATASETS_DIR and EDGE_UPLOAD_DIR. */
+/** A worker on a machine of its own: its own GANTRY_HOME, DATASETS_DIR and EDGE_UPLOAD_DIR. */
 const startWorker = (machine: string): WorkerProcess =>
-  startWorkerProcess(database.url, { env: { ...settings, DATASETS_DIR: tempDir(`topology-datasets-${machine}`), EDGE_UPLOAD_DIR: tempDir(`topology-edge-${machine}`), WORKER_CONCURRENCY: "2" }, tracked: children });
+  startWorkerProcess(database.url, { env: { ...settings, GANTRY_HOME: tempDir(`topology-home-${machine}`), DATASETS_DIR: tempDir(`topology-datasets-${machine}`), EDGE_UPLOAD_DIR: tempDir(`topology-edge-${machine}`), WORKER_CONCURRENCY: "2" }, tracked: children });
 
 describe.skipIf(skip)("two web processes and two workers on one database and one bucket", () => {
   it("takes an agent's recording whose upload resumes on the other web process, and a worker killed mid-encode, with every episode once", async () => {
@@ -125,6 +131,11 @@ describe.skipIf(skip)("two web processes and two workers on one database and one
       expect(isLost).toBe(true);
       expect(front.bytesTo[1]).toBeGreaterThan(1_000_000);
       expect(run.stderr).toMatch(/resumed at/);
+      // Nothing of the upload was kept on the web machines' disks: it resumed from its row and blobs.
+      for (const web of webMachines) {
+        expect(fs.readdirSync(web.EDGE_UPLOAD_DIR)).toEqual([]);
+        expect(fs.existsSync(path.join(web.GANTRY_HOME, "uploads", "edge")) ? fs.readdirSync(path.join(web.GANTRY_HOME, "uploads", "edge")) : []).toEqual([]);
+      }
 
       await killer;
       expect(killedJob).not.toBeNull();
