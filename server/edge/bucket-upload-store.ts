@@ -125,6 +125,9 @@ export class BucketEpisodeUploadStore extends DataStore {
     const offsetNow = () => Math.min(pos, holdAt, current ? current.bufferAt : Infinity, flights.find((f) => !f.isDone)?.at ?? Infinity);
 
     let saved = offset;
+    // What the row holds of the head (its length: it only grows) and of the sums (the buffer saved).
+    let savedHead = row.head.length;
+    let savedSums = sums;
     let saving: Promise<void> | null = null;
     let isEnded = false;
     const save = async (at: number) => {
@@ -136,8 +139,12 @@ export class BucketEpisodeUploadStore extends DataStore {
         newFiles.unshift(...files);
         throw error;
       }
-      await this.opts.db.edgeUpload.update({ where: { id }, data: { offset: BigInt(at), head, sums, pieces: pieces as Prisma.InputJsonValue } });
+      // The head (up to 16 MiB of manifest) and the sums are written again only when they grew.
+      const grown = { ...(head.length !== savedHead ? { head } : {}), ...(sums !== savedSums ? { sums } : {}) };
+      await this.opts.db.edgeUpload.update({ where: { id }, data: { offset: BigInt(at), ...grown, pieces: pieces as Prisma.InputJsonValue } });
       saved = at;
+      savedHead = head.length;
+      savedSums = sums;
     };
     const checkpoint = () => {
       if (saving || isEnded) return;
