@@ -251,8 +251,9 @@ export class BucketEpisodeUploadStore extends DataStore {
         // An empty file has no bytes in the archive, so nothing put it: it is put here.
         if (file.size === 0) newFiles.push({ fileIndex, path: file.path, ...(await put(Buffer.alloc(0))) });
       }
-      await this.recordFiles(id, newFiles);
+      const files = newFiles;
       newFiles = [];
+      await this.recordFiles(id, files);
       const arrived = new Map((await this.opts.db.edgeUploadFile.findMany({ where: { uploadId: id }, select: { fileIndex: true, sha256: true } })).map((f) => [f.fileIndex, f.sha256]));
       for (const [i, file] of manifest.files.entries()) if (arrived.get(i) !== expected[i]) throw damagedFile(file);
     };
