@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildEpisodeArchive } from "../../agent/archive";
 import type { EpisodeFile } from "../../agent/layout";
 import { testDb } from "../../tests/helpers/db";
-import { createOrgWithMember } from "../../tests/helpers/factories";
+import { createOrgWithMember, waitFor } from "../../tests/helpers/factories";
 import { noiseBytes } from "../../tests/helpers/noise";
 import { swiftBucket, swiftSkipReason, type SwiftBucket } from "../../tests/helpers/s3-swift";
 import type { OrgActor } from "../auth/roles";
@@ -16,7 +16,9 @@ import { namedBlobs } from "../storage/blob-refs";
 import type { S3BlobStore } from "../storage/s3-blob-store";
 import { arrivedEpisodeUpload, BucketEpisodeUploadStore } from "./bucket-upload-store";
 import { ARCHIVE_FORMAT, CHECKSUMS_NAME } from "./edge.schemas";
+import { EpisodeUploadStore } from "./episode-upload-store";
 import { completeEpisode } from "./episodes.service";
+import { createEdgeUploadServer, EDGE_UPLOADS_PATH } from "./uploads.service";
 
 // An agent's episode upload through a bucket (a real S3 server, Swift's gateway), its requests
 // landing on two web processes (two stores, two store clients) with no folder in common: the
@@ -159,6 +161,29 @@ describe.skipIf(skip)("agents' episode uploads through a bucket", () => {
     expect(await patch(storeOn(0), id, body, saved, size)).toBe(size);
     expect(await storeOn(0).commit(id)).toEqual({ files: 4 });
   }, 120_000);
+
+  it("sweeps, after a day, an upload a folder store had begun before the bucket", async () => {
+    const { body, size, big, repoId } = await setUp("leftover");
+    const tusDir = path.join(root, "leftover-tus");
+    const raw = path.join(root, "leftover-raw");
+    const folder = new EpisodeUploadStore({ dir: tusDir, rawDir: () => raw, maxBytes: 1e9, expireAfterMs: 86_400_000 });
+    const id = crypto.randomBytes(16).toString("hex");
+    const twoDaysAgo = new Date(Date.now() - 2 * 86_400_000);
+    const metadata = { ...(await storeOn(0).getUpload((await db.edgeUpload.findFirstOrThrow({ where: { repoId } })).id)).metadata };
+    await folder.create(new Upload({ id, size, offset: 0, metadata, creation_date: twoDaysAgo.toISOString() }));
+    await folder.write(Readable.from([body.subarray(0, big + 1000)]), id, 0);
+    const leftovers = () => [...fs.readdirSync(tusDir), ...fs.readdirSync(raw, { recursive: true }).map(String).filter((f) => f.includes(".part-"))];
+    expect(leftovers().length).toBeGreaterThan(1);
+    fs.utimesSync(path.join(tusDir, `${id}.json`), twoDaysAgo, twoDaysAgo);
+
+    const server = createEdgeUploadServer({ db, tusDir, uploadRoot: raw, rawDir: () => raw, maxBytes: 1e9, minFreeBytes: 0, blobs: stores[0] });
+    // Not an upload it can resume: through the bucket, it is not there.
+    expect(await server.isOwnUpload(id, actor)).toBe(false);
+    // The next upload begun sweeps it (this one is refused: it says nothing of itself).
+    const refused = await server.handle(new Request(`http://portal${EDGE_UPLOADS_PATH}`, { method: "POST", headers: { "Tus-Resumable": "1.0.0", "Upload-Length": "10" } }), actor);
+    expect(refused.status).toBe(400);
+    await waitFor(async () => leftovers().length === 0, { timeoutMs: 10_000, what: "the folder upload swept" });
+  });
 
   it("refuses a file that does not match its sum and forgets the upload", async () => {
     const { body, id, size, big } = await setUp("damaged");

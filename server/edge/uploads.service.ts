@@ -1,4 +1,5 @@
 import crypto from "node:crypto";
+import fs from "node:fs";
 import { Server, type Locker } from "@tus/server";
 import type { Db } from "../db";
 import type { OrgActor } from "../auth/roles";
@@ -52,6 +53,9 @@ export function createEdgeUploadServer(deps: EdgeUploadDeps): EdgeUploadServer {
   const store = handsOverRawEpisodes(deps.blobs)
     ? new BucketEpisodeUploadStore({ db: deps.db, blobs: deps.blobs, maxBytes: deps.maxBytes, expireAfterMs: EXPIRE_AFTER_MS })
     : new EpisodeUploadStore({ dir: deps.tusDir, rawDir: deps.rawDir, maxBytes: deps.maxBytes, expireAfterMs: EXPIRE_AFTER_MS });
+  // Through a bucket, uploads a folder store began before (in tusDir, their files beside their
+  // final names) cannot be resumed; they are swept as the folder store sweeps, after a day.
+  const folderLeftovers = !(store instanceof EpisodeUploadStore) && fs.existsSync(deps.tusDir) ? new EpisodeUploadStore({ dir: deps.tusDir, rawDir: deps.rawDir, maxBytes: deps.maxBytes, expireAfterMs: EXPIRE_AFTER_MS }) : null;
   let lastSweep = 0;
   // The hooks get the request, not who sent it; the route has already checked the caller.
   const actors = new WeakMap<object, OrgActor>();
@@ -121,6 +125,7 @@ export function createEdgeUploadServer(deps: EdgeUploadDeps): EdgeUploadServer {
         const locker = deps.locker;
         const hold = locker?.holdIfFree ? (id: string, work: () => Promise<boolean>) => locker.holdIfFree!(id, work) : undefined;
         store.deleteExpired({ hold }).catch((error) => console.error("Sweeping expired edge uploads failed", error));
+        folderLeftovers?.deleteExpired({ hold }).catch((error) => console.error(`Sweeping the edge uploads left in ${deps.tusDir} failed`, error));
       }
       return server.handleWeb(request);
     },
