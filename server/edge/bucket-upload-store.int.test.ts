@@ -162,6 +162,42 @@ describe.skipIf(skip)("agents' episode uploads through a bucket", () => {
     expect(await storeOn(0).commit(id)).toEqual({ files: 4 });
   }, 120_000);
 
+  it("goes back to what its row holds when the row holds less than its offset counts", async () => {
+    const { body, id, size, sumsText } = await setUp("short");
+    // Saved at 300 bytes into the head; the row keeps only 200 of them.
+    expect(await patch(storeOn(0), id, body, 0, 300)).toBe(300);
+    await db.edgeUpload.update({ where: { id }, data: { head: Buffer.from(body.subarray(0, 200)) } });
+    await expect(patch(storeOn(1), id, body, 300, 400)).rejects.toMatchObject({ status_code: 409 });
+    expect((await storeOn(0).getUpload(id)).offset).toBe(200);
+    // The same inside the sums.
+    expect(await patch(storeOn(0), id, body, 200, sumsText + 30)).toBe(sumsText + 30);
+    await db.edgeUpload.update({ where: { id }, data: { sums: Buffer.from(body.subarray(sumsText, sumsText + 10)) } });
+    await expect(patch(storeOn(1), id, body, sumsText + 30, size)).rejects.toMatchObject({ status_code: 409 });
+    expect((await storeOn(0).getUpload(id)).offset).toBe(sumsText + 10);
+    expect(await patch(storeOn(1), id, body, sumsText + 10, size)).toBe(size);
+    expect(await storeOn(1).commit(id)).toEqual({ files: 4 });
+  }, 120_000);
+
+  it("forgets uploads idle for a day, but not one complete and waiting for its commit", async () => {
+    const [idle, complete, fresh] = [await setUp("idle"), await setUp("complete"), await setUp("fresh")];
+    await patch(storeOn(0), idle.id, idle.body, 0, 1000);
+    expect(await patch(storeOn(0), complete.id, complete.body, 0, complete.size)).toBe(complete.size);
+    const twoDaysAgo = new Date(Date.now() - 2 * 86_400_000);
+    await db.$executeRaw`UPDATE "EdgeUpload" SET "updatedAt" = ${twoDaysAgo} WHERE "id" IN (${idle.id}, ${complete.id})`;
+    const held: string[] = [];
+    const removed = await storeOn(1).deleteExpired({ hold: async (id, work) => (held.push(id), work()) });
+    expect(removed).toBeGreaterThanOrEqual(1);
+    expect(held).toContain(idle.id);
+    expect(await db.edgeUpload.findUnique({ where: { id: idle.id } })).toBeNull();
+    expect(await db.edgeUpload.findUnique({ where: { id: complete.id } })).not.toBeNull();
+    expect(await db.edgeUpload.findUnique({ where: { id: fresh.id } })).not.toBeNull();
+    // Its commit is still taken, and a committed one goes once idle.
+    await storeOn(1).commit(complete.id);
+    await db.$executeRaw`UPDATE "EdgeUpload" SET "updatedAt" = ${twoDaysAgo} WHERE "id" = ${complete.id}`;
+    await storeOn(1).deleteExpired();
+    expect(await db.edgeUpload.findUnique({ where: { id: complete.id } })).toBeNull();
+  }, 120_000);
+
   it("sweeps, after a day, an upload a folder store had begun before the bucket", async () => {
     const { body, size, big, repoId } = await setUp("leftover");
     const tusDir = path.join(root, "leftover-tus");

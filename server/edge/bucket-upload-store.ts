@@ -82,12 +82,19 @@ export class BucketEpisodeUploadStore extends DataStore {
 
   /**
    * Removes uploads nobody has written to for `expireAfterMs` (since the last bytes were saved, not
-   * since the upload began). A request writing saves at least every CHECKPOINT_BYTES, so no lock is
-   * needed (the folder store's `hold` is not).
+   * since the upload began); a complete one not yet committed is left to the request finishing it.
+   * `hold` runs each removal holding the upload's lock, or answers null when a request holds it
+   * (the upload is then left for the next sweep).
    */
-  async deleteExpired(_options: { hold?: unknown } = {}): Promise<number> {
-    const { count } = await this.opts.db.edgeUpload.deleteMany({ where: { updatedAt: { lt: new Date(Date.now() - this.opts.expireAfterMs) } } });
-    return count;
+  async deleteExpired({ hold }: { hold?: (id: string, work: () => Promise<boolean>) => Promise<boolean | null> } = {}): Promise<number> {
+    const before = new Date(Date.now() - this.opts.expireAfterMs);
+    const idle = await this.opts.db.edgeUpload.findMany({ where: { updatedAt: { lt: before } }, select: { id: true, committed: true, offset: true, size: true } });
+    let removed = 0;
+    for (const { id } of idle.filter((u) => u.committed || u.offset !== u.size)) {
+      const removeIfExpired = async () => (await this.opts.db.edgeUpload.deleteMany({ where: { id, updatedAt: { lt: before } } })).count > 0;
+      if ((await (hold ? hold(id, removeIfExpired) : removeIfExpired()).catch(() => false)) === true) removed++;
+    }
+    return removed;
   }
 
   private parseHead(row: { metadata: unknown; size: bigint }, head: Buffer): { manifest: EpisodeManifest; layout: ArchiveLayout } {
@@ -130,21 +137,27 @@ export class BucketEpisodeUploadStore extends DataStore {
     let savedSums = sums;
     let saving: Promise<void> | null = null;
     let isEnded = false;
+    /**
+     * Records the offset `at`, with what the row must name for it: taken all at once, when the save
+     * is asked for (the request goes on while it is written), so the row never holds an offset
+     * with the head, sums, pieces or files of another moment.
+     */
     const save = async (at: number) => {
       const files = newFiles;
       newFiles = [];
+      const snapshot = { head, sums, pieces: pieces.slice() };
       try {
         await this.recordFiles(id, files);
       } catch (error) {
         newFiles.unshift(...files);
         throw error;
       }
-      // The head (up to 16 MiB of manifest) and the sums are written again only when they grew.
-      const grown = { ...(head.length !== savedHead ? { head } : {}), ...(sums !== savedSums ? { sums } : {}) };
-      await this.opts.db.edgeUpload.update({ where: { id }, data: { offset: BigInt(at), ...grown, pieces: pieces as Prisma.InputJsonValue } });
+      // The head (up to 16 MiB of manifest) and the sums are written again only when they changed.
+      const changed = { ...(snapshot.head.length !== savedHead ? { head: snapshot.head } : {}), ...(snapshot.sums !== savedSums ? { sums: snapshot.sums } : {}) };
+      await this.opts.db.edgeUpload.update({ where: { id }, data: { offset: BigInt(at), ...changed, pieces: snapshot.pieces as Prisma.InputJsonValue } });
       saved = at;
-      savedHead = head.length;
-      savedSums = sums;
+      savedHead = snapshot.head.length;
+      savedSums = snapshot.sums;
     };
     const checkpoint = () => {
       if (saving || isEnded) return;
@@ -253,15 +266,26 @@ export class BucketEpisodeUploadStore extends DataStore {
       }
       const files = newFiles;
       newFiles = [];
-      await this.recordFiles(id, files);
+      await this.recordFiles(id, files).catch((error: unknown) => {
+        newFiles.unshift(...files);
+        throw error;
+      });
       const arrived = new Map((await this.opts.db.edgeUploadFile.findMany({ where: { uploadId: id }, select: { fileIndex: true, sha256: true } })).map((f) => [f.fileIndex, f.sha256]));
       for (const [i, file] of manifest.files.entries()) if (arrived.get(i) !== expected[i]) throw damagedFile(file);
     };
 
+    /** The row holds less than its offset counts: it goes back to what it holds, and the client asks again. */
+    const holdsLess = async (at: number) => {
+      await this.opts.db.edgeUpload.update({ where: { id }, data: { offset: BigInt(at), pieces: pieces as Prisma.InputJsonValue } });
+      return tusRefusal(409, `The portal holds ${at} bytes of this upload, fewer than the ${pos} it had counted; ask again where it stands and resume from there`);
+    };
+    // Whether the request has begun to receive (before, a failure saves nothing).
+    let isStarted = false;
     try {
       // Where the bytes recorded end, the upload goes on: pieces past it (or of another file) are dropped.
       const headEnd = headEndOf(head);
       if (headEnd !== null && head.length >= headEnd) unpacking = this.parseHead(row, head);
+      else if (head.length < pos) throw await holdsLess(head.length);
       if (unpacking) {
         const segment = unpacking.layout.segments[segmentAt(unpacking.layout, pos)];
         if (segment?.kind === "file" && pos > segment.start) {
@@ -272,20 +296,23 @@ export class BucketEpisodeUploadStore extends DataStore {
             pieces.push(p);
             end += p.bytes;
           }
-          if (end !== pos - segment.start) {
-            await this.opts.db.edgeUpload.update({ where: { id }, data: { offset: BigInt(segment.start + end), pieces: pieces as Prisma.InputJsonValue } });
-            throw tusRefusal(409, `The portal holds ${segment.start + end} bytes of this upload, fewer than the ${pos} it had counted; ask again where it stands and resume from there`);
-          }
+          if (end !== pos - segment.start) throw await holdsLess(segment.start + end);
           current = { fileIndex: segment.fileIndex, segment, bufferAt: pos, buffer: [], bufferBytes: 0 };
         }
-        if (segment?.kind === "checksums") sums = sums.subarray(0, Math.max(0, pos - segment.start));
+        if (segment?.kind === "checksums") {
+          if (sums.length < pos - segment.start) throw await holdsLess(segment.start + sums.length);
+          sums = sums.subarray(0, pos - segment.start);
+        }
       }
+      isStarted = true;
       for await (const chunk of readable) {
         let rest = chunk as Buffer;
         while (rest.length) {
           if (!unpacking) {
             // The manifest's header tells how long the head is; then the manifest itself.
-            const take = rest.subarray(0, (headEndOf(head) ?? BLOCK) - pos);
+            const want = (headEndOf(head) ?? BLOCK) - pos;
+            if (want <= 0) throw new Error(`The upload's head holds ${head.length} bytes at offset ${pos}`);
+            const take = rest.subarray(0, want);
             head = Buffer.concat([head, take]);
             pos += take.length;
             rest = rest.subarray(take.length);
@@ -301,19 +328,26 @@ export class BucketEpisodeUploadStore extends DataStore {
             if (!piece.equals(segment.bytes.subarray(within, within + piece.length))) {
               throw new AppError("BAD_REQUEST", `The archive is not laid out as its manifest says (at byte ${pos}); upload it with gantry-agent`);
             }
-          } else if (segment.kind === "checksums") {
+          }
+          // Past the piece before anything is awaited: what is still on its way holds the offset back.
+          pos += piece.length;
+          rest = rest.subarray(piece.length);
+          if (segment.kind === "checksums") {
             sums = Buffer.concat([sums.subarray(0, within), piece]);
-            if (within + piece.length === segment.length) await checkSums();
-          } else {
-            current ??= { fileIndex: segment.fileIndex, segment, bufferAt: pos, buffer: [], bufferBytes: 0 };
+            if (within + piece.length === segment.length) {
+              // Until every file is checked against them, no offset past the sums' last piece counts.
+              holdAt = segment.start + within;
+              await checkSums();
+              holdAt = Infinity;
+            }
+          } else if (segment.kind === "file") {
+            current ??= { fileIndex: segment.fileIndex, segment, bufferAt: pos - piece.length, buffer: [], bufferBytes: 0 };
             current.buffer.push(piece);
             current.bufferBytes += piece.length;
             if (within + piece.length === segment.length) await finishFile();
             else if (current.bufferBytes >= PIECE_BYTES) flushPiece(current);
             if (busy() > IN_FLIGHT_PUTS || flightBytes > IN_FLIGHT_BYTES) await drainTo(IN_FLIGHT_PUTS / 2, IN_FLIGHT_BYTES / 2);
           }
-          pos += piece.length;
-          rest = rest.subarray(piece.length);
           checkpoint();
         }
       }
@@ -335,8 +369,8 @@ export class BucketEpisodeUploadStore extends DataStore {
         throw refusalFrom(error);
       }
       // The connection broke, or the store failed: keep what is recorded, and say how far it got.
-      if (error instanceof StoreFailure) console.error(`Episode upload ${id}: ${error.message}`);
-      await save(offsetNow()).catch(() => {});
+      if (error instanceof StoreFailure || !isStarted) console.error(`Episode upload ${id}: ${(error as Error).message}`);
+      if (isStarted) await save(offsetNow()).catch(() => {});
       throw ERRORS.FILE_WRITE_ERROR;
     }
   }
