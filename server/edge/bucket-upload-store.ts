@@ -7,7 +7,8 @@ import { Prisma } from "../generated/prisma/client";
 import { sha256Schema, type BlobStore } from "../storage/blob-store";
 import { BLOCK, segmentAt, type ArchiveLayout, type Segment } from "./archive-layout";
 import { uploadMetadataSchema, type EpisodeManifest } from "./edge.schemas";
-import { damagedFile, headEndOf, isRefusal, parseArchiveHead, readSums, refusalFrom, tusRefusal } from "./episode-upload-store";
+import { offsetCheckpoints } from "./offset-checkpoints";
+import { damagedFile, headEndOf, nextPiece, isRefusal, parseArchiveHead, readSums, refusalFrom, tusRefusal } from "./episode-upload-store";
 
 // The tus data store for agents' episode uploads when raw episodes go through a bucket (S3): the
 // same archive, unpacked and checked as its bytes arrive as in episode-upload-store.ts, but
@@ -135,8 +136,6 @@ export class BucketEpisodeUploadStore extends DataStore {
     // What the row holds of the head (its length: it only grows) and of the sums (the buffer saved).
     let savedHead = row.head.length;
     let savedSums = sums;
-    let saving: Promise<void> | null = null;
-    let isEnded = false;
     /**
      * Records the offset `at`, with what the row must name for it: taken all at once, when the save
      * is asked for (the request goes on while it is written), so the row never holds an offset
@@ -159,22 +158,7 @@ export class BucketEpisodeUploadStore extends DataStore {
       savedHead = snapshot.head.length;
       savedSums = snapshot.sums;
     };
-    const checkpoint = () => {
-      if (saving || isEnded) return;
-      const at = offsetNow();
-      if (at - saved < CHECKPOINT_BYTES) return;
-      saving = save(at)
-        .catch(() => {}) // not saved this time: the next save, or the request's end, says it
-        .finally(() => {
-          saving = null;
-          checkpoint();
-        });
-    };
-    // No save may land after the request's own last word on the offset.
-    const endCheckpoints = async () => {
-      isEnded = true;
-      while (saving) await saving;
-    };
+    const { checkpoint, settled, end: endCheckpoints } = offsetCheckpoints({ every: CHECKPOINT_BYTES, saved: () => saved, offsetNow, save });
     const launch = (at: number, bytes: number, work: () => Promise<void>) => {
       const flight = { at, bytes, isDone: false, done: Promise.resolve() };
       flights.push(flight);
@@ -259,7 +243,7 @@ export class BucketEpisodeUploadStore extends DataStore {
       const { manifest } = unpacking!;
       const expected = readSums(manifest, sums);
       await drainTo(0, 0);
-      while (saving) await saving;
+      await settled();
       for (const [fileIndex, file] of manifest.files.entries()) {
         // An empty file has no bytes in the archive, so nothing put it: it is put here.
         if (file.size === 0) newFiles.push({ fileIndex, path: file.path, ...(await put(Buffer.alloc(0))) });
@@ -320,15 +304,7 @@ export class BucketEpisodeUploadStore extends DataStore {
             checkpoint();
             continue;
           }
-          const segment = unpacking.layout.segments[segmentAt(unpacking.layout, pos)];
-          if (!segment || segment.start > pos) throw new AppError("BAD_REQUEST", "The upload sent more bytes than its archive holds");
-          const within = pos - segment.start;
-          const piece = rest.subarray(0, segment.length - within);
-          if (segment.kind === "bytes") {
-            if (!piece.equals(segment.bytes.subarray(within, within + piece.length))) {
-              throw new AppError("BAD_REQUEST", `The archive is not laid out as its manifest says (at byte ${pos}); upload it with gantry-agent`);
-            }
-          }
+          const { segment, within, piece } = nextPiece(unpacking.layout, pos, rest);
           // Past the piece before anything is awaited: what is still on its way holds the offset back.
           pos += piece.length;
           rest = rest.subarray(piece.length);

@@ -5,8 +5,9 @@ import type { Readable } from "node:stream";
 import type { z } from "zod";
 import { DataStore, ERRORS, Upload } from "@tus/server";
 import { AppError } from "../errors";
-import { archiveLayout, BLOCK, segmentAt, tarHeaderName, tarHeaderSize, type ArchiveLayout } from "./archive-layout";
+import { archiveLayout, BLOCK, segmentAt, tarHeaderName, tarHeaderSize, type ArchiveLayout, type Segment } from "./archive-layout";
 import { hashFileInto } from "./file-hash";
+import { offsetCheckpoints } from "./offset-checkpoints";
 import { MANIFEST_NAME, episodeManifestSchema, parseEntryPath, uploadMetadataSchema, type EpisodeManifest } from "./edge.schemas";
 
 // A tus data store that unpacks an episode archive as its bytes arrive. The archive's layout is
@@ -128,6 +129,21 @@ export function headEndOf(head: Buffer): number | null {
   const manifestSize = tarHeaderSize(head);
   if (manifestSize > MAX_MANIFEST_BYTES) throw new AppError("BAD_REQUEST", `The archive's manifest is ${manifestSize} bytes, more than ${MAX_MANIFEST_BYTES}`);
   return BLOCK + manifestSize;
+}
+
+/**
+ * The stretch of the archive byte `pos` is in, and the part of `rest` that falls in it; a part of
+ * the fixed bytes (headers, padding, the manifest) must be exactly what the layout says.
+ */
+export function nextPiece(layout: ArchiveLayout, pos: number, rest: Buffer): { segment: Segment; within: number; piece: Buffer } {
+  const segment = layout.segments[segmentAt(layout, pos)];
+  if (!segment || segment.start > pos) throw new AppError("BAD_REQUEST", "The upload sent more bytes than its archive holds");
+  const within = pos - segment.start;
+  const piece = rest.subarray(0, segment.length - within);
+  if (segment.kind === "bytes" && !piece.equals(segment.bytes.subarray(within, within + piece.length))) {
+    throw new AppError("BAD_REQUEST", `The archive is not laid out as its manifest says (at byte ${pos}); upload it with gantry-agent`);
+  }
+  return { segment, within, piece };
 }
 
 /** A line of the sums for each file, checked against the manifest's order; returns each file's sha256. */
@@ -341,8 +357,6 @@ export class EpisodeUploadStore extends DataStore {
     // request goes on is the first of them not yet done, so it never counts a byte not on disk.
     const inFlight: { at: number; isDone: boolean }[] = [];
     let saved = offset;
-    let saving: Promise<void> | null = null;
-    let isEnded = false;
     // Lines for <id>.digests of files whose every write is done, appended with each save.
     let digestLines: string[] = [];
     const saveDigests = async () => {
@@ -351,26 +365,17 @@ export class EpisodeUploadStore extends DataStore {
       digestLines = [];
       await fs.promises.appendFile(this.digestsPath(id), text);
     };
-    const checkpoint = () => {
-      if (saving || isEnded) return;
-      const at = Math.min(failedAt, inFlight.length ? inFlight[0].at : pos);
-      if (at - saved < CHECKPOINT_BYTES) return;
-      saving = saveDigests()
-        .then(() => this.writeInfo({ ...info, offset: at }))
-        .then(
-          () => void (saved = at),
-          () => {}, // not saved this time: the next save, or the request's end, says it
-        )
-        .finally(() => {
-          saving = null;
-          checkpoint();
-        });
-    };
     // No save may land after the request's own last word on the offset.
-    const endCheckpoints = async () => {
-      isEnded = true;
-      while (saving) await saving;
-    };
+    const { checkpoint, end: endCheckpoints } = offsetCheckpoints({
+      every: CHECKPOINT_BYTES,
+      saved: () => saved,
+      offsetNow: () => Math.min(failedAt, inFlight.length ? inFlight[0].at : pos),
+      save: async (at) => {
+        await saveDigests();
+        await this.writeInfo({ ...info, offset: at });
+        saved = at;
+      },
+    });
     const track = (done: Promise<unknown>, bytes: number, at: number) => {
       const entry = at === Infinity ? null : { at, isDone: false };
       if (entry) inFlight.push(entry);
@@ -437,16 +442,8 @@ export class EpisodeUploadStore extends DataStore {
             if (known && pos === headEnd) unpacking = this.readManifest({ ...info, offset: pos }, await fs.promises.readFile(this.headPath(id)));
             continue;
           }
-          const index = segmentAt(unpacking.layout, pos);
-          const segment = unpacking.layout.segments[index];
-          if (!segment || segment.start > pos) throw new AppError("BAD_REQUEST", "The upload sent more bytes than its archive holds");
-          const within = pos - segment.start;
-          const piece = rest.subarray(0, segment.length - within);
-          if (segment.kind === "bytes") {
-            if (!piece.equals(segment.bytes.subarray(within, within + piece.length))) {
-              throw new AppError("BAD_REQUEST", `The archive is not laid out as its manifest says (at byte ${pos}); upload it with gantry-agent`);
-            }
-          } else if (segment.kind === "checksums") {
+          const { segment, within, piece } = nextPiece(unpacking.layout, pos, rest);
+          if (segment.kind === "checksums") {
             closeCurrent();
             await drainTo(0);
             const sums = await fs.promises.open(this.sumsPath(id), within > 0 ? "r+" : "w");
@@ -456,7 +453,7 @@ export class EpisodeUploadStore extends DataStore {
               await sums.close();
             }
             if (within + piece.length === segment.length) await this.checkSums(id, unpacking, await fs.promises.readFile(this.sumsPath(id)));
-          } else {
+          } else if (segment.kind === "file") {
             if (!current || current.fileIndex !== segment.fileIndex) {
               closeCurrent();
               const part = this.partOf(unpacking.targets[segment.fileIndex], id);
