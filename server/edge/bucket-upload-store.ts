@@ -19,7 +19,8 @@ import { damagedFile, headEndOf, nextPiece, isRefusal, parseArchiveHead, readSum
 // joined into the file's blob when its last byte is in. So each request may land on any web
 // process of any machine and go on where the last one stopped. The offset recorded never counts
 // a byte that is not in the store: it is saved every CHECKPOINT_BYTES while a request goes on,
-// and when it ends; bytes of a file not yet put when the connection breaks are sent again.
+// and when it ends (what arrived of a file is then put as a piece, also when the connection
+// broke); what a process killed mid-request had not yet saved is sent again.
 // When the sums are in, every file's blob (its name is its sha256) is checked against its line.
 // After the last byte the upload is committed; registering the episode (episodes.service.ts)
 // hands its files to the episode (`Episode.rawFiles`) and forgets them here. The row stays until
