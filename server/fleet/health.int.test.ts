@@ -26,7 +26,12 @@ describe("health checks", { timeout: 180_000 }, () => {
     const { id } = await createDevice(db, { actor, input: createDeviceInput.parse({ name: "health-1", host: d.host, port: d.port, username: d.user, credential: { kind: "key", privateKey: rig.privateKey }, modelDir: d.modelDir }) });
     const load = () => db.device.findUniqueOrThrow({ where: { id } });
     expect(await checkDevice(db, await load(), pool)).toBe("unknown");
-    await db.device.update({ where: { id }, data: { pinnedHostKey: d.fingerprint() } });
+    // A check that read the device before Test connection pinned its key (and found it degraded)
+    // does not write "unknown" over what that test found.
+    const unpinned = await load();
+    await db.device.update({ where: { id }, data: { pinnedHostKey: d.fingerprint(), state: "degraded" } });
+    expect(await checkDevice(db, unpinned, pool)).toBe("unknown");
+    expect((await load()).state).toBe("degraded");
 
     // Nothing runs yet: the configured health command fails, and the reason is said.
     expect(await checkDevice(db, await load(), pool)).toBe("degraded");
@@ -56,7 +61,7 @@ describe("health checks", { timeout: 180_000 }, () => {
     expect(await checkDevice(db, await load(), pool)).toBe("degraded");
 
     const [summary] = await listDevices(db, { orgId });
-    expect(summary.recentStates).toEqual(["unknown", "degraded", "online", "degraded", "degraded", "degraded", "offline", "offline", "degraded"]);
+    expect(summary.recentStates).toEqual(["unknown", "unknown", "degraded", "online", "degraded", "degraded", "degraded", "offline", "offline", "degraded"]);
     const detail = await getDevice(db, { orgId, deviceId: id });
     expect(detail.samples[0]).toMatchObject({ state: "degraded", serviceState: "failed" });
     expect(detail.samples[0].diskFreeBytes).toBeGreaterThan(0);

@@ -97,8 +97,10 @@ export async function checkDevice(db: Db, device: DeviceRow, pool: SshPool): Pro
   await db.deviceHealthSample.create({
     data: { orgId: device.orgId, deviceId: device.id, at: now, state, load1: facts?.load1 ?? null, diskFreeBytes: toBigInt(facts?.diskFreeBytes), memoryAvailableBytes: toBigInt(facts?.memoryAvailableBytes), serviceState: facts?.serviceState ?? null, sha256: sha, versionId: version?.id ?? null, latencyMs, error },
   });
-  await db.device.update({
-    where: { id: device.id },
+  // Only onto the device as it was checked: a check against another host key (Test connection
+  // pinned one meanwhile) or another address says nothing about it now.
+  const { count } = await db.device.updateMany({
+    where: { id: device.id, pinnedHostKey: device.pinnedHostKey, host: device.host, port: device.port },
     data: {
       state,
       lastCheckAt: now,
@@ -106,7 +108,7 @@ export async function checkDevice(db: Db, device: DeviceRow, pool: SshPool): Pro
       ...(facts ? { lastSeenAt: now, facts: { ...(device.facts as object), ...facts, currentVersion: version } as object, currentSha256: sha, currentVersionId: version?.id ?? null } : {}),
     },
   });
-  if (state === "offline" && device.state !== "offline") {
+  if (count > 0 && state === "offline" && device.state !== "offline") {
     await raiseAlert(db, { orgId: device.orgId, kind: "device.offline", severity: "critical", title: `${device.name} is offline`, message: error ?? "No SSH connection", target: `device:${device.id}` });
   }
   return state;
