@@ -4,6 +4,7 @@ import { z } from "zod";
 import type { Db } from "../db";
 import { AppError } from "../errors";
 import { Prisma } from "../generated/prisma/client";
+import { readBlobsInOrder } from "../storage/blob-files";
 import { sha256Schema, type BlobStore } from "../storage/blob-store";
 import { BLOCK, segmentAt, type ArchiveLayout, type Segment } from "./archive-layout";
 import { uploadMetadataSchema, type EpisodeManifest } from "./edge.schemas";
@@ -227,10 +228,7 @@ export class BucketEpisodeUploadStore extends DataStore {
         end += p.bytes;
       }
       if (end !== length) throw new StoreFailure(`The pieces of ${path} hold ${end} bytes, not ${length}`);
-      const joined = async function* () {
-        for (const p of own) yield* await blobs.get(p.sha256);
-      };
-      const stored = await blobs.put(Readable.from(joined())).catch((error: unknown) => {
+      const stored = await blobs.put(readBlobsInOrder(blobs, own)).catch((error: unknown) => {
         throw new StoreFailure(`The pieces of ${path} could not be joined: ${(error as Error).message}`, { cause: error });
       });
       if (stored.bytes !== length) throw new StoreFailure(`The pieces of ${path} joined to ${stored.bytes} bytes, not ${length}`);

@@ -50,12 +50,11 @@ const EXPIRE_AFTER_MS = 24 * 60 * 60 * 1000;
 const SWEEP_EVERY_MS = 60 * 60 * 1000;
 
 export function createEdgeUploadServer(deps: EdgeUploadDeps): EdgeUploadServer {
-  const store = handsOverRawEpisodes(deps.blobs)
-    ? new BucketEpisodeUploadStore({ db: deps.db, blobs: deps.blobs, maxBytes: deps.maxBytes, expireAfterMs: EXPIRE_AFTER_MS })
-    : new EpisodeUploadStore({ dir: deps.tusDir, rawDir: deps.rawDir, maxBytes: deps.maxBytes, expireAfterMs: EXPIRE_AFTER_MS });
+  const folderStore = () => new EpisodeUploadStore({ dir: deps.tusDir, rawDir: deps.rawDir, maxBytes: deps.maxBytes, expireAfterMs: EXPIRE_AFTER_MS });
+  const store = handsOverRawEpisodes(deps.blobs) ? new BucketEpisodeUploadStore({ db: deps.db, blobs: deps.blobs, maxBytes: deps.maxBytes, expireAfterMs: EXPIRE_AFTER_MS }) : folderStore();
   // Through a bucket, uploads a folder store began before (in tusDir, their files beside their
   // final names) cannot be resumed; they are swept as the folder store sweeps, after a day.
-  const folderLeftovers = !(store instanceof EpisodeUploadStore) && fs.existsSync(deps.tusDir) ? new EpisodeUploadStore({ dir: deps.tusDir, rawDir: deps.rawDir, maxBytes: deps.maxBytes, expireAfterMs: EXPIRE_AFTER_MS }) : null;
+  const folderLeftovers = !(store instanceof EpisodeUploadStore) && fs.existsSync(deps.tusDir) ? folderStore() : null;
   let lastSweep = 0;
   // The hooks get the request, not who sent it; the route has already checked the caller.
   const actors = new WeakMap<object, OrgActor>();

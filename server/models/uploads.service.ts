@@ -7,6 +7,7 @@ import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
 import type { BlobSource, BlobStore } from "../storage/blob-store";
 import { sha256Schema } from "../storage/blob-store";
+import { readBlobsInOrder } from "../storage/blob-files";
 import { MAX_TEST_VECTOR_BYTES, type uploadStatusSchema } from "./models.schemas";
 import { addVersionFromUpload, TestVectorRefusedError, UploadTooLargeError } from "./registry.service";
 import { parseTestVector } from "./test-vector";
@@ -139,7 +140,7 @@ export async function putUploadChunk(
       const version = await addVersionFromUpload(deps.db, {
         actor,
         modelId,
-        body: readPieces(deps.blobs, all),
+        body: readBlobsInOrder(deps.blobs, all),
         blobs: deps.blobs,
         maxBytes: deps.maxBytes,
         sha256: row.sha256 ?? undefined,
@@ -165,11 +166,6 @@ export async function putUploadChunk(
 async function drain(source: AsyncIterable<Uint8Array>): Promise<null> {
   for await (const chunk of source) void chunk;
   return null;
-}
-
-/** The upload's bytes: its pieces read back from the blob store, in order. */
-async function* readPieces(blobs: BlobStore, pieces: Pieces): AsyncIterable<Uint8Array> {
-  for (const piece of pieces) yield* await blobs.get(piece.sha256);
 }
 
 /** Parses the Test-Vector-Length header of a one-shot upload: null when absent. */
