@@ -21,7 +21,7 @@ import { compare, percentile, printResults, type BenchResult } from "./lib/stats
 // `npx tsx bench/serve.ts` — the model server against the thinnest server around the same runtime:
 //   reference: bench/lib/thin-oip-server.ts — node:http, parse the OIP JSON body, one
 //              onnxruntime-node session (one thread), run, write JSON; a child process like ours;
-//   ours:      the same model behind `tsx serve/index.ts` (its own database and blob dir), over
+//   ours:      the same model behind serve/index.ts (its own database and blob dir), over
 //              OIP `/v2/models/{name}/infer` with JSON tensors, with binary tensors (the
 //              binary_tensor_data extension) and `/predict/{name}`, the API token checked.
 // Both are loaded by `wrk` (keep-alive connections, one client thread, latencies per request),
@@ -41,7 +41,16 @@ interface Figures {
   p50: number;
   p99: number;
   rps: number;
+  /** CPU microseconds the server process spent per request (all its threads), when it was measured. */
+  cpuUs?: number;
 }
+
+/** CPU milliseconds a process has used so far (user and system, all threads), from /proc. */
+function cpuMsOf(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * (1000 / CLOCK_TICKS);
+}
+const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
 
 /** The raw session loop, `concurrency` callers sharing it, for RAW_MS after a warm-up. */
 async function measureRaw(concurrency: number, once: () => Promise<unknown>): Promise<Figures> {
@@ -77,8 +86,9 @@ function wrkScript(dir: string, name: string, s: WrkScenario): string {
 
 const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
 
-/** One wrk run: throughput and latency percentiles; any non-2xx answer or socket error fails the benchmark. */
-function runWrk(script: string, url: string, concurrency: number): Figures {
+/** One wrk run: throughput, latency percentiles and the server's CPU per request; any non-2xx answer or socket error fails the benchmark. */
+function runWrk(script: string, url: string, concurrency: number, serverPid: number): Figures {
+  const cpuBefore = cpuMsOf(serverPid);
   const out = execFileSync("wrk", ["-t1", `-c${concurrency}`, `-d${SCENARIO_S}s`, "--latency", "-s", script, url], { encoding: "utf8" });
   if (/Non-2xx or 3xx responses|Socket errors/.test(out)) throw new Error(`wrk saw failed requests against ${url}:\n${out}`);
   const latency = (p: string) => {
@@ -88,18 +98,20 @@ function runWrk(script: string, url: string, concurrency: number): Figures {
   };
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
   if (!rps) throw new Error(`wrk printed no Requests/sec:\n${out}`);
-  return { p50: latency("50"), p99: latency("99"), rps: Number(rps[1]) };
+  const requests = /(\d+) requests in/.exec(out);
+  const cpuUs = requests ? ((cpuMsOf(serverPid) - cpuBefore) * 1000) / Number(requests[1]) : undefined;
+  return { p50: latency("50"), p99: latency("99"), rps: Number(rps[1]), cpuUs };
 }
 
 const median = (xs: number[]) => percentile(xs, 50);
 
 /** Runs the scenarios round-robin, ROUNDS times; each figure is the median of its rounds. */
-function measureAll(concurrency: number, scripts: Array<{ script: string; url: string }>): Figures[] {
+function measureAll(concurrency: number, scripts: Array<{ script: string; url: string; pid: number }>): Figures[] {
   const rounds = scripts.map((): Figures[] => []);
   for (let round = 0; round < ROUNDS; round++) {
-    for (const [i, s] of scripts.entries()) rounds[i].push(runWrk(s.script, s.url, concurrency));
+    for (const [i, s] of scripts.entries()) rounds[i].push(runWrk(s.script, s.url, concurrency, s.pid));
   }
-  return rounds.map((r) => ({ p50: median(r.map((f) => f.p50)), p99: median(r.map((f) => f.p99)), rps: median(r.map((f) => f.rps)) }));
+  return rounds.map((r) => ({ p50: median(r.map((f) => f.p50)), p99: median(r.map((f) => f.p99)), rps: median(r.map((f) => f.rps)), cpuUs: median(r.map((f) => f.cpuUs ?? NaN)) }));
 }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
@@ -199,7 +211,8 @@ async function main() {
     }
 
     const port = await freePort();
-    child = spawn(path.resolve("node_modules/.bin/tsx"), ["serve/index.ts"], {
+    // `node --import tsx`: what `tsx serve/index.ts` runs, without its wrapper process, so the pid is the server's own.
+    child = spawn(process.execPath, ["--import", "tsx", "serve/index.ts"], {
       env: { ...process.env, NODE_ENV: "production", DATABASE_URL: database.url, BLOB_DIR: blobDir, GANTRY_HOME: home, SERVE_PORT: String(port), SERVE_HOST: "127.0.0.1" },
       stdio: ["ignore", "ignore", "inherit"],
     });
@@ -220,7 +233,7 @@ async function main() {
       const modelFile = path.join(home, `${m.name}.onnx`);
       fs.writeFileSync(modelFile, m.bytes);
       const refPort = await freePort();
-      reference = spawn(path.resolve("node_modules/.bin/tsx"), ["bench/lib/thin-oip-server.ts", modelFile, String(refPort)], { stdio: ["ignore", "pipe", "inherit"] });
+      reference = spawn(process.execPath, ["--import", "tsx", "bench/lib/thin-oip-server.ts", modelFile, String(refPort)], { stdio: ["ignore", "pipe", "inherit"] });
       await new Promise<void>((resolve, reject) => {
         reference!.stdout!.once("data", () => resolve());
         reference!.once("exit", () => reject(new Error("The reference server exited while starting")));
@@ -245,10 +258,10 @@ async function main() {
         if (JSON.stringify(got) !== JSON.stringify(expected)) throw new Error(`${m.name} over ${how} gave ${JSON.stringify(got)}, not the raw session's ${JSON.stringify(expected)}`);
       }
       const scenarios = [
-        { script: wrkScript(scriptDir, `${m.name}-reference`, { body: Buffer.from(oipBody), headers: json }), url: `http://127.0.0.1:${refPort}/` },
-        { script: wrkScript(scriptDir, `${m.name}-oip`, { body: Buffer.from(oipBody), headers: { ...json, ...auth } }), url: `http://127.0.0.1:${port}${oipRoute}` },
-        { script: wrkScript(scriptDir, `${m.name}-predict`, { body: Buffer.from(predictBody), headers: { ...json, ...auth } }), url: `http://127.0.0.1:${port}/predict/${m.name}` },
-        { script: wrkScript(scriptDir, `${m.name}-binary`, { body: binaryBody, headers: { ...binaryHeaders, ...auth } }), url: `http://127.0.0.1:${port}${oipRoute}` },
+        { script: wrkScript(scriptDir, `${m.name}-reference`, { body: Buffer.from(oipBody), headers: json }), url: `http://127.0.0.1:${refPort}/`, pid: reference.pid! },
+        { script: wrkScript(scriptDir, `${m.name}-oip`, { body: Buffer.from(oipBody), headers: { ...json, ...auth } }), url: `http://127.0.0.1:${port}${oipRoute}`, pid: child.pid! },
+        { script: wrkScript(scriptDir, `${m.name}-predict`, { body: Buffer.from(predictBody), headers: { ...json, ...auth } }), url: `http://127.0.0.1:${port}/predict/${m.name}`, pid: child.pid! },
+        { script: wrkScript(scriptDir, `${m.name}-binary`, { body: binaryBody, headers: { ...binaryHeaders, ...auth } }), url: `http://127.0.0.1:${port}${oipRoute}`, pid: child.pid! },
       ];
       for (const c of CONCURRENCY) {
         const [ref, o, p, b] = measureAll(c, scenarios);
@@ -261,6 +274,8 @@ async function main() {
           compare(`${m.name} OIP p50 overhead over thin server c=${c}`, o.p50 - ref.p50, 0.1, "ms", judged ? "≤ 0.1 ms" : context),
           compare(`${m.name} OIP p50 c=${c} vs thin server`, o.p50, ref.p50, "ms", "context: latency per request"),
           compare(`${m.name} OIP p99 c=${c} vs thin server`, o.p99, ref.p99, "ms", "context: latency per request"),
+          // The server's CPU per request (user and system, every thread): the overhead itself, whatever wrk took.
+          compare(`${m.name} OIP server CPU per request c=${c} vs thin server`, o.cpuUs!, ref.cpuUs!, "µs", "context: server CPU per request"),
           compare(`${m.name} /predict throughput c=${c} vs thin server`, p.rps, ref.rps, "req/s", "context: the earlier JSON shape"),
           compare(`${m.name} OIP binary throughput c=${c} vs thin server`, b.rps, ref.rps, "req/s", "context: binary tensors"),
           compare(`${m.name} thin server throughput c=${c} vs raw session.run`, ref.rps, r.rps, "req/s", "context: no HTTP at all"),

@@ -153,40 +153,57 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
     );
   }
 
-  async function authenticate(req: http.IncomingMessage): Promise<OrgActor> {
+  /** The token of `Authorization: Bearer <token>`; 401 without one. */
+  function bearerToken(req: http.IncomingMessage): string {
     const header = req.headers.authorization;
-    const match = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
+    const match = header ? BEARER.exec(header) : null;
     if (!match) throw new AppError("UNAUTHORIZED", "Send an API token as `Authorization: Bearer <token>`; make one under Settings → API tokens");
-    if (match[1].startsWith(INTERNAL_TOKEN_PREFIX)) {
-      const actor = internalSecret ? verifyInternalToken(internalSecret, match[1]) : null;
+    return match[1];
+  }
+
+  /**
+   * Who sent the request. A portal token, or an API token looked up moments ago, is answered
+   * at once (no promise: this is on every inference request's path); otherwise the database
+   * is asked.
+   */
+  function authenticate(req: http.IncomingMessage): OrgActor | Promise<OrgActor> {
+    const token = bearerToken(req);
+    if (token.startsWith(INTERNAL_TOKEN_PREFIX)) {
+      const actor = internalSecret ? verifyInternalToken(internalSecret, token) : null;
       if (!actor) throw new AppError("UNAUTHORIZED", "This portal token is invalid or has expired; send the request again from the endpoint page, or use an API token");
       return actor;
     }
     // Without news of revocations arriving, every request asks the database.
+    if (accessEvents?.isListening === true) {
+      const cached = tokens.get(token);
+      if (cached && cached.until > Date.now()) return cached.actor;
+    }
+    return lookUpToken(token);
+  }
+
+  async function lookUpToken(token: string): Promise<OrgActor> {
     const canCache = accessEvents?.isListening === true;
-    const cached = canCache ? tokens.get(match[1]) : undefined;
-    if (cached && cached.until > Date.now()) return cached.actor;
     const changesBefore = accessChanges;
     let actor: OrgActor;
     try {
       // Once more on a connection the database dropped (a pooled one, stale after a restart).
-      actor = await authenticateApiToken(db, match[1]).catch((error: unknown) => {
-        if (isDatabaseUnavailable(error)) return authenticateApiToken(db, match[1]);
+      actor = await authenticateApiToken(db, token).catch((error: unknown) => {
+        if (isDatabaseUnavailable(error)) return authenticateApiToken(db, token);
         throw error;
       });
     } catch (error) {
       if (!isDatabaseUnavailable(error)) throw error;
       outage.failed(error);
-      const known = accepted.get(match[1]);
+      const known = accepted.get(token);
       if (known && Date.now() - known.at < OUTAGE_GRACE_MS) return known.actor;
       throw new DatabaseUnavailableError("The model server cannot reach its database to check this API token; try again in a moment");
     }
     if (accepted.size >= TOKEN_CACHE_MAX) accepted.clear();
-    accepted.set(match[1], { actor, at: Date.now() });
+    accepted.set(token, { actor, at: Date.now() });
     // Not cached when the connection dropped, or access changed, while the database was asked.
     if (!canCache || !accessEvents.isListening || accessChanges !== changesBefore) return actor;
     if (tokens.size >= TOKEN_CACHE_MAX) tokens.clear();
-    tokens.set(match[1], { actor, until: Date.now() + tokenCacheMs });
+    tokens.set(token, { actor, until: Date.now() + tokenCacheMs });
     return actor;
   }
 
@@ -196,7 +213,7 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
    * traffic are the organisation's business).
    */
   async function metricsScope(req: http.IncomingMessage): Promise<{ orgId?: string }> {
-    const match = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "");
+    const match = BEARER.exec(req.headers.authorization ?? "");
     if (!match) throw new AppError("UNAUTHORIZED", "Send the metrics token (SERVE_METRICS_TOKEN) or an API token as `Authorization: Bearer <token>`; an API token shows its own organisation's endpoints only");
     if (metricsToken && isSameSecret(match[1], metricsToken)) return {};
     const actor = await authenticate(req);
@@ -205,30 +222,32 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
     return { orgId: actor.orgId };
   }
 
+  const bodyLimit = maxBodyBytes >= 1024 * 1024 ? `${Math.round(maxBodyBytes / 1024 / 1024)} MB` : `${Math.round(maxBodyBytes / 1024)} KB`;
   /** The whole body, within `maxBodyBytes`; events rather than an async iterator, which costs more per request. */
   function readBody(req: http.IncomingMessage): Promise<Buffer> {
     const declared = Number(req.headers["content-length"] ?? 0);
-    const limit = maxBodyBytes >= 1024 * 1024 ? `${Math.round(maxBodyBytes / 1024 / 1024)} MB` : `${Math.round(maxBodyBytes / 1024)} KB`;
-    if (declared > maxBodyBytes) return Promise.reject(new AppError("PAYLOAD_TOO_LARGE", `The request body is ${declared} bytes, over the ${limit} limit; send smaller batches`));
+    if (declared > maxBodyBytes) return Promise.reject(new AppError("PAYLOAD_TOO_LARGE", `The request body is ${declared} bytes, over the ${bodyLimit} limit; send smaller batches`));
+    // Inline callbacks, not named ones: this runs on every request.
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       let size = 0;
-      const onData = (chunk: Buffer) => {
+      req.on("data", (chunk: Buffer) => {
+        if (size < 0) return; // refused already
         size += chunk.length;
         if (size > maxBodyBytes) {
-          req.off("data", onData);
-          req.off("end", onEnd);
-          reject(new AppError("PAYLOAD_TOO_LARGE", `The request body is over the ${limit} limit; send smaller batches`));
+          size = -1;
+          reject(new AppError("PAYLOAD_TOO_LARGE", `The request body is over the ${bodyLimit} limit; send smaller batches`));
           return;
         }
         chunks.push(chunk);
-      };
-      const onEnd = () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
-      req.on("data", onData);
-      req.on("end", onEnd);
+      });
+      req.on("end", () => {
+        if (size >= 0) resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
+      });
       req.once("error", reject);
     });
   }
+
 
   async function readJson(req: http.IncomingMessage): Promise<unknown> {
     const body = await readBody(req);
@@ -247,11 +266,34 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
     throw new AppError("BAD_REQUEST", `The request body is not what this route takes: ${where}: ${issue.message} (expected ${example})`);
   }
 
-  async function resolve(req: http.IncomingMessage, name: string, version: string | undefined): Promise<LoadedEndpoint> {
-    const actor = await authenticate(req);
+  /** The endpoint a request names, for its sender; at once when the sender's token is known (see authenticate). */
+  function resolve(req: http.IncomingMessage, name: string, version: string | undefined): LoadedEndpoint | Promise<LoadedEndpoint> {
+    const actor = authenticate(req);
+    return actor instanceof Promise ? actor.then((a) => endpointFor(a, name, version)) : endpointFor(actor, name, version);
+  }
+
+  function endpointFor(actor: OrgActor, name: string, version: string | undefined): LoadedEndpoint {
     checkRole(actor, "viewer");
     requireList();
     return engine.find(actor.orgId, name, version);
+  }
+
+  /**
+   * POST /v2/models/{name}[/versions/{version}]/infer: the route every inference request
+   * takes, so it is kept short — no promise until the body is read when the token is known.
+   */
+  function infer(req: http.IncomingMessage, res: http.ServerResponse, name: string, version: string | undefined): Promise<void> {
+    const resolved = resolve(req, name, version);
+    return resolved instanceof Promise ? resolved.then((loaded) => answerInfer(req, res, loaded)) : answerInfer(req, res, resolved);
+  }
+
+  async function answerInfer(req: http.IncomingMessage, res: http.ServerResponse, loaded: LoadedEndpoint): Promise<void> {
+    const request = parseInferRequest(await readBody(req), req.headers[BINARY_HEADER]);
+    const binaryOutputs = binaryOutputNames(request, loaded.spec.signature.outputs);
+    const outputs = await engine.infer(loaded, request.inputs, request.outputs?.map((o) => o.name), { binaryOutputs });
+    const { headers, body } = buildInferResponse(request, { name: loaded.spec.name, version: String(loaded.spec.versionNumber) }, outputs, binaryOutputs);
+    res.writeHead(200, headers);
+    res.end(body);
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -307,16 +349,7 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
         // The protocol's model-ready answer, with what a person or a retrying client needs beside it.
         return send(503, { name, ready: false, state }, "application/json", state === "loading" ? { "retry-after": String(LOADING_RETRY_AFTER_SECONDS) } : {});
       }
-      if (action === "infer" && method === "POST") {
-        const loaded = await resolve(req, name, version);
-        const request = parseInferRequest(await readBody(req), req.headers[BINARY_HEADER]);
-        const binaryOutputs = binaryOutputNames(request, loaded.spec.signature.outputs.map((o) => o.name));
-        const outputs = await engine.infer(loaded, request.inputs, request.outputs?.map((o) => o.name), { binaryOutputs });
-        const { headers, body } = buildInferResponse(request, { name: loaded.spec.name, version: String(loaded.spec.versionNumber) }, outputs);
-        res.writeHead(200, headers);
-        res.end(body);
-        return;
-      }
+      if (action === "infer" && method === "POST") return infer(req, res, name, version);
     }
     if (parts[0] === "predict" && parts.length === 2 && method === "POST") {
       const loaded = await resolve(req, parts[1], undefined);
@@ -336,29 +369,40 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
     throw new AppError("NOT_FOUND", `There is no route ${method} ${url.pathname}; see /v2/models/{name}/infer and /predict/{name}`);
   }
 
-  const server = http.createServer((req, res) => {
-    handle(req, res).catch((caught: unknown) => {
-      let error = caught;
-      if (!(error instanceof AppError) && isDatabaseUnavailable(error)) {
-        outage.failed(error);
-        error = new DatabaseUnavailableError();
-      }
-      const { status, message } = toHttpError(error);
-      const code = error instanceof AppError ? error.status : status;
-      if (code >= 500 && code !== 503 && code !== 504) console.error(error);
-      if (res.headersSent) return res.destroy();
-      const text = JSON.stringify({ error: message });
-      const retryAfter = error instanceof EndpointUnavailableError ? error.retryAfterSeconds : null;
-      res.writeHead(code, {
-        "content-type": "application/json",
-        "content-length": Buffer.byteLength(text),
-        ...(code === 401 ? { "www-authenticate": "Bearer" } : {}),
-        ...(retryAfter !== null ? { "retry-after": String(retryAfter) } : {}),
-      });
-      res.end(text);
-      // A body we refused may still be arriving: drop the rest instead of reading it.
-      if (!req.complete) req.resume();
+  /** Answers a request that failed: its status, a sentence, and Retry-After or WWW-Authenticate when they apply. */
+  const fail = (req: http.IncomingMessage, res: http.ServerResponse, caught: unknown) => {
+    let error = caught;
+    if (!(error instanceof AppError) && isDatabaseUnavailable(error)) {
+      outage.failed(error);
+      error = new DatabaseUnavailableError();
+    }
+    const { status, message } = toHttpError(error);
+    const code = error instanceof AppError ? error.status : status;
+    if (code >= 500 && code !== 503 && code !== 504) console.error(error);
+    if (res.headersSent) return res.destroy();
+    const text = JSON.stringify({ error: message });
+    const retryAfter = error instanceof EndpointUnavailableError ? error.retryAfterSeconds : null;
+    res.writeHead(code, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(text),
+      ...(code === 401 ? { "www-authenticate": "Bearer" } : {}),
+      ...(retryAfter !== null ? { "retry-after": String(retryAfter) } : {}),
     });
+    res.end(text);
+    // A body we refused may still be arriving: drop the rest instead of reading it.
+    if (!req.complete) req.resume();
+  };
+
+  const server = http.createServer((req, res) => {
+    let answered: Promise<void>;
+    try {
+      // The inference route is matched first, without taking the whole path apart.
+      const route = req.method === "POST" ? INFER_ROUTE.exec(req.url ?? "") : null;
+      answered = route ? infer(req, res, decodeSegment(route[1]), route[2] === undefined ? undefined : decodeSegment(route[2])) : handle(req, res);
+    } catch (error) {
+      return fail(req, res, error);
+    }
+    answered.catch((error: unknown) => fail(req, res, error));
   });
   server.keepAliveTimeout = 65_000;
 
@@ -387,6 +431,20 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
       await stats.flush();
     },
   };
+}
+
+const BEARER = /^Bearer\s+(\S+)$/i;
+/** POST /v2/models/{name}[/versions/{version}]/infer, with an optional query; other shapes go through the general router. */
+const INFER_ROUTE = /^\/v2\/models\/([^/?]+)(?:\/versions\/([^/?]+))?\/infer(?:\?.*)?$/;
+
+/** A percent-encoded path segment, decoded; 400 when it is not valid. */
+function decodeSegment(segment: string): string {
+  if (!segment.includes("%")) return segment;
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new AppError("BAD_REQUEST", `The path segment ${segment} is not validly percent-encoded`);
+  }
 }
 
 /** Whether the request comes from the portal (a short-lived `gti_` token: the endpoint page's Try it). */

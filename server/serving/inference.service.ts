@@ -201,30 +201,53 @@ export class InferenceEngine {
     throw new EndpointUnavailableError(found.message, found.state === "loading" ? LOADING_RETRY_AFTER_SECONDS : null);
   }
 
-  /** Runs one request: validates the tensors, waits for a slot, runs within the deadline. */
-  async infer(loaded: LoadedEndpoint, inputs: InputTensor[], outputNames?: string[], { binaryOutputs = null }: InferOptions = {}): Promise<Array<{ name: string; tensor: RawTensor }>> {
+  /**
+   * Runs one request: validates the tensors, waits for a slot, runs within the deadline.
+   * Written with `then` rather than as an async function: it is on every request's path, and
+   * each await would add a turn of promises.
+   */
+  infer(loaded: LoadedEndpoint, inputs: InputTensor[], outputNames?: string[], { binaryOutputs = null }: InferOptions = {}): Promise<Array<{ name: string; tensor: RawTensor }>> {
     const started = performance.now();
     const { spec } = loaded;
-    let outcome: Outcome = "error";
+    let wanted: string[];
+    let running: Promise<Record<string, RawTensor>>;
     try {
       const feeds = buildFeeds(spec.name, spec.signature, spec.settings, inputs);
-      const known = spec.signature.outputs.map((o) => o.name);
-      const wanted = outputNames?.length ? outputNames : known;
-      const unknown = wanted.find((n) => !known.includes(n));
-      if (unknown) throw new AppError("BAD_REQUEST", `Output "${unknown}" is not an output of endpoint ${spec.name}; it gives ${known.join(", ")}`);
-      const timeoutMs = spec.settings.timeoutMs ?? this.options.defaultTimeoutMs;
-      const result = await this.runWithinLimits(loaded, feeds, wanted, timeoutMs);
-      for (const n of wanted) if (!binaryOutputs?.has(n)) refuseNonFinite(spec.name, n, result[n], binaryOutputs !== null);
-      outcome = "success";
-      return wanted.map((n) => ({ name: n, tensor: result[n] }));
+      const known = spec.signature.outputs;
+      wanted = outputNames?.length ? outputNames : known.map((o) => o.name);
+      for (const n of wanted) {
+        if (!known.some((o) => o.name === n)) throw new AppError("BAD_REQUEST", `Output "${n}" is not an output of endpoint ${spec.name}; it gives ${known.map((o) => o.name).join(", ")}`);
+      }
+      running = this.runWithinLimits(loaded, feeds, wanted, spec.settings.timeoutMs ?? this.options.defaultTimeoutMs);
     } catch (error) {
-      outcome = error instanceof InferenceTimeoutError ? "timeout" : error instanceof AppError && error.code === "RATE_LIMITED" ? "rate_limited" : error instanceof AppError && error.code === "BAD_REQUEST" ? "bad_request" : "error";
-      throw error;
-    } finally {
-      const seconds = (performance.now() - started) / 1000;
-      this.metrics.observe(spec.orgId, spec.name, outcome, seconds);
-      this.onRequest?.(spec.id, outcome, seconds);
+      this.count(spec, started, error);
+      return Promise.reject(error);
     }
+    return running.then(
+      (result) => {
+        try {
+          for (const n of wanted) if (!binaryOutputs?.has(n)) refuseNonFinite(spec.name, n, result[n], binaryOutputs !== null);
+        } catch (error) {
+          this.count(spec, started, error);
+          throw error;
+        }
+        this.count(spec, started, null);
+        return wanted.map((n) => ({ name: n, tensor: result[n] }));
+      },
+      (error: unknown) => {
+        this.count(spec, started, error);
+        throw error;
+      },
+    );
+  }
+
+  /** Counts a finished request (metrics and the endpoint page's statistics): a success when `error` is null. */
+  private count(spec: ServableEndpoint, started: number, error: unknown): void {
+    const outcome: Outcome =
+      error === null ? "success" : error instanceof InferenceTimeoutError ? "timeout" : error instanceof AppError && error.code === "RATE_LIMITED" ? "rate_limited" : error instanceof AppError && error.code === "BAD_REQUEST" ? "bad_request" : "error";
+    const seconds = (performance.now() - started) / 1000;
+    this.metrics.observe(spec.orgId, spec.name, outcome, seconds);
+    this.onRequest?.(spec.id, outcome, seconds);
   }
 
   private runWithinLimits(loaded: LoadedEndpoint, feeds: Record<string, RawTensor>, outputs: string[], timeoutMs: number): Promise<Record<string, RawTensor>> {

@@ -64,22 +64,23 @@ export class InlineSession {
     return this.calibrationMs * Math.max(1, values / this.calibrationValues) <= INLINE_BUDGET_MS;
   }
 
-  async run(feeds: Record<string, RawTensor>, outputs: string[]): Promise<Record<string, RawTensor>> {
+  run(feeds: Record<string, RawTensor>, outputs: string[]): Promise<Record<string, RawTensor>> {
     const tensors: Record<string, ort.Tensor> = {};
     for (const name in feeds) {
       const f = feeds[name];
       tensors[name] = new ort.Tensor(f.type, f.data as never, f.dims);
     }
     const started = performance.now();
-    const result = await this.session.run(tensors, outputs);
-    if (performance.now() - started <= INLINE_GIVE_UP_MS) this.slowRuns = 0;
-    else if (++this.slowRuns >= INLINE_SLOW_RUNS) {
-      this.slowRuns = 0;
-      this.pausedUntil = performance.now() + INLINE_PAUSE_MS;
-    }
-    const out: Record<string, RawTensor> = {};
-    for (const name of outputs) out[name] = { type: result[name].type, data: result[name].data, dims: result[name].dims };
-    return out;
+    return this.session.run(tensors, outputs).then((result) => {
+      if (performance.now() - started <= INLINE_GIVE_UP_MS) this.slowRuns = 0;
+      else if (++this.slowRuns >= INLINE_SLOW_RUNS) {
+        this.slowRuns = 0;
+        this.pausedUntil = performance.now() + INLINE_PAUSE_MS;
+      }
+      const out: Record<string, RawTensor> = {};
+      for (const name of outputs) out[name] = { type: result[name].type, data: result[name].data, dims: result[name].dims };
+      return out;
+    });
   }
 
   async release(): Promise<void> {

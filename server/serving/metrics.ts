@@ -30,9 +30,7 @@ export class ServingMetrics {
     s.counts[outcome]++;
     s.sum += seconds;
     s.count++;
-    buckets.forEach((b, i) => {
-      if (seconds <= b) s.bucketCounts[i]++;
-    });
+    for (let i = buckets.length - 1; i >= 0 && seconds <= buckets[i]; i--) s.bucketCounts[i]++;
   }
 
   /**

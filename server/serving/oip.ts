@@ -91,9 +91,15 @@ export function isBinaryOutput(request: InferRequest, name: string): boolean {
   return typeof perOutput === "boolean" ? perOutput : request.parameters?.binary_data_output === true;
 }
 
-/** Of these outputs, the ones the client takes as raw bytes. */
-export function binaryOutputNames(request: InferRequest, names: string[]): Set<string> {
-  return new Set(names.filter((n) => isBinaryOutput(request, n)));
+const NO_OUTPUTS: ReadonlySet<string> = new Set();
+
+/** Of the model's outputs, the ones the client takes as raw bytes. */
+export function binaryOutputNames(request: InferRequest, outputs: ReadonlyArray<{ name: string }>): ReadonlySet<string> {
+  // Most requests ask for none: no set is built for them.
+  if (request.parameters?.binary_data_output !== true && !request.outputs?.some((o) => o.parameters?.binary_data === true)) return NO_OUTPUTS;
+  const names = new Set<string>();
+  for (const { name } of outputs) if (isBinaryOutput(request, name)) names.add(name);
+  return names;
 }
 
 /** The infer response: JSON, or a JSON header and raw tensors when any output is asked in binary. */
@@ -101,10 +107,11 @@ export function buildInferResponse(
   request: InferRequest,
   model: { name: string; version: string },
   outputs: Array<{ name: string; tensor: RawTensor }>,
+  binaryOutputs: ReadonlySet<string>,
 ): { headers: Record<string, string | number>; body: Buffer | string } {
   const binaries: Buffer[] = [];
   const described = outputs.map(({ name, tensor }) => {
-    if (!isBinaryOutput(request, name)) return toJsonTensor(name, tensor);
+    if (!binaryOutputs.has(name)) return toJsonTensor(name, tensor);
     const data = tensor.data as ArrayBufferView;
     const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     binaries.push(bytes);

@@ -30,8 +30,11 @@ export function toOipDatatype(ortType: string): string {
 
 /** OIP metadata shape: symbolic dimensions are -1. */
 export function toOipShape(shape: TensorSpec["shape"]): number[] {
-  return shape.map((d) => (typeof d === "number" && d >= 0 ? d : -1));
+  return shape.map(fixedSize);
 }
+
+/** A dimension as OIP metadata states it: its size, or -1 when symbolic. */
+const fixedSize = (d: TensorSpec["shape"][number]) => (typeof d === "number" && d >= 0 ? d : -1);
 
 export interface JsonTensor {
   name: string;
@@ -54,13 +57,12 @@ const isBig = (t: OrtType) => t === "int64" || t === "uint64";
 /** Checks a request's tensors against the model's signature and builds the feeds. */
 export function buildFeeds(endpointName: string, signature: { inputs: TensorSpec[] }, settings: EndpointSettings, inputs: InputTensor[]): Record<string, RawTensor> {
   const feeds: Record<string, RawTensor> = {};
-  const names = () => signature.inputs.map((s) => s.name).join(", ");
   // A symbolic dimension has one size per request, whichever inputs declare it: onnxruntime
   // would otherwise broadcast a size of 1 against it and answer as if nothing were wrong.
   const symbols = new Map<string, { input: string; axis: number; size: number }>();
   for (const input of inputs) {
     const spec = signature.inputs.find((s) => s.name === input.name);
-    if (!spec) throw bad(`Input "${input.name}" is not an input of endpoint ${endpointName}; it takes ${names()}`);
+    if (!spec) throw bad(`Input "${input.name}" is not an input of endpoint ${endpointName}; it takes ${inputNames(signature)}`);
     if (feeds[input.name]) throw bad(`Input "${input.name}" is given twice`);
     const ortType = oipToOrt[input.datatype as OipDatatype];
     if (!ortType) throw bad(`Input "${input.name}" has datatype "${input.datatype}", which is not one of ${Object.keys(oipToOrt).join(", ")}`);
@@ -81,20 +83,23 @@ export function buildFeeds(endpointName: string, signature: { inputs: TensorSpec
   }
   if (inputs.length < signature.inputs.length || signature.inputs.some((s) => !feeds[s.name])) {
     const missing = signature.inputs.filter((s) => !feeds[s.name]).map((s) => s.name);
-    throw bad(`Input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `"${m}"`).join(", ")} ${missing.length > 1 ? "are" : "is"} missing; endpoint ${endpointName} takes ${names()}`);
+    throw bad(`Input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `"${m}"`).join(", ")} ${missing.length > 1 ? "are" : "is"} missing; endpoint ${endpointName} takes ${inputNames(signature)}`);
   }
   return feeds;
 }
 
+const inputNames = (signature: { inputs: TensorSpec[] }) => signature.inputs.map((s) => s.name).join(", ");
+
 function checkShape(input: InputTensor, spec: TensorSpec, settings: EndpointSettings) {
   const shape = input.shape;
   if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) throw bad(`Input "${input.name}" needs a shape of non-negative whole numbers`);
-  const expected = toOipShape(spec.shape);
-  if (shape.length !== expected.length) throw bad(`Input "${input.name}" must have ${expected.length} dimensions [${expected.join(", ")}], not ${shape.length} [${shape.join(", ")}]`);
-  expected.forEach((d, i) => {
-    if (d !== -1 && shape[i] !== d) throw bad(`Input "${input.name}" must have size ${d} in dimension ${i}, not ${shape[i]} (expected [${expected.join(", ")}])`);
-  });
-  if (expected[0] === -1 && shape[0] > settings.maxBatch) throw bad(`Input "${input.name}" has a batch of ${shape[0]}; this endpoint takes at most ${settings.maxBatch} (its maxBatch setting)`);
+  const expected = spec.shape;
+  if (shape.length !== expected.length) throw bad(`Input "${input.name}" must have ${expected.length} dimensions [${toOipShape(expected).join(", ")}], not ${shape.length} [${shape.join(", ")}]`);
+  for (let i = 0; i < expected.length; i++) {
+    const d = fixedSize(expected[i]);
+    if (d !== -1 && shape[i] !== d) throw bad(`Input "${input.name}" must have size ${d} in dimension ${i}, not ${shape[i]} (expected [${toOipShape(expected).join(", ")}])`);
+  }
+  if (fixedSize(expected[0]) === -1 && shape[0] > settings.maxBatch) throw bad(`Input "${input.name}" has a batch of ${shape[0]}; this endpoint takes at most ${settings.maxBatch} (its maxBatch setting)`);
 }
 
 function bindSymbols(input: InputTensor, spec: TensorSpec, symbols: Map<string, { input: string; axis: number; size: number }>) {
