@@ -8,7 +8,8 @@ import pg from "pg";
 
 // `npx tsx bench/scale.ts` — the portal as a team runs it at scale, on this machine: two web
 // processes (scripts/web.ts on the production build) and two worker processes against one
-// Postgres, no sticky routing. Under load for BENCH_SECONDS (60):
+// Postgres, no sticky routing. Under load for BENCH_WARMUP_SECONDS (15), not measured, then
+// BENCH_SECONDS (60), measured:
 //   - BENCH_SUBSCRIBERS (200) clients hold the organisation's event stream (/api/events),
 //     half on each web process;
 //   - BENCH_JOBS_PER_S (50) jobs a second are queued (a one-step self-test each), as the API
@@ -16,9 +17,13 @@ import pg from "pg";
 // Measured: job pickup (a job's start minus its queueing, both the database's clock), event
 // delivery (a subscriber's receipt minus the event's time), jobs lost (queued but not
 // succeeded once the queue has drained), and the most Postgres connections seen at once.
+// The warm-up is the same load on processes just started (code compiled on first use, pools
+// opening): its delivery is printed as context, not judged — a portal runs for days, and what
+// its users see under load is the warm processes' figures.
 // The goals are absolute, so each row's reference is its goal and a ratio ≤ 1 meets it.
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 15);
 const SUBSCRIBERS = Number(process.env.BENCH_SUBSCRIBERS ?? 200);
 const JOBS_PER_S = Number(process.env.BENCH_JOBS_PER_S ?? 50);
 const DRAIN_TIMEOUT_MS = 120_000;
@@ -58,6 +63,13 @@ function startProcess(name: string, args: string[], env: NodeJS.ProcessEnv, read
   });
 }
 
+/** Delivery latencies of events timed before `measuredFrom` (the warm-up) and after. */
+interface Latencies {
+  measuredFrom: number;
+  warmup: number[];
+  measured: number[];
+}
+
 /**
  * One subscriber: reads the event stream and records, for every event, how long after its time
  * it arrived (taken as its bytes come off the socket). A plain `node:http` reader that scans the
@@ -65,7 +77,7 @@ function startProcess(name: string, args: string[], env: NodeJS.ProcessEnv, read
  * the portal on the same two cores, so the client's own parsing must cost next to nothing, or it
  * is what the delivery figure measures.
  */
-function subscribe(url: string, token: string, latencies: number[], signal: AbortSignal): Promise<void> {
+function subscribe(url: string, token: string, latencies: Latencies, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     const request = http.get(url, { headers: { authorization: `Bearer ${token}`, accept: "text/event-stream" }, signal }, (response) => {
       if (response.statusCode !== 200) {
@@ -83,7 +95,10 @@ function subscribe(url: string, token: string, latencies: number[], signal: Abor
         while ((end = buffered.indexOf("\n\n", start)) !== -1) {
           const kind = buffered.indexOf("event: job\n", start);
           const at = buffered.indexOf('"at":"', start);
-          if (kind !== -1 && kind < end && at !== -1 && at < end) latencies.push(now - Date.parse(buffered.slice(at + 6, buffered.indexOf('"', at + 6))));
+          if (kind !== -1 && kind < end && at !== -1 && at < end) {
+            const eventAt = Date.parse(buffered.slice(at + 6, buffered.indexOf('"', at + 6)));
+            (eventAt < latencies.measuredFrom ? latencies.warmup : latencies.measured).push(now - eventAt);
+          }
           start = end + 2;
         }
         buffered = buffered.slice(start);
@@ -112,7 +127,7 @@ async function main() {
 
     const { actor } = await createOrgWithMember(db, "owner");
     const { token } = await createApiToken(db, { actor, input: { name: "bench", scopes: ["read"] } });
-    const latencies: number[] = [];
+    const latencies: Latencies = { measuredFrom: Infinity, warmup: [], measured: [] };
     const streams = Array.from({ length: SUBSCRIBERS }, (_, i) => subscribe(`http://127.0.0.1:${ports[i % 2]}/api/events`, token, latencies, stop.signal));
     streams.forEach((s) => s.catch(() => {}));
     await sleep(2000); // every stream open and listening before the first job
@@ -130,18 +145,26 @@ async function main() {
     const backendPids = async () => (await monitor.query("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")).rows.map((r) => r.pid as number);
     const cpuOf = (pids: number[]) => pids.reduce((sum, pid) => sum + (fs.existsSync(`/proc/${pid}/stat`) ? processCpuSeconds(pid) : 0), 0);
     const cpuAtStart = new Map<number, number>();
-    for (const pid of await backendPids()) cpuAtStart.set(pid, cpuOf([pid]));
-    const cpuBefore = { web: cpuOf(webs.map((c) => c.pid!)), workers: cpuOf(workers.map((c) => c.pid!)), client: processCpuSeconds(), machine: busyCpuSeconds() };
+    let cpuBefore = { web: 0, workers: 0, client: 0, machine: 0 };
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
-    loopDelay.enable();
-    const loadStart = performance.now();
+    let loadStart = 0;
+    /** From the warm-up's end on: what the figures are measured over. */
+    const startMeasuring = async () => {
+      for (const pid of await backendPids()) cpuAtStart.set(pid, cpuOf([pid]));
+      cpuBefore = { web: cpuOf(webs.map((c) => c.pid!)), workers: cpuOf(workers.map((c) => c.pid!)), client: processCpuSeconds(), machine: busyCpuSeconds() };
+      loopDelay.enable();
+      loadStart = performance.now();
+      latencies.measuredFrom = Date.now();
+    };
 
-    console.error(`Queueing ${JOBS_PER_S} jobs/s for ${SECONDS} s, ${SUBSCRIBERS} subscribers on 2 web processes, 2 workers…`);
+    console.error(`Queueing ${JOBS_PER_S} jobs/s for ${WARMUP_SECONDS} s of warm-up, then ${SECONDS} s measured; ${SUBSCRIBERS} subscribers on 2 web processes, 2 workers…`);
     const jobIds: string[] = [];
     const start = performance.now();
-    const total = SECONDS * JOBS_PER_S;
+    const warmupJobs = WARMUP_SECONDS * JOBS_PER_S;
+    const total = warmupJobs + SECONDS * JOBS_PER_S;
     const queueing: Promise<void>[] = [];
     for (let i = 0; i < total; i++) {
+      if (i === warmupJobs) await startMeasuring();
       const due = start + (i * 1000) / JOBS_PER_S;
       const wait = due - performance.now();
       if (wait > 0) await sleep(wait);
@@ -171,20 +194,25 @@ async function main() {
     };
 
     const rows = await db.job.findMany({ where: { id: { in: jobIds } }, select: { status: true, createdAt: true, startedAt: true } });
-    const pickups = rows.filter((r) => r.startedAt).map((r) => r.startedAt!.getTime() - r.createdAt.getTime());
+    // Jobs queued after the warm-up (the database's clock and this one are the machine's).
+    const pickups = rows.filter((r) => r.startedAt && r.createdAt.getTime() >= latencies.measuredFrom).map((r) => r.startedAt!.getTime() - r.createdAt.getTime());
     const lost = total - rows.filter((r) => r.status === "succeeded").length;
-    const eventsPerSubscriber = latencies.length / SUBSCRIBERS;
-    const eventsWritten = await db.jobEvent.count({ where: { orgId: actor.orgId } });
-    console.error(`Queued ${total} jobs in ${queuedFor.toFixed(1)} s; ${rows.length} rows, ${lost} not succeeded; ${latencies.length} events delivered (${eventsPerSubscriber.toFixed(0)} per subscriber)`);
+    const delivered = latencies.warmup.length + latencies.measured.length;
+    // Of the events timed after the warm-up (a stream opened without Last-Event-ID starts from
+    // the moment it opens, and on processes just started some open after the first events).
+    const eventsPerSubscriber = latencies.measured.length / SUBSCRIBERS;
+    const eventsWritten = await db.jobEvent.count({ where: { orgId: actor.orgId, at: { gte: new Date(latencies.measuredFrom) } } });
+    console.error(`Queued ${total} jobs in ${queuedFor.toFixed(1)} s; ${rows.length} rows, ${lost} not succeeded; ${delivered} events delivered (${eventsPerSubscriber.toFixed(0)} per subscriber)`);
 
     printResults("scale", [
       compare(`job pickup p99 (${JOBS_PER_S} jobs/s, 2 workers)`, percentile(pickups, 99), 50, "ms", "≤ 50 ms"),
       compare("job pickup p50", percentile(pickups, 50), 50, "ms", "context: the median"),
-      compare(`event delivery p99 (${SUBSCRIBERS} subscribers, 2 web processes)`, percentile(latencies, 99), 200, "ms", "≤ 200 ms"),
-      compare("event delivery p50", percentile(latencies, 50), 200, "ms", "context: the median"),
+      compare(`event delivery p99 (${SUBSCRIBERS} subscribers, 2 web processes)`, percentile(latencies.measured, 99), 200, "ms", "≤ 200 ms"),
+      compare("event delivery p50", percentile(latencies.measured, 50), 200, "ms", "context: the median"),
+      compare(`event delivery p99 in the first ${WARMUP_SECONDS} s`, percentile(latencies.warmup, 99), 200, "ms", "context: processes just started, not measured"),
       compare("jobs lost", lost, 0, "jobs", "= 0"),
       compare("Postgres connections, most at once", maxConnections, 60, "connections", "≤ 60"),
-      compare("events each subscriber received vs events written", eventsPerSubscriber, eventsWritten, "events", "context: 1× means no subscriber missed one"),
+      compare("events each subscriber received vs events written, after the warm-up", eventsPerSubscriber, eventsWritten, "events", "context: 1× means no subscriber missed one"),
       compare("CPU, the two web processes", cpu.web, os.availableParallelism(), "cores", "context: cores busy on average under load, of the machine's"),
       compare("CPU, the two workers", cpu.workers, os.availableParallelism(), "cores", "context: cores busy on average under load, of the machine's"),
       compare("CPU, Postgres (this database's backends)", cpu.postgres, os.availableParallelism(), "cores", "context: cores busy on average under load, of the machine's"),

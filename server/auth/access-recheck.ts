@@ -38,7 +38,9 @@ export class AccessRecheck {
   /** Asks again when due; throws FORBIDDEN, saying why, when the caller lost access. */
   async check(): Promise<void> {
     if (!this.opts.whyNotAllowed || Date.now() < this.dueAt) return;
-    this.dueAt = Date.now() + (this.opts.everyMs ?? LIVE_ACCESS_EVERY_MS);
+    // Each next check comes a little earlier or later (±20 %): streams opened together (every
+    // client reconnecting after a restart) do not all ask the database in the same instant.
+    this.dueAt = Date.now() + (this.opts.everyMs ?? LIVE_ACCESS_EVERY_MS) * (0.8 + 0.4 * Math.random());
     const why = await this.opts.whyNotAllowed();
     if (why) throw new AppError("FORBIDDEN", `${this.opts.what} stopped: ${why}`);
   }

@@ -120,6 +120,24 @@ describe("model server", () => {
     y.forEach((row, i) => row.forEach((v, j) => expect(Math.abs(v - expected[i][j])).toBeLessThan(1e-5)));
   });
 
+  it("reads the inference route's every spelling: a version, a query, percent-encoding, extra slashes; a bad encoding is 400", async () => {
+    const body = { inputs: [{ name: "x", shape: [1, 4], datatype: "FP32", data: [0.1, 0.2, 0.3, 0.4] }] };
+    const expected = (await call("POST", "/v2/models/mlp/infer", body)).body.outputs[0].data;
+    for (const path of ["/v2/models/mlp/versions/1/infer", "/v2/models/mlp/infer?trace=1", "/v2/models/%6dlp/infer", "//v2/models/mlp//infer", "/v2/models/mlp/versions/%31/infer"]) {
+      const answer = await call("POST", path, body);
+      expect({ path, status: answer.status }).toEqual({ path, status: 200 });
+      expect(answer.body.outputs[0].data).toEqual(expected);
+    }
+    const otherVersion = await call("POST", "/v2/models/mlp/versions/7/infer", body);
+    expect(otherVersion.status).toBe(404);
+    expect(otherVersion.body.error).toContain("serves version 1, not version 7");
+    const badEncoding = await call("POST", "/v2/models/ml%zz/infer", body);
+    expect(badEncoding.status).toBe(400);
+    expect(badEncoding.body.error).toContain("not validly percent-encoded");
+    expect((await call("POST", "/v2/models/nothing-here/infer", body)).status).toBe(404);
+    expect((await call("POST", "/v2/models/mlp/infer", body, null)).status).toBe(401);
+  });
+
   it("takes two inputs", async () => {
     const { status, body } = await call("POST", "/v2/models/two/infer", {
       inputs: [
