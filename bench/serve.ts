@@ -16,7 +16,7 @@ import { createLocalBlobStore } from "../server/storage/local-blob-store";
 import { createEndpointInput } from "../server/serving/endpoints.schemas";
 import { createEndpoint } from "../server/serving/endpoints.service";
 import type { Signature } from "../server/models/validation.schemas";
-import { compare, percentile, printResults, type BenchResult } from "./lib/stats";
+import { compare, percentile, printResults, processCpuSeconds, type BenchResult } from "./lib/stats";
 
 // `npx tsx bench/serve.ts` — the model server against the thinnest server around the same runtime:
 //   reference: bench/lib/thin-oip-server.ts — node:http, parse the OIP JSON body, one
@@ -44,13 +44,6 @@ interface Figures {
   /** CPU microseconds the server process spent per request (all its threads), when it was measured. */
   cpuUs?: number;
 }
-
-/** CPU milliseconds a process has used so far (user and system, all threads), from /proc. */
-function cpuMsOf(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * (1000 / CLOCK_TICKS);
-}
-const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
 
 /** The raw session loop, `concurrency` callers sharing it, for RAW_MS after a warm-up. */
 async function measureRaw(concurrency: number, once: () => Promise<unknown>): Promise<Figures> {
@@ -88,7 +81,7 @@ const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 }
 
 /** One wrk run: throughput, latency percentiles and the server's CPU per request; any non-2xx answer or socket error fails the benchmark. */
 function runWrk(script: string, url: string, concurrency: number, serverPid: number): Figures {
-  const cpuBefore = cpuMsOf(serverPid);
+  const cpuBefore = processCpuSeconds(serverPid);
   const out = execFileSync("wrk", ["-t1", `-c${concurrency}`, `-d${SCENARIO_S}s`, "--latency", "-s", script, url], { encoding: "utf8" });
   if (/Non-2xx or 3xx responses|Socket errors/.test(out)) throw new Error(`wrk saw failed requests against ${url}:\n${out}`);
   const latency = (p: string) => {
@@ -99,7 +92,7 @@ function runWrk(script: string, url: string, concurrency: number, serverPid: num
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
   if (!rps) throw new Error(`wrk printed no Requests/sec:\n${out}`);
   const requests = /(\d+) requests in/.exec(out);
-  const cpuUs = requests ? ((cpuMsOf(serverPid) - cpuBefore) * 1000) / Number(requests[1]) : undefined;
+  const cpuUs = requests ? ((processCpuSeconds(serverPid) - cpuBefore) * 1e6) / Number(requests[1]) : undefined;
   return { p50: latency("50"), p99: latency("99"), rps: Number(rps[1]), cpuUs };
 }
 

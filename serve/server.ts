@@ -248,7 +248,6 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
     });
   }
 
-
   async function readJson(req: http.IncomingMessage): Promise<unknown> {
     const body = await readBody(req);
     try {
@@ -300,12 +299,7 @@ export function createModelServer({ db, engine, internalSecret, pollMs = 2_000, 
     const target = req.url ?? "/";
     const query = target.indexOf("?");
     const url = { pathname: query === -1 ? target : target.slice(0, query) };
-    let parts: string[];
-    try {
-      parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
-    } catch {
-      throw new AppError("BAD_REQUEST", `The path ${url.pathname} is not validly percent-encoded`);
-    }
+    const parts = url.pathname.split("/").filter(Boolean).map(decodeSegment);
     const method = req.method ?? "GET";
     const send = (status: number, body: unknown, type = "application/json", headers: Record<string, string> = {}) => {
       const text = type === "application/json" ? JSON.stringify(body) : String(body);
@@ -449,7 +443,7 @@ function decodeSegment(segment: string): string {
 
 /** Whether the request comes from the portal (a short-lived `gti_` token: the endpoint page's Try it). */
 function isPortalCall(req: http.IncomingMessage): boolean {
-  return (req.headers.authorization ?? "").replace(/^Bearer\s+/i, "").startsWith(INTERNAL_TOKEN_PREFIX);
+  return BEARER.exec(req.headers.authorization ?? "")?.[1].startsWith(INTERNAL_TOKEN_PREFIX) === true;
 }
 
 /** Compares two secrets in time that does not depend on where they differ. */

@@ -86,7 +86,7 @@ export function parseInferRequest(body: Buffer, headerLength: string | string[] 
 }
 
 /** Whether the client asked for this output as raw bytes (its own binary_data wins over the request's). */
-export function isBinaryOutput(request: InferRequest, name: string): boolean {
+function isBinaryOutput(request: InferRequest, name: string): boolean {
   const perOutput = request.outputs?.find((o) => o.name === name)?.parameters?.binary_data;
   return typeof perOutput === "boolean" ? perOutput : request.parameters?.binary_data_output === true;
 }
