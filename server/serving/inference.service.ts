@@ -4,13 +4,14 @@ import type { ServableEndpoint } from "./endpoints.schemas";
 import { describeOrtError } from "../models/ort-errors";
 import { buildFeeds, type InputTensor } from "./tensors";
 import { ServingMetrics, type Outcome } from "./metrics";
-import { SessionPool, type RawTensor } from "./session-pool";
+import { SessionPool, SessionStartError, type RawTensor } from "./session-pool";
 import { InlineSession } from "./inline-session";
 import { LoadSlots } from "./load-slots";
 
-// The inference engine of the model server: per endpoint, a pool of `concurrency` onnxruntime
-// sessions on worker threads (session-worker.mjs says why), plus one on the main thread for
-// small requests to quick models (inline-session.ts says when), a bounded queue in front, a
+// The inference engine of the model server: per endpoint, a pool of up to `concurrency`
+// onnxruntime sessions on worker threads (session-worker.mjs says why), plus one on the main
+// thread for small requests to quick models (inline-session.ts says when; the workers of such an
+// endpoint start only as the overflow needs them), a bounded queue in front, a
 // deadline per request, and hot swaps that replace a pool only once its successor has loaded.
 // A request past its deadline is answered at once; its run finishes on its worker, which
 // stays busy until then (onnxruntime cannot interrupt a run).
@@ -57,6 +58,12 @@ export interface InferenceEngineOptions {
   inline?: boolean;
   /** Endpoints loaded at once, per lane (small models, large models); 2 by default. */
   loadConcurrency?: number;
+}
+
+/** A failed run, for the client: the model's refusal (400), or a worker that could not start (503). */
+function runError(name: string, error: unknown): AppError {
+  if (error instanceof SessionStartError) return new EndpointUnavailableError(`Endpoint ${name} could not start another session for this request (${error.message}); retry in a few seconds`, LOADING_RETRY_AFTER_SECONDS);
+  return new AppError("BAD_REQUEST", `The model rejected the request: ${describeOrtError(error)}`);
 }
 
 const keyOf = (orgId: string, name: string) => `${orgId}/${name}`;
@@ -168,10 +175,18 @@ export class InferenceEngine {
 
   private async load(spec: ServableEndpoint): Promise<{ pool: SessionPool; inline: InlineSession | null }> {
     const bytes = await this.options.readModel(spec.sha256);
-    const pool = await SessionPool.create(bytes, { size: spec.settings.concurrency, threads: spec.settings.threads });
-    if (this.options.inline === false) return { pool, inline: null };
-    const inline = await InlineSession.createIfQuick(bytes, spec.signature, spec.settings.threads, pool).catch(() => null);
-    return { pool, inline };
+    // One worker first: it times the model for the main-thread session.
+    const pool = await SessionPool.create(bytes, { size: spec.settings.concurrency, threads: spec.settings.threads, start: 1 });
+    try {
+      const inline = this.options.inline === false ? null : await InlineSession.createIfQuick(bytes, spec.signature, spec.settings.threads, pool).catch(() => null);
+      // Without a main-thread session the workers take every request, so all of them load now;
+      // with one, they take only the overflow (a larger batch, a paused session) and start as needed.
+      if (!inline) await pool.fill();
+      return { pool, inline };
+    } catch (error) {
+      await pool.release();
+      throw error;
+    }
   }
 
   /**
@@ -284,7 +299,7 @@ export class InferenceEngine {
         const runner = loaded.inline?.takes(feeds) ? loaded.inline : loaded.pool;
         runner
           .run(feeds, outputs)
-          .then((r) => !isSettled && resolve(r), (e: unknown) => !isSettled && reject(new AppError("BAD_REQUEST", `The model rejected the request: ${describeOrtError(e)}`)))
+          .then((r) => !isSettled && resolve(r), (e: unknown) => !isSettled && reject(runError(name, e)))
           .finally(() => {
             isSettled = true;
             clearTimeout(timer);

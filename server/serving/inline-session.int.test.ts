@@ -57,9 +57,29 @@ describe("main-thread sessions for quick models", () => {
     }
   });
 
-  it("keeps a slow model on workers only, and can be turned off", async () => {
-    const engine = await engineWith([spec("slow")]);
+  it("starts a quick model's workers only as large requests need them, up to its concurrency", async () => {
+    const engine = await engineWith([spec("mlp", { concurrency: 3 })]);
+    const loaded = engine.find("org", "mlp");
+    expect(loaded.inline).not.toBeNull();
+    expect(loaded.pool.started).toBe(1); // the one that timed the model
+    const tensor = (x: number[][]) => [{ name: "x", shape: [x.length, 4], datatype: "FP32", data: x.flat() }];
+    for (let i = 0; i < 3; i++) await engine.infer(loaded, tensor(rows(2)));
+    expect(loaded.pool.started).toBe(1); // small requests run on the main thread
+    const large = [rows(20_000), rows(20_001), rows(20_002)];
+    const answers = await Promise.all(large.map((x) => engine.infer(loaded, tensor(x))));
+    expect(loaded.pool.started).toBeGreaterThanOrEqual(2);
+    expect(loaded.pool.started).toBeLessThanOrEqual(3);
+    answers.forEach(([{ tensor: y }], i) => {
+      expect(y.dims).toEqual([large[i].length, 3]);
+      const expected = runMlpInJs(large[i].slice(-1))[0];
+      Array.from((y.data as Float32Array).slice(-3)).forEach((v, j) => expect(Math.abs(v - expected[j])).toBeLessThan(1e-5));
+    });
+  });
+
+  it("keeps a slow model on workers only, all of them started up front, and can be turned off", async () => {
+    const engine = await engineWith([spec("slow", { concurrency: 3 })]);
     expect(engine.find("org", "slow").inline).toBeNull();
+    expect(engine.find("org", "slow").pool.started).toBe(3);
     const off = await engineWith([spec("mlp")], { inline: false });
     const loaded = off.find("org", "mlp");
     expect(loaded.inline).toBeNull();

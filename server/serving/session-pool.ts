@@ -1,7 +1,10 @@
 import { Worker } from "node:worker_threads";
 import type * as ort from "onnxruntime-node";
 
-// A fixed set of worker threads holding one session each: `size` requests run at once.
+// Worker threads holding one session each: up to `size` requests run at once. The workers
+// start together (`create`, then `fill`) or one by one as runs find none idle: an endpoint whose
+// requests run on the main thread (inline-session.ts) needs its workers only for the overflow,
+// and idle threads each holding a session still cost memory and slow the main thread a little.
 
 export interface RawTensor {
   type: ort.Tensor.Type;
@@ -38,22 +41,47 @@ const workerUrl = new URL("./session-worker.mjs", import.meta.url);
 
 export class SessionPool {
   private readonly idle: Slot[];
+  private readonly starting = new Set<Promise<Slot>>();
   private nextId = 1;
+  private isReleased = false;
+  /** The model's bytes, kept while workers may still start. */
+  private bytes: Uint8Array | null;
 
-  private constructor(private readonly slots: Slot[]) {
+  private constructor(
+    private readonly slots: Slot[],
+    bytes: Uint8Array,
+    private readonly size: number,
+    private readonly threads: number,
+  ) {
     this.idle = [...slots];
+    this.bytes = slots.length < size ? bytes : null;
   }
 
-  /** Starts `size` workers and loads the model in each; rejects with onnxruntime's reason when it cannot. */
-  static async create(bytes: Uint8Array, { size, threads }: { size: number; threads: number }): Promise<SessionPool> {
-    const started = Array.from({ length: size }, () => startSlot(bytes, threads));
-    const results = await Promise.allSettled(started);
+  /**
+   * Starts `start` workers (all `size` by default) and loads the model in each; rejects with
+   * onnxruntime's reason when it cannot. The others start when runs need them, or on `fill`.
+   */
+  static async create(bytes: Uint8Array, { size, threads, start = size }: { size: number; threads: number; start?: number }): Promise<SessionPool> {
+    const started = await startAll(bytes, threads, Math.max(1, Math.min(start, size)));
+    return new SessionPool(started, bytes, size, threads);
+  }
+
+  /** Workers loaded so far. */
+  get started(): number {
+    return this.slots.length;
+  }
+
+  /** Starts every worker not started yet; rejects (keeping the ones loaded) when one cannot load. */
+  async fill(): Promise<void> {
+    const missing = this.size - this.slots.length - this.starting.size;
+    if (missing <= 0 || !this.bytes) return;
+    const starts = Array.from({ length: missing }, () => startSlot(this.bytes!, this.threads));
+    for (const start of starts) this.starting.add(start);
+    const results = await Promise.allSettled(starts);
+    for (const start of starts) this.starting.delete(start);
+    this.adopt(results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : [])));
     const failed = results.find((r) => r.status === "rejected");
-    if (failed) {
-      await Promise.all(results.map((r) => (r.status === "fulfilled" ? r.value.worker.terminate() : null)));
-      throw (failed as PromiseRejectedResult).reason;
-    }
-    return new SessionPool(results.map((r) => (r as PromiseFulfilledResult<Slot>).value));
+    if (failed) throw (failed as PromiseRejectedResult).reason;
   }
 
   get hasIdle(): boolean {
@@ -65,8 +93,7 @@ export class SessionPool {
    * transferred to the worker: the caller must not use them afterwards.
    */
   async run(feeds: Record<string, RawTensor>, outputs: string[]): Promise<Record<string, RawTensor>> {
-    const slot = this.idle.pop();
-    if (!slot) throw new Error("No idle session");
+    const slot = this.idle.pop() ?? (await this.grow());
     const id = this.nextId++;
     try {
       return await new Promise<Record<string, RawTensor>>((resolve, reject) => {
@@ -76,6 +103,39 @@ export class SessionPool {
     } finally {
       this.idle.push(slot);
     }
+  }
+
+  /** One more worker, for a run that found none idle (the caller keeps to `size` runs at once). */
+  private async grow(): Promise<Slot> {
+    if (this.isReleased) throw new Error("The endpoint's sessions have been released");
+    if (!this.bytes || this.slots.length + this.starting.size >= this.size) throw new Error("No idle session");
+    const starting = startSlot(this.bytes, this.threads);
+    this.starting.add(starting);
+    try {
+      const slot = await starting;
+      this.slots.push(slot);
+      if (this.slots.length >= this.size) this.bytes = null;
+      if (this.isReleased) {
+        void stopSlot(slot);
+        throw new Error("The endpoint's sessions have been released");
+      }
+      return slot; // this run's, so not idle
+    } catch (error) {
+      if (this.isReleased) throw error;
+      throw error instanceof SessionStartError ? error : new SessionStartError(error instanceof Error ? error.message : String(error));
+    } finally {
+      this.starting.delete(starting);
+    }
+  }
+
+  /** Loaded workers join the pool, idle; after a release they are stopped at once. */
+  private adopt(started: Slot[]): void {
+    for (const slot of started) {
+      this.slots.push(slot);
+      this.idle.push(slot);
+      if (this.isReleased) void stopSlot(slot);
+    }
+    if (this.slots.length >= this.size) this.bytes = null;
   }
 
   /**
@@ -93,18 +153,40 @@ export class SessionPool {
 
   /** Releases every session (`session.release()`) and stops the workers. */
   async release(): Promise<void> {
-    await Promise.all(
-      this.slots.map(async (slot) => {
-        const released = new Promise<void>((resolve) => {
-          slot.worker.once("message", () => resolve());
-          slot.worker.once("exit", () => resolve());
-        });
-        slot.worker.postMessage({ type: "release" });
-        await Promise.race([released, new Promise((r) => setTimeout(r, 2_000).unref())]);
-        await slot.worker.terminate();
-      }),
-    );
+    this.isReleased = true;
+    this.bytes = null;
+    // Workers still loading are stopped as they finish (adopt).
+    await Promise.all([...this.slots.map(stopSlot), ...[...this.starting].map((s) => s.catch(() => {}))]);
   }
+}
+
+/** A worker that could not start when a run needed it (the model loaded before: the machine, most likely). */
+export class SessionStartError extends Error {
+  constructor(reason: string) {
+    super(`Another session of the model could not be started: ${reason}`);
+  }
+}
+
+/** Releases a worker's session and stops the worker. */
+async function stopSlot(slot: Slot): Promise<void> {
+  const released = new Promise<void>((resolve) => {
+    slot.worker.once("message", () => resolve());
+    slot.worker.once("exit", () => resolve());
+  });
+  slot.worker.postMessage({ type: "release" });
+  await Promise.race([released, new Promise((r) => setTimeout(r, 2_000).unref())]);
+  await slot.worker.terminate();
+}
+
+/** `count` workers loading the model together; when one fails, the others are stopped and its reason thrown. */
+async function startAll(bytes: Uint8Array, threads: number, count: number): Promise<Slot[]> {
+  const results = await Promise.allSettled(Array.from({ length: count }, () => startSlot(bytes, threads)));
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed) {
+    await Promise.all(results.map((r) => (r.status === "fulfilled" ? r.value.worker.terminate() : null)));
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  return results.map((r) => (r as PromiseFulfilledResult<Slot>).value);
 }
 
 function startSlot(bytes: Uint8Array, threads: number): Promise<Slot> {
