@@ -1,3 +1,4 @@
+import fs from "node:fs/promises";
 import type { z } from "zod";
 import type { Db } from "../db";
 import type { BlobStore } from "../storage/blob-store";
@@ -7,6 +8,8 @@ import { hasRole } from "../auth/roles";
 import { compatTrainingStatus } from "../training/compat.service";
 import { effectiveEpisodeStatus, getIngestStatus, registerRawEpisode } from "../datasets/ingest.service";
 import { handsOverRawEpisodes } from "../datasets/raw-files";
+import { rawEpisodeDir } from "../datasets/datasets.schemas";
+import { env } from "../env";
 import { arrivedEpisodeUpload, releaseEpisodeUpload } from "./bucket-upload-store";
 import type { agentSessionSchema, compatStatusSchema, compatUploadCompleteInput, completeEpisodeInput, completeEpisodeOutput, episodeStateQuery, episodeStateSchema } from "./edge.schemas";
 
@@ -44,11 +47,24 @@ export async function completeEpisode(db: Db, { actor, input, blobs }: { actor: 
 
 /** The earlier clients' `POST /edge/upload-complete`, after rsync put the frames in place. */
 export async function completeCompatUpload(db: Db, { actor, input, blobs }: { actor: OrgActor; input: z.output<typeof compatUploadCompleteInput>; blobs: BlobStore }): Promise<{ status: "encoding"; message: string; job_id: string | null }> {
-  const result = await registerRawEpisode(db, { orgId: actor.orgId, createdById: actor.userId, repoId: input.repo_id, episodeIndex: input.episode_index, task: input.task, fps: input.fps, mode: "edge", blobs });
+  const result = await registerRawEpisode(db, { orgId: actor.orgId, createdById: actor.userId, repoId: input.repo_id, episodeIndex: input.episode_index, task: input.task, fps: input.fps, mode: "edge", blobs }).catch(async (error: unknown) => {
+    // Nothing of the repo on this machine: most often the frames went to another machine's folder.
+    if (error instanceof AppError && error.code === "BAD_REQUEST" && !(await isFolder(rawEpisodeDir(env(), actor.orgId, input.repo_id)))) {
+      throw new AppError(
+        "BAD_REQUEST",
+        `Nothing of ${input.repo_id} has arrived in this portal machine's upload folder (EDGE_UPLOAD_DIR/<organisation>/${input.repo_id}); rsync the episode's frames there before calling upload-complete. With several web machines behind one address, EDGE_UPLOAD_DIR must be one folder they all mount (docs/deploy.md)`,
+      );
+    }
+    throw error;
+  });
   const message = result.alreadyRegistered
     ? `Episode ${input.episode_index} of ${input.repo_id} was already registered; nothing new to encode`
     : `Episode ${input.episode_index} of ${input.repo_id} is queued for encoding`;
   return { status: "encoding", message, job_id: result.jobId };
+}
+
+async function isFolder(dir: string): Promise<boolean> {
+  return fs.stat(dir).then((s) => s.isDirectory(), () => false);
 }
 
 /** `GET /edge/status/{repo_id}` in the earlier shape. It carries no credential of any kind. */
