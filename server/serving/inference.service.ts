@@ -225,30 +225,38 @@ export class InferenceEngine {
     const started = performance.now();
     const { spec } = loaded;
     let wanted: string[];
-    let running: Promise<Record<string, RawTensor>>;
+    let feeds: Record<string, RawTensor>;
     try {
-      const feeds = buildFeeds(spec.name, spec.signature, spec.settings, inputs);
+      feeds = buildFeeds(spec.name, spec.signature, spec.settings, inputs);
       const known = spec.signature.outputs;
       wanted = outputNames?.length ? outputNames : known.map((o) => o.name);
       for (const n of wanted) {
         if (!known.some((o) => o.name === n)) throw new AppError("BAD_REQUEST", `Output "${n}" is not an output of endpoint ${spec.name}; it gives ${known.map((o) => o.name).join(", ")}`);
       }
-      running = this.runWithinLimits(loaded, feeds, wanted, spec.settings.timeoutMs ?? this.options.defaultTimeoutMs);
     } catch (error) {
       this.count(spec, started, error);
       return Promise.reject(error);
     }
-    return running.then(
-      (result) => {
-        try {
-          for (const n of wanted) if (!binaryOutputs?.has(n)) refuseNonFinite(spec.name, n, result[n], binaryOutputs !== null);
-        } catch (error) {
-          this.count(spec, started, error);
-          throw error;
-        }
-        this.count(spec, started, null);
-        return wanted.map((n) => ({ name: n, tensor: result[n] }));
-      },
+    if (loaded.active < spec.settings.concurrency && loaded.inline?.takes(feeds)) {
+      // The main-thread session runs in one turn of the event loop, shortly after this: no
+      // deadline could fire before it ends, so none is set (a timer per request costs), and
+      // the answer is checked in the same step that ends the run.
+      loaded.active++;
+      return loaded.inline.run(feeds, wanted).then(
+        (result) => {
+          this.finishRun(loaded);
+          return this.settle(spec, started, wanted, result, binaryOutputs);
+        },
+        (error: unknown) => {
+          this.finishRun(loaded);
+          const refused = runError(spec.name, error);
+          this.count(spec, started, refused);
+          throw refused;
+        },
+      );
+    }
+    return this.runQueued(loaded, feeds, wanted, spec.settings.timeoutMs ?? this.options.defaultTimeoutMs).then(
+      (result) => this.settle(spec, started, wanted, result, binaryOutputs),
       (error: unknown) => {
         this.count(spec, started, error);
         throw error;
@@ -256,33 +264,31 @@ export class InferenceEngine {
     );
   }
 
+  /** A run's outputs, in the order asked, once every one the client takes as JSON is finite; the request is counted. */
+  private settle(spec: ServableEndpoint, started: number, wanted: string[], result: Record<string, RawTensor>, binaryOutputs: ReadonlySet<string> | null): Array<{ name: string; tensor: RawTensor }> {
+    try {
+      for (const n of wanted) if (!binaryOutputs?.has(n)) refuseNonFinite(spec.name, n, result[n], binaryOutputs !== null);
+    } catch (error) {
+      this.count(spec, started, error);
+      throw error;
+    }
+    this.count(spec, started, null);
+    return wanted.map((n) => ({ name: n, tensor: result[n] }));
+  }
+
   /** Counts a finished request (metrics and the endpoint page's statistics): a success when `error` is null. */
   private count(spec: ServableEndpoint, started: number, error: unknown): void {
     const outcome: Outcome =
       error === null ? "success" : error instanceof InferenceTimeoutError ? "timeout" : error instanceof AppError && error.code === "RATE_LIMITED" ? "rate_limited" : error instanceof AppError && error.code === "BAD_REQUEST" ? "bad_request" : "error";
     const seconds = (performance.now() - started) / 1000;
-    this.metrics.observe(spec.orgId, spec.name, outcome, seconds);
+    this.metrics.observe(spec, outcome, seconds);
     this.onRequest?.(spec.id, outcome, seconds);
   }
 
-  private runWithinLimits(loaded: LoadedEndpoint, feeds: Record<string, RawTensor>, outputs: string[], timeoutMs: number): Promise<Record<string, RawTensor>> {
+  /** A run on a worker (or on the main thread once a slot frees), waiting in the queue for a slot, within the deadline. */
+  private runQueued(loaded: LoadedEndpoint, feeds: Record<string, RawTensor>, outputs: string[], timeoutMs: number): Promise<Record<string, RawTensor>> {
     const { concurrency, maxQueue } = loaded.spec.settings;
     const name = loaded.spec.name;
-    if (loaded.active < concurrency && loaded.inline?.takes(feeds)) {
-      // The main-thread session runs in one turn of the event loop, shortly after this: no
-      // deadline could fire before it ends, so none is set (a timer per request costs).
-      loaded.active++;
-      return loaded.inline.run(feeds, outputs).then(
-        (result) => {
-          this.finishRun(loaded);
-          return result;
-        },
-        (error: unknown) => {
-          this.finishRun(loaded);
-          throw new AppError("BAD_REQUEST", `The model rejected the request: ${describeOrtError(error)}`);
-        },
-      );
-    }
     if (loaded.active >= concurrency && loaded.queue.length >= maxQueue) {
       return Promise.reject(new AppError("RATE_LIMITED", `Endpoint ${name} is busy: ${loaded.active} requests are running and ${loaded.queue.length} waiting (its concurrency and maxQueue settings); retry shortly`));
     }

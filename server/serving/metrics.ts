@@ -18,14 +18,21 @@ interface Series {
 const escape = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 
 export class ServingMetrics {
+  /** By organisation and endpoint name: the series' labels. */
   private readonly series = new Map<string, Series>();
+  /** The same series by endpoint id, so a request finds its own without building a key. */
+  private readonly byEndpoint = new Map<string, Series>();
 
-  observe(orgId: string, name: string, outcome: Outcome, seconds: number): void {
-    const key = `${orgId}/${name}`;
-    let s = this.series.get(key);
-    if (!s) {
-      s = { orgId, name, counts: { success: 0, bad_request: 0, rate_limited: 0, timeout: 0, error: 0 }, bucketCounts: buckets.map(() => 0), sum: 0, count: 0 };
-      this.series.set(key, s);
+  observe(endpoint: { id: string; orgId: string; name: string }, outcome: Outcome, seconds: number): void {
+    let s = this.byEndpoint.get(endpoint.id);
+    if (s === undefined || s.name !== endpoint.name || s.orgId !== endpoint.orgId) {
+      const key = `${endpoint.orgId}/${endpoint.name}`;
+      s = this.series.get(key);
+      if (!s) {
+        s = { orgId: endpoint.orgId, name: endpoint.name, counts: { success: 0, bad_request: 0, rate_limited: 0, timeout: 0, error: 0 }, bucketCounts: buckets.map(() => 0), sum: 0, count: 0 };
+        this.series.set(key, s);
+      }
+      this.byEndpoint.set(endpoint.id, s);
     }
     s.counts[outcome]++;
     s.sum += seconds;

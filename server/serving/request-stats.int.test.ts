@@ -131,6 +131,26 @@ describe("endpoint request statistics", () => {
     expect((await getEndpointRequestStats(db, { actor: owner, endpointId: endpoint.id })).lastRequestAt).toEqual(minute);
   });
 
+  it("counts each request in its own minute, whichever minute the one before it fell in, and after a flush", async () => {
+    const endpoint = await deployMlp(owner, "minutes");
+    const recorder = new RequestStatsRecorder(db);
+    const now = Date.now();
+    const first = now - (now % 60_000) - 3 * 60_000;
+    const second = first + 60_000;
+    recorder.record(endpoint.id, "success", 0.001, first + 59_999);
+    recorder.record(endpoint.id, "success", 0.001, second);
+    recorder.record(endpoint.id, "error", 0.001, first + 59_000); // a request that started earlier ends later
+    recorder.record(endpoint.id, "success", 0.001, second + 1);
+    await recorder.flush();
+    recorder.record(endpoint.id, "success", 0.001, second + 2); // the minute's count was written: a new one starts
+    await recorder.flush();
+    const rows = await db.endpointRequestMinute.findMany({ where: { endpointId: endpoint.id }, orderBy: { minute: "asc" } });
+    expect(rows.map((r) => [r.minute.getTime(), r.requests, r.errors])).toEqual([
+      [first, 2, 1],
+      [second, 3, 0],
+    ]);
+  });
+
   it("writes counts made while a flush is running with the next flush asked for", async () => {
     const endpoint = await deployMlp(owner, "overlap");
     const recorder = new RequestStatsRecorder(db);

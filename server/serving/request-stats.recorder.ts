@@ -28,6 +28,8 @@ interface Pending {
 
 export class RequestStatsRecorder {
   private pending = new Map<string, Pending>();
+  /** Each endpoint's count its last request went to (one of `pending`), so the next one of the same minute builds no key. */
+  private readonly latest = new Map<string, Pending>();
   private flushing: Promise<void> | null = null;
   private lastPrune = 0;
   /** Set while writes fail: they are said once, and once when they work again. */
@@ -39,12 +41,16 @@ export class RequestStatsRecorder {
   ) {}
 
   record(endpointId: string, outcome: Outcome, seconds: number, now = Date.now()): void {
-    const minute = now - (now % MINUTE_MS);
-    const key = `${endpointId}/${minute}`;
-    let p = this.pending.get(key);
-    if (!p) {
-      p = { endpointId, minute, requests: 0, errors: 0, buckets: new Array<number>(latencyBuckets.length + 1).fill(0), sumSeconds: 0, lastAt: now };
-      this.pending.set(key, p);
+    let p = this.latest.get(endpointId);
+    if (p === undefined || now < p.minute || now - p.minute >= MINUTE_MS) {
+      const minute = now - (now % MINUTE_MS);
+      const key = `${endpointId}/${minute}`;
+      p = this.pending.get(key);
+      if (!p) {
+        p = { endpointId, minute, requests: 0, errors: 0, buckets: new Array<number>(latencyBuckets.length + 1).fill(0), sumSeconds: 0, lastAt: now };
+        this.pending.set(key, p);
+      }
+      this.latest.set(endpointId, p);
     }
     p.requests++;
     if (outcome !== "success") p.errors++;
@@ -76,6 +82,7 @@ export class RequestStatsRecorder {
   private async write(): Promise<void> {
     const batch = [...this.pending.values()];
     this.pending = new Map();
+    this.latest.clear();
     if (batch.length > 0) {
       // A fixed order, so two processes upserting the same rows cannot deadlock.
       batch.sort((a, b) => (a.endpointId === b.endpointId ? a.minute - b.minute : a.endpointId < b.endpointId ? -1 : 1));
