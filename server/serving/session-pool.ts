@@ -84,10 +84,6 @@ export class SessionPool {
     if (failed) throw (failed as PromiseRejectedResult).reason;
   }
 
-  get hasIdle(): boolean {
-    return this.idle.length > 0;
-  }
-
   /**
    * Runs on an idle worker; the caller keeps to `size` at once. The feeds' buffers are
    * transferred to the worker: the caller must not use them afterwards.
