@@ -4,8 +4,8 @@ import type { ServableEndpoint } from "./endpoints.schemas";
 import { describeOrtError } from "../models/ort-errors";
 import { buildFeeds, type InputTensor } from "./tensors";
 import { ServingMetrics, type Outcome } from "./metrics";
-import { SessionPool, SessionStartError, type RawTensor } from "./session-pool";
-import { InlineSession } from "./inline-session";
+import { SessionPool, type RawTensor } from "./session-pool";
+import { INLINE_MAX_MODEL_BYTES, InlineSession } from "./inline-session";
 import { LoadSlots } from "./load-slots";
 
 // The inference engine of the model server: per endpoint, a pool of up to `concurrency`
@@ -60,9 +60,8 @@ export interface InferenceEngineOptions {
   loadConcurrency?: number;
 }
 
-/** A failed run, for the client: the model's refusal (400), or a worker that could not start (503). */
-function runError(name: string, error: unknown): AppError {
-  if (error instanceof SessionStartError) return new EndpointUnavailableError(`Endpoint ${name} could not start another session for this request (${error.message}); retry in a few seconds`, LOADING_RETRY_AFTER_SECONDS);
+/** A failed run, for the client: the model's refusal. */
+function runError(error: unknown): AppError {
   return new AppError("BAD_REQUEST", `The model rejected the request: ${describeOrtError(error)}`);
 }
 
@@ -175,10 +174,12 @@ export class InferenceEngine {
 
   private async load(spec: ServableEndpoint): Promise<{ pool: SessionPool; inline: InlineSession | null }> {
     const bytes = await this.options.readModel(spec.sha256);
-    // One worker first: it times the model for the main-thread session.
-    const pool = await SessionPool.create(bytes, { size: spec.settings.concurrency, threads: spec.settings.threads, start: 1 });
+    // A model that may run on the main thread starts one worker first, to time it; any other
+    // starts them all at once.
+    const mayRunInline = this.options.inline !== false && bytes.byteLength <= INLINE_MAX_MODEL_BYTES;
+    const pool = await SessionPool.create(bytes, { size: spec.settings.concurrency, threads: spec.settings.threads, start: mayRunInline ? 1 : spec.settings.concurrency });
     try {
-      const inline = this.options.inline === false ? null : await InlineSession.createIfQuick(bytes, spec.signature, spec.settings.threads, pool).catch(() => null);
+      const inline = !mayRunInline ? null : await InlineSession.createIfQuick(bytes, spec.signature, spec.settings.threads, pool).catch(() => null);
       // Without a main-thread session the workers take every request, so all of them load now;
       // with one, they take only the overflow (a larger batch, a paused session) and start as needed.
       if (!inline) await pool.fill();
@@ -224,6 +225,8 @@ export class InferenceEngine {
   infer(loaded: LoadedEndpoint, inputs: InputTensor[], outputNames?: string[], { binaryOutputs = null }: InferOptions = {}): Promise<Array<{ name: string; tensor: RawTensor }>> {
     const started = performance.now();
     const { spec } = loaded;
+    // Replaced (a new version) or undeployed between finding it and reading the request's body.
+    if (loaded.isReleased) return Promise.reject(new EndpointUnavailableError(`Endpoint ${spec.name} changed while this request arrived; send it again`, 0));
     let wanted: string[];
     let feeds: Record<string, RawTensor>;
     try {
@@ -242,14 +245,23 @@ export class InferenceEngine {
       // deadline could fire before it ends, so none is set (a timer per request costs), and
       // the answer is checked in the same step that ends the run.
       loaded.active++;
-      return loaded.inline.run(feeds, wanted).then(
+      let running: Promise<Record<string, RawTensor>>;
+      try {
+        running = loaded.inline.run(feeds, wanted);
+      } catch (error) {
+        this.finishRun(loaded);
+        const refused = runError(error);
+        this.count(spec, started, refused);
+        return Promise.reject(refused);
+      }
+      return running.then(
         (result) => {
           this.finishRun(loaded);
           return this.settle(spec, started, wanted, result, binaryOutputs);
         },
         (error: unknown) => {
           this.finishRun(loaded);
-          const refused = runError(spec.name, error);
+          const refused = runError(error);
           this.count(spec, started, refused);
           throw refused;
         },
@@ -305,7 +317,7 @@ export class InferenceEngine {
         const runner = loaded.inline?.takes(feeds) ? loaded.inline : loaded.pool;
         runner
           .run(feeds, outputs)
-          .then((r) => !isSettled && resolve(r), (e: unknown) => !isSettled && reject(runError(name, e)))
+          .then((r) => !isSettled && resolve(r), (e: unknown) => !isSettled && reject(runError(e)))
           .finally(() => {
             isSettled = true;
             clearTimeout(timer);

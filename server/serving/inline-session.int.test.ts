@@ -3,6 +3,7 @@ import { buildMlp, runMlpInJs, seededValues } from "../../tests/helpers/onnx-mod
 import { buildSlowModel } from "../../tests/helpers/slow-model";
 import { endpointSettingsSchema, type ServableEndpoint } from "./endpoints.schemas";
 import { InferenceEngine } from "./inference.service";
+import { EndpointUnavailableError } from "./inference.errors";
 import { buildFeeds } from "./tensors";
 
 // Quick models also run on the main thread for small requests; large requests and slow
@@ -74,6 +75,18 @@ describe("main-thread sessions for quick models", () => {
       const expected = runMlpInJs(large[i].slice(-1))[0];
       Array.from((y.data as Float32Array).slice(-3)).forEach((v, j) => expect(Math.abs(v - expected[j])).toBeLessThan(1e-5));
     });
+  });
+
+  it("answers 503 to a request for an endpoint released while the request arrived, so it is sent again", async () => {
+    const engine = await engineWith([spec("mlp")]);
+    const loaded = engine.find("org", "mlp");
+    await engine.sync([]); // undeployed: nothing runs on it, so its sessions go at once
+    await new Promise((r) => setTimeout(r, 50));
+    expect(loaded.isReleased).toBe(true);
+    const error = await engine.infer(loaded, [{ name: "x", shape: [1, 4], datatype: "FP32", data: rows(1)[0] }]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(EndpointUnavailableError);
+    expect((error as EndpointUnavailableError).status).toBe(503);
+    expect((error as EndpointUnavailableError).message).toMatch(/changed while this request arrived; send it again/);
   });
 
   it("keeps a slow model on workers only, all of them started up front, and can be turned off", async () => {

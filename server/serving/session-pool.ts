@@ -38,10 +38,16 @@ function transferable(feeds: Record<string, RawTensor>): ArrayBuffer[] {
 }
 
 const workerUrl = new URL("./session-worker.mjs", import.meta.url);
+/** After a worker failed to start for a run, runs wait for busy workers this long before another is tried. */
+const RETRY_START_MS = 30_000;
 
 export class SessionPool {
   private readonly idle: Slot[];
   private readonly starting = new Set<Promise<Slot>>();
+  /** Runs waiting for a busy worker, when no more could start. */
+  private readonly waiters: Array<{ resolve: (slot: Slot) => void; reject: (error: Error) => void }> = [];
+  /** When a worker last failed to start while a run needed it (performance.now()). */
+  private failedStartAt = -Infinity;
   private nextId = 1;
   private isReleased = false;
   /** The model's bytes, kept while workers may still start. */
@@ -85,11 +91,14 @@ export class SessionPool {
   }
 
   /**
-   * Runs on an idle worker; the caller keeps to `size` at once. The feeds' buffers are
+   * Runs on an idle worker; the caller keeps to `size` at once. With none idle, one more starts
+   * (up to `size`); when it cannot (none may start, or one failed to within the last 30 s — the
+   * machine's memory, most likely), the run waits for a busy one instead. The feeds' buffers are
    * transferred to the worker: the caller must not use them afterwards.
    */
   async run(feeds: Record<string, RawTensor>, outputs: string[]): Promise<Record<string, RawTensor>> {
-    const slot = this.idle.pop() ?? (await this.grow());
+    if (this.isReleased) throw new Error("The endpoint's sessions have been released");
+    const slot = this.idle.pop() ?? (await this.another());
     const id = this.nextId++;
     try {
       return await new Promise<Record<string, RawTensor>>((resolve, reject) => {
@@ -97,39 +106,47 @@ export class SessionPool {
         slot.worker.postMessage({ type: "run", id, feeds, outputs }, transferable(feeds));
       });
     } finally {
-      this.idle.push(slot);
+      const waiter = this.waiters.shift();
+      if (waiter) waiter.resolve(slot);
+      else this.idle.push(slot);
     }
   }
 
-  /** One more worker, for a run that found none idle (the caller keeps to `size` runs at once). */
-  private async grow(): Promise<Slot> {
-    if (this.isReleased) throw new Error("The endpoint's sessions have been released");
-    if (!this.bytes || this.slots.length + this.starting.size >= this.size) throw new Error("No idle session");
-    const starting = startSlot(this.bytes, this.threads);
-    this.starting.add(starting);
-    try {
-      const slot = await starting;
-      this.slots.push(slot);
-      if (this.slots.length >= this.size) this.bytes = null;
-      if (this.isReleased) {
-        void stopSlot(slot);
-        throw new Error("The endpoint's sessions have been released");
+  /** A worker for a run that found none idle: a new one, or the next to finish. */
+  private async another(): Promise<Slot> {
+    const mayStart = this.bytes !== null && this.slots.length + this.starting.size < this.size && performance.now() - this.failedStartAt >= RETRY_START_MS;
+    if (mayStart) {
+      const starting = startSlot(this.bytes!, this.threads);
+      this.starting.add(starting);
+      try {
+        const slot = await starting;
+        this.slots.push(slot);
+        if (this.slots.length >= this.size) this.bytes = null;
+        if (this.isReleased) {
+          void stopSlot(slot);
+          throw new Error("The endpoint's sessions have been released");
+        }
+        return slot; // this run's, so not idle
+      } catch (error) {
+        if (this.isReleased) throw error;
+        this.failedStartAt = performance.now();
+      } finally {
+        this.starting.delete(starting);
       }
-      return slot; // this run's, so not idle
-    } catch (error) {
-      if (this.isReleased) throw error;
-      throw error instanceof SessionStartError ? error : new SessionStartError(error instanceof Error ? error.message : String(error));
-    } finally {
-      this.starting.delete(starting);
     }
+    return new Promise<Slot>((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
-  /** Loaded workers join the pool, idle; after a release they are stopped at once. */
+  /** Loaded workers join the pool, each to a waiting run or idle; after a release they are stopped at once. */
   private adopt(started: Slot[]): void {
     for (const slot of started) {
       this.slots.push(slot);
-      this.idle.push(slot);
       if (this.isReleased) void stopSlot(slot);
+      else {
+        const waiter = this.waiters.shift();
+        if (waiter) waiter.resolve(slot);
+        else this.idle.push(slot);
+      }
     }
     if (this.slots.length >= this.size) this.bytes = null;
   }
@@ -151,15 +168,9 @@ export class SessionPool {
   async release(): Promise<void> {
     this.isReleased = true;
     this.bytes = null;
+    for (const waiter of this.waiters.splice(0)) waiter.reject(new Error("The endpoint's sessions have been released"));
     // Workers still loading are stopped as they finish (adopt).
     await Promise.all([...this.slots.map(stopSlot), ...[...this.starting].map((s) => s.catch(() => {}))]);
-  }
-}
-
-/** A worker that could not start when a run needed it (the model loaded before: the machine, most likely). */
-export class SessionStartError extends Error {
-  constructor(reason: string) {
-    super(`Another session of the model could not be started: ${reason}`);
   }
 }
 
