@@ -249,10 +249,7 @@ export class InferenceEngine {
       try {
         running = loaded.inline.run(feeds, wanted);
       } catch (error) {
-        this.finishRun(loaded);
-        const refused = runError(error);
-        this.count(spec, started, refused);
-        return Promise.reject(refused);
+        running = Promise.reject(error); // answered below, as a run that failed
       }
       return running.then(
         (result) => {

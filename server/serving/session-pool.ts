@@ -85,7 +85,7 @@ export class SessionPool {
     for (const start of starts) this.starting.add(start);
     const results = await Promise.allSettled(starts);
     for (const start of starts) this.starting.delete(start);
-    this.adopt(results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : [])));
+    for (const r of results) if (r.status === "fulfilled" && this.join(r.value)) this.handOver(r.value);
     const failed = results.find((r) => r.status === "rejected");
     if (failed) throw (failed as PromiseRejectedResult).reason;
   }
@@ -106,10 +106,23 @@ export class SessionPool {
         slot.worker.postMessage({ type: "run", id, feeds, outputs }, transferable(feeds));
       });
     } finally {
-      const waiter = this.waiters.shift();
-      if (waiter) waiter.resolve(slot);
-      else this.idle.push(slot);
+      this.handOver(slot);
     }
+  }
+
+  /** A free worker goes to the run waiting longest, or idle. */
+  private handOver(slot: Slot): void {
+    const waiter = this.waiters.shift();
+    if (waiter) waiter.resolve(slot);
+    else this.idle.push(slot);
+  }
+
+  /** A worker that has loaded joins the pool (the bytes go once all have); false after a release, having stopped it. */
+  private join(slot: Slot): boolean {
+    this.slots.push(slot);
+    if (this.slots.length >= this.size) this.bytes = null;
+    if (this.isReleased) void stopSlot(slot);
+    return !this.isReleased;
   }
 
   /** A worker for a run that found none idle: a new one, or the next to finish. */
@@ -120,12 +133,7 @@ export class SessionPool {
       this.starting.add(starting);
       try {
         const slot = await starting;
-        this.slots.push(slot);
-        if (this.slots.length >= this.size) this.bytes = null;
-        if (this.isReleased) {
-          void stopSlot(slot);
-          throw new Error("The endpoint's sessions have been released");
-        }
+        if (!this.join(slot)) throw new Error("The endpoint's sessions have been released");
         return slot; // this run's, so not idle
       } catch (error) {
         if (this.isReleased) throw error;
@@ -135,20 +143,6 @@ export class SessionPool {
       }
     }
     return new Promise<Slot>((resolve, reject) => this.waiters.push({ resolve, reject }));
-  }
-
-  /** Loaded workers join the pool, each to a waiting run or idle; after a release they are stopped at once. */
-  private adopt(started: Slot[]): void {
-    for (const slot of started) {
-      this.slots.push(slot);
-      if (this.isReleased) void stopSlot(slot);
-      else {
-        const waiter = this.waiters.shift();
-        if (waiter) waiter.resolve(slot);
-        else this.idle.push(slot);
-      }
-    }
-    if (this.slots.length >= this.size) this.bytes = null;
   }
 
   /**
@@ -169,7 +163,7 @@ export class SessionPool {
     this.isReleased = true;
     this.bytes = null;
     for (const waiter of this.waiters.splice(0)) waiter.reject(new Error("The endpoint's sessions have been released"));
-    // Workers still loading are stopped as they finish (adopt).
+    // Workers still loading are stopped as they finish (join).
     await Promise.all([...this.slots.map(stopSlot), ...[...this.starting].map((s) => s.catch(() => {}))]);
   }
 }
