@@ -45,6 +45,22 @@ describe("session pool", () => {
     expect(pool.started).toBe(1);
   });
 
+  it("gives a run the worker that finished while its own failed to start", async () => {
+    const bytes = buildMlp();
+    const pool = await SessionPool.create(bytes, { size: 2, threads: 1, start: 1 });
+    pools.push(pool);
+    bytes.fill(0);
+    const rows = [[seededValues(4, 11)], [seededValues(4, 12)]];
+    // The first run takes microseconds; the second's worker needs a thread and onnxruntime before
+    // it can fail, so the first worker is idle again by then.
+    const [a, b] = await Promise.all(rows.map((r) => pool.run(mlpFeeds(r), ["y"])));
+    [a, b].forEach((answer, i) => {
+      const expected = runMlpInJs(rows[i])[0];
+      Array.from(answer.y.data as Float32Array).forEach((v, j) => expect(Math.abs(v - expected[j])).toBeLessThan(1e-5));
+    });
+    expect(pool.started).toBe(1);
+  });
+
   it("refuses runs once released, and stops a worker that finishes starting after the release", async () => {
     const pool = await SessionPool.create(buildMlp(), { size: 2, threads: 1, start: 1 });
     const busy = pool.run(mlpFeeds([seededValues(4, 1)]), ["y"]);

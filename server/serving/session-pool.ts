@@ -141,6 +141,9 @@ export class SessionPool {
       } finally {
         this.starting.delete(starting);
       }
+      // The busy worker may have finished while this one failed to start.
+      const freed = this.idle.pop();
+      if (freed) return freed;
     }
     return new Promise<Slot>((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
