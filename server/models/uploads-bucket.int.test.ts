@@ -47,7 +47,7 @@ async function* bytesOf(content: Buffer, signal?: AbortController, stopAt?: numb
 }
 
 describe.skipIf(skip)("resumable model uploads through a bucket", () => {
-  it("takes pieces on two web processes, keeps a cut-off piece out, and makes the version from the pieces in the bucket", async () => {
+  it("takes pieces on two web processes, keeps a cut-off piece out, makes the version from the pieces in the bucket and removes them", async () => {
     const content = noiseBytes(900_000, 7);
     const { uploadId } = await startUpload(web[0], { actor, modelId, total: content.length, sha256: sha(content), filename: "policy.onnx", dims: {} });
     const put = (on: UploadDeps, start: number, end: number, options: { abort?: AbortController; stopAt?: number } = {}) =>
@@ -61,19 +61,22 @@ describe.skipIf(skip)("resumable model uploads through a bucket", () => {
     // Sent again on the other process, overlapping what arrived: only the new bytes are kept.
     expect((await put(web[1], 200_000, 599_999)).status.received).toBe(600_000);
     const row = await db.modelUpload.findUniqueOrThrow({ where: { id: uploadId } });
-    const pieces = row.pieces as Array<{ start: number; bytes: number; sha256: string }>;
+    const pieces = row.pieces as Array<{ start: number; bytes: number; sha256: string; header: number }>;
     expect(pieces.map((p) => [p.start, p.bytes])).toEqual([[0, 300_000], [300_000, 300_000]]);
-    expect(pieces[1].sha256).toBe(sha(content.subarray(300_000, 600_000)));
-    for (const p of pieces) expect(await web[0].blobs.has(p.sha256)).toBe(true);
+    // Each piece is stored behind a header naming its upload and place: a blob no other writer makes.
+    const header = Buffer.from(`gantry upload piece: model-upload ${uploadId} 300000\n`);
+    expect(pieces[1]).toMatchObject({ header: header.length, sha256: sha(Buffer.concat([header, content.subarray(300_000, 600_000)])) });
+    for (const p of pieces) expect(await web[0].blobs.stat(p.sha256)).toEqual({ bytes: p.header + p.bytes });
     expect(await namedBlobs(db, pieces.map((p) => p.sha256))).toEqual(new Set(pieces.map((p) => p.sha256)));
 
     const last = await put(web[0], 600_000, content.length - 1);
     expect(last.version).toBeDefined();
     expect(await db.modelVersion.findUniqueOrThrow({ where: { id: last.version!.versionId } })).toMatchObject({ sha256: sha(content), source: { kind: "upload", filename: "policy.onnx" } });
     expect(await web[1].blobs.has(sha(content))).toBe(true);
-    // Done: the row is gone and its pieces are named by nothing (the sweep takes them).
+    // Done: the row is gone, and so are its pieces from the bucket.
     expect(await db.modelUpload.count({ where: { id: uploadId } })).toBe(0);
     expect(await namedBlobs(db, pieces.map((p) => p.sha256))).toEqual(new Set());
+    for (const p of pieces) expect(await web[1].blobs.has(p.sha256)).toBe(false);
     await expect(getUploadStatus(web[1], { actor, modelId, uploadId })).rejects.toThrow(/no such upload/);
   });
 });

@@ -1,4 +1,5 @@
 import crypto from "node:crypto";
+import { Readable } from "node:stream";
 import { beforeAll, describe, expect, it } from "vitest";
 import { testDb } from "../../tests/helpers/db";
 import { addMember, createOrgWithMember, waitFor } from "../../tests/helpers/factories";
@@ -67,11 +68,16 @@ describe("resumable model uploads", () => {
     expect((await piece(uploadId, content, 30_000, 69_999)).status).toBe(200);
     expect((await status(uploadId, otherAuth)).status).toBe(404);
 
+    const pieces = (await db.modelUpload.findUniqueOrThrow({ where: { id: uploadId } })).pieces as Array<{ sha256: string }>;
+    expect(pieces).toHaveLength(2);
+    for (const p of pieces) expect(await blobStore().has(p.sha256)).toBe(true);
     const last = await piece(uploadId, content, 70_000, 99_999);
     expect(last.status).toBe(201);
     const version = await last.json();
     expect(version).toMatchObject({ received: 100_000 });
     expect(await blobStore().has(sha(content))).toBe(true);
+    // Joined: the pieces are removed at once, not left for the sweep (the file is stored once).
+    for (const p of pieces) expect(await blobStore().has(p.sha256)).toBe(false);
     expect(await db.modelVersion.findUniqueOrThrow({ where: { id: version.versionId } })).toMatchObject({ sha256: sha(content), source: { kind: "upload", filename: "big.onnx" } });
     expect((await status(uploadId)).status).toBe(404);
   });
@@ -110,7 +116,7 @@ describe("resumable model uploads", () => {
     const refused = await piece(misfit.uploadId, other, 0, other.length - 1);
     expect(refused.status).toBe(400);
     expect((await refused.json()).error.message).toMatch(/^The test vector does not fit the uploaded model: Input "x" has shape \[batch_\w+, 4\] in the model, so axis 1 must be 4, but the test vector gives 3/);
-    // No version was made; the piece that held it is named by nothing now (the sweep takes it).
+    // No version was made; nothing names the model's bytes now (the sweep takes them), and the upload is gone.
     expect(await db.modelVersion.count({ where: { sha256: sha(other) } })).toBe(0);
     expect(await namedBlobs(db, [sha(other)])).toEqual(new Set());
     expect((await status(misfit.uploadId)).status).toBe(404);
@@ -151,13 +157,35 @@ describe("resumable model uploads", () => {
     expect(last.status, await last.clone().text()).toBe(201);
   });
 
-  it("cancels an upload, and keeps other organisations out", async () => {
+  it("cancels an upload, removing its pieces, and keeps other organisations out", async () => {
+    const content = crypto.randomBytes(10);
     const { uploadId } = await (await start(10)).json();
+    expect((await piece(uploadId, content, 0, 4)).status).toBe(200);
+    const [stored] = (await db.modelUpload.findUniqueOrThrow({ where: { id: uploadId } })).pieces as Array<{ sha256: string }>;
     expect((await start(10, "", otherAuth)).status).toBe(404);
     const cancelAs = (headers: Record<string, string>) => cancelUpload(new Request(`${base()}/${uploadId}`, { method: "DELETE", headers }), { params: Promise.resolve({ modelId, uploadId }) });
     expect((await cancelAs(otherAuth)).status).toBe(404);
+    expect(await blobStore().has(stored.sha256)).toBe(true);
     expect((await cancelAs(auth)).status).toBe(204);
     expect((await status(uploadId)).status).toBe(404);
+    expect(await blobStore().has(stored.sha256)).toBe(false);
+  });
+
+  it("joins a piece recorded without a header (an upload begun before headers) and leaves that blob to the sweep", async () => {
+    const content = crypto.randomBytes(30_000);
+    const { uploadId } = await (await start(content.length)).json();
+    // The first piece as uploads recorded it before: a blob of the piece's bytes alone, which
+    // another writer may hold too.
+    const legacy = await blobStore().put(Readable.from([content.subarray(0, 10_000)]));
+    await db.modelUpload.update({ where: { id: uploadId }, data: { pieces: [{ start: 0, bytes: 10_000, sha256: legacy.sha256 }] } });
+    expect(await (await status(uploadId)).json()).toMatchObject({ received: 10_000 });
+    expect((await piece(uploadId, content, 10_000, 19_999)).status).toBe(200);
+    const [, headed] = (await db.modelUpload.findUniqueOrThrow({ where: { id: uploadId } })).pieces as Array<{ sha256: string }>;
+    const last = await piece(uploadId, content, 20_000, content.length - 1);
+    expect(last.status).toBe(201);
+    expect((await db.modelVersion.findUniqueOrThrow({ where: { id: (await last.json()).versionId } })).sha256).toBe(sha(content));
+    expect(await blobStore().has(legacy.sha256)).toBe(true);
+    expect(await blobStore().has(headed.sha256)).toBe(false);
   });
 });
 

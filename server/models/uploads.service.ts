@@ -6,8 +6,7 @@ import { Prisma } from "../generated/prisma/client";
 import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
 import type { BlobSource, BlobStore } from "../storage/blob-store";
-import { sha256Schema } from "../storage/blob-store";
-import { readBlobsInOrder } from "../storage/blob-files";
+import { putPiece, readPiecesInOrder, removePieces, uploadPieceFields } from "../storage/upload-pieces";
 import { MAX_TEST_VECTOR_BYTES, type uploadStatusSchema } from "./models.schemas";
 import { addVersionFromUpload, TestVectorRefusedError, UploadTooLargeError } from "./registry.service";
 import { parseTestVector } from "./test-vector";
@@ -19,13 +18,14 @@ import { parseTestVector } from "./test-vector";
 // arrived and sends the rest, to any web process on any machine. The last byte turns the
 // upload into a version: its pieces are read back in order as the model's bytes. One piece is
 // written at a time, under a lock every web process shares (in Postgres, freed when the process
-// holding it dies). Uploads untouched for a day are forgotten; their pieces, and those of
-// finished uploads, go with the blob sweep. A test vector given at the start is kept on the row
-// and checked against the model at the end.
+// holding it dies). Pieces are removed once joined, or when the upload is cancelled or started
+// over (upload-pieces.ts); those of uploads untouched for a day, which are forgotten, go with the
+// blob sweep. A test vector given at the start is kept on the row and checked against the model
+// at the end.
 
 const UPLOAD_TTL_MS = 24 * 60 * 60 * 1000;
 
-const piecesSchema = z.array(z.object({ start: z.number().int().nonnegative(), bytes: z.number().int().positive(), sha256: sha256Schema }));
+const piecesSchema = z.array(z.object({ start: z.number().int().nonnegative(), ...uploadPieceFields }));
 type Pieces = z.infer<typeof piecesSchema>;
 
 export interface UploadDeps {
@@ -129,10 +129,13 @@ export async function putUploadChunk(
       }
     }
     const isNew = range.end >= received;
-    // What this piece adds, as one blob; a piece that stops short stores nothing the upload names.
-    const piece = isNew ? await deps.blobs.put(newBytes(), { signal, maxBytes: expected }) : await drain(newBytes());
-    if (written !== expected) throw new AppError("BAD_REQUEST", `The piece had ${written} bytes, not the ${expected} its Content-Range says; send it again`);
-    const all = piece && piece.bytes > 0 ? [...pieces, { start: received, bytes: piece.bytes, sha256: piece.sha256 }] : pieces;
+    // What this piece adds, as one blob; a piece that stops short is removed, and the upload names nothing of it.
+    const piece = isNew ? await putPiece(deps.blobs, `model-upload ${uploadId} ${received}`, newBytes(), { signal, maxBytes: expected }) : await drain(newBytes());
+    if (written !== expected || piece?.bytes === 0) {
+      if (piece) await removePieces(deps.blobs, [piece]);
+      if (written !== expected) throw new AppError("BAD_REQUEST", `The piece had ${written} bytes, not the ${expected} its Content-Range says; send it again`);
+    }
+    const all = piece && piece.bytes > 0 ? [...pieces, { start: received, ...piece }] : pieces;
     const now = receivedOf(all);
     await deps.db.modelUpload.update({ where: { id: row.id }, data: { pieces: all as Prisma.InputJsonValue } });
     if (now < total) return { status: { uploadId, received: now, total } };
@@ -140,7 +143,7 @@ export async function putUploadChunk(
       const version = await addVersionFromUpload(deps.db, {
         actor,
         modelId,
-        body: readBlobsInOrder(deps.blobs, all),
+        body: readPiecesInOrder(deps.blobs, all),
         blobs: deps.blobs,
         maxBytes: deps.maxBytes,
         sha256: row.sha256 ?? undefined,
@@ -149,12 +152,12 @@ export async function putUploadChunk(
         testVector: row.testVector === null ? undefined : row.testVector,
         signal,
       });
-      await deps.db.modelUpload.deleteMany({ where: { id: row.id } });
+      await forget(deps, row.id, all);
       return { status: { uploadId, received: now, total }, version };
     } catch (error) {
       // A checksum mismatch means the bytes are wrong somewhere: start over rather than resume.
       // A vector that does not fit the model cannot be mended in this upload either.
-      if (error instanceof TestVectorRefusedError || (error instanceof AppError && /damaged/.test(error.message))) await deps.db.modelUpload.deleteMany({ where: { id: row.id } });
+      if (error instanceof TestVectorRefusedError || (error instanceof AppError && /damaged/.test(error.message))) await forget(deps, row.id, all);
       throw error;
     }
   } finally {
@@ -210,8 +213,14 @@ export async function splitTestVector(body: AsyncIterable<Uint8Array>, length: n
 }
 
 export async function cancelUpload(deps: UploadDeps, { actor, modelId, uploadId }: { actor: OrgActor; modelId: string; uploadId: string }): Promise<void> {
-  const { row } = await loadUpload(deps, actor, modelId, uploadId);
-  await deps.db.modelUpload.deleteMany({ where: { id: row.id } });
+  const { row, pieces } = await loadUpload(deps, actor, modelId, uploadId);
+  await forget(deps, row.id, pieces);
+}
+
+/** Deletes the upload's row, then its pieces (nothing names them once the row is gone). */
+async function forget(deps: UploadDeps, id: string, pieces: Pieces): Promise<void> {
+  await deps.db.modelUpload.deleteMany({ where: { id } });
+  await removePieces(deps.blobs, pieces);
 }
 
 /** One writer per session, whichever process the piece reached; refused at once while another piece is written. */
