@@ -4,8 +4,8 @@ import { z } from "zod";
 import type { Db } from "../db";
 import { AppError } from "../errors";
 import { Prisma } from "../generated/prisma/client";
-import { readBlobsInOrder } from "../storage/blob-files";
-import { sha256Schema, type BlobStore } from "../storage/blob-store";
+import type { BlobStore } from "../storage/blob-store";
+import { putPiece, readPiecesInOrder, removePieces, uploadPieceFields } from "../storage/upload-pieces";
 import { BLOCK, segmentAt, type ArchiveLayout, type Segment } from "./archive-layout";
 import { uploadMetadataSchema, type EpisodeManifest } from "./edge.schemas";
 import { offsetCheckpoints } from "./offset-checkpoints";
@@ -17,7 +17,8 @@ import { damagedFile, headEndOf, nextPiece, isRefusal, parseArchiveHead, readSum
 // recorded, the archive's head and sums as received); every file that arrives whole is put into
 // the blob store and named on a row of its own (EdgeUploadFile); a file longer than PIECE_BYTES,
 // or one a lost connection cut, arrives as pieces (blobs named on the upload's row) that are
-// joined into the file's blob when its last byte is in. So each request may land on any web
+// joined into the file's blob when its last byte is in, and removed once the row no longer names
+// them (upload-pieces.ts). So each request may land on any web
 // process of any machine and go on where the last one stopped. The offset recorded never counts
 // a byte that is not in the store: it is saved every CHECKPOINT_BYTES while a request goes on,
 // and when it ends (what arrived of a file is then put as a piece, also when the connection
@@ -35,7 +36,7 @@ const CHECKPOINT_BYTES = 1024 * 1024;
 const IN_FLIGHT_PUTS = 8;
 const IN_FLIGHT_BYTES = 32 * 1024 * 1024;
 
-const piecesSchema = z.array(z.object({ fileIndex: z.number().int().nonnegative(), start: z.number().int().nonnegative(), bytes: z.number().int().positive(), sha256: sha256Schema }));
+const piecesSchema = z.array(z.object({ fileIndex: z.number().int().nonnegative(), start: z.number().int().nonnegative(), ...uploadPieceFields }));
 type Piece = z.infer<typeof piecesSchema>[number];
 type ArrivedFile = { fileIndex: number; path: string; sha256: string; bytes: number };
 
@@ -79,8 +80,17 @@ export class BucketEpisodeUploadStore extends DataStore {
 
   /** Forgets the upload; its blobs are then named by nothing and go with the blob sweep. */
   async remove(id: string): Promise<void> {
-    const { count } = await this.opts.db.edgeUpload.deleteMany({ where: { id } });
-    if (count === 0) throw ERRORS.FILE_NOT_FOUND;
+    if (!(await this.removeRow(id))) throw ERRORS.FILE_NOT_FOUND;
+  }
+
+  /** Deletes the upload's row (when it matches `where` too), then the pieces it named; false when there was no such row. */
+  private async removeRow(id: string, where: Prisma.EdgeUploadWhereInput = {}): Promise<boolean> {
+    const row = await this.opts.db.edgeUpload.findUnique({ where: { id }, select: { pieces: true } });
+    const { count } = await this.opts.db.edgeUpload.deleteMany({ where: { ...where, id } });
+    if (count === 0) return false;
+    const pieces = piecesSchema.safeParse(row?.pieces);
+    if (pieces.success) await removePieces(this.opts.blobs, pieces.data);
+    return true;
   }
 
   /**
@@ -94,7 +104,7 @@ export class BucketEpisodeUploadStore extends DataStore {
     const idle = await this.opts.db.edgeUpload.findMany({ where: { updatedAt: { lt: before } }, select: { id: true, committed: true, offset: true, size: true } });
     let removed = 0;
     for (const { id } of idle.filter((u) => u.committed || u.offset !== u.size)) {
-      const removeIfExpired = async () => (await this.opts.db.edgeUpload.deleteMany({ where: { id, updatedAt: { lt: before } } })).count > 0;
+      const removeIfExpired = () => this.removeRow(id, { updatedAt: { lt: before } });
       if ((await (hold ? hold(id, removeIfExpired) : removeIfExpired()).catch(() => false)) === true) removed++;
     }
     return removed;
@@ -122,6 +132,8 @@ export class BucketEpisodeUploadStore extends DataStore {
     let sums = Buffer.from(row.sums);
     let unpacking: { manifest: EpisodeManifest; layout: ArchiveLayout } | null = null;
     let pieces: Piece[] = [];
+    // Pieces of files joined since the last save: removed once a save has taken them off the row.
+    let joined: Piece[] = [];
     let newFiles: ArrivedFile[] = [];
 
     // Puts on their way, in the order they began; the offset saved is never past the first not done.
@@ -147,18 +159,27 @@ export class BucketEpisodeUploadStore extends DataStore {
       const files = newFiles;
       newFiles = [];
       const snapshot = { head, sums, pieces: pieces.slice() };
+      const retired = joined;
+      joined = [];
       try {
         await this.recordFiles(id, files);
       } catch (error) {
         newFiles.unshift(...files);
+        joined.unshift(...retired);
         throw error;
       }
       // The head (up to 16 MiB of manifest) and the sums are written again only when they changed.
       const changed = { ...(snapshot.head.length !== savedHead ? { head: snapshot.head } : {}), ...(snapshot.sums !== savedSums ? { sums: snapshot.sums } : {}) };
-      await this.opts.db.edgeUpload.update({ where: { id }, data: { offset: BigInt(at), ...changed, pieces: snapshot.pieces as Prisma.InputJsonValue } });
+      try {
+        await this.opts.db.edgeUpload.update({ where: { id }, data: { offset: BigInt(at), ...changed, pieces: snapshot.pieces as Prisma.InputJsonValue } });
+      } catch (error) {
+        joined.unshift(...retired);
+        throw error;
+      }
       saved = at;
       savedHead = snapshot.head.length;
       savedSums = snapshot.sums;
+      await removePieces(blobs, retired);
     };
     const { checkpoint, settled, end: endCheckpoints } = offsetCheckpoints({ every: CHECKPOINT_BYTES, saved: () => saved, offsetNow, save });
     const launch = (at: number, bytes: number, work: () => Promise<void>) => {
@@ -198,8 +219,8 @@ export class BucketEpisodeUploadStore extends DataStore {
       file.bufferBytes = 0;
       file.bufferAt = at + bytes.length;
       launch(at, bytes.length, async () => {
-        const stored = await put(bytes);
-        pieces.push({ fileIndex: file.fileIndex, start, bytes: stored.bytes, sha256: stored.sha256 });
+        const stored = await putPiece(blobs, `edge-upload ${id} ${file.fileIndex} ${start}`, Readable.from([bytes]));
+        pieces.push({ fileIndex: file.fileIndex, start, ...stored });
       });
     };
 
@@ -228,12 +249,13 @@ export class BucketEpisodeUploadStore extends DataStore {
         end += p.bytes;
       }
       if (end !== length) throw new StoreFailure(`The pieces of ${path} hold ${end} bytes, not ${length}`);
-      const stored = await blobs.put(readBlobsInOrder(blobs, own)).catch((error: unknown) => {
+      const stored = await blobs.put(readPiecesInOrder(blobs, own)).catch((error: unknown) => {
         throw new StoreFailure(`The pieces of ${path} could not be joined: ${(error as Error).message}`, { cause: error });
       });
       if (stored.bytes !== length) throw new StoreFailure(`The pieces of ${path} joined to ${stored.bytes} bytes, not ${length}`);
       newFiles.push({ fileIndex: file.fileIndex, path, sha256: stored.sha256, bytes: stored.bytes });
       pieces = pieces.filter((p) => p.fileIndex !== file.fileIndex);
+      joined.push(...own);
       holdAt = Infinity;
     };
 

@@ -147,8 +147,3 @@ export async function fetchMissing(
   });
   return fetched;
 }
-
-/** Blobs read back one after another, as one stream of bytes (the pieces of an upload, in order). */
-export async function* readBlobsInOrder(blobs: BlobStore, pieces: Array<{ sha256: string }>): AsyncIterable<Uint8Array> {
-  for (const piece of pieces) yield* await blobs.get(piece.sha256);
-}
