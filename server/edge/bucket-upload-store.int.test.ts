@@ -95,7 +95,7 @@ describe.skipIf(skip)("agents' episode uploads through a bucket", () => {
     // Cuts in the head, twice inside the long frame (the second after a whole piece), in the sums, near the end.
     const cuts = [300, big + 1_000_000, big + 8_700_000, sumsText + 20, size - 100, size];
     let at = 0;
-    let pieces: Array<{ sha256: string; bytes: number; header: number }> = [];
+    let pieces: Array<{ blob: string; bytes: number; header: number }> = [];
     for (const [i, cut] of cuts.entries()) {
       at = await patch(storeOn(i % 2), id, body, at, cut);
       expect(at).toBe(cut);
@@ -109,7 +109,7 @@ describe.skipIf(skip)("agents' episode uploads through a bucket", () => {
     // the pieces are gone from the bucket.
     const row = await db.edgeUpload.findUniqueOrThrow({ where: { id } });
     expect(row.pieces).toEqual([]);
-    for (const p of pieces) expect(await stores[0].has(p.sha256)).toBe(false);
+    for (const p of pieces) expect(await stores[0].has(p.blob)).toBe(false);
     expect(await storeOn(1).commit(id)).toEqual({ files: source.length });
 
     const arrived = await arrivedEpisodeUpload(db, { orgId: actor.orgId, repoId, episodeIndex: 0 });
@@ -188,9 +188,9 @@ describe.skipIf(skip)("agents' episode uploads through a bucket", () => {
   it("forgets uploads idle for a day (and their pieces), but not one complete and waiting for its commit", async () => {
     const [idle, complete, fresh] = [await setUp("idle"), await setUp("complete"), await setUp("fresh")];
     await patch(storeOn(0), idle.id, idle.body, 0, idle.big + 1_000_000);
-    const idlePieces = (await db.edgeUpload.findUniqueOrThrow({ where: { id: idle.id } })).pieces as Array<{ sha256: string }>;
+    const idlePieces = (await db.edgeUpload.findUniqueOrThrow({ where: { id: idle.id } })).pieces as Array<{ blob: string }>;
     expect(idlePieces).toHaveLength(1);
-    expect(await stores[1].has(idlePieces[0].sha256)).toBe(true);
+    expect(await stores[1].has(idlePieces[0].blob)).toBe(true);
     expect(await patch(storeOn(0), complete.id, complete.body, 0, complete.size)).toBe(complete.size);
     const twoDaysAgo = new Date(Date.now() - 2 * 86_400_000);
     await db.$executeRaw`UPDATE "EdgeUpload" SET "updatedAt" = ${twoDaysAgo} WHERE "id" IN (${idle.id}, ${complete.id})`;
@@ -199,7 +199,7 @@ describe.skipIf(skip)("agents' episode uploads through a bucket", () => {
     expect(removed).toBeGreaterThanOrEqual(1);
     expect(held).toContain(idle.id);
     expect(await db.edgeUpload.findUnique({ where: { id: idle.id } })).toBeNull();
-    expect(await stores[1].has(idlePieces[0].sha256)).toBe(false);
+    expect(await stores[1].has(idlePieces[0].blob)).toBe(false);
     expect(await db.edgeUpload.findUnique({ where: { id: complete.id } })).not.toBeNull();
     expect(await db.edgeUpload.findUnique({ where: { id: fresh.id } })).not.toBeNull();
     // Its commit is still taken, and a committed one goes once idle.
@@ -237,10 +237,24 @@ describe.skipIf(skip)("agents' episode uploads through a bucket", () => {
     const damaged = Buffer.from(body);
     damaged[big + 5_000_000] ^= 0xff;
     expect(await patch(storeOn(0), id, damaged, 0, big + 9_000_000)).toBe(big + 9_000_000);
-    const pieces = (await db.edgeUpload.findUniqueOrThrow({ where: { id } })).pieces as Array<{ sha256: string }>;
+    const pieces = (await db.edgeUpload.findUniqueOrThrow({ where: { id } })).pieces as Array<{ blob: string }>;
     expect(pieces.length).toBeGreaterThanOrEqual(2);
     await expect(patch(storeOn(1), id, damaged, big + 9_000_000, size)).rejects.toMatchObject({ status_code: 400, body: expect.stringMatching(/frame-000000\.png" arrived damaged/) });
     expect(await db.edgeUpload.findUnique({ where: { id } })).toBeNull();
-    for (const p of pieces) expect(await stores[0].has(p.sha256)).toBe(false);
+    for (const p of pieces) expect(await stores[0].has(p.blob)).toBe(false);
+  }, 120_000);
+
+  it("receives a file again from its start when one of its pieces is no longer in the bucket", async () => {
+    const { source, body, id, size, big } = await setUp("lost-piece");
+    expect(await patch(storeOn(0), id, body, 0, big + 9_000_000)).toBe(big + 9_000_000);
+    const [lost] = (await db.edgeUpload.findUniqueOrThrow({ where: { id } })).pieces as Array<{ blob: string }>;
+    await stores[0].delete(lost.blob);
+    await expect(patch(storeOn(1), id, body, big + 9_000_000, size)).rejects.toBeDefined();
+    // The row forgot the file's pieces and went back to where the file starts.
+    const row = await db.edgeUpload.findUniqueOrThrow({ where: { id } });
+    expect(row.pieces).toEqual([]);
+    expect((await storeOn(0).getUpload(id)).offset).toBe(big);
+    expect(await patch(storeOn(0), id, body, big, size)).toBe(size);
+    expect(await storeOn(1).commit(id)).toEqual({ files: source.length });
   }, 120_000);
 });

@@ -5,7 +5,7 @@ import type { Db } from "../db";
 import { AppError } from "../errors";
 import { Prisma } from "../generated/prisma/client";
 import type { BlobStore } from "../storage/blob-store";
-import { putPiece, readPiecesInOrder, removePieces, uploadPieceFields } from "../storage/upload-pieces";
+import { MissingPieceError, putPiece, readPiecesInOrder, removePieces, uploadPieceSchema } from "../storage/upload-pieces";
 import { BLOCK, segmentAt, type ArchiveLayout, type Segment } from "./archive-layout";
 import { uploadMetadataSchema, type EpisodeManifest } from "./edge.schemas";
 import { offsetCheckpoints } from "./offset-checkpoints";
@@ -36,7 +36,7 @@ const CHECKPOINT_BYTES = 1024 * 1024;
 const IN_FLIGHT_PUTS = 8;
 const IN_FLIGHT_BYTES = 32 * 1024 * 1024;
 
-const piecesSchema = z.array(z.object({ fileIndex: z.number().int().nonnegative(), start: z.number().int().nonnegative(), ...uploadPieceFields }));
+const piecesSchema = z.array(uploadPieceSchema({ fileIndex: z.number().int().nonnegative(), start: z.number().int().nonnegative() }));
 type Piece = z.infer<typeof piecesSchema>[number];
 type ArrivedFile = { fileIndex: number; path: string; sha256: string; bytes: number };
 
@@ -78,7 +78,7 @@ export class BucketEpisodeUploadStore extends DataStore {
     return this.opts.expireAfterMs;
   }
 
-  /** Forgets the upload; its blobs are then named by nothing and go with the blob sweep. */
+  /** Forgets the upload and removes its pieces; the files it had received are then named by nothing and go with the blob sweep. */
   async remove(id: string): Promise<void> {
     if (!(await this.removeRow(id))) throw ERRORS.FILE_NOT_FOUND;
   }
@@ -250,6 +250,12 @@ export class BucketEpisodeUploadStore extends DataStore {
       }
       if (end !== length) throw new StoreFailure(`The pieces of ${path} hold ${end} bytes, not ${length}`);
       const stored = await blobs.put(readPiecesInOrder(blobs, own)).catch((error: unknown) => {
+        if (error instanceof MissingPieceError) {
+          // Removed by another request on this upload (after its lock was lost), or lost by the
+          // store: the row forgets the file's pieces and the file is received again from its start.
+          pieces = pieces.filter((p) => p.fileIndex !== file.fileIndex);
+          holdAt = file.segment.start;
+        }
         throw new StoreFailure(`The pieces of ${path} could not be joined: ${(error as Error).message}`, { cause: error });
       });
       if (stored.bytes !== length) throw new StoreFailure(`The pieces of ${path} joined to ${stored.bytes} bytes, not ${length}`);

@@ -36,6 +36,12 @@ afterAll(async () => {
   await db.$disconnect();
 });
 
+async function readAll(stream: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk));
+  return Buffer.concat(chunks);
+}
+
 async function* bytesOf(content: Buffer, signal?: AbortController, stopAt?: number) {
   for (let at = 0; at < content.length; at += 16_384) {
     if (stopAt !== undefined && at >= stopAt) {
@@ -61,13 +67,14 @@ describe.skipIf(skip)("resumable model uploads through a bucket", () => {
     // Sent again on the other process, overlapping what arrived: only the new bytes are kept.
     expect((await put(web[1], 200_000, 599_999)).status.received).toBe(600_000);
     const row = await db.modelUpload.findUniqueOrThrow({ where: { id: uploadId } });
-    const pieces = row.pieces as Array<{ start: number; bytes: number; sha256: string; header: number }>;
+    const pieces = row.pieces as Array<{ start: number; bytes: number; blob: string; header: number }>;
     expect(pieces.map((p) => [p.start, p.bytes])).toEqual([[0, 300_000], [300_000, 300_000]]);
-    // Each piece is stored behind a header naming its upload and place: a blob no other writer makes.
-    const header = Buffer.from(`gantry upload piece: model-upload ${uploadId} 300000\n`);
-    expect(pieces[1]).toMatchObject({ header: header.length, sha256: sha(Buffer.concat([header, content.subarray(300_000, 600_000)])) });
-    for (const p of pieces) expect(await web[0].blobs.stat(p.sha256)).toEqual({ bytes: p.header + p.bytes });
-    expect(await namedBlobs(db, pieces.map((p) => p.sha256))).toEqual(new Set(pieces.map((p) => p.sha256)));
+    // Each piece is stored behind a header naming its upload and place, with random bits: a blob no other writer makes.
+    const stored = await readAll(await web[0].blobs.get(pieces[1].blob));
+    expect(stored.subarray(0, pieces[1].header).toString()).toMatch(new RegExp(`^gantry upload piece: model-upload ${uploadId} 300000 [0-9a-f]{32}\n$`));
+    expect(stored.subarray(pieces[1].header).equals(content.subarray(300_000, 600_000))).toBe(true);
+    for (const p of pieces) expect(await web[0].blobs.stat(p.blob)).toEqual({ bytes: p.header + p.bytes });
+    expect(await namedBlobs(db, pieces.map((p) => p.blob))).toEqual(new Set(pieces.map((p) => p.blob)));
 
     const last = await put(web[0], 600_000, content.length - 1);
     expect(last.version).toBeDefined();
@@ -75,8 +82,8 @@ describe.skipIf(skip)("resumable model uploads through a bucket", () => {
     expect(await web[1].blobs.has(sha(content))).toBe(true);
     // Done: the row is gone, and so are its pieces from the bucket.
     expect(await db.modelUpload.count({ where: { id: uploadId } })).toBe(0);
-    expect(await namedBlobs(db, pieces.map((p) => p.sha256))).toEqual(new Set());
-    for (const p of pieces) expect(await web[1].blobs.has(p.sha256)).toBe(false);
+    expect(await namedBlobs(db, pieces.map((p) => p.blob))).toEqual(new Set());
+    for (const p of pieces) expect(await web[1].blobs.has(p.blob)).toBe(false);
     await expect(getUploadStatus(web[1], { actor, modelId, uploadId })).rejects.toThrow(/no such upload/);
   });
 });

@@ -68,16 +68,16 @@ describe("resumable model uploads", () => {
     expect((await piece(uploadId, content, 30_000, 69_999)).status).toBe(200);
     expect((await status(uploadId, otherAuth)).status).toBe(404);
 
-    const pieces = (await db.modelUpload.findUniqueOrThrow({ where: { id: uploadId } })).pieces as Array<{ sha256: string }>;
+    const pieces = (await db.modelUpload.findUniqueOrThrow({ where: { id: uploadId } })).pieces as Array<{ blob: string }>;
     expect(pieces).toHaveLength(2);
-    for (const p of pieces) expect(await blobStore().has(p.sha256)).toBe(true);
+    for (const p of pieces) expect(await blobStore().has(p.blob)).toBe(true);
     const last = await piece(uploadId, content, 70_000, 99_999);
     expect(last.status).toBe(201);
     const version = await last.json();
     expect(version).toMatchObject({ received: 100_000 });
     expect(await blobStore().has(sha(content))).toBe(true);
     // Joined: the pieces are removed at once, not left for the sweep (the file is stored once).
-    for (const p of pieces) expect(await blobStore().has(p.sha256)).toBe(false);
+    for (const p of pieces) expect(await blobStore().has(p.blob)).toBe(false);
     expect(await db.modelVersion.findUniqueOrThrow({ where: { id: version.versionId } })).toMatchObject({ sha256: sha(content), source: { kind: "upload", filename: "big.onnx" } });
     expect((await status(uploadId)).status).toBe(404);
   });
@@ -161,14 +161,14 @@ describe("resumable model uploads", () => {
     const content = crypto.randomBytes(10);
     const { uploadId } = await (await start(10)).json();
     expect((await piece(uploadId, content, 0, 4)).status).toBe(200);
-    const [stored] = (await db.modelUpload.findUniqueOrThrow({ where: { id: uploadId } })).pieces as Array<{ sha256: string }>;
+    const [stored] = (await db.modelUpload.findUniqueOrThrow({ where: { id: uploadId } })).pieces as Array<{ blob: string }>;
     expect((await start(10, "", otherAuth)).status).toBe(404);
     const cancelAs = (headers: Record<string, string>) => cancelUpload(new Request(`${base()}/${uploadId}`, { method: "DELETE", headers }), { params: Promise.resolve({ modelId, uploadId }) });
     expect((await cancelAs(otherAuth)).status).toBe(404);
-    expect(await blobStore().has(stored.sha256)).toBe(true);
+    expect(await blobStore().has(stored.blob)).toBe(true);
     expect((await cancelAs(auth)).status).toBe(204);
     expect((await status(uploadId)).status).toBe(404);
-    expect(await blobStore().has(stored.sha256)).toBe(false);
+    expect(await blobStore().has(stored.blob)).toBe(false);
   });
 
   it("joins a piece recorded without a header (an upload begun before headers) and leaves that blob to the sweep", async () => {
@@ -180,12 +180,24 @@ describe("resumable model uploads", () => {
     await db.modelUpload.update({ where: { id: uploadId }, data: { pieces: [{ start: 0, bytes: 10_000, sha256: legacy.sha256 }] } });
     expect(await (await status(uploadId)).json()).toMatchObject({ received: 10_000 });
     expect((await piece(uploadId, content, 10_000, 19_999)).status).toBe(200);
-    const [, headed] = (await db.modelUpload.findUniqueOrThrow({ where: { id: uploadId } })).pieces as Array<{ sha256: string }>;
+    const [, headed] = (await db.modelUpload.findUniqueOrThrow({ where: { id: uploadId } })).pieces as Array<{ blob: string }>;
     const last = await piece(uploadId, content, 20_000, content.length - 1);
     expect(last.status).toBe(201);
     expect((await db.modelVersion.findUniqueOrThrow({ where: { id: (await last.json()).versionId } })).sha256).toBe(sha(content));
     expect(await blobStore().has(legacy.sha256)).toBe(true);
-    expect(await blobStore().has(headed.sha256)).toBe(false);
+    expect(await blobStore().has(headed.blob)).toBe(false);
+  });
+
+  it("starts over, saying why, when a piece is no longer in the store at the join", async () => {
+    const content = crypto.randomBytes(20_000);
+    const { uploadId } = await (await start(content.length)).json();
+    expect((await piece(uploadId, content, 0, 9_999)).status).toBe(200);
+    const [lost] = (await db.modelUpload.findUniqueOrThrow({ where: { id: uploadId } })).pieces as Array<{ blob: string }>;
+    await blobStore().delete(lost.blob);
+    const last = await piece(uploadId, content, 10_000, content.length - 1);
+    expect(last.status).toBe(409);
+    expect((await last.json()).error.message).toMatch(/no longer in the blob store .*start the upload again/);
+    expect((await status(uploadId)).status).toBe(404);
   });
 });
 

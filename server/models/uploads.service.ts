@@ -6,7 +6,7 @@ import { Prisma } from "../generated/prisma/client";
 import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
 import type { BlobSource, BlobStore } from "../storage/blob-store";
-import { putPiece, readPiecesInOrder, removePieces, uploadPieceFields } from "../storage/upload-pieces";
+import { MissingPieceError, putPiece, readPiecesInOrder, removePieces, uploadPieceSchema } from "../storage/upload-pieces";
 import { MAX_TEST_VECTOR_BYTES, type uploadStatusSchema } from "./models.schemas";
 import { addVersionFromUpload, TestVectorRefusedError, UploadTooLargeError } from "./registry.service";
 import { parseTestVector } from "./test-vector";
@@ -25,7 +25,7 @@ import { parseTestVector } from "./test-vector";
 
 const UPLOAD_TTL_MS = 24 * 60 * 60 * 1000;
 
-const piecesSchema = z.array(z.object({ start: z.number().int().nonnegative(), ...uploadPieceFields }));
+const piecesSchema = z.array(uploadPieceSchema({ start: z.number().int().nonnegative() }));
 type Pieces = z.infer<typeof piecesSchema>;
 
 export interface UploadDeps {
@@ -131,11 +131,12 @@ export async function putUploadChunk(
     const isNew = range.end >= received;
     // What this piece adds, as one blob; a piece that stops short is removed, and the upload names nothing of it.
     const piece = isNew ? await putPiece(deps.blobs, `model-upload ${uploadId} ${received}`, newBytes(), { signal, maxBytes: expected }) : await drain(newBytes());
-    if (written !== expected || piece?.bytes === 0) {
+    if (written !== expected) {
       if (piece) await removePieces(deps.blobs, [piece]);
-      if (written !== expected) throw new AppError("BAD_REQUEST", `The piece had ${written} bytes, not the ${expected} its Content-Range says; send it again`);
+      throw new AppError("BAD_REQUEST", `The piece had ${written} bytes, not the ${expected} its Content-Range says; send it again`);
     }
-    const all = piece && piece.bytes > 0 ? [...pieces, { start: received, ...piece }] : pieces;
+    // A new piece holds at least one byte here: it ends at or after the first byte not yet received.
+    const all = piece ? [...pieces, { start: received, ...piece }] : pieces;
     const now = receivedOf(all);
     await deps.db.modelUpload.update({ where: { id: row.id }, data: { pieces: all as Prisma.InputJsonValue } });
     if (now < total) return { status: { uploadId, received: now, total } };
@@ -157,7 +158,9 @@ export async function putUploadChunk(
     } catch (error) {
       // A checksum mismatch means the bytes are wrong somewhere: start over rather than resume.
       // A vector that does not fit the model cannot be mended in this upload either.
-      if (error instanceof TestVectorRefusedError || (error instanceof AppError && /damaged/.test(error.message))) await forget(deps, row.id, all);
+      // A piece the store lost (or a cancel removed meanwhile) cannot be sent again in this upload either.
+      const isLost = error instanceof TestVectorRefusedError || error instanceof MissingPieceError || (error instanceof AppError && /damaged/.test(error.message));
+      if (isLost) await forget(deps, row.id, all);
       throw error;
     }
   } finally {

@@ -15,8 +15,9 @@ import type { Db, Tx } from "../db";
 //   Episode.rawFiles.*.sha256      an episode's raw files, from registration until it is in the dataset
 //   Dataset.buildFiles.*.sha256    the files of a dataset's current build
 //   ArchiveUpload.files.*.sha256   an uploaded archive's files, until it is imported (or discarded)
-//   ModelUpload.pieces[].sha256    the pieces of a model upload in progress
-//   EdgeUpload.pieces[].sha256     the pieces of an agent's episode upload in progress (through a bucket)
+//   ModelUpload.pieces[].blob      the pieces of a model upload in progress (.sha256 when recorded
+//                                  by an earlier version, without a header: upload-pieces.ts)
+//   EdgeUpload.pieces[].blob       the pieces of an agent's episode upload in progress (through a bucket; .sha256 likewise)
 //   EdgeUploadFile.sha256          its files that arrived whole, until the episode is registered
 //   Job.payload (queued, running)  a job's inputs kept as blobs: a sealed hub token, a test vector
 //
@@ -37,10 +38,10 @@ export async function namedBlobs(db: Db | Tx, shas: string[]): Promise<Set<strin
       WHERE f.value->>'sha256' = ANY(${shas}::text[])
     UNION SELECT f.value->>'sha256' FROM "ArchiveUpload" a, jsonb_each(CASE WHEN jsonb_typeof(a."files") = 'object' THEN a."files" ELSE '{}'::jsonb END) f
       WHERE f.value->>'sha256' = ANY(${shas}::text[])
-    UNION SELECT f->>'sha256' FROM "ModelUpload" u, jsonb_array_elements(CASE WHEN jsonb_typeof(u."pieces") = 'array' THEN u."pieces" ELSE '[]'::jsonb END) f
-      WHERE f->>'sha256' = ANY(${shas}::text[])
-    UNION SELECT f->>'sha256' FROM "EdgeUpload" u, jsonb_array_elements(CASE WHEN jsonb_typeof(u."pieces") = 'array' THEN u."pieces" ELSE '[]'::jsonb END) f
-      WHERE f->>'sha256' = ANY(${shas}::text[])
+    UNION SELECT COALESCE(f->>'blob', f->>'sha256') FROM "ModelUpload" u, jsonb_array_elements(CASE WHEN jsonb_typeof(u."pieces") = 'array' THEN u."pieces" ELSE '[]'::jsonb END) f
+      WHERE COALESCE(f->>'blob', f->>'sha256') = ANY(${shas}::text[])
+    UNION SELECT COALESCE(f->>'blob', f->>'sha256') FROM "EdgeUpload" u, jsonb_array_elements(CASE WHEN jsonb_typeof(u."pieces") = 'array' THEN u."pieces" ELSE '[]'::jsonb END) f
+      WHERE COALESCE(f->>'blob', f->>'sha256') = ANY(${shas}::text[])
     UNION SELECT "sha256" FROM "EdgeUploadFile" WHERE "sha256" = ANY(${shas}::text[])
     UNION SELECT "currentSha256" FROM "Device" WHERE "currentSha256" = ANY(${shas}::text[])
     UNION SELECT "sha256" FROM "CaptureFrame" WHERE "sha256" = ANY(${shas}::text[])

@@ -13,7 +13,7 @@ import { createLocalBlobStore } from "./local-blob-store";
 
 // The sweep on both stores against real rows: blobs no row names go (a deleted model's file, a
 // finished job's input), blobs rows name stay (a version's file, a checkpoint's files, a queued
-// job's input), and so does anything written or kept within the grace window — including a blob
+// job's input, an upload's pieces), and so does anything written or kept within the grace window — including a blob
 // a writer finds already stored while the sweep is deciding about it. Leftovers of crashed
 // writers go once old enough. A dry run lists the same things, with sizes, and removes nothing.
 
@@ -42,10 +42,10 @@ function sweepSuite(name: string, skip: string | null, makeRig: () => Promise<Ri
 
     it("removes blobs no row names and old leftovers, after a dry run that lists them with sizes; keeps named and recent blobs", async () => {
       const db = testDb();
-      const { orgId } = await createOrgWithMember(db);
+      const { orgId, actor } = await createOrgWithMember(db);
       const { store } = rig;
-      const [onnx, ckptA, ckptB, orphan, deletedModel, vector, finishedVector] = await Promise.all(
-        ["onnx", "ckpt-a", "ckpt-b", "orphan", "deleted", "vector", "finished-vector"].map((l) => put(store, bytesOf(l))),
+      const [onnx, ckptA, ckptB, orphan, deletedModel, vector, finishedVector, piece, legacyPiece] = await Promise.all(
+        ["onnx", "ckpt-a", "ckpt-b", "orphan", "deleted", "vector", "finished-vector", "piece", "legacy-piece"].map((l) => put(store, bytesOf(l))),
       );
       const model = await db.model.create({ data: { orgId, name: `m-${crypto.randomUUID()}` } });
       await db.modelVersion.create({ data: { orgId, modelId: model.id, number: 1, source: { kind: "upload" }, sha256: onnx.sha256, bytes: onnx.bytes } });
@@ -55,6 +55,9 @@ function sweepSuite(name: string, skip: string | null, makeRig: () => Promise<Ri
       await db.model.delete({ where: { id: gone.id } });
       await db.job.create({ data: { orgId, kind: "models.validate", status: "queued", payload: { versionId: crypto.randomUUID(), testVectorSha256: vector.sha256 } } });
       await db.job.create({ data: { orgId, kind: "models.validate", status: "succeeded", payload: { versionId: crypto.randomUUID(), testVectorSha256: finishedVector.sha256 } } });
+      // A model upload in progress: a piece behind a header (named as `blob`) and one recorded before headers (as `sha256`).
+      const pieces = [{ start: 0, bytes: 10, sha256: legacyPiece.sha256 }, { start: 10, bytes: piece.bytes - 5, header: 5, blob: piece.sha256 }];
+      await db.modelUpload.create({ data: { id: crypto.randomUUID(), orgId, modelId: model.id, userId: actor.userId, total: BigInt(1000), dims: {}, pieces } });
       const leftovers = await rig.crash();
       await sleep(GRACE_MS + 1200);
       const recent = await put(store, bytesOf("recent"));
@@ -72,7 +75,7 @@ function sweepSuite(name: string, skip: string | null, makeRig: () => Promise<Ri
       const real = await sweepBlobs(db, { blobs: store, graceMs: GRACE_MS, leftoverAgeMs: GRACE_MS });
       expect(real).toMatchObject({ dryRun: false, blobs: dry.blobs, leftovers: dry.leftovers });
       for (const b of wouldGo) expect(await store.has(b.sha256)).toBe(false);
-      for (const b of [onnx, ckptA, ckptB, vector, recent]) expect(await store.has(b.sha256)).toBe(true);
+      for (const b of [onnx, ckptA, ckptB, vector, recent, piece, legacyPiece]) expect(await store.has(b.sha256)).toBe(true);
       expect(await rig.leftoverCount()).toBe(0);
     });
 
