@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDb, type Db } from "../server/db";
 import { startSelftest } from "../server/system/selftest.service";
 import { createOrgWithMember, waitFor } from "../tests/helpers/factories";
+import { freePort } from "../tests/helpers/sshd-rig";
 import { createTestDatabase, type TestDatabase } from "../tests/setup/test-database";
 
 // `npm start` itself (scripts/start.ts) against the test Postgres, running only the worker
@@ -108,7 +109,7 @@ describe("npm start", () => {
     // A home the `postgres` user can reach, so the cluster lives inside it.
     const pgHome = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-start-pg-"));
     fs.chmodSync(pgHome, 0o755);
-    const port = 55000 + Math.floor(Math.random() * 900);
+    const port = await freePort();
     const start = runStart(["--only", "worker"], { DATABASE_URL: "", GANTRY_HOME: pgHome, EMBEDDED_PG_PORT: String(port) });
     try {
       await start.waitForOutput((o) => o.includes("[worker] Worker ready"), "the database and the worker to start");

@@ -5,6 +5,7 @@ import path from "node:path";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { waitFor } from "../../tests/helpers/factories";
+import { freePort } from "../../tests/helpers/sshd-rig";
 
 // The quick start as a newcomer on a fresh server runs it: as root, from a clean checkout in
 // a folder only root can enter (/root/gantry, or one made by mktemp -d). The embedded Postgres
@@ -36,7 +37,8 @@ describe.skipIf(!isRoot)("the start as root in a private folder", () => {
     // Where the cluster and the binaries go instead; the real default is /var/lib/gantry.
     const systemDir = path.join(scratch, "system");
     fs.chmodSync(scratch, 0o755);
-    const port = 55000 + Math.floor(Math.random() * 900);
+    // One the system says is free now: a random one could be a connection's own (ephemeral) port.
+    const port = await freePort();
     // No DATABASE_URL and no GANTRY_HOME: the embedded default, under the checkout's .gantry/.
     const { DATABASE_URL: _url, GANTRY_HOME: _home, ...inherited } = process.env;
     const env = { ...inherited, EMBEDDED_PG_PORT: String(port), EMBEDDED_PG_SYSTEM_DIR: systemDir };

@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
+import { freePort } from "../../tests/helpers/sshd-rig";
 import { startEmbeddedPostgres } from "./embedded";
 import { migrate } from "./migrate";
 
@@ -12,7 +13,7 @@ import { migrate } from "./migrate";
 
 const home = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-embedded-"));
 fs.chmodSync(home, 0o755);
-const port = 54000 + Math.floor(Math.random() * 900);
+const port = await freePort();
 afterAll(() => fs.rmSync(home, { recursive: true, force: true }));
 
 async function count(url: string): Promise<number> {
