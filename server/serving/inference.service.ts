@@ -34,6 +34,8 @@ export interface LoadedEndpoint {
   pool: SessionPool;
   /** The same model on the main thread when it is quick enough (inline-session.ts); small requests run there. */
   inline: InlineSession | null;
+  /** The model's outputs, in its signature's order (what a request gets when it names none). */
+  outputNames: string[];
   active: number;
   queue: Array<() => void>;
   isRetired: boolean;
@@ -161,7 +163,7 @@ export class InferenceEngine {
       }
       const current = this.served.get(key);
       if (current) this.retire(current);
-      this.served.set(key, { spec: this.desired.get(key)!, ...parts, active: 0, queue: [], isRetired: false, isReleased: false });
+      this.served.set(key, { spec: this.desired.get(key)!, ...parts, outputNames: spec.signature.outputs.map((o) => o.name), active: 0, queue: [], isRetired: false, isReleased: false });
       this.failedVersions.delete(spec.id);
       change = { endpointId: spec.id, status: "ready", error: null };
       return change;
@@ -212,6 +214,9 @@ export class InferenceEngine {
 
   /** The endpoint served under this name in this organisation; 503 while it loads or when it failed to, NOT_FOUND when there is none. */
   find(orgId: string, name: string, version?: string): LoadedEndpoint {
+    // Every inference request asks: a served endpoint is answered without building its state.
+    const served = this.served.get(keyOf(orgId, name));
+    if (served !== undefined && (version === undefined || version === String(served.spec.versionNumber))) return served;
     const found = this.state(orgId, name, version);
     if (found.state === "ready") return found.loaded;
     throw new EndpointUnavailableError(found.message, found.state === "loading" ? LOADING_RETRY_AFTER_SECONDS : null);
@@ -232,9 +237,9 @@ export class InferenceEngine {
     try {
       feeds = buildFeeds(spec.name, spec.signature, spec.settings, inputs);
       const known = spec.signature.outputs;
-      wanted = outputNames?.length ? outputNames : known.map((o) => o.name);
+      wanted = outputNames?.length ? outputNames : loaded.outputNames;
       for (const n of wanted) {
-        if (!known.some((o) => o.name === n)) throw new AppError("BAD_REQUEST", `Output "${n}" is not an output of endpoint ${spec.name}; it gives ${known.map((o) => o.name).join(", ")}`);
+        if (!loaded.outputNames.includes(n)) throw new AppError("BAD_REQUEST", `Output "${n}" is not an output of endpoint ${spec.name}; it gives ${known.map((o) => o.name).join(", ")}`);
       }
     } catch (error) {
       this.count(spec, started, error);

@@ -1,11 +1,13 @@
 import * as ort from "onnxruntime-node";
 import type { TensorSpec } from "../models/validation.schemas";
 import type { RawTensor, SessionPool } from "./session-pool";
+import { createDirectSession, type DirectSession } from "./ort-direct";
 
 // A session on the model server's main thread, for models so quick that handing a request to
-// a worker thread (two postMessage hops and a wake-up of each side) costs more than running it. onnxruntime-
-// node's `run` is synchronous under its promise (it runs in a setImmediate callback), so a
-// run here holds the event loop for its whole duration: the engine sends a request here only
+// a worker thread (two postMessage hops and a wake-up of each side) costs more than running it.
+// A run is synchronous (ort-direct.ts calls the native session without the package's
+// asynchronous wrapper, which costs more than such a run), so it holds the event loop for its
+// whole duration: the engine sends a request here only
 // when its estimated run time is within INLINE_BUDGET_MS, and stops using this session for a
 // while when runs keep taking far longer than estimated (one slow run is usually the machine
 // being busy for a moment — a pause, another process — not the model). Everything else goes
@@ -31,7 +33,8 @@ export class InlineSession {
   private pausedUntil = 0;
 
   private constructor(
-    private readonly session: ort.InferenceSession,
+    /** The native session, run synchronously; or, when the installed runtime offers none, the public one. */
+    private readonly session: { direct: DirectSession } | { public: ort.InferenceSession },
     /** Median milliseconds of a warm-up run. */
     readonly calibrationMs: number,
     /** Values in the warm-up inputs, to scale the estimate by a request's size. */
@@ -52,7 +55,9 @@ export class InlineSession {
     if (!(calibrationMs <= INLINE_MAX_CALIBRATION_MS)) return null;
     let values = 0;
     for (const name in feeds) values += feeds[name].data.length;
-    const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: "sequential", graphOptimizationLevel: "all" });
+    const options = { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: "sequential", graphOptimizationLevel: "all" } as const;
+    const direct = createDirectSession(bytes, options);
+    const session = direct ? { direct } : { public: await ort.InferenceSession.create(bytes, options) };
     return new InlineSession(session, calibrationMs, Math.max(1, values));
   }
 
@@ -71,21 +76,39 @@ export class InlineSession {
       tensors[name] = new ort.Tensor(f.type, f.data as never, f.dims);
     }
     const started = performance.now();
-    return this.session.run(tensors, outputs).then((result) => {
-      if (performance.now() - started <= INLINE_GIVE_UP_MS) this.slowRuns = 0;
-      else if (++this.slowRuns >= INLINE_SLOW_RUNS) {
-        this.slowRuns = 0;
-        this.pausedUntil = performance.now() + INLINE_PAUSE_MS;
-      }
-      const out: Record<string, RawTensor> = {};
-      for (const name of outputs) out[name] = { type: result[name].type, data: result[name].data, dims: result[name].dims };
-      return out;
+    if ("public" in this.session) return this.session.public.run(tensors, outputs).then((result) => this.finish(started, result as Record<string, ort.Tensor>, outputs));
+    // In the event loop's check phase, as the public session runs too, not at once: the runs of
+    // requests that arrived together then go one after another and their answers are written
+    // together, which costs the server less per request than answering each as it arrives.
+    const { direct } = this.session;
+    return new Promise((resolve, reject) => {
+      setImmediate(() => {
+        try {
+          resolve(this.finish(started, direct.run(tensors, outputs), outputs));
+        } catch (error) {
+          reject(error);
+        }
+      });
     });
   }
 
+  /** A run's outputs; a run far slower than estimated counts towards a pause. */
+  private finish(started: number, result: Record<string, ort.Tensor>, outputs: string[]): Record<string, RawTensor> {
+    if (performance.now() - started <= INLINE_GIVE_UP_MS) this.slowRuns = 0;
+    else if (++this.slowRuns >= INLINE_SLOW_RUNS) {
+      this.slowRuns = 0;
+      this.pausedUntil = performance.now() + INLINE_PAUSE_MS;
+    }
+    const out: Record<string, RawTensor> = {};
+    for (const name of outputs) out[name] = { type: result[name].type, data: result[name].data, dims: result[name].dims };
+    return out;
+  }
+
   async release(): Promise<void> {
+    if (this.isReleased) return;
     this.isReleased = true;
-    await this.session.release();
+    if ("public" in this.session) await this.session.public.release();
+    else this.session.direct.release();
   }
 }
 

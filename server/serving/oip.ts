@@ -1,6 +1,6 @@
 import { AppError } from "../errors";
 import type { RawTensor } from "./session-pool";
-import { toJsonTensor, toOipDatatype, type InputTensor } from "./tensors";
+import { jsonTensorText, toJsonTensor, toOipDatatype, type InputTensor } from "./tensors";
 
 // The Open Inference Protocol v2 infer request and response, with JSON tensors and the
 // binary tensor data extension (as KServe and Triton define it): a request or response body
@@ -109,6 +109,13 @@ export function buildInferResponse(
   outputs: Array<{ name: string; tensor: RawTensor }>,
   binaryOutputs: ReadonlySet<string>,
 ): { headers: Record<string, string | number>; body: Buffer | string } {
+  if (binaryOutputs.size === 0) {
+    // The common answer, all JSON, written as text directly (the same text JSON.stringify gives).
+    let text = `{"model_name":${JSON.stringify(model.name)},"model_version":${JSON.stringify(model.version)}${request.id ? `,"id":${JSON.stringify(request.id)}` : ""},"outputs":[`;
+    for (let i = 0; i < outputs.length; i++) text += (i === 0 ? "" : ",") + jsonTensorText(outputs[i].name, outputs[i].tensor);
+    text += "]}";
+    return { headers: { "content-type": "application/json", "content-length": Buffer.byteLength(text) }, body: text };
+  }
   const binaries: Buffer[] = [];
   const described = outputs.map(({ name, tensor }) => {
     if (!binaryOutputs.has(name)) return toJsonTensor(name, tensor);
@@ -118,7 +125,6 @@ export function buildInferResponse(
     return { name, shape: tensor.dims.map(Number), datatype: toOipDatatype(tensor.type), parameters: { binary_data_size: bytes.length } };
   });
   const json = JSON.stringify({ model_name: model.name, model_version: model.version, ...(request.id ? { id: request.id } : {}), outputs: described });
-  if (binaries.length === 0) return { headers: { "content-type": "application/json", "content-length": Buffer.byteLength(json) }, body: json };
   const header = Buffer.from(json, "utf8");
   const body = Buffer.concat([header, ...binaries]);
   // Spelled as Triton spells it: some clients read response headers case-sensitively.

@@ -59,9 +59,14 @@ export function buildFeeds(endpointName: string, signature: { inputs: TensorSpec
   const feeds: Record<string, RawTensor> = {};
   // A symbolic dimension has one size per request, whichever inputs declare it: onnxruntime
   // would otherwise broadcast a size of 1 against it and answer as if nothing were wrong.
-  const symbols = new Map<string, { input: string; axis: number; size: number }>();
+  const symbols: Symbols = new Map();
   for (const input of inputs) {
-    const spec = signature.inputs.find((s) => s.name === input.name);
+    let spec: TensorSpec | undefined;
+    for (const s of signature.inputs) {
+      if (s.name !== input.name) continue;
+      spec = s;
+      break;
+    }
     if (!spec) throw bad(`Input "${input.name}" is not an input of endpoint ${endpointName}; it takes ${inputNames(signature)}`);
     if (feeds[input.name]) throw bad(`Input "${input.name}" is given twice`);
     const ortType = oipToOrt[input.datatype as OipDatatype];
@@ -102,16 +107,22 @@ function checkShape(input: InputTensor, spec: TensorSpec, settings: EndpointSett
   if (fixedSize(expected[0]) === -1 && shape[0] > settings.maxBatch) throw bad(`Input "${input.name}" has a batch of ${shape[0]}; this endpoint takes at most ${settings.maxBatch} (its maxBatch setting)`);
 }
 
-function bindSymbols(input: InputTensor, spec: TensorSpec, symbols: Map<string, { input: string; axis: number; size: number }>) {
-  spec.shape.forEach((d, axis) => {
-    if (typeof d !== "string" || d === "?" || d === "") return;
+type Symbols = Map<string, { input: string; axis: number; size: number }>;
+
+function bindSymbols(input: InputTensor, spec: TensorSpec, symbols: Symbols) {
+  for (let axis = 0; axis < spec.shape.length; axis++) {
+    const d = spec.shape[axis];
+    if (typeof d !== "string" || d === "?" || d === "") continue;
     const size = input.shape[axis];
     const bound = symbols.get(d);
-    if (!bound) return void symbols.set(d, { input: input.name, axis, size });
-    if (bound.size === size) return;
+    if (!bound) {
+      symbols.set(d, { input: input.name, axis, size });
+      continue;
+    }
+    if (bound.size === size) continue;
     const first = bound.input === input.name ? `dimension ${bound.axis}` : `input "${bound.input}" (dimension ${bound.axis})`;
     throw bad(`Input "${input.name}" gives dimension "${d}" (dimension ${axis}) size ${size}, but ${first} gives it ${bound.size}; every input declaring "${d}" must use the same size`);
-  });
+  }
 }
 
 type Normalisation = NonNullable<EndpointSettings["preprocessing"]>[string];
@@ -217,6 +228,15 @@ export function toJsonTensor(name: string, tensor: RawTensor): JsonTensor {
   const data = tensor.data as ArrayLike<number | bigint | boolean>;
   const values = tensor.type === "bool" ? Array.from(data as Uint8Array, Boolean) : isBig(tensor.type as OrtType) ? Array.from(data as BigInt64Array, Number) : Array.from(data as Float32Array);
   return { name, shape: tensor.dims.map(Number), datatype: toOipDatatype(tensor.type), data: values };
+}
+
+/** Element types whose values a typed array's `join` writes exactly as JSON.stringify would (finite ones: the engine refuses others). */
+const plainNumberTypes = new Set(["float32", "float64", "int8", "int16", "int32", "uint8", "uint16", "uint32"]);
+
+/** toJsonTensor as JSON text, written without building the array of values for the common types. */
+export function jsonTensorText(name: string, tensor: RawTensor): string {
+  const values = plainNumberTypes.has(tensor.type) ? (tensor.data as Float32Array).join(",") : JSON.stringify(toJsonTensor(name, tensor).data).slice(1, -1);
+  return `{"name":${JSON.stringify(name)},"shape":[${tensor.dims.join(",")}],"datatype":"${toOipDatatype(tensor.type)}","data":[${values}]}`;
 }
 
 /** Nested arrays → shape and row-major data; ragged arrays are refused. */

@@ -99,6 +99,20 @@ export function buildTwoInputModel(): Buffer {
   );
 }
 
+/** sum = a + b and diff = a - b, with a and b [batch, 2]: a model with two outputs. */
+export function buildTwoOutputModel(): Buffer {
+  return encodeModel(
+    model({
+      nodes: [
+        { op_type: "Add", input: ["a", "b"], output: ["sum"] },
+        { op_type: "Sub", input: ["a", "b"], output: ["diff"] },
+      ],
+      inputs: [valueInfo("a", FLOAT, ["batch", 2]), valueInfo("b", FLOAT, ["batch", 2])],
+      outputs: [valueInfo("sum", FLOAT, ["batch", 2]), valueInfo("diff", FLOAT, ["batch", 2])],
+    }),
+  );
+}
+
 /** y = float(ids) * float(mask) over a symbolic length n: an int64 and a bool input. */
 export function buildMixedTypesModel(): Buffer {
   const to = (type: number) => [{ name: "to", type: ATTR_INT, i: type }];
