@@ -83,12 +83,19 @@ export class BucketEpisodeUploadStore extends DataStore {
     if (!(await this.removeRow(id))) throw ERRORS.FILE_NOT_FOUND;
   }
 
-  /** Deletes the upload's row (when it matches `where` too), then the pieces it named; false when there was no such row. */
+  /**
+   * Deletes the upload's row (when it matches `where` too), then the pieces it named as it was
+   * deleted (one statement: a save racing it cannot add pieces unseen); false when there was no such row.
+   */
   private async removeRow(id: string, where: Prisma.EdgeUploadWhereInput = {}): Promise<boolean> {
-    const row = await this.opts.db.edgeUpload.findUnique({ where: { id }, select: { pieces: true } });
-    const { count } = await this.opts.db.edgeUpload.deleteMany({ where: { ...where, id } });
-    if (count === 0) return false;
-    const pieces = piecesSchema.safeParse(row?.pieces);
+    let row: { pieces: Prisma.JsonValue };
+    try {
+      row = await this.opts.db.edgeUpload.delete({ where: { ...where, id }, select: { pieces: true } });
+    } catch (error) {
+      if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2025") return false;
+      throw error;
+    }
+    const pieces = piecesSchema.safeParse(row.pieces);
     if (pieces.success) await removePieces(this.opts.blobs, pieces.data);
     return true;
   }
