@@ -120,6 +120,14 @@ describe("outputs that are not finite numbers", () => {
     expect(Array.from(values)).toEqual([Infinity, -Infinity, NaN, NaN]);
   });
 
+  it("answer in plain JSON when every output returned is asked as JSON, whatever the request's default", async () => {
+    const r = await call("POST", "/v2/models/overflow/infer", { inputs: [{ name: "x", shape: [1, 2], datatype: "FP32", data: [0.5, -1] }], parameters: { binary_data_output: true }, outputs: [{ name: "y", parameters: { binary_data: false } }] });
+    expect(r.status).toBe(200);
+    expect(r.headers.get("content-type")).toBe("application/json");
+    expect(r.headers.get("inference-header-content-length")).toBeNull();
+    expect(r.body.outputs).toEqual([{ name: "y", shape: [1, 2], datatype: "FP32", data: [Math.fround(Math.fround(3e38) * 0.5), -Math.fround(3e38)] }]);
+  });
+
   it("leave finite answers from the same model as they were, and count as errors", async () => {
     const fine = await call("POST", "/v2/models/overflow/infer", { inputs: [{ name: "x", shape: [1, 2], datatype: "FP32", data: [0.5, -1] }] });
     expect(fine.status).toBe(200);

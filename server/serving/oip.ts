@@ -109,7 +109,10 @@ export function buildInferResponse(
   outputs: Array<{ name: string; tensor: RawTensor }>,
   binaryOutputs: ReadonlySet<string>,
 ): { headers: Record<string, string | number>; body: Buffer | string } {
-  if (binaryOutputs.size === 0) {
+  // The set names the model's outputs the client would take in binary; it may name none of those returned.
+  let isAllJson = true;
+  if (binaryOutputs.size > 0) for (const o of outputs) if (binaryOutputs.has(o.name)) isAllJson = false;
+  if (isAllJson) {
     // The common answer, all JSON, written as text directly (the same text JSON.stringify gives).
     let text = `{"model_name":${JSON.stringify(model.name)},"model_version":${JSON.stringify(model.version)}${request.id ? `,"id":${JSON.stringify(request.id)}` : ""},"outputs":[`;
     for (let i = 0; i < outputs.length; i++) text += (i === 0 ? "" : ",") + jsonTensorText(outputs[i].name, outputs[i].tensor);

@@ -32,7 +32,7 @@ function loadBinding(): NativeBinding | null {
   try {
     const loaded = createRequire(import.meta.url)("onnxruntime-node/dist/binding.js") as Partial<NativeBinding>;
     const Session = loaded.binding?.InferenceSession;
-    const usable = typeof loaded.initOrt === "function" && typeof Session === "function" && typeof Session.prototype.run === "function" && typeof Session.prototype.loadModel === "function";
+    const usable = typeof loaded.initOrt === "function" && typeof Session === "function" && ["run", "loadModel", "dispose"].every((m) => typeof (Session.prototype as unknown as Record<string, unknown>)[m] === "function");
     native = usable ? (loaded as NativeBinding) : null;
   } catch {
     native = null;
@@ -59,7 +59,12 @@ export function createDirectSession(bytes: Uint8Array, options: Pick<ort.Inferen
   const session = new found.binding.InferenceSession();
   // As the public `create` passes them when no execution provider is named: the CPU one.
   session.loadModel(bytes.buffer, bytes.byteOffset, bytes.byteLength, { ...options, executionProviders: [] });
-  const every = session.outputMetadata.map((o) => o.name);
+  const metadata: unknown = session.outputMetadata;
+  if (!Array.isArray(metadata) || !metadata.every((o) => typeof (o as { name?: unknown })?.name === "string")) {
+    session.dispose();
+    return null;
+  }
+  const every = (metadata as Array<{ name: string }>).map((o) => o.name);
   // The fetches of a run asking for every output, in the model's order, are built once.
   const allFetches: Record<string, null> = Object.fromEntries(every.map((name) => [name, null]));
   let isReleased = false;
