@@ -236,10 +236,9 @@ export class InferenceEngine {
     let feeds: Record<string, RawTensor>;
     try {
       feeds = buildFeeds(spec.name, spec.signature, spec.settings, inputs);
-      const known = spec.signature.outputs;
       wanted = outputNames?.length ? outputNames : loaded.outputNames;
       for (const n of wanted) {
-        if (!loaded.outputNames.includes(n)) throw new AppError("BAD_REQUEST", `Output "${n}" is not an output of endpoint ${spec.name}; it gives ${known.map((o) => o.name).join(", ")}`);
+        if (!loaded.outputNames.includes(n)) throw new AppError("BAD_REQUEST", `Output "${n}" is not an output of endpoint ${spec.name}; it gives ${loaded.outputNames.join(", ")}`);
       }
     } catch (error) {
       this.count(spec, started, error);

@@ -1,6 +1,6 @@
 import { AppError } from "../errors";
 import type { RawTensor } from "./session-pool";
-import { jsonTensorText, toJsonTensor, toOipDatatype, type InputTensor } from "./tensors";
+import { jsonTensorText, toOipDatatype, type InputTensor } from "./tensors";
 
 // The Open Inference Protocol v2 infer request and response, with JSON tensors and the
 // binary tensor data extension (as KServe and Triton define it): a request or response body
@@ -109,25 +109,18 @@ export function buildInferResponse(
   outputs: Array<{ name: string; tensor: RawTensor }>,
   binaryOutputs: ReadonlySet<string>,
 ): { headers: Record<string, string | number>; body: Buffer | string } {
-  // The set names the model's outputs the client would take in binary; it may name none of those returned.
-  let isAllJson = true;
-  if (binaryOutputs.size > 0) for (const o of outputs) if (binaryOutputs.has(o.name)) isAllJson = false;
-  if (isAllJson) {
-    // The common answer, all JSON, written as text directly (the same text JSON.stringify gives).
-    let text = `{"model_name":${JSON.stringify(model.name)},"model_version":${JSON.stringify(model.version)}${request.id ? `,"id":${JSON.stringify(request.id)}` : ""},"outputs":[`;
-    for (let i = 0; i < outputs.length; i++) text += (i === 0 ? "" : ",") + jsonTensorText(outputs[i].name, outputs[i].tensor);
-    text += "]}";
-    return { headers: { "content-type": "application/json", "content-length": Buffer.byteLength(text) }, body: text };
-  }
   const binaries: Buffer[] = [];
   const described = outputs.map(({ name, tensor }) => {
-    if (!binaryOutputs.has(name)) return toJsonTensor(name, tensor);
+    // JSON tensors are written as text directly (the same text JSON.stringify gives).
+    if (!binaryOutputs.has(name)) return jsonTensorText(name, tensor);
     const data = tensor.data as ArrayBufferView;
     const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     binaries.push(bytes);
-    return { name, shape: tensor.dims.map(Number), datatype: toOipDatatype(tensor.type), parameters: { binary_data_size: bytes.length } };
+    return JSON.stringify({ name, shape: tensor.dims.map(Number), datatype: toOipDatatype(tensor.type), parameters: { binary_data_size: bytes.length } });
   });
-  const json = JSON.stringify({ model_name: model.name, model_version: model.version, ...(request.id ? { id: request.id } : {}), outputs: described });
+  const id = request.id ? `,"id":${JSON.stringify(request.id)}` : "";
+  const json = `{"model_name":${JSON.stringify(model.name)},"model_version":${JSON.stringify(model.version)}${id},"outputs":[${described.join(",")}]}`;
+  if (binaries.length === 0) return { headers: { "content-type": "application/json", "content-length": Buffer.byteLength(json) }, body: json };
   const header = Buffer.from(json, "utf8");
   const body = Buffer.concat([header, ...binaries]);
   // Spelled as Triton spells it: some clients read response headers case-sensitively.

@@ -61,12 +61,7 @@ export function buildFeeds(endpointName: string, signature: { inputs: TensorSpec
   // would otherwise broadcast a size of 1 against it and answer as if nothing were wrong.
   const symbols: Symbols = new Map();
   for (const input of inputs) {
-    let spec: TensorSpec | undefined;
-    for (const s of signature.inputs) {
-      if (s.name !== input.name) continue;
-      spec = s;
-      break;
-    }
+    const spec = signature.inputs.find((s) => s.name === input.name);
     if (!spec) throw bad(`Input "${input.name}" is not an input of endpoint ${endpointName}; it takes ${inputNames(signature)}`);
     if (feeds[input.name]) throw bad(`Input "${input.name}" is given twice`);
     const ortType = oipToOrt[input.datatype as OipDatatype];
@@ -235,8 +230,8 @@ const plainNumberTypes = new Set(["float32", "float64", "int8", "int16", "int32"
 
 /** toJsonTensor as JSON text, written without building the array of values for the common types. */
 export function jsonTensorText(name: string, tensor: RawTensor): string {
-  const values = plainNumberTypes.has(tensor.type) ? (tensor.data as Float32Array).join(",") : JSON.stringify(toJsonTensor(name, tensor).data).slice(1, -1);
-  return `{"name":${JSON.stringify(name)},"shape":[${tensor.dims.join(",")}],"datatype":"${toOipDatatype(tensor.type)}","data":[${values}]}`;
+  if (!plainNumberTypes.has(tensor.type)) return JSON.stringify(toJsonTensor(name, tensor));
+  return `{"name":${JSON.stringify(name)},"shape":[${tensor.dims.join(",")}],"datatype":"${toOipDatatype(tensor.type)}","data":[${(tensor.data as Float32Array).join(",")}]}`;
 }
 
 /** Nested arrays → shape and row-major data; ragged arrays are refused. */
