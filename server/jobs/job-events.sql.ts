@@ -7,6 +7,17 @@ import { EVENTS_CHANNEL } from "./catalog";
 // per-organisation sequence number, inserts the event and sends the NOTIFY (ids only).
 // The Org row lock taken for the sequence orders an organisation's events by commit, so a
 // stream resuming "after event N" can never miss an event that committed late.
+//
+// That lock is held until the commit returns, and a commit waits for its WAL to reach the disk:
+// under load every event of an organisation queued behind the one before it and its flush (a
+// scheduler's wait on a busy machine, not only the disk's), and job pickup and event delivery
+// waited seconds. A worker's writes about the job it runs (its start, its progress, its end) are
+// therefore committed without waiting for the flush: the lock is let go as the statement ends.
+// Visibility and order are unchanged. What a crash of the database (not of a worker) can lose is
+// the last fraction of a second of such writes, and only ever a suffix of them; the queue's own
+// commit that follows a job's end (graphile-worker's, synchronous) flushes every earlier one, so
+// a job never ends without its last event on disk. Queueing, cancels, retries and anything in a
+// caller's transaction stay synchronous.
 
 /** Prisma keeps DateTime columns as UTC wall-clock time; raw SQL must write them the same way. */
 export const UTC_NOW = Prisma.sql`(now() AT TIME ZONE 'UTC')`;
@@ -20,6 +31,12 @@ export interface EventFields {
   step?: string | null;
   progress?: number | null;
   status?: JobStatus | null;
+  /**
+   * false: the statement's commit does not wait for the disk (synchronous_commit off for it
+   * alone). Only for the worker's own writes about a job it runs, outside any transaction — see
+   * below.
+   */
+  durable?: boolean;
 }
 
 export const clampProgress = (p: number | null | undefined) => (p == null ? null : Math.min(1, Math.max(0, p)));
@@ -43,6 +60,7 @@ export async function writeJobEvent<Row extends object>(tx: Tx, jobCte: Prisma.S
     )
     SELECT job.*, event."id" AS "eventId", event."orgSeq",
       pg_notify(${EVENTS_CHANNEL}, json_build_object('jobId', job."jobId"::text, 'orgId', job."orgId"::text, 'id', event."id"::text)::text)::text AS "notified"
+      ${e.durable === false ? Prisma.sql`, set_config('synchronous_commit', 'off', true) AS "commitMode"` : Prisma.empty}
     FROM job, event`;
   return row;
 }

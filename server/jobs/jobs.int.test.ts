@@ -169,6 +169,35 @@ describe("runJob", () => {
     expect(events.map((e) => e.message)).toContain("Attempt 1 failed: the device did not answer. Retrying with backoff.");
   });
 
+  it("commits a running job's own events without waiting for the disk, so the organisation's event lock is not held through a flush", async () => {
+    // One connection, so each check runs right after the write it follows. Right after a commit
+    // that did not wait, the WAL flushed lags the WAL written; after one that waited it does not,
+    // unless another session wrote meanwhile (hence "most", not "all" — alone it is all of them).
+    const single = createDb(database.url, 1);
+    try {
+      const { actor } = await createOrgWithMember(single);
+      const job = await single.job.create({ data: { orgId: actor.orgId, kind: flaky.name, payload: { n: 1 } } });
+      let behind = 0;
+      const writes = 40;
+      await runJob({
+        db: single, def: flaky, jobId: job.id, attempt: 1, cancellations: new CancellationRegistry(),
+        handler: async (_payload, ctx) => {
+          for (let i = 0; i < writes; i++) {
+            await ctx.progress.set(i / writes, `write ${i}`);
+            const [row] = await single.$queryRaw<{ behind: boolean }[]>`SELECT pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn() AS behind`;
+            if (row.behind) behind++;
+          }
+        },
+      });
+      expect(behind).toBeGreaterThanOrEqual(writes / 2);
+      const events = await listJobEvents(single, { orgId: actor.orgId, jobId: job.id });
+      expect(events.map((e) => e.message)).toEqual(["Started", ...Array.from({ length: writes }, (_, i) => `write ${i}`), "Finished"]);
+      expect((await single.job.findUniqueOrThrow({ where: { id: job.id } })).status).toBe("succeeded");
+    } finally {
+      await single.$disconnect();
+    }
+  });
+
   it("does not run a job twice once it has finished (a redelivered queue entry is harmless)", async () => {
     const { actor } = await createOrgWithMember(db);
     const job = await db.job.create({ data: { orgId: actor.orgId, kind: flaky.name, payload: { n: 1 }, status: "succeeded" } });

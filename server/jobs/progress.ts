@@ -57,7 +57,7 @@ export interface ProgressReporter {
 export function createProgressReporter(db: Db, job: { id: string; orgId: string }, onCancelRequested?: () => void): ProgressReporter {
   let currentStep: string | null = null;
   const write = async (e: Omit<JobEventInput, "jobId" | "orgId">) => {
-    const written = await appendJobEvent(db, { ...e, jobId: job.id, orgId: job.orgId });
+    const written = await appendJobEvent(db, { ...e, jobId: job.id, orgId: job.orgId, durable: false });
     if (written.isCancelRequested) onCancelRequested?.();
   };
   return {

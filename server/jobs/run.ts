@@ -48,9 +48,10 @@ export async function runJob<S extends z.ZodType>({ db, def, jobId, attempt, can
         "status" = 'running', "lastSeq" = "lastSeq" + 1
       WHERE "id" = ${jobId}::uuid AND "status" IN ('queued', 'running') AND "cancelRequestedAt" IS NULL
       RETURNING "id" AS "jobId", "orgId", "lastSeq" AS "seq", "payload", "maxAttempts", "createdById"`,
-    { status: "running", message: attempt > 1 ? Prisma.sql`${`Started, attempt ${attempt} of `} || job."maxAttempts"::text` : "Started" },
+    { status: "running", message: attempt > 1 ? Prisma.sql`${`Started, attempt ${attempt} of `} || job."maxAttempts"::text` : "Started", durable: false },
   );
-  const record = (e: Parameters<typeof appendJobEvent>[1]) => appendJobEvent(db, e);
+  // Not waiting for the disk (job-events.sql.ts): the queue's commit after this attempt flushes it.
+  const record = (e: Parameters<typeof appendJobEvent>[1]) => appendJobEvent(db, { ...e, durable: false });
   const finish = (data: { error?: string; result?: object }) => db.job.update({ where: { id: jobId }, data: { finishedAt: new Date(), ...data } });
   // Each transition writes its details first, then its event, which flips the status: a
   // reader never sees a new status without the event that explains it.
