@@ -187,12 +187,16 @@ describe("runJob", () => {
             const [row] = await single.$queryRaw<{ behind: boolean }[]>`SELECT pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn() AS behind`;
             if (row.behind) behind++;
           }
+          return { wrote: writes };
         },
       });
       expect(behind).toBeGreaterThanOrEqual(writes / 2);
       const events = await listJobEvents(single, { orgId: actor.orgId, jobId: job.id });
       expect(events.map((e) => e.message)).toEqual(["Started", ...Array.from({ length: writes }, (_, i) => `write ${i}`), "Finished"]);
-      expect((await single.job.findUniqueOrThrow({ where: { id: job.id } })).status).toBe("succeeded");
+      // The end's details went in with the event that ends it.
+      const ended = await single.job.findUniqueOrThrow({ where: { id: job.id } });
+      expect(ended).toMatchObject({ status: "succeeded", result: { wrote: writes }, error: null, progress: 1 });
+      expect(ended.finishedAt!.getTime()).toBeGreaterThanOrEqual(ended.startedAt!.getTime());
     } finally {
       await single.$disconnect();
     }

@@ -1,6 +1,6 @@
 import type { Tx, Db } from "../db";
 import { Prisma } from "../generated/prisma/client";
-import { clampProgress, writeJobEvent, type EventFields, type EventLevel } from "./job-events.sql";
+import { clampProgress, UTC_NOW, writeJobEvent, type EventFields, type EventLevel } from "./job-events.sql";
 
 export { UTC_NOW } from "./job-events.sql";
 
@@ -10,6 +10,8 @@ export interface JobEventInput extends EventFields {
   message: string;
   /** Written even though the job has ended: only for the event that starts it again (a retry). */
   reopens?: boolean;
+  /** The event that ends the job: its end time, and its result or error, go in with it. */
+  ends?: { result?: object; error?: string };
 }
 
 /**
@@ -30,6 +32,7 @@ export async function appendJobEvent(tx: Tx, e: JobEventInput): Promise<{ id: bi
         "progress" = COALESCE(${clampProgress(e.progress)}::float8, "progress"),
         "step" = COALESCE(${e.step ?? null}::text, "step"),
         "status" = COALESCE(${e.status ?? null}::"JobStatus", "status")
+        ${e.ends ? endsSql(e.ends) : Prisma.empty}
       WHERE "id" = ${e.jobId}::uuid AND "orgId" = ${e.orgId}::uuid
         AND (${e.reopens === true} OR "status" NOT IN ('succeeded', 'failed', 'cancelled'))
       RETURNING "id" AS "jobId", "orgId", "lastSeq" AS "seq", ("cancelRequestedAt" IS NOT NULL) AS "isCancelRequested"`,
@@ -39,6 +42,12 @@ export async function appendJobEvent(tx: Tx, e: JobEventInput): Promise<{ id: bi
   const ended = await tx.job.findFirst({ where: { id: e.jobId, orgId: e.orgId }, select: { lastSeq: true, cancelRequestedAt: true } });
   if (!ended) throw new Error(`Job ${e.jobId} does not exist`);
   return { id: null, seq: ended.lastSeq, isCancelRequested: ended.cancelRequestedAt !== null, written: false };
+}
+
+function endsSql(ends: { result?: object; error?: string }): Prisma.Sql {
+  return Prisma.sql`, "finishedAt" = ${UTC_NOW}
+    ${ends.result === undefined ? Prisma.empty : Prisma.sql`, "result" = ${JSON.stringify(ends.result)}::jsonb`}
+    ${ends.error === undefined ? Prisma.empty : Prisma.sql`, "error" = ${ends.error}::text`}`;
 }
 
 /** What a service is handed to report progress: it never sees the job machinery. */

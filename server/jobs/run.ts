@@ -52,14 +52,12 @@ export async function runJob<S extends z.ZodType>({ db, def, jobId, attempt, can
   );
   // Not waiting for the disk (job-events.sql.ts): the queue's commit after this attempt flushes it.
   const record = (e: Parameters<typeof appendJobEvent>[1]) => appendJobEvent(db, { ...e, durable: false });
-  const finish = (data: { error?: string; result?: object }) => db.job.update({ where: { id: jobId }, data: { finishedAt: new Date(), ...data } });
-  // Each transition writes its details first, then its event, which flips the status: a
-  // reader never sees a new status without the event that explains it.
+  // A job's end (its time, result or error) is written by the same statement as the event that
+  // ends it, which flips the status: a reader never sees one without the other.
   if (!job) {
     const waiting = await db.job.findFirst({ where: { id: jobId, status: { in: ["queued", "running"] }, cancelRequestedAt: { not: null } } });
     if (waiting) {
-      await finish({});
-      await record({ jobId, orgId: waiting.orgId, message: "Cancelled before it started", status: "cancelled" });
+      await record({ jobId, orgId: waiting.orgId, message: "Cancelled before it started", status: "cancelled", ends: {} });
     }
     return;
   }
@@ -79,8 +77,7 @@ export async function runJob<S extends z.ZodType>({ db, def, jobId, attempt, can
     if (isTakenOver(controller.signal)) throw controller.signal.reason;
     // Work that finished as its worker began to stop has finished: only a cancel undoes it.
     if (controller.signal.aborted && !isInterrupted(controller.signal)) throw controller.signal.reason ?? new Error("Cancelled");
-    await finish({ result: (result ?? undefined) as object | undefined });
-    await record({ ...base, message: "Finished", status: "succeeded", progress: 1 });
+    await record({ ...base, message: "Finished", status: "succeeded", progress: 1, ends: { result: (result ?? undefined) as object | undefined } });
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     if (isTakenOver(controller.signal)) throw controller.signal.reason;
@@ -97,15 +94,13 @@ export async function runJob<S extends z.ZodType>({ db, def, jobId, attempt, can
       throw controller.signal.reason;
     }
     if (controller.signal.aborted) {
-      await finish({});
-      await record({ ...base, message: "Cancelled", status: "cancelled", level: "warn" });
+      await record({ ...base, message: "Cancelled", status: "cancelled", level: "warn", ends: {} });
       return;
     }
     // A bad request (bad input, missing thing) will fail the same way every time: stop now.
     const isPermanent = isAppError(error) && error.code !== "INTERNAL" && error.code !== "RATE_LIMITED";
     if (isPermanent || attempt >= job.maxAttempts) {
-      await finish({ error: message });
-      await record({ ...base, message: `Failed: ${message}`, status: "failed", level: "error" });
+      await record({ ...base, message: `Failed: ${message}`, status: "failed", level: "error", ends: { error: message } });
       return;
     }
     await db.job.update({ where: { id: jobId }, data: { error: message } });
