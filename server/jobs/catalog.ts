@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { eventLevelSchema, jobStatusSchema } from "./jobs.schemas";
 
 // Every job is declared once here: its name (also the worker's task identifier), its payload
 // schema, a title for people, and how often it may be tried.
@@ -157,8 +158,28 @@ export function findJobDef(name: string): JobDef | undefined {
 /** What graphile-worker carries: only a reference, the rest lives in the Job row. */
 export const taskPayloadSchema = z.object({ jobId: z.uuid() });
 
-/** pg_notify payloads: ids only, the database holds the data. */
+/**
+ * pg_notify payloads. A job event's carries the event itself when it is small enough
+ * (job-events.sql.ts), else only its ids; a cancel's, the job's id.
+ */
 export const EVENTS_CHANNEL = "gantry_job_events";
 export const CANCEL_CHANNEL = "gantry_job_cancel";
-export const eventNotificationSchema = z.object({ jobId: z.uuid(), orgId: z.uuid(), id: z.string().regex(/^\d+$/) });
+export const eventNotificationSchema = z.object({
+  jobId: z.uuid(),
+  orgId: z.uuid(),
+  id: z.string().regex(/^\d+$/),
+  event: z
+    .object({
+      seq: z.number().int(),
+      orgSeq: z.number().int(),
+      /** Milliseconds since the epoch. */
+      at: z.number().int(),
+      level: eventLevelSchema,
+      step: z.string().nullable(),
+      progress: z.number().nullable(),
+      status: jobStatusSchema.nullable(),
+      message: z.string(),
+    })
+    .optional(),
+});
 export const cancelNotificationSchema = z.object({ jobId: z.uuid() });

@@ -4,7 +4,7 @@ import { EVENTS_CHANNEL } from "./catalog";
 
 // Every job event is written by one statement: a leading CTE `job` that changes the Job row
 // and yields ("jobId", "orgId", "seq", ...), then this shared tail, which takes the next
-// per-organisation sequence number, inserts the event and sends the NOTIFY (ids only).
+// per-organisation sequence number, inserts the event and sends the NOTIFY.
 // The Org row lock taken for the sequence orders an organisation's events by commit, so a
 // stream resuming "after event N" can never miss an event that committed late.
 //
@@ -18,6 +18,11 @@ import { EVENTS_CHANNEL } from "./catalog";
 // commit that follows a job's end (graphile-worker's, synchronous) flushes every earlier one, so
 // a job never ends without its last event on disk. Queueing, cancels, retries and anything in a
 // caller's transaction stay synchronous.
+
+// The NOTIFY carries the event itself when it is small enough (nearly all are: a progress
+// line), so a web process hands it on without reading it back; a longer one (a message near its
+// 4000 characters) goes as ids, and is read from the database. A payload may be 8000 bytes.
+const NOTICE_EVENT_MAX_BYTES = 7000;
 
 /** Prisma keeps DateTime columns as UTC wall-clock time; raw SQL must write them the same way. */
 export const UTC_NOW = Prisma.sql`(now() AT TIME ZONE 'UTC')`;
@@ -56,11 +61,17 @@ export async function writeJobEvent<Row extends object>(tx: Tx, jobCte: Prisma.S
       SELECT job."jobId", job."orgId", job."seq", org."lastEventSeq", ${UTC_NOW}, ${e.level ?? "info"}::"EventLevel",
         ${e.step ?? null}::text, ${clampProgress(e.progress)}::float8, ${e.status ?? null}::"JobStatus", ${message}
       FROM job, org
-      RETURNING "id", "orgSeq"
+      RETURNING "id", "seq", "orgSeq", "at", "level", "step", "progress", "status", "message"
+    ), notice AS (
+      SELECT json_build_object('jobId', job."jobId"::text, 'orgId', job."orgId"::text, 'id', event."id"::text)::text AS ids,
+        json_build_object('seq', event."seq", 'orgSeq', event."orgSeq", 'at', (extract(epoch FROM event."at") * 1000)::bigint,
+          'level', event."level", 'step', event."step", 'progress', event."progress", 'status', event."status", 'message', event."message")::text AS whole
+      FROM job, event
     )
     SELECT job.*, event."id" AS "eventId", event."orgSeq",
-      pg_notify(${EVENTS_CHANNEL}, json_build_object('jobId', job."jobId"::text, 'orgId', job."orgId"::text, 'id', event."id"::text)::text)::text AS "notified"
+      pg_notify(${EVENTS_CHANNEL}, CASE WHEN octet_length(notice.whole) <= ${NOTICE_EVENT_MAX_BYTES}
+        THEN left(notice.ids, -1) || ', "event" : ' || notice.whole || '}' ELSE notice.ids END)::text AS "notified"
       ${e.durable === false ? Prisma.sql`, set_config('synchronous_commit', 'off', true) AS "commitMode"` : Prisma.empty}
-    FROM job, event`;
+    FROM job, event, notice`;
   return row;
 }

@@ -8,6 +8,7 @@ import { RealtimeHub } from "./realtime";
 import { openJobEventStream, openOrgEventBatches, openOrgEventStream } from "./stream";
 import { appendJobEvent } from "./progress";
 import type { JobEventDto } from "./jobs.schemas";
+import { toJobEventDto } from "./jobs.queries";
 
 const db = testDb();
 const hubs: RealtimeHub[] = [];
@@ -99,6 +100,28 @@ describe("RealtimeHub", () => {
     await waitFor(async () => seen.length >= 2, { what: "both events" });
     expect(seen.map((e) => e.message)).toEqual(["slow, first to start", "quick, waits for the slow one"]);
     expect(seen.map((e) => e.orgSeq)).toEqual([seen[0].orgSeq, seen[0].orgSeq + 1]);
+    controller.abort();
+    await done;
+  });
+
+  it("hands on events from their notifications as the database would read them, and reads the ones too long to travel, in order", async () => {
+    const { orgId, jobId, hub, progress } = await setup();
+    const controller = new AbortController();
+    const { seen, done } = collect(openOrgEventStream({ db, hub, orgId, afterOrgSeq: null, signal: controller.signal, maxBuffered: 100 }));
+    await hub.ensureConnected();
+    await waitFor(async () => hub.subscriberCount >= 1, { what: "the subscriber" });
+    const long = "é".repeat(3990); // 7 980 bytes: more than a notification carries beside the rest
+    await progress.step("Upload «camera top»", 1 / 3);
+    await progress.log(long, "warn");
+    await progress.set(2 / 3, 'quotes " and \\ backslashes, a tab\t and a newline\n');
+    await progress.log(long.slice(0, 10));
+    await appendJobEvent(db, { jobId, orgId, message: "Finished", status: "succeeded", progress: 1 });
+    await waitFor(async () => seen.length >= 5, { what: "all five events" });
+    const stored = await db.jobEvent.findMany({ where: { jobId, seq: { gt: 1 } }, orderBy: { seq: "asc" } });
+    expect(seen).toEqual(stored.map(toJobEventDto));
+    expect(seen[1].message).toBe(long);
+    // The same bytes on the wire as a stream replayed from the database would send.
+    expect(seen.map((e) => JSON.stringify(e))).toEqual(stored.map((row) => JSON.stringify(toJobEventDto(row))));
     controller.abort();
     await done;
   });

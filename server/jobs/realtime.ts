@@ -1,4 +1,5 @@
 import pg from "pg";
+import type { z } from "zod";
 import type { Db } from "../db";
 import { EVENTS_CHANNEL, eventNotificationSchema } from "./catalog";
 import type { JobEventDto } from "./jobs.schemas";
@@ -23,17 +24,20 @@ export type RealtimeMessage = { kind: "event"; orgId: string; event: JobEventDto
 type Listener = (message: RealtimeMessage) => void;
 /** A notification's payload on another channel; null after a reconnect, when some may have been missed. */
 type ChannelListener = (payload: string | null) => void;
+type EventNotification = z.output<typeof eventNotificationSchema>;
 
 /**
- * One LISTEN connection per process. Notifications carry ids only; the hub reads each batch
- * of new rows once and hands them to every subscriber of that job or organisation. After a
+ * One LISTEN connection per process. A notification carries its event (or, for a long one, its
+ * ids: the hub reads those rows once per batch), and the hub hands each to every subscriber of
+ * that job or organisation. After a
  * reconnect it tells every subscriber to re-read from the database, so nothing is lost.
  */
 export class RealtimeHub {
   private client: pg.Client | null = null;
   private readonly listeners = new Map<string, Set<Listener>>();
   private readonly channels = new Map<string, Set<ChannelListener>>();
-  private pending: string[] = [];
+  /** Notified events not yet handed on, in commit order; those without `event` are read. */
+  private pending: EventNotification[] = [];
   /** Per organisation with subscribers: its latest events, contiguous in orgSeq from `firstSeq`. */
   private readonly recent = new Map<string, { firstSeq: number; events: JobEventDto[] }>();
   private flushScheduled = false;
@@ -139,7 +143,7 @@ export class RealtimeHub {
       if (others) for (const listener of others) listener(n.payload ?? "");
       if (n.channel !== EVENTS_CHANNEL || !n.payload) return;
       const parsed = eventNotificationSchema.safeParse(JSON.parse(n.payload));
-      if (parsed.success) this.enqueue(parsed.data.id);
+      if (parsed.success) this.enqueue(parsed.data);
     });
     client.on("error", (e) => this.handleDrop(client, e));
     client.on("end", () => this.handleDrop(client));
@@ -181,8 +185,8 @@ export class RealtimeHub {
   private flushing: Promise<void> = Promise.resolve();
   private lastFlushAt = -Infinity;
 
-  private enqueue(id: string): void {
-    this.pending.push(id);
+  private enqueue(notification: EventNotification): void {
+    this.pending.push(notification);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     // One read at a time, in order: batch 2 is never delivered before batch 1.
@@ -200,16 +204,22 @@ export class RealtimeHub {
   private async flush(): Promise<void> {
     this.flushScheduled = false;
     this.lastFlushAt = performance.now();
-    const ids = this.pending;
+    const notified = this.pending;
     this.pending = [];
     if (this.listeners.size === 0) return;
     try {
-      const rows = await this.opts.db.jobEvent.findMany({ where: { id: { in: ids.map(BigInt) } }, orderBy: { id: "asc" } });
-      for (const row of rows) {
-        const message: RealtimeMessage = { kind: "event", orgId: row.orgId, event: toJobEventDto(row) };
-        const orgKey = `org:${row.orgId}`;
-        if (this.listeners.has(orgKey)) this.remember(row.orgId, message.event);
-        this.deliver(`job:${row.jobId}`, message);
+      // Only the events too long to travel in their notification are read.
+      const toRead = notified.filter((n) => !n.event);
+      const read = toRead.length ? await this.opts.db.jobEvent.findMany({ where: { id: { in: toRead.map((n) => BigInt(n.id)) } } }) : [];
+      const readById = new Map(read.map((row) => [row.id.toString(), toJobEventDto(row)]));
+      // In the order they were notified, which is the order they committed in.
+      for (const n of notified) {
+        const event = n.event ? { id: n.id, jobId: n.jobId, ...n.event, at: new Date(n.event.at) } : readById.get(n.id);
+        if (!event) continue; // its job was deleted meanwhile
+        const message: RealtimeMessage = { kind: "event", orgId: n.orgId, event };
+        const orgKey = `org:${n.orgId}`;
+        if (this.listeners.has(orgKey)) this.remember(n.orgId, event);
+        this.deliver(`job:${n.jobId}`, message);
         this.deliver(orgKey, message);
       }
     } catch (error) {
