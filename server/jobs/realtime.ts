@@ -6,11 +6,13 @@ import type { JobEventDto } from "./jobs.schemas";
 import { toJobEventDto } from "./jobs.queries";
 
 /**
- * The shortest time between two reads of new events. Each read wakes every subscriber it has
+ * The shortest time between two hand-outs of new events. Each wakes every subscriber it has
  * events for (a write to each of their streams): at a few hundred events a second and hundreds
- * of subscribers, reading each notification on its own would wake every subscriber per event.
+ * of subscribers, handing each notification on by itself would wake every subscriber per event.
+ * 50 ms rather than 20 ms: under bench/scale.ts's load the web processes then use about half the
+ * CPU, and delivery's tail is no longer (docs/operations.md).
  */
-const FLUSH_EVERY_MS = 20;
+const FLUSH_EVERY_MS = 50;
 /**
  * The latest events of each organisation someone follows, kept so a subscriber that fell behind
  * catches up from here rather than from the database: the same event objects every subscriber
