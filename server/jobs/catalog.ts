@@ -180,6 +180,9 @@ export const eventNotificationSchema = z.object({
       status: jobStatusSchema.nullable(),
       message: z.string(),
     })
-    .optional(),
+    .optional()
+    // An event this process cannot take as sent (one from a process of another version, during
+    // an upgrade) is read from the database by its ids instead.
+    .catch(undefined),
 });
 export const cancelNotificationSchema = z.object({ jobId: z.uuid() });

@@ -115,8 +115,20 @@ describe("RealtimeHub", () => {
     await progress.log(long, "warn");
     await progress.set(2 / 3, 'quotes " and \\ backslashes, a tab\t and a newline\n');
     await progress.log(long.slice(0, 10));
+    // An event written without a notification, then announced with one whose event this process
+    // cannot take (as from a process of another version): it is read by its ids.
+    const [row] = await db.$queryRaw<{ id: bigint }[]>`
+      WITH org AS (UPDATE "Org" SET "lastEventSeq" = "lastEventSeq" + 1 WHERE "id" = ${orgId}::uuid RETURNING "lastEventSeq"),
+        job AS (UPDATE "Job" SET "lastSeq" = "lastSeq" + 1 WHERE "id" = ${jobId}::uuid RETURNING "lastSeq")
+      INSERT INTO "JobEvent" ("jobId", "orgId", "seq", "orgSeq", "at", "level", "message")
+      SELECT ${jobId}::uuid, ${orgId}::uuid, job."lastSeq", org."lastEventSeq", now() AT TIME ZONE 'UTC', 'info', 'announced oddly' FROM org, job
+      RETURNING "id"`;
+    await db.$executeRaw`SELECT pg_notify('gantry_job_events', ${JSON.stringify({ jobId, orgId, id: row.id.toString(), event: { seq: "five", shape: "new" } })})`;
+    // Live, not only when a later event's gap sends the stream to the database.
+    await waitFor(async () => seen.length >= 5, { what: "the first five events, the last announced oddly" });
     await appendJobEvent(db, { jobId, orgId, message: "Finished", status: "succeeded", progress: 1 });
-    await waitFor(async () => seen.length >= 5, { what: "all five events" });
+    await waitFor(async () => seen.length >= 6, { what: "all six events" });
+    expect(seen[4].message).toBe("announced oddly");
     const stored = await db.jobEvent.findMany({ where: { jobId, seq: { gt: 1 } }, orderBy: { seq: "asc" } });
     expect(seen).toEqual(stored.map(toJobEventDto));
     expect(seen[1].message).toBe(long);
