@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { eventLevelSchema, jobStatusSchema } from "./jobs.schemas";
+import { jobEventSchema } from "./jobs.schemas";
 
 // Every job is declared once here: its name (also the worker's task identifier), its payload
 // schema, a title for people, and how often it may be tried.
@@ -168,21 +168,14 @@ export const eventNotificationSchema = z.object({
   jobId: z.uuid(),
   orgId: z.uuid(),
   id: z.string().regex(/^\d+$/),
-  event: z
-    .object({
-      seq: z.number().int(),
-      orgSeq: z.number().int(),
-      /** Milliseconds since the epoch. */
-      at: z.number().int(),
-      level: eventLevelSchema,
-      step: z.string().nullable(),
-      progress: z.number().nullable(),
-      status: jobStatusSchema.nullable(),
-      message: z.string(),
-    })
+  /** The event as jobEventSchema has it, less the ids above, its time in ms since the epoch. */
+  event: jobEventSchema
+    .omit({ id: true, jobId: true })
+    .extend({ at: z.number().int() })
     .optional()
     // An event this process cannot take as sent (one from a process of another version, during
     // an upgrade) is read from the database by its ids instead.
     .catch(undefined),
 });
+export type EventNotification = z.output<typeof eventNotificationSchema>;
 export const cancelNotificationSchema = z.object({ jobId: z.uuid() });

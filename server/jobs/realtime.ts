@@ -1,9 +1,8 @@
 import pg from "pg";
-import type { z } from "zod";
 import type { Db } from "../db";
-import { EVENTS_CHANNEL, eventNotificationSchema } from "./catalog";
+import { EVENTS_CHANNEL, eventNotificationSchema, type EventNotification } from "./catalog";
 import type { JobEventDto } from "./jobs.schemas";
-import { toJobEventDto } from "./jobs.queries";
+import { notifiedJobEventDto, toJobEventDto } from "./jobs.queries";
 
 /**
  * The shortest time between two hand-outs of new events. Each wakes every subscriber it has
@@ -26,7 +25,6 @@ export type RealtimeMessage = { kind: "event"; orgId: string; event: JobEventDto
 type Listener = (message: RealtimeMessage) => void;
 /** A notification's payload on another channel; null after a reconnect, when some may have been missed. */
 type ChannelListener = (payload: string | null) => void;
-type EventNotification = z.output<typeof eventNotificationSchema>;
 
 /**
  * One LISTEN connection per process. A notification carries its event (or, for a long one, its
@@ -216,7 +214,7 @@ export class RealtimeHub {
       const readById = new Map(read.map((row) => [row.id.toString(), toJobEventDto(row)]));
       // In the order they were notified, which is the order they committed in.
       for (const n of notified) {
-        const event = n.event ? { id: n.id, jobId: n.jobId, ...n.event, at: new Date(n.event.at) } : readById.get(n.id);
+        const event = n.event ? notifiedJobEventDto(n, n.event) : readById.get(n.id);
         if (!event) continue; // its job was deleted meanwhile
         const message: RealtimeMessage = { kind: "event", orgId: n.orgId, event };
         const orgKey = `org:${n.orgId}`;
