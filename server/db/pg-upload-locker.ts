@@ -34,7 +34,7 @@ export class PgUploadLocker implements Locker {
   private listening: Promise<void> | null = null;
   readonly acquireTimeoutMs: number;
 
-  /** `acquireTimeoutMs: 0` tries once: a caller that would rather refuse than wait. */
+  /** `acquireTimeoutMs: 0` tries once, and does not ask the holder to let go: a caller that would rather refuse than wait or cut another off. */
   constructor(private readonly opts: { pool: pg.Pool; hub: ReleaseListener; acquireTimeoutMs?: number }) {
     this.acquireTimeoutMs = opts.acquireTimeoutMs ?? ACQUIRE_TIMEOUT_MS;
   }
@@ -120,7 +120,7 @@ class PgUploadLock implements Lock {
       try {
         const { rows } = await client.query<{ ok: boolean }>("select pg_try_advisory_lock($1::bigint) as ok", [this.key]);
         isHeld = rows[0].ok;
-        if (!isHeld && Date.now() - askedAt >= ASK_AGAIN_MS) {
+        if (!isHeld && this.locker.acquireTimeoutMs > 0 && Date.now() - askedAt >= ASK_AGAIN_MS) {
           askedAt = Date.now();
           await client.query("select pg_notify($1, $2)", [RELEASE_CHANNEL, this.id]);
         }

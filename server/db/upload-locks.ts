@@ -21,5 +21,5 @@ function lockers() {
 /** The process's locks on uploads, shared with every other process through Postgres: tus's semantics (wait up to 30 s, ask the holder to let go). */
 export const uploadLocker = (): PgUploadLocker => lockers().waiting;
 
-/** The same locks for a caller that refuses at once when another request holds one. */
-export const uploadLockerTryOnce = (): PgUploadLocker => lockers().tryOnce;
+/** A model upload's locks: a piece refuses at once while another is written; a cancel asks it to stop and waits. */
+export const modelUploadLocks = (): { locks: PgUploadLocker; waitingLocks: PgUploadLocker } => ({ locks: lockers().tryOnce, waitingLocks: lockers().waiting });

@@ -5,7 +5,7 @@ import { createOrgWithMember } from "../../tests/helpers/factories";
 import { noiseBytes } from "../../tests/helpers/noise";
 import { swiftBucket, swiftSkipReason, type SwiftBucket } from "../../tests/helpers/s3-swift";
 import type { OrgActor } from "../auth/roles";
-import { uploadLockerTryOnce } from "../db/upload-locks";
+import { modelUploadLocks } from "../db/upload-locks";
 import { namedBlobs } from "../storage/blob-refs";
 import type { S3BlobStore } from "../storage/s3-blob-store";
 import { createModel } from "./registry.service";
@@ -28,7 +28,7 @@ beforeAll(async () => {
   modelId = (await createModel(db, { actor, input: { name: `bucket upload ${crypto.randomUUID().slice(0, 8)}`, description: "" } })).id;
   if (skip) return;
   swift = await swiftBucket("gantry-model-uploads", "models/");
-  const deps = (store: S3BlobStore): UploadDeps => ({ db, blobs: store, maxBytes: 1024 ** 3, locks: uploadLockerTryOnce() });
+  const deps = (store: S3BlobStore): UploadDeps => ({ db, blobs: store, maxBytes: 1024 ** 3, ...modelUploadLocks() });
   web = [deps(swift.store({ db: () => db })), deps(swift.store({ db: () => db }))];
 }, 180_000);
 afterAll(async () => {

@@ -46,6 +46,17 @@ const piece = (uploadId: string, content: Buffer, start: number, end: number, he
   putChunk(new Request(`${base()}/${uploadId}`, { method: "PUT", headers: { ...headers, "content-range": `bytes ${start}-${end}/${content.length}` }, body: new Uint8Array(content.subarray(start, end + 1)) }), {
     params: Promise.resolve({ modelId, uploadId }),
   });
+/** Blobs written since `since` that are pieces of this upload (their header names it). */
+async function piecesNaming(uploadId: string, since: Date): Promise<string[]> {
+  const found: string[] = [];
+  for await (const blob of blobStore().list()) {
+    if (blob.modifiedAt < since || blob.bytes === 0) continue;
+    const head: Buffer[] = [];
+    for await (const chunk of await blobStore().get(blob.sha256, { start: 0, end: Math.min(blob.bytes, 200) - 1 })) head.push(chunk as Buffer);
+    if (Buffer.concat(head).toString("latin1").startsWith(`gantry upload piece: model-upload ${uploadId} `)) found.push(blob.sha256);
+  }
+  return found;
+}
 const status = (uploadId: string, headers = auth) => uploadStatus(new Request(`${base()}/${uploadId}`, { headers }), { params: Promise.resolve({ modelId, uploadId }) });
 
 describe("resumable model uploads", () => {
@@ -169,6 +180,42 @@ describe("resumable model uploads", () => {
     expect((await cancelAs(auth)).status).toBe(204);
     expect((await status(uploadId)).status).toBe(404);
     expect(await blobStore().has(stored.blob)).toBe(false);
+  });
+
+  it("cancels an upload while a piece is being written: the piece stops and says so, and nothing of it is left", async () => {
+    const content = crypto.randomBytes(30_000);
+    const { uploadId } = await (await start(content.length)).json();
+    expect((await piece(uploadId, content, 0, 9_999)).status).toBe(200);
+    const [first] = (await db.modelUpload.findUniqueOrThrow({ where: { id: uploadId } })).pieces as Array<{ blob: string }>;
+    let pulls = 0;
+    // Its first bytes are sent, the rest never come: it holds the upload's lock until asked to let go.
+    const stalled = new ReadableStream<Uint8Array>(
+      {
+        async pull(controller) {
+          if (++pulls === 1) return controller.enqueue(new Uint8Array(content.subarray(10_000, 15_000)));
+          await new Promise<void>(() => {});
+        },
+      },
+      { highWaterMark: 0 },
+    );
+    const since = new Date(Date.now() - 1000);
+    const writing = putChunk(
+      new Request(`${base()}/${uploadId}`, { method: "PUT", headers: { ...auth, "content-range": `bytes 10000-29999/${content.length}` }, body: stalled, duplex: "half" } as RequestInit),
+      { params: Promise.resolve({ modelId, uploadId }) },
+    );
+    await waitFor(async () => pulls >= 2, { what: "the second piece's first bytes" });
+    const cancelled = await cancelUpload(new Request(`${base()}/${uploadId}`, { method: "DELETE", headers: auth }), { params: Promise.resolve({ modelId, uploadId }) });
+    expect(cancelled.status).toBe(204);
+    const stopped = await writing;
+    expect(stopped.status).toBe(409);
+    expect((await stopped.json()).error.message).toMatch(/^The upload was cancelled while this piece was being written/);
+    expect((await status(uploadId)).status).toBe(404);
+    expect(await blobStore().has(first.blob)).toBe(false);
+    // The stopped piece's bytes were not kept, as a blob or as a writer's leftover.
+    expect(await piecesNaming(uploadId, since)).toEqual([]);
+    const leftovers: string[] = [];
+    for await (const leftover of blobStore().listLeftovers(new Date(Date.now() + 60_000))) if (leftover.modifiedAt >= since) leftovers.push(leftover.name);
+    expect(leftovers).toEqual([]);
   });
 
   it("joins a piece recorded without a header (an upload begun before headers) and leaves that blob to the sweep", async () => {

@@ -34,6 +34,8 @@ export interface UploadDeps {
   maxBytes: number;
   /** One writer per upload across processes; a locker that tries once (pg-upload-locker.ts). */
   locks: Locker;
+  /** The same locks, for a cancel: it asks a piece being written to stop, and waits for it (pg-upload-locker.ts). */
+  waitingLocks: Locker;
 }
 
 export type UploadStatus = z.infer<typeof uploadStatusSchema>;
@@ -111,7 +113,13 @@ export async function putUploadChunk(
   const range = parseContentRange(contentRange);
   if (!body) throw new AppError("BAD_REQUEST", "Send the piece's bytes as the request body");
   if (range.total !== total) throw new AppError("BAD_REQUEST", `This upload is ${total} bytes, but the piece says ${range.total}; send the same total every time`);
-  const release = await lockSession(deps.locks, uploadId, signal);
+  // A cancel asks for the lock: the piece stops, removes what it wrote, and lets go.
+  const cancelled = new AbortController();
+  const release = await lockSession(deps.locks, uploadId, signal, () => cancelled.abort());
+  const work = signal ? AbortSignal.any([signal, cancelled.signal]) : cancelled.signal;
+  const whenCancelled = (error: unknown) => {
+    throw cancelled.signal.aborted ? new AppError("CONFLICT", "The upload was cancelled while this piece was being written; start a new upload to send the file") : error;
+  };
   try {
     // Read again under the lock: the piece before this one may have ended on another process.
     const { row, pieces, received } = await loadUpload(deps, actor, modelId, uploadId);
@@ -130,7 +138,7 @@ export async function putUploadChunk(
     }
     const isNew = range.end >= received;
     // What this piece adds, as one blob; a piece that stops short is removed, and the upload names nothing of it.
-    const piece = isNew ? await putPiece(deps.blobs, `model-upload ${uploadId} ${received}`, newBytes(), { signal, maxBytes: expected }) : await drain(newBytes());
+    const piece = isNew ? await putPiece(deps.blobs, `model-upload ${uploadId} ${received}`, newBytes(), { signal: work, maxBytes: expected }).catch(whenCancelled) : await drain(newBytes());
     if (written !== expected) {
       if (piece) await removePieces(deps.blobs, [piece]);
       throw new AppError("BAD_REQUEST", `The piece had ${written} bytes, not the ${expected} its Content-Range says; send it again`);
@@ -151,8 +159,8 @@ export async function putUploadChunk(
         filename: row.filename ?? undefined,
         dims: row.dims as Record<string, number>,
         testVector: row.testVector === null ? undefined : row.testVector,
-        signal,
-      });
+        signal: work,
+      }).catch(whenCancelled);
       await forget(deps, row.id, all);
       return { status: { uploadId, received: now, total }, version };
     } catch (error) {
@@ -215,9 +223,20 @@ export async function splitTestVector(body: AsyncIterable<Uint8Array>, length: n
   return { testVector, model: model() };
 }
 
+/**
+ * Abandons an upload. A piece being written meanwhile (on any process) is asked to stop and
+ * waited for, so it cannot name a piece on a row already gone or read pieces already removed.
+ */
 export async function cancelUpload(deps: UploadDeps, { actor, modelId, uploadId }: { actor: OrgActor; modelId: string; uploadId: string }): Promise<void> {
-  const { row, pieces } = await loadUpload(deps, actor, modelId, uploadId);
-  await forget(deps, row.id, pieces);
+  await loadUpload(deps, actor, modelId, uploadId);
+  const release = await lockSession(deps.waitingLocks, uploadId, undefined, undefined, "A piece of this upload is still being written and did not stop within 30 s; cancel again in a moment");
+  try {
+    // Read again under the lock: the piece that let go may have finished the upload, or added a piece.
+    const { row, pieces } = await loadUpload(deps, actor, modelId, uploadId);
+    await forget(deps, row.id, pieces);
+  } finally {
+    await release();
+  }
 }
 
 /** Deletes the upload's row, then its pieces (nothing names them once the row is gone). */
@@ -226,14 +245,24 @@ async function forget(deps: UploadDeps, id: string, pieces: Pieces): Promise<voi
   await removePieces(deps.blobs, pieces);
 }
 
-/** One writer per session, whichever process the piece reached; refused at once while another piece is written. */
-async function lockSession(locks: Locker, uploadId: string, signal?: AbortSignal): Promise<() => Promise<void>> {
+/**
+ * One writer per session, whichever process the piece reached: with the try-once locks a piece is
+ * refused at once while another is written; with the waiting ones the holder is asked to let go
+ * (`onRelease` runs in the holder) and waited for.
+ */
+async function lockSession(
+  locks: Locker,
+  uploadId: string,
+  signal?: AbortSignal,
+  onRelease: () => void = () => {},
+  whenHeld = "Another piece of this upload is being written; wait for it, then ask how much arrived",
+): Promise<() => Promise<void>> {
   const lock = locks.newLock(`model-upload:${uploadId}`);
   try {
-    await lock.lock(signal ?? new AbortController().signal, () => {});
+    await lock.lock(signal ?? new AbortController().signal, onRelease);
   } catch (error) {
     if (error !== ERRORS.ERR_LOCK_TIMEOUT) throw error;
-    throw new AppError("CONFLICT", "Another piece of this upload is being written; wait for it, then ask how much arrived");
+    throw new AppError("CONFLICT", whenHeld);
   }
   return () => lock.unlock();
 }

@@ -1,6 +1,6 @@
 import { db } from "@/server/db";
 import { env } from "@/server/env";
-import { uploadLockerTryOnce } from "@/server/db/upload-locks";
+import { modelUploadLocks } from "@/server/db/upload-locks";
 import { errorResponse } from "@/server/errors";
 import { parseIdParam, parseJsonBody, parseQuery, requireOrgActor } from "@/server/api/http";
 import { mediaType } from "@/server/api/cross-site";
@@ -22,7 +22,7 @@ export async function POST(request: Request, { params }: { params: Promise<{ mod
     const query = parseQuery(request, uploadQuerySchema, "upload");
     const total = Number(request.headers.get("upload-length"));
     const body = mediaType(request.headers) === "application/json" ? await parseJsonBody(request, startUploadBodySchema, 'Send {"testVector": …} to start an upload with a test vector') : {};
-    const deps = { db: db(), blobs: blobStore(), maxBytes: env().MODEL_MAX_UPLOAD_BYTES, locks: uploadLockerTryOnce() };
+    const deps = { db: db(), blobs: blobStore(), maxBytes: env().MODEL_MAX_UPLOAD_BYTES, ...modelUploadLocks() };
     const status = await startUpload(deps, { actor, modelId, total, ...query, testVector: body.testVector });
     const url = `/api/models/${modelId}/uploads/${status.uploadId}`;
     return Response.json({ ...status, url }, { status: 201, headers: { location: url } });

@@ -1,7 +1,7 @@
 import { Readable } from "node:stream";
 import { db } from "@/server/db";
 import { env } from "@/server/env";
-import { uploadLockerTryOnce } from "@/server/db/upload-locks";
+import { modelUploadLocks } from "@/server/db/upload-locks";
 import { errorResponse } from "@/server/errors";
 import { parseIdParam, requireOrgActor } from "@/server/api/http";
 import { countedBody } from "@/server/api/upload-bytes";
@@ -12,7 +12,7 @@ export const dynamic = "force-dynamic";
 
 type Params = { params: Promise<{ modelId: string; uploadId: string }> };
 
-const deps = () => ({ db: db(), blobs: blobStore(), maxBytes: env().MODEL_MAX_UPLOAD_BYTES, locks: uploadLockerTryOnce() });
+const deps = () => ({ db: db(), blobs: blobStore(), maxBytes: env().MODEL_MAX_UPLOAD_BYTES, ...modelUploadLocks() });
 
 async function ids(params: Params["params"]) {
   const p = await params;
