@@ -161,7 +161,8 @@ describe("runJob", () => {
       throw new Error("the device did not answer");
     };
     await expect(runJob({ db, def: flaky, jobId: job.id, attempt: 1, cancellations, handler })).rejects.toThrow("did not answer");
-    expect((await db.job.findUniqueOrThrow({ where: { id: job.id } })).status).toBe("queued");
+    // The attempt's error is on the job with the event that says it will be retried, and the job has not ended.
+    expect(await db.job.findUniqueOrThrow({ where: { id: job.id } })).toMatchObject({ status: "queued", error: "the device did not answer", finishedAt: null });
     await expect(runJob({ db, def: flaky, jobId: job.id, attempt: 3, cancellations, handler })).resolves.toBeUndefined();
     const after = await db.job.findUniqueOrThrow({ where: { id: job.id } });
     expect(after).toMatchObject({ status: "failed", error: "the device did not answer", attempts: 3 });

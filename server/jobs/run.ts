@@ -103,8 +103,7 @@ export async function runJob<S extends z.ZodType>({ db, def, jobId, attempt, can
       await record({ ...base, message: `Failed: ${message}`, status: "failed", level: "error", ends: { error: message } });
       return;
     }
-    await db.job.update({ where: { id: jobId }, data: { error: message } });
-    await record({ ...base, message: `Attempt ${attempt} failed: ${message}. Retrying with backoff.`, status: "queued", level: "warn" });
+    await record({ ...base, message: `Attempt ${attempt} failed: ${message}. Retrying with backoff.`, status: "queued", level: "warn", attemptError: message });
     throw error;
   } finally {
     cancellations.unregister(jobId, controller);
