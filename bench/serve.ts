@@ -27,11 +27,16 @@ import { compare, percentile, printResults, processCpuSeconds, type BenchResult 
 // Both are loaded by `wrk` (keep-alive connections, one client thread, latencies per request),
 // so no Node client shares the event loop's core with the servers. Each scenario runs for
 // SCENARIO_S seconds, in ROUNDS rounds taken in turn with the other scenarios of the same model
-// and concurrency, and the median round counts. The raw `session.run` loop in this process is
-// printed as context: what a program calling the runtime directly gets, with no HTTP at all.
+// and concurrency (every other round in the reverse order, so ours and the thin server's runs sit
+// side by side and neither always goes first). The judged rows compare ours with the thin server
+// round by round — the round with the median ratio (throughput) or the median difference (p50)
+// counts, so a stretch of outside load falls on both sides of a pair instead of on one side's
+// median; the other rows are each figure's median over the rounds, and every round's ratio is
+// printed. The raw `session.run` loop in this process is printed as context: what a program
+// calling the runtime directly gets, with no HTTP at all.
 
-const SCENARIO_S = Number(process.env.BENCH_SCENARIO_S ?? 2);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SCENARIO_S = Number(process.env.BENCH_SCENARIO_S ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const RAW_MS = 500;
 const WARMUP = 50;
 const CONCURRENCY = [1, 8];
@@ -98,13 +103,25 @@ function runWrk(script: string, url: string, concurrency: number, serverPid: num
 
 const median = (xs: number[]) => percentile(xs, 50);
 
-/** Runs the scenarios round-robin, ROUNDS times; each figure is the median of its rounds. */
-function measureAll(concurrency: number, scripts: Array<{ script: string; url: string; pid: number }>): Figures[] {
+/** Runs the scenarios round-robin, ROUNDS times, every other round in reverse order; each scenario's figures, round by round. */
+function measureAll(concurrency: number, scripts: Array<{ script: string; url: string; pid: number }>): Figures[][] {
   const rounds = scripts.map((): Figures[] => []);
   for (let round = 0; round < ROUNDS; round++) {
-    for (const [i, s] of scripts.entries()) rounds[i].push(runWrk(s.script, s.url, concurrency, s.pid));
+    const order = [...scripts.keys()];
+    if (round % 2 === 1) order.reverse();
+    for (const i of order) rounds[i][round] = runWrk(scripts[i].script, scripts[i].url, concurrency, scripts[i].pid);
   }
-  return rounds.map((r) => ({ p50: median(r.map((f) => f.p50)), p99: median(r.map((f) => f.p99)), rps: median(r.map((f) => f.rps)), cpuUs: median(r.map((f) => f.cpuUs ?? NaN)) }));
+  return rounds;
+}
+
+/** Each figure's median over the rounds. */
+const medianOf = (r: Figures[]): Figures => ({ p50: median(r.map((f) => f.p50)), p99: median(r.map((f) => f.p99)), rps: median(r.map((f) => f.rps)), cpuUs: median(r.map((f) => f.cpuUs ?? NaN)) });
+
+/** The round (ours and the reference as measured side by side in it) whose `score` is the median of the rounds'. */
+function medianRound(ours: Figures[], reference: Figures[], score: (o: Figures, r: Figures) => number): { ours: Figures; reference: Figures } {
+  const byScore = ours.map((o, i) => ({ o, r: reference[i], s: score(o, reference[i]) })).sort((a, b) => a.s - b.s);
+  const mid = byScore[Math.floor((byScore.length - 1) / 2)];
+  return { ours: mid.o, reference: mid.r };
 }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
@@ -257,14 +274,19 @@ async function main() {
         { script: wrkScript(scriptDir, `${m.name}-binary`, { body: binaryBody, headers: { ...binaryHeaders, ...auth } }), url: `http://127.0.0.1:${port}${oipRoute}`, pid: child.pid! },
       ];
       for (const c of CONCURRENCY) {
-        const [ref, o, p, b] = measureAll(c, scenarios);
+        const rounds = measureAll(c, scenarios);
+        const [ref, o, p, b] = rounds.map(medianOf);
         const r = await measureRaw(c, raw);
         const judged = c === 8;
         const context = judged ? undefined : "context: one connection";
+        const throughput = medianRound(rounds[1], rounds[0], (ours, reference) => ours.rps / reference.rps);
+        const latency = medianRound(rounds[1], rounds[0], (ours, reference) => ours.p50 - reference.p50);
+        const each = (f: (ours: Figures, reference: Figures) => number, digits: number) => rounds[1].map((ours, i) => f(ours, rounds[0][i]).toFixed(digits)).join(", ");
+        console.log(`${m.name} c=${c}, OIP vs the thin server, round by round: throughput ${each((x, y) => x.rps / y.rps, 2)}×; p50 overhead ${each((x, y) => x.p50 - y.p50, 3)} ms`);
         results.push(
-          compare(`${m.name} OIP throughput c=${c} vs thin server`, o.rps, ref.rps, "req/s", judged ? "≥ 0.9×" : context),
+          compare(`${m.name} OIP throughput c=${c} vs thin server`, throughput.ours.rps, throughput.reference.rps, "req/s", judged ? "≥ 0.9×" : context),
           // ours: the overhead in ms over the thin server; reference: the 0.1 ms budget, so a ratio ≤ 1 meets the goal.
-          compare(`${m.name} OIP p50 overhead over thin server c=${c}`, o.p50 - ref.p50, 0.1, "ms", judged ? "≤ 0.1 ms" : context),
+          compare(`${m.name} OIP p50 overhead over thin server c=${c}`, latency.ours.p50 - latency.reference.p50, 0.1, "ms", judged ? "≤ 0.1 ms" : context),
           compare(`${m.name} OIP p50 c=${c} vs thin server`, o.p50, ref.p50, "ms", "context: latency per request"),
           compare(`${m.name} OIP p99 c=${c} vs thin server`, o.p99, ref.p99, "ms", "context: latency per request"),
           // The server's CPU per request (user and system, every thread): the overhead itself, whatever wrk took.
