@@ -13,6 +13,7 @@ import { noiseBytes } from "../../tests/helpers/noise";
 import { swiftBucket, swiftSkipReason, type SwiftBucket } from "../../tests/helpers/s3-swift";
 import type { OrgActor } from "../auth/roles";
 import { namedBlobs } from "../storage/blob-refs";
+import { putPiece } from "../storage/upload-pieces";
 import type { S3BlobStore } from "../storage/s3-blob-store";
 import { arrivedEpisodeUpload, BucketEpisodeUploadStore } from "./bucket-upload-store";
 import { ARCHIVE_FORMAT, CHECKSUMS_NAME } from "./edge.schemas";
@@ -183,6 +184,23 @@ describe.skipIf(skip)("agents' episode uploads through a bucket", () => {
     expect((await storeOn(0).getUpload(id)).offset).toBe(sumsText + 10);
     expect(await patch(storeOn(1), id, body, sumsText + 10, size)).toBe(size);
     expect(await storeOn(1).commit(id)).toEqual({ files: 4 });
+  }, 120_000);
+
+  it("removes, as it resumes, the pieces its row named past its offset (put after one that never landed)", async () => {
+    const { repoId, body, id, size, big } = await setUp("dropped");
+    await expect(patch(storeOn(0), id, body, 0, big + 2_000_000, { breakAfter: true })).rejects.toBeDefined();
+    const offset = (await storeOn(1).getUpload(id)).offset!;
+    const [kept] = (await db.edgeUpload.findUniqueOrThrow({ where: { id } })).pieces as Array<{ fileIndex: number; start: number; bytes: number }>;
+    // A request whose later piece landed and was saved while an earlier one was still on its way
+    // when it died: its row names a piece past a gap.
+    const beyond = { fileIndex: kept.fileIndex, start: kept.start + kept.bytes + 65_536, ...(await putPiece(stores[0], `edge-upload ${id} ${kept.fileIndex} x`, Readable.from([body.subarray(big + 2_100_000, big + 2_200_000)]))) };
+    await db.edgeUpload.update({ where: { id }, data: { pieces: [kept, beyond] } });
+    expect(await stores[1].has(beyond.blob)).toBe(true);
+    expect(await patch(storeOn(1), id, body, offset, size)).toBe(size);
+    expect(await stores[0].has(beyond.blob)).toBe(false);
+    expect(await storeOn(0).commit(id)).toEqual({ files: 4 });
+    const arrived = await arrivedEpisodeUpload(db, { orgId: actor.orgId, repoId, episodeIndex: 0 });
+    expect(arrived?.files["images/front/episode-000000/frame-000000.png"].sha256).toBe(sha(body.subarray(big, big + 9_500_000)));
   }, 120_000);
 
   it("forgets uploads idle for a day (and their pieces), but not one complete and waiting for its commit", async () => {

@@ -139,7 +139,8 @@ export class BucketEpisodeUploadStore extends DataStore {
     let sums = Buffer.from(row.sums);
     let unpacking: { manifest: EpisodeManifest; layout: ArchiveLayout } | null = null;
     let pieces: Piece[] = [];
-    // Pieces of files joined since the last save: removed once a save has taken them off the row.
+    // Pieces the row will no longer name (of files joined since the last save, or dropped as this
+    // request resumed): removed once a save has taken them off the row.
     let joined: Piece[] = [];
     let newFiles: ArrivedFile[] = [];
 
@@ -295,25 +296,33 @@ export class BucketEpisodeUploadStore extends DataStore {
     /** The row holds less than its offset counts: it goes back to what it holds, and the client asks again. */
     const holdsLess = async (at: number) => {
       await this.opts.db.edgeUpload.update({ where: { id }, data: { offset: BigInt(at), pieces: pieces as Prisma.InputJsonValue } });
+      await removePieces(blobs, joined);
+      joined = [];
       return tusRefusal(409, `The portal holds ${at} bytes of this upload, fewer than the ${pos} it had counted; ask again where it stands and resume from there`);
     };
     // Whether the request has begun to receive (before, a failure saves nothing).
     let isStarted = false;
     try {
-      // Where the bytes recorded end, the upload goes on: pieces past it (or of another file) are dropped.
+      // Where the bytes recorded end, the upload goes on: pieces past it (or of another file) are
+      // dropped, and removed once the row no longer names them.
+      const listed = piecesSchema.safeParse(row.pieces);
+      const rowPieces = listed.success ? listed.data : [];
+      joined = rowPieces;
       const headEnd = headEndOf(head);
       if (headEnd !== null && head.length >= headEnd) unpacking = this.parseHead(row, head);
       else if (head.length < pos) throw await holdsLess(head.length);
       if (unpacking) {
         const segment = unpacking.layout.segments[segmentAt(unpacking.layout, pos)];
         if (segment?.kind === "file" && pos > segment.start) {
-          const own = piecesSchema.parse(row.pieces).filter((p) => p.fileIndex === segment.fileIndex).sort((a, b) => a.start - b.start);
+          if (!listed.success) throw listed.error;
+          const own = rowPieces.filter((p) => p.fileIndex === segment.fileIndex).sort((a, b) => a.start - b.start);
           let end = 0;
           for (const p of own) {
             if (p.start !== end || end >= pos - segment.start) break;
             pieces.push(p);
             end += p.bytes;
           }
+          joined = rowPieces.filter((p) => !pieces.includes(p));
           if (end !== pos - segment.start) throw await holdsLess(segment.start + end);
           current = { fileIndex: segment.fileIndex, segment, bufferAt: pos, buffer: [], bufferBytes: 0 };
         }
