@@ -1,7 +1,8 @@
 import crypto from "node:crypto";
+import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testDb } from "../../tests/helpers/db";
-import { createOrgWithMember } from "../../tests/helpers/factories";
+import { createOrgWithMember, waitFor } from "../../tests/helpers/factories";
 import { noiseBytes } from "../../tests/helpers/noise";
 import { swiftBucket, swiftSkipReason, type SwiftBucket } from "../../tests/helpers/s3-swift";
 import type { OrgActor } from "../auth/roles";
@@ -9,7 +10,7 @@ import { modelUploadLocks } from "../db/upload-locks";
 import { namedBlobs } from "../storage/blob-refs";
 import type { S3BlobStore } from "../storage/s3-blob-store";
 import { createModel } from "./registry.service";
-import { getUploadStatus, putUploadChunk, startUpload, type UploadDeps } from "./uploads.service";
+import { cancelUpload, getUploadStatus, putUploadChunk, startUpload, type UploadDeps } from "./uploads.service";
 
 // A resumable model upload whose pieces reach web processes on different machines: nothing of it
 // is kept in a folder, only its row and its pieces in the bucket (a real S3 server, Swift's gateway).
@@ -85,5 +86,31 @@ describe.skipIf(skip)("resumable model uploads through a bucket", () => {
     expect(await namedBlobs(db, pieces.map((p) => p.blob))).toEqual(new Set());
     for (const p of pieces) expect(await web[1].blobs.has(p.blob)).toBe(false);
     await expect(getUploadStatus(web[1], { actor, modelId, uploadId })).rejects.toThrow(/no such upload/);
+  });
+
+  it("stops a piece being written on one web process when the upload is cancelled on another, and leaves nothing of it in the bucket", async () => {
+    const since = new Date(Date.now() - 1000);
+    const content = noiseBytes(400_000, 9);
+    const { uploadId } = await startUpload(web[0], { actor, modelId, total: content.length, dims: {} });
+    const where = { actor, modelId, uploadId };
+    await putUploadChunk(web[0], { ...where, contentRange: `bytes 0-99999/${content.length}`, body: bytesOf(content.subarray(0, 100_000)) });
+    const [first] = (await db.modelUpload.findUniqueOrThrow({ where: { id: uploadId } })).pieces as Array<{ blob: string }>;
+    // A request body whose first bytes come and the rest never do, as the route hands it on.
+    let reads = 0;
+    const stalled = new Readable({
+      read() {
+        if (++reads === 1) this.push(content.subarray(100_000, 150_000));
+      },
+    });
+    const writing = putUploadChunk(web[0], { ...where, contentRange: `bytes 100000-399999/${content.length}`, body: stalled });
+    writing.catch(() => {});
+    await waitFor(async () => reads >= 2, { what: "the piece's first bytes read" });
+    await cancelUpload(web[1], where);
+    await expect(writing).rejects.toThrow(/^This piece was stopped before it was all written: the upload was cancelled/);
+    expect(await db.modelUpload.count({ where: { id: uploadId } })).toBe(0);
+    expect(await web[1].blobs.has(first.blob)).toBe(false);
+    const leftovers: string[] = [];
+    for await (const leftover of web[1].blobs.listLeftovers(new Date(Date.now() + 60_000))) if (leftover.modifiedAt >= since) leftovers.push(leftover.name);
+    expect(leftovers).toEqual([]);
   });
 });

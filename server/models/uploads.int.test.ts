@@ -208,7 +208,7 @@ describe("resumable model uploads", () => {
     expect(cancelled.status).toBe(204);
     const stopped = await writing;
     expect(stopped.status).toBe(409);
-    expect((await stopped.json()).error.message).toMatch(/^The upload was cancelled while this piece was being written/);
+    expect((await stopped.json()).error.message).toMatch(/^This piece was stopped before it was all written: the upload was cancelled/);
     expect((await status(uploadId)).status).toBe(404);
     expect(await blobStore().has(first.blob)).toBe(false);
     // The stopped piece's bytes were not kept, as a blob or as a writer's leftover.

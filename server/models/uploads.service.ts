@@ -1,4 +1,5 @@
 import crypto from "node:crypto";
+import { Readable } from "node:stream";
 import { ERRORS, type Locker } from "@tus/server";
 import { z } from "zod";
 import type { Db } from "../db";
@@ -118,8 +119,16 @@ export async function putUploadChunk(
   const release = await lockSession(deps.locks, uploadId, signal, () => cancelled.abort());
   const work = signal ? AbortSignal.any([signal, cancelled.signal]) : cancelled.signal;
   const whenCancelled = (error: unknown) => {
-    throw cancelled.signal.aborted ? new AppError("CONFLICT", "The upload was cancelled while this piece was being written; start a new upload to send the file") : error;
+    // Asked to let go: a cancel, most often, or the lock's database session lost (then the upload is intact).
+    throw cancelled.signal.aborted
+      ? new AppError("CONFLICT", "This piece was stopped before it was all written: the upload was cancelled, or the portal lost its hold on it. Ask how much arrived and send the rest; if the upload is gone, start a new one")
+      : error;
   };
+  // A body whose bytes stop coming must not keep the piece waiting once it is asked to stop.
+  const stopBody = () => {
+    if (body instanceof Readable) body.destroy(new Error("The piece was stopped"));
+  };
+  cancelled.signal.addEventListener("abort", stopBody, { once: true });
   try {
     // Read again under the lock: the piece before this one may have ended on another process.
     const { row, pieces, received } = await loadUpload(deps, actor, modelId, uploadId);
@@ -129,6 +138,7 @@ export async function putUploadChunk(
     let written = 0;
     async function* newBytes() {
       for await (const chunk of body as AsyncIterable<Uint8Array>) {
+        work.throwIfAborted();
         const from = written;
         written += chunk.length;
         if (written > expected) throw new AppError("BAD_REQUEST", `The piece is longer than its Content-Range (${expected} bytes)`);
@@ -138,7 +148,7 @@ export async function putUploadChunk(
     }
     const isNew = range.end >= received;
     // What this piece adds, as one blob; a piece that stops short is removed, and the upload names nothing of it.
-    const piece = isNew ? await putPiece(deps.blobs, `model-upload ${uploadId} ${received}`, newBytes(), { signal: work, maxBytes: expected }).catch(whenCancelled) : await drain(newBytes());
+    const piece = isNew ? await putPiece(deps.blobs, `model-upload ${uploadId} ${received}`, newBytes(), { signal: work, maxBytes: expected }).catch(whenCancelled) : await drain(newBytes()).catch(whenCancelled);
     if (written !== expected) {
       if (piece) await removePieces(deps.blobs, [piece]);
       throw new AppError("BAD_REQUEST", `The piece had ${written} bytes, not the ${expected} its Content-Range says; send it again`);
@@ -172,6 +182,7 @@ export async function putUploadChunk(
       throw error;
     }
   } finally {
+    cancelled.signal.removeEventListener("abort", stopBody);
     await release();
   }
 }
