@@ -12,7 +12,7 @@ export interface JobEventInput extends EventFields {
   reopens?: boolean;
   /** The event that ends the job: its end time, and its result or error, go in with it. */
   ends?: { result?: object; error?: string };
-  /** The error of an attempt that will be retried: kept on the job, which has not ended. */
+  /** The error of an attempt that will be retried: kept on the job, which has not ended (not with `ends`, which says its own). */
   attemptError?: string;
 }
 
@@ -35,7 +35,7 @@ export async function appendJobEvent(tx: Tx, e: JobEventInput): Promise<{ id: bi
         "step" = COALESCE(${e.step ?? null}::text, "step"),
         "status" = COALESCE(${e.status ?? null}::"JobStatus", "status")
         ${e.ends ? endsSql(e.ends) : Prisma.empty}
-        ${e.attemptError === undefined ? Prisma.empty : Prisma.sql`, "error" = ${e.attemptError}::text`}
+        ${e.attemptError === undefined || e.ends ? Prisma.empty : Prisma.sql`, "error" = ${e.attemptError}::text`}
       WHERE "id" = ${e.jobId}::uuid AND "orgId" = ${e.orgId}::uuid
         AND (${e.reopens === true} OR "status" NOT IN ('succeeded', 'failed', 'cancelled'))
       RETURNING "id" AS "jobId", "orgId", "lastSeq" AS "seq", ("cancelRequestedAt" IS NOT NULL) AS "isCancelRequested"`,
