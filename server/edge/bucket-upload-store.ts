@@ -262,6 +262,7 @@ export class BucketEpisodeUploadStore extends DataStore {
           // Removed by another request on this upload (after its lock was lost), or lost by the
           // store: the row forgets the file's pieces and the file is received again from its start.
           pieces = pieces.filter((p) => p.fileIndex !== file.fileIndex);
+          joined.push(...own);
           holdAt = file.segment.start;
         }
         throw new StoreFailure(`The pieces of ${path} could not be joined: ${(error as Error).message}`, { cause: error });
