@@ -37,6 +37,8 @@ import { compare, percentile, printResults, processCpuSeconds, type BenchResult 
 
 const SCENARIO_S = Number(process.env.BENCH_SCENARIO_S ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+// An odd count, so the median round is a round, whichever way its figure runs.
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || ROUNDS % 2 === 0) throw new Error(`BENCH_ROUNDS must be an odd number of rounds (1, 3, 5, …); it is ${process.env.BENCH_ROUNDS}`);
 const RAW_MS = 500;
 const WARMUP = 50;
 const CONCURRENCY = [1, 8];
