@@ -116,14 +116,8 @@ export async function putUploadChunk(
   if (range.total !== total) throw new AppError("BAD_REQUEST", `This upload is ${total} bytes, but the piece says ${range.total}; send the same total every time`);
   // A cancel asks for the lock: the piece stops, removes what it wrote, and lets go.
   const cancelled = new AbortController();
-  const release = await lockSession(deps.locks, uploadId, signal, () => cancelled.abort());
+  const release = await lockSession(deps.locks, uploadId, { signal, onRelease: () => cancelled.abort() });
   const work = signal ? AbortSignal.any([signal, cancelled.signal]) : cancelled.signal;
-  const whenCancelled = (error: unknown) => {
-    // Asked to let go: a cancel, most often, or the lock's database session lost (then the upload is intact).
-    throw cancelled.signal.aborted
-      ? new AppError("CONFLICT", "This piece was stopped before it was all written: the upload was cancelled, or the portal lost its hold on it. Ask how much arrived and send the rest; if the upload is gone, start a new one")
-      : error;
-  };
   // A body whose bytes stop coming must not keep the piece waiting once it is asked to stop.
   const stopBody = () => {
     if (body instanceof Readable) body.destroy(new Error("The piece was stopped"));
@@ -148,7 +142,7 @@ export async function putUploadChunk(
     }
     const isNew = range.end >= received;
     // What this piece adds, as one blob; a piece that stops short is removed, and the upload names nothing of it.
-    const piece = isNew ? await putPiece(deps.blobs, `model-upload ${uploadId} ${received}`, newBytes(), { signal: work, maxBytes: expected }).catch(whenCancelled) : await drain(newBytes()).catch(whenCancelled);
+    const piece = isNew ? await putPiece(deps.blobs, `model-upload ${uploadId} ${received}`, newBytes(), { signal: work, maxBytes: expected }) : await drain(newBytes());
     if (written !== expected) {
       if (piece) await removePieces(deps.blobs, [piece]);
       throw new AppError("BAD_REQUEST", `The piece had ${written} bytes, not the ${expected} its Content-Range says; send it again`);
@@ -170,7 +164,7 @@ export async function putUploadChunk(
         dims: row.dims as Record<string, number>,
         testVector: row.testVector === null ? undefined : row.testVector,
         signal: work,
-      }).catch(whenCancelled);
+      });
       await forget(deps, row.id, all);
       return { status: { uploadId, received: now, total }, version };
     } catch (error) {
@@ -181,6 +175,10 @@ export async function putUploadChunk(
       if (isLost) await forget(deps, row.id, all);
       throw error;
     }
+  } catch (error) {
+    // Asked to let go: by a cancel, most often, or because the lock's database session was lost (the upload is then intact).
+    if (!cancelled.signal.aborted) throw error;
+    throw new AppError("CONFLICT", "This piece was stopped before it was all written: the upload was cancelled, or the portal lost its hold on it. Ask how much arrived and send the rest; if the upload is gone, start a new one");
   } finally {
     cancelled.signal.removeEventListener("abort", stopBody);
     await release();
@@ -240,7 +238,7 @@ export async function splitTestVector(body: AsyncIterable<Uint8Array>, length: n
  */
 export async function cancelUpload(deps: UploadDeps, { actor, modelId, uploadId }: { actor: OrgActor; modelId: string; uploadId: string }): Promise<void> {
   await loadUpload(deps, actor, modelId, uploadId);
-  const release = await lockSession(deps.waitingLocks, uploadId, undefined, undefined, "A piece of this upload is still being written and did not stop within 30 s; cancel again in a moment");
+  const release = await lockSession(deps.waitingLocks, uploadId, { whenHeld: "A piece of this upload is still being written and did not stop within 30 s; cancel again in a moment" });
   try {
     // Read again under the lock: the piece that let go may have finished the upload, or added a piece.
     const { row, pieces } = await loadUpload(deps, actor, modelId, uploadId);
@@ -264,9 +262,7 @@ async function forget(deps: UploadDeps, id: string, pieces: Pieces): Promise<voi
 async function lockSession(
   locks: Locker,
   uploadId: string,
-  signal?: AbortSignal,
-  onRelease: () => void = () => {},
-  whenHeld = "Another piece of this upload is being written; wait for it, then ask how much arrived",
+  { signal, onRelease = () => {}, whenHeld = "Another piece of this upload is being written; wait for it, then ask how much arrived" }: { signal?: AbortSignal; onRelease?: () => void; whenHeld?: string } = {},
 ): Promise<() => Promise<void>> {
   const lock = locks.newLock(`model-upload:${uploadId}`);
   try {
