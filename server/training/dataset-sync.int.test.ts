@@ -68,8 +68,13 @@ describe("dataset sync after an append", () => {
       }
     };
 
-    // The first sync is cut off half-way and resumes: the files it resumed are checked on the host before the folder is made.
-    device.cutAfterBytes(Math.floor(fsSize(b1) / 2));
+    // The first sync goes on from what an earlier try left: half the video as a part in the host's
+    // cache (where a connection cut mid-file leaves it), and it is cut off half-way itself. A file
+    // resumed from a part is checked on the host before the folder is made.
+    const video = (await listDatasetFiles(b1)).find((f) => f.rel.endsWith(".mp4"))!;
+    await fs.mkdir(path.join(workDir, "cache"), { recursive: true });
+    await fs.writeFile(path.join(workDir, "cache", `${video.sha256}.part`), (await fs.readFile(video.abs)).subarray(0, Math.floor(video.bytes / 2)));
+    device.cutAfterBytes(Math.floor((fsSize(b1) - video.bytes / 2) / 2));
     const first_ = await sync(b1, "b1");
     expect(first_.layout).toBe("command");
     const remoteB1 = (await listDatasetFiles(first_.remoteRoot)).filter((f) => f.rel !== ".gantry-complete");
