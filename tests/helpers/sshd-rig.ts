@@ -30,6 +30,8 @@ import { createShapedLinks, removeNamespace, type ShapedLink } from "./netns-lin
 //   disk-free-kb     what df reports as available
 
 const SSHD = "/usr/sbin/sshd";
+/** How long a cut connection's last bytes are given to reach the device before it drops. */
+const CUT_SETTLE_MS = 300;
 
 export interface RigDevice {
   name: string;
@@ -310,6 +312,9 @@ async function startDevice(root: string, name: string, user: string, publicKey: 
   const sockets = new Set<net.Socket>();
   let relayed = 0;
   let cutAt = Infinity;
+  let cutting = false;
+  /** The client ends of relayed connections: a cut stops reading them (the device's answers still flow, so nothing unread makes a reset). */
+  const clients = new Set<net.Socket>();
   const cutAll = () => {
     for (const s of sockets) s.destroy();
     sockets.clear();
@@ -320,11 +325,21 @@ async function startDevice(root: string, name: string, user: string, publicKey: 
     const upstream = net.connect(sshdPort, sshdHost);
     sockets.add(client);
     sockets.add(upstream);
+    clients.add(client);
     client.on("data", (chunk: Buffer) => {
+      if (cutting) return;
       relayed += chunk.length;
       if (relayed >= cutAt) {
+        // Nothing more goes through; what went through already reaches the device before the
+        // connections drop, as on a link that fails (sshd holds up to a channel window of it for
+        // sftp-server, and drops what it holds when its connection goes).
         cutAt = Infinity;
-        cutAll();
+        cutting = true;
+        for (const c of clients) c.pause();
+        setTimeout(() => {
+          cutting = false;
+          cutAll();
+        }, CUT_SETTLE_MS);
         return;
       }
       if (!upstream.write(chunk)) client.pause();
@@ -336,6 +351,7 @@ async function startDevice(root: string, name: string, user: string, publicKey: 
       upstream.destroy();
       sockets.delete(client);
       sockets.delete(upstream);
+      clients.delete(client);
     };
     client.on("error", close).on("close", close);
     upstream.on("error", close).on("close", close);
