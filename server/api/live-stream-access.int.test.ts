@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { GET as commandSamples } from "../../app/api/agents/commands/[commandId]/samples/route";
 import { testDb } from "../../tests/helpers/db";
-import { addMember, createOrgWithMember } from "../../tests/helpers/factories";
+import { addMember, createOrgWithMember, waitFor } from "../../tests/helpers/factories";
 import { sessionCookie } from "../../tests/helpers/session";
 import type { OrgActor } from "../auth/roles";
 import { endSessionsOf } from "../auth/sessions.service";
@@ -11,6 +11,7 @@ import { postJointState } from "../captures/joints.service";
 import type { CaptureLimits } from "../captures/limits";
 import { createCaptureSession, deleteCaptureSession } from "../captures/sessions.service";
 import { publishJointSamples } from "../hardware/agent-session.service";
+import { JOINT_SAMPLES_CHANNEL } from "../hardware/hardware.schemas";
 import type { JointSampleEvent } from "../hardware/joint-stream";
 import { openJointSampleStream } from "../hardware/joint-stream";
 import { createRobot, deleteRobot } from "../hardware/robots.service";
@@ -76,8 +77,8 @@ describe("GET /api/agents/commands/<id>/samples while access ends", () => {
     const { orgId, owner } = await createOrgWithMember(db, "owner");
     const viewer = await addMember(db, orgId, "viewer");
     const { command } = await runningStream(orgId);
+    // Open (": connected") once it listens: what is published now reaches it.
     const stream = await openSamples(command.id, { cookie: await sessionCookie(db, viewer.userId) });
-    await new Promise((r) => setTimeout(r, 200));
     await publishJointSamples(db, command.id, [sample(1)]);
     await waitForText(stream, '"t":1');
     await removeMember(db, { actor: owner, userId: viewer.userId });
@@ -109,8 +110,11 @@ describe("hardware.onJointSamples while access ends or the arm goes", () => {
     const controller = new AbortController();
     const events = (await createCaller(ctx, { signal: controller.signal }).hardware.onJointSamples({ commandId: command.id })) as AsyncIterable<JointSampleEvent>;
     const iterator = events[Symbol.asyncIterator]();
+    // The subscription opens its stream on the first read: published once that stream listens.
+    const listeners = hub.listenerCount(JOINT_SAMPLES_CHANNEL);
     const first = iterator.next();
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor(async () => hub.listenerCount(JOINT_SAMPLES_CHANNEL) > listeners, { what: "the subscription to listen" });
+    await hub.ensureConnected();
     await publishJointSamples(db, command.id, [sample(7)]);
     expect((await first).value).toMatchObject({ type: "samples", samples: [{ t: 7 }] });
     // Watched before the removal: the stream may end while removeMember is still returning.
@@ -171,7 +175,6 @@ describe("captures.onJoints while access ends or the session goes", () => {
     const { iterator, stop } = await subscribe(viewer, session.id);
     expect((await iterator.next()).value).toBeNull();
     const arrival = iterator.next();
-    await new Promise((r) => setTimeout(r, 200));
     await postJointState(db, { actor: owner, sessionId: session.id, input: { joint_angles: [1, 2, 3, 4, 5, 6] }, limits });
     expect((await arrival).value).toMatchObject({ angles: [1, 2, 3, 4, 5, 6] });
     const ended = expect(promptly(iterator.next(), "The twin's joints")).rejects.toThrow(/The twin's joints stopped: .* is no longer a member of this organisation/);

@@ -55,7 +55,7 @@ const SESSION_EVERY_MS = 2000;
  */
 export async function* jointStates(
   db: Db,
-  { actor, sessionId, hub, signal, accessEveryMs, sessionEveryMs = SESSION_EVERY_MS, ...access }: { actor: OrgActor; sessionId: string; hub: { listen(channel: string, listener: (payload: string | null) => void): () => void }; signal: AbortSignal; accessEveryMs?: number; sessionEveryMs?: number } & StreamAccessOptions,
+  { actor, sessionId, hub, signal, accessEveryMs, sessionEveryMs = SESSION_EVERY_MS, ...access }: { actor: OrgActor; sessionId: string; hub: { listen(channel: string, listener: (payload: string | null) => void): () => void; ensureConnected?(): Promise<void> }; signal: AbortSignal; accessEveryMs?: number; sessionEveryMs?: number } & StreamAccessOptions,
 ): AsyncGenerator<JointState | null> {
   const session = await findSession(db, actor, sessionId);
   let next: JointState | null = null;
@@ -80,6 +80,8 @@ export async function* jointStates(
   let sessionCheckedAt = Date.now();
   try {
     await recheck.check();
+    // Listening before the latest is read: a state posted after that read arrives as a notification.
+    await hub.ensureConnected?.();
     yield await latestJointState(db, sessionId);
     while (!signal.aborted) {
       await recheck.check();

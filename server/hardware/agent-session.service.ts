@@ -108,6 +108,8 @@ export async function takeCancelsToSend(db: Db, session: AgentSession): Promise<
 /** Anything that can tell the stream its agent's queue changed: the process's LISTEN hub. */
 export interface AgentWakeSource {
   listen(channel: string, listener: (payload: string | null) => void): () => void;
+  /** Resolves once every channel asked for is listened to: a notification sent after it arrives. */
+  ensureConnected?(): Promise<void>;
 }
 
 /**

@@ -48,6 +48,13 @@ export async function openJointSampleStream(
     if (waiting.length > MAX_WAITING) waiting.splice(0, waiting.length - MAX_WAITING);
     wake?.();
   });
+  // Nothing is replayed: the stream is open once batches posted from now on reach it.
+  try {
+    await hub.ensureConnected?.();
+  } catch (error) {
+    unlisten();
+    throw error;
+  }
   // One abort listener for the stream's life (not one per wait).
   const onAbort = () => wake?.();
   signal.addEventListener("abort", onAbort, { once: true });

@@ -1,7 +1,7 @@
 import crypto from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testDb } from "../../tests/helpers/db";
-import { addMember, createOrgWithMember } from "../../tests/helpers/factories";
+import { addMember, createOrgWithMember, waitFor } from "../../tests/helpers/factories";
 import type { OrgActor } from "../auth/roles";
 import { createApiToken } from "../auth/tokens.service";
 import { RealtimeHub } from "../jobs/realtime";
@@ -124,9 +124,9 @@ describe("commands", () => {
     })();
     // A batch bigger than one NOTIFY goes out as several, in order.
     const samples = Array.from({ length: 64 }, (_, i) => ({ t: 1_000 + i, raw: Array.from({ length: 32 }, (_, j) => 2000 + i + j), values: Array.from({ length: 32 }, (_, j) => (i * j) / 2048 - 0.123456789) }));
-    await new Promise((r) => setTimeout(r, 300));
+    // The stream listens once it is open: what is published now reaches it.
     await publishJointSamples(db, row.id, samples);
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor(async () => seen.flatMap((e) => (e.type === "samples" ? e.samples : [])).length === samples.length, { what: "every sample to arrive" });
     await db.agentCommand.update({ where: { id: row.id }, data: { status: "succeeded", finishedAt: new Date() } });
     await reading;
     const got = seen.flatMap((e) => (e.type === "samples" ? e.samples : []));

@@ -118,6 +118,11 @@ export class RealtimeHub {
     return this.client !== null;
   }
 
+  /** How many listeners `listen` holds on a channel now. */
+  listenerCount(channel: string): number {
+    return this.channels.get(channel)?.size ?? 0;
+  }
+
   get subscriberCount(): number {
     let n = 0;
     for (const s of this.listeners.values()) n += s.size;
