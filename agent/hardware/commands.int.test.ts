@@ -43,6 +43,18 @@ function context(signal: AbortSignal = AbortSignal.timeout(60_000)) {
   return { ctx, samples, steps };
 }
 
+/** Calls `then` once, when the command emits its first sample: the bus is open and has been read. */
+function afterFirstSample(ctx: CommandContext, then: () => void): void {
+  const emit = ctx.emit;
+  let isFirst = true;
+  ctx.emit = (sample) => {
+    emit(sample);
+    if (!isFirst) return;
+    isFirst = false;
+    then();
+  };
+}
+
 let registry: CommandRegistry;
 let portsDir: string;
 
@@ -170,21 +182,34 @@ describe("an SO-101 arm (six STS3215)", () => {
   });
 
   it("refuses a range where a joint did not move", async () => {
-    const moving = setTimeout(() => sim.setPositions({ 1: 1500, 2: 1500, 3: 1500, 4: 1500, 6: 1500 }), 300);
-    await expect(run("calibration.range", { ...bus(), motors: SO101, durationMs: 1000, hz: 20 })).rejects.toThrow(/^wrist_roll did not move: move every joint through its whole range$/);
+    const { ctx } = context();
+    let moving: ReturnType<typeof setTimeout> | undefined;
+    afterFirstSample(ctx, () => (moving = setTimeout(() => sim.setPositions({ 1: 1500, 2: 1500, 3: 1500, 4: 1500, 6: 1500 }), 100)));
+    await expect(run("calibration.range", { ...bus(), motors: SO101, durationMs: 1000, hz: 20 }, ctx)).rejects.toThrow(/^wrist_roll did not move: move every joint through its whole range$/);
     clearTimeout(moving);
   });
 
   it("ends a range recording at the command's deadline with what it has, and throws when the agent stops", async () => {
     sim.setPositions({ 1: 2000, 2: 2000, 3: 2000, 4: 2000, 5: 2000, 6: 2000 });
-    const moving = setTimeout(() => sim.setPositions({ 1: 2100, 2: 2100, 3: 2100, 4: 2100, 5: 2100, 6: 2100 }), 300);
-    const atDeadline = await run("calibration.range", { ...bus(), motors: SO101, durationMs: 20_000, hz: 50 }, context(AbortSignal.timeout(1500)).ctx);
-    clearTimeout(moving);
-    expect(atDeadline.samples).toBeGreaterThan(0);
+    // The deadline passes a second after the recording started reading (as a deadline's timeout aborts).
+    const deadline = new AbortController();
+    const timers: ReturnType<typeof setTimeout>[] = [];
+    const recording = context(deadline.signal);
+    afterFirstSample(recording.ctx, () =>
+      timers.push(
+        setTimeout(() => sim.setPositions({ 1: 2100, 2: 2100, 3: 2100, 4: 2100, 5: 2100, 6: 2100 }), 100),
+        setTimeout(() => deadline.abort(new DOMException("The operation timed out.", "TimeoutError")), 1000),
+      ),
+    );
+    const atDeadline = await run("calibration.range", { ...bus(), motors: SO101, durationMs: 20_000, hz: 50 }, recording.ctx);
+    timers.forEach(clearTimeout);
+    expect(atDeadline.samples).toBeGreaterThan(1);
 
     const stop = new AbortController();
-    setTimeout(() => stop.abort(), 300);
-    await expect(run("calibration.range", { ...bus(), motors: SO101, durationMs: 20_000, hz: 50 }, context(stop.signal).ctx)).rejects.toThrow(/aborted/);
+    const stopped = context(stop.signal);
+    afterFirstSample(stopped.ctx, () => timers.push(setTimeout(() => stop.abort(), 100)));
+    await expect(run("calibration.range", { ...bus(), motors: SO101, durationMs: 20_000, hz: 50 }, stopped.ctx)).rejects.toThrow(/aborted/);
+    timers.forEach(clearTimeout);
   });
 
   describe("LeRobot's calibration file and the motors' EEPROM", () => {
@@ -240,7 +265,8 @@ describe("an SO-101 arm (six STS3215)", () => {
 
   it("streams raw readings without a calibration, and fails with the bus's message when a motor stops answering", async () => {
     const { ctx, samples } = context();
-    const stopping = setTimeout(() => (sim.motor(4).silent = true), 300);
+    let stopping: ReturnType<typeof setTimeout> | undefined;
+    afterFirstSample(ctx, () => (stopping = setTimeout(() => (sim.motor(4).silent = true), 100)));
     await expect(run("joints.stream", { ...bus(), motors: SO101, hz: 20, durationMs: 5000 }, ctx)).rejects.toThrow(/Sync read of Present_Position on .*: no reply from motor\(s\) 4 within 200 ms/);
     clearTimeout(stopping);
     expect(samples.length).toBeGreaterThan(0);

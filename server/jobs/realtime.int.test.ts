@@ -88,13 +88,17 @@ describe("RealtimeHub", () => {
     await waitFor(async () => hub.subscriberCount >= 1, { what: "the subscriber" });
     // A long transaction takes its event first but commits after a quick one.
     let release!: () => void;
+    let appended!: () => void;
+    const slowAppended = new Promise<void>((r) => (appended = r));
     const slow = db.$transaction(async (tx) => {
       await appendJobEvent(tx, { jobId, orgId, message: "slow, first to start" });
+      appended();
       await new Promise<void>((r) => (release = r));
     });
-    await new Promise((r) => setTimeout(r, 100));
+    await slowAppended;
     const quick = appendJobEvent(db, { jobId, orgId, message: "quick, waits for the slow one" });
-    await new Promise((r) => setTimeout(r, 100));
+    // Released once the quick one waits for the job's row, which the slow one holds.
+    await waitFor(async () => (await db.$queryRaw<Array<{ n: number }>>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND query LIKE '%"lastSeq" = "lastSeq" + 1%'`)[0].n > 0, { what: "the quick event to wait for the slow one" });
     release();
     await Promise.all([slow, quick]);
     await waitFor(async () => seen.length >= 2, { what: "both events" });
