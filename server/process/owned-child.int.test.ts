@@ -34,9 +34,10 @@ describe("owned children", () => {
     let out = "";
     parent.stdout!.on("data", (d: Buffer) => (out += d));
     const pid = await waitFor(async () => Number(out.trim()) || null, { timeoutMs: 20_000, what: "the child's pid" });
-    expect(isAlive(pid)).toBe(true);
+    // Tied to its parent once it runs the command: the death signal is set before the exec.
+    await waitFor(async () => fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "sleep", { timeoutMs: 20_000, what: "the child to run its command" });
     parent.kill("SIGKILL");
-    await waitFor(async () => !isAlive(pid), { timeoutMs: 1_000, intervalMs: 10, what: "the child to die with its parent" });
+    await waitFor(async () => !isAlive(pid), { timeoutMs: 10_000, intervalMs: 10, what: "the child to die with its parent" });
   });
 
   it("are killed with everything they started", async () => {
