@@ -97,18 +97,26 @@ describe.skipIf(skip)("two web processes and two workers on one database and one
     const { actor, orgId } = await createOrgWithMember(db, "operator");
     const token = (await createApiToken(db, { actor, input: { name: "agent", scopes: ["write"] } })).token;
     const front = await startBalancer(portals.map((p) => p.port));
-    const first = startWorker("w1");
-    await first.ready;
-    let second: WorkerProcess | null = null;
+    const workers = [startWorker("w1"), startWorker("w2")];
+    await Promise.all(workers.map((w) => w.ready));
     let killedJob: string | null = null;
-    // Once the first worker is encoding, the second starts and the first is killed under its job.
+    // Once an episode is being encoded, the worker holding it is killed under it.
     const killer = (async () => {
-      const running = await waitFor(async () => db.job.findFirst({ where: { orgId, kind: "datasets.encode-episode", status: "running" } }), { timeoutMs: 240_000, intervalMs: 20, what: "an episode being encoded" });
-      killedJob = running.id;
-      second = startWorker("w2");
-      await second.ready;
-      first.child.kill("SIGKILL");
-      await first.exited;
+      const held = await waitFor(
+        async () => {
+          const [row] = await db.$queryRaw<{ jobId: string; pid: number }[]>`
+            SELECT j."id"::text AS "jobId", h."pid" FROM "Job" j
+            JOIN graphile_worker._private_jobs g ON g.payload->>'jobId' = j."id"::text
+            JOIN "WorkerHeartbeat" h ON h."id" = g.locked_by
+            WHERE j."orgId" = ${orgId}::uuid AND j."kind" = 'datasets.encode-episode' AND j."status" = 'running' LIMIT 1`;
+          const worker = row ? workers.find((w) => w.child.pid === row.pid) : undefined;
+          return worker ? { jobId: row.jobId, worker } : null;
+        },
+        { timeoutMs: 240_000, intervalMs: 20, what: "an episode being encoded" },
+      );
+      killedJob = held.jobId;
+      held.worker.child.kill("SIGKILL");
+      await held.worker.exited;
     })();
     killer.catch(() => {});
 
@@ -174,7 +182,7 @@ describe.skipIf(skip)("two web processes and two workers on one database and one
       expect(info).toMatchObject({ total_episodes: EPISODES.length, total_frames: 45 * EPISODES.length });
     } finally {
       front.close();
-      const stopping = [first, second as WorkerProcess | null].filter((w): w is WorkerProcess => w !== null && w.child.exitCode === null && w.child.signalCode === null);
+      const stopping = workers.filter((w) => w.child.exitCode === null && w.child.signalCode === null);
       for (const w of stopping) w.child.kill("SIGTERM");
       await Promise.all(stopping.map((w) => w.exited));
     }
