@@ -42,22 +42,35 @@ describe("sseResponse", () => {
   });
 
   it("does not hold an event back waiting for company", async () => {
-    const sentAt: number[] = [];
-    async function* slow() {
+    // Each event comes only once the one before it was read: a writer that held an event back
+    // until another came would wait for ever.
+    const markRead: Array<() => void> = [];
+    const wasRead = Array.from({ length: 3 }, (_, i) => new Promise<void>((r) => (markRead[i] = r)));
+    async function* lockstep() {
       for (let n = 1; n <= 3; n++) {
-        await sleep(150);
-        sentAt.push(Date.now());
         yield { n };
+        await wasRead[n - 1];
       }
     }
-    const response = open(slow());
-    const receivedAt: number[] = [];
+    const response = open(lockstep());
     const decoder = new TextDecoder();
-    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-      if (decoder.decode(chunk).includes("id: ")) receivedAt.push(Date.now());
-    }
-    expect(receivedAt).toHaveLength(3);
-    for (const [i, at] of receivedAt.entries()) expect(at - sentAt[i]).toBeLessThan(100);
+    const seen: number[] = [];
+    const reading = (async () => {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        for (const id of idsIn(decoder.decode(chunk))) {
+          seen.push(id);
+          markRead[id - 1]();
+        }
+      }
+    })();
+    const held = new AbortController();
+    const timedOut = sleep(10_000, undefined, { signal: held.signal }).then(
+      () => expect.fail(`An event was held back: ${seen.length} of 3 arrived`),
+      () => {},
+    );
+    await Promise.race([reading, timedOut]);
+    held.abort();
+    expect(seen).toEqual([1, 2, 3]);
   });
 
   it("sends what came before a failure, then the failure as an error event", async () => {
