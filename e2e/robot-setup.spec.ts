@@ -143,20 +143,22 @@ test("sets up and calibrates an SO-101 follower through the agent, and watches i
 
     await test.step("4b. range of motion, recorded while the joints move", async () => {
       const step = page.locator('[data-step="calibration"]');
-      await step.getByLabel("Seconds").fill("4");
+      await step.getByLabel("Seconds").fill("12");
       await step.getByRole("button", { name: "Record the range" }).click();
       await expect(step.locator('[data-field="ranges"]')).toBeVisible({ timeout: 20_000 });
-      // A person moves each joint to both ends (positions are actual; the motors read actual − offset).
+      // A person moves each joint to both ends (positions are actual; the motors read actual − offset),
+      // each end held until the page shows it was read (every joint is read at once).
       const at = (end: 0 | 1) => Object.fromEntries(ARM.map((_, i) => [i + 1, ranges[i]![end] + offsets[i]!]));
-      sim.setPositions(at(0));
-      await page.waitForTimeout(700);
-      sim.setPositions(at(1));
-      await page.waitForTimeout(700);
-      sim.setPositions(Object.fromEntries(ARM.map((_, i) => [i + 1, middle[i]!])));
       const gripper = step.locator('[data-field="ranges"] [data-joint="gripper"]');
-      await expect(gripper.locator('[data-field="min"]')).toHaveText(String(ranges[5]![0]), { timeout: 20_000 });
+      sim.setPositions(at(0));
+      await expect(gripper.locator('[data-field="min"]')).toHaveText(String(ranges[5]![0]), { timeout: 10_000 });
+      sim.setPositions(at(1));
+      await expect(gripper.locator('[data-field="max"]')).toHaveText(String(ranges[5]![1]), { timeout: 10_000 });
+      sim.setPositions(Object.fromEntries(ARM.map((_, i) => [i + 1, middle[i]!])));
+      // The recording ends with the ranges it found.
+      await expect(step.locator('[data-field="command-progress"]')).toHaveCount(0, { timeout: 30_000 });
+      await expect(gripper.locator('[data-field="min"]')).toHaveText(String(ranges[5]![0]));
       await expect(gripper.locator('[data-field="max"]')).toHaveText(String(ranges[5]![1]));
-      await expect(step.locator('[data-field="command-progress"]')).toHaveCount(0, { timeout: 20_000 });
     });
 
     const file = path.join(calibrationRoot, "robots", "so101_follower", `${robotName}.json`);
