@@ -65,6 +65,12 @@ describe("health checks", { timeout: 180_000 }, () => {
     const detail = await getDevice(db, { orgId, deviceId: id });
     expect(detail.samples[0]).toMatchObject({ state: "degraded", serviceState: "failed" });
     expect(detail.samples[0].diskFreeBytes).toBeGreaterThan(0);
+
+    // A check that read the device before a rollout wrote its new version and state does not write over them.
+    const beforeRollout = await load();
+    await db.device.update({ where: { id }, data: { currentSha256: "a".repeat(64), state: "online", lastError: null } });
+    expect(await checkDevice(db, beforeRollout, pool)).toBe("degraded");
+    expect(await load()).toMatchObject({ currentSha256: "a".repeat(64), state: "online", lastError: null });
   });
 
   it("finds a device offline within one round when its sshd stops, even with a session kept open", async () => {

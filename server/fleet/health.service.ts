@@ -97,10 +97,12 @@ export async function checkDevice(db: Db, device: DeviceRow, pool: SshPool): Pro
   await db.deviceHealthSample.create({
     data: { orgId: device.orgId, deviceId: device.id, at: now, state, load1: facts?.load1 ?? null, diskFreeBytes: toBigInt(facts?.diskFreeBytes), memoryAvailableBytes: toBigInt(facts?.memoryAvailableBytes), serviceState: facts?.serviceState ?? null, sha256: sha, versionId: version?.id ?? null, latencyMs, error },
   });
-  // Only onto the device as it was checked: a check against another host key (Test connection
-  // pinned one meanwhile) or another address says nothing about it now.
+  // Only onto the device as it was when the check began: a rollout that wrote its new version and
+  // state meanwhile knows better than a probe from before it, and a check against another host
+  // key (Test connection pinned one meanwhile) or another address says nothing about it now. The
+  // sample above stays: it is what the device said then.
   const { count } = await db.device.updateMany({
-    where: { id: device.id, pinnedHostKey: device.pinnedHostKey, host: device.host, port: device.port },
+    where: { id: device.id, updatedAt: device.updatedAt },
     data: {
       state,
       lastCheckAt: now,
