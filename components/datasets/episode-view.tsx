@@ -87,7 +87,13 @@ export function EpisodeView({ datasetId, episodeId }: { datasetId: string; episo
     setPlaying(true);
   };
   const pause = () => {
+    const [master, ...rest] = videos();
     for (const v of videos()) v.pause();
+    // Paused, every camera shows the first one's instant (playing, they may drift by up to the clock's slack).
+    if (master) {
+      for (const v of rest) v.currentTime = master.currentTime;
+      setTime(master.currentTime);
+    }
     timerStart.current = null;
     setPlaying(false);
   };
