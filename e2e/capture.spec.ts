@@ -182,10 +182,14 @@ test("a capture bound to an arm poses the twin from the arm's live joints and re
     });
 
     await test.step("the readings are kept as the capture's joints; stopping frees the arm", async () => {
-      const latest = await page.request.get(`/api/captures/${sessionId}/joints`, { headers: { authorization: `Bearer ${token}` } });
-      expect(latest.status()).toBe(200);
-      const state = (await latest.json()) as { angles: number[] };
-      expect(state.angles[0]).toBeCloseTo(Math.PI / 2, 2);
+      // The page may draw a reading a moment before it is stored: asked until it is.
+      await expect
+        .poll(async () => {
+          const latest = await page.request.get(`/api/captures/${sessionId}/joints`, { headers: { authorization: `Bearer ${token}` } });
+          expect(latest.status()).toBe(200);
+          return Math.round(((await latest.json()) as { angles: number[] }).angles[0]! * 100) / 100;
+        }, { timeout: 10_000 })
+        .toBe(Math.round((Math.PI / 2) * 100) / 100);
       await page.getByRole("button", { name: "Stop following the arm" }).click();
       await expect(page.getByRole("button", { name: "Follow the arm live" })).toBeVisible({ timeout: 10_000 });
     });
