@@ -4,6 +4,7 @@ import { AppError } from "../errors";
 import { AccessRecheck, type StreamAccessOptions } from "../auth/access-recheck";
 import type { OrgActor } from "../auth/roles";
 import { consumeRateLimit } from "../auth/rate-limit";
+import type { ChannelSource } from "../jobs/realtime";
 import type { jointStateSchema, postJointsInput } from "./captures.schemas";
 import { findSession } from "./captures.queries";
 import { captureLimits, type CaptureLimits } from "./limits";
@@ -55,7 +56,7 @@ const SESSION_EVERY_MS = 2000;
  */
 export async function* jointStates(
   db: Db,
-  { actor, sessionId, hub, signal, accessEveryMs, sessionEveryMs = SESSION_EVERY_MS, ...access }: { actor: OrgActor; sessionId: string; hub: { listen(channel: string, listener: (payload: string | null) => void): () => void; ensureConnected?(): Promise<void> }; signal: AbortSignal; accessEveryMs?: number; sessionEveryMs?: number } & StreamAccessOptions,
+  { actor, sessionId, hub, signal, accessEveryMs, sessionEveryMs = SESSION_EVERY_MS, ...access }: { actor: OrgActor; sessionId: string; hub: ChannelSource; signal: AbortSignal; accessEveryMs?: number; sessionEveryMs?: number } & StreamAccessOptions,
 ): AsyncGenerator<JointState | null> {
   const session = await findSession(db, actor, sessionId);
   let next: JointState | null = null;

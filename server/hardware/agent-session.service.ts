@@ -2,6 +2,7 @@ import crypto from "node:crypto";
 import type { Db } from "../db";
 import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
+import type { ChannelSource } from "../jobs/realtime";
 import { Prisma } from "../generated/prisma/client";
 import { AGENT_COMMANDS_CHANNEL, hostFactsSchema, IN_FLIGHT_STATUSES, isInFlight, JOINT_SAMPLES_CHANNEL, type AgentMessage, type AgentStreamEvent, type JointSample } from "./hardware.schemas";
 import { expireAgentCommands } from "./commands.service";
@@ -105,13 +106,6 @@ export async function takeCancelsToSend(db: Db, session: AgentSession): Promise<
   return rows.map((r) => r.id);
 }
 
-/** Anything that can tell the stream its agent's queue changed: the process's LISTEN hub. */
-export interface AgentWakeSource {
-  listen(channel: string, listener: (payload: string | null) => void): () => void;
-  /** Resolves once every channel asked for is listened to: a notification sent after it arrives. */
-  ensureConnected?(): Promise<void>;
-}
-
 /**
  * The events of one agent's stream: hello, then each command as it is queued, until the agent
  * goes away (`signal`) or connects again elsewhere. Marks the agent seen every `presenceMs`
@@ -120,7 +114,7 @@ export interface AgentWakeSource {
 export async function* agentStreamEvents(
   db: Db,
   { session, hub, presenceMs, heartbeatMs, signal, isStillAllowed, watchAccess }: {
-    session: AgentSession; hub: AgentWakeSource; presenceMs: number; heartbeatMs: number; signal: AbortSignal;
+    session: AgentSession; hub: ChannelSource; presenceMs: number; heartbeatMs: number; signal: AbortSignal;
     /** Whether the token may still drive the agent; asked whenever `watchAccess` says its access changed (a revoked token ends the stream). */
     isStillAllowed: () => Promise<boolean>;
     watchAccess: (changed: () => void) => () => void;

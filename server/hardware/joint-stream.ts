@@ -3,7 +3,7 @@ import { AppError } from "../errors";
 import { AccessRecheck, type StreamAccessOptions } from "../auth/access-recheck";
 import type { OrgActor } from "../auth/roles";
 import { isInFlight, JOINT_SAMPLES_CHANNEL, jointSampleEventSchema, jointSampleSchema, type JointSample } from "./hardware.schemas";
-import type { AgentWakeSource } from "./agent-session.service";
+import type { ChannelSource } from "../jobs/realtime";
 import { z } from "zod";
 
 // The joint readings of a running command (live joints, range recording) as they arrive, for a
@@ -27,7 +27,7 @@ const STATUS_EVERY_MS = 1000;
  */
 export async function openJointSampleStream(
   db: Db,
-  { actor, commandId, hub, signal, statusEveryMs = STATUS_EVERY_MS, accessEveryMs, ...access }: { actor: OrgActor; commandId: string; hub: AgentWakeSource; signal: AbortSignal; statusEveryMs?: number; accessEveryMs?: number } & StreamAccessOptions,
+  { actor, commandId, hub, signal, statusEveryMs = STATUS_EVERY_MS, accessEveryMs, ...access }: { actor: OrgActor; commandId: string; hub: ChannelSource; signal: AbortSignal; statusEveryMs?: number; accessEveryMs?: number } & StreamAccessOptions,
 ): Promise<AsyncGenerator<JointSampleEvent>> {
   const command = await db.agentCommand.findFirst({ where: { id: commandId, orgId: actor.orgId }, select: { id: true, kind: true } });
   if (!command) throw new AppError("NOT_FOUND", "No such command in this organisation");

@@ -26,13 +26,20 @@ type Listener = (message: RealtimeMessage) => void;
 /** A notification's payload on another channel; null after a reconnect, when some may have been missed. */
 type ChannelListener = (payload: string | null) => void;
 
+/** What a stream needs of the process's LISTEN hub to follow one channel: `RealtimeHub` is one. */
+export interface ChannelSource {
+  listen(channel: string, listener: ChannelListener): () => void;
+  /** Resolves once every channel asked for is listened to: a notification sent after it arrives. */
+  ensureConnected?(): Promise<void>;
+}
+
 /**
  * One LISTEN connection per process. A notification carries its event (or, for a long one, its
  * ids: the hub reads those rows once per batch), and the hub hands each to every subscriber of
  * that job or organisation. After a
  * reconnect it tells every subscriber to re-read from the database, so nothing is lost.
  */
-export class RealtimeHub {
+export class RealtimeHub implements ChannelSource {
   private client: pg.Client | null = null;
   private readonly listeners = new Map<string, Set<Listener>>();
   private readonly channels = new Map<string, Set<ChannelListener>>();
