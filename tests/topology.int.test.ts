@@ -13,7 +13,7 @@ import { createS3Client } from "../server/storage/s3-client";
 import { sharedSwift, swiftSkipReason } from "./helpers/s3-swift";
 import { createTestDatabase, type TestDatabase } from "./setup/test-database";
 import { createOrgWithMember, waitFor } from "./helpers/factories";
-import { startWorkerProcess, type WorkerProcess } from "./helpers/worker-process";
+import { lockHolder, startWorkerProcess, type WorkerProcess } from "./helpers/worker-process";
 import { buildAgent, freePort, recordEpisode, runAgent, startBalancer, startTestPortal, tempDir, type TestPortal } from "../agent/test-helpers";
 
 // Several processes on several "machines", on this one: two web processes (the real edge route
@@ -104,13 +104,12 @@ describe.skipIf(skip)("two web processes and two workers on one database and one
     const killer = (async () => {
       const held = await waitFor(
         async () => {
-          const [row] = await db.$queryRaw<{ jobId: string; pid: number }[]>`
-            SELECT j."id"::text AS "jobId", h."pid" FROM "Job" j
-            JOIN graphile_worker._private_jobs g ON g.payload->>'jobId' = j."id"::text
-            JOIN "WorkerHeartbeat" h ON h."id" = g.locked_by
-            WHERE j."orgId" = ${orgId}::uuid AND j."kind" = 'datasets.encode-episode' AND j."status" = 'running' LIMIT 1`;
-          const worker = row ? workers.find((w) => w.child.pid === row.pid) : undefined;
-          return worker ? { jobId: row.jobId, worker } : null;
+          const running = await db.job.findMany({ where: { orgId, kind: "datasets.encode-episode", status: "running" }, select: { id: true } });
+          for (const { id } of running) {
+            const worker = await lockHolder(db, id, workers);
+            if (worker) return { jobId: id, worker };
+          }
+          return null;
         },
         { timeoutMs: 240_000, intervalMs: 20, what: "an episode being encoded" },
       );

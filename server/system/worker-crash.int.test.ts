@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDb, type Db } from "../db";
 import { createTestDatabase, type TestDatabase } from "../../tests/setup/test-database";
 import { createOrgWithMember, waitFor } from "../../tests/helpers/factories";
-import { startWorkerProcess, type WorkerProcess } from "../../tests/helpers/worker-process";
+import { lockHolder, startWorkerProcess, type WorkerProcess } from "../../tests/helpers/worker-process";
 import { startSelftest } from "./selftest.service";
 import { handoffWindowMs, MAX_CRASHES, releaseDeadWorkers } from "./heartbeat.service";
 
@@ -43,11 +43,8 @@ async function startWorker(): Promise<WorkerProcess> {
 /** The live worker whose pool holds the job's queue entry while the job runs. */
 async function holderOf(jobId: string, workers: WorkerProcess[]): Promise<WorkerProcess> {
   return waitFor(async () => {
-    const [row] = await db.$queryRaw<{ pid: number }[]>`
-      SELECT h."pid" FROM graphile_worker._private_jobs j JOIN "WorkerHeartbeat" h ON h."id" = j.locked_by
-      WHERE j.payload->>'jobId' = ${jobId}`;
-    const job = await jobOf(jobId);
-    return (job.status === "running" && row && workers.find((w) => w.child.pid === row.pid && w.child.exitCode === null && w.child.signalCode === null)) || false;
+    const holder = await lockHolder(db, jobId, workers);
+    return (holder && (await jobOf(jobId)).status === "running" && holder) || false;
   }, { timeoutMs: 30_000, what: "a worker to run the job" });
 }
 

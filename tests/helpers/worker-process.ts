@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
+import type { Db } from "../../server/db";
 import { waitFor } from "./factories";
 
 // A real worker process (`worker/index.ts`, as `npm start` runs it) on a test's own database,
@@ -29,4 +30,15 @@ export function startWorkerProcess(databaseUrl: string, { env = {}, detached = f
   // Only callers that wait for it care when it never comes.
   ready.catch(() => {});
   return { child, output: () => output, exited, ready };
+}
+
+/**
+ * The live worker among `workers` whose pool holds the queue entry of job `jobId` (Gantry's job
+ * id, which the entry's payload names), if any.
+ */
+export async function lockHolder(db: Db, jobId: string, workers: WorkerProcess[]): Promise<WorkerProcess | undefined> {
+  const [row] = await db.$queryRaw<{ pid: number }[]>`
+    SELECT h."pid" FROM graphile_worker._private_jobs j JOIN "WorkerHeartbeat" h ON h."id" = j.locked_by
+    WHERE j.payload->>'jobId' = ${jobId}`;
+  return row ? workers.find((w) => w.child.pid === row.pid && w.child.exitCode === null && w.child.signalCode === null) : undefined;
 }
