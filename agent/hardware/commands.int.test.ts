@@ -155,15 +155,12 @@ describe("an SO-101 arm (six STS3215)", () => {
     // The person moves the arm once the recording has read where it starts (however long the
     // bus took to open), then again.
     const moves: ReturnType<typeof setTimeout>[] = [];
-    const emit = ctx.emit;
-    ctx.emit = (sample) => {
-      emit(sample);
-      if (samples.length !== 1) return;
+    afterFirstSample(ctx, () =>
       moves.push(
         setTimeout(() => sim.setPositions({ 1: 1000, 2: 900, 3: 3000, 4: 1500, 5: 100, 6: 2100 }), 100),
         setTimeout(() => sim.setPositions({ 1: 3000, 2: 3100, 3: 800, 4: 2500, 5: 4000, 6: 3300 }), 400),
-      );
-    };
+      ),
+    );
     try {
       const result = await run("calibration.range", { ...bus(), motors: SO101, durationMs: 1000, hz: 50 }, ctx);
       expect(result.ranges).toEqual({
