@@ -82,13 +82,15 @@ export function EpisodeView({ datasetId, episodeId }: { datasetId: string; episo
 
   const play = async () => {
     if (time >= duration - 1 / fps) seek(0);
-    timerStart.current = videos().length ? null : { wall: performance.now(), t: time >= duration - 1 / fps ? 0 : time };
-    await Promise.all(videos().map((v) => v.play().catch(() => {})));
+    const all = videos();
+    timerStart.current = all.length ? null : { wall: performance.now(), t: time >= duration - 1 / fps ? 0 : time };
+    await Promise.all(all.map((v) => v.play().catch(() => {})));
     setPlaying(true);
   };
   const pause = () => {
-    const [master, ...rest] = videos();
-    for (const v of videos()) v.pause();
+    const all = videos();
+    const [master, ...rest] = all;
+    for (const v of all) v.pause();
     // Paused, every camera shows the first one's instant (playing, they may drift by up to the clock's slack).
     if (master) {
       for (const v of rest) v.currentTime = master.currentTime;
