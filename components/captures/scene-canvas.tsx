@@ -53,7 +53,7 @@ export default function SceneCanvas({ snapshotUrl = null, twinPose = null, camer
         <Controls />
         <FrameRate onFps={(fps) => update({ fps })} />
         <Splats url={snapshotUrl} onStats={update} />
-        {twinPose && <Twin pose={twinPose} onReady={() => update({ isTwinReady: true })} />}
+        {twinPose && <Twin pose={twinPose} onReady={(isTwinReady) => update({ isTwinReady })} />}
         {camera && (
           <group rotation={[Math.PI, 0, 0]}>
             <Frustum camera={camera} />
@@ -134,7 +134,8 @@ function Splats({ url, onStats }: { url: string | null; onStats: (patch: Partial
   );
 }
 
-function Twin({ pose, onReady }: { pose: Record<string, number>; onReady: () => void }) {
+/** The twin, loaded once per mount; `onReady(true)` once its meshes are in, `onReady(false)` when it goes. */
+function Twin({ pose, onReady }: { pose: Record<string, number>; onReady: (isReady: boolean) => void }) {
   const [robot, setRobot] = useState<URDFRobot | null>(null);
   // Loaded once: a parent re-rendering (the frame-rate read-out does, every second) must not reload it.
   const ready = useRef(onReady);
@@ -144,7 +145,7 @@ function Twin({ pose, onReady }: { pose: Record<string, number>; onReady: () => 
     const manager = new THREE.LoadingManager();
     const loader = new URDFLoader(manager);
     let loaded: URDFRobot | null = null;
-    manager.onLoad = () => !isCancelled && ready.current();
+    manager.onLoad = () => !isCancelled && ready.current(true);
     loader.load(TWIN_URDF, (r) => {
       // URDF is z up; three is y up.
       r.rotation.x = -Math.PI / 2;
@@ -153,6 +154,7 @@ function Twin({ pose, onReady }: { pose: Record<string, number>; onReady: () => 
     });
     return () => {
       isCancelled = true;
+      ready.current(false);
       loaded?.traverse((o) => {
         const mesh = o as THREE.Mesh;
         mesh.geometry?.dispose();
