@@ -62,6 +62,7 @@ test("a capture's scene and twin update in the 3D view as the trainer pushes and
 
     await test.step("the trainer's first snapshot is drawn once it has loaded", async () => {
       await page.getByRole("checkbox", { name: "Twin" }).uncheck();
+      await expect(scene).toHaveAttribute("data-twin-ready", "no");
       const empty = await canvasPng(canvas);
       await postFrames(5);
       await expect(page.locator('[data-field="snapshot-count"]')).toHaveText("1 snapshots", { timeout: 30_000 });
@@ -73,7 +74,6 @@ test("a capture's scene and twin update in the 3D view as the trainer pushes and
     await test.step("the capture camera's frustum is drawn, and hidden with its toggle", async () => {
       const toggle = page.getByRole("checkbox", { name: "Camera" });
       await expect(toggle).toBeChecked({ timeout: 10_000 });
-      await page.waitForTimeout(500);
       const withFrustum = await canvasPng(canvas);
       await toggle.uncheck();
       await expect.poll(async () => differingPixels(withFrustum, await canvasPng(canvas)), { timeout: 10_000 }).toBeGreaterThan(50);
@@ -100,7 +100,6 @@ test("a capture's scene and twin update in the 3D view as the trainer pushes and
       expect(first.status(), await first.text()).toBe(200);
       expect(await first.json()).toMatchObject({ success: true, joint_angles: [0, 0, 0, 0, 0, 0] });
       await expect(page.locator('[data-joint="shoulder_pan"] [data-field="angle"]')).toHaveText("0.00", { timeout: 10_000 });
-      await page.waitForTimeout(300);
       const before = await canvasPng(canvas);
       await post([1.2, -0.8, 1.0, 0.5, 0, 1.0]);
       await expect(page.locator('[data-joint="shoulder_pan"] [data-field="angle"]')).toHaveText("1.20", { timeout: 10_000 });
@@ -172,7 +171,6 @@ test("a capture bound to an arm poses the twin from the arm's live joints and re
       await page.getByRole("button", { name: "Follow the arm live" }).click();
       await expect(page.locator('[data-field="live-state"]')).toHaveText("live", { timeout: 30_000 });
       await expect(pan).toHaveText("0.00", { timeout: 10_000 });
-      await page.waitForTimeout(300);
       const before = await canvasPng(canvas);
       // +100 at the top of the range: 1024 counts past the middle, 90°.
       sim.setPositions({ 1: 3072, 3: 1536 });

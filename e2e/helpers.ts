@@ -114,8 +114,19 @@ export async function importDatasetArchive(page: Page, { folder, repoId, episode
   await expect(page.locator("[data-episode]")).toHaveCount(episodes, { timeout: 60_000 });
 }
 
-/** A WebGL canvas's own pixels as PNG (it keeps its drawing buffer), without anything drawn over it on the page. */
+/**
+ * A WebGL canvas's own pixels as PNG (it keeps its drawing buffer), without anything drawn over
+ * it on the page. Taken three animation frames after the call: the 3D views draw on every frame,
+ * so whatever the page changed before the call (a toggle, a pose) is drawn on it.
+ */
 export async function canvasPng(canvas: Locator): Promise<Buffer> {
-  const url = await canvas.evaluate((c: HTMLCanvasElement) => c.toDataURL("image/png"));
+  const url = await canvas.evaluate(
+    (c: HTMLCanvasElement) =>
+      new Promise<string>((resolve) => {
+        let frames = 0;
+        const next = () => (++frames === 3 ? resolve(c.toDataURL("image/png")) : requestAnimationFrame(next));
+        requestAnimationFrame(next);
+      }),
+  );
   return Buffer.from(url.slice(url.indexOf(",") + 1), "base64");
 }
