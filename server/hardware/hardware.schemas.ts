@@ -208,10 +208,13 @@ export const agentStreamEventSchema = z.discriminatedUnion("type", [
 ]);
 export type AgentStreamEvent = z.infer<typeof agentStreamEventSchema>;
 
+/** Milliseconds since the epoch, as a sender's clock gives them (within what a Date, and the database, can hold). */
+export const epochMsSchema = z.number().finite().min(0).max(8.64e15);
+
 /** One sync-read of the arm: raw positions by motor order and, with a calibration, LeRobot's units. */
 export const jointSampleSchema = z.object({
   /** Milliseconds since the epoch on the agent's clock, when the read finished. */
-  t: z.number(),
+  t: epochMsSchema,
   raw: z.array(z.number().int().min(-65536).max(65536)).max(32),
   values: z.array(z.number().finite().nullable()).max(32).nullable(),
 });
