@@ -274,6 +274,14 @@ describe("the trainer protocol over HTTP", () => {
 
     const heartbeat = await send(portalB, token, "POST", `${base}/heartbeat`, JSON.stringify({ claimId: lease.claimId, iteration: 2600, gaussians: 300, progress: 0.5 }), { "content-type": "application/json" });
     expect(heartbeat.status).toBe(200);
+    // Counts beyond what the session's columns hold are refused, naming the field; what was stored stays.
+    const hugeBeat = await send(portalB, token, "POST", `${base}/heartbeat`, JSON.stringify({ claimId: lease.claimId, iteration: 3_000_000_000, gaussians: 300 }), { "content-type": "application/json" });
+    expect(hugeBeat.status).toBe(400);
+    expect((await hugeBeat.json()).error.message).toMatch(/iteration/);
+    const hugePush = await send(portalB, token, "POST", `${base}/snapshots?claimId=${lease.claimId}&iteration=3000000000`, new Uint8Array(ply));
+    expect(hugePush.status).toBe(400);
+    expect((await hugePush.json()).error.message).toMatch(/iteration/);
+    expect((await getCaptureSession(db, { actor, sessionId: session.id })).trainer).toMatchObject({ iteration: 2600, gaussians: 300 });
     expect(await (await send(portalA, token, "POST", `${base}/joints`, JSON.stringify({ joint_angles: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], t: 1_700_000_000_000 }), { "content-type": "application/json" })).json()).toEqual({ t: 1_700_000_000_000, angles: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6] });
     expect(await (await send(portalB, token, "GET", `${base}/joints`)).json()).toEqual({ t: 1_700_000_000_000, angles: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6] });
 

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { sha256Schema } from "../storage/blob-store";
+import { epochMsSchema } from "../hardware/hardware.schemas";
 
 // Live capture: sessions (tRPC and the portal's pages), the trainer protocol (route handlers
 // under /api/captures/<id>/, camelCase JSON) and the earlier system's endpoints (snake_case,
@@ -17,8 +18,8 @@ export const jointAnglesSchema = z
     message: "joint angles are radians, each within ±2π; values this large look like degrees — multiply by π/180",
   });
 
-/** Milliseconds since the epoch, as a sender's clock gives them. */
-export const epochMsSchema = z.number().finite().min(0).max(8.64e15);
+/** A count the trainer reports (an iteration, splats, a generation): at most what its Int column holds. */
+const countSchema = z.number().int().min(0).max(2_147_483_647);
 
 export const createCaptureInput = z.object({
   name: z.string().trim().min(1, "Name the session, e.g. after the scene").max(120),
@@ -156,8 +157,8 @@ export const claimInput = z.object({ trainer: trainerNameSchema });
 
 export const heartbeatInput = z.object({
   claimId: z.uuid(),
-  iteration: z.number().int().min(0),
-  gaussians: z.number().int().min(0),
+  iteration: countSchema,
+  gaussians: countSchema,
   progress: z.number().min(0).max(1).optional(),
 });
 
@@ -237,7 +238,7 @@ export const frameReceiptSchema = z.object({
 
 export const postJointsInput = z.object({ joint_angles: jointAnglesSchema, t: epochMsSchema.optional() });
 
-export const snapshotQuery = z.object({ claimId: z.uuid(), iteration: z.coerce.number().int().min(0), camera: cameraParamSchema.optional() });
+export const snapshotQuery = z.object({ claimId: z.uuid(), iteration: z.coerce.number().pipe(countSchema), camera: cameraParamSchema.optional() });
 
 /** The JSON blob written every chunkSize frames. */
 export const chunkManifestSchema = z.object({
@@ -268,7 +269,7 @@ export const compatJointAnglesInput = z.object({ joint_angles: jointAnglesSchema
 /** `GET /api/captures/{id}/snapshots`: newest first, `before` a snapshot to page back. */
 export const snapshotListQuery = z.object({ limit: z.coerce.number().int().min(1).max(500).default(100), before: z.uuid().optional() });
 /** `POST /api/captures/{id}/snapshots`: the lease, and the generation it was trained on (refused when the session was reset since). */
-export const snapshotPushQuery = snapshotQuery.extend({ generation: z.coerce.number().int().min(0).optional() });
+export const snapshotPushQuery = snapshotQuery.extend({ generation: z.coerce.number().pipe(countSchema).optional() });
 
 /** A snapshot's file in the URL: `<snapshot id>.spz` or `<snapshot id>.ply`. */
 export const SNAPSHOT_FILE = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.(spz|ply)$/i;
