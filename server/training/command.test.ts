@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parseBigNumber, parseMetricsLine, renderCommand, splitArgs } from "./command";
+import { parseCheckpointSteps, parsePoll } from "./run-host";
+import { readMetrics } from "./run-log";
 import { DEFAULT_TEMPLATE, commandTemplateSchema } from "./training.schemas";
 
 const values = { repo_id: "lab/pick", dataset: "/data/lab/pick", policy: "act", output: "/runs/1/output", name: "pick-act", steps: "1000", save_freq: "500", log_freq: "100" };
@@ -35,5 +37,15 @@ describe("LeRobot's log lines", () => {
     expect(parseMetricsLine("INFO Creating dataset")).toBeNull();
     expect(parseBigNumber("1.5M")).toBe(1_500_000);
     expect(parseBigNumber("abc")).toBeNull();
+  });
+
+  it("ignores steps no Int column holds, in the log and in checkpoint names, and goes on with the next line", () => {
+    const text = "step:10 loss:0.5\nstep:99999999999 loss:0.4\nstep:3B loss:0.4\nstep:20 loss:0.3\n";
+    const { metrics, step } = readMetrics(text, null, 10);
+    expect(metrics.map((m) => m.step)).toEqual([10, 20]);
+    expect(step).toBe(20);
+    expect(parseCheckpointSteps("000020 000040 3000000000 999999999999")).toEqual([20, 40]);
+    expect(parsePoll('ckpt:{"step":3000000000}\nckpts:3000000000\n')).toMatchObject({ checkpointStep: null, checkpointSteps: [] });
+    expect(parsePoll('ckpt:{"step":40}\nckpts:000020 000040\n')).toMatchObject({ checkpointStep: 40, checkpointSteps: [20, 40] });
   });
 });

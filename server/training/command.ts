@@ -57,6 +57,14 @@ export function renderCommand(template: string, values: TemplateValues | Record<
   return extra ? `${line} ${extra}` : line;
 }
 
+/**
+ * Whether a step a host reported (in its log, or as a checkpoint's name) can be stored: a whole
+ * number its Int columns hold. Others are ignored, as a line that is not a metrics line is.
+ */
+export function isStoredStep(step: number): boolean {
+  return Number.isSafeInteger(step) && step >= 0 && step <= 2_147_483_647;
+}
+
 /** "2K" → 2000, "1.5M" → 1500000, "16" → 16 (LeRobot's format_big_number). */
 export function parseBigNumber(text: string): number | null {
   const m = /^(-?\d+(?:\.\d+)?)([KMBTQ]?)$/.exec(text);

@@ -1,5 +1,6 @@
 import path from "node:path";
 import { quoteShell } from "../ssh/shell-quote";
+import { isStoredStep } from "./command";
 
 // What a run is on its host: a folder that describes itself, so the portal, the worker and the
 // SSH connection can come and go while training goes on.
@@ -86,7 +87,7 @@ export function checkpointsLine(p: RunPaths): string {
 }
 
 export function parseCheckpointSteps(line: string): number[] {
-  return [...new Set(line.split(/\s+/).filter((x) => /^\d{1,12}$/.test(x)).map(Number))].sort((a, b) => a - b);
+  return [...new Set(line.split(/\s+/).filter((x) => /^\d{1,12}$/.test(x)).map(Number).filter(isStoredStep))].sort((a, b) => a - b);
 }
 
 export interface PollResult {
@@ -110,7 +111,7 @@ export function parsePoll(output: string): PollResult {
   let checkpointStep: number | null = null;
   try {
     const parsed = JSON.parse(get("ckpt") || "null") as { step?: unknown } | null;
-    if (parsed && Number.isInteger(parsed.step)) checkpointStep = parsed.step as number;
+    if (parsed && typeof parsed.step === "number" && isStoredStep(parsed.step)) checkpointStep = parsed.step;
   } catch {
     /* a checkpoint being written: read again next time */
   }

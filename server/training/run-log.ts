@@ -1,5 +1,5 @@
 import type { Db } from "../db";
-import { parseMetricsLine } from "./command";
+import { isStoredStep, parseMetricsLine } from "./command";
 
 // The run's log as read from the host: bytes after the stored offset, kept up to the last line
 // end (a line still being written waits for the next read), written with the new offset in one
@@ -33,6 +33,24 @@ export function exactStep(printed: number, previous: number | null, logFreq: num
   return Math.round(printed / logFreq) * logFreq;
 }
 
+/**
+ * The metrics of every complete line of a piece of log, after `lastStep`: a step that goes back
+ * (a line printed again) or that no Int column holds is not a metrics line.
+ */
+export function readMetrics(text: string, lastStep: number | null, logFreq: number): { metrics: { step: number; values: Record<string, number> }[]; step: number | null } {
+  const metrics: { step: number; values: Record<string, number> }[] = [];
+  let step = lastStep;
+  for (const line of text.split(/\r\n|\n|\r/)) {
+    const parsed = parseMetricsLine(line);
+    if (!parsed) continue;
+    const exact = exactStep(parsed.values.step, step, logFreq, parsed.stepText);
+    if (!isStoredStep(exact) || (step !== null && exact <= step)) continue;
+    step = exact;
+    metrics.push({ step: exact, values: { ...parsed.values, step: exact } });
+  }
+  return { metrics, step };
+}
+
 export async function appendLog(
   db: Db,
   { run, attempt, offset, bytes, logSize, isFinal, maxBytes, truncated, lastStep }: { run: RunRef; attempt: number; offset: number; bytes: Buffer; logSize: number; isFinal: boolean; maxBytes: number; truncated: boolean; lastStep: number | null },
@@ -53,17 +71,7 @@ export async function appendLog(
   data = data.subarray(0, end);
   const text = data.toString("utf8").replace(/\0/g, "\uFFFD");
 
-  // Metrics from every complete line.
-  const metrics: { step: number; values: Record<string, number> }[] = [];
-  let step = lastStep;
-  for (const line of text.split(/\r\n|\n|\r/)) {
-    const parsed = parseMetricsLine(line);
-    if (!parsed) continue;
-    const exact = exactStep(parsed.values.step, step, run.logFreq, parsed.stepText);
-    if (step !== null && exact <= step) continue;
-    step = exact;
-    metrics.push({ step: exact, values: { ...parsed.values, step: exact } });
-  }
+  const { metrics, step } = readMetrics(text, lastStep, run.logFreq);
 
   const storeUpTo = truncated ? 0 : Math.max(0, Math.min(data.length, maxBytes - start));
   const cutNow = !truncated && storeUpTo < data.length;
