@@ -98,6 +98,16 @@ describe("GET /api/jobs/{id}/events", () => {
     const got = await take(readEvents(await response), 3);
     expect(got.map((e) => e.id)).toEqual(["4", "5", "6"]);
     controller.abort();
+
+    // An id no event of the stream has is refused up front, not ignored or failed mid-stream.
+    for (const id of ["99999999999", "abc"]) {
+      const refused = await open(jobId, { "last-event-id": id }).response;
+      expect(refused.status, id).toBe(400);
+      expect((await refused.json()).error.message).toMatch(/^Last-Event-ID must be .*; reconnect without it to start afresh$/);
+    }
+    const orgRefused = await orgEvents(new Request("http://localhost/api/events?lastEventId=3000000000", { headers: { authorization: `Bearer ${token}` } }));
+    expect(orgRefused.status).toBe(400);
+    expect((await orgRefused.json()).error.message).toMatch(/at most 2147483647/);
   });
 
   it("closes the stream when the client goes away", async () => {

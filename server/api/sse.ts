@@ -1,5 +1,6 @@
+import { z } from "zod";
 import { env } from "../env";
-import { toHttpError } from "../errors";
+import { AppError, toHttpError } from "../errors";
 import { openSseSubscriber } from "../metrics/process-metrics";
 
 // The hub hands the same event object to every subscriber: its frame is built and encoded
@@ -93,10 +94,27 @@ export function sseResponse<T extends object>(request: Request, events: AsyncGen
   });
 }
 
-/** Last-Event-ID from the header (browsers' EventSource) or the query (`?lastEventId=`). */
-export function lastEventId(request: Request): number | null {
+/** The largest event id of a stream numbered by an Int column (a job's seq, an organisation's orgSeq). */
+export const EVENT_SEQ_MAX = 2_147_483_647;
+
+/** Last-Event-ID as a stream takes it: the id of an event it sent, a whole number up to `max`. */
+export function lastEventIdSchema(max: number) {
+  return z
+    .string()
+    .regex(/^\d{1,16}$/, "must be the id of an event this stream sent, a whole number")
+    .refine((id) => Number(id) <= max, `must be at most ${max}, the largest id this stream sends`);
+}
+
+/**
+ * Last-Event-ID from the header (browsers' EventSource) or the query (`?lastEventId=`); null
+ * without one, 400 with one no event of the stream has.
+ */
+export function lastEventId(request: Request, max = Number.MAX_SAFE_INTEGER): number | null {
   const raw = request.headers.get("last-event-id") ?? new URL(request.url).searchParams.get("lastEventId");
-  return raw && /^\d{1,15}$/.test(raw) ? Number(raw) : null;
+  if (!raw) return null;
+  const parsed = lastEventIdSchema(max).safeParse(raw);
+  if (!parsed.success) throw new AppError("BAD_REQUEST", `Last-Event-ID ${parsed.error.issues[0].message}, not ${JSON.stringify(raw.slice(0, 40))}; reconnect without it to start afresh`);
+  return Number(raw);
 }
 
 /**

@@ -3,6 +3,7 @@ import { archiveImportQuery, cameraNameSchema, stagedImportSchema } from "../../
 import { addVersionResultSchema, startUploadBodySchema, uploadQuerySchema, uploadStatusSchema } from "../../../models/models.schemas";
 import { runLogPieceSchema, runLogStreamQuery } from "../../../training/training.schemas";
 import { idParamSchema } from "../../http";
+import { lastEventIdSchema } from "../../sse";
 import { authErrors, type ApiRoute } from "../registry";
 
 // Datasets, models and training runs: the routes that move their bytes.
@@ -176,7 +177,7 @@ export const libraryRoutes: ApiRoute[] = [
     auth: { kind: "member", role: "viewer" },
     params: z.object({ id: idParamSchema }),
     query: runLogStreamQuery,
-    headers: z.object({ "last-event-id": z.string().regex(/^\d+$/).optional() }),
+    headers: z.object({ "last-event-id": lastEventIdSchema(Number.MAX_SAFE_INTEGER).optional() }),
     responses: [{ status: 200, description: "The log stream", contentType: "text/event-stream", events: { name: "RunLogPiece", schema: runLogPieceSchema } }],
     errors: ["BAD_REQUEST", ...authErrors, "NOT_FOUND"],
     example: { params: { id: "2a3b4c5d-6e7f-4a8b-9c0d-1e2f3a4b5c6d" }, query: { attempt: "1", after: "-1" } },

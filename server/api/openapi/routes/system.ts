@@ -2,10 +2,11 @@ import { z } from "zod";
 import { healthSchema } from "../../../system/system.schemas";
 import { jobEventSchema } from "../../../jobs/jobs.schemas";
 import { idParamSchema } from "../../http";
+import { EVENT_SEQ_MAX, lastEventIdSchema } from "../../sse";
 import { authErrors, type ApiRoute } from "../registry";
 
 const jobEvent = { name: "JobEvent", schema: jobEventSchema };
-const lastEventIdHeader = z.object({ "last-event-id": z.string().regex(/^\d+$/).optional() });
+const lastEventIdHeader = z.object({ "last-event-id": lastEventIdSchema(EVENT_SEQ_MAX).optional() });
 
 export const systemRoutes: ApiRoute[] = [
   {
@@ -61,7 +62,7 @@ export const systemRoutes: ApiRoute[] = [
     auth: { kind: "member", role: "viewer" },
     headers: lastEventIdHeader,
     responses: [{ status: 200, description: "The event stream", contentType: "text/event-stream", events: jobEvent }],
-    errors: authErrors,
+    errors: ["BAD_REQUEST", ...authErrors],
     example: { headers: { "last-event-id": "1200" } },
   },
   {

@@ -2,7 +2,7 @@ import { db } from "@/server/db";
 import { env } from "@/server/env";
 import { errorResponse } from "@/server/errors";
 import { parseIdParam, requireOrgActor } from "@/server/api/http";
-import { lastEventId, sseResponse } from "@/server/api/sse";
+import { EVENT_SEQ_MAX, lastEventId, sseResponse } from "@/server/api/sse";
 import { streamAccessCheck } from "@/server/auth/request-actor";
 import { realtimeHub } from "@/server/jobs/hub";
 import { openJobEventBatches } from "@/server/jobs/stream";
@@ -16,7 +16,7 @@ export async function GET(request: Request, { params }: { params: Promise<{ id: 
     const jobId = parseIdParam((await params).id, "job");
     const controller = new AbortController();
     const events = await openJobEventBatches({
-      db: db(), hub: realtimeHub(), orgId: actor.orgId, jobId, afterSeq: lastEventId(request) ?? 0,
+      db: db(), hub: realtimeHub(), orgId: actor.orgId, jobId, afterSeq: lastEventId(request, EVENT_SEQ_MAX) ?? 0,
       signal: controller.signal, maxBuffered: env().SSE_MAX_BUFFERED_EVENTS, ...streamAccessCheck(db(), realtimeHub(), actor),
     });
     return sseResponse(request, events, (e) => String(e.seq), controller);
