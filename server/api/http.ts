@@ -43,8 +43,8 @@ export function parseQuery<S extends z.ZodType>(request: Request, schema: S, wha
  * The JSON body parsed with a zod schema (at most API_MAX_BODY_BYTES), or a 400 that starts
  * with `hint` (what to send) and names each bad field.
  */
-export async function parseJsonBody<S extends z.ZodType>(request: Request, schema: S, hint: string): Promise<z.output<S>> {
-  const body = await readJsonBody(request).catch((error: unknown) => {
+export async function parseJsonBody<S extends z.ZodType>(request: Request, schema: S, hint: string, options: { whenEmpty?: unknown } = {}): Promise<z.output<S>> {
+  const body = await readJsonBody(request, options).catch((error: unknown) => {
     if (error instanceof AppError && error.code === "BAD_REQUEST") throw new AppError("BAD_REQUEST", `${hint}: ${error.message.charAt(0).toLowerCase()}${error.message.slice(1)}`);
     throw error;
   });

@@ -69,11 +69,15 @@ export function parseJsonText(text: string, what = "The request body"): unknown 
 
 /**
  * A JSON request body, at most API_MAX_BODY_BYTES. A browser signed in by its cookie must say
- * it is sending JSON; API-token clients written for the earlier systems need not.
+ * it is sending JSON; API-token clients written for the earlier systems need not. With
+ * `whenEmpty`, a body of nothing (or only blanks) stands for that value.
  */
-export async function readJsonBody(request: Request, maxBytes = env().API_MAX_BODY_BYTES): Promise<unknown> {
-  if (isCookieSession(request.headers) && mediaType(request.headers) !== "application/json") {
-    throw new AppError("UNSUPPORTED_MEDIA_TYPE", "Send the body as JSON with Content-Type: application/json");
-  }
-  return parseJsonText(await readBodyText(request, maxBytes));
+export async function readJsonBody(request: Request, { maxBytes = env().API_MAX_BODY_BYTES, whenEmpty }: { maxBytes?: number; whenEmpty?: unknown } = {}): Promise<unknown> {
+  const isNotJson = isCookieSession(request.headers) && mediaType(request.headers) !== "application/json";
+  const refuse = () => new AppError("UNSUPPORTED_MEDIA_TYPE", "Send the body as JSON with Content-Type: application/json");
+  if (isNotJson && whenEmpty === undefined) throw refuse();
+  const text = await readBodyText(request, maxBytes);
+  if (whenEmpty !== undefined && text.trim() === "") return whenEmpty;
+  if (isNotJson) throw refuse();
+  return parseJsonText(text);
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { GET as trpcGet, POST as trpcPost } from "../../app/api/trpc/[trpc]/route";
 import { POST as addDevice } from "../../app/api/compat/deployment/devices/route";
+import { POST as compatTrain } from "../../app/api/compat/edge/train/[...repoId]/route";
 import { testDb } from "../../tests/helpers/db";
 import { createOrgWithMember } from "../../tests/helpers/factories";
 import { createApiToken } from "../auth/tokens.service";
@@ -105,5 +106,23 @@ describe("request bodies", () => {
     const token = await tokenFor();
     const res = await trpcPost(post(trpcUrl("models.create"), JSON.stringify({ json: { name: `ordinary ${Date.now()}`, description: "" } }), { authorization: `Bearer ${token}` }));
     expect(res.status).toBe(200);
+  });
+
+  it("reads an earlier client's training settings whatever Content-Type it sent, and takes the defaults only for no body", async () => {
+    const token = await tokenFor();
+    const train = (body: string | undefined, type?: string) =>
+      compatTrain(new Request("http://localhost/edge/train/lab/none-such", { method: "POST", body, headers: { authorization: `Bearer ${token}`, ...(type ? { "content-type": type } : {}) } }), { params: Promise.resolve({ repoId: ["lab", "none-such"] }) });
+    // curl -d sends its JSON as a form: still the settings, checked as such.
+    const form = await train('{"policy_type": "act", "steps": -5}', "application/x-www-form-urlencoded");
+    expect(form.status).toBe(400);
+    expect((await form.json()).error.message).toMatch(/^Send \{"policy_type": "act", "steps": 100000\} or no body: steps /);
+    const notJson = await train("steps=1000", "application/x-www-form-urlencoded");
+    expect(notJson.status).toBe(400);
+    expect((await notJson.json()).error.message).toMatch(/not valid JSON/);
+    // Settings that are fine, and no body at all, go on to the dataset, which this organisation does not have.
+    for (const [body, type] of [['{"steps": 1000}', "text/plain"], [undefined, undefined], ["  ", "application/json"]] as const) {
+      const res = await train(body, type);
+      expect(res.status, String(body)).toBe(404);
+    }
   });
 });

@@ -17,9 +17,8 @@ export async function POST(request: Request, { params }: { params: Promise<{ rep
     const actor = await requireOrgActor(request, "operator");
     const repoId = edgeRepoIdSchema.safeParse(((await params).repoId ?? []).join("/"));
     if (!repoId.success) throw new AppError("NOT_FOUND", "No such dataset in this organisation: the repo id in the URL is not valid");
-    // An empty body takes the defaults (policy act, 100,000 steps).
-    const hasBody = request.headers.get("content-length") !== "0" && request.body !== null && request.headers.get("content-type")?.includes("json");
-    const input = hasBody ? await parseJsonBody(request, compatTrainInput, 'Send {"policy_type": "act", "steps": 100000} or no body') : compatTrainInput.parse({});
+    // An empty body takes the defaults (policy act, 100,000 steps); any other is the settings, whatever its Content-Type says.
+    const input = await parseJsonBody(request, compatTrainInput, 'Send {"policy_type": "act", "steps": 100000} or no body', { whenEmpty: {} });
     return Response.json(await startCompatTraining(db(), { actor, repoId: repoId.data, input }));
   } catch (error) {
     return errorResponse(error);
