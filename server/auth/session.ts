@@ -8,7 +8,17 @@ export function sessionCookieName(): string {
   return env().PUBLIC_URL.startsWith("https://") ? "__Secure-next-auth.session-token" : "next-auth.session-token";
 }
 
+/** A cookie's value, percent-decoded; one that does not decode counts as no cookie (its holder is anonymous). */
 function readCookie(header: string | null, name: string): string | undefined {
+  try {
+    return readCookieValue(header, name);
+  } catch (error) {
+    if (error instanceof URIError) return undefined;
+    throw error;
+  }
+}
+
+function readCookieValue(header: string | null, name: string): string | undefined {
   if (!header) return undefined;
   const parts = header.split(/;\s*/);
   const whole = parts.find((p) => p.startsWith(`${name}=`));

@@ -136,6 +136,11 @@ describe("sessions", () => {
     const { owner: other } = await createOrgWithMember(db, "owner");
     const { id } = await db.authSession.create({ data: { userId: other.userId, expiresAt: new Date(Date.now() + 3_600_000) } });
     expect(await whoAmI(asCookie(await encode({ token: { sub: owner.userId, sid: id }, secret: env().AUTH_SECRET })))).toBe("UNAUTHORIZED");
+    // A cookie that does not percent-decode (whole, or one of a split session's pieces) is no session, not a failure.
+    for (const broken of [asCookie("%"), `${sessionCookieName()}.0=%E0%A4%A`]) {
+      expect(await whoAmI(broken)).toBe("UNAUTHORIZED");
+      expect(await eventsStatus(broken)).toBe(401);
+    }
   });
 
   it("refuses a session that ran out", async () => {
