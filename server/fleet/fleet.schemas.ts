@@ -235,12 +235,18 @@ export const selectorSchema = z.union([
 ]);
 export type Selector = z.infer<typeof selectorSchema>;
 
+/** How far ahead a rollout may be scheduled. */
+const MAX_SCHEDULE_AHEAD_MS = 366 * 24 * 3600_000;
+
 export const createRolloutInput = z.object({
   modelVersionId: z.uuid(),
   selector: selectorSchema,
   strategy: strategySchema.default({ kind: "all" }),
-  /** Start later; omitted or past starts now. */
-  startAt: z.coerce.date().optional(),
+  /** Start later, within a year; omitted or past starts now. */
+  startAt: z.coerce
+    .date()
+    .refine((at) => at.getTime() <= Date.now() + MAX_SCHEDULE_AHEAD_MS, "must be within a year from now; schedule the rollout nearer, or start it later by hand")
+    .optional(),
 });
 
 export const rolloutIdInput = z.object({ deploymentId: z.uuid() });

@@ -46,6 +46,12 @@ describe("rollouts", () => {
     expect(r.status).toBe("scheduled");
     const [runAt] = await db.$queryRaw<{ run_at: Date }[]>`SELECT run_at FROM graphile_worker.jobs WHERE key = ${r.targets[0].jobId}`;
     expect(runAt.run_at.getTime()).toBe(startAt.getTime());
+    // A start beyond a year (or beyond what a date holds) is refused, not taken as "now".
+    for (const far of ["+010000-01-01T00:00:00Z", new Date(Date.now() + 400 * 24 * 3600_000).toISOString()]) {
+      const parsed = createRolloutInput.safeParse({ modelVersionId: ready.id, selector: { group: "g" }, startAt: far });
+      expect(parsed.success, far).toBe(false);
+      expect(parsed.error?.issues[0]).toMatchObject({ path: ["startAt"], message: expect.stringMatching(/within a year/) });
+    }
     await db.job.update({ where: { id: r.targets[0].jobId! }, data: { status: "cancelled" } });
     expect(await settleStrandedTargets(db)).toBeGreaterThanOrEqual(1);
     r = await getRollout(db, { orgId, deploymentId: id });
