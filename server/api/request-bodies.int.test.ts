@@ -102,6 +102,16 @@ describe("request bodies", () => {
     expect(fine.status).toBe(200);
   });
 
+  it("says what is wrong with a tRPC input in a sentence naming each field, with the fields apart for forms", async () => {
+    const token = await tokenFor();
+    const res = await trpcPost(post(trpcUrl("models.create"), JSON.stringify({ json: { name: "a".repeat(81), description: "x".repeat(3000) } }), { authorization: `Bearer ${token}` }));
+    expect(res.status).toBe(400);
+    const { error } = (await res.json()) as { error: { json: { message: string; data: { fieldErrors: { path: string; message: string }[] } } } };
+    expect(error.json.message).toMatch(/^The input is not valid: name: .+; description: .+$/);
+    expect(error.json.message).not.toContain("[");
+    expect(error.json.data.fieldErrors.map((f) => f.path)).toEqual(["name", "description"]);
+  });
+
   it("answers bodies of ordinary size as before", async () => {
     const token = await tokenFor();
     const res = await trpcPost(post(trpcUrl("models.create"), JSON.stringify({ json: { name: `ordinary ${Date.now()}`, description: "" } }), { authorization: `Bearer ${token}` }));

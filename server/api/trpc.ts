@@ -29,15 +29,14 @@ const t = initTRPC
     sse: { ping: { enabled: true, intervalMs: 15_000 }, client: { reconnectAfterInactivityMs: 40_000 } },
     errorFormatter({ shape, error }) {
       const isInternal = error.code === "INTERNAL_SERVER_ERROR";
-      return {
-        ...shape,
-        message: isInternal ? "Something went wrong on the server; the details are in its log." : shape.message,
-        data: {
-          ...shape.data,
-          stack: undefined,
-          fieldErrors: error.cause instanceof ZodError ? error.cause.issues.map((i) => ({ path: i.path.join("."), message: i.message })) : undefined,
-        },
-      };
+      const fieldErrors = error.cause instanceof ZodError ? error.cause.issues.map((i) => ({ path: i.path.join("."), message: i.message })) : undefined;
+      // An input that does not fit says so in a sentence naming each field (zod's own message is its issues as JSON).
+      const message = isInternal
+        ? "Something went wrong on the server; the details are in its log."
+        : fieldErrors
+          ? `The input is not valid: ${fieldErrors.map((f) => `${f.path || "input"}: ${f.message}`).join("; ")}`
+          : shape.message;
+      return { ...shape, message, data: { ...shape.data, stack: undefined, fieldErrors } };
     },
   });
 
