@@ -5,6 +5,7 @@ import { checkRole, type OrgActor, type Role } from "../auth/roles";
 import { resolveRequestIdentity } from "../auth/request-actor";
 import { checkCrossSite } from "./cross-site";
 import { declaredLength, readJsonBody } from "./json-body";
+import { refuseNulCharacters } from "../security/nul-characters";
 import { countedBody, type UploadKind } from "./upload-bytes";
 
 /**
@@ -34,7 +35,9 @@ export function parseIdParam(value: string, what: string): string {
 
 /** The query string parsed with a zod schema, or a 400 naming each bad parameter. */
 export function parseQuery<S extends z.ZodType>(request: Request, schema: S, what: string): z.output<S> {
-  const parsed = schema.safeParse(Object.fromEntries(new URL(request.url).searchParams));
+  const query = Object.fromEntries(new URL(request.url).searchParams);
+  refuseNulCharacters(query, `The ${what}'s query`);
+  const parsed = schema.safeParse(query);
   if (!parsed.success) throw new AppError("BAD_REQUEST", `The ${what}'s query is not valid: ${parsed.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}`);
   return parsed.data;
 }

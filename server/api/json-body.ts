@@ -1,6 +1,7 @@
 import { env } from "../env";
 import { AppError } from "../errors";
 import { formatBytes } from "../storage/blob-store";
+import { refuseNulCharacters } from "../security/nul-characters";
 import { isCookieSession, mediaType } from "./cross-site";
 
 // Request bodies of the JSON transports (tRPC and the JSON route handlers): refused by their
@@ -60,11 +61,14 @@ export function isNestedDeeperThan(text: string, limit: number): boolean {
 /** JSON text parsed, or a 400 saying why not; `what` names it in the message. */
 export function parseJsonText(text: string, what = "The request body"): unknown {
   if (isNestedDeeperThan(text, MAX_JSON_DEPTH)) throw new AppError("BAD_REQUEST", `${what} nests arrays or objects more than ${MAX_JSON_DEPTH} deep; no input of the portal needs that many levels`);
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch {
     throw new AppError("BAD_REQUEST", `${what} is not valid JSON`);
   }
+  refuseNulCharacters(value, what);
+  return value;
 }
 
 /**

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { GET as trpcGet, POST as trpcPost } from "../../app/api/trpc/[trpc]/route";
 import { POST as addDevice } from "../../app/api/compat/deployment/devices/route";
 import { POST as compatTrain } from "../../app/api/compat/edge/train/[...repoId]/route";
+import { POST as addModelVersion } from "../../app/api/models/[modelId]/versions/route";
 import { testDb } from "../../tests/helpers/db";
 import { createOrgWithMember } from "../../tests/helpers/factories";
 import { createApiToken } from "../auth/tokens.service";
@@ -110,6 +111,21 @@ describe("request bodies", () => {
     expect(error.json.message).toMatch(/^The input is not valid: name: .+; description: .+$/);
     expect(error.json.message).not.toContain("[");
     expect(error.json.data.fieldErrors.map((f) => f.path)).toEqual(["name", "description"]);
+  });
+
+  it("refuses text holding a NUL character, which Postgres cannot keep, naming where it is", async () => {
+    const token = await tokenFor();
+    const auth = { authorization: `Bearer ${token}` };
+    const trpc = await trpcPost(post(trpcUrl("models.create"), JSON.stringify({ json: { name: "nul", description: "a\u0000b" } }), auth));
+    expect(trpc.status).toBe(400);
+    expect(JSON.stringify(await trpc.json())).toMatch(/The input holds a NUL character \(\\\\u0000\) in description; the portal keeps text without them/);
+    const device = await addDevice(post("http://localhost/deployment/devices", JSON.stringify({ name: "arm\u0000" }), auth));
+    expect(device.status).toBe(400);
+    expect((await device.json()).error.message).toMatch(/holds a NUL character \(\\u0000\) in name/);
+    const modelId = crypto.randomUUID();
+    const upload = await addModelVersion(new Request(`http://localhost/api/models/${modelId}/versions?filename=policy%00.onnx`, { method: "POST", body: new Uint8Array(16), headers: auth }), { params: Promise.resolve({ modelId }) });
+    expect(upload.status).toBe(400);
+    expect((await upload.json()).error.message).toMatch(/^The upload's query holds a NUL character \(\\u0000\) in filename/);
   });
 
   it("answers bodies of ordinary size as before", async () => {

@@ -6,6 +6,7 @@ import { AppError, isAppError, type ErrorCode } from "../errors";
 import { checkRole, type Actor, type OrgActor, type Role } from "../auth/roles";
 import type { RequestIdentity } from "../auth/request-actor";
 import type { RealtimeHub } from "../jobs/realtime";
+import { refuseNulCharacters } from "../security/nul-characters";
 
 export interface Context extends RequestIdentity {
   db: Db;
@@ -79,7 +80,13 @@ const mapErrors = t.middleware(async ({ next }) => {
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
 
-const base = t.procedure.use(mapErrors);
+/** An input holding a NUL character is refused before the procedure runs (security/nul-characters.ts). */
+const refuseNul = t.middleware(async ({ getRawInput, next }) => {
+  refuseNulCharacters(await getRawInput(), "The input");
+  return next();
+});
+
+const base = t.procedure.use(mapErrors).use(refuseNul);
 
 export const publicProcedure = base.meta({ access: "public" });
 

@@ -11,6 +11,7 @@ import { MissingPieceError, putPiece, readPiecesInOrder, removePieces, uploadPie
 import { MAX_TEST_VECTOR_BYTES, type uploadStatusSchema } from "./models.schemas";
 import { addVersionFromUpload, TestVectorRefusedError, UploadTooLargeError } from "./registry.service";
 import { parseTestVector } from "./test-vector";
+import { refuseNulCharacters } from "../security/nul-characters";
 
 // Resumable uploads for multi-gigabyte models. An upload is a row (ModelUpload: what it will
 // become, and the pieces received so far); each PUT carries `Content-Range: bytes
@@ -225,6 +226,7 @@ export async function splitTestVector(body: AsyncIterable<Uint8Array>, length: n
   } catch {
     throw new AppError("BAD_REQUEST", `The first ${length} bytes of the body (Test-Vector-Length) are not JSON; send the test vector's JSON first, then the model's bytes`);
   }
+  refuseNulCharacters(testVector, "The test vector");
   async function* model() {
     if (leftover?.length) yield leftover;
     for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
