@@ -87,6 +87,23 @@ describe("dataset archives", () => {
     await expect(bad([{ name: "ds/link", type: "symlink", linkname: "/etc/passwd" }])).rejects.toThrow(/is a symlink; only files and folders/);
     await expect(bad([{ name: "big.bin", body: "y".repeat(5000) }], 4096)).rejects.toMatchObject({ code: "PAYLOAD_TOO_LARGE" });
     await expect(unpackUpload(Readable.from(Buffer.from("not an archive")), settings(), 1024)).rejects.toThrow(/\.tar\.gz or \.zip/);
+    // Damaged zips: an end record cut short, a directory that says it holds more than it does, a file and a folder of one name.
+    const zip = async (files: Record<string, string>) => {
+      const folder = await fs.mkdtemp(path.join(tmp, "zip-"));
+      await run("python3", ["-c", "import zipfile,sys,json\nwith zipfile.ZipFile(sys.argv[1], 'w') as z:\n  for n, b in json.loads(sys.argv[2]).items(): z.writestr(n, b)", path.join(folder, "a.zip"), JSON.stringify(files)]);
+      return fs.readFile(path.join(folder, "a.zip"));
+    };
+    const unzip = (bytes: Buffer) => unpackUpload(Readable.from(bytes), settings(), 1024 ** 2);
+    await expect(unzip(Buffer.from("PK\x03\x04PK\x05\x06", "latin1"))).rejects.toMatchObject({ code: "BAD_REQUEST", message: expect.stringMatching(/end of central directory is damaged/) });
+    const good = await zip({ "ds/a.txt": "a", "ds/b.txt": "b" });
+    const overcounted = Buffer.from(good);
+    overcounted.writeUInt16LE(5, overcounted.length - 22 + 10);
+    await expect(unzip(overcounted)).rejects.toMatchObject({ code: "BAD_REQUEST", message: expect.stringMatching(/central directory is damaged/) });
+    await expect(unzip(await zip({ "ds/a": "file", "ds/a/b": "under a file" }))).rejects.toMatchObject({ code: "BAD_REQUEST", message: expect.stringMatching(/holds entries that clash/) });
+    // An empty file is an ordinary entry.
+    const withEmpty = await unzip(await zip({ "ds/.keep": "", "ds/a.txt": "a" }));
+    expect(await fs.readFile(path.join(withEmpty, "content", "ds", ".keep"), "utf8")).toBe("");
+    await fs.rm(withEmpty, { recursive: true });
     await fs.stat(path.join(os.tmpdir(), "evil.txt")).then(() => expect.fail("escaped"), () => {});
     expect((await fs.readdir(path.join(settings().DATASETS_DIR, ".imports"))).length).toBe(0);
   });

@@ -94,6 +94,22 @@ export async function extractTarGz(body: Readable, dir: string, maxBytes: number
  * ZIP64 is not read).
  */
 export async function extractZip(file: string, dir: string, maxBytes: number): Promise<void> {
+  try {
+    await unpackZip(file, dir, maxBytes);
+  } catch (error) {
+    if (error instanceof AppError) throw error;
+    // Entries that clash (a file and a folder of one name, a file twice), or numbers that point
+    // outside the file the checks below did not foresee: the archive's fault, not the portal's.
+    const code = (error as NodeJS.ErrnoException).code;
+    if (error instanceof RangeError || code === "ENOTDIR" || code === "EEXIST" || code === "EISDIR") {
+      throw new AppError("BAD_REQUEST", `The zip archive is damaged or holds entries that clash (${(error as Error).message}); make it again, or send a .tar.gz`);
+    }
+    throw error;
+  }
+}
+
+async function unpackZip(file: string, dir: string, maxBytes: number): Promise<void> {
+  const damaged = (what: string) => new AppError("BAD_REQUEST", `The zip's ${what} is damaged; make the archive again, or send a .tar.gz`);
   const handle = await fsp.open(file, "r");
   try {
     const { size } = await handle.stat();
@@ -102,17 +118,19 @@ export async function extractZip(file: string, dir: string, maxBytes: number): P
     await handle.read(tail, 0, tailLength, size - tailLength);
     const eocd = tail.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
     if (eocd < 0) throw new AppError("BAD_REQUEST", "This is not a zip archive (no end of central directory)");
+    if (eocd + 22 > tail.length) throw damaged("end of central directory");
     const count = tail.readUInt16LE(eocd + 10);
     const cdSize = tail.readUInt32LE(eocd + 12);
     const cdOffset = tail.readUInt32LE(eocd + 16);
     if (count === 0xffff || cdOffset === 0xffffffff) throw new AppError("BAD_REQUEST", "ZIP64 archives are not supported; send a .tar.gz instead");
     if (count > MAX_ENTRIES) throw new AppError("BAD_REQUEST", `The archive has more than ${MAX_ENTRIES} entries`);
+    if (cdOffset + cdSize > size) throw damaged("central directory");
     const cd = Buffer.alloc(cdSize);
     await handle.read(cd, 0, cdSize, cdOffset);
     let p = 0;
     let unpacked = 0;
     for (let i = 0; i < count; i++) {
-      if (cd.readUInt32LE(p) !== 0x02014b50) throw new AppError("BAD_REQUEST", "The zip's central directory is damaged");
+      if (p + 46 > cd.length || cd.readUInt32LE(p) !== 0x02014b50) throw damaged("central directory");
       const method = cd.readUInt16LE(p + 10);
       const compressed = cd.readUInt32LE(p + 20);
       const uncompressed = cd.readUInt32LE(p + 24);
@@ -121,6 +139,7 @@ export async function extractZip(file: string, dir: string, maxBytes: number): P
       const commentLength = cd.readUInt16LE(p + 32);
       const externalAttrs = cd.readUInt32LE(p + 38);
       const localOffset = cd.readUInt32LE(p + 42);
+      if (p + 46 + nameLength > cd.length) throw damaged("central directory");
       const name = cd.toString("utf8", p + 46, p + 46 + nameLength);
       p += 46 + nameLength + extraLength + commentLength;
       const rel = safeEntryPath(name);
@@ -138,8 +157,14 @@ export async function extractZip(file: string, dir: string, maxBytes: number): P
       await handle.read(local, 0, 30, localOffset);
       if (local.readUInt32LE(0) !== 0x04034b50) throw new AppError("BAD_REQUEST", `The zip entry ${rel} is damaged`);
       const dataStart = localOffset + 30 + local.readUInt16LE(26) + local.readUInt16LE(28);
+      if (dataStart + compressed > size) throw new AppError("BAD_REQUEST", `The zip entry ${rel} is damaged: it runs past the end of the archive`);
       const target = resolveInside(dir, rel);
       await fsp.mkdir(path.dirname(target), { recursive: true });
+      if (compressed === 0) {
+        // An empty file stored as is (a read stream cannot end before it starts).
+        await fsp.writeFile(target, "", { flag: "wx" });
+        continue;
+      }
       const source = fs.createReadStream(file, { start: dataStart, end: dataStart + compressed - 1 });
       const steps: NodeJS.ReadWriteStream[] = method === 8 ? [zlib.createInflateRaw()] : [];
       try {
