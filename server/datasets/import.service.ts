@@ -196,7 +196,7 @@ export async function runImport(db: Db, { datasetId, sourceDir: askedDir, archiv
   const features = sourceFeatures(info);
   const map = resolveFeatureMap(features, mapping);
   const fps = Number(info.fps);
-  if (!Number.isInteger(fps) || fps < 1) throw new AppError("BAD_REQUEST", "meta/info.json has no valid fps");
+  if (!Number.isInteger(fps) || fps < 1 || fps > 1000) throw new AppError("BAD_REQUEST", `meta/info.json has no valid fps (${JSON.stringify(info.fps ?? null)}): a dataset's fps is a whole number from 1 to 1000`);
   await progress.log(`Action ${map.action}, state ${map.state}, cameras ${map.cameras.map((c) => c.key).join(", ") || "none"}`);
   if (map.dropped.length) await progress.log(`Left out: ${map.dropped.map((d) => `${d.key} (${d.reason})`).join("; ")}`, "warn");
   const cameras = map.cameras.map((c) => c.camera);

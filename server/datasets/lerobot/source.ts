@@ -3,7 +3,7 @@ import path from "node:path";
 import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
 import { AppError } from "../../errors";
 import { resolveInside } from "../../security/paths";
-import type { FeatureMap } from "../datasets.schemas";
+import { episodeNumberSchema, type FeatureMap } from "../datasets.schemas";
 import type { FrameRow } from "../raw-episode";
 
 // Reads an existing LeRobot dataset, v3.0 (meta/episodes/*.parquet, episodes end to end in
@@ -124,7 +124,7 @@ export async function readSourceEpisodes(root: string, version: SourceVersion, i
       const tasks = Array.isArray(m.tasks) ? (m.tasks as unknown[]).map(String) : [];
       episodes.push({ index, task: tasks[0] ?? "", length: raw.length, rows: toRows(raw, map, extras), videos });
     }
-    return episodes;
+    return checkEpisodes(episodes, "meta/episodes/");
   }
   // v2.1
   const lines = async (rel: string) =>
@@ -155,6 +155,27 @@ export async function readSourceEpisodes(root: string, version: SourceVersion, i
     }
     const tasks = Array.isArray(m.tasks) ? (m.tasks as unknown[]).map(String) : [];
     episodes.push({ index, task: tasks[0] ?? "", length: raw.length, rows: toRows(raw, map, extras), videos });
+  }
+  return checkEpisodes(episodes, "meta/episodes.jsonl");
+}
+
+/**
+ * What an import keeps of the dataset's own numbers, checked before anything is stored: each
+ * episode's index a whole number in range and listed once, its task text Postgres can hold,
+ * and its states and actions numbers.
+ */
+function checkEpisodes(episodes: SourceEpisode[], meta: string): SourceEpisode[] {
+  const seen = new Set<number>();
+  for (const e of episodes) {
+    if (!episodeNumberSchema.safeParse(e.index).success) throw new AppError("BAD_REQUEST", `${meta} lists an episode_index of ${String(e.index)}; an episode's index is a whole number from 0 to 10000000`);
+    if (seen.has(e.index)) throw new AppError("BAD_REQUEST", `${meta} lists episode ${e.index} twice; each episode_index may appear once`);
+    seen.add(e.index);
+    if (e.task.includes("\u0000")) throw new AppError("BAD_REQUEST", `Episode ${e.index}'s task holds a NUL character (\\u0000); remove it from the dataset's tasks`);
+    for (const row of e.rows) {
+      for (const key of ["observation.state", "action"] as const) {
+        if (!row[key].every(Number.isFinite)) throw new AppError("BAD_REQUEST", `Episode ${e.index}, frame ${row.frame_index}: ${key} holds a value that is not a finite number; the dataset's frames must be numbers`);
+      }
+    }
   }
   return episodes;
 }

@@ -1,0 +1,52 @@
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { writeV21Dataset } from "../../../tests/helpers/lerobot-datasets";
+import type { StoredFeature } from "../datasets.schemas";
+import { extraKeys, resolveFeatureMap } from "../feature-map";
+import { parquetBytes } from "./parquet";
+import { findDatasetRoot, readSourceEpisodes } from "./source";
+
+// The numbers and text a dataset brings are checked as it is read, before an import stores any
+// of it: what Postgres or the episode page cannot hold is refused with a sentence naming it.
+
+const dirs: string[] = [];
+afterAll(() => Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true }))));
+
+async function dataset(change?: (dir: string) => Promise<void>) {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "gantry-source-"));
+  dirs.push(dir);
+  await writeV21Dataset(dir, { episodes: 2, frames: 5 });
+  await change?.(dir);
+  const { root, version, info } = await findDatasetRoot(dir);
+  const features = info.features as Record<string, StoredFeature>;
+  const map = resolveFeatureMap(features, null);
+  return readSourceEpisodes(root, version, info, map, extraKeys(features, map));
+}
+const episodesJsonl = (dir: string, rows: unknown[]) => fs.writeFile(path.join(dir, "meta/episodes.jsonl"), rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
+
+describe("a dataset's episodes as an import reads them", () => {
+  it("reads a dataset as written", async () => {
+    expect((await dataset()).map((e) => [e.index, e.length, e.task])).toEqual([[0, 5, "Pick the cube"], [1, 5, "Pick the cube"]]);
+  });
+
+  it("refuses an episode listed twice, a task with a NUL character, and states that are not numbers", async () => {
+    await expect(dataset((dir) => episodesJsonl(dir, [0, 0].map((i) => ({ episode_index: i, tasks: ["Pick"], length: 5 }))))).rejects.toMatchObject({ code: "BAD_REQUEST", message: "meta/episodes.jsonl lists episode 0 twice; each episode_index may appear once" });
+    await expect(dataset((dir) => episodesJsonl(dir, [{ episode_index: 0, tasks: ["Pick\u0000"], length: 5 }]))).rejects.toMatchObject({ code: "BAD_REQUEST", message: expect.stringMatching(/^Episode 0's task holds a NUL character/) });
+    const withNaN = (dir: string) =>
+      fs.writeFile(
+        path.join(dir, "data/chunk-000/episode_000001.parquet"),
+        parquetBytes([
+          { name: "action", leaf: "FLOAT", depth: 1, data: Array.from({ length: 5 }, () => [0, 0, 0, 0, 0, 0]) },
+          { name: "observation.state", leaf: "FLOAT", depth: 1, data: Array.from({ length: 5 }, (_, f) => [0, 0, f === 3 ? Number.NaN : 0, 0, 0, 0]) },
+          { name: "timestamp", leaf: "FLOAT", depth: 0, data: Array.from({ length: 5 }, (_, f) => f / 10) },
+          { name: "frame_index", leaf: "INT64", depth: 0, data: Array.from({ length: 5 }, (_, f) => f) },
+          { name: "episode_index", leaf: "INT64", depth: 0, data: Array.from({ length: 5 }, () => 1) },
+          { name: "index", leaf: "INT64", depth: 0, data: Array.from({ length: 5 }, (_, f) => 5 + f) },
+          { name: "task_index", leaf: "INT64", depth: 0, data: Array.from({ length: 5 }, () => 0) },
+        ]),
+      );
+    await expect(dataset(withNaN)).rejects.toMatchObject({ code: "BAD_REQUEST", message: "Episode 1, frame 3: observation.state holds a value that is not a finite number; the dataset's frames must be numbers" });
+  });
+});
