@@ -58,8 +58,12 @@ export function isNestedDeeperThan(text: string, limit: number): boolean {
   return false;
 }
 
-/** JSON text parsed, or a 400 saying why not; `what` names it in the message. */
-export function parseJsonText(text: string, what = "The request body"): unknown {
+/**
+ * JSON text parsed, or a 400 saying why not; `what` names it in the message. `keepNul` leaves
+ * NUL characters to a later check (tRPC's inputs: its middleware names the field without the
+ * transport's envelope).
+ */
+export function parseJsonText(text: string, what = "The request body", { keepNul = false }: { keepNul?: boolean } = {}): unknown {
   if (isNestedDeeperThan(text, MAX_JSON_DEPTH)) throw new AppError("BAD_REQUEST", `${what} nests arrays or objects more than ${MAX_JSON_DEPTH} deep; no input of the portal needs that many levels`);
   let value: unknown;
   try {
@@ -67,7 +71,7 @@ export function parseJsonText(text: string, what = "The request body"): unknown 
   } catch {
     throw new AppError("BAD_REQUEST", `${what} is not valid JSON`);
   }
-  refuseNulCharacters(value, what);
+  if (!keepNul) refuseNulCharacters(value, what);
   return value;
 }
 
