@@ -64,6 +64,13 @@ export async function inspectDataset(dir: string): Promise<ImportInspection> {
 function sourceFeatures(info: Record<string, unknown>): Record<string, StoredFeature> {
   const features = info.features;
   if (!features || typeof features !== "object" || Array.isArray(features)) throw new AppError("BAD_REQUEST", "meta/info.json has no features: this is not a LeRobot dataset, or its info.json is damaged");
+  for (const [key, feature] of Object.entries(features as Record<string, unknown>)) {
+    if (!feature || typeof feature !== "object") throw new AppError("BAD_REQUEST", `meta/info.json's feature ${key} is not an object with a dtype and a shape; its info.json is damaged`);
+    const { shape } = feature as { shape?: unknown };
+    if (shape !== undefined && !(Array.isArray(shape) && shape.every((n) => Number.isInteger(n) && n >= 0))) {
+      throw new AppError("BAD_REQUEST", `meta/info.json's feature ${key} has the shape ${JSON.stringify(shape)}; a shape is a list of whole numbers`);
+    }
+  }
   return features as Record<string, StoredFeature>;
 }
 

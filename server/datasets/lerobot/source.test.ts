@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { writeV21Dataset } from "../../../tests/helpers/lerobot-datasets";
 import type { StoredFeature } from "../datasets.schemas";
 import { extraKeys, resolveFeatureMap } from "../feature-map";
+import { inspectDataset } from "../import.service";
 import { parquetBytes } from "./parquet";
 import { findDatasetRoot, readSourceEpisodes } from "./source";
 
@@ -48,5 +49,16 @@ describe("a dataset's episodes as an import reads them", () => {
         ]),
       );
     await expect(dataset(withNaN)).rejects.toMatchObject({ code: "BAD_REQUEST", message: "Episode 1, frame 3: observation.state holds a value that is not a finite number; the dataset's frames must be numbers" });
+  });
+
+  it("refuses a feature whose shape is not a list of whole numbers, when it is inspected", async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), "gantry-source-"));
+    dirs.push(dir);
+    const info = await writeV21Dataset(dir, { episodes: 1, frames: 5 });
+    expect(await inspectDataset(dir)).toMatchObject({ version: "v2.1", proposed: { action: "action", state: "observation.state" } });
+    const features = info.features as Record<string, { shape: unknown }>;
+    features.action.shape = ["six"];
+    await fs.writeFile(path.join(dir, "meta/info.json"), JSON.stringify(info));
+    await expect(inspectDataset(dir)).rejects.toMatchObject({ code: "BAD_REQUEST", message: 'meta/info.json\'s feature action has the shape ["six"]; a shape is a list of whole numbers' });
   });
 });
