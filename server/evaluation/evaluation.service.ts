@@ -1,6 +1,6 @@
 import path from "node:path";
 import type { z } from "zod";
-import type { Db } from "../db";
+import type { Db, Tx } from "../db";
 import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
 import { recordAudit } from "../audit/audit.service";
@@ -52,6 +52,11 @@ export async function startEvaluation(db: Db, { actor, input: raw }: { actor: Or
     await recordAudit(tx, { orgId: actor.orgId, actor, action: "dataset.evaluate", target: `dataset:${dataset.id}`, data: { repoId: dataset.repoId, metrics, imageEncoderVersionId: input.imageEncoderVersionId } });
     return { evaluationId: evaluation.id, jobId };
   });
+}
+
+/** An evaluation whose job was ended without it (its worker died under it on every attempt): failed, saying why. */
+export async function endEvaluationOfJob(tx: Tx, jobId: string, reason: string): Promise<void> {
+  await tx.datasetEvaluation.updateMany({ where: { jobId, status: { in: ["queued", "running"] } }, data: { status: "failed", error: reason, finishedAt: new Date() } });
 }
 
 /** The job: reads the build, scores it metric by metric, stores the report. */

@@ -2,6 +2,8 @@ import os from "node:os";
 import type { Db, Tx } from "../db";
 import { Prisma } from "../generated/prisma/client";
 import { appendJobEvent } from "../jobs/progress";
+import { endEvaluationOfJob } from "../evaluation/evaluation.service";
+import { endRunOfJob } from "../training/runs.service";
 
 // Liveness is judged on the database's clock alone, so workers on machines whose clocks
 // disagree never declare each other dead. What beats is a worker *pool*: graphile-worker
@@ -106,6 +108,9 @@ async function releasePool(tx: Tx, pool: Pool, stale: Prisma.Sql, hasHeartbeat: 
       const reason = await crashReason(tx, job.id, crashes, where);
       await tx.job.update({ where: { id: job.id }, data: { crashes, error: reason, finishedAt: new Date() } });
       await appendJobEvent(tx, { jobId: job.id, orgId: job.orgId, message: `Failed: ${reason}`, status: "failed", level: "error" });
+      // Rows that keep a status of their own beside their job's end with it.
+      await endRunOfJob(tx, job.id, reason);
+      await endEvaluationOfJob(tx, job.id, reason);
       ended.push(h.queueId);
       result.ended.push(job.id);
       continue;

@@ -152,4 +152,19 @@ describe("a worker killed while it holds a job", () => {
     expect(await jobOf(jobId)).toMatchObject({ status: "queued", crashes: 1 });
     expect(await releaseDeadWorkers(db, 60_000)).toEqual([]);
   });
+
+  it("ends the training run and the evaluation of a job it ends, so neither shows running for ever", async () => {
+    const { actor, orgId } = await createOrgWithMember(db, "operator");
+    await db.$executeRaw`DELETE FROM "WorkerHeartbeat"`;
+    const { jobId } = await startSelftest(db, { actor, input: { steps: 1, stepMs: 0 } });
+    await db.job.update({ where: { id: jobId }, data: { status: "running", crashes: MAX_CRASHES - 1 } });
+    await db.$executeRaw`UPDATE graphile_worker._private_jobs SET locked_by = 'pool-died', locked_at = now() - interval '2 minutes', attempts = 1 WHERE payload->>'jobId' = ${jobId}`;
+    const target = await db.trainingTarget.create({ data: { orgId, name: "gpu", host: "gpu.lab.test", username: "train", authKind: "key", credential: "sealed", workDir: "/srv/runs", commandTemplate: "lerobot-train" } });
+    const dataset = await db.dataset.create({ data: { orgId, repoId: `lab/crash-${Date.now()}` } });
+    const run = await db.trainingRun.create({ data: { orgId, targetId: target.id, datasetId: dataset.id, name: "act", policyType: "act", steps: 100, saveFreq: 50, logFreq: 10, status: "running", jobId } });
+    const evaluation = await db.datasetEvaluation.create({ data: { orgId, datasetId: dataset.id, status: "running", jobId } });
+    expect(await releaseDeadWorkers(db, 60_000)).toEqual([{ id: "pool-died", host: null, pid: null, resumed: [], ended: [jobId] }]);
+    expect(await db.trainingRun.findUniqueOrThrow({ where: { id: run.id } })).toMatchObject({ status: "lost", error: expect.stringMatching(/^The worker running it stopped answering .*Gantry stopped following this run: its process may still be training on the host/) });
+    expect(await db.datasetEvaluation.findUniqueOrThrow({ where: { id: evaluation.id } })).toMatchObject({ status: "failed", error: expect.stringMatching(/^The worker running it stopped answering/) });
+  });
 });

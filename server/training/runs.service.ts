@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import type { Db } from "../db";
+import type { Db, Tx } from "../db";
 import { AppError } from "../errors";
 import type { OrgActor } from "../auth/roles";
 import { recordAudit } from "../audit/audit.service";
@@ -139,6 +139,17 @@ export async function startRun(db: Db, { actor, input: raw }: { actor: OrgActor;
     if (!gate.passed) await recordAudit(tx, { orgId: actor.orgId, actor, action: "training.run.gate_override", target: `training-run:${run.id}`, data: { dataset: dataset.repoId, reason: input.gateOverride!.reason, failures: gate.failures } });
     await recordAudit(tx, { orgId: actor.orgId, actor, action: "training.run.start", target: `training-run:${run.id}`, data: { name, dataset: dataset.repoId, target: target.name, policy: input.policyType, steps: input.steps } });
     return { runId: run.id, jobId };
+  });
+}
+
+/**
+ * A run whose job was ended without it (its worker died under it on every attempt): lost,
+ * saying why, so it can be resumed or retried rather than shown training for ever.
+ */
+export async function endRunOfJob(tx: Tx, jobId: string, reason: string): Promise<void> {
+  await tx.trainingRun.updateMany({
+    where: { jobId, status: { notIn: [...FINAL_STATUSES] } },
+    data: { status: "lost", error: `${reason}. Gantry stopped following this run: its process may still be training on the host, so look there before you resume or retry it`, finishedAt: new Date() },
   });
 }
 
