@@ -201,6 +201,8 @@ interface NewVersion {
   blob?: { sha256: string; bytes: number };
   /** Enqueues the version's job once the version exists. */
   job: (tx: Tx, versionId: string) => Promise<{ jobId: string }>;
+  /** More to write in the same transaction (an upload in pieces removes its record: a piece sent again then finds it finished). */
+  alsoInTransaction?: (tx: Tx) => Promise<unknown>;
 }
 
 /** Numbers the version under a lock on the model row, so two adds never take the same number. */
@@ -227,6 +229,7 @@ async function createVersion(db: Db, actor: OrgActor, modelId: string, v: NewVer
     await tx.modelVersion.update({ where: { id: version.id }, data: { jobId } });
     await tx.model.update({ where: { id: modelId }, data: { updatedAt: new Date() } });
     await recordAudit(tx, { orgId: actor.orgId, actor, action: "model.version_add", target: version.id, data: { model: locked[0].name, number, source: toPublicSource(v.source) } });
+    await v.alsoInTransaction?.(tx);
     return { versionId: version.id, number, jobId };
   });
 }
@@ -252,7 +255,8 @@ export async function addVersionFromUpload(
     dims,
     testVector,
     signal,
-  }: Actor & { modelId: string; body: BlobSource; blobs: BlobStore; maxBytes: number; sha256?: string; filename?: string; dims: Record<string, number>; testVector?: unknown; signal?: AbortSignal },
+    alsoInTransaction,
+  }: Actor & { modelId: string; body: BlobSource; blobs: BlobStore; maxBytes: number; sha256?: string; filename?: string; dims: Record<string, number>; testVector?: unknown; signal?: AbortSignal; alsoInTransaction?: NewVersion["alsoInTransaction"] },
 ): Promise<{ versionId: string; number: number; jobId: string }> {
   await findModel(db, actor.orgId, modelId);
   const refused = "Nothing was stored; send the model again with a vector that fits, or without one";
@@ -279,6 +283,7 @@ export async function addVersionFromUpload(
     status: "validating",
     blob,
     job: (tx, versionId) => enqueue(validateModelJob, { versionId, dims, testVectorSha256 }, jobOpts(tx, actor)),
+    alsoInTransaction,
   });
 }
 

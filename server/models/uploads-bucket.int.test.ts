@@ -113,4 +113,25 @@ describe.skipIf(skip)("resumable model uploads through a bucket", () => {
     for await (const leftover of web[1].blobs.listLeftovers(new Date(Date.now() + 60_000))) if (leftover.modifiedAt >= since) leftovers.push(leftover.name);
     expect(leftovers).toEqual([]);
   });
+
+  it("makes the version once when the process dies after making it: the last piece sent again finds the upload finished", async () => {
+    const content = noiseBytes(300_000, 11);
+    const { uploadId } = await startUpload(web[0], { actor, modelId, total: content.length, sha256: sha(content), filename: "once.onnx", dims: {} });
+    const put = (on: UploadDeps, start: number, end: number) => putUploadChunk(on, { actor, modelId, uploadId, contentRange: `bytes ${start}-${end}/${content.length}`, body: bytesOf(content.subarray(start, end + 1)) });
+    await put(web[0], 0, 149_999);
+    // This process "dies" once the version is made: nothing after that transaction runs.
+    const dying: UploadDeps = {
+      ...web[0],
+      db: new Proxy(db, {
+        get: (target, prop, receiver) =>
+          prop === "modelUpload" ? new Proxy(target.modelUpload, { get: (uploads, key, r) => (key === "deleteMany" ? () => Promise.reject(new Error("killed")) : Reflect.get(uploads, key, r)) }) : Reflect.get(target, prop, receiver),
+      }),
+    };
+    await expect(put(dying, 150_000, content.length - 1)).rejects.toThrow("killed");
+    const versionsOf = () => db.modelVersion.count({ where: { modelId, sha256: sha(content) } });
+    expect(await versionsOf()).toBe(1);
+    // The client, never answered, sends the last piece again on the other process.
+    await expect(put(web[1], 150_000, content.length - 1)).rejects.toMatchObject({ code: "NOT_FOUND", message: expect.stringMatching(/it finished/) });
+    expect(await versionsOf()).toBe(1);
+  });
 });

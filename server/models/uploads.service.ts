@@ -165,6 +165,8 @@ export async function putUploadChunk(
         dims: row.dims as Record<string, number>,
         testVector: row.testVector === null ? undefined : row.testVector,
         signal: work,
+        // The record goes with the version's making: a process killed after it cannot make the version twice.
+        alsoInTransaction: (tx) => tx.modelUpload.deleteMany({ where: { id: row.id } }),
       });
       await forget(deps, row.id, all);
       return { status: { uploadId, received: now, total }, version };
