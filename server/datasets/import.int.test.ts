@@ -45,7 +45,7 @@ async function importFolder(folder: string, repoId: string, progress = silentPro
   const payload = job.payload as { datasetId: string; sourceDir: string; removeSource: boolean };
   await db.$executeRaw`SELECT graphile_worker.remove_job(${started.jobId}::text)`;
   const result = await runImport(db, { ...payload, settings: settings(), blobs: blobStore(), progress });
-  return { ...started, result };
+  return { ...started, result, runAgain: () => runImport(db, { ...payload, settings: settings(), blobs: blobStore(), progress }) };
 }
 
 const probeFrames = async (file: string) => {
@@ -127,6 +127,10 @@ describe("importing LeRobot datasets", () => {
     await fs.cp(datasetDir(env(), actor.orgId, repoId), copy, { recursive: true, dereference: true });
     const imported = await importFolder(copy, `reimport-${unique()}`);
     expect(imported.result).toEqual({ episodes: 2, missingVideos: [], episodesWithoutVideo: [] });
+    // The job run again, as after a worker killed once the import was done but before the job said so: it stands.
+    const episodesBefore = await db.episode.findMany({ where: { datasetId: imported.datasetId }, orderBy: { number: "asc" } });
+    expect(await imported.runAgain()).toEqual(imported.result);
+    expect(await db.episode.findMany({ where: { datasetId: imported.datasetId }, orderBy: { number: "asc" } })).toEqual(episodesBefore);
     const detail = await getDataset(db, { orgId: actor.orgId, datasetId: imported.datasetId });
     expect(detail.episodeList.map((e) => [e.length, e.task, e.cameras])).toEqual([[15, "task 0", ["front", "wrist"]], [10, "task 1", ["front", "wrist"]]]);
     const second = await getEpisode(db, { orgId: actor.orgId, episodeId: detail.episodeList[1].id, settings: env(), blobs: blobStore() });

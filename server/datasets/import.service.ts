@@ -186,6 +186,15 @@ const list = (items: Array<string | number>) => (items.length <= 1 ? items.join(
 export async function runImport(db: Db, { datasetId, sourceDir: askedDir, archiveId, removeSource, mapping, settings, blobs, progress, signal }: ImportJobInput): Promise<ImportResult> {
   const dataset = await db.dataset.findUnique({ where: { id: datasetId } });
   if (!dataset) throw new AppError("NOT_FOUND", "The dataset was deleted before it was imported");
+  // An earlier run finished the import (its last transaction names the version) and was stopped
+  // before the job said so: what it imported stands, and its source is let go.
+  if (dataset.importedVersion) {
+    if (archiveId) await removeArchiveUpload(db, settings, archiveId);
+    else if (removeSource) await fs.rm(askedDir, { recursive: true, force: true });
+    const episodes = await db.episode.findMany({ where: { datasetId }, select: { number: true, missingVideos: true } });
+    const byKey = new Map(((dataset.featureMap as { cameras?: { camera: string; key: string }[] } | null)?.cameras ?? []).map((c) => [c.key, c.camera]));
+    return { episodes: episodes.length, missingVideos: dataset.missingVideos.map((key) => byKey.get(key) ?? key), episodesWithoutVideo: episodes.filter((e) => e.missingVideos.length).map((e) => e.number).sort((a, b) => a - b) };
+  }
   let sourceDir = askedDir;
   if (archiveId) {
     const upload = await db.archiveUpload.findFirst({ where: { id: archiveId, datasetId } });
