@@ -121,12 +121,16 @@ describe.skipIf(skip)("uploaded archives kept in a bucket", () => {
     const direct = await upload(a, file, `direct-${unique()}`, { action: "actions", state: "state" });
     expect(direct.kind).toBe("started");
     if (direct.kind !== "started") return;
-    // A worker that finds the upload gone (the dataset deleted meanwhile) says so.
     const job = await db.job.findUniqueOrThrow({ where: { id: direct.jobId } });
     const payload = importDatasetJob.payload.parse(job.payload);
     expect(payload.archiveId).toMatch(/^[0-9a-f]{16}$/);
     expect(await runJobOn(c, direct.jobId)).toMatchObject({ episodes: 2 });
-    await expect(runImport(db, { ...payload, settings: c, blobs: store, progress: silentProgress })).rejects.toThrow(/uploaded archive is no longer kept/);
+    // Run again (its worker killed once the import was done, before the job said so): the import stands.
+    expect(await runImport(db, { ...payload, settings: c, blobs: store, progress: silentProgress })).toMatchObject({ episodes: 2 });
+    // A worker that finds the upload gone before a dataset was imported from it says so.
+    const { orgId } = await db.dataset.findUniqueOrThrow({ where: { id: payload.datasetId } });
+    const notImported = await db.dataset.create({ data: { orgId, repoId: `gone-${unique()}` } });
+    await expect(runImport(db, { ...payload, datasetId: notImported.id, settings: c, blobs: store, progress: silentProgress })).rejects.toThrow(/uploaded archive is no longer kept/);
 
     // Discarded on another machine: gone for everyone.
     const discarded = await upload(a, file, `discarded-${unique()}`);
