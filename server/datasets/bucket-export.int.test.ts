@@ -2,7 +2,7 @@ import crypto from "node:crypto";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, CreateMultipartUploadCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, UploadPartCommand, type S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testDb } from "../../tests/helpers/db";
 import { createOrgWithMember } from "../../tests/helpers/factories";
@@ -116,6 +116,17 @@ describe.skipIf(skip)("a dataset written to a bucket", () => {
     // Again: every object is there with the same bytes (single and multipart ETags alike).
     const second = await exportDatasetToBucket(db, { orgId: actor.orgId, datasetId, target, settings: settings(), blobs: blobStore(), progress: silentProgress });
     expect(second).toMatchObject({ written: 0, skipped: files.length });
+
+    // An export killed in the middle of a large file leaves its multipart upload open: the next run aborts it.
+    const videoKey = `${prefix}videos/observation.images.front/chunk-000/file-000.mp4`;
+    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: videoKey }));
+    await client.send(new UploadPartCommand({ Bucket: bucket, Key: videoKey, UploadId, PartNumber: 1, Body: crypto.randomBytes(EXPORT_PART_BYTES) }));
+    const openUploads = async () => (await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }))).Uploads ?? [];
+    expect((await openUploads()).map((u) => u.UploadId)).toEqual([UploadId]);
+    const afterKill = recorder();
+    expect(await exportDatasetToBucket(db, { orgId: actor.orgId, datasetId, target, settings: settings(), blobs: blobStore(), progress: afterKill })).toMatchObject({ written: 0, skipped: files.length });
+    expect(await openUploads()).toEqual([]);
+    expect(afterKill.lines).toContain(`Aborted 1 unfinished upload an earlier export left under s3://${bucket}/${prefix}`);
 
     // An object changed in the bucket is written again; the rest stay.
     await client.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}meta/stats.json`, Body: "{}" }));

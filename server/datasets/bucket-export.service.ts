@@ -6,6 +6,7 @@ import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3ServiceException,
@@ -116,6 +117,32 @@ async function listRemote(client: S3Client, Bucket: string, Prefix: string, sign
   return found;
 }
 
+/**
+ * Aborts the unfinished multipart uploads under the prefix begun before `before`: those of an
+ * earlier export killed in the middle of a large file (its own `catch` never ran), whose parts
+ * the bucket would otherwise keep, and bill, for ever. Skipped when the key may not list them.
+ */
+async function abortLeftUploads(client: S3Client, Bucket: string, Prefix: string, before: Date, signal?: AbortSignal): Promise<number> {
+  let aborted = 0;
+  let KeyMarker: string | undefined;
+  let UploadIdMarker: string | undefined;
+  try {
+    do {
+      const page = await client.send(new ListMultipartUploadsCommand({ Bucket, Prefix, KeyMarker, UploadIdMarker }), { abortSignal: signal });
+      for (const u of page.Uploads ?? []) {
+        if (!u.Key || !u.UploadId || (u.Initiated ?? new Date(0)) >= before) continue;
+        await client.send(new AbortMultipartUploadCommand({ Bucket, Key: u.Key, UploadId: u.UploadId }), { abortSignal: signal }).catch(() => {});
+        aborted++;
+      }
+      [KeyMarker, UploadIdMarker] = page.IsTruncated ? [page.NextKeyMarker, page.NextUploadIdMarker] : [undefined, undefined];
+    } while (KeyMarker);
+  } catch (error) {
+    if (error instanceof S3ServiceException && error.$metadata.httpStatusCode === 403) return aborted;
+    throw error;
+  }
+  return aborted;
+}
+
 async function uploadFile(client: S3Client, Bucket: string, Key: string, file: string, size: number, signal?: AbortSignal): Promise<void> {
   if (size <= EXPORT_PART_BYTES) {
     await client.send(new PutObjectCommand({ Bucket, Key, Body: await fsp.readFile(file), ContentLength: size }), { abortSignal: signal });
@@ -153,6 +180,7 @@ export interface BucketExportInput {
 
 export async function exportDatasetToBucket(db: Db, { orgId, datasetId, folder, target, settings, blobs, progress, signal }: BucketExportInput): Promise<BucketExportResult> {
   if (!target) throw new AppError("CONFLICT", NO_BUCKET_MESSAGE);
+  const startedAt = new Date();
   await checkHost(new URL(target.endpoint).hostname, "object-storage");
   const snapshot = await snapshotBuild(db, { orgId, datasetId, settings, blobs });
   try {
@@ -168,6 +196,8 @@ export async function exportDatasetToBucket(db: Db, { orgId, datasetId, folder, 
     let skipped = 0;
     let reported = Date.now();
     try {
+      const left = await abortLeftUploads(client, target.bucket, keyPrefix, startedAt, signal);
+      if (left) await progress.log(`Aborted ${left} unfinished upload${left === 1 ? "" : "s"} an earlier export left under s3://${target.bucket}/${keyPrefix}`);
       const listed = await listRemote(client, target.bucket, keyPrefix, signal);
       for (const [i, rel] of files.entries()) {
         signal?.throwIfAborted();
