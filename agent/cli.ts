@@ -4,7 +4,7 @@ import { Command, Option } from "commander";
 import { agentSessionSchema, compatStatusSchema, edgeRepoIdSchema, offloadModes, type UploadMode } from "../server/edge/edge.schemas";
 import { agentNameSchema } from "../server/hardware/hardware.schemas";
 import { builtInCommands } from "./commands";
-import { AgentError, configPath, DEFAULT_RETRIES, loadConfig, saveConfig } from "./config";
+import { AgentError, agentHome, configPath, DEFAULT_RETRIES, loadConfig, saveConfig } from "./config";
 import { AgentConnection } from "./connection";
 import { scanRecording } from "./layout";
 import { portalFetch } from "./portal";
@@ -174,7 +174,7 @@ program
     process.once("SIGTERM", stop);
     const log = (line: string) => console.log(`${new Date().toISOString()} ${line}`);
     const portsDir = opts.portsDir ?? (process.env.GANTRY_AGENT_PORTS_DIR || undefined);
-    const connection = new AgentConnection({ config, name: parsed.data, version, registry: builtInCommands(version, { portsDir: portsDir && path.resolve(portsDir) }), isService: Boolean(opts.service), retries: DEFAULT_RETRIES, log, signal: controller.signal });
+    const connection = new AgentConnection({ config, name: parsed.data, version, registry: builtInCommands(version, { portsDir: portsDir && path.resolve(portsDir) }), isService: Boolean(opts.service), retries: DEFAULT_RETRIES, log, signal: controller.signal, journalFile: path.join(agentHome(), `commands-${parsed.data}.json`) });
     await connection.run();
   });
 

@@ -212,6 +212,25 @@ describe("gantry-agent connect", () => {
     expect(after.lastSeenAt).not.toBeNull();
   });
 
+  it("says a command it was running was interrupted when it is restarted, instead of running it again", async () => {
+    const name = `restarted-${crypto.randomBytes(3).toString("hex")}`;
+    const first = connectAgent(name);
+    const online = await onlineAgent(name);
+    const sent = await ping(online.id, 60_000);
+    await commandIn(sent.id, ["running"]);
+    first.child.kill("SIGKILL");
+    // Back within the portal's grace (a service restarted): the portal sends the command again.
+    const second = connectAgent(name);
+    const ended = await commandIn(sent.id, ["failed", "succeeded"]);
+    expect(ended.status).toBe("failed");
+    expect(ended.error).toBe("The agent was restarted while it ran ping, so it was not finished; run it again");
+    expect(second.output()).not.toContain(`Running ping (${sent.id})`);
+    // A new command runs as ever.
+    const next = await ping(online.id);
+    expect((await commandIn(next.id, ["succeeded", "failed"])).status).toBe("succeeded");
+    second.child.kill("SIGTERM");
+  });
+
   it("reconnects with backoff when the portal goes away mid-command, and the command ends with its result", async () => {
     const name = `restart-${crypto.randomBytes(3).toString("hex")}`;
     const agent = connectAgent(name);

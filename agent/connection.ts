@@ -2,6 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { agentStreamEventSchema, type AgentMessage, type AgentStreamEvent, type JointSample } from "../server/hardware/hardware.schemas";
 import type { CommandRegistry } from "./commands";
 import type { AgentConfig } from "./config";
+import { CommandJournal, type Outcome } from "./command-journal";
 import { collectHostFacts } from "./host-facts";
 import { portalFetch, portalMessage, portalUrl } from "./portal";
 import { noAnswer, PortalError, retryDelayMs } from "./retry";
@@ -15,17 +16,14 @@ import { SampleBatcher } from "./sample-batcher";
 //
 // Commands are idempotent by id: the agent remembers what it answered for a while, and a
 // command sent again (after a reconnect the portal resends whatever had not ended) is answered
-// with the same outcome, or not run twice if it is still running.
+// with the same outcome, or not run twice if it is still running. The memory is a file
+// (command-journal.ts), so an agent restarted mid-command says it was interrupted rather than
+// running it again from the start.
 //
 // Joint samples a command emits are live data: batched, posted once without retries, the
 // oldest dropped when the portal is slow (sample-batcher.ts).
 
-type Outcome = Extract<AgentMessage, { type: "result" }>["outcome"];
 type CommandEvent = Extract<AgentStreamEvent, { type: "command" }>;
-
-/** How long a finished command's outcome is remembered, and how many at most. */
-const REMEMBER_MS = 15 * 60_000;
-const REMEMBER_MAX = 1000;
 /** Before the first heartbeat interval is known: how long a silent stream is trusted. */
 const FIRST_SILENCE_MS = 60_000;
 
@@ -39,16 +37,20 @@ export interface ConnectOptions {
   retries: number;
   log: (line: string) => void;
   signal: AbortSignal;
+  /** Where the commands it started and their outcomes are kept across restarts; null keeps them in memory. */
+  journalFile: string | null;
 }
 
 export class AgentConnection {
   private agentId: string | null = null;
-  private readonly completed = new Map<string, { outcome: Outcome; at: number }>();
+  private readonly journal: CommandJournal;
   private readonly running = new Set<string>();
   /** Aborts a running command when the portal says it was cancelled. */
   private readonly cancels = new Map<string, AbortController>();
 
-  constructor(private readonly opts: ConnectOptions) {}
+  constructor(private readonly opts: ConnectOptions) {
+    this.journal = new CommandJournal(opts.journalFile);
+  }
 
   /** Connects and stays connected until `signal` is aborted (or, not as a service, until it cannot). */
   async run(): Promise<void> {
@@ -173,20 +175,21 @@ export class AgentConnection {
     }
   }
 
-  private remember(id: string, outcome: Outcome): void {
-    const now = Date.now();
-    for (const [key, entry] of this.completed) if (now - entry.at > REMEMBER_MS || this.completed.size >= REMEMBER_MAX) this.completed.delete(key);
-    this.completed.set(id, { outcome, at: now });
-  }
-
   private async handleCommand(command: CommandEvent): Promise<void> {
     const agentId = this.agentId!;
     const ref = { agentId, commandId: command.id };
-    const known = this.completed.get(command.id);
-    if (known) return this.postOutcome(command, known.outcome);
+    const known = this.journal.outcomeOf(command.id);
+    if (known) return this.postOutcome(command, known);
     // Sent again while it runs (a reconnect): its result goes out when it finishes.
     if (this.running.has(command.id)) return;
+    // Started by this agent before it was restarted: whatever it had done is not known to be whole.
+    if (this.journal.wasInterrupted(command.id)) {
+      const interrupted: Outcome = { ok: false, error: `The agent was restarted while it ran ${command.kind}, so it was not finished; run it again` };
+      this.journal.finished(command.id, command.kind, interrupted);
+      return this.postOutcome(command, interrupted);
+    }
     this.running.add(command.id);
+    this.journal.started(command.id, command.kind);
     const left = Date.parse(command.deadline) - Date.now();
     const cancel = new AbortController();
     this.cancels.set(command.id, cancel);
@@ -235,7 +238,7 @@ export class AgentConnection {
     // The last readings and log lines go out before the result, which ends the command in the portal.
     await samples.close();
     await logs;
-    this.remember(command.id, outcome);
+    this.journal.finished(command.id, command.kind, outcome);
     await this.postOutcome(command, outcome);
   }
 
@@ -244,7 +247,7 @@ export class AgentConnection {
       await this.post({ type: "result", agentId: this.agentId!, commandId: command.id, outcome }, `${command.kind}: sending the result`);
       this.opts.log(`${command.kind} (${command.id}) ${outcome.ok ? "succeeded" : `failed: ${outcome.error}`}`);
     } catch (error) {
-      // Kept in `completed`: when the portal resends the command after a reconnect, it gets this answer.
+      // Kept in the journal: when the portal resends the command after a reconnect, it gets this answer.
       this.opts.log(`${command.kind} (${command.id}): could not send the result yet (${(error as Error).message}); it is kept for when the portal asks again`);
     }
   }
