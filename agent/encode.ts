@@ -23,12 +23,14 @@ function run(args: string[]): Promise<void> {
   });
 }
 
-/** Encodes every camera of the episode that has frames but no video, into `outRoot`/videos/...; returns the episode with its videos. */
+/**
+ * Encodes every camera of the episode that has frames but no video, into `outRoot`/videos/...
+ * (or takes the video an earlier run made there); returns the episode with its videos.
+ */
 export async function encodeEpisodeLocally(e: EpisodeOnDisk, opts: { outRoot: string; fps: number; onCamera?: (camera: string) => void }): Promise<EpisodeOnDisk> {
   const videos = new Map(e.videos);
   for (const [camera, frames] of e.frames) {
     if (videos.has(camera) || frames.length === 0) continue;
-    opts.onCamera?.(camera);
     const dir = path.dirname(frames[0].abs);
     const names = frames.map((f) => path.basename(f.abs));
     const width = names[0].length;
@@ -36,6 +38,17 @@ export async function encodeEpisodeLocally(e: EpisodeOnDisk, opts: { outRoot: st
     const episodeDir = path.basename(dir);
     const rel = `videos/${camera}/${episodeDir}.mp4`;
     const out = path.join(opts.outRoot, "videos", camera, `${episodeDir}.mp4`);
+    // Encoded by an earlier run (one killed before its upload finished): the same video, kept,
+    // so the upload's fingerprint is the same and it resumes instead of starting again. Only a
+    // whole video bears the name (it is renamed from a temporary file), and a frame written
+    // after it makes it stale.
+    const made = fs.statSync(out, { throwIfNoEntry: false });
+    const newestFrame = frames.reduce((newest, f) => Math.max(newest, f.mtimeMs), 0);
+    if (made && made.size > 0 && made.mtimeMs >= newestFrame) {
+      videos.set(camera, { rel, abs: out, size: made.size, mtimeMs: made.mtimeMs });
+      continue;
+    }
+    opts.onCamera?.(camera);
     fs.mkdirSync(path.dirname(out), { recursive: true });
     const temp = `${out}.tmp.mp4`;
     await run(["-y", "-loglevel", "error", "-framerate", String(opts.fps), "-pattern_type", "glob", "-i", path.join(dir, "frame[-_]*.png"), "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p", "-g", "2", temp]);
