@@ -76,6 +76,17 @@ async function commandIn(commandId: string, statuses: string[], timeoutMs = 30_0
   }, { what: `command in ${statuses.join("/")}`, timeoutMs });
 }
 
+/** An agent killed with SIGKILL while it runs a long ping: its name, its row and the ping. */
+async function killedMidPing(prefix: string) {
+  const name = `${prefix}-${crypto.randomBytes(3).toString("hex")}`;
+  const agent = connectAgent(name);
+  const online = await onlineAgent(name);
+  const sent = await ping(online.id, 60_000);
+  await commandIn(sent.id, ["running"]);
+  agent.child.kill("SIGKILL");
+  return { name, online, sent };
+}
+
 beforeAll(async () => {
   buildAgent();
   ({ actor } = await createOrgWithMember(db, "operator"));
@@ -196,12 +207,7 @@ describe("gantry-agent connect", () => {
   }, 180_000);
 
   it("fails the command it was running, saying so, when the agent is killed, and shows it offline", async () => {
-    const name = `killed-${crypto.randomBytes(3).toString("hex")}`;
-    const agent = connectAgent(name);
-    const online = await onlineAgent(name);
-    const sent = await ping(online.id, 60_000);
-    await commandIn(sent.id, ["running"]);
-    agent.child.kill("SIGKILL");
+    const { name, online, sent } = await killedMidPing("killed");
     const failed = await commandIn(sent.id, ["failed", "succeeded"]);
     expect(failed.status).toBe("failed");
     expect(failed.error).toMatch(new RegExp(`agent ${name} disconnected while running ping`));
@@ -213,12 +219,7 @@ describe("gantry-agent connect", () => {
   });
 
   it("says a command it was running was interrupted when it is restarted, instead of running it again", async () => {
-    const name = `restarted-${crypto.randomBytes(3).toString("hex")}`;
-    const first = connectAgent(name);
-    const online = await onlineAgent(name);
-    const sent = await ping(online.id, 60_000);
-    await commandIn(sent.id, ["running"]);
-    first.child.kill("SIGKILL");
+    const { name, online, sent } = await killedMidPing("restarted");
     // Back within the portal's grace (a service restarted): the portal sends the command again.
     const second = connectAgent(name);
     const ended = await commandIn(sent.id, ["failed", "succeeded"]);
