@@ -118,11 +118,13 @@ async function listRemote(client: S3Client, Bucket: string, Prefix: string, sign
 }
 
 /**
- * Aborts the unfinished multipart uploads under the prefix begun before `before`: those of an
- * earlier export killed in the middle of a large file (its own `catch` never ran), whose parts
- * the bucket would otherwise keep, and bill, for ever. Skipped when the key may not list them.
+ * Aborts the unfinished multipart uploads under the prefix, before this export starts any: those
+ * of an earlier export killed in the middle of a large file (its own `catch` never ran), whose
+ * parts the bucket would otherwise keep, and bill, for ever. A dataset exports one at a time, so
+ * none is another's under way (the bucket's clock, and its `Initiated` to the second, are not
+ * compared with ours). Skipped when the key may not list them.
  */
-async function abortLeftUploads(client: S3Client, Bucket: string, Prefix: string, before: Date, signal?: AbortSignal): Promise<number> {
+async function abortLeftUploads(client: S3Client, Bucket: string, Prefix: string, signal?: AbortSignal): Promise<number> {
   let aborted = 0;
   let KeyMarker: string | undefined;
   let UploadIdMarker: string | undefined;
@@ -130,7 +132,7 @@ async function abortLeftUploads(client: S3Client, Bucket: string, Prefix: string
     do {
       const page = await client.send(new ListMultipartUploadsCommand({ Bucket, Prefix, KeyMarker, UploadIdMarker }), { abortSignal: signal });
       for (const u of page.Uploads ?? []) {
-        if (!u.Key || !u.UploadId || (u.Initiated ?? new Date(0)) >= before) continue;
+        if (!u.Key || !u.UploadId) continue;
         await client.send(new AbortMultipartUploadCommand({ Bucket, Key: u.Key, UploadId: u.UploadId }), { abortSignal: signal }).catch(() => {});
         aborted++;
       }
@@ -180,7 +182,6 @@ export interface BucketExportInput {
 
 export async function exportDatasetToBucket(db: Db, { orgId, datasetId, folder, target, settings, blobs, progress, signal }: BucketExportInput): Promise<BucketExportResult> {
   if (!target) throw new AppError("CONFLICT", NO_BUCKET_MESSAGE);
-  const startedAt = new Date();
   await checkHost(new URL(target.endpoint).hostname, "object-storage");
   const snapshot = await snapshotBuild(db, { orgId, datasetId, settings, blobs });
   try {
@@ -196,7 +197,7 @@ export async function exportDatasetToBucket(db: Db, { orgId, datasetId, folder, 
     let skipped = 0;
     let reported = Date.now();
     try {
-      const left = await abortLeftUploads(client, target.bucket, keyPrefix, startedAt, signal);
+      const left = await abortLeftUploads(client, target.bucket, keyPrefix, signal);
       if (left) await progress.log(`Aborted ${left} unfinished upload${left === 1 ? "" : "s"} an earlier export left under s3://${target.bucket}/${keyPrefix}`);
       const listed = await listRemote(client, target.bucket, keyPrefix, signal);
       for (const [i, rel] of files.entries()) {
