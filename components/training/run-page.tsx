@@ -41,6 +41,7 @@ export function RunPage({ runId }: { runId: string }) {
         actions={
           <>
             {can("operator") && isActive && <Button variant="danger" disabled={cancel.isPending} onClick={() => confirm("Cancel this run? Training is stopped on the host (TERM, then KILL after the grace period).") && cancel.mutate({ runId })}>Cancel run</Button>}
+            {can("operator") && r.status === "lost" && r.runDir && <Button variant="danger" disabled={cancel.isPending} onClick={() => confirm("Stop this run on its host? Gantry lost track of it; if its process still runs there it is stopped (TERM, then KILL after the grace period).") && cancel.mutate({ runId })}>Stop on host</Button>}
             {canRestart && r.lastStep !== null && <Button variant="secondary" disabled={resume.isPending} onClick={() => resume.mutate({ runId })}>Resume from last checkpoint</Button>}
             {canRestart && <Button variant="secondary" disabled={retry.isPending} onClick={() => retry.mutate({ runId })}>Retry afresh</Button>}
           </>

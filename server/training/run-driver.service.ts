@@ -52,6 +52,12 @@ export function commandOf(r: RunRow, paths: RunPaths, datasetRoot: string, resum
 export async function driveTrainingRun(db: Db, { runId, settings, blobs, progress, signal }: { runId: string; settings: DriverSettings; blobs: BlobStore; progress: ProgressReporter; signal: AbortSignal }): Promise<{ status: RunStatus }> {
   const r = await loadRun(db, runId);
   if (!r) throw new AppError("NOT_FOUND", "The training run was deleted");
+  // Cancel on a lost run: its process, if it still runs on the host, is stopped there.
+  if (r.status === "lost" && r.cancelRequestedAt) {
+    await progress.step("Stopping the lost run on its host", 0.5);
+    await cancelOnHost(db, runId, settings, { note: r.error ? `Cancelled after it was lost: ${r.error}` : null });
+    return { status: "cancelled" };
+  }
   if (["succeeded", "failed", "cancelled", "lost"].includes(r.status)) return { status: r.status as RunStatus };
   if (r.target.kind === "transactions-api") return driveTransactionRun(db, { runId, settings, blobs, progress, signal });
   // A cancel stops the run on its host; a stopping worker leaves it training, detached, for the next worker.
@@ -211,7 +217,7 @@ async function follow(db: Db, r: RunRow, paths: RunPaths, ctx: DriveCtx): Promis
 }
 
 /** Stops the run on its host: TERM to its process group, the grace period, then KILL; on Slurm, scancel. */
-export async function cancelOnHost(db: Db, runId: string, settings: Pick<DriverSettings, "TRAINING_CANCEL_GRACE_S">): Promise<void> {
+export async function cancelOnHost(db: Db, runId: string, settings: Pick<DriverSettings, "TRAINING_CANCEL_GRACE_S">, { note = null }: { note?: string | null } = {}): Promise<void> {
   const r = await loadRun(db, runId);
   if (!r) return;
   let slurmState: string | null = null;
@@ -234,6 +240,6 @@ export async function cancelOnHost(db: Db, runId: string, settings: Pick<DriverS
       session.close();
     }
   }
-  await setStatus(db, runId, "cancelled", { finishedAt: new Date(), error: null, ...(slurmState ? { slurmState, slurmReason: null } : {}) });
+  await setStatus(db, runId, "cancelled", { finishedAt: new Date(), error: note, ...(slurmState ? { slurmState, slurmReason: null } : {}) });
 }
 

@@ -156,6 +156,15 @@ export async function endRunOfJob(tx: Tx, jobId: string, reason: string): Promis
 /** Cancels a run: its job stops the process group on the host (TERM, grace, KILL). */
 export async function cancelRun(db: Db, { actor, runId }: { actor: OrgActor; runId: string }): Promise<{ runId: string }> {
   const r = await findRun(db, actor.orgId, runId);
+  // A lost run's process may still be training on its host: a job goes there and stops it.
+  if (r.status === "lost" && r.runDir) {
+    await db.$transaction(async (tx) => {
+      const { jobId } = await enqueue(trainingRunJob, { runId }, { tx, orgId: actor.orgId, createdById: actor.userId });
+      await tx.trainingRun.update({ where: { id: runId }, data: { cancelRequestedAt: new Date(), jobId } });
+      await recordAudit(tx, { orgId: actor.orgId, actor, action: "training.run.cancel", target: `training-run:${runId}`, data: { name: r.name, lost: true } });
+    });
+    return { runId };
+  }
   if ((FINAL_STATUSES as string[]).includes(r.status)) throw new AppError("CONFLICT", `This run has already ${r.status === "succeeded" ? "finished" : `ended (${r.status})`}; there is nothing to cancel`);
   await db.trainingRun.update({ where: { id: runId }, data: { cancelRequestedAt: new Date() } });
   if (r.jobId) await cancelJob(db, { actor, jobId: r.jobId }).catch((error) => {

@@ -13,7 +13,7 @@ import { addTestedTarget, datasetWithBuild, isTrainerAlive, makeGpuHost, trainer
 import { startWorker, type StartedWorker } from "../../worker/worker";
 import { blobStore } from "../storage/blobs";
 import type { OrgActor } from "../auth/roles";
-import { cancelRun, getRun, readRunLog, readRunMetrics, restartRun, startRun } from "./runs.service";
+import { cancelRun, endRunOfJob, getRun, readRunLog, readRunMetrics, restartRun, startRun } from "./runs.service";
 import { testTarget } from "./targets.service";
 import { connectTrainingHost } from "./host";
 import { listCheckpoint } from "./checkpoint.service";
@@ -176,6 +176,32 @@ describe("a training run", { timeout: 180_000 }, () => {
     expect(run.status).toBe("cancelled");
     expect(trainerAlive(runId)).toBe(false);
     expect(await hostLog(runId)).toMatch(/Received SIGTERM; ignoring it/);
+    resetControls();
+  });
+
+  it("stops on its host a run that was lost while its process still trained there", { timeout: 120_000 }, async () => {
+    resetControls();
+    control("train-pace-ms", "200");
+    await inProcessWorker();
+    const dataset = await datasetWithBuild(db, env(), actor.orgId);
+    const { runId, jobId } = await startRun(db, { actor, input: { datasetId: dataset.id, policyType: "act", steps: 100_000, saveFreq: 50_000, logFreq: 10 } });
+    await waitFor(async () => (await runOf(runId)).lastStep !== null, { timeoutMs: 60_000, what: "the run to log a step" });
+    // Its job ended without it, as when its worker died under it every time: the run is lost, training goes on.
+    await stopInProcessWorker();
+    await db.$executeRaw`SELECT graphile_worker.remove_job(${jobId}::text)`;
+    await db.job.update({ where: { id: jobId }, data: { status: "failed", error: "The worker running it stopped answering on every attempt (3)" } });
+    await endRunOfJob(db, jobId, "The worker running it stopped answering on every attempt (3)");
+    expect(await runOf(runId)).toMatchObject({ status: "lost" });
+    expect(trainerAlive(runId)).toBe(true);
+
+    await inProcessWorker();
+    await cancelRun(db, { actor, runId });
+    const stopped = await waitFor(async () => {
+      const r = await runOf(runId);
+      return r.status === "cancelled" && r;
+    }, { timeoutMs: 60_000, what: "the lost run to be stopped on its host" });
+    expect(stopped.error).toMatch(/^Cancelled after it was lost: The worker running it stopped answering/);
+    expect(trainerAlive(runId)).toBe(false);
     resetControls();
   });
 
