@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { env } from "../env";
+import { INT_COLUMN_MAX } from "../db/limits";
 import { AppError, toHttpError } from "../errors";
 import { openSseSubscriber } from "../metrics/process-metrics";
 
@@ -95,7 +96,7 @@ export function sseResponse<T extends object>(request: Request, events: AsyncGen
 }
 
 /** The largest event id of a stream numbered by an Int column (a job's seq, an organisation's orgSeq). */
-export const EVENT_SEQ_MAX = 2_147_483_647;
+export const EVENT_SEQ_MAX = INT_COLUMN_MAX;
 
 /** Last-Event-ID as a stream takes it: the id of an event it sent, a whole number up to `max`. */
 export function lastEventIdSchema(max: number) {

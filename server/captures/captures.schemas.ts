@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { sha256Schema } from "../storage/blob-store";
 import { epochMsSchema } from "../hardware/hardware.schemas";
+import { INT_COLUMN_MAX } from "../db/limits";
 
 // Live capture: sessions (tRPC and the portal's pages), the trainer protocol (route handlers
 // under /api/captures/<id>/, camelCase JSON) and the earlier system's endpoints (snake_case,
@@ -19,7 +20,7 @@ export const jointAnglesSchema = z
   });
 
 /** A count the trainer reports (an iteration, splats, a generation): at most what its Int column holds. */
-const countSchema = z.number().int().min(0).max(2_147_483_647);
+const countSchema = z.number().int().min(0).max(INT_COLUMN_MAX);
 
 export const createCaptureInput = z.object({
   name: z.string().trim().min(1, "Name the session, e.g. after the scene").max(120),

@@ -1,4 +1,5 @@
 import { AppError } from "../errors";
+import { INT_COLUMN_MAX } from "../db/limits";
 import { quoteShell } from "../ssh/shell-quote";
 import { PLACEHOLDERS } from "./training.schemas";
 
@@ -62,7 +63,7 @@ export function renderCommand(template: string, values: TemplateValues | Record<
  * number its Int columns hold. Others are ignored, as a line that is not a metrics line is.
  */
 export function isStoredStep(step: number): boolean {
-  return Number.isSafeInteger(step) && step >= 0 && step <= 2_147_483_647;
+  return Number.isSafeInteger(step) && step >= 0 && step <= INT_COLUMN_MAX;
 }
 
 /** "2K" → 2000, "1.5M" → 1500000, "16" → 16 (LeRobot's format_big_number). */
