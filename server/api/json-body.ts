@@ -58,21 +58,14 @@ export function isNestedDeeperThan(text: string, limit: number): boolean {
   return false;
 }
 
-/**
- * JSON text parsed, or a 400 saying why not; `what` names it in the message. `keepNul` leaves
- * NUL characters to a later check (tRPC's inputs: its middleware names the field without the
- * transport's envelope).
- */
-export function parseJsonText(text: string, what = "The request body", { keepNul = false }: { keepNul?: boolean } = {}): unknown {
+/** JSON text parsed, or a 400 saying why not; `what` names it in the message. */
+export function parseJsonText(text: string, what = "The request body"): unknown {
   if (isNestedDeeperThan(text, MAX_JSON_DEPTH)) throw new AppError("BAD_REQUEST", `${what} nests arrays or objects more than ${MAX_JSON_DEPTH} deep; no input of the portal needs that many levels`);
-  let value: unknown;
   try {
-    value = JSON.parse(text);
+    return JSON.parse(text);
   } catch {
     throw new AppError("BAD_REQUEST", `${what} is not valid JSON`);
   }
-  if (!keepNul) refuseNulCharacters(value, what);
-  return value;
 }
 
 /**
@@ -87,5 +80,7 @@ export async function readJsonBody(request: Request, { maxBytes = env().API_MAX_
   const text = await readBodyText(request, maxBytes);
   if (whenEmpty !== undefined && text.trim() === "") return whenEmpty;
   if (isNotJson) throw refuse();
-  return parseJsonText(text);
+  const value = parseJsonText(text);
+  refuseNulCharacters(value, "The request body");
+  return value;
 }

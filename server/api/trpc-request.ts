@@ -39,7 +39,7 @@ export class CheckedTrpcRequest extends Request {
       }
       // A query's input rides in the URL, which tRPC parses later.
       const input = new URL(this.url).searchParams.get("input");
-      if (input) parseJsonText(input, "The input in the URL", { keepNul: true });
+      if (input) parseJsonText(input, "The input in the URL");
     } catch (error) {
       throw asTrpcError(error);
     }
@@ -48,7 +48,7 @@ export class CheckedTrpcRequest extends Request {
 
   override async json(): Promise<unknown> {
     try {
-      return parseJsonText(await readBodyText(this, this.maxBytes), undefined, { keepNul: true });
+      return parseJsonText(await readBodyText(this, this.maxBytes));
     } catch (error) {
       throw asTrpcError(error);
     }

@@ -2,6 +2,7 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
 import { AppError } from "../../errors";
+import { refuseNulCharacters } from "../../security/nul-characters";
 import { resolveInside } from "../../security/paths";
 import { episodeNumberSchema, type FeatureMap } from "../datasets.schemas";
 import type { FrameRow } from "../raw-episode";
@@ -170,7 +171,7 @@ function checkEpisodes(episodes: SourceEpisode[], meta: string): SourceEpisode[]
     if (!episodeNumberSchema.safeParse(e.index).success) throw new AppError("BAD_REQUEST", `${meta} lists an episode_index of ${String(e.index)}; an episode's index is a whole number from 0 to 10000000`);
     if (seen.has(e.index)) throw new AppError("BAD_REQUEST", `${meta} lists episode ${e.index} twice; each episode_index may appear once`);
     seen.add(e.index);
-    if (e.task.includes("\u0000")) throw new AppError("BAD_REQUEST", `Episode ${e.index}'s task holds a NUL character (\\u0000); remove it from the dataset's tasks`);
+    refuseNulCharacters(e.task, `Episode ${e.index}'s task`);
     for (const row of e.rows) {
       for (const key of ["observation.state", "action"] as const) {
         if (!row[key].every(Number.isFinite)) throw new AppError("BAD_REQUEST", `Episode ${e.index}, frame ${row.frame_index}: ${key} holds a value that is not a finite number; the dataset's frames must be numbers`);
