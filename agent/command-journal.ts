@@ -17,9 +17,9 @@ export type Outcome = Extract<AgentMessage, { type: "result" }>["outcome"];
 const REMEMBER_MS = 15 * 60_000;
 const REMEMBER_MAX = 1000;
 
-const entrySchema = z.object({ at: z.number(), kind: z.string(), outcome: z.unknown().optional() });
+const entrySchema = z.object({ at: z.number(), outcome: z.unknown().optional() });
 const journalSchema = z.record(z.string(), entrySchema);
-type Entry = { at: number; kind: string; outcome?: Outcome };
+type Entry = { at: number; outcome?: Outcome };
 
 export class CommandJournal {
   private readonly entries = new Map<string, Entry>();
@@ -56,14 +56,14 @@ export class CommandJournal {
     return entry !== undefined && entry.outcome === undefined && !this.ours.has(id);
   }
 
-  started(id: string, kind: string): void {
+  started(id: string): void {
     this.ours.add(id);
-    this.entries.set(id, { at: Date.now(), kind });
+    this.entries.set(id, { at: Date.now() });
     this.save();
   }
 
-  finished(id: string, kind: string, outcome: Outcome): void {
-    this.entries.set(id, { at: this.entries.get(id)?.at ?? Date.now(), kind, outcome });
+  finished(id: string, outcome: Outcome): void {
+    this.entries.set(id, { at: this.entries.get(id)?.at ?? Date.now(), outcome });
     this.save();
   }
 

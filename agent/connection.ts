@@ -185,11 +185,11 @@ export class AgentConnection {
     // Started by this agent before it was restarted: whatever it had done is not known to be whole.
     if (this.journal.wasInterrupted(command.id)) {
       const interrupted: Outcome = { ok: false, error: `The agent was restarted while it ran ${command.kind}, so it was not finished; run it again` };
-      this.journal.finished(command.id, command.kind, interrupted);
+      this.journal.finished(command.id, interrupted);
       return this.postOutcome(command, interrupted);
     }
     this.running.add(command.id);
-    this.journal.started(command.id, command.kind);
+    this.journal.started(command.id);
     const left = Date.parse(command.deadline) - Date.now();
     const cancel = new AbortController();
     this.cancels.set(command.id, cancel);
@@ -238,7 +238,7 @@ export class AgentConnection {
     // The last readings and log lines go out before the result, which ends the command in the portal.
     await samples.close();
     await logs;
-    this.journal.finished(command.id, command.kind, outcome);
+    this.journal.finished(command.id, outcome);
     await this.postOutcome(command, outcome);
   }
 
