@@ -12,7 +12,8 @@ export function tensorSpec(info: OnnxValueInfo): TensorSpec {
   const tensor = info.type?.tensor_type;
   if (!tensor) return { name, type: info.type?.sequence_type ? "sequence" : info.type?.map_type ? "map" : "unknown", shape: [] };
   const type = onnxElementTypes[tensor.elem_type ?? 0] ?? `type ${tensor.elem_type ?? 0}`;
-  return { name, type, shape: (tensor.shape?.dim ?? []).map((d) => d.dim_param || (d.dim_value ?? "?")) };
+  // A negative size (some converters write -1) means what an unnamed one does: any size.
+  return { name, type, shape: (tensor.shape?.dim ?? []).map((d) => d.dim_param || (d.dim_value !== undefined && d.dim_value >= 0 ? d.dim_value : "?")) };
 }
 
 /** A graph input or output description larger than this is not a real one. */

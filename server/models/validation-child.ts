@@ -4,6 +4,7 @@
 // being "result" or "failure".
 import { performance } from "node:perf_hooks";
 import * as ort from "onnxruntime-node";
+import { halvesToNumbers } from "./half-float";
 import { describeOrtError } from "./ort-errors";
 import { childRequestSchema, type ChildMessage, type ChildRequest, type FlatTensor } from "./validation.schemas";
 
@@ -78,7 +79,10 @@ function generatedInputs(request: ChildRequest): Record<string, ort.Tensor> {
     // Floats in [-1, 1); integers small and non-negative, since they are often indices.
     const values = Array.from({ length: count }, () => (isFloat ? random() * 2 - 1 : input.type === "bool" ? Math.round(random()) : Math.floor(random() * 4)));
     const data = typedArray(input.type, values);
-    if (!data) throw new ProblemError(`Input "${input.name}" has element type ${input.type}, which validation cannot fill yet.`);
+    if (!data) {
+      const remedy = input.type === "float16" ? " Export it with float32 inputs and outputs (for a float16 model, onnxconverter-common's convert_float_to_float16 with keep_io_types=True)." : "";
+      throw new ProblemError(`Input "${input.name}" has element type ${input.type}, which Gantry does not serve: inputs must be float32, float64, integers or bool.${remedy}`);
+    }
     feeds[input.name] = tensor(input.type, data, input.shape);
   }
   return feeds;
@@ -121,7 +125,7 @@ async function runTestVector(session: ort.InferenceSession, vector: NonNullable<
       problems.push(`The test vector expects an output "${name}", which the model did not produce.`);
       continue;
     }
-    const got = Array.from(actual.data as ArrayLike<number | bigint>, Number);
+    const got = actual.type === "float16" ? halvesToNumbers(actual.data as Uint16Array) : Array.from(actual.data as ArrayLike<number | bigint>, Number);
     if (got.length !== want.data.length) {
       problems.push(`Output "${name}" has ${got.length} values (shape [${actual.dims.join(", ")}]) but the test vector expects ${want.data.length} (shape [${want.shape.join(", ")}]).`);
       continue;

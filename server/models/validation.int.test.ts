@@ -9,7 +9,9 @@ import {
   buildExternalDataModel,
   buildFutureModel,
   buildGarbage,
+  buildHalfOutputModel,
   buildLookupModel,
+  buildMinusOneDimModel,
   buildMixedTypesModel,
   buildMlp,
   buildTruncatedModel,
@@ -86,6 +88,22 @@ describe("validateOnnxFile on working models", () => {
     const fixed = await validateOnnxFile({ ...base, file: writeModel(buildMlp(2)) });
     expect(fixed.problems).toEqual([]);
     expect(fixed.signature?.outputs[0].shape).toEqual([2, 3]);
+  });
+
+  it("reads a dimension written as -1 as a free one (as onnxruntime does), not as a damaged file", async () => {
+    const report = await validateOnnxFile({ ...base, file: writeModel(buildMinusOneDimModel()) });
+    expect(report.problems).toEqual([]);
+    expect(report.ok).toBe(true);
+    expect(report.signature?.inputs[0]).toEqual({ name: "x", type: "float32", shape: ["?", 6] });
+  });
+
+  it("compares a float16 output with a test vector as numbers, not as its bit patterns", async () => {
+    const testVector = { inputs: { x: [[1, 0.5], [-2, 0.25]] }, outputs: { y: [[1, 0.5], [-2, 0.25]] } };
+    const report = await validateOnnxFile({ ...base, file: writeModel(buildHalfOutputModel()), testVector });
+    expect(report.problems).toEqual([]);
+    expect(report.signature?.outputs[0]).toEqual({ name: "y", type: "float16", shape: ["batch", 2] });
+    expect(report.testVector).toMatchObject({ ok: true, problems: [] });
+    expect(report.maxAbsDiff).toBe(0);
   });
 
   it("fills int64 and bool inputs", async () => {
@@ -245,9 +263,9 @@ describe("validateOnnxFile on broken and hostile files", () => {
     expect(report.problems[0]).toBe(`Input "x" would hold ${2 ** 29} elements with shape [${2 ** 27}, 4], more than the ${2 ** 28} allowed — give smaller values for its dynamic dimensions.`);
   });
 
-  it("gives external data that is simply missing its own reason", async () => {
+  it("says how to make a model whose weights are in a separate file into the one file a version is", async () => {
     const report = await validateOnnxFile({ ...base, file: writeModel(buildExternalDataModel("weights.bin")) });
-    expect(report.problems[0]).toBe('Tensor "w" keeps its data in "weights.bin", which is missing — upload it beside the model.');
+    expect(report.problems[0]).toMatch(/^Tensor "w" keeps its data in a separate file, "weights.bin", and a model version is one .onnx file. Save the model with its weights inside \(onnx.save_model/);
   });
 
   it("loads external data that sits beside the model", async () => {

@@ -4,6 +4,7 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { AppError } from "../errors";
 import { killOwned, spawnOwned } from "../process/owned-child";
+import { recogniseNotAModel } from "./not-a-model";
 import { decodeModel, type OnnxGraph, type OnnxModel, type OnnxTensor } from "./onnx-proto";
 import { tensorSpec } from "./onnx-signature";
 import { prepareTestVector } from "./test-vector";
@@ -85,7 +86,7 @@ async function checkExternalData(graph: OnnxGraph, modelDir: string, problems: s
       continue;
     }
     const real = await fs.realpath(resolved).catch(() => null);
-    if (!real) problems.push(`${what} keeps its data in "${location}", which is missing — upload it beside the model.`);
+    if (!real) problems.push(`${what} keeps its data in a separate file, "${location}", and a model version is one .onnx file. Save the model with its weights inside (onnx.save_model(model, "model.onnx", save_as_external_data=False), or torch.onnx.export with external_data=False) and send that file; it can be up to 2 GiB.`);
     else if (!real.startsWith(realDir + path.sep)) problems.push(`${what} keeps its data in "${location}", a link leading outside the model's folder.`);
   }
 }
@@ -98,7 +99,8 @@ export async function inspectOnnxModel({ bytes, modelDir, dims = {}, maxInputEle
     model = decodeModel(bytes);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    report.problems.push(/index out of range/.test(reason) ? "This is not an ONNX model: the file ends before the model does — it looks truncated." : `This is not an ONNX model: its bytes do not decode as ONNX protobuf (${reason}).`);
+    const notAModel = recogniseNotAModel(bytes);
+    report.problems.push(notAModel ?? (/index out of range/.test(reason) ? "This is not an ONNX model: the file ends before the model does — it looks truncated." : `This is not an ONNX model: its bytes do not decode as ONNX protobuf (${reason}).`));
     return { report, inputs: [] };
   }
   const graph = model.graph;
@@ -167,7 +169,7 @@ export async function validateOnnxFile({ file, dims = {}, runs, testVector, time
   const stat = await fs.stat(file).catch(() => null);
   if (!stat?.isFile()) throw new AppError("NOT_FOUND", `The model file to validate (${path.basename(file)}) is missing.`);
   if (stat.size > MAX_PROTOBUF_BYTES) {
-    return withVectorNotRun({ ...emptyReport(), problems: [`The model file is ${stat.size} bytes, over the 2 GiB an ONNX protobuf can hold — export its weights as external data.`] }, testVector);
+    return withVectorNotRun({ ...emptyReport(), problems: [`The model file is ${stat.size} bytes, over the 2 GiB one ONNX file can hold, and a model version is one .onnx file. Make the model smaller (quantise its weights to int8 or float16) to bring it under 2 GiB.`] }, testVector);
   }
   const { report, inputs } = await inspectOnnxModel({ bytes: await fs.readFile(file), modelDir: path.dirname(file), dims, maxInputElements });
   const request: ChildRequest = { modelPath: path.resolve(file), inputs, runs };

@@ -4,7 +4,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../tests/setup/test-database";
 import { createOrgWithMember } from "../../tests/helpers/factories";
-import { buildGarbage, buildMlp, buildTwoInputModel, runMlpInJs, seededValues } from "../../tests/helpers/onnx-models";
+import { buildGarbage, buildHalfOutputModel, buildMlp, buildTwoInputModel, runMlpInJs, seededValues } from "../../tests/helpers/onnx-models";
 import { buildSlowModel } from "../../tests/helpers/slow-model";
 import { createModelServer } from "../../serve/server";
 import { createDb, type Db } from "../db";
@@ -147,6 +147,21 @@ describe("model server", () => {
     });
     expect(status).toBe(200);
     expect(body.outputs[0].data).toEqual([4, 9, 16]);
+  });
+
+  it("answers a float16 output as FP16 numbers, and refuses one that overflowed to Infinity", async () => {
+    const signature: Signature = { inputs: [{ name: "x", type: "float32", shape: ["batch", 2] }], outputs: [{ name: "y", type: "float16", shape: ["batch", 2] }] };
+    await deploy(owner, "half", (await addReadyVersion(owner, buildHalfOutputModel(), signature)).versionId);
+    const { status, body } = await call("POST", "/v2/models/half/infer", { inputs: [{ name: "x", shape: [2, 2], datatype: "FP32", data: [1, 0.5, -2, 0.333333] }] });
+    expect(status).toBe(200);
+    expect(body.outputs[0]).toMatchObject({ name: "y", datatype: "FP16", shape: [2, 2] });
+    expect(body.outputs[0].data.slice(0, 3)).toEqual([1, 0.5, -2]);
+    expect(body.outputs[0].data[3]).toBeCloseTo(1 / 3, 3);
+    expect((await call("GET", "/v2/models/half")).body.outputs[0].datatype).toBe("FP16");
+    // 131008 is past float16's largest value (65504): the cast gives +Infinity.
+    const overflow = await call("POST", "/v2/models/half/infer", { inputs: [{ name: "x", shape: [1, 2], datatype: "FP32", data: [131008, 1] }] });
+    expect(overflow.status).toBeGreaterThanOrEqual(400);
+    expect(overflow.body.error).toMatch(/Infinity|not a finite number/);
   });
 
   it("needs a token, and names resolve inside the token's organisation", async () => {

@@ -1,4 +1,5 @@
 import { AppError } from "../errors";
+import { halvesToNumbers, isHalfNonFinite } from "../models/half-float";
 import type { TensorSpec } from "../models/validation.schemas";
 import type { EndpointSettings } from "./endpoints.schemas";
 import type { RawTensor } from "./session-pool";
@@ -21,7 +22,9 @@ const oipToOrt = {
 } as const;
 type OipDatatype = keyof typeof oipToOrt;
 type OrtType = (typeof oipToOrt)[OipDatatype];
-const ortToOip = Object.fromEntries(Object.entries(oipToOrt).map(([k, v]) => [v, k])) as Record<string, OipDatatype>;
+// float16 is an output type only: a model may end in one (a mixed-precision export); requests
+// in FP16 are not taken, and validation refuses a model whose inputs are float16.
+const ortToOip: Record<string, string> = { ...Object.fromEntries(Object.entries(oipToOrt).map(([k, v]) => [v, k])), float16: "FP16" };
 
 /** The OIP datatype of an onnxruntime element type ("float32" → "FP32"); unknown ones upper-cased. */
 export function toOipDatatype(ortType: string): string {
@@ -207,21 +210,26 @@ const notNormalisable = (name: string, i: number, v: number) =>
 
 /** Where a float tensor holds NaN or ±Infinity: how many, and the first position. Null for other types or none. */
 export function findNonFinite(tensor: RawTensor): { count: number; first: number } | null {
-  if (tensor.type !== "float32" && tensor.type !== "float64") return null;
+  const isHalf = tensor.type === "float16";
+  if (tensor.type !== "float32" && tensor.type !== "float64" && !isHalf) return null;
   const data = tensor.data as ArrayLike<number>;
   let count = 0;
   let first = -1;
   for (let i = 0; i < data.length; i++) {
-    if (Number.isFinite(data[i])) continue;
+    if (isHalf ? !isHalfNonFinite(data[i]) : Number.isFinite(data[i])) continue;
     if (count++ === 0) first = i;
   }
   return count ? { count, first } : null;
 }
 
-/** onnxruntime output → JSON tensor (64-bit integers become numbers). */
+/** onnxruntime output → JSON tensor (64-bit integers and half floats become numbers). */
 export function toJsonTensor(name: string, tensor: RawTensor): JsonTensor {
   const data = tensor.data as ArrayLike<number | bigint | boolean>;
-  const values = tensor.type === "bool" ? Array.from(data as Uint8Array, Boolean) : isBig(tensor.type as OrtType) ? Array.from(data as BigInt64Array, Number) : Array.from(data as Float32Array);
+  const values =
+    tensor.type === "bool" ? Array.from(data as Uint8Array, Boolean)
+    : isBig(tensor.type as OrtType) ? Array.from(data as BigInt64Array, Number)
+    : tensor.type === "float16" ? halvesToNumbers(data as Uint16Array)
+    : Array.from(data as Float32Array);
   return { name, shape: tensor.dims.map(Number), datatype: toOipDatatype(tensor.type), data: values };
 }
 

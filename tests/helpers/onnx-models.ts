@@ -5,6 +5,7 @@ import { encodeModel, type OnnxDim, type OnnxModel, type OnnxNode, type OnnxTens
 const FLOAT = 1;
 const INT64 = 7;
 const BOOL = 9;
+const FLOAT16 = 10;
 const ATTR_INT = 2;
 const ATTR_INTS = 7;
 
@@ -125,6 +126,28 @@ export function buildMixedTypesModel(): Buffer {
       ],
       inputs: [valueInfo("ids", INT64, ["n"]), valueInfo("mask", BOOL, ["n"])],
       outputs: [valueInfo("y", FLOAT, ["n"])],
+    }),
+  );
+}
+
+/** y = Cast(x, float16) over x[batch, 2]: a float32 input and a float16 output, as a mixed-precision export ends. */
+export function buildHalfOutputModel(): Buffer {
+  return encodeModel(
+    model({
+      nodes: [{ op_type: "Cast", input: ["x"], output: ["y"], attribute: [{ name: "to", type: ATTR_INT, i: FLOAT16 }] }],
+      inputs: [valueInfo("x", FLOAT, ["batch", 2])],
+      outputs: [valueInfo("y", FLOAT16, ["batch", 2])],
+    }),
+  );
+}
+
+/** y = Relu(x) over x[-1, 6]: the batch written as size -1, as some converters write a free dimension. */
+export function buildMinusOneDimModel(): Buffer {
+  return encodeModel(
+    model({
+      nodes: [{ op_type: "Relu", input: ["x"], output: ["y"] }],
+      inputs: [valueInfo("x", FLOAT, [-1, 6])],
+      outputs: [valueInfo("y", FLOAT, [-1, 6])],
     }),
   );
 }

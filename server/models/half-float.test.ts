@@ -1,0 +1,18 @@
+import { describe, expect, it } from "vitest";
+import { halfToNumber, halvesToNumbers, isHalfNonFinite } from "./half-float";
+
+describe("half-precision floats", () => {
+  it("reads the patterns onnxruntime gives for a float16 output", () => {
+    // 1, 0.5, -2, the largest half, the smallest subnormal, and a negative zero.
+    expect(halvesToNumbers(Uint16Array.of(0x3c00, 0x3800, 0xc000, 0x7bff, 0x0001, 0x8000))).toEqual([1, 0.5, -2, 65504, 2 ** -24, -0]);
+    expect(halfToNumber(0x3555)).toBeCloseTo(1 / 3, 3);
+  });
+
+  it("reads ±Infinity and NaN, and says they are not finite", () => {
+    expect(halfToNumber(0x7c00)).toBe(Number.POSITIVE_INFINITY);
+    expect(halfToNumber(0xfc00)).toBe(Number.NEGATIVE_INFINITY);
+    expect(halfToNumber(0x7e00)).toBeNaN();
+    expect([0x7c00, 0xfc00, 0x7e00].every(isHalfNonFinite)).toBe(true);
+    expect([0x3c00, 0x7bff, 0x0000, 0x8001].some(isHalfNonFinite)).toBe(false);
+  });
+});
