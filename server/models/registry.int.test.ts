@@ -105,6 +105,12 @@ describe("versions", () => {
     await expect(upload(id, content, { maxBytes: 4096 })).rejects.toBeInstanceOf(UploadTooLargeError);
     await expect(upload(id, content, { maxBytes: 4096 })).rejects.toThrow(/MODEL_MAX_UPLOAD_BYTES/);
     await expect(upload(id, Buffer.alloc(0))).rejects.toThrow(/empty/);
+    // What people send instead of a model, named, with the way to the model itself.
+    const pointer = Buffer.from("version https://git-lfs.github.com/spec/v1\noid sha256:" + "a".repeat(64) + "\nsize 91234567\n");
+    await expect(upload(id, pointer)).rejects.toMatchObject({ code: "BAD_REQUEST", message: expect.stringMatching(/Git LFS pointer.*git lfs pull.*Nothing was stored/) });
+    await expect(upload(id, Buffer.from("\n<!DOCTYPE html>\n<html lang=en><head><title>model.onnx</title></head>" + " ".repeat(500)))).rejects.toThrow(/web page.*\/resolve\/main\/model\.onnx/);
+    await expect(upload(id, Buffer.from('{"error":"Not found"}'))).rejects.toThrow(/JSON text, not an ONNX model/);
+    expect(await blobs.has(sha(pointer))).toBe(false);
     expect(await blobs.has(sha(content))).toBe(false);
     expect((await getModel(db, { orgId: operator.orgId, modelId: id })).versions).toEqual([]);
   });

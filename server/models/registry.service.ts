@@ -21,6 +21,7 @@ import type {
   VersionSource,
   ModelVersionView,
 } from "./models.schemas";
+import { recogniseNotAModel, SNIFF_BYTES } from "./not-a-model";
 import { readSignature, SignatureReader } from "./onnx-signature";
 import { sealToken } from "./sources.service";
 import { toPublicSource, toUrlSource } from "./source-url";
@@ -263,12 +264,24 @@ export async function addVersionFromUpload(
   if (testVector !== undefined) checkTestVector(testVector, null, { modelLabel: "the model", outcome: refused });
   const signature = testVector === undefined ? null : new SignatureReader();
   let received = 0;
+  let head: Uint8Array | null = new Uint8Array(0);
   async function* limited() {
     for await (const chunk of body as AsyncIterable<Uint8Array>) {
       received += chunk.length;
       if (received > maxBytes) throw new UploadTooLargeError(maxBytes);
+      // A file that is plainly not a model (an LFS pointer, a web page) is refused before it is stored.
+      if (head !== null) {
+        head = Buffer.concat([head, chunk.subarray(0, SNIFF_BYTES)]);
+        const why = recogniseNotAModel(head);
+        if (why) throw new AppError("BAD_REQUEST", `${why} Nothing was stored.`);
+        if (head.length >= SNIFF_BYTES) head = null;
+      }
       signature?.push(chunk);
       yield chunk;
+    }
+    if (head !== null) {
+      const why = recogniseNotAModel(head);
+      if (why) throw new AppError("BAD_REQUEST", `${why} Nothing was stored.`);
     }
     // Thrown before the store has the whole file, so a vector that does not fit stores nothing.
     const read = signature?.finish();
