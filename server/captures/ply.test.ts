@@ -41,6 +41,17 @@ describe("PLY parsing", () => {
     refuse(Buffer.from("PK\x03\x04"), /not a PLY/);
     refuse(head([fmt, "element vertex 0", "property double x", ...splatProps.slice(1)]), /"x" is double; splat properties must be float/);
     refuse(head([fmt, "element vertex 0", ...splatProps, "element face 3", "property list uchar int vertex_indices"]), /"face" element/);
+    refuse(head([fmt, "element chunk 1", ...props(["min_x", "max_x"]), "element vertex 256", "property uint packed_position"]), /compressed PLY.*uncompressed splat PLY or an SPZ/);
+  });
+
+  it("reads a header whose lines end in CRLF, as a file written on Windows has", () => {
+    const cloud = randomCloud(5, 0, 3);
+    const file = writePly(cloud);
+    const end = file.indexOf("end_header\n") + "end_header\n".length;
+    const crlf = Buffer.concat([Buffer.from(file.subarray(0, end).toString("latin1").replace(/\n/g, "\r\n"), "latin1"), file.subarray(end)]);
+    const ply = parsePly(crlf);
+    expect(ply.count).toBe(5);
+    expect(Array.from(ply.positions)).toEqual(Array.from(cloud.positions));
   });
 
   it("checks the header against the size before reading the body", () => {

@@ -46,12 +46,14 @@ export function parsePlyHeader(head: Uint8Array, fileBytes: number, opts: { maxS
   const maxSplats = opts.maxSplats ?? MAX_SPLATS;
   const window = Buffer.from(head.buffer, head.byteOffset, Math.min(head.byteLength, MAX_HEADER_BYTES)).toString("latin1");
   if (!window.startsWith("ply\n") && !window.startsWith("ply\r\n")) throw bad("This file is not a PLY: it must start with the line `ply`");
-  const end = window.indexOf("end_header\n");
-  if (end < 0) {
+  // Header lines may end in CRLF (files written on Windows); the body starts after the line's end.
+  const endLine = /(?:^|\n)end_header\r?\n/.exec(window);
+  if (!endLine) {
     if (head.byteLength >= MAX_HEADER_BYTES) throw bad(`The PLY header is longer than ${MAX_HEADER_BYTES / 1024} KiB without an end_header line; a splat PLY header is well under 4 KiB`);
     throw bad("The PLY header has no end_header line — the file is cut short or not a PLY");
   }
-  const headerBytes = end + "end_header\n".length;
+  const end = endLine.index;
+  const headerBytes = endLine.index + endLine[0].length;
   const lines = window.slice(0, end).split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith("comment") && !l.startsWith("obj_info"));
   let format = "";
   let count = -1;
@@ -65,6 +67,7 @@ export function parsePlyHeader(head: Uint8Array, fileBytes: number, opts: { maxS
       element = words[1] ?? "";
       const n = Number(words[2]);
       if (!/^\d+$/.test(words[2] ?? "")) throw bad(`The PLY element line "${line}" has no valid count`);
+      if (element === "chunk") throw bad("This is a compressed PLY (its splats are packed in chunks, as SuperSplat exports them); upload an uncompressed splat PLY or an SPZ file instead");
       if (element === "vertex") count = n;
       else if (n > 0) throw bad(`The PLY has a "${element}" element with ${n} entries; a splat PLY holds only vertices — export the splats alone`);
     } else if (words[0] === "property") {
