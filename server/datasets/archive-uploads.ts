@@ -8,6 +8,7 @@ import type { Prisma } from "../generated/prisma/client";
 import { fetchMissing, listFiles, putTree } from "../storage/blob-files";
 import { storedBlobSchema, type BlobStore } from "../storage/blob-store";
 import { resolveInside } from "../security/paths";
+import { ROOT_SEARCH_DEPTH } from "./lerobot/source";
 
 // An uploaded dataset archive is unpacked by the web process that took it, into
 // DATASETS_DIR/.imports/<id>/content, and each file is then put into the blob store and named on
@@ -93,8 +94,9 @@ export async function localArchiveContent(
   return content;
 }
 
-/** Only what tells whether and how to import: each `meta/info.json` at the top or one folder down. */
-export const isInfoFile = (rel: string) => /^([^/]+\/)?meta\/info\.json$/.test(rel);
+/** Only what tells whether and how to import: each `meta/info.json`, as deep as a dataset's root is looked for. */
+const INFO_FILE = new RegExp(`^([^/]+/){0,${ROOT_SEARCH_DEPTH}}meta/info\\.json$`);
+export const isInfoFile = (rel: string) => INFO_FILE.test(rel);
 
 /**
  * Forgets an upload matching `where`: its row (its blobs go with the next sweep) and this

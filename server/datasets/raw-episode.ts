@@ -1,8 +1,8 @@
 import fs from "node:fs/promises";
 import path from "node:path";
-import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
 import { AppError } from "../errors";
 import { cameraNameSchema } from "./datasets.schemas";
+import { readParquetFile } from "./lerobot/parquet-read";
 
 // The raw episode layout agents upload (LeRobot's recorder layout), under EDGE_UPLOAD_DIR/<org id>/<repo_id>/:
 //   images/<camera>/episode-<n>/frame-<i>.png   raw frames (mode "edge"); LeRobot's episode_000000/frame_000000.png too
@@ -143,7 +143,7 @@ export async function readFrameRows(file: string): Promise<FrameRow[]> {
   const name = path.basename(file);
   if (file.endsWith(".parquet")) {
     try {
-      raw = (await parquetReadObjects({ file: await asyncBufferFromFile(file) })) as Record<string, unknown>[];
+      raw = await readParquetFile(file);
     } catch (error) {
       throw new AppError("BAD_REQUEST", `${name} is not a readable parquet file: ${(error as Error).message}`);
     }

@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
-import { parquetBytes, type Column } from "../../server/datasets/lerobot/parquet";
+import { parquetBytes, type Column, type ParquetCompression } from "../../server/datasets/lerobot/parquet";
 import { JOINTS, episodeRows } from "./edge-episodes";
 
 const run = promisify(execFile);
@@ -27,6 +27,10 @@ export interface GeneratedDataset {
   frozenJoint?: { episode: number; joint: number };
   /** The gripper between 10 and 90 (as a real SO-101's 0..100 opening) instead of swinging ±40 like the other joints. */
   gripperOpening?: boolean;
+  /** v2.1 only: the codec of the data files, as another tool than LeRobot writes them (SNAPPY by default). */
+  compression?: ParquetCompression;
+  /** v2.1 only: the codebase_version info.json states (v2.0 has v2.1's layout). */
+  codebaseVersion?: "v2.0" | "v2.1";
 }
 
 /** info.json's features of a generated dataset: the joints, its cameras, any extras, then LeRobot's index columns. */
@@ -129,7 +133,7 @@ export async function writeV21Dataset(dir: string, spec: GeneratedDataset): Prom
   const { actionKey = "action", stateKey = "observation.state", videoKeys = [], episodes, frames, fps = 10, withoutVideo = [] } = spec;
   const features = generatedFeatures(spec);
   const info = {
-    codebase_version: "v2.1",
+    codebase_version: spec.codebaseVersion ?? "v2.1",
     robot_type: spec.robotType ?? "so101_follower",
     total_episodes: episodes,
     total_frames: episodes * frames,
@@ -159,7 +163,7 @@ export async function writeV21Dataset(dir: string, spec: GeneratedDataset): Prom
         { name: "episode_index", leaf: "INT64", depth: 0, data: rows.map(() => e) },
         { name: "index", leaf: "INT64", depth: 0, data: rows.map((_, i) => e * frames + i) },
         { name: "task_index", leaf: "INT64", depth: 0, data: rows.map(() => 0) },
-      ]),
+      ], { compression: spec.compression }),
     );
     for (const key of videoKeys) {
       if (withoutVideo.includes(e)) continue;

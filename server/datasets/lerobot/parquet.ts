@@ -34,10 +34,16 @@ function toInt64(value: unknown): unknown {
   return value;
 }
 
-export function parquetBytes(columns: Column[], { rowGroupSize, kvMetadata }: { rowGroupSize?: number[]; kvMetadata?: KeyValue[] } = {}): Uint8Array {
+/** Another codec than SNAPPY, and how to compress with it: what other tools write. */
+export interface ParquetCompression {
+  codec: "GZIP" | "BROTLI";
+  compress: (input: Uint8Array) => Uint8Array;
+}
+
+export function parquetBytes(columns: Column[], { rowGroupSize, kvMetadata, compression }: { rowGroupSize?: number[]; kvMetadata?: KeyValue[]; compression?: ParquetCompression } = {}): Uint8Array {
   const schema: SchemaElement[] = [{ name: "schema", num_children: columns.length }, ...columns.flatMap((c) => columnSchema(c.name, c.leaf, c.depth))];
   const columnData = columns.map((c) => ({ name: c.name, data: c.leaf === "INT64" ? (c.data.map(toInt64) as bigint[]) : (c.data as number[]) }));
-  const buffer = parquetWriteBuffer({ schema, columnData, rowGroupSize: rowGroupSize?.length ? rowGroupSize : undefined, kvMetadata, codec: "SNAPPY" });
+  const buffer = parquetWriteBuffer({ schema, columnData, rowGroupSize: rowGroupSize?.length ? rowGroupSize : undefined, kvMetadata, codec: compression?.codec ?? "SNAPPY", ...(compression ? { compressors: { [compression.codec]: compression.compress } } : {}) });
   return new Uint8Array(buffer);
 }
 

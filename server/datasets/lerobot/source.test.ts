@@ -2,9 +2,11 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { writeV21Dataset } from "../../../tests/helpers/lerobot-datasets";
+import zlib from "node:zlib";
+import { writeV21Dataset, type GeneratedDataset } from "../../../tests/helpers/lerobot-datasets";
 import type { StoredFeature } from "../datasets.schemas";
 import { extraKeys, resolveFeatureMap } from "../feature-map";
+import { isInfoFile } from "../archive-uploads";
 import { inspectDataset } from "../import.service";
 import { parquetBytes } from "./parquet";
 import { findDatasetRoot, readSourceEpisodes } from "./source";
@@ -15,10 +17,10 @@ import { findDatasetRoot, readSourceEpisodes } from "./source";
 const dirs: string[] = [];
 afterAll(() => Promise.all(dirs.map((d) => fs.rm(d, { recursive: true, force: true }))));
 
-async function dataset(change?: (dir: string) => Promise<void>) {
+async function dataset(change?: (dir: string) => Promise<void>, spec: Partial<GeneratedDataset> = {}) {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), "gantry-source-"));
   dirs.push(dir);
-  await writeV21Dataset(dir, { episodes: 2, frames: 5 });
+  await writeV21Dataset(dir, { episodes: 2, frames: 5, ...spec });
   await change?.(dir);
   const { root, version, info } = await findDatasetRoot(dir);
   const features = info.features as Record<string, StoredFeature>;
@@ -30,6 +32,36 @@ const episodesJsonl = (dir: string, rows: unknown[]) => fs.writeFile(path.join(d
 describe("a dataset's episodes as an import reads them", () => {
   it("reads a dataset as written", async () => {
     expect((await dataset()).map((e) => [e.index, e.length, e.task])).toEqual([[0, 5, "Pick the cube"], [1, 5, "Pick the cube"]]);
+  });
+
+  it("reads data files other tools compressed with gzip or brotli, not only LeRobot's snappy", async () => {
+    const gzip = await dataset(undefined, { compression: { codec: "GZIP", compress: (b) => new Uint8Array(zlib.gzipSync(b)) } });
+    const brotli = await dataset(undefined, { compression: { codec: "BROTLI", compress: (b) => new Uint8Array(zlib.brotliCompressSync(b)) } });
+    const snappy = await dataset();
+    expect(gzip.map((e) => e.rows)).toEqual(snappy.map((e) => e.rows));
+    expect(brotli.map((e) => e.rows)).toEqual(snappy.map((e) => e.rows));
+    expect(snappy[0].rows).toHaveLength(5);
+  });
+
+  it("reads a v2.0 dataset as v2.1, whose layout it has", async () => {
+    const episodes = await dataset(undefined, { codebaseVersion: "v2.0" });
+    expect(episodes.map((e) => [e.index, e.length])).toEqual([[0, 5], [1, 5]]);
+  });
+
+  it("finds a dataset wrapped in the folders an archive was made from, and refuses to guess between two", async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), "gantry-source-"));
+    dirs.push(dir);
+    const deep = path.join(dir, "home/ana/.cache/huggingface/lerobot/ana/pick");
+    await writeV21Dataset(deep, { episodes: 1, frames: 5 });
+    expect((await findDatasetRoot(dir)).root).toBe(deep);
+    // An uploaded archive's info file is fetched from as deep down, for a web process that did not unpack it.
+    expect(isInfoFile("home/ana/.cache/huggingface/lerobot/ana/pick/meta/info.json")).toBe(true);
+    await writeV21Dataset(path.join(dir, "home/ana/.cache/huggingface/lerobot/ana/place"), { episodes: 1, frames: 5 });
+    await expect(findDatasetRoot(dir)).rejects.toMatchObject({ code: "BAD_REQUEST", message: expect.stringMatching(/holds 2 LeRobot datasets \(.*ana\/pick, .*ana\/place\); import or score one dataset at a time/) });
+    const empty = await fs.mkdtemp(path.join(os.tmpdir(), "gantry-source-"));
+    dirs.push(empty);
+    await fs.mkdir(path.join(empty, "a/b"), { recursive: true });
+    await expect(findDatasetRoot(empty)).rejects.toMatchObject({ code: "BAD_REQUEST", message: expect.stringMatching(/^No meta\/info.json found in this folder or up to 8 folders below it/) });
   });
 
   it("refuses an episode listed twice, a task with a NUL character, and states that are not numbers", async () => {

@@ -1,11 +1,11 @@
 import fs from "node:fs/promises";
 import path from "node:path";
-import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
 import { AppError } from "../../errors";
 import { refuseNulCharacters } from "../../security/nul-characters";
 import { resolveInside } from "../../security/paths";
 import { episodeNumberSchema, type FeatureMap } from "../datasets.schemas";
 import type { FrameRow } from "../raw-episode";
+import { readParquetFile } from "./parquet-read";
 
 // Reads an existing LeRobot dataset, v3.0 (meta/episodes/*.parquet, episodes end to end in
 // shared data and video files) or v2.1 (meta/episodes.jsonl, one parquet and one MP4 per
@@ -23,22 +23,61 @@ export interface SourceEpisode {
   videos: Record<string, { file: string; from: number } | null>;
 }
 
-/** Finds the dataset root: the folder itself or its only subfolder, holding meta/info.json. */
+/** How many folders down a dataset's root may be: an archive of ~/.cache/huggingface/lerobot/<user>/<repo> made from the home folder holds it six down. */
+export const ROOT_SEARCH_DEPTH = 8;
+/** Folders looked into at most while searching, so a folder of thousands of files is not walked whole. */
+const ROOT_SEARCH_FOLDERS = 2_000;
+/** A dataset's own folders, which never hold another dataset. */
+const DATASET_FOLDERS = new Set(["meta", "data", "videos", "images"]);
+
+/**
+ * Finds the dataset root, the folder holding meta/info.json: the folder itself or the one
+ * folder below it that does (an archive often wraps the dataset in the folders it was made
+ * from). Several datasets at the same depth are refused by name: which one was meant is not ours
+ * to guess.
+ */
 export async function findDatasetRoot(dir: string): Promise<{ root: string; version: SourceVersion; info: Record<string, unknown> }> {
-  for (const candidate of [dir, ...(await fs.readdir(dir, { withFileTypes: true }).catch(() => [])).filter((d) => d.isDirectory()).map((d) => path.join(dir, d.name))]) {
-    const text = await fs.readFile(path.join(candidate, "meta/info.json"), "utf8").catch(() => null);
-    if (text === null) continue;
-    let info: Record<string, unknown>;
-    try {
-      info = JSON.parse(text);
-    } catch {
-      throw new AppError("BAD_REQUEST", "meta/info.json is not JSON");
+  let level = [dir];
+  let looked = 0;
+  for (let depth = 0; depth <= ROOT_SEARCH_DEPTH && level.length > 0 && looked < ROOT_SEARCH_FOLDERS; depth++) {
+    const found: string[] = [];
+    const next: string[] = [];
+    for (const folder of level) {
+      if (++looked > ROOT_SEARCH_FOLDERS) break;
+      if (await isFile(path.join(folder, "meta/info.json"))) {
+        found.push(folder);
+        continue;
+      }
+      const entries = await fs.readdir(folder, { withFileTypes: true }).catch(() => []);
+      for (const e of entries) if (e.isDirectory() && !DATASET_FOLDERS.has(e.name)) next.push(path.join(folder, e.name));
     }
-    const version = String(info.codebase_version ?? "");
-    if (version !== "v2.1" && version !== "v3.0") throw new AppError("BAD_REQUEST", `This is a LeRobot ${version || "(unversioned)"} dataset; Gantry imports v2.1 and v3.0 (convert older ones with LeRobot first)`);
-    return { root: candidate, version, info };
+    if (found.length > 1) {
+      const names = found.slice(0, 5).map((f) => path.relative(dir, f) || ".");
+      throw new AppError("BAD_REQUEST", `This holds ${found.length} LeRobot datasets (${names.join(", ")}${found.length > 5 ? ", …" : ""}); import or score one dataset at a time`);
+    }
+    if (found.length === 1) return readRoot(found[0]);
+    level = next.sort();
   }
-  throw new AppError("BAD_REQUEST", "No meta/info.json found: this is not a LeRobot dataset folder");
+  throw new AppError("BAD_REQUEST", `No meta/info.json found in this folder or up to ${ROOT_SEARCH_DEPTH} folders below it: this is not a LeRobot dataset`);
+}
+
+async function isFile(file: string): Promise<boolean> {
+  return (await fs.stat(file).catch(() => null))?.isFile() === true;
+}
+
+async function readRoot(root: string): Promise<{ root: string; version: SourceVersion; info: Record<string, unknown> }> {
+  const text = await fs.readFile(path.join(root, "meta/info.json"), "utf8");
+  let info: Record<string, unknown>;
+  try {
+    info = JSON.parse(text);
+  } catch {
+    throw new AppError("BAD_REQUEST", "meta/info.json is not JSON");
+  }
+  const declared = String(info.codebase_version ?? "");
+  // v2.0 has v2.1's layout; v2.1 only added per-episode statistics, which an import computes itself.
+  const version = declared === "v2.0" ? "v2.1" : declared;
+  if (version !== "v2.1" && version !== "v3.0") throw new AppError("BAD_REQUEST", `This is a LeRobot ${declared || "(unversioned)"} dataset; Gantry imports v2.0, v2.1 and v3.0 (convert older ones with LeRobot first)`);
+  return { root, version, info };
 }
 
 const num = (v: unknown) => (typeof v === "bigint" ? Number(v) : Number(v));
@@ -47,7 +86,7 @@ const num = (v: unknown) => (typeof v === "bigint" ? Number(v) : Number(v));
 export async function readParquetRows(root: string, rel: string): Promise<Record<string, unknown>[]> {
   const file = resolveInside(root, rel);
   try {
-    return (await parquetReadObjects({ file: await asyncBufferFromFile(file) })) as Record<string, unknown>[];
+    return await readParquetFile(file);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     const isCut = /PAR1|too short|footer|out of bounds|offset/i.test(reason);
