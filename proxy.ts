@@ -1,5 +1,6 @@
 import { NextResponse, type NextRequest } from "next/server";
 import { env } from "@/server/env";
+import { PAGE_HEADER, signInPath } from "@/components/auth/sign-in-path";
 import { firebaseOrigins, pageContentSecurityPolicy, strictTransportSecurity } from "@/server/api/security-headers";
 
 // next-auth's session cookie, plain over http and `__Secure-` over https; a large session is
@@ -17,15 +18,16 @@ function isHttps(request: NextRequest, publicUrl: string): boolean {
   return forwarded === "https" || request.nextUrl.protocol === "https:" || publicUrl.startsWith("https://");
 }
 
+/** The page asked for: its path and query, less the router's own cache-busting parameter. */
+function pageAddress(request: NextRequest): string {
+  const search = new URLSearchParams(request.nextUrl.searchParams);
+  search.delete("_rsc");
+  return `${request.nextUrl.pathname}${search.size ? `?${search}` : ""}`;
+}
+
 /** Signed out on a portal page: off to sign in, keeping the page to come back to. */
 function redirectToSignIn(request: NextRequest): NextResponse {
-  const search = new URLSearchParams(request.nextUrl.searchParams);
-  search.delete("_rsc"); // the router's own cache-busting parameter, not part of the page
-  const here = `${request.nextUrl.pathname}${search.size ? `?${search}` : ""}`;
-  const signIn = request.nextUrl.clone();
-  signIn.pathname = "/sign-in";
-  signIn.search = here === "/" ? "" : `?${new URLSearchParams({ callbackUrl: here })}`;
-  return NextResponse.redirect(signIn);
+  return NextResponse.redirect(new URL(signInPath(pageAddress(request)), request.nextUrl));
 }
 
 /**
@@ -52,6 +54,7 @@ export function proxy(request: NextRequest) {
     const headers = new Headers(request.headers);
     headers.set("x-nonce", nonce);
     headers.set("content-security-policy", policy);
+    headers.set(PAGE_HEADER, pageAddress(request));
     response = NextResponse.next({ request: { headers } });
   }
   response.headers.set("content-security-policy", policy);

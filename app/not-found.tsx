@@ -15,7 +15,7 @@ export default function NotFound() {
         <p className="mt-8 text-sm font-medium text-zinc-500">404</p>
         <h1 className="mt-1 text-2xl font-semibold tracking-tight">This page does not exist</h1>
         <p className="mt-3 text-sm text-zinc-600 dark:text-zinc-400">
-          Check the address, or go back to the Overview. Hardware set-up and the live 3D view of the scene are planned but not in Gantry yet.
+          Check the address, or go back to the Overview.
         </p>
         <Link href="/" className="mt-6 inline-flex h-10 items-center rounded-md bg-brand-600 px-4 text-sm font-medium text-white hover:bg-brand-700">Back to Overview</Link>
         <nav aria-label="Portal pages" className="mt-8 border-t border-zinc-200 pt-4 dark:border-zinc-800">

@@ -47,6 +47,20 @@ test("a newcomer follows the checklist, gets the agent from the portal, and find
     const origin = new URL(page.url()).origin;
     await expect(page.getByLabel("Agent login command")).toHaveText(`node gantry-agent.cjs login --portal ${origin} --token ${token}`);
 
+    // Copy puts the token on the clipboard. Where the browser refuses (a portal on plain http has
+    // no clipboard, and the copy command can be refused too), it says so and selects the token.
+    await page.context().grantPermissions(["clipboard-read", "clipboard-write"], { origin });
+    await page.getByRole("button", { name: "Copy the token" }).click();
+    await expect(page.getByRole("button", { name: "Copy the token" })).toHaveText("Copied");
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(token);
+    await page.evaluate(() => {
+      Object.defineProperty(navigator, "clipboard", { value: undefined, configurable: true });
+      document.execCommand = () => false;
+    });
+    await page.getByRole("button", { name: "Copy the login line" }).click();
+    await expect(page.getByRole("status").filter({ hasText: "did not let the page copy" })).toBeVisible();
+    expect(await page.evaluate(() => window.getSelection()?.toString())).toContain(`--token ${token}`);
+
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Overview", exact: true }).click();
     await expect(page.getByTestId("getting-started")).toContainText("1 of 6 done");
     expect(await ticked(page)).toEqual(["token"]);
@@ -84,8 +98,19 @@ test("a newcomer follows the checklist, gets the agent from the portal, and find
     const response = await page.goto("/hardware/setup");
     expect(response?.status()).toBe(404);
     await expect(page.getByRole("heading", { level: 1 })).toHaveText("This page does not exist");
-    await expect(page.getByText("Hardware set-up and the live 3D view of the scene are planned")).toBeVisible();
     await expect(page).toHaveTitle("Page not found · Gantry");
+    // It lists the portal's pages, set-up and captures among them, and promises nothing more.
+    const pages = page.getByRole("navigation", { name: "Portal pages" });
+    await expect(pages.getByRole("link", { name: "Robots" })).toBeVisible();
+    await expect(pages.getByRole("link", { name: "Captures" })).toBeVisible();
+    await expect(page.getByText("planned")).toHaveCount(0);
+    // An address whose id cannot name a record (cut off, mistyped) shows the same page, not an
+    // error about the API's input. (Its status and title stay the page's: the portal's layout has
+    // begun streaming by the time the page looks at its id.)
+    for (const address of ["/datasets/not-an-id", "/jobs/1234", "/models/0f1e2d3c"]) {
+      await page.goto(address);
+      await expect(page.getByRole("heading", { level: 1 }), address).toHaveText("This page does not exist");
+    }
     await page.getByRole("link", { name: "Back to Overview" }).click();
     await expect(page).toHaveURL(/\/$/);
     await expect(page.getByTestId("getting-started")).toBeVisible();

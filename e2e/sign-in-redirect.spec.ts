@@ -27,6 +27,19 @@ test("a deep link comes back after signing in; sign-in trusts neither its callba
     await context.close();
   });
 
+  await test.step("an ended session (its cookie still there) also comes back to the page it asked for", async () => {
+    // A cookie the portal no longer accepts, as after "sign out everywhere" or a password change;
+    // and a page header sent by the client, which the portal replaces with the real page.
+    const context = await browser.newContext({ extraHTTPHeaders: { "x-gantry-page": "//evil.example" } });
+    await context.addCookies([{ name: "next-auth.session-token", value: "ended-session", url: baseURL! }]);
+    const page = await context.newPage();
+    await page.goto("/jobs?status=failed");
+    await expect(page).toHaveURL(/\/sign-in\?callbackUrl=%2Fjobs%3Fstatus%3Dfailed$/);
+    await submitSignIn(page, person);
+    await expect(page).toHaveURL(/\/jobs\?status=failed$/);
+    await context.close();
+  });
+
   await test.step("a callbackUrl pointing at another site leads home instead", async () => {
     const context = await browser.newContext();
     const page = await context.newPage();

@@ -128,6 +128,7 @@ test("a team sets up Gantry and watches a job run live", async ({ browser, reque
     await expect(viewerPage.locator("[data-job-id]")).toHaveCount(2);
     await page.locator(`[data-job-id="${jobId}"] a`).click();
     await expect(page.getByTestId("job-status")).toHaveText("running", { timeout: 15_000 });
+    page.once("dialog", (d) => d.accept());
     await page.getByRole("button", { name: "Cancel job" }).click();
     await expect(page.getByTestId("job-status")).toHaveText("cancelled", { timeout: 15_000 });
     await expect(page.getByRole("list", { name: "Job log" })).toContainText("Cancel requested by Olga Owner");

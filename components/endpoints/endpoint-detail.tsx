@@ -10,6 +10,7 @@ import { Button } from "@/components/ui/button";
 import { Card, CardBody, CardHeader } from "@/components/ui/card";
 import { LineChart, type Series } from "@/components/ui/line-chart";
 import { cn } from "@/components/ui/cn";
+import { CopyButton } from "@/components/ui/copy-button";
 import { SelectField } from "@/components/ui/field";
 import { PageHeader } from "@/components/ui/page-header";
 import { RelativeTime } from "@/components/ui/time";
@@ -26,20 +27,6 @@ const LANGUAGES = [
   { key: "python", label: "Python", build: pythonExample },
   { key: "typescript", label: "TypeScript", build: typescriptExample },
 ] as const;
-
-function CopyButton({ text, label }: { text: string; label: string }) {
-  const [copied, setCopied] = useState(false);
-  const copy = async () => {
-    try {
-      await navigator.clipboard.writeText(text);
-      setCopied(true);
-      setTimeout(() => setCopied(false), 1500);
-    } catch {
-      // Clipboard refused (plain http, or no permission): the code stays selectable.
-    }
-  };
-  return <Button size="sm" variant="secondary" onClick={() => void copy()} aria-label={label}>{copied ? "Copied" : "Copy"}</Button>;
-}
 
 function Examples({ endpoint }: { endpoint: Detail }) {
   const [language, setLanguage] = useState<(typeof LANGUAGES)[number]["key"]>("curl");
@@ -70,7 +57,7 @@ function Examples({ endpoint }: { endpoint: Detail }) {
               {l.label}
             </button>
           ))}
-          <span className="ml-auto"><CopyButton text={code} label={`Copy the ${current.label} example`} /></span>
+          <span className="ml-auto"><CopyButton text={code} label={`Copy the ${current.label} example`} selectTarget={() => document.querySelector(`[data-testid="example-${language}"]`)} /></span>
         </div>
         <pre className="max-h-96 overflow-auto rounded-md bg-zinc-950 p-4 text-xs leading-relaxed text-zinc-100" data-testid={`example-${language}`} role="tabpanel">{code}</pre>
       </CardBody>

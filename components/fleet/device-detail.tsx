@@ -124,7 +124,7 @@ export function DeviceDetail({ deviceId }: { deviceId: string }) {
             can("operator") && (
               <div className="flex items-end gap-2">
                 <VersionPicker onChange={setVersionId} />
-                <Button variant="secondary" disabled={!versionId || rollback.isPending} onClick={() => versionId && rollback.mutate({ deviceId, modelVersionId: versionId })}>Roll back to this version</Button>
+                <Button variant="secondary" disabled={!versionId || rollback.isPending} onClick={() => versionId && confirm(`Deploy the chosen version to ${d.name} now? The device swaps to it and restarts its policy.`) && rollback.mutate({ deviceId, modelVersionId: versionId })}>Roll back to this version</Button>
               </div>
             )
           }

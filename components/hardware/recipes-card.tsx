@@ -38,16 +38,17 @@ function RecipeRow({ agentId, recipe }: { agentId: string; recipe: Summary }) {
   const raw = command?.result ? commandResultSchemas["recipe.run"].safeParse(command.result) : null;
   const result = raw?.success ? raw.data : null;
   const failed = result?.steps.find((s) => s.status === "failed");
+  const needsRoot = recipe.steps.some((s) => s.needsRoot);
   const start = (fromStep?: string) => run.start({ recipe: recipe.id, version: recipe.version, params, ...(fromStep ? { fromStep } : {}) }, 3600);
   return (
     <div className="rounded-md border border-zinc-200 p-3 dark:border-zinc-800" data-recipe={recipe.id}>
       <div className="flex flex-wrap items-center gap-2">
         <span className="font-medium">{recipe.title}</span>
-        {recipe.steps.some((s) => s.needsRoot) && <Badge tone="amber">needs root</Badge>}
+        {needsRoot && <Badge tone="amber">needs root</Badge>}
         {result && <Badge tone={result.outcome === "succeeded" ? "green" : "red"} data-field="outcome">{result.outcome}</Badge>}
         {command && !result && !isInFlight(command.status) && <Badge tone="red">{command.status}</Badge>}
         <span className="ml-auto flex gap-2">
-          {can("operator") && (run.isRunning ? <Button size="sm" variant="secondary" onClick={run.stop}>Stop</Button> : <Button size="sm" variant="secondary" onClick={() => start()}>Run</Button>)}
+          {can("operator") && (run.isRunning ? <Button size="sm" variant="secondary" onClick={run.stop}>Stop</Button> : <Button size="sm" variant="secondary" onClick={() => (!needsRoot || confirm(`Run “${recipe.title}” on the agent's computer? Some of its steps run as root there.`)) && start()}>Run</Button>)}
           {can("operator") && failed && !run.isRunning && <Button size="sm" variant="secondary" onClick={() => start(failed.id)}>Retry from “{failed.title}”</Button>}
         </span>
       </div>

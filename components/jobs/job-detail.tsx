@@ -60,7 +60,7 @@ export function JobDetail({ jobId }: { jobId: string }) {
         description={<span className="font-mono text-xs">{j.kind} · {j.id}</span>}
         actions={canOperate && (
           <>
-            {isActive && <Button variant="danger" onClick={() => cancel.mutate({ jobId })} disabled={cancel.isPending || j.cancelRequested}>{j.cancelRequested ? "Cancelling…" : "Cancel job"}</Button>}
+            {isActive && <Button variant="danger" onClick={() => confirm("Cancel this job? Its work so far stops; you can retry it afterwards.") && cancel.mutate({ jobId })} disabled={cancel.isPending || j.cancelRequested}>{j.cancelRequested ? "Cancelling…" : "Cancel job"}</Button>}
             {(j.status === "failed" || j.status === "cancelled") && <Button variant="secondary" onClick={() => retry.mutate({ jobId })} disabled={retry.isPending}>Retry</Button>}
           </>
         )}

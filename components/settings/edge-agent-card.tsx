@@ -2,8 +2,8 @@
 
 import { useQuery } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
-import { Button } from "@/components/ui/button";
 import { Card, CardBody, CardHeader } from "@/components/ui/card";
+import { CopyButton } from "@/components/ui/copy-button";
 import { useTRPC } from "@/components/trpc";
 
 /**
@@ -14,10 +14,8 @@ export function EdgeAgentCard({ newToken }: { newToken?: { token: string; canUpl
   const trpc = useTRPC();
   const me = useQuery(trpc.auth.me.queryOptions());
   const [portal, setPortal] = useState("");
-  const [isCopied, setCopied] = useState(false);
   // The address this page was reached at is the one the robot's computer can reach too, as a rule.
   useEffect(() => setPortal(window.location.origin), []);
-  useEffect(() => setCopied(false), [newToken?.token]);
   const token = newToken?.canUpload ? newToken.token : "<token>";
   const loginLine = `node gantry-agent.cjs login --portal ${portal || "<portal address>"} --token ${token}`;
 
@@ -36,7 +34,7 @@ export function EdgeAgentCard({ newToken }: { newToken?: { token: string; canUpl
         <p>Copy the file to the robot&apos;s computer, then sign it in{me.data?.currentOrg ? <> as {me.data.user.name} in {me.data.currentOrg.name}</> : null}:</p>
         <div className="flex flex-wrap items-center gap-2">
           <code aria-label="Agent login command" className="min-w-0 flex-1 break-all rounded-md bg-zinc-100 px-3 py-2 font-mono text-xs dark:bg-zinc-950">{loginLine}</code>
-          <Button size="sm" variant="secondary" onClick={() => navigator.clipboard?.writeText(loginLine).then(() => setCopied(true))}>{isCopied ? "Copied" : "Copy"}</Button>
+          <CopyButton text={loginLine} label="Copy the login line" selectTarget={() => document.querySelector('[aria-label="Agent login command"]')} />
         </div>
         <p className="text-zinc-500">
           {newToken?.canUpload

@@ -6,11 +6,20 @@ import { Alert } from "@/components/ui/alert";
 import { Badge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
 import { Card, CardBody, CardHeader } from "@/components/ui/card";
+import { CopyButton } from "@/components/ui/copy-button";
 import { SelectField } from "@/components/ui/field";
 import { RelativeTime } from "@/components/ui/time";
 import { errorMessage, useTRPC } from "@/components/trpc";
 import { roles, type Role } from "@/server/auth/roles";
 import { useRole } from "./use-role";
+
+/** What a role may do, said when someone's role is about to change. */
+const roleHelp: Record<Role, string> = {
+  viewer: "Viewers see everything and change nothing.",
+  operator: "Operators also upload, train, deploy and run the hardware.",
+  admin: "Admins also manage members, devices, agents and training hosts, delete models and datasets, and read the audit log.",
+  owner: "Owners can do everything, including making and removing admins.",
+};
 
 export function MembersSettings() {
   const trpc = useTRPC();
@@ -48,7 +57,10 @@ export function MembersSettings() {
                     <select
                       id={`role-${m.userId}`}
                       value={m.role}
-                      onChange={(e) => setRole.mutate({ userId: m.userId, role: e.target.value as Role })}
+                      onChange={(e) => {
+                        const role = e.target.value as Role;
+                        if (confirm(`Make ${m.name} ${role === "admin" || role === "owner" ? "an" : "a"} ${role}? ${roleHelp[role]}`)) setRole.mutate({ userId: m.userId, role });
+                      }}
                       className="h-8 rounded-md border border-zinc-300 bg-white px-2 text-sm dark:border-zinc-700 dark:bg-zinc-900"
                     >
                       {roles.filter((r) => myRole === "owner" || (r !== "owner" && r !== "admin")).map((r) => <option key={r} value={r}>{r}</option>)}
@@ -77,7 +89,6 @@ function Invites() {
   const create = useMutation(trpc.invites.create.mutationOptions({ onSuccess: invalidate }));
   const revoke = useMutation(trpc.invites.revoke.mutationOptions({ onSuccess: invalidate }));
   const [role, setRole] = useState<Exclude<Role, "owner">>("viewer");
-  const [isCopied, setCopied] = useState(false);
 
   return (
     <Card>
@@ -85,7 +96,7 @@ function Invites() {
       <CardBody className="space-y-4">
         <div className="flex flex-wrap items-end gap-3">
           <SelectField label="Role" className="w-44" value={role} onChange={(e) => setRole(e.target.value as Exclude<Role, "owner">)} options={roles.filter((r) => r !== "owner" && (myRole === "owner" || r !== "admin")).map((r) => ({ value: r, label: r }))} />
-          <Button onClick={() => { setCopied(false); create.mutate({ role, expiresInDays: 7 }); }} disabled={create.isPending}>Create invite link</Button>
+          <Button onClick={() => create.mutate({ role, expiresInDays: 7 })} disabled={create.isPending}>Create invite link</Button>
         </div>
         {create.error && <Alert>{errorMessage(create.error)}</Alert>}
         {create.data && create.variables && (
@@ -94,7 +105,7 @@ function Invites() {
             <p className="text-sm">Invite link ({create.variables.role}); it is shown only now:</p>
             <div className="flex gap-2">
               <input readOnly aria-label="Invite link" value={create.data.url} className="h-9 flex-1 rounded-md border border-zinc-300 bg-zinc-50 px-2 font-mono text-xs dark:border-zinc-700 dark:bg-zinc-950" onFocus={(e) => e.target.select()} />
-              <Button size="sm" variant="secondary" onClick={() => navigator.clipboard?.writeText(create.data!.url).then(() => setCopied(true))}>{isCopied ? "Copied" : "Copy"}</Button>
+              <CopyButton text={create.data.url} label="Copy the invitation" selectTarget={() => document.querySelector<HTMLInputElement>('input[aria-label="Invite link"]')} />
             </div>
           </div>
         )}

@@ -6,6 +6,7 @@ import { Alert } from "@/components/ui/alert";
 import { Badge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
 import { Card, CardBody, CardHeader } from "@/components/ui/card";
+import { CopyButton } from "@/components/ui/copy-button";
 import { TextField } from "@/components/ui/field";
 import { RelativeTime } from "@/components/ui/time";
 import { errorMessage, useTRPC } from "@/components/trpc";
@@ -28,13 +29,11 @@ export function TokensSettings() {
   const revoke = useMutation(trpc.tokens.revoke.mutationOptions({ onSuccess: invalidate }));
   const [scopes, setScopes] = useState<string[]>(["read"]);
   const { can } = useRole();
-  const [isCopied, setCopied] = useState(false);
 
   const onSubmit = (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const form = new FormData(e.currentTarget);
     const days = Number(form.get("expires"));
-    setCopied(false);
     create.mutate({ name: String(form.get("name")), scopes: scopes as Array<(typeof tokenScopes)[number]>, expiresInDays: days > 0 ? days : undefined });
   };
 
@@ -71,7 +70,7 @@ export function TokensSettings() {
               <p className="text-sm font-medium">Copy this token now: it will not be shown again.</p>
               <div className="flex gap-2">
                 <input readOnly aria-label="New API token" value={create.data.token} className="h-9 flex-1 rounded-md border border-zinc-300 bg-white px-2 font-mono text-xs dark:border-zinc-700 dark:bg-zinc-950" onFocus={(e) => e.target.select()} />
-                <Button size="sm" variant="secondary" onClick={() => navigator.clipboard?.writeText(create.data!.token).then(() => setCopied(true))}>{isCopied ? "Copied" : "Copy"}</Button>
+                <CopyButton text={create.data.token} label="Copy the token" selectTarget={() => document.querySelector<HTMLInputElement>('input[aria-label="New API token"]')} />
               </div>
             </div>
           )}
@@ -93,7 +92,7 @@ export function TokensSettings() {
                 </p>
               </div>
               <div className="flex gap-1">{t.scopes.map((s) => <Badge key={s}>{s}</Badge>)}</div>
-              {t.revokedAt ? <Badge tone="red">revoked</Badge> : <Button size="sm" variant="ghost" onClick={() => revoke.mutate({ tokenId: t.id })}>Revoke</Button>}
+              {t.revokedAt ? <Badge tone="red">revoked</Badge> : <Button size="sm" variant="ghost" disabled={revoke.isPending} onClick={() => confirm(`Revoke the token ${t.name}? Every agent and script using it is refused from now on; this cannot be undone.`) && revoke.mutate({ tokenId: t.id })}>Revoke</Button>}
             </li>
           ))}
         </ul>
