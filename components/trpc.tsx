@@ -7,7 +7,7 @@ import { useState, useSyncExternalStore, type ReactNode } from "react";
 import superjson from "superjson";
 import type { AppRouter } from "@/server/api/root";
 
-export const { TRPCProvider, useTRPC } = createTRPCContext<AppRouter>();
+export const { TRPCProvider, useTRPC, useTRPCClient } = createTRPCContext<AppRouter>();
 
 // The organisation this tab acts in. Each tab keeps its own (sessionStorage is per tab and
 // survives a reload) and names it on every request, so two tabs can work in two organisations.

@@ -37,7 +37,7 @@ test("an instance admin reads the instance's health, drawn, and the same figures
   const durations = page.getByTestId("chart-durations");
   await expect(durations.getByRole("img")).toBeVisible();
   await expect(durations).toContainText("seconds (log scale)");
-  await expect(durations).toContainText(/system\.selftest \(\d+\)/);
+  await expect(durations).toContainText(/Self-test \(\d+\)/);
   await expect(durations).toContainText("median");
 
   // This page's own event stream is held open by a web process, which reports it within seconds.

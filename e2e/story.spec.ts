@@ -134,6 +134,22 @@ test("a team sets up Gantry and watches a job run live", async ({ browser, reque
     await expect(page.getByRole("list", { name: "Job log" })).toContainText("Cancel requested by Olga Owner");
   });
 
+  await test.step("the Jobs page says when older jobs are not shown, and shows them on request", async () => {
+    const origin = new URL(page.url()).origin;
+    for (let i = 0; i < 50; i++) {
+      const started = await page.request.post("/api/trpc/system.startSelftest", { headers: { origin, "content-type": "application/json" }, data: { json: { steps: 1, stepMs: 0 } } });
+      expect(started.status()).toBe(200);
+    }
+    await page.goto("/jobs");
+    const rows = page.getByRole("table", { name: "Jobs" }).locator("[data-job-id]");
+    await expect(rows).toHaveCount(50);
+    await expect(page.getByText("The newest 50 jobs.")).toBeVisible();
+    await page.getByRole("button", { name: "Show 50 older" }).click();
+    await expect(rows).toHaveCount(52);
+    await expect(page.getByText("52 jobs, all there are.")).toBeVisible();
+    await expect(page.getByRole("button", { name: "Show 50 older" })).toHaveCount(0);
+  });
+
   await test.step("find all of it in the audit log", async () => {
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Settings", exact: true }).click();
     await page.getByRole("link", { name: "Audit log" }).click();

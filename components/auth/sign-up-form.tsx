@@ -21,20 +21,29 @@ export function SignUpForm() {
   const invitation = useQuery({ ...trpc.invites.describe.queryOptions({ token: invite ?? "" }), enabled: Boolean(invite) });
   const signUp = useMutation(trpc.auth.signUp.mutationOptions());
   const [error, setError] = useState<string | null>(null);
+  // From the first click until the new account is signed in and on its way: a second click would
+  // try to make the same account again.
+  const [isBusy, setBusy] = useState(false);
 
   async function onSubmit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
+    if (isBusy) return;
     setError(null);
+    setBusy(true);
     const form = new FormData(e.currentTarget);
     const email = String(form.get("email"));
     const password = String(form.get("password"));
     try {
       await signUp.mutateAsync({ name: String(form.get("name")), email, password, inviteToken: invite });
     } catch (err) {
+      setBusy(false);
       return setError(errorMessage(err));
     }
-    const result = await signIn("password", { email, password, redirect: false });
-    if (!result || result.error) return setError("Your account was created, but signing in failed; try signing in");
+    const result = await signIn("password", { email, password, redirect: false }).catch(() => null);
+    if (!result || result.error) {
+      setBusy(false);
+      return setError("Your account was created, but signing in failed; try signing in");
+    }
     router.push(callbackUrl);
     router.refresh();
   }
@@ -50,7 +59,7 @@ export function SignUpForm() {
           <TextField label="Name" name="name" autoComplete="name" required maxLength={100} />
           <TextField label="Email" name="email" type="email" autoComplete="email" required />
           <TextField label="Password" name="password" type="password" autoComplete="new-password" required minLength={12} hint="At least 12 characters; a few uncommon words make a strong password" />
-          <Button type="submit" className="w-full" disabled={signUp.isPending}>{signUp.isPending ? "Creating account…" : "Create account"}</Button>
+          <Button type="submit" className="w-full" disabled={isBusy}>{signUp.isPending ? "Creating account…" : isBusy ? "Signing in…" : "Create account"}</Button>
         </form>
         <p className="text-center text-sm text-zinc-500">
           Already have an account? <Link className="font-medium text-brand-600 hover:underline" href={`/sign-in${callbackUrl !== "/" ? `?callbackUrl=${encodeURIComponent(callbackUrl)}` : ""}`}>Sign in</Link>

@@ -61,7 +61,7 @@ export default function SceneCanvas({ snapshotUrl = null, twinPose = null, camer
         )}
       </Canvas>
       <div className="pointer-events-none absolute left-2 top-2 space-y-0.5 rounded bg-black/50 px-2 py-1 font-mono text-[11px] text-zinc-100" data-field="overlay">
-        <div>{stats.splats !== null ? `${stats.splats.toLocaleString()} splats` : snapshotUrl ? "no snapshot yet" : "no scene"}</div>
+        <div>{stats.splats !== null ? `${stats.splats.toLocaleString()} splats` : snapshotUrl ? (stats.loading !== null ? "loading the snapshot…" : "no snapshot yet") : "no scene"}</div>
         <div>{stats.fps !== null ? `${stats.fps} fps` : ""}</div>
         {stats.loading !== null && <div data-field="loading">loading {Math.round(stats.loading * 100)}%</div>}
         {twinPose && !stats.isTwinReady && <div>loading the twin…</div>}

@@ -101,7 +101,8 @@ export function ImportForm({ onDone }: { onDone: (datasetId: string) => void }) 
   const started = { onSuccess: ({ datasetId }: { datasetId: string }) => onDone(datasetId) };
   const importFolder = useMutation(trpc.datasetImports.importFolder.mutationOptions(started));
   const importStaged = useMutation(trpc.datasetImports.importStaged.mutationOptions(started));
-  const discardStaged = useMutation(trpc.datasetImports.discardStaged.mutationOptions());
+  // An upload left staged is thrown away by itself after a day; a failed discard says so.
+  const discardStaged = useMutation(trpc.datasetImports.discardStaged.mutationOptions({ onError: (err) => setError(`The uploaded archive was not thrown away (${errorMessage(err)}); Gantry deletes it by itself within a day`) }));
   const mutationError = importFolder.error ?? importStaged.error;
 
   const onSubmit = async (e: FormEvent<HTMLFormElement>) => {

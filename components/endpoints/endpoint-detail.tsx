@@ -110,7 +110,11 @@ function TryIt({ endpoint }: { endpoint: Detail }) {
         {sample.length > PREFILL_LIMIT && <p className="text-xs text-zinc-500">The model&apos;s inputs are too large to prefill here ({sample.length.toLocaleString("en")} characters); paste your own.</p>}
         <div className="flex items-center gap-3">
           <Button onClick={send} disabled={tryIt.isPending || endpoint.status !== "ready"}>{tryIt.isPending ? "Sending…" : "Send request"}</Button>
-          {endpoint.status !== "ready" && <span className="text-sm text-zinc-500">The endpoint is {endpoint.status}; it answers once ready.</span>}
+          {endpoint.status !== "ready" && (
+            <span className="text-sm text-zinc-500">
+              {endpoint.status === "deploying" ? "The endpoint is deploying; it answers once ready." : endpoint.status === "failed" ? "The endpoint failed to deploy; see why above, then deploy it again." : "The endpoint is stopped; deploy it again to call it."}
+            </span>
+          )}
           <Button variant="ghost" size="sm" onClick={() => setText(sample)}>Reset to the sample</Button>
         </div>
         {(parseError || tryIt.error) && <Alert>{parseError ?? errorMessage(tryIt.error)}</Alert>}

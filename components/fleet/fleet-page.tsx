@@ -99,11 +99,12 @@ function AlertsList({ alerts, canAcknowledge }: { alerts: { id: string; title: s
   const ack = useMutation(trpc.fleet.acknowledgeAlert.mutationOptions({ onSuccess: () => queryClient.invalidateQueries({ queryKey: trpc.fleet.alerts.queryKey() }) }));
   return (
     <div className="mb-6 space-y-2" aria-label="Alerts">
+      {ack.error && <Alert>{`The alert was not dismissed: ${errorMessage(ack.error)}`}</Alert>}
       {alerts.map((a) => (
         <Alert key={a.id} tone={a.severity === "critical" ? "red" : "amber"} title={a.title}>
           <div className="flex flex-wrap items-center justify-between gap-2">
             <span>{a.message}</span>
-            {canAcknowledge && <Button size="sm" variant="secondary" onClick={() => ack.mutate({ alertId: a.id })}>Dismiss</Button>}
+            {canAcknowledge && <Button size="sm" variant="secondary" disabled={ack.isPending && ack.variables?.alertId === a.id} onClick={() => ack.mutate({ alertId: a.id })}>Dismiss</Button>}
           </div>
         </Alert>
       ))}

@@ -1,6 +1,7 @@
 "use client";
 
 import { useMutation, useQuery } from "@tanstack/react-query";
+import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useState, type FormEvent } from "react";
 import { Alert } from "@/components/ui/alert";
@@ -51,6 +52,7 @@ export function NewRollout() {
             <fieldset>
               <legend className="mb-2 text-sm font-semibold">Targets</legend>
               <SelectField label="Choose by" className="mb-3 w-56" value={targetKind} onChange={(e) => setTargetKind(e.target.value as typeof targetKind)} options={[{ value: "devices", label: "Devices" }, { value: "group", label: "Group" }, { value: "tag", label: "Tag" }]} />
+              {targetKind === "devices" && devices.data?.length === 0 && <p className="text-sm text-zinc-500">No devices yet: add one under <Link href="/fleet" className="underline">Fleet</Link> first.</p>}
               {targetKind === "devices" && (
                 <ul className="grid gap-2 sm:grid-cols-2 lg:grid-cols-3">
                   {devices.data?.map((d) => (
@@ -64,8 +66,8 @@ export function NewRollout() {
                   ))}
                 </ul>
               )}
-              {targetKind === "group" && <SelectField label="Group" name="group" className="w-56" options={groups.map((g) => ({ value: g, label: g }))} />}
-              {targetKind === "tag" && <SelectField label="Tag" name="tag" className="w-56" options={tags.map((t) => ({ value: t, label: t }))} />}
+              {targetKind === "group" && (groups.length ? <SelectField label="Group" name="group" className="w-56" options={groups.map((g) => ({ value: g, label: g }))} /> : <p className="text-sm text-zinc-500">No device is in a group yet: give devices a group on their page under Fleet.</p>)}
+              {targetKind === "tag" && (tags.length ? <SelectField label="Tag" name="tag" className="w-56" options={tags.map((t) => ({ value: t, label: t }))} /> : <p className="text-sm text-zinc-500">No device has a tag yet: give devices tags on their page under Fleet.</p>)}
             </fieldset>
             <fieldset>
               <legend className="mb-2 text-sm font-semibold">Strategy</legend>
@@ -80,7 +82,10 @@ export function NewRollout() {
             </fieldset>
             <TextField label="Start at" name="startAt" type="datetime-local" hint="empty starts now" className="w-64" />
             {create.error && <Alert>{errorMessage(create.error)}</Alert>}
-            <Button type="submit" disabled={!versionId || create.isPending || (targetKind === "devices" && picked.size === 0)}>{create.isPending ? "Starting…" : "Start rollout"}</Button>
+            <div className="flex flex-wrap items-center gap-3">
+              <Button type="submit" disabled={!versionId || create.isPending || (targetKind === "devices" && picked.size === 0) || (targetKind === "group" && !groups.length) || (targetKind === "tag" && !tags.length)}>{create.isPending ? "Starting…" : "Start rollout"}</Button>
+              {!versionId ? <span className="text-sm text-zinc-500">Choose a model version first.</span> : targetKind === "devices" && picked.size === 0 ? <span className="text-sm text-zinc-500">Tick the devices to deploy to.</span> : null}
+            </div>
           </form>
         </CardBody>
       </Card>

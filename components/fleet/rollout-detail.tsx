@@ -52,7 +52,7 @@ export function RolloutDetail({ deploymentId }: { deploymentId: string }) {
     <>
       <PageHeader
         title={`${r.kind === "rollback" ? "Rollback to" : "Rollout of"} ${r.version ? `${r.version.modelName} v${r.version.number}` : "a version"}`}
-        description={<>{strategy} · started <RelativeTime date={r.createdAt} />{r.startAt ? <> · scheduled for {r.startAt.toLocaleString()}</> : null}</>}
+        description={<>{strategy} · asked for <RelativeTime date={r.createdAt} />{r.startAt ? <> · {r.startAt > new Date() ? "starts" : "scheduled for"} {r.startAt.toLocaleString()}</> : null}</>}
         actions={
           <>
             <span data-field="rollout-status"><RolloutStatusBadge status={r.status} /></span>

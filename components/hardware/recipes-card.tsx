@@ -66,7 +66,7 @@ function RecipeRow({ agentId, recipe }: { agentId: string; recipe: Summary }) {
           <ol className="space-y-0.5 text-xs">
             {(result?.steps ?? recipe.steps.map((s) => ({ ...s, status: "not-run" as const, note: null }))).map((s) => (
               <li key={s.id} data-step-id={s.id} className="flex flex-wrap items-center gap-2">
-                <Badge tone={stepTone[s.status] ?? "neutral"}>{s.status}</Badge>
+                <Badge tone={stepTone[s.status] ?? "neutral"}>{s.status === "not-run" ? "not run" : s.status}</Badge>
                 <span>{s.title}</span>
                 {s.note && <span className="text-zinc-500">{s.note}</span>}
               </li>

@@ -35,6 +35,8 @@ export function useAgentCommand<K extends ResultKind>(agentId: string, kind: K) 
   const isRunning = send.isPending || (commandId !== null && (!command || isInFlight(command.status)));
   const error = send.error
     ? errorMessage(send.error)
+    : cancel.error && command && isInFlight(command.status)
+      ? `It was not stopped: ${errorMessage(cancel.error)}`
     : command && (command.status === "failed" || command.status === "cancelled")
       ? (command.error ?? command.status)
       : parsed && !parsed.success

@@ -1,7 +1,8 @@
 "use client";
 
-import { useQuery } from "@tanstack/react-query";
+import { useInfiniteQuery } from "@tanstack/react-query";
 import { usePathname, useRouter, useSearchParams } from "next/navigation";
+import { Button } from "@/components/ui/button";
 import { Card } from "@/components/ui/card";
 import { Alert } from "@/components/ui/alert";
 import { SelectField } from "@/components/ui/field";
@@ -20,7 +21,8 @@ export function JobsPage() {
   const status = jobStatusSchema.safeParse(params.get("status")).data;
   const kind = jobCatalog.some((d) => d.name === params.get("kind")) ? params.get("kind")! : undefined;
   const limit = [50, 100, 200].includes(Number(params.get("limit"))) ? Number(params.get("limit")) : 50;
-  const jobs = useQuery(trpc.jobs.list.queryOptions({ status, kind, limit }));
+  const jobs = useInfiniteQuery(trpc.jobs.list.infiniteQueryOptions({ status, kind, limit }, { getNextPageParam: (page) => page.nextCursor ?? undefined }));
+  const items = jobs.data?.pages.flatMap((p) => p.items);
 
   const setFilter = (key: string, value: string) => {
     const next = new URLSearchParams(params);
@@ -38,7 +40,17 @@ export function JobsPage() {
         <SelectField label="Show" className="w-32" value={String(limit)} onChange={(e) => setFilter("limit", e.target.value === "50" ? "" : e.target.value)} options={[50, 100, 200].map((n) => ({ value: String(n), label: `${n} jobs` }))} />
       </div>
       {jobs.error && <Alert className="mb-4">{errorMessage(jobs.error)}</Alert>}
-      <Card>{jobs.data ? <JobTable jobs={jobs.data.items} caption="Jobs" /> : <p className="px-5 py-10 text-sm text-zinc-500">Loading…</p>}</Card>
+      <Card>{items ? <JobTable jobs={items} caption="Jobs" /> : <p className="px-5 py-10 text-sm text-zinc-500">Loading…</p>}</Card>
+      {items && (
+        <div className="mt-3 flex items-center gap-3 text-sm text-zinc-500">
+          <span>{jobs.hasNextPage ? `The newest ${items.length} jobs` : `${items.length} ${items.length === 1 ? "job" : "jobs"}, all there are`}{status || kind ? " matching the filters" : ""}.</span>
+          {jobs.hasNextPage && (
+            <Button size="sm" variant="secondary" disabled={jobs.isFetchingNextPage} onClick={() => void jobs.fetchNextPage()}>
+              {jobs.isFetchingNextPage ? "Loading…" : `Show ${limit} older`}
+            </Button>
+          )}
+        </div>
+      )}
     </>
   );
 }

@@ -6,6 +6,9 @@ import { useEffect, useRef, useSyncExternalStore } from "react";
 import { useTRPC } from "@/components/trpc";
 import type { JobDto, JobEventDto } from "@/server/jobs/jobs.schemas";
 
+/** One read of the job list. */
+type JobPage = { items: JobDto[]; nextCursor: string | null };
+
 function applyEvent(job: JobDto, e: JobEventDto): JobDto {
   return {
     ...job,
@@ -77,14 +80,18 @@ export function useLiveJobs() {
     trpc.jobs.onOrgEvents.subscriptionOptions(undefined, {
       onData: ({ data: event }) => {
         let isKnown = false;
-        queryClient.setQueriesData<{ items: JobDto[]; nextCursor: string | null }>({ queryKey: trpc.jobs.list.pathKey() }, (old) => {
-          if (!old) return old;
-          const items = old.items.map((j) => {
+        const applyToPage = (page: JobPage): JobPage => ({
+          ...page,
+          items: page.items.map((j) => {
             if (j.id !== event.jobId) return j;
             isKnown = true;
             return applyEvent(j, event);
-          });
-          return { ...old, items };
+          }),
+        });
+        // A list read once (the Overview's) or page by page (the Jobs page).
+        queryClient.setQueriesData<JobPage | { pages: JobPage[]; pageParams: unknown[] }>({ queryKey: trpc.jobs.list.pathKey() }, (old) => {
+          if (!old) return old;
+          return "pages" in old ? { ...old, pages: old.pages.map(applyToPage) } : applyToPage(old);
         });
         queryClient.setQueryData(trpc.jobs.get.queryKey({ jobId: event.jobId }), (old: JobDto | undefined) => (old ? applyEvent(old, event) : old));
         // A new job, or one that moved between filters: the lists are read again, debounced.

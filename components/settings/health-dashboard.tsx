@@ -8,6 +8,10 @@ import { Card, CardBody, CardHeader } from "@/components/ui/card";
 import { LineChart } from "@/components/ui/line-chart";
 import { formatDuration } from "@/components/ui/time";
 import { errorMessage, useTRPC } from "@/components/trpc";
+import { findJobDef } from "@/server/jobs/catalog";
+
+/** A job kind as the Jobs page names it ("Encode episode"), its internal name when the catalog has none. */
+const kindTitle = (kind: string) => findJobDef(kind)?.title ?? kind;
 
 // The instance's health for its admins, drawn from the same figures as /api/metrics:
 // queue depth per kind, job durations, jobs finished per minute over the last hour, workers,
@@ -72,7 +76,7 @@ export function HealthDashboard() {
               testId="chart-queue"
               stacked
               xLabel="queue entries"
-              rows={busyKinds.map((q) => ({ label: q.kind, values: [q.waiting, q.scheduled, q.running, q.failed] }))}
+              rows={busyKinds.map((q) => ({ label: kindTitle(q.kind), values: [q.waiting, q.scheduled, q.running, q.failed] }))}
               series={[{ label: "waiting", color: "#d97706" }, { label: "scheduled", color: "#a1a1aa" }, { label: "running", color: "#2563eb" }, { label: "failed", color: "#dc2626" }]}
             />
           ) : (
@@ -115,7 +119,7 @@ export function HealthDashboard() {
               log
               format={seconds}
               xLabel="seconds (log scale)"
-              rows={data.durations.series.filter((s) => s.status === "succeeded").map((s) => ({ label: `${s.kind} (${s.counts.reduce((a, b) => a + b, 0)})`, values: [s.p50 ?? 0, s.p95 ?? 0] }))}
+              rows={data.durations.series.filter((s) => s.status === "succeeded").map((s) => ({ label: `${kindTitle(s.kind)} (${s.counts.reduce((a, b) => a + b, 0)})`, values: [s.p50 ?? 0, s.p95 ?? 0] }))}
               series={[{ label: "median", color: "#2563eb" }, { label: "95th percentile", color: "#93c5fd" }]}
             />
           ) : (

@@ -109,12 +109,13 @@ function Invites() {
             </div>
           </div>
         )}
+        {revoke.error && <Alert>{`The invite was not revoked: ${errorMessage(revoke.error)}`}</Alert>}
         {invites.data && invites.data.length > 0 && (
           <ul className="divide-y divide-zinc-100 text-sm dark:divide-zinc-800">
             {invites.data.map((i) => (
               <li key={i.id} className="flex items-center justify-between py-2">
                 <span><Badge>{i.role}</Badge> <span className="text-zinc-500">open invite, expires {i.expiresAt.toLocaleDateString()}</span></span>
-                <Button size="sm" variant="ghost" onClick={() => revoke.mutate({ inviteId: i.id })}>Revoke</Button>
+                <Button size="sm" variant="ghost" disabled={revoke.isPending} onClick={() => revoke.mutate({ inviteId: i.id })}>Revoke</Button>
               </li>
             ))}
           </ul>

@@ -33,7 +33,9 @@ export function HealthBanner() {
   if (health.isPending) return null;
   const report = health.data;
   let message: string | null = null;
-  if (!report || !report.database.ok) {
+  if (!report) {
+    message = "Gantry is not answering (the portal is restarting, or the network to it is down): pages may fail to load until it is back.";
+  } else if (!report.database.ok) {
     message = "Gantry cannot reach its database: pages may fail to load until it is back.";
   } else if (!report.worker.ok) {
     const lastSeen = report.worker.lastSeen ? new Date(report.worker.lastSeen) : null;

@@ -43,6 +43,7 @@ export function NewRunForm({ datasetId }: { datasetId?: string }) {
   return (
     <>
       <PageHeader title="New training run" description={<>LeRobot&apos;s <code>lerobot-train</code> on one of your GPU hosts. <Link href="/training" className="underline">Back to runs</Link></>} />
+      {datasets.data && !datasets.data.some((d) => d.episodes.ready > 0) && <Alert tone="amber" className="mb-4">No dataset has a ready episode to train on yet: upload episodes or import a dataset under <Link href="/datasets" className="underline">Datasets</Link>.</Alert>}
       {targets.data?.length === 0 && <Alert tone="amber" className="mb-4">There is no training target yet: an admin adds one under <Link href="/training/targets" className="underline">Training → Targets</Link>.</Alert>}
       <Card>
         <CardHeader title="What to train" description="The dataset's current build is sent to the host (only files the host lacks), training starts detached there, and the final checkpoint comes back as a model version." />
@@ -51,7 +52,7 @@ export function NewRunForm({ datasetId }: { datasetId?: string }) {
             <p className="text-sm text-zinc-500">Loading…</p>
           ) : (
             <form onSubmit={onSubmit} className="grid gap-4 sm:grid-cols-3" aria-label="New training run">
-              <SelectField label="Dataset" name="datasetId" defaultValue={datasetId} required options={datasets.data!.map((d) => ({ value: d.id, label: `${d.repoId} (${d.episodes.ready} episodes)` }))} className="sm:col-span-2" />
+              <SelectField label="Dataset" name="datasetId" defaultValue={datasetId} required options={datasets.data!.filter((d) => d.episodes.ready > 0 || d.id === datasetId).map((d) => ({ value: d.id, label: `${d.repoId} (${d.episodes.ready} episodes)` }))} className="sm:col-span-2" />
               <SelectField label="Target" name="targetId" defaultValue={defaultTarget?.id} options={targets.data!.map((t) => ({ value: t.id, label: `${t.name}${t.isDefault ? " (default)" : ""}${t.activeRuns ? ` · ${t.activeRuns} active` : ""}` }))} />
               <div className="space-y-1.5">
                 <label htmlFor="run-policy" className="block text-sm font-medium">Policy type</label>
