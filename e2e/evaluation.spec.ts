@@ -30,7 +30,8 @@ test("Evaluate finds the episode with a stuck joint, and excluding flagged episo
   });
 
   await test.step("the report draws its plots", async () => {
-    await expectChartDrawn(page, page.getByTestId("joint-ranges-chart"), ["joint", "value"]);
+    // Each joint is named on the axis.
+    await expectChartDrawn(page, page.getByTestId("joint-ranges-chart"), ["joint", "value", "shoulder_pan.pos", "gripper.pos"]);
     await expectChartDrawn(page, page.getByTestId("episode-lengths-chart"), ["episode", "frames"], { flat: true }); // all 80 frames
     await expectChartDrawn(page, page.getByTestId("intervals-chart"), ["interval (ms)", "frames"], { flat: true }); // all 100 ms
   });

@@ -90,13 +90,14 @@ export function EvaluationReport({ evaluationId }: { evaluationId: string }) {
                     testId="joint-ranges-chart"
                     x={report.jointRanges.map((_, i) => i)}
                     xLabel="joint"
-                    formatX={(i) => report.jointRanges[Math.round(i)]?.name ?? ""}
+                    // One place per joint, named on the axis; no line joins two joints.
+                    formatX={(i) => (Number.isInteger(i) ? (report.jointRanges[i]?.name ?? "") : "")}
                     yLabels={["value"]}
                     series={[
-                      { label: "lowest", values: report.jointRanges.map((j) => j.min), color: "#2563eb", points: true },
-                      { label: "highest", values: report.jointRanges.map((j) => j.max), color: "#16a34a", points: true },
-                      { label: "lower limit", values: report.jointRanges.map((j) => j.limitMin), color: "#dc2626", dash: [6, 4], width: 1 },
-                      { label: "upper limit", values: report.jointRanges.map((j) => j.limitMax), color: "#dc2626", dash: [6, 4], width: 1 },
+                      { label: "lowest", values: report.jointRanges.map((j) => j.min), color: "#2563eb", points: true, width: 0 },
+                      { label: "highest", values: report.jointRanges.map((j) => j.max), color: "#16a34a", points: true, width: 0 },
+                      { label: "lower limit", values: report.jointRanges.map((j) => j.limitMin), color: "#dc2626", points: true, width: 0 },
+                      { label: "upper limit", values: report.jointRanges.map((j) => j.limitMax), color: "#dc2626", points: true, width: 0 },
                     ]}
                   />
                 </CardBody>
