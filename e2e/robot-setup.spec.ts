@@ -116,6 +116,17 @@ test("sets up and calibrates an SO-101 follower through the agent, and watches i
       for (const m of sim.motors) m.voltage = 121;
     });
 
+    await test.step("coming back to the page, the checks made earlier still show, with when they were made", async () => {
+      await page.reload();
+      const motors = page.locator('[data-step="motors"]');
+      await expect(motors.locator('[data-field="scan"]')).toContainText("All 6 motors answer at 1 Mbaud");
+      await expect(motors.locator('[data-field="checked-earlier"]')).toHaveText(/^Checked (just now|\d+s ago):$/);
+      await expect(motors.getByText("done", { exact: true })).toBeVisible();
+      const power = page.locator('[data-step="power"]');
+      await expect(power.locator('[data-field="power"]')).toHaveAttribute("data-verdict", "wrong-supply");
+      await expect(power.getByText("to do", { exact: true })).toBeVisible();
+    });
+
     // The arm's actual encoder positions in its middle pose.
     const middle = [2000, 2100, 1900, 2200, 1800, 2047];
     const offsets = middle.map((p) => p - 2047);

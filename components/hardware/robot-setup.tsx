@@ -62,6 +62,16 @@ export function RobotSetupPage({ robotId }: { robotId: string }) {
   );
 }
 
+/**
+ * The same check passed on an earlier visit (on this arm's agent and port), until one is run on
+ * this visit: coming back to a set-up arm shows its steps done, with when they were checked.
+ */
+function useEarlierCheck<K extends "scan" | "power">(robotId: string, which: K, isRunThisVisit: boolean) {
+  const trpc = useTRPC();
+  const checks = useQuery(trpc.hardware.robotChecks.queryOptions({ robotId }));
+  return isRunThisVisit ? null : (checks.data?.[which] ?? null);
+}
+
 function StepStatus({ isDone, label }: { isDone: boolean; label?: string }) {
   return <Badge tone={isDone ? "green" : "neutral"}>{label ?? (isDone ? "done" : "to do")}</Badge>;
 }
@@ -150,6 +160,8 @@ function MotorsStep({ robot }: { robot: Robot }) {
   const { can } = useRole();
   const setup = useAgentCommand(robot.agentId, "motors.setup");
   const scan = useAgentCommand(robot.agentId, "motors.scan");
+  const earlier = useEarlierCheck(robot.id, "scan", scan.command !== null);
+  const scanResult = scan.result ?? earlier?.result ?? null;
   const [done, setDone] = useState<Record<string, string>>({});
   const order = [...robot.motors].reverse();
   const next = order.find((m) => !done[m.name]) ?? null;
@@ -159,9 +171,9 @@ function MotorsStep({ robot }: { robot: Robot }) {
     setDone((d) => ({ ...d, [result.motor]: result.was.id === result.id && result.was.baud === result.baud ? `already id ${result.id}` : `id ${result.was.id} at ${result.was.baud} baud → id ${result.id} at ${result.baud} baud` }));
   }
   const expected = robot.motors.map((m) => m.id);
-  const foundIds = scan.result?.found.map((f) => f.id) ?? [];
+  const foundIds = scanResult?.found.map((f) => f.id) ?? [];
   const missing = expected.filter((id) => !foundIds.includes(id));
-  const isAllThere = Boolean(scan.result) && missing.length === 0 && scan.result!.problems.length === 0;
+  const isAllThere = Boolean(scanResult) && missing.length === 0 && scanResult!.problems.length === 0;
 
   return (
     <Card data-step="motors">
@@ -191,14 +203,15 @@ function MotorsStep({ robot }: { robot: Robot }) {
           </div>
         )}
         <CommandLine command={scan.command} error={scan.error} />
-        {scan.result && (
+        {scanResult && (
           <div data-field="scan">
+            {earlier && !scan.result && <p className="mb-1 text-xs text-zinc-500" data-field="checked-earlier">Checked <RelativeTime date={earlier.at} />:</p>}
             {isAllThere ? (
-              <Alert tone="green">All {expected.length} motors answer at 1 Mbaud: {scan.result.found.map((f) => `id ${f.id} (${f.modelName ?? `model ${f.model}`})`).join(", ")}.</Alert>
+              <Alert tone="green">All {expected.length} motors answer at 1 Mbaud: {scanResult.found.map((f) => `id ${f.id} (${f.modelName ?? `model ${f.model}`})`).join(", ")}.</Alert>
             ) : (
               <Alert tone="amber">
                 {missing.length > 0 && <p>Not answering: {missing.map((id) => robot.motors.find((m) => m.id === id)?.name ?? id).join(", ")}. Check their cables, or set them up again one at a time.</p>}
-                {scan.result.problems.map((p) => <p key={`${p.id}-${p.baud}`}>id {p.id}: {p.reason}</p>)}
+                {scanResult.problems.map((p) => <p key={`${p.id}-${p.baud}`}>id {p.id}: {p.reason}</p>)}
               </Alert>
             )}
           </div>
@@ -212,7 +225,8 @@ function MotorsStep({ robot }: { robot: Robot }) {
 function PowerStep({ robot }: { robot: Robot }) {
   const { can } = useRole();
   const power = useAgentCommand(robot.agentId, "motors.power");
-  const r = power.result;
+  const earlier = useEarlierCheck(robot.id, "power", power.command !== null);
+  const r = power.result ?? earlier?.result ?? null;
   return (
     <Card data-step="power">
       <CardHeader title={<span className="flex items-center gap-2">3. Power <StepStatus isDone={r?.verdict === "ok"} /></span>} description={`A ${robot.role} ${robot.role === "follower" ? "runs on a 12 V supply" : "runs on a 5–7.4 V supply"}; the motors report what they get.`} />
@@ -221,6 +235,7 @@ function PowerStep({ robot }: { robot: Robot }) {
         <CommandLine command={power.command} error={power.error} />
         {r && (
           <div data-field="power" data-verdict={r.verdict}>
+            {earlier && !power.result && <p className="mb-1 text-xs text-zinc-500" data-field="checked-earlier">Checked <RelativeTime date={earlier.at} />:</p>}
             <Alert tone={r.verdict === "ok" ? "green" : r.verdict === "wrong-supply" ? "red" : "amber"}>{r.message}</Alert>
             <ul className="mt-2 flex flex-wrap gap-3 text-xs">
               {r.readings.map((x) => <li key={x.id}>id {x.id}: {x.volts !== null ? `${x.volts.toFixed(1)} V` : x.error}</li>)}

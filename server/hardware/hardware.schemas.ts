@@ -347,6 +347,10 @@ export const robotCalibrationSchema = z.object({
   createdAt: z.date(),
 });
 
+/** A set-up check an arm passed before: when, and the agent's answer. */
+const lastCheck = <T extends z.ZodType>(result: T) => z.object({ at: z.date(), result }).nullable();
+export const robotChecksSchema = z.object({ scan: lastCheck(commandResultSchemas["motors.scan"]), power: lastCheck(commandResultSchemas["motors.power"]) });
+
 export const robotSchema = z.object({
   id: z.uuid(),
   agentId: z.uuid(),

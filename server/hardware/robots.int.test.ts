@@ -8,7 +8,7 @@ import { RealtimeHub } from "../jobs/realtime";
 import { takeCancelsToSend, publishJointSamples, recordAgentMessage } from "./agent-session.service";
 import { cancelAgentCommand, getAgentCommand, removeAgent } from "./commands.service";
 import { openJointSampleStream, type JointSampleEvent } from "./joint-stream";
-import { applyRobotCalibration, createRobot, deleteRobot, exportRobotCalibration, getRobot, importRobotCalibration, listRobotCalibrations } from "./robots.service";
+import { applyRobotCalibration, createRobot, deleteRobot, exportRobotCalibration, getRobot, importRobotCalibration, lastRobotChecks, listRobotCalibrations, updateRobot } from "./robots.service";
 
 // Arms, their calibration history, command cancel and the live joint stream, against Postgres.
 
@@ -54,6 +54,28 @@ describe("robots", () => {
     expect(imported.source).toBe("import");
     expect((await getRobot(db, { actor, robotId: robot.id })).calibration?.calibration.shoulder_pan?.homing_offset).toBe(-21);
     expect((await listRobotCalibrations(db, { actor, robotId: robot.id, limit: 10 })).map((c) => c.source)).toEqual(["import", "wizard"]);
+  });
+
+  it("keeps the newest motors scan and supply check that succeeded on the arm's port, for its set-up page", async () => {
+    const robot = await createRobot(db, { actor, input: { agentId, name: `arm_c_${Date.now()}`, type: "so101_follower", port: "/dev/ttyACM3" } });
+    expect(await lastRobotChecks(db, { actor, robotId: robot.id })).toEqual({ scan: null, power: null });
+    const command = (kind: string, port: string, status: "succeeded" | "failed", result: unknown, at: number) =>
+      db.agentCommand.create({ data: { orgId: actor.orgId, agentId, kind, input: { port, protocol: "feetech" }, status, result: result as object, deadline: new Date(at + 60_000), createdBy: "test", createdAt: new Date(at), finishedAt: new Date(at + 1000) } });
+    const scan = (ids: number[]) => ({ found: ids.map((id) => ({ id, baud: 1_000_000, model: 777, modelName: "sts3215" })), problems: [], bauds: [1_000_000], tookMs: 40 });
+    const now = Date.now() - 60_000;
+    await command("motors.scan", "/dev/ttyACM3", "succeeded", scan([1, 2]), now);
+    await command("motors.scan", "/dev/ttyACM3", "succeeded", scan([1, 2, 3, 4, 5, 6]), now + 1000);
+    await command("motors.scan", "/dev/ttyACM3", "failed", null, now + 2000); // failed: not a check passed
+    await command("motors.scan", "/dev/ttyUSB9", "succeeded", scan([]), now + 3000); // another port's arm
+    await command("motors.power", "/dev/ttyACM3", "succeeded", { readings: [{ id: 1, volts: 12.1, error: null }], verdict: "ok", message: "12 V" }, now);
+    const checks = await lastRobotChecks(db, { actor, robotId: robot.id });
+    expect(checks.scan?.result.found.map((f) => f.id)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(checks.scan?.at).toEqual(new Date(now + 2000));
+    expect(checks.power?.result.verdict).toBe("ok");
+    // Moved to another port: the checks made on the old one no longer say anything about it.
+    await updateRobot(db, { actor, input: { robotId: robot.id, port: "/dev/ttyACM7" } });
+    expect(await lastRobotChecks(db, { actor, robotId: robot.id })).toEqual({ scan: null, power: null });
+    await expect(lastRobotChecks(db, { actor: other, robotId: robot.id })).rejects.toMatchObject({ code: "NOT_FOUND" });
   });
 
   it("refuses a calibration that is not LeRobot's or does not fit the arm, and keeps the history as it was", async () => {

@@ -10,6 +10,7 @@ import { CalibrationSchema, inMotorOrder } from "./calibration.schemas";
 import { cancelInFlight, isAgentOnline, sendAgentCommand } from "./commands.service";
 import {
   calibrationSources,
+  commandResultSchemas,
   robotCalibrationFile,
   ROBOT_TYPES,
   robotTypeSchema,
@@ -17,6 +18,7 @@ import {
   type createRobotInput,
   type importCalibrationInput,
   type robotCalibrationSchema,
+  type robotChecksSchema,
   type robotSchema,
   type updateRobotInput,
 } from "./hardware.schemas";
@@ -69,6 +71,26 @@ export async function listRobots(db: Db, { actor, agentId }: { actor: OrgActor; 
 
 export async function getRobot(db: Db, { actor, robotId }: { actor: OrgActor; robotId: string }) {
   return toRobotDto(await findRobot(db, actor, robotId));
+}
+
+/**
+ * The set-up checks an arm passed before this visit, for its set-up page: the newest motors scan
+ * and supply check that succeeded on its agent and its port (null where there is none, or none
+ * since the arm moved to another port), their answers parsed as the page parses a fresh one.
+ */
+export async function lastRobotChecks(db: Db, { actor, robotId }: { actor: OrgActor; robotId: string }): Promise<z.infer<typeof robotChecksSchema>> {
+  const robot = await findRobot(db, actor, robotId);
+  const last = async <K extends "motors.scan" | "motors.power">(kind: K) => {
+    if (!robot.port) return null;
+    const row = await db.agentCommand.findFirst({
+      where: { orgId: actor.orgId, agentId: robot.agentId, kind, status: "succeeded", input: { path: ["port"], equals: robot.port } },
+      orderBy: { createdAt: "desc" },
+      select: { result: true, finishedAt: true, createdAt: true },
+    });
+    const parsed = row ? commandResultSchemas[kind].safeParse(row.result) : null;
+    return parsed?.success ? { at: row!.finishedAt ?? row!.createdAt, result: parsed.data as z.infer<(typeof commandResultSchemas)[K]> } : null;
+  };
+  return { scan: await last("motors.scan"), power: await last("motors.power") };
 }
 
 export async function createRobot(db: Db, { actor, input }: { actor: OrgActor; input: z.output<typeof createRobotInput> }) {

@@ -7,12 +7,13 @@ import {
   createRobotInput,
   importCalibrationInput,
   robotCalibrationSchema,
+  robotChecksSchema,
   robotSchema,
   sendCommandInput,
   updateRobotInput,
 } from "../../hardware/hardware.schemas";
 import { cancelAgentCommand, getAgent, getAgentCommand, listAgentCommands, listAgents, removeAgent, sendAgentCommand } from "../../hardware/commands.service";
-import { applyRobotCalibration, createRobot, deleteRobot, exportRobotCalibration, getRobot, importRobotCalibration, listRobotCalibrations, listRobots, updateRobot } from "../../hardware/robots.service";
+import { applyRobotCalibration, createRobot, deleteRobot, exportRobotCalibration, getRobot, importRobotCalibration, lastRobotChecks, listRobotCalibrations, listRobots, updateRobot } from "../../hardware/robots.service";
 import { streamAccessCheck } from "../../auth/request-actor";
 import { openJointSampleStream } from "../../hardware/joint-stream";
 import { recipeSummaries } from "../../hardware/recipes";
@@ -71,6 +72,10 @@ export const hardwareRouter = router({
     .input(z.object({ robotId: z.uuid() }))
     .output(robotSchema)
     .query(({ ctx, input }) => getRobot(ctx.db, { actor: ctx.orgActor, robotId: input.robotId })),
+  robotChecks: orgProcedure("viewer")
+    .input(z.object({ robotId: z.uuid() }))
+    .output(robotChecksSchema)
+    .query(({ ctx, input }) => lastRobotChecks(ctx.db, { actor: ctx.orgActor, robotId: input.robotId })),
   createRobot: orgProcedure("operator")
     .input(createRobotInput)
     .output(robotSchema)
