@@ -86,11 +86,15 @@ export function ApiProvider({ children }: { children: ReactNode }) {
   );
 }
 
-/** A message a person can act on, from any error the API returned. */
-export function errorMessage(error: unknown): string {
+/**
+ * A message a person can act on, from any error the API returned. A form passes the labels its
+ * fields show, by input path ("strategy.canary" → "Canary devices"), so a field that does not
+ * fit is named as the person sees it.
+ */
+export function errorMessage(error: unknown, labels: Record<string, string> = {}): string {
   if (error instanceof TRPCClientError) {
     const fields = (error.data as { fieldErrors?: Array<{ path: string; message: string }> } | undefined)?.fieldErrors;
-    if (fields?.length) return fields.map((f) => (f.path ? `${f.path}: ${f.message}` : f.message)).join("; ");
+    if (fields?.length) return fields.map((f) => (f.path ? `${labels[f.path] ?? f.path}: ${f.message}` : f.message)).join("; ");
     return error.message;
   }
   return error instanceof Error ? error.message : "Something went wrong";

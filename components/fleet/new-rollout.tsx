@@ -13,6 +13,18 @@ import { errorMessage, useTRPC } from "@/components/trpc";
 import { DeviceStateBadge } from "./fleet-badges";
 import { VersionPicker } from "./version-picker";
 
+/** The form's labels, by the input path an error names. */
+const ROLLOUT_LABELS: Record<string, string> = {
+  modelVersionId: "Model version",
+  "selector.deviceIds": "Devices",
+  "selector.group": "Group",
+  "selector.tag": "Tag",
+  "strategy.canary": "Canary devices",
+  "strategy.batchSize": "Then batches of",
+  "strategy.maxFailurePercent": "Stop when failures pass (%)",
+  startAt: "Start at",
+};
+
 export function NewRollout() {
   const trpc = useTRPC();
   const router = useRouter();
@@ -81,7 +93,7 @@ export function NewRollout() {
               )}
             </fieldset>
             <TextField label="Start at" name="startAt" type="datetime-local" hint="empty starts now" className="w-64" />
-            {create.error && <Alert>{errorMessage(create.error)}</Alert>}
+            {create.error && <Alert>{errorMessage(create.error, ROLLOUT_LABELS)}</Alert>}
             <div className="flex flex-wrap items-center gap-3">
               <Button type="submit" disabled={!versionId || create.isPending || (targetKind === "devices" && picked.size === 0) || (targetKind === "group" && !groups.length) || (targetKind === "tag" && !tags.length)}>{create.isPending ? "Starting…" : "Start rollout"}</Button>
               {!versionId ? <span className="text-sm text-zinc-500">Choose a model version first.</span> : targetKind === "devices" && picked.size === 0 ? <span className="text-sm text-zinc-500">Tick the devices to deploy to.</span> : null}

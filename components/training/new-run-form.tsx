@@ -13,6 +13,19 @@ import { PageHeader } from "@/components/ui/page-header";
 import { errorMessage, useTRPC } from "@/components/trpc";
 import { POLICY_PRESETS } from "@/server/training/training.schemas";
 
+/** The form's labels, by the input path an error names. */
+const RUN_LABELS: Record<string, string> = {
+  datasetId: "Dataset",
+  targetId: "Target",
+  name: "Name",
+  policyType: "Policy type",
+  steps: "Steps",
+  saveFreq: "Save every (steps)",
+  logFreq: "Log every (steps)",
+  extraArgs: "Extra arguments",
+  "gateOverride.reason": "Override the quality gate",
+};
+
 export function NewRunForm({ datasetId }: { datasetId?: string }) {
   const trpc = useTRPC();
   const router = useRouter();
@@ -68,7 +81,7 @@ export function NewRunForm({ datasetId }: { datasetId?: string }) {
               {can("admin") && start.error && /quality gate/.test(start.error.message) && (
                 <TextField label="Override the quality gate" name="gateOverride" required minLength={3} className="sm:col-span-3" placeholder="why this dataset may be trained on anyway" hint="kept in the audit log" />
               )}
-              {start.error && <Alert className="sm:col-span-3">{errorMessage(start.error)}</Alert>}
+              {start.error && <Alert className="sm:col-span-3">{errorMessage(start.error, RUN_LABELS)}</Alert>}
               <div className="sm:col-span-3">
                 <Button type="submit" disabled={start.isPending || targets.data!.length === 0}>{start.isPending ? "Starting…" : "Start training"}</Button>
               </div>
