@@ -91,7 +91,8 @@ export function EvaluationReport({ evaluationId }: { evaluationId: string }) {
                     x={report.jointRanges.map((_, i) => i)}
                     xLabel="joint"
                     // One place per joint, named on the axis; no line joins two joints.
-                    formatX={(i) => (Number.isInteger(i) ? (report.jointRanges[i]?.name ?? "") : "")}
+                    formatX={(i) => report.jointRanges[i]?.name ?? ""}
+                    xPlaces
                     yLabels={["value"]}
                     series={[
                       { label: "lowest", values: report.jointRanges.map((j) => j.min), color: "#2563eb", points: true, width: 0 },

@@ -43,6 +43,8 @@ export interface LineChartProps {
   xTime?: boolean;
   /** How the read-out writes an x value (its default is the number, or the time with xTime). */
   formatX?: (x: number) => string;
+  /** x values are places 0, 1, 2, … each named by formatX (joints, say): the axis names each one, half a place of margin either side. */
+  xPlaces?: boolean;
   bands?: Band[];
   /** A vertical line at this x (e.g. a playhead); moved without redrawing the series. */
   marker?: number | null;
@@ -64,14 +66,14 @@ function moveMarker(u: uPlot, line: HTMLDivElement | null, value: number | null)
   if (isShown) line.style.transform = `translateX(${left}px)`;
 }
 
-export function LineChart({ x, xLabel, series, yLabels, height = 240, logY = false, testId, xTime = false, formatX, bands, marker = null, onPick, onCursor, syncKey }: LineChartProps) {
+export function LineChart({ x, xLabel, series, yLabels, height = 240, logY = false, testId, xTime = false, formatX, xPlaces = false, bands, marker = null, onPick, onCursor, syncKey }: LineChartProps) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   // What may change on every render without rebuilding the chart is read through refs.
   const latest = useRef({ bands, marker, onPick, onCursor, formatX });
   latest.current = { bands, marker, onPick, onCursor, formatX };
   const markerEl = useRef<HTMLDivElement | null>(null);
-  const shape = JSON.stringify([xLabel, yLabels, series.map((s) => [s.label, s.axis ?? 0, s.unit, s.color, s.dash, s.width, s.points]), logY, xTime, Boolean(formatX), syncKey]);
+  const shape = JSON.stringify([xLabel, yLabels, series.map((s) => [s.label, s.axis ?? 0, s.unit, s.color, s.dash, s.width, s.points]), logY, xTime, Boolean(formatX), xPlaces, syncKey]);
 
   useEffect(() => {
     const el = box.current;
@@ -82,9 +84,14 @@ export function LineChart({ x, xLabel, series, yLabels, height = 240, logY = fal
     const opts: uPlot.Options = {
       width,
       height,
-      scales: { x: { time: xTime }, y: logY ? { distr: 3 } : {}, ...(hasRight ? { y2: {} } : {}) },
+      scales: { x: { time: xTime, ...(xPlaces ? { range: (_u: uPlot, min: number, max: number): uPlot.Range.MinMax => [min - 0.5, max + 0.5] } : {}) }, y: logY ? { distr: 3 } : {}, ...(hasRight ? { y2: {} } : {}) },
       axes: [
-        { label: xLabel, stroke: "#71717a", grid: { stroke: "#71717a22" } },
+        {
+          label: xLabel,
+          stroke: "#71717a",
+          grid: { stroke: "#71717a22" },
+          ...(xPlaces ? { incrs: [1], values: (_u: uPlot, splits: number[]) => splits.map((v) => (Number.isInteger(v) ? (latest.current.formatX?.(v) ?? String(v)) : "")) } : {}),
+        },
         { label: yLabels[0], stroke: "#71717a", grid: { stroke: "#71717a22" }, size: 60 },
         ...(hasRight ? [{ label: yLabels[1] ?? "", scale: "y2", side: 1, stroke: "#71717a", grid: { show: false }, size: 60 } as uPlot.Axis] : []),
       ],
