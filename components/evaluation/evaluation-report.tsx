@@ -122,7 +122,7 @@ export function EvaluationReport({ evaluationId }: { evaluationId: string }) {
               <Card>
                 <CardHeader title="Episodes by what the cameras see" description={report.descriptor ?? "Episodes placed by their visual descriptors (two principal components)."} />
                 <CardBody>
-                  <LineChart testId="visual-map-chart" x={[...report.visualMap].sort((a, b) => a.x - b.x).map((p) => p.x)} xLabel="component 1" yLabels={["component 2"]} series={[{ label: "episode", values: [...report.visualMap].sort((a, b) => a.x - b.x).map((p) => p.y), color: "#ea580c", points: true, width: 0 }]} />
+                  <VisualMap points={report.visualMap} />
                 </CardBody>
               </Card>
             )}
@@ -260,5 +260,21 @@ function CompareEvaluations({ evaluationId, datasetId, derivedFrom }: { evaluati
         </div>
       )}
     </Card>
+  );
+}
+
+/** Episodes placed by their visual descriptors; the read-out names the episode under the cursor. */
+function VisualMap({ points }: { points: Array<{ index: number; x: number; y: number }> }) {
+  const sorted = useMemo(() => [...points].sort((a, b) => a.x - b.x), [points]);
+  const episodeAt = (x: number) => sorted.filter((p) => p.x === x).map((p) => `#${p.index}`).join(", ");
+  return (
+    <LineChart
+      testId="visual-map-chart"
+      x={sorted.map((p) => p.x)}
+      xLabel="component 1"
+      formatX={(x) => `${episodeAt(x) ? `episode ${episodeAt(x)} · ` : ""}${x.toFixed(3)}`}
+      yLabels={["component 2"]}
+      series={[{ label: "component 2", values: sorted.map((p) => p.y), color: "#ea580c", points: true, width: 0 }]}
+    />
   );
 }
