@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { halfToNumber, halvesToNumbers, isHalfNonFinite } from "./half-float";
+import { halfToNumber, halvesToNumbers, isHalfNonFinite, numbersToHalves, numberToHalf } from "./half-float";
 
 describe("half-precision floats", () => {
   it("reads the patterns onnxruntime gives for a float16 output", () => {
@@ -14,5 +14,20 @@ describe("half-precision floats", () => {
     expect(halfToNumber(0x7e00)).toBeNaN();
     expect([0x7c00, 0xfc00, 0x7e00].every(isHalfNonFinite)).toBe(true);
     expect([0x3c00, 0x7bff, 0x0000, 0x8001].some(isHalfNonFinite)).toBe(false);
+  });
+
+  it("writes numbers as the nearest half, ties to even, Infinity past the largest", () => {
+    expect(Array.from(numbersToHalves([1, 0.5, -2, 65504, 2 ** -24, 0, -0]))).toEqual([0x3c00, 0x3800, 0xc000, 0x7bff, 0x0001, 0x0000, 0x8000]);
+    expect(numberToHalf(65520)).toBe(0x7c00); // halfway past 65504 rounds up, to Infinity
+    expect(numberToHalf(-1e6)).toBe(0xfc00);
+    expect(numberToHalf(1 + 2 ** -11)).toBe(0x3c00); // halfway between 1 and the next half: to the even one
+    expect(numberToHalf(1 + 3 * 2 ** -11)).toBe(0x3c02);
+    expect(numberToHalf(2 ** -26)).toBe(0); // under half the smallest subnormal
+    expect(isHalfNonFinite(numberToHalf(Number.NaN))).toBe(true);
+    // Every finite half reads back as itself.
+    for (let bits = 0; bits < 0x10000; bits++) {
+      if (isHalfNonFinite(bits)) continue;
+      expect(numberToHalf(halfToNumber(bits))).toBe(bits === 0x8000 ? 0x8000 : bits);
+    }
   });
 });

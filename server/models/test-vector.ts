@@ -37,7 +37,7 @@ const oipDatatypes: Record<string, string> = {
 const oipOf = Object.fromEntries(Object.entries(oipDatatypes).map(([oip, type]) => [type, oip]));
 
 /** Element types a test vector can feed (what the validation process can build a tensor of). */
-const FEEDABLE = new Set(["float32", "float64", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "bool"]);
+const FEEDABLE = new Set(["float16", "float32", "float64", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "bool"]);
 const INTEGER_RANGES: Record<string, [number, number]> = {
   int8: [-128, 127],
   uint8: [0, 255],
@@ -48,7 +48,8 @@ const INTEGER_RANGES: Record<string, [number, number]> = {
   int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
   uint64: [0, Number.MAX_SAFE_INTEGER],
 };
-const FLOAT32_MAX = 3.4028234663852886e38;
+/** The largest finite value of the float types a larger one would overflow (float16 rounds 65520 and up to Infinity). */
+const FLOAT_MAX: Record<string, number> = { float16: 65504, float32: 3.4028234663852886e38 };
 const MAX_RANK = 32;
 /** Keys an OIP request or response carries beside its tensors; a test vector ignores them. */
 const IGNORED_KEYS = new Set(["id", "parameters", "model_name", "model_version"]);
@@ -201,10 +202,10 @@ function checkTensor(side: Side, spec: TensorSpec, given: VectorTensor, symbols:
   if (side === "input") {
     const range = INTEGER_RANGES[spec.type];
     const bad = given.data.findIndex((v) =>
-      spec.type === "bool" ? v !== 0 && v !== 1 : range ? !Number.isInteger(v) || v < range[0] || v > range[1] : spec.type === "float32" && Math.abs(v) > FLOAT32_MAX,
+      spec.type === "bool" ? v !== 0 && v !== 1 : range ? !Number.isInteger(v) || v < range[0] || v > range[1] : Math.abs(v) > (FLOAT_MAX[spec.type] ?? Infinity),
     );
     if (bad >= 0) {
-      const need = spec.type === "bool" ? "true/false or 1/0" : range ? `whole numbers from ${range[0]} to ${range[1]}` : "numbers within float32's range";
+      const need = spec.type === "bool" ? "true/false or 1/0" : range ? `whole numbers from ${range[0]} to ${range[1]}` : `numbers within ${spec.type}'s range`;
       problems.push(`${what} is ${spec.type}, which takes ${need}, but the test vector holds ${given.data[bad]} at position ${bad}`);
       return;
     }

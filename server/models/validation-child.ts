@@ -4,7 +4,7 @@
 // being "result" or "failure".
 import { performance } from "node:perf_hooks";
 import * as ort from "onnxruntime-node";
-import { halvesToNumbers } from "./half-float";
+import { halvesToNumbers, numbersToHalves } from "./half-float";
 import { describeOrtError } from "./ort-errors";
 import { childRequestSchema, type ChildMessage, type ChildRequest, type FlatTensor } from "./validation.schemas";
 
@@ -42,6 +42,8 @@ function typedArray(type: string, values: number[]): Filled | null {
       return Float32Array.from(values);
     case "float64":
       return Float64Array.from(values);
+    case "float16":
+      return numbersToHalves(values);
     case "int8":
       return Int8Array.from(values);
     case "uint8":
@@ -79,10 +81,7 @@ function generatedInputs(request: ChildRequest): Record<string, ort.Tensor> {
     // Floats in [-1, 1); integers small and non-negative, since they are often indices.
     const values = Array.from({ length: count }, () => (isFloat ? random() * 2 - 1 : input.type === "bool" ? Math.round(random()) : Math.floor(random() * 4)));
     const data = typedArray(input.type, values);
-    if (!data) {
-      const remedy = input.type === "float16" ? " Export it with float32 inputs and outputs (for a float16 model, onnxconverter-common's convert_float_to_float16 with keep_io_types=True)." : "";
-      throw new ProblemError(`Input "${input.name}" has element type ${input.type}, which Gantry does not serve: inputs must be float32, float64, integers or bool.${remedy}`);
-    }
+    if (!data) throw new ProblemError(`Input "${input.name}" has element type ${input.type}, which Gantry does not serve: inputs must be float16, float32, float64, integers or bool. Export the model with float32 inputs.`);
     feeds[input.name] = tensor(input.type, data, input.shape);
   }
   return feeds;

@@ -9,6 +9,7 @@ import {
   buildExternalDataModel,
   buildFutureModel,
   buildGarbage,
+  buildHalfInputModel,
   buildHalfOutputModel,
   buildLookupModel,
   buildMinusOneDimModel,
@@ -104,6 +105,17 @@ describe("validateOnnxFile on working models", () => {
     expect(report.signature?.outputs[0]).toEqual({ name: "y", type: "float16", shape: ["batch", 2] });
     expect(report.testVector).toMatchObject({ ok: true, problems: [] });
     expect(report.maxAbsDiff).toBe(0);
+  });
+
+  it("fills a float16 input, and feeds a test vector's numbers to it as halves", async () => {
+    const testVector = { inputs: { x: [[1, 0.5], [-2, 0.333333]] }, outputs: { y: [[1, 0.5], [-2, 0.333251953125]] } };
+    const report = await validateOnnxFile({ ...base, file: writeModel(buildHalfInputModel()), testVector });
+    expect(report.problems).toEqual([]);
+    expect(report.signature?.inputs[0]).toEqual({ name: "x", type: "float16", shape: ["batch", 2] });
+    expect(report.testVector).toMatchObject({ ok: true, problems: [] });
+    expect(report.maxAbsDiff).toBe(0);
+    const beyond = await validateOnnxFile({ ...base, file: writeModel(buildHalfInputModel()), testVector: { inputs: { x: [[1, 70000]] } } });
+    expect(beyond.testVector?.problems).toEqual(['Input "x" is float16, which takes numbers within float16\'s range, but the test vector holds 70000 at position 1']);
   });
 
   it("fills int64 and bool inputs", async () => {

@@ -78,6 +78,7 @@ function zeros(type: string, shape: Array<number | string>): RawTensor {
   const dims = shape.map((d) => (typeof d === "number" && d > 0 ? d : 1));
   const count = dims.reduce((a, b) => a * b, 1);
   const make: Record<string, () => RawTensor["data"]> = {
+    float16: () => new Uint16Array(count), // zeros as half-precision bit patterns are zeros
     float32: () => new Float32Array(count),
     float64: () => new Float64Array(count),
     int64: () => new BigInt64Array(count),

@@ -141,6 +141,7 @@ function zeros(type: string, count: number): RawTensor["data"] | null {
     case "int16":
       return new Int16Array(count);
     case "uint16":
+    case "float16": // zeros as half-precision bit patterns are zeros
       return new Uint16Array(count);
     case "int8":
       return new Int8Array(count);

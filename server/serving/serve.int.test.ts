@@ -4,7 +4,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../tests/setup/test-database";
 import { createOrgWithMember } from "../../tests/helpers/factories";
-import { buildGarbage, buildHalfOutputModel, buildMlp, buildTwoInputModel, runMlpInJs, seededValues } from "../../tests/helpers/onnx-models";
+import { buildGarbage, buildHalfInputModel, buildHalfOutputModel, buildMlp, buildTwoInputModel, runMlpInJs, seededValues } from "../../tests/helpers/onnx-models";
 import { buildSlowModel } from "../../tests/helpers/slow-model";
 import { createModelServer } from "../../serve/server";
 import { createDb, type Db } from "../db";
@@ -162,6 +162,24 @@ describe("model server", () => {
     const overflow = await call("POST", "/v2/models/half/infer", { inputs: [{ name: "x", shape: [1, 2], datatype: "FP32", data: [131008, 1] }] });
     expect(overflow.status).toBeGreaterThanOrEqual(400);
     expect(overflow.body.error).toMatch(/Infinity|not a finite number/);
+  });
+
+  it("takes FP16 inputs as JSON numbers and as raw halves, and refuses a value FP16 cannot hold", async () => {
+    const signature: Signature = { inputs: [{ name: "x", type: "float16", shape: ["batch", 2] }], outputs: [{ name: "y", type: "float32", shape: ["batch", 2] }] };
+    await deploy(owner, "half-in", (await addReadyVersion(owner, buildHalfInputModel(), signature)).versionId);
+    const json = await call("POST", "/v2/models/half-in/infer", { inputs: [{ name: "x", shape: [2, 2], datatype: "FP16", data: [1, 0.5, -2, 0.333333] }] });
+    expect(json.status).toBe(200);
+    expect(json.body.outputs[0].data).toEqual([1, 0.5, -2, 0.333251953125]); // 1/3 as the nearest half
+    // Binary: a JSON header, then the halves' bytes (little-endian 0x3c00 = 1, 0xc000 = -2).
+    const header = Buffer.from(JSON.stringify({ inputs: [{ name: "x", shape: [1, 2], datatype: "FP16", parameters: { binary_data_size: 4 } }] }));
+    const res = await fetch(`${base}/v2/models/half-in/infer`, { method: "POST", headers: { authorization: `Bearer ${token}`, "inference-header-content-length": String(header.length) }, body: Buffer.concat([header, Buffer.from([0x00, 0x3c, 0x00, 0xc0])]) });
+    expect(res.status).toBe(200);
+    expect((await res.json()).outputs[0].data).toEqual([1, -2]);
+    const beyond = await call("POST", "/v2/models/half-in/infer", { inputs: [{ name: "x", shape: [1, 2], datatype: "FP16", data: [1, 70000] }] });
+    expect(beyond.status).toBe(400);
+    expect(beyond.body.error).toBe('Input "x" has 70000 at position 1, beyond the range of FP16 (it would become Infinity); send values within ±65504');
+    const asFloat32 = await call("POST", "/v2/models/half-in/infer", { inputs: [{ name: "x", shape: [1, 2], datatype: "FP32", data: [1, 2] }] });
+    expect(asFloat32.body.error).toBe('Input "x" must have datatype FP16, not FP32');
   });
 
   it("needs a token, and names resolve inside the token's organisation", async () => {

@@ -1,5 +1,5 @@
 import { AppError } from "../errors";
-import { halvesToNumbers, isHalfNonFinite } from "../models/half-float";
+import { halvesToNumbers, isHalfNonFinite, numberToHalf } from "../models/half-float";
 import type { TensorSpec } from "../models/validation.schemas";
 import type { EndpointSettings } from "./endpoints.schemas";
 import type { RawTensor } from "./session-pool";
@@ -8,6 +8,7 @@ import type { RawTensor } from "./session-pool";
 // onnxruntime tensors, with every check a caller's mistake deserves a sentence for.
 
 const oipToOrt = {
+  FP16: "float16",
   FP32: "float32",
   FP64: "float64",
   INT8: "int8",
@@ -22,9 +23,7 @@ const oipToOrt = {
 } as const;
 type OipDatatype = keyof typeof oipToOrt;
 type OrtType = (typeof oipToOrt)[OipDatatype];
-// float16 is an output type only: a model may end in one (a mixed-precision export); requests
-// in FP16 are not taken, and validation refuses a model whose inputs are float16.
-const ortToOip: Record<string, string> = { ...Object.fromEntries(Object.entries(oipToOrt).map(([k, v]) => [v, k])), float16: "FP16" };
+const ortToOip: Record<string, string> = Object.fromEntries(Object.entries(oipToOrt).map(([k, v]) => [v, k]));
 
 /** The OIP datatype of an onnxruntime element type ("float32" → "FP32"); unknown ones upper-cased. */
 export function toOipDatatype(ortType: string): string {
@@ -148,6 +147,7 @@ function toTypedArray(name: string, type: OrtType, flat: unknown[], norm: Normal
     }
     return out;
   }
+  if (type === "float16") return toHalves(name, flat, norm, shape);
   const out = new numberArrays[type as keyof typeof numberArrays](n);
   const isFloat = type === "float32" || type === "float64";
   if (!norm) {
@@ -170,7 +170,25 @@ function toTypedArray(name: string, type: OrtType, flat: unknown[], norm: Normal
   return out;
 }
 
-const bytesPer: Record<OrtType, number> = { float32: 4, float64: 8, int8: 1, int16: 2, int32: 4, int64: 8, uint8: 1, uint16: 2, uint32: 4, uint64: 8, bool: 1 };
+/**
+ * FP16 values as half-precision bit patterns (what onnxruntime takes for float16), normalised
+ * first when the endpoint says so; a value past FP16's ±65504 is refused, as it would be Infinity.
+ */
+function toHalves(name: string, flat: unknown[], norm: Normalisation | undefined, shape: number[]): Uint16Array {
+  const out = new Uint16Array(flat.length);
+  const channels = shape.at(-1) ?? 1;
+  const pick = (v: number | number[], i: number) => (typeof v === "number" ? v : (v[i % channels] ?? v[0]));
+  for (let i = 0; i < flat.length; i++) {
+    const v = flat[i];
+    if (typeof v !== "number" || !Number.isFinite(v)) throw notNumber(name, i);
+    const value = norm ? (v - pick(norm.mean, i)) / pick(norm.std, i) : v;
+    out[i] = numberToHalf(value);
+    if (isHalfNonFinite(out[i])) throw norm ? notNormalisable(name, i, v) : halfOutOfRange(name, i, v);
+  }
+  return out;
+}
+
+const bytesPer: Record<OrtType, number> = { float16: 2, float32: 4, float64: 8, int8: 1, int16: 2, int32: 4, int64: 8, uint8: 1, uint16: 2, uint32: 4, uint64: 8, bool: 1 };
 
 /** Raw little-endian bytes → a fresh, aligned typed array (normalised when the endpoint says so). */
 function fromBinary(name: string, type: OrtType, bytes: Uint8Array, count: number, norm: Normalisation | undefined, shape: number[]): RawTensor["data"] {
@@ -181,6 +199,11 @@ function fromBinary(name: string, type: OrtType, bytes: Uint8Array, count: numbe
   if (type === "bool") {
     for (let i = 0; i < count; i++) if (copy[i] > 1) throw bad(`Input "${name}" is BOOL, so each of its bytes must be 0 or 1`);
     return copy;
+  }
+  if (type === "float16") {
+    const halves = new Uint16Array(copy.buffer);
+    for (let i = 0; i < count; i++) if (isHalfNonFinite(halves[i])) throw notNumber(name, i);
+    return norm ? toHalves(name, halvesToNumbers(halves), norm, shape) : halves;
   }
   const Ctor = type === "int64" ? BigInt64Array : type === "uint64" ? BigUint64Array : numberArrays[type as keyof typeof numberArrays];
   const out = new Ctor(copy.buffer);
@@ -205,6 +228,7 @@ function fromBinary(name: string, type: OrtType, bytes: Uint8Array, count: numbe
 
 const notNumber = (name: string, i: number) => bad(`Input "${name}" has a value that is not a finite number at position ${i}`);
 const outOfRange = (name: string, type: OrtType, i: number, v: number) => bad(`Input "${name}" has ${v} at position ${i}, beyond the range of ${toOipDatatype(type)} (it would become Infinity); send values within ±3.4e38`);
+const halfOutOfRange = (name: string, i: number, v: number) => bad(`Input "${name}" has ${v} at position ${i}, beyond the range of FP16 (it would become Infinity); send values within ±65504`);
 const notNormalisable = (name: string, i: number, v: number) =>
   bad(`Input "${name}" has ${v} at position ${i}, which the endpoint's preprocessing (mean and std) turns into a value that is not a finite number; check that setting's std has no zero`);
 

@@ -141,6 +141,17 @@ export function buildHalfOutputModel(): Buffer {
   );
 }
 
+/** y = Cast(x, float32) over x[batch, 2]: a float16 input, as a model exported for float16 end to end takes. */
+export function buildHalfInputModel(): Buffer {
+  return encodeModel(
+    model({
+      nodes: [{ op_type: "Cast", input: ["x"], output: ["y"], attribute: [{ name: "to", type: ATTR_INT, i: FLOAT }] }],
+      inputs: [valueInfo("x", FLOAT16, ["batch", 2])],
+      outputs: [valueInfo("y", FLOAT, ["batch", 2])],
+    }),
+  );
+}
+
 /** y = Relu(x) over x[-1, 6]: the batch written as size -1, as some converters write a free dimension. */
 export function buildMinusOneDimModel(): Buffer {
   return encodeModel(
