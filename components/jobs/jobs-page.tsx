@@ -2,8 +2,8 @@
 
 import { useInfiniteQuery } from "@tanstack/react-query";
 import { usePathname, useRouter, useSearchParams } from "next/navigation";
-import { Button } from "@/components/ui/button";
 import { Card } from "@/components/ui/card";
+import { OlderPages } from "@/components/ui/older-pages";
 import { Alert } from "@/components/ui/alert";
 import { SelectField } from "@/components/ui/field";
 import { PageHeader } from "@/components/ui/page-header";
@@ -41,16 +41,7 @@ export function JobsPage() {
       </div>
       {jobs.error && <Alert className="mb-4">{errorMessage(jobs.error)}</Alert>}
       <Card>{items ? <JobTable jobs={items} caption="Jobs" /> : <p className="px-5 py-10 text-sm text-zinc-500">Loading…</p>}</Card>
-      {items && (
-        <div className="mt-3 flex items-center gap-3 text-sm text-zinc-500">
-          <span>{jobs.hasNextPage ? `The newest ${items.length} jobs` : `${items.length} ${items.length === 1 ? "job" : "jobs"}, all there are`}{status || kind ? " matching the filters" : ""}.</span>
-          {jobs.hasNextPage && (
-            <Button size="sm" variant="secondary" disabled={jobs.isFetchingNextPage} onClick={() => void jobs.fetchNextPage()}>
-              {jobs.isFetchingNextPage ? "Loading…" : `Show ${limit} older`}
-            </Button>
-          )}
-        </div>
-      )}
+      {items && <OlderPages shown={items.length} noun={["job", "jobs"]} page={limit} isFiltered={Boolean(status || kind)} query={jobs} />}
     </>
   );
 }

@@ -3,8 +3,8 @@
 import { useInfiniteQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { Alert } from "@/components/ui/alert";
-import { Button } from "@/components/ui/button";
 import { Card } from "@/components/ui/card";
+import { OlderPages } from "@/components/ui/older-pages";
 import { SelectField, TextField } from "@/components/ui/field";
 import { errorMessage, useTRPC, useTRPCClient } from "@/components/trpc";
 import { auditActions } from "@/server/audit/audit.schemas";
@@ -74,16 +74,7 @@ export function AuditSettings() {
           </tbody>
         </table>
       </Card>
-      {items && items.length > 0 && (
-        <div className="mt-3 flex items-center gap-3 text-sm text-zinc-500">
-          <span>{audit.hasNextPage ? `The newest ${items.length} entries` : `${items.length} ${items.length === 1 ? "entry" : "entries"}, all there are`}{action || actor ? " matching the filters" : ""}.</span>
-          {audit.hasNextPage && (
-            <Button size="sm" variant="secondary" disabled={audit.isFetchingNextPage} onClick={() => void audit.fetchNextPage()}>
-              {audit.isFetchingNextPage ? "Loading…" : `Show ${PAGE} older`}
-            </Button>
-          )}
-        </div>
-      )}
+      {items && items.length > 0 && <OlderPages shown={items.length} noun={["entry", "entries"]} page={PAGE} isFiltered={Boolean(action || actor)} query={audit} />}
     </>
   );
 }
