@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { halfToNumber, halvesToNumbers, isHalfNonFinite, numbersToHalves, numberToHalf } from "./half-float";
+import * as ort from "onnxruntime-node";
+import { buildHalfOutputModel } from "../../tests/helpers/onnx-models";
+import { float16Values, halfToNumber, halvesToNumbers, isHalfNonFinite, numbersToHalves, numberToHalf } from "./half-float";
 
 describe("half-precision floats", () => {
   it("reads the patterns onnxruntime gives for a float16 output", () => {
@@ -29,5 +31,15 @@ describe("half-precision floats", () => {
       if (isHalfNonFinite(bits)) continue;
       expect(numberToHalf(halfToNumber(bits))).toBe(bits === 0x8000 ? 0x8000 : bits);
     }
+  });
+
+  it("reads a float16 tensor as onnxruntime hands it over, bit patterns or numbers alike", async () => {
+    const session = await ort.InferenceSession.create(buildHalfOutputModel());
+    const { y } = await session.run({ x: new ort.Tensor("float32", Float32Array.of(1, 0.5, -2, 65504), [2, 2]) });
+    expect(y.type).toBe("float16");
+    expect(float16Values(y.data as ArrayLike<number>)).toEqual([1, 0.5, -2, 65504]);
+    expect(float16Values(Uint16Array.of(0x3c00, 0xc000))).toEqual([1, -2]);
+    expect(float16Values([1, -2])).toEqual([1, -2]); // as a Float16Array holds them
+    await session.release();
   });
 });

@@ -12,9 +12,17 @@ export function halfToNumber(bits: number): number {
   return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
 }
 
-/** A float16 tensor's values, as numbers. */
+/** Half-precision bit patterns, as numbers. */
 export function halvesToNumbers(bits: ArrayLike<number>): number[] {
   return Array.from(bits, halfToNumber);
+}
+
+/**
+ * A float16 tensor's values as numbers, from what onnxruntime hands over: its bit patterns (a
+ * Uint16Array), or the numbers themselves (a Float16Array, where the JavaScript runtime has one).
+ */
+export function float16Values(data: ArrayLike<number>): number[] {
+  return data instanceof Uint16Array ? halvesToNumbers(data) : Array.from(data, Number);
 }
 
 /** Whether a half-precision bit pattern is NaN or ±Infinity (its exponent is all ones). */

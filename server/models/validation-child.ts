@@ -4,7 +4,7 @@
 // being "result" or "failure".
 import { performance } from "node:perf_hooks";
 import * as ort from "onnxruntime-node";
-import { halvesToNumbers, numbersToHalves } from "./half-float";
+import { float16Values, numbersToHalves } from "./half-float";
 import { describeOrtError } from "./ort-errors";
 import { childRequestSchema, type ChildMessage, type ChildRequest, type FlatTensor } from "./validation.schemas";
 
@@ -124,7 +124,7 @@ async function runTestVector(session: ort.InferenceSession, vector: NonNullable<
       problems.push(`The test vector expects an output "${name}", which the model did not produce.`);
       continue;
     }
-    const got = actual.type === "float16" ? halvesToNumbers(actual.data as Uint16Array) : Array.from(actual.data as ArrayLike<number | bigint>, Number);
+    const got = actual.type === "float16" ? float16Values(actual.data as ArrayLike<number>) : Array.from(actual.data as ArrayLike<number | bigint>, Number);
     if (got.length !== want.data.length) {
       problems.push(`Output "${name}" has ${got.length} values (shape [${actual.dims.join(", ")}]) but the test vector expects ${want.data.length} (shape [${want.shape.join(", ")}]).`);
       continue;

@@ -1,5 +1,5 @@
 import { AppError } from "../errors";
-import { halvesToNumbers, isHalfNonFinite, numberToHalf } from "../models/half-float";
+import { float16Values, halvesToNumbers, isHalfNonFinite, numberToHalf } from "../models/half-float";
 import type { TensorSpec } from "../models/validation.schemas";
 import type { EndpointSettings } from "./endpoints.schemas";
 import type { RawTensor } from "./session-pool";
@@ -234,13 +234,14 @@ const notNormalisable = (name: string, i: number, v: number) =>
 
 /** Where a float tensor holds NaN or ±Infinity: how many, and the first position. Null for other types or none. */
 export function findNonFinite(tensor: RawTensor): { count: number; first: number } | null {
-  const isHalf = tensor.type === "float16";
-  if (tensor.type !== "float32" && tensor.type !== "float64" && !isHalf) return null;
+  if (tensor.type !== "float32" && tensor.type !== "float64" && tensor.type !== "float16") return null;
   const data = tensor.data as ArrayLike<number>;
+  // float16 as bit patterns (a Uint16Array), or as numbers where the runtime has Float16Array.
+  const isBits = data instanceof Uint16Array;
   let count = 0;
   let first = -1;
   for (let i = 0; i < data.length; i++) {
-    if (isHalf ? !isHalfNonFinite(data[i]) : Number.isFinite(data[i])) continue;
+    if (isBits ? !isHalfNonFinite(data[i]) : Number.isFinite(data[i])) continue;
     if (count++ === 0) first = i;
   }
   return count ? { count, first } : null;
@@ -252,7 +253,7 @@ export function toJsonTensor(name: string, tensor: RawTensor): JsonTensor {
   const values =
     tensor.type === "bool" ? Array.from(data as Uint8Array, Boolean)
     : isBig(tensor.type as OrtType) ? Array.from(data as BigInt64Array, Number)
-    : tensor.type === "float16" ? halvesToNumbers(data as Uint16Array)
+    : tensor.type === "float16" ? float16Values(data as ArrayLike<number>)
     : Array.from(data as Float32Array);
   return { name, shape: tensor.dims.map(Number), datatype: toOipDatatype(tensor.type), data: values };
 }
