@@ -43,6 +43,13 @@ export class UploadTooLargeError extends AppError {
 }
 
 /** A test vector refused when it was given: nothing was stored or changed (400). */
+/** The upload is plainly not a model (an LFS pointer, a web page, JSON): nothing of it is kept. */
+export class NotAModelError extends AppError {
+  constructor(why: string) {
+    super("BAD_REQUEST", `${why} Nothing was stored.`);
+  }
+}
+
 export class TestVectorRefusedError extends AppError {
   constructor(what: string, problems: string[], outcome: string) {
     super("BAD_REQUEST", `The test vector ${what}: ${problems.join("; ")}. ${outcome}`);
@@ -269,19 +276,22 @@ export async function addVersionFromUpload(
     for await (const chunk of body as AsyncIterable<Uint8Array>) {
       received += chunk.length;
       if (received > maxBytes) throw new UploadTooLargeError(maxBytes);
-      // A file that is plainly not a model (an LFS pointer, a web page) is refused before it is stored.
+      // A file that is plainly not a model (an LFS pointer, a web page) is refused before it is
+      // stored: told once its first SNIFF_BYTES have arrived (or it ends shorter).
       if (head !== null) {
-        head = Buffer.concat([head, chunk.subarray(0, SNIFF_BYTES)]);
-        const why = recogniseNotAModel(head);
-        if (why) throw new AppError("BAD_REQUEST", `${why} Nothing was stored.`);
-        if (head.length >= SNIFF_BYTES) head = null;
+        head = Buffer.concat([head, chunk.subarray(0, SNIFF_BYTES - head.length)]);
+        if (head.length >= SNIFF_BYTES) {
+          const why = recogniseNotAModel(head);
+          head = null;
+          if (why) throw new NotAModelError(why);
+        }
       }
       signature?.push(chunk);
       yield chunk;
     }
-    if (head !== null) {
+    if (head !== null && head.length > 0) {
       const why = recogniseNotAModel(head);
-      if (why) throw new AppError("BAD_REQUEST", `${why} Nothing was stored.`);
+      if (why) throw new NotAModelError(why);
     }
     // Thrown before the store has the whole file, so a vector that does not fit stores nothing.
     const read = signature?.finish();

@@ -107,6 +107,16 @@ describe("resumable model uploads", () => {
     expect(damaged.status).toBe(400);
     expect((await damaged.json()).error.message).toMatch(/damaged/);
     expect((await status(uploadId)).status).toBe(404);
+
+    // A Git LFS pointer sent in two pieces: refused once it has all arrived, and the upload is gone
+    // (sending it again cannot mend it).
+    const pointer = Buffer.from(`version https://git-lfs.github.com/spec/v1\noid sha256:${"b".repeat(64)}\nsize 91234567\n`);
+    const lfs = (await (await start(pointer.length)).json()).uploadId;
+    expect((await piece(lfs, pointer, 0, 19)).status).toBe(200);
+    const refused = await piece(lfs, pointer, 20, pointer.length - 1);
+    expect(refused.status).toBe(400);
+    expect((await refused.json()).error.message).toMatch(/^This is a Git LFS pointer.*Nothing was stored\.$/);
+    expect((await status(lfs)).status).toBe(404);
   });
 
   it("takes a test vector at the start, checks its form then and its fit once the model has arrived", async () => {

@@ -9,7 +9,7 @@ import type { OrgActor } from "../auth/roles";
 import type { BlobSource, BlobStore } from "../storage/blob-store";
 import { MissingPieceError, putPiece, readPiecesInOrder, removePieces, uploadPieceSchema } from "../storage/upload-pieces";
 import { MAX_TEST_VECTOR_BYTES, type uploadStatusSchema } from "./models.schemas";
-import { addVersionFromUpload, TestVectorRefusedError, UploadTooLargeError } from "./registry.service";
+import { addVersionFromUpload, NotAModelError, TestVectorRefusedError, UploadTooLargeError } from "./registry.service";
 import { parseTestVector } from "./test-vector";
 import { refuseNulCharacters } from "../security/nul-characters";
 
@@ -173,8 +173,9 @@ export async function putUploadChunk(
     } catch (error) {
       // A checksum mismatch means the bytes are wrong somewhere: start over rather than resume.
       // A vector that does not fit the model cannot be mended in this upload either.
-      // A piece the store lost (or a cancel removed meanwhile) cannot be sent again in this upload either.
-      const isLost = error instanceof TestVectorRefusedError || error instanceof MissingPieceError || (error instanceof AppError && /damaged/.test(error.message));
+      // A piece the store lost (or a cancel removed meanwhile) cannot be sent again in this upload either,
+      // nor a file that is not a model.
+      const isLost = error instanceof TestVectorRefusedError || error instanceof NotAModelError || error instanceof MissingPieceError || (error instanceof AppError && /damaged/.test(error.message));
       if (isLost) await forget(deps, row.id, all);
       throw error;
     }
