@@ -63,8 +63,9 @@ export function RobotSetupPage({ robotId }: { robotId: string }) {
 }
 
 /**
- * The same check passed on an earlier visit (on this arm's agent and port), until one is run on
- * this visit: coming back to a set-up arm shows its steps done, with when they were checked.
+ * The same check made on an earlier visit (on this arm's agent and port, since the port was set),
+ * until one is run on this visit: coming back to a set-up arm shows what its checks found, with
+ * when they were made.
  */
 function useEarlierCheck<K extends "scan" | "power">(robotId: string, which: K, isRunThisVisit: boolean) {
   const trpc = useTRPC();
@@ -90,7 +91,12 @@ function CommandLine({ command, error }: { command: { status: string; step: stri
 function useRobotUpdate(robotId: string) {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
-  return useMutation(trpc.hardware.updateRobot.mutationOptions({ onSuccess: () => queryClient.invalidateQueries({ queryKey: trpc.hardware.robot.queryKey({ robotId }) }) }));
+  // A new port has none of the old one's checks.
+  return useMutation(
+    trpc.hardware.updateRobot.mutationOptions({
+      onSuccess: () => Promise.all([queryClient.invalidateQueries({ queryKey: trpc.hardware.robot.queryKey({ robotId }) }), queryClient.invalidateQueries({ queryKey: trpc.hardware.robotChecks.queryKey({ robotId }) })]),
+    }),
+  );
 }
 
 type PortList = CommandResult<"ports.list">["ports"];

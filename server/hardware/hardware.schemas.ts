@@ -347,7 +347,7 @@ export const robotCalibrationSchema = z.object({
   createdAt: z.date(),
 });
 
-/** A set-up check an arm passed before: when, and the agent's answer. */
+/** A set-up check made for an arm before: when it ended, and the agent's answer. */
 const lastCheck = <T extends z.ZodType>(result: T) => z.object({ at: z.date(), result }).nullable();
 export const robotChecksSchema = z.object({ scan: lastCheck(commandResultSchemas["motors.scan"]), power: lastCheck(commandResultSchemas["motors.power"]) });
 

@@ -56,21 +56,25 @@ describe("robots", () => {
     expect((await listRobotCalibrations(db, { actor, robotId: robot.id, limit: 10 })).map((c) => c.source)).toEqual(["import", "wizard"]);
   });
 
-  it("keeps the newest motors scan and supply check that succeeded on the arm's port, for its set-up page", async () => {
+  it("keeps the newest motors scan and supply check made on the arm's port since it was set, for its set-up page", async () => {
+    const command = (kind: string, port: string, status: "succeeded" | "failed", result: unknown, at: number, role = "follower") =>
+      db.agentCommand.create({ data: { orgId: actor.orgId, agentId, kind, input: { port, protocol: "feetech", ...(kind === "motors.power" ? { role } : {}) }, status, result: result as object, deadline: new Date(at + 60_000), createdBy: "test", createdAt: new Date(at), finishedAt: new Date(at + 1000) } });
+    const scan = (ids: number[]) => ({ found: ids.map((id) => ({ id, baud: 1_000_000, model: 777, modelName: "sts3215" })), problems: [], bauds: [1_000_000], tookMs: 40 });
+    const power = (verdict: string) => ({ readings: [{ id: 1, volts: verdict === "ok" ? 12.1 : 5, error: null }], verdict, message: verdict });
+    // A check made on the port before this arm was put on it was of another arm.
+    await command("motors.scan", "/dev/ttyACM3", "succeeded", scan([1, 2, 3]), Date.now() - 120_000);
     const robot = await createRobot(db, { actor, input: { agentId, name: `arm_c_${Date.now()}`, type: "so101_follower", port: "/dev/ttyACM3" } });
     expect(await lastRobotChecks(db, { actor, robotId: robot.id })).toEqual({ scan: null, power: null });
-    const command = (kind: string, port: string, status: "succeeded" | "failed", result: unknown, at: number) =>
-      db.agentCommand.create({ data: { orgId: actor.orgId, agentId, kind, input: { port, protocol: "feetech" }, status, result: result as object, deadline: new Date(at + 60_000), createdBy: "test", createdAt: new Date(at), finishedAt: new Date(at + 1000) } });
-    const scan = (ids: number[]) => ({ found: ids.map((id) => ({ id, baud: 1_000_000, model: 777, modelName: "sts3215" })), problems: [], bauds: [1_000_000], tookMs: 40 });
-    const now = Date.now() - 60_000;
-    await command("motors.scan", "/dev/ttyACM3", "succeeded", scan([1, 2]), now);
-    await command("motors.scan", "/dev/ttyACM3", "succeeded", scan([1, 2, 3, 4, 5, 6]), now + 1000);
-    await command("motors.scan", "/dev/ttyACM3", "failed", null, now + 2000); // failed: not a check passed
-    await command("motors.scan", "/dev/ttyUSB9", "succeeded", scan([]), now + 3000); // another port's arm
-    await command("motors.power", "/dev/ttyACM3", "succeeded", { readings: [{ id: 1, volts: 12.1, error: null }], verdict: "ok", message: "12 V" }, now);
+    const after = (await db.robot.findUniqueOrThrow({ where: { id: robot.id } })).portSetAt.getTime() + 1000;
+    await command("motors.scan", "/dev/ttyACM3", "succeeded", scan([1, 2]), after);
+    await command("motors.scan", "/dev/ttyACM3", "succeeded", scan([1, 2, 3, 4, 5, 6]), after + 1000);
+    await command("motors.scan", "/dev/ttyACM3", "failed", null, after + 2000); // did not run to the end
+    await command("motors.scan", "/dev/ttyUSB9", "succeeded", scan([]), after + 3000); // another port's arm
+    await command("motors.power", "/dev/ttyACM3", "succeeded", power("ok"), after);
+    await command("motors.power", "/dev/ttyACM3", "succeeded", power("wrong-supply"), after + 1000, "leader"); // checked for a leader
     const checks = await lastRobotChecks(db, { actor, robotId: robot.id });
     expect(checks.scan?.result.found.map((f) => f.id)).toEqual([1, 2, 3, 4, 5, 6]);
-    expect(checks.scan?.at).toEqual(new Date(now + 2000));
+    expect(checks.scan?.at).toEqual(new Date(after + 2000));
     expect(checks.power?.result.verdict).toBe("ok");
     // Moved to another port: the checks made on the old one no longer say anything about it.
     await updateRobot(db, { actor, input: { robotId: robot.id, port: "/dev/ttyACM7" } });

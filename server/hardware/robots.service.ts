@@ -74,16 +74,25 @@ export async function getRobot(db: Db, { actor, robotId }: { actor: OrgActor; ro
 }
 
 /**
- * The set-up checks an arm passed before this visit, for its set-up page: the newest motors scan
- * and supply check that succeeded on its agent and its port (null where there is none, or none
- * since the arm moved to another port), their answers parsed as the page parses a fresh one.
+ * The set-up checks made for an arm before this visit, for its set-up page: the newest motors
+ * scan and supply check that ran to the end on its agent and port since the port was set (a
+ * check made before was of whatever arm was on it), a supply check for the arm's role; null
+ * where there is none. Their answers are parsed as the page parses a fresh one: a scan with
+ * motors missing, or a wrong supply, is shown as it was found.
  */
 export async function lastRobotChecks(db: Db, { actor, robotId }: { actor: OrgActor; robotId: string }): Promise<z.infer<typeof robotChecksSchema>> {
   const robot = await findRobot(db, actor, robotId);
   const last = async <K extends "motors.scan" | "motors.power">(kind: K) => {
     if (!robot.port) return null;
     const row = await db.agentCommand.findFirst({
-      where: { orgId: actor.orgId, agentId: robot.agentId, kind, status: "succeeded", input: { path: ["port"], equals: robot.port } },
+      where: {
+        orgId: actor.orgId,
+        agentId: robot.agentId,
+        kind,
+        status: "succeeded",
+        createdAt: { gte: robot.portSetAt },
+        AND: [{ input: { path: ["port"], equals: robot.port } }, ...(kind === "motors.power" ? [{ input: { path: ["role"], equals: robot.role } }] : [])],
+      },
       orderBy: { createdAt: "desc" },
       select: { result: true, finishedAt: true, createdAt: true },
     });
@@ -113,7 +122,8 @@ export async function createRobot(db: Db, { actor, input }: { actor: OrgActor; i
 export async function updateRobot(db: Db, { actor, input }: { actor: OrgActor; input: z.output<typeof updateRobotInput> }) {
   const robot = await findRobot(db, actor, input.robotId);
   const row = await db.$transaction(async (tx) => {
-    const updated = await tx.robot.update({ where: { id: robot.id }, data: { ...(input.port !== undefined ? { port: input.port } : {}), ...(input.motors ? { motors: input.motors } : {}) }, include: withCurrent });
+    const isNewPort = input.port !== undefined && input.port !== robot.port;
+    const updated = await tx.robot.update({ where: { id: robot.id }, data: { ...(isNewPort ? { port: input.port, portSetAt: new Date() } : {}), ...(input.motors ? { motors: input.motors } : {}) }, include: withCurrent });
     await recordAudit(tx, { orgId: actor.orgId, actor, action: "robot.update", target: robot.name, data: { robotId: robot.id, port: input.port, motors: input.motors } });
     return updated;
   });
