@@ -55,7 +55,7 @@ export function DatasetsPage({ deleted }: { deleted?: { repoId: string; left: nu
       />
       {isScoreOpen && (
         <Card className="mb-6">
-          <CardHeader title="Score a dataset that is not in Gantry" description="A LeRobot v2.1 or v3.0 dataset in a folder on the server, or on the hub, scored on the DataBench metrics where it is; nothing is imported." />
+          <CardHeader title="Score a dataset that is not in Gantry" description="A LeRobot v2.0, v2.1 or v3.0 dataset in a folder on the server, or on the hub, scored on the DataBench metrics where it is; nothing is imported." />
           <CardBody>
             <ExternalScoringForm onStarted={() => setScoreOpen(false)} />
           </CardBody>
@@ -64,7 +64,7 @@ export function DatasetsPage({ deleted }: { deleted?: { repoId: string; left: nu
       <ExternalScorings />
       {isImportOpen && (
         <Card className="mb-6">
-          <CardHeader title="Import a LeRobot dataset" description="v2.1 and v3.0 datasets are copied in and rewritten in v3.0's layout." />
+          <CardHeader title="Import a LeRobot dataset" description="v2.0, v2.1 and v3.0 datasets are copied in and rewritten in v3.0's layout." />
           <CardBody>
             <ImportForm onDone={(id) => router.push(`/datasets/${id}`)} />
           </CardBody>

@@ -170,7 +170,7 @@ export function ImportForm({ onDone }: { onDone: (datasetId: string) => void }) 
         <div className="space-y-1.5">
           <label htmlFor="dataset-archive" className="block text-sm font-medium">Archive</label>
           <input id="dataset-archive" name="archive" type="file" accept=".tar.gz,.tgz,.zip,application/gzip,application/zip" className="block w-full text-sm" />
-          <p className="text-xs text-zinc-500">A .tar.gz or .zip of a LeRobot v2.1 or v3.0 dataset folder. If its features have names of their own, you confirm which are which before it is imported.</p>
+          <p className="text-xs text-zinc-500">A .tar.gz or .zip of a LeRobot v2.0, v2.1 or v3.0 dataset folder. If its features have names of their own, you confirm which are which before it is imported.</p>
         </div>
       ) : (
         <TextField label="Folder" name="path" required placeholder="/srv/datasets/so101" hint="Must be inside DATASET_IMPORT_ROOTS" />

@@ -50,7 +50,7 @@ export function ExternalScoringForm({ onStarted }: { onStarted?: (evaluationId: 
         ))}
       </div>
       {kind === "folder" ? (
-        <TextField key="path" label="Folder" name="path" required className="sm:col-span-2" placeholder="/srv/datasets/so101" hint="A LeRobot v2.1 or v3.0 dataset inside DATASET_IMPORT_ROOTS; it is read where it is, not copied" />
+        <TextField key="path" label="Folder" name="path" required className="sm:col-span-2" placeholder="/srv/datasets/so101" hint="A LeRobot v2.0, v2.1 or v3.0 dataset inside DATASET_IMPORT_ROOTS; it is read where it is, not copied" />
       ) : (
         <>
           <TextField key="repo" label="Dataset id" name="repo" required placeholder="lerobot/svla_so101_pickplace" hint="owner/name on the hub (HF_ENDPOINT); public datasets only" />

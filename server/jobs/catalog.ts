@@ -84,7 +84,7 @@ export const deployDeviceJob = defineJob({
   maxAttempts: 3,
 });
 
-/** Copies a LeRobot v2.1 or v3.0 dataset (a server folder or an unpacked upload) into Gantry. */
+/** Copies a LeRobot v2.0, v2.1 or v3.0 dataset (a server folder or an unpacked upload) into Gantry. */
 export const importDatasetJob = defineJob({
   name: "datasets.import",
   title: "Import dataset",

@@ -15,7 +15,7 @@ const started = z.object({ datasetId: z.uuid(), jobId: z.uuid() });
 export const datasetImportsRouter = router({
   /** The features of a dataset in a folder on the server and the mapping proposed for them. */
   inspectFolder: orgProcedure("operator").input(inspectFolderInput).output(importInspectionSchema).query(({ input }) => inspectImportFolder({ input, settings: env() })),
-  /** Imports a LeRobot v2.1 or v3.0 dataset from a folder on the server (inside DATASET_IMPORT_ROOTS). */
+  /** Imports a LeRobot v2.0, v2.1 or v3.0 dataset from a folder on the server (inside DATASET_IMPORT_ROOTS). */
   importFolder: orgProcedure("operator").input(importFolderInput).output(started).mutation(({ ctx, input }) => importDatasetFromFolder(ctx.db, { actor: ctx.orgActor, input, settings: env() })),
   /** Imports an uploaded archive that waits for its mapping, with the mapping confirmed. */
   importStaged: orgProcedure("operator").input(importStagedInput).output(started).mutation(({ ctx, input }) => importStaged(ctx.db, { actor: ctx.orgActor, input, settings: env(), blobs: blobStore() })),

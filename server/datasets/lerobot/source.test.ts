@@ -62,6 +62,16 @@ describe("a dataset's episodes as an import reads them", () => {
     dirs.push(empty);
     await fs.mkdir(path.join(empty, "a/b"), { recursive: true });
     await expect(findDatasetRoot(empty)).rejects.toMatchObject({ code: "BAD_REQUEST", message: expect.stringMatching(/^No meta\/info.json found in this folder or up to 8 folders below it/) });
+    // A wrapping folder may have any name, a dataset's own folder names included.
+    const named = await fs.mkdtemp(path.join(os.tmpdir(), "gantry-source-"));
+    dirs.push(named);
+    await writeV21Dataset(path.join(named, "data/pick"), { episodes: 1, frames: 5 });
+    expect((await findDatasetRoot(named)).root).toBe(path.join(named, "data/pick"));
+    // A folder too wide to search whole is said to be, not called no dataset.
+    const wide = await fs.mkdtemp(path.join(os.tmpdir(), "gantry-source-"));
+    dirs.push(wide);
+    for (let i = 0; i < 2_100; i++) await fs.mkdir(path.join(wide, `f${i}`));
+    await expect(findDatasetRoot(wide)).rejects.toMatchObject({ code: "BAD_REQUEST", message: expect.stringMatching(/before the search stopped.*give the dataset's own folder/) });
   });
 
   it("refuses an episode listed twice, a task with a NUL character, and states that are not numbers", async () => {

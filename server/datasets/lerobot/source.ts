@@ -8,7 +8,7 @@ import type { FrameRow } from "../raw-episode";
 import { readParquetFile } from "./parquet-read";
 
 // Reads an existing LeRobot dataset, v3.0 (meta/episodes/*.parquet, episodes end to end in
-// shared data and video files) or v2.1 (meta/episodes.jsonl, one parquet and one MP4 per
+// shared data and video files) or v2.1 and v2.0 (meta/episodes.jsonl, one parquet and one MP4 per
 // episode), under the feature names its feature map gives. A file that cannot be read is
 // named, as a BAD_REQUEST: reading it again will not help.
 
@@ -27,29 +27,31 @@ export interface SourceEpisode {
 export const ROOT_SEARCH_DEPTH = 8;
 /** Folders looked into at most while searching, so a folder of thousands of files is not walked whole. */
 const ROOT_SEARCH_FOLDERS = 2_000;
-/** A dataset's own folders, which never hold another dataset. */
-const DATASET_FOLDERS = new Set(["meta", "data", "videos", "images"]);
 
 /**
- * Finds the dataset root, the folder holding meta/info.json: the folder itself or the one
- * folder below it that does (an archive often wraps the dataset in the folders it was made
- * from). Several datasets at the same depth are refused by name: which one was meant is not ours
- * to guess.
+ * Finds the dataset root, the folder holding meta/info.json: the folder itself, or the one folder
+ * up to ROOT_SEARCH_DEPTH below it that does (an archive often wraps the dataset in the folders
+ * it was made from), looked for level by level. Several datasets at the same depth are refused by
+ * name: which one was meant is not ours to guess. A search that reaches ROOT_SEARCH_FOLDERS
+ * stops and says so rather than answer from a level it did not finish.
  */
 export async function findDatasetRoot(dir: string): Promise<{ root: string; version: SourceVersion; info: Record<string, unknown> }> {
   let level = [dir];
   let looked = 0;
-  for (let depth = 0; depth <= ROOT_SEARCH_DEPTH && level.length > 0 && looked < ROOT_SEARCH_FOLDERS; depth++) {
+  for (let depth = 0; depth <= ROOT_SEARCH_DEPTH && level.length > 0; depth++) {
+    if (looked + level.length > ROOT_SEARCH_FOLDERS) {
+      throw new AppError("BAD_REQUEST", `No meta/info.json found in the ${looked} folders looked into before the search stopped (it looks into ${ROOT_SEARCH_FOLDERS} at most); give the dataset's own folder, the one holding meta/info.json`);
+    }
+    looked += level.length;
     const found: string[] = [];
     const next: string[] = [];
     for (const folder of level) {
-      if (++looked > ROOT_SEARCH_FOLDERS) break;
       if (await isFile(path.join(folder, "meta/info.json"))) {
         found.push(folder);
-        continue;
+        continue; // a dataset holds no other one
       }
       const entries = await fs.readdir(folder, { withFileTypes: true }).catch(() => []);
-      for (const e of entries) if (e.isDirectory() && !DATASET_FOLDERS.has(e.name)) next.push(path.join(folder, e.name));
+      for (const e of entries) if (e.isDirectory()) next.push(path.join(folder, e.name));
     }
     if (found.length > 1) {
       const names = found.slice(0, 5).map((f) => path.relative(dir, f) || ".");

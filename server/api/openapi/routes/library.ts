@@ -23,7 +23,7 @@ export const libraryRoutes: ApiRoute[] = [
     path: "/api/datasets/import",
     handler: "api/datasets/import",
     area: "datasets",
-    summary: "Import a LeRobot v2.1 or v3.0 dataset sent as a .tar.gz or .zip",
+    summary: "Import a LeRobot v2.0, v2.1 or v3.0 dataset sent as a .tar.gz or .zip",
     description:
       "The archive is the raw body. Answers 201 when the import started, or 202 with `staged` when the dataset names its features otherwise than LeRobot does and no mapping was given: confirm it with the `datasetImports.importStaged` tRPC procedure. A repo id already taken is refused before the body is read.",
     auth: { kind: "member", role: "operator" },
