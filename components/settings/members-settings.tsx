@@ -59,7 +59,7 @@ export function MembersSettings() {
                       value={m.role}
                       onChange={(e) => {
                         const role = e.target.value as Role;
-                        if (confirm(`Make ${m.name} ${role === "admin" || role === "owner" ? "an" : "a"} ${role}? ${roleHelp[role]}`)) setRole.mutate({ userId: m.userId, role });
+                        if (confirm(`Make ${m.name} ${/^[aeiou]/.test(role) ? "an" : "a"} ${role}? ${roleHelp[role]}`)) setRole.mutate({ userId: m.userId, role });
                       }}
                       className="h-8 rounded-md border border-zinc-300 bg-white px-2 text-sm dark:border-zinc-700 dark:bg-zinc-900"
                     >

@@ -90,7 +90,11 @@ export function LineChart({ x, xLabel, series, yLabels, height = 240, logY = fal
           label: xLabel,
           stroke: "#71717a",
           grid: { stroke: "#71717a22" },
-          ...(xPlaces ? { incrs: [1], values: (_u: uPlot, splits: number[]) => splits.map((v) => (Number.isInteger(v) ? (latest.current.formatX?.(v) ?? String(v)) : "")) } : {}),
+          // A tick and a name at every place however narrow the places are (uPlot would otherwise
+          // drop ticks closer than 50 px); names slanted, so long ones do not run into each other.
+          ...(xPlaces
+            ? { incrs: [1], space: 4, rotate: 30, size: 90, values: (_u: uPlot, splits: number[]) => splits.map((v) => (Number.isInteger(v) ? (latest.current.formatX?.(v) ?? String(v)) : "")) }
+            : {}),
         },
         { label: yLabels[0], stroke: "#71717a", grid: { stroke: "#71717a22" }, size: 60 },
         ...(hasRight ? [{ label: yLabels[1] ?? "", scale: "y2", side: 1, stroke: "#71717a", grid: { show: false }, size: 60 } as uPlot.Axis] : []),
