@@ -94,6 +94,20 @@ test("a newcomer follows the checklist, gets the agent from the portal, and find
     expect(await ticked(page)).toEqual(["token", "agent"]);
   });
 
+  await test.step("the guides the portal points to read in the portal, linked to each other", async () => {
+    await page.goto("/settings/tokens");
+    await page.locator("#edge-agent").getByRole("link", { name: "the edge guide" }).click();
+    await expect(page).toHaveURL(/\/docs\/edge$/);
+    await expect(page.getByTestId("guide").getByRole("heading", { level: 1 })).toHaveText("Edge episodes");
+    await expect(page.getByTestId("guide").locator("table").first()).toBeVisible();
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Guides" }).click();
+    await page.getByRole("list", { name: "Guides" }).getByRole("link", { name: "Datasets" }).click();
+    await page.getByTestId("guide").getByRole("link", { name: "edge.md" }).first().click();
+    await expect(page).toHaveURL(/\/docs\/edge$/);
+    await page.goto("/docs/..%2F..%2Fpackage");
+    await expect(page.getByRole("heading", { level: 1 })).toHaveText("This page does not exist");
+  });
+
   await test.step("a bad address gets the portal's own 404 with a way back", async () => {
     const response = await page.goto("/hardware/setup");
     expect(response?.status()).toBe(404);

@@ -21,7 +21,7 @@ export function CapturesPage() {
     <>
       <PageHeader title="Captures" description="Camera frames and joint angles in, a Gaussian-splat scene out: a trainer on a GPU host builds the scene while you record, and the 3D view shows it with the arm's twin." />
       {sessions.error && <Alert className="mb-4">{errorMessage(sessions.error)}</Alert>}
-      {sessions.data?.length === 0 && <p className="mb-6 rounded-md border border-dashed border-zinc-300 px-5 py-8 text-center text-sm text-zinc-500 dark:border-zinc-700">No capture yet. Start one below; docs/capture.md says how a trainer joins it.</p>}
+      {sessions.data?.length === 0 && <p className="mb-6 rounded-md border border-dashed border-zinc-300 px-5 py-8 text-center text-sm text-zinc-500 dark:border-zinc-700">No capture yet. Start one below; <Link href="/docs/capture" className="underline">the capture guide</Link> says how a trainer joins it.</p>}
       {sessions.data && sessions.data.length > 0 && (
         <Card className="mb-6">
           <CardBody>

@@ -120,7 +120,7 @@ export function CaptureSessionPage({ sessionId }: { sessionId: string }) {
             <CardHeader title="Trainer" />
             <CardBody className="space-y-2 text-sm">
               {s.trainer.state === "none" ? (
-                <p className="text-zinc-500">No trainer has claimed this capture. Run one on a GPU host with an API token (docs/capture.md).</p>
+                <p className="text-zinc-500">No trainer has claimed this capture. Run one on a GPU host with an API token (<Link href="/docs/capture" className="underline">the capture guide</Link> says how).</p>
               ) : (
                 <dl className="grid grid-cols-[max-content_1fr] gap-x-3 gap-y-1">
                   <dt className="text-zinc-500">Name</dt><dd>{s.trainer.name}</dd>

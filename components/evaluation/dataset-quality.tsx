@@ -28,7 +28,7 @@ export function DatasetQuality({ datasetId, canScore }: { datasetId: string; can
     <Card data-testid="dataset-quality">
       <CardHeader
         title="Quality"
-        description="The six DataBench metrics, each in [0, 1], and per-episode findings (docs/databench.md)."
+        description={<>The six DataBench metrics, each in [0, 1], and per-episode findings (<Link href="/docs/databench" className="underline">the scoring guide</Link>).</>}
         actions={
           canStart ? (
             <>

@@ -187,7 +187,7 @@ export function ApiReference({ doc }: { doc: OpenApiDocument }) {
           </p>
           <p>
             The machine-readable OpenAPI 3.1 document is at{" "}
-            <a className="font-mono text-xs underline" href="/api/openapi.json">/api/openapi.json</a>. Everything else is a tRPC procedure at <code className="font-mono text-xs">/api/trpc</code>: docs/api.md shows the typed TypeScript client.
+            <a className="font-mono text-xs underline" href="/api/openapi.json">/api/openapi.json</a>. Everything else is a tRPC procedure at <code className="font-mono text-xs">/api/trpc</code>: <Link href="/docs/api" className="underline">the API guide</Link> shows the typed TypeScript client.
           </p>
           <nav aria-label="Areas" className="flex flex-wrap gap-2 pt-2">
             {groups.map((g) => (

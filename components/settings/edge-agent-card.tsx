@@ -1,5 +1,6 @@
 "use client";
 
+import Link from "next/link";
 import { useQuery } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { Card, CardBody, CardHeader } from "@/components/ui/card";
@@ -42,7 +43,7 @@ export function EdgeAgentCard({ newToken }: { newToken?: { token: string; canUpl
             : newToken
               ? "The token you just made cannot upload: make one with the write scope for the agent."
               : "Make a token with the write scope above and its login line appears here, ready to copy."}{" "}
-          Then <code className="font-mono text-xs">node gantry-agent.cjs watch ~/recordings/pick --dataset lab/pick-cube</code> uploads each episode as it finishes (see docs/edge.md).
+          Then <code className="font-mono text-xs">node gantry-agent.cjs watch ~/recordings/pick --dataset lab/pick-cube</code> uploads each episode as it finishes (see <Link href="/docs/edge" className="underline">the edge guide</Link>).
         </p>
       </CardBody>
     </Card>

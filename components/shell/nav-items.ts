@@ -10,5 +10,6 @@ export const navItems = [
   { href: "/robots", label: "Robots" },
   { href: "/captures", label: "Captures" },
   { href: "/jobs", label: "Jobs" },
+  { href: "/docs", label: "Guides" },
   { href: "/settings", label: "Settings" },
 ] as const;
