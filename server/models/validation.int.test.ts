@@ -22,6 +22,7 @@ import {
   runMlpInJs,
   seededValues,
 } from "../../tests/helpers/onnx-models";
+import { encodeModel } from "./onnx-proto";
 import { validateOnnxFile } from "./validation.service";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "gantry-onnx-"));
@@ -116,6 +117,24 @@ describe("validateOnnxFile on working models", () => {
     expect(report.maxAbsDiff).toBe(0);
     const beyond = await validateOnnxFile({ ...base, file: writeModel(buildHalfInputModel()), testVector: { inputs: { x: [[1, 70000]] } } });
     expect(beyond.testVector?.problems).toEqual(['Input "x" is float16, which takes numbers within float16\'s range, but the test vector holds 70000 at position 1']);
+  });
+
+  it("refuses an input that declares no shape at all, saying how to export one that does", async () => {
+    const bytes = encodeModel({
+      ir_version: 8,
+      opset_import: [{ domain: "", version: 17 }],
+      graph: { name: "g", node: [{ op_type: "Relu", input: ["x"], output: ["y"] }], input: [{ name: "x", type: { tensor_type: { elem_type: 1 } } }], output: [{ name: "y", type: { tensor_type: { elem_type: 1 } } }] },
+    });
+    const report = await validateOnnxFile({ ...base, file: writeModel(Buffer.from(bytes)) });
+    expect(report.ok).toBe(false);
+    expect(report.problems).toEqual([expect.stringMatching(/^Input "x" declares no shape, so how many dimensions it takes is unknown\. Export the model with its input shapes/)]);
+    // A scalar input declares an empty shape, and is one.
+    const scalar = encodeModel({
+      ir_version: 8,
+      opset_import: [{ domain: "", version: 17 }],
+      graph: { name: "g", node: [{ op_type: "Relu", input: ["x"], output: ["y"] }], input: [{ name: "x", type: { tensor_type: { elem_type: 1, shape: { dim: [] } } } }], output: [{ name: "y", type: { tensor_type: { elem_type: 1, shape: { dim: [] } } } }] },
+    });
+    expect((await validateOnnxFile({ ...base, file: writeModel(Buffer.from(scalar)) })).problems).toEqual([]);
   });
 
   it("fills int64 and bool inputs", async () => {

@@ -116,6 +116,13 @@ export async function inspectOnnxModel({ bytes, modelDir, dims = {}, maxInputEle
   report.signature = { inputs: inputSpecs, outputs: (graph.output ?? []).map(tensorSpec) };
 
   checkDims(graph, report.problems);
+  // An input with no shape at all (not even a scalar's empty one) has a rank nobody can check a
+  // request against: it would be validated on a scalar and then refuse every real request.
+  for (const input of (graph.input ?? []).filter((v) => !initializers.has(v.name ?? ""))) {
+    if (input.type?.tensor_type && !input.type.tensor_type.shape) {
+      report.problems.push(`Input "${input.name}" declares no shape, so how many dimensions it takes is unknown. Export the model with its input shapes (torch.onnx.export writes them; onnx.shape_inference.infer_shapes or a tool like onnxsim can add them) and upload it again.`);
+    }
+  }
   await checkExternalData(graph, modelDir, report.problems);
   if (report.problems.length) return { report, inputs: [] };
 
