@@ -13,19 +13,21 @@ export interface DocSummary {
   title: string;
 }
 
-/** Every guide: its file name without `.md`, and its first heading. */
-export async function listDocs(): Promise<DocSummary[]> {
-  const files = (await fs.readdir(DOCS_DIR).catch(() => [])).filter((f) => f.endsWith(".md") && NAME.test(f.slice(0, -3))).sort();
-  return Promise.all(files.map(async (f) => ({ name: f.slice(0, -3), title: titleOf(await fs.readFile(path.join(DOCS_DIR, f), "utf8")) ?? f.slice(0, -3) })));
+/** The guides' names: their file names without `.md`. */
+async function guideNames(): Promise<string[]> {
+  return (await fs.readdir(DOCS_DIR).catch(() => [])).filter((f) => f.endsWith(".md") && NAME.test(f.slice(0, -3))).map((f) => f.slice(0, -3)).sort();
 }
 
-/** One guide's Markdown; NOT_FOUND for a name that is not one of them. */
+/** Every guide: its name and its first heading. */
+export async function listDocs(): Promise<DocSummary[]> {
+  return Promise.all((await guideNames()).map(async (name) => ({ name, title: titleOf(await fs.readFile(path.join(DOCS_DIR, `${name}.md`), "utf8")) ?? name })));
+}
+
+/** One guide's Markdown; NOT_FOUND for a name that is not one of them. Reads that guide alone. */
 export async function readDoc(name: string): Promise<{ name: string; title: string; markdown: string }> {
-  const known = await listDocs();
-  const doc = known.find((d) => d.name === name);
-  if (!doc) throw new AppError("NOT_FOUND", `There is no guide called ${name}`);
-  const markdown = await fs.readFile(path.join(DOCS_DIR, `${doc.name}.md`), "utf8");
-  return { ...doc, markdown };
+  if (!(await guideNames()).includes(name)) throw new AppError("NOT_FOUND", `There is no guide called ${name}`);
+  const markdown = await fs.readFile(path.join(DOCS_DIR, `${name}.md`), "utf8");
+  return { name, title: titleOf(markdown) ?? name, markdown };
 }
 
 function titleOf(markdown: string): string | null {

@@ -125,6 +125,13 @@ function bindSymbols(input: InputTensor, spec: TensorSpec, symbols: Symbols) {
 type Normalisation = NonNullable<EndpointSettings["preprocessing"]>[string];
 const numberArrays = { float32: Float32Array, float64: Float64Array, int8: Int8Array, int16: Int16Array, int32: Int32Array, uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array };
 
+/** The endpoint's preprocessing for a tensor of this shape: value i of the row-major data, less its channel's mean, over its channel's std (the last dimension is the channel). */
+function normaliser(norm: Normalisation, shape: number[]): (v: number, i: number) => number {
+  const channels = shape.at(-1) ?? 1;
+  const pick = (s: number | number[], i: number) => (typeof s === "number" ? s : (s[i % channels] ?? s[0]));
+  return (v, i) => (v - pick(norm.mean, i)) / pick(norm.std, i);
+}
+
 /** One pass over the values: checks each and writes it into a fresh typed array (one the pool may transfer). */
 function toTypedArray(name: string, type: OrtType, flat: unknown[], norm: Normalisation | undefined, shape: number[]): RawTensor["data"] {
   const n = flat.length;
@@ -159,12 +166,11 @@ function toTypedArray(name: string, type: OrtType, flat: unknown[], norm: Normal
     }
     return out;
   }
-  const channels = shape.at(-1) ?? 1;
-  const pick = (v: number | number[], i: number) => (typeof v === "number" ? v : (v[i % channels] ?? v[0]));
+  const normalise = normaliser(norm, shape);
   for (let i = 0; i < n; i++) {
     const v = flat[i];
     if (typeof v !== "number" || !Number.isFinite(v)) throw notNumber(name, i);
-    out[i] = (v - pick(norm.mean, i)) / pick(norm.std, i);
+    out[i] = normalise(v, i);
     if (isFloat && !Number.isFinite(out[i])) throw notNormalisable(name, i, v);
   }
   return out;
@@ -176,12 +182,11 @@ function toTypedArray(name: string, type: OrtType, flat: unknown[], norm: Normal
  */
 function toHalves(name: string, flat: unknown[], norm: Normalisation | undefined, shape: number[]): Uint16Array {
   const out = new Uint16Array(flat.length);
-  const channels = shape.at(-1) ?? 1;
-  const pick = (v: number | number[], i: number) => (typeof v === "number" ? v : (v[i % channels] ?? v[0]));
+  const normalise = norm ? normaliser(norm, shape) : null;
   for (let i = 0; i < flat.length; i++) {
     const v = flat[i];
     if (typeof v !== "number" || !Number.isFinite(v)) throw notNumber(name, i);
-    const value = norm ? (v - pick(norm.mean, i)) / pick(norm.std, i) : v;
+    const value = normalise ? normalise(v, i) : v;
     out[i] = numberToHalf(value);
     if (isHalfNonFinite(out[i])) throw norm ? notNormalisable(name, i, v) : halfOutOfRange(name, i, v);
   }
@@ -215,11 +220,10 @@ function fromBinary(name: string, type: OrtType, bytes: Uint8Array, count: numbe
   }
   if (norm && !isBig(type)) {
     const values = out as Exclude<RawTensor["data"], BigInt64Array | BigUint64Array | string[]>;
-    const channels = shape.at(-1) ?? 1;
-    const pick = (v: number | number[], i: number) => (typeof v === "number" ? v : (v[i % channels] ?? v[0]));
+    const normalise = normaliser(norm, shape);
     for (let i = 0; i < count; i++) {
       const v = values[i] as number;
-      values[i] = (v - pick(norm.mean, i)) / pick(norm.std, i);
+      values[i] = normalise(v, i);
       if (isFloat && !Number.isFinite(values[i] as number)) throw notNormalisable(name, i, v);
     }
   }

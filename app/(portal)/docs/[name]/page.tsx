@@ -1,22 +1,23 @@
 import Link from "next/link";
 import { notFound } from "next/navigation";
+import { cache } from "react";
 import { DocView } from "@/components/docs/doc-view";
 import { isAppError } from "@/server/errors";
 import { readDoc } from "@/server/docs/docs";
 
-async function load(name: string) {
+/** The guide, read once per request for both the title and the page. */
+const load = cache(async (name: string) => {
   try {
     return await readDoc(name);
   } catch (error) {
     if (isAppError(error) && error.code === "NOT_FOUND") notFound();
     throw error;
   }
-}
+});
 
 export async function generateMetadata({ params }: { params: Promise<{ name: string }> }) {
   const { name } = await params;
-  const doc = await readDoc(name).catch(() => null);
-  return { title: doc ? doc.title : "Guide" };
+  return { title: (await load(name)).title };
 }
 
 export default async function Page({ params }: { params: Promise<{ name: string }> }) {
